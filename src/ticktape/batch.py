@@ -1,0 +1,192 @@
+"""Columnar tick batches and their wire format.
+
+One Kafka message carries one batch of ticks of one symbol. The payload is a
+small JSON header followed by the raw bytes of a numpy structured array, so
+decoding is zero-copy: :func:`decode` returns a view on the message bytes.
+
+Wire layout (little endian)::
+
+    b"TTB1" | u32 header_len | header (UTF-8 JSON) | array bytes
+
+The header carries ``run_id``, ``symbol``, ``seq`` (batch sequence number of
+this (run, symbol) stream, starting at 0), ``kind`` (``"ticks"`` or one of the
+result kinds) and ``eos`` (end of stream for that (run, symbol)). The array's
+dtype is implied by ``kind`` (see :data:`DTYPES`), never sent over the wire.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+MAGIC = b"TTB1"
+_HEADER = struct.Struct("<4sI")
+
+#: One L1 market data event: a quote (bid/ask with sizes) and/or a trade
+#: (last, last_size). Missing fields are NaN. ``ts`` is int64 ns since the
+#: Unix epoch, UTC.
+TICK_DTYPE = np.dtype(
+    [
+        ("ts", "<i8"),
+        ("bid", "<f8"),
+        ("ask", "<f8"),
+        ("bid_size", "<f8"),
+        ("ask_size", "<f8"),
+        ("last", "<f8"),
+        ("last_size", "<f8"),
+    ]
+)
+
+#: A strategy order fill returned by the native engine.
+FILL_DTYPE = np.dtype(
+    [
+        ("ts", "<i8"),
+        ("order_id", "<i8"),
+        ("side", "i1"),
+        ("price", "<f8"),
+        ("qty", "<f8"),
+        ("fee", "<f8"),
+    ]
+)
+
+#: An order lifecycle event (see ticktape.native.OrderEvent for the codes).
+ORDER_DTYPE = np.dtype(
+    [
+        ("ts", "<i8"),
+        ("order_id", "<i8"),
+        ("side", "i1"),
+        ("type", "i1"),
+        ("event", "i1"),
+        ("price", "<f8"),
+        ("qty", "<f8"),
+    ]
+)
+
+#: An equity sample on the event-time grid.
+EQUITY_DTYPE = np.dtype(
+    [
+        ("ts", "<i8"),
+        ("cash", "<f8"),
+        ("position", "<f8"),
+        ("price", "<f8"),
+        ("equity", "<f8"),
+    ]
+)
+
+#: A change of the strategy's decision (target position) at tick ``ts``.
+SIGNAL_DTYPE = np.dtype([("ts", "<i8"), ("value", "<f8")])
+
+DTYPES: dict[str, np.dtype] = {
+    "ticks": TICK_DTYPE,
+    "fills": FILL_DTYPE,
+    "orders": ORDER_DTYPE,
+    "equity": EQUITY_DTYPE,
+    "signals": SIGNAL_DTYPE,
+}
+
+
+class BatchDecodeError(ValueError):
+    """A message is not a valid ticktape batch."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Batch:
+    """One columnar batch of one (run, symbol) stream.
+
+    Parameters
+    ----------
+    run_id, symbol
+        The stream this batch belongs to.
+    seq
+        Sequence number of the batch within the stream, from 0. Stages skip a
+        batch whose ``seq`` is not newer than the last one they applied.
+    kind
+        ``"ticks"`` or a result kind; selects the dtype of ``data``.
+    data
+        Structured array of ``DTYPES[kind]``.
+    eos
+        True on the last batch of the stream (``data`` may be empty).
+    meta
+        Small JSON-able extras (counts, timings) carried in the header.
+    """
+
+    run_id: str
+    symbol: str
+    seq: int
+    kind: str
+    data: np.ndarray
+    eos: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        expected = DTYPES.get(self.kind)
+        if expected is None:
+            raise ValueError(f"unknown batch kind {self.kind!r}; expected one of {sorted(DTYPES)}")
+        if self.data.dtype != expected:
+            raise ValueError(f"batch kind {self.kind!r} needs dtype {expected}, got {self.data.dtype}")
+        if self.seq < 0:
+            raise ValueError(f"batch seq must be >= 0, got {self.seq}")
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+def encode(batch: Batch) -> bytes:
+    """Serialize a batch to its wire format (one copy of the array bytes)."""
+    header = json.dumps(
+        {
+            "run_id": batch.run_id,
+            "symbol": batch.symbol,
+            "seq": batch.seq,
+            "kind": batch.kind,
+            "eos": batch.eos,
+            "n": len(batch.data),
+            "meta": batch.meta,
+        },
+        separators=(",", ":"),
+    ).encode()
+    body = np.ascontiguousarray(batch.data).tobytes()
+    return b"".join((_HEADER.pack(MAGIC, len(header)), header, body))
+
+
+def decode(payload: bytes | bytearray | memoryview) -> Batch:
+    """Parse a wire message; the returned array is a read-only view on ``payload``."""
+    view = memoryview(payload)
+    if len(view) < _HEADER.size:
+        raise BatchDecodeError(f"message of {len(view)} bytes is shorter than the batch header")
+    magic, hlen = _HEADER.unpack_from(view, 0)
+    if magic != MAGIC:
+        raise BatchDecodeError(f"bad magic {bytes(magic)!r}, expected {MAGIC!r}")
+    start = _HEADER.size + hlen
+    if start > len(view):
+        raise BatchDecodeError(f"header length {hlen} runs past the end of a {len(view)}-byte message")
+    try:
+        head = json.loads(bytes(view[_HEADER.size : start]))
+        kind = head["kind"]
+        dtype = DTYPES[kind]
+        n = int(head["n"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BatchDecodeError(f"bad batch header: {exc}") from exc
+    if len(view) - start != n * dtype.itemsize:
+        raise BatchDecodeError(
+            f"{kind} batch says n={n} ({n * dtype.itemsize} bytes) but carries {len(view) - start} bytes"
+        )
+    data = np.frombuffer(view, dtype=dtype, count=n, offset=start)
+    return Batch(
+        run_id=head["run_id"],
+        symbol=head["symbol"],
+        seq=int(head["seq"]),
+        kind=kind,
+        data=data,
+        eos=bool(head["eos"]),
+        meta=head.get("meta") or {},
+    )
+
+
+def empty(kind: str) -> np.ndarray:
+    """An empty array of the dtype of ``kind``."""
+    return np.empty(0, dtype=DTYPES[kind])
