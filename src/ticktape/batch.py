@@ -9,9 +9,10 @@ Wire layout (little endian)::
     b"TTB1" | u32 header_len | header (UTF-8 JSON) | array bytes
 
 The header carries ``run_id``, ``symbol``, ``seq`` (batch sequence number of
-this (run, symbol) stream, starting at 0), ``kind`` (``"ticks"`` or one of the
-result kinds) and ``eos`` (end of stream for that (run, symbol)). The array's
-dtype is implied by ``kind`` (see :data:`DTYPES`), never sent over the wire.
+this (run, symbol) stream, starting at 0), ``eos`` (end of stream for that
+(run, symbol)), ``meta`` (small counts) and the list of arrays as
+``[kind, length]`` pairs. Each array's dtype is implied by its kind (see
+:data:`DTYPES`); the bodies follow the header back to back.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class BatchDecodeError(ValueError):
 
 @dataclass(frozen=True, kw_only=True)
 class Batch:
-    """One columnar batch of one (run, symbol) stream.
+    """One message of one (run, symbol) stream: named columnar arrays.
 
     Parameters
     ----------
@@ -104,12 +105,11 @@ class Batch:
     seq
         Sequence number of the batch within the stream, from 0. Stages skip a
         batch whose ``seq`` is not newer than the last one they applied.
-    kind
-        ``"ticks"`` or a result kind; selects the dtype of ``data``.
-    data
-        Structured array of ``DTYPES[kind]``.
+    arrays
+        Structured arrays by kind (``"ticks"``, ``"fills"``, ...); each must
+        have the dtype ``DTYPES[kind]``.
     eos
-        True on the last batch of the stream (``data`` may be empty).
+        True on the last batch of the stream (arrays may be empty).
     meta
         Small JSON-able extras (counts, timings) carried in the header.
     """
@@ -117,71 +117,77 @@ class Batch:
     run_id: str
     symbol: str
     seq: int
-    kind: str
-    data: np.ndarray
+    arrays: dict[str, np.ndarray]
     eos: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        expected = DTYPES.get(self.kind)
-        if expected is None:
-            raise ValueError(f"unknown batch kind {self.kind!r}; expected one of {sorted(DTYPES)}")
-        if self.data.dtype != expected:
-            raise ValueError(f"batch kind {self.kind!r} needs dtype {expected}, got {self.data.dtype}")
+        for kind, arr in self.arrays.items():
+            expected = DTYPES.get(kind)
+            if expected is None:
+                raise ValueError(f"unknown array kind {kind!r}; expected one of {sorted(DTYPES)}")
+            if arr.dtype != expected:
+                raise ValueError(f"array {kind!r} needs dtype {expected}, got {arr.dtype}")
         if self.seq < 0:
             raise ValueError(f"batch seq must be >= 0, got {self.seq}")
 
-    def __len__(self) -> int:
-        return len(self.data)
+    @property
+    def ticks(self) -> np.ndarray:
+        """The tick array (empty when the batch carries none)."""
+        arr = self.arrays.get("ticks")
+        return arr if arr is not None else empty("ticks")
+
+    def get(self, kind: str) -> np.ndarray:
+        """The array of ``kind``, or an empty one."""
+        arr = self.arrays.get(kind)
+        return arr if arr is not None else empty(kind)
 
 
 def encode(batch: Batch) -> bytes:
     """Serialize a batch to its wire format (one copy of the array bytes)."""
+    bodies = [np.ascontiguousarray(a).tobytes() for a in batch.arrays.values()]
     header = json.dumps(
         {
             "run_id": batch.run_id,
             "symbol": batch.symbol,
             "seq": batch.seq,
-            "kind": batch.kind,
             "eos": batch.eos,
-            "n": len(batch.data),
+            "arrays": [[k, len(a)] for k, a in batch.arrays.items()],
             "meta": batch.meta,
         },
         separators=(",", ":"),
     ).encode()
-    body = np.ascontiguousarray(batch.data).tobytes()
-    return b"".join((_HEADER.pack(MAGIC, len(header)), header, body))
+    return b"".join((_HEADER.pack(MAGIC, len(header)), header, *bodies))
 
 
 def decode(payload: bytes | bytearray | memoryview) -> Batch:
-    """Parse a wire message; the returned array is a read-only view on ``payload``."""
+    """Parse a wire message; the returned arrays are read-only views on ``payload``."""
     view = memoryview(payload)
     if len(view) < _HEADER.size:
         raise BatchDecodeError(f"message of {len(view)} bytes is shorter than the batch header")
     magic, hlen = _HEADER.unpack_from(view, 0)
     if magic != MAGIC:
         raise BatchDecodeError(f"bad magic {bytes(magic)!r}, expected {MAGIC!r}")
-    start = _HEADER.size + hlen
-    if start > len(view):
+    offset = _HEADER.size + hlen
+    if offset > len(view):
         raise BatchDecodeError(f"header length {hlen} runs past the end of a {len(view)}-byte message")
     try:
-        head = json.loads(bytes(view[_HEADER.size : start]))
-        kind = head["kind"]
-        dtype = DTYPES[kind]
-        n = int(head["n"])
+        head = json.loads(bytes(view[_HEADER.size : offset]))
+        layout = [(str(k), DTYPES[k], int(n)) for k, n in head["arrays"]]
     except (ValueError, KeyError, TypeError) as exc:
-        raise BatchDecodeError(f"bad batch header: {exc}") from exc
-    if len(view) - start != n * dtype.itemsize:
-        raise BatchDecodeError(
-            f"{kind} batch says n={n} ({n * dtype.itemsize} bytes) but carries {len(view) - start} bytes"
-        )
-    data = np.frombuffer(view, dtype=dtype, count=n, offset=start)
+        raise BatchDecodeError(f"bad batch header: {exc!r}") from exc
+    needed = offset + sum(dt.itemsize * n for _, dt, n in layout)
+    if needed != len(view):
+        raise BatchDecodeError(f"header describes {needed} bytes but the message has {len(view)}")
+    arrays: dict[str, np.ndarray] = {}
+    for kind, dtype, n in layout:
+        arrays[kind] = np.frombuffer(view, dtype=dtype, count=n, offset=offset)
+        offset += dtype.itemsize * n
     return Batch(
         run_id=head["run_id"],
         symbol=head["symbol"],
         seq=int(head["seq"]),
-        kind=kind,
-        data=data,
+        arrays=arrays,
         eos=bool(head["eos"]),
         meta=head.get("meta") or {},
     )

@@ -1,0 +1,70 @@
+"""Replay agent: a run request in, the run's ticks out.
+
+For each symbol of the run, streams its ticks from the store in event order
+as columnar batches (keyed by symbol, sequence-numbered, the run spec in the
+header) at maximum speed, then an end-of-stream batch carrying the number of
+ticks read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import faust
+
+from ticktape import store
+from ticktape.batch import Batch, empty, encode
+from ticktape.spec import RunSpec
+
+log = logging.getLogger(__name__)
+
+
+async def replay_symbol(spec: RunSpec, symbol: str, ticks_topic, database_url: str) -> int:
+    """Publish one symbol's ticks; return how many were read."""
+    conn = await store.connect(database_url)
+    spec_json = spec.to_json()
+    seq = 0
+    n = 0
+    try:
+        async for arr in store.read_ticks(
+            conn, symbol, spec.start_ns, spec.end_ns, batch_size=spec.batch_size
+        ):
+            batch = Batch(run_id=spec.run_id, symbol=symbol, seq=seq, arrays={"ticks": arr},
+                          meta={"spec": spec_json})
+            await ticks_topic.send(key=symbol.encode(), value=encode(batch))
+            seq += 1
+            n += len(arr)
+    finally:
+        await conn.close()
+    eos = Batch(run_id=spec.run_id, symbol=symbol, seq=seq, arrays={"ticks": empty("ticks")},
+                eos=True, meta={"spec": spec_json, "ticks_in": n})
+    await ticks_topic.send(key=symbol.encode(), value=encode(eos))
+    return n
+
+
+def register(app: faust.App, topics, database_url: str) -> None:
+    @app.agent(topics.run_requests, name="replay")
+    async def replay(stream):
+        async for value in stream:
+            spec = RunSpec.from_json(value)
+            conn = await store.connect(database_url)
+            try:
+                status = await conn.fetchval("SELECT status FROM runs WHERE run_id = $1", spec.run_id)
+                if status not in ("pending", "running"):
+                    log.info("run %s is %s; request skipped", spec.run_id, status)
+                    continue
+                await conn.execute(
+                    "UPDATE runs SET status = 'running', started_at = coalesce(started_at, now())"
+                    " WHERE run_id = $1",
+                    spec.run_id,
+                )
+                try:
+                    await asyncio.gather(
+                        *(replay_symbol(spec, s, topics.ticks, database_url) for s in spec.symbols)
+                    )
+                except Exception as exc:  # the run fails loudly, the worker lives on
+                    log.exception("replay of run %s failed", spec.run_id)
+                    await store.finish_run(conn, spec.run_id, "failed", error=f"replay: {exc}")
+            finally:
+                await conn.close()

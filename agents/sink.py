@@ -1,0 +1,106 @@
+"""Sink agent: results topic -> store, idempotently; completes runs.
+
+Each results message is written keyed by (run, symbol, stream, seq), so a
+message delivered twice stores nothing new. Cumulative counts in the header
+update the run's progress. When every symbol of a run has reached its end of
+stream, the run row is completed with counts, timings and metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+import faust
+import pandas as pd
+
+from ticktape import store
+from ticktape.batch import decode
+from ticktape.metrics import summarize
+
+log = logging.getLogger(__name__)
+
+STREAMS = ("signals", "orders", "fills", "equity")
+
+
+async def complete_if_done(conn: asyncpg.Connection, run_id: str) -> bool:
+    """Finish ``run_id`` once all its symbols are done; True if it finished now."""
+    run = await conn.fetchrow(
+        "SELECT status, symbols, spec, extract(epoch FROM now() - started_at) AS wall"
+        " FROM runs WHERE run_id = $1",
+        run_id,
+    )
+    if run is None or run["status"] not in ("pending", "running"):
+        return False
+    prog = await conn.fetchrow(
+        "SELECT count(*) FILTER (WHERE done) AS done, coalesce(sum(ticks_in), 0) AS ticks_in,"
+        " coalesce(sum(ticks_processed), 0) AS processed, coalesce(sum(ticks_rejected), 0) AS rejected"
+        " FROM run_progress WHERE run_id = $1",
+        run_id,
+    )
+    if prog["done"] < len(run["symbols"]):
+        return False
+    rejects: dict[str, int] = {}
+    for row in await conn.fetch("SELECT rejects FROM run_progress WHERE run_id = $1", run_id):
+        for reason, n in (store.json_value(row["rejects"]) or {}).items():
+            rejects[reason] = rejects.get(reason, 0) + int(n)
+    orders = await conn.fetchval("SELECT count(DISTINCT order_id) FROM orders WHERE run_id = $1", run_id)
+    fills = await conn.fetchval("SELECT count(*) FROM fills WHERE run_id = $1", run_id)
+    rows = await conn.fetch("SELECT ts_ns, symbol, equity FROM equity WHERE run_id = $1", run_id)
+    samples = pd.DataFrame([tuple(r) for r in rows], columns=["ts_ns", "symbol", "equity"])
+    spec = store.json_value(run["spec"])
+    metrics = summarize(samples, spec["engine"]["initial_cash"], len(run["symbols"]))
+    metrics.update({"orders": orders, "fills": fills})
+    lost = prog["ticks_in"] - prog["processed"] - prog["rejected"]
+    status, error = "complete", None
+    if lost:
+        status = "failed"
+        error = f"{lost} ticks read but neither processed nor rejected"
+    await store.write_metrics(conn, run_id, metrics)
+    await store.finish_run(
+        conn,
+        run_id,
+        status,
+        ticks_in=prog["ticks_in"],
+        ticks_processed=prog["processed"],
+        ticks_rejected=prog["rejected"],
+        rejects=rejects,
+        orders=orders,
+        fills=fills,
+        wall_seconds=float(run["wall"] or 0.0),
+        error=error,
+    )
+    log.info("run %s %s", run_id, status)
+    return True
+
+
+def register(app: faust.App, topics, database_url: str) -> None:
+    @app.agent(topics.results, name="sink")
+    async def sink(stream):
+        conn = await store.connect(database_url)
+        try:
+            async for value in stream:
+                b = decode(value)
+                if "error" in b.meta:
+                    await store.finish_run(conn, b.run_id, "failed", error=b.meta["error"])
+                    continue
+                for kind in STREAMS:
+                    rows = b.get(kind)
+                    if len(rows):
+                        await store.write_results(conn, b.run_id, b.symbol, kind, b.seq, rows)
+                m = b.meta
+                await store.update_progress(
+                    conn,
+                    b.run_id,
+                    b.symbol,
+                    ticks_processed=m["accepted"],
+                    last_ts_ns=m["last_ts"],
+                    done=b.eos,
+                    ticks_in=m.get("ticks_in"),
+                    ticks_rejected=sum(m["rejects"].values()),
+                    rejects=m["rejects"],
+                )
+                if b.eos:
+                    await complete_if_done(conn, b.run_id)
+        finally:
+            await conn.close()

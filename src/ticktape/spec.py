@@ -1,0 +1,87 @@
+"""Run specs: one JSON document describes a run; it round-trips through the
+CLI, the Kafka run request, the ``runs`` table and the dashboard."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from ticktape.strategy import SpecError, build
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineConfig:
+    """Execution settings handed to the native engine for every symbol."""
+
+    tick_size: float = 0.01
+    lot_size: float = 1.0
+    latency_ns: int = 0
+    fee_bps: float = 0.0
+    initial_cash: float = 1_000_000.0
+    equity_interval_ns: int = 1_000_000_000
+
+    def __post_init__(self) -> None:
+        for name in ("tick_size", "lot_size", "equity_interval_ns"):
+            if not getattr(self, name) > 0:
+                raise SpecError(f"engine.{name}: must be > 0, got {getattr(self, name)!r}")
+        if self.latency_ns < 0:
+            raise SpecError(f"engine.latency_ns: must be >= 0, got {self.latency_ns!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSpec:
+    """Everything that determines a run's results (plus its id).
+
+    Same data + same spec (ignoring ``run_id`` and ``batch_size``) ⇒ identical
+    orders, fills and metrics.
+    """
+
+    strategy: str
+    symbols: tuple[str, ...]
+    params: dict[str, Any] = field(default_factory=dict)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    start_ns: int | None = None
+    end_ns: int | None = None
+    batch_size: int = 10_000
+    run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def __post_init__(self) -> None:
+        if not self.symbols:
+            raise SpecError("symbols: at least one symbol is required")
+        if self.batch_size < 1:
+            raise SpecError(f"batch_size: must be >= 1, got {self.batch_size!r}")
+        if self.start_ns is not None and self.end_ns is not None and self.end_ns < self.start_ns:
+            raise SpecError("end_ns: is before start_ns")
+        build(self.strategy, self.params)  # validates strategy name and params
+
+    def to_json(self) -> str:
+        d = dataclasses.asdict(self)
+        d["symbols"] = list(self.symbols)
+        return json.dumps(d, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "RunSpec":
+        try:
+            d = json.loads(text)
+        except ValueError as exc:
+            raise SpecError(f"run spec: not valid JSON ({exc})") from None
+        return cls.from_dict(d)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunSpec":
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in d:
+            if key not in known:
+                raise SpecError(f"{key}: unknown field of a run spec; known: {', '.join(sorted(known))}")
+        d = dict(d)
+        eng = d.pop("engine", {}) or {}
+        eng_known = {f.name for f in dataclasses.fields(EngineConfig)}
+        for key in eng:
+            if key not in eng_known:
+                raise SpecError(f"engine.{key}: unknown engine setting; known: {', '.join(sorted(eng_known))}")
+        if "symbols" in d:
+            d["symbols"] = tuple(d["symbols"])
+        return cls(engine=EngineConfig(**eng), **d)

@@ -1,0 +1,1 @@
+"""Faust tables: the pipeline state that must survive a restart or rebalance."""
