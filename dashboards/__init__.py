@@ -1,0 +1,1 @@
+"""Streamlit dashboard: stored runs, one run's price + fills + equity."""

@@ -1,0 +1,67 @@
+"""SQL behind the dashboard (read-only)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pandas as pd
+
+from ticktape import store
+
+
+async def _frame(dsn: str, sql: str, *args) -> pd.DataFrame:
+    conn = await store.connect(dsn)
+    try:
+        rows = await conn.fetch(sql, *args)
+    finally:
+        await conn.close()
+    if not rows:
+        return pd.DataFrame()
+    return pd.DataFrame([dict(r) for r in rows])
+
+
+def frame(dsn: str, sql: str, *args) -> pd.DataFrame:
+    """Run ``sql`` and return its rows as a DataFrame."""
+    return asyncio.run(_frame(dsn, sql, *args))
+
+
+def runs(dsn: str, limit: int = 200) -> pd.DataFrame:
+    return frame(
+        dsn,
+        "SELECT run_id::text AS run_id, status, strategy, symbols, created_at, ticks_processed,"
+        " ticks_rejected, orders, fills, wall_seconds, error,"
+        " (spec->'engine'->>'initial_cash')::float8 AS initial_cash FROM runs ORDER BY created_at DESC LIMIT $1",
+        limit,
+    )
+
+
+def metrics(dsn: str, run_id: str) -> pd.DataFrame:
+    return frame(dsn, "SELECT name, value FROM run_metrics WHERE run_id = $1::uuid ORDER BY name", run_id)
+
+
+def price_bars(dsn: str, symbol: str, start, end, bucket: str) -> pd.DataFrame:
+    """Mid-price bars of ``symbol`` between ``start`` and ``end``."""
+    return frame(
+        dsn,
+        "SELECT time_bucket($4::interval, ts) AS bucket, (array_agg((bid + ask) / 2 ORDER BY ts))[1] AS open,"
+        " max((bid + ask) / 2) AS high, min((bid + ask) / 2) AS low,"
+        " (array_agg((bid + ask) / 2 ORDER BY ts DESC))[1] AS close"
+        " FROM ticks WHERE symbol = $1 AND ts BETWEEN $2 AND $3 GROUP BY 1 ORDER BY 1",
+        symbol, start, end, bucket,
+    )
+
+
+def fills(dsn: str, run_id: str, symbol: str) -> pd.DataFrame:
+    return frame(
+        dsn,
+        "SELECT ts, order_id, side, price, qty, fee FROM fills WHERE run_id = $1::uuid AND symbol = $2 ORDER BY ts",
+        run_id, symbol,
+    )
+
+
+def equity(dsn: str, run_id: str) -> pd.DataFrame:
+    return frame(
+        dsn,
+        "SELECT ts, ts_ns, symbol, equity, position FROM equity WHERE run_id = $1::uuid ORDER BY ts_ns",
+        run_id,
+    )

@@ -1,0 +1,5 @@
+import sys
+
+from ticktape.cli import main
+
+sys.exit(main())

@@ -1,0 +1,89 @@
+"""The Faust application: topics, tables and agents wired together.
+
+Nothing here runs at import time; :func:`create_app` builds a fresh app for
+the given broker, which keeps workers, tests and the CLI independent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import faust
+
+from ticktape.config import faust_broker_url
+
+APP_ID = "ticktape"
+#: Partitions of the keyed topics (ticks, results) and of the tables.
+DEFAULT_PARTITIONS = 4
+#: Largest message: a batch of 10,000 ticks is 560 kB; leave headroom.
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Topics:
+    run_requests: faust.TopicT
+    ticks: faust.TopicT
+    results: faust.TopicT
+
+
+def topic_partitions(partitions: int = DEFAULT_PARTITIONS) -> dict[str, int]:
+    """Every topic the app uses, with its partition count (create them first)."""
+    from ticktape.tables.state import changelog_topics
+
+    spec = {
+        f"{APP_ID}.run-requests": 1,
+        f"{APP_ID}.ticks": partitions,
+        f"{APP_ID}.results": partitions,
+        f"{APP_ID}-__assignor-__leader": 1,
+    }
+    spec.update({name: partitions for name in changelog_topics(APP_ID)})
+    return spec
+
+
+def create_app(
+    kafka_url: str,
+    database_url: str,
+    datadir: Path,
+    partitions: int = DEFAULT_PARTITIONS,
+) -> faust.App:
+    """Build the ticktape Faust app with all agents registered."""
+    from ticktape.agents import indicators, replay, sink
+    from ticktape.tables import state
+
+    app = faust.App(
+        APP_ID,
+        broker=faust_broker_url(kafka_url),
+        store="memory://",
+        autodiscover=False,
+        datadir=str(datadir),
+        web_enabled=False,
+        web_host="127.0.0.1",
+        topic_partitions=partitions,
+        topic_replication_factor=1,
+        topic_allow_declare=True,
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        producer_max_request_size=MAX_MESSAGE_BYTES,
+        consumer_max_fetch_size=MAX_MESSAGE_BYTES,
+        stream_buffer_maxsize=64,
+        producer_linger_ms=5,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+    def topic(name: str, n: int) -> faust.TopicT:
+        return app.topic(name, partitions=n, key_type=bytes, value_type=bytes)
+
+    names = topic_partitions(partitions)
+    topics = Topics(
+        run_requests=topic(f"{APP_ID}.run-requests", names[f"{APP_ID}.run-requests"]),
+        ticks=topic(f"{APP_ID}.ticks", partitions),
+        results=topic(f"{APP_ID}.results", partitions),
+    )
+    tables = state.define(app, partitions)
+    replay.register(app, topics, database_url)
+    indicators.register(app, topics, tables)
+    sink.register(app, topics, database_url)
+    return app

@@ -1,0 +1,167 @@
+"""The ``ticktape`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Tick-level backtesting on a streaming pipeline.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+runs_app = typer.Typer(no_args_is_help=True, help="Stored runs.")
+app.add_typer(db_app, name="db")
+app.add_typer(runs_app, name="runs")
+
+console = Console()
+
+
+def _settings():
+    from ticktape.config import Settings
+
+    return Settings.from_env()
+
+
+@app.command()
+def demo(
+    ticks: Annotated[int, typer.Option(help="ticks per symbol")] = 600_000,
+    symbols: Annotated[int, typer.Option(help="number of synthetic symbols")] = 2,
+    seed: Annotated[int, typer.Option(help="generator seed")] = 7,
+) -> None:
+    """Generate synthetic ticks, replay them through the pipeline, print the results."""
+    from ticktape.demo import DemoOptions, run_demo
+
+    if ticks < 1 or symbols < 1:
+        raise typer.BadParameter("--ticks and --symbols must be >= 1")
+    names = tuple(f"DEMO-{chr(ord('A') + i)}" if i < 26 else f"DEMO-{i}" for i in range(symbols))
+    run_demo(_settings(), DemoOptions(ticks_per_symbol=ticks, symbols=names, seed=seed), console)
+
+
+@app.command()
+def run(spec_file: Annotated[Path, typer.Argument(help="run spec JSON file")]) -> None:
+    """Run one spec (JSON) through the pipeline over stored ticks."""
+    from ticktape.demo import execute, migrate, results_table, sql_hint
+    from ticktape.runtime import Runtime
+    from ticktape.spec import RunSpec
+
+    try:
+        text = spec_file.read_text()
+    except OSError as exc:
+        raise FileNotFoundError(f"{spec_file}: cannot read the run spec ({exc.strerror})") from None
+    spec = RunSpec.from_json(text)
+    settings = _settings()
+    with Runtime(settings) as rt:
+        migrate(rt, console)
+        result = execute(rt, settings, spec, console)
+    console.print(results_table([result]))
+    console.print(sql_hint(spec.run_id))
+
+
+@app.command()
+def worker(loglevel: Annotated[str, typer.Option(help="Faust log level")] = "warning") -> None:
+    """Run a Faust worker with all stages (until Ctrl-C / SIGTERM)."""
+    from ticktape.runtime import Runtime
+    from ticktape.worker import run_worker
+
+    settings = _settings()
+    with Runtime(settings) as rt:
+        run_worker(rt.kafka_url, rt.database_url, settings.home / "faust", loglevel=loglevel)
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending dbschema/ migrations."""
+    from ticktape import store
+    from ticktape.runtime import Runtime
+
+    async def go(dsn: str) -> list[str]:
+        conn = await store.connect(dsn)
+        try:
+            return await store.migrate(conn)
+        finally:
+            await conn.close()
+
+    with Runtime(_settings(), kafka=False) as rt:
+        applied = asyncio.run(go(rt.database_url))
+    console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+
+
+@runs_app.command("list")
+def runs_list(limit: Annotated[int, typer.Option(help="how many runs")] = 20) -> None:
+    """List the latest runs."""
+    from ticktape import store
+    from ticktape.runtime import Runtime
+
+    async def go(dsn: str) -> list[dict]:
+        conn = await store.connect(dsn)
+        try:
+            return await store.list_runs(conn, limit=limit)
+        finally:
+            await conn.close()
+
+    with Runtime(_settings(), kafka=False) as rt:
+        rows = asyncio.run(go(rt.database_url))
+    table = Table(title="runs")
+    for col in ("run id", "status", "strategy", "symbols", "ticks", "orders", "fills", "wall s", "created"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r["run_id"]), r["status"], r["strategy"] or "", ",".join(r["symbols"] or []),
+                      f"{r['ticks_processed'] or 0:,}", f"{r['orders'] or 0:,}", f"{r['fills'] or 0:,}",
+                      f"{r['wall_seconds']:.1f}" if r["wall_seconds"] else "", str(r["created_at"])[:19])
+    console.print(table)
+
+
+@app.command()
+def dashboard(
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8501,
+) -> None:
+    """Open the Streamlit dashboard on the stored runs."""
+    import subprocess
+
+    from ticktape.runtime import Runtime
+
+    entry = Path(__file__).resolve().parent / "dashboards" / "app.py"
+    with Runtime(_settings(), kafka=False) as rt:
+        console.print(f"dashboard on http://127.0.0.1:{port}  (Ctrl-C to stop)")
+        env = {**os.environ, **rt.env()}
+        cmd = [sys.executable, "-m", "streamlit", "run", str(entry),
+               "--server.address", "127.0.0.1", "--server.port", str(port),
+               "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+        proc = subprocess.Popen(cmd, env=env)
+        try:
+            proc.wait()
+        except KeyboardInterrupt:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI; known errors become one line and exit 1."""
+    from ticktape.errors import KNOWN_ERRORS
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except KNOWN_ERRORS as exc:
+        console.print(f"[red]ticktape: error:[/red] {exc}", highlight=False)
+        return 1
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        return 130
+    except typer.Exit as exc:
+        return exc.exit_code
+    except Exception as exc:  # click usage errors etc.
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0

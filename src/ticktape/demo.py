@@ -1,0 +1,222 @@
+"""``ticktape demo``: synthetic ticks -> store -> Faust pipeline -> results table.
+
+Everything runs on the embedded broker and PostgreSQL unless
+TICKTAPE_KAFKA_URL / TICKTAPE_DATABASE_URL point elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ticktape import store
+from ticktape.app import APP_ID, topic_partitions
+from ticktape.config import Settings, mask_dsn
+from ticktape.generator import RandomWalkConfig, generate
+from ticktape.runtime import Runtime
+from ticktape.spec import RunSpec
+from ticktape.strategy import SpecError
+from ticktape.worker import WorkerProcess
+
+
+class DemoError(RuntimeError):
+    """The demo could not complete; the message says where."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoOptions:
+    ticks_per_symbol: int = 600_000
+    symbols: tuple[str, ...] = ("DEMO-A", "DEMO-B")
+    seed: int = 7
+    fast: int = 50
+    slow: int = 400
+    timeout_s: float = 600.0
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+async def store_demo_data(dsn: str, opts: DemoOptions, console: Console) -> None:
+    """Generate the demo ticks and store them (skipped when already stored)."""
+    conn = await store.connect(dsn)
+    try:
+        todo = []
+        for sym in opts.symbols:
+            have = await store.tick_range(conn, sym)
+            if have is None or have[2] != opts.ticks_per_symbol:
+                todo.append(sym)
+        if not todo:
+            console.print(f"demo data already stored: {len(opts.symbols)} symbols x {opts.ticks_per_symbol:,} ticks")
+            return
+        with _progress(console) as bar:
+            task = bar.add_task("generate + store ticks", total=len(todo) * opts.ticks_per_symbol, rate="")
+            t0 = time.perf_counter()
+            done = 0
+            for sym in todo:
+                await conn.execute("DELETE FROM ticks WHERE symbol = $1", sym)
+                cfg = RandomWalkConfig(symbol=sym, n_ticks=opts.ticks_per_symbol, seed=opts.seed)
+                seq0 = 0
+                for chunk in generate(cfg, chunk=200_000):
+                    await store.write_ticks(conn, sym, chunk, seq0)
+                    seq0 += len(chunk)
+                    done += len(chunk)
+                    rate = done / max(time.perf_counter() - t0, 1e-9)
+                    bar.update(task, completed=done, rate=f"{rate:,.0f} ticks/s")
+    finally:
+        await conn.close()
+
+
+async def submit_and_watch(
+    kafka_url: str, dsn: str, spec: RunSpec, total: int, worker: WorkerProcess, console: Console,
+    timeout_s: float,
+) -> dict:
+    """Create the run, send its request to the worker and follow it to the end."""
+    conn = await store.connect(dsn)
+    try:
+        ranges = [await store.tick_range(conn, sym) for sym in spec.symbols]
+        first = min(r[0] for r in ranges if r)
+        last = max(r[1] for r in ranges if r)
+        await store.create_run(conn, spec.run_id, spec.strategy, json.loads(spec.to_json()), spec.params,
+                               list(spec.symbols), first, last)
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_url)
+        await producer.start()
+        try:
+            await producer.send_and_wait(f"{APP_ID}.run-requests", spec.to_json().encode(),
+                                         key=spec.run_id.encode())
+        finally:
+            await producer.stop()
+        deadline = time.monotonic() + timeout_s
+        with _progress(console) as bar:
+            task = bar.add_task(f"run {spec.run_id[:8]}", total=total, rate="")
+            t0 = None
+            while True:
+                row = await conn.fetchrow(
+                    "SELECT r.status, r.error, coalesce(sum(p.ticks_processed + coalesce(p.ticks_rejected, 0)), 0) AS n"
+                    " FROM runs r LEFT JOIN run_progress p USING (run_id)"
+                    " WHERE r.run_id = $1 GROUP BY r.status, r.error",
+                    spec.run_id,
+                )
+                n = int(row["n"])
+                if n and t0 is None:
+                    t0 = time.perf_counter()
+                rate = f"{n / (time.perf_counter() - t0):,.0f} ticks/s" if t0 and n else "waiting for worker"
+                bar.update(task, completed=n, rate=rate)
+                if row["status"] in ("complete", "failed", "cancelled"):
+                    break
+                if not worker.alive():
+                    raise DemoError(f"the Faust worker exited; last log lines:\n{worker.log_tail()}")
+                if time.monotonic() > deadline:
+                    raise DemoError(f"run {spec.run_id} did not finish in {timeout_s:.0f} s; worker log: {worker.log_path}")
+                await asyncio.sleep(0.2)
+        run = dict(await conn.fetchrow("SELECT * FROM runs WHERE run_id = $1", spec.run_id))
+        metrics = {r["name"]: r["value"] for r in await conn.fetch(
+            "SELECT name, value FROM run_metrics WHERE run_id = $1", spec.run_id)}
+        run["metrics"] = metrics
+        if run["status"] != "complete":
+            raise DemoError(f"run {spec.run_id} {run['status']}: {run['error']}")
+        return run
+    finally:
+        await conn.close()
+
+
+def results_table(runs: list[dict]) -> Table:
+    table = Table(title="ticktape runs")
+    for col in ("run id", "ticks processed", "ticks/s", "orders", "fills", "final PnL", "max drawdown", "wall time"):
+        table.add_column(col, justify="right" if col != "run id" else "left")
+    for r in runs:
+        m = r["metrics"]
+        wall = r["wall_seconds"] or 0.0
+        table.add_row(
+            str(r["run_id"]),
+            f"{r['ticks_processed']:,}",
+            f"{r['ticks_processed'] / wall:,.0f}" if wall else "-",
+            f"{r['orders']:,}",
+            f"{r['fills']:,}",
+            f"{m.get('final_pnl', 0.0):,.2f}",
+            f"{m.get('max_drawdown', 0.0):,.2f} ({m.get('max_drawdown_pct', 0.0):.2%})",
+            f"{wall:.1f} s",
+        )
+    return table
+
+
+def execute(rt: Runtime, settings: Settings, spec: RunSpec, console: Console, timeout_s: float = 600.0) -> dict:
+    """Run ``spec`` through a managed Faust worker on ``rt``; return the run row."""
+    rt.ensure_topics(topic_partitions())
+
+    async def expected_ticks() -> int:
+        conn = await store.connect(rt.database_url)
+        try:
+            total = 0
+            for sym in spec.symbols:
+                rng = await store.tick_range(conn, sym)
+                if rng is None:
+                    raise SpecError(f"symbols: {sym!r} has no ticks in the store")
+                total += rng[2]
+            return total
+        finally:
+            await conn.close()
+
+    total = asyncio.run(expected_ticks())
+    env = {**rt.env(), "TICKTAPE_HOME": str(settings.home)}
+    with WorkerProcess(env, settings.log_dir / "worker.log") as worker:
+        return asyncio.run(submit_and_watch(rt.kafka_url, rt.database_url, spec, total, worker, console, timeout_s))
+
+
+def migrate(rt: Runtime, console: Console) -> None:
+    async def go() -> list[str]:
+        conn = await store.connect(rt.database_url)
+        try:
+            return await store.migrate(conn)
+        finally:
+            await conn.close()
+
+    applied = asyncio.run(go())
+    if applied:
+        console.print(f"migrations applied: {', '.join(applied)}")
+
+
+def sql_hint(run_id: str) -> str:
+    return (
+        "\nQuery it with SQL (psql or any client on TICKTAPE_DATABASE_URL):\n"
+        f"  SELECT * FROM run_metrics WHERE run_id = '{run_id}';\n"
+        "  SELECT time_bucket('1 minute', ts) AS minute, count(*) AS fills, sum(qty * price) AS notional\n"
+        f"    FROM fills WHERE run_id = '{run_id}' GROUP BY 1 ORDER BY 1;\n"
+        "Open the dashboard:  .venv/bin/ticktape dashboard   (or: make dashboard)"
+    )
+
+
+def run_demo(settings: Settings, opts: DemoOptions = DemoOptions(), console: Console | None = None) -> list[dict]:
+    """Run the whole demo; return the finished run rows."""
+    console = console or Console()
+    t_start = time.perf_counter()
+    with Runtime(settings) as rt:
+        console.print(f"broker: {rt.kafka_url}{' (embedded)' if rt.embedded_kafka else ''}")
+        console.print(f"database: {mask_dsn(rt.database_url)}{' (embedded)' if rt.embedded_db else ''}")
+        migrate(rt, console)
+        asyncio.run(store_demo_data(rt.database_url, opts, console))
+        spec = RunSpec(
+            strategy="sma_crossover",
+            symbols=opts.symbols,
+            params={"fast": opts.fast, "slow": opts.slow, "size": 100.0},
+        )
+        run = execute(rt, settings, spec, console, opts.timeout_s)
+        console.print(results_table([run]))
+        console.print(f"demo wall time: {time.perf_counter() - t_start:.1f} s")
+        console.print(sql_hint(spec.run_id))
+        return [run]

@@ -1,0 +1,106 @@
+"""Running the Faust worker: in this process, or as a managed child process.
+
+A crashed agent can leave a Faust worker deaf to SIGTERM, so the manager
+escalates to SIGKILL after a grace period and never leaves a worker behind.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def run_worker(kafka_url: str, database_url: str, datadir: Path, loglevel: str = "warning") -> None:
+    """Run the ticktape Faust worker in this process until SIGTERM/SIGINT."""
+    from faust.worker import Worker
+
+    from ticktape.app import create_app
+
+    try:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
+        import asyncio
+
+        loop = asyncio.new_event_loop()
+    import asyncio
+
+    asyncio.set_event_loop(loop)
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = create_app(kafka_url, database_url, datadir)
+    worker = Worker(app, loglevel=loglevel, loop=loop, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()
+
+
+def _die_with_parent() -> None:  # runs in the child before exec
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    os.setpgrp()  # own process group: Ctrl-C in the terminal reaches only us
+
+
+class WorkerProcess:
+    """A ``ticktape worker`` child process, stopped for sure on :meth:`stop`."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, grace_s: float = 10.0) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.grace_s = grace_s
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "WorkerProcess":
+        if self.proc is not None and self.proc.poll() is None:
+            return self
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ticktape", "worker"],
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
+        log.close()
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """SIGTERM, wait up to ``grace_s``, then SIGKILL the whole process group."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(self.grace_s)
+            except subprocess.TimeoutExpired:
+                logging.getLogger(__name__).warning("worker ignored SIGTERM; killing it")
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        deadline = time.monotonic() + 5
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.proc = None
+
+    def __enter__(self) -> "WorkerProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

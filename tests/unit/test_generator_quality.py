@@ -1,0 +1,51 @@
+"""Synthetic generator and tick validation."""
+
+import numpy as np
+import pytest
+
+from ticktape.batch import TICK_DTYPE
+from ticktape.generator import RandomWalkConfig, generate
+from ticktape.quality import validate
+
+
+def _all(cfg, chunk=100_000):
+    return np.concatenate(list(generate(cfg, chunk=chunk)))
+
+
+def test_same_seed_same_ticks_whatever_the_chunk_size():
+    cfg = RandomWalkConfig(symbol="X", n_ticks=150_000, seed=3)
+    a, b = _all(cfg), _all(cfg, chunk=7_777)
+    assert a.tobytes() == b.tobytes()
+    assert _all(RandomWalkConfig(symbol="X", n_ticks=1000, seed=4)).tobytes() != a[:1000].tobytes()
+
+
+def test_generated_ticks_are_valid_quotes_on_the_grid():
+    cfg = RandomWalkConfig(symbol="Y", n_ticks=50_000, tick_size=0.05)
+    t = _all(cfg)
+    assert len(t) == 50_000
+    assert (np.diff(t["ts"]) > 0).all() and (t["ts"] % 1000 == 0).all()
+    assert (t["bid"] > 0).all() and (t["ask"] > t["bid"]).all()
+    for f in ("bid", "ask"):
+        ticks = t[f] / 0.05
+        assert np.abs(ticks - np.round(ticks)).max() < 1e-6
+    ok, counts, _ = validate(t, None)
+    assert ok.all() and sum(counts.values()) == 0
+
+
+def test_bad_config_is_refused():
+    with pytest.raises(ValueError, match="rate_per_s"):
+        RandomWalkConfig(symbol="Z", n_ticks=1, rate_per_s=0)
+
+
+def test_validation_counts_every_rejected_tick_by_reason():
+    t = np.zeros(7, TICK_DTYPE)
+    t["ts"] = [10, 20, 15, 30, 40, 50, 60]
+    t["bid"] = [1, 1, 1, np.nan, 2, 1, 1]
+    t["ask"] = [2, 2, 2, 2, 1, 2, 2]
+    t["bid_size"] = [1, 1, 1, 1, 1, -1, 1]
+    ok, counts, last = validate(t, None)
+    assert ok.tolist() == [True, True, False, False, False, False, True]
+    assert counts == {"bad_price": 1, "crossed": 1, "bad_size": 1, "out_of_order": 1}
+    assert last == 60
+    ok2, counts2, _ = validate(t[:1], 60)  # ts 10 after 60 from the previous batch
+    assert not ok2.any() and counts2["out_of_order"] == 1
