@@ -1,0 +1,211 @@
+"""Settings from the environment, and the paths ticktape uses.
+
+Environment variables (an empty value counts as unset):
+
+``TICKTAPE_KAFKA_URL``
+    Bootstrap servers of an external Kafka (``host:port[,host:port]``; a
+    ``kafka://`` or ``tcp://`` prefix is accepted). Unset: the embedded broker.
+``TICKTAPE_DATABASE_URL``
+    asyncpg/libpq DSN of an external PostgreSQL/TimescaleDB. Unset: the
+    embedded PostgreSQL.
+``TICKTAPE_HOME``
+    Folder for the embedded PostgreSQL data (``pg/``) and logs (``logs/``).
+    Default: ``platformdirs.user_data_dir("ticktape")``.
+``TICKTAPE_KAFKA_PORT``
+    Fixed 127.0.0.1 port for the embedded broker. Default: a free port.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from importlib import resources
+from pathlib import Path
+from urllib.parse import SplitResult, urlsplit, urlunsplit
+
+ENV_KAFKA_URL = "TICKTAPE_KAFKA_URL"
+ENV_DATABASE_URL = "TICKTAPE_DATABASE_URL"
+ENV_HOME = "TICKTAPE_HOME"
+ENV_KAFKA_PORT = "TICKTAPE_KAFKA_PORT"
+
+#: Name of the database the embedded PostgreSQL serves ticktape from.
+DEFAULT_DATABASE = "ticktape"
+
+
+class ConfigError(ValueError):
+    """A setting from the environment is malformed."""
+
+
+def default_home() -> Path:
+    """The per-user data folder (``platformdirs.user_data_dir("ticktape")``)."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("ticktape", appauthor=False))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Where the broker and the database are, and where local state lives.
+
+    Parameters
+    ----------
+    kafka_url
+        External Kafka bootstrap servers, or None for the embedded broker.
+    database_url
+        External PostgreSQL DSN, or None for the embedded PostgreSQL.
+    home
+        Folder holding ``pg/`` (embedded PostgreSQL data) and ``logs/``.
+    kafka_port
+        Port for the embedded broker on 127.0.0.1, or None for any free port.
+    """
+
+    kafka_url: str | None = None
+    database_url: str | None = None
+    home: Path
+    kafka_port: int | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from ``env`` (default: ``os.environ``)."""
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        kafka_url = get(ENV_KAFKA_URL)
+        home = get(ENV_HOME)
+        port_text = get(ENV_KAFKA_PORT)
+        port: int | None = None
+        if port_text is not None:
+            try:
+                port = int(port_text)
+            except ValueError:
+                raise ConfigError(f"{ENV_KAFKA_PORT}={port_text!r} is not a port number") from None
+            if not 0 < port < 65536:
+                raise ConfigError(f"{ENV_KAFKA_PORT}={port} is out of range 1..65535")
+        return cls(
+            kafka_url=normalize_kafka_url(kafka_url) if kafka_url else None,
+            database_url=get(ENV_DATABASE_URL),
+            home=Path(home).expanduser() if home else default_home(),
+            kafka_port=port,
+        )
+
+    def with_home(self, home: str | os.PathLike[str]) -> Settings:
+        """A copy with another ``home``."""
+        return replace(self, home=Path(home))
+
+    @property
+    def pg_dir(self) -> Path:
+        """Data directory of the embedded PostgreSQL."""
+        return self.home / "pg"
+
+    @property
+    def log_dir(self) -> Path:
+        """Log files of the embedded broker and PostgreSQL."""
+        return self.home / "logs"
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Shorthand for :meth:`Settings.from_env`."""
+    return Settings.from_env(env)
+
+
+def normalize_kafka_url(url: str) -> str:
+    """Turn ``kafka://h:p,h2:p2`` / ``tcp://h:p`` / ``h:p`` into ``h:p,h2:p2``.
+
+    >>> normalize_kafka_url("kafka://127.0.0.1:9092")
+    '127.0.0.1:9092'
+    """
+    hosts = []
+    for part in url.split(","):
+        part = part.strip()
+        for prefix in ("kafka://", "tcp://", "PLAINTEXT://", "plaintext://"):
+            if part.startswith(prefix):
+                part = part[len(prefix) :]
+        part = part.rstrip("/")
+        if part:
+            if ":" not in part.rsplit("]", 1)[-1]:
+                part = f"{part}:9092"
+            hosts.append(part)
+    if not hosts:
+        raise ConfigError(f"Kafka URL {url!r} names no host")
+    return ",".join(hosts)
+
+
+def faust_broker_url(kafka_url: str) -> str:
+    """Faust's form of a bootstrap list: ``kafka://h:p;h2:p2``.
+
+    >>> faust_broker_url("127.0.0.1:9092,127.0.0.1:9093")
+    'kafka://127.0.0.1:9092;kafka://127.0.0.1:9093'
+    """
+    return ";".join(f"kafka://{h}" for h in normalize_kafka_url(kafka_url).split(","))
+
+
+def kafka_hosts(kafka_url: str) -> list[tuple[str, int]]:
+    """(host, port) pairs of a bootstrap list.
+
+    >>> kafka_hosts("127.0.0.1:9092,[::1]:9093")
+    [('127.0.0.1', 9092), ('::1', 9093)]
+    """
+    out = []
+    for part in normalize_kafka_url(kafka_url).split(","):
+        host, _, port = part.rpartition(":")
+        out.append((host.strip("[]"), int(port)))
+    return out
+
+
+def mask_dsn(dsn: str) -> str:
+    """The DSN with its password replaced by ``***`` (for messages and logs).
+
+    >>> mask_dsn("postgresql://user:secret@db:5432/ticktape")
+    'postgresql://user:***@db:5432/ticktape'
+    """
+    try:
+        parts = urlsplit(dsn)
+    except ValueError:
+        return "<unparsable DSN>"
+    if not parts.scheme or parts.password is None:
+        return dsn
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+def with_database(dsn: str, database: str) -> str:
+    """The DSN pointing at another database on the same server.
+
+    >>> with_database("postgresql://postgres@/ticktape?host=/tmp/s", "test_1")
+    'postgresql://postgres@/test_1?host=/tmp/s'
+    """
+    parts: SplitResult = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+def database_name(dsn: str) -> str:
+    """The database a DSN names (``postgres`` if none)."""
+    path = urlsplit(dsn).path.lstrip("/")
+    return path or "postgres"
+
+
+def dbschema_dir() -> Path:
+    """The folder of numbered SQL migrations.
+
+    Installed: ``ticktape/dbschema`` inside the package. Source checkout:
+    ``<repo>/dbschema`` next to ``src/``.
+    """
+    try:
+        packaged = resources.files("ticktape") / "dbschema"
+        if packaged.is_dir():
+            return Path(str(packaged))
+    except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError):  # pragma: no cover
+        pass
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        candidate = parent / "dbschema"
+        if candidate.is_dir() and (parent / "pyproject.toml").is_file():
+            return candidate
+    raise FileNotFoundError(
+        "cannot find the dbschema/ migrations folder (neither ticktape/dbschema nor <repo>/dbschema)"
+    )
