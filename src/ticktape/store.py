@@ -1,0 +1,774 @@
+"""The SQL store: migrations, idempotent batch writes and fast reads (asyncpg).
+
+Bulk data moves as PostgreSQL binary COPY streams that numpy builds and
+parses directly (no Python object per row):
+
+* :func:`write_ticks` copies a batch into a session-local staging table and
+  inserts it with ``ON CONFLICT DO NOTHING``, so re-importing the same ticks
+  stores nothing new.
+* :func:`write_results` records ``(run_id, symbol, stream, seq)`` in the
+  ``sink_batches`` ledger and copies the rows in the same transaction; a batch
+  delivered twice is stored once.
+* :func:`read_ticks` pages through one symbol with keyset ``COPY ... TO
+  STDOUT (FORMAT binary)`` queries, in ``(ts, seq)`` order.
+
+Time: the engine's int64 nanoseconds become ``timestamptz``, which holds
+microseconds; ``ts`` is the nanosecond time floored to the microsecond.
+Result tables also store the exact value in ``ts_ns``; ``ticks`` does not,
+so ticks read back have ``ts`` in whole microseconds (times a 1000).
+Missing float values (NaN in numpy) are stored as SQL NULL and read back as
+NaN.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import numpy as np
+
+from ticktape.batch import DTYPES, TICK_DTYPE
+from ticktape.config import dbschema_dir, mask_dsn
+
+__all__ = [
+    "RESULT_STREAMS",
+    "RUN_STATUSES",
+    "MigrationError",
+    "StoreConnectionError",
+    "connect",
+    "create_run",
+    "finish_run",
+    "list_runs",
+    "migrate",
+    "migrations",
+    "read_results",
+    "read_ticks",
+    "start_run",
+    "tick_range",
+    "update_progress",
+    "write_metrics",
+    "write_results",
+    "write_ticks",
+]
+
+RESULT_STREAMS = ("signals", "orders", "fills", "equity")
+RUN_STATUSES = ("pending", "running", "complete", "failed", "cancelled")
+
+#: pg_advisory_lock key serialising concurrent migrate() calls.
+MIGRATION_LOCK_KEY = 0x7469636B74617065  # "ticktape"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+#: Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
+_PG_EPOCH_US = 946_684_800_000_000
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+_COPY_TRAILER = b"\xff\xff"
+
+
+class StoreConnectionError(ConnectionError):
+    """The database cannot be reached; the message names the (masked) DSN."""
+
+
+class MigrationError(RuntimeError):
+    """The migrations on disk and the ones recorded in the database disagree."""
+
+
+# --------------------------------------------------------------------------
+# connecting
+
+
+_PERMANENT = (
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.InvalidPasswordError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, FileNotFoundError):
+        return "no server socket (is the server running?)"
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text
+
+
+async def connect(dsn: str, *, timeout: float = 10.0, retry_until: float = 0.0) -> asyncpg.Connection:
+    """Open a connection; raise :class:`StoreConnectionError` with one clear line.
+
+    Parameters
+    ----------
+    dsn
+        libpq-style URL, e.g. ``postgresql://postgres@/ticktape?host=/sock``.
+    timeout
+        Seconds for one connection attempt.
+    retry_until
+        Keep retrying transient failures (refused, starting up) this many
+        seconds; 0 tries once.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + retry_until
+    while True:
+        try:
+            return await asyncpg.connect(
+                dsn,
+                timeout=timeout,
+                server_settings={"application_name": "ticktape", "temp_buffers": "64MB"},
+            )
+        except _PERMANENT as exc:
+            raise StoreConnectionError(f"cannot reach PostgreSQL at {mask_dsn(dsn)}: {_reason(exc)}") from None
+        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            if loop.time() + 0.1 >= deadline:
+                raise StoreConnectionError(
+                    f"cannot reach PostgreSQL at {mask_dsn(dsn)}: {_reason(exc)}"
+                ) from None
+        await asyncio.sleep(0.1)
+
+
+# --------------------------------------------------------------------------
+# migrations
+
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_([A-Za-z0-9_]+)\.sql$")
+
+
+def migrations(folder: Path | None = None) -> list[tuple[int, str, Path]]:
+    """The numbered migrations on disk: (version, name, path), in order.
+
+    ``name`` is the file stem, e.g. ``"0001_core"``.
+    """
+    folder = dbschema_dir() if folder is None else folder
+    found: dict[int, tuple[int, str, Path]] = {}
+    for path in sorted(folder.glob("*.sql")):
+        match = _MIGRATION_NAME.match(path.name)
+        if not match:
+            raise MigrationError(f"{path.name}: migration files must be named NNNN_name.sql")
+        version = int(match.group(1))
+        if version in found:
+            raise MigrationError(f"two migrations with version {version}: {found[version][2].name}, {path.name}")
+        found[version] = (version, path.stem, path)
+    return [found[v] for v in sorted(found)]
+
+
+async def migrate(conn_or_dsn: asyncpg.Connection | str, *, folder: Path | None = None) -> list[str]:
+    """Apply the migrations not yet recorded in ``schema_migrations``, in order.
+
+    Each file runs in its own transaction together with its ledger row.
+    Concurrent callers (other processes) are serialised by an advisory lock;
+    the later one applies nothing. Returns the names applied (``"0001_core"``).
+    """
+    if isinstance(conn_or_dsn, str):
+        conn = await connect(conn_or_dsn)
+        try:
+            return await migrate(conn, folder=folder)
+        finally:
+            await conn.close()
+    conn = conn_or_dsn
+    todo = migrations(folder)
+    applied: list[str] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+    try:
+        await conn.execute(
+            """
+            CREATE TABLE IF NOT EXISTS schema_migrations (
+                version    int PRIMARY KEY,
+                name       text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )
+            """
+        )
+        done = {r["version"]: r["name"] for r in await conn.fetch("SELECT version, name FROM schema_migrations")}
+        for version, name, path in todo:
+            if version in done:
+                if done[version] != name:
+                    raise MigrationError(
+                        f"migration {version} is recorded as {done[version]!r} but the file is {path.name}"
+                    )
+                continue
+            sql = path.read_text(encoding="utf-8")
+            try:
+                async with conn.transaction():
+                    await conn.execute(sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name
+                    )
+            except asyncpg.PostgresError as exc:
+                raise MigrationError(f"migration {path.name} failed: {exc}") from exc
+            applied.append(name)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+    return applied
+
+
+# --------------------------------------------------------------------------
+# binary COPY, built and parsed with numpy
+
+
+def ns_to_datetime(ns: int) -> datetime:
+    """int64 ns since the epoch -> aware UTC datetime (floored to the microsecond)."""
+    return _EPOCH + timedelta(microseconds=int(ns) // 1000)
+
+
+def datetime_to_ns(value: datetime) -> int:
+    """Aware datetime -> int64 ns since the epoch."""
+    return ((value - _EPOCH) // timedelta(microseconds=1)) * 1000
+
+
+def _pg_ts(ns: np.ndarray) -> np.ndarray:
+    """int64 ns since the Unix epoch -> PostgreSQL timestamptz (µs since 2000)."""
+    return np.floor_divide(ns.astype(np.int64, copy=False), 1000) - _PG_EPOCH_US
+
+
+def encode_copy(columns: Sequence[np.ndarray | bytes], n: int) -> bytes:
+    """One COPY binary stream of ``n`` rows.
+
+    Each column is a numpy array of length ``n`` in its wire type (``>i8``,
+    ``>i2``, ``>f8``...) or a ``bytes`` value repeated on every row (text,
+    uuid). NaN in a float column becomes NULL.
+    """
+    fields: list[tuple[str, Any] | tuple[str, Any, tuple[int, ...]]] = [("nf", ">i2")]
+    for i, col in enumerate(columns):
+        fields.append((f"l{i}", ">i4"))
+        if isinstance(col, (bytes, bytearray)):
+            fields.append((f"v{i}", "u1", (len(col),)))
+        else:
+            fields.append((f"v{i}", col.dtype))
+    dtype = np.dtype(fields)
+    rec = np.empty(n, dtype=dtype)
+    rec["nf"] = len(columns)
+    nulls: list[tuple[int, np.ndarray]] = []
+    for i, col in enumerate(columns):
+        if isinstance(col, (bytes, bytearray)):
+            rec[f"l{i}"] = len(col)
+            rec[f"v{i}"] = np.frombuffer(bytes(col), dtype=np.uint8)
+        else:
+            if len(col) != n:
+                raise ValueError(f"column {i} has {len(col)} rows, expected {n}")
+            rec[f"l{i}"] = col.dtype.itemsize
+            rec[f"v{i}"] = col
+            if col.dtype.kind == "f":
+                mask = np.isnan(col)
+                if mask.any():
+                    rec[f"l{i}"][mask] = -1
+                    nulls.append((i, mask))
+    if not nulls:
+        body = rec.tobytes()
+    else:
+        raw = rec.view(np.uint8).reshape(n, dtype.itemsize)
+        keep = np.ones(raw.shape, dtype=bool)
+        for i, mask in nulls:
+            offset = dtype.fields[f"v{i}"][1]  # type: ignore[index]
+            keep[mask, offset : offset + 8] = False
+        body = raw[keep].tobytes()
+    return b"".join((_COPY_HEADER, body, _COPY_TRAILER))
+
+
+def decode_copy(data: bytes, row_dtype: np.dtype) -> np.ndarray:
+    """Parse a COPY binary stream whose rows all have the fixed layout ``row_dtype``."""
+    if not data:
+        return np.empty(0, dtype=row_dtype)
+    if data[:11] != _COPY_HEADER[:11]:
+        raise ValueError("not a PostgreSQL binary COPY stream")
+    ext = int.from_bytes(data[15:19], "big")
+    start = 19 + ext
+    end = len(data) - 2
+    if data[end:] != _COPY_TRAILER:
+        raise ValueError("binary COPY stream without its trailer")
+    if (end - start) % row_dtype.itemsize:
+        raise ValueError("binary COPY rows do not match the expected layout (a NULL in the data?)")
+    return np.frombuffer(data, dtype=row_dtype, count=(end - start) // row_dtype.itemsize, offset=start)
+
+
+def _copy_row_dtype(kinds: Sequence[str]) -> np.dtype:
+    """Fixed row layout of a COPY-out of columns of the given wire types."""
+    fields: list[tuple[str, str]] = [("nf", ">i2")]
+    for i, kind in enumerate(kinds):
+        fields += [(f"l{i}", ">i4"), (f"v{i}", kind)]
+    return np.dtype(fields)
+
+
+def _wire(kind: str) -> str:
+    """numpy field type of a batch dtype -> its COPY wire type."""
+    return {"i": ">i8", "f": ">f8"}[kind]
+
+
+# --------------------------------------------------------------------------
+# ticks
+
+
+_TICK_FLOATS = ("bid", "ask", "bid_size", "ask_size", "last", "last_size")
+_STAGE_TICKS = "ticktape_stage_ticks"
+_TICK_ROW = _copy_row_dtype([">i8", ">i8"] + [">f8"] * len(_TICK_FLOATS))
+
+
+def default_tick_seq(ts: np.ndarray) -> np.ndarray:
+    """0, 1, 2... among the ticks that share a timestamp (after flooring to µs).
+
+    The default ``seq`` of :func:`write_ticks`, in the ticks' given order. It
+    is stable across re-imports as long as ticks sharing a microsecond arrive
+    in the same batch and the same order.
+    """
+    n = len(ts)
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    us = np.floor_divide(np.asarray(ts, dtype=np.int64), 1000)
+    order = np.argsort(us, kind="stable")
+    sorted_us = us[order]
+    idx = np.arange(n, dtype=np.int64)
+    new_group = np.ones(n, dtype=bool)
+    new_group[1:] = sorted_us[1:] != sorted_us[:-1]
+    group_start = np.maximum.accumulate(np.where(new_group, idx, 0))
+    out = np.empty(n, dtype=np.int64)
+    out[order] = idx - group_start
+    return out
+
+
+async def write_ticks(
+    conn: asyncpg.Connection,
+    symbol: str,
+    ticks: np.ndarray,
+    seq: np.ndarray | None = None,
+) -> int:
+    """Store ticks of one symbol; already stored ``(symbol, ts, seq)`` are skipped.
+
+    Parameters
+    ----------
+    ticks
+        ``TICK_DTYPE`` array. ``ts`` is floored to microseconds; NaN fields
+        are stored as NULL.
+    seq
+        int64 per tick, the tie-breaker of ticks with the same timestamp (e.g.
+        the tick's index in its source file). Default: :func:`default_tick_seq`.
+
+    Returns
+    -------
+    int
+        Rows inserted (0 when the batch was stored before).
+
+    Notes
+    -----
+    When no stored tick of ``symbol`` falls in the batch's time range (a
+    fresh import), the batch is COPYed straight into ``ticks``; otherwise (or
+    if that hits a duplicate) it goes through a temporary staging table and
+    ``INSERT ... ON CONFLICT DO NOTHING``, which costs about twice as much.
+    """
+    if ticks.dtype != TICK_DTYPE:
+        raise TypeError(f"write_ticks needs TICK_DTYPE, got {ticks.dtype}")
+    n = len(ticks)
+    if n == 0:
+        return 0
+    seq = default_tick_seq(ticks["ts"]) if seq is None else np.asarray(seq)
+    if len(seq) != n:
+        raise ValueError(f"seq has {len(seq)} values for {n} ticks")
+    pg_ts = _pg_ts(ticks["ts"])
+    columns: list[np.ndarray | bytes] = [
+        symbol.encode("utf-8"),
+        pg_ts.astype(">i8"),
+        seq.astype(">i8"),
+        *(ticks[name].astype(">f8") for name in _TICK_FLOATS),
+    ]
+    payload = memoryview(encode_copy(columns, n))  # a bytes source would be taken for a path
+    names = ["symbol", "ts", "seq", *_TICK_FLOATS]
+    lo, hi = int(pg_ts.min()), int(pg_ts.max())
+    nested = conn.is_in_transaction()
+    async with conn.transaction():
+        overlap = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM ticks WHERE symbol = $1 AND ts BETWEEN $2 AND $3)",
+            symbol,
+            _pg_us_datetime(lo),
+            _pg_us_datetime(hi),
+        )
+        if not overlap:
+            try:
+                async with conn.transaction():  # savepoint: a duplicate falls back below
+                    status = await conn.copy_to_table("ticks", source=payload, columns=names, format="binary")
+                return int(status.rsplit(" ", 1)[-1])
+            except asyncpg.UniqueViolationError:
+                pass
+        await conn.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE_TICKS} ("
+            "symbol text, ts timestamptz, seq bigint, bid float8, ask float8, bid_size float8, "
+            "ask_size float8, last float8, last_size float8) ON COMMIT DELETE ROWS"
+        )
+        if nested:  # ON COMMIT has not emptied it if an outer transaction is open
+            await conn.execute(f"TRUNCATE {_STAGE_TICKS}")
+        await conn.copy_to_table(_STAGE_TICKS, source=payload, columns=names, format="binary")
+        status = await conn.execute(
+            f"INSERT INTO ticks ({', '.join(names)}) SELECT {', '.join(names)} FROM {_STAGE_TICKS} "
+            "ORDER BY ts, seq ON CONFLICT DO NOTHING"
+        )
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def _pg_us_datetime(pg_us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=pg_us + _PG_EPOCH_US)
+
+
+def _literal(value: str) -> str:
+    """A SQL string literal safe under any standard_conforming_strings."""
+    return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _ts_literal(ns: int) -> str:
+    return f"'{ns_to_datetime(ns).isoformat()}'::timestamptz"
+
+
+async def read_ticks(
+    conn: asyncpg.Connection,
+    symbol: str,
+    start_ns: int | None = None,
+    end_ns: int | None = None,
+    batch_size: int = 20_000,
+) -> AsyncIterator[np.ndarray]:
+    """Yield ``TICK_DTYPE`` batches of one symbol in ``(ts, seq)`` order.
+
+    ``start_ns <= ts < end_ns`` (either bound optional). Each batch is one
+    keyset-paged binary COPY of at most ``batch_size`` rows.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    cols = ", ".join(f"coalesce({name}, 'NaN'::float8)" for name in _TICK_FLOATS)
+    base = [f"symbol = {_literal(symbol)}"]
+    if end_ns is not None:
+        base.append(f"ts < {_ts_literal(end_ns)}")
+    after: tuple[int, int] | None = None  # (pg µs, seq) of the last row sent
+    while True:
+        where = list(base)
+        if after is not None:
+            where.append(f"(ts, seq) > ('{_pg_us_iso(after[0])}'::timestamptz, {after[1]})")
+        elif start_ns is not None:
+            where.append(f"ts >= {_ts_literal(start_ns)}")
+        query = (
+            f"SELECT ts, seq, {cols} FROM ticks WHERE {' AND '.join(where)} "
+            f"ORDER BY ts, seq LIMIT {int(batch_size)}"
+        )
+        chunks: list[bytes] = []
+
+        async def sink(data: bytes) -> None:
+            chunks.append(data)
+
+        async with conn.transaction():
+            # Walk the primary key in order whatever the statistics say: without
+            # them (fresh import, no ANALYZE yet) the planner picks a bitmap scan
+            # plus sort of the whole symbol for every page.
+            await conn.execute(_INDEX_WALK)
+            await conn.copy_from_query(query, output=sink, format="binary")
+        raw = decode_copy(b"".join(chunks), _TICK_ROW)
+        if len(raw) == 0:
+            return
+        out = np.empty(len(raw), dtype=TICK_DTYPE)
+        out["ts"] = (raw["v0"].astype(np.int64) + _PG_EPOCH_US) * 1000
+        for i, name in enumerate(_TICK_FLOATS, start=2):
+            out[name] = raw[f"v{i}"]
+        yield out
+        if len(raw) < batch_size:
+            return
+        after = (int(raw["v0"][-1]), int(raw["v1"][-1]))
+
+
+def _pg_us_iso(pg_us: int) -> str:
+    return _pg_us_datetime(pg_us).isoformat()
+
+
+_INDEX_WALK = (
+    "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off"
+)
+
+
+async def tick_range(conn: asyncpg.Connection, symbol: str) -> tuple[int, int, int] | None:
+    """(first_ns, last_ns, count) of the stored ticks of ``symbol``, or None."""
+    row = await conn.fetchrow(
+        "SELECT (extract(epoch FROM min(ts)) * 1000000)::int8 * 1000 AS first_ns, "
+        "(extract(epoch FROM max(ts)) * 1000000)::int8 * 1000 AS last_ns, count(*) AS n "
+        "FROM ticks WHERE symbol = $1",
+        symbol,
+    )
+    if row is None or row["n"] == 0:
+        return None
+    return int(row["first_ns"]), int(row["last_ns"]), int(row["n"])
+
+
+# --------------------------------------------------------------------------
+# results
+
+
+def _result_columns(stream: str) -> list[tuple[str, str]]:
+    """(column, batch field kind) of a result table after run_id, symbol, ts, ts_ns."""
+    dtype = DTYPES[stream]
+    return [(name, dtype[name].kind) for name in dtype.names if name != "ts"]  # type: ignore[union-attr]
+
+
+def _wire_column(values: np.ndarray) -> np.ndarray:
+    """A batch field as its COPY wire type (i1 -> smallint, i8 -> bigint, f8)."""
+    if values.dtype.kind == "f":
+        return values.astype(">f8")
+    if values.dtype.itemsize <= 2:
+        return values.astype(">i2")
+    return values.astype(">i8")
+
+
+async def write_results(
+    conn: asyncpg.Connection,
+    run_id: str | uuid.UUID,
+    symbol: str,
+    stream: str,
+    seq: int,
+    rows: np.ndarray,
+) -> bool:
+    """Store one result batch exactly once.
+
+    In one transaction: record ``(run_id, symbol, stream, seq)`` in
+    ``sink_batches``; if it was already there write nothing and return False,
+    else COPY ``rows`` (``DTYPES[stream]``) into the ``stream`` table and
+    return True. An empty batch is recorded too.
+    """
+    if stream not in RESULT_STREAMS:
+        raise ValueError(f"unknown result stream {stream!r}; expected one of {RESULT_STREAMS}")
+    if rows.dtype != DTYPES[stream]:
+        raise TypeError(f"{stream} rows need dtype {DTYPES[stream]}, got {rows.dtype}")
+    run = uuid.UUID(str(run_id))
+    n = len(rows)
+    payload = b""
+    fields = _result_columns(stream)
+    if n:
+        columns: list[np.ndarray | bytes] = [
+            run.bytes,
+            symbol.encode("utf-8"),
+            _pg_ts(rows["ts"]).astype(">i8"),
+            rows["ts"].astype(">i8"),
+            *(_wire_column(rows[name]) for name, _ in fields),
+        ]
+        payload = encode_copy(columns, n)
+    async with conn.transaction():
+        fresh = await conn.fetchval(
+            "INSERT INTO sink_batches (run_id, symbol, stream, seq) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT DO NOTHING RETURNING true",
+            run,
+            symbol,
+            stream,
+            int(seq),
+        )
+        if not fresh:
+            return False
+        if n:
+            await conn.copy_to_table(
+                stream,
+                source=memoryview(payload),  # bytes would be taken for a path
+                columns=["run_id", "symbol", "ts", "ts_ns", *(name for name, _ in fields)],
+                format="binary",
+            )
+    return True
+
+
+async def read_results(
+    conn: asyncpg.Connection, run_id: str | uuid.UUID, symbol: str, stream: str
+) -> np.ndarray:
+    """All rows of one result stream of one (run, symbol) as ``DTYPES[stream]``.
+
+    Ordered by ``ts_ns`` then the remaining columns, so the result does not
+    depend on the order batches were written in. NULL floats come back NaN.
+    """
+    if stream not in RESULT_STREAMS:
+        raise ValueError(f"unknown result stream {stream!r}; expected one of {RESULT_STREAMS}")
+    dtype = DTYPES[stream]
+    fields = _result_columns(stream)
+    select = ", ".join(
+        f"coalesce({_quote(name)}, 'NaN'::float8)" if kind == "f" else f"{_quote(name)}::int8"
+        for name, kind in fields
+    )
+    order = ", ".join(["ts_ns", *(_quote(name) for name, _ in fields)])
+    chunks: list[bytes] = []
+
+    async def sink(data: bytes) -> None:
+        chunks.append(data)
+
+    query = (
+        f"SELECT ts_ns, {select} FROM {stream} WHERE run_id = '{uuid.UUID(str(run_id))}'::uuid "
+        f"AND symbol = {_literal(symbol)} ORDER BY {order}"
+    )
+    await conn.copy_from_query(query, output=sink, format="binary")
+    row_dtype = _copy_row_dtype([">i8", *(_wire(kind) for _, kind in fields)])
+    raw = decode_copy(b"".join(chunks), row_dtype)
+    out = np.empty(len(raw), dtype=dtype)
+    out["ts"] = raw["v0"]
+    for i, (name, _) in enumerate(fields, start=1):
+        out[name] = raw[f"v{i}"]
+    return out
+
+
+def _quote(ident: str) -> str:
+    return '"' + ident.replace('"', '""') + '"'
+
+
+# --------------------------------------------------------------------------
+# runs
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True, default=str)
+
+
+def _ts_param(ns: int | None) -> datetime | None:
+    return None if ns is None else ns_to_datetime(ns)
+
+
+async def create_run(
+    conn: asyncpg.Connection,
+    run_id: str | uuid.UUID,
+    strategy: str | None,
+    spec: Mapping[str, Any] | None,
+    params: Mapping[str, Any] | None,
+    symbols: Sequence[str],
+    data_start_ns: int | None,
+    data_end_ns: int | None,
+    *,
+    status: str = "running",
+) -> None:
+    """Insert the ``runs`` row (``started_at`` = now when ``status`` is running).
+
+    Idempotent: a run that exists already is left as it is (a restarted
+    worker may call this again).
+    """
+    if status not in RUN_STATUSES:
+        raise ValueError(f"unknown run status {status!r}; expected one of {RUN_STATUSES}")
+    await conn.execute(
+        """
+        INSERT INTO runs (run_id, status, started_at, strategy, spec, params, symbols,
+                          data_start, data_end)
+        VALUES ($1, $2, CASE WHEN $2 = 'running' THEN now() END, $3,
+                $4::text::jsonb, $5::text::jsonb, $6, $7, $8)
+        ON CONFLICT (run_id) DO NOTHING
+        """,
+        uuid.UUID(str(run_id)),
+        status,
+        strategy,
+        _json(dict(spec) if spec is not None else None),
+        _json(dict(params) if params is not None else None),
+        list(symbols),
+        _ts_param(data_start_ns),
+        _ts_param(data_end_ns),
+    )
+
+
+async def start_run(conn: asyncpg.Connection, run_id: str | uuid.UUID) -> None:
+    """Mark a pending run as running (sets ``started_at`` once)."""
+    await conn.execute(
+        "UPDATE runs SET status = 'running', started_at = coalesce(started_at, now()) "
+        "WHERE run_id = $1 AND status = 'pending'",
+        uuid.UUID(str(run_id)),
+    )
+
+
+async def update_progress(
+    conn: asyncpg.Connection,
+    run_id: str | uuid.UUID,
+    symbol: str,
+    ticks_processed: int,
+    last_ts_ns: int | None,
+    done: bool = False,
+) -> None:
+    """Upsert the progress of one (run, symbol).
+
+    Never moves backwards: a replayed (older) update keeps the larger counts,
+    the later timestamp and ``done`` once set.
+    """
+    await conn.execute(
+        """
+        INSERT INTO run_progress (run_id, symbol, ticks_processed, last_ts, done, updated_at)
+        VALUES ($1, $2, $3, $4, $5, now())
+        ON CONFLICT (run_id, symbol) DO UPDATE SET
+            ticks_processed = GREATEST(run_progress.ticks_processed, EXCLUDED.ticks_processed),
+            last_ts = GREATEST(run_progress.last_ts, EXCLUDED.last_ts),
+            done = run_progress.done OR EXCLUDED.done,
+            updated_at = now()
+        """,
+        uuid.UUID(str(run_id)),
+        symbol,
+        int(ticks_processed),
+        _ts_param(last_ts_ns),
+        bool(done),
+    )
+
+
+_FINISH_FIELDS = {
+    "ticks_in": int,
+    "ticks_processed": int,
+    "ticks_rejected": int,
+    "rejects": dict,
+    "orders": int,
+    "fills": int,
+    "wall_seconds": float,
+    "error": str,
+}
+
+
+async def finish_run(conn: asyncpg.Connection, run_id: str | uuid.UUID, status: str, **counts: Any) -> None:
+    """Set ``status``, ``finished_at`` = now and the given counts of a run.
+
+    ``counts``: any of ticks_in, ticks_processed, ticks_rejected, rejects
+    (dict reason -> count), orders, fills, wall_seconds, error.
+    """
+    if status not in RUN_STATUSES:
+        raise ValueError(f"unknown run status {status!r}; expected one of {RUN_STATUSES}")
+    unknown = set(counts) - set(_FINISH_FIELDS)
+    if unknown:
+        raise TypeError(f"finish_run got unknown fields {sorted(unknown)}; allowed: {sorted(_FINISH_FIELDS)}")
+    sets = ["status = $2", "finished_at = now()"]
+    args: list[Any] = [uuid.UUID(str(run_id)), status]
+    for name, value in counts.items():
+        args.append(value)
+        if name == "rejects":
+            args[-1] = _json(dict(value) if value is not None else {})
+            sets.append(f"rejects = ${len(args)}::text::jsonb")
+        else:
+            if value is not None:
+                args[-1] = _FINISH_FIELDS[name](value)
+            sets.append(f"{name} = ${len(args)}")
+    status_line = await conn.execute(f"UPDATE runs SET {', '.join(sets)} WHERE run_id = $1", *args)
+    if status_line.endswith(" 0"):
+        raise LookupError(f"no run {run_id} to finish")
+
+
+async def write_metrics(conn: asyncpg.Connection, run_id: str | uuid.UUID, metrics: Mapping[str, float]) -> None:
+    """Upsert ``run_metrics`` rows (name -> value) of a run."""
+    if not metrics:
+        return
+    run = uuid.UUID(str(run_id))
+    await conn.executemany(
+        "INSERT INTO run_metrics (run_id, name, value) VALUES ($1, $2, $3) "
+        "ON CONFLICT (run_id, name) DO UPDATE SET value = EXCLUDED.value",
+        [(run, str(name), None if value is None else float(value)) for name, value in metrics.items()],
+    )
+
+
+async def list_runs(conn: asyncpg.Connection, limit: int = 50) -> list[dict[str, Any]]:
+    """The latest runs, newest first, as dicts (run_id as str, JSON decoded)."""
+    rows = await conn.fetch(
+        """
+        SELECT run_id, created_at, started_at, finished_at, status, strategy,
+               spec::text AS spec, params::text AS params, symbols, data_start, data_end,
+               ticks_in, ticks_processed, ticks_rejected, rejects::text AS rejects,
+               orders, fills, wall_seconds, error
+        FROM runs ORDER BY created_at DESC, run_id LIMIT $1
+        """,
+        int(limit),
+    )
+    out = []
+    for row in rows:
+        item = dict(row)
+        item["run_id"] = str(item["run_id"])
+        for key in ("spec", "params", "rejects"):
+            if item[key] is not None:
+                item[key] = json.loads(item[key])
+        out.append(item)
+    return out
