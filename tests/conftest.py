@@ -1,0 +1,139 @@
+"""Session fixtures shared by all tests: the runtime (broker + database) and helpers.
+
+Fixtures
+--------
+runtime (session)
+    A started :class:`ticktape.runtime.Runtime` whose TICKTAPE_HOME is a
+    fresh temporary folder (so the embedded PostgreSQL is new). Honours
+    TICKTAPE_KAFKA_URL / TICKTAPE_DATABASE_URL when set (CI against real
+    services). Stopped at the end of the session.
+kafka_url (session)
+    Bootstrap servers of that broker (``"127.0.0.1:PORT"``).
+db_url (session)
+    DSN of the ``ticktape`` database, migrated.
+fresh_db (function)
+    DSN of a new, empty database on the same server, dropped afterwards.
+poll_until, apoll_until (function)
+    ``poll_until(fn, timeout=10, interval=0.05, message=None)`` calls ``fn``
+    until it returns a truthy value and returns that value, or fails the test
+    at the deadline. ``apoll_until`` is the async form (``fn`` may be sync or
+    return an awaitable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+
+T = TypeVar("T")
+
+
+def _poll_until(
+    fn: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, message: str | None = None
+) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            pytest.fail(message or f"condition {getattr(fn, '__name__', fn)!r} not met within {timeout}s")
+        time.sleep(interval)
+
+
+async def _apoll_until(
+    fn: Callable[[], T | Awaitable[T]],
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    message: str | None = None,
+) -> T:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = fn()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value  # type: ignore[return-value]
+        if loop.time() >= deadline:
+            pytest.fail(message or f"condition {getattr(fn, '__name__', fn)!r} not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+@pytest.fixture
+def poll_until() -> Callable[..., Any]:
+    """Poll a condition with a deadline (sync tests)."""
+    return _poll_until
+
+
+@pytest.fixture
+def apoll_until() -> Callable[..., Any]:
+    """Poll a condition with a deadline (async tests)."""
+    return _apoll_until
+
+
+@pytest.fixture(scope="session")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from ticktape.config import Settings
+    from ticktape.runtime import Runtime
+
+    settings = Settings.from_env().with_home(tmp_path_factory.mktemp("ticktape-home"))
+    rt = Runtime(settings)
+    rt.start()
+    try:
+        yield rt
+    finally:
+        rt.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_url(runtime: Any) -> str:
+    return str(runtime.kafka_url)
+
+
+@pytest.fixture(scope="session")
+def db_url(runtime: Any) -> str:
+    from ticktape import store
+    from ticktape.runtime import run_coro
+
+    dsn = str(runtime.database_url)
+    run_coro(lambda: store.migrate(dsn))
+    return dsn
+
+
+@pytest.fixture
+def fresh_db(runtime: Any) -> Iterator[str]:
+    """A new empty database (not migrated); dropped after the test."""
+    import asyncpg
+
+    from ticktape.config import with_database
+    from ticktape.runtime import run_coro
+
+    admin = with_database(str(runtime.database_url), "postgres")
+    name = f"test_{uuid.uuid4().hex[:12]}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    run_coro(create)
+    try:
+        yield with_database(str(runtime.database_url), name)
+    finally:
+        run_coro(drop)
