@@ -45,6 +45,7 @@ __all__ = [
     "connect",
     "create_run",
     "finish_run",
+    "json_value",
     "list_runs",
     "migrate",
     "migrations",
@@ -337,7 +338,7 @@ async def write_ticks(
     conn: asyncpg.Connection,
     symbol: str,
     ticks: np.ndarray,
-    seq: np.ndarray | None = None,
+    seq: np.ndarray | int | None = None,
 ) -> int:
     """Store ticks of one symbol; already stored ``(symbol, ts, seq)`` are skipped.
 
@@ -348,7 +349,9 @@ async def write_ticks(
         are stored as NULL.
     seq
         int64 per tick, the tie-breaker of ticks with the same timestamp (e.g.
-        the tick's index in its source file). Default: :func:`default_tick_seq`.
+        the tick's index in its source file); an int ``s`` means
+        ``s, s+1, ...`` (the running index of the first tick of the batch).
+        Default: :func:`default_tick_seq`. ``(symbol, ts, seq)`` must be unique.
 
     Returns
     -------
@@ -367,7 +370,12 @@ async def write_ticks(
     n = len(ticks)
     if n == 0:
         return 0
-    seq = default_tick_seq(ticks["ts"]) if seq is None else np.asarray(seq)
+    if seq is None:
+        seq = default_tick_seq(ticks["ts"])
+    elif isinstance(seq, (int, np.integer)):
+        seq = np.arange(int(seq), int(seq) + n, dtype=np.int64)
+    else:
+        seq = np.asarray(seq)
     if len(seq) != n:
         raise ValueError(f"seq has {len(seq)} values for {n} ticks")
     pg_ts = _pg_ts(ticks["ts"])
@@ -614,6 +622,14 @@ def _quote(ident: str) -> str:
 # runs
 
 
+def json_value(value: Any) -> Any:
+    """A jsonb column value as Python: asyncpg returns jsonb as text unless a
+    codec is set, so decode strings and pass anything else through."""
+    if isinstance(value, (str, bytes, bytearray)):
+        return json.loads(value)
+    return value
+
+
 def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, sort_keys=True, default=str)
 
@@ -676,18 +692,32 @@ async def update_progress(
     ticks_processed: int,
     last_ts_ns: int | None,
     done: bool = False,
+    *,
+    ticks_in: int | None = None,
+    ticks_rejected: int | None = None,
+    rejects: Mapping[str, int] | None = None,
 ) -> None:
-    """Upsert the progress of one (run, symbol).
+    """Upsert the progress of one (run, symbol); counts are cumulative.
 
     Never moves backwards: a replayed (older) update keeps the larger counts,
-    the later timestamp and ``done`` once set.
+    the later timestamp, ``done`` once set, and the ``rejects`` of the most
+    advanced update (by processed + rejected). ``ticks_in`` (ticks read, known
+    at the end of the stream) is kept when not given.
     """
     await conn.execute(
         """
-        INSERT INTO run_progress (run_id, symbol, ticks_processed, last_ts, done, updated_at)
-        VALUES ($1, $2, $3, $4, $5, now())
+        INSERT INTO run_progress (run_id, symbol, ticks_processed, last_ts, done, updated_at,
+                                  ticks_in, ticks_rejected, rejects)
+        VALUES ($1, $2, $3, $4, $5, now(), $6, coalesce($7, 0), coalesce($8::text::jsonb, '{}'::jsonb))
         ON CONFLICT (run_id, symbol) DO UPDATE SET
             ticks_processed = GREATEST(run_progress.ticks_processed, EXCLUDED.ticks_processed),
+            ticks_rejected = GREATEST(run_progress.ticks_rejected, EXCLUDED.ticks_rejected),
+            rejects = CASE
+                WHEN $8::text IS NOT NULL
+                     AND EXCLUDED.ticks_processed + EXCLUDED.ticks_rejected
+                         >= run_progress.ticks_processed + run_progress.ticks_rejected
+                THEN EXCLUDED.rejects ELSE run_progress.rejects END,
+            ticks_in = GREATEST(run_progress.ticks_in, EXCLUDED.ticks_in),
             last_ts = GREATEST(run_progress.last_ts, EXCLUDED.last_ts),
             done = run_progress.done OR EXCLUDED.done,
             updated_at = now()
@@ -697,6 +727,9 @@ async def update_progress(
         int(ticks_processed),
         _ts_param(last_ts_ns),
         bool(done),
+        None if ticks_in is None else int(ticks_in),
+        None if ticks_rejected is None else int(ticks_rejected),
+        None if rejects is None else _json({str(k): int(v) for k, v in rejects.items()}),
     )
 
 

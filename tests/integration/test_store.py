@@ -328,3 +328,19 @@ def test_encode_copy_nulls_and_constants() -> None:
 def test_default_tick_seq_counts_within_a_microsecond() -> None:
     ts = np.array([5_000, 5_999, 7_000, 5_500, 7_001], dtype=np.int64)
     assert store.default_tick_seq(ts).tolist() == [0, 1, 0, 2, 1]
+
+
+async def test_progress_counts_and_seq_offset(conn: asyncpg.Connection) -> None:
+    run, sym = uuid.uuid4(), symbol()
+    await store.update_progress(conn, run, sym, 90, T0, ticks_rejected=10, rejects={"crossed": 10})
+    await store.update_progress(conn, run, sym, 50, T0, ticks_rejected=5, rejects={"crossed": 5})  # older
+    await store.update_progress(conn, run, sym, 190, T0 + 1, True, ticks_in=205, ticks_rejected=15,
+                                rejects={"crossed": 15})
+    row = await conn.fetchrow("SELECT * FROM run_progress WHERE run_id = $1", run)
+    assert (row["ticks_processed"], row["ticks_rejected"], row["ticks_in"], row["done"]) == (190, 15, 205, True)
+    assert store.json_value(row["rejects"]) == {"crossed": 15}
+    # write_ticks with an int seq: the running index of the batch's first tick
+    ticks = make_ticks(10, seed=9)
+    assert await store.write_ticks(conn, sym, ticks, 100) == 10
+    seqs = [r["seq"] for r in await conn.fetch("SELECT seq FROM ticks WHERE symbol = $1 ORDER BY ts, seq", sym)]
+    assert seqs == list(range(100, 110))
