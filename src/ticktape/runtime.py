@@ -561,6 +561,9 @@ class Runtime:
     ----------
     settings
         Defaults to :meth:`Settings.from_env`.
+    kafka, database
+        Set one False to neither start nor check that service (e.g. the
+        ``db`` and ``runs`` commands need no broker); its URL stays None.
     startup_timeout
         Seconds an embedded service may take to become ready.
     connect_timeout
@@ -582,11 +585,15 @@ class Runtime:
         self,
         settings: Settings | None = None,
         *,
+        kafka: bool = True,
+        database: bool = True,
         startup_timeout: float = 60.0,
         connect_timeout: float = 10.0,
         stop_timeout: float = 10.0,
     ) -> None:
         self.settings = settings if settings is not None else Settings.from_env()
+        self.use_kafka = kafka
+        self.use_database = database
         self.startup_timeout = startup_timeout
         self.connect_timeout = connect_timeout
         self.stop_timeout = stop_timeout
@@ -617,11 +624,15 @@ class Runtime:
                 return self
             _live.add(self)
             try:
-                if self.embedded_db:
+                if not self.use_database:
+                    pass
+                elif self.embedded_db:
                     self._start_postgres()
                 else:
                     self._check_database(self.settings.database_url or "")
-                if self.embedded_kafka:
+                if not self.use_kafka:
+                    pass
+                elif self.embedded_kafka:
                     self._start_kafka()
                 else:
                     self._check_kafka(self.settings.kafka_url or "")
@@ -707,10 +718,12 @@ class Runtime:
     def env(self) -> dict[str, str]:
         """Environment variables for a child process (a Faust worker) to reach
         the same broker and database."""
-        return {
-            ENV_KAFKA_URL: self._require(self.kafka_url, "kafka_url"),
-            ENV_DATABASE_URL: self._require(self.database_url, "database_url"),
-        }
+        env = {}
+        if self.use_kafka:
+            env[ENV_KAFKA_URL] = self._require(self.kafka_url, "kafka_url")
+        if self.use_database:
+            env[ENV_DATABASE_URL] = self._require(self.database_url, "database_url")
+        return env
 
     def ensure_topics(self, spec: Mapping[str, int], *, replication_factor: int = 1) -> list[str]:
         """Create the topics of ``spec`` (name -> partition count) that are missing.
