@@ -65,6 +65,10 @@ class Settings:
     home: Path
     kafka_port: int | None = None
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.home, Path):
+            object.__setattr__(self, "home", Path(self.home))
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read the settings from ``env`` (default: ``os.environ``)."""

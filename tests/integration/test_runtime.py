@@ -1,0 +1,284 @@
+"""The embedded runtime: lifecycle, isolation, failure messages, topics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+import ticktape
+from ticktape import runtime as runtime_mod
+from ticktape.config import Settings
+from ticktape.runtime import Runtime, TicktapeRuntimeError, kafka_metadata, run_coro
+
+pytestmark = pytest.mark.integration
+
+SRC = str(Path(ticktape.__file__).resolve().parents[1])
+
+
+def local_settings(home: Path, **kw: object) -> Settings:
+    """Embedded services whatever the environment says, in ``home``."""
+    return Settings(home=home, **kw)  # type: ignore[arg-type]
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def family(pids: dict[str, int]) -> list[int]:
+    """The runtime's processes and all their descendants."""
+    out = []
+    for pid in pids.values():
+        out.append(pid)
+        try:
+            out += [c.pid for c in psutil.Process(pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+@pytest.fixture
+def own_runtime(tmp_path: Path) -> Iterator[Runtime]:
+    rt = Runtime(local_settings(tmp_path / "home"))
+    try:
+        yield rt
+    finally:
+        rt.stop()
+
+
+def test_start_is_idempotent_and_stop_leaves_nothing(own_runtime: Runtime) -> None:
+    rt = own_runtime
+    assert rt.start() is rt
+    pids = rt.pids
+    assert set(pids) == {"kafka", "postgres"}
+    procs = family(pids)
+    assert len(procs) > 2  # postgres has its background processes
+    assert rt.start() is rt and rt.pids == pids  # no second process
+    assert rt.embedded_kafka and rt.embedded_db and not rt.attached_db
+    assert rt.kafka_url.startswith("127.0.0.1:")
+    assert rt.database_url.startswith("postgresql://postgres@/ticktape?host=")
+    assert rt.env() == {"TICKTAPE_KAFKA_URL": rt.kafka_url, "TICKTAPE_DATABASE_URL": rt.database_url}
+    assert rt.faust_broker_url == f"kafka://{rt.kafka_url}"
+    rt.stop()
+    assert not [pid for pid in procs if alive(pid)]
+    rt.stop()  # twice is fine
+    # and it starts again on the same data directory
+    with rt:
+        assert rt.running and alive(rt.pids["postgres"])
+    assert not rt.running
+
+
+def test_embedded_services_listen_on_loopback_only(runtime: Runtime) -> None:
+    if not (runtime.embedded_kafka and runtime.embedded_db):
+        pytest.skip("external services configured")
+    listening = []
+    for pid in family(runtime.pids):
+        for conn in psutil.Process(pid).net_connections(kind="inet"):
+            if conn.status == psutil.CONN_LISTEN or not conn.raddr:
+                listening.append((pid, conn.laddr.ip, conn.laddr.port))
+    assert listening, "the broker listens somewhere"
+    assert {ip for _, ip, _ in listening} <= {"127.0.0.1", "::1"}, listening
+    # PostgreSQL: unix socket only, no TCP at all
+    pg = family({"pg": runtime.pids["postgres"]})
+    assert not [p for p in listening if p[0] in pg]
+
+
+_CHILD = textwrap.dedent(
+    """
+    import json, sys, time, psutil
+    from pathlib import Path
+    from ticktape.config import Settings
+    from ticktape.runtime import Runtime
+    with Runtime(Settings(home=Path(sys.argv[1]))) as rt:
+        pids = list(rt.pids.values())
+        for pid in list(pids):
+            pids += [c.pid for c in psutil.Process(pid).children(recursive=True)]
+        print(json.dumps(pids), flush=True)
+        time.sleep(120)
+    """
+)
+
+
+def start_child(home: Path) -> tuple[subprocess.Popen[str], list[int]]:
+    env = {**os.environ, "PYTHONPATH": SRC}
+    env.pop("TICKTAPE_KAFKA_URL", None)
+    env.pop("TICKTAPE_DATABASE_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(home)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"child did not start its runtime:\n{err}")
+    pids = json.loads(line)
+    assert len(pids) > 2 and all(alive(pid) for pid in pids)
+    return proc, pids
+
+
+def test_no_orphans_after_ctrl_c(tmp_path: Path, poll_until) -> None:
+    proc, pids = start_child(tmp_path / "home")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    poll_until(lambda: not [p for p in pids if alive(p)], timeout=10, message="orphans after Ctrl-C")
+
+
+def test_no_orphans_after_parent_is_killed(tmp_path: Path, poll_until) -> None:
+    proc, pids = start_child(tmp_path / "home")
+    proc.kill()
+    proc.communicate(timeout=30)
+    poll_until(lambda: not [p for p in pids if alive(p)], timeout=20, message="orphans after kill -9")
+    # the data directory is usable again (stale postmaster.pid is handled)
+    with Runtime(local_settings(tmp_path / "home"), kafka=False) as rt:
+        assert not rt.attached_db and alive(rt.pids["postgres"])
+
+
+def test_attaches_to_a_running_embedded_postgres(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with Runtime(local_settings(home), kafka=False) as owner:
+        with Runtime(local_settings(home), kafka=False) as guest:
+            assert guest.attached_db and guest.embedded_db
+            assert guest.database_url == owner.database_url
+            assert "postgres" not in guest.pids
+        assert alive(owner.pids["postgres"])  # the guest left it running
+
+        async def ping() -> int:
+            from ticktape import store
+
+            conn = await store.connect(owner.database_url)
+            try:
+                return int(await conn.fetchval("SELECT 1"))
+            finally:
+                await conn.close()
+
+        assert run_coro(ping) == 1
+
+
+def test_unreachable_external_kafka_is_one_clear_line(tmp_path: Path) -> None:
+    port = closed_port()
+    rt = Runtime(local_settings(tmp_path, kafka_url=f"127.0.0.1:{port}"), database=False, connect_timeout=1)
+    with pytest.raises(TicktapeRuntimeError) as info:
+        rt.start()
+    assert str(info.value) == f"cannot reach Kafka at 127.0.0.1:{port}: connection refused"
+    assert not rt.running and rt.pids == {}
+
+
+def test_unreachable_external_database_is_one_clear_line(tmp_path: Path) -> None:
+    port = closed_port()
+    dsn = f"postgresql://ticktape:s3cret@127.0.0.1:{port}/ticktape"
+    rt = Runtime(local_settings(tmp_path, database_url=dsn), kafka=False, connect_timeout=1)
+    with pytest.raises(TicktapeRuntimeError) as info:
+        rt.start()
+    assert str(info.value) == (
+        f"cannot reach PostgreSQL at postgresql://ticktape:***@127.0.0.1:{port}/ticktape: connection refused"
+    )
+
+
+def test_taken_kafka_port_is_one_clear_line(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        rt = Runtime(local_settings(tmp_path, kafka_port=port), database=False)
+        with pytest.raises(TicktapeRuntimeError) as info:
+            rt.start()
+    message = str(info.value)
+    assert "\n" not in message and f"port {port}" in message and "already in use" in message
+    assert rt.pids == {}
+
+
+def test_kafka_port_from_the_environment(tmp_path: Path) -> None:
+    port = closed_port()
+    settings = Settings.from_env({"TICKTAPE_HOME": str(tmp_path), "TICKTAPE_KAFKA_PORT": str(port)})
+    with Runtime(settings, database=False) as rt:
+        assert rt.kafka_url == f"127.0.0.1:{port}"
+        assert "TICKTAPE_DATABASE_URL" not in rt.env()
+
+
+def test_postgres_startup_failure_shows_its_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(runtime_mod.PG_SETTINGS, "shared_buffers", "lots")
+    rt = Runtime(local_settings(tmp_path / "home"), kafka=False)
+    with pytest.raises(TicktapeRuntimeError) as info:
+        rt.start()
+    message = str(info.value)
+    assert message.splitlines()[0].startswith("the embedded PostgreSQL exited with code")
+    assert "postgres.log" in message and "shared_buffers" in message
+    assert rt.pids == {}
+
+
+def test_ensure_topics_creates_with_partition_counts(runtime: Runtime) -> None:
+    tag = uuid.uuid4().hex[:8]
+    spec = {f"t-{tag}-a": 3, f"t-{tag}-b": 1}
+    assert sorted(runtime.ensure_topics(spec)) == sorted(spec)
+    meta = run_coro(lambda: kafka_metadata(runtime.kafka_url))
+    assert {name: meta[name] for name in spec} == spec
+    assert runtime.ensure_topics(spec) == []  # existing topics are left alone
+    with pytest.raises(TicktapeRuntimeError, match=r"other partition counts: 't-\w+-a' has 3 \(wanted 5\)"):
+        runtime.ensure_topics({f"t-{tag}-a": 5})
+
+
+async def test_produce_consume_with_a_consumer_group(kafka_url: str) -> None:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    from ticktape.runtime import ensure_topics_async
+
+    topic, group = f"pc-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    await ensure_topics_async(kafka_url, {topic: 2})
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_url)
+    await producer.start()
+    try:
+        for i in range(50):
+            await producer.send(topic, key=f"k{i % 5}".encode(), value=str(i).encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+    async def consume(want: int, seconds: float) -> list[int]:
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=kafka_url, group_id=group, auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            # Tansu holds a join for the whole rebalance timeout, and keeps a
+            # member that left until its session times out: keep both short.
+            session_timeout_ms=2000, heartbeat_interval_ms=300, rebalance_timeout_ms=1000,
+        )
+        await consumer.start()
+        got: list[int] = []
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + seconds
+            while loop.time() < deadline and (len(got) < want or want == 0):
+                for messages in (await consumer.getmany(timeout_ms=200)).values():
+                    got += [int(m.value) for m in messages]
+            await consumer.commit()
+        finally:
+            await consumer.stop()
+        return got
+
+    assert sorted(await consume(50, 20)) == list(range(50))
+    assert await consume(0, 2) == []  # same group again: resumes after the committed offsets
