@@ -43,7 +43,9 @@ def _poll_until(
         if value:
             return value
         if time.monotonic() >= deadline:
-            pytest.fail(message or f"condition {getattr(fn, '__name__', fn)!r} not met within {timeout}s")
+            pytest.fail(
+                message or f"condition {getattr(fn, '__name__', fn)!r} not met within {timeout}s"
+            )
         time.sleep(interval)
 
 
@@ -62,7 +64,9 @@ async def _apoll_until(
         if value:
             return value  # type: ignore[return-value]
         if loop.time() >= deadline:
-            pytest.fail(message or f"condition {getattr(fn, '__name__', fn)!r} not met within {timeout}s")
+            pytest.fail(
+                message or f"condition {getattr(fn, '__name__', fn)!r} not met within {timeout}s"
+            )
         await asyncio.sleep(interval)
 
 

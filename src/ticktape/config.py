@@ -126,8 +126,7 @@ def normalize_kafka_url(url: str) -> str:
     for part in url.split(","):
         part = part.strip()
         for prefix in ("kafka://", "tcp://", "PLAINTEXT://", "plaintext://"):
-            if part.startswith(prefix):
-                part = part[len(prefix) :]
+            part = part.removeprefix(prefix)
         part = part.rstrip("/")
         if part:
             if ":" not in part.rsplit("]", 1)[-1]:

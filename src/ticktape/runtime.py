@@ -45,7 +45,7 @@ import time
 import weakref
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Self, TypeVar
 
 from ticktape.config import (
     DEFAULT_DATABASE,
@@ -167,7 +167,9 @@ class _Spawner:
     def call(self, fn: Callable[[], T]) -> T:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="ticktape-spawner", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._loop, name="ticktape-spawner", daemon=True
+                )
                 self._thread.start()
         reply: queue.Queue[Any] = queue.Queue(maxsize=1)
         self._queue.put((fn, reply))
@@ -195,8 +197,12 @@ def spawn_child(
     popen_kwargs.setdefault("close_fds", True)
     preexec = _make_preexec(death_signal)
     return _spawner.call(
-        lambda: subprocess.Popen(  # noqa: S603 - argv is built by us
-            argv, start_new_session=True, preexec_fn=preexec, **popen_kwargs
+        lambda: subprocess.Popen(
+            # preexec_fn only calls prctl/getppid/kill: async-signal-safe enough
+            argv,
+            start_new_session=True,
+            preexec_fn=preexec,
+            **popen_kwargs,  # noqa: PLW1509
         )
     )
 
@@ -228,7 +234,13 @@ def terminate_process(
             proc.wait(timeout=grace)
             break
         except subprocess.TimeoutExpired:
-            log.warning("%s (pid %d) still alive %.1fs after %s", name, proc.pid, grace, signal.Signals(sig).name)
+            log.warning(
+                "%s (pid %d) still alive %.1fs after %s",
+                name,
+                proc.pid,
+                grace,
+                signal.Signals(sig).name,
+            )
     else:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
@@ -363,12 +375,16 @@ async def ensure_topics_async(
 
     for name, partitions in spec.items():
         if not isinstance(partitions, int) or partitions < 1:
-            raise ValueError(f"topic {name!r}: partition count must be a positive int, got {partitions!r}")
+            raise ValueError(
+                f"topic {name!r}: partition count must be a positive int, got {partitions!r}"
+            )
     existing = await kafka_metadata(bootstrap, timeout)
     missing = [name for name in spec if name not in existing]
     created: list[str] = []
     if missing:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000)
+        )
         try:
             await admin.start()
             response = await admin.create_topics(
@@ -387,10 +403,14 @@ async def ensure_topics_async(
                 )
         existing = await kafka_metadata(bootstrap, timeout)
     wrong = {
-        name: existing.get(name) for name, partitions in spec.items() if existing.get(name) != partitions
+        name: existing.get(name)
+        for name, partitions in spec.items()
+        if existing.get(name) != partitions
     }
     if wrong:
-        details = ", ".join(f"{name!r} has {wrong[name]} (wanted {spec[name]})" for name in sorted(wrong))
+        details = ", ".join(
+            f"{name!r} has {wrong[name]} (wanted {spec[name]})" for name in sorted(wrong)
+        )
         raise TicktapeRuntimeError(
             f"Kafka topics at {bootstrap} exist with other partition counts: {details}; "
             "delete them (or restart the embedded broker) or use the existing counts"
@@ -429,7 +449,7 @@ def _pg_bin_dir() -> Path:
 
 
 def _pg_major() -> str:
-    out = subprocess.run(  # noqa: S603
+    out = subprocess.run(
         [str(_pg_bin_dir() / "postgres"), "--version"], capture_output=True, text=True, check=True
     ).stdout
     # "postgres (PostgreSQL) 18.1"
@@ -444,8 +464,15 @@ def _pg_user() -> pwd.struct_passwd | None:
         return pwd.getpwnam(PG_SYSTEM_USER)
     except KeyError:
         pass
-    cmd = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_SYSTEM_USER]
-    proc = subprocess.run(cmd, capture_output=True, text=True)  # noqa: S603
+    cmd = [
+        "useradd",
+        "--system",
+        "--no-create-home",
+        "--shell",
+        "/usr/sbin/nologin",
+        PG_SYSTEM_USER,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode not in (0, 9):  # 9: exists (created concurrently)
         raise TicktapeRuntimeError(
             f"cannot create system user {PG_SYSTEM_USER!r} to run PostgreSQL as (we are root; "
@@ -490,7 +517,11 @@ def _read_postmaster(pg_dir: Path) -> dict[str, Any] | None:
         return None
     try:
         proc = psutil.Process(pid)
-        alive = proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE and "postgres" in proc.name()
+        alive = (
+            proc.is_running()
+            and proc.status() != psutil.STATUS_ZOMBIE
+            and "postgres" in proc.name()
+        )
     except psutil.Error:
         alive = False
     if not alive:
@@ -516,7 +547,7 @@ def _socket_dir_for(pg_dir: Path) -> Path:
     if len(os.fsencode(pg_dir / f".s.PGSQL.{PG_PORT}")) <= 100:
         return pg_dir
     digest = hashlib.sha256(os.fsencode(pg_dir.resolve())).hexdigest()[:12]
-    return Path("/tmp") / f"ticktape-pg-{digest}"  # noqa: S108 - private, 0700, owned by us
+    return Path("/tmp") / f"ticktape-pg-{digest}"
 
 
 @contextlib.contextmanager
@@ -671,7 +702,7 @@ class Runtime:
                 continue
             try:
                 terminate_process(proc, signals=signals_, name=name)
-            except BaseException as exc:  # keep stopping the others
+            except BaseException as exc:  # noqa: BLE001 - keep stopping the others, re-raised below
                 errors.append(exc)
                 with contextlib.suppress(Exception):
                     proc.kill()
@@ -683,8 +714,9 @@ class Runtime:
         if errors:
             raise errors[0]
 
-    def __enter__(self) -> Runtime:
-        return self.start()
+    def __enter__(self) -> Self:
+        self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -851,7 +883,9 @@ class Runtime:
             if time.monotonic() + 0.2 > deadline:
                 break
             time.sleep(0.2)
-        raise TicktapeRuntimeError(f"cannot reach Kafka at {url}: {_reason(last) if last else 'no answer'}")
+        raise TicktapeRuntimeError(
+            f"cannot reach Kafka at {url}: {_reason(last) if last else 'no answer'}"
+        )
 
     # -- postgres --------------------------------------------------------------
 
@@ -859,7 +893,9 @@ class Runtime:
         from ticktape.store import connect
 
         async def check() -> None:
-            conn = await connect(dsn, timeout=self.connect_timeout, retry_until=self.connect_timeout)
+            conn = await connect(
+                dsn, timeout=self.connect_timeout, retry_until=self.connect_timeout
+            )
             await conn.close()
 
         try:
@@ -877,7 +913,9 @@ class Runtime:
                 self.attached_db = True
                 dsn = _pg_dsn(info["socket_dir"], info["port"])
                 log.info("attaching to the running embedded PostgreSQL (pid %d)", info["pid"])
-                self._wait_pg_ready(None, _pg_dsn(info["socket_dir"], info["port"], "postgres"), None, 0)
+                self._wait_pg_ready(
+                    None, _pg_dsn(info["socket_dir"], info["port"], "postgres"), None, 0
+                )
             else:
                 dsn = self._spawn_postgres(pg_dir)
         self.database_url = dsn
@@ -917,7 +955,15 @@ class Runtime:
             sock_dir.mkdir(mode=0o700, exist_ok=True)
             if user is not None:
                 os.chown(sock_dir, user.pw_uid, user.pw_gid)
-        argv = [str(bindir / "postgres"), "-D", str(pg_dir), "-p", str(PG_PORT), "-k", str(sock_dir)]
+        argv = [
+            str(bindir / "postgres"),
+            "-D",
+            str(pg_dir),
+            "-p",
+            str(PG_PORT),
+            "-k",
+            str(sock_dir),
+        ]
         for key, value in PG_SETTINGS.items():
             argv += ["-c", f"{key}={value}"]
         log_path = log_dir / "postgres.log"
@@ -957,7 +1003,7 @@ class Runtime:
             os.chown(pg_dir, user.pw_uid, user.pw_gid)
         log_path = self.settings.log_dir / "initdb.log"
         with log_path.open("wb") as fh:
-            proc = subprocess.run(  # noqa: S603
+            proc = subprocess.run(
                 [
                     str(bindir / "initdb"),
                     "-D",
@@ -977,10 +1023,14 @@ class Runtime:
                 env=env,
                 cwd=str(pg_dir),
                 timeout=self.startup_timeout,
+                check=False,
                 **run_as,
             )
         if proc.returncode != 0:
-            raise _failure(f"initdb of the embedded PostgreSQL in {pg_dir} failed (exit {proc.returncode})", log_path)
+            raise _failure(
+                f"initdb of the embedded PostgreSQL in {pg_dir} failed (exit {proc.returncode})",
+                log_path,
+            )
 
     def _wait_pg_ready(
         self,

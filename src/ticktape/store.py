@@ -27,7 +27,7 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ RUN_STATUSES = ("pending", "running", "complete", "failed", "cancelled")
 #: pg_advisory_lock key serialising concurrent migrate() calls.
 MIGRATION_LOCK_KEY = 0x7469636B74617065  # "ticktape"
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
 _PG_EPOCH_US = 946_684_800_000_000
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
@@ -104,7 +104,9 @@ def _reason(exc: BaseException) -> str:
     return text
 
 
-async def connect(dsn: str, *, timeout: float = 10.0, retry_until: float = 0.0) -> asyncpg.Connection:
+async def connect(
+    dsn: str, *, timeout: float = 10.0, retry_until: float = 0.0
+) -> asyncpg.Connection:
     """Open a connection; raise :class:`StoreConnectionError` with one clear line.
 
     Parameters
@@ -127,8 +129,10 @@ async def connect(dsn: str, *, timeout: float = 10.0, retry_until: float = 0.0) 
                 server_settings={"application_name": "ticktape", "temp_buffers": "64MB"},
             )
         except _PERMANENT as exc:
-            raise StoreConnectionError(f"cannot reach PostgreSQL at {mask_dsn(dsn)}: {_reason(exc)}") from None
-        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StoreConnectionError(
+                f"cannot reach PostgreSQL at {mask_dsn(dsn)}: {_reason(exc)}"
+            ) from None
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             if loop.time() + 0.1 >= deadline:
                 raise StoreConnectionError(
                     f"cannot reach PostgreSQL at {mask_dsn(dsn)}: {_reason(exc)}"
@@ -156,12 +160,16 @@ def migrations(folder: Path | None = None) -> list[tuple[int, str, Path]]:
             raise MigrationError(f"{path.name}: migration files must be named NNNN_name.sql")
         version = int(match.group(1))
         if version in found:
-            raise MigrationError(f"two migrations with version {version}: {found[version][2].name}, {path.name}")
+            raise MigrationError(
+                f"two migrations with version {version}: {found[version][2].name}, {path.name}"
+            )
         found[version] = (version, path.stem, path)
     return [found[v] for v in sorted(found)]
 
 
-async def migrate(conn_or_dsn: asyncpg.Connection | str, *, folder: Path | None = None) -> list[str]:
+async def migrate(
+    conn_or_dsn: asyncpg.Connection | str, *, folder: Path | None = None
+) -> list[str]:
     """Apply the migrations not yet recorded in ``schema_migrations``, in order.
 
     Each file runs in its own transaction together with its ledger row.
@@ -188,7 +196,10 @@ async def migrate(conn_or_dsn: asyncpg.Connection | str, *, folder: Path | None 
             )
             """
         )
-        done = {r["version"]: r["name"] for r in await conn.fetch("SELECT version, name FROM schema_migrations")}
+        done = {
+            r["version"]: r["name"]
+            for r in await conn.fetch("SELECT version, name FROM schema_migrations")
+        }
         for version, name, path in todo:
             if version in done:
                 if done[version] != name:
@@ -201,7 +212,9 @@ async def migrate(conn_or_dsn: asyncpg.Connection | str, *, folder: Path | None 
                 async with conn.transaction():
                     await conn.execute(sql)
                     await conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name
+                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                        version,
+                        name,
                     )
             except asyncpg.PostgresError as exc:
                 raise MigrationError(f"migration {path.name} failed: {exc}") from exc
@@ -276,7 +289,7 @@ def encode_copy(columns: Sequence[np.ndarray | bytes], n: int) -> memoryview:
                 rec[f"l{i}"][mask] = -1
                 nulls.append((i, mask))
     if not nulls:
-        return memoryview(buf)
+        return memoryview(buf.data)
     # NULLs: drop the 8 value bytes of every NULL field (rows get shorter)
     raw = rec.view(np.uint8).reshape(n, dtype.itemsize)
     keep = np.ones(raw.shape, dtype=bool)
@@ -299,7 +312,9 @@ def decode_copy(data: bytes, row_dtype: np.dtype) -> np.ndarray:
         raise ValueError("binary COPY stream without its trailer")
     if (end - start) % row_dtype.itemsize:
         raise ValueError("binary COPY rows do not match the expected layout (a NULL in the data?)")
-    return np.frombuffer(data, dtype=row_dtype, count=(end - start) // row_dtype.itemsize, offset=start)
+    return np.frombuffer(
+        data, dtype=row_dtype, count=(end - start) // row_dtype.itemsize, offset=start
+    )
 
 
 def _copy_row_dtype(kinds: Sequence[str]) -> np.dtype:
@@ -411,7 +426,9 @@ async def write_ticks(
         if not overlap:
             try:
                 async with conn.transaction():  # savepoint: a duplicate falls back below
-                    status = await conn.copy_to_table("ticks", source=payload, columns=names, format="binary")
+                    status = await conn.copy_to_table(
+                        "ticks", source=payload, columns=names, format="binary"
+                    )
                 return int(status.rsplit(" ", 1)[-1])
             except asyncpg.UniqueViolationError:
                 pass
@@ -474,7 +491,7 @@ async def read_ticks(
         )
         chunks: list[bytes] = []
 
-        async def sink(data: bytes) -> None:
+        async def sink(data: bytes, chunks: list[bytes] = chunks) -> None:
             chunks.append(data)
 
         async with conn.transaction():
@@ -757,7 +774,9 @@ _FINISH_FIELDS = {
 }
 
 
-async def finish_run(conn: asyncpg.Connection, run_id: str | uuid.UUID, status: str, **counts: Any) -> None:
+async def finish_run(
+    conn: asyncpg.Connection, run_id: str | uuid.UUID, status: str, **counts: Any
+) -> None:
     """Set ``status``, ``finished_at`` = now and the given counts of a run.
 
     ``counts``: any of ticks_in, ticks_processed, ticks_rejected, rejects
@@ -767,7 +786,9 @@ async def finish_run(conn: asyncpg.Connection, run_id: str | uuid.UUID, status: 
         raise ValueError(f"unknown run status {status!r}; expected one of {RUN_STATUSES}")
     unknown = set(counts) - set(_FINISH_FIELDS)
     if unknown:
-        raise TypeError(f"finish_run got unknown fields {sorted(unknown)}; allowed: {sorted(_FINISH_FIELDS)}")
+        raise TypeError(
+            f"finish_run got unknown fields {sorted(unknown)}; allowed: {sorted(_FINISH_FIELDS)}"
+        )
     sets = ["status = $2", "finished_at = now()"]
     args: list[Any] = [uuid.UUID(str(run_id)), status]
     for name, value in counts.items():
@@ -784,7 +805,9 @@ async def finish_run(conn: asyncpg.Connection, run_id: str | uuid.UUID, status: 
         raise LookupError(f"no run {run_id} to finish")
 
 
-async def write_metrics(conn: asyncpg.Connection, run_id: str | uuid.UUID, metrics: Mapping[str, float]) -> None:
+async def write_metrics(
+    conn: asyncpg.Connection, run_id: str | uuid.UUID, metrics: Mapping[str, float]
+) -> None:
     """Upsert ``run_metrics`` rows (name -> value) of a run."""
     if not metrics:
         return
@@ -792,7 +815,10 @@ async def write_metrics(conn: asyncpg.Connection, run_id: str | uuid.UUID, metri
     await conn.executemany(
         "INSERT INTO run_metrics (run_id, name, value) VALUES ($1, $2, $3) "
         "ON CONFLICT (run_id, name) DO UPDATE SET value = EXCLUDED.value",
-        [(run, str(name), None if value is None else float(value)) for name, value in metrics.items()],
+        [
+            (run, str(name), None if value is None else float(value))
+            for name, value in metrics.items()
+        ],
     )
 
 

@@ -77,11 +77,20 @@ async def test_migrate_empty_db_then_rerun_applies_nothing(fresh_db: str) -> Non
         rows = await c.fetch("SELECT version, name FROM schema_migrations ORDER BY version")
         assert [(r["version"], r["name"]) for r in rows] == [(int(n[:4]), n) for n in names]
         tables = {
-            r["tablename"] for r in await c.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            r["tablename"]
+            for r in await c.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
         }
         assert {
-            "ticks", "runs", "run_progress", "sink_batches", "signals", "orders", "fills", "equity",
-            "run_metrics", "schema_migrations",
+            "ticks",
+            "runs",
+            "run_progress",
+            "sink_batches",
+            "signals",
+            "orders",
+            "fills",
+            "equity",
+            "run_metrics",
+            "schema_migrations",
         } <= tables
         # time_bucket works on plain PostgreSQL too, with a Monday origin
         monday = await c.fetchval(
@@ -132,7 +141,9 @@ async def test_write_ticks_round_trip_and_reimport(conn: asyncpg.Connection) -> 
     assert await store.write_ticks(conn, sym, ticks[1_000:4_000]) == 0
     assert await conn.fetchval("SELECT count(*) FROM ticks WHERE symbol = $1", sym) == 5_000
     # missing values are SQL NULLs
-    nulls = await conn.fetchval("SELECT count(*) FROM ticks WHERE symbol = $1 AND last IS NULL", sym)
+    nulls = await conn.fetchval(
+        "SELECT count(*) FROM ticks WHERE symbol = $1 AND last IS NULL", sym
+    )
     assert nulls == int(np.isnan(ticks["last"]).sum())
 
 
@@ -151,7 +162,9 @@ async def test_write_ticks_inside_an_outer_transaction(conn: asyncpg.Connection)
     ticks = make_ticks(100, seed=4)
     async with conn.transaction():
         assert await store.write_ticks(conn, sym, ticks[:50]) == 50
-        assert await store.write_ticks(conn, sym, ticks[:60]) == 10  # staging path, emptied in between
+        assert (
+            await store.write_ticks(conn, sym, ticks[:60]) == 10
+        )  # staging path, emptied in between
     assert await conn.fetchval("SELECT count(*) FROM ticks WHERE symbol = $1", sym) == 60
 
 
@@ -161,7 +174,9 @@ async def test_read_ticks_bounds_and_tick_range(conn: asyncpg.Connection) -> Non
     await store.write_ticks(conn, sym, ticks)
     stored = as_stored(ticks)
     lo, hi = int(stored["ts"][200]), int(stored["ts"][700])
-    got = np.concatenate(await collect(store.read_ticks(conn, sym, start_ns=lo, end_ns=hi, batch_size=64)))
+    got = np.concatenate(
+        await collect(store.read_ticks(conn, sym, start_ns=lo, end_ns=hi, batch_size=64))
+    )
     expected = stored[(stored["ts"] >= lo) & (stored["ts"] < hi)]
     assert_same(got, expected)
     assert await store.tick_range(conn, sym) == (int(stored["ts"][0]), int(stored["ts"][-1]), 1_000)
@@ -234,8 +249,12 @@ async def test_write_results_is_idempotent(conn: asyncpg.Connection, stream: str
 
 async def test_write_results_empty_batch_is_recorded(conn: asyncpg.Connection) -> None:
     run, sym = uuid.uuid4(), symbol()
-    assert await store.write_results(conn, run, sym, "fills", 0, np.empty(0, DTYPES["fills"])) is True
-    assert await store.write_results(conn, run, sym, "fills", 0, np.empty(0, DTYPES["fills"])) is False
+    assert (
+        await store.write_results(conn, run, sym, "fills", 0, np.empty(0, DTYPES["fills"])) is True
+    )
+    assert (
+        await store.write_results(conn, run, sym, "fills", 0, np.empty(0, DTYPES["fills"])) is False
+    )
 
 
 async def test_concurrent_duplicate_batches_store_once(db_url: str) -> None:
@@ -247,7 +266,9 @@ async def test_concurrent_duplicate_batches_store_once(db_url: str) -> None:
             *(store.write_results(c, run, sym, "equity", 5, rows) for c in conns)
         )
         assert sorted(results) == [False, False, False, True]
-        assert await conns[0].fetchval("SELECT count(*) FROM equity WHERE run_id = $1", run) == 1_000
+        assert (
+            await conns[0].fetchval("SELECT count(*) FROM equity WHERE run_id = $1", run) == 1_000
+        )
     finally:
         for c in conns:
             await c.close()
@@ -257,7 +278,9 @@ async def test_write_results_rejects_bad_input(conn: asyncpg.Connection) -> None
     with pytest.raises(ValueError, match="unknown result stream"):
         await store.write_results(conn, uuid.uuid4(), "X", "ticks", 0, np.empty(0, TICK_DTYPE))
     with pytest.raises(TypeError, match="fills rows need dtype"):
-        await store.write_results(conn, uuid.uuid4(), "X", "fills", 0, np.empty(0, DTYPES["orders"]))
+        await store.write_results(
+            conn, uuid.uuid4(), "X", "fills", 0, np.empty(0, DTYPES["orders"])
+        )
 
 
 # -- runs -------------------------------------------------------------------
@@ -278,9 +301,16 @@ async def test_run_lifecycle(conn: asyncpg.Connection) -> None:
     await store.write_metrics(conn, run, {"sharpe": 1.5, "max_drawdown": -0.1})
     await store.write_metrics(conn, run, {"sharpe": 1.7})
     await store.finish_run(
-        conn, run, "complete",
-        ticks_in=1_010, ticks_processed=1_000, ticks_rejected=10, rejects={"crossed": 10},
-        orders=4, fills=3, wall_seconds=1.25,
+        conn,
+        run,
+        "complete",
+        ticks_in=1_010,
+        ticks_processed=1_000,
+        ticks_rejected=10,
+        rejects={"crossed": 10},
+        orders=4,
+        fills=3,
+        wall_seconds=1.25,
     )
     runs = {r["run_id"]: r for r in await store.list_runs(conn, limit=1_000)}
     got = runs[run]
@@ -292,7 +322,9 @@ async def test_run_lifecycle(conn: asyncpg.Connection) -> None:
     assert (got["orders"], got["fills"], got["wall_seconds"]) == (4, 3, 1.25)
     assert got["started_at"] is not None and got["finished_at"] >= got["started_at"]
     assert store.datetime_to_ns(got["data_start"]) == T0 // 1000 * 1000
-    metrics = dict(await conn.fetch("SELECT name, value FROM run_metrics WHERE run_id = $1", uuid.UUID(run)))
+    metrics = dict(
+        await conn.fetch("SELECT name, value FROM run_metrics WHERE run_id = $1", uuid.UUID(run))
+    )
     assert metrics == {"sharpe": 1.7, "max_drawdown": -0.1}
     with pytest.raises(TypeError, match="unknown fields"):
         await store.finish_run(conn, run, "failed", bogus=1)
@@ -333,14 +365,25 @@ def test_default_tick_seq_counts_within_a_microsecond() -> None:
 async def test_progress_counts_and_seq_offset(conn: asyncpg.Connection) -> None:
     run, sym = uuid.uuid4(), symbol()
     await store.update_progress(conn, run, sym, 90, T0, ticks_rejected=10, rejects={"crossed": 10})
-    await store.update_progress(conn, run, sym, 50, T0, ticks_rejected=5, rejects={"crossed": 5})  # older
-    await store.update_progress(conn, run, sym, 190, T0 + 1, True, ticks_in=205, ticks_rejected=15,
-                                rejects={"crossed": 15})
+    await store.update_progress(
+        conn, run, sym, 50, T0, ticks_rejected=5, rejects={"crossed": 5}
+    )  # older
+    await store.update_progress(
+        conn, run, sym, 190, T0 + 1, True, ticks_in=205, ticks_rejected=15, rejects={"crossed": 15}
+    )
     row = await conn.fetchrow("SELECT * FROM run_progress WHERE run_id = $1", run)
-    assert (row["ticks_processed"], row["ticks_rejected"], row["ticks_in"], row["done"]) == (190, 15, 205, True)
+    assert (row["ticks_processed"], row["ticks_rejected"], row["ticks_in"], row["done"]) == (
+        190,
+        15,
+        205,
+        True,
+    )
     assert store.json_value(row["rejects"]) == {"crossed": 15}
     # write_ticks with an int seq: the running index of the batch's first tick
     ticks = make_ticks(10, seed=9)
     assert await store.write_ticks(conn, sym, ticks, 100) == 10
-    seqs = [r["seq"] for r in await conn.fetch("SELECT seq FROM ticks WHERE symbol = $1 ORDER BY ts, seq", sym)]
+    seqs = [
+        r["seq"]
+        for r in await conn.fetch("SELECT seq FROM ticks WHERE symbol = $1 ORDER BY ts, seq", sym)
+    ]
     assert seqs == list(range(100, 110))
