@@ -201,8 +201,8 @@ def spawn_child(
             # preexec_fn only calls prctl/getppid/kill: async-signal-safe enough
             argv,
             start_new_session=True,
-            preexec_fn=preexec,
-            **popen_kwargs,  # noqa: PLW1509
+            preexec_fn=preexec,  # noqa: PLW1509
+            **popen_kwargs,
         )
     )
 
