@@ -653,6 +653,7 @@ class Runtime:
         with self._lock:
             if self._started:
                 return self
+            self.attached_db = False
             _live.add(self)
             try:
                 if not self.use_database:

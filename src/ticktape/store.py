@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -58,6 +59,8 @@ __all__ = [
     "write_results",
     "write_ticks",
 ]
+
+log = logging.getLogger(__name__)
 
 RESULT_STREAMS = ("signals", "orders", "fills", "equity")
 RUN_STATUSES = ("pending", "running", "complete", "failed", "cancelled")
@@ -185,6 +188,12 @@ async def migrate(
     conn = conn_or_dsn
     todo = migrations(folder)
     applied: list[str] = []
+
+    def relay(_conn: object, message: Any) -> None:  # server WARNINGs of the migrations
+        if getattr(message, "severity_en", message.severity) == "WARNING":
+            log.warning("migration: %s", message.message)
+
+    conn.add_log_listener(relay)
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
     try:
         await conn.execute(
@@ -220,7 +229,10 @@ async def migrate(
                 raise MigrationError(f"migration {path.name} failed: {exc}") from exc
             applied.append(name)
     finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+        try:
+            await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+        finally:
+            conn.remove_log_listener(relay)
     return applied
 
 

@@ -387,3 +387,15 @@ async def test_progress_counts_and_seq_offset(conn: asyncpg.Connection) -> None:
         for r in await conn.fetch("SELECT seq FROM ticks WHERE symbol = $1 ORDER BY ts, seq", sym)
     ]
     assert seqs == list(range(100, 110))
+
+
+async def test_migration_warnings_reach_the_log(
+    fresh_db: str, tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "0001_warn.sql").write_text(
+        "DO $$ BEGIN RAISE WARNING 'no timescaledb here'; END $$; CREATE TABLE t (x int);"
+    )
+    with caplog.at_level("WARNING", logger="ticktape.store"):
+        assert await store.migrate(fresh_db, folder=tmp_path) == ["0001_warn"]
+        await asyncio.sleep(0.05)  # listeners are called soon, not inline
+    assert "no timescaledb here" in caplog.text
