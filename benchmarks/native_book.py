@@ -1,0 +1,180 @@
+"""Native order book and execution engine vs the pure-Python reference.
+
+Prints one table:
+
+* events/s of an L3 add / reduce / delete / execute stream through the native
+  OrderBook (bulk ``apply_l3``: the loop runs in C++ without the GIL; and one
+  Python call per event) vs the reference book;
+* ticks/s of ``Engine.process`` with an active target-position strategy (a
+  decision on every tick, an order every few ticks) vs the reference engine.
+
+The reference runs on a prefix of the same stream (it is ~100x slower); both
+sides' results on that prefix are checked to be identical first.
+
+Usage: python benchmarks/native_book.py [--events N] [--ticks N] [--ref-n N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from ticktape.native import Engine, L3Kind, OrderBook
+from ticktape.reference import ReferenceBook, ReferenceEngine
+
+
+def l3_stream(n: int, seed: int = 1) -> tuple[np.ndarray, ...]:
+    """A synthetic L3 stream of about n events, like an exchange feed.
+
+    Every order is added, maybe partly executed or reduced by 1 lot half way
+    through its life, then deleted (60%) or executed in full (40%) after a
+    random lifetime (mean ~1000 events), so the book stays a few hundred
+    orders deep around a random-walking mid and every event is valid.
+    """
+    rng = np.random.default_rng(seed)
+    m = int(n / 2.5)
+    oid = np.arange(1, m + 1, dtype=np.int64)
+    t_add = np.arange(m, dtype=np.float64)
+    life = 1.0 + rng.exponential(400.0, size=m)
+    side = np.where(rng.random(m) < 0.5, 1, -1).astype(np.int8)
+    mid = 100_000 + np.cumsum(rng.integers(-1, 2, size=m))
+    price = (mid - side * (1 + rng.geometric(0.3, size=m))).astype(np.int64)
+    qty = rng.integers(2, 100, size=m).astype(np.int64)
+    partial = rng.random(m) < 0.5
+    p_kind = np.where(rng.random(m) < 0.5, L3Kind.EXECUTE, L3Kind.REDUCE).astype(np.int8)
+    executed = rng.random(m) < 0.4
+    f_kind = np.where(executed, L3Kind.EXECUTE, L3Kind.DELETE).astype(np.int8)
+    f_qty = np.where(partial, qty - 1, qty)
+    parts = [  # (time, step within the order, kind, id, side, price, qty)
+        (t_add, 0, np.full(m, L3Kind.ADD, np.int8), oid, side, price, qty),
+        (t_add[partial] + life[partial] / 2, 1, p_kind[partial], oid[partial], side[partial],
+         price[partial], np.ones(int(partial.sum()), np.int64)),
+        (t_add + life, 2, f_kind, oid, side, price, f_qty),
+    ]  # fmt: skip
+    t = np.concatenate([p[0] for p in parts])
+    step = np.concatenate([np.full(len(p[0]), p[1]) for p in parts])
+    order = np.lexsort((step, t))
+    return tuple(np.concatenate([p[i] for p in parts])[order] for i in range(2, 7))
+
+
+def per_event(book: OrderBook | ReferenceBook, ev: tuple[np.ndarray, ...]) -> None:
+    """One Python call per event (the reference's only way)."""
+    add, cancel, execute = book.add, book.cancel, book.execute
+    for k, oid, s, p, q in zip(*(a.tolist() for a in ev)):
+        if k == 1:
+            add(oid, s, p, q)
+        elif k == 3:
+            cancel(oid)
+        elif k == 2:
+            cancel(oid, q)
+        else:
+            execute(oid, q)
+
+
+def tick_stream(n: int, seed: int = 2) -> dict[str, np.ndarray]:
+    """L1 ticks with a momentum target: +-size on every tick, flipping often."""
+    rng = np.random.default_rng(seed)
+    bid_t = 10_000 + np.cumsum(rng.integers(-1, 2, size=n))
+    ask_t = bid_t + rng.integers(1, 3, size=n)
+    signal = bid_t - np.concatenate([np.full(20, bid_t[0]), bid_t[:-20]])
+    target = np.where(signal > 0, 10.0, np.where(signal < 0, -10.0, 0.0))
+    return {
+        "ts": np.cumsum(rng.integers(1, 200_000_000, size=n)).astype(np.int64),
+        "bid": bid_t * 0.01,
+        "ask": ask_t * 0.01,
+        "bid_size": rng.integers(1, 30, size=n).astype(np.float64),
+        "ask_size": rng.integers(1, 30, size=n).astype(np.float64),
+        "target": target,
+    }
+
+
+COLS = ("ts", "bid", "ask", "bid_size", "ask_size", "target")
+
+
+def run_engine(eng: Engine | ReferenceEngine, t: dict[str, np.ndarray], batch: int) -> dict:
+    parts = []
+    n = len(t["ts"])
+    for a in range(0, n, batch):
+        parts.append(eng.process(*(t[c][a : a + batch] for c in COLS)))
+    parts.append(eng.finish())
+    return {k: np.concatenate([p[k] for p in parts]) for k in ("fills", "orders", "equity")}
+
+
+def best_rate(n: int, fn: Callable[[], object], repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return n / best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=4_000_000, help="L3 events (native)")
+    ap.add_argument("--ticks", type=int, default=4_000_000, help="ticks (native)")
+    ap.add_argument("--ref-n", type=int, default=100_000, help="events / ticks for the reference")
+    ap.add_argument("--batch", type=int, default=20_000, help="ticks per Engine.process call")
+    args = ap.parse_args()
+
+    # --- order book -------------------------------------------------------
+    ev = l3_stream(args.events)
+    head = tuple(a[: args.ref_n] for a in ev)
+    nat, ref = OrderBook(), ReferenceBook()
+    nat.apply_l3(*head)
+    per_event(ref, head)
+    assert nat.depth(1, 10**9).tolist() == ref.depth(1, 10**9).tolist()
+    assert nat.depth(-1, 10**9).tolist() == ref.depth(-1, 10**9).tolist()
+
+    bulk = best_rate(args.events, lambda: OrderBook().apply_l3(*ev))
+    calls = best_rate(args.ref_n, lambda: per_event(OrderBook(), head))
+    book_ref = best_rate(args.ref_n, lambda: per_event(ReferenceBook(), head), repeat=1)
+
+    # --- engine ------------------------------------------------------------
+    ticks = tick_stream(args.ticks)
+    thead = {c: v[: args.ref_n] for c, v in ticks.items()}
+    a = run_engine(Engine(0.01, fee_bps=0.5), thead, args.batch)
+    b = run_engine(ReferenceEngine(0.01, fee_bps=0.5), thead, args.batch)
+    for k in a:
+        assert len(a[k]) == len(b[k]) and all(
+            np.array_equal(a[k][f], b[k][f], equal_nan=True) for f in a[k].dtype.names
+        ), k
+    n_fills = len(run_engine(Engine(0.01), ticks, args.batch)["fills"])
+    eng_batched = best_rate(
+        args.ticks, lambda: run_engine(Engine(0.01, fee_bps=0.5), ticks, args.batch)
+    )
+    eng_one = best_rate(
+        args.ticks, lambda: run_engine(Engine(0.01, fee_bps=0.5), ticks, args.ticks)
+    )
+    eng_ref = best_rate(
+        args.ref_n,
+        lambda: run_engine(ReferenceEngine(0.01, fee_bps=0.5), thead, args.batch),
+        repeat=1,
+    )
+
+    rows = [
+        ("OrderBook L3 add/reduce/delete/execute, apply_l3 (bulk)", args.events, "events/s", bulk, book_ref),
+        ("OrderBook L3, one Python call per event", args.ref_n, "events/s", calls, book_ref),
+        (f"Engine.process, active strategy, {args.batch:,}-tick batches", args.ticks, "ticks/s", eng_batched, eng_ref),
+        ("Engine.process, active strategy, one batch", args.ticks, "ticks/s", eng_one, eng_ref),
+    ]  # fmt: skip
+    w = max(len(r[0]) for r in rows)
+    print(
+        f"{'benchmark':<{w}}  {'n':>10}  {'unit':>8}  {'native':>12}  {'reference':>10}  {'ratio':>7}"
+    )
+    print("-" * (w + 58))
+    for name, n, unit, rate, base in rows:
+        print(
+            f"{name:<{w}}  {n:>10,}  {unit:>8}  {rate:>12,.0f}  {base:>10,.0f}  {rate / base:>6.0f}x"
+        )
+    print(
+        f"(reference on the first {args.ref_n:,} events/ticks; engine stream made "
+        f"{n_fills:,} fills over {args.ticks:,} ticks)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,341 @@
+// ticktape._native: pybind11 bindings of the order book and the execution
+// engine (the only file here that knows about Python). Re-exported, with
+// enums and docs, by ticktape.native.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine.hpp"
+#include "orderbook.hpp"
+
+namespace py = pybind11;
+using namespace ticktape;
+
+namespace {
+
+// Methods that release the GIL mark their object busy; every method checks
+// the mark (always with the GIL held), so another Python thread can never
+// touch an object while C++ runs on it without the GIL.
+void check_idle(bool busy, const char* what) {
+  if (busy) throw std::runtime_error(std::string(what) + " is in use by another thread");
+}
+
+struct BusyGuard {
+  bool& flag;
+  BusyGuard(bool& f, const char* what) : flag(f) {
+    check_idle(f, what);
+    f = true;
+  }
+  ~BusyGuard() { flag = false; }
+  BusyGuard(const BusyGuard&) = delete;
+  BusyGuard& operator=(const BusyGuard&) = delete;
+};
+
+struct PyBook {
+  OrderBook book;
+  std::vector<BookFill> scratch;
+  bool busy = false;
+  OrderBook& get() {
+    check_idle(busy, "OrderBook");
+    return book;
+  }
+};
+
+struct PyEngine {
+  Engine eng;
+  bool busy = false;
+  explicit PyEngine(Engine e) : eng(std::move(e)) {}
+  Engine& get() {
+    check_idle(busy, "Engine");
+    return eng;
+  }
+};
+
+template <class R>
+py::array to_array(const std::vector<R>& v) {
+  return py::array_t<R>(static_cast<py::ssize_t>(v.size()), v.data());  // copies
+}
+
+py::dict to_dict(const Outputs& out) {
+  py::dict d;
+  d["fills"] = to_array(out.fills);
+  d["orders"] = to_array(out.orders);
+  d["equity"] = to_array(out.equity);
+  return d;
+}
+
+void check_1d(const py::array& a, const char* field) {
+  if (a.ndim() != 1) {
+    throw py::value_error(std::string(field) + " must be 1-D, got " + std::to_string(a.ndim()) +
+                          " dimensions");
+  }
+}
+
+// A float64 column without copying when the input already is float64 (any
+// stride, e.g. a field of a structured array); otherwise a converted copy
+// that `keep` holds until the call ends.
+template <class T>
+Column<T> column(py::handle obj, const char* field, py::array_t<T, py::array::forcecast>& keep) {
+  keep = py::array_t<T, py::array::forcecast>::ensure(obj);
+  if (!keep) throw py::error_already_set();
+  check_1d(keep, field);
+  Column<T> c;
+  c.base = reinterpret_cast<const char*>(keep.data());
+  c.stride = keep.ndim() ? keep.strides(0) : static_cast<py::ssize_t>(sizeof(T));
+  return c;
+}
+
+std::string repr_float(double v) { return py::repr(py::float_(v)).cast<std::string>(); }
+
+// ts: int64 ns. Integer arrays are cast; a float array is accepted only if
+// every value is an integral, finite number of ns.
+Column<int64_t> ts_column(py::handle obj, py::array_t<int64_t, py::array::forcecast>& keep) {
+  py::array arr = py::array::ensure(obj);
+  if (!arr) throw py::error_already_set();
+  check_1d(arr, "ts");
+  const char kind = arr.dtype().kind();
+  if (kind == 'f') {
+    auto f = py::array_t<double, py::array::forcecast>::ensure(arr);
+    if (!f) throw py::error_already_set();
+    auto r = f.unchecked<1>();
+    py::array_t<int64_t> conv(f.shape(0));
+    auto w = conv.mutable_unchecked<1>();
+    for (py::ssize_t i = 0; i < f.shape(0); ++i) {
+      const double v = r(i);
+      const std::string where = "ts[" + std::to_string(i) + "] = " + repr_float(v);
+      if (std::isnan(v)) throw py::value_error(where + " is NaN");
+      if (!(std::fabs(v) < 9.2e18)) throw py::value_error(where + " is out of range");
+      if (std::trunc(v) != v) throw py::value_error(where + " is not an integer number of ns");
+      w(i) = static_cast<int64_t>(v);
+    }
+    return column<int64_t>(conv, "ts", keep);
+  }
+  if (kind != 'i' && kind != 'u' && kind != 'b') {
+    throw py::type_error("ts must be an integer array of ns, got dtype " +
+                         py::str(arr.dtype()).cast<std::string>());
+  }
+  return column<int64_t>(arr, "ts", keep);
+}
+
+py::dict engine_process(PyEngine& self, py::handle ts, py::handle bid, py::handle ask,
+                        py::handle bid_size, py::handle ask_size, py::handle target) {
+  self.get();
+  py::array_t<int64_t, py::array::forcecast> k_ts;
+  py::array_t<double, py::array::forcecast> k_bid, k_ask, k_bs, k_as, k_tg;
+  Inputs in;
+  in.ts = ts_column(ts, k_ts);
+  in.bid = column<double>(bid, "bid", k_bid);
+  in.ask = column<double>(ask, "ask", k_ask);
+  in.bid_size = column<double>(bid_size, "bid_size", k_bs);
+  in.ask_size = column<double>(ask_size, "ask_size", k_as);
+  in.target = column<double>(target, "target", k_tg);
+  in.n = static_cast<size_t>(k_ts.shape(0));
+  const std::pair<const char*, py::ssize_t> lens[] = {
+      {"bid", k_bid.shape(0)},          {"ask", k_ask.shape(0)}, {"bid_size", k_bs.shape(0)},
+      {"ask_size", k_as.shape(0)},      {"target", k_tg.shape(0)}};
+  for (const auto& [field, len] : lens) {
+    if (len != k_ts.shape(0)) {
+      throw py::value_error(std::string(field) + " has length " + std::to_string(len) +
+                            " but ts has length " + std::to_string(k_ts.shape(0)));
+    }
+  }
+  Outputs out;
+  {
+    BusyGuard busy(self.busy, "Engine");
+    py::gil_scoped_release nogil;  // the k_* arrays above outlive this scope
+    self.eng.process(in, out);
+  }
+  return to_dict(out);
+}
+
+py::array int_pairs(const std::vector<std::pair<int64_t, int64_t>>& v) {
+  py::array_t<int64_t> a({static_cast<py::ssize_t>(v.size()), py::ssize_t(2)});
+  auto w = a.mutable_unchecked<2>();
+  for (size_t i = 0; i < v.size(); ++i) {
+    w(i, 0) = v[i].first;
+    w(i, 1) = v[i].second;
+  }
+  return std::move(a);
+}
+
+template <class T>
+using CArr = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+void book_apply_l3(PyBook& self, const CArr<int8_t>& kind, const CArr<int64_t>& order_id,
+                   const CArr<int8_t>& side, const CArr<int64_t>& price,
+                   const CArr<int64_t>& qty) {
+  self.get();
+  check_1d(kind, "kind");
+  check_1d(order_id, "order_id");
+  check_1d(side, "side");
+  check_1d(price, "price");
+  check_1d(qty, "qty");
+  const py::ssize_t n = kind.shape(0);
+  const std::pair<const char*, py::ssize_t> lens[] = {{"order_id", order_id.shape(0)},
+                                                      {"side", side.shape(0)},
+                                                      {"price", price.shape(0)},
+                                                      {"qty", qty.shape(0)}};
+  for (const auto& [field, len] : lens) {
+    if (len != n) {
+      throw py::value_error(std::string(field) + " has length " + std::to_string(len) +
+                            " but kind has length " + std::to_string(n));
+    }
+  }
+  BusyGuard busy(self.busy, "OrderBook");
+  py::gil_scoped_release nogil;  // the argument arrays outlive this call
+  self.book.apply_l3(static_cast<size_t>(n), kind.data(), order_id.data(), side.data(),
+                     price.data(), qty.data());
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_native, m) {
+  m.doc() = "ticktape C++ order book and batch execution engine (use ticktape.native)";
+
+  PYBIND11_NUMPY_DTYPE(BookFill, maker_id, price, qty);
+  PYBIND11_NUMPY_DTYPE(FillRecord, ts, order_id, side, price, qty, fee);
+  PYBIND11_NUMPY_DTYPE(OrderRecord, ts, order_id, side, type, event, price, qty);
+  PYBIND11_NUMPY_DTYPE(EquityRecord, ts, cash, position, price, equity);
+
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const UnknownOrderError& e) {
+      PyErr_SetString(PyExc_KeyError, e.what());
+    }
+  });
+
+  m.attr("BOOK_FILL_DTYPE") = py::dtype::of<BookFill>();
+
+  py::class_<PyBook>(m, "OrderBook")
+      .def(py::init<>())
+      .def(
+          "add",
+          [](PyBook& s, int64_t order_id, int side, int64_t price, int64_t qty) {
+            s.get().add(order_id, side, price, qty);
+          },
+          py::arg("order_id"), py::arg("side"), py::arg("price"), py::arg("qty"))
+      .def(
+          "cancel",
+          [](PyBook& s, int64_t order_id, std::optional<int64_t> qty) {
+            s.get().cancel(order_id, qty);
+          },
+          py::arg("order_id"), py::arg("qty") = py::none())
+      .def(
+          "execute", [](PyBook& s, int64_t order_id, int64_t qty) { s.get().execute(order_id, qty); },
+          py::arg("order_id"), py::arg("qty"))
+      .def(
+          "submit",
+          [](PyBook& s, int64_t order_id, int side, int type, int64_t price, int64_t qty) {
+            s.scratch.clear();
+            s.get().submit(order_id, side, type, price, qty, s.scratch);
+            return to_array(s.scratch);
+          },
+          py::arg("order_id"), py::arg("side"), py::arg("type"), py::arg("price"), py::arg("qty"))
+      .def("best_bid", [](PyBook& s) { return s.get().best(kBuy); })
+      .def("best_ask", [](PyBook& s) { return s.get().best(kSell); })
+      .def(
+          "depth", [](PyBook& s, int side, int64_t n) { return int_pairs(s.get().depth(side, n)); },
+          py::arg("side"), py::arg("n"))
+      .def(
+          "volume_at", [](PyBook& s, int side, int64_t price) { return s.get().volume_at(side, price); },
+          py::arg("side"), py::arg("price"))
+      .def(
+          "order", [](PyBook& s, int64_t order_id) { return s.get().order(order_id); },
+          py::arg("order_id"))
+      .def(
+          "orders",
+          [](PyBook& s, int side) {
+            const auto v = s.get().orders(side);
+            py::array_t<int64_t> a({static_cast<py::ssize_t>(v.size()), py::ssize_t(3)});
+            auto w = a.mutable_unchecked<2>();
+            for (size_t i = 0; i < v.size(); ++i) {
+              w(i, 0) = std::get<0>(v[i]);
+              w(i, 1) = std::get<1>(v[i]);
+              w(i, 2) = std::get<2>(v[i]);
+            }
+            return a;
+          },
+          py::arg("side"))
+      .def("apply_l3", &book_apply_l3, py::arg("kind"), py::arg("order_id"), py::arg("side"),
+           py::arg("price"), py::arg("qty"))
+      .def("clear", [](PyBook& s) { s.get().clear(); })
+      .def("__len__", [](PyBook& s) { return s.get().size(); })
+      .def("__repr__", [](PyBook& s) {
+        const OrderBook& b = s.get();
+        auto side_str = [](const std::optional<std::pair<int64_t, int64_t>>& x) {
+          return x ? std::to_string(x->second) + "@" + std::to_string(x->first) : std::string("-");
+        };
+        return "<OrderBook orders=" + std::to_string(b.size()) + " bid=" + side_str(b.best(kBuy)) +
+               " ask=" + side_str(b.best(kSell)) + ">";
+      });
+
+  py::class_<PyEngine>(m, "Engine")
+      .def(py::init([](double tick_size, double lot_size, int64_t latency_ns, double fee_bps,
+                       double initial_cash, int64_t equity_interval_ns) {
+             EngineConfig c;
+             c.tick_size = tick_size;
+             c.lot_size = lot_size;
+             c.latency_ns = latency_ns;
+             c.fee_bps = fee_bps;
+             c.initial_cash = initial_cash;
+             c.equity_interval_ns = equity_interval_ns;
+             return PyEngine(Engine(c));
+           }),
+           py::arg("tick_size"), py::arg("lot_size") = 1.0, py::arg("latency_ns") = 0,
+           py::arg("fee_bps") = 0.0, py::arg("initial_cash") = 1'000'000.0,
+           py::arg("equity_interval_ns") = 1'000'000'000)
+      .def("process", &engine_process, py::arg("ts"), py::arg("bid"), py::arg("ask"),
+           py::arg("bid_size"), py::arg("ask_size"), py::arg("target"))
+      .def("finish",
+           [](PyEngine& s) {
+             Outputs out;
+             s.get().finish(out);
+             return to_dict(out);
+           })
+      .def("get_state", [](PyEngine& s) { return py::bytes(s.get().get_state()); })
+      .def_static(
+          "from_state",
+          [](const py::bytes& b) { return PyEngine(Engine::from_state(std::string(b))); },
+          py::arg("state"))
+      .def(py::pickle([](PyEngine& s) { return py::make_tuple(py::bytes(s.get().get_state())); },
+                      [](const py::tuple& t) {
+                        if (t.size() != 1) throw std::invalid_argument("bad Engine pickle");
+                        return PyEngine(Engine::from_state(t[0].cast<std::string>()));
+                      }))
+      .def_property_readonly("position", [](PyEngine& s) { return s.get().position(); })
+      .def_property_readonly("cash", [](PyEngine& s) { return s.get().cash(); })
+      .def_property_readonly("fees", [](PyEngine& s) { return s.get().fees(); })
+      .def_property_readonly("equity", [](PyEngine& s) { return s.get().equity(); })
+      .def_property_readonly("mark", [](PyEngine& s) { return s.get().mark(); })
+      .def_property_readonly("ticks_processed", [](PyEngine& s) { return s.get().ticks_processed(); })
+      .def_property_readonly("quotes_ignored", [](PyEngine& s) { return s.get().quotes_ignored(); })
+      .def_property_readonly("open_qty",
+                             [](PyEngine& s) {
+                               int64_t lots = 0;
+                               for (const SimOrder& o : s.get().open_orders()) {
+                                 lots += o.side * o.open();
+                               }
+                               return Grid(s.eng.config().lot_size).to_float(lots);
+                             })
+      .def_property_readonly("tick_size", [](PyEngine& s) { return s.get().config().tick_size; })
+      .def_property_readonly("lot_size", [](PyEngine& s) { return s.get().config().lot_size; })
+      .def_property_readonly("latency_ns", [](PyEngine& s) { return s.get().config().latency_ns; })
+      .def_property_readonly("fee_bps", [](PyEngine& s) { return s.get().config().fee_bps; })
+      .def_property_readonly("initial_cash",
+                             [](PyEngine& s) { return s.get().config().initial_cash; })
+      .def_property_readonly("equity_interval_ns",
+                             [](PyEngine& s) { return s.get().config().equity_interval_ns; })
+      .def("__repr__", [](PyEngine& s) {
+        const Engine& e = s.get();
+        return "<Engine ticks=" + std::to_string(e.ticks_processed()) +
+               " position=" + repr_float(e.position()) + " cash=" + repr_float(e.cash()) + ">";
+      });
+}

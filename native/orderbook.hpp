@@ -1,0 +1,461 @@
+// ticktape order book: price-time priority over integer price ticks.
+//
+// Pure C++17 (no Python): bindings.cpp exposes it as ticktape._native.OrderBook.
+//
+// Layout
+// ------
+// * Price levels live in one std::map per side, keyed so that begin() is the
+//   best level on both sides (asks by price, bids by -price). Map iterators
+//   are stable, so every order keeps an iterator to its level and cancel /
+//   execute never search.
+// * Orders live in a pool (vector + free list) and form an intrusive FIFO
+//   doubly linked list per level (time priority).
+// * IdMap: open-addressing hash map order id -> pool slot.
+//
+// Quantities are int64 lots; prices are int64 ticks. Both are bounded by
+// kMaxQty / kMaxPrice so that sums and negations can never overflow.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+namespace ticktape {
+
+constexpr int64_t kMaxPrice = int64_t(1) << 62;  // |price| < kMaxPrice
+constexpr int64_t kMaxQty = int64_t(1) << 53;    // 0 < qty <= kMaxQty
+constexpr int8_t kBuy = 1;
+constexpr int8_t kSell = -1;
+
+enum class OrderType : int8_t { Market = 0, Limit = 1 };
+
+// Kinds of events in a bulk L3 stream (OrderBook::apply_l3).
+enum class L3Kind : int8_t { Add = 1, Reduce = 2, Delete = 3, Execute = 4 };
+
+// An order id that is not resting in the book (bindings map it to KeyError).
+class UnknownOrderError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// One fill of an aggressive order against a resting (maker) order.
+struct BookFill {
+  int64_t maker_id;
+  int64_t price;
+  int64_t qty;
+};
+
+// Open-addressing hash map int64 -> int32 (linear probing, backward-shift
+// deletion, no tombstones). INT64_MIN is reserved as the empty key.
+class IdMap {
+ public:
+  static constexpr int64_t kEmpty = std::numeric_limits<int64_t>::min();
+
+  IdMap() { reset(16); }
+
+  int32_t find(int64_t key) const {
+    for (size_t i = home(key);; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.key == key) return s.val;
+      if (s.key == kEmpty) return -1;
+    }
+  }
+
+  // Inserts key -> val; returns false (and changes nothing) if key exists.
+  bool insert(int64_t key, int32_t val) {
+    if ((size_ + 1) * 2 > slots_.size()) grow();
+    size_t i = home(key);
+    for (;; i = (i + 1) & mask_) {
+      if (slots_[i].key == key) return false;
+      if (slots_[i].key == kEmpty) break;
+    }
+    slots_[i] = Slot{key, val};
+    ++size_;
+    return true;
+  }
+
+  bool erase(int64_t key) {
+    size_t i = home(key);
+    for (;; i = (i + 1) & mask_) {
+      if (slots_[i].key == key) break;
+      if (slots_[i].key == kEmpty) return false;
+    }
+    // Backward shift: pull later members of the probe run into the hole.
+    for (size_t j = (i + 1) & mask_;; j = (j + 1) & mask_) {
+      if (slots_[j].key == kEmpty) break;
+      const size_t h = home(slots_[j].key);
+      // Move j into the hole i unless its home lies cyclically in (i, j].
+      const bool in_range = (i <= j) ? (i < h && h <= j) : (i < h || h <= j);
+      if (!in_range) {
+        slots_[i] = slots_[j];
+        i = j;
+      }
+    }
+    slots_[i].key = kEmpty;
+    --size_;
+    return true;
+  }
+
+  size_t size() const { return size_; }
+
+  void clear() { reset(16); }
+
+ private:
+  struct Slot {
+    int64_t key;
+    int32_t val;
+  };
+
+  size_t home(int64_t key) const {
+    return static_cast<size_t>((static_cast<uint64_t>(key) * 0x9E3779B97F4A7C15ull) >> shift_);
+  }
+
+  void reset(size_t cap) {
+    slots_.assign(cap, Slot{kEmpty, -1});
+    mask_ = cap - 1;
+    shift_ = 64;
+    for (size_t c = cap; c > 1; c >>= 1) --shift_;
+    size_ = 0;
+  }
+
+  void grow() {
+    std::vector<Slot> old;
+    old.swap(slots_);
+    reset(old.size() * 2);
+    for (const Slot& s : old) {
+      if (s.key == kEmpty) continue;
+      size_t i = home(s.key);
+      while (slots_[i].key != kEmpty) i = (i + 1) & mask_;
+      slots_[i] = s;
+      ++size_;
+    }
+  }
+
+  std::vector<Slot> slots_;
+  size_t mask_ = 0;
+  unsigned shift_ = 64;
+  size_t size_ = 0;
+};
+
+class OrderBook {
+ public:
+  OrderBook() = default;
+
+  // A resting limit order from market data: no matching.
+  void add(int64_t id, int side, int64_t price, int64_t qty) {
+    check_id(id);
+    check_side(side);
+    check_price(price);
+    check_qty(qty, "qty");
+    if (ids_.find(id) >= 0) throw std::invalid_argument("duplicate order id " + std::to_string(id));
+    rest(id, static_cast<int8_t>(side), price, qty);
+  }
+
+  // Reduce a resting order by qty (keeps its time priority), or delete it
+  // when qty is absent or >= its resting quantity.
+  void cancel(int64_t id, std::optional<int64_t> qty = std::nullopt) {
+    if (qty && *qty <= 0) {
+      throw std::invalid_argument("cancel qty must be > 0, got " + std::to_string(*qty));
+    }
+    const int32_t idx = ids_.find(id);
+    if (idx < 0) throw UnknownOrderError("unknown order id " + std::to_string(id));
+    if (!qty || *qty >= pool_[idx].qty) {
+      remove(idx);
+    } else {
+      pool_[idx].qty -= *qty;
+      pool_[idx].level->second.total -= *qty;
+    }
+  }
+
+  // An execution of a resting order reported by market data.
+  void execute(int64_t id, int64_t qty) {
+    check_qty(qty, "execute qty");
+    const int32_t idx = ids_.find(id);
+    if (idx < 0) throw UnknownOrderError("unknown order id " + std::to_string(id));
+    consume(idx, qty);
+  }
+
+  // An aggressive order: matches the opposite side in price-time priority.
+  // A LIMIT remainder rests under `id`; a MARKET remainder is cancelled.
+  // Fills are appended to `fills` in match order.
+  void submit(int64_t id, int side, int type, int64_t price, int64_t qty,
+              std::vector<BookFill>& fills) {
+    check_id(id);
+    check_side(side);
+    if (type != static_cast<int>(OrderType::Market) && type != static_cast<int>(OrderType::Limit)) {
+      throw std::invalid_argument("order type must be 0 (MARKET) or 1 (LIMIT), got " +
+                                  std::to_string(type));
+    }
+    const bool limit = type == static_cast<int>(OrderType::Limit);
+    if (limit) check_price(price);
+    check_qty(qty, "qty");
+    if (ids_.find(id) >= 0) throw std::invalid_argument("duplicate order id " + std::to_string(id));
+
+    Levels& opp = side > 0 ? asks_ : bids_;
+    while (qty > 0 && !opp.empty()) {
+      auto lvl = opp.begin();
+      const int64_t lvl_price = side > 0 ? lvl->first : -lvl->first;
+      if (limit && (side > 0 ? lvl_price > price : lvl_price < price)) break;
+      while (qty > 0) {
+        const int32_t maker = lvl->second.head;
+        const int64_t take = std::min(qty, pool_[maker].qty);
+        fills.push_back(BookFill{pool_[maker].id, lvl_price, take});
+        qty -= take;
+        const bool level_gone = lvl->second.count == 1 && take == pool_[maker].qty;
+        consume(maker, take);
+        if (level_gone) break;
+      }
+    }
+    if (limit && qty > 0) rest(id, static_cast<int8_t>(side), price, qty);
+  }
+
+  // Bulk L3 stream. Unknown ids on reduce/delete/execute are ignored; any
+  // other bad event throws std::invalid_argument naming its index (events
+  // before it have been applied).
+  void apply_l3(size_t n, const int8_t* kind, const int64_t* id, const int8_t* side,
+                const int64_t* price, const int64_t* qty) {
+    for (size_t i = 0; i < n; ++i) {
+      switch (static_cast<L3Kind>(kind[i])) {
+        case L3Kind::Add: {
+          const int64_t oid = id[i];
+          if (oid == IdMap::kEmpty) fail(i, "order_id", std::to_string(oid), "is reserved");
+          if (side[i] != kBuy && side[i] != kSell)
+            fail(i, "side", std::to_string(side[i]), "must be +1 (buy) or -1 (sell)");
+          if (price[i] <= -kMaxPrice || price[i] >= kMaxPrice)
+            fail(i, "price", std::to_string(price[i]), "is out of range");
+          if (qty[i] <= 0 || qty[i] > kMaxQty)
+            fail(i, "qty", std::to_string(qty[i]), "must be > 0 (and <= 2**53)");
+          if (ids_.find(oid) >= 0)
+            fail(i, "order_id", std::to_string(oid), "is a duplicate of a resting order");
+          rest(oid, side[i], price[i], qty[i]);
+          break;
+        }
+        case L3Kind::Reduce: {
+          if (qty[i] <= 0) fail(i, "qty", std::to_string(qty[i]), "must be > 0");
+          const int32_t idx = ids_.find(id[i]);
+          if (idx < 0) break;
+          if (qty[i] >= pool_[idx].qty) {
+            remove(idx);
+          } else {
+            pool_[idx].qty -= qty[i];
+            pool_[idx].level->second.total -= qty[i];
+          }
+          break;
+        }
+        case L3Kind::Delete: {
+          const int32_t idx = ids_.find(id[i]);
+          if (idx >= 0) remove(idx);
+          break;
+        }
+        case L3Kind::Execute: {
+          if (qty[i] <= 0) fail(i, "qty", std::to_string(qty[i]), "must be > 0");
+          const int32_t idx = ids_.find(id[i]);
+          if (idx < 0) break;
+          if (qty[i] > pool_[idx].qty)
+            fail(i, "qty", std::to_string(qty[i]),
+                 "exceeds the resting qty " + std::to_string(pool_[idx].qty) + " of order " +
+                     std::to_string(id[i]));
+          consume(idx, qty[i]);
+          break;
+        }
+        default:
+          fail(i, "kind", std::to_string(kind[i]),
+               "is not 1 (add), 2 (reduce), 3 (delete) or 4 (execute)");
+      }
+    }
+  }
+
+  // (price, total qty) of the best level of a side.
+  std::optional<std::pair<int64_t, int64_t>> best(int side) const {
+    check_side(side);
+    const Levels& lv = side > 0 ? bids_ : asks_;
+    if (lv.empty()) return std::nullopt;
+    auto it = lv.begin();
+    return std::make_pair(side > 0 ? -it->first : it->first, it->second.total);
+  }
+
+  // Up to n levels (price, qty) of a side, best first.
+  std::vector<std::pair<int64_t, int64_t>> depth(int side, int64_t n) const {
+    check_side(side);
+    if (n < 0) throw std::invalid_argument("depth n must be >= 0, got " + std::to_string(n));
+    const Levels& lv = side > 0 ? bids_ : asks_;
+    std::vector<std::pair<int64_t, int64_t>> out;
+    out.reserve(static_cast<size_t>(std::min<int64_t>(n, static_cast<int64_t>(lv.size()))));
+    for (auto it = lv.begin(); it != lv.end() && static_cast<int64_t>(out.size()) < n; ++it) {
+      out.emplace_back(side > 0 ? -it->first : it->first, it->second.total);
+    }
+    return out;
+  }
+
+  int64_t volume_at(int side, int64_t price) const {
+    check_side(side);
+    if (price <= -kMaxPrice || price >= kMaxPrice) return 0;
+    const Levels& lv = side > 0 ? bids_ : asks_;
+    auto it = lv.find(side > 0 ? -price : price);
+    return it == lv.end() ? 0 : it->second.total;
+  }
+
+  // (side, price, qty) of a resting order.
+  std::optional<std::tuple<int, int64_t, int64_t>> order(int64_t id) const {
+    const int32_t idx = ids_.find(id);
+    if (idx < 0) return std::nullopt;
+    const Order& o = pool_[idx];
+    return std::make_tuple(static_cast<int>(o.side), o.price, o.qty);
+  }
+
+  size_t size() const { return ids_.size(); }
+  size_t levels(int side) const {
+    check_side(side);
+    return (side > 0 ? bids_ : asks_).size();
+  }
+
+  void clear() {
+    bids_.clear();
+    asks_.clear();
+    pool_.clear();
+    free_ = -1;
+    ids_.clear();
+  }
+
+  // Resting orders of a side in priority order: (id, price, qty).
+  std::vector<std::tuple<int64_t, int64_t, int64_t>> orders(int side) const {
+    check_side(side);
+    std::vector<std::tuple<int64_t, int64_t, int64_t>> out;
+    const Levels& lv = side > 0 ? bids_ : asks_;
+    for (const auto& kv : lv) {
+      for (int32_t i = kv.second.head; i >= 0; i = pool_[i].next) {
+        out.emplace_back(pool_[i].id, pool_[i].price, pool_[i].qty);
+      }
+    }
+    return out;
+  }
+
+ private:
+  struct Level {
+    int64_t total = 0;
+    int32_t head = -1;
+    int32_t tail = -1;
+    int32_t count = 0;
+  };
+  using Levels = std::map<int64_t, Level>;  // begin() = best on both sides
+
+  struct Order {
+    int64_t id;
+    int64_t price;
+    int64_t qty;
+    Levels::iterator level;
+    int32_t prev;
+    int32_t next;
+    int8_t side;
+  };
+
+  [[noreturn]] static void fail(size_t i, const char* field, const std::string& value,
+                                const std::string& why) {
+    throw std::invalid_argument(std::string(field) + "[" + std::to_string(i) + "] = " + value +
+                                " " + why);
+  }
+  static void check_id(int64_t id) {
+    if (id == IdMap::kEmpty) throw std::invalid_argument("order id -2**63 is reserved");
+  }
+  static void check_side(int side) {
+    if (side != kBuy && side != kSell) {
+      throw std::invalid_argument("side must be +1 (buy) or -1 (sell), got " +
+                                  std::to_string(side));
+    }
+  }
+  static void check_price(int64_t price) {
+    if (price <= -kMaxPrice || price >= kMaxPrice) {
+      throw std::invalid_argument("price " + std::to_string(price) + " is out of range");
+    }
+  }
+  static void check_qty(int64_t qty, const char* what) {
+    if (qty <= 0 || qty > kMaxQty) {
+      throw std::invalid_argument(std::string(what) + " must be > 0 (and <= 2**53), got " +
+                                  std::to_string(qty));
+    }
+  }
+
+  void rest(int64_t id, int8_t side, int64_t price, int64_t qty) {
+    Levels& lv = side > 0 ? bids_ : asks_;
+    auto lvl = lv.try_emplace(side > 0 ? -price : price).first;
+    int32_t idx;
+    if (free_ >= 0) {
+      idx = free_;
+      free_ = pool_[idx].next;
+    } else {
+      if (pool_.size() >= static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
+        throw std::length_error("order book is full");
+      }
+      idx = static_cast<int32_t>(pool_.size());
+      pool_.emplace_back();
+    }
+    Order& o = pool_[idx];
+    o.id = id;
+    o.price = price;
+    o.qty = qty;
+    o.level = lvl;
+    o.side = side;
+    o.next = -1;
+    o.prev = lvl->second.tail;
+    if (lvl->second.tail >= 0) {
+      pool_[lvl->second.tail].next = idx;
+    } else {
+      lvl->second.head = idx;
+    }
+    lvl->second.tail = idx;
+    lvl->second.total += qty;
+    ++lvl->second.count;
+    ids_.insert(id, idx);
+  }
+
+  // Take qty (<= resting) off a resting order; delete it when it reaches 0.
+  void consume(int32_t idx, int64_t qty) {
+    Order& o = pool_[idx];
+    if (qty > o.qty) {
+      throw std::invalid_argument("execute qty " + std::to_string(qty) +
+                                  " exceeds the resting qty " + std::to_string(o.qty) +
+                                  " of order " + std::to_string(o.id));
+    }
+    if (qty == o.qty) {
+      remove(idx);
+    } else {
+      o.qty -= qty;
+      o.level->second.total -= qty;
+    }
+  }
+
+  void remove(int32_t idx) {
+    Order& o = pool_[idx];
+    Level& l = o.level->second;
+    if (o.prev >= 0) {
+      pool_[o.prev].next = o.next;
+    } else {
+      l.head = o.next;
+    }
+    if (o.next >= 0) {
+      pool_[o.next].prev = o.prev;
+    } else {
+      l.tail = o.prev;
+    }
+    l.total -= o.qty;
+    if (--l.count == 0) (o.side > 0 ? bids_ : asks_).erase(o.level);
+    ids_.erase(o.id);
+    o.next = free_;
+    free_ = idx;
+  }
+
+  Levels bids_;
+  Levels asks_;
+  std::vector<Order> pool_;
+  int32_t free_ = -1;
+  IdMap ids_;
+};
+
+}  // namespace ticktape

@@ -1,0 +1,164 @@
+"""The C++ order book and batch execution engine (``ticktape._native``).
+
+This module re-exports the compiled classes and adds the enums and small
+helpers that belong with them. Inside the book, prices are integer ticks and
+quantities integer lots; floats are converted at the boundary with
+:func:`to_ticks` (``round(price / tick_size)``, off the grid by more than
+1e-6 tick is an error).
+
+Examples
+--------
+>>> from ticktape.native import OrderBook, OrderType, Side
+>>> book = OrderBook()
+>>> book.add(1, Side.SELL, 10_001, 5)
+>>> book.add(2, Side.SELL, 10_001, 3)
+>>> fills = book.submit(3, Side.BUY, OrderType.MARKET, 0, 6)
+>>> [(int(f["maker_id"]), int(f["qty"])) for f in fills]
+[(1, 5), (2, 1)]
+>>> book.best_ask()
+(10001, 2)
+
+The engine takes one batch of L1 ticks plus the strategy's target position
+per tick (NaN = no decision) and returns fills, order events and equity
+samples as structured arrays (``ticktape.batch`` dtypes):
+
+>>> import numpy as np
+>>> from ticktape.native import Engine
+>>> eng = Engine(tick_size=0.01)
+>>> ts = np.array([0, 1_000, 2_000])
+>>> bid, ask, size = np.full(3, 100.0), np.full(3, 100.02), np.full(3, 10.0)
+>>> out = eng.process(ts, bid, ask, size, size, np.array([2.0, np.nan, np.nan]))
+>>> out["fills"][["ts", "price", "qty"]].tolist()
+[(1000, 100.02, 2.0)]
+>>> eng.position, round(eng.cash, 2)
+(2.0, 999799.96)
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import numpy as np
+
+from ticktape._native import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
+    BOOK_FILL_DTYPE,
+    Engine,
+    OrderBook,
+)
+
+__all__ = [
+    "BOOK_FILL_DTYPE",
+    "Engine",
+    "L3Kind",
+    "OrderBook",
+    "OrderEvent",
+    "OrderType",
+    "Side",
+    "from_ticks",
+    "to_ticks",
+]
+
+
+class Side(IntEnum):
+    """Order side; an int on the wire."""
+
+    BUY = 1
+    SELL = -1
+
+
+class OrderType(IntEnum):
+    """Order type; an int on the wire (``ORDER_DTYPE['type']``)."""
+
+    MARKET = 0
+    LIMIT = 1
+
+
+class OrderEvent(IntEnum):
+    """Order lifecycle event; an int on the wire (``ORDER_DTYPE['event']``).
+
+    In the engine's order events, ``qty`` is the order quantity for
+    SUBMITTED and ACCEPTED, the quantity of this fill for PARTIALLY_FILLED
+    and FILLED (``price`` = fill price, NaN otherwise) and the unfilled
+    quantity for CANCELLED.
+    """
+
+    SUBMITTED = 0
+    ACCEPTED = 1
+    PARTIALLY_FILLED = 2
+    FILLED = 3
+    CANCELLED = 4
+    REJECTED = 5
+
+
+class L3Kind(IntEnum):
+    """Event kinds of :meth:`OrderBook.apply_l3` streams."""
+
+    ADD = 1
+    REDUCE = 2
+    DELETE = 3
+    EXECUTE = 4
+
+
+def to_ticks(prices: object, tick_size: float, field: str = "price") -> np.ndarray:
+    """Convert prices to int64 ticks: ``round(price / tick_size)``.
+
+    Parameters
+    ----------
+    prices
+        Array-like of float prices.
+    tick_size
+        The instrument's tick size (> 0).
+    field
+        Name used in error messages.
+
+    Raises
+    ------
+    ValueError
+        If a price is not finite or lies off the tick grid by more than
+        1e-6 tick; the message names ``field`` and the index.
+
+    Examples
+    --------
+    >>> to_ticks([100.0, 100.01], 0.01).tolist()
+    [10000, 10001]
+    """
+    if not (np.isfinite(tick_size) and tick_size > 0):
+        raise ValueError(f"tick_size must be finite and > 0, got {tick_size!r}")
+    p = np.asarray(prices, dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(p))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"{field}[{i}] = {p.flat[i]!r} is not finite")
+    x = p / tick_size
+    big = np.flatnonzero(np.abs(x) >= 4.0e18)
+    if big.size:
+        i = int(big[0])
+        raise ValueError(
+            f"{field}[{i}] = {p.flat[i]!r} is out of range for tick_size {tick_size!r}"
+        )
+    t = np.rint(x)
+    off = np.flatnonzero(np.abs(x - t) > 1e-6)
+    if off.size:
+        i = int(off[0])
+        raise ValueError(
+            f"{field}[{i}] = {p.flat[i]!r} is not on the tick grid (tick_size {tick_size!r})"
+        )
+    return t.astype(np.int64)
+
+
+def from_ticks(ticks: object, tick_size: float) -> np.ndarray:
+    """Convert int ticks to float prices the way the engine reports them.
+
+    When ``1 / tick_size`` is an integer N, ``ticks / N`` (so 10001 ticks of
+    0.01 is 100.01 exactly as Python prints it), else ``ticks * tick_size``.
+
+    Examples
+    --------
+    >>> from_ticks([10001], 0.01).tolist()
+    [100.01]
+    """
+    t = np.asarray(ticks, dtype=np.float64)
+    inv = round(1.0 / tick_size)
+    if tick_size < 1.0 and inv >= 1 and abs(1.0 / tick_size - inv) <= 1e-9 * inv:
+        return t / float(inv)
+    return t * tick_size

@@ -1,0 +1,157 @@
+"""Type stubs for ticktape.native (the compiled ticktape._native plus enums)."""
+
+from enum import IntEnum
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "BOOK_FILL_DTYPE",
+    "Engine",
+    "L3Kind",
+    "OrderBook",
+    "OrderEvent",
+    "OrderType",
+    "Side",
+    "from_ticks",
+    "to_ticks",
+]
+
+#: dtype of OrderBook.submit fills: [('maker_id','<i8'),('price','<i8'),('qty','<i8')]
+BOOK_FILL_DTYPE: Final[np.dtype]
+
+class Side(IntEnum):
+    BUY = 1
+    SELL = -1
+
+class OrderType(IntEnum):
+    MARKET = 0
+    LIMIT = 1
+
+class OrderEvent(IntEnum):
+    SUBMITTED = 0
+    ACCEPTED = 1
+    PARTIALLY_FILLED = 2
+    FILLED = 3
+    CANCELLED = 4
+    REJECTED = 5
+
+class L3Kind(IntEnum):
+    ADD = 1
+    REDUCE = 2
+    DELETE = 3
+    EXECUTE = 4
+
+def to_ticks(
+    prices: npt.ArrayLike, tick_size: float, field: str = "price"
+) -> npt.NDArray[np.int64]: ...
+def from_ticks(ticks: npt.ArrayLike, tick_size: float) -> npt.NDArray[np.float64]: ...
+
+class OrderBook:
+    """Price-time priority limit order book over int64 price ticks and int64 lots."""
+
+    def __init__(self) -> None: ...
+    def add(self, order_id: int, side: int, price: int, qty: int) -> None:
+        """Rest a limit order (market data, no matching). ValueError on duplicate id or qty <= 0."""
+    def cancel(self, order_id: int, qty: int | None = None) -> None:
+        """Reduce by qty (keeps priority) or delete (qty None or >= resting). KeyError if unknown."""
+    def execute(self, order_id: int, qty: int) -> None:
+        """Execution of a resting order. KeyError if unknown, ValueError if qty > resting."""
+    def submit(self, order_id: int, side: int, type: int, price: int, qty: int) -> np.ndarray:
+        """Aggressive order; returns BOOK_FILL_DTYPE fills in match order.
+
+        LIMIT remainder rests under order_id; MARKET remainder is cancelled
+        (price is ignored for MARKET).
+        """
+    def apply_l3(
+        self,
+        kind: npt.ArrayLike,
+        order_id: npt.ArrayLike,
+        side: npt.ArrayLike,
+        price: npt.ArrayLike,
+        qty: npt.ArrayLike,
+    ) -> None:
+        """Apply a bulk L3 stream in C++ without the GIL.
+
+        kind: int8 (1 add, 2 reduce, 3 delete, 4 execute); order_id, price,
+        qty: int64; side: int8 (used by add only). Unknown ids on reduce,
+        delete and execute are ignored; a duplicate add id, a bad side/qty or
+        an unknown kind raises ValueError naming the index (earlier events
+        stay applied).
+        """
+    def best_bid(self) -> tuple[int, int] | None: ...
+    def best_ask(self) -> tuple[int, int] | None: ...
+    def depth(self, side: int, n: int) -> npt.NDArray[np.int64]:
+        """Shape (k, 2) [price, qty], best first, k <= n."""
+    def volume_at(self, side: int, price: int) -> int: ...
+    def order(self, order_id: int) -> tuple[int, int, int] | None:
+        """(side, price, qty) of a resting order, or None."""
+    def orders(self, side: int) -> npt.NDArray[np.int64]:
+        """Shape (k, 3) [order_id, price, qty] of a side's resting orders in priority order."""
+    def clear(self) -> None: ...
+    def __len__(self) -> int: ...
+
+class Engine:
+    """Batch execution engine over L1 ticks (see ticktape.native docs)."""
+
+    def __init__(
+        self,
+        tick_size: float,
+        lot_size: float = 1.0,
+        latency_ns: int = 0,
+        fee_bps: float = 0.0,
+        initial_cash: float = 1_000_000.0,
+        equity_interval_ns: int = 1_000_000_000,
+    ) -> None: ...
+    def process(
+        self,
+        ts: npt.ArrayLike,
+        bid: npt.ArrayLike,
+        ask: npt.ArrayLike,
+        bid_size: npt.ArrayLike,
+        ask_size: npt.ArrayLike,
+        target: npt.ArrayLike,
+    ) -> dict[str, np.ndarray]:
+        """Run one batch; returns {'fills', 'orders', 'equity'} (ticktape.batch dtypes).
+
+        The whole batch is validated first: on ValueError (message names the
+        field and the index) the engine's state is unchanged.
+        """
+    def finish(self) -> dict[str, np.ndarray]:
+        """Emit the final equity sample at the last seen tick (once)."""
+    def get_state(self) -> bytes: ...
+    @staticmethod
+    def from_state(state: bytes) -> Engine: ...
+    @property
+    def position(self) -> float: ...
+    @property
+    def cash(self) -> float: ...
+    @property
+    def fees(self) -> float: ...
+    @property
+    def equity(self) -> float:
+        """cash + position * mark (cash when flat)."""
+    @property
+    def mark(self) -> float:
+        """Mid of the latest valid quote (NaN before the first one)."""
+    @property
+    def ticks_processed(self) -> int: ...
+    @property
+    def quotes_ignored(self) -> int:
+        """Ticks whose quote was unusable for matching (NaN, <= 0 or crossed)."""
+    @property
+    def open_qty(self) -> float:
+        """Signed unfilled quantity of working/pending orders, in units."""
+    @property
+    def tick_size(self) -> float: ...
+    @property
+    def lot_size(self) -> float: ...
+    @property
+    def latency_ns(self) -> int: ...
+    @property
+    def fee_bps(self) -> float: ...
+    @property
+    def initial_cash(self) -> float: ...
+    @property
+    def equity_interval_ns(self) -> int: ...
