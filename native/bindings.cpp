@@ -214,7 +214,8 @@ PYBIND11_MODULE(_native, m) {
 
   m.attr("BOOK_FILL_DTYPE") = py::dtype::of<BookFill>();
 
-  py::class_<PyBook>(m, "OrderBook")
+  py::class_<PyBook>(m, "OrderBook",
+                     "Price-time priority limit order book over int64 price ticks and lots.")
       .def(py::init<>())
       .def(
           "add",
@@ -277,7 +278,8 @@ PYBIND11_MODULE(_native, m) {
                " ask=" + side_str(b.best(kSell)) + ">";
       });
 
-  py::class_<PyEngine>(m, "Engine")
+  py::class_<PyEngine>(m, "Engine",
+                       "Batch execution engine over L1 ticks (see ticktape.native).")
       .def(py::init([](double tick_size, double lot_size, int64_t latency_ns, double fee_bps,
                        double initial_cash, int64_t equity_interval_ns) {
              EngineConfig c;
@@ -303,7 +305,13 @@ PYBIND11_MODULE(_native, m) {
       .def("get_state", [](PyEngine& s) { return py::bytes(s.get().get_state()); })
       .def_static(
           "from_state",
-          [](const py::bytes& b) { return PyEngine(Engine::from_state(std::string(b))); },
+          [](const py::object& state) {
+            // any bytes-like object (bytes, bytearray, memoryview)
+            const py::bytes b = py::isinstance<py::bytes>(state)
+                                    ? py::reinterpret_borrow<py::bytes>(state)
+                                    : py::bytes(py::module_::import("builtins").attr("bytes")(state));
+            return PyEngine(Engine::from_state(std::string(b)));
+          },
           py::arg("state"))
       .def(py::pickle([](PyEngine& s) { return py::make_tuple(py::bytes(s.get().get_state())); },
                       [](const py::tuple& t) {

@@ -32,6 +32,33 @@ samples as structured arrays (``ticktape.batch`` dtypes):
 [(1000, 100.02, 2.0)]
 >>> eng.position, round(eng.cash, 2)
 (2.0, 999799.96)
+
+Engine semantics (the pure-Python twin is :class:`ticktape.reference.ReferenceEngine`).
+Tick i is processed in event order:
+
+1. market data: the displayed liquidity becomes ``bid_size`` lots-worth at
+   ``bid`` and ``ask_size`` at ``ask`` (``floor(size / lot_size)`` lots; a NaN
+   size shows nothing). A quote with a NaN, infinite or non-positive price,
+   or with bid > ask, is ignored (no liquidity this tick, mark unchanged,
+   counted in ``quotes_ignored``);
+2. orders whose arrival ``ts_created + latency_ns <= ts[i]`` and that were
+   created at an earlier tick are released (ACCEPTED);
+3. released market orders take the displayed top of book (buy at the ask,
+   sell at the bid) up to its size; what one order takes is gone for the
+   rest of the tick; the remainder keeps working on later ticks;
+4. ``target[i]`` (NaN = no decision): if ``|target - (position + working
+   qty)| >= lot_size / 2``, the working order (if any) is CANCELLED and one
+   market order for ``round((target - position) / lot_size)`` lots is
+   SUBMITTED (ids 1, 2, ...);
+5. an equity sample ``(ts, cash, position, mark, equity)`` is emitted at the
+   first tick whose ts reaches the next multiple of ``equity_interval_ns``
+   (and at the very first tick); ``finish()`` adds one at the last tick.
+
+``fee = fee_bps * 1e-4 * price * qty`` and ``side * price * qty`` come off
+the cash; ``equity = cash + position * mark`` (mark = mid of the latest valid
+quote). A batch is validated before anything changes, so a ValueError leaves
+the engine as it was, and output does not depend on how the stream is split
+into batches or restored with ``get_state``/``from_state`` in between.
 """
 
 from __future__ import annotations

@@ -105,6 +105,10 @@ class ReferenceBook:
     def apply_l3(self, kind, order_id, side, price, qty) -> None:  # type: ignore[no-untyped-def]
         for k, oid, s, p, q in zip(kind, order_id, side, price, qty):
             k, oid, s, p, q = int(k), int(oid), int(s), int(p), int(q)
+            if k not in (1, 2, 3, 4):
+                raise ValueError(f"unknown event kind {k}")
+            if k in (2, 4) and q <= 0:
+                raise ValueError(f"qty must be > 0, got {q}")
             if k == 1:
                 self.add(oid, s, p, q)
             elif oid not in self._orders:
@@ -113,10 +117,8 @@ class ReferenceBook:
                 self.cancel(oid, q)
             elif k == 3:
                 self.cancel(oid)
-            elif k == 4:
-                self.execute(oid, q)
             else:
-                raise ValueError(f"unknown event kind {k}")
+                self.execute(oid, q)
 
     def _best_price(self, side: int) -> int | None:
         levels = self._queues[side]

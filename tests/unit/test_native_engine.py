@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import pickle
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -364,3 +367,56 @@ def test_state_keeps_config_orders_and_counters_and_pickles() -> None:
             eng.position, eng.cash, eng.fees, 3, eng.open_qty,
         )  # fmt: skip
     assert eng.open_qty == -3.0 and eng.position == -1.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_corrupt_state_raises_or_loads_but_never_crashes(data: st.DataObject) -> None:
+    cols = ticks(4, size=1.0)
+    cols["target"][2] = 3.0
+    eng = Engine(0.01, latency_ns=10**10)
+    eng.process(*(cols[c] for c in COLS))  # leaves a pending order in the state
+    state = bytearray(eng.get_state())
+    assert Engine.from_state(memoryview(state)).get_state() == state  # any bytes-like
+    cut = data.draw(st.integers(0, len(state)))
+    flips = data.draw(st.lists(st.tuples(st.integers(0, len(state) - 1), st.integers(0, 255))))
+    for i, v in flips:
+        state[i] = v
+    try:
+        other = Engine.from_state(bytes(state[:cut]))
+    except ValueError:
+        return
+    with contextlib.suppress(ValueError):  # e.g. a corrupted tick size or last ts
+        other.process(*(ticks(3)[c] + (10**10 if c == "ts" else 0) for c in COLS))
+
+
+def test_process_releases_the_gil_and_guards_the_engine() -> None:
+    n = 30_000_000  # stride-0 views: no memory, ~1 s of C++ work
+    one = {c: np.broadcast_to(v[:1], (n,)) for c, v in ticks(1).items()}
+    eng = Engine(0.01)
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            eng.process(*(one[c] for c in COLS))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    refused = False
+    deadline = time.monotonic() + 60
+    while not done.is_set() and time.monotonic() < deadline:
+        try:
+            eng.ticks_processed  # noqa: B018 - Python runs here while C++ works
+        except RuntimeError as exc:
+            assert "in use by another thread" in str(exc)
+            refused = True
+            break
+    worker.join()
+    assert not errors
+    assert refused, "process() finished before another thread could run: GIL held?"
+    assert eng.ticks_processed == n
