@@ -54,11 +54,7 @@ def register(app: faust.App, topics, database_url: str) -> None:
                 if status not in ("pending", "running"):
                     log.info("run %s is %s; request skipped", spec.run_id, status)
                     continue
-                await conn.execute(
-                    "UPDATE runs SET status = 'running', started_at = coalesce(started_at, now())"
-                    " WHERE run_id = $1",
-                    spec.run_id,
-                )
+                await store.start_run(conn, spec.run_id)
                 try:
                     await asyncio.gather(
                         *(replay_symbol(spec, s, topics.ticks, database_url) for s in spec.symbols)

@@ -84,10 +84,8 @@ def register(app: faust.App, topics, database_url: str) -> None:
                 if "error" in b.meta:
                     await store.finish_run(conn, b.run_id, "failed", error=b.meta["error"])
                     continue
-                for kind in STREAMS:
-                    rows = b.get(kind)
-                    if len(rows):
-                        await store.write_results(conn, b.run_id, b.symbol, kind, b.seq, rows)
+                await store.write_result_set(conn, b.run_id, b.symbol, b.seq,
+                                             {kind: b.get(kind) for kind in STREAMS})
                 m = b.meta
                 await store.update_progress(
                     conn,

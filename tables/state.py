@@ -33,7 +33,6 @@ def define(app: faust.App, partitions: int) -> StateTables:
             partitions=partitions,
             key_type=str,
             value_type=bytes,
-            value_serializer="raw",
             help=help,
         )
 

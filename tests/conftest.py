@@ -24,12 +24,20 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+
+# Test the installed package only. `python -m pytest` from the repository root
+# puts the root on sys.path, where agents/, tables/ and dashboards/ would
+# shadow real top-level packages (PyTables is `import tables`): drop it.
+_REPO = Path(__file__).resolve().parents[1]
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _REPO]
 
 T = TypeVar("T")
 

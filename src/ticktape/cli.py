@@ -58,7 +58,7 @@ def run(spec_file: Annotated[Path, typer.Argument(help="run spec JSON file")]) -
     with Runtime(settings) as rt:
         migrate(rt, console)
         result = execute(rt, settings, spec, console)
-    console.print(results_table([result]))
+    console.print(results_table(result))
     console.print(sql_hint(spec.run_id))
 
 

@@ -135,23 +135,26 @@ async def submit_and_watch(
         await conn.close()
 
 
-def results_table(runs: list[dict]) -> Table:
-    table = Table(title="ticktape runs")
-    for col in ("run id", "ticks processed", "ticks/s", "orders", "fills", "final PnL", "max drawdown", "wall time"):
-        table.add_column(col, justify="right" if col != "run id" else "left")
-    for r in runs:
-        m = r["metrics"]
-        wall = r["wall_seconds"] or 0.0
-        table.add_row(
-            str(r["run_id"]),
-            f"{r['ticks_processed']:,}",
-            f"{r['ticks_processed'] / wall:,.0f}" if wall else "-",
-            f"{r['orders']:,}",
-            f"{r['fills']:,}",
-            f"{m.get('final_pnl', 0.0):,.2f}",
-            f"{m.get('max_drawdown', 0.0):,.2f} ({m.get('max_drawdown_pct', 0.0):.2%})",
-            f"{wall:.1f} s",
-        )
+def results_table(run: dict) -> Table:
+    """One run's figures as a two-column table (fits an 80-column terminal)."""
+    m = run["metrics"]
+    wall = run["wall_seconds"] or 0.0
+    table = Table(title=f"run {run['run_id']}", show_header=False)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    rejected = run["ticks_rejected"] or 0
+    rows = [
+        ("status", run["status"]),
+        ("ticks processed", f"{run['ticks_processed']:,}" + (f" (+{rejected:,} rejected)" if rejected else "")),
+        ("ticks/s", f"{run['ticks_processed'] / wall:,.0f}" if wall else "-"),
+        ("orders", f"{run['orders']:,}"),
+        ("fills", f"{run['fills']:,}"),
+        ("final PnL", f"{m.get('final_pnl', 0.0):,.2f}"),
+        ("max drawdown", f"{m.get('max_drawdown', 0.0):,.2f} ({m.get('max_drawdown_pct', 0.0):.2%})"),
+        ("wall time", f"{wall:.2f} s"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
     return table
 
 
@@ -216,7 +219,7 @@ def run_demo(settings: Settings, opts: DemoOptions = DemoOptions(), console: Con
             params={"fast": opts.fast, "slow": opts.slow, "size": 100.0},
         )
         run = execute(rt, settings, spec, console, opts.timeout_s)
-        console.print(results_table([run]))
+        console.print(results_table(run))
         console.print(f"demo wall time: {time.perf_counter() - t_start:.1f} s")
         console.print(sql_hint(spec.run_id))
         return [run]

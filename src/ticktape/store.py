@@ -40,6 +40,7 @@ from ticktape.config import dbschema_dir, mask_dsn
 
 __all__ = [
     "RESULT_STREAMS",
+    "write_result_set",
     "RUN_STATUSES",
     "MigrationError",
     "StoreConnectionError",
@@ -581,15 +582,42 @@ async def write_results(
     else COPY ``rows`` (``DTYPES[stream]``) into the ``stream`` table and
     return True. An empty batch is recorded too.
     """
-    if stream not in RESULT_STREAMS:
-        raise ValueError(f"unknown result stream {stream!r}; expected one of {RESULT_STREAMS}")
-    if rows.dtype != DTYPES[stream]:
-        raise TypeError(f"{stream} rows need dtype {DTYPES[stream]}, got {rows.dtype}")
+    return await _write_once(conn, run_id, symbol, stream, seq, {stream: rows})
+
+
+async def write_result_set(
+    conn: asyncpg.Connection,
+    run_id: str | uuid.UUID,
+    symbol: str,
+    seq: int,
+    streams: Mapping[str, np.ndarray],
+) -> bool:
+    """Store all result streams of one batch exactly once, in one transaction.
+
+    Like :func:`write_results`, with one ledger entry (stream ``"results"``)
+    for the whole set: the sink's path, one round trip per stream with rows.
+    """
+    return await _write_once(conn, run_id, symbol, "results", seq, streams)
+
+
+async def _write_once(
+    conn: asyncpg.Connection,
+    run_id: str | uuid.UUID,
+    symbol: str,
+    ledger: str,
+    seq: int,
+    streams: Mapping[str, np.ndarray],
+) -> bool:
     run = uuid.UUID(str(run_id))
-    n = len(rows)
-    payload = memoryview(b"")
-    fields = _result_columns(stream)
-    if n:
+    payloads = []
+    for stream, rows in streams.items():
+        if stream not in RESULT_STREAMS:
+            raise ValueError(f"unknown result stream {stream!r}; expected one of {RESULT_STREAMS}")
+        if rows.dtype != DTYPES[stream]:
+            raise TypeError(f"{stream} rows need dtype {DTYPES[stream]}, got {rows.dtype}")
+        if not len(rows):
+            continue
+        fields = _result_columns(stream)
         columns: list[np.ndarray | bytes] = [
             run.bytes,
             symbol.encode("utf-8"),
@@ -597,23 +625,23 @@ async def write_results(
             rows["ts"].astype(">i8"),
             *(_wire_column(rows[name]) for name, _ in fields),
         ]
-        payload = encode_copy(columns, n)
+        payloads.append((stream, [name for name, _ in fields], encode_copy(columns, len(rows))))
     async with conn.transaction():
         fresh = await conn.fetchval(
             "INSERT INTO sink_batches (run_id, symbol, stream, seq) VALUES ($1, $2, $3, $4) "
             "ON CONFLICT DO NOTHING RETURNING true",
             run,
             symbol,
-            stream,
+            ledger,
             int(seq),
         )
         if not fresh:
             return False
-        if n:
+        for stream, names, payload in payloads:
             await conn.copy_to_table(
                 stream,
                 source=payload,
-                columns=["run_id", "symbol", "ts", "ts_ns", *(name for name, _ in fields)],
+                columns=["run_id", "symbol", "ts", "ts_ns", *names],
                 format="binary",
             )
     return True
@@ -689,9 +717,12 @@ async def create_run(
     data_start_ns: int | None,
     data_end_ns: int | None,
     *,
-    status: str = "running",
+    status: str = "pending",
 ) -> None:
     """Insert the ``runs`` row (``started_at`` = now when ``status`` is running).
+
+    A pending run is started by the replay agent (:func:`start_run`), so the
+    run's wall time does not include waiting for a worker.
 
     Idempotent: a run that exists already is left as it is (a restarted
     worker may call this again).

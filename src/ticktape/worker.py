@@ -6,7 +6,7 @@ escalates to SIGKILL after a grace period and never leaves a worker behind.
 
 from __future__ import annotations
 
-import ctypes
+import asyncio
 import logging
 import os
 import signal
@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from ticktape.runtime import spawn_child
 
 
 def run_worker(kafka_url: str, database_url: str, datadir: Path, loglevel: str = "warning") -> None:
@@ -27,23 +29,12 @@ def run_worker(kafka_url: str, database_url: str, datadir: Path, loglevel: str =
 
         loop = uvloop.new_event_loop()
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
-        import asyncio
-
         loop = asyncio.new_event_loop()
-    import asyncio
-
     asyncio.set_event_loop(loop)
     datadir.mkdir(parents=True, exist_ok=True)
     app = create_app(kafka_url, database_url, datadir)
     worker = Worker(app, loglevel=loglevel, loop=loop, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
-
-
-def _die_with_parent() -> None:  # runs in the child before exec
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    os.setpgrp()  # own process group: Ctrl-C in the terminal reaches only us
 
 
 class WorkerProcess:
@@ -60,13 +51,12 @@ class WorkerProcess:
             return self
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
+        # own session + SIGKILL when this process dies (runtime.spawn_child)
+        self.proc = spawn_child(
             [sys.executable, "-m", "ticktape", "worker"],
             env={**os.environ, **self.env},
             stdout=log,
             stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
         )
         log.close()
         return self

@@ -293,6 +293,9 @@ async def test_run_lifecycle(conn: asyncpg.Connection) -> None:
         conn, run, "ema_cross", spec, {"fast": 10}, ["AAA", "BBB"], T0, T0 + 10**12
     )
     await store.create_run(conn, run, "other", {}, {}, [], None, None)  # idempotent: left as is
+    pending = await conn.fetchrow("SELECT status, started_at FROM runs WHERE run_id = $1", uuid.UUID(run))
+    assert (pending["status"], pending["started_at"]) == ("pending", None)  # no worker yet
+    await store.start_run(conn, run)
     await store.update_progress(conn, run, "AAA", 500, T0 + 10**9)
     await store.update_progress(conn, run, "AAA", 400, T0, done=False)  # replayed, older: ignored
     await store.update_progress(conn, run, "AAA", 1_000, T0 + 2 * 10**9, done=True)
@@ -399,3 +402,19 @@ async def test_migration_warnings_reach_the_log(
         assert await store.migrate(fresh_db, folder=tmp_path) == ["0001_warn"]
         await asyncio.sleep(0.05)  # listeners are called soon, not inline
     assert "no timescaledb here" in caplog.text
+
+
+async def test_result_set_is_written_once_in_one_transaction(conn: asyncpg.Connection) -> None:
+    run = uuid.uuid4()
+    fills = np.zeros(3, DTYPES["fills"])
+    fills["ts"] = [T0, T0 + 1000, T0 + 2000]
+    fills["qty"] = [1, 2, 3]
+    equity = np.zeros(2, DTYPES["equity"])
+    equity["ts"] = [T0, T0 + 5000]
+    sets = {"fills": fills, "equity": equity, "orders": np.empty(0, DTYPES["orders"])}
+    assert await store.write_result_set(conn, run, "X", 0, sets) is True
+    assert await store.write_result_set(conn, run, "X", 0, sets) is False  # redelivered
+    assert await conn.fetchval("SELECT count(*) FROM fills WHERE run_id = $1", run) == 3
+    assert await conn.fetchval("SELECT count(*) FROM equity WHERE run_id = $1", run) == 2
+    got = await store.read_results(conn, run, "X", "fills")
+    assert got["qty"].tolist() == [1, 2, 3]

@@ -1,0 +1,20 @@
+"""The errors the CLI reports as one line (no traceback) and exit code 1."""
+
+from __future__ import annotations
+
+from ticktape.batch import BatchDecodeError
+from ticktape.config import ConfigError
+from ticktape.demo import DemoError
+from ticktape.runtime import TicktapeRuntimeError
+from ticktape.store import StoreConnectionError
+from ticktape.strategy import SpecError
+
+KNOWN_ERRORS: tuple[type[BaseException], ...] = (
+    BatchDecodeError,
+    ConfigError,
+    DemoError,
+    FileNotFoundError,
+    SpecError,
+    StoreConnectionError,
+    TicktapeRuntimeError,
+)
