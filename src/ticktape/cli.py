@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Tick-level backtesting on a streaming pipeline.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -19,6 +20,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(runs_app, name="runs")
 
 console = Console()
+#: errors: one unwrapped line on stderr
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _settings():
@@ -125,7 +128,11 @@ def dashboard(
 
     from ticktape.runtime import Runtime
 
+    from ticktape.runtime import TicktapeRuntimeError, port_in_use
+
     entry = Path(__file__).resolve().parent / "dashboards" / "app.py"
+    if port_in_use(port):
+        raise TicktapeRuntimeError(f"port {port} on 127.0.0.1 is already in use (choose another with --port)")
     with Runtime(_settings(), kafka=False) as rt:
         console.print(f"dashboard on http://127.0.0.1:{port}  (Ctrl-C to stop)")
         env = {**os.environ, **rt.env()}
@@ -150,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, standalone_mode=False)
     except KNOWN_ERRORS as exc:
-        console.print(f"[red]ticktape: error:[/red] {exc}", highlight=False)
+        err_console.print(Text.assemble(("ticktape: error: ", "red"), str(exc)), highlight=False)
         return 1
     except KeyboardInterrupt:
         console.print("interrupted")
