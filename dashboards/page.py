@@ -27,7 +27,7 @@ def main() -> None:
     if runs.empty:
         st.info("No runs stored yet. Run `ticktape demo` first.")
         return
-    st.dataframe(runs, hide_index=True, use_container_width=True)
+    st.dataframe(runs, hide_index=True, width="stretch")
     run_id = st.selectbox("run", runs["run_id"].tolist())
     run = runs.set_index("run_id").loc[run_id]
     metrics = queries.metrics(dsn, run_id)
@@ -56,7 +56,7 @@ def main() -> None:
             price.add_trace(go.Scatter(x=f["ts"], y=f["price"], mode="markers", name=f"{name} fills",
                                        marker={"color": color, "size": 6}))
     price.update_layout(title=f"{symbol}: price and fills", xaxis_rangeslider_visible=False, height=450)
-    st.plotly_chart(price, use_container_width=True)
+    st.plotly_chart(price, width="stretch")
     total = portfolio_equity(eq, float(run["initial_cash"]))
     when = eq.drop_duplicates("ts_ns").set_index("ts_ns")["ts"]
     eq_fig = go.Figure()
@@ -64,4 +64,4 @@ def main() -> None:
     for sym, g in eq.groupby("symbol"):
         eq_fig.add_trace(go.Scatter(x=g["ts"], y=g["equity"], name=f"{sym} equity", visible="legendonly"))
     eq_fig.update_layout(title="equity", height=350)
-    st.plotly_chart(eq_fig, use_container_width=True)
+    st.plotly_chart(eq_fig, width="stretch")

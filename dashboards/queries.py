@@ -43,7 +43,7 @@ def price_bars(dsn: str, symbol: str, start, end, bucket: str) -> pd.DataFrame:
     """Mid-price bars of ``symbol`` between ``start`` and ``end``."""
     return frame(
         dsn,
-        "SELECT time_bucket($4::interval, ts) AS bucket, (array_agg((bid + ask) / 2 ORDER BY ts))[1] AS open,"
+        "SELECT time_bucket($4::text::interval, ts) AS bucket, (array_agg((bid + ask) / 2 ORDER BY ts))[1] AS open,"
         " max((bid + ask) / 2) AS high, min((bid + ask) / 2) AS low,"
         " (array_agg((bid + ask) / 2 ORDER BY ts DESC))[1] AS close"
         " FROM ticks WHERE symbol = $1 AND ts BETWEEN $2 AND $3 GROUP BY 1 ORDER BY 1",

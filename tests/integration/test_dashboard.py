@@ -1,0 +1,65 @@
+"""The dashboard renders the stored runs and one run's charts (Streamlit's
+own headless app runner against the real database)."""
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import ticktape
+from ticktape import store
+from ticktape.batch import DTYPES
+from ticktape.generator import RandomWalkConfig, generate
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def _seed(dsn, symbol, run_id):
+    ticks = np.concatenate(list(generate(RandomWalkConfig(symbol=symbol, n_ticks=5_000))))
+    conn = await store.connect(dsn)
+    try:
+        await store.write_ticks(conn, symbol, ticks, 0)
+        await store.create_run(conn, run_id, "sma_crossover", {"engine": {"initial_cash": 1e6}}, {},
+                               [symbol], int(ticks["ts"][0]), int(ticks["ts"][-1]))
+        fills = np.zeros(2, DTYPES["fills"])
+        fills["ts"] = ticks["ts"][[100, 2000]]
+        fills["side"] = [1, -1]
+        fills["price"] = ticks["ask"][[100, 2000]]
+        fills["qty"] = 10
+        eq = np.zeros(50, DTYPES["equity"])
+        eq["ts"] = ticks["ts"][::100]
+        eq["equity"] = 1e6 + np.arange(50)
+        await store.write_result_set(conn, run_id, symbol, 0, {"fills": fills, "equity": eq})
+        await store.write_metrics(conn, run_id, {"final_pnl": 49.0})
+        await store.finish_run(conn, run_id, "complete", ticks_processed=len(ticks), fills=2)
+    finally:
+        await conn.close()
+
+
+def test_dashboard_shows_runs_and_charts(db_url, monkeypatch):
+    symbol, run_id = f"DASH{uuid.uuid4().hex[:6]}", str(uuid.uuid4())
+    asyncio.run(_seed(db_url, symbol, run_id))
+    monkeypatch.setenv("TICKTAPE_DATABASE_URL", db_url)
+    app = Path(ticktape.__file__).parent / "dashboards" / "app.py"
+    at = AppTest.from_file(str(app), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    assert run_id in at.dataframe[0].value["run_id"].tolist()
+    run_box = at.selectbox[0]
+    run_box.set_value(run_id)
+    at.run()
+    assert not at.exception, at.exception
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2  # price + fills, equity
+    assert any(m.label == "final_pnl" for m in at.metric)
+
+
+def test_dashboard_without_database_url_says_how_to_start(monkeypatch):
+    monkeypatch.delenv("TICKTAPE_DATABASE_URL", raising=False)
+    app = Path(ticktape.__file__).parent / "dashboards" / "app.py"
+    at = AppTest.from_file(str(app), default_timeout=30)
+    at.run()
+    assert "ticktape dashboard" in at.error[0].value
