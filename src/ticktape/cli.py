@@ -62,7 +62,7 @@ def run(spec_file: Annotated[Path, typer.Argument(help="run spec JSON file")]) -
         migrate(rt, console)
         result = execute(rt, settings, spec, console)
     console.print(results_table(result))
-    console.print(sql_hint(spec.run_id))
+    console.print(sql_hint(spec.run_id), soft_wrap=True)
 
 
 @app.command()

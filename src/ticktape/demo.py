@@ -221,5 +221,5 @@ def run_demo(settings: Settings, opts: DemoOptions = DemoOptions(), console: Con
         run = execute(rt, settings, spec, console, opts.timeout_s)
         console.print(results_table(run))
         console.print(f"demo wall time: {time.perf_counter() - t_start:.1f} s")
-        console.print(sql_hint(spec.run_id))
+        console.print(sql_hint(spec.run_id), soft_wrap=True)
         return [run]

@@ -1,0 +1,99 @@
+"""The stage functions: determinism across batch sizes, counts, signals, specs."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ticktape.batch import TICK_DTYPE
+from ticktape.generator import RandomWalkConfig, generate
+from ticktape.metrics import max_drawdown, portfolio_equity, summarize
+from ticktape.spec import EngineConfig, RunSpec
+from ticktape.stages import StrategyState, run_symbol, strategy_step
+from ticktape.strategy import SpecError, build
+
+TICKS = np.concatenate(list(generate(RandomWalkConfig(symbol="S", n_ticks=6_000, seed=11))))
+SPEC = RunSpec(strategy="sma_crossover", symbols=("S",), params={"fast": 5, "slow": 30, "size": 3},
+               engine=EngineConfig(latency_ns=2_000_000, fee_bps=1.0))
+
+
+def _split(ticks, size):
+    return (ticks[i : i + size] for i in range(0, len(ticks), size))
+
+
+def _same(a, b):
+    for k in ("signals", "fills", "orders", "equity"):
+        assert getattr(a, k).tobytes() == getattr(b, k).tobytes(), k
+    assert (a.ticks_in, a.accepted, a.rejects) == (b.ticks_in, b.accepted, b.rejects)
+
+
+def test_results_do_not_depend_on_batch_size():
+    whole = run_symbol(SPEC, [TICKS])
+    assert len(whole.fills) > 10 and len(whole.signals) > 10
+    for size in (1, 7, 4096):
+        _same(run_symbol(SPEC, _split(TICKS, size)), whole)
+
+
+@settings(max_examples=30, deadline=None)
+@given(cuts=st.lists(st.integers(0, len(TICKS)), max_size=6))
+def test_results_do_not_depend_on_where_batches_are_cut(cuts):
+    parts = np.split(TICKS, sorted(cuts))
+    _same(run_symbol(SPEC, parts), run_symbol(SPEC, [TICKS]))
+
+
+def test_every_tick_is_processed_or_rejected():
+    bad = TICKS.copy()
+    bad["bid"][[10, 20]] = -1.0
+    bad["ts"][30] = bad["ts"][0]  # out of order
+    r = run_symbol(SPEC, _split(bad, 1000))
+    assert r.ticks_in == len(bad)
+    assert r.accepted + sum(r.rejects.values()) == len(bad)
+    assert r.rejects == {"bad_price": 2, "crossed": 0, "bad_size": 0, "out_of_order": 1}
+
+
+def test_empty_stream():
+    r = run_symbol(SPEC, [])
+    assert r.ticks_in == 0 and len(r.fills) == 0
+
+
+def test_signals_are_decision_changes_only():
+    strat = build("sma_crossover", {"fast": 1, "slow": 2})
+    t = np.zeros(4, TICK_DTYPE)
+    t["ts"] = [1, 2, 3, 4]
+    feats = {"sma_fast": np.array([np.nan, 2.0, 2.0, 1.0]), "sma_slow": np.array([np.nan, 1.0, 1.0, 2.0])}
+    target, sig, state = strategy_step(strat, t, feats, StrategyState())
+    assert np.isnan(target[0]) and target[1:].tolist() == [100.0, 100.0, -100.0]
+    assert sig["ts"].tolist() == [2, 4] and sig["value"].tolist() == [100.0, -100.0]
+    _, sig2, _ = strategy_step(strat, t[3:], {k: v[3:] for k, v in feats.items()}, state)
+    assert len(sig2) == 0  # unchanged across the batch boundary
+
+
+@pytest.mark.parametrize(
+    "doc, field",
+    [
+        ({"strategy": "nope", "symbols": ["A"]}, "strategy"),
+        ({"strategy": "sma_crossover", "symbols": []}, "symbols"),
+        ({"strategy": "sma_crossover", "symbols": ["A"], "params": {"fast": "x"}}, "params.fast"),
+        ({"strategy": "sma_crossover", "symbols": ["A"], "params": {"bogus": 1}}, "params.bogus"),
+        ({"strategy": "sma_crossover", "symbols": ["A"], "engine": {"tick_size": 0}}, "engine.tick_size"),
+        ({"strategy": "sma_crossover", "symbols": ["A"], "colour": 1}, "colour"),
+    ],
+)
+def test_bad_spec_names_the_field(doc, field):
+    with pytest.raises(SpecError, match=rf"^{field}"):
+        RunSpec.from_dict(doc)
+
+
+def test_spec_round_trips_through_json():
+    assert RunSpec.from_json(SPEC.to_json()) == SPEC
+
+
+def test_metrics_worked_example():
+    assert max_drawdown(np.array([100.0, 120.0, 90.0, 130.0, 125.0])) == (30.0, 0.25)
+    import pandas as pd
+
+    samples = pd.DataFrame({"ts_ns": [1, 2, 3], "symbol": ["A", "B", "A"], "equity": [110.0, 90.0, 95.0]})
+    total = portfolio_equity(samples, 100.0)
+    assert total.tolist() == [210.0, 200.0, 185.0]  # B starts at its initial cash
+    m = summarize(samples, 100.0, 2)
+    assert m["final_pnl"] == -15.0 and m["max_drawdown"] == 25.0
