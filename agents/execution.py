@@ -9,12 +9,12 @@ cumulative counts for progress.
 from __future__ import annotations
 
 import numpy as np
+from ticktape.tables.state import StateTables, key, pack_engine, unpack_engine
 
 from ticktape.batch import Batch, encode
 from ticktape.native import Engine
 from ticktape.spec import RunSpec
 from ticktape.stages import IndicatorState, execution_step, new_engine
-from ticktape.tables.state import StateTables, key, pack_engine, unpack_engine
 
 
 def already_applied(tables: StateTables, k: str, seq: int) -> bool:
@@ -59,6 +59,11 @@ async def handle(
 async def report_failure(topics, batch: Batch, error: str) -> None:
     """Tell the sink that stream (run, symbol) failed at ``batch``."""
     k = key(batch.run_id, batch.symbol)
-    msg = Batch(run_id=batch.run_id, symbol=batch.symbol, seq=batch.seq, arrays={},
-                meta={"error": f"{batch.symbol} batch {batch.seq}: {error}"})
+    msg = Batch(
+        run_id=batch.run_id,
+        symbol=batch.symbol,
+        seq=batch.seq,
+        arrays={},
+        meta={"error": f"{batch.symbol} batch {batch.seq}: {error}"},
+    )
     await topics.results.send(key=k.encode(), value=encode(msg))

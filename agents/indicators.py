@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 
 import faust
-
 from ticktape.agents import execution, strategy
+from ticktape.tables.state import StateTables, key
+
 from ticktape.batch import decode
 from ticktape.spec import RunSpec
 from ticktape.stages import IndicatorState, indicators_step
 from ticktape.strategy import Strategy, build
-from ticktape.tables.state import StateTables, key
 
 log = logging.getLogger(__name__)
 

@@ -30,15 +30,22 @@ async def replay_symbol(spec: RunSpec, symbol: str, ticks_topic, database_url: s
         async for arr in store.read_ticks(
             conn, symbol, spec.start_ns, spec.end_ns, batch_size=spec.batch_size
         ):
-            batch = Batch(run_id=spec.run_id, symbol=symbol, seq=seq, arrays={"ticks": arr},
-                          meta={"spec": spec_json})
+            batch = Batch(
+                run_id=spec.run_id, symbol=symbol, seq=seq, arrays={"ticks": arr}, meta={"spec": spec_json}
+            )
             await ticks_topic.send(key=symbol.encode(), value=encode(batch))
             seq += 1
             n += len(arr)
     finally:
         await conn.close()
-    eos = Batch(run_id=spec.run_id, symbol=symbol, seq=seq, arrays={"ticks": empty("ticks")},
-                eos=True, meta={"spec": spec_json, "ticks_in": n})
+    eos = Batch(
+        run_id=spec.run_id,
+        symbol=symbol,
+        seq=seq,
+        arrays={"ticks": empty("ticks")},
+        eos=True,
+        meta={"spec": spec_json, "ticks_in": n},
+    )
     await ticks_topic.send(key=symbol.encode(), value=encode(eos))
     return n
 

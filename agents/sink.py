@@ -84,8 +84,9 @@ def register(app: faust.App, topics, database_url: str) -> None:
                 if "error" in b.meta:
                     await store.finish_run(conn, b.run_id, "failed", error=b.meta["error"])
                     continue
-                await store.write_result_set(conn, b.run_id, b.symbol, b.seq,
-                                             {kind: b.get(kind) for kind in STREAMS})
+                await store.write_result_set(
+                    conn, b.run_id, b.symbol, b.seq, {kind: b.get(kind) for kind in STREAMS}
+                )
                 m = b.meta
                 await store.update_progress(
                     conn,

@@ -7,13 +7,13 @@ Called in memory by the indicators agent; its state lives in the
 from __future__ import annotations
 
 import numpy as np
-
 from ticktape.agents import execution
+from ticktape.tables.state import StateTables, key
+
 from ticktape.batch import Batch
 from ticktape.spec import RunSpec
 from ticktape.stages import IndicatorState, StrategyState, strategy_step
 from ticktape.strategy import Strategy
-from ticktape.tables.state import StateTables, key
 
 
 async def handle(

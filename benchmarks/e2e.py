@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 from rich.console import Console
@@ -63,22 +62,27 @@ def main() -> None:
             migrate(rt, console)
             load_s = asyncio.run(load(rt.database_url, symbols, n))
             rows.append(("generate + store (COPY)", 2 * n, load_s))
-            spec = RunSpec(strategy="sma_crossover", symbols=tuple(symbols), params=params,
-                           batch_size=args.batch_size)
+            spec = RunSpec(
+                strategy="sma_crossover", symbols=tuple(symbols), params=params, batch_size=args.batch_size
+            )
             t0 = time.perf_counter()
             run = execute(rt, settings, spec, console)
             total_s = time.perf_counter() - t0
             rows.append(("pipeline (run start -> complete)", run["ticks_processed"], run["wall_seconds"]))
             rows.append(("pipeline incl. worker start", run["ticks_processed"], total_s))
-    data = {s: np.concatenate(list(generate(RandomWalkConfig(symbol=s, n_ticks=n, seed=i))))
-            for i, s in enumerate(symbols)}
+    data = {
+        s: np.concatenate(list(generate(RandomWalkConfig(symbol=s, n_ticks=n, seed=i))))
+        for i, s in enumerate(symbols)
+    }
     spec = RunSpec(strategy="sma_crossover", symbols=tuple(symbols), params=params)
     t0 = time.perf_counter()
     for s in symbols:
         run_symbol(spec, (data[s][i : i + args.batch_size] for i in range(0, n, args.batch_size)))
     rows.append(("in process (same stages, no broker/DB)", 2 * n, time.perf_counter() - t0))
 
-    table = Table(title=f"benchmarks/e2e.py: SMA crossover, 2 symbols x {n:,} ticks, batch {args.batch_size:,}")
+    table = Table(
+        title=f"benchmarks/e2e.py: SMA crossover, 2 symbols x {n:,} ticks, batch {args.batch_size:,}"
+    )
     table.add_column("path")
     table.add_column("ticks", justify="right")
     table.add_column("seconds", justify="right")

@@ -63,7 +63,7 @@ def l3_stream(n: int, seed: int = 1) -> tuple[np.ndarray, ...]:
 def per_event(book: OrderBook | ReferenceBook, ev: tuple[np.ndarray, ...]) -> None:
     """One Python call per event (the reference's only way)."""
     add, cancel, execute = book.add, book.cancel, book.execute
-    for k, oid, s, p, q in zip(*(a.tolist() for a in ev)):
+    for k, oid, s, p, q in zip(*(a.tolist() for a in ev), strict=True):
         if k == 1:
             add(oid, s, p, q)
         elif k == 3:
@@ -143,12 +143,8 @@ def main() -> None:
             np.array_equal(a[k][f], b[k][f], equal_nan=True) for f in a[k].dtype.names
         ), k
     n_fills = len(run_engine(Engine(0.01), ticks, args.batch)["fills"])
-    eng_batched = best_rate(
-        args.ticks, lambda: run_engine(Engine(0.01, fee_bps=0.5), ticks, args.batch)
-    )
-    eng_one = best_rate(
-        args.ticks, lambda: run_engine(Engine(0.01, fee_bps=0.5), ticks, args.ticks)
-    )
+    eng_batched = best_rate(args.ticks, lambda: run_engine(Engine(0.01, fee_bps=0.5), ticks, args.batch))
+    eng_one = best_rate(args.ticks, lambda: run_engine(Engine(0.01, fee_bps=0.5), ticks, args.ticks))
     eng_ref = best_rate(
         args.ref_n,
         lambda: run_engine(ReferenceEngine(0.01, fee_bps=0.5), thead, args.batch),
@@ -162,14 +158,10 @@ def main() -> None:
         ("Engine.process, active strategy, one batch", args.ticks, "ticks/s", eng_one, eng_ref),
     ]  # fmt: skip
     w = max(len(r[0]) for r in rows)
-    print(
-        f"{'benchmark':<{w}}  {'n':>10}  {'unit':>8}  {'native':>12}  {'reference':>10}  {'ratio':>7}"
-    )
+    print(f"{'benchmark':<{w}}  {'n':>10}  {'unit':>8}  {'native':>12}  {'reference':>10}  {'ratio':>7}")
     print("-" * (w + 58))
     for name, n, unit, rate, base in rows:
-        print(
-            f"{name:<{w}}  {n:>10,}  {unit:>8}  {rate:>12,.0f}  {base:>10,.0f}  {rate / base:>6.0f}x"
-        )
+        print(f"{name:<{w}}  {n:>10,}  {unit:>8}  {rate:>12,.0f}  {base:>10,.0f}  {rate / base:>6.0f}x")
     print(
         f"(reference on the first {args.ref_n:,} events/ticks; engine stream made "
         f"{n_fills:,} fills over {args.ticks:,} ticks)"

@@ -6,8 +6,8 @@ import os
 
 import plotly.graph_objects as go
 import streamlit as st
-
 from ticktape.dashboards import queries
+
 from ticktape.metrics import portfolio_equity
 
 
@@ -33,7 +33,7 @@ def main() -> None:
     metrics = queries.metrics(dsn, run_id)
     if not metrics.empty:
         cols = st.columns(len(metrics))
-        for col, (_, m) in zip(cols, metrics.iterrows()):
+        for col, (_, m) in zip(cols, metrics.iterrows(), strict=True):
             col.metric(m["name"], f"{m['value']:,.4g}")
     symbols = list(run["symbols"] or [])
     if not symbols:
@@ -45,16 +45,33 @@ def main() -> None:
         st.warning("This run has no equity samples yet.")
         return
     start, end = eq["ts"].min(), eq["ts"].max()
-    bars = queries.price_bars(dsn, symbol, start, end, st.selectbox("bar", ["1 minute", "5 minutes", "1 hour"]))
+    bars = queries.price_bars(
+        dsn, symbol, start, end, st.selectbox("bar", ["1 minute", "5 minutes", "1 hour"])
+    )
     price = go.Figure()
     if not bars.empty:
-        price.add_trace(go.Candlestick(x=bars["bucket"], open=bars["open"], high=bars["high"],
-                                       low=bars["low"], close=bars["close"], name=f"{symbol} mid"))
+        price.add_trace(
+            go.Candlestick(
+                x=bars["bucket"],
+                open=bars["open"],
+                high=bars["high"],
+                low=bars["low"],
+                close=bars["close"],
+                name=f"{symbol} mid",
+            )
+        )
     if not fills.empty:
         for side, name, color in ((1, "buy", "green"), (-1, "sell", "red")):
             f = fills[fills["side"] == side]
-            price.add_trace(go.Scatter(x=f["ts"], y=f["price"], mode="markers", name=f"{name} fills",
-                                       marker={"color": color, "size": 6}))
+            price.add_trace(
+                go.Scatter(
+                    x=f["ts"],
+                    y=f["price"],
+                    mode="markers",
+                    name=f"{name} fills",
+                    marker={"color": color, "size": 6},
+                )
+            )
     price.update_layout(title=f"{symbol}: price and fills", xaxis_rangeslider_visible=False, height=450)
     st.plotly_chart(price, width="stretch")
     total = portfolio_equity(eq, float(run["initial_cash"]))

@@ -47,7 +47,10 @@ def price_bars(dsn: str, symbol: str, start, end, bucket: str) -> pd.DataFrame:
         " max((bid + ask) / 2) AS high, min((bid + ask) / 2) AS low,"
         " (array_agg((bid + ask) / 2 ORDER BY ts DESC))[1] AS close"
         " FROM ticks WHERE symbol = $1 AND ts BETWEEN $2 AND $3 GROUP BY 1 ORDER BY 1",
-        symbol, start, end, bucket,
+        symbol,
+        start,
+        end,
+        bucket,
     )
 
 
@@ -55,7 +58,8 @@ def fills(dsn: str, run_id: str, symbol: str) -> pd.DataFrame:
     return frame(
         dsn,
         "SELECT ts, order_id, side, price, qty, fee FROM fills WHERE run_id = $1::uuid AND symbol = $2 ORDER BY ts",
-        run_id, symbol,
+        run_id,
+        symbol,
     )
 
 

@@ -51,9 +51,7 @@ def _poll_until(
         if value:
             return value
         if time.monotonic() >= deadline:
-            pytest.fail(
-                message or f"condition {getattr(fn, '__name__', fn)!r} not met within {timeout}s"
-            )
+            pytest.fail(message or f"condition {getattr(fn, '__name__', fn)!r} not met within {timeout}s")
         time.sleep(interval)
 
 
@@ -72,9 +70,7 @@ async def _apoll_until(
         if value:
             return value  # type: ignore[return-value]
         if loop.time() >= deadline:
-            pytest.fail(
-                message or f"condition {getattr(fn, '__name__', fn)!r} not met within {timeout}s"
-            )
+            pytest.fail(message or f"condition {getattr(fn, '__name__', fn)!r} not met within {timeout}s")
         await asyncio.sleep(interval)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -13,7 +14,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Tick-level backtesting on a streaming pipeline.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Tick-level backtesting on a streaming pipeline."
+)
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 runs_app = typer.Typer(no_args_is_help=True, help="Stored runs.")
 app.add_typer(db_app, name="db")
@@ -113,9 +116,17 @@ def runs_list(limit: Annotated[int, typer.Option(help="how many runs")] = 20) ->
     for col in ("run id", "status", "strategy", "symbols", "ticks", "orders", "fills", "wall s", "created"):
         table.add_column(col)
     for r in rows:
-        table.add_row(str(r["run_id"]), r["status"], r["strategy"] or "", ",".join(r["symbols"] or []),
-                      f"{r['ticks_processed'] or 0:,}", f"{r['orders'] or 0:,}", f"{r['fills'] or 0:,}",
-                      f"{r['wall_seconds']:.1f}" if r["wall_seconds"] else "", str(r["created_at"])[:19])
+        table.add_row(
+            str(r["run_id"]),
+            r["status"],
+            r["strategy"] or "",
+            ",".join(r["symbols"] or []),
+            f"{r['ticks_processed'] or 0:,}",
+            f"{r['orders'] or 0:,}",
+            f"{r['fills'] or 0:,}",
+            f"{r['wall_seconds']:.1f}" if r["wall_seconds"] else "",
+            str(r["created_at"])[:19],
+        )
     console.print(table)
 
 
@@ -124,11 +135,14 @@ def dashboard(
     port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8501,
 ) -> None:
     """Open the Streamlit dashboard on the stored runs."""
-    import subprocess
 
-    from ticktape.runtime import Runtime
-
-    from ticktape.runtime import TicktapeRuntimeError, port_in_use
+    from ticktape.runtime import (
+        Runtime,
+        TicktapeRuntimeError,
+        port_in_use,
+        spawn_child,
+        terminate_process,
+    )
 
     entry = Path(__file__).resolve().parent / "dashboards" / "app.py"
     if port_in_use(port):
@@ -136,24 +150,36 @@ def dashboard(
     with Runtime(_settings(), kafka=False) as rt:
         console.print(f"dashboard on http://127.0.0.1:{port}  (Ctrl-C to stop)")
         env = {**os.environ, **rt.env()}
-        cmd = [sys.executable, "-m", "streamlit", "run", str(entry),
-               "--server.address", "127.0.0.1", "--server.port", str(port),
-               "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-        proc = subprocess.Popen(cmd, env=env)
+        cmd = [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(entry),
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ]
+        proc = spawn_child(cmd, env=env)  # dies with us, even after kill -9
         try:
             proc.wait()
-        except KeyboardInterrupt:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        finally:
+            terminate_process(proc, signals=((signal.SIGTERM, 10.0),), name="streamlit")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI; known errors become one line and exit 1."""
     from ticktape.errors import KNOWN_ERRORS
 
+    def on_sigterm(signum, frame):  # unwind (stopping children) instead of dying mid-way
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     try:
         app(args=argv, standalone_mode=False)
     except KNOWN_ERRORS as exc:

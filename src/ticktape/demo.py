@@ -62,7 +62,9 @@ async def store_demo_data(dsn: str, opts: DemoOptions, console: Console) -> None
             if have is None or have[2] != opts.ticks_per_symbol:
                 todo.append(sym)
         if not todo:
-            console.print(f"demo data already stored: {len(opts.symbols)} symbols x {opts.ticks_per_symbol:,} ticks")
+            console.print(
+                f"demo data already stored: {len(opts.symbols)} symbols x {opts.ticks_per_symbol:,} ticks"
+            )
             return
         with _progress(console) as bar:
             task = bar.add_task("generate + store ticks", total=len(todo) * opts.ticks_per_symbol, rate="")
@@ -83,7 +85,12 @@ async def store_demo_data(dsn: str, opts: DemoOptions, console: Console) -> None
 
 
 async def submit_and_watch(
-    kafka_url: str, dsn: str, spec: RunSpec, total: int, worker: WorkerProcess, console: Console,
+    kafka_url: str,
+    dsn: str,
+    spec: RunSpec,
+    total: int,
+    worker: WorkerProcess,
+    console: Console,
     timeout_s: float,
 ) -> dict:
     """Create the run, send its request to the worker and follow it to the end."""
@@ -92,13 +99,22 @@ async def submit_and_watch(
         ranges = [await store.tick_range(conn, sym) for sym in spec.symbols]
         first = min(r[0] for r in ranges if r)
         last = max(r[1] for r in ranges if r)
-        await store.create_run(conn, spec.run_id, spec.strategy, json.loads(spec.to_json()), spec.params,
-                               list(spec.symbols), first, last)
+        await store.create_run(
+            conn,
+            spec.run_id,
+            spec.strategy,
+            json.loads(spec.to_json()),
+            spec.params,
+            list(spec.symbols),
+            first,
+            last,
+        )
         producer = AIOKafkaProducer(bootstrap_servers=kafka_url)
         await producer.start()
         try:
-            await producer.send_and_wait(f"{APP_ID}.run-requests", spec.to_json().encode(),
-                                         key=spec.run_id.encode())
+            await producer.send_and_wait(
+                f"{APP_ID}.run-requests", spec.to_json().encode(), key=spec.run_id.encode()
+            )
         finally:
             await producer.stop()
         deadline = time.monotonic() + timeout_s
@@ -122,11 +138,15 @@ async def submit_and_watch(
                 if not worker.alive():
                     raise DemoError(f"the Faust worker exited; last log lines:\n{worker.log_tail()}")
                 if time.monotonic() > deadline:
-                    raise DemoError(f"run {spec.run_id} did not finish in {timeout_s:.0f} s; worker log: {worker.log_path}")
+                    raise DemoError(
+                        f"run {spec.run_id} did not finish in {timeout_s:.0f} s; worker log: {worker.log_path}"
+                    )
                 await asyncio.sleep(0.2)
         run = dict(await conn.fetchrow("SELECT * FROM runs WHERE run_id = $1", spec.run_id))
-        metrics = {r["name"]: r["value"] for r in await conn.fetch(
-            "SELECT name, value FROM run_metrics WHERE run_id = $1", spec.run_id)}
+        metrics = {
+            r["name"]: r["value"]
+            for r in await conn.fetch("SELECT name, value FROM run_metrics WHERE run_id = $1", spec.run_id)
+        }
         run["metrics"] = metrics
         if run["status"] != "complete":
             raise DemoError(f"run {spec.run_id} {run['status']}: {run['error']}")
@@ -145,7 +165,10 @@ def results_table(run: dict) -> Table:
     rejected = run["ticks_rejected"] or 0
     rows = [
         ("status", run["status"]),
-        ("ticks processed", f"{run['ticks_processed']:,}" + (f" (+{rejected:,} rejected)" if rejected else "")),
+        (
+            "ticks processed",
+            f"{run['ticks_processed']:,}" + (f" (+{rejected:,} rejected)" if rejected else ""),
+        ),
         ("ticks/s", f"{run['ticks_processed'] / wall:,.0f}" if wall else "-"),
         ("orders", f"{run['orders']:,}"),
         ("fills", f"{run['fills']:,}"),
@@ -158,7 +181,9 @@ def results_table(run: dict) -> Table:
     return table
 
 
-def execute(rt: Runtime, settings: Settings, spec: RunSpec, console: Console, timeout_s: float = 600.0) -> dict:
+def execute(
+    rt: Runtime, settings: Settings, spec: RunSpec, console: Console, timeout_s: float = 600.0
+) -> dict:
     """Run ``spec`` through a managed Faust worker on ``rt``; return the run row."""
     rt.ensure_topics(topic_partitions())
 
@@ -178,7 +203,9 @@ def execute(rt: Runtime, settings: Settings, spec: RunSpec, console: Console, ti
     total = asyncio.run(expected_ticks())
     env = {**rt.env(), "TICKTAPE_HOME": str(settings.home)}
     with WorkerProcess(env, settings.log_dir / "worker.log") as worker:
-        return asyncio.run(submit_and_watch(rt.kafka_url, rt.database_url, spec, total, worker, console, timeout_s))
+        return asyncio.run(
+            submit_and_watch(rt.kafka_url, rt.database_url, spec, total, worker, console, timeout_s)
+        )
 
 
 def migrate(rt: Runtime, console: Console) -> None:
@@ -204,7 +231,9 @@ def sql_hint(run_id: str) -> str:
     )
 
 
-def run_demo(settings: Settings, opts: DemoOptions = DemoOptions(), console: Console | None = None) -> list[dict]:
+def run_demo(
+    settings: Settings, opts: DemoOptions = DemoOptions(), console: Console | None = None
+) -> list[dict]:
     """Run the whole demo; return the finished run rows."""
     console = console or Console()
     t_start = time.perf_counter()

@@ -58,7 +58,7 @@ def generate(cfg: RandomWalkConfig, chunk: int = 100_000) -> Iterator[np.ndarray
     if chunk <= 0:
         raise ValueError(f"chunk must be > 0, got {chunk}")
     rng = _rng(cfg)
-    bid_t = int(round(cfg.price0 / cfg.tick_size))
+    bid_t = round(cfg.price0 / cfg.tick_size)
     ts_us = cfg.start_ns // 1000
     done = 0
     # Draw in fixed blocks so the chunk size never changes the random stream.

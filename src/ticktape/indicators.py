@@ -69,5 +69,5 @@ class SmaStream:
         return {"n": self.n, "seen": self.seen, "tail": self.tail}
 
     @classmethod
-    def from_state(cls, state: dict) -> "SmaStream":
+    def from_state(cls, state: dict) -> SmaStream:
         return cls(n=int(state["n"]), seen=int(state["seen"]), tail=list(state["tail"]))

@@ -160,16 +160,12 @@ def to_ticks(prices: object, tick_size: float, field: str = "price") -> np.ndarr
     big = np.flatnonzero(np.abs(x) >= 4.0e18)
     if big.size:
         i = int(big[0])
-        raise ValueError(
-            f"{field}[{i}] = {p.flat[i]!r} is out of range for tick_size {tick_size!r}"
-        )
+        raise ValueError(f"{field}[{i}] = {p.flat[i]!r} is out of range for tick_size {tick_size!r}")
     t = np.rint(x)
     off = np.flatnonzero(np.abs(x - t) > 1e-6)
     if off.size:
         i = int(off[0])
-        raise ValueError(
-            f"{field}[{i}] = {p.flat[i]!r} is not on the tick grid (tick_size {tick_size!r})"
-        )
+        raise ValueError(f"{field}[{i}] = {p.flat[i]!r} is not on the tick grid (tick_size {tick_size!r})")
     return t.astype(np.int64)
 
 

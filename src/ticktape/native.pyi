@@ -43,9 +43,7 @@ class L3Kind(IntEnum):
     DELETE = 3
     EXECUTE = 4
 
-def to_ticks(
-    prices: npt.ArrayLike, tick_size: float, field: str = "price"
-) -> npt.NDArray[np.int64]: ...
+def to_ticks(prices: npt.ArrayLike, tick_size: float, field: str = "price") -> npt.NDArray[np.int64]: ...
 def from_ticks(ticks: npt.ArrayLike, tick_size: float) -> npt.NDArray[np.float64]: ...
 
 class OrderBook:

@@ -103,7 +103,7 @@ class ReferenceBook:
         return np.array(fills, dtype=BOOK_FILL_DTYPE)
 
     def apply_l3(self, kind, order_id, side, price, qty) -> None:  # type: ignore[no-untyped-def]
-        for k, oid, s, p, q in zip(kind, order_id, side, price, qty):
+        for k, oid, s, p, q in zip(kind, order_id, side, price, qty, strict=True):
             k, oid, s, p, q = int(k), int(oid), int(s), int(p), int(q)
             if k not in (1, 2, 3, 4):
                 raise ValueError(f"unknown event kind {k}")
@@ -141,9 +141,7 @@ class ReferenceBook:
 
     def depth(self, side: int, n: int) -> np.ndarray:
         prices = sorted(self._queues[side], reverse=side > 0)[:n]
-        return np.array([(p, self.volume_at(side, p)) for p in prices], dtype=np.int64).reshape(
-            -1, 2
-        )
+        return np.array([(p, self.volume_at(side, p)) for p in prices], dtype=np.int64).reshape(-1, 2)
 
     def order(self, order_id: int) -> tuple[int, int, int] | None:
         o = self._orders.get(order_id)

@@ -161,15 +161,13 @@ class _Spawner:
             fn, reply = self._queue.get()
             try:
                 reply.put((True, fn()))
-            except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+            except BaseException as exc:
                 reply.put((False, exc))
 
     def call(self, fn: Callable[[], T]) -> T:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._loop, name="ticktape-spawner", daemon=True
-                )
+                self._thread = threading.Thread(target=self._loop, name="ticktape-spawner", daemon=True)
                 self._thread.start()
         reply: queue.Queue[Any] = queue.Queue(maxsize=1)
         self._queue.put((fn, reply))
@@ -267,7 +265,7 @@ def run_coro(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     def target() -> None:
         try:
             result.append((True, asyncio.run(factory())))
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             result.append((False, exc))
 
     thread = threading.Thread(target=target, name="ticktape-runtime-io", daemon=True)
@@ -375,16 +373,12 @@ async def ensure_topics_async(
 
     for name, partitions in spec.items():
         if not isinstance(partitions, int) or partitions < 1:
-            raise ValueError(
-                f"topic {name!r}: partition count must be a positive int, got {partitions!r}"
-            )
+            raise ValueError(f"topic {name!r}: partition count must be a positive int, got {partitions!r}")
     existing = await kafka_metadata(bootstrap, timeout)
     missing = [name for name in spec if name not in existing]
     created: list[str] = []
     if missing:
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000)
-        )
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
         try:
             await admin.start()
             response = await admin.create_topics(
@@ -403,14 +397,10 @@ async def ensure_topics_async(
                 )
         existing = await kafka_metadata(bootstrap, timeout)
     wrong = {
-        name: existing.get(name)
-        for name, partitions in spec.items()
-        if existing.get(name) != partitions
+        name: existing.get(name) for name, partitions in spec.items() if existing.get(name) != partitions
     }
     if wrong:
-        details = ", ".join(
-            f"{name!r} has {wrong[name]} (wanted {spec[name]})" for name in sorted(wrong)
-        )
+        details = ", ".join(f"{name!r} has {wrong[name]} (wanted {spec[name]})" for name in sorted(wrong))
         raise TicktapeRuntimeError(
             f"Kafka topics at {bootstrap} exist with other partition counts: {details}; "
             "delete them (or restart the embedded broker) or use the existing counts"
@@ -517,11 +507,7 @@ def _read_postmaster(pg_dir: Path) -> dict[str, Any] | None:
         return None
     try:
         proc = psutil.Process(pid)
-        alive = (
-            proc.is_running()
-            and proc.status() != psutil.STATUS_ZOMBIE
-            and "postgres" in proc.name()
-        )
+        alive = proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE and "postgres" in proc.name()
     except psutil.Error:
         alive = False
     if not alive:
@@ -703,7 +689,7 @@ class Runtime:
                 continue
             try:
                 terminate_process(proc, signals=signals_, name=name)
-            except BaseException as exc:  # noqa: BLE001 - keep stopping the others, re-raised below
+            except BaseException as exc:
                 errors.append(exc)
                 with contextlib.suppress(Exception):
                     proc.kill()
@@ -850,7 +836,7 @@ class Runtime:
                 _tcp_check("127.0.0.1", port, timeout=1.0)
                 run_coro(lambda: kafka_metadata(bootstrap, timeout=5.0))
                 return
-            except Exception as exc:  # noqa: BLE001 - retried until the deadline
+            except Exception as exc:
                 last = exc
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
@@ -879,14 +865,12 @@ class Runtime:
                 run_coro(lambda: kafka_metadata(url, timeout=max(1.0, self.connect_timeout)))
                 self.kafka_url = url
                 return
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 last = exc
             if time.monotonic() + 0.2 > deadline:
                 break
             time.sleep(0.2)
-        raise TicktapeRuntimeError(
-            f"cannot reach Kafka at {url}: {_reason(last) if last else 'no answer'}"
-        )
+        raise TicktapeRuntimeError(f"cannot reach Kafka at {url}: {_reason(last) if last else 'no answer'}")
 
     # -- postgres --------------------------------------------------------------
 
@@ -894,9 +878,7 @@ class Runtime:
         from ticktape.store import connect
 
         async def check() -> None:
-            conn = await connect(
-                dsn, timeout=self.connect_timeout, retry_until=self.connect_timeout
-            )
+            conn = await connect(dsn, timeout=self.connect_timeout, retry_until=self.connect_timeout)
             await conn.close()
 
         try:
@@ -914,9 +896,7 @@ class Runtime:
                 self.attached_db = True
                 dsn = _pg_dsn(info["socket_dir"], info["port"])
                 log.info("attaching to the running embedded PostgreSQL (pid %d)", info["pid"])
-                self._wait_pg_ready(
-                    None, _pg_dsn(info["socket_dir"], info["port"], "postgres"), None, 0
-                )
+                self._wait_pg_ready(None, _pg_dsn(info["socket_dir"], info["port"], "postgres"), None, 0)
             else:
                 dsn = self._spawn_postgres(pg_dir)
         self.database_url = dsn
@@ -1060,7 +1040,7 @@ class Runtime:
             try:
                 run_coro(probe)
                 return
-            except Exception as exc:  # noqa: BLE001 - retried until the deadline
+            except Exception as exc:
                 last = exc
             time.sleep(delay)
             delay = min(delay * 2, 0.25)

@@ -63,7 +63,7 @@ class RunSpec:
         return json.dumps(d, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "RunSpec":
+    def from_json(cls, text: str | bytes) -> RunSpec:
         try:
             d = json.loads(text)
         except ValueError as exc:
@@ -71,7 +71,7 @@ class RunSpec:
         return cls.from_dict(d)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunSpec":
+    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
         known = {f.name for f in dataclasses.fields(cls)}
         for key in d:
             if key not in known:
@@ -81,7 +81,9 @@ class RunSpec:
         eng_known = {f.name for f in dataclasses.fields(EngineConfig)}
         for key in eng:
             if key not in eng_known:
-                raise SpecError(f"engine.{key}: unknown engine setting; known: {', '.join(sorted(eng_known))}")
+                raise SpecError(
+                    f"engine.{key}: unknown engine setting; known: {', '.join(sorted(eng_known))}"
+                )
         if "symbols" in d:
             d["symbols"] = tuple(d["symbols"])
         return cls(engine=EngineConfig(**eng), **d)

@@ -37,7 +37,7 @@ class IndicatorState:
         return json.dumps(self.__dict__).encode()
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> "IndicatorState":
+    def from_bytes(cls, raw: bytes) -> IndicatorState:
         return cls(**json.loads(raw))
 
 
@@ -52,7 +52,7 @@ class StrategyState:
         return json.dumps(self.__dict__).encode()
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> "StrategyState":
+    def from_bytes(cls, raw: bytes) -> StrategyState:
         return cls(**json.loads(raw))
 
 
@@ -78,9 +78,7 @@ def strategy_step(
     target, user = strategy.on_batch(ticks, feats, state.user)
     target = np.asarray(target, dtype=np.float64)
     if target.shape != (len(ticks),):
-        raise ValueError(
-            f"strategy {strategy.name!r} returned {target.shape} targets for {len(ticks)} ticks"
-        )
+        raise ValueError(f"strategy {strategy.name!r} returned {target.shape} targets for {len(ticks)} ticks")
     decided = np.flatnonzero(~np.isnan(target))
     last = state.last_signal
     if len(decided):

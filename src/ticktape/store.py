@@ -40,7 +40,6 @@ from ticktape.config import dbschema_dir, mask_dsn
 
 __all__ = [
     "RESULT_STREAMS",
-    "write_result_set",
     "RUN_STATUSES",
     "MigrationError",
     "StoreConnectionError",
@@ -57,6 +56,7 @@ __all__ = [
     "tick_range",
     "update_progress",
     "write_metrics",
+    "write_result_set",
     "write_results",
     "write_ticks",
 ]
@@ -108,9 +108,7 @@ def _reason(exc: BaseException) -> str:
     return text
 
 
-async def connect(
-    dsn: str, *, timeout: float = 10.0, retry_until: float = 0.0
-) -> asyncpg.Connection:
+async def connect(dsn: str, *, timeout: float = 10.0, retry_until: float = 0.0) -> asyncpg.Connection:
     """Open a connection; raise :class:`StoreConnectionError` with one clear line.
 
     Parameters
@@ -171,9 +169,7 @@ def migrations(folder: Path | None = None) -> list[tuple[int, str, Path]]:
     return [found[v] for v in sorted(found)]
 
 
-async def migrate(
-    conn_or_dsn: asyncpg.Connection | str, *, folder: Path | None = None
-) -> list[str]:
+async def migrate(conn_or_dsn: asyncpg.Connection | str, *, folder: Path | None = None) -> list[str]:
     """Apply the migrations not yet recorded in ``schema_migrations``, in order.
 
     Each file runs in its own transaction together with its ledger row.
@@ -207,8 +203,7 @@ async def migrate(
             """
         )
         done = {
-            r["version"]: r["name"]
-            for r in await conn.fetch("SELECT version, name FROM schema_migrations")
+            r["version"]: r["name"] for r in await conn.fetch("SELECT version, name FROM schema_migrations")
         }
         for version, name, path in todo:
             if version in done:
@@ -325,9 +320,7 @@ def decode_copy(data: bytes, row_dtype: np.dtype) -> np.ndarray:
         raise ValueError("binary COPY stream without its trailer")
     if (end - start) % row_dtype.itemsize:
         raise ValueError("binary COPY rows do not match the expected layout (a NULL in the data?)")
-    return np.frombuffer(
-        data, dtype=row_dtype, count=(end - start) // row_dtype.itemsize, offset=start
-    )
+    return np.frombuffer(data, dtype=row_dtype, count=(end - start) // row_dtype.itemsize, offset=start)
 
 
 def _copy_row_dtype(kinds: Sequence[str]) -> np.dtype:
@@ -439,9 +432,7 @@ async def write_ticks(
         if not overlap:
             try:
                 async with conn.transaction():  # savepoint: a duplicate falls back below
-                    status = await conn.copy_to_table(
-                        "ticks", source=payload, columns=names, format="binary"
-                    )
+                    status = await conn.copy_to_table("ticks", source=payload, columns=names, format="binary")
                 return int(status.rsplit(" ", 1)[-1])
             except asyncpg.UniqueViolationError:
                 pass
@@ -530,9 +521,7 @@ def _pg_us_iso(pg_us: int) -> str:
     return _pg_us_datetime(pg_us).isoformat()
 
 
-_INDEX_WALK = (
-    "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off"
-)
+_INDEX_WALK = "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off"
 
 
 async def tick_range(conn: asyncpg.Connection, symbol: str) -> tuple[int, int, int] | None:
@@ -817,9 +806,7 @@ _FINISH_FIELDS = {
 }
 
 
-async def finish_run(
-    conn: asyncpg.Connection, run_id: str | uuid.UUID, status: str, **counts: Any
-) -> None:
+async def finish_run(conn: asyncpg.Connection, run_id: str | uuid.UUID, status: str, **counts: Any) -> None:
     """Set ``status``, ``finished_at`` = now and the given counts of a run.
 
     ``counts``: any of ticks_in, ticks_processed, ticks_rejected, rejects
@@ -829,9 +816,7 @@ async def finish_run(
         raise ValueError(f"unknown run status {status!r}; expected one of {RUN_STATUSES}")
     unknown = set(counts) - set(_FINISH_FIELDS)
     if unknown:
-        raise TypeError(
-            f"finish_run got unknown fields {sorted(unknown)}; allowed: {sorted(_FINISH_FIELDS)}"
-        )
+        raise TypeError(f"finish_run got unknown fields {sorted(unknown)}; allowed: {sorted(_FINISH_FIELDS)}")
     sets = ["status = $2", "finished_at = now()"]
     args: list[Any] = [uuid.UUID(str(run_id)), status]
     for name, value in counts.items():
@@ -858,10 +843,7 @@ async def write_metrics(
     await conn.executemany(
         "INSERT INTO run_metrics (run_id, name, value) VALUES ($1, $2, $3) "
         "ON CONFLICT (run_id, name) DO UPDATE SET value = EXCLUDED.value",
-        [
-            (run, str(name), None if value is None else float(value))
-            for name, value in metrics.items()
-        ],
+        [(run, str(name), None if value is None else float(value)) for name, value in metrics.items()],
     )
 
 

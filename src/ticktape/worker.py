@@ -7,15 +7,13 @@ escalates to SIGKILL after a grace period and never leaves a worker behind.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from ticktape.runtime import spawn_child
+from ticktape.runtime import spawn_child, terminate_process
 
 
 def run_worker(kafka_url: str, database_url: str, datadir: Path, loglevel: str = "warning") -> None:
@@ -46,19 +44,18 @@ class WorkerProcess:
         self.grace_s = grace_s
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "WorkerProcess":
+    def start(self) -> WorkerProcess:
         if self.proc is not None and self.proc.poll() is None:
             return self
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        # own session + SIGKILL when this process dies (runtime.spawn_child)
-        self.proc = spawn_child(
-            [sys.executable, "-m", "ticktape", "worker"],
-            env={**os.environ, **self.env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
+        with open(self.log_path, "ab") as log:
+            # own session + SIGKILL when this process dies (runtime.spawn_child)
+            self.proc = spawn_child(
+                [sys.executable, "-m", "ticktape", "worker"],
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         return self
 
     def alive(self) -> bool:
@@ -71,25 +68,13 @@ class WorkerProcess:
             return ""
 
     def stop(self) -> None:
-        """SIGTERM, wait up to ``grace_s``, then SIGKILL the whole process group."""
+        """SIGTERM, wait up to ``grace_s``, then SIGKILL it and its descendants."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(self.grace_s)
-            except subprocess.TimeoutExpired:
-                logging.getLogger(__name__).warning("worker ignored SIGTERM; killing it")
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        deadline = time.monotonic() + 5
-        while self.proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        terminate_process(self.proc, signals=((signal.SIGTERM, self.grace_s),), name="faust worker")
         self.proc = None
 
-    def __enter__(self) -> "WorkerProcess":
+    def __enter__(self) -> WorkerProcess:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -48,8 +48,16 @@ async def _store(dsn, data):
 async def _submit(kafka_url, dsn, spec):
     conn = await store.connect(dsn)
     try:
-        await store.create_run(conn, spec.run_id, spec.strategy, {"engine": {"initial_cash": 1e6}},
-                               spec.params, list(spec.symbols), None, None)
+        await store.create_run(
+            conn,
+            spec.run_id,
+            spec.strategy,
+            {"engine": {"initial_cash": 1e6}},
+            spec.params,
+            list(spec.symbols),
+            None,
+            None,
+        )
     finally:
         await conn.close()
     producer = AIOKafkaProducer(bootstrap_servers=kafka_url)
@@ -74,8 +82,12 @@ def test_every_tick_counted_and_db_fills_equal_native_fills(runtime, db_url, tmp
     data = {s: _ticks(s, seed=i) for i, s in enumerate(symbols)}
     asyncio.run(_store(db_url, data))
     runtime.ensure_topics(topic_partitions())
-    spec = RunSpec(strategy="sma_crossover", symbols=symbols, params={"fast": 20, "slow": 80, "size": 10},
-                   batch_size=4096)
+    spec = RunSpec(
+        strategy="sma_crossover",
+        symbols=symbols,
+        params={"fast": 20, "slow": 80, "size": 10},
+        batch_size=4096,
+    )
     env = {**runtime.env(), "TICKTAPE_DATABASE_URL": db_url, "TICKTAPE_HOME": str(tmp_path)}
     with WorkerProcess(env, tmp_path / "worker.log") as worker:
         asyncio.run(_submit(runtime.kafka_url, db_url, spec))
@@ -92,24 +104,43 @@ def test_every_tick_counted_and_db_fills_equal_native_fills(runtime, db_url, tmp
     assert run["ticks_in"] == 2 * N
     assert run["ticks_processed"] + run["ticks_rejected"] == 2 * N
     assert run["ticks_rejected"] == N_CROSSED
-    assert store.json_value(run["rejects"]) == {"bad_price": 0, "crossed": N_CROSSED, "bad_size": 0,
-                                                "out_of_order": 0}
+    assert store.json_value(run["rejects"]) == {
+        "bad_price": 0,
+        "crossed": N_CROSSED,
+        "bad_size": 0,
+        "out_of_order": 0,
+    }
     total_fills = 0
     for sym in symbols:
         expected = run_symbol(spec, [data[sym]])  # in process, one batch: no broker, no DB
         assert len(expected.fills) > 0
-        got = asyncio.run(_fetch(
-            db_url,
-            "SELECT ts_ns, order_id, side, price, qty, fee FROM fills WHERE run_id = $1 AND symbol = $2"
-            " ORDER BY ts_ns, order_id, qty",
-            spec.run_id, sym))
+        got = asyncio.run(
+            _fetch(
+                db_url,
+                "SELECT ts_ns, order_id, side, price, qty, fee FROM fills WHERE run_id = $1 AND symbol = $2"
+                " ORDER BY ts_ns, order_id, qty",
+                spec.run_id,
+                sym,
+            )
+        )
         want = np.sort(expected.fills, order=["ts", "order_id", "qty"])
         assert [tuple(r) for r in got] == [
-            (int(f["ts"]), int(f["order_id"]), int(f["side"]), float(f["price"]), float(f["qty"]),
-             float(f["fee"])) for f in want
+            (
+                int(f["ts"]),
+                int(f["order_id"]),
+                int(f["side"]),
+                float(f["price"]),
+                float(f["qty"]),
+                float(f["fee"]),
+            )
+            for f in want
         ]
         total_fills += len(want)
     assert run["fills"] == total_fills
-    metrics = {r["name"]: r["value"] for r in asyncio.run(
-        _fetch(db_url, "SELECT name, value FROM run_metrics WHERE run_id = $1", spec.run_id))}
+    metrics = {
+        r["name"]: r["value"]
+        for r in asyncio.run(
+            _fetch(db_url, "SELECT name, value FROM run_metrics WHERE run_id = $1", spec.run_id)
+        )
+    }
     assert {"final_pnl", "max_drawdown"} <= set(metrics)

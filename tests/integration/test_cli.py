@@ -15,8 +15,14 @@ pytestmark = pytest.mark.timeout(120)
 def _ticktape(args, home, **env):
     full = {k: v for k, v in os.environ.items() if not k.startswith("TICKTAPE_")}
     full.update({"TICKTAPE_HOME": str(home), "COLUMNS": "80", **env})
-    return subprocess.run([sys.executable, "-m", "ticktape", *args], env=full, capture_output=True,
-                          text=True, timeout=110)
+    return subprocess.run(
+        [sys.executable, "-m", "ticktape", *args],
+        check=False,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
 
 
 def _error_line(proc):

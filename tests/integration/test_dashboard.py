@@ -22,8 +22,16 @@ async def _seed(dsn, symbol, run_id):
     conn = await store.connect(dsn)
     try:
         await store.write_ticks(conn, symbol, ticks, 0)
-        await store.create_run(conn, run_id, "sma_crossover", {"engine": {"initial_cash": 1e6}}, {},
-                               [symbol], int(ticks["ts"][0]), int(ticks["ts"][-1]))
+        await store.create_run(
+            conn,
+            run_id,
+            "sma_crossover",
+            {"engine": {"initial_cash": 1e6}},
+            {},
+            [symbol],
+            int(ticks["ts"][0]),
+            int(ticks["ts"][-1]),
+        )
         fills = np.zeros(2, DTYPES["fills"])
         fills["ts"] = ticks["ts"][[100, 2000]]
         fills["side"] = [1, -1]

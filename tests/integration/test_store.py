@@ -93,9 +93,7 @@ async def test_migrate_empty_db_then_rerun_applies_nothing(fresh_db: str) -> Non
             "schema_migrations",
         } <= tables
         # time_bucket works on plain PostgreSQL too, with a Monday origin
-        monday = await c.fetchval(
-            "SELECT time_bucket(INTERVAL '7 days', TIMESTAMPTZ '2024-01-10 12:00+00')"
-        )
+        monday = await c.fetchval("SELECT time_bucket(INTERVAL '7 days', TIMESTAMPTZ '2024-01-10 12:00+00')")
         assert monday.isoformat() == "2024-01-08T00:00:00+00:00"
         assert await c.fetchval("SELECT count(*) FROM bars_1m") == 0
     finally:
@@ -141,9 +139,7 @@ async def test_write_ticks_round_trip_and_reimport(conn: asyncpg.Connection) -> 
     assert await store.write_ticks(conn, sym, ticks[1_000:4_000]) == 0
     assert await conn.fetchval("SELECT count(*) FROM ticks WHERE symbol = $1", sym) == 5_000
     # missing values are SQL NULLs
-    nulls = await conn.fetchval(
-        "SELECT count(*) FROM ticks WHERE symbol = $1 AND last IS NULL", sym
-    )
+    nulls = await conn.fetchval("SELECT count(*) FROM ticks WHERE symbol = $1 AND last IS NULL", sym)
     assert nulls == int(np.isnan(ticks["last"]).sum())
 
 
@@ -162,9 +158,7 @@ async def test_write_ticks_inside_an_outer_transaction(conn: asyncpg.Connection)
     ticks = make_ticks(100, seed=4)
     async with conn.transaction():
         assert await store.write_ticks(conn, sym, ticks[:50]) == 50
-        assert (
-            await store.write_ticks(conn, sym, ticks[:60]) == 10
-        )  # staging path, emptied in between
+        assert await store.write_ticks(conn, sym, ticks[:60]) == 10  # staging path, emptied in between
     assert await conn.fetchval("SELECT count(*) FROM ticks WHERE symbol = $1", sym) == 60
 
 
@@ -174,9 +168,7 @@ async def test_read_ticks_bounds_and_tick_range(conn: asyncpg.Connection) -> Non
     await store.write_ticks(conn, sym, ticks)
     stored = as_stored(ticks)
     lo, hi = int(stored["ts"][200]), int(stored["ts"][700])
-    got = np.concatenate(
-        await collect(store.read_ticks(conn, sym, start_ns=lo, end_ns=hi, batch_size=64))
-    )
+    got = np.concatenate(await collect(store.read_ticks(conn, sym, start_ns=lo, end_ns=hi, batch_size=64)))
     expected = stored[(stored["ts"] >= lo) & (stored["ts"] < hi)]
     assert_same(got, expected)
     assert await store.tick_range(conn, sym) == (int(stored["ts"][0]), int(stored["ts"][-1]), 1_000)
@@ -249,12 +241,8 @@ async def test_write_results_is_idempotent(conn: asyncpg.Connection, stream: str
 
 async def test_write_results_empty_batch_is_recorded(conn: asyncpg.Connection) -> None:
     run, sym = uuid.uuid4(), symbol()
-    assert (
-        await store.write_results(conn, run, sym, "fills", 0, np.empty(0, DTYPES["fills"])) is True
-    )
-    assert (
-        await store.write_results(conn, run, sym, "fills", 0, np.empty(0, DTYPES["fills"])) is False
-    )
+    assert await store.write_results(conn, run, sym, "fills", 0, np.empty(0, DTYPES["fills"])) is True
+    assert await store.write_results(conn, run, sym, "fills", 0, np.empty(0, DTYPES["fills"])) is False
 
 
 async def test_concurrent_duplicate_batches_store_once(db_url: str) -> None:
@@ -262,13 +250,9 @@ async def test_concurrent_duplicate_batches_store_once(db_url: str) -> None:
     rows = make_rows("equity", 1_000)
     conns = [await store.connect(db_url) for _ in range(4)]
     try:
-        results = await asyncio.gather(
-            *(store.write_results(c, run, sym, "equity", 5, rows) for c in conns)
-        )
+        results = await asyncio.gather(*(store.write_results(c, run, sym, "equity", 5, rows) for c in conns))
         assert sorted(results) == [False, False, False, True]
-        assert (
-            await conns[0].fetchval("SELECT count(*) FROM equity WHERE run_id = $1", run) == 1_000
-        )
+        assert await conns[0].fetchval("SELECT count(*) FROM equity WHERE run_id = $1", run) == 1_000
     finally:
         for c in conns:
             await c.close()
@@ -278,9 +262,7 @@ async def test_write_results_rejects_bad_input(conn: asyncpg.Connection) -> None
     with pytest.raises(ValueError, match="unknown result stream"):
         await store.write_results(conn, uuid.uuid4(), "X", "ticks", 0, np.empty(0, TICK_DTYPE))
     with pytest.raises(TypeError, match="fills rows need dtype"):
-        await store.write_results(
-            conn, uuid.uuid4(), "X", "fills", 0, np.empty(0, DTYPES["orders"])
-        )
+        await store.write_results(conn, uuid.uuid4(), "X", "fills", 0, np.empty(0, DTYPES["orders"]))
 
 
 # -- runs -------------------------------------------------------------------
@@ -289,9 +271,7 @@ async def test_write_results_rejects_bad_input(conn: asyncpg.Connection) -> None
 async def test_run_lifecycle(conn: asyncpg.Connection) -> None:
     run = str(uuid.uuid4())
     spec = {"strategy": "ema_cross", "fast": 10, "slow": 30}
-    await store.create_run(
-        conn, run, "ema_cross", spec, {"fast": 10}, ["AAA", "BBB"], T0, T0 + 10**12
-    )
+    await store.create_run(conn, run, "ema_cross", spec, {"fast": 10}, ["AAA", "BBB"], T0, T0 + 10**12)
     await store.create_run(conn, run, "other", {}, {}, [], None, None)  # idempotent: left as is
     pending = await conn.fetchrow("SELECT status, started_at FROM runs WHERE run_id = $1", uuid.UUID(run))
     assert (pending["status"], pending["started_at"]) == ("pending", None)  # no worker yet
@@ -325,9 +305,7 @@ async def test_run_lifecycle(conn: asyncpg.Connection) -> None:
     assert (got["orders"], got["fills"], got["wall_seconds"]) == (4, 3, 1.25)
     assert got["started_at"] is not None and got["finished_at"] >= got["started_at"]
     assert store.datetime_to_ns(got["data_start"]) == T0 // 1000 * 1000
-    metrics = dict(
-        await conn.fetch("SELECT name, value FROM run_metrics WHERE run_id = $1", uuid.UUID(run))
-    )
+    metrics = dict(await conn.fetch("SELECT name, value FROM run_metrics WHERE run_id = $1", uuid.UUID(run)))
     assert metrics == {"sharpe": 1.7, "max_drawdown": -0.1}
     with pytest.raises(TypeError, match="unknown fields"):
         await store.finish_run(conn, run, "failed", bogus=1)
@@ -368,9 +346,7 @@ def test_default_tick_seq_counts_within_a_microsecond() -> None:
 async def test_progress_counts_and_seq_offset(conn: asyncpg.Connection) -> None:
     run, sym = uuid.uuid4(), symbol()
     await store.update_progress(conn, run, sym, 90, T0, ticks_rejected=10, rejects={"crossed": 10})
-    await store.update_progress(
-        conn, run, sym, 50, T0, ticks_rejected=5, rejects={"crossed": 5}
-    )  # older
+    await store.update_progress(conn, run, sym, 50, T0, ticks_rejected=5, rejects={"crossed": 5})  # older
     await store.update_progress(
         conn, run, sym, 190, T0 + 1, True, ticks_in=205, ticks_rejected=15, rejects={"crossed": 15}
     )
@@ -386,8 +362,7 @@ async def test_progress_counts_and_seq_offset(conn: asyncpg.Connection) -> None:
     ticks = make_ticks(10, seed=9)
     assert await store.write_ticks(conn, sym, ticks, 100) == 10
     seqs = [
-        r["seq"]
-        for r in await conn.fetch("SELECT seq FROM ticks WHERE symbol = $1 ORDER BY ts, seq", sym)
+        r["seq"] for r in await conn.fetch("SELECT seq FROM ticks WHERE symbol = $1 ORDER BY ts, seq", sym)
     ]
     assert seqs == list(range(100, 110))
 

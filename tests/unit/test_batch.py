@@ -22,8 +22,9 @@ def _arrays(kind):
     symbol=st.text(min_size=1, max_size=12),
 )
 def test_round_trip_is_bit_exact(ticks, fills, seq, eos, symbol):
-    b = Batch(run_id="r-1", symbol=symbol, seq=seq, arrays={"ticks": ticks, "fills": fills}, eos=eos,
-              meta={"n": 1})
+    b = Batch(
+        run_id="r-1", symbol=symbol, seq=seq, arrays={"ticks": ticks, "fills": fills}, eos=eos, meta={"n": 1}
+    )
     d = decode(encode(b))
     assert (d.run_id, d.symbol, d.seq, d.eos, d.meta) == ("r-1", symbol, seq, eos, {"n": 1})
     assert d.ticks.tobytes() == ticks.tobytes()

@@ -19,12 +19,8 @@ MARKET, LIMIT = int(OrderType.MARKET), int(OrderType.LIMIT)
 
 # One operation of a random stream; picks are resolved against the live book.
 ops = st.one_of(
-    st.tuples(
-        st.just("add"), st.sampled_from([BUY, SELL]), st.integers(95, 105), st.integers(1, 20)
-    ),
-    st.tuples(
-        st.just("cancel"), st.integers(0, 10**6), st.none() | st.integers(1, 25), st.booleans()
-    ),
+    st.tuples(st.just("add"), st.sampled_from([BUY, SELL]), st.integers(95, 105), st.integers(1, 20)),
+    st.tuples(st.just("cancel"), st.integers(0, 10**6), st.none() | st.integers(1, 25), st.booleans()),
     st.tuples(st.just("execute"), st.integers(0, 10**6), st.integers(1, 25), st.booleans()),
     st.tuples(
         st.just("submit"),
@@ -111,9 +107,7 @@ def test_random_stream_matches_reference(stream: list[tuple]) -> None:
             check_priority(got, side, seq)
             filled = int(got["qty"].sum())
             if otype == LIMIT:
-                assert (
-                    np.all(got["price"] <= price) if side == BUY else np.all(got["price"] >= price)
-                )
+                assert np.all(got["price"] <= price) if side == BUY else np.all(got["price"] >= price)
             removed += filled  # makers' quantity taken
             if otype == LIMIT and filled < qty:
                 seq[oid] = len(seq)
@@ -154,9 +148,7 @@ def test_apply_l3_matches_per_event_reference(events: list[tuple[int, ...]]) -> 
         rows.append((kind, oid, side, price, qty))
     arr = np.array(rows, dtype=np.int64).reshape(-1, 5)
     nat = OrderBook()
-    nat.apply_l3(
-        arr[:, 0].astype(np.int8), arr[:, 1], arr[:, 2].astype(np.int8), arr[:, 3], arr[:, 4]
-    )
+    nat.apply_l3(arr[:, 0].astype(np.int8), arr[:, 1], arr[:, 2].astype(np.int8), arr[:, 3], arr[:, 4])
     check_same(nat, ref)
 
 
@@ -227,9 +219,7 @@ def test_reduce_keeps_priority_and_execute_consumes() -> None:
 
 def test_add_does_not_match_and_depth_is_best_first() -> None:
     book = OrderBook()
-    for oid, (side, price) in enumerate(
-        [(BUY, 98), (BUY, 99), (BUY, 97), (SELL, 101), (SELL, 103)]
-    ):
+    for oid, (side, price) in enumerate([(BUY, 98), (BUY, 99), (BUY, 97), (SELL, 101), (SELL, 103)]):
         book.add(oid, side, price, 1 + oid)
     assert book.depth(BUY, 2).tolist() == [[99, 2], [98, 1]]
     assert book.depth(SELL, 10).tolist() == [[101, 4], [103, 5]]
@@ -273,11 +263,9 @@ def test_many_orders_grow_the_id_map() -> None:
     price = np.where(side > 0, 1000 - np.arange(n) % 50, 1001 + np.arange(n) % 50)
     book.apply_l3(np.full(n, 1, np.int8), ids, side, price, np.ones(n, np.int64))
     assert len(book) == n
-    book.apply_l3(
-        np.full(n // 2, 3, np.int8), ids[::2], side[::2], price[::2], np.ones(n // 2, np.int64)
-    )
+    book.apply_l3(np.full(n // 2, 3, np.int8), ids[::2], side[::2], price[::2], np.ones(n // 2, np.int64))
     assert len(book) == n // 2 and book.best_bid() is None
-    assert all(book.order(int(i)) == (SELL, int(p), 1) for i, p in zip(ids[1::2], price[1::2]))
+    assert all(book.order(int(i)) == (SELL, int(p), 1) for i, p in zip(ids[1::2], price[1::2], strict=True))
 
 
 def test_docstring_examples_run() -> None:

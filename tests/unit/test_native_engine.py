@@ -53,9 +53,7 @@ def streams(draw: st.DrawFn, max_n: int = 150) -> tuple[dict, dict[str, np.ndarr
         elif q == "crossed":
             bid[i], ask[i] = ask[i] + cfg["tick_size"], bid[i]
     sizes = st.sampled_from([0.0, 1.0, 2.5, 7.0, 100.0, 0.3, np.nan, 1_000.0])
-    targets = st.one_of(
-        st.just(np.nan), st.just(np.nan), st.integers(-600, 600).map(lambda k: k * 0.05)
-    )
+    targets = st.one_of(st.just(np.nan), st.just(np.nan), st.integers(-600, 600).map(lambda k: k * 0.05))
     cols = {
         "ts": ts,
         "bid": bid,
@@ -110,7 +108,7 @@ def test_batch_split_and_state_round_trip_are_invisible(
     restore_at = set(data.draw(st.lists(st.integers(0, len(cuts)), max_size=3)))
     eng = Engine(**cfg)
     parts = []
-    for k, (a, b) in enumerate(zip([0, *cuts], [*cuts, n])):
+    for k, (a, b) in enumerate(zip([0, *cuts], [*cuts, n], strict=True)):
         if k in restore_at:  # a worker restarts from its table state mid-stream
             state = eng.get_state()
             eng = Engine.from_state(state)
@@ -129,9 +127,7 @@ def test_latency_no_fill_before_arrival_nor_on_creating_tick(
     cols["ts"] = np.arange(len(cols["ts"]), dtype=np.int64) * 300_000_000  # one tick per ts
     out = run(Engine(**cfg), cols)
     orders = out["orders"]
-    created = {
-        int(o["order_id"]): int(o["ts"]) for o in orders if o["event"] == OrderEvent.SUBMITTED
-    }
+    created = {int(o["order_id"]): int(o["ts"]) for o in orders if o["event"] == OrderEvent.SUBMITTED}
     for f in out["fills"]:
         t0 = created[int(f["order_id"])]
         assert f["ts"] > t0
@@ -159,20 +155,14 @@ def test_equity_is_cash_plus_position_times_mark(
         assert out["equity"]["equity"][-1] == eng.equity
     fills = out["fills"]
     assert eng.position == pytest.approx(float(np.sum(fills["side"] * fills["qty"])))
-    cash = (
-        cfg["initial_cash"]
-        - np.sum(fills["side"] * fills["price"] * fills["qty"])
-        - fills["fee"].sum()
-    )
+    cash = cfg["initial_cash"] - np.sum(fills["side"] * fills["price"] * fills["qty"]) - fills["fee"].sum()
     assert eng.cash == pytest.approx(cash, rel=1e-12, abs=1e-6)
 
 
 # ------------------------------------------------------------ hand-written
 
 
-def ticks(
-    n: int, bid: float = 100.0, ask: float = 100.02, size: float = 10.0, dt: int = 10**9
-) -> dict:
+def ticks(n: int, bid: float = 100.0, ask: float = 100.02, size: float = 10.0, dt: int = 10**9) -> dict:
     return {
         "ts": np.arange(n, dtype=np.int64) * dt,
         "bid": np.full(n, bid),
@@ -321,9 +311,7 @@ def test_ts_backwards_across_batches() -> None:
     eng = Engine(0.01)
     cols = ticks(3)
     eng.process(*(cols[c] for c in COLS))
-    with pytest.raises(
-        ValueError, match=r"ts\[0\] = 1000000000 goes backwards \(previous 2000000000\)"
-    ):
+    with pytest.raises(ValueError, match=r"ts\[0\] = 1000000000 goes backwards \(previous 2000000000\)"):
         eng.process(*(cols[c][1:] for c in COLS))
     eng.process(*(cols[c][2:] for c in COLS))  # equal ts is fine
     assert eng.ticks_processed == 4
@@ -352,9 +340,7 @@ def test_bad_config_raises() -> None:
 def test_state_keeps_config_orders_and_counters_and_pickles() -> None:
     cols = ticks(3, ask=100.25, size=1.0)
     cols["target"][1] = -4.0
-    eng = Engine(
-        0.25, lot_size=0.5, latency_ns=7, fee_bps=2.0, initial_cash=5.0, equity_interval_ns=3
-    )
+    eng = Engine(0.25, lot_size=0.5, latency_ns=7, fee_bps=2.0, initial_cash=5.0, equity_interval_ns=3)
     eng.process(*(cols[c] for c in COLS))
     eng2 = Engine.from_state(eng.get_state())
     eng3 = pickle.loads(pickle.dumps(eng))
@@ -400,7 +386,7 @@ def test_process_releases_the_gil_and_guards_the_engine() -> None:
     def work() -> None:
         try:
             eng.process(*(one[c] for c in COLS))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
         finally:
             done.set()

@@ -13,8 +13,12 @@ from ticktape.stages import StrategyState, run_symbol, strategy_step
 from ticktape.strategy import SpecError, build
 
 TICKS = np.concatenate(list(generate(RandomWalkConfig(symbol="S", n_ticks=6_000, seed=11))))
-SPEC = RunSpec(strategy="sma_crossover", symbols=("S",), params={"fast": 5, "slow": 30, "size": 3},
-               engine=EngineConfig(latency_ns=2_000_000, fee_bps=1.0))
+SPEC = RunSpec(
+    strategy="sma_crossover",
+    symbols=("S",),
+    params={"fast": 5, "slow": 30, "size": 3},
+    engine=EngineConfig(latency_ns=2_000_000, fee_bps=1.0),
+)
 
 
 def _split(ticks, size):
