@@ -1,0 +1,1 @@
+"""Market data: generators, importers, readers and the data catalogue."""
