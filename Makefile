@@ -7,9 +7,10 @@ PIP    := $(BIN)/python -m pip
 # the package is installed (not editable): reinstall when any shipped file changes
 SOURCES := pyproject.toml CMakeLists.txt $(shell find src agents tables dashboards dbschema native -type f -not -path '*/__pycache__/*' 2>/dev/null)
 
-.PHONY: demo test dashboard bench sanitize lint clean
+.PHONY: demo test dashboard bench clean
 
 $(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ticktape needs Python 3.11+; got " + sys.version.split()[0] + " (set PYTHON=python3.11)")'
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
