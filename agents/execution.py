@@ -1,48 +1,45 @@
 """Execution stage: the native engine fills the strategy's decisions.
 
-The engine's serialized state and the last applied batch sequence live in the
-``engine-state`` table (one write per batch). One results message per input
-batch goes to the results topic: signals, orders, fills, equity samples and
-cumulative counts for progress.
+One results message per input batch goes to the results topic: signals,
+order events, fills, equity samples and cumulative counts for progress.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from ticktape.tables.state import StateTables, key, pack_engine, unpack_engine
 
 from ticktape.batch import Batch, encode
 from ticktape.native import Engine
 from ticktape.spec import RunSpec
 from ticktape.stages import IndicatorState, execution_step, new_engine
+from ticktape.tables.state import key
 
 
-def already_applied(tables: StateTables, k: str, seq: int) -> bool:
-    """True when batch ``seq`` of stream ``k`` was fully applied before."""
-    raw = tables.engine.get(k)
-    return raw is not None and unpack_engine(raw)[0] >= seq
+def step(
+    spec: RunSpec, engine_state: bytes | None, ticks: np.ndarray, target: np.ndarray, eos: bool
+) -> tuple[dict[str, np.ndarray], bytes]:
+    """Run one batch through the engine restored from ``engine_state``.
+
+    Returns the fills/orders/equity arrays and the engine's new state.
+    """
+    engine = Engine.from_state(engine_state) if engine_state else new_engine(spec)
+    out = execution_step(engine, ticks, target, eos)
+    return out, engine.get_state()
 
 
-async def handle(
-    tables: StateTables,
-    topics,
-    spec: RunSpec,
-    batch: Batch,
-    ticks: np.ndarray,
-    target: np.ndarray,
-    signals: np.ndarray,
-    ind: IndicatorState,
+async def _send_acked(topics, k: str, msg: Batch) -> None:
+    # force=True: publish now instead of attaching to the consumer's next
+    # offset commit; waiting for the broker's ack before the caller writes
+    # the stream state is what makes persisted state imply persisted results.
+    fut = await topics.results.send(key=k.encode(), value=encode(msg), force=True)
+    await fut
+
+
+async def publish(
+    topics, batch: Batch, signals: np.ndarray, out: dict[str, np.ndarray], ind: IndicatorState
 ) -> None:
-    k = key(batch.run_id, batch.symbol)
-    raw = tables.engine.get(k)
-    engine = Engine.from_state(unpack_engine(raw)[1]) if raw else new_engine(spec)
-    out = execution_step(engine, ticks, target, batch.eos)
-    tables.engine[k] = pack_engine(batch.seq, engine.get_state())
-    meta = {
-        "accepted": ind.accepted,
-        "rejects": ind.rejects,
-        "last_ts": ind.last_ts,
-    }
+    """Send one results message for ``batch`` and wait for the broker's ack."""
+    meta = {"accepted": ind.accepted, "rejects": ind.rejects, "last_ts": ind.last_ts}
     if batch.eos:
         meta["ticks_in"] = batch.meta["ticks_in"]
     result = Batch(
@@ -53,12 +50,11 @@ async def handle(
         eos=batch.eos,
         meta=meta,
     )
-    await topics.results.send(key=k.encode(), value=encode(result))
+    await _send_acked(topics, key(batch.run_id, batch.symbol), result)
 
 
 async def report_failure(topics, batch: Batch, error: str) -> None:
     """Tell the sink that stream (run, symbol) failed at ``batch``."""
-    k = key(batch.run_id, batch.symbol)
     msg = Batch(
         run_id=batch.run_id,
         symbol=batch.symbol,
@@ -66,4 +62,4 @@ async def report_failure(topics, batch: Batch, error: str) -> None:
         arrays={},
         meta={"error": f"{batch.symbol} batch {batch.seq}: {error}"},
     )
-    await topics.results.send(key=k.encode(), value=encode(msg))
+    await _send_acked(topics, key(batch.run_id, batch.symbol), msg)

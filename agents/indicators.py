@@ -1,9 +1,12 @@
 """Indicators agent: the only consumer of the ticks topic.
 
-Per batch: skip it if already applied (at-least-once delivery), validate the
-ticks, compute the strategy's indicator columns with carry state from the
-``indicator-state`` table, then hand the batch to the strategy stage in
-memory (the broker carries each tick once).
+Per batch: skip it if its stream already applied it (at-least-once
+delivery), validate the ticks and compute the strategy's indicator columns,
+then hand the batch in memory to the strategy and execution stages (the
+broker carries each tick once). The results are published and acknowledged
+by the broker *before* the stream's state is written, so persisted state
+always implies persisted results; a batch re-processed after a crash gives
+identical results, which the sink stores once.
 """
 
 from __future__ import annotations
@@ -11,18 +14,18 @@ from __future__ import annotations
 import logging
 
 import faust
-from ticktape.agents import execution, strategy
-from ticktape.tables.state import StateTables, key
 
+from ticktape.agents import execution, strategy
 from ticktape.batch import decode
 from ticktape.spec import RunSpec
-from ticktape.stages import IndicatorState, indicators_step
+from ticktape.stages import indicators_step
 from ticktape.strategy import Strategy, build
+from ticktape.tables.state import StreamState, key
 
 log = logging.getLogger(__name__)
 
 
-def register(app: faust.App, topics, tables: StateTables) -> None:
+def register(app: faust.App, topics, table: faust.Table) -> None:
     runs: dict[str, tuple[RunSpec, Strategy]] = {}
 
     def run_of(batch) -> tuple[RunSpec, Strategy]:
@@ -36,15 +39,17 @@ def register(app: faust.App, topics, tables: StateTables) -> None:
         async for value in stream:
             batch = decode(value)
             k = key(batch.run_id, batch.symbol)
-            if execution.already_applied(tables, k, batch.seq):
-                continue
+            state = StreamState.from_bytes(table.get(k))
+            if batch.seq <= state.seq:
+                continue  # re-delivered: already applied
             try:
                 spec, strat = run_of(batch)
-                raw = tables.indicators.get(k)
-                state = IndicatorState.from_bytes(raw) if raw else IndicatorState()
-                good, feats, state = indicators_step(strat, batch.ticks, state)
-                tables.indicators[k] = state.to_bytes()
-                await strategy.handle(tables, topics, spec, strat, batch, good, feats, state)
+                good, feats, ind = indicators_step(strat, batch.ticks, state.indicators)
+                target, signals, strat_state = strategy.step(strat, good, feats, state.strategy)
+                out, engine = execution.step(spec, state.engine, good, target, batch.eos)
+                await execution.publish(topics, batch, signals, out, ind)
             except Exception as exc:  # fail the run loudly, keep the worker alive
                 log.exception("run %s symbol %s batch %d failed", batch.run_id, batch.symbol, batch.seq)
                 await execution.report_failure(topics, batch, f"{type(exc).__name__}: {exc}")
+                continue
+            table[k] = StreamState(batch.seq, ind, strat_state, engine).to_bytes()

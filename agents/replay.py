@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 
 import faust
 
@@ -19,6 +20,9 @@ from ticktape.spec import RunSpec
 
 log = logging.getLogger(__name__)
 
+#: Batches a symbol may have sent but not yet had acknowledged by the broker.
+MAX_IN_FLIGHT = 8
+
 
 async def replay_symbol(spec: RunSpec, symbol: str, ticks_topic, database_url: str) -> int:
     """Publish one symbol's ticks; return how many were read."""
@@ -26,6 +30,15 @@ async def replay_symbol(spec: RunSpec, symbol: str, ticks_topic, database_url: s
     spec_json = spec.to_json()
     seq = 0
     n = 0
+    in_flight: deque = deque()
+
+    async def send(batch: Batch) -> None:
+        # force=True publishes now (not at the request's offset commit); a
+        # bounded window of unacknowledged batches is the back-pressure.
+        in_flight.append(await ticks_topic.send(key=symbol.encode(), value=encode(batch), force=True))
+        while len(in_flight) > MAX_IN_FLIGHT:
+            await in_flight.popleft()
+
     try:
         async for arr in store.read_ticks(
             conn, symbol, spec.start_ns, spec.end_ns, batch_size=spec.batch_size
@@ -33,7 +46,7 @@ async def replay_symbol(spec: RunSpec, symbol: str, ticks_topic, database_url: s
             batch = Batch(
                 run_id=spec.run_id, symbol=symbol, seq=seq, arrays={"ticks": arr}, meta={"spec": spec_json}
             )
-            await ticks_topic.send(key=symbol.encode(), value=encode(batch))
+            await send(batch)
             seq += 1
             n += len(arr)
     finally:
@@ -46,7 +59,9 @@ async def replay_symbol(spec: RunSpec, symbol: str, ticks_topic, database_url: s
         eos=True,
         meta={"spec": spec_json, "ticks_in": n},
     )
-    await ticks_topic.send(key=symbol.encode(), value=encode(eos))
+    await send(eos)
+    while in_flight:
+        await in_flight.popleft()
     return n
 
 

@@ -1,61 +1,66 @@
-"""Per-(run, symbol) stage state, one changelog-backed table per stage.
+"""Per-(run, symbol) pipeline state in one changelog-backed table.
 
-Values are bytes (the stages serialize their own state); each table is
-written once per batch, never per tick. Keys are ``"<run_id>|<symbol>"``.
-The engine table's value starts with the 8-byte sequence number of the last
-batch applied, which is how a re-delivered batch is recognised and skipped.
+Key ``"<run_id>|<symbol>"``; value: the sequence number of the last batch
+applied, the indicators and strategy state (JSON) and the serialized native
+engine. All stages of a stream are written in ONE table update per batch, so a
+crash can never persist one stage's state without the others': after a
+restart the stream resumes exactly at a batch boundary.
 """
 
 from __future__ import annotations
 
+import json
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import faust
 
-_SEQ = struct.Struct("<q")
+from ticktape.stages import IndicatorState, StrategyState
+
+TABLE = "stream-state"
+_HEAD = struct.Struct("<qI")
 
 
-@dataclass(frozen=True)
-class StateTables:
-    indicators: faust.Table
-    strategy: faust.Table
-    engine: faust.Table
+@dataclass
+class StreamState:
+    """Everything the pipeline carries for one (run, symbol) between batches."""
+
+    seq: int = -1  # last batch applied; -1 = none yet
+    indicators: IndicatorState = field(default_factory=IndicatorState)
+    strategy: StrategyState = field(default_factory=StrategyState)
+    engine: bytes | None = None  # Engine.get_state(); None = not created yet
+
+    def to_bytes(self) -> bytes:
+        doc = json.dumps({"indicators": self.indicators.__dict__, "strategy": self.strategy.__dict__})
+        head = doc.encode()
+        return _HEAD.pack(self.seq, len(head)) + head + (self.engine or b"")
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | None) -> StreamState:
+        if not raw:
+            return cls()
+        seq, n = _HEAD.unpack_from(raw, 0)
+        doc = json.loads(raw[_HEAD.size : _HEAD.size + n])
+        engine = bytes(raw[_HEAD.size + n :]) or None
+        return cls(seq, IndicatorState(**doc["indicators"]), StrategyState(**doc["strategy"]), engine)
 
 
-def define(app: faust.App, partitions: int) -> StateTables:
-    """Declare the stage tables on ``app`` (partitioned like the ticks topic)."""
-
-    def table(name: str, help: str) -> faust.Table:
-        return app.Table(
-            name,
-            default=None,
-            partitions=partitions,
-            key_type=str,
-            value_type=bytes,
-            help=help,
-        )
-
-    return StateTables(
-        indicators=table("indicator-state", "tick validation and indicator carry state"),
-        strategy=table("strategy-state", "strategy state and last signal"),
-        engine=table("engine-state", "last applied batch seq + serialized native engine"),
+def define(app: faust.App, partitions: int) -> faust.Table:
+    """Declare the state table on ``app`` (partitioned like the ticks topic)."""
+    return app.Table(
+        TABLE,
+        default=None,
+        partitions=partitions,
+        key_type=str,
+        value_type=bytes,
+        help="per (run, symbol): last batch seq + indicator, strategy and engine state",
     )
 
 
 def changelog_topics(app_id: str) -> list[str]:
-    """Names of the changelog topics of the tables above (for explicit creation)."""
-    return [f"{app_id}-{n}-changelog" for n in ("indicator-state", "strategy-state", "engine-state")]
+    """Names of the changelog topics (for explicit creation)."""
+    return [f"{app_id}-{TABLE}-changelog"]
 
 
 def key(run_id: str, symbol: str) -> str:
     return f"{run_id}|{symbol}"
-
-
-def pack_engine(seq: int, state: bytes) -> bytes:
-    return _SEQ.pack(seq) + state
-
-
-def unpack_engine(raw: bytes) -> tuple[int, bytes]:
-    (seq,) = _SEQ.unpack_from(raw, 0)
-    return seq, raw[_SEQ.size :]

@@ -82,8 +82,8 @@ def create_app(
         ticks=topic(f"{APP_ID}.ticks", partitions),
         results=topic(f"{APP_ID}.results", partitions),
     )
-    tables = state.define(app, partitions)
+    table = state.define(app, partitions)
     replay.register(app, topics, database_url)
-    indicators.register(app, topics, tables)
+    indicators.register(app, topics, table)
     sink.register(app, topics, database_url)
     return app
