@@ -24,10 +24,20 @@ STREAMS = ("signals", "orders", "fills", "equity")
 
 
 async def complete_if_done(conn: asyncpg.Connection, run_id: str) -> bool:
-    """Finish ``run_id`` once all its symbols are done; True if it finished now."""
+    """Finish ``run_id`` once all its symbols are done; True if it finished now.
+
+    Several sinks (workers) may reach the ends of a run's symbols at the same
+    time: the run row is locked first, so the last of them to commit its
+    progress sees every symbol done.
+    """
+    async with conn.transaction():
+        return await _complete_locked(conn, run_id)
+
+
+async def _complete_locked(conn: asyncpg.Connection, run_id: str) -> bool:
     run = await conn.fetchrow(
         "SELECT status, symbols, spec, extract(epoch FROM now() - started_at) AS wall"
-        " FROM runs WHERE run_id = $1",
+        " FROM runs WHERE run_id = $1 FOR UPDATE",
         run_id,
     )
     if run is None or run["status"] not in ("pending", "running"):

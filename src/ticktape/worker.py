@@ -38,8 +38,11 @@ def run_worker(kafka_url: str, database_url: str, datadir: Path, loglevel: str =
 class WorkerProcess:
     """A ``ticktape worker`` child process, stopped for sure on :meth:`stop`."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, grace_s: float = 10.0) -> None:
+    def __init__(
+        self, env: dict[str, str], log_path: Path, grace_s: float = 10.0, loglevel: str = "warning"
+    ) -> None:
         self.env = env
+        self.loglevel = loglevel
         self.log_path = log_path
         self.grace_s = grace_s
         self.proc: subprocess.Popen | None = None
@@ -51,7 +54,7 @@ class WorkerProcess:
         with open(self.log_path, "ab") as log:
             # own session + SIGKILL when this process dies (runtime.spawn_child)
             self.proc = spawn_child(
-                [sys.executable, "-m", "ticktape", "worker"],
+                [sys.executable, "-m", "ticktape", "worker", "--loglevel", self.loglevel],
                 env={**os.environ, **self.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
