@@ -2,29 +2,72 @@
 
 For each symbol of the run, streams its ticks from the store in event order
 as columnar batches (keyed by symbol, sequence-numbered, the run spec in the
-header) at maximum speed, then an end-of-stream batch carrying the number of
-ticks read.
+header), then an end-of-stream batch carrying the number of ticks read.
+
+Speed: ``spec.speed`` None publishes as fast as the pipeline takes it; a
+factor K releases event time t at wall time t0 + (t - t_first) / K, with
+batches cut on an event-time grid so a watcher sees smooth progress. Every
+batch passes the run's gate, which honours pause / resume / cancel.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 
 import faust
+import numpy as np
 
 from ticktape import store
 from ticktape.batch import Batch, empty, encode
+from ticktape.control import RunCancelled, RunGate
 from ticktape.spec import RunSpec
 
 log = logging.getLogger(__name__)
 
 #: Batches a symbol may have sent but not yet had acknowledged by the broker.
 MAX_IN_FLIGHT = 8
+#: Wall-clock width of a paced batch.
+PACED_BATCH_S = 0.1
 
 
-async def replay_symbol(spec: RunSpec, symbol: str, ticks_topic, database_url: str) -> int:
+def cut_by_event_time(ticks: np.ndarray, t_first: int, width_ns: int) -> list[np.ndarray]:
+    """Split ``ticks`` where they cross a multiple of ``width_ns`` after ``t_first``."""
+    if len(ticks) == 0:
+        return []
+    slot = (ticks["ts"] - t_first) // width_ns
+    edges = np.flatnonzero(np.diff(slot)) + 1
+    return np.split(ticks, edges)
+
+
+class Pacer:
+    """Releases event time t at wall time ``t0 + (t - t_first) / speed``,
+    ``t0`` moving on by the time the run spent paused."""
+
+    def __init__(self, speed: float | None, t_first: int, gate: RunGate) -> None:
+        self.speed = speed
+        self.t_first = t_first
+        self.gate = gate
+        self.t0 = time.monotonic()
+
+    def split(self, ticks: np.ndarray) -> list[np.ndarray]:
+        if self.speed is None:
+            return [ticks]
+        return cut_by_event_time(ticks, self.t_first, max(1, int(PACED_BATCH_S * self.speed * 1e9)))
+
+    async def wait_for(self, ts: int) -> None:
+        if self.speed is None:
+            return
+        delay = self.t0 + self.gate.paused_s + (ts - self.t_first) / 1e9 / self.speed - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+async def replay_symbol(
+    spec: RunSpec, symbol: str, ticks_topic, database_url: str, pacer: Pacer, gate: RunGate
+) -> int:
     """Publish one symbol's ticks; return how many were read."""
     conn = await store.connect(database_url)
     spec_json = spec.to_json()
@@ -43,14 +86,23 @@ async def replay_symbol(spec: RunSpec, symbol: str, ticks_topic, database_url: s
         async for arr in store.read_ticks(
             conn, symbol, spec.start_ns, spec.end_ns, batch_size=spec.batch_size
         ):
-            batch = Batch(
-                run_id=spec.run_id, symbol=symbol, seq=seq, arrays={"ticks": arr}, meta={"spec": spec_json}
-            )
-            await send(batch)
-            seq += 1
-            n += len(arr)
+            for part in pacer.split(arr):
+                await gate.wait(symbol, n)
+                await pacer.wait_for(int(part["ts"][-1]))
+                await send(
+                    Batch(
+                        run_id=spec.run_id,
+                        symbol=symbol,
+                        seq=seq,
+                        arrays={"ticks": part},
+                        meta={"spec": spec_json},
+                    )
+                )
+                seq += 1
+                n += len(part)
     finally:
         await conn.close()
+    gate.read[symbol] = n
     eos = Batch(
         run_id=spec.run_id,
         symbol=symbol,
@@ -65,6 +117,17 @@ async def replay_symbol(spec: RunSpec, symbol: str, ticks_topic, database_url: s
     return n
 
 
+async def first_tick(conn, spec: RunSpec) -> int:
+    """Event time of the run's first tick (over all its symbols)."""
+    firsts = []
+    for s in spec.symbols:
+        rng = await store.tick_range(conn, s)
+        if rng is not None:
+            firsts.append(rng[0])
+    t_first = min(firsts) if firsts else 0
+    return max(t_first, spec.start_ns) if spec.start_ns is not None else t_first
+
+
 def register(app: faust.App, topics, database_url: str) -> None:
     @app.agent(topics.run_requests, name="replay")
     async def replay(stream):
@@ -73,16 +136,24 @@ def register(app: faust.App, topics, database_url: str) -> None:
             conn = await store.connect(database_url)
             try:
                 status = await conn.fetchval("SELECT status FROM runs WHERE run_id = $1", spec.run_id)
-                if status not in ("pending", "running"):
+                if status not in ("pending", "running", "paused"):
                     log.info("run %s is %s; request skipped", spec.run_id, status)
                     continue
                 await store.start_run(conn, spec.run_id)
+                gate = RunGate(conn, spec.run_id)
+                pacer = Pacer(spec.speed, await first_tick(conn, spec), gate)
                 try:
-                    await asyncio.gather(
-                        *(replay_symbol(spec, s, topics.ticks, database_url) for s in spec.symbols)
-                    )
-                except Exception as exc:  # the run fails loudly, the worker lives on
-                    log.exception("replay of run %s failed", spec.run_id)
+                    async with asyncio.TaskGroup() as tg:  # one symbol failing stops the others
+                        for s in spec.symbols:
+                            tg.create_task(replay_symbol(spec, s, topics.ticks, database_url, pacer, gate))
+                    await gate.flush()
+                except* RunCancelled:
+                    await gate.flush()
+                    await store.finish_run(conn, spec.run_id, "cancelled", error="cancelled by request")
+                    log.info("run %s cancelled", spec.run_id)
+                except* Exception as group:  # the run fails loudly, the worker lives on
+                    exc = group.exceptions[0]
+                    log.error("replay of run %s failed", spec.run_id, exc_info=exc)
                     await store.finish_run(conn, spec.run_id, "failed", error=f"replay: {exc}")
             finally:
                 await conn.close()

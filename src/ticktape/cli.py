@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import sys
@@ -49,7 +50,12 @@ def demo(
 
 
 @app.command()
-def run(spec_file: Annotated[Path, typer.Argument(help="run spec JSON file")]) -> None:
+def run(
+    spec_file: Annotated[Path, typer.Argument(help="run spec JSON file")],
+    speed: Annotated[
+        str | None, typer.Option(help="'max' or a factor K: event time runs K x faster than real time")
+    ] = None,
+) -> None:
     """Run one spec (JSON) through the pipeline over stored ticks."""
     from ticktape.demo import execute, migrate, results_table, sql_hint
     from ticktape.runtime import Runtime
@@ -60,12 +66,28 @@ def run(spec_file: Annotated[Path, typer.Argument(help="run spec JSON file")]) -
     except OSError as exc:
         raise FileNotFoundError(f"{spec_file}: cannot read the run spec ({exc.strerror})") from None
     spec = RunSpec.from_json(text)
+    if speed is not None:
+        spec = dataclasses.replace(spec, speed=_parse_speed(speed))
     settings = _settings()
     with Runtime(settings) as rt:
         migrate(rt, console)
         result = execute(rt, settings, spec, console)
     console.print(results_table(result))
     console.print(sql_hint(spec.run_id), soft_wrap=True)
+
+
+def _parse_speed(text: str) -> float | None:
+    from ticktape.strategy import SpecError
+
+    if text == "max":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise SpecError(f"speed: expected 'max' or a number > 0, got {text!r}") from None
+    if not value > 0:
+        raise SpecError(f"speed: expected 'max' or a number > 0, got {text!r}")
+    return value
 
 
 @app.command()
@@ -79,21 +101,28 @@ def worker(loglevel: Annotated[str, typer.Option(help="Faust log level")] = "war
         run_worker(rt.kafka_url, rt.database_url, settings.home / "faust", loglevel=loglevel)
 
 
-@db_app.command("migrate")
-def db_migrate() -> None:
-    """Apply pending dbschema/ migrations."""
+def _with_db(fn):
+    """Run ``await fn(conn)`` against the configured (or embedded) database."""
     from ticktape import store
     from ticktape.runtime import Runtime
 
-    async def go(dsn: str) -> list[str]:
+    async def go(dsn: str):
         conn = await store.connect(dsn)
         try:
-            return await store.migrate(conn)
+            return await fn(conn)
         finally:
             await conn.close()
 
     with Runtime(_settings(), kafka=False) as rt:
-        applied = asyncio.run(go(rt.database_url))
+        return asyncio.run(go(rt.database_url))
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending dbschema/ migrations."""
+    from ticktape import store
+
+    applied = _with_db(store.migrate)
     console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
 
 
@@ -101,17 +130,8 @@ def db_migrate() -> None:
 def runs_list(limit: Annotated[int, typer.Option(help="how many runs")] = 20) -> None:
     """List the latest runs."""
     from ticktape import store
-    from ticktape.runtime import Runtime
 
-    async def go(dsn: str) -> list[dict]:
-        conn = await store.connect(dsn)
-        try:
-            return await store.list_runs(conn, limit=limit)
-        finally:
-            await conn.close()
-
-    with Runtime(_settings(), kafka=False) as rt:
-        rows = asyncio.run(go(rt.database_url))
+    rows = _with_db(lambda conn: store.list_runs(conn, limit=limit))
     table = Table(title="runs")
     for col in ("run id", "status", "strategy", "symbols", "ticks", "orders", "fills", "wall s", "created"):
         table.add_column(col)
@@ -128,6 +148,59 @@ def runs_list(limit: Annotated[int, typer.Option(help="how many runs")] = 20) ->
             str(r["created_at"])[:19],
         )
     console.print(table)
+
+
+@runs_app.command("show")
+def runs_show(run_id: Annotated[str, typer.Argument(help="run id")]) -> None:
+    """Progress of one run: per symbol read, processed, rejected, lag, event time, ticks/s."""
+    from ticktape.progress import run_progress
+
+    info = _with_db(lambda conn: run_progress(conn, run_id))
+    run = info["run"]
+    console.print(
+        f"run {run['run_id']}  status [bold]{run['status']}[/bold]  strategy {run['strategy']}"
+        + (f"  error: {run['error']}" if run["error"] else "")
+    )
+    table = Table()
+    for col in ("symbol", "read", "processed", "rejected", "lag", "event time", "ticks/s", "done"):
+        table.add_column(col, justify="left" if col in ("symbol", "event time") else "right")
+    for s in info["symbols"]:
+        table.add_row(
+            s["symbol"],
+            f"{s['read']:,}",
+            f"{s['processed']:,}",
+            f"{s['rejected']:,}",
+            f"{s['lag']:,}",
+            str(s["event_time"])[:26] if s["event_time"] else "-",
+            f"{s['ticks_per_s']:,.0f}",
+            "yes" if s["done"] else "",
+        )
+    console.print(table)
+
+
+def _control(run_id: str, action: str) -> None:
+    from ticktape.control import request
+
+    status = _with_db(lambda conn: request(conn, run_id, action))
+    console.print(f"run {run_id}: {action} requested (status {status})")
+
+
+@runs_app.command("pause")
+def runs_pause(run_id: Annotated[str, typer.Argument(help="run id")]) -> None:
+    """Pause a running run (the replay holds; resume continues it)."""
+    _control(run_id, "pause")
+
+
+@runs_app.command("resume")
+def runs_resume(run_id: Annotated[str, typer.Argument(help="run id")]) -> None:
+    """Resume a paused run."""
+    _control(run_id, "resume")
+
+
+@runs_app.command("cancel")
+def runs_cancel(run_id: Annotated[str, typer.Argument(help="run id")]) -> None:
+    """Cancel a run: the replay stops and the run is marked cancelled."""
+    _control(run_id, "cancel")
 
 
 @app.command()

@@ -46,11 +46,16 @@ class RunSpec:
     start_ns: int | None = None
     end_ns: int | None = None
     batch_size: int = 10_000
+    #: None: as fast as possible; K > 0: event time t is released at wall time
+    #: t0 + (t - t_first) / K (batches are then cut by event time).
+    speed: float | None = None
     run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def __post_init__(self) -> None:
         if not self.symbols:
             raise SpecError("symbols: at least one symbol is required")
+        if self.speed is not None and not (isinstance(self.speed, int | float) and self.speed > 0):
+            raise SpecError(f"speed: must be a number > 0 (or null for max), got {self.speed!r}")
         if self.batch_size < 1:
             raise SpecError(f"batch_size: must be >= 1, got {self.batch_size!r}")
         if self.start_ns is not None and self.end_ns is not None and self.end_ns < self.start_ns:

@@ -37,7 +37,7 @@ class Pipeline:
 
         return asyncio.run(go())
 
-    def symbols(self, n: int, ticks: int, mutate=None) -> tuple[str, ...]:
+    def symbols(self, n: int, ticks: int, mutate=None, rate_per_s: float = 20.0) -> tuple[str, ...]:
         """Generate and store ``n`` fresh symbols of ``ticks`` ticks each.
 
         ``mutate(index, ticks)`` may damage a symbol's ticks before they are stored.
@@ -45,7 +45,9 @@ class Pipeline:
         tag = uuid.uuid4().hex[:6]
         names = tuple(f"E2E{tag}{chr(65 + i)}" for i in range(n))
         for i, s in enumerate(names):
-            self.data[s] = np.concatenate(list(generate(RandomWalkConfig(symbol=s, n_ticks=ticks, seed=i))))
+            self.data[s] = np.concatenate(
+                list(generate(RandomWalkConfig(symbol=s, n_ticks=ticks, seed=i, rate_per_s=rate_per_s)))
+            )
             if mutate:
                 mutate(i, self.data[s])
 
@@ -96,11 +98,29 @@ class Pipeline:
             )
         )
 
+    def wait_status(self, run_id: str, statuses, workers, timeout: float = 120.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            row = self.run_row(run_id)
+            if row and row["status"] in statuses:
+                return row
+            for w in workers:
+                assert w.alive(), w.log_tail()
+            assert time.monotonic() < deadline, (
+                f"run never reached {statuses}; log:\n" + workers[0].log_tail()
+            )
+            time.sleep(0.1)
+
+    def control(self, run_id: str, action: str) -> str:
+        from ticktape.control import request
+
+        return self._run(lambda conn: request(conn, run_id, action))
+
     def wait_done(self, run_id: str, workers, timeout: float = 240.0):
         deadline = time.monotonic() + timeout
         while True:
             row = self.run_row(run_id)
-            if row and row["status"] in ("complete", "failed"):
+            if row and row["status"] in ("complete", "failed", "cancelled"):
                 return row
             for w in workers:
                 assert w.alive(), w.log_tail()

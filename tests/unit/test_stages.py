@@ -101,3 +101,15 @@ def test_metrics_worked_example():
     assert total.tolist() == [210.0, 200.0, 185.0]  # B starts at its initial cash
     m = summarize(samples, 100.0, 2)
     assert m["final_pnl"] == -15.0 and m["max_drawdown"] == 25.0
+
+
+def test_cut_by_event_time_keeps_every_tick_and_one_slot_per_piece():
+    from ticktape.agents.replay import cut_by_event_time
+
+    t0 = int(TICKS["ts"][0])
+    width = 3 * 10**9
+    pieces = cut_by_event_time(TICKS, t0, width)
+    assert np.concatenate(pieces).tobytes() == TICKS.tobytes()
+    slots = [set(((p["ts"] - t0) // width).tolist()) for p in pieces]
+    assert all(len(s) == 1 for s in slots)
+    assert [next(iter(s)) for s in slots] == sorted(next(iter(s)) for s in slots)

@@ -1,0 +1,46 @@
+"""Progress of a run, as `ticktape runs show` and the dashboard read it."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+
+from ticktape.strategy import SpecError
+
+
+async def run_progress(conn: asyncpg.Connection, run_id: str) -> dict[str, Any]:
+    """The run row and, per symbol: ticks read by the replay, processed,
+    rejected, lag (read but not yet through the pipeline), event-time
+    position and ticks/s since the run started."""
+    try:
+        rid = uuid.UUID(str(run_id))
+    except ValueError:
+        raise SpecError(f"run_id: {run_id!r} is not a run id (a UUID)") from None
+    run = await conn.fetchrow("SELECT * FROM runs WHERE run_id = $1", rid)
+    if run is None:
+        raise SpecError(f"run_id: no run {run_id}")
+    rows = await conn.fetch(
+        "SELECT p.symbol, p.ticks_read, p.ticks_processed, p.ticks_rejected, p.last_ts, p.done,"
+        " extract(epoch FROM p.updated_at - r.started_at) AS secs"
+        " FROM run_progress p JOIN runs r USING (run_id) WHERE run_id = $1 ORDER BY p.symbol",
+        rid,
+    )
+    symbols = []
+    for r in rows:
+        through = r["ticks_processed"] + r["ticks_rejected"]
+        secs = float(r["secs"] or 0.0)
+        symbols.append(
+            {
+                "symbol": r["symbol"],
+                "read": r["ticks_read"],
+                "processed": r["ticks_processed"],
+                "rejected": r["ticks_rejected"],
+                "lag": max(0, r["ticks_read"] - through),
+                "event_time": r["last_ts"],
+                "ticks_per_s": through / secs if secs > 0 else 0.0,
+                "done": r["done"],
+            }
+        )
+    return {"run": dict(run), "symbols": symbols}
