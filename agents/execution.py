@@ -35,9 +35,7 @@ async def _send_acked(topics, k: str, msg: Batch) -> None:
     await fut
 
 
-async def publish(
-    topics, batch: Batch, signals: np.ndarray, out: dict[str, np.ndarray], ind: IndicatorState
-) -> None:
+async def publish(topics, batch: Batch, out: dict[str, np.ndarray], ind: IndicatorState) -> None:
     """Send one results message for ``batch`` and wait for the broker's ack."""
     meta = {"accepted": ind.accepted, "rejects": ind.rejects, "last_ts": ind.last_ts}
     if batch.eos:
@@ -46,7 +44,7 @@ async def publish(
         run_id=batch.run_id,
         symbol=batch.symbol,
         seq=batch.seq,
-        arrays={"signals": signals, **out},
+        arrays=out,
         eos=batch.eos,
         meta=meta,
     )

@@ -44,10 +44,12 @@ def register(app: faust.App, topics, table: faust.Table) -> None:
                 continue  # re-delivered: already applied
             try:
                 spec, strat = run_of(batch)
-                good, feats, ind = indicators_step(strat, batch.ticks, state.indicators)
+                good, feats, bars, ind = indicators_step(
+                    strat, batch.ticks, state.indicators, spec.bar_ns, batch.eos
+                )
                 target, signals, strat_state = strategy.step(strat, good, feats, state.strategy)
                 out, engine = execution.step(spec, state.engine, good, target, batch.eos)
-                await execution.publish(topics, batch, signals, out, ind)
+                await execution.publish(topics, batch, {"signals": signals, "bars": bars, **out}, ind)
             except Exception as exc:  # fail the run loudly, keep the worker alive
                 log.exception("run %s symbol %s batch %d failed", batch.run_id, batch.symbol, batch.seq)
                 await execution.report_failure(topics, batch, f"{type(exc).__name__}: {exc}")

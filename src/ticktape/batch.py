@@ -81,12 +81,26 @@ EQUITY_DTYPE = np.dtype(
 #: A change of the strategy's decision (target position) at tick ``ts``.
 SIGNAL_DTYPE = np.dtype([("ts", "<i8"), ("value", "<f8")])
 
+#: An OHLC bar of the mid price on the event-time grid; ``ts`` is the bar's
+#: start, ``ticks`` the number of ticks in it. Emitted once the bar has closed.
+BAR_DTYPE = np.dtype(
+    [
+        ("ts", "<i8"),
+        ("open", "<f8"),
+        ("high", "<f8"),
+        ("low", "<f8"),
+        ("close", "<f8"),
+        ("ticks", "<i8"),
+    ]
+)
+
 DTYPES: dict[str, np.dtype] = {
     "ticks": TICK_DTYPE,
     "fills": FILL_DTYPE,
     "orders": ORDER_DTYPE,
     "equity": EQUITY_DTYPE,
     "signals": SIGNAL_DTYPE,
+    "bars": BAR_DTYPE,
 }
 
 

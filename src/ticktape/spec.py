@@ -49,6 +49,8 @@ class RunSpec:
     #: None: as fast as possible; K > 0: event time t is released at wall time
     #: t0 + (t - t_first) / K (batches are then cut by event time).
     speed: float | None = None
+    #: width of the event-time OHLC bars of the mid recorded per symbol (None: none)
+    bar_ns: int | None = 60_000_000_000
     run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def __post_init__(self) -> None:
@@ -56,6 +58,8 @@ class RunSpec:
             raise SpecError("symbols: at least one symbol is required")
         if self.speed is not None and not (isinstance(self.speed, int | float) and self.speed > 0):
             raise SpecError(f"speed: must be a number > 0 (or null for max), got {self.speed!r}")
+        if self.bar_ns is not None and not (isinstance(self.bar_ns, int) and self.bar_ns > 0):
+            raise SpecError(f"bar_ns: must be an integer > 0 (or null), got {self.bar_ns!r}")
         if self.batch_size < 1:
             raise SpecError(f"batch_size: must be >= 1, got {self.batch_size!r}")
         if self.start_ns is not None and self.end_ns is not None and self.end_ns < self.start_ns:

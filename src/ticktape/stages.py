@@ -19,9 +19,10 @@ import numpy as np
 
 from ticktape import quality
 from ticktape.batch import SIGNAL_DTYPE, empty
+from ticktape.indicators import BarStream
 from ticktape.native import Engine
 from ticktape.spec import RunSpec
-from ticktape.strategy import Strategy, build, compute_features
+from ticktape.strategy import Strategy, build, compute_features, mid
 
 
 @dataclass
@@ -32,6 +33,7 @@ class IndicatorState:
     rejects: dict[str, int] = field(default_factory=lambda: dict.fromkeys(quality.REASONS, 0))
     accepted: int = 0
     carry: dict[str, Any] = field(default_factory=dict)
+    bars: dict[str, Any] | None = None  # BarStream state
 
     def to_bytes(self) -> bytes:
         return json.dumps(self.__dict__).encode()
@@ -57,18 +59,26 @@ class StrategyState:
 
 
 def indicators_step(
-    strategy: Strategy, ticks: np.ndarray, state: IndicatorState
-) -> tuple[np.ndarray, dict[str, np.ndarray], IndicatorState]:
-    """Validate ticks and compute the strategy's feature columns.
+    strategy: Strategy, ticks: np.ndarray, state: IndicatorState, bar_ns: int | None = None, eos: bool = False
+) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, IndicatorState]:
+    """Validate ticks, compute the strategy's feature columns and event-time bars.
 
-    Returns the accepted ticks, their features and the new state (rejected
-    ticks are counted by reason in ``state.rejects``).
+    Returns the accepted ticks, their features, the mid-price bars of
+    ``bar_ns`` that closed in this batch (all of them at ``eos``) and the new
+    state (rejected ticks are counted by reason in ``state.rejects``).
     """
     ok, counts, last_ts = quality.validate(ticks, state.last_ts)
     good = ticks if ok.all() else ticks[ok]
     feats, carry = compute_features(strategy.features(), good, state.carry)
     rejects = {k: state.rejects.get(k, 0) + v for k, v in counts.items()}
-    return good, feats, IndicatorState(last_ts, rejects, state.accepted + len(good), carry)
+    closed, bar_state = empty("bars"), None
+    if bar_ns:
+        stream = BarStream.from_state(state.bars) if state.bars else BarStream(bar_ns)
+        closed = stream.update(good["ts"], mid(good))
+        if eos:
+            closed = np.concatenate((closed, stream.close()))
+        bar_state = stream.to_state()
+    return good, feats, closed, IndicatorState(last_ts, rejects, state.accepted + len(good), carry, bar_state)
 
 
 def strategy_step(
@@ -122,6 +132,7 @@ class SymbolResult:
     """Everything one (run, symbol) stream produced."""
 
     signals: np.ndarray
+    bars: np.ndarray
     fills: np.ndarray
     orders: np.ndarray
     equity: np.ndarray
@@ -134,17 +145,19 @@ def run_symbol(spec: RunSpec, batches: Iterable[np.ndarray]) -> SymbolResult:
     """Run one symbol's ticks through all stages in process (no broker, no DB)."""
     strategy = build(spec.strategy, spec.params)
     ind, strat, engine = IndicatorState(), StrategyState(), new_engine(spec)
-    outs: dict[str, list[np.ndarray]] = {"signals": [], "fills": [], "orders": [], "equity": []}
+    outs: dict[str, list[np.ndarray]] = {"signals": [], "bars": [], "fills": [], "orders": [], "equity": []}
     n_in = 0
     it = iter(batches)
     ticks = next(it, empty("ticks"))
     while ticks is not None:
         following = next(it, None)  # look ahead one batch to know which is last
         n_in += len(ticks)
-        good, feats, ind = indicators_step(strategy, ticks, ind)
+        eos = following is None
+        good, feats, bars, ind = indicators_step(strategy, ticks, ind, spec.bar_ns, eos)
         target, sig, strat = strategy_step(strategy, good, feats, strat)
-        res = execution_step(engine, good, target, eos=following is None)
+        res = execution_step(engine, good, target, eos)
         outs["signals"].append(sig)
+        outs["bars"].append(bars)
         for k in ("fills", "orders", "equity"):
             outs[k].append(res[k])
         ticks = following

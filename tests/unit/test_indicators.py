@@ -42,3 +42,40 @@ def test_sma_matches_the_definition(x, n):
             assert np.isnan(got[i])
         else:
             assert abs(got[i] - x[i - n + 1 : i + 1].mean()) <= 1e-9 * max(1.0, abs(x).max())
+
+
+def test_bars_hand_computed_and_closed_by_event_time_only():
+    from ticktape.indicators import BarStream
+
+    s = BarStream(10)
+    assert len(s.update(np.array([0, 5]), np.array([1.0, 3.0]))) == 0  # bar [0, 10) still open
+    closed = s.update(np.array([12, 31]), np.array([2.0, 4.0]))
+    assert closed[["ts", "open", "high", "low", "close", "ticks"]].tolist() == [
+        (0, 1.0, 3.0, 1.0, 3.0, 2),
+        (10, 2.0, 2.0, 2.0, 2.0, 1),
+    ]
+    assert s.close()[["ts", "close", "ticks"]].tolist() == [(30, 4.0, 1)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    gaps=st.lists(st.integers(0, 40), min_size=0, max_size=200),
+    prices=st.data(),
+    width=st.integers(1, 50),
+    cuts=st.lists(st.integers(0, 200), max_size=6),
+)
+def test_streaming_bars_equal_whole_series_bars_for_any_split(gaps, prices, width, cuts):
+    from ticktape.indicators import BarStream, bars
+
+    ts = np.cumsum(np.array(gaps, dtype=np.int64)) - 1_000  # also before the epoch
+    px = np.array(prices.draw(st.lists(st.floats(1, 100), min_size=len(ts), max_size=len(ts))), dtype=float)
+    whole = bars(ts, px, width)
+    stream, parts = BarStream(width), []
+    for idx in np.split(np.arange(len(ts)), sorted(c for c in cuts if c <= len(ts))):
+        stream = BarStream.from_state(stream.to_state())
+        parts.append(stream.update(ts[idx], px[idx]))
+    parts.append(stream.close())
+    got = np.concatenate(parts)
+    assert got.tobytes() == whole.tobytes()
+    assert got["ticks"].sum() == len(ts)
+    assert (np.diff(got["ts"]) > 0).all() and (got["ts"] % width == 0).all()
