@@ -46,15 +46,20 @@ __all__ = [
     "connect",
     "create_run",
     "finish_run",
+    "has_timescale",
     "json_value",
     "list_runs",
     "migrate",
     "migrations",
     "read_results",
     "read_ticks",
+    "refresh_bars",
     "start_run",
+    "tick_catalogue",
     "tick_range",
     "update_progress",
+    "write_book_events",
+    "write_instrument",
     "write_metrics",
     "write_result_set",
     "write_results",
@@ -535,6 +540,177 @@ async def tick_range(conn: asyncpg.Connection, symbol: str) -> tuple[int, int, i
     if row is None or row["n"] == 0:
         return None
     return int(row["first_ns"]), int(row["last_ns"]), int(row["n"])
+
+
+async def has_timescale(conn: asyncpg.Connection) -> bool:
+    """True when the timescaledb extension is installed in this database."""
+    return bool(
+        await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')")
+    )
+
+
+#: The bar views of 0003 (continuous aggregates on TimescaleDB).
+BAR_VIEWS = ("bars_1s", "bars_1m", "bars_1h")
+
+
+async def refresh_bars(
+    conn: asyncpg.Connection, start_ns: int | None = None, end_ns: int | None = None
+) -> int:
+    """Materialise the bar continuous aggregates over ``[start_ns, end_ns)``.
+
+    Call after importing history: with TimescaleDB, ticks older than an
+    aggregate's materialisation watermark show in its bars only once that
+    range is refreshed (the policies do it within their schedule). No-op on
+    plain PostgreSQL (plain views). Must not run inside a transaction.
+    Returns the number of aggregates refreshed.
+    """
+    if not await has_timescale(conn):
+        return 0
+    lo = None if start_ns is None else ns_to_datetime(start_ns)
+    hi = None if end_ns is None else ns_to_datetime(end_ns)
+    for view in BAR_VIEWS:
+        await conn.execute(
+            "CALL refresh_continuous_aggregate($1::regclass, $2::timestamptz, $3::timestamptz)", view, lo, hi
+        )
+    return len(BAR_VIEWS)
+
+
+async def tick_catalogue(
+    conn: asyncpg.Connection, *, gap_ns: int = 3_600 * 10**9, symbols: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """Per symbol: first_ns, last_ns, ticks, and the gaps longer than ``gap_ns``.
+
+    ``gaps`` is a list of ``(from_ns, to_ns)`` (consecutive ticks further apart
+    than ``gap_ns``), at most 20 per symbol, longest first; ``n_gaps`` counts all.
+    """
+    where = "" if symbols is None else "WHERE symbol = ANY($2::text[])"
+    args: list[Any] = [timedelta(microseconds=gap_ns // 1000)]
+    if symbols is not None:
+        args.append(list(symbols))
+    rows = await conn.fetch(
+        f"""
+        WITH t AS (
+            SELECT symbol, ts, lag(ts) OVER (PARTITION BY symbol ORDER BY ts, seq) AS prev
+            FROM ticks {where}
+        ), s AS (
+            SELECT symbol, min(ts) AS first, max(ts) AS last, count(*) AS n,
+                   count(*) FILTER (WHERE ts - prev > $1) AS n_gaps
+            FROM t GROUP BY symbol
+        ), g AS (
+            SELECT symbol, prev, ts,
+                   row_number() OVER (PARTITION BY symbol ORDER BY ts - prev DESC, ts) AS r
+            FROM t WHERE ts - prev > $1
+        )
+        SELECT s.symbol, s.first, s.last, s.n, s.n_gaps,
+               coalesce(array_agg(g.prev ORDER BY g.prev) FILTER (WHERE g.r IS NOT NULL), '{{}}') AS gap_from,
+               coalesce(array_agg(g.ts ORDER BY g.prev) FILTER (WHERE g.r IS NOT NULL), '{{}}') AS gap_to
+        FROM s LEFT JOIN g ON g.symbol = s.symbol AND g.r <= 20
+        GROUP BY s.symbol, s.first, s.last, s.n, s.n_gaps
+        ORDER BY s.symbol
+        """,
+        *args,
+    )
+    return [
+        {
+            "symbol": r["symbol"],
+            "first_ns": datetime_to_ns(r["first"]),
+            "last_ns": datetime_to_ns(r["last"]),
+            "ticks": int(r["n"]),
+            "n_gaps": int(r["n_gaps"]),
+            "gaps": [
+                (datetime_to_ns(a), datetime_to_ns(b))
+                for a, b in zip(r["gap_from"], r["gap_to"], strict=True)
+            ],
+        }
+        for r in rows
+    ]
+
+
+async def write_instrument(
+    conn: asyncpg.Connection,
+    symbol: str,
+    *,
+    tick_size: float | None = None,
+    lot_size: float | None = None,
+    currency: str | None = None,
+) -> None:
+    """Upsert one ``instruments`` row; fields given as None keep their stored value."""
+    await conn.execute(
+        """
+        INSERT INTO instruments (symbol, tick_size, lot_size, currency) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (symbol) DO UPDATE SET
+            tick_size = coalesce(EXCLUDED.tick_size, instruments.tick_size),
+            lot_size = coalesce(EXCLUDED.lot_size, instruments.lot_size),
+            currency = coalesce(EXCLUDED.currency, instruments.currency)
+        """,
+        symbol,
+        tick_size,
+        lot_size,
+        currency,
+    )
+
+
+#: One order book event (see dbschema/0003_market_data.sql for the codes).
+#: ``side``/``level`` 0 and ``order_id`` -1 mean "not applicable" (NULL).
+BOOK_EVENT_DTYPE = np.dtype(
+    [
+        ("ts", "<i8"),
+        ("kind", "i2"),
+        ("side", "i2"),
+        ("price", "<f8"),
+        ("size", "<f8"),
+        ("order_id", "<i8"),
+        ("level", "i2"),
+    ]
+)
+_STAGE_BOOK = "ticktape_stage_book"
+
+
+async def write_book_events(
+    conn: asyncpg.Connection, symbol: str, events: np.ndarray, seq: np.ndarray | int = 0
+) -> int:
+    """Store book events of one symbol; already stored ``(symbol, ts, seq)`` are skipped.
+
+    ``events``: :data:`BOOK_EVENT_DTYPE`; ``seq`` as in :func:`write_ticks`
+    (an int ``s`` numbers the events ``s, s+1, ...``). Returns rows inserted.
+    """
+    if events.dtype != BOOK_EVENT_DTYPE:
+        raise TypeError(f"write_book_events needs BOOK_EVENT_DTYPE, got {events.dtype}")
+    n = len(events)
+    if n == 0:
+        return 0
+    if isinstance(seq, (int, np.integer)):
+        seq = np.arange(int(seq), int(seq) + n, dtype=np.int64)
+    seq = np.asarray(seq)
+    if len(seq) != n:
+        raise ValueError(f"seq has {len(seq)} values for {n} events")
+    columns: list[np.ndarray | bytes] = [
+        symbol.encode("utf-8"),
+        _pg_ts(events["ts"]).astype(">i8"),
+        seq.astype(">i8"),
+        events["kind"].astype(">i2"),
+        events["side"].astype(">i2"),
+        events["price"].astype(">f8"),
+        events["size"].astype(">f8"),
+        events["order_id"].astype(">i8"),
+        events["level"].astype(">i2"),
+    ]
+    names = ["symbol", "ts", "seq", "kind", "side", "price", "size", "order_id", "level"]
+    payload = encode_copy(columns, n)
+    async with conn.transaction():
+        await conn.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE_BOOK} (symbol text, ts timestamptz, seq bigint, "
+            "kind smallint, side smallint, price float8, size float8, order_id bigint, level smallint) "
+            "ON COMMIT DELETE ROWS"
+        )
+        await conn.execute(f"TRUNCATE {_STAGE_BOOK}")
+        await conn.copy_to_table(_STAGE_BOOK, source=payload, columns=names, format="binary")
+        status = await conn.execute(
+            f"INSERT INTO book_events ({', '.join(names)}) SELECT symbol, ts, seq, kind, "
+            "nullif(side, 0), price, size, nullif(order_id, -1), nullif(level, 0) "
+            f"FROM {_STAGE_BOOK} ORDER BY ts, seq ON CONFLICT DO NOTHING"
+        )
+    return int(status.rsplit(" ", 1)[-1])
 
 
 # --------------------------------------------------------------------------
