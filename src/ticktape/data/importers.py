@@ -1,0 +1,834 @@
+"""Streaming importers: market data files -> validated tick batches -> the store.
+
+Every format is parsed in blocks of lines (constant memory whatever the file
+size) into columns, then one validator checks each row and either accepts it
+or counts it as rejected with a reason (:data:`REASONS`), writing it with its
+line number to a rejects file. ``strict=True`` turns the first bad row into
+an :class:`ImportFailed` naming ``file:line`` and the field.
+
+Formats (``FORMATS``): ``csv`` (generic, with a column mapping), ``dukascopy``
+(Dukascopy / Tickstory tick CSV), ``truefx``, ``tardis`` (trades),
+``binance-ws`` (``recv_ns {json}`` capture: bookTicker and trade -> ticks,
+depthUpdate -> book events), ``bars`` (OHLCV -> 4 trade ticks per bar),
+``parquet``.
+
+Ticks get ``seq`` = their index among the accepted ticks of the same symbol
+and microsecond, counted across the whole file, so re-importing a file
+stores nothing new (the store skips existing ``(symbol, ts, seq)``).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import pandas as pd
+
+from ticktape.batch import TICK_DTYPE
+
+__all__ = [
+    "FORMATS",
+    "REASONS",
+    "ImportFailed",
+    "ImportReport",
+    "Importer",
+    "SeqCounter",
+    "TickBatch",
+    "bar_ticks",
+    "import_to_store",
+]
+
+#: Why a row was rejected.
+REASONS = (
+    "malformed",
+    "bad_timestamp",
+    "non_positive_price",
+    "crossed_quote",
+    "out_of_order",
+    "duplicate",
+    "unknown_column",
+)
+
+FORMATS = ("csv", "dukascopy", "truefx", "tardis", "binance-ws", "bars", "parquet")
+
+_FLOATS = ("bid", "ask", "bid_size", "ask_size", "last", "last_size")
+BLOCK = 200_000
+
+
+class ImportFailed(ValueError):
+    """A bad row under ``strict``, or a file that cannot be imported at all."""
+
+
+@dataclass
+class TickBatch:
+    """Accepted ticks of one symbol, in file order, with their ``seq``."""
+
+    symbol: str
+    ticks: np.ndarray
+    seq: np.ndarray
+
+
+@dataclass
+class BookBatch:
+    """Accepted order book events of one symbol (``store.BOOK_EVENT_DTYPE``)."""
+
+    symbol: str
+    events: np.ndarray
+    seq: np.ndarray
+
+
+@dataclass
+class ImportReport:
+    path: str
+    fmt: str
+    rows: int = 0
+    accepted: int = 0
+    stored: int = 0
+    book_events: int = 0
+    book_stored: int = 0
+    rejects: Counter = field(default_factory=Counter)
+    rejects_path: str | None = None
+    symbols: dict[str, int] = field(default_factory=dict)
+    first_ns: int | None = None
+    last_ns: int | None = None
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.rejects.values())
+
+
+@dataclass
+class _Chunk:
+    """Parsed rows of one block: per-row columns plus their line numbers."""
+
+    line: np.ndarray  # int64, 1-based line numbers (row index for parquet)
+    ts: np.ndarray  # int64 ns; _NAT where the timestamp did not parse
+    cols: dict[str, np.ndarray]  # the tick floats (NaN = missing)
+    symbol: np.ndarray | str
+    bad: dict[str, np.ndarray] = field(default_factory=dict)  # field -> rows whose value did not parse
+    key: np.ndarray | None = None  # unique id per row (trade id) for duplicate detection
+    raw: list[str] | None = None  # the source lines, for the rejects file
+    pre: list[tuple[int, str, str, str]] = field(
+        default_factory=list
+    )  # (line, reason, field, text) rejected while parsing
+
+
+_NAT = np.iinfo(np.int64).min
+
+
+@dataclass
+class _SymbolState:
+    last_ts: int = _NAT
+    last_row: tuple | None = None
+    last_us: int = _NAT
+    us_count: int = 0
+
+
+class SeqCounter:
+    """``seq`` of consecutive batches of one symbol: the index of each tick
+    among the ticks of the same microsecond, carried across batches (the
+    convention of the importers, and of ``store.default_tick_seq`` within
+    one batch). ``ts`` must not decrease."""
+
+    def __init__(self) -> None:
+        self._state = _SymbolState()
+
+    def __call__(self, ts: np.ndarray) -> np.ndarray:
+        if not len(ts):
+            return np.empty(0, dtype=np.int64)
+        return Importer._seq(self._state, np.asarray(ts, dtype=np.int64))
+
+
+# --------------------------------------------------------------------------
+# reading lines
+
+
+def _open_binary(path: Path) -> tuple[BinaryIO, Callable[[], int], int]:
+    """(stream of decompressed bytes, position in the file on disk, file size)."""
+    raw = open(path, "rb")  # noqa: SIM115 - closed by the caller through the returned stream
+    size = path.stat().st_size
+    head = raw.read(2)
+    raw.seek(0)
+    if head == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=raw), raw.tell, size  # type: ignore[return-value]
+    return raw, raw.tell, size
+
+
+def _blocks(
+    path: Path, block: int, on_progress: Callable[[int], None] | None
+) -> Iterator[tuple[int, list[str]]]:
+    """(line number of the first line, lines without newline) per block."""
+    stream, pos, _ = _open_binary(path)
+    raw = getattr(stream, "fileobj", None)
+    try:
+        lineno = 1
+        while True:
+            lines = list(islice(stream, block))
+            if not lines:
+                return
+            text = [x.decode("utf-8", "replace").rstrip("\r\n") for x in lines]
+            yield lineno, text
+            lineno += len(lines)
+            if on_progress is not None:
+                on_progress(pos())
+    finally:
+        stream.close()
+        if raw is not None:
+            raw.close()
+
+
+# --------------------------------------------------------------------------
+# timestamps
+
+
+def parse_times(values: pd.Series, time_format: str) -> np.ndarray:
+    """Strings -> int64 ns since the epoch (UTC); unparseable -> _NAT.
+
+    ``time_format``: ``iso`` (any ISO 8601, naive = UTC), ``s``/``ms``/``us``/
+    ``ns`` (numbers since the epoch), or a ``strftime`` pattern.
+    """
+    if time_format in ("s", "ms", "us", "ns"):
+        num = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+        ok = np.isfinite(num)
+        out = np.full(len(num), _NAT, dtype=np.int64)
+        if time_format == "ns":  # exact integers
+            ints = pd.to_numeric(values.where(ok, "0"), errors="coerce", downcast=None)
+            out[ok] = ints.to_numpy()[ok].astype(np.int64)
+        else:
+            scale = {"s": 10**9, "ms": 10**6, "us": 10**3}[time_format]
+            whole = np.floor(num[ok])
+            out[ok] = whole.astype(np.int64) * scale + np.round((num[ok] - whole) * scale).astype(np.int64)
+        return out
+    fmt = "ISO8601" if time_format == "iso" else time_format
+    parsed = pd.to_datetime(values, format=fmt, utc=True, errors="coerce")
+    out = parsed.to_numpy(dtype="datetime64[ns]").view(np.int64).copy()
+    out[parsed.isna().to_numpy()] = _NAT
+    return out
+
+
+# --------------------------------------------------------------------------
+# CSV-like formats
+
+
+@dataclass
+class CsvLayout:
+    """How to read a delimited file: which source column feeds which field."""
+
+    mapping: dict[str, str]  # field (ts, symbol, bid, ...) -> source column name
+    time_format: str = "iso"
+    delimiter: str = ","
+    header: bool = True
+    names: list[str] | None = None  # column names when the file has no header
+    key: str | None = None  # source column with a unique row id (trade id)
+    strip_time: str | None = None  # regex removed from the time text first
+
+
+_MAPPABLE = ("ts", "symbol", *_FLOATS)
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _dukascopy_layout(header: list[str]) -> CsvLayout:
+    cols = {_norm(c): c for c in header}
+
+    def pick(*names: str) -> str | None:
+        return next((cols[n] for n in names if n in cols), None)
+
+    time = pick("gmttime", "localtime", "timestamp", "time", "datetime", "date")
+    bid, ask = pick("bid", "bidprice"), pick("ask", "askprice")
+    if time is None or bid is None or ask is None:
+        raise ImportFailed(f"dukascopy: need time, bid and ask columns, found {header}")
+    mapping = {"ts": time, "bid": bid, "ask": ask}
+    bsz, asz = pick("bidvolume", "bidsize"), pick("askvolume", "asksize")
+    if bsz:
+        mapping["bid_size"] = bsz
+    if asz:
+        mapping["ask_size"] = asz
+    return CsvLayout(mapping=mapping, time_format="auto", strip_time=r"\s*GMT[+-]\d{4}$")
+
+
+_AUTO_FORMATS = ("%d.%m.%Y %H:%M:%S.%f", "%Y%m%d %H:%M:%S.%f", "%Y%m%d %H:%M:%S", "ISO8601")
+
+
+def _auto_time_format(sample: pd.Series) -> str:
+    for fmt in _AUTO_FORMATS:
+        ok = pd.to_datetime(sample, format=fmt, utc=True, errors="coerce").notna()
+        if ok.any():
+            return fmt
+    return "ISO8601"
+
+
+def _tickstory_fix(values: pd.Series) -> pd.Series:
+    """Tickstory writes ``20140102 00:00:00:385`` (a colon before the milliseconds)."""
+    return values.str.replace(r"^(\d{8} \d\d:\d\d:\d\d):(\d+)$", r"\1.\2", regex=True)
+
+
+class Importer:
+    """Parse and validate one file; iterate to get :class:`TickBatch` / :class:`BookBatch`.
+
+    Parameters
+    ----------
+    path, fmt
+        The file and one of :data:`FORMATS`.
+    symbol
+        The symbol of every row when the file has none (default: the file
+        name's first word, upper case).
+    mapping, time_format
+        ``csv`` only: ``{"ts": "Time", "bid": "Bid", ...}`` and the time
+        format (see :func:`parse_times`).
+    bar_seconds
+        ``bars`` only: bar length (default: the smallest spacing of the first
+        bars).
+    strict
+        Raise :class:`ImportFailed` at the first rejected row.
+    rejects_path
+        CSV file of rejected rows (``line,reason,field,text``); None: none.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        fmt: str,
+        *,
+        symbol: str | None = None,
+        mapping: dict[str, str] | None = None,
+        time_format: str = "iso",
+        bar_seconds: float | None = None,
+        strict: bool = False,
+        rejects_path: str | Path | None = None,
+        block: int = BLOCK,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> None:
+        if fmt not in FORMATS:
+            raise ImportFailed(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ImportFailed(f"{self.path}: no such file")
+        self.fmt = fmt
+        self.symbol = symbol or re.split(r"[^A-Za-z0-9]", self.path.name)[0].upper() or "TICKS"
+        self.mapping = mapping
+        self.time_format = time_format
+        self.bar_seconds = bar_seconds
+        self.strict = strict
+        self.block = block
+        self.on_progress = on_progress
+        self.report = ImportReport(path=str(self.path), fmt=fmt)
+        self._states: dict[str, _SymbolState] = {}
+        self._book_seq: dict[str, int] = {}
+        self._rejects_path = Path(rejects_path) if rejects_path else None
+        self._rejects_file: Any = None
+        self._rejects_writer: Any = None
+        if self._rejects_path:
+            self.report.rejects_path = str(self._rejects_path)
+
+    # -- rejects ------------------------------------------------------------
+
+    def _reject(self, line: int, reason: str, fld: str, text: str = "") -> None:
+        self.report.rejects[reason] += 1
+        if self.strict:
+            raise ImportFailed(f"{self.path}:{line}: {fld}: {reason.replace('_', ' ')}: {text[:200]}")
+        if self._rejects_path is not None:
+            if self._rejects_writer is None:
+                self._rejects_file = open(self._rejects_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+                self._rejects_writer = csv.writer(self._rejects_file)
+                self._rejects_writer.writerow(["line", "reason", "field", "text"])
+            self._rejects_writer.writerow([line, reason, fld, text])
+
+    def close(self) -> None:
+        if self._rejects_file is not None:
+            self._rejects_file.close()
+            self._rejects_file = None
+
+    # -- iteration ------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[TickBatch | BookBatch]:
+        try:
+            chunks: Iterable[_Chunk | BookBatch]
+            if self.fmt == "binance-ws":
+                chunks = self._binance()
+            elif self.fmt == "parquet":
+                chunks = self._parquet()
+            elif self.fmt == "bars":
+                chunks = self._bars()
+            else:
+                chunks = self._csv()
+            for chunk in chunks:
+                if isinstance(chunk, BookBatch):
+                    self.report.book_events += len(chunk.events)
+                    yield chunk
+                    continue
+                yield from self._validate(chunk)
+        finally:
+            self.close()
+
+    def run(self) -> ImportReport:
+        """Parse the whole file without storing (validation only)."""
+        for _ in self:
+            pass
+        return self.report
+
+    # -- validation -------------------------------------------------------------
+
+    def _validate(self, chunk: _Chunk) -> Iterator[TickBatch]:
+        n = len(chunk.line)
+        self.report.rows += n + len(chunk.pre)
+        if n == 0:
+            for rej in chunk.pre:
+                self._reject(*rej)
+            return
+        ok = np.ones(n, dtype=bool)
+        reason = np.full(n, "", dtype=object)
+        fld = np.full(n, "", dtype=object)
+
+        def mark(mask: np.ndarray, why: str, name: str) -> None:
+            new = mask & ok
+            reason[new] = why
+            fld[new] = name
+            ok[new] = False
+
+        for name, mask in chunk.bad.items():
+            mark(mask, "bad_timestamp" if name == "ts" else "malformed", name)
+        mark(chunk.ts == _NAT, "bad_timestamp", "ts")
+        c = chunk.cols
+        for name in ("bid", "ask", "last"):
+            mark(c[name] <= 0, "non_positive_price", name)
+        for name in ("bid_size", "ask_size", "last_size"):
+            mark(c[name] < 0, "malformed", name)
+        mark(c["bid"] > c["ask"], "crossed_quote", "bid")
+        mark(np.isnan(c["bid"]) & np.isnan(c["ask"]) & np.isnan(c["last"]), "malformed", "price")
+        symbols = chunk.symbol
+        if isinstance(symbols, str):
+            groups: list[tuple[str, np.ndarray]] = [(symbols, np.arange(n))]
+        else:
+            uniq, inv = np.unique(symbols.astype(str), return_inverse=True)
+            groups = [(str(s), np.flatnonzero(inv == i)) for i, s in enumerate(uniq)]
+        accepted: list[tuple[str, np.ndarray, np.ndarray]] = []
+        for sym, rows in groups:
+            state = self._states.setdefault(sym, _SymbolState())
+            cand = rows[ok[rows]]
+            if len(cand):
+                ts = chunk.ts[cand]
+                prev_max = np.maximum.accumulate(np.concatenate([[state.last_ts], ts]))[:-1]
+                late = ts < prev_max
+                mask = np.zeros(n, dtype=bool)
+                mask[cand[late]] = True
+                mark(mask, "out_of_order", "ts")
+                cand = cand[~late]
+            if len(cand):
+                # duplicate: the same key (trade id), or the same time and
+                # values, as the previous accepted row of the symbol
+                ts_i = chunk.ts[cand]
+                if chunk.key is not None:
+                    keys = chunk.key[cand]
+                    prev_keys = np.empty(len(keys), dtype=object)
+                    prev_keys[0] = state.last_row[0] if state.last_row else None
+                    prev_keys[1:] = keys[:-1]
+                    dup = keys == prev_keys
+                else:
+                    vals = np.column_stack([c[k][cand] for k in _FLOATS])
+                    first = np.array(state.last_row if state.last_row else [np.nan] * 6, dtype=np.float64)
+                    prev_vals = np.vstack([first[None, :], vals[:-1]])
+                    same = np.all((vals == prev_vals) | (np.isnan(vals) & np.isnan(prev_vals)), axis=1)
+                    prev_ts = np.concatenate([[state.last_ts], ts_i[:-1]])
+                    dup = (ts_i == prev_ts) & same
+                mask = np.zeros(n, dtype=bool)
+                mask[cand[dup]] = True
+                mark(mask, "duplicate", "row")
+                keep = cand[~dup]
+                if len(keep):
+                    last = keep[-1]
+                    if chunk.key is not None:
+                        state.last_row = (chunk.key[last],)
+                    else:
+                        state.last_row = tuple(float(c[k][last]) for k in _FLOATS)
+                    state.last_ts = max(state.last_ts, int(chunk.ts[keep].max()))
+                    accepted.append((sym, keep, self._seq(state, chunk.ts[keep])))
+        rejected = list(chunk.pre)
+        for i in np.flatnonzero(~ok):
+            text = chunk.raw[i] if chunk.raw is not None else ""
+            rejected.append((int(chunk.line[i]), str(reason[i]), str(fld[i]), text))
+        rejected.sort(key=lambda r: r[0])  # file order, so strict stops at the first bad line
+        for rej in rejected:
+            self._reject(*rej)
+        for sym, keep, seq in accepted:
+            ticks = np.empty(len(keep), dtype=TICK_DTYPE)
+            ticks["ts"] = chunk.ts[keep]
+            for k in _FLOATS:
+                ticks[k] = c[k][keep]
+            self.report.accepted += len(keep)
+            self.report.symbols[sym] = self.report.symbols.get(sym, 0) + len(keep)
+            lo, hi = int(ticks["ts"][0]), int(ticks["ts"][-1])
+            self.report.first_ns = lo if self.report.first_ns is None else min(self.report.first_ns, lo)
+            self.report.last_ns = hi if self.report.last_ns is None else max(self.report.last_ns, hi)
+            yield TickBatch(sym, ticks, seq)
+
+    @staticmethod
+    def _seq(state: _SymbolState, ts: np.ndarray) -> np.ndarray:
+        """Index among the ticks of the same microsecond, carried across blocks
+        (``ts`` is non-decreasing)."""
+        us = ts // 1000
+        n = len(us)
+        idx = np.arange(n, dtype=np.int64)
+        start = np.ones(n, dtype=bool)
+        start[1:] = us[1:] != us[:-1]
+        seq = idx - np.maximum.accumulate(np.where(start, idx, 0))
+        if us[0] == state.last_us:
+            seq[us == us[0]] += state.us_count
+        state.last_us = int(us[-1])
+        state.us_count = int(seq[-1]) + 1
+        return seq
+
+    # -- formats ----------------------------------------------------------------
+
+    def _csv(self) -> Iterator[_Chunk]:
+        layout: CsvLayout | None = None
+        header: list[str] = []
+        first = True
+        for lineno, lines in _blocks(self.path, self.block, self.on_progress):
+            lines_no = np.arange(lineno, lineno + len(lines), dtype=np.int64)
+            if first:
+                first = False
+                header = [h.strip() for h in next(csv.reader([lines[0].lstrip("\ufeff")]))]
+                layout = self._layout(header)
+                lines, lines_no = lines[1:], lines_no[1:]
+            assert layout is not None
+            yield self._parse_csv(lines, lines_no, header, layout)
+
+    def _layout(self, header: list[str]) -> CsvLayout:
+        if self.fmt == "truefx":
+            if [_norm(h) for h in header[:3]] != ["timestamp", "bid", "ask"]:
+                # raw TrueFX downloads have no header: SYMBOL,yyyymmdd HH:MM:SS.fff,bid,ask
+                raise ImportFailed(f"{self.path}: truefx: expected a timestamp,bid,ask header, got {header}")
+            return CsvLayout(mapping={"ts": header[0], "bid": header[1], "ask": header[2]}, time_format="iso")
+        if self.fmt == "tardis":
+            need = {"symbol", "timestamp", "id", "price", "amount"}
+            if not need <= set(header):
+                raise ImportFailed(f"{self.path}: tardis trades: need columns {sorted(need)}, got {header}")
+            return CsvLayout(
+                mapping={"symbol": "symbol", "ts": "timestamp", "last": "price", "last_size": "amount"},
+                time_format="us",
+                key="id",
+            )
+        if self.fmt == "dukascopy":
+            return _dukascopy_layout(header)
+        mapping = dict(self.mapping or {})
+        if not mapping:  # the ticktape names themselves
+            mapping = {k: k for k in _MAPPABLE if k in header}
+            if "ts" not in mapping:
+                for alt in ("timestamp", "time", "datetime", "date"):
+                    if alt in header:
+                        mapping["ts"] = alt
+                        break
+        unknown = [k for k in mapping if k not in _MAPPABLE]
+        if unknown:
+            raise ImportFailed(f"--map: unknown field(s) {unknown}; fields are {', '.join(_MAPPABLE)}")
+        missing = [v for v in mapping.values() if v not in header]
+        if missing:
+            raise ImportFailed(f"{self.path}:1: column(s) {missing} not in the header {header}")
+        if "ts" not in mapping:
+            raise ImportFailed(f"{self.path}: no time column (map one with --map ts=COLUMN)")
+        for name in header:  # header columns that feed nothing
+            if name not in mapping.values():
+                self._reject(1, "unknown_column", name, ",".join(header))
+        return CsvLayout(mapping=mapping, time_format=self.time_format)
+
+    def _parse_csv(
+        self, lines: list[str], lines_no: np.ndarray, header: list[str], layout: CsvLayout
+    ) -> _Chunk:
+        ncol = len(header)
+        counts = np.fromiter((x.count(",") for x in lines), dtype=np.int64, count=len(lines))
+        blank = np.fromiter((not x.strip() for x in lines), dtype=bool, count=len(lines))
+        good = (counts == ncol - 1) & ~blank
+        pre = [
+            (int(lines_no[i]), "malformed", f"{counts[i] + 1} fields, expected {ncol}", lines[i])
+            for i in np.flatnonzero(~good & ~blank)
+        ]
+        idx = np.flatnonzero(good)
+        kept = [lines[i] for i in idx]
+        no = lines_no[idx]
+        n = len(kept)
+        if n:
+            frame = pd.read_csv(
+                io.StringIO("\n".join(kept)),
+                header=None,
+                names=header,
+                dtype=str,
+                keep_default_na=False,
+                quoting=csv.QUOTE_NONE,
+                engine="c",
+            )
+        else:
+            frame = pd.DataFrame({h: pd.Series([], dtype=str) for h in header})
+        bad: dict[str, np.ndarray] = {}
+        cols: dict[str, np.ndarray] = {}
+        for name in _FLOATS:
+            src = layout.mapping.get(name)
+            if src is None:
+                cols[name] = np.full(n, np.nan)
+                continue
+            text = frame[src].str.strip()
+            num = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
+            bad[src] = (
+                np.isnan(num) & (text != "").to_numpy() & ~text.str.lower().isin(["nan", "null"]).to_numpy()
+            )
+            cols[name] = num
+        times = frame[layout.mapping["ts"]].str.strip()
+        if layout.strip_time:
+            times = times.str.replace(layout.strip_time, "", regex=True)
+        fmt = layout.time_format
+        if fmt == "auto":
+            times = _tickstory_fix(times)
+            fmt = _auto_time_format(times.head(50)) if n else "ISO8601"
+            layout.time_format = fmt
+        ts = parse_times(times, "iso" if fmt == "ISO8601" else fmt) if n else np.empty(0, np.int64)
+        sym_src = layout.mapping.get("symbol")
+        symbol: np.ndarray | str = (
+            frame[sym_src].str.strip().to_numpy(dtype=object) if sym_src else self.symbol
+        )
+        if not isinstance(symbol, str):
+            empty = symbol == ""
+            if empty.any():
+                bad["symbol"] = empty
+        key = frame[layout.key].to_numpy(dtype=object) if layout.key else None
+        return _Chunk(line=no, ts=ts, cols=cols, symbol=symbol, bad=bad, key=key, raw=kept, pre=pre)
+
+    def _bars(self) -> Iterator[_Chunk]:
+        header: list[str] = []
+        bar_ns: int | None = int(self.bar_seconds * 1e9) if self.bar_seconds else None
+        first = True
+        for lineno, lines in _blocks(self.path, self.block, self.on_progress):
+            lines_no = np.arange(lineno, lineno + len(lines), dtype=np.int64)
+            if first:
+                first = False
+                header = [h.strip() for h in next(csv.reader([lines[0].lstrip("\ufeff")]))]
+                lines, lines_no = lines[1:], lines_no[1:]
+            cols = {_norm(h): h for h in header}
+            time_col = header[0]
+            for name in ("date", "datetime", "time", "timestamp"):
+                if name in cols:
+                    time_col = cols[name]
+                    break
+            need = ("open", "high", "low", "close")
+            if any(k not in cols for k in need):
+                raise ImportFailed(f"{self.path}: bars need Open, High, Low, Close columns, got {header}")
+            layout = CsvLayout(
+                mapping={
+                    "ts": time_col,
+                    "bid": cols["open"],
+                    "ask": cols["high"],
+                    "bid_size": cols["low"],
+                    "ask_size": cols["close"],
+                    **({"last_size": cols["volume"]} if "volume" in cols else {}),
+                },
+                time_format="iso",
+            )
+            chunk = self._parse_csv(lines, lines_no, header, layout)
+            o, h, lo, c = (chunk.cols[k] for k in ("bid", "ask", "bid_size", "ask_size"))
+            vol = chunk.cols["last_size"]
+            if bar_ns is None:
+                valid = np.sort(chunk.ts[chunk.ts != _NAT])
+                diffs = np.diff(valid[:200])
+                diffs = diffs[diffs > 0]
+                bar_ns = int(diffs.min()) if len(diffs) else 86_400 * 10**9
+            yield self._expand_bars(chunk, o, h, lo, c, vol, bar_ns)
+
+    def _expand_bars(self, chunk: _Chunk, o, h, lo, c, vol, bar_ns: int) -> _Chunk:
+        n = len(chunk.line)
+        bad = dict(chunk.bad)
+        inconsistent = (h < np.maximum(o, c)) | (lo > np.minimum(o, c)) | (h < lo)
+        bad["high/low"] = inconsistent & ~np.isnan(h) & ~np.isnan(lo)
+        prices, offsets = bar_ticks(o, h, lo, c)
+        ts = np.repeat(chunk.ts, 4)
+        ts = np.where(ts == _NAT, _NAT, ts + np.tile(offsets, n) * (bar_ns // 4))
+        size = np.where(np.isnan(vol), np.nan, vol / 4)
+        cols = {k: np.full(4 * n, np.nan) for k in _FLOATS}
+        cols["last"] = prices.reshape(-1)
+        cols["last_size"] = np.repeat(size, 4)
+        return _Chunk(
+            line=np.repeat(chunk.line, 4),
+            ts=ts,
+            cols=cols,
+            symbol=self.symbol,
+            bad={k: np.repeat(v, 4) for k, v in bad.items()},
+            raw=[x for x in (chunk.raw or []) for _ in range(4)],
+            pre=chunk.pre,
+        )
+
+    def _binance(self) -> Iterator[_Chunk | BookBatch]:
+        from ticktape.store import BOOK_EVENT_DTYPE
+
+        last_sym = self.symbol
+        for lineno, lines in _blocks(self.path, min(self.block, 50_000), self.on_progress):
+            rows: list[tuple] = []
+            book: list[tuple] = []
+            for i, line in enumerate(lines):
+                no = lineno + i
+                if not line.strip():
+                    continue
+                recv, _, payload = line.partition(" ")
+                try:
+                    recv_ns = int(recv)
+                    msg = json.loads(payload)
+                    data = msg.get("data", msg)
+                    event = data.get("e") or (
+                        "bookTicker" if "b" in data and "a" in data and "u" in data else None
+                    )
+                except (ValueError, AttributeError):
+                    self.report.rows += 1
+                    self._reject(no, "malformed", "json", line)
+                    continue
+                sym = str(data.get("s") or last_sym)  # snapshots carry no symbol
+                last_sym = sym
+                try:
+                    if event == "bookTicker":
+                        rows.append(
+                            (
+                                no,
+                                recv_ns,
+                                sym,
+                                float(data["b"]),
+                                float(data["a"]),
+                                float(data["B"]),
+                                float(data["A"]),
+                                np.nan,
+                                np.nan,
+                                line,
+                            )
+                        )
+                    elif event == "trade":
+                        rows.append(
+                            (
+                                no,
+                                recv_ns,
+                                sym,
+                                np.nan,
+                                np.nan,
+                                np.nan,
+                                np.nan,
+                                float(data["p"]),
+                                float(data["q"]),
+                                line,
+                            )
+                        )
+                    elif event == "depthUpdate":
+                        for side, key in ((1, "b"), (-1, "a")):
+                            for price, size in data[key]:
+                                book.append((sym, recv_ns, 10, side, float(price), float(size), -1, 0))
+                    elif event is None and "lastUpdateId" in data and "bids" in data:
+                        # a REST depth snapshot: clear the book, then its levels
+                        book.append((sym, recv_ns, 11, 0, np.nan, np.nan, -1, 0))
+                        for side, key in ((1, "bids"), (-1, "asks")):
+                            for depth, (price, size) in enumerate(data[key], start=1):
+                                book.append((sym, recv_ns, 10, side, float(price), float(size), -1, depth))
+                    else:
+                        self.report.rows += 1
+                        self._reject(no, "unknown_column", f"event {event}", line)
+                except (KeyError, TypeError, ValueError) as exc:
+                    self.report.rows += 1
+                    self._reject(no, "malformed", str(exc), line)
+            if book:
+                by_sym: dict[str, list[tuple]] = {}
+                for b in book:
+                    by_sym.setdefault(b[0], []).append(b[1:])
+                for sym, evs in by_sym.items():
+                    arr = np.array(evs, dtype=BOOK_EVENT_DTYPE)
+                    start = self._book_seq.get(sym, 0)
+                    self._book_seq[sym] = start + len(arr)
+                    yield BookBatch(sym, arr, np.arange(start, start + len(arr), dtype=np.int64))
+            if rows:
+                n = len(rows)
+                cols = {
+                    k: np.fromiter((r[3 + j] for r in rows), np.float64, n) for j, k in enumerate(_FLOATS)
+                }
+                yield _Chunk(
+                    line=np.fromiter((r[0] for r in rows), np.int64, n),
+                    ts=np.fromiter((r[1] for r in rows), np.int64, n),
+                    cols=cols,
+                    symbol=np.array([r[2] for r in rows], dtype=object),
+                    raw=[r[9] for r in rows],
+                )
+
+    def _parquet(self) -> Iterator[_Chunk]:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(self.path)
+        names = pf.schema_arrow.names
+        if "ts" not in names:
+            raise ImportFailed(f"{self.path}: parquet needs a ts column (int64 ns or timestamp), has {names}")
+        for name in names:
+            if name not in ("ts", "symbol", "seq", *_FLOATS):
+                self._reject(0, "unknown_column", name, "")
+        row = 0
+        done_rows = 0
+        for rb in pf.iter_batches(batch_size=self.block):
+            n = rb.num_rows
+            tscol = rb.column("ts")
+            if pa.types.is_timestamp(tscol.type):
+                tscol = tscol.cast(pa.timestamp("ns", tz=tscol.type.tz)).cast(pa.int64())
+            ts = tscol.to_numpy(zero_copy_only=False)
+            if tscol.null_count:
+                ts = np.where(tscol.is_null().to_numpy(zero_copy_only=False), _NAT, ts)
+            cols = {}
+            for k in _FLOATS:
+                if k in names:
+                    cols[k] = rb.column(k).cast(pa.float64()).to_numpy(zero_copy_only=False)
+                else:
+                    cols[k] = np.full(n, np.nan)
+            symbol: np.ndarray | str = (
+                rb.column("symbol").to_numpy(zero_copy_only=False).astype(object)
+                if "symbol" in names
+                else self.symbol
+            )
+            yield _Chunk(
+                line=np.arange(row + 1, row + n + 1), ts=ts.astype(np.int64), cols=cols, symbol=symbol
+            )
+            row += n
+            done_rows += n
+            if self.on_progress is not None:
+                self.on_progress(int(self.path.stat().st_size * done_rows / max(1, pf.metadata.num_rows)))
+
+
+def bar_ticks(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Four prices per bar (n, 4): open, then high and low in the order they
+    most likely came, then close; and the tick offsets within the bar (0..3).
+
+    Up bars (close >= open) most likely went down first (O, L, H, C), down
+    bars up first (O, H, L, C): the close sits nearer the extreme reached
+    last. A flat bar visits the extreme nearer the open first.
+    """
+    up = c > o
+    flat = c == o
+    low_first = up | (flat & (o - lo <= h - o))
+    second = np.where(low_first, lo, h)
+    third = np.where(low_first, h, lo)
+    return np.column_stack([o, second, third, c]), np.arange(4, dtype=np.int64)
+
+
+async def import_to_store(conn: Any, importer: Importer, *, refresh: bool = True) -> ImportReport:
+    """Write everything ``importer`` accepts into the store; returns its report."""
+    from ticktape import store
+
+    for batch in importer:
+        if isinstance(batch, TickBatch):
+            importer.report.stored += await store.write_ticks(conn, batch.symbol, batch.ticks, seq=batch.seq)
+        else:
+            importer.report.book_stored += await store.write_book_events(
+                conn, batch.symbol, batch.events, batch.seq
+            )
+    rep = importer.report
+    if refresh and rep.first_ns is not None and rep.last_ns is not None:
+        await store.refresh_bars(conn, rep.first_ns - 3_600 * 10**9, rep.last_ns + 3_600 * 10**9)
+    return rep

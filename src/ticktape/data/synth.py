@@ -1,0 +1,355 @@
+"""Synthetic ticks: from OHLC bars (Brownian bridges) or from parameters (GBM,
+regime-switching volatility), plus optional L2 depth as diffs.
+
+Everything is deterministic for a seed (and symbol) and streaming: random
+numbers are drawn in fixed blocks (of bars, or of ticks), so the output does
+not depend on the ``chunk`` size and memory stays constant for any length.
+
+Bars -> ticks, per bar:
+
+* the number of ticks is ``4 + Poisson(ticks_per_bar * volume / mean volume)``
+  (intensity follows the bar's volume; the mean is that of the first 4096
+  bars; ``ticks_per_bar`` when there is no volume), arrival times are uniform order statistics inside the bar (a
+  Poisson process given its count), the first at the bar's open time;
+* the trade price path (``last``) goes O -> first extreme -> second extreme
+  -> C through Brownian bridges, the order of H and L random (the high first
+  with probability 1/2), folded back into [L, H]; so it hits O, H, L, C
+  exactly and never leaves [L, H];
+* bid/ask sit around the path with a spread that widens with the local
+  volatility (the absolute tick-to-tick move); sizes are Pareto (heavy tail).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from ticktape.batch import TICK_DTYPE
+
+__all__ = [
+    "BarSynthConfig",
+    "ProcessConfig",
+    "depth_diffs",
+    "from_bars",
+    "generate_process",
+    "rechunk",
+]
+
+NS_PER_S = 1_000_000_000
+_BLOCK = 65_536
+
+
+def _rng(seed: int, symbol: str) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32(symbol.encode())])
+
+
+def rechunk(parts: Iterable[np.ndarray], chunk: int) -> Iterator[np.ndarray]:
+    """Re-cut a stream of arrays into arrays of exactly ``chunk`` rows (the last shorter)."""
+    if chunk <= 0:
+        raise ValueError(f"chunk must be > 0, got {chunk}")
+    buf: list[np.ndarray] = []
+    have = 0
+    for part in parts:
+        if not len(part):
+            continue
+        buf.append(part)
+        have += len(part)
+        if have >= chunk:
+            joined = np.concatenate(buf)
+            cut = len(joined) - len(joined) % chunk
+            for i in range(0, cut, chunk):
+                yield joined[i : i + chunk]
+            rest = joined[cut:]
+            buf, have = ([rest] if len(rest) else []), len(rest)
+    if have:
+        yield np.concatenate(buf)
+
+
+# --------------------------------------------------------------------------
+# bars -> ticks
+
+
+@dataclass(frozen=True, kw_only=True)
+class BarSynthConfig:
+    """Parameters of :func:`from_bars`."""
+
+    symbol: str = "SYN"
+    seed: int = 7
+    bar_ns: int = 60 * NS_PER_S
+    ticks_per_bar: float = 50.0  # mean ticks of a bar of average volume
+    spread: float = 0.0  # base spread in price units; 0: 2 bp of the price
+    spread_vol_mult: float = 2.0  # spread += this * |tick-to-tick move|
+    mean_size: float = 100.0
+    tail: float = 2.5  # Pareto shape of sizes (smaller = heavier tail)
+    bridge_vol: float = 0.5  # noise per step relative to (H - L) / sqrt(n)
+
+    def __post_init__(self) -> None:
+        if self.bar_ns <= 0 or self.ticks_per_bar < 0 or self.mean_size <= 0 or self.tail <= 0:
+            raise ValueError("bar_ns, mean_size and tail must be > 0 and ticks_per_bar >= 0")
+
+
+def _fold(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Reflect ``x`` into [lo, hi] (a triangle wave; in-range values unchanged)."""
+    width = hi - lo
+    safe = np.where(width > 0, width, 1.0)
+    y = np.mod(x - lo, 2 * safe)
+    y = np.where(y > safe, 2 * safe - y, y)
+    return np.where(width > 0, lo + y, lo)
+
+
+def from_bars(bars: Iterable[np.ndarray], cfg: BarSynthConfig, chunk: int = 100_000) -> Iterator[np.ndarray]:
+    """Ticks (``TICK_DTYPE``) from a stream of bar arrays.
+
+    ``bars``: structured arrays with fields ``ts`` (int64 ns, bar open),
+    ``open``, ``high``, ``low``, ``close`` and optionally ``volume``, in time
+    order. Output chunks have ``chunk`` rows.
+    """
+    return rechunk(_bar_ticks(bars, cfg), chunk)
+
+
+def _bar_ticks(bars: Iterable[np.ndarray], cfg: BarSynthConfig) -> Iterator[np.ndarray]:
+    rng = _rng(cfg.seed, cfg.symbol)
+    mean_vol: float | None = None
+    # fixed blocks of 4096 bars: the output does not depend on how the input is cut
+    for part in rechunk(bars, 4096):
+        if mean_vol is None and "volume" in (part.dtype.names or ()):
+            # streaming: the volume scale is the mean of the first 4096 bars
+            v = part["volume"][np.isfinite(part["volume"]) & (part["volume"] > 0)]
+            mean_vol = float(v.mean()) if len(v) else None
+        yield _bars_block(part, cfg, rng, mean_vol)
+
+
+def _bars_block(
+    bars: np.ndarray, cfg: BarSynthConfig, rng: np.random.Generator, mean_vol: float | None
+) -> np.ndarray:
+    m = len(bars)
+    o, h, lo, c = (bars[k].astype(np.float64) for k in ("open", "high", "low", "close"))
+    if np.any(h < np.maximum(o, c)) or np.any(lo > np.minimum(o, c)):
+        raise ValueError("bars need low <= open, close <= high")
+    if mean_vol and "volume" in (bars.dtype.names or ()):
+        intensity = cfg.ticks_per_bar * np.nan_to_num(bars["volume"] / mean_vol, nan=1.0)
+    else:
+        intensity = np.full(m, cfg.ticks_per_bar)
+    counts = 4 + rng.poisson(np.maximum(intensity, 0.0))
+    total = int(counts.sum())
+    bar_of = np.repeat(np.arange(m), counts)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    pos = np.arange(total) - starts[bar_of]  # 0..n-1 within the bar
+    n_bar = counts[bar_of]
+    # times: sorted uniforms per bar, the first at the bar's open
+    u = rng.random(total)
+    u[pos == 0] = 0.0
+    order = np.lexsort((u, bar_of))
+    u = u[order]
+    ts_us = bars["ts"][bar_of] // 1000 + np.floor(u * (cfg.bar_ns // 1000)).astype(np.int64)
+    # anchors: open at 0, extremes at e1 < e2, close at n-1
+    a = rng.random(m)
+    b = rng.random(m)
+    e1 = 1 + np.floor(a * (counts - 3)).astype(np.int64)  # 1 .. n-3
+    e2 = e1 + 1 + np.floor(b * (counts - 2 - e1)).astype(np.int64)  # e1+1 .. n-2
+    high_first = rng.random(m) < 0.5
+    v1 = np.where(high_first, h, lo)
+    v2 = np.where(high_first, lo, h)
+    # Brownian bridges between consecutive anchors
+    sigma = cfg.bridge_vol * (h - lo) / np.sqrt(counts)
+    noise = rng.standard_normal(total) * sigma[bar_of]
+    noise[pos == 0] = 0.0
+    cum = np.cumsum(noise)
+    anchor_pos = np.stack([np.zeros(m, np.int64), e1, e2, counts - 1], axis=1)  # (m, 4)
+    anchor_val = np.stack([o, v1, v2, c], axis=1)
+    seg = (pos[:, None] > anchor_pos[bar_of, 1:]).sum(axis=1)  # 0, 1, 2: segment of each tick
+    seg = np.minimum(seg, 2)
+    sa = anchor_pos[bar_of, seg]
+    sb = anchor_pos[bar_of, seg + 1]
+    va = anchor_val[bar_of, seg]
+    vb = anchor_val[bar_of, seg + 1]
+    base = starts[bar_of]
+    w = cum[base + pos] - cum[base + sa]
+    w_end = cum[base + sb] - cum[base + sa]
+    frac = (pos - sa) / np.maximum(sb - sa, 1)
+    path = va + (w - frac * w_end) + frac * (vb - va)
+    path = np.clip(_fold(path, lo[bar_of], h[bar_of]), lo[bar_of], h[bar_of])
+    for k in range(4):  # exact O, extremes, C
+        path[starts + anchor_pos[:, k]] = anchor_val[:, k]
+    del n_bar
+    # spread widening with the local volatility
+    move = np.abs(np.diff(path, prepend=path[0]))
+    base_spread = cfg.spread if cfg.spread > 0 else 2e-4 * np.abs(path)
+    spread = base_spread + cfg.spread_vol_mult * move
+    out = np.empty(total, dtype=TICK_DTYPE)
+    out["ts"] = ts_us * 1000
+    out["bid"] = path - spread / 2
+    out["ask"] = path + spread / 2
+    scale = cfg.mean_size * (cfg.tail - 1) if cfg.tail > 1 else cfg.mean_size
+    sizes = np.maximum(1.0, np.round((rng.pareto(cfg.tail, (3, total)) + 0.0) * scale))
+    out["bid_size"] = sizes[0]
+    out["ask_size"] = sizes[1]
+    out["last"] = path
+    out["last_size"] = sizes[2]
+    return out
+
+
+def bars_from_frame(frame) -> np.ndarray:  # pandas DataFrame with a DatetimeIndex or a time column
+    """A bar array for :func:`from_bars` from a pandas frame (OHLC[V] columns, any case)."""
+    import pandas as pd
+
+    cols = {c.lower().strip(): c for c in frame.columns}
+    dtype = [
+        ("ts", "<i8"),
+        ("open", "<f8"),
+        ("high", "<f8"),
+        ("low", "<f8"),
+        ("close", "<f8"),
+        ("volume", "<f8"),
+    ]
+    out = np.empty(len(frame), dtype=dtype)
+    time_col = next((cols[k] for k in ("date", "datetime", "time", "timestamp", "") if k in cols), None)
+    times = frame.index if time_col is None else frame[time_col]
+    out["ts"] = pd.to_datetime(times, utc=True).to_numpy(dtype="datetime64[ns]").view(np.int64)
+    for k in ("open", "high", "low", "close"):
+        out[k] = frame[cols[k]].to_numpy(dtype=np.float64)
+    out["volume"] = frame[cols["volume"]].to_numpy(dtype=np.float64) if "volume" in cols else np.nan
+    return out
+
+
+# --------------------------------------------------------------------------
+# parametric
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProcessConfig:
+    """GBM quotes at Poisson times, optionally with calm/news regimes.
+
+    ``vol`` is the annualised volatility of the calm regime. With
+    ``regimes=True`` the process switches to "news" (volatility and tick rate
+    times ``news_vol_mult`` / ``news_rate_mult``) with probability
+    ``p_news`` per tick and back with ``p_calm`` per tick.
+    """
+
+    symbol: str = "SYN"
+    n_ticks: int = 100_000
+    seed: int = 7
+    start_ns: int = 1_704_186_000 * NS_PER_S
+    price0: float = 100.0
+    vol: float = 0.2
+    drift: float = 0.0
+    rate_per_s: float = 20.0
+    tick_size: float = 0.01
+    spread_ticks: float = 1.0
+    spread_vol_mult: float = 2.0
+    mean_size: float = 100.0
+    tail: float = 2.5
+    regimes: bool = False
+    p_news: float = 1e-4
+    p_calm: float = 2e-3
+    news_vol_mult: float = 5.0
+    news_rate_mult: float = 4.0
+
+    def __post_init__(self) -> None:
+        if self.n_ticks < 0:
+            raise ValueError("n_ticks must be >= 0")
+        for name in ("price0", "vol", "rate_per_s", "tick_size", "mean_size", "tail"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0")
+
+
+_YEAR_S = 365.25 * 86_400
+
+
+def generate_process(cfg: ProcessConfig, chunk: int = 100_000) -> Iterator[np.ndarray]:
+    """Yield ``cfg.n_ticks`` ticks in chunks of ``chunk`` rows."""
+    return rechunk(_process(cfg), chunk)
+
+
+def _process(cfg: ProcessConfig) -> Iterator[np.ndarray]:
+    rng = _rng(cfg.seed, cfg.symbol)
+    log_p = np.log(cfg.price0)
+    t_ns = cfg.start_ns
+    news = False
+    done = 0
+    while done < cfg.n_ticks:
+        n = min(_BLOCK, cfg.n_ticks - done)
+        if cfg.regimes:
+            flips = rng.random(_BLOCK)[:n]
+            state = np.empty(n, dtype=bool)
+            # two-state Markov chain, vectorised by runs: flip when u < p(state)
+            cur = news
+            for i in range(n):  # cheap compared with the draws; keeps exact semantics
+                cur = (not cur) if flips[i] < (cfg.p_calm if cur else cfg.p_news) else cur
+                state[i] = cur
+            news = cur
+        else:
+            state = np.zeros(n, dtype=bool)
+        rate = cfg.rate_per_s * np.where(state, cfg.news_rate_mult, 1.0)
+        gaps = rng.exponential(1.0, _BLOCK)[:n] / rate
+        z = rng.standard_normal(_BLOCK)[:n]
+        sizes = rng.pareto(cfg.tail, (2, _BLOCK))[:, :n]
+        sigma = cfg.vol * np.where(state, cfg.news_vol_mult, 1.0) / np.sqrt(_YEAR_S)
+        dt = gaps
+        step = (cfg.drift / _YEAR_S - 0.5 * sigma**2) * dt + sigma * np.sqrt(dt) * z
+        lp = log_p + np.cumsum(step)
+        log_p = float(lp[-1])
+        ts = t_ns + np.cumsum(np.maximum(1, np.round(gaps * 1e6)).astype(np.int64) * 1000)
+        t_ns = int(ts[-1])
+        mid = np.exp(lp)
+        half = (
+            cfg.tick_size * (cfg.spread_ticks + cfg.spread_vol_mult * np.abs(step) * mid / cfg.tick_size) / 2
+        )
+        out = np.empty(n, dtype=TICK_DTYPE)
+        out["ts"] = ts
+        out["bid"] = np.floor((mid - half) / cfg.tick_size) * cfg.tick_size
+        out["ask"] = np.ceil((mid + half) / cfg.tick_size) * cfg.tick_size
+        out["ask"] = np.maximum(out["ask"], out["bid"] + cfg.tick_size)
+        scale = cfg.mean_size * (cfg.tail - 1) if cfg.tail > 1 else cfg.mean_size
+        out["bid_size"] = np.maximum(1.0, np.round(sizes[0] * scale))
+        out["ask_size"] = np.maximum(1.0, np.round(sizes[1] * scale))
+        out["last"] = np.nan
+        out["last_size"] = np.nan
+        done += n
+        yield out
+
+
+# --------------------------------------------------------------------------
+# L2 depth
+
+
+def depth_diffs(
+    ticks: np.ndarray, levels: int = 5, tick_size: float = 0.01, seed: int = 7, mean_size: float = 100.0
+) -> np.ndarray:
+    """L2 book events (``store.BOOK_EVENT_DTYPE``, kind 10) consistent with ``ticks``.
+
+    The book has ``levels`` price levels per side on the ``tick_size`` grid,
+    the best ones at each tick's bid/ask (with their sizes); deeper sizes are
+    random. Only changes are emitted: a level whose size changed, a new
+    level, and a removal (size 0) for a level that left the top ``levels``.
+    """
+    from ticktape.store import BOOK_EVENT_DTYPE
+
+    rng = np.random.default_rng(seed)
+    out: list[tuple] = []
+    prev: dict[int, dict[int, float]] = {1: {}, -1: {}}
+    for t in ticks:
+        if np.isnan(t["bid"]) or np.isnan(t["ask"]):
+            continue
+        for side, best, best_size in ((1, t["bid"], t["bid_size"]), (-1, t["ask"], t["ask_size"])):
+            top = round(best / tick_size)
+            book = {}
+            for i in range(levels):
+                px = top - i if side == 1 else top + i
+                size = (
+                    float(best_size)
+                    if i == 0
+                    else prev[side].get(px) or float(max(1, round(rng.pareto(2.5) * mean_size)))
+                )
+                book[px] = size
+            for px, size in book.items():
+                if prev[side].get(px) != size:
+                    out.append((int(t["ts"]), 10, side, px * tick_size, size, -1, 0))
+            for px in prev[side]:
+                if px not in book:
+                    out.append((int(t["ts"]), 10, side, px * tick_size, 0.0, -1, 0))
+            prev[side] = book
+    return np.array(out, dtype=BOOK_EVENT_DTYPE)

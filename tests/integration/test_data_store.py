@@ -1,0 +1,208 @@
+"""Market data against the real (embedded) PostgreSQL: import -> store -> read,
+re-import, the bar views, book events, the catalogue and the ``data`` CLI."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ticktape import store
+from ticktape.batch import TICK_DTYPE
+from ticktape.data import readers, synth
+from ticktape.data.importers import Importer, TickBatch, import_to_store
+from ticktape.data_cli import data_app
+
+pytestmark = pytest.mark.integration
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+BASE = 1_704_067_200 * 10**9  # 2024-01-01T00:00Z
+
+
+@pytest.fixture
+async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
+    c = await store.connect(db_url)
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
+def sym() -> str:
+    return f"D{uuid.uuid4().hex[:8]}"
+
+
+async def stored(conn: asyncpg.Connection, symbol: str, **kw) -> np.ndarray:
+    parts = [b async for b in store.read_ticks(conn, symbol, **kw)]
+    return np.concatenate(parts) if parts else np.empty(0, TICK_DTYPE)
+
+
+def accepted(imp: Importer) -> np.ndarray:
+    return np.concatenate([b.ticks for b in imp if isinstance(b, TickBatch)])
+
+
+def assert_same(a: np.ndarray, b: np.ndarray) -> None:
+    assert len(a) == len(b)
+    for name in TICK_DTYPE.names or ():
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+async def test_import_round_trip_and_reimport_stores_nothing_new(
+    conn: asyncpg.Connection, tmp_path: Path
+) -> None:
+    s = sym()
+    ticks = np.concatenate(list(synth.generate_process(synth.ProcessConfig(symbol=s, n_ticks=5_000, seed=3))))
+    ticks["last"][::7] = ticks["bid"][::7]
+    ticks["last_size"][::7] = 2.0
+    ticks["ts"][100:110] = ticks["ts"][100]  # ticks sharing a microsecond
+    path = tmp_path / "t.csv"
+    import pandas as pd
+
+    pd.DataFrame(ticks).to_csv(path, index=False)
+    rep = await import_to_store(conn, Importer(path, "csv", symbol=s, time_format="ns", block=1_000))
+    assert rep.rejected == 0 and rep.stored == rep.accepted == len(ticks)
+    assert_same(await stored(conn, s), ticks)
+    again = await import_to_store(conn, Importer(path, "csv", symbol=s, time_format="ns", block=777))
+    assert again.accepted == len(ticks) and again.stored == 0
+    assert await conn.fetchval("SELECT count(*) FROM ticks WHERE symbol = $1", s) == len(ticks)
+
+
+async def test_parquet_export_and_read_back(conn: asyncpg.Connection, tmp_path: Path) -> None:
+    s = sym()
+    ticks = np.concatenate(list(synth.generate_process(synth.ProcessConfig(symbol=s, n_ticks=3_000, seed=4))))
+    await store.write_ticks(conn, s, ticks)  # default seq: the importers' convention
+    out = tmp_path / "x.parquet"
+    mid = int(ticks["ts"][1_000])
+    assert await readers.export_parquet(conn, out, [s], start_ns=mid) == 2_000
+    back = np.concatenate([b for _, b in readers.read_parquet(out, batch_size=512)])
+    assert_same(back, ticks[1_000:])
+    # the parquet importer takes it back in (nothing new)
+    rep = await import_to_store(conn, Importer(out, "parquet"))
+    assert rep.accepted == 2_000 and rep.stored == 0 and set(rep.symbols) == {s}
+
+
+async def test_bar_views_on_plain_postgres(conn: asyncpg.Connection) -> None:
+    s = sym()
+    t = np.zeros(5, dtype=TICK_DTYPE)
+    t["ts"] = [BASE + 1, BASE + 2 * 10**9, BASE + 30 * 10**9, BASE + 61 * 10**9, BASE + 3_601 * 10**9]
+    t["bid"] = [10, 12, 8, np.nan, 30]
+    t["ask"] = [12, 14, 10, np.nan, 32]
+    t[["bid_size", "ask_size"]] = (1, 1)
+    t["last"] = [np.nan, 13, np.nan, 50, np.nan]
+    t["last_size"] = [np.nan, 2, np.nan, 5, np.nan]
+    await store.write_ticks(conn, s, t)
+    assert await store.refresh_bars(conn) == 0  # plain views: nothing to refresh
+    q = "SELECT open, high, low, close, ticks, volume, trades FROM {} WHERE symbol = $1 ORDER BY bucket"
+    m = [tuple(r) for r in await conn.fetch(q.format("bars_1m"), s)]
+    assert m == [
+        (11.0, 13.0, 9.0, 9.0, 3, 2.0, 1),
+        (50.0, 50.0, 50.0, 50.0, 1, 5.0, 1),
+        (31.0, 31.0, 31.0, 31.0, 1, None, 0),
+    ]
+    h = [tuple(r) for r in await conn.fetch(q.format("bars_1h"), s)]
+    assert h == [(11.0, 50.0, 9.0, 50.0, 4, 7.0, 2), (31.0, 31.0, 31.0, 31.0, 1, None, 0)]
+    assert await conn.fetchval("SELECT count(*) FROM bars_1s WHERE symbol = $1", s) == 5
+
+
+async def test_binance_capture_book_events_and_catalogue(conn: asyncpg.Connection, tmp_path: Path) -> None:
+    import gzip
+    import json
+
+    s = sym()
+    lines = []
+    for i in range(6):
+        lines.append(
+            f"{10**18 + i * 10**9} {json.dumps({'data': {'u': i, 's': s, 'b': '10', 'B': '1', 'a': '11', 'A': '2'}})}"
+        )
+    lines.append(
+        f"{10**18 + 9_000 * 10**9} {json.dumps({'data': {'e': 'depthUpdate', 'E': 1, 's': s, 'b': [['10', '3']], 'a': []}})}"
+    )
+    lines.append(
+        f"{10**18 + 9_001 * 10**9} {json.dumps({'data': {'e': 'trade', 's': s, 'p': '10.5', 'q': '1'}})}"
+    )
+    path = tmp_path / "cap.gz"
+    with gzip.open(path, "wt") as f:
+        f.write("\n".join(lines) + "\n")
+    rep = await import_to_store(conn, Importer(path, "binance-ws"))
+    assert (rep.stored, rep.book_stored) == (7, 1)
+    again = await import_to_store(conn, Importer(path, "binance-ws"))
+    assert (again.stored, again.book_stored) == (0, 0)
+    row = await conn.fetchrow("SELECT kind, side, price, size FROM book_events WHERE symbol = $1", s)
+    assert tuple(row) == (10, 1, 10.0, 3.0)
+    cat = await store.tick_catalogue(conn, gap_ns=60 * 10**9, symbols=[s])
+    assert len(cat) == 1 and cat[0]["ticks"] == 7 and cat[0]["n_gaps"] == 1
+    assert cat[0]["gaps"] == [(10**18 + 5 * 10**9, 10**18 + 9_001 * 10**9)]
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"reference data folder {SHARED} is absent")
+@pytest.mark.shared_data
+async def test_real_tardis_trades_round_trip(conn: asyncpg.Connection) -> None:
+    s = sym()
+    path = SHARED / "ticks" / "tardis_binance_btcusdt_trades.csv"
+    expect = accepted(Importer(path, "tardis"))
+    # the file's symbol column names the symbol; re-key it for an isolated test
+    rep = await import_to_store(conn, Importer(path, "tardis"))
+    assert rep.accepted == len(expect) == 9_999
+    back = await stored(conn, "BTCUSDT")
+    assert len(back) >= len(expect)
+    got = back[np.isin(back["ts"], expect["ts"])]
+    np.testing.assert_array_equal(np.sort(got["last"]), np.sort(expect["last"]))
+    assert np.isnan(got["bid"]).all()
+    again = await import_to_store(conn, Importer(path, "tardis"))
+    assert again.stored == 0
+    del s
+
+
+# -- the CLI ------------------------------------------------------------------
+
+
+def test_cli_generate_import_list_stats_export(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TICKTAPE_DATABASE_URL", db_url)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    s = sym()
+    gen = runner.invoke(data_app, ["generate", "--symbol", s, "--ticks", "20000", "--out", "g.parquet"])
+    assert gen.exit_code == 0, gen.output
+    imp = runner.invoke(data_app, ["import", "g.parquet", "--format", "parquet"])
+    assert imp.exit_code == 0, imp.output
+    assert "20,000" in imp.output
+    lst = runner.invoke(data_app, ["list"])
+    assert lst.exit_code == 0 and s in lst.output
+    st = runner.invoke(data_app, ["stats", "--symbol", s, "--json"])
+    assert st.exit_code == 0, st.output
+    assert '"ticks": 20000' in st.output
+    ex = runner.invoke(data_app, ["export", "e.parquet", "--symbol", s])
+    assert ex.exit_code == 0 and "20,000" in ex.output
+    a = np.concatenate([b for _, b in readers.read_parquet(tmp_path / "g.parquet")])
+    b = np.concatenate([b for _, b in readers.read_parquet(tmp_path / "e.parquet")])
+    assert_same(a, b)
+    st2 = runner.invoke(data_app, ["stats", "--file", "e.parquet"])
+    assert st2.exit_code == 0 and "by hour" in st2.output
+    g2 = runner.invoke(data_app, ["generate", "--symbol", s + "B", "--ticks", "500", "--depth", "3"])
+    assert g2.exit_code == 0, g2.output
+
+
+def test_cli_import_rejects_and_strict(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TICKTAPE_DATABASE_URL", db_url)
+    monkeypatch.chdir(tmp_path)
+    s = sym()
+    src = tmp_path / "q.csv"
+    src.write_text(
+        "ts,bid,ask\n2024-01-02T09:00:00Z,1,2\n2024-01-02T09:00:01Z,3,2\n2024-01-02T09:00:02Z,0,2\n"
+    )
+    runner = CliRunner()
+    res = runner.invoke(data_app, ["import", str(src), "--symbol", s])
+    assert res.exit_code == 0, res.output
+    assert "crossed_quote" in res.output and "non_positive_price" in res.output
+    assert (tmp_path / "q.csv.rejects.csv").read_text().count("\n") == 3
+    res = runner.invoke(data_app, ["import", str(src), "--symbol", s, "--strict", "--dry-run"])
+    assert res.exit_code == 1
+    res = runner.invoke(data_app, ["import", str(tmp_path / "missing.csv")])
+    assert res.exit_code == 1

@@ -1,0 +1,264 @@
+"""Importers: parsing, rejects by reason with line numbers, strict mode, seq, real samples."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ticktape.data.importers import REASONS, Importer, ImportFailed, TickBatch, bar_ticks
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+needs_shared = pytest.mark.skipif(
+    not SHARED.is_dir(), reason=f"reference data folder {SHARED} is absent (only in the developers' checkout)"
+)
+
+
+def ticks_of(imp: Importer) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    out: dict[str, list] = {}
+    seqs: dict[str, list] = {}
+    for b in imp:
+        if isinstance(b, TickBatch):
+            out.setdefault(b.symbol, []).append(b.ticks)
+            seqs.setdefault(b.symbol, []).append(b.seq)
+    return {k: np.concatenate(v) for k, v in out.items()}, {k: np.concatenate(v) for k, v in seqs.items()}
+
+
+def read_rejects(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+BAD_CSV = """time,bid,ask,bid_size,ask_size,venue
+2024-01-02T09:00:00.000001Z,100.0,100.1,5,6,X
+2024-01-02T09:00:00.000001Z,100.0,100.2,5,6,X
+2024-01-02T09:00:00.000001Z,100.0,100.2,5,6,X
+not-a-time,100.0,100.1,5,6,X
+2024-01-02T09:00:01Z,-1,100.1,5,6,X
+2024-01-02T09:00:02Z,100.3,100.1,5,6,X
+2024-01-02T09:00:03Z,100.0,100.1,5
+2024-01-02T08:00:00Z,100.0,100.1,5,6,X
+2024-01-02T09:00:04Z,abc,100.1,5,6,X
+
+2024-01-02T09:00:05Z,100.0,100.1,,,X
+"""
+
+
+def test_generic_csv_counts_each_reject_by_reason_with_line_numbers(tmp_path: Path) -> None:
+    src = tmp_path / "q.csv"
+    src.write_text(BAD_CSV)
+    rej = tmp_path / "rejects.csv"
+    imp = Importer(
+        src,
+        "csv",
+        symbol="Q",
+        mapping={"ts": "time", "bid": "bid", "ask": "ask", "bid_size": "bid_size", "ask_size": "ask_size"},
+        rejects_path=rej,
+    )
+    ticks, seqs = ticks_of(imp)
+    rep = imp.report
+    assert dict(rep.rejects) == {
+        "unknown_column": 1,
+        "duplicate": 1,
+        "bad_timestamp": 1,
+        "non_positive_price": 1,
+        "crossed_quote": 1,
+        "malformed": 2,
+        "out_of_order": 1,
+    }
+    assert set(rep.rejects) <= set(REASONS)
+    assert rep.accepted == 3 == len(ticks["Q"])
+    np.testing.assert_array_equal(seqs["Q"], [0, 1, 0])  # two ticks share a microsecond
+    assert ticks["Q"]["ts"][0] == 1_704_186_000_000_001_000
+    assert np.isnan(ticks["Q"]["bid_size"][2])
+    rows = read_rejects(rej)
+    by_line = {int(r["line"]): (r["reason"], r["field"]) for r in rows}
+    assert by_line == {
+        1: ("unknown_column", "venue"),
+        4: ("duplicate", "row"),
+        5: ("bad_timestamp", "ts"),
+        6: ("non_positive_price", "bid"),
+        7: ("crossed_quote", "bid"),
+        8: ("malformed", "4 fields, expected 6"),
+        9: ("out_of_order", "ts"),
+        10: ("malformed", "bid"),
+    }
+    assert rows[1]["text"].startswith("2024-01-02T09:00:00.000001Z,100.0,100.2")
+
+
+def test_strict_stops_at_the_first_bad_row_with_file_line_and_field(tmp_path: Path) -> None:
+    src = tmp_path / "q.csv"
+    src.write_text(BAD_CSV)
+    imp = Importer(
+        src,
+        "csv",
+        symbol="Q",
+        mapping={
+            "ts": "time",
+            "bid": "bid",
+            "ask": "ask",
+            "bid_size": "bid_size",
+            "ask_size": "ask_size",
+            "symbol": "venue",
+        },
+        strict=True,
+    )
+    with pytest.raises(ImportFailed, match=r"q\.csv:4: row: duplicate"):
+        imp.run()
+
+
+def test_default_mapping_and_epoch_times(tmp_path: Path) -> None:
+    src = tmp_path / "t.csv"
+    src.write_text("symbol,ts,last,last_size\nA,1700000000.5,10,1\nB,1700000000.25,20,2\nA,1700000001,11,1\n")
+    ticks, _ = ticks_of(Importer(src, "csv", time_format="s"))
+    assert list(ticks["A"]["ts"]) == [1_700_000_000_500_000_000, 1_700_000_001_000_000_000]
+    assert list(ticks["B"]["last"]) == [20.0]
+    assert np.isnan(ticks["A"]["bid"]).all()
+
+
+def test_seq_carries_across_blocks(tmp_path: Path) -> None:
+    src = tmp_path / "s.csv"
+    lines = ["ts,last,last_size"] + [f"2024-01-02T09:00:00.000001Z,{100 + i},1" for i in range(7)]
+    src.write_text("\n".join(lines) + "\n")
+    ticks, seqs = ticks_of(Importer(src, "csv", symbol="S", block=3))
+    np.testing.assert_array_equal(seqs["S"], np.arange(7))
+    assert len(ticks["S"]) == 7
+
+
+def test_dukascopy_and_tickstory_times(tmp_path: Path) -> None:
+    duka = tmp_path / "EURUSD_Ticks.csv"
+    duka.write_text(
+        "Gmt time,Ask,Bid,AskVolume,BidVolume\n"
+        "02.01.2024 09:00:00.123,1.1002,1.1000,1.5,2.25\n"
+        "02.01.2024 09:00:00.456,1.1003,1.1001,1,2\n"
+    )
+    ticks, _ = ticks_of(Importer(duka, "dukascopy"))
+    t = ticks["EURUSD"]
+    assert list(t["ts"]) == [1_704_186_000_123_000_000, 1_704_186_000_456_000_000]
+    assert list(t["bid"]) == [1.1, 1.1001] and list(t["ask_size"]) == [1.5, 1.0]
+    tick = tmp_path / "tickstory.csv"
+    tick.write_text(
+        "Timestamp,Bid price,Ask price,Bid volume,Ask volume\n20240102 09:00:00:385,1.1,1.2,1,1\n"
+    )
+    ticks, _ = ticks_of(Importer(tick, "dukascopy", symbol="X"))
+    assert list(ticks["X"]["ts"]) == [1_704_186_000_385_000_000]
+
+
+def test_tardis_duplicates_by_trade_id(tmp_path: Path) -> None:
+    src = tmp_path / "trades.csv"
+    src.write_text(
+        "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n"
+        "x,BTC,1582329602111000,1,7,buy,9682,0.1\n"
+        "x,BTC,1582329602111000,1,7,buy,9682,0.1\n"
+        "x,BTC,1582329602111000,1,8,buy,9682,0.1\n"
+    )
+    imp = Importer(src, "tardis")
+    ticks, seqs = ticks_of(imp)
+    assert imp.report.rejects == {"duplicate": 1}
+    assert list(seqs["BTC"]) == [0, 1]
+    assert np.isnan(ticks["BTC"]["bid"]).all() and list(ticks["BTC"]["last_size"]) == [0.1, 0.1]
+
+
+def test_binance_ws_capture(tmp_path: Path) -> None:
+    src = tmp_path / "cap.gz"
+    lines = [
+        f"100 {json.dumps({'stream': 'x@bookTicker', 'data': {'u': 1, 's': 'BTCUSDT', 'b': '10', 'B': '1', 'a': '11', 'A': '2'}})}",
+        f"200 {json.dumps({'stream': 'x@trade', 'data': {'e': 'trade', 'E': 1, 's': 'BTCUSDT', 't': 5, 'p': '10.5', 'q': '0.3', 'T': 1}})}",
+        f"300 {json.dumps({'data': {'e': 'depthUpdate', 'E': 1, 's': 'BTCUSDT', 'b': [['10', '0']], 'a': [['11', '4'], ['12', '1']]}})}",
+        f"400 {json.dumps({'lastUpdateId': 9, 'bids': [['9', '1']], 'asks': [['13', '2']]})}",
+        f"500 {json.dumps({'data': {'e': 'kline', 's': 'BTCUSDT'}})}",
+        "600 {not json",
+    ]
+    with gzip.open(src, "wt") as f:
+        f.write("\n".join(lines) + "\n")
+    imp = Importer(src, "binance-ws")
+    ticks: list[np.ndarray] = []
+    events: list[np.ndarray] = []
+    for b in imp:
+        (ticks if isinstance(b, TickBatch) else events).append(
+            b.ticks if isinstance(b, TickBatch) else b.events
+        )
+    t = np.concatenate(ticks)
+    assert list(t["ts"]) == [100, 200] and t["bid"][0] == 10 and t["last"][1] == 10.5
+    ev = np.concatenate(events)
+    assert list(ev["kind"]) == [10, 10, 10, 11, 10, 10]
+    assert list(ev["side"]) == [1, -1, -1, 0, 1, -1]
+    assert list(ev["level"][-2:]) == [1, 1]
+    assert imp.report.rejects == {"unknown_column": 1, "malformed": 1}
+
+
+def test_bar_order_heuristic() -> None:
+    prices, _ = bar_ticks(
+        np.array([10.0, 10, 10]), np.array([12.0, 12, 11]), np.array([9.0, 9, 7]), np.array([11.0, 9.5, 10])
+    )
+    assert prices.tolist() == [[10, 9, 12, 11], [10, 12, 9, 9.5], [10, 11, 7, 10]]
+
+
+def test_bars_to_ticks_and_bad_bars(tmp_path: Path) -> None:
+    src = tmp_path / "ABC.csv"
+    src.write_text(
+        "Date,Open,High,Low,Close,Volume\n2024-01-02,10,12,9,11,400\n2024-01-03,10,9,11,10,4\n"
+        "2024-01-04,10,12,9,11,400\n"
+    )
+    imp = Importer(src, "bars")
+    ticks, _ = ticks_of(imp)
+    t = ticks["ABC"]
+    assert list(t["last"][:4]) == [10, 9, 12, 11]
+    assert list(t["last_size"][:4]) == [100] * 4
+    day = 86_400 * 10**9
+    assert list(np.diff(t["ts"][:4])) == [day // 4] * 3
+    assert imp.report.rejects == {"malformed": 4}  # one bad bar = its four ticks
+
+
+def test_parquet_round_trip(tmp_path: Path) -> None:
+    from ticktape.data.readers import write_parquet
+
+    ticks = np.zeros(
+        5,
+        dtype=[
+            ("ts", "<i8"),
+            ("bid", "<f8"),
+            ("ask", "<f8"),
+            ("bid_size", "<f8"),
+            ("ask_size", "<f8"),
+            ("last", "<f8"),
+            ("last_size", "<f8"),
+        ],
+    )
+    ticks["ts"] = np.arange(5) * 1000 + 10**18
+    ticks["bid"], ticks["ask"] = 1.0, 2.0
+    ticks["last"] = np.nan
+    path = tmp_path / "t.parquet"
+    write_parquet(path, [("P", ticks)])
+    got, _ = ticks_of(Importer(path, "parquet"))
+    assert got["P"].tobytes() == ticks.astype(got["P"].dtype).tobytes()
+
+
+@needs_shared
+@pytest.mark.shared_data
+@pytest.mark.parametrize(
+    ("name", "fmt", "symbol", "accepted", "rejects"),
+    [
+        ("ticks/truefx_usdjpy_ticks.csv", "truefx", "USDJPY", 1000, {}),
+        ("ticks/tardis_binance_btcusdt_trades.csv", "tardis", "BTCUSDT", 9999, {}),
+        ("ticks/binance_spot_btcusdt_20240808_ws.gz", "binance-ws", "BTCUSDT", 37797, {}),
+        ("bars/orcl-1995-2014.txt", "bars", "ORCL", 4 * 5036, {}),
+        ("bars/EURUSD_1h.csv", "bars", "EURUSD", 4 * 5000, {}),
+    ],
+)
+def test_real_samples(name: str, fmt: str, symbol: str, accepted: int, rejects: dict) -> None:
+    imp = Importer(SHARED / name, fmt, symbol=symbol)
+    ticks, _ = ticks_of(imp)
+    assert dict(imp.report.rejects) == rejects
+    assert imp.report.accepted == accepted
+    t = ticks[symbol]
+    assert np.all(np.diff(t["ts"]) >= 0)
+    if fmt == "binance-ws":
+        assert imp.report.book_events > 100_000
+    if fmt in ("truefx",):
+        assert np.all(t["bid"] <= t["ask"])
+        assert t["ts"][0] == 1_357_077_600_295_000_000  # 2013-01-01 22:00:00.295 UTC
