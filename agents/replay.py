@@ -23,6 +23,7 @@ import numpy as np
 from ticktape import store
 from ticktape.batch import Batch, empty, encode
 from ticktape.control import RunCancelled, RunGate
+from ticktape.retry import TRANSIENT, Reconnecting
 from ticktape.spec import RunSpec
 
 log = logging.getLogger(__name__)
@@ -65,14 +66,36 @@ class Pacer:
             await asyncio.sleep(delay)
 
 
+async def read_resuming(db: Reconnecting, spec: RunSpec, symbol: str, done: list[int]):
+    """Yield ``symbol``'s tick batches; after a lost connection, reconnect and
+    resume after the ``done[0]`` ticks already consumed (the order is total:
+    ``(ts, seq)``)."""
+    while True:
+        skip = done[0]
+        try:
+            conn = await db.connection()
+            async for arr in store.read_ticks(
+                conn, symbol, spec.start_ns, spec.end_ns, batch_size=spec.batch_size
+            ):
+                db.succeeded()
+                if skip >= len(arr):
+                    skip -= len(arr)
+                    continue
+                yield arr[skip:]
+                skip = 0
+            return
+        except TRANSIENT as exc:
+            await db.failed(exc)
+
+
 async def replay_symbol(
     spec: RunSpec, symbol: str, ticks_topic, database_url: str, pacer: Pacer, gate: RunGate
 ) -> int:
     """Publish one symbol's ticks; return how many were read."""
-    conn = await store.connect(database_url)
+    db = Reconnecting(database_url, f"replay of {symbol}")
     spec_json = spec.to_json()
     seq = 0
-    n = 0
+    n = [0]  # ticks published so far
     in_flight: deque = deque()
 
     async def send(batch: Batch) -> None:
@@ -83,11 +106,9 @@ async def replay_symbol(
             await in_flight.popleft()
 
     try:
-        async for arr in store.read_ticks(
-            conn, symbol, spec.start_ns, spec.end_ns, batch_size=spec.batch_size
-        ):
+        async for arr in read_resuming(db, spec, symbol, n):
             for part in pacer.split(arr):
-                await gate.wait(symbol, n)
+                await gate.wait(symbol, n[0])
                 await pacer.wait_for(int(part["ts"][-1]))
                 await send(
                     Batch(
@@ -99,22 +120,22 @@ async def replay_symbol(
                     )
                 )
                 seq += 1
-                n += len(part)
+                n[0] += len(part)
     finally:
-        await conn.close()
-    gate.read[symbol] = n
+        await db.close()
+    gate.read[symbol] = n[0]
     eos = Batch(
         run_id=spec.run_id,
         symbol=symbol,
         seq=seq,
         arrays={"ticks": empty("ticks")},
         eos=True,
-        meta={"spec": spec_json, "ticks_in": n},
+        meta={"spec": spec_json, "ticks_in": n[0]},
     )
     await send(eos)
     while in_flight:
         await in_flight.popleft()
-    return n
+    return n[0]
 
 
 async def first_tick(conn, spec: RunSpec) -> int:
@@ -128,32 +149,38 @@ async def first_tick(conn, spec: RunSpec) -> int:
     return max(t_first, spec.start_ns) if spec.start_ns is not None else t_first
 
 
+async def replay_run(spec: RunSpec, ticks_topic, database_url: str) -> None:
+    """Replay every symbol of ``spec`` (unless the run is over already)."""
+    db = Reconnecting(database_url, f"replay of run {spec.run_id}")
+    try:
+        status = await db.run(lambda c: c.fetchval("SELECT status FROM runs WHERE run_id = $1", spec.run_id))
+        if status not in ("pending", "running", "paused"):
+            log.info("run %s is %s; request skipped", spec.run_id, status)
+            return
+        await db.run(lambda c: store.start_run(c, spec.run_id))
+        gate = RunGate(db, spec.run_id)
+        pacer = Pacer(spec.speed, await db.run(lambda c: first_tick(c, spec)), gate)
+        try:
+            async with asyncio.TaskGroup() as tg:  # one symbol failing stops the others
+                for s in spec.symbols:
+                    tg.create_task(replay_symbol(spec, s, ticks_topic, database_url, pacer, gate))
+            await gate.flush()
+        except* RunCancelled:
+            await gate.flush()
+            await db.run(
+                lambda c: store.finish_run(c, spec.run_id, "cancelled", error="cancelled by request")
+            )
+            log.info("run %s cancelled", spec.run_id)
+        except* Exception as group:  # the run fails loudly, the worker lives on
+            exc = group.exceptions[0]
+            log.error("replay of run %s failed", spec.run_id, exc_info=exc)
+            await db.run(lambda c: store.finish_run(c, spec.run_id, "failed", error=f"replay: {exc}"))
+    finally:
+        await db.close()
+
+
 def register(app: faust.App, topics, database_url: str) -> None:
     @app.agent(topics.run_requests, name="replay")
     async def replay(stream):
         async for value in stream:
-            spec = RunSpec.from_json(value)
-            conn = await store.connect(database_url)
-            try:
-                status = await conn.fetchval("SELECT status FROM runs WHERE run_id = $1", spec.run_id)
-                if status not in ("pending", "running", "paused"):
-                    log.info("run %s is %s; request skipped", spec.run_id, status)
-                    continue
-                await store.start_run(conn, spec.run_id)
-                gate = RunGate(conn, spec.run_id)
-                pacer = Pacer(spec.speed, await first_tick(conn, spec), gate)
-                try:
-                    async with asyncio.TaskGroup() as tg:  # one symbol failing stops the others
-                        for s in spec.symbols:
-                            tg.create_task(replay_symbol(spec, s, topics.ticks, database_url, pacer, gate))
-                    await gate.flush()
-                except* RunCancelled:
-                    await gate.flush()
-                    await store.finish_run(conn, spec.run_id, "cancelled", error="cancelled by request")
-                    log.info("run %s cancelled", spec.run_id)
-                except* Exception as group:  # the run fails loudly, the worker lives on
-                    exc = group.exceptions[0]
-                    log.error("replay of run %s failed", spec.run_id, exc_info=exc)
-                    await store.finish_run(conn, spec.run_id, "failed", error=f"replay: {exc}")
-            finally:
-                await conn.close()
+            await replay_run(RunSpec.from_json(value), topics.ticks, database_url)

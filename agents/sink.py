@@ -17,6 +17,7 @@ import pandas as pd
 from ticktape import store
 from ticktape.batch import decode
 from ticktape.metrics import summarize
+from ticktape.retry import Reconnecting
 
 log = logging.getLogger(__name__)
 
@@ -87,29 +88,31 @@ async def _complete_locked(conn: asyncpg.Connection, run_id: str) -> bool:
 def register(app: faust.App, topics, database_url: str) -> None:
     @app.agent(topics.results, name="sink")
     async def sink(stream):
-        conn = await store.connect(database_url)
+        db = Reconnecting(database_url, "sink")  # a lost connection is re-opened, the write repeated
         try:
             async for value in stream:
-                b = decode(value)
-                if "error" in b.meta:
-                    await store.finish_run(conn, b.run_id, "failed", error=b.meta["error"])
-                    continue
-                await store.write_result_set(
-                    conn, b.run_id, b.symbol, b.seq, {kind: b.get(kind) for kind in STREAMS}
-                )
-                m = b.meta
-                await store.update_progress(
-                    conn,
-                    b.run_id,
-                    b.symbol,
-                    ticks_processed=m["accepted"],
-                    last_ts_ns=m["last_ts"],
-                    done=b.eos,
-                    ticks_in=m.get("ticks_in"),
-                    ticks_rejected=sum(m["rejects"].values()),
-                    rejects=m["rejects"],
-                )
-                if b.eos:
-                    await complete_if_done(conn, b.run_id)
+                await db.run(lambda conn, value=value: write(conn, decode(value)))
         finally:
-            await conn.close()
+            await db.close()
+
+
+async def write(conn: asyncpg.Connection, b) -> None:
+    """Store one results message (idempotent: safe to repeat)."""
+    if "error" in b.meta:
+        await store.finish_run(conn, b.run_id, "failed", error=b.meta["error"])
+        return
+    await store.write_result_set(conn, b.run_id, b.symbol, b.seq, {kind: b.get(kind) for kind in STREAMS})
+    m = b.meta
+    await store.update_progress(
+        conn,
+        b.run_id,
+        b.symbol,
+        ticks_processed=m["accepted"],
+        last_ts_ns=m["last_ts"],
+        done=b.eos,
+        ticks_in=m.get("ticks_in"),
+        ticks_rejected=sum(m["rejects"].values()),
+        rejects=m["rejects"],
+    )
+    if b.eos:
+        await complete_if_done(conn, b.run_id)

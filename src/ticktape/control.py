@@ -13,6 +13,7 @@ import uuid
 
 import asyncpg
 
+from ticktape.retry import Reconnecting
 from ticktape.strategy import SpecError
 
 ACTIONS = ("pause", "resume", "cancel")
@@ -49,8 +50,8 @@ class RunGate:
     Polls ``runs.control`` at most every ``interval`` seconds of wall time.
     """
 
-    def __init__(self, conn: asyncpg.Connection, run_id: str, interval: float = 0.25) -> None:
-        self.conn = conn
+    def __init__(self, db: Reconnecting, run_id: str, interval: float = 0.25) -> None:
+        self.db = db
         self.run_id = uuid.UUID(str(run_id))
         self.interval = interval
         self._next_poll = 0.0
@@ -63,13 +64,18 @@ class RunGate:
         async with self._lock:  # one query at a time on the shared connection
             if not force and time.monotonic() < self._next_poll:
                 return
-            self.control = await self.conn.fetchval("SELECT control FROM runs WHERE run_id = $1", self.run_id)
+            self.control = await self.db.run(
+                lambda conn: conn.fetchval("SELECT control FROM runs WHERE run_id = $1", self.run_id)
+            )
             if self.read:
-                await self.conn.executemany(
-                    "INSERT INTO run_progress (run_id, symbol, ticks_read) VALUES ($1, $2, $3)"
-                    " ON CONFLICT (run_id, symbol) DO UPDATE"
-                    " SET ticks_read = GREATEST(run_progress.ticks_read, EXCLUDED.ticks_read)",
-                    [(self.run_id, s, n) for s, n in self.read.items()],
+                rows = [(self.run_id, s, n) for s, n in self.read.items()]
+                await self.db.run(
+                    lambda conn: conn.executemany(
+                        "INSERT INTO run_progress (run_id, symbol, ticks_read) VALUES ($1, $2, $3)"
+                        " ON CONFLICT (run_id, symbol) DO UPDATE"
+                        " SET ticks_read = GREATEST(run_progress.ticks_read, EXCLUDED.ticks_read)",
+                        rows,
+                    )
                 )
             self._next_poll = time.monotonic() + self.interval
 
@@ -79,10 +85,12 @@ class RunGate:
 
     async def _set_status(self, status: str) -> None:
         async with self._lock:
-            await self.conn.execute(
-                "UPDATE runs SET status = $2 WHERE run_id = $1 AND status IN ('running', 'paused')",
-                self.run_id,
-                status,
+            await self.db.run(
+                lambda conn: conn.execute(
+                    "UPDATE runs SET status = $2 WHERE run_id = $1 AND status IN ('running', 'paused')",
+                    self.run_id,
+                    status,
+                )
             )
 
     async def wait(self, symbol: str, ticks_read: int) -> None:

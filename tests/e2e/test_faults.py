@@ -61,3 +61,64 @@ def test_two_workers_sharing_partitions_store_the_same_results(pipeline):
         assert assigned, "a worker got no ticks partitions"
     assert run["ticks_processed"] == 4 * (N // 3)
     assert run["fills"] == pipeline.assert_same_as_in_process(spec)
+
+
+def _outage_loop(pipeline, run_id, n_total, outage, times=3):
+    """Cause ``outage()`` ``times`` times while the run is in flight."""
+    done = 0
+    deadline = time.monotonic() + 120
+    while done < times and time.monotonic() < deadline:
+        p = pipeline.processed(run_id)
+        if p >= (done + 1) * n_total / (times + 2):
+            outage()
+            done += 1
+        time.sleep(0.05)
+    return done
+
+
+def test_database_connections_dropped_mid_run_lose_nothing(pipeline):
+    symbols = pipeline.symbols(2, N)
+    spec = _spec(symbols)
+
+    def drop_connections():
+        pipeline._run(
+            lambda conn: conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'ticktape' AND pid <> pg_backend_pid()"
+            )
+        )
+
+    with pipeline.worker() as w:
+        pipeline.submit(spec)
+        outages = _outage_loop(pipeline, spec.run_id, 2 * N, drop_connections)
+        run = pipeline.wait_done(spec.run_id, [w])
+        log = w.log_path.read_text()
+    assert outages == 3
+    assert "unavailable" in log  # the worker reported the outage and retried
+    assert run["status"] == "complete", run["error"]
+    assert run["fills"] == pipeline.assert_same_as_in_process(spec)
+
+
+def test_broker_stalled_mid_run_loses_nothing(pipeline):
+    import os
+    import signal
+
+    pid = pipeline.runtime.pids.get("kafka")
+    if pid is None:
+        pytest.skip("the broker is external (TICKTAPE_KAFKA_URL): cannot stall it from here")
+    symbols = pipeline.symbols(2, N)
+    spec = _spec(symbols)
+
+    def stall():
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(3.0)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    with pipeline.worker() as w:
+        pipeline.submit(spec)
+        assert _outage_loop(pipeline, spec.run_id, 2 * N, stall, times=1) == 1
+        run = pipeline.wait_done(spec.run_id, [w])
+    assert run["status"] == "complete", run["error"]
+    assert run["fills"] == pipeline.assert_same_as_in_process(spec)
