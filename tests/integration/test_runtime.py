@@ -146,7 +146,12 @@ def start_child(home: Path) -> tuple[subprocess.Popen[str], list[int]]:
 def test_no_orphans_after_ctrl_c(tmp_path: Path, poll_until) -> None:
     proc, pids = start_child(tmp_path / "home")
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # don't leak a running child into later tests
+        _, err = proc.communicate()
+        pytest.fail(f"the runtime did not stop within 60 s of Ctrl-C:\n{err}")
     assert proc.returncode != 0 and "KeyboardInterrupt" in err
     poll_until(lambda: not [p for p in pids if alive(p)], timeout=10, message="orphans after Ctrl-C")
 
