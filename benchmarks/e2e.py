@@ -49,7 +49,7 @@ async def load(dsn: str, symbols: list[str], n: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ticks-per-symbol", type=int, default=1_000_000)
-    ap.add_argument("--batch-size", type=int, default=10_000)
+    ap.add_argument("--batch-size", type=int, default=50_000)
     args = ap.parse_args()
     n = args.ticks_per_symbol
     console = Console(stderr=True)
