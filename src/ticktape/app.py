@@ -41,13 +41,45 @@ def topic_partitions(partitions: int = DEFAULT_PARTITIONS) -> dict[str, int]:
     return spec
 
 
+#: The pipeline's stages, in data-flow order.
+STAGES = ("replay", "indicators", "strategy", "execution", "sink")
+#: Stages that hand batches to each other in memory: they run in one worker.
+HOT_PATH = ("indicators", "strategy", "execution")
+
+
+def parse_stages(text: str) -> tuple[str, ...]:
+    """``"all"`` or a comma-separated subset of :data:`STAGES`, validated."""
+    from ticktape.strategy import SpecError
+
+    if text.strip() == "all":
+        return STAGES
+    chosen = tuple(s.strip() for s in text.split(",") if s.strip())
+    unknown = [s for s in chosen if s not in STAGES]
+    if unknown or not chosen:
+        raise SpecError(
+            f"stages: unknown stage {unknown or [text]!r}; choose 'all' or from {', '.join(STAGES)}"
+        )
+    hot = [s for s in HOT_PATH if s in chosen]
+    if hot and len(hot) != len(HOT_PATH):
+        raise SpecError(
+            "stages: indicators, strategy and execution hand batches to each other in memory"
+            f" and run in the same worker; got only {', '.join(hot)}"
+        )
+    return tuple(s for s in STAGES if s in chosen)
+
+
 def create_app(
     kafka_url: str,
     database_url: str,
     datadir: Path,
     partitions: int = DEFAULT_PARTITIONS,
+    stages: tuple[str, ...] = STAGES,
 ) -> faust.App:
-    """Build the ticktape Faust app with all agents registered."""
+    """Build the ticktape Faust app with the agents of ``stages`` registered.
+
+    Workers with different stages may share one broker: each stage's topics
+    are consumed by the workers that run it (``ticktape worker --stages``).
+    """
     from ticktape.agents import indicators, replay, sink
     from ticktape.tables import state
 
@@ -82,8 +114,10 @@ def create_app(
         ticks=topic(f"{APP_ID}.ticks", partitions),
         results=topic(f"{APP_ID}.results", partitions),
     )
-    table = state.define(app, partitions)
-    replay.register(app, topics, database_url)
-    indicators.register(app, topics, table)
-    sink.register(app, topics, database_url)
+    if "replay" in stages:
+        replay.register(app, topics, database_url)
+    if "indicators" in stages:
+        indicators.register(app, topics, state.define(app, partitions))
+    if "sink" in stages:
+        sink.register(app, topics, database_url)
     return app

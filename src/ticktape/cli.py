@@ -91,14 +91,22 @@ def _parse_speed(text: str) -> float | None:
 
 
 @app.command()
-def worker(loglevel: Annotated[str, typer.Option(help="Faust log level")] = "warning") -> None:
-    """Run a Faust worker with all stages (until Ctrl-C / SIGTERM)."""
+def worker(
+    loglevel: Annotated[str, typer.Option(help="Faust log level")] = "warning",
+    stages: Annotated[
+        str,
+        typer.Option(help="'all' or a comma-separated subset of replay,indicators,strategy,execution,sink"),
+    ] = "all",
+) -> None:
+    """Run a Faust worker with some or all stages (until Ctrl-C / SIGTERM)."""
+    from ticktape.app import parse_stages
     from ticktape.runtime import Runtime
     from ticktape.worker import run_worker
 
+    chosen = parse_stages(stages)  # a bad list is refused before anything starts
     settings = _settings()
     with Runtime(settings) as rt:
-        run_worker(rt.kafka_url, rt.database_url, settings.home / "faust", loglevel=loglevel)
+        run_worker(rt.kafka_url, rt.database_url, settings.home / "faust", loglevel=loglevel, stages=chosen)
 
 
 def _with_db(fn):

@@ -16,8 +16,14 @@ from pathlib import Path
 from ticktape.runtime import spawn_child, terminate_process
 
 
-def run_worker(kafka_url: str, database_url: str, datadir: Path, loglevel: str = "warning") -> None:
-    """Run the ticktape Faust worker in this process until SIGTERM/SIGINT."""
+def run_worker(
+    kafka_url: str,
+    database_url: str,
+    datadir: Path,
+    loglevel: str = "warning",
+    stages: tuple[str, ...] | None = None,
+) -> None:
+    """Run the ticktape Faust worker (``stages``: default all) until SIGTERM/SIGINT."""
     from faust.worker import Worker
 
     from ticktape.app import create_app
@@ -30,7 +36,7 @@ def run_worker(kafka_url: str, database_url: str, datadir: Path, loglevel: str =
         loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     datadir.mkdir(parents=True, exist_ok=True)
-    app = create_app(kafka_url, database_url, datadir)
+    app = create_app(kafka_url, database_url, datadir, **({"stages": stages} if stages else {}))
     worker = Worker(app, loglevel=loglevel, loop=loop, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
 
@@ -39,10 +45,16 @@ class WorkerProcess:
     """A ``ticktape worker`` child process, stopped for sure on :meth:`stop`."""
 
     def __init__(
-        self, env: dict[str, str], log_path: Path, grace_s: float = 10.0, loglevel: str = "warning"
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        grace_s: float = 10.0,
+        loglevel: str = "warning",
+        stages: str = "all",
     ) -> None:
         self.env = env
         self.loglevel = loglevel
+        self.stages = stages
         self.log_path = log_path
         self.grace_s = grace_s
         self.proc: subprocess.Popen | None = None
@@ -54,7 +66,16 @@ class WorkerProcess:
         with open(self.log_path, "ab") as log:
             # own session + SIGKILL when this process dies (runtime.spawn_child)
             self.proc = spawn_child(
-                [sys.executable, "-m", "ticktape", "worker", "--loglevel", self.loglevel],
+                [
+                    sys.executable,
+                    "-m",
+                    "ticktape",
+                    "worker",
+                    "--loglevel",
+                    self.loglevel,
+                    "--stages",
+                    self.stages,
+                ],
                 env={**os.environ, **self.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -58,9 +58,9 @@ class Pipeline:
         self._run(write)
         return names
 
-    def worker(self, name: str = "worker", loglevel: str = "warning") -> WorkerProcess:
+    def worker(self, name: str = "worker", loglevel: str = "warning", stages: str = "all") -> WorkerProcess:
         env = {**self.runtime.env(), "TICKTAPE_DATABASE_URL": self.db_url, "TICKTAPE_HOME": str(self.home)}
-        return WorkerProcess(env, self.home / f"{name}.log", loglevel=loglevel).start()
+        return WorkerProcess(env, self.home / f"{name}.log", loglevel=loglevel, stages=stages).start()
 
     def submit(self, spec: RunSpec) -> None:
         async def create(conn):

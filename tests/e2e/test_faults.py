@@ -122,3 +122,16 @@ def test_broker_stalled_mid_run_loses_nothing(pipeline):
         run = pipeline.wait_done(spec.run_id, [w])
     assert run["status"] == "complete", run["error"]
     assert run["fills"] == pipeline.assert_same_as_in_process(spec)
+
+
+def test_stages_in_separate_workers_give_the_same_results(pipeline):
+    symbols = pipeline.symbols(2, N // 3)
+    spec = _spec(symbols)
+    with (
+        pipeline.worker("edges", stages="replay,sink") as edges,
+        pipeline.worker("hot", stages="indicators,strategy,execution") as hot,
+    ):
+        pipeline.submit(spec)
+        run = pipeline.wait_done(spec.run_id, [edges, hot])
+    assert run["status"] == "complete", run["error"]
+    assert run["fills"] == pipeline.assert_same_as_in_process(spec)

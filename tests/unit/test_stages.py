@@ -113,3 +113,27 @@ def test_cut_by_event_time_keeps_every_tick_and_one_slot_per_piece():
     slots = [set(((p["ts"] - t0) // width).tolist()) for p in pieces]
     assert all(len(s) == 1 for s in slots)
     assert [next(iter(s)) for s in slots] == sorted(next(iter(s)) for s in slots)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("all", ("replay", "indicators", "strategy", "execution", "sink")),
+        ("sink, replay", ("replay", "sink")),
+        ("execution,indicators,strategy", ("indicators", "strategy", "execution")),
+    ],
+)
+def test_worker_stages(text, expected):
+    from ticktape.app import parse_stages
+
+    assert parse_stages(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, message", [("replay,bogus", "unknown stage"), ("indicators,sink", "same worker")]
+)
+def test_bad_worker_stages_are_refused(text, message):
+    from ticktape.app import parse_stages
+
+    with pytest.raises(SpecError, match=message):
+        parse_stages(text)
