@@ -194,6 +194,40 @@ void book_apply_l3(PyBook& self, const CArr<int8_t>& kind, const CArr<int64_t>& 
                      price.data(), qty.data());
 }
 
+py::tuple book_replay_check(PyBook& self, const CArr<int8_t>& kind, const CArr<int64_t>& order_id,
+                            const CArr<int8_t>& side, const CArr<int64_t>& price,
+                            const CArr<int64_t>& qty, const CArr<int64_t>& expected,
+                            int64_t start) {
+  self.get();
+  check_1d(kind, "kind");
+  const py::ssize_t n = kind.shape(0);
+  const std::pair<const char*, const py::array*> cols[] = {
+      {"order_id", &order_id}, {"side", &side}, {"price", &price}, {"qty", &qty}};
+  for (const auto& [field, arr] : cols) {
+    check_1d(*arr, field);
+    if (arr->shape(0) != n) {
+      throw py::value_error(std::string(field) + " has length " + std::to_string(arr->shape(0)) +
+                            " but kind has length " + std::to_string(n));
+    }
+  }
+  if (expected.ndim() != 2 || expected.shape(0) != n || expected.shape(1) % 4 != 0 ||
+      expected.shape(1) == 0) {
+    throw py::value_error("expected must have shape (len(kind), 4 * levels)");
+  }
+  if (start < 0 || start > n) throw py::value_error("start out of range");
+  int64_t shortfall = 0;
+  size_t stop;
+  {
+    BusyGuard busy(self.busy, "OrderBook");
+    py::gil_scoped_release nogil;
+    stop = self.book.replay_check(static_cast<size_t>(start), static_cast<size_t>(n), kind.data(),
+                                  order_id.data(), side.data(), price.data(), qty.data(),
+                                  expected.data(), static_cast<size_t>(expected.shape(1) / 4),
+                                  shortfall);
+  }
+  return py::make_tuple(stop, shortfall);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
@@ -267,6 +301,10 @@ PYBIND11_MODULE(_native, m) {
           py::arg("side"))
       .def("apply_l3", &book_apply_l3, py::arg("kind"), py::arg("order_id"), py::arg("side"),
            py::arg("price"), py::arg("qty"))
+      .def("replay_check", &book_replay_check, py::arg("kind"), py::arg("order_id"),
+           py::arg("side"), py::arg("price"), py::arg("qty"), py::arg("expected"),
+           py::arg("start") = 0)
+      .def_static("pseudo_id", &OrderBook::pseudo_id, py::arg("side"), py::arg("price"))
       .def("clear", [](PyBook& s) { s.get().clear(); })
       .def("__len__", [](PyBook& s) { return s.get().size(); })
       .def("__repr__", [](PyBook& s) {

@@ -272,6 +272,126 @@ class OrderBook {
     }
   }
 
+  // The id of the pseudo-order that stands for liquidity at (side, price)
+  // whose orders were never seen (they rested before the data began or
+  // arrived outside a depth-limited feed's window). Negative, so it never
+  // collides with exchange ids >= 0; needs 0 <= price < 2**61.
+  static int64_t pseudo_id(int side, int64_t price) {
+    check_side(side);
+    if (price < 0 || price >= (int64_t(1) << 61)) {
+      throw std::invalid_argument("pseudo-order price must be in [0, 2**61), got " +
+                                  std::to_string(price));
+    }
+    return -(2 * price + (side > 0 ? 1 : 0)) - 2;
+  }
+
+  // LOBSTER-style replay with verification, one event at a time from
+  // `start`. kind 0 is a no-op (hidden execution, cross trade, halt).
+  // Reduce/delete/execute of an id that is not resting take their qty from
+  // the pseudo-order at (side, price) instead; what an event names beyond
+  // what its order (or pseudo-order) holds comes off the level's oldest
+  // orders, and what the level cannot supply is added to `shortfall`. After each event i the top `levels` levels are compared with
+  // row i of `expected` (LOBSTER orderbook layout: ask price, ask size, bid
+  // price, bid size per level, `ncols` = 4 * levels; size 0 = no level).
+  // Returns the first i whose row differs (event i applied), or n.
+  size_t replay_check(size_t start, size_t n, const int8_t* kind, const int64_t* id,
+                      const int8_t* side, const int64_t* price, const int64_t* qty,
+                      const int64_t* expected, size_t levels, int64_t& shortfall) {
+    for (size_t i = start; i < n; ++i) {
+      const int k = kind[i];
+      if (k == 0) {
+        // no book change
+      } else if (k == static_cast<int>(L3Kind::Add)) {
+        if (side[i] != kBuy && side[i] != kSell)
+          fail(i, "side", std::to_string(side[i]), "must be +1 (buy) or -1 (sell)");
+        if (price[i] <= -kMaxPrice || price[i] >= kMaxPrice)
+          fail(i, "price", std::to_string(price[i]), "is out of range");
+        if (qty[i] <= 0 || qty[i] > kMaxQty)
+          fail(i, "qty", std::to_string(qty[i]), "must be > 0 (and <= 2**53)");
+        if (id[i] == IdMap::kEmpty || ids_.find(id[i]) >= 0)
+          fail(i, "order_id", std::to_string(id[i]), "is a duplicate of a resting order");
+        rest(id[i], side[i], price[i], qty[i]);
+      } else if (k >= 2 && k <= 4) {
+        if (qty[i] <= 0) fail(i, "qty", std::to_string(qty[i]), "must be > 0");
+        int32_t idx = ids_.find(id[i]);
+        int64_t want = qty[i];
+        if (idx >= 0) {
+          // A known order: what the event names beyond its resting qty
+          // went away unannounced at its level (see take_from_level).
+          const int64_t take = std::min(want, pool_[idx].qty);
+          const int8_t s = pool_[idx].side;
+          const int64_t p = pool_[idx].price;
+          if (k == static_cast<int>(L3Kind::Delete)) {
+            remove(idx);
+          } else {
+            consume(idx, take);
+          }
+          shortfall += take_from_level(s, p, want - take);
+        } else {
+          if (side[i] != kBuy && side[i] != kSell)
+            fail(i, "side", std::to_string(side[i]), "must be +1 (buy) or -1 (sell)");
+          if (price[i] < 0 || price[i] >= (int64_t(1) << 61))
+            fail(i, "price", std::to_string(price[i]), "is out of range");
+          idx = ids_.find(pseudo_id(side[i], price[i]));
+          if (idx >= 0) {
+            const int64_t take = std::min(want, pool_[idx].qty);
+            consume(idx, take);
+            want -= take;
+          }
+          // More than the pseudo-order holds: the feed did not announce
+          // that known orders at this level went away (a depth-limited
+          // feed is silent beyond its window). Take it from the level's
+          // oldest orders, which keeps the level's aggregate right.
+          want = take_from_level(side[i], price[i], want);
+          shortfall += want;
+        }
+      } else {
+        fail(i, "kind", std::to_string(k),
+             "is not 0 (none), 1 (add), 2 (reduce), 3 (delete) or 4 (execute)");
+      }
+      if (!row_matches(expected + i * 4 * levels, levels)) return i;
+    }
+    return n;
+  }
+
+  // Takes up to qty from the orders of a level, oldest first; returns what
+  // the level could not supply.
+  int64_t take_from_level(int side, int64_t price, int64_t qty) {
+    if (qty <= 0) return qty;
+    Levels& lv = side > 0 ? bids_ : asks_;
+    auto it = lv.find(side > 0 ? -price : price);
+    while (qty > 0 && it != lv.end()) {
+      const int32_t head = it->second.head;
+      const int64_t take = std::min(qty, pool_[head].qty);
+      const bool gone = it->second.count == 1 && take == pool_[head].qty;
+      consume(head, take);
+      qty -= take;
+      if (gone) break;
+    }
+    return qty;
+  }
+
+  // Whether the top `levels` levels equal one LOBSTER orderbook row.
+  bool row_matches(const int64_t* row, size_t levels) const {
+    auto a = asks_.begin();
+    auto b = bids_.begin();
+    for (size_t l = 0; l < levels; ++l, row += 4) {
+      if (row[1] > 0) {
+        if (a == asks_.end() || a->first != row[0] || a->second.total != row[1]) return false;
+        ++a;
+      } else if (a != asks_.end()) {
+        return false;
+      }
+      if (row[3] > 0) {
+        if (b == bids_.end() || -b->first != row[2] || b->second.total != row[3]) return false;
+        ++b;
+      } else if (b != bids_.end()) {
+        return false;
+      }
+    }
+    return true;
+  }
+
   // (price, total qty) of the best level of a side.
   std::optional<std::pair<int64_t, int64_t>> best(int side) const {
     check_side(side);

@@ -87,6 +87,26 @@ class OrderBook:
         """(side, price, qty) of a resting order, or None."""
     def orders(self, side: int) -> npt.NDArray[np.int64]:
         """Shape (k, 3) [order_id, price, qty] of a side's resting orders in priority order."""
+    def replay_check(
+        self,
+        kind: npt.ArrayLike,
+        order_id: npt.ArrayLike,
+        side: npt.ArrayLike,
+        price: npt.ArrayLike,
+        qty: npt.ArrayLike,
+        expected: npt.ArrayLike,
+        start: int = 0,
+    ) -> tuple[int, int]:
+        """LOBSTER-style replay from ``start`` comparing the top levels with ``expected``
+        (shape (n, 4 * levels), LOBSTER orderbook layout) after every event.
+
+        kind 0 is a no-op; reduce/delete/execute of an unknown id take their
+        qty from the pseudo-order at (side, price), then from the level's
+        oldest orders. Returns (first differing row or n, shortfall).
+        """
+    @staticmethod
+    def pseudo_id(side: int, price: int) -> int:
+        """Negative id of the pseudo-order standing for unseen liquidity at (side, price)."""
     def clear(self) -> None: ...
     def __len__(self) -> int: ...
 

@@ -271,3 +271,30 @@ def test_many_orders_grow_the_id_map() -> None:
 def test_docstring_examples_run() -> None:
     result = doctest.testmod(ticktape.native)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_replay_check_pseudo_orders_and_bad_kind() -> None:
+    book = OrderBook()
+    pid = OrderBook.pseudo_id(BUY, 100)
+    assert pid < 0 and pid != OrderBook.pseudo_id(SELL, 100)
+    book.add(pid, BUY, 100, 20)  # liquidity that rested before the data began
+    book.add(1, BUY, 100, 5)
+    kind = np.array(
+        [2, 4, 0, 3], np.int8
+    )  # reduce unknown, execute known beyond its qty, none, delete unknown
+    oid = np.array([77, 1, 0, 78], np.int64)
+    side = np.array([BUY, BUY, BUY, BUY], np.int8)
+    price = np.array([100, 100, 100, 100], np.int64)
+    qty = np.array([4, 8, 1, 13], np.int64)
+    rows = np.array([[0, 0, 100, 21], [0, 0, 100, 13], [0, 0, 100, 13], [0, 0, 100, 1]], np.int64)
+    # event 3 leaves 0 at the level (13 - 13), so row 3 differs
+    assert book.replay_check(kind, oid, side, price, qty, rows) == (3, 0)
+    assert book.best_bid() is None
+    assert book.replay_check(kind, oid, side, price, qty, rows, 3) == (3, 13)  # nothing left to take
+    with pytest.raises(ValueError, match=r"kind\[1\] = 9"):
+        empty = np.zeros((2, 4), np.int64)
+        book.replay_check(np.array([0, 9], np.int8), oid[:2], side[:2], price[:2], qty[:2], empty)
+    with pytest.raises(ValueError, match="expected must have shape"):
+        book.replay_check(kind, oid, side, price, qty, rows[:, :3])
+    with pytest.raises(ValueError, match="pseudo-order price"):
+        OrderBook.pseudo_id(BUY, -1)
