@@ -287,8 +287,8 @@ PYBIND11_MODULE(_native, m) {
           py::arg("order_id"))
       .def(
           "orders",
-          [](PyBook& s, int side) {
-            const auto v = s.get().orders(side);
+          [](PyBook& s, int side, std::optional<int64_t> price) {
+            const auto v = price ? s.get().orders_at(side, *price) : s.get().orders(side);
             py::array_t<int64_t> a({static_cast<py::ssize_t>(v.size()), py::ssize_t(3)});
             auto w = a.mutable_unchecked<2>();
             for (size_t i = 0; i < v.size(); ++i) {
@@ -298,7 +298,7 @@ PYBIND11_MODULE(_native, m) {
             }
             return a;
           },
-          py::arg("side"))
+          py::arg("side"), py::arg("price") = py::none())
       .def("apply_l3", &book_apply_l3, py::arg("kind"), py::arg("order_id"), py::arg("side"),
            py::arg("price"), py::arg("qty"))
       .def("replay_check", &book_replay_check, py::arg("kind"), py::arg("order_id"),

@@ -308,8 +308,11 @@ class OrderBook {
           fail(i, "price", std::to_string(price[i]), "is out of range");
         if (qty[i] <= 0 || qty[i] > kMaxQty)
           fail(i, "qty", std::to_string(qty[i]), "must be > 0 (and <= 2**53)");
-        if (id[i] == IdMap::kEmpty || ids_.find(id[i]) >= 0)
-          fail(i, "order_id", std::to_string(id[i]), "is a duplicate of a resting order");
+        if (id[i] == IdMap::kEmpty) fail(i, "order_id", std::to_string(id[i]), "is reserved");
+        // An id that is still resting here went away unannounced (outside a
+        // depth-limited feed's window) before the exchange reused it.
+        const int32_t old = ids_.find(id[i]);
+        if (old >= 0) remove(old);
         rest(id[i], side[i], price[i], qty[i]);
       } else if (k >= 2 && k <= 4) {
         if (qty[i] <= 0) fail(i, "qty", std::to_string(qty[i]), "must be > 0");
@@ -428,6 +431,20 @@ class OrderBook {
     if (idx < 0) return std::nullopt;
     const Order& o = pool_[idx];
     return std::make_tuple(static_cast<int>(o.side), o.price, o.qty);
+  }
+
+  // Resting orders of one level in priority order: (id, price, qty).
+  std::vector<std::tuple<int64_t, int64_t, int64_t>> orders_at(int side, int64_t price) const {
+    check_side(side);
+    std::vector<std::tuple<int64_t, int64_t, int64_t>> out;
+    if (price <= -kMaxPrice || price >= kMaxPrice) return out;
+    const Levels& lv = side > 0 ? bids_ : asks_;
+    auto it = lv.find(side > 0 ? -price : price);
+    if (it == lv.end()) return out;
+    for (int32_t i = it->second.head; i >= 0; i = pool_[i].next) {
+      out.emplace_back(pool_[i].id, pool_[i].price, pool_[i].qty);
+    }
+    return out;
   }
 
   size_t size() const { return ids_.size(); }

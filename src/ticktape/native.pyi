@@ -85,8 +85,8 @@ class OrderBook:
     def volume_at(self, side: int, price: int) -> int: ...
     def order(self, order_id: int) -> tuple[int, int, int] | None:
         """(side, price, qty) of a resting order, or None."""
-    def orders(self, side: int) -> npt.NDArray[np.int64]:
-        """Shape (k, 3) [order_id, price, qty] of a side's resting orders in priority order."""
+    def orders(self, side: int, price: int | None = None) -> npt.NDArray[np.int64]:
+        """Shape (k, 3) [order_id, price, qty] of a side's (or one level's) resting orders in priority order."""
     def replay_check(
         self,
         kind: npt.ArrayLike,

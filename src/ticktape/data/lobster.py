@@ -346,10 +346,10 @@ class VerifyReport:
         }
 
 
-def _side_levels(row: np.ndarray, side: int) -> list[tuple[int, int]]:
+def _side_levels(row: np.ndarray | list[int], side: int) -> list[tuple[int, int]]:
+    r = row.tolist() if isinstance(row, np.ndarray) else row
     off = 0 if side < 0 else 2
-    p, q = row[off::4], row[off + 1 :: 4]
-    return [(int(a), int(b)) for a, b in zip(p, q, strict=True) if b > 0]
+    return [(a, b) for a, b in zip(r[off::4], r[off + 1 :: 4], strict=True) if b > 0]
 
 
 class _Verifier:
@@ -365,8 +365,7 @@ class _Verifier:
     # -- book surgery
     def _set_level(self, side: int, price: int, target: int) -> None:
         book = self.book
-        orders = book.orders(side)
-        at = orders[orders[:, 1] == price]
+        at = book.orders(side, price)
         pid = self.pseudo_id(side, price)
         pseudo = int(at[at[:, 0] == pid, 2].sum())
         known = int(at[:, 2].sum()) - pseudo
@@ -404,7 +403,7 @@ class _Verifier:
                 worst is not None and (got[-1, 0] > worst if side < 0 else got[-1, 0] < worst)
             )
             if done:
-                out = [(int(p), int(q)) for p, q in got]
+                out = [(p, q) for p, q in got.tolist()]
                 if worst is not None:
                     out = [(p, q) for p, q in out if (p <= worst if side < 0 else p >= worst)]
                 return out
@@ -415,9 +414,11 @@ class _Verifier:
         file_levels = rep.file_levels
         in_scope: list[tuple[bool, Mismatch]] = []  # (explainable, where)
         fixes: list[tuple[int, int, int]] = []
-        prev = self.prev_row
+        prev = self.prev_row.tolist() if self.prev_row is not None else None
+        cur = row.tolist()
+        m_type, m_side, m_price = int(msg["type"]), int(msg["direction"]), int(msg["price"])
         for side in (-1, 1):
-            exp = _side_levels(row, side)
+            exp = _side_levels(cur, side)
             full_cur = len(exp) == file_levels
             ours = self._our_levels(side, exp[-1][0] if full_cur else None, len(exp))
             e_map, g_map = dict(exp), dict(ours)
@@ -429,7 +430,7 @@ class _Verifier:
             e_pos = {p: k for k, (p, _) in enumerate(exp, 1)}
             g_pos = {p: k for k, (p, _) in enumerate(ours, 1)}
             name = "ask" if side < 0 else "bid"
-            touched = int(msg["type"]) <= EXECUTE and int(msg["direction"]) == side
+            touched = m_type <= EXECUTE and m_side == side
             for p in sorted(set(e_map) | set(g_map), key=lambda x: x * -side):
                 e, g = e_map.get(p, 0), g_map.get(p, 0)
                 if e == g:
@@ -439,7 +440,7 @@ class _Verifier:
                 if level > rep.levels:
                     continue
                 beyond = worst_prev is not None and (p > worst_prev if side < 0 else p < worst_prev)
-                explainable = beyond and not (touched and int(msg["price"]) == p)
+                explainable = beyond and not (touched and m_price == p)
                 where = Mismatch(
                     i,
                     name,
