@@ -225,6 +225,7 @@ def _shared(fmt: str) -> tuple[Path, Path]:
     return m, b
 
 
+@pytest.mark.shared_data
 def test_real_amzn_level_1_full_day() -> None:
     m, b = _shared(AMZN)
     r = verify(m, b)
@@ -234,6 +235,7 @@ def test_real_amzn_level_1_full_day() -> None:
     assert r.exact > 0.8 * r.messages
 
 
+@pytest.mark.shared_data
 def test_real_aapl_level_10() -> None:
     m, b = _shared(AAPL)
     r = verify(m, b)
@@ -244,6 +246,7 @@ def test_real_aapl_level_10() -> None:
     assert verify(m, b, levels=3).unverifiable <= r.unverifiable
 
 
+@pytest.mark.shared_data
 def test_real_cli_json() -> None:
     m, b = _shared(AAPL)
     res = CliRunner().invoke(lobster_app, ["verify", str(m), str(b), "--json", "--levels", "10"])
