@@ -120,6 +120,75 @@ class ReferenceBook:
             else:
                 self.execute(oid, q)
 
+    @staticmethod
+    def pseudo_id(side: int, price: int) -> int:
+        """Id of the pseudo-order for unseen liquidity at (side, price) (see OrderBook.pseudo_id)."""
+        _check_side(side)
+        if not 0 <= price < 2**61:
+            raise ValueError(f"pseudo-order price must be in [0, 2**61), got {price}")
+        return -(2 * price + (1 if side > 0 else 0)) - 2
+
+    def _take_from_level(self, side: int, price: int, qty: int) -> int:
+        queue = self._queues[side].get(price, [])
+        while qty > 0 and queue:
+            oid = queue[0]
+            take = min(qty, self._orders[oid][2])
+            self.execute(oid, take)
+            qty -= take
+        return qty
+
+    def _row_matches(self, row: list[int], levels: int) -> bool:
+        for side, off in ((-1, 0), (1, 2)):
+            ours = [tuple(x) for x in self.depth(side, levels).tolist()]
+            j = 0
+            for lv in range(levels):
+                p, q = row[4 * lv + off], row[4 * lv + off + 1]
+                if q > 0:
+                    if j >= len(ours) or ours[j] != (p, q):
+                        return False
+                    j += 1
+                elif j < len(ours):
+                    return False
+        return True
+
+    def replay_check(self, kind, order_id, side, price, qty, expected, start: int = 0) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+        """LOBSTER-style replay with verification (see OrderBook.replay_check)."""
+        exp = np.asarray(expected, dtype=np.int64)
+        levels = exp.shape[1] // 4
+        shortfall = 0
+        for i in range(start, len(kind)):
+            k, oid, s, p, q = int(kind[i]), int(order_id[i]), int(side[i]), int(price[i]), int(qty[i])
+            if k == 1:
+                if oid in self._orders:
+                    self._remove(oid)
+                self.add(oid, s, p, q)
+            elif k in (2, 3, 4):
+                if q <= 0:
+                    raise ValueError(f"qty[{i}] = {q} must be > 0")
+                if oid in self._orders:
+                    os_, op, oq = self._orders[oid]
+                    take = min(q, oq)
+                    if k == 3:
+                        self._remove(oid)
+                    else:
+                        self.execute(oid, take)
+                    shortfall += self._take_from_level(os_, op, q - take)
+                else:
+                    want = q
+                    pid = self.pseudo_id(s, p)
+                    if pid in self._orders:
+                        take = min(want, self._orders[pid][2])
+                        self.execute(pid, take)
+                        want -= take
+                    shortfall += self._take_from_level(s, p, want)
+            elif k != 0:
+                raise ValueError(
+                    f"kind[{i}] = {k} is not 0 (none), 1 (add), 2 (reduce), 3 (delete) or 4 (execute)"
+                )
+            if not self._row_matches(exp[i].tolist(), levels):
+                return i, shortfall
+        return len(kind), shortfall
+
     def _best_price(self, side: int) -> int | None:
         levels = self._queues[side]
         if not levels:

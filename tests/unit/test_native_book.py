@@ -298,3 +298,73 @@ def test_replay_check_pseudo_orders_and_bad_kind() -> None:
         book.replay_check(kind, oid, side, price, qty, rows[:, :3])
     with pytest.raises(ValueError, match="pseudo-order price"):
         OrderBook.pseudo_id(BUY, -1)
+
+
+# LOBSTER-style streams: ids 1..12 (many never added: "rested before the data
+# began"), a few prices, and pseudo-orders seeded at some levels.
+replay_events = st.lists(
+    st.tuples(
+        st.sampled_from([0, 1, 1, 2, 3, 4]),
+        st.integers(1, 12),
+        st.sampled_from([BUY, SELL]),
+        st.integers(98, 102),
+        st.integers(1, 9),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    replay_events,
+    st.lists(st.tuples(st.sampled_from([BUY, SELL]), st.integers(98, 102), st.integers(1, 30)), max_size=6),
+    st.integers(1, 3),
+    st.integers(0, 2**32 - 1),
+)
+def test_replay_check_matches_reference(
+    events: list[tuple], seed_levels: list[tuple], levels: int, seed: int
+) -> None:
+    nat, ref = OrderBook(), ReferenceBook()
+    for s, p, q in seed_levels:
+        pid = OrderBook.pseudo_id(s, p)
+        assert pid == ReferenceBook.pseudo_id(s, p)
+        if nat.order(pid) is None:
+            nat.add(pid, s, p, q)
+            ref.add(pid, s, p, q)
+    cols = list(zip(*events, strict=True)) if events else [[]] * 5
+    kind = np.array(cols[0], np.int8)
+    oid, side = np.array(cols[1], np.int64), np.array(cols[2], np.int8)
+    price, qty = np.array(cols[3], np.int64), np.array(cols[4], np.int64)
+    # expected rows: the reference's own book after each event, with random
+    # corruption so that both sides stop at the same differing rows
+    rng = np.random.default_rng(seed)
+    probe = ReferenceBook()
+    for s, p, q in seed_levels:
+        if probe.order(ReferenceBook.pseudo_id(s, p)) is None:
+            probe.add(ReferenceBook.pseudo_id(s, p), s, p, q)
+    rows = np.zeros((len(events), 4 * levels), np.int64)
+    for i in range(len(events)):
+        probe.replay_check(
+            kind[i : i + 1],
+            oid[i : i + 1],
+            side[i : i + 1],
+            price[i : i + 1],
+            qty[i : i + 1],
+            rows[i : i + 1],
+        )
+        for side_, off in ((SELL, 0), (BUY, 2)):
+            for lv, (p, q) in enumerate(probe.depth(side_, levels).tolist()):
+                rows[i, 4 * lv + off], rows[i, 4 * lv + off + 1] = p, q
+        if rng.random() < 0.1:
+            rows[i, rng.integers(0, 4 * levels)] += 1
+    start = 0
+    while True:
+        got = nat.replay_check(kind, oid, side, price, qty, rows, start)
+        assert got == ref.replay_check(kind, oid, side, price, qty, rows, start)
+        check_same(nat, ref)
+        for s in (BUY, SELL):
+            for p in range(98, 103):
+                np.testing.assert_array_equal(nat.orders(s, p), ref.orders(s)[ref.orders(s)[:, 1] == p])
+        if got[0] >= len(events):
+            break
+        start = got[0] + 1
