@@ -7,7 +7,7 @@ PIP    := $(BIN)/python -m pip
 # the package is installed (not editable): reinstall when any shipped file changes
 SOURCES := pyproject.toml CMakeLists.txt $(shell find src agents tables dashboards dbschema native -type f -not -path '*/__pycache__/*' 2>/dev/null)
 
-.PHONY: demo test dashboard bench clean
+.PHONY: demo test dashboard bench clean sanitize
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ticktape needs Python 3.11+; got " + sys.version.split()[0] + " (set PYTHON=python3.11)")'
@@ -36,6 +36,22 @@ dashboard: $(VENV)/.installed-runtime
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/e2e.py
 	$(BIN)/python benchmarks/native_book.py
+
+# The native module built with -fsanitize=address,undefined (its own venv and
+# build dir) and the native property tests run under ASan/UBSan. libasan must
+# be loaded before python itself, hence LD_PRELOAD; leak checking is off
+# because CPython keeps its arenas until exit.
+SAN_VENV ?= build/sanitize-venv
+SAN_PRELOAD = $(shell gcc -print-file-name=libasan.so) $(shell gcc -print-file-name=libubsan.so)
+sanitize:
+	@test -x $(SAN_VENV)/bin/python || $(PYTHON) -m venv $(SAN_VENV)
+	$(SAN_VENV)/bin/python -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" numpy pandas hypothesis pytest pytest-asyncio pytest-timeout typer rich
+	$(SAN_VENV)/bin/python -m pip install --quiet --no-deps --no-build-isolation --force-reinstall \
+		--config-settings=build-dir=build/sanitize \
+		--config-settings=cmake.define.TICKTAPE_SANITIZE=ON --config-settings=cmake.build-type=Debug .
+	cd $(SAN_VENV) && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		LD_PRELOAD="$(SAN_PRELOAD)" bin/python -m pytest -p no:cacheprovider -q --rootdir=$(CURDIR) -c $(CURDIR)/pyproject.toml \
+		$(CURDIR)/tests/unit/test_native_book.py $(CURDIR)/tests/unit/test_native_engine.py $(CURDIR)/tests/unit/test_lobster.py
 
 clean:
 	rm -rf build dist $(VENV)

@@ -6,7 +6,11 @@ Prints one table:
   OrderBook (bulk ``apply_l3``: the loop runs in C++ without the GIL; and one
   Python call per event) vs the reference book;
 * ticks/s of ``Engine.process`` with an active target-position strategy (a
-  decision on every tick, an order every few ticks) vs the reference engine.
+  decision on every tick, an order every few ticks) vs the reference engine;
+* messages/s of the LOBSTER AMZN level-1 sample (when ../shared/data is
+  present): the native replay with a row comparison after every message,
+  and the whole ``ticktape.data.lobster.verify`` (parse, replay, resync of
+  the rows where a level entered from beyond the window).
 
 The reference runs on a prefix of the same stream (it is ~100x slower); both
 sides' results on that prefix are checked to be identical first.
@@ -19,11 +23,14 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 from ticktape.native import Engine, L3Kind, OrderBook
 from ticktape.reference import ReferenceBook, ReferenceEngine
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lobster"
 
 
 def l3_stream(n: int, seed: int = 1) -> tuple[np.ndarray, ...]:
@@ -151,17 +158,51 @@ def main() -> None:
         repeat=1,
     )
 
+    # --- LOBSTER replay + verification (real sample, when present) ----------
+    lob: list[tuple[str, int, str, float, float | None]] = []
+    m_csv = SHARED / "AMZN_2012-06-21_34200000_57600000_message_1.csv"
+    if m_csv.is_file():
+        from ticktape.data.lobster import load_messages, to_l3, verify
+
+        b_csv = Path(str(m_csv).replace("message", "orderbook"))
+        msgs = load_messages(m_csv)
+        n_msg = len(msgs)
+        cols = to_l3(msgs)
+        r = verify(m_csv, b_csv)
+
+        keep = cols[0] != 0  # hidden executions, cross trades and halts do not touch the book
+        l3 = tuple(np.ascontiguousarray(c[keep]) for c in cols)
+
+        lob = [
+            (
+                "LOBSTER AMZN lvl 1: book events, apply_l3 (bulk)",
+                len(l3[0]),
+                "events/s",
+                best_rate(len(l3[0]), lambda: OrderBook().apply_l3(*l3)),
+                best_rate(len(l3[0]), lambda: ReferenceBook().apply_l3(*l3), repeat=1),
+            ),
+            (
+                f"LOBSTER AMZN lvl 1: verify() parse+replay+resync ({r.unverifiable:,} resyncs)",
+                n_msg,
+                "msgs/s",
+                best_rate(n_msg, lambda: verify(m_csv, b_csv)),
+                None,
+            ),
+        ]
+
     rows = [
         ("OrderBook L3 add/reduce/delete/execute, apply_l3 (bulk)", args.events, "events/s", bulk, book_ref),
         ("OrderBook L3, one Python call per event", args.ref_n, "events/s", calls, book_ref),
         (f"Engine.process, active strategy, {args.batch:,}-tick batches", args.ticks, "ticks/s", eng_batched, eng_ref),
         ("Engine.process, active strategy, one batch", args.ticks, "ticks/s", eng_one, eng_ref),
+        *lob,
     ]  # fmt: skip
     w = max(len(r[0]) for r in rows)
     print(f"{'benchmark':<{w}}  {'n':>10}  {'unit':>8}  {'native':>12}  {'reference':>10}  {'ratio':>7}")
     print("-" * (w + 58))
     for name, n, unit, rate, base in rows:
-        print(f"{name:<{w}}  {n:>10,}  {unit:>8}  {rate:>12,.0f}  {base:>10,.0f}  {rate / base:>6.0f}x")
+        ref_s, ratio = (f"{base:>10,.0f}", f"{rate / base:>6.0f}x") if base else (f"{'-':>10}", f"{'-':>7}")
+        print(f"{name:<{w}}  {n:>10,}  {unit:>8}  {rate:>12,.0f}  {ref_s}  {ratio}")
     print(
         f"(reference on the first {args.ref_n:,} events/ticks; engine stream made "
         f"{n_fills:,} fills over {args.ticks:,} ticks)"
