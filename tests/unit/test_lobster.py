@@ -112,6 +112,29 @@ def test_level_10_deeper_level_enters(tmp_path: Path) -> None:
         verify(m, b, levels=3)
 
 
+def test_reused_id_and_cross_trade(tmp_path: Path) -> None:
+    # id 3 rests at 99, its cancel happens beyond the level-1 window (not in the
+    # file); the exchange then reuses id 3 at the top. A cross trade (type 6)
+    # changes nothing.
+    msgs = [
+        "1,1,1,10,1000000,1",
+        "2,1,3,5,990000,1",
+        "3,1,3,7,1000000,1",
+        "4,6,-1,100,1000000,0",
+        "5,3,3,7,1000000,1",
+    ]
+    rows = [
+        "1010000,1,1000000,10",
+        "1010000,1,1000000,10",
+        "1010000,1,1000000,17",
+        "1010000,1,1000000,17",
+        "1010000,1,1000000,10",
+    ]
+    m, b = write(tmp_path, msgs, rows)
+    r = verify(m, b)
+    assert (r.exact, r.unverifiable, r.mismatched) == (4, 0, 0)
+
+
 def test_empty_levels_dummy_prices(tmp_path: Path) -> None:
     msgs = ["1,1,1,10,1000000,1", "2,3,1,10,1000000,1"]
     rows = ["9999999999,0,1000000,10", "9999999999,0,-9999999999,0"]

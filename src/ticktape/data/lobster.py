@@ -197,7 +197,7 @@ def read_messages(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[np
         typ, size, price, d = block[:, 1], block[:, 3], block[:, 4], block[:, 5]
         checks = [
             (1, (typ < 1) | (typ > 7), "is not a LOBSTER event type (1-7)"),
-            (5, (typ != HALT) & (d != 1) & (d != -1), "must be 1 (buy) or -1 (sell)"),
+            (5, (typ <= EXECUTE) & (d != 1) & (d != -1), "must be 1 (buy) or -1 (sell)"),
             (3, (typ <= EXECUTE) & (size <= 0), "must be > 0"),
             (4, (typ <= EXECUTE) & (price <= 0), "must be > 0"),
             (2, (typ <= EXECUTE) & (block[:, 2] < 0), "must be >= 0"),
