@@ -35,9 +35,11 @@ async def _send_acked(topics, k: str, msg: Batch) -> None:
     await fut
 
 
-async def publish(topics, batch: Batch, out: dict[str, np.ndarray], ind: IndicatorState) -> None:
+async def publish(
+    topics, batch: Batch, out: dict[str, np.ndarray], ind: IndicatorState, extra: dict | None = None
+) -> None:
     """Send one results message for ``batch`` and wait for the broker's ack."""
-    meta = {"accepted": ind.accepted, "rejects": ind.rejects, "last_ts": ind.last_ts}
+    meta = {"accepted": ind.accepted, "rejects": ind.rejects, "last_ts": ind.last_ts, **(extra or {})}
     if batch.eos:
         meta["ticks_in"] = batch.meta["ticks_in"]
     result = Batch(

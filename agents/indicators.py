@@ -12,6 +12,7 @@ identical results, which the sink stores once.
 from __future__ import annotations
 
 import logging
+import time
 
 import faust
 
@@ -42,14 +43,25 @@ def register(app: faust.App, topics, table: faust.Table) -> None:
             state = StreamState.from_bytes(table.get(k))
             if batch.seq <= state.seq:
                 continue  # re-delivered: already applied
+            if batch.seq != state.seq + 1:
+                log.error(
+                    "run %s %s: batch %d arrived after %d (a gap)",
+                    batch.run_id,
+                    batch.symbol,
+                    batch.seq,
+                    state.seq,
+                )
             try:
                 spec, strat = run_of(batch)
                 good, feats, bars, ind = indicators_step(
                     strat, batch.ticks, state.indicators, spec.bar_ns, batch.eos
                 )
                 target, signals, strat_state = strategy.step(strat, good, feats, state.strategy)
+                extra = {}
+                if "recv_ns" in batch.meta:  # live feed: tick received -> decision made
+                    extra["latency_ns"] = time.time_ns() - int(batch.meta["recv_ns"])
                 out, engine = execution.step(spec, state.engine, good, target, batch.eos)
-                await execution.publish(topics, batch, {"signals": signals, "bars": bars, **out}, ind)
+                await execution.publish(topics, batch, {"signals": signals, "bars": bars, **out}, ind, extra)
             except Exception as exc:  # fail the run loudly, keep the worker alive
                 log.exception("run %s symbol %s batch %d failed", batch.run_id, batch.symbol, batch.seq)
                 await execution.report_failure(topics, batch, f"{type(exc).__name__}: {exc}")

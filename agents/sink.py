@@ -12,6 +12,7 @@ import logging
 
 import asyncpg
 import faust
+import numpy as np
 import pandas as pd
 
 from ticktape import store
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 STREAMS = ("signals", "orders", "fills", "equity")
 
 
-async def complete_if_done(conn: asyncpg.Connection, run_id: str) -> bool:
+async def complete_if_done(conn: asyncpg.Connection, run_id: str, extra_metrics: dict | None = None) -> bool:
     """Finish ``run_id`` once all its symbols are done; True if it finished now.
 
     Several sinks (workers) may reach the ends of a run's symbols at the same
@@ -32,10 +33,10 @@ async def complete_if_done(conn: asyncpg.Connection, run_id: str) -> bool:
     progress sees every symbol done.
     """
     async with conn.transaction():
-        return await _complete_locked(conn, run_id)
+        return await _complete_locked(conn, run_id, extra_metrics or {})
 
 
-async def _complete_locked(conn: asyncpg.Connection, run_id: str) -> bool:
+async def _complete_locked(conn: asyncpg.Connection, run_id: str, extra_metrics: dict) -> bool:
     run = await conn.fetchrow(
         "SELECT status, symbols, spec, extract(epoch FROM now() - started_at) AS wall"
         " FROM runs WHERE run_id = $1 FOR UPDATE",
@@ -61,7 +62,7 @@ async def _complete_locked(conn: asyncpg.Connection, run_id: str) -> bool:
     samples = pd.DataFrame([tuple(r) for r in rows], columns=["ts_ns", "symbol", "equity"])
     spec = store.json_value(run["spec"])
     metrics = summarize(samples, spec["engine"]["initial_cash"], len(run["symbols"]))
-    metrics.update({"orders": orders, "fills": fills})
+    metrics.update({"orders": orders, "fills": fills, **extra_metrics})
     lost = prog["ticks_in"] - prog["processed"] - prog["rejected"]
     status, error = "complete", None
     if lost:
@@ -89,14 +90,35 @@ def register(app: faust.App, topics, database_url: str) -> None:
     @app.agent(topics.results, name="sink")
     async def sink(stream):
         db = Reconnecting(database_url, "sink")  # a lost connection is re-opened, the write repeated
+        latency = Latency()
         try:
             async for value in stream:
-                await db.run(lambda conn, value=value: write(conn, decode(value)))
+                b = decode(value)
+                latency.add(b)
+                await db.run(lambda conn, b=b: write(conn, b, latency))
         finally:
             await db.close()
 
 
-async def write(conn: asyncpg.Connection, b) -> None:
+class Latency:
+    """Tick-to-decision latencies of live runs (received -> decided), per run."""
+
+    def __init__(self) -> None:
+        self.samples: dict[str, list[int]] = {}
+
+    def add(self, b) -> None:
+        if "latency_ns" in b.meta:
+            self.samples.setdefault(b.run_id, []).append(int(b.meta["latency_ns"]))
+
+    def metrics(self, run_id: str) -> dict[str, float]:
+        xs = self.samples.get(run_id)
+        if not xs:
+            return {}
+        p50, p99 = np.percentile(np.array(xs) / 1e6, [50, 99])
+        return {"tick_to_decision_p50_ms": float(p50), "tick_to_decision_p99_ms": float(p99)}
+
+
+async def write(conn: asyncpg.Connection, b, latency: Latency | None = None) -> None:
     """Store one results message (idempotent: safe to repeat)."""
     if "error" in b.meta:
         await store.finish_run(conn, b.run_id, "failed", error=b.meta["error"])
@@ -115,4 +137,4 @@ async def write(conn: asyncpg.Connection, b) -> None:
         rejects=m["rejects"],
     )
     if b.eos:
-        await complete_if_done(conn, b.run_id)
+        await complete_if_done(conn, b.run_id, latency.metrics(b.run_id) if latency else None)

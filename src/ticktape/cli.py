@@ -76,6 +76,42 @@ def run(
     console.print(sql_hint(spec.run_id), soft_wrap=True)
 
 
+@app.command()
+def paper(
+    spec_file: Annotated[
+        Path, typer.Argument(help="run spec JSON file (strategy, symbols as the feed names them)")
+    ],
+    url: Annotated[
+        str, typer.Option(help="websocket URL of a Binance-format feed (bookTicker/trade streams)")
+    ],
+    idle_timeout: Annotated[float, typer.Option(help="end the run after this many silent seconds")] = 5.0,
+    max_messages: Annotated[int | None, typer.Option(help="stop after this many feed messages")] = None,
+) -> None:
+    """Paper-trade a spec on a live feed, through the same pipeline."""
+    from ticktape.demo import migrate, results_table
+    from ticktape.live import paper as run_paper
+    from ticktape.runtime import Runtime
+    from ticktape.spec import RunSpec
+
+    try:
+        text = spec_file.read_text()
+    except OSError as exc:
+        raise FileNotFoundError(f"{spec_file}: cannot read the run spec ({exc.strerror})") from None
+    spec = RunSpec.from_json(text)
+    settings = _settings()
+    with Runtime(settings) as rt:
+        migrate(rt, console)
+        run, stats = run_paper(rt, settings.home, spec, url, idle_timeout, max_messages)
+    console.print(f"feed messages: {stats.counts}; ticks published: {stats.ticks}")
+    console.print(results_table(run))
+    m = run["metrics"]
+    if "tick_to_decision_p50_ms" in m:
+        console.print(
+            f"tick-to-decision latency: p50 {m['tick_to_decision_p50_ms']:.1f} ms,"
+            f" p99 {m['tick_to_decision_p99_ms']:.1f} ms"
+        )
+
+
 def _parse_speed(text: str) -> float | None:
     from ticktape.strategy import SpecError
 
