@@ -1,15 +1,19 @@
-"""Ticks/s of the demo pipeline, end to end and in process.
+"""Ticks/s of the pipeline end to end and in process, peak memory, and
+backtrader on the same ticks as the reference.
 
 Generates synthetic ticks for 2 symbols into the store (embedded PostgreSQL
 unless TICKTAPE_DATABASE_URL is set), replays them through the Faust pipeline
 (embedded broker unless TICKTAPE_KAFKA_URL is set) with the SMA-crossover
 strategy, and prints one table:
 
-- pipeline: ticks / (run finished - run started), as the sink records it;
+- pipeline: ticks / (run finished - run started), as the sink records it,
+  with the Faust worker's peak resident memory (VmHWM);
 - pipeline incl. worker start: wall time from submitting the run;
-- in process: the same stage functions without broker or DB (ticktape.stages).
+- in process: the same stage functions without broker or DB (ticktape.stages);
+- backtrader (if installed): the same SMA crossover over the first
+  ``--backtrader-ticks`` ticks of one symbol fed as one bar per tick.
 
-Usage: python benchmarks/e2e.py [--ticks-per-symbol N]
+Usage: python benchmarks/e2e.py [--ticks-per-symbol N] [--batch-size B]
 """
 
 from __future__ import annotations
@@ -18,18 +22,23 @@ import argparse
 import asyncio
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 from ticktape import store
+from ticktape.app import topic_partitions
 from ticktape.config import Settings
-from ticktape.demo import execute, migrate
+from ticktape.demo import migrate, submit_and_watch
 from ticktape.generator import RandomWalkConfig, generate
 from ticktape.runtime import Runtime
 from ticktape.spec import RunSpec
 from ticktape.stages import run_symbol
+from ticktape.worker import WorkerProcess
+
+PARAMS = {"fast": 50, "slow": 400, "size": 100.0}
 
 
 async def load(dsn: str, symbols: list[str], n: int) -> float:
@@ -46,50 +55,120 @@ async def load(dsn: str, symbols: list[str], n: int) -> float:
         await conn.close()
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--ticks-per-symbol", type=int, default=1_000_000)
-    ap.add_argument("--batch-size", type=int, default=50_000)
-    args = ap.parse_args()
-    n = args.ticks_per_symbol
-    console = Console(stderr=True)
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pipeline(n: int, batch: int, console: Console) -> list[tuple[str, int, float, str]]:
     symbols = ["BENCH-A", "BENCH-B"]
-    params = {"fast": 50, "slow": 400, "size": 100.0}
     rows = []
     with tempfile.TemporaryDirectory(prefix="ticktape-bench-") as home:
         settings = Settings.from_env().with_home(home)
         with Runtime(settings) as rt:
             migrate(rt, console)
-            load_s = asyncio.run(load(rt.database_url, symbols, n))
-            rows.append(("generate + store (COPY)", 2 * n, load_s))
-            spec = RunSpec(
-                strategy="sma_crossover", symbols=tuple(symbols), params=params, batch_size=args.batch_size
+            rows.append(
+                ("generate + store (COPY)", 2 * n, asyncio.run(load(rt.database_url, symbols, n)), "")
             )
-            t0 = time.perf_counter()
-            run = execute(rt, settings, spec, console)
-            total_s = time.perf_counter() - t0
-            rows.append(("pipeline (run start -> complete)", run["ticks_processed"], run["wall_seconds"]))
-            rows.append(("pipeline incl. worker start", run["ticks_processed"], total_s))
-    data = {
-        s: np.concatenate(list(generate(RandomWalkConfig(symbol=s, n_ticks=n, seed=i))))
-        for i, s in enumerate(symbols)
-    }
-    spec = RunSpec(strategy="sma_crossover", symbols=tuple(symbols), params=params)
-    t0 = time.perf_counter()
-    for s in symbols:
-        run_symbol(spec, (data[s][i : i + args.batch_size] for i in range(0, n, args.batch_size)))
-    rows.append(("in process (same stages, no broker/DB)", 2 * n, time.perf_counter() - t0))
+            spec = RunSpec(strategy="sma_crossover", symbols=tuple(symbols), params=PARAMS, batch_size=batch)
+            rt.ensure_topics(topic_partitions())
+            env = {**rt.env(), "TICKTAPE_HOME": home}
+            with WorkerProcess(env, Path(home) / "worker.log") as worker:
+                t0 = time.perf_counter()
+                run = asyncio.run(
+                    submit_and_watch(rt.kafka_url, rt.database_url, spec, 2 * n, worker, console, 3600)
+                )
+                total_s = time.perf_counter() - t0
+                rss = peak_rss_mb(worker.proc.pid)
+            note = f"worker peak RSS {rss:,.0f} MB"
+            rows.append(
+                ("pipeline (run start -> complete)", run["ticks_processed"], run["wall_seconds"], note)
+            )
+            rows.append(("pipeline incl. worker start", run["ticks_processed"], total_s, ""))
+    return rows
 
-    table = Table(
-        title=f"benchmarks/e2e.py: SMA crossover, 2 symbols x {n:,} ticks, batch {args.batch_size:,}"
+
+def in_process(n: int, batch: int) -> tuple[str, int, float, str]:
+    symbols = ["BENCH-A", "BENCH-B"]
+    spec = RunSpec(strategy="sma_crossover", symbols=tuple(symbols), params=PARAMS)
+    elapsed = 0.0
+    for i, s in enumerate(symbols):  # one symbol's ticks in memory at a time
+        data = np.concatenate(list(generate(RandomWalkConfig(symbol=s, n_ticks=n, seed=i))))
+        t0 = time.perf_counter()
+        run_symbol(spec, (data[j : j + batch] for j in range(0, n, batch)))
+        elapsed += time.perf_counter() - t0
+    return ("in process (same stages, no broker/DB)", 2 * n, elapsed, "")
+
+
+def backtrader_reference(n: int) -> tuple[str, int, float, str] | None:
+    try:
+        import backtrader as bt
+    except ImportError:
+        return None
+    import pandas as pd
+
+    t = np.concatenate(list(generate(RandomWalkConfig(symbol="BENCH-A", n_ticks=n, seed=0))))
+    mid = (t["bid"] + t["ask"]) / 2
+    df = pd.DataFrame(
+        {"open": mid, "high": mid, "low": mid, "close": mid, "volume": 1.0},
+        index=pd.to_datetime(t["ts"], unit="ns"),
     )
-    table.add_column("path")
-    table.add_column("ticks", justify="right")
-    table.add_column("seconds", justify="right")
-    table.add_column("ticks/s", justify="right")
-    for name, ticks, secs in rows:
-        table.add_row(name, f"{ticks:,}", f"{secs:.2f}", f"{ticks / secs:,.0f}")
-    Console().print(table)
+
+    class SmaCross(bt.Strategy):
+        def __init__(self):
+            self.cross = bt.ind.CrossOver(
+                bt.ind.SMA(period=PARAMS["fast"]), bt.ind.SMA(period=PARAMS["slow"])
+            )
+
+        def next(self):
+            if self.cross > 0:
+                self.order_target_size(target=PARAMS["size"])
+            elif self.cross < 0:
+                self.order_target_size(target=-PARAMS["size"])
+
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(bt.feeds.PandasData(dataname=df))
+    cerebro.addstrategy(SmaCross)
+    t0 = time.perf_counter()
+    cerebro.run()
+    return (
+        f"backtrader {bt.__version__} (1 bar per tick, first {n:,} ticks)",
+        n,
+        time.perf_counter() - t0,
+        "",
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ticks-per-symbol", type=int, default=1_000_000)
+    ap.add_argument("--batch-size", type=int, default=50_000)
+    ap.add_argument("--backtrader-ticks", type=int, default=200_000)
+    args = ap.parse_args()
+    n, batch = args.ticks_per_symbol, args.batch_size
+    console = Console(stderr=True)
+    rows = pipeline(n, batch, console)
+    rows.append(in_process(n, batch))
+    bt_row = backtrader_reference(args.backtrader_ticks)
+    table = Table(title=f"benchmarks/e2e.py: SMA crossover, 2 symbols x {n:,} ticks, batch {batch:,}")
+    for col in ("path", "ticks", "seconds", "ticks/s", "vs backtrader", "note"):
+        table.add_column(col, justify="left" if col in ("path", "note") else "right")
+    bt_rate = bt_row[1] / bt_row[2] if bt_row else None
+    for name, ticks, secs, note in [*rows, *([bt_row] if bt_row else [])]:
+        rate = ticks / secs
+        table.add_row(
+            name,
+            f"{ticks:,}",
+            f"{secs:.2f}",
+            f"{rate:,.0f}",
+            f"{rate / bt_rate:,.0f}x" if bt_rate else "-",
+            note,
+        )
+    if not bt_row:
+        table.add_row("backtrader", "-", "-", "-", "-", "not installed (pip install backtrader)")
+    Console(width=160).print(table)
 
 
 if __name__ == "__main__":
