@@ -40,7 +40,8 @@ bench: $(VENV)/.installed-test
 # The native module built with -fsanitize=address,undefined (its own venv and
 # build dir) and the native property tests run under ASan/UBSan. libasan must
 # be loaded before python itself, hence LD_PRELOAD; leak checking is off
-# because CPython keeps its arenas until exit.
+# because CPython keeps its arenas until exit; --capture=sys so that a
+# sanitizer report (written to fd 2) is not swallowed by pytest.
 SAN_VENV ?= build/sanitize-venv
 SAN_PRELOAD = $(shell gcc -print-file-name=libasan.so) $(shell gcc -print-file-name=libubsan.so)
 sanitize:
@@ -50,7 +51,7 @@ sanitize:
 		--config-settings=build-dir=build/sanitize \
 		--config-settings=cmake.define.TICKTAPE_SANITIZE=ON --config-settings=cmake.build-type=Debug .
 	cd $(SAN_VENV) && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		LD_PRELOAD="$(SAN_PRELOAD)" bin/python -m pytest -p no:cacheprovider -q --rootdir=$(CURDIR) -c $(CURDIR)/pyproject.toml \
+		LD_PRELOAD="$(SAN_PRELOAD)" bin/python -m pytest -p no:cacheprovider -q --capture=sys --rootdir=$(CURDIR) -c $(CURDIR)/pyproject.toml \
 		$(CURDIR)/tests/unit/test_native_book.py $(CURDIR)/tests/unit/test_native_engine.py $(CURDIR)/tests/unit/test_lobster.py
 
 clean:

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <utility>
@@ -168,10 +169,22 @@ py::array int_pairs(const std::vector<std::pair<int64_t, int64_t>>& v) {
 template <class T>
 using CArr = py::array_t<T, py::array::c_style | py::array::forcecast>;
 
-void book_apply_l3(PyBook& self, const CArr<int8_t>& kind, const CArr<int64_t>& order_id,
-                   const CArr<int8_t>& side, const CArr<int64_t>& price,
-                   const CArr<int64_t>& qty) {
+// A C-contiguous array can still be misaligned (a field of a packed
+// structured array); C++ must not load int64 from it, so copy such arrays.
+template <class T>
+CArr<T> aligned(const CArr<T>& a) {
+  if (reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T) == 0) return a;
+  CArr<T> c(std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
+  if (a.nbytes()) std::memcpy(c.mutable_data(), a.data(), static_cast<size_t>(a.nbytes()));
+  return c;
+}
+
+void book_apply_l3(PyBook& self, const CArr<int8_t>& kind, const CArr<int64_t>& order_id_in,
+                   const CArr<int8_t>& side, const CArr<int64_t>& price_in,
+                   const CArr<int64_t>& qty_in) {
   self.get();
+  const CArr<int64_t> order_id = aligned(order_id_in), price = aligned(price_in),
+                      qty = aligned(qty_in);
   check_1d(kind, "kind");
   check_1d(order_id, "order_id");
   check_1d(side, "side");
@@ -194,11 +207,13 @@ void book_apply_l3(PyBook& self, const CArr<int8_t>& kind, const CArr<int64_t>& 
                      price.data(), qty.data());
 }
 
-py::tuple book_replay_check(PyBook& self, const CArr<int8_t>& kind, const CArr<int64_t>& order_id,
-                            const CArr<int8_t>& side, const CArr<int64_t>& price,
-                            const CArr<int64_t>& qty, const CArr<int64_t>& expected,
-                            int64_t start) {
+py::tuple book_replay_check(PyBook& self, const CArr<int8_t>& kind,
+                            const CArr<int64_t>& order_id_in, const CArr<int8_t>& side,
+                            const CArr<int64_t>& price_in, const CArr<int64_t>& qty_in,
+                            const CArr<int64_t>& expected_in, int64_t start) {
   self.get();
+  const CArr<int64_t> order_id = aligned(order_id_in), price = aligned(price_in),
+                      qty = aligned(qty_in), expected = aligned(expected_in);
   check_1d(kind, "kind");
   const py::ssize_t n = kind.shape(0);
   const std::pair<const char*, const py::array*> cols[] = {

@@ -368,3 +368,17 @@ def test_replay_check_matches_reference(
         if got[0] >= len(events):
             break
         start = got[0] + 1
+
+
+def test_misaligned_fields_of_packed_structured_arrays() -> None:
+    # int64 fields at odd offsets: C-contiguous when of length 1, but misaligned
+    dt = np.dtype([("k", "i1"), ("id", "<i8"), ("s", "i1"), ("p", "<i8"), ("q", "<i8")])
+    ev = np.zeros(1, dt)
+    ev[0] = (1, 7, BUY, 100, 5)
+    book = OrderBook()
+    book.apply_l3(ev["k"], ev["id"], ev["s"], ev["p"], ev["q"])
+    assert book.best_bid() == (100, 5)
+    book2 = OrderBook()
+    row = np.zeros(1, [("pad", "i1"), ("r", "<i8", (4,))])
+    row["r"][0] = [0, 0, 100, 5]
+    assert book2.replay_check(ev["k"], ev["id"], ev["s"], ev["p"], ev["q"], row["r"]) == (1, 0)

@@ -281,12 +281,12 @@ def to_l3(messages: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     """
     typ = messages["type"]
     kind = np.where(typ <= EXECUTE, typ, 0).astype(np.int8)
-    return (
+    return (  # aligned copies: fields of the packed MESSAGE_DTYPE are not
         kind,
-        np.ascontiguousarray(messages["order_id"]),
-        np.ascontiguousarray(messages["direction"]),
-        np.ascontiguousarray(messages["price"]),
-        np.ascontiguousarray(messages["size"]),
+        messages["order_id"].astype(np.int64),
+        messages["direction"].astype(np.int8),
+        messages["price"].astype(np.int64),
+        messages["size"].astype(np.int64),
     )
 
 
