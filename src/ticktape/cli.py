@@ -112,6 +112,28 @@ def paper(
         )
 
 
+@app.command()
+def record(
+    run_id: Annotated[str, typer.Argument(help="the live or replayed run whose ticks to record")],
+    prefix: Annotated[str, typer.Option(help="store the ticks under PREFIX + symbol")] = "",
+    idle_timeout: Annotated[
+        float, typer.Option(help="stop after this many seconds without new ticks")
+    ] = 10.0,
+) -> None:
+    """Copy a run's ticks from the ticks topic into the store (the topic keeps them)."""
+    from ticktape.record import record as do_record
+    from ticktape.runtime import Runtime
+
+    with Runtime(_settings()) as rt:
+        rec = asyncio.run(do_record(rt.kafka_url, rt.database_url, run_id, prefix, idle_timeout))
+    for sym, n in sorted(rec.ticks.items()):
+        console.print(f"{prefix}{sym}: {n:,} ticks recorded ({rec.stored.get(sym, 0):,} new in the store)")
+    console.print(
+        ("all streams complete" if rec.complete else "stopped before every stream ended (idle timeout)")
+        + (f"; {rec.duplicates} duplicate batches skipped" if rec.duplicates else "")
+    )
+
+
 def _parse_speed(text: str) -> float | None:
     from ticktape.strategy import SpecError
 
