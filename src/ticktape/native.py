@@ -70,12 +70,14 @@ import numpy as np
 from ticktape._native import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
     BOOK_FILL_DTYPE,
     Engine,
+    L2Book,
     OrderBook,
 )
 
 __all__ = [
     "BOOK_FILL_DTYPE",
     "Engine",
+    "L2Book",
     "L3Kind",
     "OrderBook",
     "OrderEvent",
