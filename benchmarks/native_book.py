@@ -7,6 +7,8 @@ Prints one table:
   Python call per event) vs the reference book;
 * ticks/s of ``Engine.process`` with an active target-position strategy (a
   decision on every tick, an order every few ticks) vs the reference engine;
+* events/s of L2 diffs (absolute quantity per level) through L2Book, with
+  and without top-10 views, vs the reference;
 * messages/s of the LOBSTER AMZN level-1 sample (when ../shared/data is
   present): the native replay with a row comparison after every message,
   and the whole ``ticktape.data.lobster.verify`` (parse, replay, resync of
@@ -27,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ticktape.native import Engine, L3Kind, OrderBook
-from ticktape.reference import ReferenceBook, ReferenceEngine
+from ticktape.native import Engine, L2Book, L3Kind, OrderBook
+from ticktape.reference import ReferenceBook, ReferenceEngine, ReferenceL2Book
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lobster"
 
@@ -158,6 +160,24 @@ def main() -> None:
         repeat=1,
     )
 
+    # --- L2 diffs (depthUpdate style: absolute qty per level, 0 deletes) -----
+    rng = np.random.default_rng(3)
+    l2_side = rng.choice(np.array([1, -1], np.int8), args.events)
+    l2_price = 10_000 + l2_side.astype(np.int64) * -rng.integers(
+        1, 200, args.events
+    )  # bids below, asks above
+    l2_qty = np.where(rng.random(args.events) < 0.2, 0, rng.integers(1, 1_000, args.events)).astype(np.int64)
+    l2 = (l2_side, l2_price, l2_qty)
+    l2_head = tuple(a[: args.ref_n] for a in l2)
+    every = np.arange(0, args.events, 100, dtype=np.int64)
+    assert np.array_equal(
+        L2Book().apply(*l2_head, every[every < args.ref_n], 5),
+        ReferenceL2Book().apply(*l2_head, every[every < args.ref_n], 5),
+    )
+    l2_rate = best_rate(args.events, lambda: L2Book().apply(*l2))
+    l2_top = best_rate(args.events, lambda: L2Book().apply(*l2, every, 10))
+    l2_ref = best_rate(args.ref_n, lambda: ReferenceL2Book().apply(*l2_head), repeat=1)
+
     # --- LOBSTER replay + verification (real sample, when present) ----------
     lob: list[tuple[str, int, str, float, float | None]] = []
     m_csv = SHARED / "AMZN_2012-06-21_34200000_57600000_message_1.csv"
@@ -195,6 +215,8 @@ def main() -> None:
         ("OrderBook L3, one Python call per event", args.ref_n, "events/s", calls, book_ref),
         (f"Engine.process, active strategy, {args.batch:,}-tick batches", args.ticks, "ticks/s", eng_batched, eng_ref),
         ("Engine.process, active strategy, one batch", args.ticks, "ticks/s", eng_one, eng_ref),
+        ("L2Book diffs, apply (bulk)", args.events, "events/s", l2_rate, l2_ref),
+        ("L2Book diffs + top-10 view every 100 events", args.events, "events/s", l2_top, l2_ref),
         *lob,
     ]  # fmt: skip
     w = max(len(r[0]) for r in rows)
