@@ -100,7 +100,7 @@ def create_app(
         producer_max_request_size=MAX_MESSAGE_BYTES,
         consumer_max_fetch_size=MAX_MESSAGE_BYTES,
         stream_buffer_maxsize=64,
-        producer_linger_ms=5,
+        producer_linger_ms=0,  # results are awaited per batch: never wait to fill a batch
         key_serializer="raw",
         value_serializer="raw",
     )
