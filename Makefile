@@ -52,7 +52,7 @@ sanitize:
 		--config-settings=cmake.define.TICKTAPE_SANITIZE=ON --config-settings=cmake.build-type=Debug .
 	cd $(SAN_VENV) && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		LD_PRELOAD="$(SAN_PRELOAD)" bin/python -m pytest -p no:cacheprovider -q --capture=sys --rootdir=$(CURDIR) -c $(CURDIR)/pyproject.toml \
-		$(CURDIR)/tests/unit/test_native_book.py $(CURDIR)/tests/unit/test_native_engine.py $(CURDIR)/tests/unit/test_lobster.py
+		$(wildcard $(CURDIR)/tests/unit/test_native_*.py) $(CURDIR)/tests/unit/test_lobster.py
 
 clean:
 	rm -rf build dist $(VENV)

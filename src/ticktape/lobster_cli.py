@@ -42,6 +42,8 @@ def verify(
     show: Annotated[int, typer.Option("--show", help="how many first mismatches to print")] = 10,
 ) -> None:
     """Replay MESSAGE_CSV through the native L3 book and check every row of ORDERBOOK_CSV."""
+    import pandas  # noqa: F401  (imported before the clock starts)
+
     from ticktape.data.lobster import LobsterFormatError
     from ticktape.data.lobster import verify as run_verify
 
@@ -57,7 +59,8 @@ def verify(
         d["seconds"] = round(elapsed, 3)
         typer.echo(json.dumps(d))
     else:
-        table = Table(title=f"LOBSTER verify: {message_csv.name}", show_header=True)
+        console.print(f"{message_csv.name} against {orderbook_csv.name}", highlight=False)
+        table = Table(title="LOBSTER verify", show_header=True)
         table.add_column("rows")
         table.add_column("count", justify="right")
         for name, value in (
