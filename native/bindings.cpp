@@ -332,6 +332,23 @@ PYBIND11_MODULE(_native, m) {
             return to_array(s.scratch);
           },
           py::arg("order_id"), py::arg("side"), py::arg("type"), py::arg("price"), py::arg("qty"))
+      .def(
+          "place",
+          [](PyBook& s, int64_t order_id, int side, int type, int64_t price, int64_t qty, int tif) {
+            s.scratch.clear();
+            const bool ok = s.get().place(order_id, side, type, price, qty, tif, s.scratch);
+            return py::make_tuple(to_array(s.scratch), ok);
+          },
+          py::arg("order_id"), py::arg("side"), py::arg("type"), py::arg("price"), py::arg("qty"),
+          py::arg("tif") = 0)
+      .def(
+          "modify",
+          [](PyBook& s, int64_t order_id, int64_t price, int64_t qty) {
+            s.scratch.clear();
+            s.get().modify(order_id, price, qty, s.scratch);
+            return to_array(s.scratch);
+          },
+          py::arg("order_id"), py::arg("price"), py::arg("qty"))
       .def("best_bid", [](PyBook& s) { return s.get().best(kBuy); })
       .def("best_ask", [](PyBook& s) { return s.get().best(kSell); })
       .def(

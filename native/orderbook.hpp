@@ -216,6 +216,67 @@ class OrderBook {
     if (limit && qty > 0) rest(id, static_cast<int8_t>(side), price, qty);
   }
 
+  // An order with a time in force: 0 GTC (a LIMIT remainder rests), 1 IOC
+  // (the remainder is cancelled), 2 FOK (all or nothing: rejected without
+  // any fill unless the whole qty can trade now within the limit), 3
+  // POST_ONLY (LIMIT only; rejected if it would trade on arrival, else
+  // rests). Returns false when rejected (no fills, nothing rests).
+  bool place(int64_t id, int side, int type, int64_t price, int64_t qty, int tif,
+             std::vector<BookFill>& fills) {
+    if (tif < 0 || tif > 3) {
+      throw std::invalid_argument("tif must be 0 (GTC), 1 (IOC), 2 (FOK) or 3 (POST_ONLY), got " +
+                                  std::to_string(tif));
+    }
+    const bool limit = type == static_cast<int>(OrderType::Limit);
+    if (tif == 3 && !limit) throw std::invalid_argument("POST_ONLY needs a LIMIT order");
+    check_id(id);
+    check_side(side);
+    if (limit) check_price(price);
+    check_qty(qty, "qty");
+    if (ids_.find(id) >= 0) throw std::invalid_argument("duplicate order id " + std::to_string(id));
+    if (tif == 2 || tif == 3) {
+      int64_t avail = 0;
+      const Levels& opp = side > 0 ? asks_ : bids_;
+      for (auto it = opp.begin(); it != opp.end() && avail < qty; ++it) {
+        const int64_t p = side > 0 ? it->first : -it->first;
+        if (limit && (side > 0 ? p > price : p < price)) break;
+        avail += it->second.total;
+      }
+      if (tif == 3 && avail > 0) return false;
+      if (tif == 2 && avail < qty) return false;
+    }
+    if (tif == 1 || (tif == 2 && limit)) {
+      submit(id, side, type, price, qty, fills);
+      const int32_t idx = ids_.find(id);
+      if (idx >= 0) remove(idx);  // IOC: what did not trade is cancelled
+      return true;
+    }
+    submit(id, side, type, price, qty, fills);
+    return true;
+  }
+
+  // Changes a resting order's price and/or qty. Same price and a smaller
+  // qty keeps its time priority; a new price or a larger qty loses it (the
+  // order is re-entered at the back, and trades first if the new price
+  // crosses). Fills of that re-entry are appended to `fills`.
+  void modify(int64_t id, int64_t price, int64_t qty, std::vector<BookFill>& fills) {
+    check_price(price);
+    check_qty(qty, "qty");
+    const int32_t idx = ids_.find(id);
+    if (idx < 0) throw UnknownOrderError("unknown order id " + std::to_string(id));
+    Order& o = pool_[idx];
+    if (price == o.price && qty <= o.qty) {
+      if (qty < o.qty) {
+        o.level->second.total -= o.qty - qty;
+        o.qty = qty;
+      }
+      return;
+    }
+    const int side = o.side;
+    remove(idx);
+    submit(id, side, static_cast<int>(OrderType::Limit), price, qty, fills);
+  }
+
   // Bulk L3 stream. Unknown ids on reduce/delete/execute are ignored; any
   // other bad event throws std::invalid_argument naming its index (events
   // before it have been applied).

@@ -83,6 +83,7 @@ __all__ = [
     "OrderEvent",
     "OrderType",
     "Side",
+    "TimeInForce",
     "from_ticks",
     "to_ticks",
 ]
@@ -117,6 +118,15 @@ class OrderEvent(IntEnum):
     FILLED = 3
     CANCELLED = 4
     REJECTED = 5
+
+
+class TimeInForce(IntEnum):
+    """Time in force of :meth:`OrderBook.place`."""
+
+    GTC = 0
+    IOC = 1
+    FOK = 2
+    POST_ONLY = 3
 
 
 class L3Kind(IntEnum):

@@ -15,6 +15,7 @@ __all__ = [
     "OrderEvent",
     "OrderType",
     "Side",
+    "TimeInForce",
     "from_ticks",
     "to_ticks",
 ]
@@ -37,6 +38,12 @@ class OrderEvent(IntEnum):
     FILLED = 3
     CANCELLED = 4
     REJECTED = 5
+
+class TimeInForce(IntEnum):
+    GTC = 0
+    IOC = 1
+    FOK = 2
+    POST_ONLY = 3
 
 class L3Kind(IntEnum):
     ADD = 1
@@ -63,6 +70,18 @@ class OrderBook:
         LIMIT remainder rests under order_id; MARKET remainder is cancelled
         (price is ignored for MARKET).
         """
+    def place(
+        self, order_id: int, side: int, type: int, price: int, qty: int, tif: int = 0
+    ) -> tuple[np.ndarray, bool]:
+        """Order with a time in force (TimeInForce: 0 GTC, 1 IOC, 2 FOK, 3 POST_ONLY).
+
+        Returns (fills, accepted). FOK is rejected (no fills) unless all of
+        qty can trade now within the limit; POST_ONLY (LIMIT only) is
+        rejected if it would trade on arrival; IOC cancels what did not trade.
+        """
+    def modify(self, order_id: int, price: int, qty: int) -> np.ndarray:
+        """Same price and smaller qty keeps time priority; a new price or larger qty
+        re-enters the order at the back (trading first if it crosses). KeyError if unknown."""
     def apply_l3(
         self,
         kind: npt.ArrayLike,

@@ -102,6 +102,43 @@ class ReferenceBook:
             self.add(order_id, side, price, qty)
         return np.array(fills, dtype=BOOK_FILL_DTYPE)
 
+    def place(
+        self, order_id: int, side: int, type: int, price: int, qty: int, tif: int = 0
+    ) -> tuple[np.ndarray, bool]:
+        """An order with a time in force (0 GTC, 1 IOC, 2 FOK, 3 POST_ONLY); see OrderBook.place."""
+        if tif not in (0, 1, 2, 3):
+            raise ValueError(f"tif must be 0 (GTC), 1 (IOC), 2 (FOK) or 3 (POST_ONLY), got {tif}")
+        if tif == 3 and type != LIMIT:
+            raise ValueError("POST_ONLY needs a LIMIT order")
+        _check_side(side)
+        if qty <= 0:
+            raise ValueError(f"qty must be > 0, got {qty}")
+        if order_id in self._orders:
+            raise ValueError(f"duplicate order id {order_id}")
+        if tif in (2, 3):
+            levels = self._queues[-side]
+            ok = [p for p in levels if type != LIMIT or (p <= price if side > 0 else p >= price)]
+            avail = sum(self.volume_at(-side, p) for p in ok)
+            if (tif == 3 and avail > 0) or (tif == 2 and avail < qty):
+                return np.array([], dtype=BOOK_FILL_DTYPE), False
+        fills = self.submit(order_id, side, type, price, qty)
+        if tif in (1, 2) and order_id in self._orders:
+            self._remove(order_id)
+        return fills, True
+
+    def modify(self, order_id: int, price: int, qty: int) -> np.ndarray:
+        """Same price and smaller qty keeps priority; otherwise re-entered at the back (may trade)."""
+        if qty <= 0:
+            raise ValueError(f"qty must be > 0, got {qty}")
+        if order_id not in self._orders:
+            raise KeyError(f"unknown order id {order_id}")
+        side, old_price, old_qty = self._orders[order_id]
+        if price == old_price and qty <= old_qty:
+            self._orders[order_id][2] = qty
+            return np.array([], dtype=BOOK_FILL_DTYPE)
+        self._remove(order_id)
+        return self.submit(order_id, side, LIMIT, price, qty)
+
     def apply_l3(self, kind, order_id, side, price, qty) -> None:  # type: ignore[no-untyped-def]
         for k, oid, s, p, q in zip(kind, order_id, side, price, qty, strict=True):
             k, oid, s, p, q = int(k), int(oid), int(s), int(p), int(q)

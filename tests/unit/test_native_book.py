@@ -382,3 +382,120 @@ def test_misaligned_fields_of_packed_structured_arrays() -> None:
     row = np.zeros(1, [("pad", "i1"), ("r", "<i8", (4,))])
     row["r"][0] = [0, 0, 100, 5]
     assert book2.replay_check(ev["k"], ev["id"], ev["s"], ev["p"], ev["q"], row["r"]) == (1, 0)
+
+
+GTC, IOC, FOK, POST_ONLY = 0, 1, 2, 3
+
+tif_ops = st.one_of(
+    st.tuples(
+        st.just("place"),
+        st.sampled_from([BUY, SELL]),
+        st.sampled_from([MARKET, LIMIT]),
+        st.integers(95, 105),
+        st.integers(1, 40),
+        st.sampled_from([GTC, IOC, FOK, POST_ONLY]),
+    ),
+    st.tuples(st.just("modify"), st.integers(0, 10**6), st.integers(95, 105), st.integers(1, 30)),
+    st.tuples(st.just("cancel"), st.integers(0, 10**6)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(tif_ops, max_size=100))
+def test_time_in_force_and_modify_match_reference(stream: list[tuple]) -> None:
+    nat, ref = OrderBook(), ReferenceBook()
+    seq: dict[int, int] = {}  # order id -> priority sequence (re-set when priority is lost)
+    next_id = 1
+    added = removed = 0
+    for op in stream:
+        resting = sorted(ref._orders)
+        if op[0] == "place":
+            _, side, otype, price, qty, tif = op
+            if tif == POST_ONLY and otype == MARKET:
+                with pytest.raises(ValueError, match="POST_ONLY needs a LIMIT"):
+                    nat.place(next_id, side, otype, price, qty, tif)
+                continue
+            oid, next_id = next_id, next_id + 1
+            opp = ref.best_ask() if side == BUY else ref.best_bid()
+            got, ok = nat.place(oid, side, otype, price, qty, tif)
+            want, ok_ref = ref.place(oid, side, otype, price, qty, tif)
+            assert ok == ok_ref
+            np.testing.assert_array_equal(got, want)
+            check_priority(got, side, seq)
+            filled = int(got["qty"].sum())
+            removed += filled
+            would_cross = opp is not None and (
+                otype == MARKET or (opp[0] <= price if side == BUY else opp[0] >= price)
+            )
+            if tif == POST_ONLY:
+                assert ok == (not would_cross) and filled == 0
+            if tif == FOK:
+                assert filled in (0, qty) and ok == (filled == qty)
+            if tif in (IOC, FOK) or otype == MARKET or not ok:
+                assert nat.order(oid) is None
+            elif filled < qty:
+                assert nat.order(oid) == (side, price, qty - filled)
+                seq[oid] = len(seq)
+                added += qty - filled
+        elif op[0] == "modify":
+            _, pick, price, qty = op
+            if not resting:
+                with pytest.raises(KeyError):
+                    nat.modify(10**9 + pick, price, qty)
+                continue
+            oid = resting[pick % len(resting)]
+            side, old_price, old_qty = ref.order(oid)
+            got = nat.modify(oid, price, qty)
+            want = ref.modify(oid, price, qty)
+            np.testing.assert_array_equal(got, want)
+            check_priority(got, side, seq)
+            filled = int(got["qty"].sum())
+            if price == old_price and qty <= old_qty:
+                assert filled == 0  # keeps its priority: seq unchanged
+                removed += old_qty - qty
+            else:
+                removed += old_qty + filled
+                if filled < qty:
+                    seq[oid] = len(seq)
+                    added += qty - filled
+        else:
+            _, pick = op
+            if resting:
+                oid = resting[pick % len(resting)]
+                removed += ref.order(oid)[2]
+                nat.cancel(oid)
+                ref.cancel(oid)
+        check_same(nat, ref)
+        bid, ask = nat.best_bid(), nat.best_ask()
+        assert bid is None or ask is None or bid[0] < ask[0], "crossed book"
+        resting_qty = sum(int(nat.depth(s, 10**6)[:, 1].sum()) for s in (BUY, SELL))
+        assert resting_qty == added - removed
+
+
+def test_place_and_modify_examples() -> None:
+    book = OrderBook()
+    book.add(1, SELL, 101, 5)
+    book.add(2, SELL, 102, 5)
+    # FOK for more than there is within the limit: rejected, nothing trades
+    fills, ok = book.place(10, BUY, LIMIT, 101, 6, FOK)
+    assert not ok and len(fills) == 0 and book.best_ask() == (101, 5)
+    # post-only that would cross: rejected; one that does not: rests
+    assert book.place(11, BUY, LIMIT, 101, 1, POST_ONLY)[1] is False
+    assert book.place(12, BUY, LIMIT, 100, 3, POST_ONLY)[1] is True
+    # IOC: trades what it can, the rest is cancelled
+    fills, ok = book.place(13, BUY, LIMIT, 101, 8, IOC)
+    assert ok and fills["qty"].tolist() == [5] and book.order(13) is None
+    # modify: smaller qty keeps priority, a price change trades if it crosses
+    book.add(3, BUY, 100, 4)
+    book.modify(12, 100, 2)
+    assert book.orders(BUY)[:, 0].tolist() == [12, 3]
+    book.modify(12, 100, 9)  # a larger qty loses priority
+    assert book.orders(BUY)[:, 0].tolist() == [3, 12]
+    fills = book.modify(3, 102, 7)
+    assert fills[["maker_id", "qty"]].tolist() == [(2, 5)] and book.order(3) == (BUY, 102, 2)
+    with pytest.raises(KeyError, match="unknown order id 99"):
+        book.modify(99, 100, 1)
+    with pytest.raises(ValueError, match="tif must be"):
+        book.place(20, BUY, LIMIT, 100, 1, 7)
+    with pytest.raises(ValueError, match="qty must be > 0"):
+        book.place(20, BUY, LIMIT, 100, 0)
