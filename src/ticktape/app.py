@@ -98,11 +98,14 @@ def create_app(
     datadir: Path,
     partitions: int = DEFAULT_PARTITIONS,
     stages: tuple[str, ...] = STAGES,
+    ready_file: Path | None = None,
 ) -> faust.App:
     """Build the ticktape Faust app with the agents of ``stages`` registered.
 
     Workers with different stages may share one broker: each stage's topics
     are consumed by the workers that run it (``ticktape worker --stages``).
+    ``ready_file`` is created once the worker has its partitions and has
+    recovered its tables (and after every later rebalance).
     """
     from ticktape.agents import indicators, replay, sink
     from ticktape.tables import state
@@ -139,6 +142,12 @@ def create_app(
         ticks=topic(f"{APP_ID}.ticks", partitions),
         results=topic(f"{APP_ID}.results", partitions),
     )
+    if ready_file is not None:
+
+        @app.on_rebalance_complete.connect
+        async def _ready(sender, **kwargs) -> None:
+            ready_file.touch()
+
     if "replay" in stages:
         replay.register(app, topics, database_url)
     if "indicators" in stages:

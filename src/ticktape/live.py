@@ -205,4 +205,5 @@ def paper(
     rt.ensure_topics(topic_partitions())
     env = {**rt.env(), "TICKTAPE_HOME": str(home)}
     with WorkerProcess(env, home / "logs" / "worker.log") as worker:
+        worker.wait_ready()  # ticks must not queue while the worker joins the group
         return asyncio.run(_paper(rt, spec, url, worker, idle_timeout, max_messages, timeout_s))

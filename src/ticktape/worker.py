@@ -11,8 +11,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+from ticktape.config import Settings
 from ticktape.runtime import spawn_child, terminate_process
 
 
@@ -36,9 +38,20 @@ def run_worker(
         loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     datadir.mkdir(parents=True, exist_ok=True)
-    app = create_app(kafka_url, database_url, datadir, **({"stages": stages} if stages else {}))
+    ready = ready_path(datadir, os.getpid())
+    app = create_app(
+        kafka_url, database_url, datadir, ready_file=ready, **({"stages": stages} if stages else {})
+    )
     worker = Worker(app, loglevel=loglevel, loop=loop, quiet=True, redirect_stdouts=False)
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    finally:
+        ready.unlink(missing_ok=True)
+
+
+def ready_path(datadir: Path, pid: int) -> Path:
+    """The file a worker creates once it is consuming (see create_app)."""
+    return datadir / f"ready-{pid}"
 
 
 class WorkerProcess:
@@ -81,6 +94,19 @@ class WorkerProcess:
                 stderr=subprocess.STDOUT,
             )
         return self
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Block until the worker has joined the group and recovered its tables."""
+        home = Path(self.env.get("TICKTAPE_HOME") or Settings.from_env().home)
+        assert self.proc is not None
+        marker = ready_path(home / "faust", self.proc.pid)
+        deadline = time.monotonic() + timeout
+        while not marker.exists():
+            if not self.alive():
+                raise RuntimeError(f"the Faust worker exited; last log lines:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the Faust worker was not ready after {timeout:.0f} s: {self.log_path}")
+            time.sleep(0.05)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
