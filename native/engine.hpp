@@ -334,7 +334,7 @@ class Engine {
     cfg.initial_cash = r.get<double>();
     cfg.equity_interval_ns = r.get<int64_t>();
     Engine e(cfg);
-    e.book_.valid = r.get<bool>();
+    e.book_.valid = r.flag();
     e.book_.bid_px = r.get<int64_t>();
     e.book_.bid_qty = r.get<int64_t>();
     e.book_.ask_px = r.get<int64_t>();
@@ -343,13 +343,13 @@ class Engine {
     e.position_ = r.get<int64_t>();
     e.cash_ = r.get<double>();
     e.fees_ = r.get<double>();
-    e.has_ts_ = r.get<bool>();
+    e.has_ts_ = r.flag();
     e.last_ts_ = r.get<int64_t>();
     e.ticks_ = r.get<uint64_t>();
     e.quotes_ignored_ = r.get<uint64_t>();
     e.mark_ = r.get<double>();
     e.next_equity_ts_ = r.get<int64_t>();
-    e.equity_at_last_ = r.get<bool>();
+    e.equity_at_last_ = r.flag();
     const uint64_t n = r.get<uint64_t>();
     if (n > (r.size - r.pos) / kOrderBytes) throw std::invalid_argument("corrupt engine state");
     e.open_.resize(static_cast<size_t>(n));
@@ -362,7 +362,7 @@ class Engine {
       o.filled = r.get<int64_t>();
       o.side = r.get<int8_t>();
       o.type = r.get<int8_t>();
-      o.released = r.get<bool>();
+      o.released = r.flag();
       if ((o.side != kBuy && o.side != kSell) || o.qty <= 0 || o.filled < 0 || o.filled >= o.qty) {
         throw std::invalid_argument("corrupt engine state (open order)");
       }
@@ -393,6 +393,13 @@ class Engine {
       std::memcpy(&v, data + pos, sizeof(T));
       pos += sizeof(T);
       return v;
+    }
+    // A bool written as one byte; any other byte is corruption (loading it
+    // into a bool directly would be undefined behaviour).
+    bool flag() {
+      const uint8_t b = get<uint8_t>();
+      if (b > 1) throw std::invalid_argument("corrupt engine state (flag)");
+      return b == 1;
     }
   };
 
