@@ -135,6 +135,22 @@ def test_reused_id_and_cross_trade(tmp_path: Path) -> None:
     assert (r.exact, r.unverifiable, r.mismatched) == (4, 0, 0)
 
 
+def test_gzipped_files(tmp_path: Path) -> None:
+    import gzip
+
+    m, b = tmp_path / "g_message.csv.gz", tmp_path / "g_orderbook.csv.gz"
+    with gzip.open(m, "wt") as f:
+        f.write("".join(x + "\n" for x in CRAFTED_MESSAGES))
+    with gzip.open(b, "wt") as f:
+        f.write("".join(x + "\n" for x in CRAFTED_ROWS))
+    r = verify(m, b)
+    assert (r.messages, r.exact, r.unverifiable, r.mismatched) == (8, 6, 1, 0)
+    with gzip.open(m, "wt") as f:
+        f.write("".join(x + "\n" for x in [*CRAFTED_MESSAGES[:3], "34201,1,5,x,1000000,1"]))
+    with pytest.raises(LobsterFormatError, match=r"g_message\.csv\.gz:4: field size = 'x' is not a number"):
+        load_messages(m)
+
+
 def test_empty_levels_dummy_prices(tmp_path: Path) -> None:
     msgs = ["1,1,1,10,1000000,1", "2,3,1,10,1000000,1"]
     rows = ["9999999999,0,1000000,10", "9999999999,0,-9999999999,0"]

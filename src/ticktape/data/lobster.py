@@ -13,7 +13,8 @@ files without header:
   levels, row i being the book after message i. Missing levels carry dummy
   prices (+-9999999999) with size 0.
 
-Both readers stream fixed-size chunks as numpy arrays (pandas' C parser),
+Both readers stream fixed-size chunks as numpy arrays (pandas' C parser;
+files ending in .gz are decompressed on the fly),
 so memory stays bounded, and every bad value is reported as
 ``file:line: field ...``.
 
@@ -42,12 +43,13 @@ is handled (the *seed* choice):
 from __future__ import annotations
 
 import csv
+import gzip
 import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -78,13 +80,20 @@ class LobsterFormatError(ValueError):
 # --------------------------------------------------------------------------- reading
 
 
+def _open_text(path: Path) -> IO[str]:
+    """A text file, transparently gunzipped when it ends in .gz (as pandas reads it)."""
+    if str(path).endswith(".gz"):
+        return gzip.open(path, "rt", newline="")
+    return open(path, newline="")
+
+
 def _orderbook_fields(ncols: int) -> list[str]:
     names = ("ask_price", "ask_size", "bid_price", "bid_size")
     return [f"{names[c % 4]}_{c // 4 + 1}" for c in range(ncols)]
 
 
 def _count_columns(path: Path) -> int:
-    with open(path, newline="") as f:
+    with _open_text(path) as f:
         for lineno, line in enumerate(f, 1):
             if line.strip():
                 return len(line.split(","))
@@ -94,7 +103,7 @@ def _count_columns(path: Path) -> int:
 
 def _scan_for_error(path: Path, names: list[str]) -> LobsterFormatError:
     """Slow path after the fast parser failed: find the first bad line."""
-    with open(path, newline="") as f:
+    with _open_text(path) as f:
         for lineno, row in enumerate(csv.reader(f), 1):
             if len(row) != len(names):
                 return LobsterFormatError(
@@ -142,7 +151,7 @@ def _chunks(path: Path, names: list[str], chunk_rows: int) -> Iterator[tuple[int
 
 def _check_width(path: Path, lineno: int, ncols: int) -> None:
     """A line the parser padded with NaN: name it if it has too few fields."""
-    with open(path, newline="") as f:
+    with _open_text(path) as f:
         line = next(itertools.islice(f, lineno - 1, None), "")
     got = len(line.rstrip("\r\n").split(",")) if line.strip() else 0
     if got != ncols:
