@@ -428,11 +428,13 @@ async def write_ticks(
     lo, hi = int(pg_ts.min()), int(pg_ts.max())
     nested = conn.is_in_transaction()
     async with conn.transaction():
+        # Literal bounds, not parameters: after five executions a prepared
+        # statement may switch to a generic plan, which on TimescaleDB cannot
+        # exclude chunks at plan time and locks every chunk of `ticks` (with
+        # thousands of chunks: "out of shared memory").
         overlap = await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM ticks WHERE symbol = $1 AND ts BETWEEN $2 AND $3)",
-            symbol,
-            _pg_us_datetime(lo),
-            _pg_us_datetime(hi),
+            f"SELECT EXISTS (SELECT 1 FROM ticks WHERE symbol = {_literal(symbol)} "
+            f"AND ts BETWEEN '{_pg_us_iso(lo)}'::timestamptz AND '{_pg_us_iso(hi)}'::timestamptz)"
         )
         if not overlap:
             try:
