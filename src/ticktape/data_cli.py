@@ -190,6 +190,10 @@ def import_(
         console.print(f"{sym}: {n:,} ticks {_iso(report.first_ns)} .. {_iso(report.last_ns)}")
     if report.rejected:
         console.print(f"rejected rows with their line numbers: {report.rejects_path}")
+    if not dry_run and report.accepted and not report.bars_refreshed:
+        console.print(
+            "bars: views over ticks (plain PostgreSQL), or left to the TimescaleDB refresh policies"
+        )
 
 
 # --------------------------------------------------------------------------
@@ -301,7 +305,7 @@ def stats(
     """Tick rate, spread, return distribution and volatility by hour of one symbol."""
     from ticktape.data.stats import TickStats
 
-    if (symbol is None) == (file is None) and file is None:
+    if symbol is None and file is None:
         raise typer.BadParameter("give --symbol (stored ticks) or --file (Parquet)")
     lo, hi = _time(start), _time(end)
     acc = TickStats()

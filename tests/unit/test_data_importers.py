@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import itertools
 import json
 from pathlib import Path
 
@@ -262,3 +263,33 @@ def test_real_samples(name: str, fmt: str, symbol: str, accepted: int, rejects: 
     if fmt in ("truefx",):
         assert np.all(t["bid"] <= t["ask"])
         assert t["ts"][0] == 1_357_077_600_295_000_000  # 2013-01-01 22:00:00.295 UTC
+
+
+def test_fast_and_per_field_paths_agree(tmp_path: Path) -> None:
+    """Clean blocks take the typed fast path, a block with a bad value the
+    per-field one; both give the same ticks."""
+    rows = [f"2024-01-02T09:00:0{i}Z,{100 + i},{101 + i},,{i}" for i in range(6)]
+    src = tmp_path / "m.csv"
+    src.write_text("ts,bid,ask,bid_size,ask_size\n" + "\n".join(rows) + "\n")
+    clean, _ = ticks_of(Importer(src, "csv", symbol="M", block=3))
+    bad = list(rows)
+    bad[4] = bad[4].replace(",104,", ",x,")
+    src.write_text("ts,bid,ask,bid_size,ask_size\n" + "\n".join(bad) + "\n")
+    imp = Importer(src, "csv", symbol="M", block=3)
+    mixed, _ = ticks_of(imp)
+    assert imp.report.rejects == {"malformed": 1}
+    keep = [0, 1, 2, 3, 5]
+    assert mixed["M"].tobytes() == clean["M"][keep].tobytes()
+    assert np.isnan(clean["M"]["bid_size"]).all() and list(clean["M"]["ask_size"]) == [0, 1, 2, 3, 4, 5]
+
+
+def test_long_imports_are_written_in_bounded_spans() -> None:
+    from ticktape.data.importers import MAX_WRITE_SPAN_NS, _spans
+
+    day = 86_400 * 10**9
+    ts = np.arange(0, 400 * day, day // 2, dtype=np.int64)
+    spans = _spans(ts)
+    assert spans[0][0] == 0 and spans[-1][1] == len(ts)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+    assert all(ts[hi - 1] - ts[lo] <= MAX_WRITE_SPAN_NS for lo, hi in spans)
+    assert _spans(ts[:10]) == [(0, 10)]

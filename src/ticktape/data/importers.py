@@ -101,6 +101,7 @@ class ImportReport:
     symbols: dict[str, int] = field(default_factory=dict)
     first_ns: int | None = None
     last_ns: int | None = None
+    bars_refreshed: bool = False  # TimescaleDB bar aggregates materialised for the imported range
 
     @property
     def rejected(self) -> int:
@@ -544,6 +545,64 @@ class Importer:
                 self._reject(1, "unknown_column", name, ",".join(header))
         return CsvLayout(mapping=mapping, time_format=self.time_format)
 
+    def _parse_fast(
+        self, kept: list[str], no: np.ndarray, header: list[str], layout: CsvLayout, pre: list
+    ) -> _Chunk | None:
+        """A block whose numbers all parse: typed columns straight from the C
+        parser (about 3x faster). None when any value does not parse (the
+        caller then takes the per-field path that names the bad field)."""
+        if layout.time_format == "auto" or layout.strip_time:
+            return None
+        epoch = layout.time_format in ("s", "ms", "us", "ns")
+        dtypes: dict[str, Any] = {}
+        for name in _FLOATS:
+            src = layout.mapping.get(name)
+            if src is not None:
+                dtypes[src] = np.float64
+        ts_src = layout.mapping["ts"]
+        dtypes[ts_src] = np.int64 if layout.time_format in ("us", "ns") else (np.float64 if epoch else str)
+        for extra in (layout.mapping.get("symbol"), layout.key):
+            if extra is not None:
+                dtypes[extra] = str
+        try:
+            frame = pd.read_csv(
+                io.StringIO("\n".join(kept)),
+                header=None,
+                names=header,
+                usecols=list(dtypes),
+                dtype=dtypes,
+                keep_default_na=False,
+                na_values=[""],
+                quoting=csv.QUOTE_NONE,
+                engine="c",
+            )
+        except (ValueError, OverflowError):
+            return None
+        n = len(frame)
+        if n != len(kept):
+            return None
+        cols = {}
+        for name in _FLOATS:
+            src = layout.mapping.get(name)
+            cols[name] = frame[src].to_numpy(dtype=np.float64) if src is not None else np.full(n, np.nan)
+        if layout.time_format == "ns":
+            ts = frame[ts_src].to_numpy(dtype=np.int64)
+        elif layout.time_format == "us":
+            ts = frame[ts_src].to_numpy(dtype=np.int64) * 1000
+        else:
+            raw = frame[ts_src]
+            ts = parse_times(raw if epoch else raw.str.strip(), layout.time_format)
+        sym_src = layout.mapping.get("symbol")
+        symbol: np.ndarray | str = self.symbol
+        bad: dict[str, np.ndarray] = {}
+        if sym_src:
+            symbol = frame[sym_src].str.strip().to_numpy(dtype=object)
+            empty = symbol == ""
+            if empty.any():
+                bad["symbol"] = empty
+        key = frame[layout.key].to_numpy(dtype=object) if layout.key else None
+        return _Chunk(line=no, ts=ts, cols=cols, symbol=symbol, bad=bad, key=key, raw=kept, pre=pre)
+
     def _parse_csv(
         self, lines: list[str], lines_no: np.ndarray, header: list[str], layout: CsvLayout
     ) -> _Chunk:
@@ -559,6 +618,9 @@ class Importer:
         kept = [lines[i] for i in idx]
         no = lines_no[idx]
         n = len(kept)
+        fast = self._parse_fast(kept, no, header, layout, pre) if n else None
+        if fast is not None:
+            return fast
         if n:
             frame = pd.read_csv(
                 io.StringIO("\n".join(kept)),
@@ -773,7 +835,9 @@ class Importer:
                 self._reject(0, "unknown_column", name, "")
         row = 0
         done_rows = 0
-        for rb in pf.iter_batches(batch_size=self.block):
+        from ticktape.data.readers import _batches
+
+        for rb in _batches(pf, self.block):
             n = rb.num_rows
             tscol = rb.column("ts")
             if pa.types.is_timestamp(tscol.type):
@@ -817,18 +881,54 @@ def bar_ticks(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> tu
     return np.column_stack([o, second, third, c]), np.arange(4, dtype=np.int64)
 
 
+#: Longest time span of one write: on TimescaleDB a transaction locks every
+#: chunk it touches (1 day each for ticks), and 20 years of daily bars in one
+#: COPY ran out of shared memory (max_locks_per_transaction).
+MAX_WRITE_SPAN_NS = 32 * 86_400 * 10**9
+
+
+#: Imports spanning longer than this leave the bar aggregates to the refresh
+#: policies (TimescaleDB): refreshing 20 years of ORCL daily bars (5,290
+#: one-day chunks) at once ran for minutes and took GBs in the server.
+MAX_REFRESH_SPAN_NS = 31 * 86_400 * 10**9
+
+
+def _spans(ts: np.ndarray) -> list[tuple[int, int]]:
+    """[lo, hi) row ranges of ``ts`` (non-decreasing), each within MAX_WRITE_SPAN_NS."""
+    if not len(ts) or int(ts[-1]) - int(ts[0]) <= MAX_WRITE_SPAN_NS:
+        return [(0, len(ts))]
+    out = []
+    lo = 0
+    while lo < len(ts):
+        hi = int(np.searchsorted(ts, int(ts[lo]) + MAX_WRITE_SPAN_NS, side="right"))
+        out.append((lo, hi))
+        lo = hi
+    return out
+
+
 async def import_to_store(conn: Any, importer: Importer, *, refresh: bool = True) -> ImportReport:
     """Write everything ``importer`` accepts into the store; returns its report."""
     from ticktape import store
 
     for batch in importer:
         if isinstance(batch, TickBatch):
-            importer.report.stored += await store.write_ticks(conn, batch.symbol, batch.ticks, seq=batch.seq)
+            for lo, hi in _spans(batch.ticks["ts"]):
+                importer.report.stored += await store.write_ticks(
+                    conn, batch.symbol, batch.ticks[lo:hi], seq=batch.seq[lo:hi]
+                )
         else:
             importer.report.book_stored += await store.write_book_events(
                 conn, batch.symbol, batch.events, batch.seq
             )
     rep = importer.report
-    if refresh and rep.first_ns is not None and rep.last_ns is not None:
-        await store.refresh_bars(conn, rep.first_ns - 3_600 * 10**9, rep.last_ns + 3_600 * 10**9)
+    rep.bars_refreshed = False
+    if (
+        refresh
+        and rep.first_ns is not None
+        and rep.last_ns is not None
+        and rep.last_ns - rep.first_ns <= MAX_REFRESH_SPAN_NS
+    ):
+        rep.bars_refreshed = (
+            await store.refresh_bars(conn, rep.first_ns - 3_600 * 10**9, rep.last_ns + 3_600 * 10**9) > 0
+        )
     return rep

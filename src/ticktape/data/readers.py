@@ -61,6 +61,14 @@ def write_parquet(
     return rows
 
 
+def _batches(pf: Any, batch_size: int) -> Iterator[Any]:
+    """Record batches one row group at a time: a single ``iter_batches`` over
+    the whole file grew with the file (pyarrow 26: 204 MB peak at 5M rows,
+    341 MB at 20M); per row group the peak stays flat (~160 MB)."""
+    for i in range(pf.num_row_groups):
+        yield from pf.iter_batches(batch_size=batch_size, row_groups=[i])
+
+
 def read_parquet(
     path: str | Path,
     *,
@@ -83,7 +91,7 @@ def read_parquet(
     pf = pq.ParquetFile(str(path))
     names = pf.schema_arrow.names
     want = set(symbols) if symbols is not None else None
-    for rb in pf.iter_batches(batch_size=batch_size):
+    for rb in _batches(pf, batch_size):
         ts_col = rb.column("ts")
         if pa.types.is_timestamp(ts_col.type):
             ts_col = ts_col.cast(pa.timestamp("ns", tz=ts_col.type.tz)).cast(pa.int64())
