@@ -25,6 +25,9 @@ from ticktape.tables.state import StreamState, key
 
 log = logging.getLogger(__name__)
 
+#: Bytes of batches one stream may hold while waiting for a missing one.
+MAX_AHEAD_BYTES = 512 * 1024 * 1024
+
 
 def register(app: faust.App, topics, table: faust.Table) -> None:
     runs: dict[str, tuple[RunSpec, Strategy]] = {}
@@ -35,6 +38,31 @@ def register(app: faust.App, topics, table: faust.Table) -> None:
             runs[batch.run_id] = (spec, build(spec.strategy, spec.params))
         return runs[batch.run_id]
 
+    # Batches that arrived ahead of a missing one, per stream: after a crash
+    # the restarted replay re-sends the stream from its start, which fills the
+    # gap; they are then applied in order (never out of order, never lost).
+    ahead: dict[str, dict[int, bytes]] = {}
+
+    async def apply(batch, k: str, state: StreamState) -> StreamState | None:
+        try:
+            spec, strat = run_of(batch)
+            good, feats, bars, ind = indicators_step(
+                strat, batch.ticks, state.indicators, spec.bar_ns, batch.eos
+            )
+            target, signals, strat_state = strategy.step(strat, good, feats, state.strategy)
+            extra = {}
+            if "recv_ns" in batch.meta:  # live feed: tick received -> decision made
+                extra["latency_ns"] = time.time_ns() - int(batch.meta["recv_ns"])
+            out, engine = execution.step(spec, state.engine, good, target, batch.eos)
+            await execution.publish(topics, batch, {"signals": signals, "bars": bars, **out}, ind, extra)
+        except Exception as exc:  # fail the run loudly, keep the worker alive
+            log.exception("run %s symbol %s batch %d failed", batch.run_id, batch.symbol, batch.seq)
+            await execution.report_failure(topics, batch, f"{type(exc).__name__}: {exc}")
+            return None
+        new = StreamState(batch.seq, ind, strat_state, engine)
+        table[k] = new.to_bytes()
+        return new
+
     @app.agent(topics.ticks, name="indicators")
     async def indicators(stream):
         async for value in stream:
@@ -43,27 +71,18 @@ def register(app: faust.App, topics, table: faust.Table) -> None:
             state = StreamState.from_bytes(table.get(k))
             if batch.seq <= state.seq:
                 continue  # re-delivered: already applied
-            if batch.seq != state.seq + 1:
-                log.error(
-                    "run %s %s: batch %d arrived after %d (a gap)",
-                    batch.run_id,
-                    batch.symbol,
-                    batch.seq,
-                    state.seq,
-                )
-            try:
-                spec, strat = run_of(batch)
-                good, feats, bars, ind = indicators_step(
-                    strat, batch.ticks, state.indicators, spec.bar_ns, batch.eos
-                )
-                target, signals, strat_state = strategy.step(strat, good, feats, state.strategy)
-                extra = {}
-                if "recv_ns" in batch.meta:  # live feed: tick received -> decision made
-                    extra["latency_ns"] = time.time_ns() - int(batch.meta["recv_ns"])
-                out, engine = execution.step(spec, state.engine, good, target, batch.eos)
-                await execution.publish(topics, batch, {"signals": signals, "bars": bars, **out}, ind, extra)
-            except Exception as exc:  # fail the run loudly, keep the worker alive
-                log.exception("run %s symbol %s batch %d failed", batch.run_id, batch.symbol, batch.seq)
-                await execution.report_failure(topics, batch, f"{type(exc).__name__}: {exc}")
+            if batch.seq > state.seq + 1:
+                held = ahead.setdefault(k, {})
+                if sum(map(len, held.values())) + len(value) > MAX_AHEAD_BYTES:
+                    await execution.report_failure(
+                        topics, batch, f"batches {state.seq + 1}..{min(held) - 1} never arrived"
+                    )
+                    continue
+                held[batch.seq] = bytes(value)
+                log.warning("%s: batch %d is ahead of %d; held until the gap fills", k, batch.seq, state.seq)
                 continue
-            table[k] = StreamState(batch.seq, ind, strat_state, engine).to_bytes()
+            while batch is not None and (state := await apply(batch, k, state)) is not None:
+                nxt = ahead.get(k, {}).pop(state.seq + 1, None)
+                batch = decode(nxt) if nxt is not None else None
+            if not ahead.get(k):
+                ahead.pop(k, None)

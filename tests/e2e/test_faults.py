@@ -25,7 +25,7 @@ def _spec(symbols):
 def test_kill_9_mid_run_then_restart_stores_exactly_the_uninterrupted_fills(pipeline):
     symbols = pipeline.symbols(2, N)
     spec = _spec(symbols)
-    first = pipeline.worker("first")
+    first = pipeline.worker("first", "info")
     try:
         pipeline.submit(spec)
         deadline = time.monotonic() + 120
@@ -39,9 +39,10 @@ def test_kill_9_mid_run_then_restart_stores_exactly_the_uninterrupted_fills(pipe
     finally:
         first.stop()
     assert killed_at < 2 * N, "the run finished before the kill; make it longer"
-    with pipeline.worker("second") as second:
+    with pipeline.worker("second", "info") as second:
         run = pipeline.wait_done(spec.run_id, [second])
-    assert run["status"] == "complete", run["error"]
+        log = second.log_tail(60)
+    assert run["status"] == "complete", f"{run['error']}\n{log}"
     assert run["ticks_processed"] == 2 * N and run["ticks_rejected"] == 0
     total = pipeline.assert_same_as_in_process(spec)  # nothing lost, nothing twice
     assert run["fills"] == total
