@@ -50,7 +50,7 @@ def verify(
     t0 = time.perf_counter()
     try:
         report = run_verify(message_csv, orderbook_csv, levels=levels, max_mismatches=max(show, 0))
-    except (LobsterFormatError, FileNotFoundError, ValueError) as exc:
+    except (LobsterFormatError, OSError, ValueError) as exc:
         err_console.print(Text.assemble(("ticktape: error: ", "red"), str(exc)), highlight=False)
         raise typer.Exit(1) from None
     elapsed = time.perf_counter() - t0

@@ -253,6 +253,10 @@ def test_cli_bad_input_one_line(tmp_path: Path) -> None:
     assert "ticktape: error:" in res.stderr and "x_message.csv:3: field size" in res.stderr
     res = CliRunner().invoke(lobster_app, ["verify", str(m), str(b), "--levels", "0"])
     assert res.exit_code == 1
+    for missing in (tmp_path / "nope.csv", tmp_path):  # a missing file, a directory
+        res = CliRunner().invoke(lobster_app, ["verify", str(m), str(missing)])
+        assert res.exit_code == 1 and "ticktape: error:" in res.stderr and res.exception is not None
+        assert isinstance(res.exception, SystemExit)
 
 
 def _shared(fmt: str) -> tuple[Path, Path]:
