@@ -92,6 +92,11 @@ class Reconnecting:
                 return result
 
     async def close(self) -> None:
-        if self.conn is not None and not self.conn.is_closed():
-            await self.conn.close()
-        self.conn = None
+        """Close the connection; a broken one is terminated instead (never raises)."""
+        conn, self.conn = self.conn, None
+        if conn is None or conn.is_closed():
+            return
+        try:
+            await asyncio.wait_for(conn.close(), 5.0)
+        except (*TRANSIENT, asyncpg.PostgresError):
+            conn.terminate()
