@@ -7,7 +7,7 @@ PIP    := $(BIN)/python -m pip
 # the package is installed (not editable): reinstall when any shipped file changes
 SOURCES := pyproject.toml CMakeLists.txt $(shell find src agents tables dashboards dbschema native -type f -not -path '*/__pycache__/*' 2>/dev/null)
 
-.PHONY: demo test dashboard bench clean sanitize
+.PHONY: demo test dashboard bench lint clean sanitize
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ticktape needs Python 3.11+; got " + sys.version.split()[0] + " (set PYTHON=python3.11)")'
@@ -53,6 +53,10 @@ sanitize:
 	cd $(SAN_VENV) && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		LD_PRELOAD="$(SAN_PRELOAD)" bin/python -m pytest -p no:cacheprovider -q --capture=sys --rootdir=$(CURDIR) -c $(CURDIR)/pyproject.toml \
 		$(wildcard $(CURDIR)/tests/unit/test_native_*.py) $(CURDIR)/tests/unit/test_lobster.py
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check src agents tables dashboards tests benchmarks
+	$(BIN)/ruff format --check src agents tables dashboards tests benchmarks
 
 clean:
 	rm -rf build dist $(VENV)

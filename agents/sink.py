@@ -22,7 +22,7 @@ from ticktape.retry import Reconnecting
 
 log = logging.getLogger(__name__)
 
-STREAMS = ("signals", "orders", "fills", "equity")
+STREAMS = ("signals", "orders", "fills", "equity", "bars")
 
 
 async def complete_if_done(conn: asyncpg.Connection, run_id: str, extra_metrics: dict | None = None) -> bool:

@@ -6,8 +6,8 @@ import os
 
 import plotly.graph_objects as go
 import streamlit as st
-from ticktape.dashboards import queries
 
+from ticktape.dashboards import queries
 from ticktape.metrics import portfolio_equity
 
 

@@ -23,6 +23,17 @@ runs_app = typer.Typer(no_args_is_help=True, help="Stored runs.")
 app.add_typer(db_app, name="db")
 app.add_typer(runs_app, name="runs")
 
+
+def _add_subapps() -> None:
+    from ticktape.data_cli import data_app
+    from ticktape.lobster_cli import lobster_app
+
+    app.add_typer(data_app, name="data")
+    app.add_typer(lobster_app, name="lobster")
+
+
+_add_subapps()
+
 console = Console()
 #: errors: one unwrapped line on stderr
 err_console = Console(stderr=True, soft_wrap=True)

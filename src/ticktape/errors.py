@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from ticktape.batch import BatchDecodeError
 from ticktape.config import ConfigError
+from ticktape.data.importers import ImportFailed
+from ticktape.data.lobster import LobsterFormatError
 from ticktape.demo import DemoError
 from ticktape.runtime import TicktapeRuntimeError
 from ticktape.store import StoreConnectionError
@@ -14,6 +16,8 @@ KNOWN_ERRORS: tuple[type[BaseException], ...] = (
     ConfigError,
     DemoError,
     FileNotFoundError,
+    ImportFailed,
+    LobsterFormatError,
     SpecError,
     StoreConnectionError,
     TicktapeRuntimeError,

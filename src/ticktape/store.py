@@ -68,7 +68,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-RESULT_STREAMS = ("signals", "orders", "fills", "equity")
+RESULT_STREAMS = ("signals", "orders", "fills", "equity", "bars")
+#: The table of each result stream (the stream's name unless listed here;
+#: a run's event-time bars are `run_bars`, apart from the market-data bars_* views).
+_RESULT_TABLES = {"bars": "run_bars"}
 RUN_STATUSES = ("pending", "running", "complete", "failed", "cancelled")
 
 #: pg_advisory_lock key serialising concurrent migrate() calls.
@@ -806,7 +809,7 @@ async def _write_once(
             return False
         for stream, names, payload in payloads:
             await conn.copy_to_table(
-                stream,
+                _RESULT_TABLES.get(stream, stream),
                 source=payload,
                 columns=["run_id", "symbol", "ts", "ts_ns", *names],
                 format="binary",
@@ -837,7 +840,7 @@ async def read_results(
         chunks.append(data)
 
     query = (
-        f"SELECT ts_ns, {select} FROM {stream} WHERE run_id = '{uuid.UUID(str(run_id))}'::uuid "
+        f"SELECT ts_ns, {select} FROM {_RESULT_TABLES.get(stream, stream)} WHERE run_id = '{uuid.UUID(str(run_id))}'::uuid "
         f"AND symbol = {_literal(symbol)} ORDER BY {order}"
     )
     await conn.copy_from_query(query, output=sink, format="binary")

@@ -37,7 +37,9 @@ class Pipeline:
 
         return asyncio.run(go())
 
-    def symbols(self, n: int, ticks: int, mutate=None, rate_per_s: float = 20.0) -> tuple[str, ...]:
+    def symbols(
+        self, n: int, ticks: int, mutate=None, rate_per_s: float = 20.0, start_ns: int | None = None
+    ) -> tuple[str, ...]:
         """Generate and store ``n`` fresh symbols of ``ticks`` ticks each.
 
         ``mutate(index, ticks)`` may damage a symbol's ticks before they are stored.
@@ -46,7 +48,17 @@ class Pipeline:
         names = tuple(f"E2E{tag}{chr(65 + i)}" for i in range(n))
         for i, s in enumerate(names):
             self.data[s] = np.concatenate(
-                list(generate(RandomWalkConfig(symbol=s, n_ticks=ticks, seed=i, rate_per_s=rate_per_s)))
+                list(
+                    generate(
+                        RandomWalkConfig(
+                            symbol=s,
+                            n_ticks=ticks,
+                            seed=i,
+                            rate_per_s=rate_per_s,
+                            **({"start_ns": start_ns} if start_ns is not None else {}),
+                        )
+                    )
+                )
             )
             if mutate:
                 mutate(i, self.data[s])
