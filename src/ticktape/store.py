@@ -54,6 +54,7 @@ __all__ = [
     "read_results",
     "read_ticks",
     "refresh_bars",
+    "result_table",
     "start_run",
     "tick_catalogue",
     "tick_range",
@@ -72,6 +73,13 @@ RESULT_STREAMS = ("signals", "orders", "fills", "equity", "bars")
 #: The table of each result stream (the stream's name unless listed here;
 #: a run's event-time bars are `run_bars`, apart from the market-data bars_* views).
 _RESULT_TABLES = {"bars": "run_bars"}
+
+
+def result_table(stream: str) -> str:
+    """The SQL table a result stream is stored in."""
+    return _RESULT_TABLES.get(stream, stream)
+
+
 RUN_STATUSES = ("pending", "running", "complete", "failed", "cancelled")
 
 #: pg_advisory_lock key serialising concurrent migrate() calls.
@@ -809,7 +817,7 @@ async def _write_once(
             return False
         for stream, names, payload in payloads:
             await conn.copy_to_table(
-                _RESULT_TABLES.get(stream, stream),
+                result_table(stream),
                 source=payload,
                 columns=["run_id", "symbol", "ts", "ts_ns", *names],
                 format="binary",
@@ -840,7 +848,7 @@ async def read_results(
         chunks.append(data)
 
     query = (
-        f"SELECT ts_ns, {select} FROM {_RESULT_TABLES.get(stream, stream)} WHERE run_id = '{uuid.UUID(str(run_id))}'::uuid "
+        f"SELECT ts_ns, {select} FROM {result_table(stream)} WHERE run_id = '{uuid.UUID(str(run_id))}'::uuid "
         f"AND symbol = {_literal(symbol)} ORDER BY {order}"
     )
     await conn.copy_from_query(query, output=sink, format="binary")

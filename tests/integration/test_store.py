@@ -226,13 +226,14 @@ async def test_write_results_is_idempotent(conn: asyncpg.Connection, stream: str
     assert await store.write_results(conn, run, sym, stream, 1, second[:5]) is False
     got = await store.read_results(conn, run, sym, stream)
     assert_same(got, np.concatenate([first, second]))
-    count = await conn.fetchval(f"SELECT count(*) FROM {stream} WHERE run_id = $1", run)
+    table = store.result_table(stream)
+    count = await conn.fetchval(f"SELECT count(*) FROM {table} WHERE run_id = $1", run)
     assert count == 500
     ledger = await conn.fetchval("SELECT count(*) FROM sink_batches WHERE run_id = $1", run)
     assert ledger == 2
     # ts is the µs-floored ns time; ts_ns keeps the exact value
     row = await conn.fetchrow(
-        f"SELECT (extract(epoch FROM ts) * 1000000)::int8 AS us, ts_ns FROM {stream} "
+        f"SELECT (extract(epoch FROM ts) * 1000000)::int8 AS us, ts_ns FROM {table} "
         "WHERE run_id = $1 ORDER BY ts_ns LIMIT 1",
         run,
     )
