@@ -111,8 +111,13 @@ def create_app(
     from ticktape.tables import state
 
     _short_fetch_wait()
+    # One consumer group per set of stages: a group's members must subscribe
+    # to the same topics (the assignor may otherwise hand a topic's partitions
+    # to a worker that does not consume it). Workers running the same stages
+    # share a group and split its partitions.
+    group = APP_ID if set(stages) == set(STAGES) else "-".join((APP_ID, *stages))
     app = faust.App(
-        APP_ID,
+        group,
         broker=faust_broker_url(kafka_url),
         store="memory://",
         autodiscover=False,

@@ -28,6 +28,9 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,  # admin/crash shutdown, cannot connect now
     asyncpg.InterfaceError,  # e.g. "connection is closed"
+    # "cannot switch to state ..; another operation is in progress": the
+    # connection was broken mid-operation and is unusable
+    asyncpg.exceptions.InternalClientError,
     store.StoreConnectionError,
 )
 
