@@ -13,6 +13,7 @@ import uuid
 
 import asyncpg
 
+from ticktape.progress import find_run
 from ticktape.retry import Reconnecting
 from ticktape.strategy import SpecError
 
@@ -27,13 +28,8 @@ async def request(conn: asyncpg.Connection, run_id: str, action: str) -> str:
     """Ask the replay of ``run_id`` to pause, resume or cancel; return its status."""
     if action not in ACTIONS:
         raise SpecError(f"action: expected one of {', '.join(ACTIONS)}, got {action!r}")
-    try:
-        rid = uuid.UUID(str(run_id))
-    except ValueError:
-        raise SpecError(f"run_id: {run_id!r} is not a run id (a UUID)") from None
-    status = await conn.fetchval("SELECT status FROM runs WHERE run_id = $1", rid)
-    if status is None:
-        raise SpecError(f"run_id: no run {run_id}")
+    run = await find_run(conn, run_id)
+    rid, status = run["run_id"], run["status"]
     if status in ("complete", "failed", "cancelled"):
         raise SpecError(f"run_id: run {run_id} is already {status}")
     control = None if action == "resume" else action

@@ -10,10 +10,9 @@ import asyncpg
 from ticktape.strategy import SpecError
 
 
-async def run_progress(conn: asyncpg.Connection, run_id: str) -> dict[str, Any]:
-    """The run row and, per symbol: ticks read by the replay, processed,
-    rejected, lag (read but not yet through the pipeline), event-time
-    position and ticks/s since the run started."""
+async def find_run(conn: asyncpg.Connection, run_id: str) -> asyncpg.Record:
+    """The ``runs`` row of ``run_id``; SpecError naming ``run_id`` if it is not
+    a UUID or no such run exists."""
     try:
         rid = uuid.UUID(str(run_id))
     except ValueError:
@@ -21,6 +20,15 @@ async def run_progress(conn: asyncpg.Connection, run_id: str) -> dict[str, Any]:
     run = await conn.fetchrow("SELECT * FROM runs WHERE run_id = $1", rid)
     if run is None:
         raise SpecError(f"run_id: no run {run_id}")
+    return run
+
+
+async def run_progress(conn: asyncpg.Connection, run_id: str) -> dict[str, Any]:
+    """The run row and, per symbol: ticks read by the replay, processed,
+    rejected, lag (read but not yet through the pipeline), event-time
+    position and ticks/s since the run started."""
+    run = await find_run(conn, run_id)
+    rid = run["run_id"]
     rows = await conn.fetch(
         "SELECT p.symbol, p.ticks_read, p.ticks_processed, p.ticks_rejected, p.last_ts, p.done,"
         " extract(epoch FROM p.updated_at - r.started_at) AS secs"
