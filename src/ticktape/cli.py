@@ -178,14 +178,17 @@ def worker(
         run_worker(rt.kafka_url, rt.database_url, settings.home / "faust", loglevel=loglevel, stages=chosen)
 
 
-def _with_db(fn):
-    """Run ``await fn(conn)`` against the configured (or embedded) database."""
+def _with_db(fn, migrate: bool = True):
+    """Run ``await fn(conn)`` against the configured (or embedded) database,
+    migrated first (a fresh store has no tables yet)."""
     from ticktape import store
     from ticktape.runtime import Runtime
 
     async def go(dsn: str):
         conn = await store.connect(dsn)
         try:
+            if migrate:
+                await store.migrate(conn)
             return await fn(conn)
         finally:
             await conn.close()
@@ -199,7 +202,7 @@ def db_migrate() -> None:
     """Apply pending dbschema/ migrations."""
     from ticktape import store
 
-    applied = _with_db(store.migrate)
+    applied = _with_db(store.migrate, migrate=False)
     console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
 
 

@@ -82,3 +82,11 @@ def test_dashboard_port_taken(tmp_path):
         line = _error_line(_ticktape(["dashboard", "--port", str(port)], tmp_path))
     assert str(port) in line
     _nothing_left(tmp_path)
+
+
+def test_runs_commands_on_a_fresh_store_name_the_run(tmp_path):
+    line = _error_line(_ticktape(["runs", "pause", "00000000-0000-0000-0000-000000000000"], tmp_path))
+    assert "no run 00000000-0000-0000-0000-000000000000" in line
+    line = _error_line(_ticktape(["runs", "show", "nope"], tmp_path))
+    assert "'nope' is not a run id" in line
+    _nothing_left(tmp_path)
