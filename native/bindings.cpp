@@ -20,6 +20,8 @@
 namespace py = pybind11;
 using namespace ticktape;
 
+void bind_indicators(py::module_& m);  // indicator_bindings.cpp
+
 namespace {
 
 // Methods that release the GIL mark their object busy; every method checks
@@ -290,6 +292,7 @@ py::object l2_apply(PyL2Book& self, const CArr<int8_t>& side, const CArr<int64_t
 
 PYBIND11_MODULE(_native, m) {
   m.doc() = "ticktape C++ order book and batch execution engine (use ticktape.native)";
+  bind_indicators(m);
 
   PYBIND11_NUMPY_DTYPE(BookFill, maker_id, price, qty);
   PYBIND11_NUMPY_DTYPE(FillRecord, ts, order_id, side, price, qty, fee);
