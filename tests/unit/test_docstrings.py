@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["ticktape.indicators", "ticktape.metrics", "ticktape.config"]
+MODULES = ["ticktape.indicators", "ticktape.metrics", "ticktape.config", "ticktape.accounting"]
 
 
 @pytest.mark.parametrize("name", MODULES)
