@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <string>
 #include <utility>
@@ -67,11 +68,17 @@ py::array to_array(const std::vector<R>& v) {
   return py::array_t<R>(static_cast<py::ssize_t>(v.size()), v.data());  // copies
 }
 
-py::dict to_dict(const Outputs& out) {
+py::dict to_dict(const Outputs& out, bool details = false) {
   py::dict d;
   d["fills"] = to_array(out.fills);
   d["orders"] = to_array(out.orders);
   d["equity"] = to_array(out.equity);
+  if (details) {
+    d["fill_liquidity"] = py::array_t<int8_t>(static_cast<py::ssize_t>(out.fill_liquidity.size()),
+                                              out.fill_liquidity.data());
+    d["fill_known_ts"] = py::array_t<int64_t>(static_cast<py::ssize_t>(out.fill_known_ts.size()),
+                                              out.fill_known_ts.data());
+  }
   return d;
 }
 
@@ -128,35 +135,80 @@ Column<int64_t> ts_column(py::handle obj, py::array_t<int64_t, py::array::forcec
   return column<int64_t>(arr, "ts", keep);
 }
 
+const double kAbsent = std::numeric_limits<double>::quiet_NaN();
+
+// An optional float column: None is a stride-0 view of one NaN.
+Column<double> opt_column(py::handle obj, const char* field,
+                          py::array_t<double, py::array::forcecast>& keep, py::ssize_t n) {
+  if (obj.is_none()) {
+    Column<double> c;
+    c.base = reinterpret_cast<const char*>(&kAbsent);
+    c.stride = 0;
+    return c;
+  }
+  Column<double> c = column<double>(obj, field, keep);
+  if (keep.shape(0) != n) {
+    throw py::value_error(std::string(field) + " has length " + std::to_string(keep.shape(0)) +
+                          " but ts has length " + std::to_string(n));
+  }
+  return c;
+}
+
+std::vector<OrderInstr> instructions(py::handle obj) {
+  std::vector<OrderInstr> v;
+  if (obj.is_none()) return v;
+  py::array arr = py::array::ensure(obj);
+  if (!arr) throw py::type_error("orders must be a numpy array of ticktape.batch.ORDER_INSTR_DTYPE");
+  const py::dtype want = py::dtype::of<OrderInstr>();
+  if (!arr.dtype().equal(want)) {
+    throw py::type_error("orders must have dtype ticktape.batch.ORDER_INSTR_DTYPE " +
+                         py::str(want).cast<std::string>() + ", got " +
+                         py::str(arr.dtype()).cast<std::string>());
+  }
+  check_1d(arr, "orders");
+  py::array c = py::module_::import("numpy").attr("ascontiguousarray")(arr);
+  v.resize(static_cast<size_t>(c.shape(0)));
+  if (!v.empty()) std::memcpy(v.data(), c.data(), v.size() * sizeof(OrderInstr));
+  return v;
+}
+
 py::dict engine_process(PyEngine& self, py::handle ts, py::handle bid, py::handle ask,
-                        py::handle bid_size, py::handle ask_size, py::handle target) {
+                        py::handle bid_size, py::handle ask_size, py::handle target,
+                        py::handle last, py::handle last_size, py::handle orders, bool details) {
   self.get();
   py::array_t<int64_t, py::array::forcecast> k_ts;
-  py::array_t<double, py::array::forcecast> k_bid, k_ask, k_bs, k_as, k_tg;
+  py::array_t<double, py::array::forcecast> k_bid, k_ask, k_bs, k_as, k_tg, k_last, k_ls;
   Inputs in;
   in.ts = ts_column(ts, k_ts);
   in.bid = column<double>(bid, "bid", k_bid);
   in.ask = column<double>(ask, "ask", k_ask);
   in.bid_size = column<double>(bid_size, "bid_size", k_bs);
   in.ask_size = column<double>(ask_size, "ask_size", k_as);
-  in.target = column<double>(target, "target", k_tg);
-  in.n = static_cast<size_t>(k_ts.shape(0));
-  const std::pair<const char*, py::ssize_t> lens[] = {
-      {"bid", k_bid.shape(0)},          {"ask", k_ask.shape(0)}, {"bid_size", k_bs.shape(0)},
-      {"ask_size", k_as.shape(0)},      {"target", k_tg.shape(0)}};
+  const py::ssize_t n = k_ts.shape(0);
+  in.n = static_cast<size_t>(n);
+  const std::pair<const char*, py::ssize_t> lens[] = {{"bid", k_bid.shape(0)},
+                                                      {"ask", k_ask.shape(0)},
+                                                      {"bid_size", k_bs.shape(0)},
+                                                      {"ask_size", k_as.shape(0)}};
   for (const auto& [field, len] : lens) {
-    if (len != k_ts.shape(0)) {
+    if (len != n) {
       throw py::value_error(std::string(field) + " has length " + std::to_string(len) +
-                            " but ts has length " + std::to_string(k_ts.shape(0)));
+                            " but ts has length " + std::to_string(n));
     }
   }
+  in.target = opt_column(target, "target", k_tg, n);
+  in.last = opt_column(last, "last", k_last, n);
+  in.last_size = opt_column(last_size, "last_size", k_ls, n);
+  const std::vector<OrderInstr> instr = instructions(orders);
+  in.instr = instr.data();
+  in.n_instr = instr.size();
   Outputs out;
   {
     BusyGuard busy(self.busy, "Engine");
     py::gil_scoped_release nogil;  // the k_* arrays above outlive this scope
     self.eng.process(in, out);
   }
-  return to_dict(out);
+  return to_dict(out, details);
 }
 
 py::array int_pairs(const std::vector<std::pair<int64_t, int64_t>>& v) {
@@ -298,6 +350,8 @@ PYBIND11_MODULE(_native, m) {
   PYBIND11_NUMPY_DTYPE(FillRecord, ts, order_id, side, price, qty, fee);
   PYBIND11_NUMPY_DTYPE(OrderRecord, ts, order_id, side, type, event, price, qty);
   PYBIND11_NUMPY_DTYPE(EquityRecord, ts, cash, position, price, equity);
+  PYBIND11_NUMPY_DTYPE(OrderInstr, i, action, order_id, side, type, tif, price, stop_price, qty,
+                       latency_ns);
 
   py::register_exception_translator([](std::exception_ptr p) {
     try {
@@ -308,6 +362,8 @@ PYBIND11_MODULE(_native, m) {
   });
 
   m.attr("BOOK_FILL_DTYPE") = py::dtype::of<BookFill>();
+  m.attr("ORDER_INSTR_DTYPE") = py::dtype::of<OrderInstr>();
+  py::register_exception<InputError>(m, "InputError", PyExc_ValueError);
 
   py::class_<PyBook>(m, "OrderBook",
                      "Price-time priority limit order book over int64 price ticks and lots.")
@@ -426,28 +482,61 @@ PYBIND11_MODULE(_native, m) {
 
   py::class_<PyEngine>(m, "Engine",
                        "Batch execution engine over L1 ticks (see ticktape.native).")
-      .def(py::init([](double tick_size, double lot_size, int64_t latency_ns, double fee_bps,
-                       double initial_cash, int64_t equity_interval_ns) {
+      .def(py::init([](double tick_size, double lot_size, std::optional<int64_t> latency_ns,
+                       std::optional<double> fee_bps, double initial_cash, int64_t equity_interval_ns,
+                       std::optional<int64_t> entry_latency_ns, int64_t response_latency_ns,
+                       int64_t feed_latency_ns, double maker_fee_bps,
+                       std::optional<double> taker_fee_bps, double fee_per_unit, int queue_model,
+                       double queue_power, int slippage_model, double impact_bps) {
+             if (latency_ns && entry_latency_ns && *latency_ns != *entry_latency_ns) {
+               throw py::value_error("latency_ns is an alias of entry_latency_ns: give one of them");
+             }
+             if (fee_bps && taker_fee_bps && *fee_bps != *taker_fee_bps) {
+               throw py::value_error("fee_bps is an alias of taker_fee_bps: give one of them");
+             }
+             auto small = [](const char* name, int v) {
+               if (v < -128 || v > 127) {
+                 throw py::value_error(std::string(name) + " out of range: " + std::to_string(v));
+               }
+               return static_cast<int8_t>(v);
+             };
              EngineConfig c;
              c.tick_size = tick_size;
              c.lot_size = lot_size;
-             c.latency_ns = latency_ns;
-             c.fee_bps = fee_bps;
+             c.latency_ns = entry_latency_ns ? *entry_latency_ns : latency_ns.value_or(0);
+             c.fee_bps = taker_fee_bps ? *taker_fee_bps : fee_bps.value_or(0.0);
              c.initial_cash = initial_cash;
              c.equity_interval_ns = equity_interval_ns;
+             c.response_latency_ns = response_latency_ns;
+             c.feed_latency_ns = feed_latency_ns;
+             c.maker_fee_bps = maker_fee_bps;
+             c.fee_per_unit = fee_per_unit;
+             c.queue_model = small("queue_model", queue_model);
+             c.queue_power = queue_power;
+             c.slippage_model = small("slippage_model", slippage_model);
+             c.impact_bps = impact_bps;
              return PyEngine(Engine(c));
            }),
-           py::arg("tick_size"), py::arg("lot_size") = 1.0, py::arg("latency_ns") = 0,
-           py::arg("fee_bps") = 0.0, py::arg("initial_cash") = 1'000'000.0,
-           py::arg("equity_interval_ns") = 1'000'000'000)
+           py::arg("tick_size"), py::arg("lot_size") = 1.0, py::arg("latency_ns") = py::none(),
+           py::arg("fee_bps") = py::none(), py::arg("initial_cash") = 1'000'000.0,
+           py::arg("equity_interval_ns") = 1'000'000'000, py::kw_only(),
+           py::arg("entry_latency_ns") = py::none(), py::arg("response_latency_ns") = 0,
+           py::arg("feed_latency_ns") = 0, py::arg("maker_fee_bps") = 0.0,
+           py::arg("taker_fee_bps") = py::none(), py::arg("fee_per_unit") = 0.0,
+           py::arg("queue_model") = 0, py::arg("queue_power") = 2.0, py::arg("slippage_model") = 0,
+           py::arg("impact_bps") = 0.0)
       .def("process", &engine_process, py::arg("ts"), py::arg("bid"), py::arg("ask"),
-           py::arg("bid_size"), py::arg("ask_size"), py::arg("target"))
-      .def("finish",
-           [](PyEngine& s) {
-             Outputs out;
-             s.get().finish(out);
-             return to_dict(out);
-           })
+           py::arg("bid_size"), py::arg("ask_size"), py::arg("target") = py::none(), py::kw_only(),
+           py::arg("last") = py::none(), py::arg("last_size") = py::none(),
+           py::arg("orders") = py::none(), py::arg("details") = false)
+      .def(
+          "finish",
+          [](PyEngine& s, bool details) {
+            Outputs out;
+            s.get().finish(out);
+            return to_dict(out, details);
+          },
+          py::kw_only(), py::arg("details") = false)
       .def("get_state", [](PyEngine& s) { return py::bytes(s.get().get_state()); })
       .def_static(
           "from_state",
@@ -483,6 +572,26 @@ PYBIND11_MODULE(_native, m) {
       .def_property_readonly("lot_size", [](PyEngine& s) { return s.get().config().lot_size; })
       .def_property_readonly("latency_ns", [](PyEngine& s) { return s.get().config().latency_ns; })
       .def_property_readonly("fee_bps", [](PyEngine& s) { return s.get().config().fee_bps; })
+      .def_property_readonly("entry_latency_ns", [](PyEngine& s) { return s.get().config().latency_ns; })
+      .def_property_readonly("response_latency_ns",
+                             [](PyEngine& s) { return s.get().config().response_latency_ns; })
+      .def_property_readonly("feed_latency_ns", [](PyEngine& s) { return s.get().config().feed_latency_ns; })
+      .def_property_readonly("maker_fee_bps", [](PyEngine& s) { return s.get().config().maker_fee_bps; })
+      .def_property_readonly("taker_fee_bps", [](PyEngine& s) { return s.get().config().fee_bps; })
+      .def_property_readonly("fee_per_unit", [](PyEngine& s) { return s.get().config().fee_per_unit; })
+      .def_property_readonly("queue_model", [](PyEngine& s) { return int(s.get().config().queue_model); })
+      .def_property_readonly("queue_power", [](PyEngine& s) { return s.get().config().queue_power; })
+      .def_property_readonly("slippage_model",
+                             [](PyEngine& s) { return int(s.get().config().slippage_model); })
+      .def_property_readonly("impact_bps", [](PyEngine& s) { return s.get().config().impact_bps; })
+      .def_property_readonly("max_order_id", [](PyEngine& s) { return s.get().max_order_id(); })
+      .def_property_readonly("open_orders",
+                             [](PyEngine& s) {
+                               const auto& v = s.get().open_orders();
+                               py::list ids;
+                               for (const SimOrder& o : v) ids.append(o.id);
+                               return ids;
+                             })
       .def_property_readonly("initial_cash",
                              [](PyEngine& s) { return s.get().config().initial_cash; })
       .def_property_readonly("equity_interval_ns",

@@ -2,32 +2,43 @@
 // the strategy's orders against displayed liquidity, and keeps the portfolio.
 //
 // Pure C++17 (no Python): bindings.cpp exposes it as ticktape._native.Engine.
-// The pure-Python twin that this must match exactly is ticktape.reference.
+// The pure-Python twin that this must match exactly is ticktape.reference
+// (ReferenceEngine); docs/native.md states every convention below in prose.
 //
 // Per tick i, in event order:
 //   1. market data: the displayed L1 liquidity becomes (bid, bid_size) and
 //      (ask, ask_size); an invalid quote (NaN / non-positive / crossed) shows
-//      no liquidity and leaves the mark unchanged;
-//   2. release orders whose arrival time (latency model) is <= ts[i] and that
-//      were created at an earlier tick;
-//   3. match released orders against the displayed top of book (what one
-//      order takes is gone for the next order on the same tick);
-//   4. read target[i] and turn it into at most one market order;
+//      no liquidity and leaves the mark unchanged; (last, last_size) is the
+//      tick's trade, if any;
+//   2. release orders, then cancel/modify requests, whose arrival time is
+//      <= ts[i] and that were created at an earlier tick;
+//   3. match live orders, oldest first: stops trigger, aggressive orders
+//      take the displayed top of book (what one order takes is gone for the
+//      next order on the same tick), resting limit orders fill by the cross,
+//      trade-through and queue rules;
+//   4. the strategy's decisions of tick i: the target position (at most one
+//      market order), then the explicit instructions with i == this tick;
 //   5. emit an equity sample when ts[i] crosses the next boundary of the
 //      event-time grid.
 //
-// Extension points (kept apart from the loop on purpose): L1Book (a deeper
-// book can replace it), ConstantLatency (latency model), BpsFee (fee model).
+// Models (small structs, chosen by EngineConfig): Latency (entry, feed,
+// response; per-order entry latency from the instructions), Fees (maker /
+// taker bps + per unit), the queue model of resting orders (none,
+// risk-averse, probabilistic power), Impact (slippage of market orders
+// beyond the displayed size).
 #pragma once
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "orderbook.hpp"
@@ -41,7 +52,17 @@ enum class OrderEvent : int8_t {
   Filled = 3,
   Cancelled = 4,
   Rejected = 5,
+  Triggered = 6,
 };
+
+// Engine order types (OrderType of orderbook.hpp plus the stop types).
+constexpr int8_t kMarket = 0, kLimit = 1, kStop = 2, kStopLimit = 3;
+// Time in force.
+constexpr int8_t kGTC = 0, kIOC = 1, kFOK = 2, kPostOnly = 3;
+// Instruction actions.
+constexpr int8_t kNew = 0, kCancel = 1, kModify = 2;
+// Liquidity flag of a fill.
+constexpr int8_t kTaker = 0, kMaker = 1;
 
 // Bad input to the engine; the message names the field and the index.
 class InputError : public std::invalid_argument {
@@ -50,8 +71,8 @@ class InputError : public std::invalid_argument {
 };
 
 // ---------------------------------------------------------------- records
-// Byte layouts of ticktape.batch.FILL_DTYPE / ORDER_DTYPE / EQUITY_DTYPE
-// (numpy list-form dtypes are packed).
+// Byte layouts of ticktape.batch.FILL_DTYPE / ORDER_DTYPE / EQUITY_DTYPE /
+// ORDER_INSTR_DTYPE (numpy list-form dtypes are packed).
 #pragma pack(push, 1)
 struct FillRecord {
   int64_t ts;
@@ -77,19 +98,35 @@ struct EquityRecord {
   double price;
   double equity;
 };
+struct OrderInstr {
+  int64_t i;
+  int8_t action;
+  int64_t order_id;
+  int8_t side;
+  int8_t type;
+  int8_t tif;
+  double price;
+  double stop_price;
+  double qty;
+  int64_t latency_ns;
+};
 #pragma pack(pop)
 static_assert(sizeof(FillRecord) == 41, "FILL_DTYPE is 41 bytes");
 static_assert(sizeof(OrderRecord) == 35, "ORDER_DTYPE is 35 bytes");
 static_assert(sizeof(EquityRecord) == 40, "EQUITY_DTYPE is 40 bytes");
+static_assert(sizeof(OrderInstr) == 52, "ORDER_INSTR_DTYPE is 52 bytes");
 
 struct Outputs {
   std::vector<FillRecord> fills;
   std::vector<OrderRecord> orders;
   std::vector<EquityRecord> equity;
+  std::vector<int8_t> fill_liquidity;   // kTaker / kMaker, one per fill
+  std::vector<int64_t> fill_known_ts;   // when the strategy learns of the fill
 };
 
 // A strided, possibly unaligned, read-only column (e.g. a field of a numpy
-// structured array): zero copy.
+// structured array): zero copy. Stride 0 repeats one value (an absent
+// optional column is a single NaN).
 template <class T>
 struct Column {
   const char* base = nullptr;
@@ -104,7 +141,9 @@ struct Column {
 struct Inputs {
   size_t n = 0;
   Column<int64_t> ts;
-  Column<double> bid, ask, bid_size, ask_size, target;
+  Column<double> bid, ask, bid_size, ask_size, target, last, last_size;
+  const OrderInstr* instr = nullptr;
+  size_t n_instr = 0;
 };
 
 // ---------------------------------------------------------------- helpers
@@ -159,52 +198,102 @@ struct Grid {
   }
 };
 
-// The displayed L1 liquidity of the current tick. Strategy orders consume
-// it; the next tick's market data replaces it. (An L2/L3 book slots in here.)
+// The displayed L1 liquidity of the current tick. Aggressive strategy orders
+// consume it; the next tick's market data replaces it. `*_shown` keep what
+// the data displayed (the queue and impact models read those).
 struct L1Book {
   bool valid = false;
   int64_t bid_px = 0, bid_qty = 0, ask_px = 0, ask_qty = 0;
+  int64_t bid_shown = 0, ask_shown = 0;
 
   void set(int64_t bp, int64_t bq, int64_t ap, int64_t aq) {
     valid = true;
     bid_px = bp;
-    bid_qty = bq;
+    bid_qty = bid_shown = bq;
     ask_px = ap;
-    ask_qty = aq;
+    ask_qty = ask_shown = aq;
   }
   void clear() { *this = L1Book{}; }
-
-  // Take up to `want` lots for an order of `side` (buy lifts the ask, sell
-  // hits the bid). Returns the quantity taken and sets `price`.
-  int64_t take(int side, int64_t want, int64_t& price) {
-    if (!valid) return 0;
-    int64_t& avail = side > 0 ? ask_qty : bid_qty;
-    price = side > 0 ? ask_px : bid_px;
-    const int64_t q = want < avail ? want : avail;
-    avail -= q;
-    return q;
+  // Price an aggressive order of `side` trades at (buy lifts the ask).
+  int64_t touch(int side) const { return side > 0 ? ask_px : bid_px; }
+  int64_t& avail(int side) { return side > 0 ? ask_qty : bid_qty; }
+  int64_t shown(int side) const { return side > 0 ? ask_shown : bid_shown; }
+  // Does a limit at `price` of `side` cross the opposite quote?
+  bool crosses(int side, int64_t price) const {
+    return valid && (side > 0 ? ask_px <= price : bid_px >= price);
   }
 };
 
-// Latency model: every order arrives latency_ns after its creation.
-struct ConstantLatency {
-  int64_t latency_ns = 0;
-  int64_t arrival(int64_t ts_created) const { return detail::sat_add(ts_created, latency_ns); }
+// Latency model. An order decided on tick i (local clock ts_i + feed, since
+// market data reaches the strategy feed_ns late) reaches the exchange at
+// ts_i + feed + entry (entry: the order's own latency_ns when given);
+// exchange events reach the strategy response_ns after they happen.
+struct Latency {
+  int64_t entry_ns = 0, feed_ns = 0, response_ns = 0;
+  int64_t arrival(int64_t ts_decided, int64_t own_entry) const {
+    return detail::sat_add(detail::sat_add(ts_decided, feed_ns), own_entry >= 0 ? own_entry : entry_ns);
+  }
+  int64_t known(int64_t ts_event) const { return detail::sat_add(ts_event, response_ns); }
 };
 
-// Fee model: fee_bps basis points of the notional.
-struct BpsFee {
-  double fee_bps = 0.0;
-  double fee(double price, double qty) const { return fee_bps * 1e-4 * price * qty; }
+// Fee model: bps of the notional (maker or taker) plus a fee per unit.
+// Negative values are rebates.
+struct Fees {
+  double maker_bps = 0.0, taker_bps = 0.0, per_unit = 0.0;
+  double fee(bool maker, double price, double qty) const {
+    double f = (maker ? maker_bps : taker_bps) * 1e-4 * price * qty;
+    if (per_unit != 0.0) f += per_unit * qty;
+    return f;
+  }
+};
+
+// Queue position model of resting limit orders (hftbacktest's definitions,
+// on lots; `front` is the quantity ahead of the order).
+struct QueueModel {
+  int8_t kind = 0;  // 0 none (nothing ahead), 1 risk-averse, 2 probabilistic power
+  double power = 2.0;
+
+  // Probability that a decrease of the level came from behind the order:
+  // f(back) / (f(back) + f(front)), f(x) = x ** power (both clamped at 0;
+  // 1 when both are 0).
+  double prob_back(double front, double back) const {
+    const double fb = std::pow(back > 0.0 ? back : 0.0, power);
+    const double ff = std::pow(front > 0.0 ? front : 0.0, power);
+    const double den = fb + ff;
+    if (!(den > 0.0) || std::isinf(den)) return std::isinf(fb) ? 1.0 : (den > 0.0 ? 0.0 : 1.0);
+    return fb / den;
+  }
+};
+
+// Slippage of market orders on L1 data: the part beyond the displayed size
+// fills at once at touch +- ceil(touch * impact_bps * 1e-4 * rest / shown)
+// ticks (shown: the displayed lots at the touch, at least 1).
+struct Impact {
+  int8_t kind = 0;  // 0 none (the remainder waits), 1 linear impact
+  double impact_bps = 0.0;
+  int64_t extra_ticks(int64_t touch, int64_t rest, int64_t shown) const {
+    const double mult = static_cast<double>(rest) / static_cast<double>(shown > 1 ? shown : 1);
+    const double x = static_cast<double>(touch) * impact_bps * 1e-4 * mult;
+    const double c = std::ceil(x);
+    return c >= 4.0e18 ? static_cast<int64_t>(4.0e18) : static_cast<int64_t>(c);
+  }
 };
 
 struct EngineConfig {
   double tick_size = 0.01;
   double lot_size = 1.0;
-  int64_t latency_ns = 0;
-  double fee_bps = 0.0;
+  int64_t latency_ns = 0;  // entry latency
+  double fee_bps = 0.0;    // taker fee
   double initial_cash = 1'000'000.0;
   int64_t equity_interval_ns = 1'000'000'000;
+  int64_t response_latency_ns = 0;
+  int64_t feed_latency_ns = 0;
+  double maker_fee_bps = 0.0;
+  double fee_per_unit = 0.0;
+  int8_t queue_model = 0;
+  double queue_power = 2.0;
+  int8_t slippage_model = 0;
+  double impact_bps = 0.0;
 
   void validate() const {
     auto positive = [](const char* name, double v) {
@@ -213,22 +302,48 @@ struct EngineConfig {
                                     detail::fmt(v));
       }
     };
+    auto finite = [](const char* name, double v) {
+      if (!std::isfinite(v)) {
+        throw std::invalid_argument(std::string(name) + " must be finite, got " + detail::fmt(v));
+      }
+    };
+    auto nonneg = [](const char* name, int64_t v) {
+      if (v < 0) throw std::invalid_argument(std::string(name) + " must be >= 0, got " + std::to_string(v));
+    };
     positive("tick_size", tick_size);
     positive("lot_size", lot_size);
-    if (latency_ns < 0) {
-      throw std::invalid_argument("latency_ns must be >= 0, got " + std::to_string(latency_ns));
-    }
-    if (!std::isfinite(fee_bps)) {
-      throw std::invalid_argument("fee_bps must be finite, got " + detail::fmt(fee_bps));
-    }
-    if (!std::isfinite(initial_cash)) {
-      throw std::invalid_argument("initial_cash must be finite, got " + detail::fmt(initial_cash));
-    }
+    nonneg("latency_ns", latency_ns);
+    nonneg("response_latency_ns", response_latency_ns);
+    nonneg("feed_latency_ns", feed_latency_ns);
+    finite("fee_bps", fee_bps);
+    finite("maker_fee_bps", maker_fee_bps);
+    finite("fee_per_unit", fee_per_unit);
+    finite("initial_cash", initial_cash);
     if (equity_interval_ns <= 0) {
       throw std::invalid_argument("equity_interval_ns must be > 0, got " +
                                   std::to_string(equity_interval_ns));
     }
+    if (queue_model < 0 || queue_model > 2) {
+      throw std::invalid_argument("queue_model must be 0 (none), 1 (risk-averse) or 2 (probabilistic), got " +
+                                  std::to_string(queue_model));
+    }
+    positive("queue_power", queue_power);
+    if (slippage_model < 0 || slippage_model > 1) {
+      throw std::invalid_argument("slippage_model must be 0 (none) or 1 (impact), got " +
+                                  std::to_string(slippage_model));
+    }
+    if (!(std::isfinite(impact_bps) && impact_bps >= 0.0)) {
+      throw std::invalid_argument("impact_bps must be finite and >= 0, got " + detail::fmt(impact_bps));
+    }
   }
+};
+
+// Where an order is in its life.
+enum class OrderState : int8_t {
+  Pending = 0,    // sent, not yet at the exchange
+  Working = 1,    // at the exchange, aggressive (takes liquidity when it can)
+  Resting = 2,    // passive limit order in the queue
+  Untriggered = 3 // stop order waiting for its trigger
 };
 
 // A strategy order inside the simulator.
@@ -239,11 +354,40 @@ struct SimOrder {
   uint64_t created_tick = 0;  // global tick index of creation
   int64_t qty = 0;            // lots
   int64_t filled = 0;         // lots
+  int64_t price = 0;          // limit price, ticks (LIMIT / STOP_LIMIT)
+  int64_t stop = 0;           // stop price, ticks (STOP / STOP_LIMIT)
+  double front = 0.0;         // queue ahead, lots (inf: unknown)
+  double cum_trade = 0.0;     // lots traded at the price since the last depth update
+  double level_prev = 0.0;    // level size at the last depth update (NaN: not seen)
   int8_t side = 0;
-  int8_t type = 0;
-  bool released = false;
+  int8_t type = 0;            // type as submitted (reported in order events)
+  int8_t exec_type = 0;       // kMarket or kLimit (what a triggered stop became)
+  int8_t tif = 0;
+  int8_t state = 0;           // OrderState
+  bool from_target = false;
+  // The tick on which it started resting (only compared with the current
+  // tick, so it is not part of the serialized state).
+  uint64_t rested_tick = std::numeric_limits<uint64_t>::max();
 
   int64_t open() const { return qty - filled; }
+};
+
+// A cancel or modify on its way to the exchange.
+struct Request {
+  int64_t order_id = 0;
+  int64_t arrival_ts = 0;
+  uint64_t created_tick = 0;
+  int64_t price = 0, stop = 0, qty = 0;  // new values (when has_*)
+  int8_t action = 0;
+  int8_t side = 0, type = 0;             // echoed in a REJECTED event
+  bool has_price = false, has_stop = false, has_qty = false;
+};
+
+// A fill the strategy does not know of yet (response latency).
+struct UnknownFill {
+  int64_t known_at = 0;
+  int64_t lots = 0;  // signed
+  int64_t order_id = 0;
 };
 
 class Engine {
@@ -264,12 +408,25 @@ class Engine {
   double equity() const { return position_ == 0 ? cash_ : cash_ + position() * mark_; }
   uint64_t ticks_processed() const { return ticks_; }
   uint64_t quotes_ignored() const { return quotes_ignored_; }
+  int64_t max_order_id() const { return max_id_; }
   const std::vector<SimOrder>& open_orders() const { return open_; }
+  size_t pending_requests() const { return requests_.size(); }
 
-  // Validate the whole batch (throws InputError, state untouched), then run it.
+  // Validate the whole batch (throws InputError, state untouched), then run
+  // it. Instructions can only be checked against the order ids while the
+  // batch runs, so then it runs on a copy that replaces the state on success.
   void process(const Inputs& in, Outputs& out) {
     validate(in);
-    for (size_t i = 0; i < in.n; ++i) step(in, i, out);
+    if (in.n_instr == 0) {
+      for (size_t i = 0; i < in.n; ++i) step(in, i, out);
+      return;
+    }
+    Engine work(*this);
+    Outputs tmp;
+    work.cursor_ = 0;
+    for (size_t i = 0; i < in.n; ++i) work.step(in, i, tmp);
+    *this = std::move(work);
+    append(out, tmp);
   }
 
   // Emit the final equity sample at the last seen tick (once).
@@ -288,12 +445,22 @@ class Engine {
     put(s, cfg_.fee_bps);
     put(s, cfg_.initial_cash);
     put(s, cfg_.equity_interval_ns);
+    put(s, cfg_.response_latency_ns);
+    put(s, cfg_.feed_latency_ns);
+    put(s, cfg_.maker_fee_bps);
+    put(s, cfg_.fee_per_unit);
+    put(s, cfg_.queue_model);
+    put(s, cfg_.queue_power);
+    put(s, cfg_.slippage_model);
+    put(s, cfg_.impact_bps);
     put(s, book_.valid);
     put(s, book_.bid_px);
     put(s, book_.bid_qty);
     put(s, book_.ask_px);
     put(s, book_.ask_qty);
-    put(s, next_order_id_);
+    put(s, book_.bid_shown);
+    put(s, book_.ask_shown);
+    put(s, max_id_);
     put(s, position_);
     put(s, cash_);
     put(s, fees_);
@@ -304,6 +471,11 @@ class Engine {
     put(s, mark_);
     put(s, next_equity_ts_);
     put(s, equity_at_last_);
+    put(s, static_cast<uint64_t>(id_ranges_.size()));
+    for (const auto& [a, b] : id_ranges_) {
+      put(s, a);
+      put(s, b);
+    }
     put(s, static_cast<uint64_t>(open_.size()));
     for (const SimOrder& o : open_) {
       put(s, o.id);
@@ -312,9 +484,38 @@ class Engine {
       put(s, o.created_tick);
       put(s, o.qty);
       put(s, o.filled);
+      put(s, o.price);
+      put(s, o.stop);
+      put(s, o.front);
+      put(s, o.cum_trade);
+      put(s, o.level_prev);
       put(s, o.side);
       put(s, o.type);
-      put(s, o.released);
+      put(s, o.exec_type);
+      put(s, o.tif);
+      put(s, o.state);
+      put(s, o.from_target);
+    }
+    put(s, static_cast<uint64_t>(requests_.size()));
+    for (const Request& r : requests_) {
+      put(s, r.order_id);
+      put(s, r.arrival_ts);
+      put(s, r.created_tick);
+      put(s, r.price);
+      put(s, r.stop);
+      put(s, r.qty);
+      put(s, r.action);
+      put(s, r.side);
+      put(s, r.type);
+      put(s, r.has_price);
+      put(s, r.has_stop);
+      put(s, r.has_qty);
+    }
+    put(s, static_cast<uint64_t>(unknown_.size()));
+    for (const UnknownFill& u : unknown_) {
+      put(s, u.known_at);
+      put(s, u.lots);
+      put(s, u.order_id);
     }
     return s;
   }
@@ -324,7 +525,8 @@ class Engine {
     if (r.get<uint32_t>() != kMagic) throw std::invalid_argument("not a ticktape engine state");
     const uint32_t version = r.get<uint32_t>();
     if (version != kVersion) {
-      throw std::invalid_argument("unsupported engine state version " + std::to_string(version));
+      throw std::invalid_argument("unsupported engine state version " + std::to_string(version) +
+                                  " (this build reads version " + std::to_string(kVersion) + ")");
     }
     EngineConfig cfg;
     cfg.tick_size = r.get<double>();
@@ -333,13 +535,23 @@ class Engine {
     cfg.fee_bps = r.get<double>();
     cfg.initial_cash = r.get<double>();
     cfg.equity_interval_ns = r.get<int64_t>();
+    cfg.response_latency_ns = r.get<int64_t>();
+    cfg.feed_latency_ns = r.get<int64_t>();
+    cfg.maker_fee_bps = r.get<double>();
+    cfg.fee_per_unit = r.get<double>();
+    cfg.queue_model = r.get<int8_t>();
+    cfg.queue_power = r.get<double>();
+    cfg.slippage_model = r.get<int8_t>();
+    cfg.impact_bps = r.get<double>();
     Engine e(cfg);
     e.book_.valid = r.flag();
     e.book_.bid_px = r.get<int64_t>();
     e.book_.bid_qty = r.get<int64_t>();
     e.book_.ask_px = r.get<int64_t>();
     e.book_.ask_qty = r.get<int64_t>();
-    e.next_order_id_ = r.get<int64_t>();
+    e.book_.bid_shown = r.get<int64_t>();
+    e.book_.ask_shown = r.get<int64_t>();
+    e.max_id_ = r.get<int64_t>();
     e.position_ = r.get<int64_t>();
     e.cash_ = r.get<double>();
     e.fees_ = r.get<double>();
@@ -350,9 +562,19 @@ class Engine {
     e.mark_ = r.get<double>();
     e.next_equity_ts_ = r.get<int64_t>();
     e.equity_at_last_ = r.flag();
-    const uint64_t n = r.get<uint64_t>();
-    if (n > (r.size - r.pos) / kOrderBytes) throw std::invalid_argument("corrupt engine state");
+    if (e.max_id_ < 0) throw std::invalid_argument("corrupt engine state (order ids)");
+    const uint64_t nr = r.count(16);
+    e.id_ranges_.resize(static_cast<size_t>(nr));
+    int64_t prev = 0;
+    for (auto& [a, b] : e.id_ranges_) {
+      a = r.get<int64_t>();
+      b = r.get<int64_t>();
+      if (a <= prev || b < a || b > e.max_id_) throw std::invalid_argument("corrupt engine state (order ids)");
+      prev = b;
+    }
+    const uint64_t n = r.count(kOrderBytes);
     e.open_.resize(static_cast<size_t>(n));
+    int64_t prev_id = 0;
     for (SimOrder& o : e.open_) {
       o.id = r.get<int64_t>();
       o.ts_created = r.get<int64_t>();
@@ -360,12 +582,53 @@ class Engine {
       o.created_tick = r.get<uint64_t>();
       o.qty = r.get<int64_t>();
       o.filled = r.get<int64_t>();
+      o.price = r.get<int64_t>();
+      o.stop = r.get<int64_t>();
+      o.front = r.get<double>();
+      o.cum_trade = r.get<double>();
+      o.level_prev = r.get<double>();
       o.side = r.get<int8_t>();
       o.type = r.get<int8_t>();
-      o.released = r.flag();
-      if ((o.side != kBuy && o.side != kSell) || o.qty <= 0 || o.filled < 0 || o.filled >= o.qty) {
+      o.exec_type = r.get<int8_t>();
+      o.tif = r.get<int8_t>();
+      o.state = r.get<int8_t>();
+      o.from_target = r.flag();
+      if ((o.side != kBuy && o.side != kSell) || o.qty <= 0 || o.qty > kMaxQty || o.filled < 0 ||
+          o.filled >= o.qty || o.id <= prev_id || o.id > e.max_id_ || o.type < 0 || o.type > 3 ||
+          (o.exec_type != kMarket && o.exec_type != kLimit) || o.tif < 0 || o.tif > 3 ||
+          o.state < 0 || o.state > 3 || o.price < 0 || o.price >= kMaxPrice || o.stop < 0 ||
+          o.stop >= kMaxPrice) {
         throw std::invalid_argument("corrupt engine state (open order)");
       }
+      prev_id = o.id;
+    }
+    const uint64_t nq = r.count(kRequestBytes);
+    e.requests_.resize(static_cast<size_t>(nq));
+    for (Request& q : e.requests_) {
+      q.order_id = r.get<int64_t>();
+      q.arrival_ts = r.get<int64_t>();
+      q.created_tick = r.get<uint64_t>();
+      q.price = r.get<int64_t>();
+      q.stop = r.get<int64_t>();
+      q.qty = r.get<int64_t>();
+      q.action = r.get<int8_t>();
+      q.side = r.get<int8_t>();
+      q.type = r.get<int8_t>();
+      q.has_price = r.flag();
+      q.has_stop = r.flag();
+      q.has_qty = r.flag();
+      if ((q.action != kCancel && q.action != kModify) || q.qty < 0 || q.qty > kMaxQty ||
+          q.price < 0 || q.price >= kMaxPrice || q.stop < 0 || q.stop >= kMaxPrice) {
+        throw std::invalid_argument("corrupt engine state (request)");
+      }
+    }
+    const uint64_t nu = r.count(24);
+    e.unknown_.resize(static_cast<size_t>(nu));
+    for (UnknownFill& u : e.unknown_) {
+      u.known_at = r.get<int64_t>();
+      u.lots = r.get<int64_t>();
+      u.order_id = r.get<int64_t>();
+      if (u.lots < -kMaxQty || u.lots > kMaxQty) throw std::invalid_argument("corrupt engine state (fill)");
     }
     if (r.pos != r.size) throw std::invalid_argument("corrupt engine state (trailing bytes)");
     return e;
@@ -373,8 +636,9 @@ class Engine {
 
  private:
   static constexpr uint32_t kMagic = 0x31455454;  // "TTE1"
-  static constexpr uint32_t kVersion = 1;
-  static constexpr size_t kOrderBytes = 6 * 8 + 3;
+  static constexpr uint32_t kVersion = 2;
+  static constexpr size_t kOrderBytes = 11 * 8 + 6;
+  static constexpr size_t kRequestBytes = 6 * 8 + 6;
 
   template <class T>
   static void put(std::string& s, T v) {
@@ -401,18 +665,36 @@ class Engine {
       if (b > 1) throw std::invalid_argument("corrupt engine state (flag)");
       return b == 1;
     }
+    // An element count, bounded by the bytes left.
+    uint64_t count(size_t elem_bytes) {
+      const uint64_t n = get<uint64_t>();
+      if (n > (size - pos) / elem_bytes) throw std::invalid_argument("corrupt engine state");
+      return n;
+    }
   };
+
+  static void append(Outputs& out, const Outputs& tmp) {
+    out.fills.insert(out.fills.end(), tmp.fills.begin(), tmp.fills.end());
+    out.orders.insert(out.orders.end(), tmp.orders.begin(), tmp.orders.end());
+    out.equity.insert(out.equity.end(), tmp.equity.begin(), tmp.equity.end());
+    out.fill_liquidity.insert(out.fill_liquidity.end(), tmp.fill_liquidity.begin(),
+                              tmp.fill_liquidity.end());
+    out.fill_known_ts.insert(out.fill_known_ts.end(), tmp.fill_known_ts.begin(),
+                             tmp.fill_known_ts.end());
+  }
 
   void init_models() {
     prices_ = Grid(cfg_.tick_size);
     lots_ = Grid(cfg_.lot_size);
-    latency_ = ConstantLatency{cfg_.latency_ns};
-    fee_ = BpsFee{cfg_.fee_bps};
+    latency_ = Latency{cfg_.latency_ns, cfg_.feed_latency_ns, cfg_.response_latency_ns};
+    fees_model_ = Fees{cfg_.maker_fee_bps, cfg_.fee_bps, cfg_.fee_per_unit};
+    queue_ = QueueModel{cfg_.queue_model, cfg_.queue_power};
+    impact_ = Impact{cfg_.slippage_model, cfg_.impact_bps};
   }
 
-  [[noreturn]] static void fail(const char* field, size_t i, const std::string& value,
+  [[noreturn]] static void fail(const std::string& field, size_t i, const std::string& value,
                                 const std::string& why) {
-    throw InputError(std::string(field) + "[" + std::to_string(i) + "] = " + value + " " + why);
+    throw InputError(field + "[" + std::to_string(i) + "] = " + value + " " + why);
   }
 
   // A usable quote price: finite and > 0 (anything else: the quote is ignored).
@@ -428,7 +710,7 @@ class Engine {
     return x >= kMaxLots ? static_cast<int64_t>(kMaxLots) : static_cast<int64_t>(x);
   }
 
-  void check_price(const char* field, size_t i, double p) const {
+  void check_price(const std::string& field, size_t i, double p) const {
     if (!usable(p)) return;
     const double x = p / cfg_.tick_size;
     if (!(x < 4.0e18)) fail(field, i, detail::fmt(p), "is out of range for the tick size");
@@ -436,6 +718,37 @@ class Engine {
     if (std::fabs(x - t) > 1e-6) {
       fail(field, i, detail::fmt(p),
            "is not on the tick grid (tick_size " + detail::fmt(cfg_.tick_size) + ")");
+    }
+  }
+
+  // An instruction price: NaN (absent) unless `required`; else finite, > 0,
+  // on the grid.
+  void check_instr_price(const char* name, size_t k, double p, bool required, bool allowed,
+                         const char* what) const {
+    const std::string field = std::string("orders.") + name;
+    if (std::isnan(p)) {
+      if (required) fail(field, k, "nan", std::string("is required for ") + what);
+      return;
+    }
+    if (!allowed) fail(field, k, detail::fmt(p), std::string("must be NaN for ") + what);
+    if (!usable(p)) fail(field, k, detail::fmt(p), "must be finite and > 0");
+    const double x = p / cfg_.tick_size;
+    if (!(x < 1.0e18)) fail(field, k, detail::fmt(p), "is out of range for the tick size");
+    check_price(field, k, p);
+  }
+
+  void check_instr_qty(size_t k, double q, bool required) const {
+    if (std::isnan(q)) {
+      if (required) fail("orders.qty", k, "nan", "is required for a NEW order");
+      return;
+    }
+    if (!(std::isfinite(q) && q > 0.0)) fail("orders.qty", k, detail::fmt(q), "must be finite and > 0");
+    const double x = q / cfg_.lot_size;
+    if (!(x < kMaxLots)) fail("orders.qty", k, detail::fmt(q), "is out of range");
+    if (std::fabs(x - detail::round_half_away(x)) > 1e-9 * (x > 1.0 ? x : 1.0) ||
+        detail::round_half_away(x) < 1.0) {
+      fail("orders.qty", k, detail::fmt(q),
+           "is not a whole number of lots (lot_size " + detail::fmt(cfg_.lot_size) + ")");
     }
   }
 
@@ -451,14 +764,62 @@ class Engine {
       prev = ts;
       check_price("bid", i, in.bid[i]);
       check_price("ask", i, in.ask[i]);
+      check_price("last", i, in.last[i]);
       const double bs = in.bid_size[i];
       if (bs < 0.0) fail("bid_size", i, detail::fmt(bs), "is negative");
       const double as = in.ask_size[i];
       if (as < 0.0) fail("ask_size", i, detail::fmt(as), "is negative");
+      const double ls = in.last_size[i];
+      if (ls < 0.0) fail("last_size", i, detail::fmt(ls), "is negative");
       const double t = in.target[i];
       if (std::isinf(t)) fail("target", i, detail::fmt(t), "is not finite (NaN means no decision)");
       if (!std::isnan(t) && !(std::fabs(t / cfg_.lot_size) < kMaxLots)) {
         fail("target", i, detail::fmt(t), "is out of range");
+      }
+    }
+    int64_t prev_i = 0;
+    for (size_t k = 0; k < in.n_instr; ++k) {
+      const OrderInstr& x = in.instr[k];
+      if (x.i < 0 || static_cast<uint64_t>(x.i) >= in.n) {
+        fail("orders.i", k, std::to_string(x.i),
+             "is not the index of a tick in this batch (0 .. " + std::to_string(in.n) + " - 1)");
+      }
+      if (x.i < prev_i) {
+        fail("orders.i", k, std::to_string(x.i), "decreases (previous " + std::to_string(prev_i) + ")");
+      }
+      prev_i = x.i;
+      if (x.order_id <= 0) fail("orders.order_id", k, std::to_string(x.order_id), "must be > 0");
+      if (x.latency_ns < -1) {
+        fail("orders.latency_ns", k, std::to_string(x.latency_ns), "must be >= 0 (or -1: the engine's)");
+      }
+      if (x.action == kNew) {
+        if (x.side != kBuy && x.side != kSell) {
+          fail("orders.side", k, std::to_string(x.side), "must be +1 (buy) or -1 (sell)");
+        }
+        if (x.type < kMarket || x.type > kStopLimit) {
+          fail("orders.type", k, std::to_string(x.type),
+               "must be 0 (MARKET), 1 (LIMIT), 2 (STOP) or 3 (STOP_LIMIT)");
+        }
+        if (x.tif < kGTC || x.tif > kPostOnly) {
+          fail("orders.tif", k, std::to_string(x.tif),
+               "must be 0 (GTC), 1 (IOC), 2 (FOK) or 3 (POST_ONLY)");
+        }
+        if (x.tif == kPostOnly && x.type != kLimit) {
+          fail("orders.tif", k, "3", "(POST_ONLY) needs a LIMIT order");
+        }
+        const bool limit = x.type == kLimit || x.type == kStopLimit;
+        const bool stop = x.type == kStop || x.type == kStopLimit;
+        static const char* names[] = {"a MARKET order", "a LIMIT order", "a STOP order",
+                                      "a STOP_LIMIT order"};
+        check_instr_price("price", k, x.price, limit, limit, names[x.type]);
+        check_instr_price("stop_price", k, x.stop_price, stop, stop, names[x.type]);
+        check_instr_qty(k, x.qty, true);
+      } else if (x.action == kModify) {
+        check_instr_price("price", k, x.price, false, true, "");
+        check_instr_price("stop_price", k, x.stop_price, false, true, "");
+        check_instr_qty(k, x.qty, false);
+      } else if (x.action != kCancel) {
+        fail("orders.action", k, std::to_string(x.action), "must be 0 (NEW), 1 (CANCEL) or 2 (MODIFY)");
       }
     }
   }
@@ -483,29 +844,39 @@ class Engine {
       book_.clear();
       ++quotes_ignored_;
     }
+    const double last = in.last[i];
+    trade_ = usable(last);
+    trade_px_ = trade_ ? to_ticks(last) : 0;
+    trade_left_ = trade_ ? to_lots_displayed(in.last_size[i]) : 0;
+    trade_lots_ = trade_left_;
 
-    // 2. release arrived orders (never on the creating tick)
-    for (SimOrder& o : open_) {
-      if (!o.released && o.created_tick < tick && o.arrival_ts <= ts) {
-        o.released = true;
-        emit_order(out, ts, o, OrderEvent::Accepted, kNaN, lots_.to_float(o.qty));
+    if (!open_.empty() || !requests_.empty()) {
+      // 2. release arrived orders, then requests (never on the creating tick)
+      for (SimOrder& o : open_) {
+        if (o.state == static_cast<int8_t>(OrderState::Pending) && o.created_tick < tick &&
+            o.arrival_ts <= ts) {
+          release(o, ts, out);
+        }
       }
+      if (!requests_.empty()) apply_requests(ts, tick, out);
+      // 3. match live orders, oldest first
+      for (SimOrder& o : open_) {
+        if (o.open() > 0) match(o, ts, out);
+      }
+      compact();
     }
 
-    // 3. match released orders, oldest first
-    if (book_.valid && !open_.empty()) {
-      size_t keep = 0;
-      for (size_t k = 0; k < open_.size(); ++k) {
-        SimOrder& o = open_[k];
-        if (o.released) match(o, ts, out);
-        if (o.open() > 0) open_[keep++] = o;
-      }
-      open_.resize(keep);
+    // 4. the strategy's decisions
+    if (!unknown_.empty()) {
+      const int64_t now = detail::sat_add(ts, cfg_.feed_latency_ns);
+      while (!unknown_.empty() && unknown_.front().known_at <= now) unknown_.pop_front();
     }
-
-    // 4. the strategy's decision
     const double target = in.target[i];
     if (!std::isnan(target)) decide(target, ts, tick, out);
+    while (cursor_ < in.n_instr && static_cast<size_t>(in.instr[cursor_].i) == i) {
+      instruct(in.instr[cursor_], cursor_, ts, tick, out);
+      ++cursor_;
+    }
 
     ticks_ = tick + 1;
     has_ts_ = true;
@@ -515,46 +886,379 @@ class Engine {
     if (ts >= next_equity_ts_) sample(ts, out);
   }
 
-  void match(SimOrder& o, int64_t ts, Outputs& out) {
-    int64_t px = 0;
-    const int64_t q = book_.take(o.side, o.open(), px);
-    if (q <= 0) return;
+  // Drop completed orders (open() == 0 marks them).
+  void compact() {
+    size_t keep = 0;
+    for (size_t k = 0; k < open_.size(); ++k) {
+      if (open_[k].open() > 0) {
+        if (keep != k) open_[keep] = open_[k];
+        ++keep;
+      }
+    }
+    open_.resize(keep);
+  }
+
+  // Ends an order: the unfilled rest is gone (cancelled / rejected).
+  void kill(SimOrder& o, int64_t ts, OrderEvent ev, Outputs& out) {
+    emit_order(out, ts, o, ev, kNaN, lots_.to_float(o.open()));
+    o.filled = o.qty;  // open() == 0: removed by compact()
+  }
+
+  double limit_px(const SimOrder& o) const {
+    return (o.type == kLimit || o.type == kStopLimit) ? prices_.to_float(o.price) : kNaN;
+  }
+
+  void release(SimOrder& o, int64_t ts, Outputs& out) {
+    if (o.tif == kPostOnly) {
+      if (book_.crosses(o.side, o.price)) {
+        kill(o, ts, OrderEvent::Rejected, out);
+        return;
+      }
+      emit_order(out, ts, o, OrderEvent::Accepted, limit_px(o), lots_.to_float(o.qty));
+      rest(o);
+      return;
+    }
+    emit_order(out, ts, o, OrderEvent::Accepted, limit_px(o), lots_.to_float(o.qty));
+    o.state = static_cast<int8_t>((o.type == kStop || o.type == kStopLimit) ? OrderState::Untriggered
+                                                                           : OrderState::Working);
+  }
+
+  // Queue position of an order that starts resting now (after this tick's
+  // market data): the displayed size at its price when its price is the
+  // same-side touch, nothing ahead when it improves the touch, unknown (inf)
+  // when it is behind the touch or there is no quote. Model 0: nothing ahead.
+  void rest(SimOrder& o) {
+    o.state = static_cast<int8_t>(OrderState::Resting);
+    o.rested_tick = ticks_;
+    o.cum_trade = 0.0;
+    o.front = 0.0;
+    o.level_prev = kNaN;
+    if (queue_.kind == 0) return;
+    double level = kNaN;
+    if (book_.valid) {
+      const int64_t touch = o.side > 0 ? book_.bid_px : book_.ask_px;
+      if (touch == o.price) {
+        level = static_cast<double>(book_.shown(-o.side));
+      } else if (o.side > 0 ? touch < o.price : touch > o.price) {
+        level = 0.0;
+      }
+    }
+    o.front = std::isnan(level) ? kInf : level;
+    o.level_prev = level;
+  }
+
+  void apply_requests(int64_t ts, uint64_t tick, Outputs& out) {
+    size_t keep = 0;
+    for (size_t k = 0; k < requests_.size(); ++k) {
+      const Request r = requests_[k];
+      if (!(r.created_tick < tick && r.arrival_ts <= ts)) {
+        requests_[keep++] = r;
+        continue;
+      }
+      SimOrder* o = find_live(r.order_id);
+      if (o == nullptr || o->open() <= 0) {  // completed before the request arrived
+        out.orders.push_back(OrderRecord{ts, r.order_id, r.side, r.type,
+                                         static_cast<int8_t>(OrderEvent::Rejected), kNaN, kNaN});
+        continue;
+      }
+      if (r.action == kCancel) {
+        kill(*o, ts, OrderEvent::Cancelled, out);
+        continue;
+      }
+      modify(*o, r, ts, out);
+    }
+    requests_.resize(keep);
+  }
+
+  // A modify at the exchange: qty is the new total quantity (filled
+  // included); a new limit price or a larger quantity loses the queue
+  // position (the order is evaluated again, as if it had just arrived).
+  void modify(SimOrder& o, const Request& r, int64_t ts, Outputs& out) {
+    if (r.has_qty && r.qty <= o.filled) {
+      kill(o, ts, OrderEvent::Cancelled, out);
+      return;
+    }
+    const bool reprice = r.has_price && r.price != o.price;
+    const bool grow = r.has_qty && r.qty > o.qty;
+    if (r.has_price) o.price = r.price;
+    if (r.has_stop) o.stop = r.stop;
+    if (r.has_qty) o.qty = r.qty;
+    emit_order(out, ts, o, OrderEvent::Accepted, limit_px(o), lots_.to_float(o.qty));
+    if (o.state == static_cast<int8_t>(OrderState::Resting) && (reprice || grow)) {
+      if (o.tif == kPostOnly) {
+        if (book_.crosses(o.side, o.price)) {
+          kill(o, ts, OrderEvent::Rejected, out);
+          return;
+        }
+        rest(o);
+      } else {
+        o.state = static_cast<int8_t>(OrderState::Working);
+      }
+    }
+  }
+
+  SimOrder* find_live(int64_t id) {
+    auto it = std::lower_bound(open_.begin(), open_.end(), id,
+                               [](const SimOrder& o, int64_t v) { return o.id < v; });
+    return (it != open_.end() && it->id == id) ? &*it : nullptr;
+  }
+
+  bool issued(int64_t id) const {
+    auto it = std::upper_bound(id_ranges_.begin(), id_ranges_.end(), id,
+                               [](int64_t v, const std::pair<int64_t, int64_t>& r) { return v < r.first; });
+    if (it == id_ranges_.begin()) return false;
+    --it;
+    return id <= it->second;
+  }
+
+  void use_id(int64_t id) {
+    if (!id_ranges_.empty() && id_ranges_.back().second == id - 1) {
+      id_ranges_.back().second = id;
+    } else {
+      id_ranges_.emplace_back(id, id);
+    }
+    max_id_ = id;
+  }
+
+  void fill(SimOrder& o, int64_t ts, int64_t px, int64_t q, bool maker, Outputs& out) {
     o.filled += q;
     position_ += o.side * q;
     const double price = prices_.to_float(px);
     const double qty = lots_.to_float(q);
-    const double fee = fee_.fee(price, qty);
+    const double fee = fees_model_.fee(maker, price, qty);
     cash_ -= static_cast<double>(o.side) * price * qty;
     cash_ -= fee;
     fees_ += fee;
     out.fills.push_back(FillRecord{ts, o.id, o.side, price, qty, fee});
+    out.fill_liquidity.push_back(maker ? kMaker : kTaker);
+    const int64_t known = latency_.known(ts);
+    out.fill_known_ts.push_back(known);
+    if (cfg_.response_latency_ns > cfg_.feed_latency_ns) {
+      unknown_.push_back(UnknownFill{known, o.side * q, o.id});
+    }
     emit_order(out, ts, o, o.open() == 0 ? OrderEvent::Filled : OrderEvent::PartiallyFilled, price,
                qty);
   }
 
-  void decide(double target, int64_t ts, uint64_t tick, Outputs& out) {
-    int64_t working = 0;
-    for (const SimOrder& o : open_) working += o.side * o.open();
-    const double change = target - lots_.to_float(position_ + working);
-    if (!(std::fabs(change) >= cfg_.lot_size / 2.0)) return;
-    // Cancel whatever is working, then issue the new difference.
-    for (const SimOrder& o : open_) {
-      emit_order(out, ts, o, OrderEvent::Cancelled, kNaN, lots_.to_float(o.open()));
+  // Aggressive part: take the displayed touch (up to the limit).
+  void take(SimOrder& o, int64_t ts, Outputs& out) {
+    const bool limit = o.exec_type == kLimit;
+    const bool can = book_.valid && (!limit || book_.crosses(o.side, o.price));
+    int64_t& avail = book_.avail(o.side);
+    if (o.tif == kFOK && !(can && avail >= o.open())) {
+      kill(o, ts, OrderEvent::Cancelled, out);
+      return;
     }
-    open_.clear();
-    const double diff = target - lots_.to_float(position_);
+    if (can) {
+      const int64_t q = std::min(o.open(), avail);
+      if (q > 0) {
+        avail -= q;
+        fill(o, ts, book_.touch(o.side), q, false, out);
+      }
+      if (!limit && o.open() > 0 && impact_.kind == 1) {
+        const int64_t touch = book_.touch(o.side);
+        const int64_t extra = impact_.extra_ticks(touch, o.open(), book_.shown(o.side));
+        int64_t px = o.side > 0 ? std::min(touch + extra, kMaxPrice - 1) : touch - extra;
+        if (px < 1) px = 1;
+        fill(o, ts, px, o.open(), false, out);
+      }
+    }
+    if (o.open() <= 0) return;
+    if (o.tif == kIOC) {
+      kill(o, ts, OrderEvent::Cancelled, out);
+    } else if (limit && book_.valid && !book_.crosses(o.side, o.price)) {
+      rest(o);
+    }
+    // else: a market order or a still-crossing limit keeps working; with no
+    // valid quote it waits for one.
+  }
+
+  // Passive part: trade-through, trade at the price (queue), quote cross,
+  // then the queue's depth update.
+  void passive(SimOrder& o, int64_t ts, Outputs& out) {
+    const int8_t s = o.side;
+    if (trade_) {
+      if (s > 0 ? trade_px_ < o.price : trade_px_ > o.price) {
+        fill(o, ts, o.price, o.open(), true, out);
+        return;
+      }
+      if (trade_px_ == o.price && trade_lots_ > 0) {
+        const double t = static_cast<double>(trade_lots_);
+        o.front -= t;
+        o.cum_trade += t;
+        if (detail::round_half_away(o.front) < 0.0) {
+          const double x = std::floor(-o.front);
+          int64_t q = x >= kMaxLots ? static_cast<int64_t>(kMaxLots) : static_cast<int64_t>(x);
+          q = std::min(std::min(q, o.open()), trade_left_);
+          if (q > 0) {
+            trade_left_ -= q;
+            o.front += static_cast<double>(q);
+            fill(o, ts, o.price, q, true, out);
+            if (o.open() <= 0) return;
+          }
+        }
+      }
+    }
+    if (book_.crosses(s, o.price)) {
+      fill(o, ts, o.price, o.open(), true, out);
+      return;
+    }
+    if (queue_.kind == 0 || !book_.valid) return;
+    const int64_t touch = s > 0 ? book_.bid_px : book_.ask_px;
+    double level;
+    if (touch == o.price) {
+      level = static_cast<double>(book_.shown(-s));
+    } else if (s > 0 ? touch < o.price : touch > o.price) {
+      level = 0.0;  // the level emptied: the touch moved behind it
+    } else {
+      o.level_prev = kNaN;  // behind the touch: not visible on L1
+      o.cum_trade = 0.0;
+      return;
+    }
+    if (queue_.kind == 1 || std::isnan(o.level_prev)) {
+      o.front = std::min(o.front, level);
+    } else {
+      const double chg = o.level_prev - level - o.cum_trade;
+      if (chg < 0.0) {
+        o.front = std::min(o.front, level);
+      } else {
+        const double front = o.front;
+        const double back = o.level_prev - front;
+        const double p = queue_.prob_back(front, back);
+        const double est = front - (1.0 - p) * chg + std::min(back - p * chg, 0.0);
+        o.front = std::min(est, level);
+      }
+    }
+    o.cum_trade = 0.0;
+    o.level_prev = level;
+  }
+
+  void match(SimOrder& o, int64_t ts, Outputs& out) {
+    switch (static_cast<OrderState>(o.state)) {
+      case OrderState::Pending:
+        return;
+      case OrderState::Untriggered: {
+        const bool by_quote = book_.valid && (o.side > 0 ? book_.ask_px >= o.stop : book_.bid_px <= o.stop);
+        const bool by_trade = trade_ && (o.side > 0 ? trade_px_ >= o.stop : trade_px_ <= o.stop);
+        if (!(by_quote || by_trade)) return;
+        emit_order(out, ts, o, OrderEvent::Triggered, prices_.to_float(o.stop), lots_.to_float(o.open()));
+        o.state = static_cast<int8_t>(OrderState::Working);
+        take(o, ts, out);
+        return;
+      }
+      case OrderState::Working:
+        take(o, ts, out);
+        return;
+      case OrderState::Resting:
+        // An order that started resting on this tick had its queue set from
+        // this tick's (post-trade) data: it can fill passively from the next.
+        if (o.rested_tick != ticks_) passive(o, ts, out);
+        return;
+    }
+  }
+
+  // Target position -> at most one market order (only target-derived orders
+  // are considered and cancelled). The position used is the one the
+  // strategy knows: fills reach it response_latency_ns after they happen.
+  void decide(double target, int64_t ts, uint64_t tick, Outputs& out) {
+    int64_t unknown = 0, unknown_working = 0;
+    for (const UnknownFill& u : unknown_) {
+      unknown += u.lots;
+      const SimOrder* o = find_live_const(u.order_id);
+      if (o != nullptr && o->from_target) unknown_working += u.lots;
+    }
+    int64_t working = 0;
+    for (const SimOrder& o : open_) {
+      if (o.from_target) working += o.side * o.open();
+    }
+    const int64_t known_pos = position_ - unknown;
+    const double change = target - lots_.to_float(known_pos + working + unknown_working);
+    if (!(std::fabs(change) >= cfg_.lot_size / 2.0)) return;
+    // Cancel whatever target order is working, then issue the new difference.
+    for (SimOrder& o : open_) {
+      if (o.from_target) kill(o, ts, OrderEvent::Cancelled, out);
+    }
+    compact();
+    const double diff = target - lots_.to_float(known_pos);
     const int64_t lots = static_cast<int64_t>(detail::round_half_away(diff / cfg_.lot_size));
     if (lots == 0) return;
     SimOrder o;
-    o.id = next_order_id_++;
+    o.id = max_id_ + 1;
+    use_id(o.id);
     o.ts_created = ts;
-    o.arrival_ts = latency_.arrival(ts);
+    o.arrival_ts = latency_.arrival(ts, -1);
     o.created_tick = tick;
     o.side = lots > 0 ? kBuy : kSell;
     o.qty = lots > 0 ? lots : -lots;
-    o.type = static_cast<int8_t>(OrderType::Market);
+    o.type = o.exec_type = kMarket;
+    o.from_target = true;
     emit_order(out, ts, o, OrderEvent::Submitted, kNaN, lots_.to_float(o.qty));
     open_.push_back(o);
+  }
+
+  const SimOrder* find_live_const(int64_t id) const { return const_cast<Engine*>(this)->find_live(id); }
+
+  void instruct(const OrderInstr& x, size_t k, int64_t ts, uint64_t tick, Outputs& out) {
+    if (x.action == kNew) {
+      if (x.order_id <= max_id_) {
+        fail("orders.order_id", k, std::to_string(x.order_id),
+             "must be greater than every order id used before (highest " + std::to_string(max_id_) + ")");
+      }
+      SimOrder o;
+      o.id = x.order_id;
+      use_id(o.id);
+      o.ts_created = ts;
+      o.arrival_ts = latency_.arrival(ts, x.latency_ns);
+      o.created_tick = tick;
+      o.side = x.side;
+      o.type = x.type;
+      o.exec_type = (x.type == kLimit || x.type == kStopLimit) ? kLimit : kMarket;
+      o.tif = x.tif;
+      o.qty = static_cast<int64_t>(detail::round_half_away(x.qty / cfg_.lot_size));
+      if (o.exec_type == kLimit) o.price = to_ticks(x.price);
+      if (x.type == kStop || x.type == kStopLimit) o.stop = to_ticks(x.stop_price);
+      emit_order(out, ts, o, OrderEvent::Submitted, limit_px(o), lots_.to_float(o.qty));
+      open_.push_back(o);
+      return;
+    }
+    if (!issued(x.order_id)) {
+      fail("orders.order_id", k, std::to_string(x.order_id),
+           std::string("is not the id of any order of this engine (") +
+               (x.action == kCancel ? "CANCEL" : "MODIFY") + ")");
+    }
+    Request r;
+    r.order_id = x.order_id;
+    r.action = x.action;
+    r.side = x.side;
+    r.type = x.type;
+    r.created_tick = tick;
+    r.arrival_ts = latency_.arrival(ts, x.latency_ns);
+    const SimOrder* o = find_live_const(x.order_id);
+    if (o != nullptr) {
+      // A request never overtakes the order it refers to.
+      r.arrival_ts = std::max(r.arrival_ts, o->arrival_ts);
+      if (x.action == kModify) {
+        const bool limit = o->type == kLimit || o->type == kStopLimit;
+        const bool stop = o->type == kStop || o->type == kStopLimit;
+        if (!std::isnan(x.price) && !limit) {
+          fail("orders.price", k, detail::fmt(x.price),
+               "cannot be modified: order " + std::to_string(o->id) + " has no limit price");
+        }
+        if (!std::isnan(x.stop_price) && !stop) {
+          fail("orders.stop_price", k, detail::fmt(x.stop_price),
+               "cannot be modified: order " + std::to_string(o->id) + " is not a stop order");
+        }
+      }
+    }
+    if (x.action == kModify) {
+      r.has_price = !std::isnan(x.price);
+      r.has_stop = !std::isnan(x.stop_price);
+      r.has_qty = !std::isnan(x.qty);
+      if (r.has_price) r.price = to_ticks(x.price);
+      if (r.has_stop) r.stop = to_ticks(x.stop_price);
+      if (r.has_qty) r.qty = static_cast<int64_t>(detail::round_half_away(x.qty / cfg_.lot_size));
+    }
+    requests_.push_back(r);
   }
 
   void sample(int64_t ts, Outputs& out) {
@@ -572,15 +1276,21 @@ class Engine {
   }
 
   static constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+  static constexpr double kInf = std::numeric_limits<double>::infinity();
 
   EngineConfig cfg_;
   Grid prices_;
   Grid lots_;
-  ConstantLatency latency_;
-  BpsFee fee_;
+  Latency latency_;
+  Fees fees_model_;
+  QueueModel queue_;
+  Impact impact_;
   L1Book book_;
-  std::vector<SimOrder> open_;
-  int64_t next_order_id_ = 1;
+  std::vector<SimOrder> open_;            // live orders, ascending id (= creation order)
+  std::vector<Request> requests_;         // cancels / modifies on their way
+  std::deque<UnknownFill> unknown_;       // fills the strategy does not know yet
+  std::vector<std::pair<int64_t, int64_t>> id_ranges_;  // every id ever used, as ranges
+  int64_t max_id_ = 0;
   int64_t position_ = 0;  // lots
   double cash_ = 0.0;
   double fees_ = 0.0;
@@ -591,6 +1301,10 @@ class Engine {
   double mark_ = kNaN;
   int64_t next_equity_ts_ = std::numeric_limits<int64_t>::min();
   bool equity_at_last_ = false;
+  // per tick (not state)
+  bool trade_ = false;
+  int64_t trade_px_ = 0, trade_left_ = 0, trade_lots_ = 0;
+  size_t cursor_ = 0;
 };
 
 }  // namespace ticktape

@@ -78,6 +78,32 @@ EQUITY_DTYPE = np.dtype(
     ]
 )
 
+#: One explicit order instruction of a strategy to the native engine
+#: (``Engine.process(..., orders=)``). ``i`` is the index, in the batch, of
+#: the tick at which the strategy decided (non-decreasing); ``action`` 0 NEW,
+#: 1 CANCEL, 2 MODIFY (``ticktape.native.OrderAction``); ``order_id`` > 0, for
+#: NEW greater than every id used before; ``side`` +1 / -1; ``type`` 0 MARKET,
+#: 1 LIMIT, 2 STOP, 3 STOP_LIMIT; ``tif`` 0 GTC, 1 IOC, 2 FOK, 3 POST_ONLY;
+#: ``price`` the limit price (NaN for MARKET / STOP), ``stop_price`` (NaN
+#: unless STOP / STOP_LIMIT), ``qty`` in units, a whole number of lots (for
+#: MODIFY the new total quantity; NaN fields of a MODIFY stay as they are);
+#: ``latency_ns`` the order's entry latency, -1 = the engine's. Not a wire
+#: kind of :class:`Batch`.
+ORDER_INSTR_DTYPE = np.dtype(
+    [
+        ("i", "<i8"),
+        ("action", "i1"),
+        ("order_id", "<i8"),
+        ("side", "i1"),
+        ("type", "i1"),
+        ("tif", "i1"),
+        ("price", "<f8"),
+        ("stop_price", "<f8"),
+        ("qty", "<f8"),
+        ("latency_ns", "<i8"),
+    ]
+)
+
 #: A change of the strategy's decision (target position) at tick ``ts``.
 SIGNAL_DTYPE = np.dtype([("ts", "<i8"), ("value", "<f8")])
 

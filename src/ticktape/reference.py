@@ -336,6 +336,15 @@ class _Grid:
         return k / self.inv if self.use_inv else k * self.step
 
 
+MAX_PRICE = 2**62
+STOP, STOP_LIMIT = 2, 3
+GTC, IOC, FOK, POST_ONLY = range(4)
+NEW, CANCEL, MODIFY = range(3)
+TRIGGERED = 6
+PENDING, WORKING, RESTING, UNTRIGGERED = range(4)
+TAKER, MAKER = 0, 1
+
+
 @dataclass
 class _Order:
     id: int
@@ -344,24 +353,78 @@ class _Order:
     ts_created: int
     arrival_ts: int
     created_tick: int
+    type: int = MARKET  # as submitted (reported in order events)
+    exec_type: int = MARKET  # MARKET or LIMIT (what a triggered stop becomes)
+    tif: int = GTC
+    price: int = 0  # limit price, ticks
+    stop: int = 0  # stop price, ticks
     filled: int = 0
-    released: bool = False
+    state: int = PENDING
+    front: float = 0.0  # queue ahead, lots (inf: unknown)
+    cum_trade: float = 0.0
+    level_prev: float = 0.0  # NaN: level not seen
+    from_target: bool = False
+    rested_tick: int = -1
+
+    @property
+    def open(self) -> int:
+        return self.qty - self.filled
+
+
+@dataclass
+class _Request:
+    order_id: int
+    action: int
+    arrival_ts: int
+    created_tick: int
+    side: int
+    type: int
+    price: int | None = None
+    stop: int | None = None
+    qty: int | None = None
+
+
+def _pow(x: float, n: float) -> float:
+    try:
+        return math.pow(x, n)
+    except OverflowError:
+        return math.inf
 
 
 class ReferenceEngine:
-    """The engine's semantics, one tick at a time (see native/engine.hpp)."""
+    """The engine's semantics, one tick at a time (see native/engine.hpp, docs/native.md).
+
+    Same constructor keywords and ``process`` arguments as :class:`ticktape.native.Engine`;
+    input is assumed valid (no checks), there is no ``get_state``.
+    """
 
     def __init__(
         self,
         tick_size: float,
         lot_size: float = 1.0,
-        latency_ns: int = 0,
-        fee_bps: float = 0.0,
+        latency_ns: int | None = None,
+        fee_bps: float | None = None,
         initial_cash: float = 1_000_000.0,
         equity_interval_ns: int = 1_000_000_000,
+        *,
+        entry_latency_ns: int | None = None,
+        response_latency_ns: int = 0,
+        feed_latency_ns: int = 0,
+        maker_fee_bps: float = 0.0,
+        taker_fee_bps: float | None = None,
+        fee_per_unit: float = 0.0,
+        queue_model: int = 0,
+        queue_power: float = 2.0,
+        slippage_model: int = 0,
+        impact_bps: float = 0.0,
     ) -> None:
         self.tick_size, self.lot_size = tick_size, lot_size
-        self.latency_ns, self.fee_bps = latency_ns, fee_bps
+        self.latency_ns = entry_latency_ns if entry_latency_ns is not None else (latency_ns or 0)
+        self.fee_bps = taker_fee_bps if taker_fee_bps is not None else (fee_bps or 0.0)
+        self.response_latency_ns, self.feed_latency_ns = response_latency_ns, feed_latency_ns
+        self.maker_fee_bps, self.fee_per_unit = maker_fee_bps, fee_per_unit
+        self.queue_model, self.queue_power = queue_model, queue_power
+        self.slippage_model, self.impact_bps = slippage_model, impact_bps
         self.equity_interval_ns = equity_interval_ns
         self._prices, self._lots = _Grid(tick_size), _Grid(lot_size)
         self.position_lots = 0
@@ -373,8 +436,13 @@ class ReferenceEngine:
         self.last_ts: int | None = None
         self.next_equity_ts = -(2**63)
         self.equity_at_last = False
-        self.open: list[_Order] = []
-        self.next_order_id = 1
+        self.open: list[_Order] = []  # live orders, ascending id
+        self.requests: list[_Request] = []
+        self.unknown: list[tuple[int, int, int]] = []  # (known_at, signed lots, order id)
+        self.ids: set[int] = set()  # every id ever used
+        self.max_id = 0
+        self.book: dict[int, list[int]] = {}
+        self.shown: dict[int, int] = {}
 
     @property
     def position(self) -> float:
@@ -384,89 +452,135 @@ class ReferenceEngine:
     def equity(self) -> float:
         return self.cash if self.position_lots == 0 else self.cash + self.position * self.mark
 
-    def process(self, ts, bid, ask, bid_size, ask_size, target) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
-        out: dict[str, list[tuple[Any, ...]]] = {"fills": [], "orders": [], "equity": []}
-        for i in range(len(ts)):
-            self._step(
-                int(ts[i]), float(bid[i]), float(ask[i]), float(bid_size[i]),
-                float(ask_size[i]), float(target[i]), out,
-            )  # fmt: skip
-        return _arrays(out)
+    @property
+    def open_qty(self) -> float:
+        return self._lots.to_float(sum(o.side * o.open for o in self.open))
 
-    def finish(self) -> dict[str, np.ndarray]:
-        out: dict[str, list[tuple[Any, ...]]] = {"fills": [], "orders": [], "equity": []}
+    def process(  # type: ignore[no-untyped-def]
+        self, ts, bid, ask, bid_size, ask_size, target=None, *, last=None, last_size=None,
+        orders=None, details: bool = False,
+    ) -> dict[str, np.ndarray]:  # fmt: skip
+        out: dict[str, list[Any]] = {k: [] for k in _KINDS}
+        n = len(ts)
+        nan = [math.nan] * n
+        target = nan if target is None else target
+        last = nan if last is None else last
+        last_size = nan if last_size is None else last_size
+        instr = [] if orders is None else orders.tolist()
+        k = 0
+        for i in range(n):
+            todo = []
+            while k < len(instr) and instr[k][0] == i:
+                todo.append(instr[k])
+                k += 1
+            self._step(
+                int(ts[i]), float(bid[i]), float(ask[i]), float(bid_size[i]), float(ask_size[i]),
+                float(target[i]), float(last[i]), float(last_size[i]), todo, out,
+            )  # fmt: skip
+        return _arrays(out, details)
+
+    def finish(self, *, details: bool = False) -> dict[str, np.ndarray]:
+        out: dict[str, list[Any]] = {k: [] for k in _KINDS}
         if self.last_ts is not None and not self.equity_at_last:
             self._sample(self.last_ts, out)
-        return _arrays(out)
+        return _arrays(out, details)
 
+    # ------------------------------------------------------------ helpers
     def _displayed(self, size: float) -> int:
         if not size > 0.0:
             return 0
         x = size / self.lot_size + 1e-9
         return MAX_LOTS if x >= MAX_LOTS else math.floor(x)
 
-    def _step(self, ts, bid, ask, bid_size, ask_size, target, out) -> None:  # type: ignore[no-untyped-def]
+    def _ticks(self, p: float) -> int:
+        return int(round_half_away(p / self.tick_size))
+
+    def _crosses(self, side: int, price: int) -> bool:
+        if not self.book:
+            return False
+        return self.book[1][0] <= price if side > 0 else self.book[-1][0] >= price
+
+    def _limit_px(self, o: _Order) -> float:
+        return self._prices.to_float(o.price) if o.type in (LIMIT, STOP_LIMIT) else math.nan
+
+    def _event(self, out, ts, o: _Order, event: int, price: float, qty: float) -> None:  # type: ignore[no-untyped-def]
+        out["orders"].append((ts, o.id, o.side, o.type, event, price, qty))
+
+    def _kill(self, o: _Order, ts: int, event: int, out) -> None:  # type: ignore[no-untyped-def]
+        self._event(out, ts, o, event, math.nan, self._lots.to_float(o.open))
+        o.filled = o.qty
+
+    def _find(self, order_id: int) -> _Order | None:
+        for o in self.open:
+            if o.id == order_id:
+                return o
+        return None
+
+    def _arrival(self, ts: int, own: int) -> int:
+        return min(ts + self.feed_latency_ns + (own if own >= 0 else self.latency_ns), INT64_MAX)
+
+    # ------------------------------------------------------------ the tick
+    def _step(self, ts, bid, ask, bid_size, ask_size, target, last, last_size, todo, out) -> None:  # type: ignore[no-untyped-def]
         tick = self.ticks_processed
         usable = math.isfinite(bid) and bid > 0 and math.isfinite(ask) and ask > 0
         if usable:
-            bt = int(round_half_away(bid / self.tick_size))
-            at = int(round_half_away(ask / self.tick_size))
+            bt, at = self._ticks(bid), self._ticks(ask)
             usable = bt <= at
-        # 1. market data: displayed liquidity [price, lots] per side
+        # 1. market data: displayed liquidity [price, lots] per side (a buy takes book[1])
         if usable:
-            book = {-1: [bt, self._displayed(bid_size)], 1: [at, self._displayed(ask_size)]}
+            self.book = {-1: [bt, self._displayed(bid_size)], 1: [at, self._displayed(ask_size)]}
+            self.shown = {s: self.book[s][1] for s in (1, -1)}
             self.mark = self._prices.to_float(bt + at) * 0.5
         else:
-            book = {}
+            self.book, self.shown = {}, {}
             self.quotes_ignored += 1
-        # 2. release
+        self.trade = math.isfinite(last) and last > 0
+        self.trade_px = self._ticks(last) if self.trade else 0
+        self.trade_lots = self._displayed(last_size) if self.trade else 0
+        self.trade_left = self.trade_lots
+        # 2. release orders, then requests
         for o in self.open:
-            if not o.released and o.created_tick < tick and o.arrival_ts <= ts:
-                o.released = True
-                out["orders"].append(
-                    (ts, o.id, o.side, MARKET, ACCEPTED, math.nan, self._lots.to_float(o.qty))
+            if o.state == PENDING and o.created_tick < tick and o.arrival_ts <= ts:
+                self._release(o, ts, out)
+        keep = []
+        for r in self.requests:
+            if not (r.created_tick < tick and r.arrival_ts <= ts):
+                keep.append(r)
+                continue
+            o = self._find(r.order_id)
+            if o is None or o.open <= 0:
+                out["orders"].append((ts, r.order_id, r.side, r.type, REJECTED, math.nan, math.nan))
+            elif r.action == CANCEL:
+                self._kill(o, ts, CANCELLED, out)
+            else:
+                self._modify(o, r, ts, out)
+        self.requests = keep
+        # 3. match, oldest first
+        for o in self.open:
+            if o.open <= 0:
+                continue
+            if o.state == UNTRIGGERED:
+                s = o.side
+                by_quote = bool(self.book) and (
+                    self.book[1][0] >= o.stop if s > 0 else self.book[-1][0] <= o.stop
                 )
-        # 3. match: a buy lifts the ask (book[1]), a sell hits the bid (book[-1])
-        if book:
-            for o in self.open:
-                if not o.released:
-                    continue
-                level = book[o.side]
-                q = min(o.qty - o.filled, level[1])
-                if q <= 0:
-                    continue
-                level[1] -= q
-                o.filled += q
-                self.position_lots += o.side * q
-                price, qty = self._prices.to_float(level[0]), self._lots.to_float(q)
-                fee = self.fee_bps * 1e-4 * price * qty
-                self.cash -= o.side * price * qty
-                self.cash -= fee
-                self.fees += fee
-                out["fills"].append((ts, o.id, o.side, price, qty, fee))
-                event = FILLED if o.filled == o.qty else PARTIALLY_FILLED
-                out["orders"].append((ts, o.id, o.side, MARKET, event, price, qty))
-            self.open = [o for o in self.open if o.filled < o.qty]
-        # 4. decision
+                by_trade = self.trade and (self.trade_px >= o.stop if s > 0 else self.trade_px <= o.stop)
+                if by_quote or by_trade:
+                    self._event(out, ts, o, TRIGGERED, self._prices.to_float(o.stop), self._lots.to_float(o.open))
+                    o.state = WORKING
+                    self._take(o, ts, out)
+            elif o.state == WORKING:
+                self._take(o, ts, out)
+            elif o.state == RESTING and o.rested_tick != tick:
+                self._passive(o, ts, out)
+        self.open = [o for o in self.open if o.open > 0]
+        # 4. decisions
+        now = ts + self.feed_latency_ns
+        self.unknown = [u for u in self.unknown if u[0] > now]
         if not math.isnan(target):
-            working = sum(o.side * (o.qty - o.filled) for o in self.open)
-            change = target - self._lots.to_float(self.position_lots + working)
-            if abs(change) >= self.lot_size / 2.0:
-                for o in self.open:
-                    left = self._lots.to_float(o.qty - o.filled)
-                    out["orders"].append((ts, o.id, o.side, MARKET, CANCELLED, math.nan, left))
-                self.open = []
-                diff = target - self._lots.to_float(self.position_lots)
-                lots = int(round_half_away(diff / self.lot_size))
-                if lots != 0:
-                    side = 1 if lots > 0 else -1
-                    arrival = min(ts + self.latency_ns, INT64_MAX)
-                    o = _Order(self.next_order_id, side, abs(lots), ts, arrival, tick)
-                    self.next_order_id += 1
-                    out["orders"].append(
-                        (ts, o.id, side, MARKET, SUBMITTED, math.nan, self._lots.to_float(o.qty))
-                    )
-                    self.open.append(o)
+            self._decide(target, ts, tick, out)
+        for row in todo:
+            self._instruct(row, ts, tick, out)
         self.ticks_processed = tick + 1
         self.last_ts = ts
         # 5. equity on the event-time grid
@@ -474,16 +588,216 @@ class ReferenceEngine:
         if ts >= self.next_equity_ts:
             self._sample(ts, out)
 
-    def _sample(self, ts: int, out: dict[str, list[tuple[Any, ...]]]) -> None:
+    def _release(self, o: _Order, ts: int, out) -> None:  # type: ignore[no-untyped-def]
+        if o.tif == POST_ONLY and self._crosses(o.side, o.price):
+            self._kill(o, ts, REJECTED, out)
+            return
+        self._event(out, ts, o, ACCEPTED, self._limit_px(o), self._lots.to_float(o.qty))
+        if o.tif == POST_ONLY:
+            self._rest(o)
+        else:
+            o.state = UNTRIGGERED if o.type in (STOP, STOP_LIMIT) else WORKING
+
+    def _rest(self, o: _Order) -> None:
+        o.state, o.rested_tick = RESTING, self.ticks_processed
+        o.cum_trade, o.front, o.level_prev = 0.0, 0.0, math.nan
+        if self.queue_model == 0:
+            return
+        level = math.nan
+        if self.book:
+            touch = self.book[-o.side][0]
+            if touch == o.price:
+                level = float(self.shown[-o.side])
+            elif (touch < o.price) if o.side > 0 else (touch > o.price):
+                level = 0.0
+        o.front = math.inf if math.isnan(level) else level
+        o.level_prev = level
+
+    def _modify(self, o: _Order, r: _Request, ts: int, out) -> None:  # type: ignore[no-untyped-def]
+        if r.qty is not None and r.qty <= o.filled:
+            self._kill(o, ts, CANCELLED, out)
+            return
+        reprice = r.price is not None and r.price != o.price
+        grow = r.qty is not None and r.qty > o.qty
+        if r.price is not None:
+            o.price = r.price
+        if r.stop is not None:
+            o.stop = r.stop
+        if r.qty is not None:
+            o.qty = r.qty
+        self._event(out, ts, o, ACCEPTED, self._limit_px(o), self._lots.to_float(o.qty))
+        if o.state == RESTING and (reprice or grow):
+            if o.tif == POST_ONLY:
+                if self._crosses(o.side, o.price):
+                    self._kill(o, ts, REJECTED, out)
+                else:
+                    self._rest(o)
+            else:
+                o.state = WORKING
+
+    def _fill(self, o: _Order, ts: int, px: int, q: int, maker: bool, out) -> None:  # type: ignore[no-untyped-def]
+        o.filled += q
+        self.position_lots += o.side * q
+        price, qty = self._prices.to_float(px), self._lots.to_float(q)
+        fee = (self.maker_fee_bps if maker else self.fee_bps) * 1e-4 * price * qty
+        if self.fee_per_unit != 0.0:
+            fee += self.fee_per_unit * qty
+        self.cash -= o.side * price * qty
+        self.cash -= fee
+        self.fees += fee
+        known = min(ts + self.response_latency_ns, INT64_MAX)
+        out["fills"].append((ts, o.id, o.side, price, qty, fee))
+        out["fill_liquidity"].append(MAKER if maker else TAKER)
+        out["fill_known_ts"].append(known)
+        if self.response_latency_ns > self.feed_latency_ns:
+            self.unknown.append((known, o.side * q, o.id))
+        self._event(out, ts, o, FILLED if o.open == 0 else PARTIALLY_FILLED, price, qty)
+
+    def _take(self, o: _Order, ts: int, out) -> None:  # type: ignore[no-untyped-def]
+        limit = o.exec_type == LIMIT
+        can = bool(self.book) and (not limit or self._crosses(o.side, o.price))
+        level = self.book.get(o.side, [0, 0])
+        if o.tif == FOK and not (can and level[1] >= o.open):
+            self._kill(o, ts, CANCELLED, out)
+            return
+        if can:
+            q = min(o.open, level[1])
+            if q > 0:
+                level[1] -= q
+                self._fill(o, ts, level[0], q, False, out)
+            if not limit and o.open > 0 and self.slippage_model == 1:
+                touch = level[0]
+                mult = o.open / max(self.shown[o.side], 1)
+                c = math.ceil(float(touch) * self.impact_bps * 1e-4 * mult)
+                extra = min(c, 4 * 10**18)
+                px = min(touch + extra, MAX_PRICE - 1) if o.side > 0 else touch - extra
+                self._fill(o, ts, max(px, 1), o.open, False, out)
+        if o.open <= 0:
+            return
+        if o.tif == IOC:
+            self._kill(o, ts, CANCELLED, out)
+        elif limit and self.book and not self._crosses(o.side, o.price):
+            self._rest(o)
+
+    def _passive(self, o: _Order, ts: int, out) -> None:  # type: ignore[no-untyped-def]
+        s = o.side
+        if self.trade:
+            if (self.trade_px < o.price) if s > 0 else (self.trade_px > o.price):
+                self._fill(o, ts, o.price, o.open, True, out)
+                return
+            if self.trade_px == o.price and self.trade_lots > 0:
+                t = float(self.trade_lots)
+                o.front -= t
+                o.cum_trade += t
+                if round_half_away(o.front) < 0.0:
+                    x = math.floor(-o.front)
+                    q = min(MAX_LOTS if x >= MAX_LOTS else int(x), o.open, self.trade_left)
+                    if q > 0:
+                        self.trade_left -= q
+                        o.front += float(q)
+                        self._fill(o, ts, o.price, q, True, out)
+                        if o.open <= 0:
+                            return
+        if self._crosses(s, o.price):
+            self._fill(o, ts, o.price, o.open, True, out)
+            return
+        if self.queue_model == 0 or not self.book:
+            return
+        touch = self.book[-s][0]
+        if touch == o.price:
+            level = float(self.shown[-s])
+        elif (touch < o.price) if s > 0 else (touch > o.price):
+            level = 0.0
+        else:
+            o.level_prev, o.cum_trade = math.nan, 0.0
+            return
+        if self.queue_model == 1 or math.isnan(o.level_prev):
+            o.front = min(o.front, level)
+        else:
+            chg = o.level_prev - level - o.cum_trade
+            if chg < 0.0:
+                o.front = min(o.front, level)
+            else:
+                front = o.front
+                back = o.level_prev - front
+                fb = _pow(max(back, 0.0), self.queue_power)
+                ff = _pow(max(front, 0.0), self.queue_power)
+                den = fb + ff
+                if den > 0.0 and not math.isinf(den):
+                    p = fb / den
+                else:
+                    p = 1.0 if math.isinf(fb) else (0.0 if den > 0.0 else 1.0)
+                est = front - (1.0 - p) * chg + min(back - p * chg, 0.0)
+                o.front = min(est, level)
+        o.cum_trade = 0.0
+        o.level_prev = level
+
+    def _decide(self, target: float, ts: int, tick: int, out) -> None:  # type: ignore[no-untyped-def]
+        unknown = sum(u[1] for u in self.unknown)
+        live_target = {o.id for o in self.open if o.from_target}
+        unknown_working = sum(u[1] for u in self.unknown if u[2] in live_target)
+        working = sum(o.side * o.open for o in self.open if o.from_target)
+        known_pos = self.position_lots - unknown
+        change = target - self._lots.to_float(known_pos + working + unknown_working)
+        if not abs(change) >= self.lot_size / 2.0:
+            return
+        for o in self.open:
+            if o.from_target:
+                self._kill(o, ts, CANCELLED, out)
+        self.open = [o for o in self.open if o.open > 0]
+        diff = target - self._lots.to_float(known_pos)
+        lots = int(round_half_away(diff / self.lot_size))
+        if lots == 0:
+            return
+        self.max_id += 1
+        self.ids.add(self.max_id)
+        side = 1 if lots > 0 else -1
+        o = _Order(self.max_id, side, abs(lots), ts, self._arrival(ts, -1), tick, from_target=True)
+        self._event(out, ts, o, SUBMITTED, math.nan, self._lots.to_float(o.qty))
+        self.open.append(o)
+
+    def _instruct(self, row: tuple[Any, ...], ts: int, tick: int, out) -> None:  # type: ignore[no-untyped-def]
+        _, action, oid, side, type_, tif, price, stop, qty, latency = row
+        if action == NEW:
+            self.max_id = oid
+            self.ids.add(oid)
+            limit = type_ in (LIMIT, STOP_LIMIT)
+            o = _Order(
+                oid, side, int(round_half_away(qty / self.lot_size)), ts, self._arrival(ts, latency), tick,
+                type=type_, exec_type=LIMIT if limit else MARKET, tif=tif,
+                price=self._ticks(price) if limit else 0,
+                stop=self._ticks(stop) if type_ in (STOP, STOP_LIMIT) else 0,
+            )  # fmt: skip
+            self._event(out, ts, o, SUBMITTED, self._limit_px(o), self._lots.to_float(o.qty))
+            self.open.append(o)
+            return
+        r = _Request(oid, action, self._arrival(ts, latency), tick, side, type_)
+        live = self._find(oid)
+        if live is not None:
+            r.arrival_ts = max(r.arrival_ts, live.arrival_ts)
+        if action == MODIFY:
+            r.price = None if math.isnan(price) else self._ticks(price)
+            r.stop = None if math.isnan(stop) else self._ticks(stop)
+            r.qty = None if math.isnan(qty) else int(round_half_away(qty / self.lot_size))
+        self.requests.append(r)
+
+    def _sample(self, ts: int, out: dict[str, list[Any]]) -> None:
         out["equity"].append((ts, self.cash, self.position, self.mark, self.equity))
         self.equity_at_last = True
         start = (ts // self.equity_interval_ns) * self.equity_interval_ns
         self.next_equity_ts = min(start + self.equity_interval_ns, INT64_MAX)
 
 
-def _arrays(out: dict[str, list[tuple[Any, ...]]]) -> dict[str, np.ndarray]:
-    return {
+_KINDS = ("fills", "orders", "equity", "fill_liquidity", "fill_known_ts")
+
+
+def _arrays(out: dict[str, list[Any]], details: bool = False) -> dict[str, np.ndarray]:
+    res = {
         "fills": np.array(out["fills"], dtype=FILL_DTYPE),
         "orders": np.array(out["orders"], dtype=ORDER_DTYPE),
         "equity": np.array(out["equity"], dtype=EQUITY_DTYPE),
     }
+    if details:
+        res["fill_liquidity"] = np.array(out["fill_liquidity"], dtype=np.int8)
+        res["fill_known_ts"] = np.array(out["fill_known_ts"], dtype=np.int64)
+    return res
