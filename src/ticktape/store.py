@@ -273,13 +273,37 @@ def encode_copy(columns: Sequence[np.ndarray | bytes], n: int) -> memoryview:
     Each column is a numpy array of length ``n`` in its wire type (``>i8``,
     ``>i2``, ``>f8``...) or a ``bytes`` value repeated on every row (text,
     uuid). NaN in a float column becomes NULL.
+
+    The rows are one numpy structured array filled column by column (no
+    Python object per row). When every row has the same NULL fields (quotes
+    only, trades only: the usual case) that array is the whole stream;
+    otherwise the 8 value bytes of each NULL field are cut out afterwards.
+
+    Examples
+    --------
+    >>> buf = encode_copy([b"X", np.array([1.5, np.nan], ">f8")], 2)
+    >>> bytes(buf[19:21]), len(buf)  # field count of the first row; header + rows + trailer
+    (b'\\x00\\x02', 51)
     """
+    for i, col in enumerate(columns):
+        if not isinstance(col, (bytes, bytearray)) and len(col) != n:
+            raise ValueError(f"column {i} has {len(col)} rows, expected {n}")
+    masks: dict[int, np.ndarray] = {}
+    always_null: set[int] = set()
+    for i, col in enumerate(columns):
+        if not isinstance(col, (bytes, bytearray)) and col.dtype.kind == "f":
+            mask = np.isnan(col)
+            if mask.any():
+                if mask.all():
+                    always_null.add(i)  # NULL on every row: no value bytes at all
+                else:
+                    masks[i] = mask
     fields: list[tuple[str, Any] | tuple[str, Any, tuple[int, ...]]] = [("nf", ">i2")]
     for i, col in enumerate(columns):
         fields.append((f"l{i}", ">i4"))
         if isinstance(col, (bytes, bytearray)):
             fields.append((f"v{i}", "u1", (len(col),)))
-        else:
+        elif i not in always_null:
             fields.append((f"v{i}", col.dtype))
     dtype = np.dtype(fields)
     # One template row holds everything that is the same on every row (field
@@ -291,7 +315,7 @@ def encode_copy(columns: Sequence[np.ndarray | bytes], n: int) -> memoryview:
             template[f"l{i}"] = len(col)
             template[f"v{i}"] = np.frombuffer(bytes(col), dtype=np.uint8)
         else:
-            template[f"l{i}"] = col.dtype.itemsize
+            template[f"l{i}"] = -1 if i in always_null else col.dtype.itemsize
     size = len(_COPY_HEADER) + n * dtype.itemsize + len(_COPY_TRAILER)
     buf = np.empty(size, dtype=np.uint8)  # the whole stream, written in place
     buf[: len(_COPY_HEADER)] = np.frombuffer(_COPY_HEADER, dtype=np.uint8)
@@ -300,24 +324,18 @@ def encode_copy(columns: Sequence[np.ndarray | bytes], n: int) -> memoryview:
     # (a byte-wise broadcast: assigning the structured scalar is ~10x slower)
     body.reshape(n, dtype.itemsize)[...] = np.frombuffer(template.tobytes(), dtype=np.uint8)
     rec = body.view(dtype)
-    nulls: list[tuple[int, np.ndarray]] = []
     for i, col in enumerate(columns):
-        if isinstance(col, (bytes, bytearray)):
+        if isinstance(col, (bytes, bytearray)) or i in always_null:
             continue
-        if len(col) != n:
-            raise ValueError(f"column {i} has {len(col)} rows, expected {n}")
         rec[f"v{i}"] = col
-        if col.dtype.kind == "f":
-            mask = np.isnan(col)
-            if mask.any():
-                rec[f"l{i}"][mask] = -1
-                nulls.append((i, mask))
-    if not nulls:
+        if i in masks:
+            rec[f"l{i}"][masks[i]] = -1
+    if not masks:
         return memoryview(buf.data)
-    # NULLs: drop the 8 value bytes of every NULL field (rows get shorter)
+    # NULLs on some rows only: drop the 8 value bytes of every NULL field
     raw = rec.view(np.uint8).reshape(n, dtype.itemsize)
     keep = np.ones(raw.shape, dtype=bool)
-    for i, mask in nulls:
+    for i, mask in masks.items():
         offset = dtype.fields[f"v{i}"][1]  # type: ignore[index]
         keep[mask, offset : offset + 8] = False
     return memoryview(b"".join((_COPY_HEADER, raw[keep].data, _COPY_TRAILER)))
@@ -372,12 +390,15 @@ def default_tick_seq(ts: np.ndarray) -> np.ndarray:
     if n == 0:
         return np.empty(0, dtype=np.int64)
     us = np.floor_divide(np.asarray(ts, dtype=np.int64), 1000)
-    order = np.argsort(us, kind="stable")
-    sorted_us = us[order]
+    in_order = bool(np.all(us[1:] >= us[:-1]))
+    order = None if in_order else np.argsort(us, kind="stable")  # (time order: no sort needed)
+    sorted_us = us if order is None else us[order]
     idx = np.arange(n, dtype=np.int64)
     new_group = np.ones(n, dtype=bool)
     new_group[1:] = sorted_us[1:] != sorted_us[:-1]
     group_start = np.maximum.accumulate(np.where(new_group, idx, 0))
+    if order is None:
+        return idx - group_start
     out = np.empty(n, dtype=np.int64)
     out[order] = idx - group_start
     return out
@@ -492,11 +513,23 @@ async def read_ticks(
     """Yield ``TICK_DTYPE`` batches of one symbol in ``(ts, seq)`` order.
 
     ``start_ns <= ts < end_ns`` (either bound optional). Each batch is one
-    keyset-paged binary COPY of at most ``batch_size`` rows.
+    keyset-paged binary COPY of at most ``batch_size`` rows; NULL floats come
+    back NaN.
+
+    Notes
+    -----
+    The columns are copied out as stored (NULLs included) and parsed by
+    :func:`decode_ticks`, which handles runs of rows with the same NULL
+    fields in one numpy view each; a page whose NULLs change from row to row
+    (trades interleaved with quotes) is asked again with NULLs replaced by
+    NaN on the server, as are the following pages (``coalesce`` costs the
+    server about a quarter more per row).
     """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
-    cols = ", ".join(f"coalesce({name}, 'NaN'::float8)" for name in _TICK_FLOATS)
+    raw_cols = ", ".join(_TICK_FLOATS)
+    nan_cols = ", ".join(f"coalesce({name}, 'NaN'::float8)" for name in _TICK_FLOATS)
+    mixed = False  # NULLs vary row by row: let the server fill in NaN
     base = [f"symbol = {_literal(symbol)}"]
     if end_ns is not None:
         base.append(f"ts < {_ts_literal(end_ns)}")
@@ -507,32 +540,133 @@ async def read_ticks(
             where.append(f"(ts, seq) > ('{_pg_us_iso(after[0])}'::timestamptz, {after[1]})")
         elif start_ns is not None:
             where.append(f"ts >= {_ts_literal(start_ns)}")
-        query = (
-            f"SELECT ts, seq, {cols} FROM ticks WHERE {' AND '.join(where)} "
-            f"ORDER BY ts, seq LIMIT {int(batch_size)}"
-        )
-        chunks: list[bytes] = []
-
-        async def sink(data: bytes, chunks: list[bytes] = chunks) -> None:
-            chunks.append(data)
-
-        async with conn.transaction():
-            # Walk the primary key in order whatever the statistics say: without
-            # them (fresh import, no ANALYZE yet) the planner picks a bitmap scan
-            # plus sort of the whole symbol for every page.
-            await conn.execute(_INDEX_WALK)
-            await conn.copy_from_query(query, output=sink, format="binary")
-        raw = decode_copy(b"".join(chunks), _TICK_ROW)
-        if len(raw) == 0:
+        out: np.ndarray | None = None
+        last: tuple[int, int] | None = None
+        for attempt in ("raw", "nan"):
+            if attempt == "raw" and mixed:
+                continue
+            query = (
+                f"SELECT ts, seq, {nan_cols if attempt == 'nan' else raw_cols} FROM ticks "
+                f"WHERE {' AND '.join(where)} ORDER BY ts, seq LIMIT {int(batch_size)}"
+            )
+            data = await _copy_out(conn, query)
+            if attempt == "nan":
+                raw = decode_copy(data, _TICK_ROW)
+                out = np.empty(len(raw), dtype=TICK_DTYPE)
+                out["ts"] = (raw["v0"].astype(np.int64) + _PG_EPOCH_US) * 1000
+                for i, name in enumerate(_TICK_FLOATS, start=2):
+                    out[name] = raw[f"v{i}"]
+                last = (int(raw["v0"][-1]), int(raw["v1"][-1])) if len(raw) else None
+                break
+            decoded = decode_ticks(data)
+            if decoded is not None:
+                out, last = decoded
+                break
+            mixed = True
+        assert out is not None
+        if len(out) == 0:
             return
-        out = np.empty(len(raw), dtype=TICK_DTYPE)
-        out["ts"] = (raw["v0"].astype(np.int64) + _PG_EPOCH_US) * 1000
-        for i, name in enumerate(_TICK_FLOATS, start=2):
-            out[name] = raw[f"v{i}"]
         yield out
-        if len(raw) < batch_size:
+        if len(out) < batch_size:
             return
-        after = (int(raw["v0"][-1]), int(raw["v1"][-1]))
+        after = last
+
+
+async def _copy_out(conn: asyncpg.Connection, query: str) -> bytes:
+    """The binary COPY stream of ``query``, walking indexes in order."""
+    chunks: list[bytes] = []
+
+    async def sink(data: bytes) -> None:
+        chunks.append(data)
+
+    async with conn.transaction():
+        # Walk the primary key in order whatever the statistics say: without
+        # them (fresh import, no ANALYZE yet) the planner picks a bitmap scan
+        # plus sort of the whole symbol for every page.
+        await conn.execute(_INDEX_WALK)
+        await conn.copy_from_query(query, output=sink, format="binary")
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+#: Most runs of rows with the same NULL fields :func:`decode_ticks` parses
+#: in one page before giving up (one numpy view per run).
+MAX_NULL_RUNS = 64
+
+
+def _tick_run_dtype(nulls: tuple[bool, ...]) -> np.dtype:
+    """COPY row layout of ``ts, seq, <6 floats>`` with the given floats NULL."""
+    fields: list[tuple[str, str]] = [
+        ("nf", ">i2"),
+        ("l0", ">i4"),
+        ("v0", ">i8"),
+        ("l1", ">i4"),
+        ("v1", ">i8"),
+    ]
+    for i, null in enumerate(nulls, start=2):
+        fields.append((f"l{i}", ">i4"))
+        if not null:
+            fields.append((f"v{i}", ">f8"))
+    return np.dtype(fields)
+
+
+def decode_ticks(data: bytes) -> tuple[np.ndarray, tuple[int, int] | None] | None:
+    """Parse a binary COPY of ``ts, seq, bid, ask, bid_size, ask_size, last,
+    last_size`` (NULLs allowed in the floats) into ``TICK_DTYPE``.
+
+    Returns the ticks (NULL -> NaN, ``ts`` in ns) and the ``(pg µs, seq)`` of
+    the last row (None when empty), or None when the NULL fields change more
+    than :data:`MAX_NULL_RUNS` times (the caller then asks for NaN instead).
+
+    Each run of rows with the same NULL fields is one numpy view: its row
+    layout is read off its first row, and every row of the run has its field
+    count and all eight lengths checked against that layout, so the result
+    is exactly what a row-by-row parser would give.
+    """
+    if not data:
+        return np.empty(0, dtype=TICK_DTYPE), None
+    if data[:11] != _COPY_HEADER[:11]:
+        raise ValueError("not a PostgreSQL binary COPY stream")
+    start = 19 + int.from_bytes(data[15:19], "big")
+    end = len(data) - 2
+    if data[end:] != _COPY_TRAILER:
+        raise ValueError("binary COPY stream without its trailer")
+    width = len(_TICK_FLOATS)
+    pieces: list[np.ndarray] = []
+    last: tuple[int, int] | None = None
+    pos = start
+    while pos < end:
+        if len(pieces) >= MAX_NULL_RUNS:
+            return None
+        # the layout of the row at `pos`
+        if int.from_bytes(data[pos : pos + 2], "big") != 2 + width:
+            raise ValueError(f"COPY row at byte {pos} has the wrong field count")
+        p = pos + 2 + 2 * 12
+        nulls = []
+        for _ in range(width):
+            length = int.from_bytes(data[p : p + 4], "big", signed=True)
+            nulls.append(length == -1)
+            p += 4 if length == -1 else 4 + length
+        dtype = _tick_run_dtype(tuple(nulls))
+        rows = np.frombuffer(data, dtype=dtype, count=(end - pos) // dtype.itemsize, offset=pos)
+        good = (rows["nf"] == 2 + width) & (rows["l0"] == 8) & (rows["l1"] == 8)
+        for i, null in enumerate(nulls, start=2):
+            good &= rows[f"l{i}"] == (-1 if null else 8)
+        k = len(rows) if good.all() else int(np.argmin(good))  # rows up to the first mismatch
+        if k == 0:
+            raise ValueError(f"COPY row at byte {pos} does not parse as ts, seq and six float8")
+        run = rows[:k]
+        piece = np.empty(k, dtype=TICK_DTYPE)
+        piece["ts"] = (run["v0"].astype(np.int64) + _PG_EPOCH_US) * 1000
+        for i, (name, null) in enumerate(zip(_TICK_FLOATS, nulls, strict=True), start=2):
+            piece[name] = np.nan if null else run[f"v{i}"]
+        pieces.append(piece)
+        last = (int(run["v0"][-1]), int(run["v1"][-1]))
+        pos += k * dtype.itemsize
+    if pos != end:
+        raise ValueError("binary COPY stream ends inside a row")
+    if not pieces:
+        return np.empty(0, dtype=TICK_DTYPE), None
+    return (pieces[0] if len(pieces) == 1 else np.concatenate(pieces)), last
 
 
 def _pg_us_iso(pg_us: int) -> str:
