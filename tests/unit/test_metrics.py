@@ -1,0 +1,426 @@
+"""Performance metrics: worked examples by hand, edge cases, properties, and backtesting.py."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ticktape.accounting import equity_curve, trades
+from ticktape.batch import FILL_DTYPE
+from ticktape.metrics import (
+    DAY_NS,
+    YEAR_NS,
+    infer_periods_per_year,
+    max_drawdown,
+    performance,
+    summarize,
+)
+
+R = pytest.approx
+
+
+def daily(values: list[float], start: str = "2024-01-01") -> pd.Series:
+    """Values on consecutive calendar days (2024-01-01 is a Monday)."""
+    return pd.Series(values, index=pd.date_range(start, periods=len(values), freq="D"))
+
+
+# ---------------------------------------------------------------- worked example
+def test_worked_example_returns_risk_and_drawdown():
+    # equity 100 -> 110 -> 99 -> 118.8 -> 106.92 on Mon..Fri 2024-01-01..05
+    # returns r = +0.10, -0.10, +0.20, -0.10 (110/100, 99/110, 118.8/99, 106.92/118.8)
+    eq = daily([100.0, 110.0, 99.0, 118.8, 106.92])
+    m = performance(eq)
+    # weekdays, median spacing 1 day -> 252 trading days
+    assert m["periods_per_year"] == 252.0
+    # total 106.92 / 100 - 1
+    assert m["total_return"] == R(0.0692, rel=1e-12)
+    # annualized: 1.0692 ** (252 / 4) - 1 (4 periods)
+    assert m["annualized_return"] == R(1.0692 ** (252 / 4) - 1, rel=1e-12)
+    # CAGR: 4 calendar days elapsed -> 1.0692 ** (365.25 / 4) - 1
+    assert m["cagr"] == R(1.0692 ** (365.25 / 4) - 1, rel=1e-12)
+    # mean r = 0.1 / 4 = 0.025; deviations 0.075, -0.125, 0.175, -0.125;
+    # squares sum 0.005625 + 0.015625 + 0.030625 + 0.015625 = 0.0675; / (4 - 1) = 0.0225; std 0.15
+    assert m["volatility"] == R(0.15 * math.sqrt(252), rel=1e-12)
+    # Sharpe = 0.025 / 0.15 * sqrt(252)
+    assert m["sharpe"] == R(0.025 / 0.15 * math.sqrt(252), rel=1e-12)
+    # downside: min(r, 0) = 0, -0.1, 0, -0.1 -> sqrt((0.01 + 0.01) / 4) = sqrt(0.005)
+    assert m["sortino"] == R(0.025 / math.sqrt(0.005) * math.sqrt(252), rel=1e-12)
+    # peaks 100, 110, 110, 118.8, 118.8; falls 0, 0, 11, 0, 11.88 -> 11.88 absolute,
+    # fractions 11 / 110 = 0.1 and 11.88 / 118.8 = 0.1
+    assert m["max_drawdown"] == R(11.88, rel=1e-12)
+    assert m["max_drawdown_pct"] == R(0.1, rel=1e-12)
+    # underwater Jan 3 (peak Jan 2, back above it Jan 4: 2 days) and Jan 5 (peak Jan 4, never
+    # recovered, to the end Jan 5: 1 day) -> 2 days
+    assert m["max_drawdown_duration_ns"] == 2 * DAY_NS
+    # Calmar = CAGR / 0.1
+    assert m["calmar"] == R(m["cagr"] / 0.1, rel=1e-12)
+    # nothing given for trades / positions
+    for key in ("n_trades", "win_rate", "profit_factor", "exposure", "turnover"):
+        assert math.isnan(m[key]), key
+
+
+def test_risk_free_rate_is_annual_and_subtracted_per_period():
+    eq = daily([100.0, 110.0, 99.0, 118.8, 106.92])
+    m = performance(eq, periods_per_year=252, risk_free=0.05)
+    rf = 1.05 ** (1 / 252) - 1  # per period
+    # Sharpe: mean(r - rf) / std(r - rf) * sqrt(252); the std is unchanged by a constant: 0.15
+    assert m["sharpe"] == R((0.025 - rf) / 0.15 * math.sqrt(252), rel=1e-12)
+    # Sortino target rf: min(r - rf, 0) = 0, -0.1 - rf, 0, -0.1 - rf
+    dd = math.sqrt(2 * (0.1 + rf) ** 2 / 4)
+    assert m["sortino"] == R((0.025 - rf) / dd * math.sqrt(252), rel=1e-12)
+    # the return figures do not depend on it
+    assert m["total_return"] == R(0.0692, rel=1e-12)
+
+
+def test_explicit_periods_per_year_is_used_and_returned():
+    eq = daily([100.0, 110.0, 99.0, 118.8, 106.92])
+    m = performance(eq, periods_per_year=12)
+    assert m["periods_per_year"] == 12.0
+    assert m["annualized_return"] == R(1.0692 ** (12 / 4) - 1, rel=1e-12)
+    assert m["sharpe"] == R(0.025 / 0.15 * math.sqrt(12), rel=1e-12)
+    assert m["cagr"] == R(1.0692 ** (365.25 / 4) - 1, rel=1e-12)  # calendar time, unchanged
+
+
+def test_cagr_by_calendar_time_and_integer_ns_index():
+    # doubling over exactly two years of 365.25 days: CAGR sqrt(2) - 1
+    eq = pd.Series([50.0, 80.0, 100.0], index=[0, YEAR_NS, 2 * YEAR_NS])
+    m = performance(eq)
+    assert m["cagr"] == R(math.sqrt(2) - 1, rel=1e-12)
+    # spacing of one year -> 1 period per year; annualized (2) ** (1 / 2) - 1 as well
+    assert m["periods_per_year"] == R(1.0, rel=1e-12)
+    assert m["annualized_return"] == R(math.sqrt(2) - 1, rel=1e-12)
+
+
+def test_drawdown_fraction_and_absolute_come_from_different_falls():
+    # falls: 10 -> 5 (5 = 50%) and 1000 -> 900 (100 = 10%)
+    eq = pd.Series([10.0, 5.0, 1000.0, 900.0], index=[0, 10, 20, 30])
+    m = performance(eq, periods_per_year=1)  # 30 ns elapsed: CAGR overflows -> NaN, not inf
+    assert math.isnan(m["cagr"]) and math.isnan(m["calmar"])
+    assert (m["max_drawdown"], m["max_drawdown_pct"]) == (100.0, 0.5)
+    # the legacy helper keeps its meaning: the largest absolute fall and its own fraction
+    assert max_drawdown(eq.to_numpy()) == (100.0, 0.1)
+    # durations: 0 -> 20 (peak 10 at 0, recovered at 20) and 20 -> 30 (open at the end)
+    assert m["max_drawdown_duration_ns"] == 20.0
+    # Calmar uses the fractional one: over 3 years, CAGR = 90 ** (1 / 3) - 1
+    m = performance(pd.Series(eq.to_numpy(), index=[0, YEAR_NS, 2 * YEAR_NS, 3 * YEAR_NS]))
+    assert m["calmar"] == R((90 ** (1 / 3) - 1) / 0.5, rel=1e-12)
+
+
+def test_drawdown_recovery_at_exactly_the_peak_ends_the_spell():
+    eq = pd.Series([100.0, 90.0, 100.0, 95.0, 96.0, 97.0, 98.0], index=[0, 1, 2, 3, 10, 20, 40])
+    m = performance(eq, periods_per_year=1)
+    # spell 1: 0 -> 2 (back at 100); spell 2: peak at 2, never back, runs to 40 -> 38
+    assert m["max_drawdown_duration_ns"] == 38.0
+    assert (m["max_drawdown"], m["max_drawdown_pct"]) == (10.0, 0.1)
+
+
+# ---------------------------------------------------------------- trades, exposure, turnover
+def hand_trades() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "net_pnl": [10.0, -5.0, 20.0, 0.0, -15.0, 100.0],
+            "return_pct": [0.1, -0.05, 0.2, 0.0, -0.15, 1.0],
+            "notional": [200.0, 100.0, 400.0, 50.0, 250.0, 1000.0],
+            "open": [False, False, False, False, False, True],
+        }
+    )
+
+
+def test_trade_statistics_by_hand():
+    eq = pd.Series([1000.0, 1000.0], index=[0, 2 * YEAR_NS])
+    m = performance(eq, trades=hand_trades(), periods_per_year=1)
+    # closed: +10, -5, +20, 0, -15; the open trade counts only in n_open_trades
+    assert (m["n_trades"], m["n_open_trades"]) == (5.0, 1.0)
+    assert m["win_rate"] == 2 / 5  # 10 and 20; 0 is not a win
+    assert m["profit_factor"] == (10 + 20) / (5 + 15)  # 1.5
+    assert m["expectancy"] == (10 - 5 + 20 + 0 - 15) / 5  # 2.0
+    assert m["avg_trade_return"] == R((0.1 - 0.05 + 0.2 + 0 - 0.15) / 5)  # 0.02
+    assert (m["avg_win"], m["avg_loss"]) == (15.0, -10.0)
+    # turnover: notional of every trade, open included: 2000; mean equity 1000; 2 years -> 1.0
+    assert m["turnover"] == R(2000 / 1000 / 2, rel=1e-12)
+
+
+def test_trade_statistics_without_losers_or_trades_are_nan_not_inf():
+    eq = pd.Series([1000.0, 1010.0], index=[0, DAY_NS])
+    winners = pd.DataFrame({"net_pnl": [1.0, 2.0], "return_pct": [0.01, 0.02], "notional": [1.0, 1.0]})
+    m = performance(eq, trades=winners)
+    assert m["win_rate"] == 1.0 and math.isnan(m["profit_factor"]) and math.isnan(m["avg_loss"])
+    empty = trades(np.empty(0, dtype=FILL_DTYPE))
+    m = performance(eq, trades=empty)
+    assert m["n_trades"] == 0.0 and m["turnover"] == 0.0
+    for key in ("win_rate", "profit_factor", "expectancy", "avg_trade_return", "avg_win", "avg_loss"):
+        assert math.isnan(m[key]), key
+
+
+def test_exposure_is_time_weighted():
+    eq = pd.Series([100.0, 101.0, 102.0, 101.0, 103.0], index=[0, 10, 20, 30, 40])
+    # position 1 on [5, 15), 0 on [15, 25), -2 on [25, 40]: exposed 10 + 15 = 25 of 40
+    pos = pd.Series([1.0, 0.0, -2.0], index=[5, 15, 25])
+    assert performance(eq, positions=pos)["exposure"] == 25 / 40
+    # positions before the start count from the start: long from -100 to 15 -> 15 of 40
+    pos = pd.Series([3.0, 0.0], index=[-100, 15])
+    assert performance(eq, positions=pos)["exposure"] == 15 / 40
+
+
+def test_exposure_from_the_engine_style_equity_samples():
+    f = np.array([(10, 1, 1, 10.0, 1.0, 0.0), (30, 2, -1, 11.0, 1.0, 0.0)], dtype=FILL_DTYPE)
+    curve = equity_curve(f, [0, 10, 20, 30, 40], [10.0] * 5, 100.0)
+    m = performance(curve["equity"], trades=trades(f), positions=curve["position"], periods_per_year=1)
+    # long on [10, 30) of [0, 40]
+    assert m["exposure"] == 0.5
+    assert m["n_trades"] == 1.0 and m["expectancy"] == 1.0
+
+
+# ---------------------------------------------------------------- edge cases
+def test_single_sample_is_nan_not_an_exception():
+    m = performance(
+        pd.Series([100.0], index=[5]), trades=hand_trades(), positions=pd.Series([1.0], index=[5])
+    )
+    assert m["total_return"] == 0.0 and m["max_drawdown"] == 0.0 and m["max_drawdown_duration_ns"] == 0.0
+    for key in (
+        "periods_per_year",
+        "annualized_return",
+        "cagr",
+        "volatility",
+        "sharpe",
+        "sortino",
+        "calmar",
+        "exposure",
+        "turnover",
+    ):
+        assert math.isnan(m[key]), key
+    assert m["n_trades"] == 5.0  # trade statistics do not need time
+
+
+def test_flat_equity_has_no_volatility_and_no_ratios():
+    m = performance(daily([100.0] * 10))
+    assert m["total_return"] == 0.0 and m["max_drawdown"] == 0.0 and m["max_drawdown_duration_ns"] == 0.0
+    for key in ("volatility", "sharpe", "sortino", "calmar"):
+        assert math.isnan(m[key]), key
+
+
+def test_constant_growth_is_zero_volatility_despite_rounding():
+    # r = 1% every day: the computed returns differ in the last bits only
+    eq = daily(list(100.0 * 1.01 ** np.arange(30)))
+    m = performance(eq)
+    assert math.isnan(m["volatility"]) and math.isnan(m["sharpe"])
+    assert math.isnan(m["sortino"])  # no period below the target
+    # every calendar day (weekends too) -> 365.25 periods a year: 1.01 ** 365.25 - 1
+    assert m["periods_per_year"] == 365.25
+    assert m["annualized_return"] == R(1.01**365.25 - 1, rel=1e-9)
+
+
+def test_wiped_out_account():
+    eq = daily([100.0, 50.0, 0.0])
+    m = performance(eq)
+    assert m["total_return"] == -1.0 and m["cagr"] == -1.0 and m["annualized_return"] == -1.0
+    assert m["max_drawdown_pct"] == 1.0
+    eq = daily([100.0, 0.0, 50.0])  # a return from 0 is undefined
+    m = performance(eq)
+    assert math.isnan(m["sharpe"]) and math.isnan(m["volatility"])
+
+
+@pytest.mark.parametrize(
+    ("series", "kwargs", "message"),
+    [
+        (pd.Series([], dtype=float), {}, "no samples"),
+        (pd.Series([1.0, np.nan], index=[0, 1]), {}, r"equity\[1\] = nan"),
+        (pd.Series([1.0, 2.0, 3.0], index=[0, 2, 2]), {}, r"equity.index\[2\] = 2 is not after"),
+        (pd.Series([1.0, 2.0], index=[0.5, 1.5]), {}, "equity.index must be int64 ns"),
+        (pd.Series([1.0, 2.0], index=[0, 1]), {"periods_per_year": 0}, "periods_per_year = 0"),
+        (pd.Series([1.0, 2.0], index=[0, 1]), {"risk_free": -1.0}, "risk_free"),
+        (
+            pd.Series([1.0, 2.0], index=[0, 1]),
+            {"trades": pd.DataFrame({"pnl": [1.0]})},
+            "no column 'net_pnl'",
+        ),
+        (
+            pd.Series([1.0, 2.0], index=[0, 1]),
+            {"positions": pd.Series([1.0, 0.0], index=[5, 4])},
+            r"positions.index\[1\]",
+        ),
+    ],
+)
+def test_bad_input_names_the_field(series, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        performance(series, **kwargs)
+
+
+def test_timezone_aware_index_is_converted_to_utc():
+    idx = pd.date_range("2024-01-01", periods=3, freq="D", tz="America/New_York")
+    m = performance(pd.Series([1.0, 2.0, 4.0], index=idx))
+    assert m["cagr"] == R(4.0 ** (365.25 / 2) - 1, rel=1e-12)
+
+
+# ---------------------------------------------------------------- annualization rule
+@pytest.mark.parametrize(
+    ("index", "expected"),
+    [
+        (pd.bdate_range("2024-01-01", periods=60), 252.0),  # weekdays
+        (pd.date_range("2024-01-01", periods=60, freq="D"), 365.25),  # every day (crypto)
+        (pd.bdate_range("2024-01-01", periods=60, freq="2B"), 126.0),  # every other weekday... median 2 days
+        (pd.date_range("2024-01-01", periods=20, freq="7D"), 52.0),
+        (pd.date_range("2024-01-01 09:30", periods=100, freq="min"), 365.25 * 24 * 60),
+        (pd.date_range("2024-01-01", periods=100, freq="250ms"), 365.25 * 86_400 * 4),
+    ],
+)
+def test_periods_per_year_inference(index, expected):
+    ts = index.as_unit("ns").asi8
+    assert infer_periods_per_year(ts) == R(expected, rel=1e-12)
+    assert performance(pd.Series(np.linspace(1, 2, len(ts)), index=index))["periods_per_year"] == R(expected)
+
+
+@pytest.mark.parametrize(
+    ("freq", "expected"),
+    [("ME", 12.0), ("MS", 12.0), ("QE", 4.0), ("YE", 1.0), ("W-FRI", 52.0), ("14D", 365.25 / 14)],
+)
+def test_calendar_bars_get_their_usual_counts(freq, expected):
+    idx = pd.date_range("2019-01-01", periods=40, freq=freq)
+    assert infer_periods_per_year(idx.as_unit("ns").asi8) == R(expected, rel=1e-12)
+
+
+# ---------------------------------------------------------------- properties
+def naive_metrics(values: np.ndarray, ppy: float) -> dict[str, float]:
+    """Straightforward pandas / brute-force versions of the same definitions."""
+    s = pd.Series(values)
+    r = s.pct_change().dropna()
+    with np.errstate(divide="ignore", invalid="ignore"):  # compared only where ours is defined
+        out = {"sharpe": r.mean() / r.std() * math.sqrt(ppy), "vol": r.std() * math.sqrt(ppy)}
+        out["sortino"] = r.mean() / math.sqrt((r.clip(upper=0) ** 2).mean()) * math.sqrt(ppy)
+    best_abs = best_pct = 0.0
+    for i in range(len(values)):
+        for j in range(i, len(values)):
+            best_abs = max(best_abs, values[i] - values[j])
+            best_pct = max(best_pct, (values[i] - values[j]) / values[i])
+    out["dd"], out["dd_pct"] = best_abs, best_pct
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.floats(1.0, 1e6, allow_nan=False), min_size=1, max_size=40),
+    gaps=st.lists(st.integers(1, 10**12), min_size=40, max_size=40),
+    ppy=st.one_of(st.none(), st.floats(0.5, 1e6)),
+    scale=st.floats(0.01, 100.0),
+)
+def test_metrics_agree_with_a_naive_implementation_and_never_return_inf(values, gaps, ppy, scale):
+    ts = np.cumsum(gaps[: len(values)])
+    eq = pd.Series(values, index=ts)
+    m = performance(eq, periods_per_year=ppy)
+    assert all(not math.isinf(v) for v in m.values()), m
+    p = m["periods_per_year"]
+    ref = naive_metrics(np.array(values), p)
+    assert m["max_drawdown"] == R(ref["dd"], rel=1e-12, abs=1e-9)
+    assert m["max_drawdown_pct"] == R(ref["dd_pct"], rel=1e-12, abs=1e-12)
+    assert 0.0 <= m["max_drawdown_pct"] < 1.0
+    assert 0.0 <= m["max_drawdown_duration_ns"] <= ts[-1] - ts[0]
+    if not math.isnan(m["sharpe"]):
+        assert m["sharpe"] == R(ref["sharpe"], rel=1e-9)
+        assert m["volatility"] == R(ref["vol"], rel=1e-9)
+    if not math.isnan(m["sortino"]):
+        assert m["sortino"] == R(ref["sortino"], rel=1e-9)
+    # scale invariance: a bigger account has the same returns and ratios
+    m2 = performance(eq * scale, periods_per_year=ppy)
+    for key in ("total_return", "sharpe", "sortino", "max_drawdown_pct", "cagr"):
+        if math.isnan(m[key]):
+            continue
+        assert m2[key] == R(m[key], rel=1e-9, abs=1e-12), key
+
+
+# ---------------------------------------------------------------- legacy helpers still work
+def test_summarize_and_max_drawdown_unchanged():
+    assert max_drawdown(np.array([100.0, 120.0, 90.0, 130.0, 125.0])) == (30.0, 0.25)
+    samples = pd.DataFrame({"ts_ns": [1, 2, 2], "symbol": ["a", "a", "b"], "equity": [100.0, 90.0, 95.0]})
+    m = summarize(samples, 100.0, 2)
+    # totals: ts 1: 100 + 100, ts 2: 90 + 95 = 185 -> pnl -15, drawdown 15 of 200
+    assert (m["final_pnl"], m["max_drawdown"], m["max_drawdown_pct"]) == (-15.0, 15.0, 0.075)
+
+
+# ---------------------------------------------------------------- against backtesting.py
+def test_cross_check_with_backtesting_py():
+    """backtesting.py 0.6 on a fixed price series: same equity, trades, drawdown, CAGR.
+
+    Conventions that differ (so compared through their own definitions):
+    its Sharpe is (annualized geometric return - rf) / its annualized
+    volatility; its Sortino puts the annualized geometric return over the
+    same downside deviation; its Calmar uses the annualized return, not CAGR.
+    """
+    bt_mod = pytest.importorskip("backtesting")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # it uses pandas APIs deprecated in pandas 3
+
+        class Cross(bt_mod.Strategy):
+            def init(self):
+                self.fast = self.I(lambda x: pd.Series(x).rolling(5).mean(), self.data.Close)
+                self.slow = self.I(lambda x: pd.Series(x).rolling(20).mean(), self.data.Close)
+
+            def next(self):
+                if self.fast[-1] > self.slow[-1] and not self.position:
+                    self.buy(size=10)
+                elif self.fast[-1] < self.slow[-1] and self.position:
+                    self.position.close()
+
+        rng = np.random.default_rng(7)
+        n = 300
+        idx = pd.bdate_range("2020-01-01", periods=n)
+        close = 100 * np.exp(np.cumsum(rng.normal(0.0003, 0.015, n)))
+        open_ = np.r_[close[0], close[:-1]] * (1 + rng.normal(0, 0.002, n))
+        df = pd.DataFrame(
+            {
+                "Open": open_,
+                "High": np.maximum(open_, close) * 1.003,
+                "Low": np.minimum(open_, close) * 0.997,
+                "Close": close,
+                "Volume": 1000.0,
+            },
+            index=idx,
+        )
+        stats = bt_mod.Backtest(df, Cross, cash=10_000, commission=0.001, finalize_trades=True).run()
+    theirs = stats["_trades"]
+    assert len(theirs) >= 5
+    rows = []
+    for t in theirs.itertuples():
+        side, size = int(np.sign(t.Size)), float(abs(t.Size))
+        rows.append((t.EntryTime.value, side, t.EntryPrice, size, 0.001 * size * t.EntryPrice))
+        rows.append((t.ExitTime.value, -side, t.ExitPrice, size, 0.001 * size * t.ExitPrice))
+    rows.sort(key=lambda r: r[0])
+    fills = np.array([(ts, i, s, p, q, f) for i, (ts, s, p, q, f) in enumerate(rows)], dtype=FILL_DTYPE)
+    marks_ts = idx.as_unit("ns").asi8
+
+    # the same equity curve (fills at the bar's open, marked at its close) and the same trades
+    curve = equity_curve(fills, marks_ts, close, 10_000.0)
+    np.testing.assert_allclose(
+        curve["equity"].to_numpy(), stats["_equity_curve"]["Equity"].to_numpy(), rtol=1e-13
+    )
+    ours = trades(fills, marks_ts, close)
+    np.testing.assert_allclose(ours["net_pnl"], theirs["PnL"], rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(ours["fees"], theirs["Commission"], rtol=1e-12)
+    np.testing.assert_allclose(ours["return_pct"], theirs["ReturnPct"], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(ours["entry_price"], theirs["EntryPrice"], rtol=1e-15)
+
+    m = performance(stats["_equity_curve"]["Equity"], trades=ours)
+    assert m["periods_per_year"] == 252.0
+    assert m["total_return"] * 100 == R(stats["Return [%]"], rel=1e-12)
+    assert m["annualized_return"] * 100 == R(stats["Return (Ann.) [%]"], rel=1e-9)
+    assert m["cagr"] * 100 == R(stats["CAGR [%]"], rel=1e-9)
+    assert -m["max_drawdown_pct"] * 100 == R(stats["Max. Drawdown [%]"], rel=1e-12)
+    assert pd.Timedelta(int(m["max_drawdown_duration_ns"]), "ns") == stats["Max. Drawdown Duration"]
+    assert m["n_trades"] == stats["# Trades"]
+    assert m["win_rate"] * 100 == R(stats["Win Rate [%]"], rel=1e-12)
+    assert m["avg_trade_return"] * 100 == R(stats["Expectancy [%]"], rel=1e-12)  # mean ReturnPct
+    # the downside deviation is the same: ours = mean(r) * sqrt(252) / sortino,
+    # theirs = annualized return / (Sortino * sqrt(252))
+    r = np.diff(curve["equity"].to_numpy()) / curve["equity"].to_numpy()[:-1]
+    dd_ours = r.mean() * math.sqrt(252) / m["sortino"]
+    dd_theirs = stats["Return (Ann.) [%]"] / 100 / (stats["Sortino Ratio"] * math.sqrt(252))
+    assert dd_ours == R(dd_theirs, rel=1e-9)
+    assert stats["Calmar Ratio"] == R(m["annualized_return"] / m["max_drawdown_pct"], rel=1e-9)
+    # Sharpe: same sign, same ballpark, different convention (see the docstring)
+    assert np.sign(m["sharpe"]) == np.sign(stats["Sharpe Ratio"])
+    assert m["sharpe"] == R(stats["Sharpe Ratio"], rel=0.05)
