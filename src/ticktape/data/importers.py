@@ -118,7 +118,7 @@ class _Chunk:
     symbol: np.ndarray | str
     bad: dict[str, np.ndarray] = field(default_factory=dict)  # field -> rows whose value did not parse
     key: np.ndarray | None = None  # unique id per row (trade id) for duplicate detection
-    raw: list[str] | None = None  # the source lines, for the rejects file
+    raw: list[str] | _Lines | None = None  # the source lines, for the rejects file
     pre: list[tuple[int, str, str, str]] = field(
         default_factory=list
     )  # (line, reason, field, text) rejected while parsing
@@ -186,6 +186,72 @@ def _blocks(
         stream.close()
         if raw is not None:
             raw.close()
+
+
+def _byte_blocks(
+    path: Path, block: int, on_progress: Callable[[int], None] | None
+) -> Iterator[tuple[int, bytes]]:
+    """(line number of the first line, bytes of whole lines) per block.
+
+    A block holds about ``block`` lines (sized from the average line length
+    of the file's first 64 KiB) and always ends with a newline (one is added
+    to a last line without it). No Python object per line.
+    """
+    stream, pos, _ = _open_binary(path)
+    raw = getattr(stream, "fileobj", None)
+    try:
+        carry = stream.read(1 << 16)
+        per_line = len(carry) / max(1, carry.count(b"\n"))
+        want = max(1, int(block * per_line))
+        lineno = 1
+        eof = not carry
+        while not eof or carry:
+            buf = carry
+            while not eof and (len(buf) < want or b"\n" not in buf):
+                more = stream.read(max(want - len(buf), 1 << 12))
+                eof = not more
+                buf += more
+            cut = buf.rfind(b"\n") + 1
+            if eof and cut < len(buf):  # the last line has no newline
+                buf, cut = buf + b"\n", len(buf) + 1
+            if cut == 0:
+                return
+            data, carry = buf[:cut], buf[cut:]
+            yield lineno, data
+            lineno += data.count(b"\n")
+            if on_progress is not None:
+                on_progress(pos())
+    finally:
+        stream.close()
+        if raw is not None:
+            raw.close()
+
+
+class _Lines:
+    """The lines of a block of bytes as text, each decoded only when asked
+    for (the rejects file needs the few rejected ones)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._ends: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self._line_ends())
+
+    def _line_ends(self) -> np.ndarray:
+        if self._ends is None:
+            self._ends = np.flatnonzero(np.frombuffer(self._data, dtype=np.uint8) == 10)
+        return self._ends
+
+    def __getitem__(self, i: int) -> str:
+        ends = self._line_ends()
+        start = int(ends[i - 1]) + 1 if i > 0 else 0
+        return self._data[start : int(ends[i])].decode("utf-8", "replace").rstrip("\r\n")
+
+
+def _split_lines(data: bytes) -> list[str]:
+    """Whole lines of a block as text without their line ends (as ``_blocks`` gives them)."""
+    return [x.rstrip("\r") for x in data.decode("utf-8", "replace").split("\n")[:-1]]
 
 
 # --------------------------------------------------------------------------
@@ -438,12 +504,18 @@ class Importer:
                     prev_keys[1:] = keys[:-1]
                     dup = keys == prev_keys
                 else:
-                    vals = np.column_stack([c[k][cand] for k in _FLOATS])
-                    first = np.array(state.last_row if state.last_row else [np.nan] * 6, dtype=np.float64)
-                    prev_vals = np.vstack([first[None, :], vals[:-1]])
-                    same = np.all((vals == prev_vals) | (np.isnan(vals) & np.isnan(prev_vals)), axis=1)
+                    # only rows with the previous row's time can be duplicates
+                    first = state.last_row if state.last_row else (np.nan,) * len(_FLOATS)
                     prev_ts = np.concatenate([[state.last_ts], ts_i[:-1]])
-                    dup = (ts_i == prev_ts) & same
+                    eq = np.flatnonzero(ts_i == prev_ts)
+                    dup = np.zeros(len(cand), dtype=bool)
+                    if len(eq):
+                        same = np.ones(len(eq), dtype=bool)
+                        for j, k in enumerate(_FLOATS):
+                            cur = c[k][cand[eq]]
+                            prv = np.where(eq > 0, c[k][cand[np.maximum(eq - 1, 0)]], first[j])
+                            same &= (cur == prv) | (np.isnan(cur) & np.isnan(prv))
+                        dup[eq[same]] = True
                 mask = np.zeros(n, dtype=bool)
                 mask[cand[dup]] = True
                 mark(mask, "duplicate", "row")
@@ -497,15 +569,22 @@ class Importer:
         layout: CsvLayout | None = None
         header: list[str] = []
         first = True
-        for lineno, lines in _blocks(self.path, self.block, self.on_progress):
-            lines_no = np.arange(lineno, lineno + len(lines), dtype=np.int64)
+        for lineno, data in _byte_blocks(self.path, self.block, self.on_progress):
             if first:
                 first = False
-                header = [h.strip() for h in next(csv.reader([lines[0].lstrip("\ufeff")]))]
+                cut = data.index(b"\n") + 1
+                head = data[:cut].decode("utf-8", "replace").rstrip("\r\n")
+                header = [h.strip() for h in next(csv.reader([head.lstrip("\ufeff")]))]
                 layout = self._layout(header)
-                lines, lines_no = lines[1:], lines_no[1:]
+                data, lineno = data[cut:], lineno + 1
+                if not data:
+                    continue
             assert layout is not None
-            yield self._parse_csv(lines, lines_no, header, layout)
+            chunk = self._parse_arrow(data, lineno, header, layout)
+            if chunk is None:  # something to reject or repair: line by line
+                lines = _split_lines(data)
+                chunk = self._parse_csv(lines, np.arange(lineno, lineno + len(lines)), header, layout)
+            yield chunk
 
     def _layout(self, header: list[str]) -> CsvLayout:
         if self.fmt == "truefx":
@@ -544,6 +623,101 @@ class Importer:
             if name not in mapping.values():
                 self._reject(1, "unknown_column", name, ",".join(header))
         return CsvLayout(mapping=mapping, time_format=self.time_format)
+
+    def _parse_arrow(self, data: bytes, lineno: int, header: list[str], layout: CsvLayout) -> _Chunk | None:
+        """A block of whole lines in which every row parses: typed columns
+        from pyarrow's multi-threaded CSV reader, with no Python object per
+        line (about 5x faster than splitting lines in Python). None when any
+        row has the wrong field count, a number or an epoch time that does
+        not parse, or a blank line: the caller then parses the block line by
+        line, which names the bad field of each rejected row. Times in text
+        are parsed exactly as on that path."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.csv as pacsv
+
+        if data[:1] in (b"\n", b"\r") or b"\n\n" in data or b"\n\r\n" in data:
+            return None  # blank lines are skipped (not counted) line by line
+        fmt = layout.time_format
+        types: dict[str, Any] = {}
+        for name in _FLOATS:
+            src = layout.mapping.get(name)
+            if src is not None:
+                types[src] = pa.float64()
+        ts_src = layout.mapping["ts"]
+        types[ts_src] = (
+            pa.int64() if fmt in ("us", "ns") else pa.float64() if fmt in ("s", "ms") else pa.string()
+        )
+        for extra in (layout.mapping.get("symbol"), layout.key):
+            if extra is not None:
+                types[extra] = pa.string()
+        if len(set(header)) != len(header):
+            return None
+        try:
+            table = pacsv.read_csv(
+                pa.py_buffer(data),
+                read_options=pacsv.ReadOptions(column_names=header, block_size=1 << 22, use_threads=False),
+                parse_options=pacsv.ParseOptions(
+                    delimiter=layout.delimiter,
+                    quote_char=False,
+                    escape_char=False,
+                    newlines_in_values=False,
+                    ignore_empty_lines=False,
+                ),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=types,
+                    include_columns=list(types),
+                    null_values=[""],
+                    strings_can_be_null=False,
+                ),
+            )
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+            return None
+        n = table.num_rows
+        ts_col = table.column(ts_src)
+        if ts_col.null_count:
+            return None
+        cols: dict[str, np.ndarray] = {}
+        for name in _FLOATS:
+            src = layout.mapping.get(name)
+            cols[name] = (
+                pc.fill_null(table.column(src), np.nan).to_numpy() if src is not None else np.full(n, np.nan)
+            )
+        if fmt == "ns":
+            ts = ts_col.to_numpy().astype(np.int64, copy=False)
+        elif fmt == "us":
+            ts = ts_col.to_numpy().astype(np.int64) * 1000
+        elif fmt in ("s", "ms"):
+            ts = parse_times(pd.Series(ts_col.to_numpy()), fmt)
+        else:
+            ts = self._text_times(pd.Series(ts_col.to_numpy(zero_copy_only=False), dtype=object), layout)
+        bad: dict[str, np.ndarray] = {}
+        symbol: np.ndarray | str = self.symbol
+        sym_src = layout.mapping.get("symbol")
+        if sym_src:
+            symbol = pc.utf8_trim_whitespace(table.column(sym_src)).to_numpy(zero_copy_only=False)
+            symbol = symbol.astype(object, copy=False)
+            empty = symbol == ""
+            if empty.any():
+                bad["symbol"] = empty
+        key = table.column(layout.key).to_numpy(zero_copy_only=False) if layout.key else None
+        line = np.arange(lineno, lineno + n, dtype=np.int64)
+        return _Chunk(line=line, ts=ts, cols=cols, symbol=symbol, bad=bad, key=key, raw=_Lines(data))
+
+    def _text_times(self, times: pd.Series, layout: CsvLayout) -> np.ndarray:
+        """Time strings -> int64 ns (``_NAT`` where they do not parse), with
+        the layout's prefix stripping and format detection."""
+        times = times.str.strip()
+        if layout.strip_time:
+            times = times.str.replace(layout.strip_time, "", regex=True)
+        fmt = layout.time_format
+        if fmt == "auto":
+            times = _tickstory_fix(times)
+            fmt = _auto_time_format(times.head(50)) if len(times) else "ISO8601"
+            layout.time_format = fmt
+        if not len(times):
+            return np.empty(0, np.int64)
+        return parse_times(times, "iso" if fmt == "ISO8601" else fmt)
 
     def _parse_fast(
         self, kept: list[str], no: np.ndarray, header: list[str], layout: CsvLayout, pre: list
@@ -646,15 +820,7 @@ class Importer:
                 np.isnan(num) & (text != "").to_numpy() & ~text.str.lower().isin(["nan", "null"]).to_numpy()
             )
             cols[name] = num
-        times = frame[layout.mapping["ts"]].str.strip()
-        if layout.strip_time:
-            times = times.str.replace(layout.strip_time, "", regex=True)
-        fmt = layout.time_format
-        if fmt == "auto":
-            times = _tickstory_fix(times)
-            fmt = _auto_time_format(times.head(50)) if n else "ISO8601"
-            layout.time_format = fmt
-        ts = parse_times(times, "iso" if fmt == "ISO8601" else fmt) if n else np.empty(0, np.int64)
+        ts = self._text_times(frame[layout.mapping["ts"]], layout)
         sym_src = layout.mapping.get("symbol")
         symbol: np.ndarray | str = (
             frame[sym_src].str.strip().to_numpy(dtype=object) if sym_src else self.symbol
