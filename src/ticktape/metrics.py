@@ -306,11 +306,17 @@ def performance(
 
     Notes
     -----
-    backtesting.py (0.6) reports the same ``max_drawdown_pct`` and, for
-    daily data without weekends, the same ``annualized_return``; its Sharpe
-    is ``(annualized return - rf) / annualized volatility`` of geometric
-    daily figures and its CAGR divides the elapsed days by 365 (or 252 on
-    weekday-only data... see docs/metrics.md), so those differ slightly.
+    Compared with backtesting.py 0.6 on daily bars (tested): the same
+    ``total_return``, ``annualized_return``, ``cagr``, ``max_drawdown_pct``,
+    drawdown duration, win rate and downside deviation. It differs by
+    convention in: Sharpe (its ``(annualized geometric return - rf) /
+    annualized volatility``, with a volatility of compounded daily returns,
+    where ours is the arithmetic mean over the sample std, per period, times
+    ``sqrt(P)``), Sortino (its numerator is the annualized geometric return),
+    Calmar (annualized return over drawdown, ours CAGR), exposure (its share
+    of bars, ours of time), profit factor (its sums ``ReturnPct``, ours
+    ``net_pnl``) and expectancy (its mean ``ReturnPct`` is our
+    ``avg_trade_return``). See docs/metrics.md.
 
     Examples
     --------
