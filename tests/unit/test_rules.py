@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import doctest
+import itertools
 import json
 import math
 from typing import Any
@@ -348,7 +349,7 @@ CONDS = st.recursive(
 )
 
 
-def _reference(cond: dict[str, Any], data: dict[str, list[float]], i: int) -> bool | None:
+def _reference(cond: dict[str, Any], data: dict[str, list[float]], i: int) -> bool | None:  # noqa: PLR0911
     """Per-row Kleene evaluation: True, False or None (unknown)."""
 
     def val(v: Any, j: int) -> float:
@@ -394,7 +395,7 @@ def test_split_invariance_and_reference(cond: dict[str, Any], rows: list[tuple],
     bounds = sorted({0, n, *(c for c in cuts if c <= n)})
     carry: dict[str, Any] = {}
     pieces = []
-    for lo, hi in zip(bounds, bounds[1:], strict=False):
+    for lo, hi in itertools.pairwise(bounds):
         part, carry = evaluate(cond, {k: v[lo:hi] for k, v in columns.items()}, carry, length=hi - lo)
         carry = json.loads(json.dumps(carry))  # the carry survives a round trip through a table
         pieces.append(part)
