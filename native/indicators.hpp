@@ -22,8 +22,8 @@
 //   bit-identical for any split; the cost is O(1) per value for any n; and no
 //   value is ever subtracted back out of a running total, so there is no
 //   cancellation error growing with the stream length. Variances use Welford
-//   updates inside each part and Chan et al.'s pairwise combination across
-//   the two parts (no E[x^2] - E[x]^2 cancellation).
+//   updates on shifted values inside each part and Chan et al.'s pairwise
+//   combination across the two parts (no E[x^2] - E[x]^2 cancellation).
 //
 // The build uses -ffp-contract=off: every a * b + c below is a rounded
 // multiply followed by a rounded add, as written.
@@ -264,31 +264,43 @@ struct SumAcc {
 
 inline double window_sum(const SumAcc* a, const SumAcc& b) { return a ? a->s + b.s : b.s; }
 
-// Count, sum, Welford mean and sum of squared deviations.
+// Count, plain sum, and the Welford mean and sum of squared deviations of
+// the values shifted by the first value pushed (k). The shift makes the
+// deviations exact for a small spread on a large level (x - k is exact when
+// x and k are within a factor 2, Sterbenz), so a 1e-4 spread on a 1e8 price
+// keeps its digits; Welford on the raw values would not.
 struct MomentsAcc {
-  double c = 0.0, s = 0.0, mean = 0.0, m2 = 0.0;
+  double c = 0.0, s = 0.0, k = 0.0, mean = 0.0, m2 = 0.0;
   void push_back(double x) {
+    if (c == 0.0) k = x;
     c += 1.0;
     s += x;
-    const double d = x - mean;
+    const double y = x - k;
+    const double d = y - mean;
     mean += d / c;
-    m2 += d * (x - mean);
+    m2 += d * (y - mean);
   }
   void push_front(double x) { push_back(x); }
 };
 
 // Window sum (same operations as SumAcc, so mean = sum / n equals the SMA
-// bit for bit) and the window's sum of squared deviations from its mean
-// (Chan et al.: m2_a + m2_b + d * d * (c_a * c_b / (c_a + c_b)), d = mean_b - mean_a).
-inline void window_moments(const MomentsAcc* a, const MomentsAcc& b, double& sum, double& m2) {
+// bit for bit), the window's sum of squared deviations from its mean, and
+// that mean relative to the prefix's shift b.k (Chan et al.'s pairwise
+// combination: ma = mean_a + (k_a - k_b), d = mean_b - ma,
+// m2 = m2_a + m2_b + d * d * (c_a * c_b / (c_a + c_b)), rel = ma + d * (c_b / (c_a + c_b))).
+inline void window_moments(const MomentsAcc* a, const MomentsAcc& b, double& sum, double& m2, double& rel) {
   if (!a) {
     sum = b.s;
     m2 = b.m2;
+    rel = b.mean;
     return;
   }
   sum = a->s + b.s;
-  const double d = b.mean - a->mean;
-  m2 = a->m2 + b.m2 + d * d * (a->c * b.c / (a->c + b.c));
+  const double ma = a->mean + (a->k - b.k);
+  const double d = b.mean - ma;
+  const double c = a->c + b.c;
+  m2 = a->m2 + b.m2 + d * d * (a->c * b.c / c);
+  rel = ma + d * (b.c / c);
 }
 
 // Linearly weighted sum with weights 1 (oldest) .. n (newest). Suffix
@@ -365,8 +377,8 @@ inline void bollinger_window(const double* buf, int64_t len, int64_t g0, int64_t
   sliding_blocks<MomentsAcc>(
       g0, len, n, from, [&](int64_t p) { return buf[p - g0]; },
       [&](int64_t i, const MomentsAcc* a, const MomentsAcc& b) {
-        double sum, m2;
-        window_moments(a, b, sum, m2);
+        double sum, m2, rel;
+        window_moments(a, b, sum, m2, rel);
         const double mid = sum / nn;
         const double band = k * std::sqrt(m2 / nn);
         upper[i - from] = mid + band;
@@ -375,16 +387,18 @@ inline void bollinger_window(const double* buf, int64_t len, int64_t g0, int64_t
       });
 }
 
-// z-score: (x_i - sum / n) / sqrt(m2 / n); NaN when m2 == 0 (a flat window).
+// z-score: ((x_i - k) - rel) / sqrt(m2 / n), i.e. (x_i - mean) / sd with the
+// deviation taken in shifted coordinates (k = the prefix's first value, exact
+// difference for nearby values); NaN when m2 == 0 (a flat window).
 inline void zscore_window(const double* buf, int64_t len, int64_t g0, int64_t from, int64_t n, double* out) {
   fill_nan(out, g0 + len - from);
   const double nn = static_cast<double>(n);
   sliding_blocks<MomentsAcc>(
       g0, len, n, from, [&](int64_t p) { return buf[p - g0]; },
       [&](int64_t i, const MomentsAcc* a, const MomentsAcc& b) {
-        double sum, m2;
-        window_moments(a, b, sum, m2);
-        out[i - from] = m2 > 0.0 ? (buf[i - g0] - sum / nn) / std::sqrt(m2 / nn) : kNaN;
+        double sum, m2, rel;
+        window_moments(a, b, sum, m2, rel);
+        out[i - from] = m2 > 0.0 ? ((buf[i - g0] - b.k) - rel) / std::sqrt(m2 / nn) : kNaN;
       });
 }
 
@@ -401,8 +415,8 @@ inline void realized_vol_window(const double* buf, int64_t len, int64_t g0, int6
   sliding_blocks<MomentsAcc>(
       g0, len - 1, n, std::max<int64_t>(from - 1, 0), [&](int64_t q) { return r[static_cast<size_t>(q - g0)]; },
       [&](int64_t q, const MomentsAcc* a, const MomentsAcc& b) {
-        double sum, m2;
-        window_moments(a, b, sum, m2);
+        double sum, m2, rel;
+        window_moments(a, b, sum, m2, rel);
         if (q + 1 >= from) out[q + 1 - from] = std::sqrt(m2 / n1);
       });
 }
