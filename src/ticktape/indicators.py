@@ -662,7 +662,9 @@ def zscore(x: Any, n: int) -> np.ndarray:
     ``mean`` is the window's SMA and ``sd`` its population standard deviation
     (``ddof=0``, the same as :func:`bollinger`; so ``x`` on the upper band
     has z-score ``k``). NaN for the first ``n - 1`` values and where the
-    window is flat (``sd == 0``). ``n >= 2``.
+    window is flat (``sd == 0``). ``n >= 2``. The deviation and the variance
+    are taken relative to a value of the window (``native/indicators.hpp``),
+    so a small spread on a large price level keeps its precision.
 
     Examples
     --------
