@@ -223,11 +223,18 @@ class Ledger:
         ``ts`` before the previous fill's.
         """
         where = f"fill {self.n_fills}{' of ' + self.symbol if self.symbol else ''}: "
+        if side not in (1, -1):
+            raise ValueError(f"{where}side = {side!r} must be 1 (buy) or -1 (sell)")
+        if int(ts) != ts:
+            raise ValueError(f"{where}ts = {ts!r} must be an integer (ns since the epoch)")
         ts, side = int(ts), int(side)
         price, qty, fee = float(price), float(qty), float(fee)
         _check_fill(ts, side, price, qty, fee, where)
         if self.last_ts is not None and ts < self.last_ts:
             raise ValueError(f"{where}ts = {ts} goes backwards (previous {self.last_ts})")
+        return self._apply(ts, side, price, qty, fee)
+
+    def _apply(self, ts: int, side: int, price: float, qty: float, fee: float) -> float:
         self.position, self.avg_price, _, realized = _step(self.position, self.avg_price, side, price, qty)
         self.realized_pnl += realized
         self.cash -= side * price * qty
@@ -239,10 +246,12 @@ class Ledger:
 
     def apply_fills(self, fills: Any) -> float:
         """Apply a batch of fills (``FILL_DTYPE`` array or DataFrame) in order; return the realized gross PnL."""
-        ts, side, price, qty, fee = _fill_arrays(fills)
+        ts, side, price, qty, fee = _fill_arrays(fills)  # validated as a whole
+        if len(ts) and self.last_ts is not None and ts[0] < self.last_ts:
+            raise ValueError(f"fills.ts[0] = {ts[0]} goes backwards (previous {self.last_ts})")
         total = 0.0
-        for i in range(len(ts)):
-            total += self.apply(int(ts[i]), int(side[i]), float(price[i]), float(qty[i]), float(fee[i]))
+        for row in zip(ts.tolist(), side.tolist(), price.tolist(), qty.tolist(), fee.tolist(), strict=True):
+            total += self._apply(*row)
         return total
 
     def unrealized(self, mark: float) -> float:
@@ -344,11 +353,11 @@ def _state_after_fills(
     cash = np.empty(n)
     pos = np.empty(n)
     c, p, a = float(initial_cash), 0.0, math.nan
-    for i in range(n):
-        s, px, q = int(side[i]), float(price[i]), float(qty[i])
+    rows = zip(side.tolist(), price.tolist(), qty.tolist(), fee.tolist(), strict=True)
+    for i, (s, px, q, f) in enumerate(rows):
         p, a, _, _ = _step(p, a, s, px, q)
         c -= s * px * q
-        c -= float(fee[i])
+        c -= f
         cash[i] = c
         pos[i] = p
     return cash, pos
@@ -523,10 +532,8 @@ def trades(fills: Any, marks_ts: Any = None, marks_price: Any = None) -> pd.Data
     rows: list[dict[str, Any]] = []
     n = len(fts)
     # state after each fill, for the excursions at marks
-    st_trade = np.full(n, -1, dtype=np.int64)
-    st_real = np.zeros(n)
-    st_pos = np.zeros(n)
-    st_avg = np.full(n, math.nan)
+    state: list[tuple[int, float, float, float]] = []  # (trade, realized, position, avg)
+    flat = (-1, 0.0, 0.0, math.nan)
     lo: list[float] = []
     hi: list[float] = []
     pos, avg = 0.0, math.nan
@@ -559,8 +566,8 @@ def trades(fills: Any, marks_ts: Any = None, marks_price: Any = None) -> pd.Data
         running = cur["pnl"] + (px - new_avg) * new_pos
         lo[-1], hi[-1] = min(lo[-1], running), max(hi[-1], running)
 
-    for i in range(n):
-        s, px, q, f, ts = int(side[i]), float(price[i]), float(qty[i]), float(fee[i]), int(fts[i])
+    rows_in = zip(side.tolist(), price.tolist(), qty.tolist(), fee.tolist(), fts.tolist(), strict=True)
+    for s, px, q, f, ts in rows_in:
         new_pos, new_avg, closed, realized = _step(pos, avg, s, px, q)
         if closed == 0.0:  # opens or adds
             enter(ts, s, px, q, f, new_pos, new_avg)
@@ -583,13 +590,11 @@ def trades(fills: Any, marks_ts: Any = None, marks_price: Any = None) -> pd.Data
             if flip:
                 enter(ts, s, px, q - closed, f - fee_close, new_pos, new_avg)
         pos, avg = new_pos, new_avg
-        if cur is not None:
-            st_trade[i] = len(rows) - 1
-            st_real[i] = cur["pnl"]
-            st_pos[i] = pos
-            st_avg[i] = avg
+        state.append(flat if cur is None else (len(rows) - 1, cur["pnl"], pos, avg))
 
     lo_a, hi_a = np.array(lo), np.array(hi)
+    st = np.array(state, dtype=np.float64).reshape(n, 4)
+    st_trade, st_real, st_pos, st_avg = st[:, 0].astype(np.int64), st[:, 1], st[:, 2], st[:, 3]
     if len(mts) and n:
         k = np.searchsorted(fts, mts, side="right") - 1
         ok = (k >= 0) & ~np.isnan(mpx)

@@ -151,22 +151,14 @@ def _drawdowns(eq: np.ndarray, ts: np.ndarray) -> tuple[float, float, float]:
     dd_abs = float(fall.max())
     frac = np.divide(fall, peak, out=np.zeros_like(fall), where=peak > 0)
     dd_pct = float(frac.max())
-    under = fall > 0
-    longest = 0
-    i, n = 0, len(eq)
-    while i < n:
-        if not under[i]:
-            i += 1
-            continue
-        j = i
-        while j < n and under[j]:
-            j += 1
-        # sample i - 1 is the peak (not underwater, so at the running max);
-        # sample j recovers it, or the run lasts to the end
-        end = ts[j] if j < n else ts[-1]
-        longest = max(longest, int(end - ts[i - 1]))
-        i = j
-    return dd_abs, dd_pct, float(longest)
+    under = np.concatenate(([0], (fall > 0).astype(np.int8), [0]))
+    edges = np.diff(under)
+    first = np.flatnonzero(edges == 1)  # first underwater sample of each spell (never 0)
+    back = np.flatnonzero(edges == -1)  # first sample back at the peak (n: never)
+    # the sample before a spell is its peak; the spell ends on recovery or at the last sample
+    ends = ts[np.minimum(back, len(eq) - 1)]
+    longest = float((ends - ts[first - 1]).max()) if len(first) else 0.0
+    return dd_abs, dd_pct, longest
 
 
 def _exposure(positions: pd.Series, t0: int, t1: int) -> float:
@@ -182,7 +174,8 @@ def _exposure(positions: pd.Series, t0: int, t1: int) -> float:
     if len(bad):
         raise ValueError(f"positions[{int(bad[0])}] = {pv[bad[0]].item()!r} must be finite")
     inner = pts[(pts > t0) & (pts < t1)]
-    cuts = np.unique(np.concatenate(([t0], inner, [t1])))
+    cuts = np.concatenate(([t0], inner, [t1]))  # sorted
+    cuts = cuts[np.concatenate(([True], np.diff(cuts) != 0))]
     k = np.searchsorted(pts, cuts[:-1], side="right") - 1  # position holding from each cut
     held = np.where(k >= 0, pv[np.maximum(k, 0)], 0.0) != 0.0
     return float(np.diff(cuts)[held].sum()) / float(t1 - t0)

@@ -68,6 +68,8 @@ def test_ledger_reducing_fill_within_tolerance_closes_exactly():
     ("args", "message"),
     [
         ((1, 0, 10.0, 1.0, 0.0), "side = 0"),
+        ((1, 1.5, 10.0, 1.0, 0.0), "side = 1.5"),
+        ((1.5, 1, 10.0, 1.0, 0.0), "ts = 1.5 must be an integer"),
         ((1, 1, float("nan"), 1.0, 0.0), "price = nan"),
         ((1, 1, -1.0, 1.0, 0.0), "price = -1.0"),
         ((1, 1, 10.0, 0.0, 0.0), "qty = 0.0"),
