@@ -1,4 +1,5 @@
-"""Execution stage: the native engine fills the strategy's decisions.
+"""Execution stage: publishes what the native engine did with the strategy's
+decisions (ticktape.agents.strategy runs the engine in memory).
 
 One results message per input batch goes to the results topic: signals,
 order events, fills, equity samples and cumulative counts for progress.
@@ -9,22 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ticktape.batch import Batch, encode
-from ticktape.native import Engine
-from ticktape.spec import RunSpec
-from ticktape.stages import IndicatorState, execution_step, new_engine
+from ticktape.stages import IndicatorState
 from ticktape.tables.state import key
-
-
-def step(
-    spec: RunSpec, engine_state: bytes | None, ticks: np.ndarray, target: np.ndarray, eos: bool
-) -> tuple[dict[str, np.ndarray], bytes]:
-    """Run one batch through the engine restored from ``engine_state``.
-
-    Returns the fills/orders/equity arrays and the engine's new state.
-    """
-    engine = Engine.from_state(engine_state) if engine_state else new_engine(spec)
-    out = execution_step(engine, ticks, target, eos)
-    return out, engine.get_state()
 
 
 async def _send_acked(topics, k: str, msg: Batch) -> None:

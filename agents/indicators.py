@@ -49,11 +49,12 @@ def register(app: faust.App, topics, table: faust.Table) -> None:
             good, feats, bars, ind = indicators_step(
                 strat, batch.ticks, state.indicators, spec.bar_ns, batch.eos
             )
-            target, signals, strat_state = strategy.step(strat, good, feats, state.strategy)
+            out, signals, strat_state, engine = strategy.step(
+                spec, strat, state.engine, good, feats, state.strategy, batch.eos
+            )
             extra = {}
-            if "recv_ns" in batch.meta:  # live feed: tick received -> decision made
+            if "recv_ns" in batch.meta:  # live feed: tick received -> decision made and executed
                 extra["latency_ns"] = time.time_ns() - int(batch.meta["recv_ns"])
-            out, engine = execution.step(spec, state.engine, good, target, batch.eos)
             await execution.publish(topics, batch, {"signals": signals, "bars": bars, **out}, ind, extra)
         except Exception as exc:  # fail the run loudly, keep the worker alive
             log.exception("run %s symbol %s batch %d failed", batch.run_id, batch.symbol, batch.seq)

@@ -11,15 +11,35 @@ from typing import Any
 
 from ticktape.strategy import SpecError, build
 
+QUEUE_MODELS = {"none": 0, "risk_averse": 1, "probabilistic": 2}
+SLIPPAGE_MODELS = {"none": 0, "impact": 1}
+
 
 @dataclass(frozen=True, kw_only=True)
 class EngineConfig:
-    """Execution settings handed to the native engine for every symbol."""
+    """Execution settings handed to the native engine for every symbol.
+
+    See docs/native.md for the models. ``latency_ns`` is the order entry
+    latency (strategy → exchange), ``response_latency_ns`` the way back
+    (when fills become known to the strategy), ``feed_latency_ns`` the market
+    data delay. ``fee_bps`` is the taker fee, ``maker_fee_bps`` the maker fee
+    (negative = rebate), ``fee_per_unit`` a fee per unit traded.
+    ``queue_model``: none, risk_averse or probabilistic (``queue_power``);
+    ``slippage_model``: none or impact (``impact_bps``).
+    """
 
     tick_size: float = 0.01
     lot_size: float = 1.0
     latency_ns: int = 0
+    response_latency_ns: int = 0
+    feed_latency_ns: int = 0
     fee_bps: float = 0.0
+    maker_fee_bps: float = 0.0
+    fee_per_unit: float = 0.0
+    queue_model: str = "none"
+    queue_power: float = 2.0
+    slippage_model: str = "none"
+    impact_bps: float = 0.0
     initial_cash: float = 1_000_000.0
     equity_interval_ns: int = 1_000_000_000
 
@@ -27,8 +47,24 @@ class EngineConfig:
         for name in ("tick_size", "lot_size", "equity_interval_ns"):
             if not getattr(self, name) > 0:
                 raise SpecError(f"engine.{name}: must be > 0, got {getattr(self, name)!r}")
-        if self.latency_ns < 0:
-            raise SpecError(f"engine.latency_ns: must be >= 0, got {self.latency_ns!r}")
+        for name in ("latency_ns", "response_latency_ns", "feed_latency_ns"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 0):
+                raise SpecError(f"engine.{name}: must be an integer >= 0, got {getattr(self, name)!r}")
+        if self.queue_model not in QUEUE_MODELS:
+            raise SpecError(
+                f"engine.queue_model: must be one of {', '.join(QUEUE_MODELS)}, got {self.queue_model!r}"
+            )
+        if self.slippage_model not in SLIPPAGE_MODELS:
+            raise SpecError(
+                f"engine.slippage_model: must be one of {', '.join(SLIPPAGE_MODELS)}, got {self.slippage_model!r}"
+            )
+
+    def native_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ticktape.native.Engine."""
+        d = dataclasses.asdict(self)
+        d["queue_model"] = QUEUE_MODELS[self.queue_model]
+        d["slippage_model"] = SLIPPAGE_MODELS[self.slippage_model]
+        return d
 
 
 @dataclass(frozen=True, kw_only=True)

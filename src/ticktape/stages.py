@@ -22,7 +22,18 @@ from ticktape.batch import SIGNAL_DTYPE, empty
 from ticktape.indicators import BarStream
 from ticktape.native import Engine
 from ticktape.spec import RunSpec
-from ticktape.strategy import Strategy, build, compute_features, mid
+from ticktape.strategy import (
+    Columns,
+    Context,
+    Decisions,
+    Feature,
+    Fill,
+    Strategy,
+    Tick,
+    build,
+    compute_features,
+    tick_columns,
+)
 
 
 @dataclass
@@ -58,73 +69,192 @@ class StrategyState:
         return cls(**json.loads(raw))
 
 
-def indicators_step(
-    strategy: Strategy, ticks: np.ndarray, state: IndicatorState, bar_ns: int | None = None, eos: bool = False
+def features_step(
+    features: list[Feature],
+    ticks: np.ndarray,
+    state: IndicatorState,
+    bar_ns: int | None = None,
+    eos: bool = False,
 ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, IndicatorState]:
-    """Validate ticks, compute the strategy's feature columns and event-time bars.
+    """Validate ticks, compute ``features`` and the event-time bars.
 
-    Returns the accepted ticks, their features, the mid-price bars of
+    Returns the accepted ticks, the feature columns, the price bars of
     ``bar_ns`` that closed in this batch (all of them at ``eos``) and the new
     state (rejected ticks are counted by reason in ``state.rejects``).
     """
     ok, counts, last_ts = quality.validate(ticks, state.last_ts)
     good = ticks if ok.all() else ticks[ok]
-    feats, carry = compute_features(strategy.features(), good, state.carry)
+    cols = tick_columns(good)
+    feats, carry = compute_features(features, cols, state.carry)
     rejects = {k: state.rejects.get(k, 0) + v for k, v in counts.items()}
     closed, bar_state = empty("bars"), None
     if bar_ns:
         stream = BarStream.from_state(state.bars) if state.bars else BarStream(bar_ns)
-        closed = stream.update(good["ts"], mid(good))
+        closed = stream.update(good["ts"], cols["price"])
         if eos:
             closed = np.concatenate((closed, stream.close()))
         bar_state = stream.to_state()
     return good, feats, closed, IndicatorState(last_ts, rejects, state.accepted + len(good), carry, bar_state)
 
 
-def strategy_step(
-    strategy: Strategy, ticks: np.ndarray, feats: dict[str, np.ndarray], state: StrategyState
-) -> tuple[np.ndarray, np.ndarray, StrategyState]:
-    """Run the strategy; return (target per tick, signal changes, new state)."""
-    target, user = strategy.on_batch(ticks, feats, state.user)
-    target = np.asarray(target, dtype=np.float64)
-    if target.shape != (len(ticks),):
-        raise ValueError(f"strategy {strategy.name!r} returned {target.shape} targets for {len(ticks)} ticks")
+def indicators_step(
+    strategy: Strategy, ticks: np.ndarray, state: IndicatorState, bar_ns: int | None = None, eos: bool = False
+) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, IndicatorState]:
+    """:func:`features_step` with the strategy's own features."""
+    return features_step(strategy.features(), ticks, state, bar_ns, eos)
+
+
+def _signals(
+    ts: np.ndarray, target: np.ndarray | None, last: float | None
+) -> tuple[np.ndarray, float | None]:
+    """Changes of the target decision (the signal stream stored per run)."""
+    if target is None:
+        return empty("signals"), last
     decided = np.flatnonzero(~np.isnan(target))
-    last = state.last_signal
-    if len(decided):
-        vals = target[decided]
-        prev = np.concatenate(([np.nan if last is None else last], vals[:-1]))
-        change = vals != prev
-        sig = np.empty(int(change.sum()), dtype=SIGNAL_DTYPE)
-        sig["ts"] = ticks["ts"][decided[change]]
-        sig["value"] = vals[change]
-        last = float(vals[-1])
-    else:
-        sig = empty("signals")
-    return target, sig, StrategyState(last, user)
+    if not len(decided):
+        return empty("signals"), last
+    vals = target[decided]
+    prev = np.concatenate(([np.nan if last is None else last], vals[:-1]))
+    change = vals != prev
+    sig = np.empty(int(change.sum()), dtype=SIGNAL_DTYPE)
+    sig["ts"] = ts[decided[change]]
+    sig["value"] = vals[change]
+    return sig, float(vals[-1])
+
+
+def strategy_step(
+    strategy: Strategy, ticks: np.ndarray | Columns, feats: dict[str, np.ndarray], state: StrategyState
+) -> tuple[Decisions, np.ndarray, StrategyState]:
+    """Run a vectorized strategy on one batch; return (decisions, signal changes, new state)."""
+    cols = ticks if isinstance(ticks, Columns) else tick_columns(ticks)
+    value, user = strategy.on_batch(cols, feats, state.user)
+    dec = Decisions.coerce(value, len(cols), strategy.name)
+    sig, last = _signals(cols["ts"], dec.target, state.last_signal)
+    return dec, sig, StrategyState(last, user)
 
 
 def new_engine(spec: RunSpec) -> Engine:
-    e = spec.engine
-    return Engine(
-        tick_size=e.tick_size,
-        lot_size=e.lot_size,
-        latency_ns=e.latency_ns,
-        fee_bps=e.fee_bps,
-        initial_cash=e.initial_cash,
-        equity_interval_ns=e.equity_interval_ns,
-    )
+    return Engine(**spec.engine.native_kwargs())
 
 
-def execution_step(engine: Engine, ticks: np.ndarray, target: np.ndarray, eos: bool) -> dict[str, np.ndarray]:
-    """Feed one batch to the native engine; on end of stream, flush it."""
+def execution_step(
+    engine: Engine, ticks: np.ndarray, decisions: Decisions | np.ndarray | None, eos: bool
+) -> dict[str, np.ndarray]:
+    """Feed one batch and the strategy's decisions to the native engine; on
+    end of stream, flush it."""
+    if not isinstance(decisions, Decisions):
+        decisions = Decisions(decisions, None)
     out = engine.process(
-        ticks["ts"], ticks["bid"], ticks["ask"], ticks["bid_size"], ticks["ask_size"], target
+        ticks["ts"],
+        ticks["bid"],
+        ticks["ask"],
+        ticks["bid_size"],
+        ticks["ask_size"],
+        decisions.target,
+        last=ticks["last"],
+        last_size=ticks["last_size"],
+        orders=decisions.orders,
     )
     if eos:
         tail = engine.finish()
         out = {k: np.concatenate((out[k], tail[k])) for k in out}
     return out
+
+
+def _tick_loop(
+    strategy: Strategy,
+    engine: Engine,
+    ticks: np.ndarray,
+    feats: dict[str, np.ndarray],
+    state: StrategyState,
+) -> tuple[dict[str, np.ndarray], np.ndarray, StrategyState]:
+    """The per-tick path: on_fill for every fill known by the tick, then
+    on_tick, then one engine step for that tick."""
+    user = json.loads(json.dumps(state.user))  # the strategy mutates it: keep the input state intact
+    ctx = Context(user, engine.initial_cash)
+    pending = ctx.state.setdefault("_pending", [])  # [known_ts, kind, fields...]; kind 0 fill, 1 order event
+    cols = tick_columns(ticks)
+    names = list(feats)
+    parts: dict[str, list[np.ndarray]] = {"fills": [], "orders": [], "equity": []}
+    targets = np.full(len(ticks), np.nan)
+    for i in range(len(ticks)):
+        ts = int(cols["ts"][i])
+        if pending and pending[0][0] <= ts:
+            due = [p for p in pending if p[0] <= ts]
+            pending[:] = [p for p in pending if p[0] > ts]
+            for p in due:
+                if p[1] == 0:
+                    fill = Fill(*p[2:])
+                    ctx._on_fill(fill)
+                    strategy.on_fill(fill, ctx)
+                else:
+                    ctx._on_order_event(*p[2:])
+        ctx.reserve_ids(engine.max_order_id)
+        ctx.price = float(cols["price"][i])
+        ctx.features = {k: float(feats[k][i]) for k in names}
+        tick = Tick(
+            ts,
+            ctx.price,
+            *(float(cols[k][i]) for k in ("bid", "ask", "bid_size", "ask_size", "last", "volume")),
+        )
+        strategy.on_tick(tick, ctx)
+        target, instr = ctx._take()
+        targets[i] = target
+        out = engine.process(
+            ticks["ts"][i : i + 1],
+            ticks["bid"][i : i + 1],
+            ticks["ask"][i : i + 1],
+            ticks["bid_size"][i : i + 1],
+            ticks["ask_size"][i : i + 1],
+            targets[i : i + 1],
+            last=ticks["last"][i : i + 1],
+            last_size=ticks["last_size"][i : i + 1],
+            orders=instr,
+        )
+        for k, acc in parts.items():
+            acc.append(out[k])
+        known = engine.response_latency_ns
+        for f in out["fills"]:
+            pending.append(
+                [
+                    int(f["ts"]) + known,
+                    0,
+                    int(f["ts"]),
+                    int(f["order_id"]),
+                    int(f["side"]),
+                    float(f["price"]),
+                    float(f["qty"]),
+                    float(f["fee"]),
+                ]
+            )
+        for o in out["orders"]:
+            pending.append([int(o["ts"]) + known, 1, int(o["order_id"]), int(o["event"]), float(o["qty"])])
+    out = {k: np.concatenate(v) if v else empty(k) for k, v in parts.items()}
+    sig, last = _signals(cols["ts"], targets, state.last_signal)
+    return out, sig, StrategyState(last, ctx.state)
+
+
+def trade_step(
+    strategy: Strategy,
+    engine: Engine,
+    ticks: np.ndarray,
+    feats: dict[str, np.ndarray],
+    state: StrategyState,
+    eos: bool,
+) -> tuple[dict[str, np.ndarray], np.ndarray, StrategyState]:
+    """Strategy + execution for one batch of accepted ticks, either path.
+
+    Returns the engine's outputs (fills, orders, equity), the signal changes
+    and the strategy's new state.
+    """
+    if strategy.per_tick:
+        out, sig, state = _tick_loop(strategy, engine, ticks, feats, state)
+        if eos:
+            tail = engine.finish()
+            out = {k: np.concatenate((out[k], tail[k])) for k in out}
+        return out, sig, state
+    dec, sig, state = strategy_step(strategy, ticks, feats, state)
+    return execution_step(engine, ticks, dec, eos), sig, state
 
 
 @dataclass
@@ -154,8 +284,7 @@ def run_symbol(spec: RunSpec, batches: Iterable[np.ndarray]) -> SymbolResult:
         n_in += len(ticks)
         eos = following is None
         good, feats, bars, ind = indicators_step(strategy, ticks, ind, spec.bar_ns, eos)
-        target, sig, strat = strategy_step(strategy, good, feats, strat)
-        res = execution_step(engine, good, target, eos)
+        res, sig, strat = trade_step(strategy, engine, good, feats, strat, eos)
         outs["signals"].append(sig)
         outs["bars"].append(bars)
         for k in ("fills", "orders", "equity"):

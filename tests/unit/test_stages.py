@@ -61,11 +61,12 @@ def test_empty_stream():
 
 
 def test_signals_are_decision_changes_only():
-    strat = build("sma_crossover", {"fast": 1, "slow": 2})
+    strat = build("sma_crossover", {"fast": 2, "slow": 3})
     t = np.zeros(4, TICK_DTYPE)
     t["ts"] = [1, 2, 3, 4]
-    feats = {"sma_fast": np.array([np.nan, 2.0, 2.0, 1.0]), "sma_slow": np.array([np.nan, 1.0, 1.0, 2.0])}
-    target, sig, state = strategy_step(strat, t, feats, StrategyState())
+    feats = {"ma_fast": np.array([np.nan, 2.0, 2.0, 1.0]), "ma_slow": np.array([np.nan, 1.0, 1.0, 2.0])}
+    dec, sig, state = strategy_step(strat, t, feats, StrategyState())
+    target = dec.target
     assert np.isnan(target[0]) and target[1:].tolist() == [100.0, 100.0, -100.0]
     assert sig["ts"].tolist() == [2, 4] and sig["value"].tolist() == [100.0, -100.0]
     _, sig2, _ = strategy_step(strat, t[3:], {k: v[3:] for k, v in feats.items()}, state)
