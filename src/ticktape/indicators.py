@@ -714,6 +714,69 @@ def realized_vol(x: Any, n: int) -> np.ndarray:
     return RealizedVolStream(n).update(x)
 
 
+# ------------------------------------------------------------------ channel (highest / lowest)
+
+
+class _ChannelStream(_WindowStream):
+    """Extreme of the previous ``n`` values (the current one excluded)."""
+
+    _history_extra = 1  # the window is x[i-n .. i-1]: n values before i
+    _reduce: ClassVar[Any]
+
+    def __init__(self, n: int) -> None:
+        super().__init__(n)
+
+    def update(self, x: Any) -> np.ndarray:
+        """Consume ``x``; return the extreme of the ``n`` values before each position."""
+        x = _column("x", x, self.seen)
+        from_ = self.seen
+        (buf,), g0 = self._feed([x])
+        out = np.full(len(x), np.nan)
+        k0 = from_ - g0  # index of x[0] in buf
+        first = max(0, self.n - from_)  # x[j] needs n values before it in the stream
+        if first < len(x) and len(buf) > self.n:
+            windows = np.lib.stride_tricks.sliding_window_view(buf, self.n)
+            starts = np.arange(k0 + first, k0 + len(x)) - self.n
+            out[first:] = type(self)._reduce(windows[starts], axis=1)
+        return out
+
+
+class HighestStream(_ChannelStream):
+    """Streaming rolling maximum of the previous ``n`` values (see :func:`highest`)."""
+
+    _reduce = np.max
+
+
+class LowestStream(_ChannelStream):
+    """Streaming rolling minimum of the previous ``n`` values (see :func:`lowest`)."""
+
+    _reduce = np.min
+
+
+def highest(x: Any, n: int) -> np.ndarray:
+    """Highest of the ``n`` values *before* each position (a Donchian channel's
+    upper line; the current value is excluded so ``x > highest(x, n)`` means
+    a new n-period high). NaN for the first ``n`` values.
+
+    Examples
+    --------
+    >>> highest(np.array([1.0, 3.0, 2.0, 5.0]), 2).tolist()
+    [nan, nan, 3.0, 3.0]
+    """
+    return HighestStream(n).update(x)
+
+
+def lowest(x: Any, n: int) -> np.ndarray:
+    """Lowest of the ``n`` values before each position (see :func:`highest`).
+
+    Examples
+    --------
+    >>> lowest(np.array([4.0, 3.0, 2.0, 5.0]), 2).tolist()
+    [nan, nan, 3.0, 2.0]
+    """
+    return LowestStream(n).update(x)
+
+
 #: Streaming indicator classes by name (the names of the pure functions).
 STREAMS: dict[str, type[IndicatorStream]] = {
     "sma": SmaStream,
@@ -726,6 +789,8 @@ STREAMS: dict[str, type[IndicatorStream]] = {
     "vwap": VwapStream,
     "zscore": ZscoreStream,
     "realized_vol": RealizedVolStream,
+    "highest": HighestStream,
+    "lowest": LowestStream,
 }
 
 
