@@ -1,0 +1,175 @@
+"""``ticktape backtest``: the in-process backtest from the shell."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """``["fast=10", "ma=ema"]`` → ``{"fast": "10", "ma": "ema"}`` (typed later by the strategy's config)."""
+    from ticktape.strategy import SpecError
+
+    out: dict[str, Any] = {}
+    for p in pairs:
+        key, sep, value = p.partition("=")
+        if not sep or not key.strip():
+            raise SpecError(f"--param {p!r}: expected NAME=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def load_spec(path: Path) -> dict[str, Any]:
+    """A strategy spec file: ``{"strategy": ..., "params": {...}}``, optionally ``"engine": {...}``."""
+    from ticktape.strategy import SpecError
+
+    try:
+        d = json.loads(path.read_text())
+    except OSError as exc:
+        raise FileNotFoundError(f"{path}: cannot read the spec ({exc.strerror})") from None
+    except ValueError as exc:
+        raise SpecError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(d, dict) or "strategy" not in d:
+        raise SpecError(f"{path}: a spec needs a 'strategy' field")
+    unknown = set(d) - {"strategy", "params", "engine", "symbols"}
+    if unknown:
+        raise SpecError(f"{path}: {sorted(unknown)[0]}: unknown field of a strategy spec")
+    return d
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "n/a"
+        return f"{v:,.4f}" if abs(v) < 1000 else f"{v:,.2f}"
+    return str(v)
+
+
+def metrics_table(result: Any) -> Table:
+    t = Table(title=f"{result.strategy} ({result.mode})")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_row("final equity", _fmt(result.final_equity))
+    for k, v in result.metrics.items():
+        t.add_row(k.replace("_", " "), _fmt(v))
+    return t
+
+
+def backtest(
+    data: Annotated[Path, typer.Option("--data", help="CSV or Parquet file of ticks or OHLC(V) bars")],
+    fmt: Annotated[str, typer.Option("--format", help="ticks, bars or auto")] = "auto",
+    strategy: Annotated[str | None, typer.Option(help="strategy (template) name")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="strategy parameter NAME=VALUE (repeat)")
+    ] = None,
+    spec: Annotated[
+        Path | None, typer.Option(help="a strategy spec JSON (e.g. from `ticktape strategy from-text`)")
+    ] = None,
+    cash: Annotated[float | None, typer.Option(help="initial cash")] = None,
+    fee_bps: Annotated[float | None, typer.Option(help="taker fee in basis points of the notional")] = None,
+    latency_ms: Annotated[float | None, typer.Option(help="order entry latency in milliseconds")] = None,
+    tick_size: Annotated[float | None, typer.Option(help="price grid of the instrument")] = None,
+    lot_size: Annotated[float | None, typer.Option(help="size grid of the instrument")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print metrics, trades and fills as JSON")] = False,
+) -> None:
+    """Backtest a strategy on a file in this process (no broker, no database)."""
+    from ticktape.inprocess import backtest as run
+    from ticktape.strategy import SpecError
+
+    params = parse_params(param or [])
+    engine: dict[str, Any] = {}
+    if spec is not None:
+        d = load_spec(spec)
+        if strategy is not None and strategy != d["strategy"]:
+            raise SpecError(f"--strategy {strategy!r} contradicts the spec's strategy {d['strategy']!r}")
+        strategy = d["strategy"]
+        params = {**(d.get("params") or {}), **params}
+        engine = dict(d.get("engine") or {})
+    if strategy is None:
+        raise SpecError("strategy: give --strategy NAME or --spec FILE")
+    for key, value in (
+        ("initial_cash", cash),
+        ("fee_bps", fee_bps),
+        ("tick_size", tick_size),
+        ("lot_size", lot_size),
+    ):
+        if value is not None:
+            engine[key] = value
+    if latency_ms is not None:
+        engine["latency_ns"] = round(latency_ms * 1e6)
+    if fmt == "bars" or (fmt == "auto" and tick_size is None):
+        engine.setdefault("tick_size", 1e-6)  # bar files carry arbitrary decimals
+    result = run(data, strategy, params, format=fmt, engine=engine)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
+        return
+    console.print(metrics_table(result))
+    n = len(result.trades)
+    console.print(
+        f"{len(result.fills):,} fills, {n:,} trades, {result.accepted:,} ticks/bars used"
+        + (f", rejected: {result.rejects}" if any(result.rejects.values()) else "")
+    )
+
+
+def sweep(
+    data: Annotated[Path, typer.Option("--data", help="CSV or Parquet file of ticks or OHLC(V) bars")],
+    strategy: Annotated[str, typer.Option(help="strategy (template) name")],
+    grid: Annotated[
+        list[str], typer.Option("--grid", help="NAME=V1,V2,... or NAME=START:STOP:STEP (repeat)")
+    ],
+    fmt: Annotated[str, typer.Option("--format", help="ticks, bars or auto")] = "auto",
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="fixed parameter NAME=VALUE (repeat)")
+    ] = None,
+    sample_n: Annotated[
+        int | None, typer.Option("--sample", help="evaluate N random sets of the grid")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="seed of --sample")] = 0,
+    top: Annotated[int, typer.Option(help="rows of the result table")] = 10,
+    sort: Annotated[str, typer.Option(help="column to rank by")] = "sharpe",
+    cash: Annotated[float | None, typer.Option(help="initial cash")] = None,
+    fee_bps: Annotated[float | None, typer.Option(help="taker fee in basis points")] = None,
+    tick_size: Annotated[float | None, typer.Option(help="price grid of the instrument")] = None,
+    store: Annotated[bool, typer.Option("--store/--no-store", help="store one run per parameter set")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print the whole table as JSON")] = False,
+) -> None:
+    """Backtest every parameter set of a grid in one pass over the data."""
+    from ticktape import sweep as sw
+
+    space = sw.parse_grid(grid)
+    sets = sw.grid(space) if sample_n is None else sw.sample(space, sample_n, seed)
+    engine: dict[str, Any] = {"tick_size": 1e-6} if tick_size is None else {"tick_size": tick_size}
+    if cash is not None:
+        engine["initial_cash"] = cash
+    if fee_bps is not None:
+        engine["fee_bps"] = fee_bps
+    res = sw.sweep(data, strategy, sets, parse_params(param or []), format=fmt, engine=engine)
+    if store:
+        from ticktape.cli import _with_db
+
+        _with_db(lambda conn: sw.store_sweep(conn, res, str(data)))
+    if as_json:
+        typer.echo(res.table().to_json(orient="records", indent=2))
+        return
+    t = Table(
+        title=f"sweep {res.sweep_id}: {len(sets)} parameter sets of {strategy} in {res.seconds:.2f} s "
+        f"({res.seconds / len(sets) * 1e3:.1f} ms per set)"
+    )
+    best = res.top(top, sort)
+    for col in best.columns:
+        t.add_column(str(col), justify="right")
+    for _, row in best.iterrows():
+        t.add_row(*(_fmt(v) for v in row.tolist()))
+    console.print(t)
+    if store:
+        console.print(
+            f"stored as {len(sets)} runs; SQL: SELECT * FROM runs WHERE sweep_id = '{res.sweep_id}';"
+        )

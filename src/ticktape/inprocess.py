@@ -1,0 +1,585 @@
+"""In-process backtest: ``ticktape.backtest(data, strategy, **options)``.
+
+No broker, no database: the very stage functions the streaming pipeline runs
+(ticktape.stages), called in a loop, so an in-process run and a streaming
+run of the same data and spec give identical orders and fills.
+
+Data
+----
+* **ticks**: a TICK_DTYPE array, or a DataFrame with a time column (``ts``
+  int64 ns, or ``timestamp``/``time``/``datetime``/the index as datetimes)
+  and ``bid``/``ask`` (optional ``bid_size``, ``ask_size``, ``last``,
+  ``last_size``; a ``price`` column alone means trade ticks). A trade-only
+  tick is a quote at the trade price with the trade's size on both sides.
+* **bars**: a DataFrame of OHLC(V) bars (``open``, ``high``, ``low``,
+  ``close``, optional ``volume``; any capitalisation; time from a ``date``/
+  ``time`` column or the index). The strategy decides on each bar's close
+  (its indicators see one value per bar) and a market order decided at a
+  close fills at the **next bar's open** — backtrader's and backtesting.py's
+  default. Internally each bar is two ticks: the open at the bar's time and
+  the close just before the next bar's time, both with unlimited size at
+  that price (no spread).
+* a :class:`Store` selection (ticks of one symbol from the store).
+
+The result (:class:`BacktestResult`) has fills, orders, trades, equity and
+signals as DataFrames and the metrics as a dict.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ticktape import accounting, metrics
+from ticktape.batch import TICK_DTYPE, empty
+from ticktape.native import Engine
+from ticktape.spec import EngineConfig
+from ticktape.stages import (
+    IndicatorState,
+    StrategyState,
+    execution_step,
+    features_step,
+    strategy_step,
+    trade_step,
+)
+from ticktape.strategy import Columns, Feature, SpecError, Strategy, build, compute_features
+
+#: Displayed size of a bar's open/close quote: large enough never to bind.
+BAR_SIZE = 1e12
+
+
+class DataError(ValueError):
+    """The data handed to a backtest is unusable; the message names the column/row."""
+
+
+@dataclass
+class Store:
+    """A selection of one symbol's ticks in the store (``TICKTAPE_DATABASE_URL``
+    or the embedded PostgreSQL when ``dsn`` is None)."""
+
+    symbol: str
+    start_ns: int | None = None
+    end_ns: int | None = None
+    dsn: str | None = None
+
+
+@dataclass
+class BacktestResult:
+    """What a backtest produced. Times are UTC ``datetime64[ns]`` columns."""
+
+    strategy: str
+    params: dict[str, Any]
+    engine: EngineConfig
+    fills: pd.DataFrame
+    orders: pd.DataFrame
+    equity: pd.DataFrame
+    signals: pd.DataFrame
+    trades: pd.DataFrame
+    metrics: dict[str, float]
+    ticks_in: int
+    accepted: int
+    rejects: dict[str, int]
+    mode: str = "ticks"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def final_equity(self) -> float:
+        return float(self.equity["equity"].iloc[-1]) if len(self.equity) else self.engine.initial_cash
+
+    def to_dict(self, rows: bool = True) -> dict[str, Any]:
+        """JSON-able summary (metrics, counts; trades and fills when ``rows``)."""
+        d: dict[str, Any] = {
+            "strategy": self.strategy,
+            "params": self.params,
+            "mode": self.mode,
+            "ticks_in": self.ticks_in,
+            "accepted": self.accepted,
+            "rejects": self.rejects,
+            "final_equity": self.final_equity,
+            "metrics": self.metrics,
+        }
+        if rows:
+            d["trades"] = json.loads(self.trades.to_json(orient="records", date_unit="ns"))
+            d["fills"] = json.loads(self.fills.to_json(orient="records", date_unit="ns"))
+        return d
+
+
+# ---------------------------------------------------------------- data
+def _norm(name: Any) -> str:
+    return str(name).strip().lower().replace(" ", "_")
+
+
+def _times(df: pd.DataFrame, where: str) -> np.ndarray:
+    """int64 ns UTC from the frame's time column or its index."""
+    cols = {_norm(c): c for c in df.columns}
+    for name in ("ts", "ts_ns", "timestamp", "time", "datetime", "date", "unnamed:_0", ""):
+        if name in cols:
+            values = df[cols[name]]
+            break
+    else:
+        values = df.index.to_series() if not isinstance(df.index, pd.RangeIndex) else None
+        if values is None:
+            raise DataError(
+                f"{where}: no time column (ts, timestamp, time, datetime or date) and no time index"
+            )
+    if pd.api.types.is_integer_dtype(values):
+        return values.to_numpy(np.int64)
+    try:
+        t = pd.to_datetime(values, utc=True)
+    except (ValueError, TypeError):
+        t = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
+    if t.isna().any():
+        row = int(np.flatnonzero(t.isna().to_numpy())[0])
+        raise DataError(f"{where}: row {row}: time {values.iloc[row]!r} is not a date/time")
+    t = pd.DatetimeIndex(t).tz_convert("UTC").tz_localize(None).astype("datetime64[ns]")
+    return t.asi8.copy()
+
+
+def _column(
+    df: pd.DataFrame, cols: dict[str, Any], name: str, where: str, required: bool = True
+) -> np.ndarray | None:
+    if name not in cols:
+        if required:
+            raise DataError(f"{where}: missing column {name!r} (have: {', '.join(map(str, df.columns))})")
+        return None
+    v = pd.to_numeric(df[cols[name]], errors="coerce").to_numpy(np.float64)
+    bad = np.isnan(v) & df[cols[name]].notna().to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{where}: row {row}: column {name!r} = {df[cols[name]].iloc[row]!r} is not a number")
+    return v
+
+
+def is_bars(df: pd.DataFrame) -> bool:
+    """True when the frame has open/high/low/close columns."""
+    cols = {_norm(c) for c in df.columns}
+    return {"open", "high", "low", "close"} <= cols
+
+
+def ticks_from_frame(df: pd.DataFrame, where: str = "data") -> np.ndarray:
+    """A TICK_DTYPE array from a DataFrame of quotes and/or trades (see the module docstring)."""
+    cols = {_norm(c): c for c in df.columns}
+    out = np.empty(len(df), TICK_DTYPE)
+    out["ts"] = _times(df, where)
+    price = _column(df, cols, "price", where, required=False)
+    for k in ("bid", "ask", "bid_size", "ask_size", "last", "last_size"):
+        v = _column(df, cols, k, where, required=False)
+        out[k] = np.nan if v is None else v
+    if price is not None and "last" not in cols:
+        out["last"] = price
+    size = _column(df, cols, "size", where, required=False)
+    if size is not None and "last_size" not in cols:
+        out["last_size"] = size
+    if "bid" not in cols and "last" not in cols and price is None:
+        raise DataError(f"{where}: tick data needs bid/ask columns or a price/last column")
+    return out
+
+
+@dataclass
+class Bars:
+    """OHLCV bars as arrays (``ts`` = the bar's time, ``end`` = just before the next bar)."""
+
+    ts: np.ndarray
+    end: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame, where: str = "data") -> Bars:
+        cols = {_norm(c): c for c in df.columns}
+        ts = _times(df, where)
+        o, h, lo, c = (_column(df, cols, k, where) for k in ("open", "high", "low", "close"))
+        v = _column(df, cols, "volume", where, required=False)
+        v = np.zeros(len(df)) if v is None else v
+        if len(ts) > 1 and (np.diff(ts) <= 0).any():
+            row = int(np.flatnonzero(np.diff(ts) <= 0)[0]) + 1
+            raise DataError(f"{where}: row {row}: bar time does not increase")
+        for name, arr in (("open", o), ("high", h), ("low", lo), ("close", c)):
+            bad = ~(np.isfinite(arr) & (arr > 0))
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise DataError(f"{where}: row {row}: {name} = {arr[row]!r} is not a positive price")
+        bad = (h < np.maximum(o, c)) | (lo > np.minimum(o, c))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{where}: row {row}: high/low do not contain open and close")
+        step = int(np.median(np.diff(ts))) if len(ts) > 1 else 86_400_000_000_000
+        end = np.concatenate((ts[1:], [ts[-1] + step])) - 1 if len(ts) else ts
+        return cls(ts, end, o, h, lo, c, v)
+
+    def columns(self) -> Columns:
+        """What the strategy sees: one row per bar, decided at the close."""
+        c = self.close
+        return Columns(
+            ts=self.end,
+            price=c,
+            bid=c,
+            ask=c,
+            mid=c,
+            bid_size=np.full(len(c), BAR_SIZE),
+            ask_size=np.full(len(c), BAR_SIZE),
+            last=c,
+            volume=self.volume,
+            open=self.open,
+            high=self.high,
+            low=self.low,
+            close=c,
+        )
+
+    def ticks(self) -> np.ndarray:
+        """The engine's view: per bar an open tick then a close tick."""
+        n = len(self)
+        t = np.empty(2 * n, TICK_DTYPE)
+        t["ts"][0::2], t["ts"][1::2] = self.ts, self.end
+        px = np.empty(2 * n)
+        px[0::2], px[1::2] = self.open, self.close
+        for k in ("bid", "ask"):
+            t[k] = px
+        t["bid_size"] = t["ask_size"] = BAR_SIZE
+        t["last"] = np.nan
+        t["last_size"] = np.nan
+        return t
+
+
+def read_file(path: str | Path, fmt: str = "auto") -> pd.DataFrame:
+    """Load a CSV or Parquet file of ticks or bars as a DataFrame."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{p}: no such file")
+    try:
+        if p.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(p)
+        return pd.read_csv(p)
+    except (ValueError, OSError) as exc:
+        raise DataError(f"{p}: cannot read: {exc}") from None
+
+
+# ---------------------------------------------------------------- running
+def _strategy(strategy: str | Strategy | type[Strategy], params: dict[str, Any] | None) -> Strategy:
+    if isinstance(strategy, Strategy):
+        if params:
+            raise SpecError("params: pass params with a strategy name or class, not with an instance")
+        return strategy
+    if isinstance(strategy, type) and issubclass(strategy, Strategy):
+        cfg_fields = {f.name for f in dataclasses.fields(strategy.Config)}
+        unknown = set(params or {}) - cfg_fields
+        if unknown:
+            raise SpecError(f"params.{sorted(unknown)[0]}: unknown parameter of {strategy.__name__}")
+        return strategy(strategy.Config(**(params or {})))
+    return build(str(strategy), params)
+
+
+def _engine_config(engine: EngineConfig | dict[str, Any] | None, options: dict[str, Any]) -> EngineConfig:
+    base = dataclasses.asdict(engine) if isinstance(engine, EngineConfig) else dict(engine or {})
+    base.update(options)
+    known = {f.name for f in dataclasses.fields(EngineConfig)}
+    for k in base:
+        if k not in known:
+            raise SpecError(f"engine.{k}: unknown engine setting; known: {', '.join(sorted(known))}")
+    return EngineConfig(**base)
+
+
+def _frame(arr: np.ndarray) -> pd.DataFrame:
+    df = pd.DataFrame(arr)
+    if "ts" in df:
+        df["ts"] = pd.to_datetime(df["ts"].to_numpy(np.int64), utc=True)
+    return df
+
+
+def _batches(ticks: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    for i in range(0, len(ticks), size):
+        yield ticks[i : i + size]
+
+
+def _feature_key(f: Feature) -> str:
+    return json.dumps([f.kind, dict(f.params), dict(f.inputs)], sort_keys=True)
+
+
+class SharedFeatures:
+    """The union of several strategies' features, each computed once.
+
+    ``per_strategy(j, shared)`` gives strategy ``j`` its columns under its
+    own feature names (a sweep of 100 parameter sets over 10 distinct
+    moving-average lengths computes 10 moving averages, not 200).
+    """
+
+    def __init__(self, strategies: list[Strategy]) -> None:
+        union: dict[str, Feature] = {}
+        self.maps: list[dict[str, str]] = []
+        for s in strategies:
+            m = {}
+            for f in s.features():
+                k = _feature_key(f)
+                union.setdefault(k, Feature(k, f.kind, f.params, f.inputs))
+                m[f.name] = k
+            self.maps.append(m)
+        self.features = list(union.values())
+
+    def per_strategy(self, j: int, shared: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = {}
+        for name, k in self.maps[j].items():
+            for col, arr in shared.items():
+                if col == k:
+                    out[name] = arr
+                elif col.startswith(k + "."):
+                    out[name + col[len(k) :]] = arr
+        return out
+
+
+def run_ticks(
+    strats: list[Strategy], engines: list[Engine], batches: Iterable[np.ndarray], bar_ns: int | None = None
+) -> list[dict[str, Any]]:
+    """Every stage over a stream of TICK_DTYPE batches, in the pipeline's order
+    of work, for several strategy instances sharing one pass over the data."""
+    shared = SharedFeatures(strats)
+    ind = IndicatorState()
+    states = [StrategyState() for _ in strats]
+    outs = [{k: [] for k in ("signals", "fills", "orders", "equity")} for _ in strats]
+    bars_out: list[np.ndarray] = []
+    n_in = 0
+    it = iter(batches)
+    ticks = next(it, empty("ticks"))
+    while ticks is not None:
+        following = next(it, None)  # look ahead one batch to know which is last
+        n_in += len(ticks)
+        eos = following is None
+        good, feats, bars, ind = features_step(shared.features, ticks, ind, bar_ns, eos)
+        bars_out.append(bars)
+        for j, strat in enumerate(strats):
+            res, sig, states[j] = trade_step(
+                strat, engines[j], good, shared.per_strategy(j, feats), states[j], eos
+            )
+            outs[j]["signals"].append(sig)
+            for k in ("fills", "orders", "equity"):
+                outs[j][k].append(res[k])
+        ticks = following
+    bars_all = np.concatenate(bars_out)
+    return [
+        {
+            **{k: np.concatenate(v) for k, v in o.items()},
+            "bars": bars_all,
+            "ticks_in": n_in,
+            "accepted": ind.accepted,
+            "rejects": ind.rejects,
+        }
+        for o in outs
+    ]
+
+
+def run_bars(strats: list[Strategy], engines: list[Engine], bars: Bars) -> list[dict[str, Any]]:
+    """Decide on every close, fill at the next open (see the module docstring)."""
+    cols = bars.columns()
+    shared = SharedFeatures(strats)
+    feats, _ = compute_features(shared.features, cols, {})
+    return [
+        _run_bars_one(s, engines[j], bars, cols, shared.per_strategy(j, feats)) for j, s in enumerate(strats)
+    ]
+
+
+def _run_bars_one(
+    strat: Strategy, engine: Engine, bars: Bars, cols: Columns, feats: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    ticks = bars.ticks()
+    n = len(bars)
+    if strat.per_tick:
+        raise SpecError(f"strategy {strat.name!r} decides per tick; on bar data use a vectorized strategy")
+    dec, sig, _ = strategy_step(strat, cols, feats, StrategyState())
+    if dec.target is not None:
+        target = np.full(2 * n, np.nan)
+        target[1::2] = dec.target
+        dec.target = target
+    if dec.orders is not None:
+        dec.orders = dec.orders.copy()
+        dec.orders["i"] = 2 * dec.orders["i"] + 1
+    res = execution_step(engine, ticks, dec, eos=True)
+    eq = res["equity"]  # sampled at every tick: keep the closes (one sample per bar)
+    res["equity"] = eq[np.isin(eq["ts"], bars.end)]
+    return {**res, "signals": sig, "bars": empty("bars"), "ticks_in": n, "accepted": n, "rejects": {}}
+
+
+def _load_store(sel: Store) -> Iterator[np.ndarray]:
+    """The selection's ticks (``dsn`` or the configured / embedded database)."""
+    import asyncio
+
+    from ticktape import store
+    from ticktape.config import Settings
+    from ticktape.runtime import Runtime
+
+    async def collect(dsn: str) -> list[np.ndarray]:
+        conn = await store.connect(dsn)
+        try:
+            return [b async for b in store.read_ticks(conn, sel.symbol, sel.start_ns, sel.end_ns)]
+        finally:
+            await conn.close()
+
+    if sel.dsn is not None:
+        batches = asyncio.run(collect(sel.dsn))
+    else:
+        with Runtime(Settings.from_env(), kafka=False) as rt:
+            batches = asyncio.run(collect(rt.database_url))
+    if not batches:
+        raise DataError(f"store: no ticks for symbol {sel.symbol!r} in the selected range")
+    yield from batches
+
+
+@dataclass
+class Prepared:
+    """Data ready to run: bars, or a way to stream ticks."""
+
+    mode: str
+    bars: Bars | None = None
+    ticks: np.ndarray | None = None
+    store: Store | None = None
+
+    def batches(self, batch_size: int) -> Iterator[np.ndarray]:
+        if self.store is not None:
+            return _load_store(self.store)
+        return _batches(self.ticks, batch_size)
+
+
+def prepare(data: Any, format: str = "auto") -> Prepared:
+    """Recognise and check ``data`` (see :func:`backtest`)."""
+    if format not in ("auto", "ticks", "bars"):
+        raise SpecError(f"format: must be ticks, bars or auto, got {format!r}")
+    where = "data"
+    if isinstance(data, str | Path):
+        where = str(data)
+        data = read_file(data)
+    if isinstance(data, pd.DataFrame):
+        mode = format if format != "auto" else ("bars" if is_bars(data) else "ticks")
+        if mode == "bars":
+            return Prepared("bars", bars=Bars.from_frame(data, where))
+        return Prepared("ticks", ticks=ticks_from_frame(data, where))
+    if isinstance(data, np.ndarray):
+        if data.dtype != TICK_DTYPE:
+            raise DataError(f"{where}: a numpy array must have ticktape.batch.TICK_DTYPE, got {data.dtype}")
+        if format == "bars":
+            raise DataError(f"{where}: bars must be a DataFrame with open/high/low/close columns")
+        return Prepared("ticks", ticks=data)
+    if isinstance(data, Store):
+        if format == "bars":
+            raise DataError("store: the store holds ticks; use format='ticks'")
+        return Prepared("ticks", store=data)
+    raise DataError(f"{where}: unsupported data of type {type(data).__name__}")
+
+
+def engine_config(
+    prepared: Prepared, engine: EngineConfig | dict[str, Any] | None, options: dict[str, Any]
+) -> EngineConfig:
+    """The run's EngineConfig; on bars, equity is sampled at every tick (the
+    closes are kept: one sample per bar) unless set explicitly."""
+    options = dict(options)
+    explicit = "equity_interval_ns" in options or (
+        isinstance(engine, dict) and "equity_interval_ns" in engine
+    )
+    if prepared.mode == "bars" and not explicit:
+        options["equity_interval_ns"] = 1
+    return _engine_config(engine, options)
+
+
+def run_prepared(
+    prepared: Prepared, strats: list[Strategy], cfg: EngineConfig, batch_size: int, bar_ns: int | None
+) -> list[dict[str, Any]]:
+    """Run several strategy instances over one pass of the data (each its own engine)."""
+    engines = [Engine(**cfg.native_kwargs()) for _ in strats]
+    if prepared.mode == "bars":
+        return run_bars(strats, engines, prepared.bars)
+    return run_ticks(strats, engines, prepared.batches(batch_size), bar_ns)
+
+
+def make_result(
+    strat: Strategy, cfg: EngineConfig, res: dict[str, Any], mode: str, periods_per_year: float | None
+) -> BacktestResult:
+    """Frames, trades and metrics of one instance's raw outputs."""
+    eq = res["equity"]
+    trades = accounting.trades(res["fills"], eq["ts"], eq["price"])
+    eq_series = pd.Series(eq["equity"], index=pd.to_datetime(eq["ts"], utc=True))
+    positions = pd.Series(eq["position"], index=eq_series.index)
+    perf = metrics.performance(eq_series, trades, periods_per_year=periods_per_year, positions=positions)
+    return BacktestResult(
+        strategy=strat.name,
+        params=dataclasses.asdict(strat.config),
+        engine=cfg,
+        fills=_frame(res["fills"]),
+        orders=_frame(res["orders"]),
+        equity=_frame(eq),
+        signals=_frame(res["signals"]),
+        trades=trades,
+        metrics={
+            k: (float(v) if isinstance(v, int | float | np.number) and not isinstance(v, bool) else v)
+            for k, v in perf.items()
+        },
+        ticks_in=res["ticks_in"],
+        accepted=res["accepted"],
+        rejects=res["rejects"],
+        mode=mode,
+        extra={"raw": res},
+    )
+
+
+def backtest(
+    data: Any,
+    strategy: str | Strategy | type[Strategy],
+    params: dict[str, Any] | None = None,
+    *,
+    format: str = "auto",
+    engine: EngineConfig | dict[str, Any] | None = None,
+    batch_size: int = 50_000,
+    bar_ns: int | None = None,
+    periods_per_year: float | None = None,
+    **engine_options: Any,
+) -> BacktestResult:
+    """Run ``strategy`` over ``data`` in this process.
+
+    Parameters
+    ----------
+    data
+        Ticks or bars (see the module docstring): a DataFrame, a TICK_DTYPE
+        array, a :class:`Store` selection, or a path to a CSV/Parquet file.
+    strategy, params
+        A registered strategy name (``ticktape.templates``) with its params,
+        a Strategy subclass with params, or a Strategy instance.
+    format
+        ``"ticks"``, ``"bars"`` or ``"auto"`` (bars when the frame has
+        open/high/low/close columns).
+    engine, engine_options
+        Execution settings (:class:`ticktape.spec.EngineConfig` fields:
+        tick_size, lot_size, latency, fees, initial_cash, ...).
+    batch_size
+        Ticks per batch (results do not depend on it).
+    bar_ns
+        Width of the event-time bars of the price to return (ticks only).
+    periods_per_year
+        Annualization of the metrics (default: inferred from the equity
+        sampling; see ticktape.metrics).
+
+    Returns
+    -------
+    BacktestResult
+
+    Raises
+    ------
+    SpecError, DataError
+        A bad strategy/parameter/engine setting, or unusable data; the
+        message names the field, column or row.
+    """
+    strat = _strategy(strategy, params)
+    prepared = prepare(data, format)
+    cfg = engine_config(prepared, engine, engine_options)
+    (res,) = run_prepared(prepared, [strat], cfg, batch_size, bar_ns)
+    result = make_result(strat, cfg, res, prepared.mode, periods_per_year)
+    result.extra["bars"] = _frame(res["bars"])
+    return result

@@ -1,0 +1,126 @@
+"""Templates: the event → position machinery, stops, sizing, and every template end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import ticktape
+from ticktape.batch import TICK_DTYPE
+from ticktape.data import synth
+from ticktape.strategy import REGISTRY, SpecError, build, compute_features, tick_columns
+from ticktape.templates import apply_stops, positions
+
+T, F = True, False
+
+
+def _ticks(n=20_000, seed=3):
+    cfg = synth.ProcessConfig(symbol="S", n_ticks=n, seed=seed)
+    out = np.concatenate(list(synth.generate_process(cfg, chunk=n)))
+    assert out.dtype == TICK_DTYPE
+    # every third tick also reports a trade at the bid or the ask (VWAP needs volume)
+    rng = np.random.default_rng(seed)
+    k = np.arange(0, n, 3)
+    out["last"][k] = np.where(rng.random(len(k)) < 0.5, out["bid"][k], out["ask"][k])
+    out["last_size"][k] = rng.integers(1, 50, len(k))
+    return out
+
+
+TICKS = _ticks()
+
+
+def test_positions_by_hand():
+    b = np.array
+    # enter long, hold, exit long, idle, enter short, exit short
+    el = b([F, T, F, F, F, F, F])
+    xl = b([F, F, F, T, F, F, F])
+    es = b([F, F, F, F, F, T, F])
+    xs = b([F, F, F, F, F, F, T])
+    assert positions(el, xl, es, xs, None).tolist()[1:] == [1, 1, 0, 0, -1, 0]
+    assert np.isnan(positions(el, xl, es, xs, None)[0])
+    # the carry continues a position; an exit of the other side does nothing
+    assert positions(b([F, F]), b([F, F]), b([F, F]), b([T, F]), 1.0).tolist() == [1, 1]
+    # an entry and an exit on the same tick: the entry wins
+    assert positions(b([T]), b([T]), b([F]), b([F]), 0.0).tolist() == [1]
+
+
+def test_stops_by_hand():
+    price = np.array([100.0, 99.0, 97.9, 99.0, 101.0, 101.0, 100.0])
+    pos = np.array([1.0, 1.0, 1.0, 1.0, 1.0, -1.0, -1.0])
+    out, carry = apply_stops(price, pos, {}, stop_loss=0.02, take_profit=0.0)
+    # entry 100; 97.9 is -2.1% -> flat until the signal changes; the short entered at 101 runs on
+    assert out.tolist() == [1, 1, 0, 0, 0, -1, -1]
+    assert carry == {"pos": -1.0, "entry": 101.0, "stopped": False}
+    out, _ = apply_stops(price, pos, {}, stop_loss=0.0, take_profit=0.009)
+    # long from 100: +1% at 101 -> flat; short from 101: +0.99% at 100 -> flat
+    assert out.tolist() == [1, 1, 1, 1, 0, -1, 0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    name=st.sampled_from(
+        ["ma_crossover", "rsi_reversion", "bollinger_reversion", "breakout", "vwap_reversion"]
+    ),
+    cuts=st.lists(st.integers(0, 3000), max_size=5),
+    sl=st.sampled_from([0.0, 0.001]),
+)
+def test_template_decisions_do_not_depend_on_the_split(name, cuts, sl):
+    params = {"stop_loss": sl, "take_profit": sl * 2}
+    if name == "ma_crossover":
+        params |= {"fast": 5, "slow": 20, "ma": "ema"}
+    strat = build(name, params)
+    ticks = TICKS[:3000]
+
+    def run(parts):
+        carry, state, targets = {}, {}, []
+        for p in parts:
+            cols = tick_columns(p)
+            feats, carry = compute_features(strat.features(), cols, carry)
+            t, state = strat.on_batch(cols, feats, state)
+            targets.append(t)
+        return np.concatenate(targets)
+
+    whole = run([ticks])
+    split = run(np.split(ticks, sorted(cuts)))
+    assert np.array_equal(whole, split, equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["ma_crossover", "sma_crossover", "rsi_reversion", "bollinger_reversion", "breakout", "vwap_reversion"],
+)
+def test_each_vectorized_template_trades_and_is_batch_size_independent(name):
+    params = {"fast": 20, "slow": 100} if "crossover" in name else {}
+    a = ticktape.backtest(TICKS, name, params, batch_size=50_000)
+    b = ticktape.backtest(TICKS, name, params, batch_size=777)
+    assert len(a.fills) > 0, name
+    assert a.fills.equals(b.fills) and a.equity.equals(b.equity)
+
+
+def test_long_only_never_goes_short():
+    r = ticktape.backtest(TICKS, "rsi_reversion", {"long_only": True})
+    assert (r.equity["position"] >= 0).all() and len(r.fills)
+
+
+def test_market_maker_quotes_both_sides_within_its_inventory_limit():
+    r = ticktape.backtest(TICKS[:5000], "market_maker", {"size": 10, "max_inventory": 30, "spread_ticks": 1})
+    assert set(r.fills["side"]) == {-1, 1}
+    assert r.equity["position"].abs().max() <= 30
+
+
+def test_every_registered_template_has_a_docstring_and_typed_config():
+    import ticktape.templates  # noqa: F401
+
+    for name, cls in REGISTRY.items():
+        assert cls.__doc__ and cls.Config.__doc__, name
+
+
+def test_bad_params_name_the_field():
+    with pytest.raises(SpecError, match="slow must be > fast"):
+        build("ma_crossover", {"fast": 10, "slow": 5})
+    with pytest.raises(SpecError, match=r"params\.n: expected an integer"):
+        build("rsi_reversion", {"n": "x"})
+    with pytest.raises(SpecError, match="ma must be one of"):
+        build("ma_crossover", {"ma": "hma"})
