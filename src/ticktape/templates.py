@@ -23,6 +23,7 @@ batches in the state (so the path is identical for any split).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -373,6 +374,94 @@ class VwapReversion(Template):
         z[known] = stream.update(dev[known])
         state["z"] = stream.to_state()
         return z < -c.entry_z, z >= -c.exit_z, z > c.entry_z, z <= c.exit_z
+
+
+_CONDS = ("entry", "exit", "short_entry", "short_exit")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RulesConfig(Common):
+    """Rule conditions (see ticktape.rules for the COND format): ``entry``
+    goes long, ``exit`` closes the long, ``short_entry`` / ``short_exit`` the
+    same for shorts; any may be None."""
+
+    entry: dict | None = None
+    exit: dict | None = None
+    short_entry: dict | None = None
+    short_exit: dict | None = None
+
+    def __post_init__(self) -> None:
+        from ticktape import rules
+
+        super().__post_init__()
+        if self.entry is None and self.short_entry is None:
+            raise ValueError("rules need an entry or a short_entry condition")
+        for name in _CONDS:
+            cond = getattr(self, name)
+            if cond is not None:
+                object.__setattr__(self, name, rules.validate_cond(cond, f"params.{name}"))
+
+
+_MULTI = {"macd": "line", "bollinger": "band"}
+
+
+def _feature_of(node: dict[str, Any]) -> tuple[Feature, str]:
+    """The indicator Feature a VALUE node reads, and the column to take."""
+    kind = node["ind"]
+    pick = _MULTI.get(kind)
+    params = {k: v for k, v in node.items() if k not in ("ind", "source", pick)}
+    if kind == "vwap" and not params.get("n"):
+        params.pop("n", None)
+    source = node.get("source", "close")
+    inputs = {} if kind == "atr" else ({"price": source} if kind == "vwap" else {"x": source})
+    name = json.dumps([kind, params, source], sort_keys=True)
+    return Feature(name, kind, params, inputs), (f"{name}.{node[pick]}" if pick else name)
+
+
+@register
+class Rules(Template):
+    """A strategy written as rule conditions (what ``ticktape strategy
+    from-text`` produces): comparisons and crossings of prices and
+    indicators, combined with all / any / not."""
+
+    name = "rules"
+    Config = RulesConfig
+
+    def _nodes(self) -> list[dict[str, Any]]:
+        from ticktape import rules
+
+        conds = [c for c in (getattr(self.config, k) for k in _CONDS) if c is not None]
+        return rules.value_nodes({"all": conds})
+
+    def features(self) -> list[Feature]:
+        out: dict[str, Feature] = {}
+        for node in self._nodes():
+            if "ind" in node:
+                f, _ = _feature_of(node)
+                out[f.name] = f
+        return list(out.values())
+
+    def events(self, batch, f, state):
+        from ticktape import rules
+
+        columns = {}
+        for node in self._nodes():
+            if "ind" in node:
+                columns[rules.node_key(node)] = f[_feature_of(node)[1]]
+            else:
+                columns[rules.node_key(node)] = batch[node["price"]]
+        carry = state.get("rules", {})
+        n = len(batch)
+        out, new = [], {}
+        for name in _CONDS:
+            cond = getattr(self.config, name)
+            if cond is None:
+                out.append(np.zeros(n, dtype=bool))
+                continue
+            hit, new[name] = rules.evaluate(cond, columns, carry.get(name), length=n)
+            out.append(hit)
+        state["rules"] = new
+        return tuple(out)
 
 
 @dataclass(frozen=True, kw_only=True)

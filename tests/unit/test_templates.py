@@ -124,3 +124,43 @@ def test_bad_params_name_the_field():
         build("rsi_reversion", {"n": "x"})
     with pytest.raises(SpecError, match="ma must be one of"):
         build("ma_crossover", {"ma": "hma"})
+
+
+def test_rules_strategy_equals_the_template_it_spells_out():
+    fast, slow = {"ind": "sma", "n": 20}, {"ind": "sma", "n": 100}
+    rules = {
+        "entry": {"op": ">", "left": fast, "right": slow},
+        "exit": {"op": "<", "left": fast, "right": slow},
+        "long_only": True,
+    }
+    a = ticktape.backtest(TICKS, "rules", rules, batch_size=999)
+    b = ticktape.backtest(TICKS, "ma_crossover", {"fast": 20, "slow": 100, "long_only": True})
+    assert len(a.fills) > 5
+    assert a.extra["raw"]["fills"].tobytes() == b.extra["raw"]["fills"].tobytes()
+
+
+def test_rules_with_multi_output_indicators_and_crossings_are_split_independent():
+    spec = {
+        "entry": {
+            "op": "crosses_above",
+            "left": {"ind": "macd", "line": "macd"},
+            "right": {"ind": "macd", "line": "signal"},
+        },
+        "exit": {
+            "any": [
+                {"op": "<", "left": {"price": "close"}, "right": {"ind": "bollinger", "band": "lower"}},
+                {"op": ">", "left": {"ind": "rsi"}, "right": 70},
+            ]
+        },
+    }
+    a = ticktape.backtest(TICKS[:6000], "rules", spec)
+    b = ticktape.backtest(TICKS[:6000], "rules", spec, batch_size=7)
+    assert len(a.fills) > 5
+    assert a.extra["raw"]["fills"].tobytes() == b.extra["raw"]["fills"].tobytes()
+
+
+def test_rules_errors_name_the_json_path():
+    with pytest.raises(SpecError, match=r"params\.entry\.left\.n"):
+        build("rules", {"entry": {"op": ">", "left": {"ind": "sma", "n": 0}, "right": 1}})
+    with pytest.raises(SpecError, match="entry or a short_entry"):
+        build("rules", {"exit": {"op": ">", "left": {"ind": "rsi"}, "right": 70}})
