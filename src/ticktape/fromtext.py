@@ -399,10 +399,6 @@ _CLAUSE_EXPECTED = (
 _SEPARATORS = {",", ";", ".", ":"}
 
 
-def _fmtn(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else str(x)
-
-
 # --------------------------------------------------------------------------
 # the parser
 
@@ -413,7 +409,6 @@ class _Parser:
         self.toks = tokenize(text)
         self.pos = 0
         self.template: str | None = None
-        self.template_at: Tok | None = None
         self.tparams: dict[str, Any] = {}
         self.positional: list[tuple[Tok, bool]] = []  # (number, had a row unit)
         self.pending: list[tuple[Tok, bool]] = []
@@ -424,6 +419,7 @@ class _Parser:
         self.last_bollinger: dict[str, Any] | None = None
         self.subject: Any = None  # the left value of the last comparison ("it")
         self.last_ma: dict[str, Any] | None = None
+        self.clause_start = 0  # first token of the clause being read
 
     # ---------------------------------------------------------------- helpers
     def tok(self, i: int | None = None) -> Tok | None:
@@ -462,10 +458,6 @@ class _Parser:
             return True
         return False
 
-    def skip_articles(self) -> None:
-        while self.word() in ARTICLES:
-            self.pos += 1
-
     def number(self, i: int | None = None) -> Tok | None:
         t = self.tok(i)
         return t if t is not None and t.kind == "num" else None
@@ -488,16 +480,14 @@ class _Parser:
         return max(j, i + 1)
 
     def words(self, i: int, j: int | None = None) -> str:
-        if i >= len(self.toks):
-            return self.text.strip() if not self.toks else self.text[self.toks[-1].end :].strip() or "<end>"
         j = self.phrase_end(i) if j is None else j
         return self.text[self.toks[i].start : self.toks[j - 1].end]
 
     def fail(self, i: int | None = None, expected: str = "", reason: str = "", j: int | None = None):
         i = self.pos if i is None else i
-        if i >= len(self.toks):
-            where = f"the end of: {self.text.strip()}"
-            return CouldNotUnderstand(where, expected or "more words", reason)
+        if i >= len(self.toks):  # the text stops short: quote the clause it stops in
+            i, j = min(self.clause_start, len(self.toks) - 1), len(self.toks)
+            reason = reason or "the text ends here"
         return CouldNotUnderstand(self.words(i, j), expected, reason)
 
     def starts_clause(self, i: int) -> bool:
@@ -538,7 +528,7 @@ class _Parser:
             if self.word() in _SEPARATORS | {"and", "then", "with", "using", "plus", "also"}:
                 self.pos += 1
                 continue
-            start = self.pos
+            start = self.clause_start = self.pos
             if self.clause():
                 continue
             self.pos = start
@@ -843,14 +833,13 @@ class _Parser:
             if (verb in UP_VERBS and direction == "<") or (verb in DOWN_VERBS and direction == ">"):
                 raise self.fail(start, reason="the verb and the direction disagree")
             op = "crosses_above" if direction == ">" else "crosses_below"
-            self.accept("the") if self.word(self.pos + 1) == "level" else None
             return {"op": op, "left": left, "right": self.value(left)}
         if self.accept("positive"):
             return {"op": "<=" if negate else ">", "left": left, "right": 0.0}
         if self.accept("negative"):
             return {"op": ">=" if negate else "<", "left": left, "right": 0.0}
         if self.accept("between"):
-            low = self.value(left, stop_at_and=True)
+            low = self.value(left)  # the value ends at "and"
             if not self.accept("and"):
                 raise self.fail(expected="'and' in 'between A and B'")
             high = self.value(left)
@@ -879,7 +868,7 @@ class _Parser:
         raise self.fail(at, "'above' or 'below' (or a high / low to break, e.g. 'breaks the 20 day high')")
 
     # ---------------------------------------------------------------- values
-    def value(self, subject: Any, stop_at_and: bool = False, left_side: bool = False) -> Any:
+    def value(self, subject: Any, left_side: bool = False) -> Any:
         """Read one VALUE: a chunk of tokens up to the next predicate, conjunction or clause."""
         start = self.pos
         depth = 0
@@ -960,7 +949,6 @@ class _Parser:
         if self.template is not None:
             raise self.fail(at, reason=f"a second template; this text already describes {self.template}")
         self.template = name
-        self.template_at = self.toks[at]
         for k, v in fixed.items():
             self.tparams[k] = v
         self.positional.extend(self.pending)
@@ -1260,9 +1248,6 @@ class _Parser:
         return rules.validate_spec({"strategy": name, "params": params})
 
 
-_STOP_SOURCE = {"highest": "high", "lowest": "low"}
-
-
 class _ValueReader:
     """Reads one VALUE from the tokens ``i:j`` of a parser (free word order inside the chunk)."""
 
@@ -1375,7 +1360,7 @@ class _ValueReader:
                 session = True
                 self.k = k + 1
                 continue
-            if t.text in ("rolling", "moving", "daily", "simple", "last"):
+            if t.text == "rolling":
                 self.k = k + 1
                 continue
             m = p.match(PRICES, k)

@@ -10,6 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ticktape.fromtext
 from ticktape import rules
@@ -395,6 +397,10 @@ REJECTED: list[tuple[str, str, str]] = [
     ("make money", "make money", "a rule"),
     ("", "", "nothing to read"),
     ("buy when RSI < 30 and sell when RSI > 70 every Tuesday", "every Tuesday", "expected a number"),
+    ("buy when RSI > 30 and sell when RSI <", "sell when RSI <", "the text ends here"),
+    ("buy when RSI", "buy when RSI", "expected a comparison"),
+    ("RSI mean reversion, stop loss", "stop loss", "a percentage for the stop loss"),
+    ("cover when RSI drops below 50 moving, short when RSI > 80", "moving", "expected a number"),
 ]
 
 
@@ -407,6 +413,40 @@ def test_rejections_quote_the_words(text: str, words: str, why: str) -> None:
     assert info.value.words == words
     assert why in message
     assert words in text  # the exact words, as typed
+
+
+_TEXTS = [t for t, _ in CASES] + [t for t, _, _ in REJECTED if t]
+
+
+@st.composite
+def _mutated(draw: st.DrawFn) -> str:
+    words = draw(st.sampled_from(_TEXTS)).split()
+    vocab = sorted({w for t in _TEXTS for w in t.split()})
+    for _ in range(draw(st.integers(1, 3))):
+        i = draw(st.integers(0, len(words)))
+        action = draw(st.sampled_from(["delete", "insert", "replace"]))
+        if action == "insert" or not words:
+            words.insert(i, draw(st.sampled_from(vocab)))
+        elif action == "delete":
+            del words[min(i, len(words) - 1)]
+        else:
+            words[min(i, len(words) - 1)] = draw(st.sampled_from(vocab))
+    return " ".join(words)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_mutated())
+def test_any_text_gives_a_valid_spec_or_a_clear_error(text: str) -> None:
+    """Mutated sentences: a valid spec, or an error quoting words that are in the text; never a crash."""
+    try:
+        got = parse(text)
+    except CouldNotUnderstand as exc:
+        assert exc.words in text
+        assert str(exc).startswith(f'could not understand: "{exc.words}"')
+    except SpecError as exc:
+        assert str(exc).startswith("params.")
+    else:
+        assert rules.validate_spec(got) == got
 
 
 def test_understood_but_invalid_is_a_spec_error_naming_the_field() -> None:
