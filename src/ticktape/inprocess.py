@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ticktape import accounting, metrics
+from ticktape import accounting, metrics, quality
 from ticktape.batch import TICK_DTYPE, empty
 from ticktape.native import Engine
 from ticktape.spec import EngineConfig
@@ -49,7 +49,7 @@ from ticktape.stages import (
     strategy_step,
     trade_step,
 )
-from ticktape.strategy import Columns, Feature, SpecError, Strategy, build, compute_features
+from ticktape.strategy import Columns, Feature, SpecError, Strategy, build, compute_features, tick_columns
 
 #: Displayed size of a bar's open/close quote: large enough never to bind.
 BAR_SIZE = 1e12
@@ -435,6 +435,158 @@ def _load_store(sel: Store) -> Iterator[np.ndarray]:
     yield from batches
 
 
+# ---------------------------------------------------------------- several symbols
+def _symbol_ticks(data: Any, symbols: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Per-symbol TICK_DTYPE arrays from a dict (symbol -> ticks/DataFrame) or
+    a DataFrame with a ``symbol`` column."""
+    if isinstance(data, str | Path):
+        data = read_file(data)
+    if isinstance(data, pd.DataFrame):
+        cols = {_norm(c): c for c in data.columns}
+        if "symbol" not in cols:
+            raise DataError(f"data: a strategy on {', '.join(symbols)} needs a 'symbol' column")
+        data = {s: g for s, g in data.groupby(cols["symbol"], sort=False)}
+    if not isinstance(data, dict):
+        raise DataError(
+            f"data: give a dict symbol -> ticks (or a DataFrame with a symbol column) for {symbols}"
+        )
+    out = {}
+    for s in symbols:
+        if s not in data:
+            raise DataError(f"data: no ticks for symbol {s!r} (have: {', '.join(map(str, data))})")
+        v = data[s]
+        if isinstance(v, pd.DataFrame):
+            if is_bars(v):
+                raise DataError(f"data[{s!r}]: multi-symbol strategies run on ticks, not bars")
+            v = ticks_from_frame(v, f"data[{s!r}]")
+        elif not (isinstance(v, np.ndarray) and v.dtype == TICK_DTYPE):
+            raise DataError(f"data[{s!r}]: expected a DataFrame or a TICK_DTYPE array")
+        out[s] = v
+    return out
+
+
+def merge_symbols(ticks: dict[str, np.ndarray]) -> tuple[Columns, dict[str, np.ndarray], np.ndarray]:
+    """Merge symbols in event time (ties in the order of ``ticks``).
+
+    Returns the strategy's columns (``ts``, ``sym`` = index of the symbol
+    whose tick it is, and per symbol ``S.price``/``S.bid``/``S.ask`` carried
+    forward), one engine input per symbol (the union timeline, the symbol's
+    last quote for prices — the mark — but displayed sizes and trades only on
+    its own ticks, so nothing fills on another symbol's update) and ``sym``.
+    """
+    names = list(ticks)
+    ts = np.concatenate([ticks[s]["ts"] for s in names])
+    sym = np.concatenate([np.full(len(ticks[s]), k, dtype=np.int64) for k, s in enumerate(names)])
+    order = np.lexsort((sym, ts))
+    ts, sym = ts[order], sym[order]
+    n = len(ts)
+    allt = np.concatenate([ticks[s] for s in names])[order]
+    cols = Columns(ts=ts, sym=sym)
+    engines = {}
+    own_price = np.full(n, np.nan)
+    for k, s in enumerate(names):
+        mine = sym == k
+        idx = np.maximum.accumulate(np.where(mine, np.arange(n), -1)) if n else np.zeros(0, np.int64)
+        have = idx >= 0
+        t = np.empty(n, TICK_DTYPE)
+        t["ts"] = ts
+        for f in ("bid", "ask"):
+            t[f] = np.where(have, allt[f][np.maximum(idx, 0)], np.nan)
+        for f in ("bid_size", "ask_size"):
+            t[f] = np.where(mine, allt[f], 0.0)
+        for f in ("last", "last_size"):
+            t[f] = np.where(mine, allt[f], np.nan)
+        view = tick_columns(t)
+        last_trade = np.where(have, allt["last"][np.maximum(idx, 0)], np.nan)
+        price = np.where(np.isfinite(view["mid"]), view["mid"], last_trade)
+        cols[f"{s}.price"], cols[f"{s}.bid"], cols[f"{s}.ask"] = price, t["bid"], t["ask"]
+        own_price[mine] = price[mine]
+        engines[s] = t
+    cols["price"] = own_price
+    return cols, engines, sym
+
+
+def run_symbols(strat: Strategy, cfg: EngineConfig, data: Any) -> dict[str, Any]:
+    """A multi-symbol strategy over its symbols merged in event time (one engine per symbol;
+    the first holds the initial cash, the others start at 0: one account)."""
+    raw = _symbol_ticks(data, strat.symbols)
+    good, rejects, n_in = {}, dict.fromkeys(quality.REASONS, 0), 0
+    for s, t in raw.items():
+        ok, counts, _ = quality.validate(t, None)
+        good[s] = t[ok]
+        n_in += len(t)
+        for k, v in counts.items():
+            rejects[k] += v
+    cols, inputs, _ = merge_symbols(good)
+    feats, _ = compute_features(strat.features(), cols, {})
+    targets, _ = strat.on_batch(cols, feats, {})
+    per: dict[str, dict[str, np.ndarray]] = {}
+    for j, s in enumerate(strat.symbols):
+        kw = cfg.native_kwargs()
+        if j:
+            kw["initial_cash"] = 0.0
+        eng = Engine(**kw)
+        per[s] = execution_step(eng, inputs[s], np.asarray(targets[s], dtype=np.float64), eos=True)
+    return {
+        "per_symbol": per,
+        "ticks_in": n_in,
+        "accepted": int(sum(len(g) for g in good.values())),
+        "rejects": rejects,
+    }
+
+
+def make_symbols_result(
+    strat: Strategy, cfg: EngineConfig, res: dict[str, Any], periods_per_year: float | None
+) -> BacktestResult:
+    """One account over several symbols: fills/orders/trades with a ``symbol``
+    column, equity summed (every engine samples the same event-time grid)."""
+    per = res["per_symbol"]
+    frames = {"fills": [], "orders": [], "trades": []}
+    for s, r in per.items():
+        for k in ("fills", "orders"):
+            f = _frame(r[k])
+            f.insert(1, "symbol", s)
+            frames[k].append(f)
+        t = accounting.trades(r["fills"], r["equity"]["ts"], r["equity"]["price"])
+        t.insert(0, "symbol", s)
+        frames["trades"].append(t)
+    first = next(iter(per.values()))["equity"]
+    eq = pd.DataFrame({"ts": pd.to_datetime(first["ts"], utc=True)})
+    eq["cash"] = sum(r["equity"]["cash"] for r in per.values())
+    eq["equity"] = sum(r["equity"]["equity"] for r in per.values())
+    for s, r in per.items():
+        eq[f"position.{s}"] = r["equity"]["position"]
+    gross = sum(np.abs(r["equity"]["position"]) for r in per.values())
+    series = pd.Series(eq["equity"].to_numpy(), index=eq["ts"])
+    trades = pd.concat(frames["trades"], ignore_index=True)
+    perf = metrics.performance(
+        series, trades, periods_per_year=periods_per_year, positions=pd.Series(gross, index=eq["ts"])
+    )
+    fills = pd.concat(frames["fills"], ignore_index=True).sort_values("ts", kind="stable", ignore_index=True)
+    orders = pd.concat(frames["orders"], ignore_index=True).sort_values(
+        "ts", kind="stable", ignore_index=True
+    )
+    return BacktestResult(
+        strategy=strat.name,
+        params=dataclasses.asdict(strat.config),
+        engine=cfg,
+        fills=fills,
+        orders=orders,
+        equity=eq,
+        signals=pd.DataFrame(),
+        trades=trades,
+        metrics={
+            k: (float(v) if isinstance(v, int | float | np.number) and not isinstance(v, bool) else v)
+            for k, v in perf.items()
+        },
+        ticks_in=res["ticks_in"],
+        accepted=res["accepted"],
+        rejects=res["rejects"],
+        mode="ticks",
+        extra={"raw": per},
+    )
+
+
 @dataclass
 class Prepared:
     """Data ready to run: bars, or a way to stream ticks."""
@@ -577,6 +729,11 @@ def backtest(
         message names the field, column or row.
     """
     strat = _strategy(strategy, params)
+    if strat.symbols:
+        if format == "bars":
+            raise DataError("data: multi-symbol strategies run on ticks, not bars")
+        cfg = _engine_config(engine, engine_options)
+        return make_symbols_result(strat, cfg, run_symbols(strat, cfg, data), periods_per_year)
     prepared = prepare(data, format)
     cfg = engine_config(prepared, engine, engine_options)
     (res,) = run_prepared(prepared, [strat], cfg, batch_size, bar_ns)

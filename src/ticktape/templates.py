@@ -376,6 +376,117 @@ class VwapReversion(Template):
         return z < -c.entry_z, z >= -c.exit_z, z > c.entry_z, z <= c.exit_z
 
 
+@dataclass(frozen=True, kw_only=True)
+class PairsConfig(Common):
+    """Pairs trade of ``symbols`` (two): z-score of the log-price spread over
+    ``n`` observations; ``entry_z`` / ``exit_z``; ``hedge`` "ols" (rolling
+    OLS slope of log A on log B) or "ratio" (slope 1)."""
+
+    symbols: tuple = ()
+    n: int = 100
+    entry_z: float = 2.0
+    exit_z: float = 0.5
+    hedge: str = "ols"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.symbols) != 2 or len(set(self.symbols)) != 2:
+            raise ValueError(f"symbols must be two different symbols, got {list(self.symbols)}")
+        if self.n < 3:
+            raise ValueError(f"n must be >= 3, got {self.n}")
+        if not self.entry_z > self.exit_z >= 0:
+            raise ValueError(f"need entry_z > exit_z >= 0, got {self.entry_z}, {self.exit_z}")
+        if self.hedge not in ("ols", "ratio"):
+            raise ValueError(f"hedge must be 'ols' or 'ratio', got {self.hedge!r}")
+
+
+def _rolling_slope(y: np.ndarray, x: np.ndarray, tail: list[list[float]], n: int) -> tuple[np.ndarray, list]:
+    """OLS slope of y on x over the last ``n`` points (this one included),
+    each window computed from its own values (exact for any split); ``tail``
+    carries the previous n - 1 points."""
+    ty = np.array([p[0] for p in tail]) if tail else np.empty(0)
+    tx = np.array([p[1] for p in tail]) if tail else np.empty(0)
+    by, bx = np.concatenate((ty, y)), np.concatenate((tx, x))
+    out = np.full(len(y), np.nan)
+    if len(by) >= n:
+        wy = np.lib.stride_tricks.sliding_window_view(by, n)
+        wx = np.lib.stride_tricks.sliding_window_view(bx, n)
+        dx = wx - wx.mean(axis=1, keepdims=True)
+        dy = wy - wy.mean(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            slope = (dx * dy).sum(axis=1) / (dx * dx).sum(axis=1)
+        k = len(slope)
+        m = min(k, len(y))
+        out[len(y) - m :] = slope[k - m :]
+    start = max(0, len(by) - (n - 1))
+    new_tail = [[float(a), float(b)] for a, b in zip(by[start:], bx[start:], strict=True)]
+    return out, new_tail
+
+
+@register
+class Pairs(Strategy):
+    """Statistical arbitrage on two symbols: when the spread ``log A − β·log B``
+    is ``entry_z`` standard deviations (over ``n`` observations) above its
+    mean, sell A and buy B; below, the reverse; flat once it is back within
+    ``exit_z``. The B leg is sized at entry to ``β · size · price_A /
+    price_B`` units (so each leg's notional matches the hedge) and held
+    until the exit. The strategy sees both symbols merged in event time
+    (each tick updates one symbol; the other's last quote carries over)."""
+
+    name = "pairs"
+    Config = PairsConfig
+
+    @property
+    def symbols(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(self.config.symbols)
+
+    def on_batch(self, batch: Columns, features: dict[str, np.ndarray], state: dict[str, Any]):
+        c = self.config
+        a, b = c.symbols
+        state = dict(state)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            la, lb = np.log(batch[f"{a}.price"]), np.log(batch[f"{b}.price"])
+        n = len(batch)
+        ok = np.isfinite(la) & np.isfinite(lb)
+        beta = np.full(n, np.nan)
+        if c.hedge == "ols":
+            beta[ok], state["ols"] = _rolling_slope(la[ok], lb[ok], state.get("ols", []), c.n)
+        else:
+            beta[ok] = 1.0
+        spread = la - beta * lb
+        known = np.isfinite(spread)
+        z = np.full(n, np.nan)
+        zs = (
+            indicators.STREAMS["zscore"].from_state(state["z"])
+            if "z" in state
+            else indicators.STREAMS["zscore"](n=c.n)
+        )
+        z[known] = zs.update(spread[known])
+        state["z"] = zs.to_state()
+        with np.errstate(invalid="ignore"):
+            el, xl, es, xs = z < -c.entry_z, z >= -c.exit_z, z > c.entry_z, z <= c.exit_z
+        if c.long_only:
+            xl, es = xl | es, np.zeros_like(es)
+        d = positions(el, xl, es, xs, state.get("dir"))
+        if n:
+            state["dir"] = None if np.isnan(d[-1]) else float(d[-1])
+        # B units fixed at each entry: beta * size * pA / pB, held through the trade
+        with np.errstate(invalid="ignore"):
+            hedge_now = beta * c.size * np.exp(la - lb)
+        prev = np.concatenate(([np.nan if state.get("dir_prev") is None else state["dir_prev"]], d[:-1]))
+        entry = (d != 0) & ~np.isnan(d) & ((d != prev) | np.isnan(prev))
+        idx = np.where(entry, np.arange(n), -1)
+        last = np.maximum.accumulate(idx) if n else idx
+        carried = state.get("units")
+        units = np.where(last >= 0, hedge_now[np.maximum(last, 0)], np.nan if carried is None else carried)
+        if n:
+            state["units"] = float(units[-1]) if np.isfinite(units[-1]) else None
+            state["dir_prev"] = state["dir"]
+        target_a = d * c.size
+        target_b = np.where(d == 0, 0.0, -d * units)
+        return {a: target_a, b: target_b}, state
+
+
 _CONDS = ("entry", "exit", "short_entry", "short_exit")
 
 
