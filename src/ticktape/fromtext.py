@@ -373,6 +373,7 @@ for (_name, _fixed), _words in {
     ("vwap_reversion", ()): [
         "vwap reversion", "vwap mean reversion", "mean reversion to vwap", "mean reversion to the vwap",
     ],
+    ("vwap_reversion", (("n", 0),)): ["session vwap reversion", "session vwap mean reversion"],
     ("pairs", ()): ["pairs trade", "pairs trading", "pair trade", "pair trading", "pairs", "pairs strategy"],
     ("market_maker", ()): ["market maker", "market making", "market-making", "market make"],
 }.items():  # fmt: skip
@@ -558,7 +559,9 @@ class _Parser:
         self.pos = save
         if self.template is not None:
             return self.template_positional()
-        if self.number() is not None:
+        while self.word() in ("a", "an", "the"):
+            self.pos += 1
+        if self.number() is not None:  # "a 20/50 MA crossover", "20 day breakout"
             group = self.number_group()
             if group and self.pos < len(self.toks):
                 save2 = self.pos
@@ -1399,6 +1402,7 @@ class _ValueReader:
         self.k = k + 1
         while p.word(self.k) in (
             "the",
+            "of",
             "last",
             "past",
             "previous",

@@ -61,11 +61,11 @@ def from_text(
             raise _fail(f"{out}: cannot write the spec ({exc.strerror})") from None
     typer.echo(dumped, nl=False)
     target = str(out) if out is not None else "spec.json"
-    saved = f"Saved to {out}. " if out is not None else f"Save it (--out {target}), "
+    first = f"Saved to {out}. Edit it" if out is not None else f"Save it (--out {target}), edit it"
     err_console.print(
         Text.assemble(
-            (saved, "green"),
-            "edit it if you like (every parameter is listed; docs/strategies-from-text.md explains them), "
+            (first, "green"),
+            " if you like (every parameter is listed; docs/strategies-from-text.md explains them), "
             "then run it with ",
             (f"ticktape backtest --spec {target} --data ...", "bold"),
         ),

@@ -170,6 +170,19 @@ CASES: list[tuple[str, dict[str, Any]]] = [
             long_only=True,
         ),
     ),
+    (
+        "buy when price < the 20 period 2.5 standard deviation lower Bollinger band, "
+        "sell when price > the SMA with a period of 20",
+        spec(
+            "rules",
+            entry=cmp("<", PRICE, ind("bollinger", n=20, k=2.5, band="lower")),
+            exit=cmp(">", PRICE, ind("sma", n=20)),
+        ),
+    ),
+    (
+        "sell short when RSI > 80, buy to cover when RSI < 50",
+        spec("rules", short_entry=cmp(">", RSI, 80), short_exit=cmp("<", RSI, 50)),
+    ),
     # -- highs and lows, breakouts
     (
         "buy when price breaks the 20 day high, sell when price breaks the 10 day low",
@@ -304,6 +317,7 @@ CASES: list[tuple[str, dict[str, Any]]] = [
         spec("rsi_reversion", lower=25, upper=75, exit=55, n=10),
     ),
     ("moving average crossover 20 and 50", spec("ma_crossover", fast=20, slow=50)),
+    ("a 20/50 MA crossover", spec("ma_crossover", fast=20, slow=50)),
     ("ema crossover 12/26 long only", spec("ma_crossover", fast=12, slow=26, ma="ema", long_only=True)),
     (
         "SMA crossover of 10 and 30 using EMAs, size 10",
@@ -319,6 +333,8 @@ CASES: list[tuple[str, dict[str, Any]]] = [
         spec("bollinger_reversion", n=20, k=2.5, size=200),
     ),
     ("VWAP reversion", spec("vwap_reversion")),
+    ("session VWAP reversion, long only", spec("vwap_reversion", n=0, long_only=True)),
+    ("VWAP reversion with a 100 period window", spec("vwap_reversion", n=100)),
     ("vwap reversion entry z 2.5 exit z 0.5", spec("vwap_reversion", entry_z=2.5, exit_z=0.5)),
     ("pairs trade between KO and PEP", spec("pairs", symbols=["KO", "PEP"])),
     (
