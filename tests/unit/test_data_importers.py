@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ticktape.data.importers import REASONS, Importer, ImportFailed, TickBatch, bar_ticks
 
@@ -293,3 +295,110 @@ def test_long_imports_are_written_in_bounded_spans() -> None:
     assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
     assert all(ts[hi - 1] - ts[lo] <= MAX_WRITE_SPAN_NS for lo, hi in spans)
     assert _spans(ts[:10]) == [(0, 10)]
+
+
+# --------------------------------------------------------------------------
+# the pyarrow block path and the line-by-line path give the same result
+
+
+def run_both(src: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str = "csv", **kw) -> list:
+    """(ticks, seqs, rejects by reason, rows, rejects file, blocks parsed by pyarrow)
+    with the pyarrow block path allowed, then forced off."""
+    out = []
+    real = Importer._parse_arrow
+    for allow in (True, False):
+        used = []
+
+        def arrow(self, *a, allow=allow, used=used):  # type: ignore[no-untyped-def]
+            chunk = real(self, *a) if allow else None
+            used.append(chunk is not None)
+            return chunk
+
+        monkeypatch.setattr(Importer, "_parse_arrow", arrow)
+        rej = tmp_path / f"rejects-{allow}.csv"
+        imp = Importer(src, fmt, rejects_path=rej, **kw)
+        ticks, seqs = ticks_of(imp)
+        text = rej.read_text() if rej.exists() else ""
+        out.append((ticks, seqs, dict(imp.report.rejects), imp.report.rows, text, sum(used)))
+    monkeypatch.undo()
+    return out
+
+
+def same(a: tuple, b: tuple) -> None:
+    assert a[0].keys() == b[0].keys()
+    for sym in a[0]:
+        assert a[0][sym].tobytes() == b[0][sym].tobytes()
+        np.testing.assert_array_equal(a[1][sym], b[1][sym])
+    assert a[2:5] == b[2:5]
+
+
+ROW = st.one_of(
+    st.tuples(
+        st.integers(0, 3),  # time step in µs (0: same microsecond)
+        st.sampled_from(["100.5", "100", "-1", "0", "abc", "", "1e2", "100.25"]),
+        st.sampled_from(["100.75", "101", "99", "", "nan"]),
+        st.sampled_from(["5", "", "-2", "7.5"]),
+    ).map(lambda r: ("row", *r)),
+    st.sampled_from(["", "only,three,fields", "1,2,3,4,5,6", "garbage"]).map(lambda r: ("raw", r)),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(ROW, min_size=1, max_size=40),
+    block=st.integers(1, 15),
+    crlf=st.booleans(),
+    final_newline=st.booleans(),
+)
+def test_block_and_line_paths_agree(
+    tmp_path_factory: pytest.TempPathFactory, rows: list, block: int, crlf: bool, final_newline: bool
+) -> None:
+    tmp_path = tmp_path_factory.mktemp("agree")
+    t = 1_704_186_000_000_000
+    lines = ["ts,bid,ask,bid_size"]
+    for r in rows:
+        if r[0] == "raw":
+            lines.append(r[1])
+        else:
+            t += r[1]
+            lines.append(f"{t * 1000},{r[2]},{r[3]},{r[4]}")
+    end = "\r\n" if crlf else "\n"
+    src = tmp_path / "p.csv"
+    src.write_bytes((end.join(lines) + (end if final_newline else "")).encode())
+    with pytest.MonkeyPatch.context() as mp:
+        a, b = run_both(src, tmp_path, mp, symbol="P", time_format="ns", block=block)
+    same(a, b)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tardis", "truefx"])
+def test_block_path_on_clean_files_matches_line_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    if fmt == "tardis":
+        body = "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n" + "".join(
+            f"binance,BTCUSDT,{1_704_186_000_000_000 + i // 2},{1_704_186_000_000_000 + i},{i // 3 * 3},buy,{100 + i},{1 + i}\n"
+            for i in range(50)
+        )
+    elif fmt == "truefx":
+        body = "timestamp,bid,ask\n" + "".join(
+            f"2024-01-02 09:00:{i:02d}.5,1.{i:02d},1.{i + 1:02d}\n" for i in range(50)
+        )
+    else:
+        body = "symbol,ts,last,last_size\n" + "".join(
+            f" {'AB'[i % 2]} ,{1_700_000_000 + i / 4},{10 + i},{i}\n" for i in range(50)
+        )
+    src = tmp_path / "c.csv"
+    src.write_text(body)
+    kw = {"time_format": "s"} if fmt == "csv" else {}
+    a, b = run_both(src, tmp_path, monkeypatch, fmt=fmt, block=7, **kw)
+    same(a, b)
+    assert sum(len(v) for v in a[0].values()) > 0
+    assert a[5] > 0 and b[5] == 0  # the blocks did take the pyarrow path, then did not
+
+
+def test_gzip_and_last_line_without_newline(tmp_path: Path) -> None:
+    body = "ts,bid,ask\n" + "\n".join(f"{1_704_186_000 + i},{100 + i},{101 + i}" for i in range(10))
+    src = tmp_path / "z.csv.gz"
+    src.write_bytes(gzip.compress(body.encode()))
+    ticks, _ = ticks_of(Importer(src, "csv", symbol="Z", time_format="s", block=4))
+    assert list(ticks["Z"]["bid"]) == [100 + i for i in range(10)]
