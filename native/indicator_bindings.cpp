@@ -139,6 +139,8 @@ void bind_indicators(py::module_& m) {
   single("wma_window", &wma_window, 0);
   single("zscore_window", &zscore_window, 0);
   single("realized_vol_window", &realized_vol_window, 1);
+  single("highest_window", &highest_window, 1);
+  single("lowest_window", &lowest_window, 1);
 
   m.def(
       "bollinger_window",

@@ -10,10 +10,10 @@
 //   one run over the whole array.
 //
 // * Rolling-window ones (SMA, WMA, Bollinger, z-score, rolling VWAP, realized
-//   volatility) are stateless: the caller passes the last n - 1 (n for
-//   realized volatility) inputs it has seen followed by the new batch, and the
-//   global stream position of the first of them. Every window [i - n + 1, i]
-//   is evaluated with the van Herk / Gil-Werman block decomposition on blocks
+//   volatility, highest/lowest channel) are stateless: the caller passes the
+//   last n - 1 inputs it has seen (n for realized volatility and the channel)
+//   followed by the new batch, and the global stream position of the first
+//   of them. Every window [i - n + 1, i] is evaluated with the van Herk / Gil-Werman block decomposition on blocks
 //   of n positions aligned to global stream position 0: the window is the
 //   suffix [i - n + 1, b - 1] of the previous block plus the prefix [b, i] of
 //   its own block (b = n * floor(i / n)). The suffix is accumulated backward
@@ -433,6 +433,41 @@ inline void vwap_window(const double* price, const double* volume, int64_t len, 
         const double v = a ? a->v + b.v : b.v;
         out[i - from] = v > 0.0 ? pv / v : kNaN;
       });
+}
+
+// Channel: the highest (kMax) or lowest value of the n values before each
+// position, x[i-n .. i-1] (the current value excluded), NaN for i < n. The
+// window ending at q of the input stream is reported at q + 1; max and min
+// are exact, so this is the textbook value in any association.
+template <bool kMax>
+struct ExtremeAcc {
+  double m = kMax ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
+  void push_back(double x) {
+    if (kMax ? x > m : x < m) m = x;
+  }
+  void push_front(double x) { push_back(x); }
+};
+
+template <bool kMax>
+inline void channel_window(const double* buf, int64_t len, int64_t g0, int64_t from, int64_t n, double* out) {
+  fill_nan(out, g0 + len - from);
+  if (len < 2) return;
+  using Acc = ExtremeAcc<kMax>;
+  sliding_blocks<Acc>(
+      g0, len - 1, n, std::max<int64_t>(from - 1, 0), [&](int64_t p) { return buf[p - g0]; },
+      [&](int64_t q, const Acc* a, const Acc& b) {
+        double v = b.m;
+        if (a && (kMax ? a->m > v : a->m < v)) v = a->m;
+        if (q + 1 >= from) out[q + 1 - from] = v;
+      });
+}
+
+inline void highest_window(const double* buf, int64_t len, int64_t g0, int64_t from, int64_t n, double* out) {
+  channel_window<true>(buf, len, g0, from, n, out);
+}
+
+inline void lowest_window(const double* buf, int64_t len, int64_t g0, int64_t from, int64_t n, double* out) {
+  channel_window<false>(buf, len, g0, from, n, out);
 }
 
 }  // namespace ticktape::ind

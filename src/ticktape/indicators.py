@@ -721,7 +721,7 @@ class _ChannelStream(_WindowStream):
     """Extreme of the previous ``n`` values (the current one excluded)."""
 
     _history_extra = 1  # the window is x[i-n .. i-1]: n values before i
-    _reduce: ClassVar[Any]
+    _kernel: ClassVar[str]
 
     def __init__(self, n: int) -> None:
         super().__init__(n)
@@ -731,26 +731,19 @@ class _ChannelStream(_WindowStream):
         x = _column("x", x, self.seen)
         from_ = self.seen
         (buf,), g0 = self._feed([x])
-        out = np.full(len(x), np.nan)
-        k0 = from_ - g0  # index of x[0] in buf
-        first = max(0, self.n - from_)  # x[j] needs n values before it in the stream
-        if first < len(x) and len(buf) > self.n:
-            windows = np.lib.stride_tricks.sliding_window_view(buf, self.n)
-            starts = np.arange(k0 + first, k0 + len(x)) - self.n
-            out[first:] = type(self)._reduce(windows[starts], axis=1)
-        return out
+        return getattr(_native, self._kernel)(buf, g0, from_, self.n)
 
 
 class HighestStream(_ChannelStream):
     """Streaming rolling maximum of the previous ``n`` values (see :func:`highest`)."""
 
-    _reduce = np.max
+    _kernel = "highest_window"
 
 
 class LowestStream(_ChannelStream):
     """Streaming rolling minimum of the previous ``n`` values (see :func:`lowest`)."""
 
-    _reduce = np.min
+    _kernel = "lowest_window"
 
 
 def highest(x: Any, n: int) -> np.ndarray:

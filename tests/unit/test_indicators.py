@@ -361,6 +361,16 @@ def test_window_statistics_match_the_textbook(seed, n):
     assert_close(ind.realized_vol(x, n), ref_realized_vol(xl, n), rel=1e-9)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("n", [1, 2, 7, 64])
+def test_channel_matches_the_textbook(seed, n):
+    x = random_walk(seed)
+    want_hi = [NAN if i < n else max(x[i - n : i]) for i in range(len(x))]
+    want_lo = [NAN if i < n else min(x[i - n : i]) for i in range(len(x))]
+    assert_same(ind.highest(x, n), want_hi)  # max and min are exact
+    assert_same(ind.lowest(x, n), want_lo)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("n", [1, 3, 14, 40])
 def test_atr_and_vwap_match_the_textbook(seed, n):
