@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Annotated, Any
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -59,7 +60,10 @@ def metrics_table(result: Any) -> Table:
     t.add_column("value", justify="right")
     t.add_row("final equity", _fmt(result.final_equity))
     for k, v in result.metrics.items():
-        t.add_row(k.replace("_", " "), _fmt(v))
+        if k.endswith("_ns") and isinstance(v, float) and math.isfinite(v):
+            t.add_row(k[:-3].replace("_", " "), str(pd.Timedelta(int(v), "ns")))
+        else:
+            t.add_row(k.replace("_", " "), _fmt(v))
     return t
 
 

@@ -25,11 +25,15 @@ app.add_typer(runs_app, name="runs")
 
 
 def _add_subapps() -> None:
+    from ticktape import backtest_cli, strategy_cli
     from ticktape.data_cli import data_app
     from ticktape.lobster_cli import lobster_app
 
     app.add_typer(data_app, name="data")
     app.add_typer(lobster_app, name="lobster")
+    app.add_typer(strategy_cli.app, name="strategy")
+    app.command("backtest")(backtest_cli.backtest)
+    app.command("sweep")(backtest_cli.sweep)
 
 
 _add_subapps()

@@ -7,6 +7,7 @@ from ticktape.config import ConfigError
 from ticktape.data.importers import ImportFailed
 from ticktape.data.lobster import LobsterFormatError
 from ticktape.demo import DemoError
+from ticktape.inprocess import DataError
 from ticktape.runtime import TicktapeRuntimeError
 from ticktape.store import StoreConnectionError
 from ticktape.strategy import SpecError
@@ -14,6 +15,7 @@ from ticktape.strategy import SpecError
 KNOWN_ERRORS: tuple[type[BaseException], ...] = (
     BatchDecodeError,
     ConfigError,
+    DataError,
     DemoError,
     FileNotFoundError,
     ImportFailed,

@@ -106,8 +106,8 @@ class BacktestResult:
             "metrics": self.metrics,
         }
         if rows:
-            d["trades"] = json.loads(self.trades.to_json(orient="records", date_unit="ns"))
-            d["fills"] = json.loads(self.fills.to_json(orient="records", date_unit="ns"))
+            d["trades"] = json.loads(self.trades.to_json(orient="records", date_format="iso", date_unit="ns"))
+            d["fills"] = json.loads(self.fills.to_json(orient="records", date_format="iso", date_unit="ns"))
         return d
 
 
@@ -184,7 +184,8 @@ def ticks_from_frame(df: pd.DataFrame, where: str = "data") -> np.ndarray:
 
 @dataclass
 class Bars:
-    """OHLCV bars as arrays (``ts`` = the bar's time, ``end`` = just before the next bar)."""
+    """OHLCV bars as arrays: ``ts`` = the bar's time, ``end`` = its close (1 ns
+    before the end of its span, the median bar spacing, or before the next bar)."""
 
     ts: np.ndarray
     end: np.ndarray
@@ -217,7 +218,8 @@ class Bars:
             row = int(np.flatnonzero(bad)[0])
             raise DataError(f"{where}: row {row}: high/low do not contain open and close")
         step = int(np.median(np.diff(ts))) if len(ts) > 1 else 86_400_000_000_000
-        end = np.concatenate((ts[1:], [ts[-1] + step])) - 1 if len(ts) else ts
+        # the close: the end of the bar's usual span, or just before the next bar if that comes sooner
+        end = np.minimum(np.concatenate((ts[1:], [ts[-1] + step])), ts + step) - 1 if len(ts) else ts
         return cls(ts, end, o, h, lo, c, v)
 
     def columns(self) -> Columns:

@@ -60,11 +60,21 @@ def sample(space: dict[str, list[Any]], n: int, seed: int = 0) -> list[dict[str,
     return [full[i] for i in picks]
 
 
-def parse_grid(items: list[str]) -> dict[str, list[Any]]:
-    """``["fast=5,10,20", "slow=50:200:50"]`` → ``{"fast": ["5","10","20"], "slow": [50, 100, 150, 200]}``.
+def _scalar(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
-    ``a:b:step`` is an inclusive integer (or float) range; values stay strings
-    otherwise (the strategy's config types them).
+
+def parse_grid(items: list[str]) -> dict[str, list[Any]]:
+    """``["fast=5,10,20", "slow=50:200:50"]`` → ``{"fast": [5, 10, 20], "slow": [50, 100, 150, 200]}``.
+
+    ``a:b:step`` is an inclusive integer (or float) range; listed values are
+    numbers when they parse as numbers, else strings (the strategy's config
+    checks the types).
     """
     space: dict[str, list[Any]] = {}
     for item in items:
@@ -86,7 +96,7 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
                 for v in vals
             ]
         else:
-            space[key] = [v.strip() for v in values.split(",") if v.strip()]
+            space[key] = [_scalar(v.strip()) for v in values.split(",") if v.strip()]
     return space
 
 

@@ -51,8 +51,8 @@ def test_pairs_decisions_do_not_depend_on_the_split(cuts, hedge):
     for piece in np.split(np.arange(len(cols["ts"])), sorted(cuts)):
         sub = type(cols)({k: v[piece] for k, v in cols.items()})
         out, state = strat.on_batch(sub, {}, state)
-        for s in parts:
-            parts[s].append(out[s])
+        for s, acc in parts.items():
+            acc.append(out[s])
     for s in ("A", "B"):
         assert np.array_equal(whole[s], np.concatenate(parts[s]), equal_nan=True)
 

@@ -28,7 +28,8 @@ def test_sweep_results_equal_separate_single_runs():
 
 def test_grid_sample_and_parse():
     space = parse_grid(["fast=5,10", "slow=20:40:10"])
-    assert space == {"fast": ["5", "10"], "slow": [20, 30, 40]}
+    assert space == {"fast": [5, 10], "slow": [20, 30, 40]}
+    assert parse_grid(["ma=sma,ema", "k=1.5,2"]) == {"ma": ["sma", "ema"], "k": [1.5, 2]}
     assert len(grid(space)) == 6
     s = sample(space, 4, seed=1)
     assert len(s) == 4 and s == sample(space, 4, seed=1) and all(p in grid(space) for p in s)

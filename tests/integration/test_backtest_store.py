@@ -1,0 +1,68 @@
+"""The in-process backtest and sweeps against the real store (embedded PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import numpy as np
+import pytest
+
+import ticktape
+from ticktape import store
+from ticktape.data import synth
+from ticktape.inprocess import DataError, Store
+from ticktape.sweep import grid, store_sweep, sweep
+
+pytestmark = pytest.mark.integration
+
+TICKS = np.concatenate(list(synth.generate_process(synth.ProcessConfig(symbol="BT", n_ticks=30_000, seed=3))))
+# the store keeps microseconds: compare with the same ticks floored
+TICKS["ts"] = TICKS["ts"] // 1000 * 1000
+
+
+async def _with(dsn, fn):
+    conn = await store.connect(dsn)
+    try:
+        return await fn(conn)
+    finally:
+        await conn.close()
+
+
+def test_backtest_on_a_store_selection_equals_the_array(db_url):
+    sym = f"BT{uuid.uuid4().hex[:6]}"
+    asyncio.run(_with(db_url, lambda c: store.write_ticks(c, sym, TICKS)))
+    a = ticktape.backtest(Store(sym, dsn=db_url), "sma_crossover", {"fast": 10, "slow": 50})
+    b = ticktape.backtest(TICKS, "sma_crossover", {"fast": 10, "slow": 50})
+    assert a.ticks_in == len(TICKS) and len(a.fills) > 10
+    assert a.extra["raw"]["fills"].tobytes() == b.extra["raw"]["fills"].tobytes()
+    with pytest.raises(DataError, match="no ticks for symbol 'NOPE'"):
+        ticktape.backtest(Store("NOPE", dsn=db_url), "sma_crossover")
+
+
+def test_a_stored_sweep_is_one_complete_run_per_parameter_set(db_url):
+    sets = grid({"fast": [5, 10], "slow": [50, 100]})
+    res = sweep(TICKS, "ma_crossover", sets)
+    ids = asyncio.run(_with(db_url, lambda c: store_sweep(c, res, "BTSWEEP")))
+
+    async def check(conn):
+        runs = await conn.fetch(
+            "SELECT run_id, status, fills, params FROM runs WHERE sweep_id = $1 ORDER BY run_id",
+            uuid.UUID(res.sweep_id),
+        )
+        fills = {
+            r["run_id"]: await conn.fetchval("SELECT count(*) FROM fills WHERE run_id = $1", r["run_id"])
+            for r in runs
+        }
+        sharpe = await conn.fetchval(
+            "SELECT count(*) FROM run_metrics m JOIN runs r USING (run_id) WHERE r.sweep_id = $1 AND m.name = 'sharpe'",
+            uuid.UUID(res.sweep_id),
+        )
+        return runs, fills, sharpe
+
+    runs, fills, sharpe = asyncio.run(_with(db_url, check))
+    assert sorted(str(r["run_id"]) for r in runs) == sorted(ids)
+    assert {r["status"] for r in runs} == {"complete"} and sharpe == 4
+    by_id = {str(r["run_id"]): r for r in runs}
+    for run_id, r in zip(ids, res.results, strict=True):
+        assert fills[uuid.UUID(run_id)] == len(r.fills) == by_id[run_id]["fills"]

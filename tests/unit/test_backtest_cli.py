@@ -1,0 +1,105 @@
+"""`ticktape backtest` and `ticktape sweep --no-store` from the shell (no broker, no database)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ticktape.cli import main
+
+
+@pytest.fixture
+def bars_csv(tmp_path):
+    rng = np.random.default_rng(4)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 400)))
+    open_ = np.concatenate(([100.0], close[:-1]))
+    df = pd.DataFrame(
+        {
+            "Date": pd.bdate_range("2020-01-01", periods=400).strftime("%Y-%m-%d"),
+            "Open": open_.round(2),
+            "High": (np.maximum(open_, close) + 0.5).round(2),
+            "Low": (np.minimum(open_, close) - 0.5).round(2),
+            "Close": close.round(2),
+            "Volume": 1000,
+        }
+    )
+    path = tmp_path / "bars.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+def test_backtest_json(bars_csv, capsys):
+    code = main(
+        [
+            "backtest",
+            "--data",
+            str(bars_csv),
+            "--strategy",
+            "ma_crossover",
+            "--param",
+            "fast=5",
+            "--param",
+            "slow=20",
+            "--param",
+            "ma=ema",
+            "--json",
+        ]
+    )
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["mode"] == "bars" and out["metrics"]["periods_per_year"] == 252.0
+    assert len(out["fills"]) > 4 and len(out["trades"]) > 2
+    assert {"entry_ts", "exit_ts", "pnl", "mae", "mfe"} <= set(out["trades"][0])
+
+
+def test_backtest_from_a_spec_file(bars_csv, tmp_path, capsys):
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"strategy": "rsi_reversion", "params": {"n": 7, "long_only": True}}))
+    assert main(["backtest", "--data", str(bars_csv), "--spec", str(spec)]) == 0
+    assert "rsi_reversion (bars)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--strategy", "nope"], "unknown strategy 'nope'"),
+        (["--strategy", "ma_crossover", "--param", "fast"], "expected NAME=VALUE"),
+        (["--strategy", "ma_crossover", "--param", "fast=x"], "params.fast: expected an integer"),
+        ([], "give --strategy NAME or --spec FILE"),
+    ],
+)
+def test_backtest_bad_input_is_one_line(bars_csv, capsys, args, message):
+    assert main(["backtest", "--data", str(bars_csv), *args]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_backtest_bad_data_names_the_row(tmp_path, capsys):
+    path = tmp_path / "bad.csv"
+    path.write_text("Date,Open,High,Low,Close\n2020-01-01,1,2,0.5,1.5\n2020-01-02,1,2,0.5,oops\n")
+    assert main(["backtest", "--data", str(path), "--strategy", "ma_crossover"]) == 1
+    assert "row 1: column 'close' = 'oops' is not a number" in capsys.readouterr().err
+
+
+def test_sweep_prints_the_top_table(bars_csv, capsys):
+    code = main(
+        [
+            "sweep",
+            "--data",
+            str(bars_csv),
+            "--strategy",
+            "ma_crossover",
+            "--grid",
+            "fast=3,5",
+            "--grid",
+            "slow=10:30:10",
+            "--no-store",
+            "--json",
+        ]
+    )
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 6 and {r["fast"] for r in rows} == {3, 5}
