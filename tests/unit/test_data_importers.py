@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import itertools
@@ -402,3 +403,43 @@ def test_gzip_and_last_line_without_newline(tmp_path: Path) -> None:
     src.write_bytes(gzip.compress(body.encode()))
     ticks, _ = ticks_of(Importer(src, "csv", symbol="Z", time_format="s", block=4))
     assert list(ticks["Z"]["bid"]) == [100 + i for i in range(10)]
+
+
+# --------------------------------------------------------------------------
+# parsing ahead in a worker thread (import_to_store)
+
+
+async def test_parsed_ahead_keeps_order_and_raises_strict_errors_after_the_good_batches(
+    tmp_path: Path,
+) -> None:
+    from ticktape.data.importers import _parsed_ahead
+
+    good = [f"{1_704_186_000 + i},{100 + i},{101 + i}" for i in range(9)]
+    src = tmp_path / "s.csv"
+    src.write_text("ts,bid,ask\n" + "\n".join([*good, "1704186100,-5,1", *good[:1]]) + "\n")
+    imp = Importer(src, "csv", symbol="S", time_format="s", strict=True, block=3)
+    got: list[float] = []
+    with pytest.raises(ImportFailed, match=r"s\.csv:11: bid: non positive price"):
+        async for b in _parsed_ahead(imp, 2):
+            got.extend(b.ticks["bid"].tolist())
+    # the batches of the blocks before the bad line's block, in order (a block is ~3 lines)
+    assert 3 <= len(got) <= 9 and got == [100 + i for i in range(len(got))]
+
+
+async def test_parsed_ahead_stops_the_worker_and_closes_the_importer(tmp_path: Path) -> None:
+    import threading
+
+    from ticktape.data.importers import _parsed_ahead
+
+    rows = [f"{1_704_186_000 + i},{100 + i},{101 + i}" for i in range(200)]
+    src = tmp_path / "s.csv"
+    src.write_text("ts,bid,ask,venue\n" + "\n".join(r + ",X" for r in rows) + "\n")
+    imp = Importer(src, "csv", symbol="S", time_format="s", block=10, rejects_path=tmp_path / "r.csv")
+    seen = 0
+    async with contextlib.aclosing(_parsed_ahead(imp, 1)) as batches:
+        async for b in batches:
+            seen += len(b.ticks)
+            break
+    assert seen > 0 and imp._rejects_file is None  # closed: the generator was finished
+    assert not any(t.name == "ticktape-import" for t in threading.enumerate())
+    assert imp.report.rows < 200  # parsing stopped a block or two ahead

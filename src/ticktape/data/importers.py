@@ -203,23 +203,23 @@ def _byte_blocks(
     stream, pos, _ = _open_binary(path)
     raw = getattr(stream, "fileobj", None)
     try:
-        carry = stream.read(1 << 16)
-        per_line = len(carry) / max(1, carry.count(b"\n"))
+        buf = stream.read(1 << 16)
+        per_line = len(buf) / max(1, buf.count(b"\n"))
         want = max(1, int(block * per_line))
         lineno = 1
-        eof = not carry
-        while not eof or carry:
-            buf = carry
+        eof = not buf
+        while True:
             while not eof and (len(buf) < want or b"\n" not in buf):
-                more = stream.read(max(want - len(buf), 1 << 12))
+                more = stream.read(max(want - len(buf), 1 << 16))
                 eof = not more
                 buf += more
-            cut = buf.rfind(b"\n") + 1
-            if eof and cut < len(buf):  # the last line has no newline
-                buf, cut = buf + b"\n", len(buf) + 1
-            if cut == 0:
+            if not buf:
                 return
-            data, carry = buf[:cut], buf[cut:]
+            if eof and not buf.endswith(b"\n"):  # the last line has no newline
+                buf += b"\n"
+            # whole lines up to about `want` bytes (at least one line)
+            cut = buf.rfind(b"\n", 0, want) + 1 or buf.index(b"\n") + 1
+            data, buf = buf[:cut], buf[cut:]
             yield lineno, data
             lineno += data.count(b"\n")
             if on_progress is not None:
@@ -1125,8 +1125,9 @@ async def import_to_store(
             for batch in importer:
                 await write(batch)
         else:
-            async for batch in _parsed_ahead(importer, prefetch):
-                await write(batch)
+            async with contextlib.aclosing(_parsed_ahead(importer, prefetch)) as batches:
+                async for batch in batches:
+                    await write(batch)
     except BaseException:
         with contextlib.suppress(Exception):  # the error that got us here matters more
             await conn.execute(restore)
@@ -1153,8 +1154,9 @@ async def _parsed_ahead(importer: Importer, depth: int) -> AsyncIterator[TickBat
     """The batches of ``importer``, parsed in a worker thread at most
     ``depth`` batches ahead of the consumer. An error of the importer
     (``ImportFailed`` under ``strict``) is raised here after the batches
-    before it; a consumer that stops early stops the thread, which closes
-    the importer (and its rejects file)."""
+    before it. Closing this generator early (use ``contextlib.aclosing``)
+    stops and joins the thread, which closes the importer (and its rejects
+    file)."""
     loop = asyncio.get_running_loop()
     slots = threading.Semaphore(depth)
     ready: asyncio.Queue[Any] = asyncio.Queue()
