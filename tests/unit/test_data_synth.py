@@ -155,3 +155,36 @@ def test_depth_diffs_are_consistent_with_the_quotes() -> None:
         assert max(book[1]) == pytest.approx(t["bid"]) and book[1][max(book[1])] == t["bid_size"]
         assert min(book[-1]) == pytest.approx(t["ask"])
         assert len(book[1]) == len(book[-1]) == 3
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(0, 1, exclude_max=True), max_size=80),
+    st.booleans(),
+    st.floats(0, 1),
+    st.floats(0, 1),
+)
+def test_regime_path_is_the_tick_by_tick_chain(u: list, news: bool, p_news: float, p_calm: float) -> None:
+    cur, expected = news, []
+    for x in u:
+        cur = (not cur) if x < (p_calm if cur else p_news) else cur
+        expected.append(cur)
+    got = synth._regime_path(np.array(u, dtype=np.float64), news, p_news, p_calm)
+    assert got.tolist() == expected
+
+
+def test_process_chunks_do_not_change_the_stream() -> None:
+    for regimes in (False, True):
+        cfg = synth.ProcessConfig(symbol="C", n_ticks=140_000, seed=9, regimes=regimes, p_news=1e-3)
+        whole = list(synth.generate_process(cfg, chunk=140_000))
+        parts = list(synth.generate_process(cfg, chunk=9_999))
+        assert [len(p) for p in parts] == [9_999] * 14 + [140_000 - 14 * 9_999]
+        assert np.concatenate(parts).tobytes() == whole[0].tobytes()
+        assert np.isnan(whole[0]["last"]).all() and (np.diff(whole[0]["ts"]) > 0).all()
+
+
+def test_synth_docstring_examples() -> None:
+    import doctest
+
+    result = doctest.testmod(synth)
+    assert result.attempted > 0 and result.failed == 0
