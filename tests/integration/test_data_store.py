@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from ticktape import store
 from ticktape.batch import TICK_DTYPE
 from ticktape.data import readers, synth
-from ticktape.data.importers import Importer, TickBatch, import_to_store
+from ticktape.data.importers import Importer, ImportFailed, TickBatch, import_to_store
 from ticktape.data_cli import data_app
 
 pytestmark = pytest.mark.integration
@@ -70,6 +70,54 @@ async def test_import_round_trip_and_reimport_stores_nothing_new(
     again = await import_to_store(conn, Importer(path, "csv", symbol=s, time_format="ns", block=777))
     assert again.accepted == len(ticks) and again.stored == 0
     assert await conn.fetchval("SELECT count(*) FROM ticks WHERE symbol = $1", s) == len(ticks)
+
+
+async def test_overlapping_writes_store_only_the_new_ticks_and_mixed_nulls_read_back(
+    conn: asyncpg.Connection,
+) -> None:
+    """write_ticks compares keys with what is stored (new ticks inside an
+    already stored range go in, stored ones do not); read_ticks decodes
+    NULL layouts in runs and falls back to server-side NaN when quotes and
+    trades alternate."""
+    s = sym()
+    ticks = np.concatenate(list(synth.generate_process(synth.ProcessConfig(symbol=s, n_ticks=3_000, seed=8))))
+    ticks["last"][1_000:1_400] = ticks["bid"][1_000:1_400]  # a run of quotes with trades
+    ticks["last_size"][1_000:1_400] = 3.0
+    ticks["bid"][2_000::2] = np.nan  # trades alternating with quotes
+    ticks["bid_size"][2_000::2] = np.nan
+    seq = np.arange(len(ticks), dtype=np.int64)
+    odd, even = seq % 2 == 1, seq % 2 == 0
+    assert await store.write_ticks(conn, s, ticks[even], seq[even]) == even.sum()
+    # the same range again with every tick: only the odd ones are new
+    assert await store.write_ticks(conn, s, ticks, seq) == odd.sum()
+    assert await store.write_ticks(conn, s, ticks, seq) == 0
+    for batch_size in (7, 500, 5_000):
+        back = await stored(conn, s, batch_size=batch_size)
+        expect = ticks.copy()
+        expect["ts"] = expect["ts"] // 1_000 * 1_000
+        assert_same(back, expect)
+    async with conn.transaction():  # inside an outer transaction, a repeated seq: staging path
+        dup = ticks[:3].copy()
+        dup["ts"] = ticks["ts"][-1] + 10**9
+        assert await store.write_ticks(conn, s, dup, np.zeros(3, dtype=np.int64)) == 1
+
+
+async def test_import_leaves_the_session_settings_as_they_were(
+    conn: asyncpg.Connection, tmp_path: Path
+) -> None:
+    s = sym()
+    path = tmp_path / "x.csv"
+    path.write_text("ts,bid,ask\n" + "".join(f"{1_704_186_000 + i},{100 + i},{101 + i}\n" for i in range(50)))
+    await conn.execute("SET synchronous_commit = remote_apply")
+    rep = await import_to_store(conn, Importer(path, "csv", symbol=s, time_format="s", block=7))
+    assert rep.stored == 50
+    assert await conn.fetchval("SHOW synchronous_commit") == "remote_apply"
+    bad = tmp_path / "bad.csv"
+    bad.write_text(path.read_text() + "1704186100,-1,2\n")
+    with pytest.raises(ImportFailed, match="non positive price"):
+        await import_to_store(conn, Importer(bad, "csv", symbol=s, time_format="s", strict=True, block=7))
+    assert await conn.fetchval("SHOW synchronous_commit") == "remote_apply"
+    assert await conn.fetchval("SELECT count(*) FROM ticks WHERE symbol = $1", s) == 50
 
 
 async def test_parquet_export_and_read_back(conn: asyncpg.Connection, tmp_path: Path) -> None:
