@@ -214,10 +214,13 @@ class _WindowStream(IndicatorStream):
         want = min(self._history, seen)
         tails = []
         for k in self._tail_names:
-            t = np.asarray(_get(state, k), dtype=np.float64)
-            if t.shape != (want,):
+            try:
+                t = np.asarray(_get(state, k), dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(f"indicator state {k!r} must be a list of numbers") from None
+            if t.shape != (want,) or not np.isfinite(t).all():
                 raise ValueError(
-                    f"indicator state {k!r} holds {t.size} values, expected {want} "
+                    f"indicator state {k!r} holds {t.size} values, expected {want} finite ones "
                     f"(the last min(seen, {self._history}) inputs)"
                 )
             tails.append(t)
@@ -537,14 +540,14 @@ class VwapStream(IndicatorStream):
         if self.n is None:
             self._k = _native.VwapSessionState()
             self._last_ts: int | None = None
-            self.seen = 0
+            self._seen = 0
         else:
             self._window = _VwapWindow(self.n)
 
     def update(self, price: Any, volume: Any, ts: Any = None) -> np.ndarray:
         """Consume one batch; ``ts`` (int64 ns since the epoch, or datetime64) is
         required for session VWAP and ignored by the rolling form."""
-        seen = self.seen if self.n is None else self._window.seen
+        seen = self.seen
         cols = {"price": _column("price", price, seen), "volume": _column("volume", volume, seen)}
         m = _same_length(cols)
         neg = cols["volume"] < 0
@@ -574,8 +577,13 @@ class VwapStream(IndicatorStream):
             )
         out = self._k.update(cols["price"], cols["volume"], t // self.session_ns)
         self._last_ts = int(t[-1])
-        self.seen += m
+        self._seen += m
         return out
+
+    @property
+    def seen(self) -> int:
+        """Number of values consumed so far."""
+        return self._seen if self.n is None else self._window.seen
 
     def _carry(self) -> dict[str, Any]:
         if self.n is not None:
@@ -592,7 +600,7 @@ class VwapStream(IndicatorStream):
             raise ValueError(f"indicator state 'seen' must be an integer >= 0, got {seen!r}")
         if (last_ts is None) != (seen == 0) or not (last_ts is None or isinstance(last_ts, int)):
             raise ValueError(f"indicator state 'last_ts' {last_ts!r} does not fit seen={seen}")
-        self.seen, self._last_ts = seen, last_ts
+        self._seen, self._last_ts = seen, last_ts
         self._k.started = last_ts is not None
         self._k.session = int(_get(state, "session"))
         self._k.pv = float(_get(state, "pv"))

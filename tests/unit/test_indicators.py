@@ -498,6 +498,7 @@ def test_every_stream_equals_the_whole_array_for_any_split(case, cuts):
     for k, want in enumerate(whole):
         assert_same(np.concatenate([p[k] for p in parts]), want)
         assert len(want) == len(cols[0])
+    assert stream.seen == len(cols[0])
 
 
 @settings(max_examples=150, deadline=None)
@@ -662,6 +663,8 @@ def test_session_vwap_rejects_time_going_back_across_batches():
             "'tail' holds 4 values",
         ),  # old running-sum state
         ("sma", {"seen": 0, "tail": []}, "SmaStream state lacks 'n'"),
+        ("wma", {"n": 3, "seen": 5, "tail": [1.0, NAN]}, "'tail' holds 2 values, expected 2 finite ones"),
+        ("zscore", {"n": 3, "seen": 5, "tail": ["a", 1.0]}, "'tail' must be a list of numbers"),
         ("ema", {"n": 3, "seen": -1, "sum": 0.0, "value": NAN}, "'seen' must be an integer >= 0"),
         ("rsi", {"n": 3, "seen": 0, "prev": NAN, "gain": 0.0}, "lacks 'loss'"),
         (
