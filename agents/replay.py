@@ -1,7 +1,8 @@
 """Replay agent: a run request in, the run's ticks out.
 
-For each symbol of the run, streams its ticks from the store in event order
-as columnar batches (keyed by symbol, sequence-numbered, the run spec in the
+For each symbol of the run, streams its ticks from the run's source (the
+store by default; Parquet, the generator or a recorded topic: see
+ticktape.sources) in event order as columnar batches (keyed by symbol, sequence-numbered, the run spec in the
 header), then an end-of-stream batch carrying the number of ticks read.
 
 Speed: ``spec.speed`` None publishes as fast as the pipeline takes it; a
@@ -20,7 +21,7 @@ from collections import deque
 import faust
 import numpy as np
 
-from ticktape import store
+from ticktape import sources, store
 from ticktape.batch import Batch, empty, encode
 from ticktape.control import RunCancelled, RunGate
 from ticktape.retry import TRANSIENT, Reconnecting
@@ -47,16 +48,19 @@ class Pacer:
     """Releases event time t at wall time ``t0 + (t - t_first) / speed``,
     ``t0`` moving on by the time the run spent paused."""
 
-    def __init__(self, speed: float | None, t_first: int, gate: RunGate) -> None:
+    def __init__(self, speed: float | None, t_first: int | None, gate: RunGate) -> None:
         self.speed = speed
-        self.t_first = t_first
+        self.t_first = t_first  # None: the first tick any symbol publishes
         self.gate = gate
         self.t0 = time.monotonic()
 
     def split(self, ticks: np.ndarray) -> list[np.ndarray]:
         if self.speed is None:
             return [ticks]
-        return cut_by_event_time(ticks, self.t_first, max(1, int(PACED_BATCH_S * self.speed * 1e9)))
+        if self.t_first is None and len(ticks):
+            self.t_first = int(ticks["ts"][0])
+            self.t0 = time.monotonic()
+        return cut_by_event_time(ticks, self.t_first or 0, max(1, int(PACED_BATCH_S * self.speed * 1e9)))
 
     async def wait_for(self, ts: int) -> None:
         if self.speed is None:
@@ -88,8 +92,21 @@ async def read_resuming(db: Reconnecting, spec: RunSpec, symbol: str, done: list
             await db.failed(exc)
 
 
+def ticks_of(spec: RunSpec, symbol: str, db: Reconnecting, kafka_url: str | None, done: list[int]):
+    """``symbol``'s tick batches from the run's source, resuming after ``done[0]``."""
+    if spec.source["kind"] == "store":
+        return read_resuming(db, spec, symbol, done)
+    return sources.batches(spec, symbol, kafka_url=kafka_url, done=done)
+
+
 async def replay_symbol(
-    spec: RunSpec, symbol: str, ticks_topic, database_url: str, pacer: Pacer, gate: RunGate
+    spec: RunSpec,
+    symbol: str,
+    ticks_topic,
+    database_url: str,
+    pacer: Pacer,
+    gate: RunGate,
+    kafka_url: str | None = None,
 ) -> int:
     """Publish one symbol's ticks; return how many were read."""
     db = Reconnecting(database_url, f"replay of {symbol}")
@@ -106,7 +123,7 @@ async def replay_symbol(
             await in_flight.popleft()
 
     try:
-        async for arr in read_resuming(db, spec, symbol, n):
+        async for arr in ticks_of(spec, symbol, db, kafka_url, n):
             for part in pacer.split(arr):
                 await gate.wait(symbol, n[0])
                 await pacer.wait_for(int(part["ts"][-1]))
@@ -138,8 +155,12 @@ async def replay_symbol(
     return n[0]
 
 
-async def first_tick(conn, spec: RunSpec) -> int:
-    """Event time of the run's first tick (over all its symbols)."""
+async def first_tick(conn, spec: RunSpec) -> int | None:
+    """Event time of the run's first tick (over all its symbols); None when
+    only reading the source tells (the pacer then starts at the first tick
+    published)."""
+    if spec.source["kind"] != "store":
+        return None
     firsts = []
     for s in spec.symbols:
         rng = await store.tick_range(conn, s)
@@ -149,7 +170,7 @@ async def first_tick(conn, spec: RunSpec) -> int:
     return max(t_first, spec.start_ns) if spec.start_ns is not None else t_first
 
 
-async def replay_run(spec: RunSpec, ticks_topic, database_url: str) -> None:
+async def replay_run(spec: RunSpec, ticks_topic, database_url: str, kafka_url: str | None = None) -> None:
     """Replay every symbol of ``spec`` (unless the run is over already)."""
     db = Reconnecting(database_url, f"replay of run {spec.run_id}")
     try:
@@ -163,7 +184,7 @@ async def replay_run(spec: RunSpec, ticks_topic, database_url: str) -> None:
         try:
             async with asyncio.TaskGroup() as tg:  # one symbol failing stops the others
                 for s in spec.symbols:
-                    tg.create_task(replay_symbol(spec, s, ticks_topic, database_url, pacer, gate))
+                    tg.create_task(replay_symbol(spec, s, ticks_topic, database_url, pacer, gate, kafka_url))
             await gate.flush()
         except* RunCancelled:
             await gate.flush()
@@ -179,8 +200,8 @@ async def replay_run(spec: RunSpec, ticks_topic, database_url: str) -> None:
         await db.close()
 
 
-def register(app: faust.App, topics, database_url: str) -> None:
+def register(app: faust.App, topics, database_url: str, kafka_url: str | None = None) -> None:
     @app.agent(topics.run_requests, name="replay")
     async def replay(stream):
         async for value in stream:
-            await replay_run(RunSpec.from_json(value), topics.ticks, database_url)
+            await replay_run(RunSpec.from_json(value), topics.ticks, database_url, kafka_url)

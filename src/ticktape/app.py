@@ -154,7 +154,7 @@ def create_app(
             ready_file.touch()
 
     if "replay" in stages:
-        replay.register(app, topics, database_url)
+        replay.register(app, topics, database_url, kafka_url)
     if "indicators" in stages:
         indicators.register(app, topics, state.define(app, partitions))
     if "sink" in stages:

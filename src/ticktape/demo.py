@@ -16,13 +16,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ticktape import store
+from ticktape import sources, store
 from ticktape.app import APP_ID, topic_partitions
 from ticktape.config import Settings, mask_dsn
 from ticktape.generator import RandomWalkConfig, generate
 from ticktape.runtime import Runtime
 from ticktape.spec import RunSpec
-from ticktape.strategy import SpecError
 from ticktape.worker import WorkerProcess
 
 
@@ -88,7 +87,7 @@ async def submit_and_watch(
     kafka_url: str,
     dsn: str,
     spec: RunSpec,
-    total: int,
+    total: int | None,
     worker: WorkerProcess,
     console: Console,
     timeout_s: float,
@@ -96,9 +95,13 @@ async def submit_and_watch(
     """Create the run, send its request to the worker and follow it to the end."""
     conn = await store.connect(dsn)
     try:
-        ranges = [await store.tick_range(conn, sym) for sym in spec.symbols]
-        first = min(r[0] for r in ranges if r)
-        last = max(r[1] for r in ranges if r)
+        first, last = spec.start_ns, spec.end_ns
+        if spec.source["kind"] == "store":
+            ranges = [r for r in [await store.tick_range(conn, sym) for sym in spec.symbols] if r]
+            if ranges:
+                lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+                first = lo if first is None else max(first, lo)
+                last = hi if last is None else min(last, hi)
         await store.create_run(
             conn,
             spec.run_id,
@@ -187,18 +190,13 @@ def execute(
     """Run ``spec`` through a managed Faust worker on ``rt``; return the run row."""
     rt.ensure_topics(topic_partitions())
 
-    async def expected_ticks() -> int:
+    async def expected_ticks() -> int | None:
         conn = await store.connect(rt.database_url)
-        try:
-            total = 0
-            for sym in spec.symbols:
-                rng = await store.tick_range(conn, sym)
-                if rng is None:
-                    raise SpecError(f"symbols: {sym!r} has no ticks in the store")
-                total += rng[2]
-            return total
+        try:  # refuses a symbol or a time range without data before anything starts
+            counts = await sources.check(spec, conn)
         finally:
             await conn.close()
+        return None if None in counts.values() else sum(counts.values())
 
     total = asyncio.run(expected_ticks())
     env = {**rt.env(), "TICKTAPE_HOME": str(settings.home)}

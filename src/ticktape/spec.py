@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from ticktape import sources
 from ticktape.strategy import SpecError, build
 
 QUEUE_MODELS = {"none": 0, "risk_averse": 1, "probabilistic": 2}
@@ -87,6 +88,9 @@ class RunSpec:
     speed: float | None = None
     #: width of the event-time OHLC bars of the mid recorded per symbol (None: none)
     bar_ns: int | None = 60_000_000_000
+    #: where the ticks come from (ticktape.sources): None / {"kind": "store"},
+    #: parquet, generator or a recorded topic
+    source: dict[str, Any] | None = None
     run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def __post_init__(self) -> None:
@@ -101,6 +105,7 @@ class RunSpec:
         if self.start_ns is not None and self.end_ns is not None and self.end_ns < self.start_ns:
             raise SpecError("end_ns: is before start_ns")
         build(self.strategy, self.params)  # validates strategy name and params
+        object.__setattr__(self, "source", sources.validate(self.source))
 
     def to_json(self) -> str:
         d = dataclasses.asdict(self)
