@@ -70,8 +70,16 @@ def run(
     speed: Annotated[
         str | None, typer.Option(help="'max' or a factor K: event time runs K x faster than real time")
     ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            help="where the ticks come from: store (default), parquet:FILE, generator:N[:SEED],"
+            " topic:RUN_ID[:START_OFFSET[:END_OFFSET]] (overrides the spec's source)"
+        ),
+    ] = None,
 ) -> None:
-    """Run one spec (JSON) through the pipeline over stored ticks."""
+    """Run one spec (JSON) through the pipeline (ticks from the store, a Parquet
+    file, the generator or a recorded topic)."""
     from ticktape.demo import execute, migrate, results_table, sql_hint
     from ticktape.runtime import Runtime
     from ticktape.spec import RunSpec
@@ -83,6 +91,8 @@ def run(
     spec = RunSpec.from_json(text)
     if speed is not None:
         spec = dataclasses.replace(spec, speed=_parse_speed(speed))
+    if source is not None:
+        spec = dataclasses.replace(spec, source=parse_source(source))
     settings = _settings()
     with Runtime(settings) as rt:
         migrate(rt, console)
@@ -146,6 +156,35 @@ def record(
     console.print(
         ("all streams complete" if rec.complete else "stopped before every stream ended (idle timeout)")
         + (f"; {rec.duplicates} duplicate batches skipped" if rec.duplicates else "")
+    )
+
+
+def parse_source(text: str) -> dict:
+    """``--source`` text → a run spec's source (see ticktape.sources)."""
+    from ticktape.strategy import SpecError
+
+    kind, _, rest = text.partition(":")
+    parts = rest.split(":") if rest else []
+    try:
+        if kind == "store" and not parts:
+            return {"kind": "store"}
+        if kind == "parquet" and rest:
+            return {"kind": "parquet", "path": rest}
+        if kind == "generator" and 1 <= len(parts) <= 2:
+            return {
+                "kind": "generator",
+                "n_ticks": int(parts[0]),
+                **({"seed": int(parts[1])} if len(parts) > 1 else {}),
+            }
+        if kind == "topic" and 1 <= len(parts) <= 3:
+            out: dict = {"kind": "topic", "run_id": parts[0]}
+            for key, value in zip(("start_offset", "end_offset"), parts[1:], strict=False):
+                out[key] = int(value)
+            return out
+    except ValueError:
+        pass
+    raise SpecError(
+        f"--source {text!r}: expected store, parquet:FILE, generator:N[:SEED] or topic:RUN_ID[:START[:END]]"
     )
 
 

@@ -103,3 +103,22 @@ def test_sweep_prints_the_top_table(bars_csv, capsys):
     assert code == 0
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 6 and {r["fast"] for r in rows} == {3, 5}
+
+
+def test_run_source_option_parses_every_form():
+    from ticktape.cli import parse_source
+    from ticktape.strategy import SpecError
+
+    assert parse_source("store") == {"kind": "store"}
+    assert parse_source("parquet:/data/x.parquet") == {"kind": "parquet", "path": "/data/x.parquet"}
+    assert parse_source("generator:1000:7") == {"kind": "generator", "n_ticks": 1000, "seed": 7}
+    rid = "0b7c1c4e-3f0e-4a55-9a3e-5d8b7f1e2a10"
+    assert parse_source(f"topic:{rid}:5:9") == {
+        "kind": "topic",
+        "run_id": rid,
+        "start_offset": 5,
+        "end_offset": 9,
+    }
+    for bad in ("ftp:x", "generator:many", "topic:", "parquet"):
+        with pytest.raises(SpecError, match="--source"):
+            parse_source(bad)
