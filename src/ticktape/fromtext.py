@@ -1036,7 +1036,10 @@ class _Parser:
                 "entry_z": ["entry", "entry z", "entry z score", "entry zscore", "enter at", "entry at", "entry threshold", "enter"],
                 "exit_z": ["exit", "exit z", "exit z score", "exit zscore", "exit at", "exit threshold"],
                 "n": ["lookback", "window", "lookback window", "rolling window", "period"],
+                "z_n": ["z window", "z score window", "zscore window", "z lookback", "z score lookback"],
             }  # fmt: skip
+            if name == "pairs":
+                del zkeys["z_n"]  # the pairs z-score uses the lookback n
             if self.keyword_number(_phrases(zkeys)):
                 return True
             t = self.number()
@@ -1143,6 +1146,7 @@ class _Parser:
                     "position limit", "inventory cap", "max inv",
                 ],
                 "skew": ["skew", "inventory skew", "skewing"],
+                "tick_size": ["tick size", "price increment"],
             }
         )  # fmt: skip
         return self.keyword_number(keys)

@@ -230,12 +230,13 @@ TEMPLATES: dict[str, dict[str, Param]] = {
     "breakout": {"n": Param("int", 20, ge=1), "exit_n": Param("int", 10, ge=1)},
     "vwap_reversion": {
         "n": Param("int", 0, ge=0, help="0 = session VWAP"),
+        "z_n": Param("int", 100, ge=2, help="window of the z-score of price - VWAP"),
         "entry_z": Param("float", 2.0, gt=0),
         "exit_z": Param("float", 0.0, ge=0),
     },
     "pairs": {
         "symbols": Param("symbols"),
-        "n": Param("int", 100, ge=2),
+        "n": Param("int", 100, ge=3),
         "entry_z": Param("float", 2.0, gt=0),
         "exit_z": Param("float", 0.5, ge=0),
         "hedge": Param("choice", "ols", choices=("ols", "ratio")),
@@ -245,6 +246,7 @@ TEMPLATES: dict[str, dict[str, Param]] = {
         "size": Param("float", 100.0, gt=0),
         "max_inventory": Param("float", 1000.0, gt=0),
         "skew": Param("float", 0.0, help="ticks of quote shift per max_inventory of position"),
+        "tick_size": Param("float", 0.01, gt=0, help="price increment of the quotes"),
     },
     "rules": {
         "entry": _OPTIONAL_COND,
@@ -306,7 +308,15 @@ def _check_rules(p: dict[str, Any]) -> None:
         raise SpecError("params.short_entry: cannot be used with long_only = true")
 
 
+def _check_mm(p: dict[str, Any]) -> None:
+    if not p["max_inventory"] >= p["size"]:
+        raise SpecError(
+            f"params.max_inventory: must be >= size, got {_fmt(p['max_inventory'])} (size {_fmt(p['size'])})"
+        )
+
+
 _CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "market_maker": _check_mm,
     "ma_crossover": _check_ma,
     "sma_crossover": _check_ma,
     "rsi_reversion": _check_rsi,

@@ -335,7 +335,10 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("VWAP reversion", spec("vwap_reversion")),
     ("session VWAP reversion, long only", spec("vwap_reversion", n=0, long_only=True)),
     ("VWAP reversion with a 100 period window", spec("vwap_reversion", n=100)),
-    ("vwap reversion entry z 2.5 exit z 0.5", spec("vwap_reversion", entry_z=2.5, exit_z=0.5)),
+    (
+        "vwap reversion entry z 2.5 exit z 0.5, z-score window 50",
+        spec("vwap_reversion", entry_z=2.5, exit_z=0.5, z_n=50),
+    ),
     ("pairs trade between KO and PEP", spec("pairs", symbols=["KO", "PEP"])),
     (
         "pairs trading KO/PEP with a 60 period lookback, entry z 2, exit z 0.5, ratio hedge",
@@ -343,8 +346,8 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ),
     ("market maker 2 ticks wide max inventory 500", spec("market_maker", spread_ticks=1, max_inventory=500)),
     (
-        "market making 3 ticks each side of the mid, max inventory 1000, skew 0.5, size 10",
-        spec("market_maker", spread_ticks=3, max_inventory=1000, skew=0.5, size=10),
+        "market making 3 ticks each side of the mid, max inventory 1000, skew 0.5, size 10, tick size 0.05",
+        spec("market_maker", spread_ticks=3, max_inventory=1000, skew=0.5, size=10, tick_size=0.05),
     ),
 ]
 
@@ -384,6 +387,46 @@ def test_the_pitch_sentence_in_full() -> None:
             "short_exit": None,
         },
     }
+
+
+@pytest.fixture(scope="module")
+def ticks() -> Any:
+    import numpy as np
+
+    from ticktape.data import synth
+
+    n = 3000
+    out = np.concatenate(
+        list(synth.generate_process(synth.ProcessConfig(symbol="S", n_ticks=n, seed=5), chunk=n))
+    )
+    k = np.arange(0, n, 3)  # every third tick also trades (VWAP needs volume)
+    rng = np.random.default_rng(5)
+    out["last"][k] = np.where(rng.random(len(k)) < 0.5, out["bid"][k], out["ask"][k])
+    out["last_size"][k] = rng.integers(1, 50, len(k))
+    return out
+
+
+def test_every_parsed_spec_builds_and_runs(ticks: Any) -> None:
+    """The real strategies accept what the parser writes: build each, backtest the single-symbol ones."""
+    import ticktape
+    from ticktape.strategy import build
+
+    for text, _ in CASES:
+        got = parse(text)
+        build(got["strategy"], got["params"])
+        if got["strategy"] != "pairs":
+            result = ticktape.backtest(ticks, got["strategy"], got["params"], batch_size=701)
+            assert result.ticks_in == len(ticks), text
+
+
+def test_the_pitch_sentence_trades_the_same_in_any_batch_size(ticks: Any) -> None:
+    import ticktape
+
+    got = parse("buy when the 20 period moving average crosses above the 50 and sell when RSI is above 70")
+    a = ticktape.backtest(ticks, got["strategy"], got["params"])
+    b = ticktape.backtest(ticks, got["strategy"], got["params"], batch_size=97)
+    assert len(a.fills) > 0
+    assert a.extra["raw"]["fills"].tobytes() == b.extra["raw"]["fills"].tobytes()
 
 
 # (text, the exact words the error must quote, a fragment of the explanation)

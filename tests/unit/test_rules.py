@@ -100,6 +100,8 @@ BAD_SPECS: list[tuple[Any, str]] = [
     ({"strategy": "pairs", "params": {"symbols": ["KO", "PEP"], "hedge": "kalman"}}, "params.hedge: must be one of 'ols', 'ratio'"),
     ({"strategy": "market_maker", "params": {"spread_ticks": 0}}, "params.spread_ticks: must be an integer >= 1, got 0"),
     ({"strategy": "market_maker", "params": {"max_inventory": -5}}, "params.max_inventory: must be a number > 0"),
+    ({"strategy": "market_maker", "params": {"max_inventory": 50}}, "params.max_inventory: must be >= size, got 50 (size 100)"),
+    ({"strategy": "vwap_reversion", "params": {"z_n": 1}}, "params.z_n: must be an integer >= 2, got 1"),
 ]  # fmt: skip
 
 
