@@ -6,11 +6,13 @@ run of the same data and spec give identical orders and fills.
 
 Data
 ----
-* **ticks**: a TICK_DTYPE array, or a DataFrame with a time column (``ts``
-  int64 ns, or ``timestamp``/``time``/``datetime``/the index as datetimes)
-  and ``bid``/``ask`` (optional ``bid_size``, ``ask_size``, ``last``,
-  ``last_size``; a ``price`` column alone means trade ticks). A trade-only
-  tick is a quote at the trade price with the trade's size on both sides.
+* **ticks**: a TICK_DTYPE array, or a DataFrame with a time column (``ts``,
+  ``timestamp``, ``time``, ``datetime`` or the index: datetimes, or integer
+  epoch times in s/ms/µs/ns told by their magnitude) and ``bid``/``ask``
+  (optional ``bid_size``, ``ask_size``, ``last``, ``last_size``; a
+  ``price`` column with ``size``/``amount``/``qty`` means trade ticks). A
+  trade-only tick is a quote at the trade price with the trade's size on
+  both sides (ticktape.quality).
 * **bars**: a DataFrame of OHLC(V) bars (``open``, ``high``, ``low``,
   ``close``, optional ``volume``; any capitalisation; time from a ``date``/
   ``time`` column or the index). The strategy decides on each bar's close
@@ -130,7 +132,7 @@ def _times(df: pd.DataFrame, where: str) -> np.ndarray:
                 f"{where}: no time column (ts, timestamp, time, datetime or date) and no time index"
             )
     if pd.api.types.is_integer_dtype(values):
-        return values.to_numpy(np.int64)
+        return _epoch_ns(values.to_numpy(np.int64))
     try:
         t = pd.to_datetime(values, utc=True)
     except (ValueError, TypeError):
@@ -140,6 +142,17 @@ def _times(df: pd.DataFrame, where: str) -> np.ndarray:
         raise DataError(f"{where}: row {row}: time {values.iloc[row]!r} is not a date/time")
     t = pd.DatetimeIndex(t).tz_convert("UTC").tz_localize(None).astype("datetime64[ns]")
     return t.asi8.copy()
+
+
+def _epoch_ns(t: np.ndarray) -> np.ndarray:
+    """Integer epoch times to ns, the unit told by the magnitude (seconds below
+    1e11, milliseconds below 1e14, microseconds below 1e17, else ns: dates
+    between 1973 and 5138 in every unit)."""
+    if not len(t):
+        return t
+    m = int(np.abs(t).max())
+    scale = 10**9 if m < 10**11 else 10**6 if m < 10**14 else 10**3 if m < 10**17 else 1
+    return t * scale
 
 
 def _column(
@@ -174,9 +187,11 @@ def ticks_from_frame(df: pd.DataFrame, where: str = "data") -> np.ndarray:
         out[k] = np.nan if v is None else v
     if price is not None and "last" not in cols:
         out["last"] = price
-    size = _column(df, cols, "size", where, required=False)
-    if size is not None and "last_size" not in cols:
-        out["last_size"] = size
+    for alias in ("size", "amount", "qty", "quantity", "volume"):
+        size = _column(df, cols, alias, where, required=False)
+        if size is not None and "last_size" not in cols:
+            out["last_size"] = size
+            break
     if "bid" not in cols and "last" not in cols and price is None:
         raise DataError(f"{where}: tick data needs bid/ask columns or a price/last column")
     return out
@@ -662,7 +677,11 @@ def make_result(
     trades = accounting.trades(res["fills"], eq["ts"], eq["price"])
     eq_series = pd.Series(eq["equity"], index=pd.to_datetime(eq["ts"], utc=True))
     positions = pd.Series(eq["position"], index=eq_series.index)
-    perf = metrics.performance(eq_series, trades, periods_per_year=periods_per_year, positions=positions)
+    perf = (
+        metrics.performance(eq_series, trades, periods_per_year=periods_per_year, positions=positions)
+        if len(eq)
+        else {}  # no tick was accepted: nothing to measure (the rejects say why)
+    )
     return BacktestResult(
         strategy=strat.name,
         params=dataclasses.asdict(strat.config),

@@ -3,11 +3,20 @@
 Rejection reasons (stored per run):
 
 ``bad_price``
-    bid or ask not finite or not positive.
+    neither a usable quote (bid and ask finite and > 0) nor a usable trade
+    (last finite and > 0).
 ``crossed``
     bid > ask.
 ``bad_size``
-    a size that is negative or not finite.
+    a negative or infinite size (a missing size, NaN, is allowed: many quote
+    feeds have none).
+
+A tick with a trade but no usable quote (trade-only data: Tardis trades,
+Binance trade lines) is accepted; :func:`as_quotes` turns it into a quote at
+the trade price showing the trade's size on both sides, which is what the
+engine fills against. A quote without sizes shows :data:`UNKNOWN_SIZE`
+(practically unlimited) to the engine: fills at the quote whatever the size,
+the usual convention for feeds without depth (FX top of book).
 ``out_of_order``
     ts earlier than a previously accepted tick of the same stream.
 """
@@ -37,14 +46,16 @@ def validate(ticks: np.ndarray, last_ts: int | None) -> tuple[np.ndarray, dict[s
         :data:`REASONS` to its number of rejected ticks (first failing reason
         wins); ``last_ts`` is the carry for the next batch.
     """
-    bid, ask = ticks["bid"], ticks["ask"]
+    bid, ask, last = ticks["bid"], ticks["ask"], ticks["last"]
     with np.errstate(invalid="ignore"):
-        bad_price = ~(np.isfinite(bid) & np.isfinite(ask) & (bid > 0) & (ask > 0))
-        crossed = ~bad_price & (bid > ask)
+        quote = np.isfinite(bid) & np.isfinite(ask) & (bid > 0) & (ask > 0)
+        trade = np.isfinite(last) & (last > 0)
+        bad_price = ~(quote | trade)
+        crossed = quote & (bid > ask)
         sizes_ok = np.ones(len(ticks), dtype=bool)
-        for f in ("bid_size", "ask_size"):
+        for f in ("bid_size", "ask_size", "last_size"):
             v = ticks[f]
-            sizes_ok &= np.isfinite(v) & (v >= 0)
+            sizes_ok &= ~(v < 0) & ~np.isinf(v)
     bad_size = ~bad_price & ~crossed & ~sizes_ok
     ok = ~(bad_price | crossed | bad_size)
     ts = ticks["ts"]
@@ -65,3 +76,31 @@ def validate(ticks: np.ndarray, last_ts: int | None) -> tuple[np.ndarray, dict[s
         newest = int(ts[ok].max())
         last_ts = newest if last_ts is None else max(last_ts, newest)
     return ok, counts, last_ts
+
+
+#: Displayed size of a quote whose size the feed does not give.
+UNKNOWN_SIZE = 1e12
+
+
+def as_quotes(ticks: np.ndarray) -> np.ndarray:
+    """Accepted ticks as the engine needs them: a trade-only tick becomes a
+    quote at the trade price with the trade's size (0 if unknown) on both
+    sides; a quote without sizes shows :data:`UNKNOWN_SIZE`. The input itself
+    when nothing changes (no copy)."""
+    bid, ask = ticks["bid"], ticks["ask"]
+    with np.errstate(invalid="ignore"):
+        trade_only = ~(np.isfinite(bid) & np.isfinite(ask) & (bid > 0) & (ask > 0))
+        unsized = ~trade_only & (np.isnan(ticks["bid_size"]) | np.isnan(ticks["ask_size"]))
+    if not (trade_only.any() or unsized.any()):
+        return ticks
+    out = ticks.copy()
+    for f in ("bid_size", "ask_size"):
+        col = out[f]
+        col[unsized & np.isnan(col)] = UNKNOWN_SIZE
+    last = out["last"][trade_only]
+    size = np.nan_to_num(out["last_size"][trade_only], nan=0.0)
+    out["bid"][trade_only] = last
+    out["ask"][trade_only] = last
+    out["bid_size"][trade_only] = size
+    out["ask_size"][trade_only] = size
+    return out

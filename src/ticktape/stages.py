@@ -83,7 +83,7 @@ def features_step(
     state (rejected ticks are counted by reason in ``state.rejects``).
     """
     ok, counts, last_ts = quality.validate(ticks, state.last_ts)
-    good = ticks if ok.all() else ticks[ok]
+    good = quality.as_quotes(ticks if ok.all() else ticks[ok])
     cols = tick_columns(good)
     feats, carry = compute_features(features, cols, state.carry)
     rejects = {k: state.rejects.get(k, 0) + v for k, v in counts.items()}

@@ -49,3 +49,28 @@ def test_validation_counts_every_rejected_tick_by_reason():
     assert last == 60
     ok2, counts2, _ = validate(t[:1], 60)  # ts 10 after 60 from the previous batch
     assert not ok2.any() and counts2["out_of_order"] == 1
+
+
+def test_trade_only_ticks_are_accepted_as_quotes_at_the_trade_price():
+    from ticktape.quality import as_quotes
+
+    t = np.zeros(4, TICK_DTYPE)
+    t["ts"] = [1, 2, 3, 4]
+    t["bid"] = [np.nan, 1.0, np.nan, np.nan]
+    t["ask"] = [np.nan, 1.1, np.nan, np.nan]
+    t["bid_size"] = t["ask_size"] = np.nan
+    t["bid_size"][1] = t["ask_size"][1] = 5
+    t["last"] = [10.0, np.nan, np.nan, 11.0]
+    t["last_size"] = [3.0, np.nan, np.nan, -1.0]
+    ok, counts, _ = validate(t, None)
+    assert ok.tolist() == [True, True, False, False]
+    assert counts == {"bad_price": 1, "crossed": 0, "bad_size": 1, "out_of_order": 0}
+    q = as_quotes(t[ok])
+    assert q["bid"].tolist() == [10.0, 1.0] and q["ask"].tolist() == [10.0, 1.1]
+    assert q["bid_size"].tolist() == [3.0, 5.0]
+    quotes_only = t[1:2]
+    assert as_quotes(quotes_only) is quotes_only
+    unsized = t[1:2].copy()
+    unsized["ask_size"] = np.nan  # a feed without sizes (TrueFX): accepted, unlimited at the quote
+    ok, _, _ = validate(unsized, None)
+    assert ok.all() and as_quotes(unsized)["ask_size"][0] == 1e12
