@@ -383,11 +383,13 @@ struct Request {
   bool has_price = false, has_stop = false, has_qty = false;
 };
 
-// A fill the strategy does not know of yet (response latency).
+// A fill the strategy does not know of yet (response latency). `working`:
+// of a target order the strategy still believes working (its quantity is
+// then counted as working, not as position).
 struct UnknownFill {
   int64_t known_at = 0;
   int64_t lots = 0;  // signed
-  int64_t order_id = 0;
+  bool working = false;
 };
 
 class Engine {
@@ -515,7 +517,7 @@ class Engine {
     for (const UnknownFill& u : unknown_) {
       put(s, u.known_at);
       put(s, u.lots);
-      put(s, u.order_id);
+      put(s, u.working);
     }
     return s;
   }
@@ -622,12 +624,12 @@ class Engine {
         throw std::invalid_argument("corrupt engine state (request)");
       }
     }
-    const uint64_t nu = r.count(24);
+    const uint64_t nu = r.count(17);
     e.unknown_.resize(static_cast<size_t>(nu));
     for (UnknownFill& u : e.unknown_) {
       u.known_at = r.get<int64_t>();
       u.lots = r.get<int64_t>();
-      u.order_id = r.get<int64_t>();
+      u.working = r.flag();
       if (u.lots < -kMaxQty || u.lots > kMaxQty) throw std::invalid_argument("corrupt engine state (fill)");
     }
     if (r.pos != r.size) throw std::invalid_argument("corrupt engine state (trailing bytes)");
@@ -1034,7 +1036,7 @@ class Engine {
     const int64_t known = latency_.known(ts);
     out.fill_known_ts.push_back(known);
     if (cfg_.response_latency_ns > cfg_.feed_latency_ns) {
-      unknown_.push_back(UnknownFill{known, o.side * q, o.id});
+      unknown_.push_back(UnknownFill{known, o.side * q, o.from_target});
     }
     emit_order(out, ts, o, o.open() == 0 ? OrderEvent::Filled : OrderEvent::PartiallyFilled, price,
                qty);
@@ -1164,8 +1166,7 @@ class Engine {
     int64_t unknown = 0, unknown_working = 0;
     for (const UnknownFill& u : unknown_) {
       unknown += u.lots;
-      const SimOrder* o = find_live_const(u.order_id);
-      if (o != nullptr && o->from_target) unknown_working += u.lots;
+      if (u.working) unknown_working += u.lots;
     }
     int64_t working = 0;
     for (const SimOrder& o : open_) {
@@ -1175,9 +1176,11 @@ class Engine {
     const double change = target - lots_.to_float(known_pos + working + unknown_working);
     if (!(std::fabs(change) >= cfg_.lot_size / 2.0)) return;
     // Cancel whatever target order is working, then issue the new difference.
+    // (Fills the strategy does not know of yet are now of cancelled orders.)
     for (SimOrder& o : open_) {
       if (o.from_target) kill(o, ts, OrderEvent::Cancelled, out);
     }
+    for (UnknownFill& u : unknown_) u.working = false;
     compact();
     const double diff = target - lots_.to_float(known_pos);
     const int64_t lots = static_cast<int64_t>(detail::round_half_away(diff / cfg_.lot_size));

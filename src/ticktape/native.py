@@ -70,21 +70,30 @@ import numpy as np
 from ticktape._native import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
     BOOK_FILL_DTYPE,
     Engine,
+    InputError,
     L2Book,
     OrderBook,
 )
+from ticktape.batch import ORDER_INSTR_DTYPE
 
 __all__ = [
     "BOOK_FILL_DTYPE",
+    "ORDER_INSTR_DTYPE",
     "Engine",
+    "InputError",
     "L2Book",
     "L3Kind",
+    "Liquidity",
+    "OrderAction",
     "OrderBook",
     "OrderEvent",
     "OrderType",
+    "QueueModel",
     "Side",
+    "SlippageModel",
     "TimeInForce",
     "from_ticks",
+    "instructions",
     "to_ticks",
 ]
 
@@ -97,10 +106,46 @@ class Side(IntEnum):
 
 
 class OrderType(IntEnum):
-    """Order type; an int on the wire (``ORDER_DTYPE['type']``)."""
+    """Order type; an int on the wire (``ORDER_DTYPE['type']``).
+
+    OrderBook takes MARKET and LIMIT; the Engine also STOP (a market order
+    once triggered) and STOP_LIMIT (a limit order once triggered).
+    """
 
     MARKET = 0
     LIMIT = 1
+    STOP = 2
+    STOP_LIMIT = 3
+
+
+class OrderAction(IntEnum):
+    """``ORDER_INSTR_DTYPE['action']`` of an engine instruction."""
+
+    NEW = 0
+    CANCEL = 1
+    MODIFY = 2
+
+
+class Liquidity(IntEnum):
+    """``fill_liquidity`` of ``Engine.process(..., details=True)``."""
+
+    TAKER = 0
+    MAKER = 1
+
+
+class QueueModel(IntEnum):
+    """``Engine(queue_model=)``: queue position of resting limit orders."""
+
+    NONE = 0  # optimistic: nothing ahead, every trade at the price fills
+    RISK_AVERSE = 1  # ahead = displayed size on arrival, advances on trades only
+    PROBABILISTIC = 2  # hftbacktest's ProbQueueModel with f(x) = x ** queue_power
+
+
+class SlippageModel(IntEnum):
+    """``Engine(slippage_model=)``: market orders larger than the displayed size."""
+
+    NONE = 0  # the remainder waits for later ticks
+    IMPACT = 1  # the remainder fills at once, impact_bps worse per displayed size
 
 
 class OrderEvent(IntEnum):
@@ -118,6 +163,7 @@ class OrderEvent(IntEnum):
     FILLED = 3
     CANCELLED = 4
     REJECTED = 5
+    TRIGGERED = 6
 
 
 class TimeInForce(IntEnum):
@@ -136,6 +182,37 @@ class L3Kind(IntEnum):
     REDUCE = 2
     DELETE = 3
     EXECUTE = 4
+
+
+def instructions(n: int = 0, **columns: object) -> np.ndarray:
+    """An ``ORDER_INSTR_DTYPE`` array with the defaults of an empty field.
+
+    ``price`` and ``stop_price`` default to NaN, ``latency_ns`` to -1 (the
+    engine's entry latency), everything else to 0 (NEW, GTC, MARKET).
+    Keyword arguments set whole columns (broadcast; their length sets ``n``
+    when given).
+
+    Examples
+    --------
+    >>> ins = instructions(i=[0, 3], order_id=[1, 2], side=Side.BUY, type=OrderType.LIMIT,
+    ...                    price=[99.5, 99.6], qty=1.0)
+    >>> ins[["i", "order_id", "type", "price", "latency_ns"]].tolist()
+    [(0, 1, 1, 99.5, -1), (3, 2, 1, 99.6, -1)]
+    """
+    for v in columns.values():
+        shape = np.shape(v)
+        if shape:
+            n = shape[0]
+            break
+    out = np.zeros(n, dtype=ORDER_INSTR_DTYPE)
+    out["price"] = np.nan
+    out["stop_price"] = np.nan
+    out["latency_ns"] = -1
+    for name, v in columns.items():
+        if name not in ORDER_INSTR_DTYPE.names:
+            raise ValueError(f"unknown instruction field {name!r}; fields are {ORDER_INSTR_DTYPE.names}")
+        out[name] = v
+    return out
 
 
 def to_ticks(prices: object, tick_size: float, field: str = "price") -> np.ndarray:

@@ -8,20 +8,32 @@ import numpy.typing as npt
 
 __all__ = [
     "BOOK_FILL_DTYPE",
+    "ORDER_INSTR_DTYPE",
     "Engine",
+    "InputError",
     "L2Book",
     "L3Kind",
+    "Liquidity",
+    "OrderAction",
     "OrderBook",
     "OrderEvent",
     "OrderType",
+    "QueueModel",
     "Side",
+    "SlippageModel",
     "TimeInForce",
     "from_ticks",
+    "instructions",
     "to_ticks",
 ]
 
 #: dtype of OrderBook.submit fills: [('maker_id','<i8'),('price','<i8'),('qty','<i8')]
 BOOK_FILL_DTYPE: Final[np.dtype]
+#: dtype of Engine.process(orders=): see ticktape.batch.ORDER_INSTR_DTYPE
+ORDER_INSTR_DTYPE: Final[np.dtype]
+
+class InputError(ValueError):
+    """Bad input to Engine.process; the message names the field and the index."""
 
 class Side(IntEnum):
     BUY = 1
@@ -30,6 +42,26 @@ class Side(IntEnum):
 class OrderType(IntEnum):
     MARKET = 0
     LIMIT = 1
+    STOP = 2
+    STOP_LIMIT = 3
+
+class OrderAction(IntEnum):
+    NEW = 0
+    CANCEL = 1
+    MODIFY = 2
+
+class Liquidity(IntEnum):
+    TAKER = 0
+    MAKER = 1
+
+class QueueModel(IntEnum):
+    NONE = 0
+    RISK_AVERSE = 1
+    PROBABILISTIC = 2
+
+class SlippageModel(IntEnum):
+    NONE = 0
+    IMPACT = 1
 
 class OrderEvent(IntEnum):
     SUBMITTED = 0
@@ -38,6 +70,7 @@ class OrderEvent(IntEnum):
     FILLED = 3
     CANCELLED = 4
     REJECTED = 5
+    TRIGGERED = 6
 
 class TimeInForce(IntEnum):
     GTC = 0
@@ -50,6 +83,9 @@ class L3Kind(IntEnum):
     REDUCE = 2
     DELETE = 3
     EXECUTE = 4
+
+def instructions(n: int = 0, **columns: object) -> np.ndarray:
+    """An ORDER_INSTR_DTYPE array (price/stop_price NaN, latency_ns -1 unless given)."""
 
 def to_ticks(prices: npt.ArrayLike, tick_size: float, field: str = "price") -> npt.NDArray[np.int64]: ...
 def from_ticks(ticks: npt.ArrayLike, tick_size: float) -> npt.NDArray[np.float64]: ...
@@ -160,17 +196,29 @@ class L2Book:
     def clear(self) -> None: ...
 
 class Engine:
-    """Batch execution engine over L1 ticks (see ticktape.native docs)."""
+    """Batch execution engine over L1 ticks (see ticktape.native and docs/native.md)."""
 
     def __init__(
         self,
         tick_size: float,
         lot_size: float = 1.0,
-        latency_ns: int = 0,
-        fee_bps: float = 0.0,
+        latency_ns: int | None = None,
+        fee_bps: float | None = None,
         initial_cash: float = 1_000_000.0,
         equity_interval_ns: int = 1_000_000_000,
-    ) -> None: ...
+        *,
+        entry_latency_ns: int | None = None,
+        response_latency_ns: int = 0,
+        feed_latency_ns: int = 0,
+        maker_fee_bps: float = 0.0,
+        taker_fee_bps: float | None = None,
+        fee_per_unit: float = 0.0,
+        queue_model: int = 0,
+        queue_power: float = 2.0,
+        slippage_model: int = 0,
+        impact_bps: float = 0.0,
+    ) -> None:
+        """latency_ns is an alias of entry_latency_ns, fee_bps of taker_fee_bps (default 0)."""
     def process(
         self,
         ts: npt.ArrayLike,
@@ -178,14 +226,23 @@ class Engine:
         ask: npt.ArrayLike,
         bid_size: npt.ArrayLike,
         ask_size: npt.ArrayLike,
-        target: npt.ArrayLike,
+        target: npt.ArrayLike | None = None,
+        *,
+        last: npt.ArrayLike | None = None,
+        last_size: npt.ArrayLike | None = None,
+        orders: np.ndarray | None = None,
+        details: bool = False,
     ) -> dict[str, np.ndarray]:
         """Run one batch; returns {'fills', 'orders', 'equity'} (ticktape.batch dtypes).
 
-        The whole batch is validated first: on ValueError (message names the
-        field and the index) the engine's state is unchanged.
+        target None: no target decision in this batch; last/last_size: the
+        tick's trade (NaN = none); orders: ORDER_INSTR_DTYPE instructions.
+        details=True adds 'fill_liquidity' (int8, Liquidity) and
+        'fill_known_ts' (int64: fill ts + response latency) per fill.
+        On InputError / ValueError (message names the field and the index)
+        the engine's state is unchanged.
         """
-    def finish(self) -> dict[str, np.ndarray]:
+    def finish(self, *, details: bool = False) -> dict[str, np.ndarray]:
         """Emit the final equity sample at the last seen tick (once)."""
     def get_state(self) -> bytes: ...
     @staticmethod
@@ -211,13 +268,41 @@ class Engine:
     def open_qty(self) -> float:
         """Signed unfilled quantity of working/pending orders, in units."""
     @property
+    def open_orders(self) -> list[int]:
+        """Ids of the live orders (pending, working, resting or untriggered)."""
+    @property
+    def max_order_id(self) -> int:
+        """Highest order id used so far (a NEW must be above it)."""
+    @property
     def tick_size(self) -> float: ...
     @property
     def lot_size(self) -> float: ...
     @property
-    def latency_ns(self) -> int: ...
+    def latency_ns(self) -> int:
+        """Alias of entry_latency_ns."""
     @property
-    def fee_bps(self) -> float: ...
+    def entry_latency_ns(self) -> int: ...
+    @property
+    def response_latency_ns(self) -> int: ...
+    @property
+    def feed_latency_ns(self) -> int: ...
+    @property
+    def fee_bps(self) -> float:
+        """Alias of taker_fee_bps."""
+    @property
+    def maker_fee_bps(self) -> float: ...
+    @property
+    def taker_fee_bps(self) -> float: ...
+    @property
+    def fee_per_unit(self) -> float: ...
+    @property
+    def queue_model(self) -> int: ...
+    @property
+    def queue_power(self) -> float: ...
+    @property
+    def slippage_model(self) -> int: ...
+    @property
+    def impact_bps(self) -> float: ...
     @property
     def initial_cash(self) -> float: ...
     @property

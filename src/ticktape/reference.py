@@ -438,7 +438,7 @@ class ReferenceEngine:
         self.equity_at_last = False
         self.open: list[_Order] = []  # live orders, ascending id
         self.requests: list[_Request] = []
-        self.unknown: list[tuple[int, int, int]] = []  # (known_at, signed lots, order id)
+        self.unknown: list[list[Any]] = []  # [known_at, signed lots, of a target order believed working]
         self.ids: set[int] = set()  # every id ever used
         self.max_id = 0
         self.book: dict[int, list[int]] = {}
@@ -566,7 +566,9 @@ class ReferenceEngine:
                 )
                 by_trade = self.trade and (self.trade_px >= o.stop if s > 0 else self.trade_px <= o.stop)
                 if by_quote or by_trade:
-                    self._event(out, ts, o, TRIGGERED, self._prices.to_float(o.stop), self._lots.to_float(o.open))
+                    self._event(
+                        out, ts, o, TRIGGERED, self._prices.to_float(o.stop), self._lots.to_float(o.open)
+                    )
                     o.state = WORKING
                     self._take(o, ts, out)
             elif o.state == WORKING:
@@ -650,7 +652,7 @@ class ReferenceEngine:
         out["fill_liquidity"].append(MAKER if maker else TAKER)
         out["fill_known_ts"].append(known)
         if self.response_latency_ns > self.feed_latency_ns:
-            self.unknown.append((known, o.side * q, o.id))
+            self.unknown.append([known, o.side * q, o.from_target])
         self._event(out, ts, o, FILLED if o.open == 0 else PARTIALLY_FILLED, price, qty)
 
     def _take(self, o: _Order, ts: int, out) -> None:  # type: ignore[no-untyped-def]
@@ -689,7 +691,7 @@ class ReferenceEngine:
                 t = float(self.trade_lots)
                 o.front -= t
                 o.cum_trade += t
-                if round_half_away(o.front) < 0.0:
+                if o.front < 0.0 and round_half_away(o.front) < 0.0:  # (front may be inf)
                     x = math.floor(-o.front)
                     q = min(MAX_LOTS if x >= MAX_LOTS else int(x), o.open, self.trade_left)
                     if q > 0:
@@ -734,8 +736,7 @@ class ReferenceEngine:
 
     def _decide(self, target: float, ts: int, tick: int, out) -> None:  # type: ignore[no-untyped-def]
         unknown = sum(u[1] for u in self.unknown)
-        live_target = {o.id for o in self.open if o.from_target}
-        unknown_working = sum(u[1] for u in self.unknown if u[2] in live_target)
+        unknown_working = sum(u[1] for u in self.unknown if u[2])
         working = sum(o.side * o.open for o in self.open if o.from_target)
         known_pos = self.position_lots - unknown
         change = target - self._lots.to_float(known_pos + working + unknown_working)
@@ -745,6 +746,8 @@ class ReferenceEngine:
             if o.from_target:
                 self._kill(o, ts, CANCELLED, out)
         self.open = [o for o in self.open if o.open > 0]
+        for u in self.unknown:
+            u[2] = False
         diff = target - self._lots.to_float(known_pos)
         lots = int(round_half_away(diff / self.lot_size))
         if lots == 0:
