@@ -1,15 +1,31 @@
-"""Market data throughput and memory: CSV -> store, store -> batches, Parquet,
-and the synthetic generator; peak memory of the streaming paths at two sizes.
+"""Market data throughput and memory, as one table: CSV -> store, store ->
+batches, Parquet, the synthetic generators, and the floors of the server.
 
 Usage::
 
-    python benchmarks/ingest.py                 # defaults below
-    python benchmarks/ingest.py --n 2000000 --mem-sizes 10000000,50000000
+    python benchmarks/ingest.py                          # n=2M, memory at 10M and 50M
+    python benchmarks/ingest.py --n 1000000 --mem-sizes 1000000,5000000   # quick
 
 Uses TICKTAPE_DATABASE_URL when set, else a throwaway embedded PostgreSQL in
-a temporary folder. Throughput is measured in this process; peak memory
-(``ru_maxrss``) in a fresh subprocess per (path, size), next to the RSS of a
-subprocess that only imports the same modules (the baseline).
+a temporary folder (unix socket).
+
+Columns:
+
+* ``ticks/s``: wall clock, in this process (the machine's load average is
+  printed before and after: on a shared machine wall figures move with it);
+* ``client µs``: CPU time of this process (all its threads) per tick;
+* ``server µs``: CPU time of the PostgreSQL backend per tick (from
+  ``/proc/<pid>/stat``; blank when the server is not on this machine).
+  CPU per tick is what the paths cost whatever else runs: a path cannot go
+  faster than one tick per ``server µs`` on one connection;
+* ``RSS 10M`` / ``RSS 50M``: peak RSS (``VmHWM``) of a fresh process
+  running that path over ``--mem-sizes`` ticks (the server's memory is not
+  included). A flat pair shows memory does not grow with the length.
+
+The ``floor:`` rows are the server alone: binary COPY of the same rows into
+a table like ``ticks`` without and with its primary key (the index
+``write_ticks`` needs for de-duplication and ordered reads), and COPY out
+in primary-key order without decoding.
 """
 
 from __future__ import annotations
@@ -23,65 +39,32 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import numpy as np
 
 NS = 1_000_000_000
+CHUNK = 200_000
+_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def _gen(n: int, symbol: str = "BENCH"):
+def _gen(n: int, symbol: str = "BENCH", regimes: bool = False):
     from ticktape.data import synth
 
-    return synth.generate_process(synth.ProcessConfig(symbol=symbol, n_ticks=n, seed=1), chunk=200_000)
+    cfg = synth.ProcessConfig(symbol=symbol, n_ticks=n, seed=1, regimes=regimes)
+    return synth.generate_process(cfg, chunk=CHUNK)
 
 
-# --------------------------------------------------------------------------
-# children (peak memory)
-
-
-def child(kind: str, n: int, path: str, dsn: str | None) -> dict:
-    t0 = time.perf_counter()
-    rows = 0
-    if kind == "baseline":
-        import pyarrow.parquet  # noqa: F401
-
-        from ticktape.data import importers, readers, synth  # noqa: F401
-    elif kind == "generate":
-        for c in _gen(n):
-            rows += len(c)
-    elif kind == "gen_to_parquet":
-        from ticktape.data.readers import write_parquet
-
-        rows = write_parquet(path, (("BENCH", c) for c in _gen(n)))
-    elif kind == "parquet_read":
-        from ticktape.data.readers import read_parquet
-
-        for _, b in read_parquet(path, batch_size=200_000):
-            rows += len(b)
-    elif kind == "csv_parse":
-        from ticktape.data.importers import Importer
-
-        rows = Importer(path, "csv", symbol="BENCH", time_format="ns").run().accepted
-    elif kind == "store_read":
-        from ticktape import store
-
-        async def go() -> int:
-            conn = await store.connect(dsn)  # type: ignore[arg-type]
-            k = 0
-            async for b in store.read_ticks(conn, path, batch_size=200_000):
-                k += len(b)
-            await conn.close()
-            return k
-
-        rows = asyncio.run(go())
-    return {
-        "kind": kind,
-        "n": n,
-        "rows": rows,
-        "seconds": time.perf_counter() - t0,
-        "maxrss_mb": _peak_rss_mb(),
-    }
+def _server_cpu(pid: int | None) -> float | None:
+    """CPU seconds (user + system) of a local process, None if not visible."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TCK
 
 
 def _peak_rss_mb() -> float:
@@ -96,122 +79,344 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_child(kind: str, n: int, path: str = "", dsn: str | None = None) -> dict:
-    cmd = [sys.executable, __file__, "--child", kind, "--n", str(n), "--path", path]
+def write_csv(path: Path, n: int, symbol: str = "BENCH") -> None:
+    """n GBM quotes as CSV (``ts`` int ns, six float columns, empty = missing)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    names = ["ts", "bid", "ask", "bid_size", "ask_size", "last", "last_size"]
+    with pacsv.CSVWriter(
+        str(path),
+        pa.schema([("ts", pa.int64())] + [(k, pa.float64()) for k in names[1:]]),
+        write_options=pacsv.WriteOptions(quoting_style="none"),
+    ) as w:
+        for c in _gen(n, symbol):
+            cols = [pa.array(c["ts"])]
+            for k in names[1:]:
+                v = np.ascontiguousarray(c[k])
+                cols.append(pa.array(v, mask=np.isnan(v)))
+            w.write_table(pa.Table.from_arrays(cols, names=names))
+
+
+# --------------------------------------------------------------------------
+# children (peak memory)
+
+
+def child(kind: str, n: int, path: str, dsn: str | None, symbol: str) -> dict:
+    t0 = time.perf_counter()
+    rows = 0
+    if kind == "baseline":
+        import pyarrow.csv
+        import pyarrow.parquet  # noqa: F401
+
+        from ticktape import store
+        from ticktape.data import importers, readers, synth  # noqa: F401
+    elif kind == "generate":
+        for c in _gen(n):
+            rows += len(c)
+    elif kind == "gen_to_parquet":
+        from ticktape.data.readers import write_parquet
+
+        rows = write_parquet(path, ((symbol, c) for c in _gen(n)))
+    elif kind == "parquet_read":
+        from ticktape.data.readers import read_parquet
+
+        for _, b in read_parquet(path, batch_size=CHUNK):
+            rows += len(b)
+    elif kind in ("csv_store", "store_read"):
+        from ticktape import store
+        from ticktape.data.importers import Importer, import_to_store
+
+        async def go() -> int:
+            conn = await store.connect(dsn)  # type: ignore[arg-type]
+            try:
+                if kind == "csv_store":
+                    rep = await import_to_store(
+                        conn, Importer(path, "csv", symbol=symbol, time_format="ns"), refresh=False
+                    )
+                    return rep.stored
+                k = 0
+                async for b in store.read_ticks(conn, symbol, batch_size=CHUNK):
+                    k += len(b)
+                return k
+            finally:
+                await conn.close()
+
+        rows = asyncio.run(go())
+    return {
+        "kind": kind,
+        "n": n,
+        "rows": rows,
+        "seconds": time.perf_counter() - t0,
+        "maxrss_mb": _peak_rss_mb(),
+    }
+
+
+def run_child(kind: str, n: int, path: str = "", dsn: str | None = None, symbol: str = "BENCH") -> dict:
+    cmd = [sys.executable, __file__, "--child", kind, "--n", str(n), "--path", path, "--symbol", symbol]
     if dsn:
         cmd += ["--dsn", dsn]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def memory(dsn: str, sizes: list[int], tmp: Path) -> dict[str, dict[int, dict]]:
+    """Peak RSS per path and size, each in a fresh process."""
+    out: dict[str, dict[int, dict]] = {}
+
+    def put(key: str, size: int, r: dict) -> None:
+        out.setdefault(key, {})[size] = r
+        print(
+            f"#   {key} {r['rows']:,} ticks: {r['seconds']:.1f} s, peak RSS {r['maxrss_mb']:.0f} MB",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    put("baseline", 0, run_child("baseline", 0))
+    for size in sizes:
+        put("generate", size, run_child("generate", size))
+        pq_path = tmp / f"mem{size}.parquet"
+        put("gen_to_parquet", size, run_child("gen_to_parquet", size, str(pq_path)))
+        put("parquet_read", size, run_child("parquet_read", size, str(pq_path)))
+        pq_path.unlink()
+        csv_path = tmp / f"mem{size}.csv"
+        write_csv(csv_path, size)
+        sym = f"BENCH_MEM_{size}"
+        asyncio.run(_sql(dsn, "DELETE FROM ticks WHERE symbol = $1", sym))
+        put("csv_store", size, run_child("csv_store", size, str(csv_path), dsn, sym))
+        csv_path.unlink()
+        asyncio.run(_sql(dsn, "ANALYZE ticks"))
+        put("store_read", size, run_child("store_read", size, "", dsn, sym))
+        asyncio.run(_sql(dsn, "DELETE FROM ticks WHERE symbol = $1", sym))
+    return out
+
+
+async def _sql(dsn: str, query: str, *args: object) -> None:
+    from ticktape import store
+
+    conn = await store.connect(dsn)
+    try:
+        await conn.execute(query, *args)
+    finally:
+        await conn.close()
+
+
 # --------------------------------------------------------------------------
 # throughput
 
 
-def write_csv(path: Path, n: int) -> None:
-    import pandas as pd
+class Row:
+    def __init__(self, key: str, name: str, ticks: int, wall: float, client: float, server: float | None):
+        self.key, self.name, self.ticks, self.wall, self.client, self.server = (
+            key,
+            name,
+            ticks,
+            wall,
+            client,
+            server,
+        )
 
-    with open(path, "w") as f:
-        for i, c in enumerate(_gen(n)):
-            pd.DataFrame(c).to_csv(f, header=i == 0, index=False)
 
-
-async def throughput(dsn: str, n: int, tmp: Path) -> list[tuple[str, int, float]]:
+async def throughput(dsn: str, n: int, tmp: Path) -> list[Row]:
     from ticktape import store
+    from ticktape.data import synth
     from ticktape.data.importers import Importer, import_to_store
     from ticktape.data.readers import read_parquet, write_parquet
 
-    rows: list[tuple[str, int, float]] = []
-    t = time.perf_counter()
-    k = sum(len(c) for c in _gen(n))
-    rows.append(("generator (GBM quotes) -> batches", k, time.perf_counter() - t))
-
-    from ticktape.data import synth
-
-    m = max(1, n // 50)
-    bars = np.zeros(
-        m, dtype=[("ts", "<i8"), ("open", "<f8"), ("high", "<f8"), ("low", "<f8"), ("close", "<f8")]
-    )
-    bars["ts"] = 1_704_067_200 * NS + np.arange(m) * 60 * NS
-    bars["open"], bars["high"], bars["low"], bars["close"] = 100, 101, 99, 100.5
-    t = time.perf_counter()
-    k = sum(len(c) for c in synth.from_bars([bars], synth.BarSynthConfig(bar_ns=60 * NS, ticks_per_bar=46)))
-    rows.append(("generator (bars, Brownian bridge) -> batches", k, time.perf_counter() - t))
-
+    rows: list[Row] = []
     conn = await store.connect(dsn)
+    pid: int | None = await conn.fetchval("SELECT pg_backend_pid()")
+    if _server_cpu(pid) is None:
+        pid = None
+
+    async def measure(key: str, name: str, work: Callable[[], Awaitable[int]], db: bool = True) -> None:
+        s0, c0, t0 = _server_cpu(pid), time.process_time(), time.perf_counter()
+        k = await work()
+        wall, client = time.perf_counter() - t0, time.process_time() - c0
+        s1 = _server_cpu(pid)
+        server = None if s0 is None or s1 is None or not db else s1 - s0
+        rows.append(Row(key, name, k, wall, client, server))
+        print(f"#   {name}: {k:,} ticks in {wall:.2f} s", file=sys.stderr, flush=True)
+
+    async def gen(regimes: bool = False) -> int:
+        return sum(len(c) for c in _gen(n, regimes=regimes))
+
+    async def bars() -> int:
+        m = max(1, n // 50)
+        b = np.zeros(
+            m, dtype=[("ts", "<i8"), ("open", "<f8"), ("high", "<f8"), ("low", "<f8"), ("close", "<f8")]
+        )
+        b["ts"] = 1_704_067_200 * NS + np.arange(m) * 60 * NS
+        b["open"], b["high"], b["low"], b["close"] = 100, 101, 99, 100.5
+        cfg = synth.BarSynthConfig(bar_ns=60 * NS, ticks_per_bar=46)
+        return sum(len(c) for c in synth.from_bars([b], cfg))
+
     try:
         await store.migrate(conn)
+        await measure("generate", "generator: GBM quotes -> batches", gen, db=False)
+        await measure("regimes", "generator: calm/news regimes -> batches", lambda: gen(True), db=False)
+        await measure("bars", "generator: bars, Brownian bridge -> batches", bars, db=False)
+
         await conn.execute("DELETE FROM ticks WHERE symbol LIKE 'BENCH%'")
         batches = list(_gen(n, "BENCH_COPY"))
-        t = time.perf_counter()
-        k = 0
-        for b in batches:
-            k += await store.write_ticks(conn, "BENCH_COPY", b)
-        rows.append(("batches -> store (write_ticks, binary COPY)", k, time.perf_counter() - t))
-        del batches
+
+        async def write() -> int:
+            k = 0
+            for b in batches:
+                k += await store.write_ticks(conn, "BENCH_COPY", b)
+            return k
+
+        await measure("write", "batches -> store (write_ticks)", write)
         await conn.execute("ANALYZE ticks")
 
-        t = time.perf_counter()
-        k = 0
-        async for b in store.read_ticks(conn, "BENCH_COPY", batch_size=200_000):
-            k += len(b)
-        rows.append(("store -> batches (read_ticks, binary COPY)", k, time.perf_counter() - t))
+        async def read() -> int:
+            k = 0
+            async for b in store.read_ticks(conn, "BENCH_COPY", batch_size=CHUNK):
+                k += len(b)
+            return k
+
+        await measure("read", "store -> batches (read_ticks)", read)
 
         csv_path = tmp / "bench.csv"
         write_csv(csv_path, n)
-        t = time.perf_counter()
-        k = Importer(csv_path, "csv", symbol="BENCH_CSV", time_format="ns").run().accepted
-        rows.append(("CSV -> validated batches (parse only)", k, time.perf_counter() - t))
-        t = time.perf_counter()
-        rep = await import_to_store(conn, Importer(csv_path, "csv", symbol="BENCH_CSV", time_format="ns"))
-        rows.append(("CSV -> store (import, fresh)", rep.stored, time.perf_counter() - t))
-        t = time.perf_counter()
-        rep = await import_to_store(conn, Importer(csv_path, "csv", symbol="BENCH_CSV", time_format="ns"))
-        rows.append(("CSV -> store (re-import, all duplicates)", rep.accepted, time.perf_counter() - t))
+
+        async def parse() -> int:
+            return Importer(csv_path, "csv", symbol="BENCH_CSV", time_format="ns").run().accepted
+
+        async def csv_import(prefetch: int = 2) -> int:
+            imp = Importer(csv_path, "csv", symbol="BENCH_CSV", time_format="ns")
+            rep = await import_to_store(conn, imp, refresh=False, prefetch=prefetch)
+            return rep.accepted
+
+        await measure("parse", "CSV -> validated batches (parse only)", parse, db=False)
+        await measure("csv_store", "CSV -> store (import, fresh)", csv_import)
+        await measure("reimport", "CSV -> store (re-import, all duplicates)", csv_import)
+        await conn.execute("DELETE FROM ticks WHERE symbol = 'BENCH_CSV'")
+        await measure("csv_store_seq", "CSV -> store (fresh, parse and write in turn)", lambda: csv_import(0))
+        await conn.execute("DELETE FROM ticks WHERE symbol = 'BENCH_CSV'")
 
         pq_path = tmp / "bench.parquet"
-        t = time.perf_counter()
-        k = write_parquet(pq_path, (("BENCH", c) for c in _gen(n)))
-        rows.append(("generator -> Parquet file", k, time.perf_counter() - t))
-        t = time.perf_counter()
-        k = sum(len(b) for _, b in read_parquet(pq_path, batch_size=200_000))
-        rows.append(("Parquet -> batches", k, time.perf_counter() - t))
-        await conn.execute("DELETE FROM ticks WHERE symbol = 'BENCH_CSV'")
+
+        async def to_parquet() -> int:
+            return write_parquet(pq_path, (("BENCH", c) for c in _gen(n)))
+
+        async def from_parquet() -> int:
+            return sum(len(b) for _, b in read_parquet(pq_path, batch_size=CHUNK))
+
+        await measure("gen_to_parquet", "generator -> Parquet file", to_parquet, db=False)
+        await measure("parquet_read", "Parquet -> batches", from_parquet, db=False)
+
+        # the server alone
+        names = ["symbol", "ts", "seq", "bid", "ask", "bid_size", "ask_size", "last", "last_size"]
+        payloads = []
+        for b in batches:
+            cols = [b"BENCH_COPY", store._pg_ts(b["ts"]).astype(">i8"), np.arange(len(b), dtype=">i8")]
+            cols += [b[k].astype(">f8") for k in names[3:]]
+            payloads.append(store.encode_copy(cols, len(b)))
+        for key, name, ddl in (
+            ("floor_noindex", "floor: COPY into ticks' columns, no index", ""),
+            (
+                "floor_pk",
+                "floor: COPY into ticks' columns + its primary key",
+                ", PRIMARY KEY (symbol, ts, seq)",
+            ),
+        ):
+            await conn.execute("DROP TABLE IF EXISTS bench_floor")
+            await conn.execute(f"CREATE TABLE bench_floor (LIKE ticks INCLUDING DEFAULTS{ddl})")
+
+            async def copy_in() -> int:
+                for p in payloads:
+                    await conn.copy_to_table("bench_floor", source=p, columns=names, format="binary")
+                return sum(len(b) for b in batches)
+
+            await measure(key, name, copy_in)
+
+        async def copy_out() -> int:
+            size = 0
+
+            async def sink(data: bytes) -> None:
+                nonlocal size
+                size += len(data)
+
+            async with conn.transaction():
+                await conn.execute(store._INDEX_WALK)
+                await conn.copy_from_query(
+                    "SELECT ts, seq, bid, ask, bid_size, ask_size, last, last_size FROM bench_floor "
+                    "WHERE symbol = 'BENCH_COPY' ORDER BY symbol, ts, seq",
+                    output=sink,
+                    format="binary",
+                )
+            return n
+
+        await conn.execute("ANALYZE bench_floor")
+        await measure("floor_out", "floor: COPY out in key order, no decoding", copy_out)
+        await conn.execute("DROP TABLE bench_floor")
+        await conn.execute("DELETE FROM ticks WHERE symbol LIKE 'BENCH%'")
     finally:
         await conn.close()
     return rows
 
 
-async def load_store(dsn: str, symbol: str, n: int) -> None:
-    from ticktape import store
+TARGETS = {
+    "generate": 5_000_000,
+    "write": 1_000_000,
+    "csv_store": 1_000_000,
+    "read": 2_000_000,
+}
+MEMORY_OF = {
+    "generate": "generate",
+    "csv_store": "csv_store",
+    "read": "store_read",
+    "parquet_read": "parquet_read",
+    "gen_to_parquet": "gen_to_parquet",
+}
 
-    conn = await store.connect(dsn)
-    try:
-        await conn.execute("DELETE FROM ticks WHERE symbol = $1", symbol)
-        for c in _gen(n, symbol):
-            await store.write_ticks(conn, symbol, c)
-        await conn.execute("ANALYZE ticks")
-    finally:
-        await conn.close()
+
+def table(rows: list[Row], mem: dict[str, dict[int, dict]], sizes: list[int]) -> str:
+    def label(size: int) -> str:
+        return f"{size // 1_000_000}M" if size % 1_000_000 == 0 else f"{size:,}"
+
+    head = ["path", "ticks", "ticks/s", "target", "client µs/tick", "server µs/tick"]
+    head += [f"RSS MB {label(s)}" for s in sizes]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" + " ---: |" * (len(head) - 1)]
+    for r in rows:
+        cells = [
+            r.name,
+            f"{r.ticks:,}",
+            f"{r.ticks / r.wall:,.0f}",
+            f"{TARGETS[r.key] / 1e6:g}M" if r.key in TARGETS else "",
+            f"{1e6 * r.client / r.ticks:.2f}",
+            "" if r.server is None else f"{1e6 * r.server / r.ticks:.2f}",
+        ]
+        m = mem.get(MEMORY_OF.get(r.key, ""), {})
+        cells += [f"{m[s]['maxrss_mb']:.0f}" if s in m else "" for s in sizes]
+        lines.append("| " + " | ".join(cells) + " |")
+    base = mem.get("baseline", {}).get(0)
+    if base is not None:
+        lines.append(
+            "| baseline: a process that only imports the modules | | | | | |"
+            + "".join(f" {base['maxrss_mb']:.0f} |" for _ in sizes)
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=2_000_000, help="ticks for the throughput rows")
-    ap.add_argument("--mem-sizes", default="10000000,50000000", help="sizes for generator/Parquet memory")
-    ap.add_argument("--csv-mem-sizes", default="1000000,5000000", help="sizes for CSV parse memory")
-    ap.add_argument("--store-mem-sizes", default="2000000,10000000", help="sizes for store read memory")
+    ap.add_argument("--mem-sizes", default="10000000,50000000", help="sizes for the peak-memory columns")
     ap.add_argument("--child")
     ap.add_argument("--path", default="")
+    ap.add_argument("--symbol", default="BENCH")
     ap.add_argument("--dsn")
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.n, args.path, args.dsn)))
+        print(json.dumps(child(args.child, args.n, args.path, args.dsn, args.symbol)))
         return
 
     from ticktape.config import Settings
     from ticktape.runtime import Runtime
 
+    sizes = [int(x) for x in args.mem_sizes.split(",") if x]
     with tempfile.TemporaryDirectory(prefix="ticktape-ingest-") as tmpdir:
         tmp = Path(tmpdir)
         settings = Settings.from_env()
@@ -222,55 +427,18 @@ def main() -> None:
             rt = Runtime(settings.with_home(tmp / "home"), kafka=False).start()
             dsn = str(rt.database_url)
         try:
-            print(f"# ticktape ingest benchmark, {os.cpu_count()} CPUs, n={args.n:,}\n")
-            print("| path | ticks | seconds | ticks/s |")
-            print("| --- | ---: | ---: | ---: |")
-            for name, k, s in asyncio.run(throughput(dsn, args.n, tmp)):
-                print(f"| {name} | {k:,} | {s:.2f} | {k / s:,.0f} |", flush=True)
-
-            print("\n| streaming path (fresh process) | ticks | seconds | peak RSS MB |")
-            print("| --- | ---: | ---: | ---: |")
-            base = run_child("baseline", 0)
-            print(
-                f"| baseline (imports only) | 0 | {base['seconds']:.2f} | {base['maxrss_mb']:.0f} |",
-                flush=True,
-            )
-            for size in [int(x) for x in args.mem_sizes.split(",") if x]:
-                for kind in ("generate", "gen_to_parquet", "parquet_read"):
-                    r = run_child(kind, size, str(tmp / f"mem{size}.parquet"))
-                    print(
-                        f"| {kind} | {r['rows']:,} | {r['seconds']:.1f} | {r['maxrss_mb']:.0f} |", flush=True
-                    )
-                (tmp / f"mem{size}.parquet").unlink(missing_ok=True)
-            for size in [int(x) for x in args.csv_mem_sizes.split(",") if x]:
-                path = tmp / f"mem{size}.csv"
-                write_csv(path, size)
-                r = run_child("csv_parse", size, str(path))
-                print(
-                    f"| csv_parse (importer, validation) | {r['rows']:,} | {r['seconds']:.1f} | {r['maxrss_mb']:.0f} |",
-                    flush=True,
-                )
-                path.unlink()
-            for size in [int(x) for x in args.store_mem_sizes.split(",") if x]:
-                sym = f"BENCH_MEM_{size}"
-                asyncio.run(load_store(dsn, sym, size))
-                r = run_child("store_read", size, sym, dsn)
-                print(
-                    f"| store_read (read_ticks) | {r['rows']:,} | {r['seconds']:.1f} | {r['maxrss_mb']:.0f} |",
-                    flush=True,
-                )
-
-                async def drop(sym: str = sym) -> None:
-                    from ticktape import store
-
-                    c = await store.connect(dsn)
-                    await c.execute("DELETE FROM ticks WHERE symbol = $1", sym)
-                    await c.close()
-
-                asyncio.run(drop())
+            load0 = os.getloadavg()
+            rows = asyncio.run(throughput(dsn, args.n, tmp))
+            mem = memory(dsn, sizes, tmp) if sizes else {}
+            load1 = os.getloadavg()
         finally:
             if rt is not None:
                 rt.stop()
+    print(
+        f"# ticktape ingest benchmark: {os.cpu_count()} CPUs, n={args.n:,} GBM quotes, "
+        f"load average {load0[0]:.1f} before, {load1[0]:.1f} after\n"
+    )
+    print(table(rows, mem, sizes))
 
 
 if __name__ == "__main__":
