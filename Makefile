@@ -36,6 +36,7 @@ dashboard: $(VENV)/.installed-runtime
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/e2e.py
 	$(BIN)/python benchmarks/native_book.py
+	$(BIN)/python benchmarks/sweep.py
 
 # The native module built with -fsanitize=address,undefined (its own venv and
 # build dir) and the native property tests run under ASan/UBSan. libasan must
