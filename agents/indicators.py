@@ -46,11 +46,11 @@ def register(app: faust.App, topics, table: faust.Table) -> None:
     async def apply(batch, k: str, state: StreamState) -> StreamState | None:
         try:
             spec, strat = run_of(batch)
-            good, feats, bars, ind = indicators_step(
+            good, cols, feats, bars, ind = indicators_step(
                 strat, batch.ticks, state.indicators, spec.bar_ns, batch.eos
             )
             out, signals, strat_state, engine = strategy.step(
-                spec, strat, state.engine, good, feats, state.strategy, batch.eos
+                spec, strat, state.engine, good, feats, state.strategy, batch.eos, cols
             )
             extra = {}
             if "recv_ns" in batch.meta:  # live feed: tick received -> decision made and executed

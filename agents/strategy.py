@@ -14,7 +14,7 @@ import numpy as np
 from ticktape.native import Engine
 from ticktape.spec import RunSpec
 from ticktape.stages import StrategyState, new_engine, trade_step
-from ticktape.strategy import Strategy
+from ticktape.strategy import Columns, Strategy
 
 
 def step(
@@ -25,11 +25,12 @@ def step(
     feats: dict[str, np.ndarray],
     state: StrategyState,
     eos: bool,
+    cols: Columns | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, StrategyState, bytes]:
     """Run one batch: (engine outputs, signal changes, strategy state, engine state).
 
     The engine is restored from ``engine_state`` (None: a new one for ``spec``).
     """
     engine = Engine.from_state(engine_state) if engine_state else new_engine(spec)
-    out, signals, new = trade_step(strat, engine, ticks, feats, state, eos)
+    out, signals, new = trade_step(strat, engine, ticks, feats, state, eos, cols)
     return out, signals, new, engine.get_state()

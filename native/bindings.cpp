@@ -22,6 +22,7 @@ namespace py = pybind11;
 using namespace ticktape;
 
 void bind_indicators(py::module_& m);  // indicator_bindings.cpp
+void bind_kernels(py::module_& m);     // kernel_bindings.cpp
 
 namespace {
 
@@ -154,9 +155,12 @@ Column<double> opt_column(py::handle obj, const char* field,
   return c;
 }
 
-std::vector<OrderInstr> instructions(py::handle obj) {
-  std::vector<OrderInstr> v;
-  if (obj.is_none()) return v;
+// The instructions as a pointer into a C-contiguous array of the packed
+// OrderInstr layout (alignment 1, so any address is fine); `keep` holds the
+// array (a contiguous copy when the input was strided).
+const OrderInstr* instructions(py::handle obj, py::array& keep, size_t& n) {
+  n = 0;
+  if (obj.is_none()) return nullptr;
   py::array arr = py::array::ensure(obj);
   if (!arr) throw py::type_error("orders must be a numpy array of ticktape.batch.ORDER_INSTR_DTYPE");
   const py::dtype want = py::dtype::of<OrderInstr>();
@@ -166,10 +170,11 @@ std::vector<OrderInstr> instructions(py::handle obj) {
                          py::str(arr.dtype()).cast<std::string>());
   }
   check_1d(arr, "orders");
-  py::array c = py::module_::import("numpy").attr("ascontiguousarray")(arr);
-  v.resize(static_cast<size_t>(c.shape(0)));
-  if (!v.empty()) std::memcpy(v.data(), c.data(), v.size() * sizeof(OrderInstr));
-  return v;
+  keep = (arr.flags() & py::array::c_style)
+             ? arr
+             : py::array(py::module_::import("numpy").attr("ascontiguousarray")(arr));
+  n = static_cast<size_t>(keep.shape(0));
+  return reinterpret_cast<const OrderInstr*>(keep.data());
 }
 
 py::dict engine_process(PyEngine& self, py::handle ts, py::handle bid, py::handle ask,
@@ -199,9 +204,8 @@ py::dict engine_process(PyEngine& self, py::handle ts, py::handle bid, py::handl
   in.target = opt_column(target, "target", k_tg, n);
   in.last = opt_column(last, "last", k_last, n);
   in.last_size = opt_column(last_size, "last_size", k_ls, n);
-  const std::vector<OrderInstr> instr = instructions(orders);
-  in.instr = instr.data();
-  in.n_instr = instr.size();
+  py::array k_orders;
+  in.instr = instructions(orders, k_orders, in.n_instr);
   Outputs out;
   {
     BusyGuard busy(self.busy, "Engine");
@@ -345,6 +349,7 @@ py::object l2_apply(PyL2Book& self, const CArr<int8_t>& side, const CArr<int64_t
 PYBIND11_MODULE(_native, m) {
   m.doc() = "ticktape C++ order book and batch execution engine (use ticktape.native)";
   bind_indicators(m);
+  bind_kernels(m);
 
   PYBIND11_NUMPY_DTYPE(BookFill, maker_id, price, qty);
   PYBIND11_NUMPY_DTYPE(FillRecord, ts, order_id, side, price, qty, fee);

@@ -373,11 +373,11 @@ def run_ticks(
         following = next(it, None)  # look ahead one batch to know which is last
         n_in += len(ticks)
         eos = following is None
-        good, feats, bars, ind = features_step(shared.features, ticks, ind, bar_ns, eos)
+        good, cols, feats, bars, ind = features_step(shared.features, ticks, ind, bar_ns, eos)
         bars_out.append(bars)
         for j, strat in enumerate(strats):
             res, sig, states[j] = trade_step(
-                strat, engines[j], good, shared.per_strategy(j, feats), states[j], eos
+                strat, engines[j], good, shared.per_strategy(j, feats), states[j], eos, cols
             )
             outs[j]["signals"].append(sig)
             for k in ("fills", "orders", "equity"):

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ticktape import _native
+
 REASONS = ("bad_price", "crossed", "bad_size", "out_of_order")
-_NO_TS = np.iinfo(np.int64).min
 
 
 def validate(ticks: np.ndarray, last_ts: int | None) -> tuple[np.ndarray, dict[str, int], int | None]:
@@ -45,37 +46,21 @@ def validate(ticks: np.ndarray, last_ts: int | None) -> tuple[np.ndarray, dict[s
         ``mask`` is True for accepted ticks; ``counts`` maps each reason of
         :data:`REASONS` to its number of rejected ticks (first failing reason
         wins); ``last_ts`` is the carry for the next batch.
+
+    One pass in C++ (native/kernels.hpp) over the strided fields.
     """
-    bid, ask, last = ticks["bid"], ticks["ask"], ticks["last"]
-    with np.errstate(invalid="ignore"):
-        quote = np.isfinite(bid) & np.isfinite(ask) & (bid > 0) & (ask > 0)
-        trade = np.isfinite(last) & (last > 0)
-        bad_price = ~(quote | trade)
-        crossed = quote & (bid > ask)
-        sizes_ok = np.ones(len(ticks), dtype=bool)
-        for f in ("bid_size", "ask_size", "last_size"):
-            v = ticks[f]
-            sizes_ok &= ~(v < 0) & ~np.isinf(v)
-    bad_size = ~bad_price & ~crossed & ~sizes_ok
-    ok = ~(bad_price | crossed | bad_size)
-    ts = ticks["ts"]
-    prior = np.where(ok, ts, _NO_TS)
-    running = np.maximum.accumulate(prior) if len(ts) else prior
-    before = np.concatenate(([_NO_TS if last_ts is None else last_ts], running[:-1]))
-    if last_ts is not None:
-        before = np.maximum(before, last_ts)
-    out_of_order = ok & (ts < before)
-    ok &= ~out_of_order
-    counts = {
-        "bad_price": int(bad_price.sum()),
-        "crossed": int(crossed.sum()),
-        "bad_size": int(bad_size.sum()),
-        "out_of_order": int(out_of_order.sum()),
-    }
-    if ok.any():
-        newest = int(ts[ok].max())
-        last_ts = newest if last_ts is None else max(last_ts, newest)
-    return ok, counts, last_ts
+    ok, counts, last_ts, _ = _native.validate_ticks(ticks, last_ts)
+    return ok, dict(zip(REASONS, counts, strict=True)), last_ts
+
+
+def accept(ticks: np.ndarray, last_ts: int | None) -> tuple[np.ndarray, dict[str, int], int | None]:
+    """:func:`validate` and keep the accepted ticks, as the engine needs them
+    (:func:`as_quotes`): (accepted ticks, counts by reason, last_ts)."""
+    ok, counts, last_ts, to_fix = _native.validate_ticks(ticks, last_ts)
+    good = ticks if len(ticks) == int(np.count_nonzero(ok)) else ticks[ok]
+    if to_fix:
+        good = as_quotes(good)
+    return good, dict(zip(REASONS, counts, strict=True)), last_ts
 
 
 #: Displayed size of a quote whose size the feed does not give.

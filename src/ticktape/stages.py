@@ -82,8 +82,7 @@ def features_step(
     ``bar_ns`` that closed in this batch (all of them at ``eos``) and the new
     state (rejected ticks are counted by reason in ``state.rejects``).
     """
-    ok, counts, last_ts = quality.validate(ticks, state.last_ts)
-    good = quality.as_quotes(ticks if ok.all() else ticks[ok])
+    good, counts, last_ts = quality.accept(ticks, state.last_ts)
     cols = tick_columns(good)
     feats, carry = compute_features(features, cols, state.carry)
     rejects = {k: state.rejects.get(k, 0) + v for k, v in counts.items()}
@@ -94,12 +93,13 @@ def features_step(
         if eos:
             closed = np.concatenate((closed, stream.close()))
         bar_state = stream.to_state()
-    return good, feats, closed, IndicatorState(last_ts, rejects, state.accepted + len(good), carry, bar_state)
+    state = IndicatorState(last_ts, rejects, state.accepted + len(good), carry, bar_state)
+    return good, cols, feats, closed, state
 
 
 def indicators_step(
     strategy: Strategy, ticks: np.ndarray, state: IndicatorState, bar_ns: int | None = None, eos: bool = False
-) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, IndicatorState]:
+) -> tuple[np.ndarray, Columns, dict[str, np.ndarray], np.ndarray, IndicatorState]:
     """:func:`features_step` with the strategy's own features."""
     return features_step(strategy.features(), ticks, state, bar_ns, eos)
 
@@ -167,13 +167,14 @@ def _tick_loop(
     ticks: np.ndarray,
     feats: dict[str, np.ndarray],
     state: StrategyState,
+    cols: Columns | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, StrategyState]:
     """The per-tick path: on_fill for every fill known by the tick, then
     on_tick, then one engine step for that tick."""
     user = json.loads(json.dumps(state.user))  # the strategy mutates it: keep the input state intact
     ctx = Context(user, engine.initial_cash)
     pending = ctx.state.setdefault("_pending", [])  # [known_ts, kind, fields...]; kind 0 fill, 1 order event
-    cols = tick_columns(ticks)
+    cols = tick_columns(ticks) if cols is None else cols
     names = list(feats)
     parts: dict[str, list[np.ndarray]] = {"fills": [], "orders": [], "equity": []}
     targets = np.full(len(ticks), np.nan)
@@ -241,19 +242,21 @@ def trade_step(
     feats: dict[str, np.ndarray],
     state: StrategyState,
     eos: bool,
+    cols: Columns | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, StrategyState]:
-    """Strategy + execution for one batch of accepted ticks, either path.
+    """Strategy + execution for one batch of accepted ticks, either path
+    (``cols``: the ticks' columns when already computed).
 
     Returns the engine's outputs (fills, orders, equity), the signal changes
     and the strategy's new state.
     """
     if strategy.per_tick:
-        out, sig, state = _tick_loop(strategy, engine, ticks, feats, state)
+        out, sig, state = _tick_loop(strategy, engine, ticks, feats, state, cols)
         if eos:
             tail = engine.finish()
             out = {k: np.concatenate((out[k], tail[k])) for k in out}
         return out, sig, state
-    dec, sig, state = strategy_step(strategy, ticks, feats, state)
+    dec, sig, state = strategy_step(strategy, ticks if cols is None else cols, feats, state)
     return execution_step(engine, ticks, dec, eos), sig, state
 
 
@@ -283,8 +286,8 @@ def run_symbol(spec: RunSpec, batches: Iterable[np.ndarray]) -> SymbolResult:
         following = next(it, None)  # look ahead one batch to know which is last
         n_in += len(ticks)
         eos = following is None
-        good, feats, bars, ind = indicators_step(strategy, ticks, ind, spec.bar_ns, eos)
-        res, sig, strat = trade_step(strategy, engine, good, feats, strat, eos)
+        good, cols, feats, bars, ind = indicators_step(strategy, ticks, ind, spec.bar_ns, eos)
+        res, sig, strat = trade_step(strategy, engine, good, feats, strat, eos, cols)
         outs["signals"].append(sig)
         outs["bars"].append(bars)
         for k in ("fills", "orders", "equity"):

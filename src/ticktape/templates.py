@@ -29,10 +29,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ticktape import indicators
+from ticktape import _native, indicators
 from ticktape.strategy import Columns, Context, Feature, Fill, Strategy, Tick, register
-
-_NEVER = np.iinfo(np.int64).min // 2
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,8 +70,9 @@ def positions(
     """Position direction (+1, 0, -1; NaN before the first event) per tick.
 
     The latest entry decides the side; an exit of that side after it makes
-    the position flat. Entries win over exits on the same tick. ``carry`` is
-    the direction after the previous batch (None: none yet).
+    the position flat. Entries win over exits on the same tick (and a short
+    entry over a long one). ``carry`` is the direction after the previous
+    batch (None: none yet). A state machine in C++ (native/kernels.hpp).
 
     Examples
     --------
@@ -82,21 +81,11 @@ def positions(
     ...           np.array([f, f, f, t]), np.array([f, f, f, f]), None).tolist()
     [nan, 1.0, 0.0, -1.0]
     """
-    n = len(enter_long)
-    idx = np.arange(n)
-
-    def last(mask: np.ndarray, start: int) -> np.ndarray:
-        return np.maximum(np.maximum.accumulate(np.where(mask, idx, _NEVER)), start) if n else idx
-
-    before = -1
-    L = last(enter_long, before if carry == 1 else _NEVER)
-    S = last(enter_short, before if carry == -1 else _NEVER)
-    XL = last(exit_long, before if carry == 0 else _NEVER)
-    XS = last(exit_short, before if carry == 0 else _NEVER)
-    long_side = L > S
-    out = np.where(long_side, np.where(XL > L, 0.0, 1.0), np.where(XS > S, 0.0, -1.0))
-    none = (L == _NEVER) & (S == _NEVER)
-    out[none] = np.where((XL[none] > _NEVER) | (XS[none] > _NEVER), 0.0, np.nan)
+    flags = [
+        np.ascontiguousarray(e, dtype=bool).view(np.uint8)
+        for e in (enter_long, exit_long, enter_short, exit_short)
+    ]
+    out, _ = _native.positions(*flags, np.nan if carry is None else float(carry))
     return out
 
 

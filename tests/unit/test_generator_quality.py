@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ticktape.batch import TICK_DTYPE
 from ticktape.generator import RandomWalkConfig, generate
@@ -74,3 +76,47 @@ def test_trade_only_ticks_are_accepted_as_quotes_at_the_trade_price():
     unsized["ask_size"] = np.nan  # a feed without sizes (TrueFX): accepted, unlimited at the quote
     ok, _, _ = validate(unsized, None)
     assert ok.all() and as_quotes(unsized)["ask_size"][0] == 1e12
+
+
+def _validate_reference(t, last_ts):
+    """ticktape.quality's rules, one tick at a time."""
+    ok, counts = [], dict.fromkeys(("bad_price", "crossed", "bad_size", "out_of_order"), 0)
+    for r in t:
+        quote = r["bid"] > 0 and r["ask"] > 0 and np.isfinite(r["bid"]) and np.isfinite(r["ask"])
+        trade = r["last"] > 0 and np.isfinite(r["last"])
+        sizes = [r["bid_size"], r["ask_size"], r["last_size"]]
+        if not (quote or trade):
+            reason = "bad_price"
+        elif quote and r["bid"] > r["ask"]:
+            reason = "crossed"
+        elif any(v < 0 or v == np.inf for v in sizes):
+            reason = "bad_size"
+        elif last_ts is not None and r["ts"] < last_ts:
+            reason = "out_of_order"
+        else:
+            reason = None
+            last_ts = int(r["ts"])
+        ok.append(reason is None)
+        if reason:
+            counts[reason] += 1
+    return np.array(ok, dtype=bool), counts, last_ts
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(0, 20),
+            *[st.sampled_from([np.nan, -1.0, 0.0, 1.0, 2.0, np.inf]) for _ in range(6)],
+        ),
+        max_size=40,
+    ),
+    last_ts=st.one_of(st.none(), st.integers(0, 20)),
+)
+def test_validation_kernel_equals_the_rules(rows, last_ts):
+    t = np.array(rows, dtype=[(n, "<i8" if n == "ts" else "<f8") for n in TICK_DTYPE.names]).astype(
+        TICK_DTYPE
+    )
+    ok, counts, last = validate(t, last_ts)
+    ok_ref, counts_ref, last_ref = _validate_reference(t, last_ts)
+    assert ok.tolist() == ok_ref.tolist() and counts == counts_ref and last == last_ref

@@ -164,3 +164,28 @@ def test_rules_errors_name_the_json_path():
         build("rules", {"entry": {"op": ">", "left": {"ind": "sma", "n": 0}, "right": 1}})
     with pytest.raises(SpecError, match="entry or a short_entry"):
         build("rules", {"exit": {"op": ">", "left": {"ind": "rsi"}, "right": 70}})
+
+
+def _positions_reference(el, xl, es, xs, carry):
+    """The definition, one tick at a time."""
+    d = np.nan if carry is None else carry
+    out = []
+    for a, b, c, e in zip(el, xl, es, xs, strict=True):
+        if c:
+            d = -1.0
+        elif a:
+            d = 1.0
+        elif (d == 1 and b) or (d == -1 and e) or (np.isnan(d) and (b or e)):
+            d = 0.0
+        out.append(d)
+    return np.array(out, dtype=float)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    events=st.lists(st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans()), max_size=60),
+    carry=st.sampled_from([None, 1.0, 0.0, -1.0]),
+)
+def test_positions_kernel_equals_the_definition(events, carry):
+    cols = [np.array([e[k] for e in events], dtype=bool) for k in range(4)]
+    assert np.array_equal(positions(*cols, carry), _positions_reference(*cols, carry), equal_nan=True)

@@ -1,0 +1,69 @@
+// pybind11 bindings of native/kernels.hpp (tick validation and the templates'
+// position state machine), used by ticktape.quality and ticktape.templates.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "kernels.hpp"
+
+namespace py = pybind11;
+using namespace ticktape::kern;
+
+namespace {
+
+template <class T>
+Col<T> field(const py::array& rec, const char* name) {
+  py::array f = rec[py::str(name)];
+  if (f.ndim() != 1 || f.itemsize() != static_cast<py::ssize_t>(sizeof(T))) {
+    throw std::invalid_argument(std::string("field ") + name + " has the wrong type");
+  }
+  return Col<T>{static_cast<const char*>(f.data()), f.strides(0)};
+}
+
+using Flags = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
+
+}  // namespace
+
+void bind_kernels(py::module_& m) {
+  m.def(
+      "validate_ticks",
+      [](const py::array& ticks, py::object last_ts) {
+        if (ticks.ndim() != 1) throw std::invalid_argument("ticks must be one-dimensional");
+        const int64_t n = ticks.shape(0);
+        auto ts = field<int64_t>(ticks, "ts");
+        auto bid = field<double>(ticks, "bid"), ask = field<double>(ticks, "ask");
+        auto bs = field<double>(ticks, "bid_size"), as = field<double>(ticks, "ask_size");
+        auto last = field<double>(ticks, "last"), ls = field<double>(ticks, "last_size");
+        bool has = !last_ts.is_none();
+        int64_t lt = has ? last_ts.cast<int64_t>() : 0;
+        py::array_t<bool> ok(static_cast<py::ssize_t>(n));
+        int64_t counts[4] = {0, 0, 0, 0};
+        int64_t to_fix = 0;
+        {
+          py::gil_scoped_release release;
+          to_fix = validate(n, ts, bid, ask, bs, as, last, ls, has, lt,
+                            reinterpret_cast<uint8_t*>(ok.mutable_data()), counts);
+        }
+        py::object out_ts = has ? py::object(py::int_(lt)) : py::object(py::none());
+        return py::make_tuple(ok, py::make_tuple(counts[0], counts[1], counts[2], counts[3]), out_ts, to_fix);
+      },
+      py::arg("ticks"), py::arg("last_ts"),
+      "One pass of ticktape.quality's rules over a TICK_DTYPE array: (ok mask, counts by reason, last_ts,\n"
+      "accepted ticks without a usable quote or quote size).");
+  m.def(
+      "positions",
+      [](const Flags& el, const Flags& xl, const Flags& es, const Flags& xs, double dir) {
+        const py::ssize_t n = el.size();
+        if (xl.size() != n || es.size() != n || xs.size() != n) {
+          throw std::invalid_argument("event columns must have the same length");
+        }
+        py::array_t<double> out(n);
+        positions(n, el.data(), xl.data(), es.data(), xs.data(), dir, out.mutable_data());
+        return py::make_tuple(out, dir);
+      },
+      py::arg("enter_long"), py::arg("exit_long"), py::arg("enter_short"), py::arg("exit_short"), py::arg("dir"),
+      "Position direction per tick from entry/exit events (ticktape.templates.positions): (out, carried dir).");
+}
