@@ -7,6 +7,13 @@ Prints one table:
   Python call per event) vs the reference book;
 * ticks/s of ``Engine.process`` with an active target-position strategy (a
   decision on every tick, an order every few ticks) vs the reference engine;
+* ticks/s of ``Engine.process`` with explicit instructions: a market maker
+  that cancels its quotes and places a limit buy at the bid and a limit sell
+  at the ask every 5 ticks (risk-averse queue, trades on 30% of the ticks),
+  vs the reference engine and, when the ``hftbacktest`` package is
+  installed, vs hftbacktest running the same strategy on the same ticks
+  (converted to its depth/trade events; its numba strategy is compiled on a
+  small warm-up stream first, so compile time is not counted);
 * events/s of L2 diffs (absolute quantity per level) through L2Book, with
   and without top-10 views, vs the reference;
 * messages/s of the LOBSTER AMZN level-1 sample (when ../shared/data is
@@ -29,7 +36,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ticktape.native import Engine, L2Book, L3Kind, OrderBook
+from ticktape.native import (
+    Engine,
+    L2Book,
+    L3Kind,
+    OrderAction,
+    OrderBook,
+    OrderType,
+    QueueModel,
+    instructions,
+)
 from ticktape.reference import ReferenceBook, ReferenceEngine, ReferenceL2Book
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lobster"
@@ -100,6 +116,152 @@ def tick_stream(n: int, seed: int = 2) -> dict[str, np.ndarray]:
     }
 
 
+def trade_stream(t: dict[str, np.ndarray], seed: int = 4) -> dict[str, np.ndarray]:
+    """Trades on ~30% of the ticks, at the bid or the ask, 1-9 lots."""
+    rng = np.random.default_rng(seed)
+    n = len(t["ts"])
+    at_bid = rng.random(n) < 0.5
+    last = np.where(at_bid, t["bid"], t["ask"])
+    return {
+        "last": np.where(rng.random(n) < 0.3, last, np.nan),
+        "last_size": rng.integers(1, 10, size=n).astype(np.float64),
+    }
+
+
+def mm_instructions(t: dict[str, np.ndarray], every: int = 5) -> np.ndarray:
+    """Every ``every`` ticks: cancel the previous two quotes, place a buy at the bid and a sell at the ask."""
+    dec = np.arange(0, len(t["ts"]), every, dtype=np.int64)
+    k = np.arange(len(dec), dtype=np.int64)
+    ids = np.stack([2 * k - 1, 2 * k, 2 * k + 1, 2 * k + 2], axis=1).ravel()
+    m = len(dec)
+    ins = instructions(
+        i=np.repeat(dec, 4),
+        action=np.tile(
+            np.array([OrderAction.CANCEL, OrderAction.CANCEL, OrderAction.NEW, OrderAction.NEW]), m
+        ),
+        order_id=ids,
+        side=np.tile(np.array([0, 0, 1, -1]), m),
+        type=np.tile(np.array([0, 0, OrderType.LIMIT, OrderType.LIMIT]), m),
+        price=np.stack(
+            [np.full(m, np.nan), np.full(m, np.nan), t["bid"][dec], t["ask"][dec]], axis=1
+        ).ravel(),
+        qty=np.tile(np.array([np.nan, np.nan, 1.0, 1.0]), m),
+    )
+    return ins[2:]  # no quotes to cancel at the first decision
+
+
+def split_orders(ins: np.ndarray, n: int, batch: int) -> list[np.ndarray]:
+    """The instructions of each batch of ``batch`` ticks, ``i`` relative to the batch (as a strategy emits them)."""
+    cuts = np.searchsorted(ins["i"], np.arange(0, n + batch, batch))
+    out = []
+    for j, a in enumerate(range(0, n, batch)):
+        o = ins[cuts[j] : cuts[j + 1]].copy()
+        o["i"] -= a
+        out.append(o)
+    return out
+
+
+def run_orders(
+    eng: Engine | ReferenceEngine, t: dict[str, np.ndarray], parts: list[np.ndarray], batch: int
+) -> dict:
+    outs = []
+    for j, a in enumerate(range(0, len(t["ts"]), batch)):
+        s = slice(a, a + batch)
+        cols = (t["ts"][s], t["bid"][s], t["ask"][s], t["bid_size"][s], t["ask_size"][s])
+        outs.append(eng.process(*cols, None, last=t["last"][s], last_size=t["last_size"][s], orders=parts[j]))
+    outs.append(eng.finish())
+    return {k: np.concatenate([p[k] for p in outs]) for k in ("fills", "orders", "equity")}
+
+
+def hftbacktest_rate(t: dict[str, np.ndarray], n: int) -> tuple[float | None, str]:
+    """ticks/s of hftbacktest running the market maker on the first n ticks, or (None, why not)."""
+    try:
+        import hftbacktest as hb
+        from numba import njit
+    except ImportError as exc:
+        return None, f"hftbacktest not installed ({exc.name})"
+
+    def events(a: int, b: int) -> np.ndarray:
+        f = hb.EXCH_EVENT | hb.LOCAL_EVENT
+        rows = []
+        pb = pa = None
+        for i in range(a, b):
+            ts = int(t["ts"][i])
+            bid, ask = float(t["bid"][i]), float(t["ask"][i])
+            if pb is not None and pb != bid:
+                rows.append((f | hb.DEPTH_EVENT | hb.BUY_EVENT, ts, ts, pb, 0.0, 0, 0, 0.0))
+            rows.append((f | hb.DEPTH_EVENT | hb.BUY_EVENT, ts, ts, bid, float(t["bid_size"][i]), 0, 0, 0.0))
+            if pa is not None and pa != ask:
+                rows.append((f | hb.DEPTH_EVENT | hb.SELL_EVENT, ts, ts, pa, 0.0, 0, 0, 0.0))
+            rows.append((f | hb.DEPTH_EVENT | hb.SELL_EVENT, ts, ts, ask, float(t["ask_size"][i]), 0, 0, 0.0))
+            if not np.isnan(t["last"][i]):
+                side = hb.SELL_EVENT if t["last"][i] <= bid else hb.BUY_EVENT
+                rows.append(
+                    (
+                        f | hb.TRADE_EVENT | side,
+                        ts,
+                        ts,
+                        float(t["last"][i]),
+                        float(t["last_size"][i]),
+                        0,
+                        0,
+                        0.0,
+                    )
+                )
+            pb, pa = bid, ask
+        return np.array(rows, dtype=hb.binding.event_dtype)
+
+    @njit
+    def market_maker(hbt, every):  # type: ignore[no-untyped-def]
+        feeds = 0
+        oid = 0
+        while hbt.wait_next_feed(False, 10**15) == 2:
+            feeds += 1
+            if feeds % every == 0:
+                values = hbt.orders(0).values()
+                while values.has_next():
+                    o = values.get()
+                    if o.cancellable:
+                        hbt.cancel(0, o.order_id, False)
+                hbt.clear_inactive_orders(0)
+                d = hbt.depth(0)
+                oid += 1
+                hbt.submit_buy_order(0, oid, d.best_bid, 1.0, hb.GTC, hb.LIMIT, False)
+                oid += 1
+                hbt.submit_sell_order(0, oid, d.best_ask, 1.0, hb.GTC, hb.LIMIT, False)
+        return feeds
+
+    def backtest(ev: np.ndarray):  # type: ignore[no-untyped-def]
+        asset = (
+            hb.BacktestAsset()
+            .data(ev)
+            .linear_asset(1.0)
+            .constant_order_latency(0, 0)
+            .risk_adverse_queue_model()
+            .no_partial_fill_exchange()  # its partial_fill_exchange stops on this stream (error 14)
+            .trading_value_fee_model(0.0, 0.0)
+            .tick_size(0.01)
+            .lot_size(1.0)
+        )
+        return hb.HashMapMarketDepthBacktest([asset])
+
+    warm = backtest(events(0, 2_000))
+    market_maker(warm, 5)  # numba compile
+    warm.close()
+    ev = events(0, n)
+    hbt = backtest(ev)
+    t0 = time.perf_counter()
+    feeds = market_maker(hbt, 5)
+    dt = time.perf_counter() - t0
+    hbt.close()
+    if feeds < n - 1:
+        return None, f"hftbacktest stopped after {feeds:,} of {n:,} ticks"
+    return (
+        n / dt,
+        f"hftbacktest {hb.__version__ if hasattr(hb, '__version__') else ''}: {len(ev):,} events for {n:,} ticks",
+    )
+
+
 COLS = ("ts", "bid", "ask", "bid_size", "ask_size", "target")
 
 
@@ -127,6 +289,7 @@ def main() -> None:
     ap.add_argument("--ticks", type=int, default=4_000_000, help="ticks (native)")
     ap.add_argument("--ref-n", type=int, default=100_000, help="events / ticks for the reference")
     ap.add_argument("--batch", type=int, default=20_000, help="ticks per Engine.process call")
+    ap.add_argument("--hbt-n", type=int, default=300_000, help="ticks for hftbacktest (if installed)")
     args = ap.parse_args()
 
     # --- order book -------------------------------------------------------
@@ -159,6 +322,26 @@ def main() -> None:
         lambda: run_engine(ReferenceEngine(0.01, fee_bps=0.5), thead, args.batch),
         repeat=1,
     )
+
+    # --- engine with explicit limit orders (market maker) --------------------
+    ticks |= trade_stream(ticks)
+    ins = mm_instructions(ticks)
+    thead = {c: v[: args.ref_n] for c, v in ticks.items()}
+    ihead = split_orders(ins[ins["i"] < args.ref_n], args.ref_n, args.batch)
+    iall = split_orders(ins, args.ticks, args.batch)
+    mm_cfg = {"tick_size": 0.01, "queue_model": QueueModel.RISK_AVERSE, "maker_fee_bps": -0.2, "fee_bps": 0.5}
+    a = run_orders(Engine(**mm_cfg), thead, ihead, args.batch)
+    b = run_orders(ReferenceEngine(**mm_cfg), thead, ihead, args.batch)
+    for k in a:
+        assert len(a[k]) == len(b[k]) and all(
+            np.array_equal(a[k][f], b[k][f], equal_nan=True) for f in a[k].dtype.names
+        ), k
+    mm_out = run_orders(Engine(**mm_cfg), ticks, iall, args.batch)
+    mm_rate = best_rate(args.ticks, lambda: run_orders(Engine(**mm_cfg), ticks, iall, args.batch))
+    mm_ref = best_rate(
+        args.ref_n, lambda: run_orders(ReferenceEngine(**mm_cfg), thead, ihead, args.batch), repeat=1
+    )
+    hbt_rate, hbt_note = hftbacktest_rate(ticks, min(args.hbt_n, args.ticks))
 
     # --- L2 diffs (depthUpdate style: absolute qty per level, 0 deletes) -----
     rng = np.random.default_rng(3)
@@ -215,6 +398,8 @@ def main() -> None:
         ("OrderBook L3, one Python call per event", args.ref_n, "events/s", calls, book_ref),
         (f"Engine.process, active strategy, {args.batch:,}-tick batches", args.ticks, "ticks/s", eng_batched, eng_ref),
         ("Engine.process, active strategy, one batch", args.ticks, "ticks/s", eng_one, eng_ref),
+        (f"Engine.process, limit orders placed/cancelled every 5 ticks, {args.batch:,}-tick batches",
+         args.ticks, "ticks/s", mm_rate, mm_ref),
         ("L2Book diffs, apply (bulk)", args.events, "events/s", l2_rate, l2_ref),
         ("L2Book diffs + top-10 view every 100 events", args.events, "events/s", l2_top, l2_ref),
         *lob,
@@ -227,8 +412,17 @@ def main() -> None:
         print(f"{name:<{w}}  {n:>10,}  {unit:>8}  {rate:>12,.0f}  {ref_s}  {ratio}")
     print(
         f"(reference on the first {args.ref_n:,} events/ticks; engine stream made "
-        f"{n_fills:,} fills over {args.ticks:,} ticks)"
+        f"{n_fills:,} fills over {args.ticks:,} ticks; the market maker {len(ins):,} instructions, "
+        f"{len(mm_out['fills']):,} fills)"
     )
+    if hbt_rate is None:
+        print(f"hftbacktest: not compared: {hbt_note}")
+    else:
+        print(
+            f"hftbacktest, same market maker on the same ticks ({hbt_note}): {hbt_rate:,.0f} ticks/s; "
+            f"ticktape Engine.process is {mm_rate / hbt_rate:,.1f}x that (fills differ by design: "
+            "hftbacktest's no-partial-fill exchange, ticktape's partial fills)"
+        )
 
 
 if __name__ == "__main__":

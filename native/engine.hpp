@@ -416,19 +416,20 @@ class Engine {
 
   // Validate the whole batch (throws InputError, state untouched), then run
   // it. Instructions can only be checked against the order ids while the
-  // batch runs, so then it runs on a copy that replaces the state on success.
+  // batch runs, so then it runs on a copy that replaces the state on success
+  // (an error leaves the state untouched and `out` partly written).
   void process(const Inputs& in, Outputs& out) {
     validate(in);
     if (in.n_instr == 0) {
       for (size_t i = 0; i < in.n; ++i) step(in, i, out);
       return;
     }
+    // On an error `out` holds a partial result: callers drop it.
     Engine work(*this);
-    Outputs tmp;
     work.cursor_ = 0;
-    for (size_t i = 0; i < in.n; ++i) work.step(in, i, tmp);
+    out.orders.reserve(out.orders.size() + 2 * in.n_instr);
+    for (size_t i = 0; i < in.n; ++i) work.step(in, i, out);
     *this = std::move(work);
-    append(out, tmp);
   }
 
   // Emit the final equity sample at the last seen tick (once).
@@ -675,16 +676,6 @@ class Engine {
     }
   };
 
-  static void append(Outputs& out, const Outputs& tmp) {
-    out.fills.insert(out.fills.end(), tmp.fills.begin(), tmp.fills.end());
-    out.orders.insert(out.orders.end(), tmp.orders.begin(), tmp.orders.end());
-    out.equity.insert(out.equity.end(), tmp.equity.begin(), tmp.equity.end());
-    out.fill_liquidity.insert(out.fill_liquidity.end(), tmp.fill_liquidity.begin(),
-                              tmp.fill_liquidity.end());
-    out.fill_known_ts.insert(out.fill_known_ts.end(), tmp.fill_known_ts.begin(),
-                             tmp.fill_known_ts.end());
-  }
-
   void init_models() {
     prices_ = Grid(cfg_.tick_size);
     lots_ = Grid(cfg_.lot_size);
@@ -712,7 +703,7 @@ class Engine {
     return x >= kMaxLots ? static_cast<int64_t>(kMaxLots) : static_cast<int64_t>(x);
   }
 
-  void check_price(const std::string& field, size_t i, double p) const {
+  void check_price(const char* field, size_t i, double p) const {
     if (!usable(p)) return;
     const double x = p / cfg_.tick_size;
     if (!(x < 4.0e18)) fail(field, i, detail::fmt(p), "is out of range for the tick size");
@@ -727,7 +718,8 @@ class Engine {
   // on the grid.
   void check_instr_price(const char* name, size_t k, double p, bool required, bool allowed,
                          const char* what) const {
-    const std::string field = std::string("orders.") + name;
+    // (no std::string is built unless the check fails: this runs per instruction)
+    const char* field = name;  // "orders.<name>"
     if (std::isnan(p)) {
       if (required) fail(field, k, "nan", std::string("is required for ") + what);
       return;
@@ -813,12 +805,12 @@ class Engine {
         const bool stop = x.type == kStop || x.type == kStopLimit;
         static const char* names[] = {"a MARKET order", "a LIMIT order", "a STOP order",
                                       "a STOP_LIMIT order"};
-        check_instr_price("price", k, x.price, limit, limit, names[x.type]);
-        check_instr_price("stop_price", k, x.stop_price, stop, stop, names[x.type]);
+        check_instr_price("orders.price", k, x.price, limit, limit, names[x.type]);
+        check_instr_price("orders.stop_price", k, x.stop_price, stop, stop, names[x.type]);
         check_instr_qty(k, x.qty, true);
       } else if (x.action == kModify) {
-        check_instr_price("price", k, x.price, false, true, "");
-        check_instr_price("stop_price", k, x.stop_price, false, true, "");
+        check_instr_price("orders.price", k, x.price, false, true, "");
+        check_instr_price("orders.stop_price", k, x.stop_price, false, true, "");
         check_instr_qty(k, x.qty, false);
       } else if (x.action != kCancel) {
         fail("orders.action", k, std::to_string(x.action), "must be 0 (NEW), 1 (CANCEL) or 2 (MODIFY)");
