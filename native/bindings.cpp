@@ -57,6 +57,7 @@ struct PyBook {
 struct PyEngine {
   Engine eng;
   bool busy = false;
+  Outputs scratch;  // reused across calls: no fresh pages per batch
   explicit PyEngine(Engine e) : eng(std::move(e)) {}
   Engine& get() {
     check_idle(busy, "Engine");
@@ -206,9 +207,14 @@ py::dict engine_process(PyEngine& self, py::handle ts, py::handle bid, py::handl
   in.last_size = opt_column(last_size, "last_size", k_ls, n);
   py::array k_orders;
   in.instr = instructions(orders, k_orders, in.n_instr);
-  Outputs out;
+  Outputs& out = self.scratch;
   {
     BusyGuard busy(self.busy, "Engine");
+    out.fills.clear();
+    out.orders.clear();
+    out.equity.clear();
+    out.fill_liquidity.clear();
+    out.fill_known_ts.clear();
     py::gil_scoped_release nogil;  // the k_* arrays above outlive this scope
     self.eng.process(in, out);
   }
