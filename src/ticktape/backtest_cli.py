@@ -124,11 +124,20 @@ def backtest(
 
 
 def sweep(
-    data: Annotated[Path, typer.Option("--data", help="CSV or Parquet file of ticks or OHLC(V) bars")],
     strategy: Annotated[str, typer.Option(help="strategy (template) name")],
     grid: Annotated[
         list[str], typer.Option("--grid", help="NAME=V1,V2,... or NAME=START:STOP:STEP (repeat)")
     ],
+    data: Annotated[
+        Path | None, typer.Option("--data", help="in process: CSV or Parquet of ticks or bars")
+    ] = None,
+    symbols: Annotated[
+        str | None, typer.Option(help="over the pipeline: comma-separated symbols (ticks from --source)")
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(help="pipeline source: store (default), parquet:FILE, generator:N[:SEED], topic:RUN"),
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="ticks, bars or auto")] = "auto",
     param: Annotated[
         list[str] | None, typer.Option("--param", help="fixed parameter NAME=VALUE (repeat)")
@@ -145,16 +154,27 @@ def sweep(
     store: Annotated[bool, typer.Option("--store/--no-store", help="store one run per parameter set")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print the whole table as JSON")] = False,
 ) -> None:
-    """Backtest every parameter set of a grid in one pass over the data."""
+    """Backtest every parameter set of a grid: in process in one pass over
+    --data, or over the streaming pipeline (--symbols), one run per set."""
     from ticktape import sweep as sw
+    from ticktape.strategy import SpecError
 
+    if (data is None) == (symbols is None):
+        raise SpecError("sweep: give --data FILE (in process) or --symbols A,B (over the pipeline)")
     space = sw.parse_grid(grid)
     sets = sw.grid(space) if sample_n is None else sw.sample(space, sample_n, seed)
-    engine: dict[str, Any] = {"tick_size": 1e-6} if tick_size is None else {"tick_size": tick_size}
+    engine: dict[str, Any] = (
+        {"tick_size": 1e-6 if data is not None else 0.01} if tick_size is None else {"tick_size": tick_size}
+    )
     if cash is not None:
         engine["initial_cash"] = cash
     if fee_bps is not None:
         engine["fee_bps"] = fee_bps
+    if symbols is not None:
+        _sweep_pipeline(
+            strategy, symbols, source, parse_params(param or []), engine, sets, top, sort, as_json
+        )
+        return
     res = sw.sweep(data, strategy, sets, parse_params(param or []), format=fmt, engine=engine)
     if store:
         from ticktape.cli import _with_db
@@ -167,13 +187,62 @@ def sweep(
         title=f"sweep {res.sweep_id}: {len(sets)} parameter sets of {strategy} in {res.seconds:.2f} s "
         f"({res.seconds / len(sets) * 1e3:.1f} ms per set)"
     )
-    best = res.top(top, sort)
+    _print_top(t, res.top(top, sort))
+    if store:
+        console.print(
+            f"stored as {len(sets)} runs; SQL: SELECT * FROM runs WHERE sweep_id = '{res.sweep_id}';"
+        )
+
+
+def _print_top(t: Table, best: pd.DataFrame) -> None:
     for col in best.columns:
         t.add_column(str(col), justify="right")
     for _, row in best.iterrows():
         t.add_row(*(_fmt(v) for v in row.tolist()))
     console.print(t)
-    if store:
-        console.print(
-            f"stored as {len(sets)} runs; SQL: SELECT * FROM runs WHERE sweep_id = '{res.sweep_id}';"
+
+
+def _sweep_pipeline(strategy, symbols, source, params, engine, sets, top, sort, as_json) -> None:
+    from ticktape import sweep as sw
+    from ticktape.cli import _settings, parse_source
+    from ticktape.demo import migrate
+    from ticktape.runtime import Runtime
+    from ticktape.spec import EngineConfig, RunSpec
+    from ticktape.strategy import SpecError
+
+    base = RunSpec(
+        strategy=strategy,
+        symbols=tuple(s.strip() for s in symbols.split(",") if s.strip()),
+        params=params,
+        engine=EngineConfig(**engine),
+        source=parse_source(source) if source else None,
+    )
+    settings = _settings()
+    with Runtime(settings) as rt:
+        migrate(rt, console)
+        sweep_id, runs = sw.sweep_pipeline(rt, settings, base, sets, console)
+    rows = []
+    for p, r in zip(sets, runs, strict=True):
+        m = r["metrics"]
+        rows.append(
+            {
+                **p,
+                "status": r["status"],
+                "final_pnl": m.get("final_pnl"),
+                "max_drawdown_pct": m.get("max_drawdown_pct"),
+                "fills": r["fills"],
+                "ticks/s": (r["ticks_processed"] or 0) / r["wall_seconds"] if r["wall_seconds"] else None,
+            }
         )
+    table = pd.DataFrame(rows)
+    if as_json:
+        typer.echo(table.to_json(orient="records", indent=2))
+        return
+    key = sort if sort in table else "final_pnl"
+    if key not in table:
+        raise SpecError(f"--sort {sort!r}: not a column ({', '.join(table.columns)})")
+    _print_top(
+        Table(title=f"pipeline sweep {sweep_id}: {len(sets)} runs of {strategy}"),
+        table.sort_values(key, ascending=False, na_position="last", kind="stable").head(top),
+    )
+    console.print(f"SQL: SELECT * FROM runs WHERE sweep_id = '{sweep_id}';")

@@ -93,67 +93,94 @@ async def submit_and_watch(
     timeout_s: float,
 ) -> dict:
     """Create the run, send its request to the worker and follow it to the end."""
+    (run,) = await submit_and_watch_many(kafka_url, dsn, [spec], total, worker, console, timeout_s)
+    if run["status"] != "complete":
+        raise DemoError(f"run {spec.run_id} {run['status']}: {run['error']}")
+    return run
+
+
+async def submit_and_watch_many(
+    kafka_url: str,
+    dsn: str,
+    specs: list[RunSpec],
+    total: int | None,
+    worker: WorkerProcess,
+    console: Console,
+    timeout_s: float,
+    sweep_id: str | None = None,
+) -> list[dict]:
+    """Create the runs (grouped under ``sweep_id`` when given), send their
+    requests and follow them, with one progress bar, until every one ended.
+    Returns the run rows with their metrics."""
     conn = await store.connect(dsn)
     try:
-        first, last = spec.start_ns, spec.end_ns
-        if spec.source["kind"] == "store":
-            ranges = [r for r in [await store.tick_range(conn, sym) for sym in spec.symbols] if r]
-            if ranges:
-                lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
-                first = lo if first is None else max(first, lo)
-                last = hi if last is None else min(last, hi)
-        await store.create_run(
-            conn,
-            spec.run_id,
-            spec.strategy,
-            json.loads(spec.to_json()),
-            spec.params,
-            list(spec.symbols),
-            first,
-            last,
-        )
+        for spec in specs:
+            first, last = spec.start_ns, spec.end_ns
+            if spec.source["kind"] == "store":
+                ranges = [r for r in [await store.tick_range(conn, sym) for sym in spec.symbols] if r]
+                if ranges:
+                    lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+                    first = lo if first is None else max(first, lo)
+                    last = hi if last is None else min(last, hi)
+            await store.create_run(
+                conn,
+                spec.run_id,
+                spec.strategy,
+                json.loads(spec.to_json()),
+                spec.params,
+                list(spec.symbols),
+                first,
+                last,
+            )
+            if sweep_id is not None:
+                await conn.execute("UPDATE runs SET sweep_id = $2 WHERE run_id = $1", spec.run_id, sweep_id)
         producer = AIOKafkaProducer(bootstrap_servers=kafka_url)
         await producer.start()
         try:
-            await producer.send_and_wait(
-                f"{APP_ID}.run-requests", spec.to_json().encode(), key=spec.run_id.encode()
-            )
+            for spec in specs:
+                await producer.send_and_wait(
+                    f"{APP_ID}.run-requests", spec.to_json().encode(), key=spec.run_id.encode()
+                )
         finally:
             await producer.stop()
+        ids = [spec.run_id for spec in specs]
         deadline = time.monotonic() + timeout_s
+        label = f"run {ids[0][:8]}" if len(ids) == 1 else f"{len(ids)} runs"
         with _progress(console) as bar:
-            task = bar.add_task(f"run {spec.run_id[:8]}", total=total, rate="")
+            task = bar.add_task(label, total=total, rate="")
             t0 = None
             while True:
-                row = await conn.fetchrow(
-                    "SELECT r.status, r.error, coalesce(sum(p.ticks_processed + coalesce(p.ticks_rejected, 0)), 0) AS n"
+                rows = await conn.fetch(
+                    "SELECT r.status, coalesce(sum(p.ticks_processed + coalesce(p.ticks_rejected, 0)), 0) AS n"
                     " FROM runs r LEFT JOIN run_progress p USING (run_id)"
-                    " WHERE r.run_id = $1 GROUP BY r.status, r.error",
-                    spec.run_id,
+                    " WHERE r.run_id = ANY($1::uuid[]) GROUP BY r.run_id, r.status",
+                    ids,
                 )
-                n = int(row["n"])
+                n = sum(int(r["n"]) for r in rows)
                 if n and t0 is None:
                     t0 = time.perf_counter()
                 rate = f"{n / (time.perf_counter() - t0):,.0f} ticks/s" if t0 and n else "waiting for worker"
                 bar.update(task, completed=n, rate=rate)
-                if row["status"] in ("complete", "failed", "cancelled"):
+                if len(rows) == len(ids) and all(
+                    r["status"] in ("complete", "failed", "cancelled") for r in rows
+                ):
                     break
                 if not worker.alive():
                     raise DemoError(f"the Faust worker exited; last log lines:\n{worker.log_tail()}")
                 if time.monotonic() > deadline:
                     raise DemoError(
-                        f"run {spec.run_id} did not finish in {timeout_s:.0f} s; worker log: {worker.log_path}"
+                        f"{label} did not finish in {timeout_s:.0f} s; worker log: {worker.log_path}"
                     )
                 await asyncio.sleep(0.2)
-        run = dict(await conn.fetchrow("SELECT * FROM runs WHERE run_id = $1", spec.run_id))
-        metrics = {
-            r["name"]: r["value"]
-            for r in await conn.fetch("SELECT name, value FROM run_metrics WHERE run_id = $1", spec.run_id)
-        }
-        run["metrics"] = metrics
-        if run["status"] != "complete":
-            raise DemoError(f"run {spec.run_id} {run['status']}: {run['error']}")
-        return run
+        out = []
+        for run_id in ids:
+            run = dict(await conn.fetchrow("SELECT * FROM runs WHERE run_id = $1", run_id))
+            run["metrics"] = {
+                r["name"]: r["value"]
+                for r in await conn.fetch("SELECT name, value FROM run_metrics WHERE run_id = $1", run_id)
+            }
+            out.append(run)
+        return out
     finally:
         await conn.close()
 

@@ -113,3 +113,27 @@ def test_bad_sources_and_ranges_are_refused_before_anything_starts(pipeline, tmp
     ):
         with pytest.raises(SpecError, match=field):
             RunSpec(strategy="sma_crossover", symbols=(sym,), source=bad)
+
+
+def test_a_sweep_over_the_pipeline_equals_the_in_process_sweep(pipeline):
+    from ticktape.sweep import grid, pipeline_specs, sweep
+
+    gen = {"kind": "generator", "n_ticks": 10_000, "seed": 9}
+    base = RunSpec(strategy="ma_crossover", symbols=("SWA",), params={"size": 3}, source=gen)
+    sets = [*grid({"fast": [5, 20], "ma": ["sma", "ema"]}), {"fast": 10, "slow": 50}]
+    specs = pipeline_specs(base, [{"slow": 100, **p} for p in sets])
+    with pipeline.worker() as w:
+        for spec in specs:
+            pipeline.submit(spec)
+        for spec in specs:
+            run = pipeline.wait_done(spec.run_id, [w])
+            assert run["status"] == "complete", run["error"]
+    ticks = np.concatenate(
+        list(synth.generate_process(synth.ProcessConfig(symbol="SWA", n_ticks=10_000, seed=9)))
+    )
+    local = sweep(ticks, "ma_crossover", [s.params for s in specs], tick_size=0.01)
+    for spec, r in zip(specs, local.results, strict=True):
+        got = pipeline.stored(spec.run_id, "SWA", "fills")
+        assert got.tobytes() == r.extra["raw"]["fills"].tobytes(), spec.params
+    with pytest.raises(SpecError, match=r"parameter set 0 .*slow must be > fast"):
+        pipeline_specs(base, [{"fast": 50, "slow": 10}])
