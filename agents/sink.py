@@ -13,11 +13,10 @@ import logging
 import asyncpg
 import faust
 import numpy as np
-import pandas as pd
 
 from ticktape import store
 from ticktape.batch import decode
-from ticktape.metrics import summarize
+from ticktape.metrics import run_metrics
 from ticktape.retry import Reconnecting
 
 log = logging.getLogger(__name__)
@@ -58,10 +57,11 @@ async def _complete_locked(conn: asyncpg.Connection, run_id: str, extra_metrics:
             rejects[reason] = rejects.get(reason, 0) + int(n)
     orders = await conn.fetchval("SELECT count(DISTINCT order_id) FROM orders WHERE run_id = $1", run_id)
     fills = await conn.fetchval("SELECT count(*) FROM fills WHERE run_id = $1", run_id)
-    rows = await conn.fetch("SELECT ts_ns, symbol, equity FROM equity WHERE run_id = $1", run_id)
-    samples = pd.DataFrame([tuple(r) for r in rows], columns=["ts_ns", "symbol", "equity"])
     spec = store.json_value(run["spec"])
-    metrics = summarize(samples, spec["engine"]["initial_cash"], len(run["symbols"]))
+    equity = {s: await store.read_results(conn, run_id, s, "equity") for s in run["symbols"]}
+    fills_of = {s: await store.read_results(conn, run_id, s, "fills") for s in run["symbols"]}
+    metrics, _ = run_metrics(equity, fills_of, spec["engine"]["initial_cash"])
+    metrics = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
     metrics.update({"orders": orders, "fills": fills, **extra_metrics})
     lost = prog["ticks_in"] - prog["processed"] - prog["rejected"]
     status, error = "complete", None

@@ -3,17 +3,20 @@ backtrader on the same ticks as the reference.
 
 Generates synthetic ticks for 2 symbols into the store (embedded PostgreSQL
 unless TICKTAPE_DATABASE_URL is set), replays them through the Faust pipeline
-(embedded broker unless TICKTAPE_KAFKA_URL is set) with the SMA-crossover
-strategy, and prints one table:
+(embedded broker unless TICKTAPE_KAFKA_URL is set; all stages in one worker)
+with the SMA-crossover strategy, and prints one table:
 
-- pipeline: ticks / (run finished - run started), as the sink records it,
-  with the Faust worker's peak resident memory (VmHWM);
+- pipeline (store): ticks / (run finished - run started), as the sink
+  records it, with the Faust worker's peak resident memory (VmHWM);
 - pipeline incl. worker start: wall time from submitting the run;
+- pipeline (generator source) at two sizes (``--memory-ticks``, total over
+  the 2 symbols): the worker's peak memory must not grow with the ticks;
 - in process: the same stage functions without broker or DB (ticktape.stages);
 - backtrader (if installed): the same SMA crossover over the first
   ``--backtrader-ticks`` ticks of one symbol fed as one bar per tick.
 
-Usage: python benchmarks/e2e.py [--ticks-per-symbol N] [--batch-size B]
+Usage: python benchmarks/e2e.py [--ticks-per-symbol N] [--memory-ticks A,B] [--batch-size B]
+       python benchmarks/e2e.py --quick     # a small smoke run
 """
 
 from __future__ import annotations
@@ -62,7 +65,20 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def pipeline(n: int, batch: int, console: Console) -> list[tuple[str, int, float, str]]:
+def _run(rt, home: str, spec: RunSpec, total: int, console: Console) -> tuple[dict, float, float]:
+    """One run through a fresh worker: (run row, seconds from submit, worker peak RSS MB)."""
+    env = {**rt.env(), "TICKTAPE_HOME": home}
+    with WorkerProcess(env, Path(home) / f"worker-{spec.run_id[:8]}.log") as worker:
+        t0 = time.perf_counter()
+        run = asyncio.run(submit_and_watch(rt.kafka_url, rt.database_url, spec, total, worker, console, 7200))
+        total_s = time.perf_counter() - t0
+        rss = peak_rss_mb(worker.proc.pid)
+    return run, total_s, rss
+
+
+def pipeline(
+    n: int, batch: int, memory_ticks: list[int], console: Console
+) -> list[tuple[str, int, float, str]]:
     symbols = ["BENCH-A", "BENCH-B"]
     rows = []
     with tempfile.TemporaryDirectory(prefix="ticktape-bench-") as home:
@@ -74,19 +90,34 @@ def pipeline(n: int, batch: int, console: Console) -> list[tuple[str, int, float
             )
             spec = RunSpec(strategy="sma_crossover", symbols=tuple(symbols), params=PARAMS, batch_size=batch)
             rt.ensure_topics(topic_partitions())
-            env = {**rt.env(), "TICKTAPE_HOME": home}
-            with WorkerProcess(env, Path(home) / "worker.log") as worker:
-                t0 = time.perf_counter()
-                run = asyncio.run(
-                    submit_and_watch(rt.kafka_url, rt.database_url, spec, 2 * n, worker, console, 3600)
-                )
-                total_s = time.perf_counter() - t0
-                rss = peak_rss_mb(worker.proc.pid)
-            note = f"worker peak RSS {rss:,.0f} MB"
+            run, total_s, rss = _run(rt, home, spec, 2 * n, console)
             rows.append(
-                ("pipeline (run start -> complete)", run["ticks_processed"], run["wall_seconds"], note)
+                (
+                    "pipeline, store source (run start -> complete)",
+                    run["ticks_processed"],
+                    run["wall_seconds"],
+                    f"worker peak RSS {rss:,.0f} MB",
+                )
             )
             rows.append(("pipeline incl. worker start", run["ticks_processed"], total_s, ""))
+            for total in memory_ticks:
+                gen = {"kind": "generator", "n_ticks": total // 2, "seed": 1}
+                spec = RunSpec(
+                    strategy="sma_crossover",
+                    symbols=tuple(symbols),
+                    params=PARAMS,
+                    batch_size=batch,
+                    source=gen,
+                )
+                run, _, rss = _run(rt, home, spec, total, console)
+                rows.append(
+                    (
+                        f"pipeline, generator source, {total / 1e6:g}M ticks",
+                        run["ticks_processed"],
+                        run["wall_seconds"],
+                        f"worker peak RSS {rss:,.0f} MB",
+                    )
+                )
     return rows
 
 
@@ -143,13 +174,18 @@ def backtrader_reference(n: int) -> tuple[str, int, float, str] | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ticks-per-symbol", type=int, default=1_000_000)
+    ap.add_argument("--ticks-per-symbol", type=int, default=10_000_000)
+    ap.add_argument("--memory-ticks", default="10000000,50000000", help="total ticks of the memory runs")
     ap.add_argument("--batch-size", type=int, default=50_000)
     ap.add_argument("--backtrader-ticks", type=int, default=200_000)
+    ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     args = ap.parse_args()
+    if args.quick:
+        args.ticks_per_symbol, args.memory_ticks, args.backtrader_ticks = 200_000, "400000,1000000", 20_000
     n, batch = args.ticks_per_symbol, args.batch_size
+    memory_ticks = [int(x) for x in args.memory_ticks.split(",") if x]
     console = Console(stderr=True)
-    rows = pipeline(n, batch, console)
+    rows = pipeline(n, batch, memory_ticks, console)
     rows.append(in_process(n, batch))
     bt_row = backtrader_reference(args.backtrader_ticks)
     table = Table(title=f"benchmarks/e2e.py: SMA crossover, 2 symbols x {n:,} ticks, batch {batch:,}")

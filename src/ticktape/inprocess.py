@@ -674,14 +674,8 @@ def make_result(
 ) -> BacktestResult:
     """Frames, trades and metrics of one instance's raw outputs."""
     eq = res["equity"]
-    trades = accounting.trades(res["fills"], eq["ts"], eq["price"])
-    eq_series = pd.Series(eq["equity"], index=pd.to_datetime(eq["ts"], utc=True))
-    positions = pd.Series(eq["position"], index=eq_series.index)
-    perf = (
-        metrics.performance(eq_series, trades, periods_per_year=periods_per_year, positions=positions)
-        if len(eq)
-        else {}  # no tick was accepted: nothing to measure (the rejects say why)
-    )
+    perf, trades = metrics.run_metrics({"": eq}, {"": res["fills"]}, cfg.initial_cash, periods_per_year)
+    trades = trades.drop(columns="symbol")
     return BacktestResult(
         strategy=strat.name,
         params=dataclasses.asdict(strat.config),

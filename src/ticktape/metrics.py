@@ -395,3 +395,62 @@ def performance(
             turnover = nan
     out["turnover"] = turnover
     return out
+
+
+def run_metrics(
+    equity: dict[str, np.ndarray],
+    fills: dict[str, np.ndarray],
+    initial_cash: float,
+    periods_per_year: float | None = None,
+) -> tuple[dict[str, float], pd.DataFrame]:
+    """The metrics of a run and its trades, from each symbol's equity samples
+    (EQUITY_DTYPE, time order) and fills (FILL_DTYPE, event order).
+
+    Each symbol's engine starts with ``initial_cash``; the portfolio equity
+    sums the symbols' last known equity at every sample time
+    (:func:`portfolio_equity`), the exposure counts the gross position.
+    Trades are :func:`ticktape.accounting.trades` per symbol (marked at the
+    equity samples' prices). The streaming pipeline's sink and the in-process
+    backtest both call this, so a run gives the same numbers either way.
+
+    Returns (metrics: :func:`performance` plus ``final_equity`` and
+    ``final_pnl``, trades with a ``symbol`` column).
+    """
+    from ticktape.accounting import trades as round_trips
+
+    symbols = list(equity)
+    start = initial_cash * len(symbols)
+    parts = []
+    for s in symbols:
+        t = round_trips(fills[s], equity[s]["ts"], equity[s]["price"])
+        t.insert(0, "symbol", s)
+        parts.append(t)
+    trades = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    samples = [e for e in equity.values() if len(e)]
+    if not samples:
+        return {"final_equity": start, "final_pnl": 0.0}, trades
+    if len(symbols) == 1:
+        (e,) = samples
+        index, total, gross = e["ts"], e["equity"], np.abs(e["position"])
+    else:
+        long = pd.DataFrame(
+            {
+                "ts_ns": np.concatenate([equity[s]["ts"] for s in symbols]),
+                "symbol": np.repeat(symbols, [len(equity[s]) for s in symbols]),
+                "equity": np.concatenate([equity[s]["equity"] for s in symbols]),
+                "position": np.concatenate([np.abs(equity[s]["position"]) for s in symbols]),
+            }
+        )
+        wide = long.pivot_table(
+            index="ts_ns", columns="symbol", values=["equity", "position"], aggfunc="last"
+        )
+        wide = wide.sort_index().ffill()
+        index = wide.index.to_numpy(np.int64)
+        total = wide["equity"].fillna(initial_cash).sum(axis=1).to_numpy()
+        gross = wide["position"].fillna(0.0).sum(axis=1).to_numpy()
+    series = pd.Series(total, index=index)
+    perf = performance(
+        series, trades, periods_per_year=periods_per_year, positions=pd.Series(gross, index=index)
+    )
+    final = float(total[-1])
+    return {**perf, "final_equity": final, "final_pnl": final - start}, trades

@@ -70,3 +70,33 @@ def test_bars_of_a_replay_from_years_ago_are_all_there(pipeline):
         assert len(want) > 60  # more than an hour of 2015 minutes
         assert int(got["ts"][0]) // 10**9 // 86400 == start_2015 // 10**9 // 86400
         assert got.tobytes() == np.sort(want, order="ts").tobytes()
+
+
+def test_streaming_and_in_process_runs_give_the_same_metrics(pipeline):
+    import math
+
+    import ticktape
+
+    (sym,) = pipeline.symbols(1, 40_000)
+    spec = RunSpec(
+        strategy="ma_crossover",
+        symbols=(sym,),
+        params={"fast": 20, "slow": 100, "ma": "ema"},
+        batch_size=7000,
+    )
+    with pipeline.worker() as w:
+        pipeline.submit(spec)
+        run = pipeline.wait_done(spec.run_id, [w])
+    assert run["status"] == "complete", run["error"]
+    stored = {
+        r["name"]: r["value"]
+        for r in pipeline._run(
+            lambda c: c.fetch("SELECT name, value FROM run_metrics WHERE run_id = $1", spec.run_id)
+        )
+    }
+    local = ticktape.backtest(pipeline.data[sym], "ma_crossover", spec.params, engine={"initial_cash": 1e6})
+    shared = [k for k, v in local.metrics.items() if isinstance(v, float)]
+    assert {"sharpe", "max_drawdown_pct", "n_trades", "win_rate", "final_pnl"} <= set(shared)
+    for k in shared:
+        a, b = stored[k], local.metrics[k]
+        assert (math.isnan(a) and math.isnan(b)) or a == b, (k, a, b)
