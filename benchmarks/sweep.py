@@ -21,8 +21,10 @@ averages, crossovers, simulation and, per set, the total profit and trade
 count (from its order records; asking it for a drawdown or returns builds and
 caches several (ticks x columns) float frames per chunk: 10 columns x 10M
 ticks ran this machine out of its 23 GB). Peak RSS is the peak resident memory of this process during
-that step (VmHWM, reset before each step through /proc/self/clear_refs; on
-kernels that refuse the reset it is the peak so far). numba's compilation is
+that step and, in brackets, its growth over the RSS at the step's start
+(VmHWM reset before each step through /proc/self/clear_refs, after a
+gc.collect() and malloc_trim; on kernels that refuse the reset it is the peak
+so far). numba's compilation is
 excluded: both libraries are warmed up on a small slice first.
 
 Conventions (ticktape vs vectorbt)
@@ -74,6 +76,9 @@ Usage: python benchmarks/sweep.py [--ticks N] [--grid FxS] [--quick]
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import gc
 import os
 import time
 from collections.abc import Callable
@@ -124,19 +129,31 @@ def _reset_peak() -> bool:
         return False
 
 
-def _peak_mb() -> float:
+def _status_mb(key: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(key + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
-def measured(fn: Callable[[], Any]) -> tuple[Any, float, float]:
-    """(result, seconds, peak RSS in MB during the call)."""
+def _release() -> None:
+    """Hand freed memory back to the OS so a step's peak is not inflated by an
+    earlier step's garbage (glibc keeps freed small blocks in its arenas)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def measured(fn: Callable[[], Any]) -> tuple[Any, float, str]:
+    """(result, seconds, "peak RSS MB (+ growth over the RSS at the start)")."""
+    _release()
     _reset_peak()
+    start = _status_mb("VmRSS")
     t0 = time.perf_counter()
     out = fn()
-    return out, time.perf_counter() - t0, _peak_mb()
+    secs = time.perf_counter() - t0
+    peak = _status_mb("VmHWM")
+    return out, secs, f"{peak:,.0f} (+{peak - start:,.0f})"
 
 
 # ---------------------------------------------------------------- the runs
@@ -251,7 +268,7 @@ def main() -> None:
     }
     del swept  # its 100 results (equity curves, fills, frames) before vectorbt allocates
 
-    vbt_res, vbt_s, vbt_rss = None, float("nan"), float("nan")
+    vbt_res, vbt_s, vbt_rss = None, float("nan"), "-"
     if vbt_ver:
         vbt_res, vbt_s, vbt_rss = measured(
             lambda: vectorbt_grid(ticks, fasts, slows, args.size, args.fee_bps)
@@ -284,7 +301,7 @@ def main() -> None:
         "÷ single run",
         "÷ vectorbt",
         "ticks×sets/s",
-        "peak RSS MB",
+        "peak RSS MB (+step)",
         "note",
     ):
         table.add_column(col, justify="left" if col in ("step", "note") else "right")
@@ -296,23 +313,23 @@ def main() -> None:
         "-",
         "-",
         f"{n / gen_s:,.0f}",
-        f"{gen_rss:,.0f}",
+        gen_rss,
         "ticks/s",
     )
     table.add_row(
         f"ticktape.backtest ({label})", "1", f"{single_s:.2f}", f"{single_s:.3f}", "1.00", "-",
-        f"{n / single_s:,.0f}", f"{single_rss:,.0f}", "",
+        f"{n / single_s:,.0f}", single_rss, "",
     )  # fmt: skip
     table.add_row(
         "ticktape.sweep.sweep", f"{k}", f"{sweep_s:.2f}", f"{per_set:.3f}", f"{per_set / single_s:.2f}",
-        vs_vbt(sweep_s), f"{n * k / sweep_s:,.0f}", f"{sweep_rss:,.0f}",
+        vs_vbt(sweep_s), f"{n * k / sweep_s:,.0f}", sweep_rss,
         f"middle set {'identical to' if same else 'DIFFERS from'} the single run",
     )  # fmt: skip
     if vbt_res:
         table.add_row(
             f"vectorbt {vbt_ver} (MA.run, crossovers, from_signals)", f"{k}", f"{vbt_s:.2f}",
             f"{vbt_s / k:.3f}", f"{vbt_s / k / single_s:.2f}", "1.00x", f"{n * k / vbt_s:,.0f}",
-            f"{vbt_rss:,.0f}", f"chunks of {len(slows)} sets (1 fast x all slow)",
+            vbt_rss, f"chunks of {len(slows)} sets (1 fast x all slow)",
         )  # fmt: skip
         v = vbt_res[mid_set["fast"], mid_set["slow"]]
         vbt_note = f"trades {v['trades']:,}, final PnL {v['pnl']:,.2f}"
