@@ -31,6 +31,6 @@ def step(
 
     The engine is restored from ``engine_state`` (None: a new one for ``spec``).
     """
-    engine = Engine.from_state(engine_state) if engine_state else new_engine(spec)
+    engine = Engine.from_state(engine_state) if engine_state else new_engine(spec, strat)
     out, signals, new = trade_step(strat, engine, ticks, feats, state, eos, cols)
     return out, signals, new, engine.get_state()

@@ -294,6 +294,9 @@ struct EngineConfig {
   double queue_power = 2.0;
   int8_t slippage_model = 0;
   double impact_bps = 0.0;
+  // 0: a target is a position in units; 1: a signed fraction of the current
+  // equity, turned into whole lots at the tick's mark when the decision is made
+  int8_t target_mode = 0;
 
   void validate() const {
     auto positive = [](const char* name, double v) {
@@ -331,6 +334,10 @@ struct EngineConfig {
     if (slippage_model < 0 || slippage_model > 1) {
       throw std::invalid_argument("slippage_model must be 0 (none) or 1 (impact), got " +
                                   std::to_string(slippage_model));
+    }
+    if (target_mode != 0 && target_mode != 1) {
+      throw std::invalid_argument("target_mode must be 0 (units) or 1 (fraction of equity), got " +
+                                  std::to_string(target_mode));
     }
     if (!(std::isfinite(impact_bps) && impact_bps >= 0.0)) {
       throw std::invalid_argument("impact_bps must be finite and >= 0, got " + detail::fmt(impact_bps));
@@ -456,6 +463,7 @@ class Engine {
     put(s, cfg_.queue_power);
     put(s, cfg_.slippage_model);
     put(s, cfg_.impact_bps);
+    put(s, cfg_.target_mode);
     put(s, book_.valid);
     put(s, book_.bid_px);
     put(s, book_.bid_qty);
@@ -546,6 +554,7 @@ class Engine {
     cfg.queue_power = r.get<double>();
     cfg.slippage_model = r.get<int8_t>();
     cfg.impact_bps = r.get<double>();
+    cfg.target_mode = r.get<int8_t>();
     Engine e(cfg);
     e.book_.valid = r.flag();
     e.book_.bid_px = r.get<int64_t>();
@@ -639,7 +648,7 @@ class Engine {
 
  private:
   static constexpr uint32_t kMagic = 0x31455454;  // "TTE1"
-  static constexpr uint32_t kVersion = 2;
+  static constexpr uint32_t kVersion = 3;
   static constexpr size_t kOrderBytes = 11 * 8 + 6;
   static constexpr size_t kRequestBytes = 6 * 8 + 6;
 
@@ -1155,6 +1164,10 @@ class Engine {
   // are considered and cancelled). The position used is the one the
   // strategy knows: fills reach it response_latency_ns after they happen.
   void decide(double target, int64_t ts, uint64_t tick, Outputs& out) {
+    if (cfg_.target_mode == 1) {  // fraction of equity -> whole lots at the mark, toward zero
+      if (!(mark_ > 0.0)) return;  // no price yet: no decision
+      target = std::trunc(target * equity() / mark_ / cfg_.lot_size) * cfg_.lot_size;
+    }
     int64_t unknown = 0, unknown_working = 0;
     for (const UnknownFill& u : unknown_) {
       unknown += u.lots;

@@ -539,7 +539,7 @@ def run_symbols(strat: Strategy, cfg: EngineConfig, data: Any) -> dict[str, Any]
     targets, _ = strat.on_batch(cols, feats, {})
     per: dict[str, dict[str, np.ndarray]] = {}
     for j, s in enumerate(strat.symbols):
-        kw = cfg.native_kwargs()
+        kw = {**cfg.native_kwargs(), "target_mode": strat.target_mode}
         if j:
             kw["initial_cash"] = 0.0
         eng = Engine(**kw)
@@ -663,7 +663,7 @@ def run_prepared(
     prepared: Prepared, strats: list[Strategy], cfg: EngineConfig, batch_size: int, bar_ns: int | None
 ) -> list[dict[str, Any]]:
     """Run several strategy instances over one pass of the data (each its own engine)."""
-    engines = [Engine(**cfg.native_kwargs()) for _ in strats]
+    engines = [Engine(**cfg.native_kwargs(), target_mode=s.target_mode) for s in strats]
     if prepared.mode == "bars":
         return run_bars(strats, engines, prepared.bars)
     return run_ticks(strats, engines, prepared.batches(batch_size), bar_ns)

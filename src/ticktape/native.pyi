@@ -217,6 +217,7 @@ class Engine:
         queue_power: float = 2.0,
         slippage_model: int = 0,
         impact_bps: float = 0.0,
+        target_mode: int = 0,
     ) -> None:
         """latency_ns is an alias of entry_latency_ns, fee_bps of taker_fee_bps (default 0)."""
     def process(
@@ -303,6 +304,9 @@ class Engine:
     def slippage_model(self) -> int: ...
     @property
     def impact_bps(self) -> float: ...
+    @property
+    def target_mode(self) -> int:
+        """0: targets are units; 1: signed fractions of equity (whole lots at the mark)."""
     @property
     def initial_cash(self) -> float: ...
     @property

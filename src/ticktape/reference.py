@@ -417,8 +417,10 @@ class ReferenceEngine:
         queue_power: float = 2.0,
         slippage_model: int = 0,
         impact_bps: float = 0.0,
+        target_mode: int = 0,
     ) -> None:
         self.tick_size, self.lot_size = tick_size, lot_size
+        self.target_mode = target_mode
         self.latency_ns = entry_latency_ns if entry_latency_ns is not None else (latency_ns or 0)
         self.fee_bps = taker_fee_bps if taker_fee_bps is not None else (fee_bps or 0.0)
         self.response_latency_ns, self.feed_latency_ns = response_latency_ns, feed_latency_ns
@@ -735,6 +737,10 @@ class ReferenceEngine:
         o.level_prev = level
 
     def _decide(self, target: float, ts: int, tick: int, out) -> None:  # type: ignore[no-untyped-def]
+        if self.target_mode == 1:  # fraction of equity -> whole lots at the mark, toward zero
+            if not self.mark > 0.0:
+                return
+            target = math.trunc(target * self.equity / self.mark / self.lot_size) * self.lot_size
         unknown = sum(u[1] for u in self.unknown)
         unknown_working = sum(u[1] for u in self.unknown if u[2])
         working = sum(o.side * o.open for o in self.open if o.from_target)

@@ -133,8 +133,12 @@ def strategy_step(
     return dec, sig, StrategyState(last, user)
 
 
-def new_engine(spec: RunSpec) -> Engine:
-    return Engine(**spec.engine.native_kwargs())
+def new_engine(spec: RunSpec, strategy: Strategy | None = None) -> Engine:
+    """The native engine of one (run, symbol) stream: the spec's execution
+    settings and how the strategy's targets are meant (units or a fraction
+    of equity, :attr:`Strategy.target_mode`)."""
+    strategy = strategy if strategy is not None else build(spec.strategy, spec.params)
+    return Engine(**spec.engine.native_kwargs(), target_mode=strategy.target_mode)
 
 
 def execution_step(
@@ -277,7 +281,7 @@ class SymbolResult:
 def run_symbol(spec: RunSpec, batches: Iterable[np.ndarray]) -> SymbolResult:
     """Run one symbol's ticks through all stages in process (no broker, no DB)."""
     strategy = build(spec.strategy, spec.params)
-    ind, strat, engine = IndicatorState(), StrategyState(), new_engine(spec)
+    ind, strat, engine = IndicatorState(), StrategyState(), new_engine(spec, strategy)
     outs: dict[str, list[np.ndarray]] = {"signals": [], "bars": [], "fills": [], "orders": [], "equity": []}
     n_in = 0
     it = iter(batches)

@@ -377,6 +377,12 @@ class Strategy:
     #: symbols the strategy trades together (multi-symbol strategies, e.g. pairs); None: one symbol
     symbols: tuple[str, ...] | None = None
 
+    @property
+    def target_mode(self) -> int:
+        """How the engine reads this strategy's targets: 0 units, 1 a signed
+        fraction of the current equity (whole lots at the deciding tick's mark)."""
+        return 1 if getattr(self.config, "sizing", "fixed") == "equity" else 0
+
     def __init__(self, config: Any) -> None:
         self.config = config
 

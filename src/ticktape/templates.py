@@ -6,9 +6,11 @@ that includes the :class:`Common` options:
 ``long_only``
     never hold a short position (short entries become exits);
 ``size`` / ``sizing`` / ``fraction``
-    ``sizing="fixed"`` holds ``size`` units; ``sizing="equity"`` holds
-    ``fraction`` of the current equity, in whole lots, valued at the deciding
-    tick's price (the engine converts it, knowing cash and position);
+    ``sizing="fixed"`` holds ``size`` units; ``sizing="equity"`` buys (or
+    sells short) ``fraction`` of the current equity when a position is
+    entered, in whole lots at the deciding tick's price (the engine converts
+    it, knowing cash and position: ``target_mode`` 1), and holds that size
+    until the position changes;
 ``stop_loss`` / ``take_profit``
     fractions of the entry price (0 = off). The entry price is the price of
     the tick at which the strategy decided to enter (its signal price, not the
@@ -153,8 +155,16 @@ class Template(Strategy):
             pos, state["stops"] = apply_stops(
                 batch["price"], pos, state.get("stops", {}), c.stop_loss, c.take_profit
             )
-        scale = c.fraction if c.sizing == "equity" else c.size
-        return pos * scale, state
+        if c.sizing == "fixed":
+            return pos * c.size, state
+        # a fraction of equity is sized when the position changes, then held
+        # (re-sending it every tick would rebalance on every price move)
+        prev = state.get("held")
+        lagged = np.concatenate(([np.nan if prev is None else prev], pos[:-1]))
+        changed = (pos != lagged) & ~np.isnan(pos)
+        if len(pos):
+            state["held"] = None if np.isnan(pos[-1]) else float(pos[-1])
+        return np.where(changed, pos * c.fraction, np.nan), state
 
 
 def _ma_kind(ma: str) -> str:
@@ -387,6 +397,8 @@ class PairsConfig(Common):
             raise ValueError(f"need entry_z > exit_z >= 0, got {self.entry_z}, {self.exit_z}")
         if self.hedge not in ("ols", "ratio"):
             raise ValueError(f"hedge must be 'ols' or 'ratio', got {self.hedge!r}")
+        if self.sizing != "fixed":
+            raise ValueError("pairs sizes its legs in units: sizing must be 'fixed'")
 
 
 def _rolling_slope(y: np.ndarray, x: np.ndarray, tail: list[list[float]], n: int) -> tuple[np.ndarray, list]:
@@ -583,6 +595,8 @@ class MarketMakerConfig(Common):
             raise ValueError(f"max_inventory must be >= size, got {self.max_inventory}")
         if not self.tick_size > 0:
             raise ValueError(f"tick_size must be > 0, got {self.tick_size}")
+        if self.sizing != "fixed":
+            raise ValueError("market_maker quotes in units: sizing must be 'fixed'")
 
 
 @register

@@ -104,6 +104,17 @@ def test_long_only_never_goes_short():
     assert (r.equity["position"] >= 0).all() and len(r.fills)
 
 
+def test_equity_sizing_holds_a_fraction_of_equity():
+    r = ticktape.backtest(
+        TICKS,
+        "ma_crossover",
+        {"fast": 20, "slow": 100, "sizing": "equity", "fraction": 0.5},
+        initial_cash=100_000.0,
+    )
+    held = (r.equity["position"].abs() * r.equity["price"]) / r.equity["equity"]
+    assert held.max() == pytest.approx(0.5, abs=0.01)
+
+
 def test_market_maker_quotes_both_sides_within_its_inventory_limit():
     r = ticktape.backtest(TICKS[:5000], "market_maker", {"size": 10, "max_inventory": 30, "spread_ticks": 1})
     assert set(r.fills["side"]) == {-1, 1}
@@ -189,3 +200,12 @@ def _positions_reference(el, xl, es, xs, carry):
 def test_positions_kernel_equals_the_definition(events, carry):
     cols = [np.array([e[k] for e in events], dtype=bool) for k in range(4)]
     assert np.array_equal(positions(*cols, carry), _positions_reference(*cols, carry), equal_nan=True)
+
+
+def test_equity_sizing_sizes_at_entry_and_does_not_rebalance():
+    r = ticktape.backtest(
+        TICKS, "ma_crossover", {"fast": 20, "slow": 100, "sizing": "equity", "fraction": 0.5}
+    )
+    f = ticktape.backtest(TICKS, "ma_crossover", {"fast": 20, "slow": 100})
+    # one position change -> one order, as with fixed sizing (no re-trading on price moves)
+    assert r.orders["order_id"].nunique() == f.orders["order_id"].nunique()
