@@ -201,6 +201,7 @@ def vectorbt_grid(
         for j, s in enumerate(slows):
             out[f, s] = {"pnl": float(pnl[j]), "trades": int(trades[j])}
         del pf, entries, exits, fast_ma
+        gc.collect()  # vectorbt's objects hold reference cycles: free each chunk's arrays now
     return out
 
 
