@@ -433,21 +433,22 @@ def run_metrics(
         (e,) = samples
         index, total, gross = e["ts"], e["equity"], np.abs(e["position"])
     else:
-        long = pd.DataFrame(
-            {
-                "ts_ns": np.concatenate([equity[s]["ts"] for s in symbols]),
-                "symbol": np.repeat(symbols, [len(equity[s]) for s in symbols]),
-                "equity": np.concatenate([equity[s]["equity"] for s in symbols]),
-                "position": np.concatenate([np.abs(equity[s]["position"]) for s in symbols]),
-            }
-        )
-        wide = long.pivot_table(
-            index="ts_ns", columns="symbol", values=["equity", "position"], aggfunc="last"
-        )
-        wide = wide.sort_index().ffill()
-        index = wide.index.to_numpy(np.int64)
-        total = wide["equity"].fillna(initial_cash).sum(axis=1).to_numpy()
-        gross = wide["position"].fillna(0.0).sum(axis=1).to_numpy()
+        # each symbol's last known equity (initial cash before its first
+        # sample) at every sample time, summed in symbol order: numpy only
+        # (a pandas pivot of millions of samples took seconds and ~1 GB)
+        index = np.sort(
+            np.concatenate([equity[s]["ts"] for s in symbols]), kind="stable"
+        )  # sorted runs: merges
+        index = index[np.concatenate(([True], index[1:] != index[:-1]))] if len(index) else index
+        total = np.zeros(len(index))
+        gross = np.zeros(len(index))
+        for s in sorted(symbols):
+            e = equity[s]
+            at = np.searchsorted(e["ts"], index, side="right") - 1
+            have = at >= 0
+            at = np.maximum(at, 0)
+            total += np.where(have, e["equity"][at], initial_cash) if len(e) else initial_cash
+            gross += np.where(have, np.abs(e["position"][at]), 0.0) if len(e) else 0.0
     series = pd.Series(total, index=index)
     perf = performance(
         series, trades, periods_per_year=periods_per_year, positions=pd.Series(gross, index=index)

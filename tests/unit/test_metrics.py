@@ -19,6 +19,7 @@ from ticktape.metrics import (
     infer_periods_per_year,
     max_drawdown,
     performance,
+    portfolio_equity,
     summarize,
 )
 
@@ -438,3 +439,27 @@ def test_cross_check_with_backtesting_py():
     # Sharpe: same sign, same ballpark, different convention (see the docstring)
     assert np.sign(m["sharpe"]) == np.sign(stats["Sharpe Ratio"])
     assert m["sharpe"] == R(stats["Sharpe Ratio"], rel=0.05)
+
+
+def test_run_metrics_portfolio_equals_the_pandas_definition():
+    from ticktape.batch import EQUITY_DTYPE, FILL_DTYPE
+    from ticktape.metrics import run_metrics
+
+    rng = np.random.default_rng(3)
+    equity = {}
+    for s, n in (("B", 300), ("A", 200)):
+        e = np.zeros(n, EQUITY_DTYPE)
+        e["ts"] = np.sort(rng.choice(10**6, n, replace=False)) * 10**6
+        e["equity"] = 1000.0 + rng.normal(0, 5, n).cumsum()
+        e["position"] = rng.integers(-3, 4, n)
+        e["price"] = 10.0
+        equity[s] = e
+    fills = {s: np.zeros(0, FILL_DTYPE) for s in equity}
+    m, _ = run_metrics(equity, fills, 1000.0)
+    samples = pd.DataFrame(
+        [(int(t), s, float(v)) for s, e in equity.items() for t, v in zip(e["ts"], e["equity"], strict=True)],
+        columns=["ts_ns", "symbol", "equity"],
+    )
+    total = portfolio_equity(samples, 1000.0)
+    assert m["final_equity"] == float(total.iloc[-1])
+    assert m["total_return"] == float(total.iloc[-1] / total.iloc[0] - 1)
