@@ -312,7 +312,7 @@ def _engine_config(engine: EngineConfig | dict[str, Any] | None, options: dict[s
 def _frame(arr: np.ndarray) -> pd.DataFrame:
     df = pd.DataFrame(arr)
     if "ts" in df:
-        df["ts"] = pd.to_datetime(df["ts"].to_numpy(np.int64), utc=True)
+        df["ts"] = pd.to_datetime(df["ts"].to_numpy(np.int64), unit="ns", utc=True)
     return df
 
 
@@ -568,7 +568,7 @@ def make_symbols_result(
         t.insert(0, "symbol", s)
         frames["trades"].append(t)
     first = next(iter(per.values()))["equity"]
-    eq = pd.DataFrame({"ts": pd.to_datetime(first["ts"], utc=True)})
+    eq = pd.DataFrame({"ts": pd.to_datetime(first["ts"], unit="ns", utc=True)})
     eq["cash"] = sum(r["equity"]["cash"] for r in per.values())
     eq["equity"] = sum(r["equity"]["equity"] for r in per.values())
     for s, r in per.items():
