@@ -761,7 +761,11 @@ BAR_VIEWS = ("bars_1s", "bars_1m", "bars_1h")
 
 
 async def refresh_bars(
-    conn: asyncpg.Connection, start_ns: int | None = None, end_ns: int | None = None
+    conn: asyncpg.Connection,
+    start_ns: int | None = None,
+    end_ns: int | None = None,
+    *,
+    wait: float = 300.0,
 ) -> int:
     """Materialise the bar continuous aggregates over ``[start_ns, end_ns)``.
 
@@ -769,16 +773,45 @@ async def refresh_bars(
     aggregate's materialisation watermark show in its bars only once that
     range is refreshed (the policies do it within their schedule). No-op on
     plain PostgreSQL (plain views). Must not run inside a transaction.
-    Returns the number of aggregates refreshed.
+
+    Parameters
+    ----------
+    start_ns, end_ns
+        Window in int64 ns since the epoch (UTC); None leaves that side open.
+    wait
+        Seconds to keep retrying a refresh that TimescaleDB (>= 2.27)
+        rejects because its window overlaps one in progress on the same
+        aggregate (SQLSTATE 55P03: a refresh policy or another import);
+        retried with back-off from 50 ms to 2 s, then the
+        ``asyncpg.LockNotAvailableError`` is raised.
+
+    Returns
+    -------
+    int
+        Aggregates refreshed (0 on plain PostgreSQL).
     """
     if not await has_timescale(conn):
         return 0
     lo = None if start_ns is None else ns_to_datetime(start_ns)
     hi = None if end_ns is None else ns_to_datetime(end_ns)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
     for view in BAR_VIEWS:
-        await conn.execute(
-            "CALL refresh_continuous_aggregate($1::regclass, $2::timestamptz, $3::timestamptz)", view, lo, hi
-        )
+        pause = 0.05
+        while True:
+            try:
+                await conn.execute(
+                    "CALL refresh_continuous_aggregate($1::regclass, $2::timestamptz, $3::timestamptz)",
+                    view,
+                    lo,
+                    hi,
+                )
+                break
+            except asyncpg.LockNotAvailableError:
+                if loop.time() + pause > deadline:
+                    raise
+                await asyncio.sleep(pause)
+                pause = min(2 * pause, 2.0)
     return len(BAR_VIEWS)
 
 

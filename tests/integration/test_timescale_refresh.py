@@ -1,0 +1,87 @@
+"""Concurrent bar refreshes on a real TimescaleDB server (see docs/timescaledb.md).
+
+TimescaleDB >= 2.27 rejects a continuous aggregate refresh whose window
+overlaps one in progress (SQLSTATE 55P03) instead of waiting; two imports, or
+an import and a refresh policy, then collide. ``store.refresh_bars`` retries.
+
+Runs when TICKTAPE_TEST_TIMESCALE_URL is the DSN of a PostgreSQL server with
+the timescaledb extension preloaded; each test works in a new database on
+that server, dropped afterwards. Skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import numpy as np
+import pytest
+
+from ticktape import store
+from ticktape.batch import TICK_DTYPE
+from ticktape.config import with_database
+
+URL = os.environ.get("TICKTAPE_TEST_TIMESCALE_URL")
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        not URL, reason="TICKTAPE_TEST_TIMESCALE_URL is not set (no TimescaleDB server to test)"
+    ),
+]
+
+BASE = 1_704_067_200 * 10**9  # 2024-01-01T00:00Z
+
+
+@pytest.fixture
+async def dsn() -> AsyncIterator[str]:
+    assert URL
+    admin = await asyncpg.connect(with_database(URL, "postgres"))
+    name = f"tt_tsr_{uuid.uuid4().hex[:10]}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield with_database(URL, name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_overlapping_refreshes_both_complete(dsn: str) -> None:
+    a = await store.connect(dsn)
+    b = await store.connect(dsn)
+    try:
+        await store.migrate(a)
+        # only our refreshes: the policies would race with the check below
+        await a.execute(
+            "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs "
+            "WHERE proc_name = 'policy_refresh_continuous_aggregate'"
+        )
+        n = 400_000  # 100 ticks/s over 66 minutes: a refresh takes long enough to overlap
+        t = np.zeros(n, dtype=TICK_DTYPE)
+        t["ts"] = BASE + np.arange(n, dtype=np.int64) * 10_000_000
+        t["bid"], t["ask"] = 100.0, 100.02
+        t["bid_size"], t["ask_size"] = 1.0, 1.0
+        t["last"], t["last_size"] = np.nan, np.nan
+        assert await store.write_ticks(a, "R", t) == n
+        lo, hi = BASE - 3_600 * 10**9, int(t["ts"][-1]) + 3_600 * 10**9
+        # both start on the same invalidated range at once: on TimescaleDB
+        # >= 2.27 one of them meets the other's window (55P03) and must retry
+        results = await asyncio.gather(store.refresh_bars(a, lo, hi), store.refresh_bars(b, lo, hi))
+        assert results == [3, 3]
+        for view in store.BAR_VIEWS:
+            total = await a.fetchval(f"SELECT sum(ticks) FROM {view} WHERE symbol = 'R'")
+            assert total == n, view
+        # materialised, not real-time: the watermark is past the data
+        mat = await a.fetchval(
+            "SELECT count(*) FROM bars_1m WHERE symbol = 'R' AND bucket < "
+            "_timescaledb_functions.to_timestamp(_timescaledb_functions.cagg_watermark("
+            "(SELECT mat_hypertable_id FROM _timescaledb_catalog.continuous_agg "
+            "WHERE user_view_name = 'bars_1m')))"
+        )
+        assert mat == 67
+    finally:
+        await a.close()
+        await b.close()
