@@ -228,6 +228,7 @@ def execute(
     total = asyncio.run(expected_ticks())
     env = {**rt.env(), "TICKTAPE_HOME": str(settings.home)}
     with WorkerProcess(env, settings.log_dir / "worker.log") as worker:
+        worker.wait_ready(120)  # submit once the worker is in its group (see tests/e2e/conftest.py)
         return asyncio.run(
             submit_and_watch(rt.kafka_url, rt.database_url, spec, total, worker, console, timeout_s)
         )

@@ -278,6 +278,7 @@ def sweep_pipeline(
     sweep_id = str(uuid.uuid4())
     env = {**rt.env(), "TICKTAPE_HOME": str(settings.home)}
     with WorkerProcess(env, settings.log_dir / "worker.log") as worker:
+        worker.wait_ready(120)  # submit once the worker is in its group
         runs = asyncio.run(
             submit_and_watch_many(
                 rt.kafka_url, rt.database_url, specs, total, worker, console, timeout_s, sweep_id

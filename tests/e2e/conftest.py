@@ -72,7 +72,12 @@ class Pipeline:
 
     def worker(self, name: str = "worker", loglevel: str = "warning", stages: str = "all") -> WorkerProcess:
         env = {**self.runtime.env(), "TICKTAPE_DATABASE_URL": self.db_url, "TICKTAPE_HOME": str(self.home)}
-        return WorkerProcess(env, self.home / f"{name}.log", loglevel=loglevel, stages=stages).start()
+        worker = WorkerProcess(env, self.home / f"{name}.log", loglevel=loglevel, stages=stages).start()
+        # submit once the worker is in its group: on the embedded broker a run
+        # request sent while a new member was joining right after another left
+        # was never consumed (test_record_a_paper_session_then_replay_it, alone)
+        worker.wait_ready(120)
+        return worker
 
     def submit(self, spec: RunSpec) -> None:
         async def create(conn):
