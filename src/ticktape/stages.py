@@ -279,23 +279,10 @@ class SymbolResult:
 
 
 def run_symbol(spec: RunSpec, batches: Iterable[np.ndarray]) -> SymbolResult:
-    """Run one symbol's ticks through all stages in process (no broker, no DB)."""
+    """Run one symbol's ticks through all stages in process (no broker, no DB):
+    :func:`ticktape.inprocess.run_ticks` with the spec's strategy and engine."""
+    from ticktape.inprocess import run_ticks  # inprocess builds on this module
+
     strategy = build(spec.strategy, spec.params)
-    ind, strat, engine = IndicatorState(), StrategyState(), new_engine(spec, strategy)
-    outs: dict[str, list[np.ndarray]] = {"signals": [], "bars": [], "fills": [], "orders": [], "equity": []}
-    n_in = 0
-    it = iter(batches)
-    ticks = next(it, empty("ticks"))
-    while ticks is not None:
-        following = next(it, None)  # look ahead one batch to know which is last
-        n_in += len(ticks)
-        eos = following is None
-        good, cols, feats, bars, ind = indicators_step(strategy, ticks, ind, spec.bar_ns, eos)
-        res, sig, strat = trade_step(strategy, engine, good, feats, strat, eos, cols)
-        outs["signals"].append(sig)
-        outs["bars"].append(bars)
-        for k in ("fills", "orders", "equity"):
-            outs[k].append(res[k])
-        ticks = following
-    joined = {k: np.concatenate(v) for k, v in outs.items()}
-    return SymbolResult(ticks_in=n_in, accepted=ind.accepted, rejects=ind.rejects, **joined)
+    (res,) = run_ticks([strategy], [new_engine(spec, strategy)], batches, spec.bar_ns)
+    return SymbolResult(**res)
