@@ -40,12 +40,23 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _with_store(fn: Callable[[Any], Awaitable[T]]) -> T:
-    """Run ``fn(conn)`` on the migrated store (external DSN or the embedded server)."""
+def _with_store(fn: Callable[[Any], Awaitable[T]], *, what: str | None = None) -> T:
+    """Run ``fn(conn)`` on the migrated store (external DSN or the embedded server).
+
+    A database that cannot be reached, started or written (refused, a
+    permission, a failed migration, a connection lost halfway) ends the
+    command with one line naming the database (and ``what``, e.g. the file
+    being imported), not a traceback.
+    """
+    import asyncpg
+
     from ticktape import store
-    from ticktape.config import Settings
+    from ticktape.config import Settings, mask_dsn
+    from ticktape.runtime import TicktapeRuntimeError
 
     settings = Settings.from_env()
+    prefix = f"{what}: " if what else ""
+    where = "the embedded PostgreSQL"
 
     async def go(dsn: str) -> T:
         conn = await store.connect(dsn)
@@ -57,13 +68,22 @@ def _with_store(fn: Callable[[Any], Awaitable[T]]) -> T:
 
     try:
         if settings.database_url:
+            where = mask_dsn(settings.database_url)
             return asyncio.run(go(settings.database_url))
         from ticktape.runtime import Runtime
 
         with Runtime(settings, kafka=False) as rt:
+            where = mask_dsn(str(rt.database_url))
             return asyncio.run(go(str(rt.database_url)))
-    except store.StoreConnectionError as exc:
-        raise _fail(str(exc)) from None
+    except (store.StoreConnectionError, TicktapeRuntimeError) as exc:
+        raise _fail(f"{prefix}{exc}") from None
+    except store.MigrationError as exc:
+        raise _fail(f"{prefix}database {where}: {exc}") from None
+    except asyncpg.PostgresError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise _fail(f"{prefix}database {where}: {reason} (SQLSTATE {exc.sqlstate})") from None
+    except (asyncpg.InterfaceError, ConnectionError) as exc:
+        raise _fail(f"{prefix}database {where}: connection lost ({exc or type(exc).__name__})") from None
 
 
 def _time(text: str | None) -> int | None:
@@ -167,7 +187,7 @@ def import_(
                 async def go(conn: Any) -> Any:
                     return await import_to_store(conn, importer)
 
-                report = _with_store(go)
+                report = _with_store(go, what=f"import {file}")
         except ImportFailed as exc:
             raise _fail(str(exc)) from None
         progress.update(task, completed=size)

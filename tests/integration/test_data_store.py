@@ -255,3 +255,56 @@ def test_cli_import_rejects_and_strict(db_url: str, tmp_path: Path, monkeypatch:
     assert res.exit_code == 1
     res = runner.invoke(data_app, ["import", str(tmp_path / "missing.csv")])
     assert res.exit_code == 1
+
+
+def test_cli_import_database_errors_are_one_line_naming_file_and_database(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "q.csv"
+    src.write_text("ts,bid,ask\n2024-01-02T09:00:00Z,1,2\n")
+    runner = CliRunner()
+    # nothing listens on port 1: connection refused
+    monkeypatch.setenv("TICKTAPE_DATABASE_URL", "postgresql://someone:secret@127.0.0.1:1/nowhere")
+    res = runner.invoke(data_app, ["import", str(src), "--symbol", sym()])
+    assert res.exit_code == 1
+    assert isinstance(res.exception, SystemExit), res.exception  # no traceback
+    out = " ".join(res.output.split())
+    assert "ticktape: error:" in out and "q.csv" in out and "127.0.0.1:1" in out, out
+    assert "refused" in out and "secret" not in out, out
+
+    # a role that may log in but not write ticks: permission denied
+    role = f"ro_{uuid.uuid4().hex[:8]}"
+
+    async def make_role() -> str:
+        c = await store.connect(db_url)
+        try:
+            await c.execute(f"CREATE ROLE {role} LOGIN")
+            return str(await c.fetchval("SELECT current_database()"))
+        finally:
+            await c.close()
+
+    import asyncio
+
+    asyncio.run(make_role())
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(db_url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    monkeypatch.setenv("TICKTAPE_DATABASE_URL", urlunsplit(parts._replace(netloc=f"{role}@{host}")))
+    try:
+        res = runner.invoke(data_app, ["import", str(src), "--symbol", sym()])
+        assert res.exit_code == 1
+        assert isinstance(res.exception, SystemExit), res.exception
+        out = " ".join(res.output.split())
+        assert "ticktape: error:" in out and "q.csv" in out and "permission denied" in out, out
+        assert "Traceback" not in res.output
+    finally:
+
+        async def drop_role() -> None:
+            c = await store.connect(db_url)
+            try:
+                await c.execute(f"DROP ROLE {role}")
+            finally:
+                await c.close()
+
+        asyncio.run(drop_role())
