@@ -65,9 +65,13 @@ struct PyEngine {
   }
 };
 
+// A fresh numpy array holding a copy of `v`, copied in one memcpy (numpy's
+// own copy of a packed record dtype moves one record at a time).
 template <class R>
 py::array to_array(const std::vector<R>& v) {
-  return py::array_t<R>(static_cast<py::ssize_t>(v.size()), v.data());  // copies
+  py::array_t<R> a(static_cast<py::ssize_t>(v.size()));
+  if (!v.empty()) std::memcpy(a.mutable_data(), v.data(), v.size() * sizeof(R));
+  return std::move(a);
 }
 
 py::dict to_dict(const Outputs& out, bool details = false) {
