@@ -158,9 +158,12 @@ inline std::string fmt(double v) {
 }
 
 // Round half away from zero, written so that Python computes the very same
-// value (ticktape.reference.round_half_away). |x| < 2**62.
+// value (ticktape.reference.round_half_away, which also truncates through
+// an int, so -0.4 gives 0.0 in both). |x| >= 2**52 is integral already
+// (returned as is, like inf and NaN); below it the truncation is an int cast.
 inline double round_half_away(double x) {
-  const double q = std::trunc(x);
+  if (!(std::fabs(x) < 4503599627370496.0)) return x;
+  const double q = static_cast<double>(static_cast<int64_t>(x));
   const double frac = x - q;  // exact
   if (frac >= 0.5) return q + 1.0;
   if (frac <= -0.5) return q - 1.0;
@@ -399,6 +402,22 @@ struct UnknownFill {
   bool working = false;
 };
 
+// The prices of one batch in ticks, computed once while the batch is
+// validated (kNoPx: not a usable price). Scratch, not state: a copy of the
+// engine starts with an empty buffer and keeps its own on assignment.
+struct TickPx {
+  int64_t bid, ask, last;
+};
+constexpr int64_t kNoPx = std::numeric_limits<int64_t>::min();
+struct PxScratch {
+  std::vector<TickPx> v;
+  PxScratch() = default;
+  PxScratch(const PxScratch&) {}
+  PxScratch(PxScratch&&) noexcept {}
+  PxScratch& operator=(const PxScratch&) { return *this; }
+  PxScratch& operator=(PxScratch&&) noexcept { return *this; }
+};
+
 class Engine {
  public:
   static constexpr double kMaxLots = 9007199254740992.0;  // 2**53
@@ -427,15 +446,16 @@ class Engine {
   // (an error leaves the state untouched and `out` partly written).
   void process(const Inputs& in, Outputs& out) {
     validate(in);
+    const TickPx* px = px_.v.data();
     if (in.n_instr == 0) {
-      for (size_t i = 0; i < in.n; ++i) step(in, i, out);
+      for (size_t i = 0; i < in.n; ++i) step(in, px, i, out);
       return;
     }
     // On an error `out` holds a partial result: callers drop it.
     Engine work(*this);
     work.cursor_ = 0;
     out.orders.reserve(out.orders.size() + 2 * in.n_instr);
-    for (size_t i = 0; i < in.n; ++i) work.step(in, i, out);
+    for (size_t i = 0; i < in.n; ++i) work.step(in, px, i, out);
     *this = std::move(work);
   }
 
@@ -712,8 +732,10 @@ class Engine {
     return x >= kMaxLots ? static_cast<int64_t>(kMaxLots) : static_cast<int64_t>(x);
   }
 
-  void check_price(const char* field, size_t i, double p) const {
-    if (!usable(p)) return;
+  // A market-data price in ticks (kNoPx when not usable: the quote or trade
+  // is then ignored); off the grid or out of range: an error.
+  int64_t check_price(const char* field, size_t i, double p) const {
+    if (!usable(p)) return kNoPx;
     const double x = p / cfg_.tick_size;
     if (!(x < 4.0e18)) fail(field, i, detail::fmt(p), "is out of range for the tick size");
     const double t = detail::round_half_away(x);
@@ -721,6 +743,7 @@ class Engine {
       fail(field, i, detail::fmt(p),
            "is not on the tick grid (tick_size " + detail::fmt(cfg_.tick_size) + ")");
     }
+    return static_cast<int64_t>(t);
   }
 
   // An instruction price: NaN (absent) unless `required`; else finite, > 0,
@@ -755,9 +778,28 @@ class Engine {
     }
   }
 
-  void validate(const Inputs& in) const {
+  void check_target(size_t i, double t) const {
+    if (std::isinf(t)) fail("target", i, detail::fmt(t), "is not finite (NaN means no decision)");
+    if (!std::isnan(t) && !(std::fabs(t / cfg_.lot_size) < kMaxLots)) {
+      fail("target", i, detail::fmt(t), "is out of range");
+    }
+  }
+
+  // Checks the batch and fills px_ (the prices in ticks). An absent
+  // optional column is one value repeated (stride 0): checked once.
+  void validate(const Inputs& in) {
     bool has_prev = has_ts_;
     int64_t prev = last_ts_;
+    px_.v.resize(in.n);
+    TickPx* px = px_.v.data();
+    const bool last_const = in.last.stride == 0, ls_const = in.last_size.stride == 0;
+    const bool target_const = in.target.stride == 0;
+    int64_t last_px0 = kNoPx;
+    if (in.n > 0) {
+      if (last_const) last_px0 = check_price("last", 0, in.last[0]);
+      if (ls_const && in.last_size[0] < 0.0) fail("last_size", 0, detail::fmt(in.last_size[0]), "is negative");
+      if (target_const) check_target(0, in.target[0]);
+    }
     for (size_t i = 0; i < in.n; ++i) {
       const int64_t ts = in.ts[i];
       if (has_prev && ts < prev) {
@@ -765,20 +807,18 @@ class Engine {
       }
       has_prev = true;
       prev = ts;
-      check_price("bid", i, in.bid[i]);
-      check_price("ask", i, in.ask[i]);
-      check_price("last", i, in.last[i]);
+      px[i].bid = check_price("bid", i, in.bid[i]);
+      px[i].ask = check_price("ask", i, in.ask[i]);
+      px[i].last = last_const ? last_px0 : check_price("last", i, in.last[i]);
       const double bs = in.bid_size[i];
       if (bs < 0.0) fail("bid_size", i, detail::fmt(bs), "is negative");
       const double as = in.ask_size[i];
       if (as < 0.0) fail("ask_size", i, detail::fmt(as), "is negative");
-      const double ls = in.last_size[i];
-      if (ls < 0.0) fail("last_size", i, detail::fmt(ls), "is negative");
-      const double t = in.target[i];
-      if (std::isinf(t)) fail("target", i, detail::fmt(t), "is not finite (NaN means no decision)");
-      if (!std::isnan(t) && !(std::fabs(t / cfg_.lot_size) < kMaxLots)) {
-        fail("target", i, detail::fmt(t), "is out of range");
+      if (!ls_const) {
+        const double ls = in.last_size[i];
+        if (ls < 0.0) fail("last_size", i, detail::fmt(ls), "is negative");
       }
+      if (!target_const) check_target(i, in.target[i]);
     }
     int64_t prev_i = 0;
     for (size_t k = 0; k < in.n_instr; ++k) {
@@ -827,19 +867,13 @@ class Engine {
     }
   }
 
-  void step(const Inputs& in, size_t i, Outputs& out) {
+  void step(const Inputs& in, const TickPx* px, size_t i, Outputs& out) {
     const int64_t ts = in.ts[i];
     const uint64_t tick = ticks_;
 
-    // 1. market data
-    const double bid = in.bid[i], ask = in.ask[i];
-    bool valid = usable(bid) && usable(ask);
-    int64_t bt = 0, at = 0;
-    if (valid) {
-      bt = to_ticks(bid);
-      at = to_ticks(ask);
-      valid = bt <= at;
-    }
+    // 1. market data (prices in ticks from validate)
+    const int64_t bt = px[i].bid, at = px[i].ask;
+    const bool valid = bt != kNoPx && at != kNoPx && bt <= at;
     if (valid) {
       book_.set(bt, to_lots_displayed(in.bid_size[i]), at, to_lots_displayed(in.ask_size[i]));
       mark_ = prices_.to_float(bt + at) * 0.5;
@@ -847,26 +881,33 @@ class Engine {
       book_.clear();
       ++quotes_ignored_;
     }
-    const double last = in.last[i];
-    trade_ = usable(last);
-    trade_px_ = trade_ ? to_ticks(last) : 0;
+    trade_ = px[i].last != kNoPx;
+    trade_px_ = trade_ ? px[i].last : 0;
     trade_left_ = trade_ ? to_lots_displayed(in.last_size[i]) : 0;
     trade_lots_ = trade_left_;
 
     if (!open_.empty() || !requests_.empty()) {
-      // 2. release arrived orders, then requests (never on the creating tick)
-      for (SimOrder& o : open_) {
-        if (o.state == static_cast<int8_t>(OrderState::Pending) && o.created_tick < tick &&
-            o.arrival_ts <= ts) {
-          release(o, ts, out);
+      // 2. release arrived orders, then requests (never on the creating tick);
+      // next_release_ts_ / next_request_ts_ are lower bounds of the pending
+      // arrivals, so the scans are skipped while nothing can arrive.
+      if (ts >= next_release_ts_) {
+        int64_t next = kNever;
+        for (SimOrder& o : open_) {
+          if (o.state != static_cast<int8_t>(OrderState::Pending)) continue;
+          if (o.created_tick < tick && o.arrival_ts <= ts) {
+            release(o, ts, out);
+          } else if (o.arrival_ts < next) {
+            next = o.arrival_ts;
+          }
         }
+        next_release_ts_ = next;
       }
-      if (!requests_.empty()) apply_requests(ts, tick, out);
+      if (!requests_.empty() && ts >= next_request_ts_) apply_requests(ts, tick, out);
       // 3. match live orders, oldest first
       for (SimOrder& o : open_) {
         if (o.open() > 0) match(o, ts, out);
       }
-      compact();
+      if (done_) compact();
     }
 
     // 4. the strategy's decisions
@@ -891,6 +932,7 @@ class Engine {
 
   // Drop completed orders (open() == 0 marks them).
   void compact() {
+    done_ = false;
     size_t keep = 0;
     for (size_t k = 0; k < open_.size(); ++k) {
       if (open_[k].open() > 0) {
@@ -905,6 +947,7 @@ class Engine {
   void kill(SimOrder& o, int64_t ts, OrderEvent ev, Outputs& out) {
     emit_order(out, ts, o, ev, kNaN, lots_.to_float(o.open()));
     o.filled = o.qty;  // open() == 0: removed by compact()
+    done_ = true;
   }
 
   double limit_px(const SimOrder& o) const {
@@ -952,10 +995,12 @@ class Engine {
 
   void apply_requests(int64_t ts, uint64_t tick, Outputs& out) {
     size_t keep = 0;
+    int64_t next = kNever;
     for (size_t k = 0; k < requests_.size(); ++k) {
       const Request r = requests_[k];
       if (!(r.created_tick < tick && r.arrival_ts <= ts)) {
         requests_[keep++] = r;
+        next = std::min(next, r.arrival_ts);
         continue;
       }
       SimOrder* o = find_live(r.order_id);
@@ -971,6 +1016,7 @@ class Engine {
       modify(*o, r, ts, out);
     }
     requests_.resize(keep);
+    next_request_ts_ = next;
   }
 
   // A modify at the exchange: qty is the new total quantity (filled
@@ -1025,6 +1071,7 @@ class Engine {
 
   void fill(SimOrder& o, int64_t ts, int64_t px, int64_t q, bool maker, Outputs& out) {
     o.filled += q;
+    if (o.filled == o.qty) done_ = true;
     position_ += o.side * q;
     const double price = prices_.to_float(px);
     const double qty = lots_.to_float(q);
@@ -1202,6 +1249,7 @@ class Engine {
     o.from_target = true;
     emit_order(out, ts, o, OrderEvent::Submitted, kNaN, lots_.to_float(o.qty));
     open_.push_back(o);
+    next_release_ts_ = std::min(next_release_ts_, o.arrival_ts);
   }
 
   const SimOrder* find_live_const(int64_t id) const { return const_cast<Engine*>(this)->find_live(id); }
@@ -1227,6 +1275,7 @@ class Engine {
       if (x.type == kStop || x.type == kStopLimit) o.stop = to_ticks(x.stop_price);
       emit_order(out, ts, o, OrderEvent::Submitted, limit_px(o), lots_.to_float(o.qty));
       open_.push_back(o);
+      next_release_ts_ = std::min(next_release_ts_, o.arrival_ts);
       return;
     }
     if (!issued(x.order_id)) {
@@ -1267,6 +1316,7 @@ class Engine {
       if (r.has_qty) r.qty = static_cast<int64_t>(detail::round_half_away(x.qty / cfg_.lot_size));
     }
     requests_.push_back(r);
+    next_request_ts_ = std::min(next_request_ts_, r.arrival_ts);
   }
 
   void sample(int64_t ts, Outputs& out) {
@@ -1313,6 +1363,12 @@ class Engine {
   bool trade_ = false;
   int64_t trade_px_ = 0, trade_left_ = 0, trade_lots_ = 0;
   size_t cursor_ = 0;
+  PxScratch px_;
+  // derived, not serialized (a restored engine scans once)
+  static constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+  int64_t next_release_ts_ = std::numeric_limits<int64_t>::min();
+  int64_t next_request_ts_ = std::numeric_limits<int64_t>::min();
+  bool done_ = true;  // some order may be complete: compact() before the next scan
 };
 
 }  // namespace ticktape
