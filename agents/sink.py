@@ -16,7 +16,7 @@ import numpy as np
 
 from ticktape import store
 from ticktape.batch import decode
-from ticktape.metrics import run_metrics
+from ticktape.metrics import RunMetrics
 from ticktape.retry import Reconnecting
 
 log = logging.getLogger(__name__)
@@ -58,9 +58,12 @@ async def _complete_locked(conn: asyncpg.Connection, run_id: str, extra_metrics:
     orders = await conn.fetchval("SELECT count(DISTINCT order_id) FROM orders WHERE run_id = $1", run_id)
     fills = await conn.fetchval("SELECT count(*) FROM fills WHERE run_id = $1", run_id)
     spec = store.json_value(run["spec"])
-    equity = {s: await store.read_results(conn, run_id, s, "equity") for s in run["symbols"]}
+    # the equity curve streams through RunMetrics: memory does not grow with the run's length
     fills_of = {s: await store.read_results(conn, run_id, s, "fills") for s in run["symbols"]}
-    metrics, _ = run_metrics(equity, fills_of, spec["engine"]["initial_cash"])
+    acc = RunMetrics(fills_of, spec["engine"]["initial_cash"])
+    async for piece in store.stream_equity(conn, run_id, run["symbols"]):
+        acc.add(*piece)
+    metrics, _ = acc.result()
     metrics = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
     metrics.update({"orders": orders, "fills": fills, **extra_metrics})
     lost = prog["ticks_in"] - prog["processed"] - prog["rejected"]

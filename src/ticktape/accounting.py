@@ -27,6 +27,7 @@ Conventions (the same as the native engine's portfolio, see docs/metrics.md):
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["Ledger", "Portfolio", "equity_curve", "trades"]
+__all__ = ["Ledger", "Portfolio", "RoundTrips", "equity_curve", "trades"]
 
 #: Relative tolerance under which a reducing fill closes the whole position.
 QTY_RTOL = 1e-9
@@ -137,6 +138,13 @@ def _mark_arrays(marks_ts: Any, marks_price: Any) -> tuple[np.ndarray, np.ndarra
         i = int(bad[0])
         raise ValueError(f"marks_price[{i}] = {mpx[i].item()!r} must be > 0 (NaN means no valid mark)")
     return mts, mpx
+
+
+def _shift_index(message: str, offset: int) -> str:
+    """An error about ``marks_*[i]`` of one piece, renumbered for the whole series."""
+    if not offset:
+        return message
+    return re.sub(r"(marks_(?:ts|price))\[(\d+)\]", lambda m: f"{m[1]}[{int(m[2]) + offset}]", message)
 
 
 # ---------------------------------------------------------------- position step
@@ -521,147 +529,187 @@ def trades(fills: Any, marks_ts: Any = None, marks_price: Any = None) -> pd.Data
     0     1   2.0         10.0        12.0  4.0   0.4        2
     1    -1   3.0         12.0        11.0  3.0   0.6        2
     """
-    fts, side, price, qty, fee = _fill_arrays(fills)
     if (marks_ts is None) != (marks_price is None):
         raise ValueError("give both marks_ts and marks_price, or neither")
+    builder = RoundTrips(fills)
     if marks_ts is not None:
-        mts, mpx = _mark_arrays(marks_ts, marks_price)
-    else:
-        mts, mpx = np.empty(0, np.int64), np.empty(0)
+        builder.mark(marks_ts, marks_price)
+    return builder.frame()
 
-    rows: list[dict[str, Any]] = []
-    n = len(fts)
-    # state after each fill, for the excursions at marks
-    state: list[tuple[int, float, float, float]] = []  # (trade, realized, position, avg)
-    flat = (-1, 0.0, 0.0, math.nan)
-    lo: list[float] = []
-    hi: list[float] = []
-    pos, avg = 0.0, math.nan
-    cur: dict[str, Any] | None = None
 
-    def enter(ts: int, s: int, px: float, amount: float, f: float, new_pos: float, new_avg: float) -> None:
-        nonlocal cur
-        if cur is None:
-            cur = {
-                "entry_ts": ts,
-                "exit_ts": None,
-                "side": s,
-                "size": 0.0,
-                "entry_notional": 0.0,
-                "exit_qty": 0.0,
-                "exit_notional": 0.0,
-                "pnl": 0.0,
-                "fees": 0.0,
-                "n_fills": 0,
-                "notional": 0.0,
-            }
-            rows.append(cur)
-            lo.append(0.0)
-            hi.append(0.0)
-        cur["size"] += amount
-        cur["entry_notional"] += px * amount
-        cur["notional"] += px * amount
-        cur["fees"] += f
-        cur["n_fills"] += 1
-        running = cur["pnl"] + (px - new_avg) * new_pos
-        lo[-1], hi[-1] = min(lo[-1], running), max(hi[-1], running)
+class RoundTrips:
+    """:func:`trades` with the marks given in pieces, for curves too long to
+    hold: ``RoundTrips(fills)``, then ``mark(ts, price)`` for each piece of
+    the mark series in time order, then ``frame()``. The excursions are
+    extremes and the open trade's value is the last valid mark, so the result
+    does not depend on how the marks were cut: it equals ``trades(fills,
+    all_ts, all_price)`` exactly. Memory: O(fills), not O(marks).
+    """
 
-    rows_in = zip(side.tolist(), price.tolist(), qty.tolist(), fee.tolist(), fts.tolist(), strict=True)
-    for s, px, q, f, ts in rows_in:
-        new_pos, new_avg, closed, realized = _step(pos, avg, s, px, q)
-        if closed == 0.0:  # opens or adds
-            enter(ts, s, px, q, f, new_pos, new_avg)
-        else:  # reduces, closes or flips
-            assert cur is not None
-            flip = new_pos != 0.0 and (new_pos > 0.0) == (s > 0)
-            fee_close = f * (closed / q) if flip else f
-            cur["pnl"] += realized
-            cur["fees"] += fee_close
-            cur["exit_qty"] += closed
-            cur["exit_notional"] += px * closed
-            cur["notional"] += px * closed
+    def __init__(self, fills: Any) -> None:
+        fts, side, price, qty, fee = _fill_arrays(fills)
+        rows: list[dict[str, Any]] = []
+        n = len(fts)
+        # state after each fill, for the excursions at marks
+        state: list[tuple[int, float, float, float]] = []  # (trade, realized, position, avg)
+        flat = (-1, 0.0, 0.0, math.nan)
+        lo: list[float] = []
+        hi: list[float] = []
+        pos, avg = 0.0, math.nan
+        cur: dict[str, Any] | None = None
+
+        def enter(
+            ts: int, s: int, px: float, amount: float, f: float, new_pos: float, new_avg: float
+        ) -> None:
+            nonlocal cur
+            if cur is None:
+                cur = {
+                    "entry_ts": ts,
+                    "exit_ts": None,
+                    "side": s,
+                    "size": 0.0,
+                    "entry_notional": 0.0,
+                    "exit_qty": 0.0,
+                    "exit_notional": 0.0,
+                    "pnl": 0.0,
+                    "fees": 0.0,
+                    "n_fills": 0,
+                    "notional": 0.0,
+                }
+                rows.append(cur)
+                lo.append(0.0)
+                hi.append(0.0)
+            cur["size"] += amount
+            cur["entry_notional"] += px * amount
+            cur["notional"] += px * amount
+            cur["fees"] += f
             cur["n_fills"] += 1
-            ends = new_pos == 0.0 or flip
-            running = cur["pnl"] + (0.0 if ends else (px - new_avg) * new_pos)
+            running = cur["pnl"] + (px - new_avg) * new_pos
             lo[-1], hi[-1] = min(lo[-1], running), max(hi[-1], running)
-            if ends:
-                cur["exit_ts"] = ts
-                cur = None
-            if flip:
-                enter(ts, s, px, q - closed, f - fee_close, new_pos, new_avg)
-        pos, avg = new_pos, new_avg
-        state.append(flat if cur is None else (len(rows) - 1, cur["pnl"], pos, avg))
 
-    lo_a, hi_a = np.array(lo), np.array(hi)
-    st = np.array(state, dtype=np.float64).reshape(n, 4)
-    st_trade, st_real, st_pos, st_avg = st[:, 0].astype(np.int64), st[:, 1], st[:, 2], st[:, 3]
-    if len(mts) and n:
-        k = np.searchsorted(fts, mts, side="right") - 1
-        ok = (k >= 0) & ~np.isnan(mpx)
-        kk = np.where(ok, k, 0)
-        tid = st_trade[kk]
-        ok &= tid >= 0
-        value = st_real[kk] + (mpx - st_avg[kk]) * st_pos[kk]
-        np.minimum.at(lo_a, tid[ok], value[ok])
-        np.maximum.at(hi_a, tid[ok], value[ok])
+        rows_in = zip(side.tolist(), price.tolist(), qty.tolist(), fee.tolist(), fts.tolist(), strict=True)
+        for s, px, q, f, ts in rows_in:
+            new_pos, new_avg, closed, realized = _step(pos, avg, s, px, q)
+            if closed == 0.0:  # opens or adds
+                enter(ts, s, px, q, f, new_pos, new_avg)
+            else:  # reduces, closes or flips
+                assert cur is not None
+                flip = new_pos != 0.0 and (new_pos > 0.0) == (s > 0)
+                fee_close = f * (closed / q) if flip else f
+                cur["pnl"] += realized
+                cur["fees"] += fee_close
+                cur["exit_qty"] += closed
+                cur["exit_notional"] += px * closed
+                cur["notional"] += px * closed
+                cur["n_fills"] += 1
+                ends = new_pos == 0.0 or flip
+                running = cur["pnl"] + (0.0 if ends else (px - new_avg) * new_pos)
+                lo[-1], hi[-1] = min(lo[-1], running), max(hi[-1], running)
+                if ends:
+                    cur["exit_ts"] = ts
+                    cur = None
+                if flip:
+                    enter(ts, s, px, q - closed, f - fee_close, new_pos, new_avg)
+            pos, avg = new_pos, new_avg
+            state.append(flat if cur is None else (len(rows) - 1, cur["pnl"], pos, avg))
 
-    out = []
-    valid_marks = np.flatnonzero(~np.isnan(mpx))
-    for k, t in enumerate(rows):
-        size = t["size"]
-        entry_price = t["entry_notional"] / size
-        is_open = t["exit_ts"] is None
-        pnl = t["pnl"]
-        if is_open:
-            last_fill = int(fts[-1])
-            if len(valid_marks) and mts[valid_marks[-1]] >= last_fill:
-                val_ts, val_px = int(mts[valid_marks[-1]]), float(mpx[valid_marks[-1]])
+        self._fts, self._price, self._pos, self._avg, self._rows = fts, price, pos, avg, rows
+        self._lo, self._hi = np.array(lo), np.array(hi)
+        st = np.array(state, dtype=np.float64).reshape(n, 4)
+        self._st_trade = st[:, 0].astype(np.int64)
+        self._st_real, self._st_pos, self._st_avg = st[:, 1], st[:, 2], st[:, 3]
+        self._marks = 0  # marks seen, for the index in errors
+        self._last_mark_ts: int | None = None
+        self._last_valid: tuple[int, float] | None = None  # (ts, price) of the latest valid mark
+
+    def mark(self, marks_ts: Any, marks_price: Any) -> None:
+        """Take the next piece of the mark series (ts non-decreasing across pieces)."""
+        try:
+            mts, mpx = _mark_arrays(marks_ts, marks_price)
+        except ValueError as e:  # name the index in the whole series
+            raise ValueError(_shift_index(str(e), self._marks)) from None
+        if len(mts) and self._last_mark_ts is not None and mts[0] < self._last_mark_ts:
+            raise ValueError(
+                f"marks_ts[{self._marks}] = {mts[0]} goes backwards (previous {self._last_mark_ts})"
+            )
+        self._marks += len(mts)
+        if not len(mts):
+            return
+        self._last_mark_ts = int(mts[-1])
+        valid = np.flatnonzero(~np.isnan(mpx))
+        if len(valid):
+            self._last_valid = (int(mts[valid[-1]]), float(mpx[valid[-1]]))
+        fts = self._fts
+        if len(fts):
+            k = np.searchsorted(fts, mts, side="right") - 1
+            ok = (k >= 0) & ~np.isnan(mpx)
+            kk = np.where(ok, k, 0)
+            tid = self._st_trade[kk]
+            ok &= tid >= 0
+            value = self._st_real[kk] + (mpx - self._st_avg[kk]) * self._st_pos[kk]
+            np.minimum.at(self._lo, tid[ok], value[ok])
+            np.maximum.at(self._hi, tid[ok], value[ok])
+
+    def frame(self) -> pd.DataFrame:
+        """The trades (see :func:`trades`), valued with the marks taken so far."""
+        fts, price, pos, avg = self._fts, self._price, self._pos, self._avg
+        lo_a, hi_a = self._lo.copy(), self._hi.copy()
+        out = []
+        for k, t in enumerate(self._rows):
+            size = t["size"]
+            entry_price = t["entry_notional"] / size
+            is_open = t["exit_ts"] is None
+            pnl = t["pnl"]
+            if is_open:
+                last_fill = int(fts[-1])
+                if self._last_valid is not None and self._last_valid[0] >= last_fill:
+                    val_ts, val_px = self._last_valid
+                else:
+                    val_ts, val_px = last_fill, float(price[-1])
+                pnl = pnl + (val_px - avg) * pos
+                lo_a[k], hi_a[k] = min(lo_a[k], pnl), max(hi_a[k], pnl)
+                exit_ts, exit_price, end = pd.NA, math.nan, val_ts
             else:
-                val_ts, val_px = last_fill, float(price[-1])
-            pnl = pnl + (val_px - avg) * pos
-            lo_a[k], hi_a[k] = min(lo_a[k], pnl), max(hi_a[k], pnl)
-            exit_ts, exit_price, end = pd.NA, math.nan, val_ts
-        else:
-            exit_ts, exit_price, end = t["exit_ts"], t["exit_notional"] / t["exit_qty"], t["exit_ts"]
-        net = pnl - t["fees"]
-        out.append(
+                exit_ts, exit_price, end = t["exit_ts"], t["exit_notional"] / t["exit_qty"], t["exit_ts"]
+            net = pnl - t["fees"]
+            out.append(
+                {
+                    "entry_ts": t["entry_ts"],
+                    "exit_ts": exit_ts,
+                    "side": t["side"],
+                    "size": size,
+                    "entry_price": entry_price,
+                    "exit_price": exit_price,
+                    "pnl": pnl,
+                    "fees": t["fees"],
+                    "net_pnl": net,
+                    "return_pct": net / (entry_price * size),
+                    "duration_ns": end - t["entry_ts"],
+                    "mae": float(lo_a[k]),
+                    "mfe": float(hi_a[k]),
+                    "n_fills": t["n_fills"],
+                    "notional": t["notional"],
+                    "open": is_open,
+                }
+            )
+        df = pd.DataFrame(out, columns=TRADE_COLUMNS)
+        return df.astype(
             {
-                "entry_ts": t["entry_ts"],
-                "exit_ts": exit_ts,
-                "side": t["side"],
-                "size": size,
-                "entry_price": entry_price,
-                "exit_price": exit_price,
-                "pnl": pnl,
-                "fees": t["fees"],
-                "net_pnl": net,
-                "return_pct": net / (entry_price * size),
-                "duration_ns": end - t["entry_ts"],
-                "mae": float(lo_a[k]),
-                "mfe": float(hi_a[k]),
-                "n_fills": t["n_fills"],
-                "notional": t["notional"],
-                "open": is_open,
+                "entry_ts": np.int64,
+                "exit_ts": "Int64",
+                "side": np.int8,
+                "size": np.float64,
+                "entry_price": np.float64,
+                "exit_price": np.float64,
+                "pnl": np.float64,
+                "fees": np.float64,
+                "net_pnl": np.float64,
+                "return_pct": np.float64,
+                "duration_ns": np.int64,
+                "mae": np.float64,
+                "mfe": np.float64,
+                "n_fills": np.int64,
+                "notional": np.float64,
+                "open": bool,
             }
         )
-    df = pd.DataFrame(out, columns=TRADE_COLUMNS)
-    return df.astype(
-        {
-            "entry_ts": np.int64,
-            "exit_ts": "Int64",
-            "side": np.int8,
-            "size": np.float64,
-            "entry_price": np.float64,
-            "exit_price": np.float64,
-            "pnl": np.float64,
-            "fees": np.float64,
-            "net_pnl": np.float64,
-            "return_pct": np.float64,
-            "duration_ns": np.int64,
-            "mae": np.float64,
-            "mfe": np.float64,
-            "n_fills": np.int64,
-            "notional": np.float64,
-            "open": bool,
-        }
-    )

@@ -144,23 +144,6 @@ def _growth_rate(ratio: float, power: float) -> float:
         return math.nan
 
 
-def _drawdowns(eq: np.ndarray, ts: np.ndarray) -> tuple[float, float, float]:
-    """(largest absolute fall, largest fraction of its peak, longest underwater time in ns)."""
-    peak = np.maximum.accumulate(eq)
-    fall = peak - eq
-    dd_abs = float(fall.max())
-    frac = np.divide(fall, peak, out=np.zeros_like(fall), where=peak > 0)
-    dd_pct = float(frac.max())
-    under = np.concatenate(([0], (fall > 0).astype(np.int8), [0]))
-    edges = np.diff(under)
-    first = np.flatnonzero(edges == 1)  # first underwater sample of each spell (never 0)
-    back = np.flatnonzero(edges == -1)  # first sample back at the peak (n: never)
-    # the sample before a spell is its peak; the spell ends on recovery or at the last sample
-    ends = ts[np.minimum(back, len(eq) - 1)]
-    longest = float((ends - ts[first - 1]).max()) if len(first) else 0.0
-    return dd_abs, dd_pct, longest
-
-
 def _exposure(positions: pd.Series, t0: int, t1: int) -> float:
     if t1 <= t0:
         return math.nan
@@ -326,75 +309,243 @@ def performance(
     if not isinstance(equity, pd.Series):
         raise TypeError(f"equity must be a pandas Series indexed by time, got {type(equity).__name__}")
     ts = _ns(equity.index, "equity.index")
-    eq = equity.to_numpy(dtype=np.float64)
-    if len(eq) == 0:
-        raise ValueError("equity has no samples")
-    bad = np.flatnonzero(~np.isfinite(eq))
-    if len(bad):
-        raise ValueError(f"equity[{int(bad[0])}] = {eq[bad[0]].item()!r} must be finite")
-    back = np.flatnonzero(np.diff(ts) <= 0)
-    if len(back):
-        i = int(back[0]) + 1
-        raise ValueError(f"equity.index[{i}] = {ts[i]} is not after the previous {ts[i - 1]}")
-    if periods_per_year is None:
-        ppy = infer_periods_per_year(ts)
-    else:
-        ppy = float(periods_per_year)
-        if not (math.isfinite(ppy) and ppy > 0):
-            raise ValueError(f"periods_per_year = {periods_per_year!r} must be finite and > 0")
-    if not math.isfinite(risk_free) or risk_free <= -1.0:
-        raise ValueError(f"risk_free = {risk_free!r} must be a finite annual rate > -1")
+    stream = PerformanceStream(periods_per_year, risk_free)
+    stream.add(ts, equity.to_numpy(dtype=np.float64))
+    exposure = None
+    if positions is not None and len(ts):
+        exposure = _exposure(positions, int(ts[0]), int(ts[-1]))
+    return stream.result(trades, exposure=exposure)
 
-    n = len(eq) - 1
-    elapsed = float(ts[-1] - ts[0])
-    nan = math.nan
-    e0, e1 = float(eq[0]), float(eq[-1])
-    out: dict[str, float] = {"periods_per_year": ppy}
-    out["total_return"] = e1 / e0 - 1.0 if e0 > 0 else nan
-    out["annualized_return"] = _growth_rate(e1 / e0, ppy / n) if e0 > 0 and n else nan
-    out["cagr"] = _growth_rate(e1 / e0, YEAR_NS / elapsed) if e0 > 0 and elapsed > 0 else nan
 
-    vol = sharpe = sortino = nan
-    if n >= 1 and bool(np.all(eq[:-1] > 0)):
-        r = eq[1:] / eq[:-1] - 1.0
-        rf_p = (1.0 + risk_free) ** (1.0 / ppy) - 1.0 if math.isfinite(ppy) else nan
-        ex = r - rf_p
-        # E_i / E_(i-1) - 1 carries a rounding error of about eps * (1 + |r|): a standard
-        # deviation below that is noise (constant returns), not volatility
-        noise = 64 * np.finfo(float).eps * (1.0 + float(np.abs(r).max(initial=0.0)))
-        if n >= 2:
-            std = float(np.std(r, ddof=1))
-            if std > noise:
-                vol = std * math.sqrt(ppy)
-                sharpe = _ratio(float(ex.mean()), float(np.std(ex, ddof=1))) * math.sqrt(ppy)
-        downside = math.sqrt(float(np.mean(np.minimum(ex, 0.0) ** 2)))
-        if downside > noise:
-            sortino = _ratio(float(ex.mean()), downside) * math.sqrt(ppy)
-    out["volatility"] = vol
-    out["sharpe"] = sharpe
-    out["sortino"] = sortino
+#: Samples per block of :class:`PerformanceStream` (a series of at most this
+#: many samples is one block: the statistics are then exactly those of whole
+#: arrays).
+BLOCK = 1 << 20
 
-    dd_abs, dd_pct, dd_ns = _drawdowns(eq, ts)
-    out["max_drawdown"] = dd_abs
-    out["max_drawdown_pct"] = dd_pct
-    out["max_drawdown_duration_ns"] = dd_ns
-    out["calmar"] = _ratio(out["cagr"], dd_pct)
 
-    if trades is not None:
-        out.update(_trade_stats(trades))
-    else:
-        out.update(dict.fromkeys(TRADE_METRICS, nan))
-    out["exposure"] = _exposure(positions, int(ts[0]), int(ts[-1])) if positions is not None else nan
-    turnover = nan
-    if trades is not None and elapsed > 0:
-        if "notional" not in trades.columns:
-            raise ValueError("trades has no column 'notional' (use ticktape.accounting.trades)")
-        traded = float(trades["notional"].to_numpy(dtype=np.float64).sum())
-        turnover = _ratio(traded, float(eq.mean())) / (elapsed / YEAR_NS)
-        if float(eq.mean()) <= 0:
-            turnover = nan
-    out["turnover"] = turnover
-    return out
+class PerformanceStream:
+    """:func:`performance` of an equity curve given in pieces, in O(BLOCK) memory.
+
+    ``add(ts, equity, gross=None)`` takes the next samples (time strictly
+    increasing across calls; ``gross`` = the absolute position held from
+    each sample to the next, for ``exposure``); ``result(trades)`` returns
+    the statistics. The samples are cut into blocks of :data:`BLOCK`,
+    whatever the pieces, and every block is reduced to partial sums that
+    are merged in order: sums, extremes, the running peak and the current
+    drawdown spell carry from block to block, the standard deviations merge
+    by Chan's formula. So the result depends only on the samples, never on
+    how they were cut, and for a curve of at most BLOCK samples it is the
+    whole-array computation. ``periods_per_year=None`` is inferred from the
+    first block (:func:`infer_periods_per_year`: the median spacing of the
+    first ``BLOCK`` samples).
+    """
+
+    def __init__(self, periods_per_year: float | None = None, risk_free: float = 0.0) -> None:
+        if periods_per_year is not None:
+            ppy = float(periods_per_year)
+            if not (math.isfinite(ppy) and ppy > 0):
+                raise ValueError(f"periods_per_year = {periods_per_year!r} must be finite and > 0")
+        if not math.isfinite(risk_free) or risk_free <= -1.0:
+            raise ValueError(f"risk_free = {risk_free!r} must be a finite annual rate > -1")
+        self._ppy_given = periods_per_year
+        self._risk_free = risk_free
+        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
+        self._n_pending = 0
+        self._added = 0  # samples given so far (for error indices)
+        self._last_added: int | None = None
+        self.samples = 0  # samples reduced into the statistics
+        self.first_ts = self.last_ts = 0
+        self._e0 = self._e1 = math.nan
+        self.ppy = math.nan
+        self._rf_p = math.nan
+        self._nonpositive = False  # a sample other than the last <= 0
+        self._r = (0, 0.0, 0.0)  # (count, mean, M2) of the returns
+        self._x = (0, 0.0, 0.0)  # the same of the excess returns
+        self._down = 0.0  # sum of min(excess, 0) ** 2
+        self._abs_r = 0.0  # largest |return|
+        self._eq_sum = 0.0
+        self._peak = math.nan
+        self._dd_abs = self._dd_pct = 0.0
+        self._under = False  # the last sample is below its peak
+        self._spell_from = 0  # ts of the peak the current spell fell from
+        self._longest = 0
+        self._gross: bool | None = None  # gross given with the samples
+        self._held_ns = 0
+        self._held_last = False  # the last sample's gross is non-zero
+
+    def add(self, ts: np.ndarray, equity: np.ndarray, gross: np.ndarray | None = None) -> None:
+        """The next samples: int64 ns times, equity and (optionally) gross position."""
+        ts = np.asarray(ts, dtype=np.int64)
+        eq = np.asarray(equity, dtype=np.float64)
+        if len(ts) != len(eq) or (gross is not None and len(gross) != len(eq)):
+            raise ValueError("ts, equity and gross must have one length")
+        if self._gross is None and (self._added == 0):
+            self._gross = gross is not None
+        elif self._gross != (gross is not None):
+            raise ValueError("give gross with every piece or with none")
+        bad = np.flatnonzero(~np.isfinite(eq))
+        if len(bad):
+            i = int(bad[0])
+            raise ValueError(f"equity[{self._added + i}] = {eq[i].item()!r} must be finite")
+        if gross is not None:
+            gross = np.asarray(gross, dtype=np.float64)
+            bad = np.flatnonzero(~np.isfinite(gross))
+            if len(bad):
+                i = int(bad[0])
+                raise ValueError(f"positions[{self._added + i}] = {gross[i].item()!r} must be finite")
+        if len(ts):
+            prev = np.concatenate(([self._last_added], ts[:-1])) if self._last_added is not None else None
+            back = np.flatnonzero(ts <= prev) if prev is not None else np.flatnonzero(np.diff(ts) <= 0) + 1
+            if len(back):
+                i = int(back[0])
+                before = self._last_added if i == 0 else int(ts[i - 1])
+                raise ValueError(
+                    f"equity.index[{self._added + i}] = {ts[i]} is not after the previous {before}"
+                )
+            self._last_added = int(ts[-1])
+        self._added += len(ts)
+        self._pending.append((ts, eq, gross))
+        self._n_pending += len(ts)
+        while self._n_pending >= BLOCK:
+            self._reduce(BLOCK)
+
+    def _reduce(self, n: int) -> None:
+        """Fold the first n pending samples (one block) into the statistics."""
+        ts = np.concatenate([p[0] for p in self._pending])
+        eq = np.concatenate([p[1] for p in self._pending])
+        gross = np.concatenate([p[2] for p in self._pending]) if self._gross else None
+        rest = len(ts) - n
+        self._pending = [(ts[n:], eq[n:], gross[n:] if gross is not None else None)] if rest else []
+        self._n_pending = rest
+        ts, eq = ts[:n], eq[:n]
+        if gross is not None:
+            gross = gross[:n]
+        first = self.samples == 0
+        if first:
+            self.first_ts, self._e0 = int(ts[0]), float(eq[0])
+            self.ppy = infer_periods_per_year(ts) if self._ppy_given is None else float(self._ppy_given)
+            if math.isfinite(self.ppy):
+                self._rf_p = (1.0 + self._risk_free) ** (1.0 / self.ppy) - 1.0
+            before_eq, after_eq = eq[:-1], eq[1:]
+            before_ts = np.concatenate(([ts[0]], ts[:-1]))
+        else:
+            before_eq, after_eq = np.concatenate(([self._e1], eq[:-1])), eq
+            before_ts = np.concatenate(([self.last_ts], ts[:-1]))
+        # returns: every sample but the very first over the one before it
+        self._nonpositive |= bool(np.any(before_eq <= 0))
+        if len(after_eq):
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                r = after_eq / before_eq - 1.0
+                ex = r - self._rf_p
+                self._r = _merge_moments(self._r, r)
+                self._x = _merge_moments(self._x, ex)
+                self._down += float(np.sum(np.minimum(ex, 0.0) ** 2))
+                self._abs_r = max(self._abs_r, float(np.abs(r).max()))
+        self._eq_sum += float(np.sum(eq))
+        # drawdowns: the running peak carries across blocks
+        peak = np.maximum.accumulate(eq)
+        if not first:
+            peak = np.maximum(peak, self._peak)
+        fall = peak - eq
+        self._dd_abs = max(self._dd_abs, float(fall.max()))
+        frac = np.divide(fall, peak, out=np.zeros_like(fall), where=peak > 0)
+        self._dd_pct = max(self._dd_pct, float(frac.max()))
+        under = fall > 0
+        edges = np.diff(np.concatenate(([self._under], under)).astype(np.int8))
+        starts = before_ts[np.flatnonzero(edges == 1)]  # each spell falls from the sample before it
+        ends = ts[np.flatnonzero(edges == -1)]  # the first sample back at the peak
+        if self._under:
+            starts = np.concatenate(([self._spell_from], starts))
+        if len(ends):
+            self._longest = max(self._longest, int((ends - starts[: len(ends)]).max()))
+        self._under = len(starts) > len(ends)
+        if self._under:
+            self._spell_from = int(starts[-1])
+        self._peak = float(peak[-1])
+        # exposure: the time from each sample to the next with a non-zero gross position
+        if gross is not None:
+            held = gross != 0.0
+            dts = np.diff(np.concatenate(([self.last_ts], ts))) if not first else np.diff(ts)
+            was = np.concatenate(([self._held_last], held[:-1])) if not first else held[:-1]
+            self._held_ns += int(dts[was].sum())
+            self._held_last = bool(held[-1])
+        self.samples += n
+        self.last_ts, self._e1 = int(ts[-1]), float(eq[-1])
+
+    def result(self, trades: pd.DataFrame | None = None, exposure: float | None = None) -> dict[str, float]:
+        """The statistics of every sample given (see :func:`performance`);
+        ``exposure`` overrides the one of ``gross``."""
+        if self._n_pending:
+            self._reduce(self._n_pending)
+        if not self.samples:
+            raise ValueError("equity has no samples")
+        ppy = self.ppy
+        n = self.samples - 1
+        elapsed = float(self.last_ts - self.first_ts)
+        nan = math.nan
+        e0, e1 = self._e0, self._e1
+        out: dict[str, float] = {"periods_per_year": ppy}
+        out["total_return"] = e1 / e0 - 1.0 if e0 > 0 else nan
+        out["annualized_return"] = _growth_rate(e1 / e0, ppy / n) if e0 > 0 and n else nan
+        out["cagr"] = _growth_rate(e1 / e0, YEAR_NS / elapsed) if e0 > 0 and elapsed > 0 else nan
+
+        vol = sharpe = sortino = nan
+        if n >= 1 and not self._nonpositive:
+            # E_i / E_(i-1) - 1 carries a rounding error of about eps * (1 + |r|): a standard
+            # deviation below that is noise (constant returns), not volatility
+            noise = 64 * np.finfo(float).eps * (1.0 + self._abs_r)
+            ex_mean = self._x[1]
+            if n >= 2:
+                std = math.sqrt(self._r[2] / (n - 1))
+                if std > noise:
+                    vol = std * math.sqrt(ppy)
+                    sharpe = _ratio(ex_mean, math.sqrt(self._x[2] / (n - 1))) * math.sqrt(ppy)
+            downside = math.sqrt(self._down / n)
+            if downside > noise:
+                sortino = _ratio(ex_mean, downside) * math.sqrt(ppy)
+        out["volatility"] = vol
+        out["sharpe"] = sharpe
+        out["sortino"] = sortino
+
+        longest = self._longest
+        if self._under:
+            longest = max(longest, self.last_ts - self._spell_from)
+        out["max_drawdown"] = self._dd_abs
+        out["max_drawdown_pct"] = self._dd_pct
+        out["max_drawdown_duration_ns"] = float(longest)
+        out["calmar"] = _ratio(out["cagr"], self._dd_pct)
+
+        if trades is not None:
+            out.update(_trade_stats(trades))
+        else:
+            out.update(dict.fromkeys(TRADE_METRICS, nan))
+        if exposure is None and self._gross:
+            exposure = float(self._held_ns) / elapsed if elapsed > 0 else nan
+        out["exposure"] = nan if exposure is None else exposure
+        turnover = nan
+        mean_eq = self._eq_sum / self.samples
+        if trades is not None and elapsed > 0:
+            if "notional" not in trades.columns:
+                raise ValueError("trades has no column 'notional' (use ticktape.accounting.trades)")
+            traded = float(trades["notional"].to_numpy(dtype=np.float64).sum())
+            turnover = _ratio(traded, mean_eq) / (elapsed / YEAR_NS)
+            if mean_eq <= 0:
+                turnover = nan
+        out["turnover"] = turnover
+        return out
+
+
+def _merge_moments(acc: tuple[int, float, float], x: np.ndarray) -> tuple[int, float, float]:
+    """(count, mean, M2) of acc's values followed by x (Chan et al.; exact for acc empty)."""
+    n_b = len(x)
+    mean_b = float(x.mean())
+    m2_b = float(np.sum((x - mean_b) ** 2))
+    n_a, mean_a, m2_a = acc
+    if not n_a:
+        return n_b, mean_b, m2_b
+    n = n_a + n_b
+    delta = mean_b - mean_a
+    return n, mean_a + delta * n_b / n, m2_a + m2_b + delta * delta * n_a * n_b / n
 
 
 def run_metrics(
@@ -410,48 +561,102 @@ def run_metrics(
     sums the symbols' last known equity at every sample time
     (:func:`portfolio_equity`), the exposure counts the gross position.
     Trades are :func:`ticktape.accounting.trades` per symbol (marked at the
-    equity samples' prices). The streaming pipeline's sink and the in-process
-    backtest both call this, so a run gives the same numbers either way.
+    equity samples' prices). The in-process backtest calls this; the
+    streaming pipeline's sink feeds the same :class:`RunMetrics` from the
+    store in pieces, so a run gives the same numbers either way.
 
     Returns (metrics: :func:`performance` plus ``final_equity`` and
     ``final_pnl``, trades with a ``symbol`` column).
     """
-    from ticktape.accounting import trades as round_trips
+    acc = RunMetrics(fills, initial_cash, periods_per_year)
+    order = sorted(equity)
+    parts = [equity[s] for s in order]
+    if any(len(p) for p in parts):
+        rows = np.concatenate(parts)
+        sym = np.repeat(np.arange(len(order), dtype=np.int64), [len(p) for p in parts])
+        # the store's order: time, then symbol (ties keep each symbol's sample order)
+        at = np.lexsort((sym, rows["ts"]))
+        acc.add(rows["ts"][at], sym[at], rows["equity"][at], rows["position"][at], rows["price"][at])
+    return acc.result()
 
-    symbols = list(equity)
-    start = initial_cash * len(symbols)
-    parts = []
-    for s in symbols:
-        t = round_trips(fills[s], equity[s]["ts"], equity[s]["price"])
-        t.insert(0, "symbol", s)
-        parts.append(t)
-    trades = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    samples = [e for e in equity.values() if len(e)]
-    if not samples:
-        return {"final_equity": start, "final_pnl": 0.0}, trades
-    if len(symbols) == 1:
-        (e,) = samples
-        index, total, gross = e["ts"], e["equity"], np.abs(e["position"])
-    else:
-        # each symbol's last known equity (initial cash before its first
-        # sample) at every sample time, summed in symbol order: numpy only
-        # (a pandas pivot of millions of samples took seconds and ~1 GB)
-        index = np.sort(
-            np.concatenate([equity[s]["ts"] for s in symbols]), kind="stable"
-        )  # sorted runs: merges
-        index = index[np.concatenate(([True], index[1:] != index[:-1]))] if len(index) else index
-        total = np.zeros(len(index))
-        gross = np.zeros(len(index))
-        for s in sorted(symbols):
-            e = equity[s]
-            at = np.searchsorted(e["ts"], index, side="right") - 1
-            have = at >= 0
-            at = np.maximum(at, 0)
-            total += np.where(have, e["equity"][at], initial_cash) if len(e) else initial_cash
-            gross += np.where(have, np.abs(e["position"][at]), 0.0) if len(e) else 0.0
-    series = pd.Series(total, index=index)
-    perf = performance(
-        series, trades, periods_per_year=periods_per_year, positions=pd.Series(gross, index=index)
-    )
-    final = float(total[-1])
-    return {**perf, "final_equity": final, "final_pnl": final - start}, trades
+
+class RunMetrics:
+    """:func:`run_metrics` over equity samples given in pieces, in memory
+    independent of the run's length (O(fills + BLOCK)).
+
+    ``RunMetrics(fills, initial_cash, periods_per_year)`` with every
+    symbol's fills (dict symbol -> FILL_DTYPE; its keys are the run's
+    symbols), then ``add(ts, sym, equity, position, price)`` with the next
+    samples of all symbols merged in order of (ts, symbol) (``sym`` indexes
+    ``symbols``, the sorted symbols), then ``result()``. The portfolio is
+    computed per distinct time as the samples arrive (the samples at the
+    latest time of a piece wait for the next piece, which may hold more of
+    them), so the result is independent of how the samples were cut.
+    """
+
+    def __init__(
+        self, fills: dict[str, np.ndarray], initial_cash: float, periods_per_year: float | None = None
+    ):
+        from ticktape.accounting import RoundTrips
+
+        self.symbols = sorted(fills)
+        self._initial_cash = float(initial_cash)
+        self._trips = [RoundTrips(fills[s]) for s in self.symbols]
+        self._perf = PerformanceStream(periods_per_year)
+        self._eq = np.full(len(self.symbols), self._initial_cash)  # last known equity per symbol
+        self._gross = np.zeros(len(self.symbols))  # last known |position| per symbol
+        self._held: tuple[np.ndarray, ...] | None = None  # samples at the latest time seen
+        self._final = math.nan
+
+    def add(
+        self, ts: np.ndarray, sym: np.ndarray, equity: np.ndarray, position: np.ndarray, price: np.ndarray
+    ) -> None:
+        """The next merged samples (ts non-decreasing, then sym)."""
+        cols = tuple(np.asarray(c) for c in (ts, sym, equity, position, price))
+        if not len(cols[0]):
+            return
+        if self._held is not None:
+            cols = tuple(np.concatenate((h, c)) for h, c in zip(self._held, cols, strict=True))
+        cut = int(np.searchsorted(cols[0], cols[0][-1], side="left"))
+        self._held = tuple(c[cut:] for c in cols)
+        self._fold(*(c[:cut] for c in cols))
+
+    def _fold(
+        self, ts: np.ndarray, sym: np.ndarray, equity: np.ndarray, position: np.ndarray, price: np.ndarray
+    ) -> None:
+        if not len(ts):
+            return
+        ends = np.flatnonzero(np.concatenate((ts[1:] != ts[:-1], [True])))  # last sample of each time
+        total = np.zeros(len(ends))
+        gross = np.zeros(len(ends))
+        for j in range(len(self.symbols)):  # summed in symbol order
+            mine = np.flatnonzero(sym == j)
+            if len(mine):
+                self._trips[j].mark(ts[mine], price[mine])
+            k = np.searchsorted(mine, ends, side="right") - 1
+            have = k >= 0
+            take = mine[np.maximum(k, 0)] if len(mine) else np.zeros(len(ends), np.int64)
+            total += np.where(have, equity[take], self._eq[j]) if len(mine) else self._eq[j]
+            gross += np.where(have, np.abs(position[take]), self._gross[j]) if len(mine) else self._gross[j]
+            if len(mine):
+                self._eq[j] = equity[mine[-1]]
+                self._gross[j] = abs(position[mine[-1]])
+        self._perf.add(ts[ends], total, gross)
+        self._final = float(total[-1])
+
+    def result(self) -> tuple[dict[str, float], pd.DataFrame]:
+        """(metrics, trades) of every sample given."""
+        if self._held is not None:
+            self._fold(*self._held)
+            self._held = None
+        parts = []
+        for s, trips in zip(self.symbols, self._trips, strict=True):
+            t = trips.frame()
+            t.insert(0, "symbol", s)
+            parts.append(t)
+        trades = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        start = self._initial_cash * len(self.symbols)
+        if math.isnan(self._final):  # no samples
+            return {"final_equity": start, "final_pnl": 0.0}, trades
+        perf = self._perf.result(trades)
+        return {**perf, "final_equity": self._final, "final_pnl": self._final - start}, trades

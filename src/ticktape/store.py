@@ -23,6 +23,7 @@ NaN.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -1086,6 +1087,103 @@ async def read_results(
     for i, (name, _) in enumerate(fields, start=1):
         out[name] = raw[f"v{i}"]
     return out
+
+
+async def stream_equity(
+    conn: asyncpg.Connection, run_id: str | uuid.UUID, symbols: Sequence[str], rows: int = 1 << 18
+) -> AsyncIterator[tuple[np.ndarray, ...]]:
+    """The equity samples of a run's symbols merged in time order, in pieces.
+
+    Yields ``(ts, sym, equity, position, price)`` arrays of ``rows``
+    samples (the last piece fewer) (``sym`` indexes ``sorted(symbols)``), ordered by time, then
+    symbol, then the remaining columns (each symbol in the order of
+    :func:`read_results`): one COPY whose rows are decoded as they arrive,
+    so the client holds one piece at a time whatever the run's length.
+    """
+    order = sorted(symbols)
+    if not order:
+        return
+    index = "CASE symbol " + " ".join(f"WHEN {_literal(s)} THEN {j}" for j, s in enumerate(order)) + " END"
+    num = ", ".join(f"coalesce({c}, 'NaN'::float8)" for c in ("cash", "position", "price", "equity"))
+    query = (
+        f"SELECT ts_ns, ({index})::int8 AS j, {num} FROM equity "
+        f"WHERE run_id = '{uuid.UUID(str(run_id))}'::uuid "
+        f"AND symbol IN ({', '.join(_literal(s) for s in order)}) "
+        "ORDER BY ts_ns, j, cash, position, price, equity"
+    )
+    row_dtype = _copy_row_dtype([">i8", ">i8", ">f8", ">f8", ">f8", ">f8"])
+    queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=8)
+
+    async def sink(data: bytes) -> None:  # awaiting here holds the COPY back: bounded memory
+        await queue.put(data)
+
+    async def produce() -> None:
+        try:
+            await conn.copy_from_query(query, output=sink, format="binary")
+            await queue.put(None)
+        except BaseException as exc:  # handed to the consumer, raised there
+            await queue.put(exc)
+
+    task = asyncio.ensure_future(produce())
+    rows_in = _CopyRows(row_dtype)
+    pending = np.empty(0, row_dtype)
+    try:
+        while True:
+            item = await queue.get()
+            if isinstance(item, BaseException):
+                raise item
+            done = item is None
+            got = rows_in.finish() if done else rows_in.feed(item)
+            pending = np.concatenate((pending, got)) if len(pending) else got
+            while len(pending) >= rows or (done and len(pending)):
+                raw, pending = pending[:rows], pending[rows:]
+                yield (
+                    raw["v0"].astype(np.int64),
+                    raw["v1"].astype(np.int64),
+                    *(raw[f"v{i}"].astype(np.float64) for i in (5, 3, 4)),
+                )
+            if done:
+                return
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+
+class _CopyRows:
+    """Incremental parser of a binary COPY stream of fixed-layout rows."""
+
+    def __init__(self, row_dtype: np.dtype) -> None:
+        self._dtype = row_dtype
+        self._buf = b""
+        self._header = False
+
+    def feed(self, data: bytes) -> np.ndarray:
+        """The complete rows so far (the rest waits for more data)."""
+        buf = self._buf + data
+        start = 0
+        if not self._header:
+            if len(buf) < 19:
+                self._buf = buf
+                return np.empty(0, self._dtype)
+            if buf[:11] != _COPY_HEADER[:11]:
+                raise ValueError("not a PostgreSQL binary COPY stream")
+            start = 19 + int.from_bytes(buf[15:19], "big")
+            if len(buf) < start:
+                self._buf = buf
+                return np.empty(0, self._dtype)
+            self._header = True
+        n = (len(buf) - start) // self._dtype.itemsize
+        end = start + n * self._dtype.itemsize
+        self._buf = buf[end:]
+        return np.frombuffer(buf, dtype=self._dtype, count=n, offset=start).copy()
+
+    def finish(self) -> np.ndarray:
+        """Check the trailer at the end of the stream (an empty result has no header at all)."""
+        if self._buf not in (_COPY_TRAILER, b""):
+            raise ValueError("binary COPY rows do not match the expected layout (a NULL in the data?)")
+        return np.empty(0, self._dtype)
 
 
 def _quote(ident: str) -> str:

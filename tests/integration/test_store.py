@@ -396,3 +396,45 @@ async def test_result_set_is_written_once_in_one_transaction(conn: asyncpg.Conne
     assert await conn.fetchval("SELECT count(*) FROM equity WHERE run_id = $1", run) == 2
     got = await store.read_results(conn, run, "X", "fills")
     assert got["qty"].tolist() == [1, 2, 3]
+
+
+async def test_stream_equity_merges_symbols_in_pieces_like_the_whole_read(conn: asyncpg.Connection) -> None:
+    from ticktape.metrics import RunMetrics, run_metrics
+
+    run = uuid.uuid4()
+    syms = sorted([symbol(), symbol(), symbol()])
+    equity, fills = {}, {}
+    for j, sym in enumerate(syms):
+        rows = make_rows("equity", 500 + 100 * j, seed=j)
+        rows["ts"] = T0 + np.arange(len(rows)) * 1_000 * (j + 1)  # shared and distinct times
+        rows["equity"] = 1e6 + np.cumsum(np.random.default_rng(j).normal(0, 10, len(rows)))
+        rows["position"] = np.arange(len(rows)) % 3 - 1.0
+        for seq, part in enumerate(np.array_split(rows, 3)):  # several sink batches
+            await store.write_results(conn, run, sym, "equity", seq, part)
+        f = make_rows("fills", 20, seed=10 + j)
+        f["ts"] = np.sort(rows["ts"][:: len(rows) // 20][:20])
+        f["side"] = np.where(np.arange(20) % 2, 1, -1)
+        f["qty"], f["price"], f["fee"] = 1.0, 100.0 + np.arange(20), 0.0
+        await store.write_results(conn, run, sym, "fills", 0, f)
+        equity[sym] = await store.read_results(conn, run, sym, "equity")
+        fills[sym] = await store.read_results(conn, run, sym, "fills")
+    pieces = [p async for p in store.stream_equity(conn, run, list(reversed(syms)), rows=97)]
+    assert [len(p[0]) for p in pieces] == [97] * (1800 // 97) + [1800 % 97]
+    ts, sym_index, eq, pos, px = (np.concatenate(c) for c in zip(*pieces, strict=True))
+    assert np.all(np.diff(ts) >= 0)
+    for j, sym in enumerate(syms):  # each symbol's samples, in read_results' order
+        mine = sym_index == j
+        np.testing.assert_array_equal(ts[mine], equity[sym]["ts"])
+        np.testing.assert_array_equal(eq[mine], equity[sym]["equity"])
+        np.testing.assert_array_equal(pos[mine], equity[sym]["position"])
+        np.testing.assert_array_equal(px[mine], equity[sym]["price"])
+    acc = RunMetrics(fills, 1e6)
+    async for piece in store.stream_equity(conn, run, syms, rows=50):
+        acc.add(*piece)
+    streamed, streamed_trades = acc.result()
+    whole, whole_trades = run_metrics(equity, fills, 1e6)
+    assert streamed.keys() == whole.keys()
+    for k in whole:
+        assert streamed[k] == whole[k] or (np.isnan(streamed[k]) and np.isnan(whole[k])), k
+    assert streamed_trades.equals(whole_trades)
+    assert [p async for p in store.stream_equity(conn, uuid.uuid4(), syms)] == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 
@@ -463,3 +464,116 @@ def test_run_metrics_portfolio_equals_the_pandas_definition():
     total = portfolio_equity(samples, 1000.0)
     assert m["final_equity"] == float(total.iloc[-1])
     assert m["total_return"] == float(total.iloc[-1] / total.iloc[0] - 1)
+
+
+# ---------------------------------------------------------------- streaming (bounded memory)
+def _run_data(seed: int, n: int, k: int) -> tuple[dict, dict]:
+    from ticktape.batch import EQUITY_DTYPE
+
+    rng = np.random.default_rng(seed)
+    equity, fills = {}, {}
+    for j in range(k):
+        m = n + int(rng.integers(0, n // 2 + 1))
+        e = np.zeros(m, EQUITY_DTYPE)
+        e["ts"] = np.cumsum(rng.integers(1, 3, m)) * 10**9  # symbols share some sample times
+        e["equity"] = 1e6 + np.cumsum(rng.normal(0, 100, m))
+        e["position"] = rng.integers(-2, 3, m)
+        e["price"] = np.where(rng.random(m) < 0.05, np.nan, 100 + np.cumsum(rng.normal(0, 0.01, m)))
+        nf = 1 + m // 20
+        f = np.zeros(nf, FILL_DTYPE)
+        f["ts"] = np.sort(rng.choice(e["ts"], nf))
+        f["order_id"] = np.arange(1, nf + 1)
+        f["side"] = rng.choice([-1, 1], nf)
+        f["price"] = 100 + rng.normal(0, 1, nf)
+        f["qty"] = rng.integers(1, 4, nf)
+        equity[f"S{k - j}"], fills[f"S{k - j}"] = e, f  # keys not in sorted order
+    return equity, fills
+
+
+def _feed_in_pieces(equity: dict, fills: dict, cuts: list[int]):
+    from ticktape.metrics import RunMetrics
+
+    acc = RunMetrics(fills, 1e6)
+    order = sorted(equity)
+    rows = np.concatenate([equity[s] for s in order])
+    sym = np.repeat(np.arange(len(order)), [len(equity[s]) for s in order])
+    at = np.lexsort((sym, rows["ts"]))
+    bounds = sorted({0, len(at), *(c % (len(at) + 1) for c in cuts)})
+    for a, b in itertools.pairwise(bounds):
+        sl = at[a:b]
+        acc.add(rows["ts"][sl], sym[sl], rows["equity"][sl], rows["position"][sl], rows["price"][sl])
+    return acc.result()
+
+
+def _same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key, value in a.items():
+        assert value == b[key] or (math.isnan(value) and math.isnan(b[key])), key
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10**6),
+    n=st.integers(1, 300),
+    k=st.integers(1, 3),
+    cuts=st.lists(st.integers(0, 10**6), max_size=12),
+)
+def test_run_metrics_do_not_depend_on_how_the_samples_were_cut(seed, n, k, cuts):
+    from ticktape.metrics import run_metrics
+
+    equity, fills = _run_data(seed, n, k)
+    whole, whole_trades = run_metrics(equity, fills, 1e6)
+    pieces, piece_trades = _feed_in_pieces(equity, fills, cuts)
+    _same(whole, pieces)
+    pd.testing.assert_frame_equal(whole_trades, piece_trades)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10**6), n=st.integers(2, 400), block=st.integers(2, 50))
+def test_blocks_merge_to_the_whole_array_statistics(seed, n, block):
+    from ticktape import metrics
+
+    equity, fills = _run_data(seed, n, 2)
+    one, _ = metrics.run_metrics(equity, fills, 1e6, periods_per_year=252.0)
+    saved, metrics.BLOCK = metrics.BLOCK, block  # many blocks: partial sums merged
+    try:
+        many, _ = metrics.run_metrics(equity, fills, 1e6, periods_per_year=252.0)
+    finally:
+        metrics.BLOCK = saved
+    exact = ("max_drawdown", "max_drawdown_pct", "max_drawdown_duration_ns", "exposure", "total_return")
+    for key in one:
+        a, b = one[key], many[key]
+        if math.isnan(a):
+            assert math.isnan(b), key
+        elif key in exact or key.startswith(("n_", "final", "win", "avg", "expectancy", "profit")):
+            assert a == b, key
+        else:
+            assert b == R(a, rel=1e-9, abs=1e-12), key
+
+
+def test_marks_in_pieces_give_the_trades_of_all_marks():
+    from ticktape.accounting import RoundTrips
+
+    equity, fills = _run_data(7, 500, 1)
+    (e,), (f,) = equity.values(), fills.values()
+    rt = RoundTrips(f)
+    for a in range(0, len(e), 37):
+        rt.mark(e["ts"][a : a + 37], e["price"][a : a + 37])
+    pd.testing.assert_frame_equal(rt.frame(), trades(f, e["ts"], e["price"]))
+    with pytest.raises(ValueError, match=r"marks_ts\[\d+\] = \d+ goes backwards"):
+        rt.mark(e["ts"][:1], e["price"][:1])
+
+
+def test_performance_stream_errors_name_the_sample_in_the_whole_series():
+    from ticktape.metrics import PerformanceStream
+
+    s = PerformanceStream()
+    s.add(np.array([1, 2, 3]), np.array([1.0, 2.0, 3.0]))
+    with pytest.raises(ValueError, match=r"equity\[4\] = nan must be finite"):
+        s.add(np.array([4, 5]), np.array([1.0, np.nan]))
+    s = PerformanceStream()
+    s.add(np.array([1, 2, 3]), np.array([1.0, 2.0, 3.0]))
+    with pytest.raises(ValueError, match=r"equity.index\[3\] = 3 is not after the previous 3"):
+        s.add(np.array([3]), np.array([1.0]))
+    with pytest.raises(ValueError, match="no samples"):
+        PerformanceStream().result()
