@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from array import array
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,10 @@ TRADE_COLUMNS = [
     "notional",
     "open",
 ]
+
+
+#: exit_ts of a trade still open (inside RoundTrips)
+_OPEN = np.iinfo(np.int64).min
 
 
 # ---------------------------------------------------------------- validation
@@ -548,76 +553,95 @@ class RoundTrips:
 
     def __init__(self, fills: Any) -> None:
         fts, side, price, qty, fee = _fill_arrays(fills)
-        rows: list[dict[str, Any]] = []
         n = len(fts)
-        # state after each fill, for the excursions at marks
-        state: list[tuple[int, float, float, float]] = []  # (trade, realized, position, avg)
-        flat = (-1, 0.0, 0.0, math.nan)
-        lo: list[float] = []
-        hi: list[float] = []
+        # per trade, as columns (machine values: ~100 bytes a trade, not a dict of objects)
+        entry_ts, exit_ts, sides, n_fills = (array("q") for _ in range(4))
+        size, entry_notional, exit_qty, exit_notional, pnl, fees, notional, lo, hi = (
+            array("d") for _ in range(9)
+        )
+        # state after each fill, for the excursions at marks: (trade, realized, position, avg)
+        st_trade, st_real, st_pos, st_avg = array("q"), array("d"), array("d"), array("d")
         pos, avg = 0.0, math.nan
-        cur: dict[str, Any] | None = None
+        open_ = False  # the last trade is still open
 
         def enter(
             ts: int, s: int, px: float, amount: float, f: float, new_pos: float, new_avg: float
         ) -> None:
-            nonlocal cur
-            if cur is None:
-                cur = {
-                    "entry_ts": ts,
-                    "exit_ts": None,
-                    "side": s,
-                    "size": 0.0,
-                    "entry_notional": 0.0,
-                    "exit_qty": 0.0,
-                    "exit_notional": 0.0,
-                    "pnl": 0.0,
-                    "fees": 0.0,
-                    "n_fills": 0,
-                    "notional": 0.0,
-                }
-                rows.append(cur)
-                lo.append(0.0)
-                hi.append(0.0)
-            cur["size"] += amount
-            cur["entry_notional"] += px * amount
-            cur["notional"] += px * amount
-            cur["fees"] += f
-            cur["n_fills"] += 1
-            running = cur["pnl"] + (px - new_avg) * new_pos
+            nonlocal open_
+            if not open_:
+                open_ = True
+                entry_ts.append(ts)
+                exit_ts.append(_OPEN)
+                sides.append(s)
+                n_fills.append(0)
+                for col in (size, entry_notional, exit_qty, exit_notional, pnl, fees, notional, lo, hi):
+                    col.append(0.0)
+            size[-1] += amount
+            entry_notional[-1] += px * amount
+            notional[-1] += px * amount
+            fees[-1] += f
+            n_fills[-1] += 1
+            running = pnl[-1] + (px - new_avg) * new_pos
             lo[-1], hi[-1] = min(lo[-1], running), max(hi[-1], running)
 
-        rows_in = zip(side.tolist(), price.tolist(), qty.tolist(), fee.tolist(), fts.tolist(), strict=True)
-        for s, px, q, f, ts in rows_in:
+        def rows_in() -> Iterator[tuple[int, float, float, float, int]]:
+            for a in range(0, n, 1 << 16):  # Python values for a slice at a time
+                cols = (c[a : a + (1 << 16)].tolist() for c in (side, price, qty, fee, fts))
+                yield from zip(*cols, strict=True)
+
+        for s, px, q, f, ts in rows_in():
             new_pos, new_avg, closed, realized = _step(pos, avg, s, px, q)
             if closed == 0.0:  # opens or adds
                 enter(ts, s, px, q, f, new_pos, new_avg)
             else:  # reduces, closes or flips
-                assert cur is not None
+                assert open_
                 flip = new_pos != 0.0 and (new_pos > 0.0) == (s > 0)
                 fee_close = f * (closed / q) if flip else f
-                cur["pnl"] += realized
-                cur["fees"] += fee_close
-                cur["exit_qty"] += closed
-                cur["exit_notional"] += px * closed
-                cur["notional"] += px * closed
-                cur["n_fills"] += 1
+                pnl[-1] += realized
+                fees[-1] += fee_close
+                exit_qty[-1] += closed
+                exit_notional[-1] += px * closed
+                notional[-1] += px * closed
+                n_fills[-1] += 1
                 ends = new_pos == 0.0 or flip
-                running = cur["pnl"] + (0.0 if ends else (px - new_avg) * new_pos)
+                running = pnl[-1] + (0.0 if ends else (px - new_avg) * new_pos)
                 lo[-1], hi[-1] = min(lo[-1], running), max(hi[-1], running)
                 if ends:
-                    cur["exit_ts"] = ts
-                    cur = None
+                    exit_ts[-1] = ts
+                    open_ = False
                 if flip:
                     enter(ts, s, px, q - closed, f - fee_close, new_pos, new_avg)
             pos, avg = new_pos, new_avg
-            state.append(flat if cur is None else (len(rows) - 1, cur["pnl"], pos, avg))
+            if open_:
+                st_trade.append(len(entry_ts) - 1)
+                st_real.append(pnl[-1])
+            else:
+                st_trade.append(-1)
+                st_real.append(0.0)
+            st_pos.append(pos if open_ else 0.0)
+            st_avg.append(avg if open_ else math.nan)
 
-        self._fts, self._price, self._pos, self._avg, self._rows = fts, price, pos, avg, rows
-        self._lo, self._hi = np.array(lo), np.array(hi)
-        st = np.array(state, dtype=np.float64).reshape(n, 4)
-        self._st_trade = st[:, 0].astype(np.int64)
-        self._st_real, self._st_pos, self._st_avg = st[:, 1], st[:, 2], st[:, 3]
+        def np_(a: array, dtype: Any) -> np.ndarray:
+            return np.frombuffer(a, dtype=dtype) if len(a) else np.empty(0, dtype)  # shares a
+
+        self._fts, self._price, self._pos, self._avg = fts, price, pos, avg
+        self._cols = {
+            "entry_ts": np_(entry_ts, np.int64),
+            "exit_ts": np_(exit_ts, np.int64),
+            "side": np_(sides, np.int64).astype(np.int8),
+            "size": np_(size, np.float64),
+            "entry_notional": np_(entry_notional, np.float64),
+            "exit_qty": np_(exit_qty, np.float64),
+            "exit_notional": np_(exit_notional, np.float64),
+            "pnl": np_(pnl, np.float64),
+            "fees": np_(fees, np.float64),
+            "n_fills": np_(n_fills, np.int64),
+            "notional": np_(notional, np.float64),
+        }
+        self._lo, self._hi = np_(lo, np.float64), np_(hi, np.float64)
+        self._st_trade = np_(st_trade, np.int64)
+        self._st_real, self._st_pos, self._st_avg = (np_(a, np.float64) for a in (st_real, st_pos, st_avg))
+        assert len(self._st_trade) == n
         self._marks = 0  # marks seen, for the index in errors
         self._last_mark_ts: int | None = None
         self._last_valid: tuple[int, float] | None = None  # (ts, price) of the latest valid mark
@@ -652,64 +676,45 @@ class RoundTrips:
 
     def frame(self) -> pd.DataFrame:
         """The trades (see :func:`trades`), valued with the marks taken so far."""
-        fts, price, pos, avg = self._fts, self._price, self._pos, self._avg
-        lo_a, hi_a = self._lo.copy(), self._hi.copy()
-        out = []
-        for k, t in enumerate(self._rows):
-            size = t["size"]
-            entry_price = t["entry_notional"] / size
-            is_open = t["exit_ts"] is None
-            pnl = t["pnl"]
-            if is_open:
-                last_fill = int(fts[-1])
-                if self._last_valid is not None and self._last_valid[0] >= last_fill:
-                    val_ts, val_px = self._last_valid
-                else:
-                    val_ts, val_px = last_fill, float(price[-1])
-                pnl = pnl + (val_px - avg) * pos
-                lo_a[k], hi_a[k] = min(lo_a[k], pnl), max(hi_a[k], pnl)
-                exit_ts, exit_price, end = pd.NA, math.nan, val_ts
+        c = self._cols
+        lo, hi = self._lo.copy(), self._hi.copy()
+        size = c["size"]
+        entry_price = c["entry_notional"] / size
+        is_open = c["exit_ts"] == _OPEN
+        pnl = c["pnl"].copy()
+        end = c["exit_ts"].copy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            exit_price = np.where(is_open, math.nan, c["exit_notional"] / c["exit_qty"])
+        if len(size) and is_open[-1]:  # only the last trade can be open
+            last_fill = int(self._fts[-1])
+            if self._last_valid is not None and self._last_valid[0] >= last_fill:
+                val_ts, val_px = self._last_valid
             else:
-                exit_ts, exit_price, end = t["exit_ts"], t["exit_notional"] / t["exit_qty"], t["exit_ts"]
-            net = pnl - t["fees"]
-            out.append(
-                {
-                    "entry_ts": t["entry_ts"],
-                    "exit_ts": exit_ts,
-                    "side": t["side"],
-                    "size": size,
-                    "entry_price": entry_price,
-                    "exit_price": exit_price,
-                    "pnl": pnl,
-                    "fees": t["fees"],
-                    "net_pnl": net,
-                    "return_pct": net / (entry_price * size),
-                    "duration_ns": end - t["entry_ts"],
-                    "mae": float(lo_a[k]),
-                    "mfe": float(hi_a[k]),
-                    "n_fills": t["n_fills"],
-                    "notional": t["notional"],
-                    "open": is_open,
-                }
-            )
-        df = pd.DataFrame(out, columns=TRADE_COLUMNS)
-        return df.astype(
+                val_ts, val_px = last_fill, float(self._price[-1])
+            pnl[-1] = pnl[-1] + (val_px - self._avg) * self._pos
+            lo[-1], hi[-1] = min(lo[-1], pnl[-1]), max(hi[-1], pnl[-1])
+            end[-1] = val_ts
+        net = pnl - c["fees"]
+        exit_ts = pd.array(np.where(is_open, 0, c["exit_ts"]), dtype="Int64")
+        exit_ts[is_open] = pd.NA
+        return pd.DataFrame(
             {
-                "entry_ts": np.int64,
-                "exit_ts": "Int64",
-                "side": np.int8,
-                "size": np.float64,
-                "entry_price": np.float64,
-                "exit_price": np.float64,
-                "pnl": np.float64,
-                "fees": np.float64,
-                "net_pnl": np.float64,
-                "return_pct": np.float64,
-                "duration_ns": np.int64,
-                "mae": np.float64,
-                "mfe": np.float64,
-                "n_fills": np.int64,
-                "notional": np.float64,
-                "open": bool,
-            }
+                "entry_ts": c["entry_ts"],
+                "exit_ts": exit_ts,
+                "side": c["side"],
+                "size": size,
+                "entry_price": entry_price,
+                "exit_price": exit_price,
+                "pnl": pnl,
+                "fees": c["fees"],
+                "net_pnl": net,
+                "return_pct": net / (entry_price * size),
+                "duration_ns": end - c["entry_ts"],
+                "mae": lo,
+                "mfe": hi,
+                "n_fills": c["n_fills"],
+                "notional": c["notional"],
+                "open": is_open,
+            },
+            columns=TRADE_COLUMNS,
         )
