@@ -24,8 +24,10 @@ Columns:
 
 The ``floor:`` rows are the server alone: binary COPY of the same rows into
 a table like ``ticks`` without and with its primary key (the index
-``write_ticks`` needs for de-duplication and ordered reads), and COPY out
-in primary-key order without decoding.
+``write_ticks`` needs for de-duplication and ordered reads), into a table
+created in the same transaction whose key is built afterwards (what
+``TickWriter`` does for a month not stored yet), and COPY out in
+primary-key order without decoding.
 """
 
 from __future__ import annotations
@@ -182,13 +184,25 @@ def memory(dsn: str, sizes: list[int], tmp: Path) -> dict[str, dict[int, dict]]:
         csv_path = tmp / f"mem{size}.csv"
         write_csv(csv_path, size)
         sym = f"BENCH_MEM_{size}"
-        asyncio.run(_sql(dsn, "DELETE FROM ticks WHERE symbol = $1", sym))
+        asyncio.run(_drop(dsn, sym))
         put("csv_store", size, run_child("csv_store", size, str(csv_path), dsn, sym))
         csv_path.unlink()
         asyncio.run(_sql(dsn, "ANALYZE ticks"))
         put("store_read", size, run_child("store_read", size, "", dsn, sym))
-        asyncio.run(_sql(dsn, "DELETE FROM ticks WHERE symbol = $1", sym))
+        asyncio.run(_drop(dsn, sym))
     return out
+
+
+async def _drop(dsn: str, *symbols: str) -> None:
+    """Remove the ticks of ``symbols`` (their partitions on plain PostgreSQL)."""
+    from ticktape import store
+
+    conn = await store.connect(dsn)
+    try:
+        for symbol in symbols:
+            await store.delete_ticks(conn, symbol)
+    finally:
+        await conn.close()
 
 
 async def _sql(dsn: str, query: str, *args: object) -> None:
@@ -257,7 +271,9 @@ async def throughput(dsn: str, n: int, tmp: Path) -> list[Row]:
         await measure("regimes", "generator: calm/news regimes -> batches", lambda: gen(True), db=False)
         await measure("bars", "generator: bars, Brownian bridge -> batches", bars, db=False)
 
-        await conn.execute("DELETE FROM ticks WHERE symbol LIKE 'BENCH%'")
+        bench_symbols = ("BENCH_COPY", "BENCH_CSV", "BENCH_CSV_SEQ")
+        for s in bench_symbols:
+            await store.delete_ticks(conn, s)
         batches = list(_gen(n, "BENCH_COPY"))
 
         async def write() -> int:
@@ -266,7 +282,16 @@ async def throughput(dsn: str, n: int, tmp: Path) -> list[Row]:
                 k += await store.write_ticks(conn, "BENCH_COPY", b)
             return k
 
-        await measure("write", "batches -> store (write_ticks)", write)
+        await measure("write", "batches -> store (write_ticks, batch by batch)", write)
+        await store.delete_ticks(conn, "BENCH_COPY")
+
+        async def bulk() -> int:
+            async with store.TickWriter(conn) as w:
+                for b in batches:
+                    await w.write("BENCH_COPY", b)
+            return w.stored
+
+        await measure("bulk", "batches -> store (TickWriter, new months in bulk)", bulk)
         await conn.execute("ANALYZE ticks")
 
         async def read() -> int:
@@ -298,7 +323,8 @@ async def throughput(dsn: str, n: int, tmp: Path) -> list[Row]:
             "CSV -> store (fresh, parse and write in turn)",
             lambda: csv_import(0, "BENCH_CSV_SEQ"),
         )
-        await conn.execute("DELETE FROM ticks WHERE symbol LIKE 'BENCH_CSV%'")
+        for s in ("BENCH_CSV", "BENCH_CSV_SEQ"):
+            await store.delete_ticks(conn, s)
 
         pq_path = tmp / "bench.parquet"
 
@@ -336,6 +362,20 @@ async def throughput(dsn: str, n: int, tmp: Path) -> list[Row]:
 
             await measure(key, name, copy_in)
 
+        await conn.execute("DROP TABLE IF EXISTS bench_floor")
+
+        async def copy_bulk() -> int:
+            async with conn.transaction():
+                await conn.execute("CREATE TABLE bench_floor (LIKE ticks INCLUDING DEFAULTS)")
+                for p in payloads:
+                    await conn.copy_to_table(
+                        "bench_floor", source=p, columns=names, format="binary", freeze=True
+                    )
+                await conn.execute("ALTER TABLE bench_floor ADD PRIMARY KEY (symbol, ts, seq)")
+            return sum(len(b) for b in batches)
+
+        await measure("floor_bulk", "floor: COPY into a new table, then its primary key", copy_bulk)
+
         async def copy_out() -> int:
             size = 0
 
@@ -356,7 +396,8 @@ async def throughput(dsn: str, n: int, tmp: Path) -> list[Row]:
         await conn.execute("ANALYZE bench_floor")
         await measure("floor_out", "floor: COPY out in key order, no decoding", copy_out)
         await conn.execute("DROP TABLE bench_floor")
-        await conn.execute("DELETE FROM ticks WHERE symbol LIKE 'BENCH%'")
+        for s in bench_symbols:
+            await store.delete_ticks(conn, s)
     finally:
         await conn.close()
     return rows
@@ -365,6 +406,7 @@ async def throughput(dsn: str, n: int, tmp: Path) -> list[Row]:
 TARGETS = {
     "generate": 5_000_000,
     "write": 1_000_000,
+    "bulk": 1_000_000,
     "csv_store": 1_000_000,
     "read": 2_000_000,
 }

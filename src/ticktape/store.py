@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import re
@@ -44,8 +45,11 @@ __all__ = [
     "RUN_STATUSES",
     "MigrationError",
     "StoreConnectionError",
+    "TickWriter",
     "connect",
     "create_run",
+    "decode_tick_arrays",
+    "delete_ticks",
     "finish_run",
     "has_timescale",
     "json_value",
@@ -58,6 +62,7 @@ __all__ = [
     "result_table",
     "start_run",
     "tick_catalogue",
+    "tick_partition",
     "tick_range",
     "update_progress",
     "write_book_events",
@@ -440,32 +445,21 @@ async def write_ticks(
     batch), or the range holds more than ``max(4 n, 100,000)`` stored ticks,
     the ticks go through a temporary staging table and ``INSERT ... ON
     CONFLICT DO NOTHING`` instead (about twice the server time per tick).
+
+    On plain PostgreSQL ``ticks`` is partitioned by symbol and month
+    (dbschema/0030); the partitions the batch needs are created first (an
+    empty table, attached). For long imports :class:`TickWriter` is faster:
+    it loads months not stored yet without maintaining the key row by row.
     """
-    if ticks.dtype != TICK_DTYPE:
-        raise TypeError(f"write_ticks needs TICK_DTYPE, got {ticks.dtype}")
-    n = len(ticks)
+    columns, pg_ts, seq = _tick_columns(symbol, ticks, seq, "write_ticks")
+    n = len(pg_ts)
     if n == 0:
         return 0
-    if seq is None:
-        seq = default_tick_seq(ticks["ts"])
-    elif isinstance(seq, (int, np.integer)):
-        seq = np.arange(int(seq), int(seq) + n, dtype=np.int64)
-    else:
-        seq = np.asarray(seq)
-    if len(seq) != n:
-        raise ValueError(f"seq has {len(seq)} values for {n} ticks")
-    pg_ts = _pg_ts(ticks["ts"])
-    seq = seq.astype(np.int64, copy=False)
-    columns: list[np.ndarray | bytes] = [
-        symbol.encode("utf-8"),
-        pg_ts.astype(">i8"),
-        seq.astype(">i8"),
-        *(ticks[name].astype(">f8") for name in _TICK_FLOATS),
-    ]
-    names = ["symbol", "ts", "seq", *_TICK_FLOATS]
+    names = _TICK_NAMES
     lo, hi = int(pg_ts.min()), int(pg_ts.max())
     nested = conn.is_in_transaction()
     async with conn.transaction():
+        await _ensure_tick_partitions(conn, symbol, _months(pg_ts))
         stored = await _stored_tick_keys(conn, symbol, lo, hi, limit=max(4 * n, 100_000))
         if stored is not None:
             if len(stored):
@@ -499,6 +493,313 @@ async def write_ticks(
             "ORDER BY ts, seq ON CONFLICT DO NOTHING"
         )
     return int(status.rsplit(" ", 1)[-1])
+
+
+_TICK_NAMES = ["symbol", "ts", "seq", *_TICK_FLOATS]
+
+
+def _tick_columns(
+    symbol: str, ticks: np.ndarray, seq: np.ndarray | int | None, caller: str
+) -> tuple[list[np.ndarray | bytes], np.ndarray, np.ndarray]:
+    """COPY columns of ``_TICK_NAMES`` for a batch, its pg µs times and int64 seq."""
+    if ticks.dtype != TICK_DTYPE:
+        raise TypeError(f"{caller} needs TICK_DTYPE, got {ticks.dtype}")
+    n = len(ticks)
+    if seq is None:
+        seq = default_tick_seq(ticks["ts"])
+    elif isinstance(seq, (int, np.integer)):
+        seq = np.arange(int(seq), int(seq) + n, dtype=np.int64)
+    else:
+        seq = np.asarray(seq)
+    if len(seq) != n:
+        raise ValueError(f"seq has {len(seq)} values for {n} ticks")
+    pg_ts = _pg_ts(ticks["ts"])
+    seq = seq.astype(np.int64, copy=False)
+    columns: list[np.ndarray | bytes] = [
+        symbol.encode("utf-8"),
+        pg_ts.astype(">i8"),
+        seq.astype(">i8"),
+        *(ticks[name].astype(">f8") for name in _TICK_FLOATS),
+    ]
+    return columns, pg_ts, seq
+
+
+def _months(pg_us: np.ndarray) -> np.ndarray:
+    """The UTC month (``datetime64[M]``) of each pg µs time."""
+    return (np.asarray(pg_us, dtype=np.int64) + _PG_EPOCH_US).astype("datetime64[us]").astype("datetime64[M]")
+
+
+def tick_partition(symbol: str, month: np.datetime64) -> str:
+    """Name of the ``ticks`` partition of ``symbol`` and a UTC month (plain PostgreSQL).
+
+    The same as SQL ``ticktape_tick_partition(symbol, month)`` of
+    dbschema/0030_ticks_partitions.sql.
+
+    Examples
+    --------
+    >>> tick_partition("EURUSD", np.datetime64("2024-01"))
+    'ticks_202401_96e913ac4a6a'
+    """
+    ym = str(np.datetime64(month, "M")).replace("-", "")
+    return f"ticks_{ym}_{hashlib.md5(symbol.encode('utf-8')).hexdigest()[:12]}"
+
+
+def _month_bounds(symbol: str, month: np.datetime64) -> str:
+    """``FOR VALUES`` of the partition of ``symbol`` and ``month``."""
+    lo = np.datetime64(month, "M")
+    a, b = (f"'{np.datetime_as_string(m.astype('datetime64[s]'))}+00'::timestamptz" for m in (lo, lo + 1))
+    sym = _literal(symbol)
+    return f"FOR VALUES FROM ({sym}, {a}) TO ({sym}, {b})"
+
+
+async def _ticks_partitioned(conn: asyncpg.Connection) -> bool:
+    """True when ``ticks`` is partitioned by (symbol, ts) (plain PostgreSQL after 0030)."""
+    return bool(await conn.fetchval("SELECT relkind = 'p' FROM pg_class WHERE oid = 'ticks'::regclass"))
+
+
+async def _ensure_tick_partitions(conn: asyncpg.Connection, symbol: str, months: np.ndarray) -> None:
+    """Create the missing ``ticks`` partitions of ``symbol`` for ``months`` (inside a transaction).
+
+    Each is an empty table attached to ``ticks`` (``ATTACH PARTITION`` takes
+    SHARE UPDATE EXCLUSIVE on ``ticks``; ``CREATE TABLE ... PARTITION OF``
+    would take ACCESS EXCLUSIVE and wait for every reader). A partition
+    another writer is creating at the same time makes ``CREATE TABLE`` wait
+    for that writer's commit and fail: it exists then, and is used. All
+    tables are created before any is attached, so a writer never waits for
+    a name while holding the lock on ``ticks``.
+    """
+    if not len(months):
+        return
+    uniq = months[:1] if (months == months[0]).all() else np.unique(months)
+    names = [tick_partition(symbol, m) for m in uniq]
+    row = await conn.fetchrow(
+        "SELECT (SELECT relkind = 'p' FROM pg_class WHERE oid = 'ticks'::regclass) AS partitioned, "
+        "array(SELECT n FROM unnest($1::text[]) n WHERE to_regclass(n) IS NULL) AS missing",
+        names,
+    )
+    if not row["partitioned"] or not row["missing"]:
+        return
+    missing = set(row["missing"])
+    created = []
+    for name, month in zip(names, uniq, strict=True):
+        if name not in missing:
+            continue
+        try:
+            async with conn.transaction():
+                await conn.execute(f"CREATE TABLE {name} (LIKE ticks INCLUDING DEFAULTS)")
+        except asyncpg.DuplicateTableError:
+            continue  # created (and attached) by another writer meanwhile
+        created.append((name, month))
+    for name, month in created:
+        await conn.execute(f"ALTER TABLE ticks ATTACH PARTITION {name} {_month_bounds(symbol, month)}")
+
+
+class TickWriter:
+    """Write a long stream of ticks, loading months not stored yet in bulk.
+
+    Use it for imports (``import_to_store`` does); :func:`write_ticks` is
+    the one-batch form. Same guarantees: ``(symbol, ts, seq)`` already
+    stored are skipped, so a re-import stores nothing new.
+
+    Examples
+    --------
+    ``async with TickWriter(conn) as w: await w.write("EURUSD", ticks, seq)``,
+    then ``w.stored`` is the number of rows inserted.
+
+    Notes
+    -----
+    On plain PostgreSQL ``ticks`` has one partition per (symbol, UTC month)
+    (dbschema/0030). When a batch starts a month of a symbol that has no
+    partition yet, the writer opens a transaction, creates the partition as
+    a plain table without any index and COPYs (``FREEZE``) this and the
+    following batches of that month into it; when the stream leaves the
+    month (another month or symbol, or the end) it builds the primary key in
+    one sort, attaches the table to ``ticks`` and commits. Nobody else can
+    have stored ticks of a month without its partition, so nothing has to
+    be compared with the store; keys repeated inside the stream are dropped
+    before the key is built (the first one is kept, as ``ON CONFLICT DO
+    NOTHING`` would). A month that exists already is written batch by batch
+    with :func:`write_ticks`. The ticks of an open month become visible when
+    it is attached; if the writer fails or is left by an exception, the open
+    month is rolled back (import again: it stores exactly what is missing).
+
+    Into an open month, :meth:`write` returns once its COPY is sent, not
+    when the server has stored it: the next batch is prepared (in a worker
+    thread) while the server ingests this one, and an error of that COPY is
+    raised by the next call (:meth:`write`, :meth:`close`). Don't use the
+    connection for anything else until :meth:`close`.
+
+    On TimescaleDB (``ticks`` is a hypertable) and inside a caller's
+    transaction every batch goes through :func:`write_ticks`.
+    """
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.stored = 0
+        self.bulk_rows = 0  #: rows loaded through bulk months (included in ``stored``)
+        self._bulk: bool | None = None
+        self._open: _OpenMonth | None = None
+        self._inflight: asyncio.Future[Any] | None = None  # the COPY into the open month
+
+    async def __aenter__(self) -> TickWriter:
+        return self
+
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            await self.close()
+        else:
+            await self.abort()
+
+    async def write(self, symbol: str, ticks: np.ndarray, seq: np.ndarray | int | None = None) -> None:
+        """Store ``ticks`` of ``symbol`` (``seq`` as in :func:`write_ticks`)."""
+        if self._bulk is None:
+            self._bulk = not self.conn.is_in_transaction() and await _ticks_partitioned(self.conn)
+        if not self._bulk:
+            self.stored += await write_ticks(self.conn, symbol, ticks, seq)
+            return
+        # (in a thread: the event loop keeps sending the COPY in flight meanwhile)
+        columns, pg_ts, seq_ = await asyncio.to_thread(_tick_columns, symbol, ticks, seq, "TickWriter.write")
+        if not len(pg_ts):
+            return
+        months = _months(pg_ts)
+        if months[0] == months[-1] and (months[0] == months).all():
+            parts = [(months[0], None)]
+        else:
+            parts = [(m, months == m) for m in np.unique(months)]
+        for month, mask in parts:
+            cols = columns if mask is None else [c if isinstance(c, bytes) else c[mask] for c in columns]
+            part_ticks = ticks if mask is None else ticks[mask]
+            part_seq = seq_ if mask is None else seq_[mask]
+            await self._write_month(symbol, month, cols, part_ticks, part_seq)
+
+    async def _write_month(
+        self,
+        symbol: str,
+        month: np.datetime64,
+        columns: list[np.ndarray | bytes],
+        ticks: np.ndarray,
+        seq: np.ndarray,
+    ) -> None:
+        conn = self.conn
+        n = len(ticks)
+        if self._open is not None and self._open.symbol == symbol and self._open.month == month:
+            await self._copy(columns, n)
+            return
+        await self.close()
+        name = tick_partition(symbol, month)
+        if not await conn.fetchval("SELECT to_regclass($1) IS NULL", name):
+            self.stored += await write_ticks(conn, symbol, ticks, seq)
+            return
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            await conn.execute(f"CREATE TABLE {name} (LIKE ticks INCLUDING DEFAULTS)")
+        except asyncpg.DuplicateTableError:  # another writer made it meanwhile: it is there now
+            await tx.rollback()
+            self.stored += await write_ticks(conn, symbol, ticks, seq)
+            return
+        except BaseException:
+            await tx.rollback()
+            raise
+        self._open = _OpenMonth(symbol, month, name, tx)
+        await self._copy(columns, n)
+
+    async def _copy(self, columns: list[np.ndarray | bytes], n: int) -> None:
+        assert self._open is not None
+        try:
+            payload = await asyncio.to_thread(encode_copy, columns, n)
+            await self._drain()
+            self._inflight = asyncio.ensure_future(
+                self.conn.copy_to_table(
+                    self._open.table, source=payload, columns=_TICK_NAMES, format="binary", freeze=True
+                )
+            )
+        except BaseException:
+            await self.abort()
+            raise
+        self._open.rows += n
+
+    async def _drain(self) -> None:
+        """Wait for the COPY in flight; raise its error."""
+        task, self._inflight = self._inflight, None
+        if task is not None:
+            await task
+
+    async def close(self) -> None:
+        """Finish the open month: build its key, attach it, commit."""
+        if self._open is None:
+            return
+        try:
+            await self._drain()
+        except BaseException:
+            await self.abort()
+            raise
+        month, self._open = self._open, None
+        conn = self.conn
+        try:
+            try:
+                async with conn.transaction():
+                    await conn.execute(f"ALTER TABLE {month.table} ADD PRIMARY KEY (symbol, ts, seq)")
+            except asyncpg.UniqueViolationError:  # a key repeated in the stream: keep its first row
+                status = await conn.execute(
+                    f"DELETE FROM {month.table} WHERE ctid IN (SELECT ctid FROM (SELECT ctid, row_number() "
+                    f"OVER (PARTITION BY ts, seq ORDER BY ctid) AS k FROM {month.table}) d WHERE k > 1)"
+                )
+                month.rows -= int(status.rsplit(" ", 1)[-1])
+                await conn.execute(f"ALTER TABLE {month.table} ADD PRIMARY KEY (symbol, ts, seq)")
+            await conn.execute(
+                f"ALTER TABLE ticks ATTACH PARTITION {month.table} {_month_bounds(month.symbol, month.month)}"
+            )
+            await month.tx.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await month.tx.rollback()
+            raise
+        self.stored += month.rows
+        self.bulk_rows += month.rows
+
+    async def abort(self) -> None:
+        """Roll the open month back (nothing of it is stored)."""
+        task, self._inflight = self._inflight, None
+        if task is not None:
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        month, self._open = self._open, None
+        if month is not None:
+            with contextlib.suppress(Exception):
+                await month.tx.rollback()
+
+
+class _OpenMonth:
+    """A month partition being bulk-loaded by a :class:`TickWriter`."""
+
+    def __init__(self, symbol: str, month: np.datetime64, table: str, tx: Any) -> None:
+        self.symbol, self.month, self.table, self.tx = symbol, month, table, tx
+        self.rows = 0
+
+
+async def delete_ticks(conn: asyncpg.Connection, symbol: str) -> int:
+    """Remove every stored tick of ``symbol``; returns how many there were.
+
+    On plain PostgreSQL the symbol's partitions are dropped (so a later
+    import of those months is a bulk load again); elsewhere the rows are
+    deleted.
+    """
+    async with conn.transaction():
+        n = int(await conn.fetchval("SELECT count(*) FROM ticks WHERE symbol = $1", symbol))
+        if await _ticks_partitioned(conn):
+            parts = await conn.fetch(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'ticks'::regclass AND right(c.relname, 13) = $1",
+                "_" + hashlib.md5(symbol.encode("utf-8")).hexdigest()[:12],
+            )
+            for part in parts:
+                await conn.execute(f"DROP TABLE {part['relname']}")
+        else:
+            await conn.execute("DELETE FROM ticks WHERE symbol = $1", symbol)
+    return n
 
 
 _KEY_ROW = _copy_row_dtype([">i8", ">i8"])
@@ -580,22 +881,25 @@ async def read_ticks(
     """Yield ``TICK_DTYPE`` batches of one symbol in ``(ts, seq)`` order.
 
     ``start_ns <= ts < end_ns`` (either bound optional). Each batch is one
-    keyset-paged binary COPY of at most ``batch_size`` rows; NULL floats come
-    back NaN.
+    keyset-paged query of at most ``batch_size`` rows; NULL floats come
+    back NaN. The connection is free between batches.
 
     Notes
     -----
-    The columns are copied out as stored (NULLs included) and parsed by
-    :func:`decode_ticks`, which handles runs of rows with the same NULL
-    fields in one numpy view each; a page whose NULLs change from row to row
-    (trades interleaved with quotes) is asked again with NULLs replaced by
-    NaN on the server, as are the following pages (``coalesce`` costs the
-    server about a quarter more per row).
+    A page comes back as one row of eight arrays (``array_agg`` of each
+    column over the page, in key order) in a binary COPY, parsed by
+    :func:`decode_tick_arrays` as one numpy view per column: the client
+    handles a few large messages instead of one COPY message per tick. A
+    column whose page mixes NULLs and values (trades interleaved with
+    quotes) makes the page be asked again with NULLs replaced by NaN on the
+    server, as are the following pages. The order inside a page is checked
+    on the client (``ValueError`` if it is not strictly increasing).
     """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     raw_cols = ", ".join(_TICK_FLOATS)
-    nan_cols = ", ".join(f"coalesce({name}, 'NaN'::float8)" for name in _TICK_FLOATS)
+    nan_cols = ", ".join(f"coalesce({name}, 'NaN'::float8) AS {name}" for name in _TICK_FLOATS)
+    aggs = ", ".join(f"array_agg({name})" for name in ("ts", "seq", *_TICK_FLOATS))
     mixed = False  # NULLs vary row by row: let the server fill in NaN
     base = [f"symbol = {_literal(symbol)}"]
     if end_ns is not None:
@@ -604,39 +908,107 @@ async def read_ticks(
     while True:
         where = list(base)
         if after is not None:
-            where.append(f"(ts, seq) > ('{_pg_us_iso(after[0])}'::timestamptz, {after[1]})")
+            when = f"'{_pg_us_iso(after[0])}'::timestamptz"
+            # (ts >= ...: partitions before it are pruned; the row comparison alone prunes nothing)
+            where.append(f"ts >= {when} AND (ts, seq) > ({when}, {after[1]})")
         elif start_ns is not None:
             where.append(f"ts >= {_ts_literal(start_ns)}")
-        out: np.ndarray | None = None
-        last: tuple[int, int] | None = None
+        decoded: tuple[np.ndarray, tuple[int, int] | None] | None = None
         for attempt in ("raw", "nan"):
             if attempt == "raw" and mixed:
                 continue
             query = (
-                f"SELECT ts, seq, {nan_cols if attempt == 'nan' else raw_cols} FROM ticks "
-                f"WHERE {' AND '.join(where)} ORDER BY ts, seq LIMIT {int(batch_size)}"
+                f"SELECT {aggs} FROM (SELECT ts, seq, {nan_cols if attempt == 'nan' else raw_cols} "
+                f"FROM ticks WHERE {' AND '.join(where)} ORDER BY ts, seq LIMIT {int(batch_size)}) page"
             )
-            data = await _copy_out(conn, query)
-            if attempt == "nan":
-                raw = decode_copy(data, _TICK_ROW)
-                out = np.empty(len(raw), dtype=TICK_DTYPE)
-                out["ts"] = (raw["v0"].astype(np.int64) + _PG_EPOCH_US) * 1000
-                for i, name in enumerate(_TICK_FLOATS, start=2):
-                    out[name] = raw[f"v{i}"]
-                last = (int(raw["v0"][-1]), int(raw["v1"][-1])) if len(raw) else None
-                break
-            decoded = decode_ticks(data)
+            decoded = decode_tick_arrays(await _copy_out(conn, query))
             if decoded is not None:
-                out, last = decoded
                 break
             mixed = True
-        assert out is not None
+        assert decoded is not None
+        out, last = decoded
         if len(out) == 0:
             return
         yield out
         if len(out) < batch_size:
             return
         after = last
+
+
+#: Bytes of a one-dimensional array's header in binary form (ndim, flags,
+#: element type, size, lower bound).
+_ARRAY_HEADER = 20
+
+
+def decode_tick_arrays(data: bytes) -> tuple[np.ndarray, tuple[int, int] | None] | None:
+    """Parse the binary COPY of one row ``array_agg(ts), array_agg(seq),
+    array_agg(bid) ... array_agg(last_size)`` into ``TICK_DTYPE``.
+
+    Returns the ticks (NULL -> NaN, ``ts`` in ns) and the ``(pg µs, seq)``
+    of the last one (None when there are none), or None when a float column
+    has NULLs on some rows only (the caller asks again with NaN instead).
+    Raises ``ValueError`` on anything else that is not that layout, and
+    when ``(ts, seq)`` is not strictly increasing.
+    """
+    if not data:
+        return np.empty(0, dtype=TICK_DTYPE), None
+    if data[:11] != _COPY_HEADER[:11]:
+        raise ValueError("not a PostgreSQL binary COPY stream")
+    pos = 19 + int.from_bytes(data[15:19], "big")
+    end = len(data) - 2
+    if data[end:] != _COPY_TRAILER:
+        raise ValueError("binary COPY stream without its trailer")
+    width = 2 + len(_TICK_FLOATS)
+    if int.from_bytes(data[pos : pos + 2], "big", signed=True) != width:
+        raise ValueError("tick arrays: expected one row of eight arrays")
+    pos += 2
+    fields: list[tuple[int, int]] = []  # (offset, length) of each array
+    for _ in range(width):
+        length = int.from_bytes(data[pos : pos + 4], "big", signed=True)
+        fields.append((pos + 4, length))
+        pos += 4 + max(length, 0)
+    if pos != end:
+        raise ValueError("tick arrays: the stream holds more than one row")
+    if fields[0][1] == -1:  # array_agg of no rows
+        return np.empty(0, dtype=TICK_DTYPE), None
+    n = -1
+    cols: list[np.ndarray | None] = []
+    for i, (offset, length) in enumerate(fields):
+        if length < 12:
+            raise ValueError(f"tick arrays: column {i} is not an array")
+        ndim, has_null = (int.from_bytes(data[offset + k : offset + k + 4], "big") for k in (0, 4))
+        size = int.from_bytes(data[offset + 12 : offset + 16], "big") if ndim == 1 else -1
+        if ndim != 1 or (n >= 0 and size != n):
+            raise ValueError(f"tick arrays: column {i} has the wrong shape")
+        n = size
+        body = offset + _ARRAY_HEADER
+        if has_null and length == _ARRAY_HEADER + 4 * n:
+            if i < 2:
+                raise ValueError(f"tick arrays: NULL in column {i} (ts, seq)")
+            cols.append(None)  # NULL on every row
+            continue
+        if length != _ARRAY_HEADER + 12 * n:
+            if i >= 2 and has_null:
+                return None  # NULLs on some rows only
+            raise ValueError(f"tick arrays: column {i} does not hold 8-byte values")
+        elems = np.frombuffer(data, dtype=_ARRAY_ELEM[i >= 2], count=n, offset=body)
+        if not (elems["l"] == 8).all():
+            raise ValueError(f"tick arrays: column {i} does not hold 8-byte values")
+        cols.append(elems["v"])
+    out = np.empty(n, dtype=TICK_DTYPE)
+    ts, seq = cols[0], cols[1]
+    assert ts is not None and seq is not None
+    if n > 1:
+        step = np.diff(ts)
+        if (step < 0).any() or ((step == 0) & (np.diff(seq) <= 0)).any():
+            raise ValueError("tick arrays: (ts, seq) is not strictly increasing")
+    out["ts"] = (ts.astype(np.int64) + _PG_EPOCH_US) * 1000
+    for name, col in zip(_TICK_FLOATS, cols[2:], strict=True):
+        out[name] = np.nan if col is None else col
+    return out, (int(ts[-1]), int(seq[-1]))
+
+
+_ARRAY_ELEM = (np.dtype([("l", ">i4"), ("v", ">i8")]), np.dtype([("l", ">i4"), ("v", ">f8")]))
 
 
 async def _copy_out(conn: asyncpg.Connection, query: str) -> bytes:

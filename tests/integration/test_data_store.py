@@ -10,6 +10,8 @@ from pathlib import Path
 import asyncpg
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from ticktape import store
@@ -308,3 +310,200 @@ def test_cli_import_database_errors_are_one_line_naming_file_and_database(
                 await c.close()
 
         asyncio.run(drop_role())
+
+
+# -- partitions and the bulk writer (plain PostgreSQL) ------------------------
+
+MONTHS = np.array(["2024-01", "2024-02", "2024-03"], dtype="datetime64[M]")
+MONTH_NS = MONTHS.astype("datetime64[ns]").astype(np.int64)
+
+
+async def partitioned(conn: asyncpg.Connection) -> bool:
+    return bool(await conn.fetchval("SELECT relkind = 'p' FROM pg_class WHERE oid = 'ticks'::regclass"))
+
+
+def quotes(n: int, t0: int, step_ns: int = 1_000_000, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.empty(n, dtype=TICK_DTYPE)
+    t["ts"] = t0 + np.arange(n, dtype=np.int64) * step_ns
+    t["bid"] = 100 + rng.normal(0, 1, n).round(2)
+    t["ask"] = t["bid"] + 0.01
+    t["bid_size"] = t["ask_size"] = 1.0
+    t["last"] = t["last_size"] = np.nan
+    return t
+
+
+async def test_tick_writer_loads_new_months_in_bulk_and_reimports_nothing(conn: asyncpg.Connection) -> None:
+    if not await partitioned(conn):
+        pytest.skip("ticks is not partitioned here (TimescaleDB): TickWriter writes batch by batch")
+    s = sym()
+    # 3 batches in January, the 3rd running into February, then March
+    ticks = np.concatenate(
+        [quotes(3000, int(MONTH_NS[1]) - 2500 * 1_000_000_000, step_ns=10**9), quotes(500, int(MONTH_NS[2]))]
+    )
+    parts = np.array_split(np.arange(len(ticks)), 4)
+    async with store.TickWriter(conn) as w:
+        for idx in parts:
+            await w.write(s, ticks[idx], seq=np.zeros(len(idx), np.int64))  # one tick per µs
+    assert w.stored == len(ticks) and w.bulk_rows == len(ticks)
+    names = {
+        r["relname"]
+        for r in await conn.fetch(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'ticks'::regclass AND c.relname LIKE '%' || left(md5($1), 12)",
+            s,
+        )
+    }
+    assert names == {store.tick_partition(s, m) for m in MONTHS}
+    for m in MONTHS:  # Python and SQL name a partition alike; each has the primary key
+        assert store.tick_partition(s, m) == await conn.fetchval(
+            "SELECT ticktape_tick_partition($1, $2::text::timestamptz)", s, f"{m}-01T00:00:00+00:00"
+        )
+        assert await conn.fetchval(
+            "SELECT count(*) FROM pg_index WHERE indrelid = to_regclass($1) AND indisprimary",
+            store.tick_partition(s, m),
+        )
+    assert_same(await stored(conn, s, batch_size=777), ticks)
+    # again, with a writer and batch by batch: nothing new
+    async with store.TickWriter(conn) as w:
+        for idx in parts:
+            await w.write(s, ticks[idx], seq=np.zeros(len(idx), np.int64))
+    assert w.stored == 0 and w.bulk_rows == 0
+    assert await store.write_ticks(conn, s, ticks, seq=np.zeros(len(ticks), np.int64)) == 0
+    assert await store.delete_ticks(conn, s) == len(ticks)
+    assert await conn.fetchval("SELECT count(*) FROM ticks WHERE symbol = $1", s) == 0
+    assert await conn.fetchval("SELECT to_regclass($1) IS NULL", store.tick_partition(s, MONTHS[0]))
+
+
+async def test_tick_writer_keeps_the_first_of_a_repeated_key_and_rolls_back_on_error(
+    conn: asyncpg.Connection,
+) -> None:
+    if not await partitioned(conn):
+        pytest.skip("ticks is not partitioned here (TimescaleDB)")
+    s = sym()
+    first = quotes(100, int(MONTH_NS[0]))
+    again = first[40:60].copy()
+    again["bid"] += 1  # same keys, other values: not stored
+    async with store.TickWriter(conn) as w:
+        await w.write(s, first, seq=np.zeros(100, np.int64))
+        await w.write(s, again, seq=np.zeros(20, np.int64))
+    assert w.stored == 100
+    assert_same(await stored(conn, s), first)
+    # an error inside the writer: the open month is not stored
+    s2 = sym()
+    with pytest.raises(RuntimeError, match="boom"):
+        async with store.TickWriter(conn) as w:
+            await w.write(s2, quotes(50, int(MONTH_NS[1])), seq=0)
+            raise RuntimeError("boom")
+    assert await conn.fetchval("SELECT count(*) FROM ticks WHERE symbol = $1", s2) == 0
+    assert await conn.fetchval("SELECT to_regclass($1) IS NULL", store.tick_partition(s2, MONTHS[1]))
+    assert not conn.is_in_transaction()
+    with pytest.raises(TypeError, match="TICK_DTYPE"):
+        async with store.TickWriter(conn) as w:
+            await w.write(s2, np.zeros(3))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["writer", "write_ticks"]),
+            st.integers(0, 1),  # symbol
+            st.lists(
+                st.tuples(st.integers(0, 2), st.integers(0, 40), st.integers(0, 2)),
+                min_size=1,
+                max_size=40,
+                unique=True,
+            ),
+            st.integers(0, 3),  # value
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+# (found by it: a batch whose first and last ticks share a month, another month between)
+@example(writes=[("write_ticks", 0, [(0, 0, 1), (1, 0, 0), (0, 0, 0)], 0)])
+def test_any_mix_of_writes_stores_each_key_once_first_write_wins(db_url: str, writes: list) -> None:
+    """Batches of (month, µs, seq) keys over two symbols and three months, written
+    by TickWriter or write_ticks in any order, repeats included: the store holds
+    each key once, with the values of its first write, read back in order."""
+
+    async def go() -> None:
+        conn = await store.connect(db_url)
+        try:
+            symbols = [sym(), sym()]
+            model: dict[tuple[int, int, int], float] = {}
+            writer: store.TickWriter | None = None
+            inserted = 0
+            for how, k, keys, value in writes:
+                arr = np.array(keys, dtype=np.int64)
+                ticks = np.empty(len(arr), dtype=TICK_DTYPE)
+                ticks["ts"] = MONTH_NS[arr[:, 0]] + arr[:, 1] * 1000
+                ticks["bid"] = value
+                ticks["ask"] = value + 1
+                ticks["bid_size"] = ticks["ask_size"] = 1.0
+                ticks["last"] = np.where(arr[:, 1] % 3 == 0, value, np.nan)  # trades interleaved
+                ticks["last_size"] = np.nan
+                for (m, us, q), last in zip(keys, ticks["last"], strict=True):
+                    model.setdefault((k, int(MONTH_NS[m]) + us * 1000, q), (value, last))
+                if how == "writer":
+                    writer = writer or store.TickWriter(conn)
+                    await writer.write(symbols[k], ticks, seq=arr[:, 2])
+                else:
+                    if writer is not None:
+                        await writer.close()
+                        inserted += writer.stored
+                        writer = None
+                    inserted += await store.write_ticks(conn, symbols[k], ticks, seq=arr[:, 2])
+            if writer is not None:
+                await writer.close()
+                inserted += writer.stored
+            assert inserted == len(model)
+            for k, s in enumerate(symbols):
+                got = await stored(conn, s, batch_size=5)
+                want = sorted((ts, q, v) for (kk, ts, q), v in model.items() if kk == k)
+                assert got["ts"].tolist() == [ts for ts, _, _ in want]
+                assert got["bid"].tolist() == [v[0] for _, _, v in want]
+                np.testing.assert_array_equal(got["last"], [v[1] for _, _, v in want])
+                await store.delete_ticks(conn, s)
+        finally:
+            await conn.close()
+
+    import asyncio
+
+    asyncio.run(go())
+
+
+async def test_migration_0030_moves_stored_ticks_into_partitions(fresh_db: str, tmp_path: Path) -> None:
+    import shutil
+
+    from ticktape.config import dbschema_dir
+
+    before = tmp_path / "before"
+    before.mkdir()
+    for path in dbschema_dir().glob("*.sql"):
+        if int(path.name[:4]) < 30:
+            shutil.copy(path, before / path.name)
+    c = await store.connect(fresh_db)
+    try:
+        await store.migrate(c, folder=before)
+        if await c.fetchval("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"):
+            pytest.skip("0030 changes nothing on TimescaleDB")
+        assert not await partitioned(c)
+        a = quotes(2000, int(MONTH_NS[1]) - 1000 * 10**9, step_ns=10**9)  # January and February
+        b = quotes(10, int(MONTH_NS[2]))
+        assert await store.write_ticks(c, "A", a) == 2000
+        assert await store.write_ticks(c, "B'x", b) == 10
+        bars = await c.fetch("SELECT * FROM bars_1h ORDER BY symbol, bucket")
+        assert "0030_ticks_partitions" in await store.migrate(c)
+        assert await partitioned(c)
+        assert [dict(r) for r in await c.fetch("SELECT * FROM bars_1h ORDER BY symbol, bucket")] == [
+            dict(r) for r in bars
+        ]
+        assert_same(await stored(c, "A"), a)
+        assert_same(await stored(c, "B'x"), b)
+        assert await c.fetchval("SELECT count(*) FROM pg_inherits WHERE inhparent = 'ticks'::regclass") == 3
+        assert await store.write_ticks(c, "A", a) == 0  # the key still holds
+        assert await store.migrate(c) == []
+    finally:
+        await c.close()

@@ -1,7 +1,8 @@
 """The tick COPY codec without a server: encode_copy builds exactly the
 PostgreSQL binary format a row-by-row writer would, decode_ticks parses it
-back (NULLs -> NaN) run by run, and write_ticks' key comparison and seq
-numbering agree with plain Python."""
+back (NULLs -> NaN) run by run, decode_tick_arrays parses read_ticks' pages
+(one row of arrays), and write_ticks' key comparison and seq numbering
+agree with plain Python."""
 
 from __future__ import annotations
 
@@ -103,6 +104,78 @@ def test_decode_ticks_rejects_broken_streams() -> None:
     wrong = reference_copy(b"S", np.arange(3), np.arange(3), np.ones((3, 6)))  # 9 fields
     with pytest.raises(ValueError, match="field count"):
         store.decode_ticks(wrong)
+
+
+def reference_arrays(ts: np.ndarray, seq: np.ndarray, floats: np.ndarray) -> bytes:
+    """One COPY row of eight arrays (``array_agg`` of each column), element by
+    element from PostgreSQL's array_send: ndim, has-NULL flag, element type
+    oid, then per dimension size and lower bound, then each element's length
+    (-1 for NULL) and value. No rows: every array_agg is NULL."""
+    out = [b"PGCOPY\n\xff\r\n\x00", struct.pack(">ii", 0, 0), struct.pack(">h", 8)]
+    n = len(ts)
+    columns = [
+        (1184, [struct.pack(">q", int(v)) for v in ts]),
+        (20, [struct.pack(">q", int(v)) for v in seq]),
+    ]
+    for k in range(6):
+        columns.append((701, [None if np.isnan(v) else struct.pack(">d", float(v)) for v in floats[:, k]]))
+    for oid, elems in columns:
+        if n == 0:
+            out.append(struct.pack(">i", -1))
+            continue
+        body = struct.pack(">iiiii", 1, int(any(e is None for e in elems)), oid, n, 1)
+        body += b"".join(struct.pack(">i", -1) if e is None else struct.pack(">i", 8) + e for e in elems)
+        out.append(struct.pack(">i", len(body)) + body)
+    out.append(struct.pack(">h", -1))
+    return b"".join(out)
+
+
+@st.composite
+def ordered_tick_rows(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ts, seq, floats = draw(tick_rows())
+    order = np.lexsort((seq, ts))
+    ts, seq, floats = ts[order], seq[order], floats[order]
+    keep = np.ones(len(ts), dtype=bool)
+    keep[1:] = (ts[1:] != ts[:-1]) | (seq[1:] != seq[:-1])  # keys are unique in the store
+    return ts[keep], seq[keep], floats[keep]
+
+
+@settings(max_examples=100, deadline=None)
+@given(ordered_tick_rows())
+def test_decode_tick_arrays_inverts_array_agg_pages(rows: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    ts, seq, floats = rows
+    decoded = store.decode_tick_arrays(reference_arrays(ts, seq, floats))
+    nulls = np.isnan(floats)
+    if (nulls.any(axis=0) & ~nulls.all(axis=0)).any():
+        assert decoded is None  # a column with NULLs on some rows only: asked again with NaN
+        return
+    assert decoded is not None
+    out, last = decoded
+    assert out.dtype == TICK_DTYPE and len(out) == len(ts)
+    np.testing.assert_array_equal(out["ts"], (ts + store._PG_EPOCH_US) * 1000)
+    for k, name in enumerate(FLOATS):
+        np.testing.assert_array_equal(out[name], floats[:, k], err_msg=name)
+    assert last == (None if not len(ts) else (int(ts[-1]), int(seq[-1])))
+
+
+def test_decode_tick_arrays_rejects_what_is_not_a_page() -> None:
+    good = reference_arrays(np.arange(3), np.zeros(3, dtype=np.int64), np.ones((3, 6)))
+    assert store.decode_tick_arrays(good) is not None
+    with pytest.raises(ValueError, match="not a PostgreSQL binary COPY"):
+        store.decode_tick_arrays(b"x" + good[1:])
+    with pytest.raises(ValueError, match="trailer"):
+        store.decode_tick_arrays(good[:-1])
+    with pytest.raises(ValueError, match=r"more than one row|wrong shape|8-byte"):
+        store.decode_tick_arrays(good[:-10] + good[-2:])
+    with pytest.raises(ValueError, match="strictly increasing"):
+        store.decode_tick_arrays(
+            reference_arrays(np.array([2, 1, 3]), np.zeros(3, np.int64), np.ones((3, 6)))
+        )
+    with pytest.raises(ValueError, match="strictly increasing"):  # a repeated key
+        store.decode_tick_arrays(reference_arrays(np.array([1, 1]), np.array([4, 4]), np.ones((2, 6))))
+    rows = reference_copy(None, np.arange(3), np.arange(3), np.ones((3, 6)))  # one row per tick
+    with pytest.raises(ValueError):
+        store.decode_tick_arrays(rows)
 
 
 @settings(max_examples=100, deadline=None)

@@ -1098,21 +1098,25 @@ async def import_to_store(
     -----
     Parsing (pyarrow, numpy, pandas: they release the GIL) overlaps with the
     server's COPY, so the import runs at the slower of the two rather than
-    their sum. The session's ``synchronous_commit`` is ``off`` for the
-    import (restored afterwards): a commit returns before its WAL is flushed,
-    so an operating-system crash can lose the last moments of committed
+    their sum. Ticks go through a :class:`ticktape.store.TickWriter`: the
+    months of a symbol not stored yet are loaded in bulk, one transaction
+    per (symbol, month), and ``report.stored`` is final when this returns.
+    The session's ``synchronous_commit`` is ``off`` for the import
+    (restored afterwards): a commit returns before its WAL is flushed, so
+    an operating-system crash can lose the last moments of committed
     batches, never corrupt them; importing the file again stores exactly
     what is missing. ``fsync`` is not touched.
     """
     from ticktape import store
 
+    writer = store.TickWriter(conn)
+
     async def write(batch: TickBatch | BookBatch) -> None:
         if isinstance(batch, TickBatch):
             for lo, hi in _spans(batch.ticks["ts"]):
-                importer.report.stored += await store.write_ticks(
-                    conn, batch.symbol, batch.ticks[lo:hi], seq=batch.seq[lo:hi]
-                )
+                await writer.write(batch.symbol, batch.ticks[lo:hi], seq=batch.seq[lo:hi])
         else:
+            await writer.close()  # (its open month commits before the book events' transaction)
             importer.report.book_stored += await store.write_book_events(
                 conn, batch.symbol, batch.events, batch.seq
             )
@@ -1128,12 +1132,15 @@ async def import_to_store(
             async with contextlib.aclosing(_parsed_ahead(importer, prefetch)) as batches:
                 async for batch in batches:
                     await write(batch)
+        await writer.close()
     except BaseException:
+        await writer.abort()
         with contextlib.suppress(Exception):  # the error that got us here matters more
             await conn.execute(restore)
         raise
     await conn.execute(restore)
     rep = importer.report
+    rep.stored = writer.stored
     rep.bars_refreshed = False
     if (
         refresh
