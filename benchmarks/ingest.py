@@ -14,8 +14,9 @@ Columns:
 * ``ticks/s``: wall clock, in this process (the machine's load average is
   printed before and after: on a shared machine wall figures move with it);
 * ``client µs``: CPU time of this process (all its threads) per tick;
-* ``server µs``: CPU time of the PostgreSQL backend per tick (from
-  ``/proc/<pid>/stat``; blank when the server is not on this machine).
+* ``server µs``: CPU time of the PostgreSQL backends per tick (both of the
+  benchmark's connections, from ``/proc/<pid>/stat``; blank when the
+  server is not on this machine).
   CPU per tick is what the paths cost whatever else runs: a path cannot go
   faster than one tick per ``server µs`` on one connection;
 * ``RSS 10M`` / ``RSS 50M``: peak RSS (``VmHWM``) of a fresh process
@@ -239,15 +240,19 @@ async def throughput(dsn: str, n: int, tmp: Path) -> list[Row]:
 
     rows: list[Row] = []
     conn = await store.connect(dsn)
-    pid: int | None = await conn.fetchval("SELECT pg_backend_pid()")
-    if _server_cpu(pid) is None:
-        pid = None
+    conn2 = await store.connect(dsn)  # for the two-connection rows
+    pids: list[int] = [await c.fetchval("SELECT pg_backend_pid()") for c in (conn, conn2)]
+    local = all(_server_cpu(p) is not None for p in pids)
+
+    def server_cpu() -> float | None:
+        # both backends: the one-connection rows leave the second idle
+        return sum(_server_cpu(p) or 0.0 for p in pids) if local else None
 
     async def measure(key: str, name: str, work: Callable[[], Awaitable[int]], db: bool = True) -> None:
-        s0, c0, t0 = _server_cpu(pid), time.process_time(), time.perf_counter()
+        s0, c0, t0 = server_cpu(), time.process_time(), time.perf_counter()
         k = await work()
         wall, client = time.perf_counter() - t0, time.process_time() - c0
-        s1 = _server_cpu(pid)
+        s1 = server_cpu()
         server = None if s0 is None or s1 is None or not db else s1 - s0
         rows.append(Row(key, name, k, wall, client, server))
         print(f"#   {name}: {k:,} ticks in {wall:.2f} s", file=sys.stderr, flush=True)
@@ -301,6 +306,14 @@ async def throughput(dsn: str, n: int, tmp: Path) -> list[Row]:
             return k
 
         await measure("read", "store -> batches (read_ticks)", read)
+
+        async def read2() -> int:
+            k = 0
+            async for b in store.read_ticks(conn, "BENCH_COPY", batch_size=CHUNK, second=conn2):
+                k += len(b)
+            return k
+
+        await measure("read2", "store -> batches (read_ticks, two connections)", read2)
 
         csv_path = tmp / "bench.csv"
         write_csv(csv_path, n)
@@ -400,6 +413,7 @@ async def throughput(dsn: str, n: int, tmp: Path) -> list[Row]:
             await store.delete_ticks(conn, s)
     finally:
         await conn.close()
+        await conn2.close()
     return rows
 
 
@@ -409,6 +423,7 @@ TARGETS = {
     "bulk": 1_000_000,
     "csv_store": 1_000_000,
     "read": 2_000_000,
+    "read2": 2_000_000,
 }
 MEMORY_OF = {
     "generate": "generate",

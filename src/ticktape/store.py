@@ -877,12 +877,22 @@ async def read_ticks(
     start_ns: int | None = None,
     end_ns: int | None = None,
     batch_size: int = 20_000,
+    *,
+    second: asyncpg.Connection | None = None,
 ) -> AsyncIterator[np.ndarray]:
     """Yield ``TICK_DTYPE`` batches of one symbol in ``(ts, seq)`` order.
 
     ``start_ns <= ts < end_ns`` (either bound optional). Each batch is one
     keyset-paged query of at most ``batch_size`` rows; NULL floats come
     back NaN. The connection is free between batches.
+
+    Parameters
+    ----------
+    second
+        Another connection to the same database: pages are then fetched on
+        both at once (two server backends), each connection asking for the
+        page after the other's. Neither connection is free until the
+        iteration ends (or the generator is closed).
 
     Notes
     -----
@@ -894,45 +904,184 @@ async def read_ticks(
     quotes) makes the page be asked again with NULLs replaced by NaN on the
     server, as are the following pages. The order inside a page is checked
     on the client (``ValueError`` if it is not strictly increasing).
+
+    With ``second``, where page k+1 starts is asked first (the key of the
+    page's last row: an index-only scan of the page's keys), so that page
+    k+1 can be read on one connection while page k is still being read on
+    the other.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
-    raw_cols = ", ".join(_TICK_FLOATS)
-    nan_cols = ", ".join(f"coalesce({name}, 'NaN'::float8) AS {name}" for name in _TICK_FLOATS)
-    aggs = ", ".join(f"array_agg({name})" for name in ("ts", "seq", *_TICK_FLOATS))
-    mixed = False  # NULLs vary row by row: let the server fill in NaN
-    base = [f"symbol = {_literal(symbol)}"]
-    if end_ns is not None:
-        base.append(f"ts < {_ts_literal(end_ns)}")
-    after: tuple[int, int] | None = None  # (pg µs, seq) of the last row sent
-    while True:
-        where = list(base)
+    reader = _TickPages(symbol, start_ns, end_ns, int(batch_size))
+    if second is None:
+        after: tuple[int, int] | None = None
+        while True:
+            out, last = await reader.page(conn, after, None)
+            if len(out) == 0:
+                return
+            yield out
+            if len(out) < batch_size:
+                return
+            after = last
+    else:
+        async with contextlib.aclosing(reader.pipelined(conn, second)) as pages:
+            async for out in pages:
+                yield out
+
+
+class _TickPages:
+    """The page queries of :func:`read_ticks` for one symbol and time range."""
+
+    def __init__(self, symbol: str, start_ns: int | None, end_ns: int | None, batch_size: int) -> None:
+        self.symbol = symbol
+        self.start_ns = start_ns
+        self.batch_size = batch_size
+        self.base = [f"symbol = {_literal(symbol)}"]
+        if end_ns is not None:
+            self.base.append(f"ts < {_ts_literal(end_ns)}")
+        self.mixed = False  # NULLs vary row by row: let the server fill in NaN
+
+    def where(self, after: tuple[int, int] | None, upto: tuple[int, int] | None) -> str:
+        """Rows after the key ``after`` (or from ``start_ns``) up to the key ``upto``."""
+        where = list(self.base)
         if after is not None:
             when = f"'{_pg_us_iso(after[0])}'::timestamptz"
             # (ts >= ...: partitions before it are pruned; the row comparison alone prunes nothing)
             where.append(f"ts >= {when} AND (ts, seq) > ({when}, {after[1]})")
-        elif start_ns is not None:
-            where.append(f"ts >= {_ts_literal(start_ns)}")
-        decoded: tuple[np.ndarray, tuple[int, int] | None] | None = None
+        elif self.start_ns is not None:
+            where.append(f"ts >= {_ts_literal(self.start_ns)}")
+        if upto is not None:
+            until = f"'{_pg_us_iso(upto[0])}'::timestamptz"
+            where.append(f"ts <= {until} AND (ts, seq) <= ({until}, {upto[1]})")
+        return " AND ".join(where)
+
+    async def page(
+        self, conn: asyncpg.Connection, after: tuple[int, int] | None, upto: tuple[int, int] | None
+    ) -> tuple[np.ndarray, tuple[int, int] | None]:
+        """The ticks after ``after``: ``batch_size`` of them, or up to ``upto``."""
+        where = self.where(after, upto)
+        limit = "" if upto is not None else f" LIMIT {self.batch_size}"
+        aggs = ", ".join(f"array_agg({name})" for name in ("ts", "seq", *_TICK_FLOATS))
         for attempt in ("raw", "nan"):
-            if attempt == "raw" and mixed:
+            if attempt == "raw" and self.mixed:
                 continue
+            if attempt == "nan":
+                cols = ", ".join(f"coalesce({name}, 'NaN'::float8) AS {name}" for name in _TICK_FLOATS)
+            else:
+                cols = ", ".join(_TICK_FLOATS)
             query = (
-                f"SELECT {aggs} FROM (SELECT ts, seq, {nan_cols if attempt == 'nan' else raw_cols} "
-                f"FROM ticks WHERE {' AND '.join(where)} ORDER BY ts, seq LIMIT {int(batch_size)}) page"
+                f"SELECT {aggs} FROM (SELECT ts, seq, {cols} FROM ticks WHERE {where} "
+                f"ORDER BY ts, seq{limit}) page"
             )
             decoded = decode_tick_arrays(await _copy_out(conn, query))
             if decoded is not None:
-                break
-            mixed = True
-        assert decoded is not None
-        out, last = decoded
-        if len(out) == 0:
-            return
-        yield out
-        if len(out) < batch_size:
-            return
-        after = last
+                return decoded
+            self.mixed = True
+        raise AssertionError("unreachable: the NaN query has no NULLs")  # pragma: no cover
+
+    async def page_end(
+        self, conn: asyncpg.Connection, after: tuple[int, int] | None
+    ) -> tuple[int, int] | None:
+        """Key of the last row of the page after ``after``; None if that page is the last."""
+        query = (
+            f"SELECT ts, seq FROM ticks WHERE {self.where(after, None)} "
+            f"ORDER BY ts, seq OFFSET {self.batch_size - 1} LIMIT 2"
+        )
+        keys = decode_copy(await _copy_out(conn, query), _KEY_ROW)
+        if len(keys) < 2:  # no row after this page
+            return None
+        return int(keys["v0"][0]), int(keys["v1"][0])
+
+    async def pipelined(self, one: asyncpg.Connection, two: asyncpg.Connection) -> AsyncIterator[np.ndarray]:
+        """Pages read on two connections at once, yielded in order.
+
+        Page k is read on connection k % 2: first the key where it ends
+        (which is where page k + 1 starts, so the other connection can
+        begin that one), then the page itself. A connection starts its
+        next page only once the page before its last one was taken by the
+        consumer: at most three pages are held.
+        """
+        loop = asyncio.get_running_loop()
+        starts: dict[int, asyncio.Future[Any]] = {}  # page -> its start key, or _NO_PAGE
+        pages: dict[int, asyncio.Future[np.ndarray]] = {}
+        taken: dict[int, asyncio.Event] = {}
+        stopping = False
+
+        def start(k: int) -> asyncio.Future[Any]:
+            if k not in starts:
+                starts[k] = loop.create_future()
+            if stopping and not starts[k].done():
+                starts[k].set_result(_NO_PAGE)
+            return starts[k]
+
+        def page(k: int) -> asyncio.Future[np.ndarray]:
+            if k not in pages:
+                pages[k] = loop.create_future()
+            return pages[k]
+
+        def was_taken(k: int) -> asyncio.Event:
+            if k not in taken:
+                taken[k] = asyncio.Event()
+            return taken[k]
+
+        start(0).set_result(None)
+
+        async def worker(conn: asyncpg.Connection, k: int) -> None:
+            while True:
+                after = await start(k)
+                result = page(k)
+                if after is _NO_PAGE:
+                    result.set_result(np.empty(0, dtype=TICK_DTYPE))
+                    return
+                try:
+                    end = await self.page_end(conn, after)
+                    nxt = start(k + 1)
+                    if not nxt.done():
+                        nxt.set_result(_NO_PAGE if end is None else end)
+                    out, _ = await self.page(conn, after, end)
+                except BaseException as exc:
+                    if not result.done():
+                        result.set_exception(exc)
+                    nxt = start(k + 1)
+                    if not nxt.done():
+                        nxt.set_result(_NO_PAGE)
+                    raise
+                result.set_result(out)
+                if end is None or stopping:
+                    return
+                if k >= 1:
+                    await was_taken(k - 1).wait()
+                k += 2
+
+        workers = [asyncio.ensure_future(worker(one, 0)), asyncio.ensure_future(worker(two, 1))]
+        try:
+            k = 0
+            while True:
+                out = await page(k)
+                was_taken(k).set()
+                if not len(out):
+                    return
+                yield out
+                k += 1
+        finally:
+            # Let the workers finish the query they are in (cancelling one
+            # midway would leave its connection busy), then stop them.
+            stopping = True
+            for fut in starts.values():
+                if not fut.done():
+                    fut.set_result(_NO_PAGE)
+            for event in taken.values():
+                event.set()
+            for outcome in await asyncio.gather(*workers, return_exceptions=True):
+                if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+                    raise outcome
+            for fut in pages.values():  # (errors not raised to the consumer: it stopped first)
+                if fut.done() and not fut.cancelled():
+                    fut.exception()
+
+
+#: The start of the page after the last one.
+_NO_PAGE = object()
 
 
 #: Bytes of a one-dimensional array's header in binary form (ndim, flags,

@@ -3,6 +3,7 @@ re-import, the bar views, book events, the catalogue and the ``data`` CLI."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -507,3 +508,32 @@ async def test_migration_0030_moves_stored_ticks_into_partitions(fresh_db: str, 
         assert await store.migrate(c) == []
     finally:
         await c.close()
+
+
+@pytest.mark.parametrize("n", [0, 1, 6, 7, 8, 23, 300])
+async def test_read_ticks_on_two_connections_gives_what_one_gives(
+    conn: asyncpg.Connection, db_url: str, n: int
+) -> None:
+    s = sym()
+    ticks = quotes(n, int(MONTH_NS[1]) - 150 * 10**9, step_ns=10**9)  # across a month boundary
+    ticks["last"] = np.where(np.arange(n) % 5 == 0, ticks["bid"], np.nan)  # trades interleaved
+    await store.write_ticks(conn, s, ticks)
+    other = await store.connect(db_url)
+    try:
+        for kw in (
+            {},
+            {"start_ns": int(ticks["ts"][n // 3]) if n else 0, "end_ns": int(MONTH_NS[1]) + 10**9},
+        ):
+            one = [b async for b in store.read_ticks(conn, s, batch_size=7, **kw)]
+            two = [b async for b in store.read_ticks(conn, s, batch_size=7, second=other, **kw)]
+            assert [len(b) for b in two] == [len(b) for b in one]
+            assert all(len(b) == 7 for b in two[:-1])
+            if one:
+                assert_same(np.concatenate(two), np.concatenate(one))
+        # leaving early (closing the generator) frees both connections
+        async with contextlib.aclosing(store.read_ticks(conn, s, batch_size=2, second=other)) as it:
+            async for _ in it:
+                break
+        assert await conn.fetchval("SELECT 1") == 1 and await other.fetchval("SELECT 1") == 1
+    finally:
+        await other.close()
