@@ -7,7 +7,10 @@ unless TICKTAPE_DATABASE_URL is set), replays them through the Faust pipeline
 with the SMA-crossover strategy, and prints one table:
 
 - pipeline (store): ticks / (run finished - run started), as the sink
-  records it, with the Faust worker's peak resident memory (VmHWM);
+  records it, with the Faust worker's peak resident memory (VmHWM) and the
+  CPU time per tick of the worker, the broker and the database (each with
+  its children) from submit to completion: on 2 cores these say what a
+  run can reach whatever else the machine does;
 - pipeline incl. worker start: wall time from submitting the run;
 - pipeline (generator source) at two sizes (``--memory-ticks``, total over
   the 2 symbols): the worker's peak memory must not grow with the ticks;
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -65,15 +69,41 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _run(rt, home: str, spec: RunSpec, total: int, console: Console) -> tuple[dict, float, float]:
-    """One run through a fresh worker: (run row, seconds from submit, worker peak RSS MB)."""
+def cpu_seconds(pids: dict[str, int | None]) -> dict[str, float]:
+    """CPU time (user + system) so far of each named process and its descendants."""
+    import psutil
+
+    out = {}
+    for name, pid in pids.items():
+        total = 0.0
+        try:
+            root = psutil.Process(pid)
+            for p in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    t = p.cpu_times()  # children_*: descendants that ended (database backends)
+                    total += t.user + t.system + t.children_user + t.children_system
+        except (psutil.Error, TypeError):
+            total = float("nan")
+        out[name] = total
+    return out
+
+
+def _run(rt, home: str, spec: RunSpec, total: int, console: Console) -> tuple[dict, float, float, str]:
+    """One run through a fresh worker: (run row, seconds from submit, worker peak
+    RSS MB, CPU µs per tick of the worker / broker / database during the run)."""
     env = {**rt.env(), "TICKTAPE_HOME": home}
     with WorkerProcess(env, Path(home) / f"worker-{spec.run_id[:8]}.log") as worker:
+        worker.wait_ready(120)
+        pids = {"worker": worker.proc.pid, "broker": rt.pids.get("kafka"), "db": rt.pids.get("postgres")}
+        before = cpu_seconds(pids)
         t0 = time.perf_counter()
         run = asyncio.run(submit_and_watch(rt.kafka_url, rt.database_url, spec, total, worker, console, 7200))
         total_s = time.perf_counter() - t0
+        after = cpu_seconds(pids)
         rss = peak_rss_mb(worker.proc.pid)
-    return run, total_s, rss
+    n = max(1, run["ticks_processed"])
+    cpu = ", ".join(f"{k} {(after[k] - before[k]) / n * 1e6:.2f}" for k in pids)
+    return run, total_s, rss, f"CPU µs/tick: {cpu}"
 
 
 def pipeline(
@@ -90,13 +120,13 @@ def pipeline(
             )
             spec = RunSpec(strategy="sma_crossover", symbols=tuple(symbols), params=PARAMS, batch_size=batch)
             rt.ensure_topics(topic_partitions())
-            run, total_s, rss = _run(rt, home, spec, 2 * n, console)
+            run, total_s, rss, cpu = _run(rt, home, spec, 2 * n, console)
             rows.append(
                 (
                     "pipeline, store source (run start -> complete)",
                     run["ticks_processed"],
                     run["wall_seconds"],
-                    f"worker peak RSS {rss:,.0f} MB",
+                    f"worker peak RSS {rss:,.0f} MB; {cpu}",
                 )
             )
             rows.append(("pipeline incl. worker start", run["ticks_processed"], total_s, ""))
@@ -109,13 +139,13 @@ def pipeline(
                     batch_size=batch,
                     source=gen,
                 )
-                run, _, rss = _run(rt, home, spec, total, console)
+                run, _, rss, cpu = _run(rt, home, spec, total, console)
                 rows.append(
                     (
                         f"pipeline, generator source, {total / 1e6:g}M ticks",
                         run["ticks_processed"],
                         run["wall_seconds"],
-                        f"worker peak RSS {rss:,.0f} MB",
+                        f"worker peak RSS {rss:,.0f} MB; {cpu}",
                     )
                 )
     return rows
