@@ -182,9 +182,30 @@ const OrderInstr* instructions(py::handle obj, py::array& keep, size_t& n) {
   return reinterpret_cast<const OrderInstr*>(keep.data());
 }
 
+// The depth diffs as a pointer into a C-contiguous DEPTH_DTYPE array (packed,
+// alignment 1); `keep` holds the array (a contiguous copy when strided).
+const DepthRow* depth_rows(py::handle obj, py::array& keep, size_t& n) {
+  n = 0;
+  if (obj.is_none()) return nullptr;
+  py::array arr = py::array::ensure(obj);
+  if (!arr) throw py::type_error("depth must be a numpy array of ticktape.batch.DEPTH_DTYPE");
+  const py::dtype want = py::dtype::of<DepthRow>();
+  if (!arr.dtype().equal(want)) {
+    throw py::type_error("depth must have dtype ticktape.batch.DEPTH_DTYPE " + py::str(want).cast<std::string>() +
+                         ", got " + py::str(arr.dtype()).cast<std::string>());
+  }
+  check_1d(arr, "depth");
+  keep = (arr.flags() & py::array::c_style)
+             ? arr
+             : py::array(py::module_::import("numpy").attr("ascontiguousarray")(arr));
+  n = static_cast<size_t>(keep.shape(0));
+  return reinterpret_cast<const DepthRow*>(keep.data());
+}
+
 py::dict engine_process(PyEngine& self, py::handle ts, py::handle bid, py::handle ask,
                         py::handle bid_size, py::handle ask_size, py::handle target,
-                        py::handle last, py::handle last_size, py::handle orders, bool details) {
+                        py::handle last, py::handle last_size, py::handle orders, py::handle depth,
+                        bool details) {
   self.get();
   py::array_t<int64_t, py::array::forcecast> k_ts;
   py::array_t<double, py::array::forcecast> k_bid, k_ask, k_bs, k_as, k_tg, k_last, k_ls;
@@ -211,6 +232,8 @@ py::dict engine_process(PyEngine& self, py::handle ts, py::handle bid, py::handl
   in.last_size = opt_column(last_size, "last_size", k_ls, n);
   py::array k_orders;
   in.instr = instructions(orders, k_orders, in.n_instr);
+  py::array k_depth;
+  in.depth = depth_rows(depth, k_depth, in.n_depth);
   Outputs& out = self.scratch;
   {
     BusyGuard busy(self.busy, "Engine");
@@ -367,6 +390,7 @@ PYBIND11_MODULE(_native, m) {
   PYBIND11_NUMPY_DTYPE(EquityRecord, ts, cash, position, price, equity);
   PYBIND11_NUMPY_DTYPE(OrderInstr, i, action, order_id, side, type, tif, price, stop_price, qty,
                        latency_ns);
+  PYBIND11_NUMPY_DTYPE(DepthRow, i, side, price, qty);
 
   py::register_exception_translator([](std::exception_ptr p) {
     try {
@@ -378,6 +402,7 @@ PYBIND11_MODULE(_native, m) {
 
   m.attr("BOOK_FILL_DTYPE") = py::dtype::of<BookFill>();
   m.attr("ORDER_INSTR_DTYPE") = py::dtype::of<OrderInstr>();
+  m.attr("DEPTH_DTYPE") = py::dtype::of<DepthRow>();
   py::register_exception<InputError>(m, "InputError", PyExc_ValueError);
 
   py::class_<PyBook>(m, "OrderBook",
@@ -544,7 +569,7 @@ PYBIND11_MODULE(_native, m) {
       .def("process", &engine_process, py::arg("ts"), py::arg("bid"), py::arg("ask"),
            py::arg("bid_size"), py::arg("ask_size"), py::arg("target") = py::none(), py::kw_only(),
            py::arg("last") = py::none(), py::arg("last_size") = py::none(),
-           py::arg("orders") = py::none(), py::arg("details") = false)
+           py::arg("orders") = py::none(), py::arg("depth") = py::none(), py::arg("details") = false)
       .def(
           "finish",
           [](PyEngine& s, bool details) {
@@ -602,6 +627,26 @@ PYBIND11_MODULE(_native, m) {
       .def_property_readonly("impact_bps", [](PyEngine& s) { return s.get().config().impact_bps; })
       .def_property_readonly("target_mode", [](PyEngine& s) { return s.get().config().target_mode; })
       .def_property_readonly("max_order_id", [](PyEngine& s) { return s.get().max_order_id(); })
+      .def_property_readonly("has_depth", [](PyEngine& s) { return s.get().has_depth(); })
+      .def(
+          "depth_levels",
+          [](PyEngine& s, int side) {
+            if (side != kBuy && side != kSell) {
+              throw py::value_error("side must be +1 (bids) or -1 (asks), got " + std::to_string(side));
+            }
+            const auto& m = s.get().depth().levels(side);
+            py::array_t<int64_t> a({static_cast<py::ssize_t>(m.size()), py::ssize_t(3)});
+            auto w = a.mutable_unchecked<2>();
+            py::ssize_t k = 0;
+            for (const auto& [key, lv] : m) {
+              w(k, 0) = DepthBook::price(side, key);
+              w(k, 1) = lv.qty;
+              w(k, 2) = lv.used;
+              ++k;
+            }
+            return a;
+          },
+          py::arg("side"))
       .def_property_readonly("open_orders",
                              [](PyEngine& s) {
                                const auto& v = s.get().open_orders();

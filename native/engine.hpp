@@ -36,6 +36,7 @@
 #include <cstring>
 #include <deque>
 #include <limits>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -110,11 +111,18 @@ struct OrderInstr {
   double qty;
   int64_t latency_ns;
 };
+struct DepthRow {  // ticktape.batch.DEPTH_DTYPE
+  int64_t i;
+  int8_t side;
+  double price;
+  double qty;
+};
 #pragma pack(pop)
 static_assert(sizeof(FillRecord) == 41, "FILL_DTYPE is 41 bytes");
 static_assert(sizeof(OrderRecord) == 35, "ORDER_DTYPE is 35 bytes");
 static_assert(sizeof(EquityRecord) == 40, "EQUITY_DTYPE is 40 bytes");
 static_assert(sizeof(OrderInstr) == 52, "ORDER_INSTR_DTYPE is 52 bytes");
+static_assert(sizeof(DepthRow) == 25, "DEPTH_DTYPE is 25 bytes");
 
 struct Outputs {
   std::vector<FillRecord> fills;
@@ -144,6 +152,8 @@ struct Inputs {
   Column<double> bid, ask, bid_size, ask_size, target, last, last_size;
   const OrderInstr* instr = nullptr;
   size_t n_instr = 0;
+  const DepthRow* depth = nullptr;  // L2 diffs, applied at tick depth[k].i
+  size_t n_depth = 0;
 };
 
 // ---------------------------------------------------------------- helpers
@@ -224,6 +234,46 @@ struct L1Book {
   // Does a limit at `price` of `side` cross the opposite quote?
   bool crosses(int side, int64_t price) const {
     return valid && (side > 0 ? ask_px <= price : bid_px >= price);
+  }
+};
+
+// The displayed L2 depth (fed by DepthRow diffs) with what the strategy's
+// own aggressive orders took from each level. `used` stays until market data
+// sets that level again, so no displayed lot is ever taken twice. Levels
+// are keyed by price (bids by -price) so begin() is the best level.
+struct DepthLevel {
+  int64_t qty = 0;   // displayed lots
+  int64_t used = 0;  // lots the strategy took since the level was last set
+  int64_t avail() const { return qty > used ? qty - used : 0; }
+};
+struct DepthBook {
+  std::map<int64_t, DepthLevel> bids, asks;
+
+  static int64_t key(int side, int64_t px) { return side > 0 ? -px : px; }
+  static int64_t price(int side, int64_t key) { return side > 0 ? -key : key; }
+  std::map<int64_t, DepthLevel>& levels(int side) { return side > 0 ? bids : asks; }
+  const std::map<int64_t, DepthLevel>& levels(int side) const { return side > 0 ? bids : asks; }
+
+  // A diff: the level's displayed lots (0 removes it); what the strategy had
+  // taken there is forgotten.
+  void set(int side, int64_t px, int64_t lots) {
+    auto& m = levels(side);
+    if (lots <= 0) {
+      m.erase(key(side, px));
+    } else {
+      m[key(side, px)] = DepthLevel{lots, 0};
+    }
+  }
+  bool best(int side, int64_t& px) const {
+    const auto& m = levels(side);
+    if (m.empty()) return false;
+    px = price(side, m.begin()->first);
+    return true;
+  }
+  int64_t displayed(int side, int64_t px) const {
+    const auto& m = levels(side);
+    auto it = m.find(key(side, px));
+    return it == m.end() ? 0 : it->second.qty;
   }
 };
 
@@ -409,8 +459,12 @@ struct TickPx {
   int64_t bid, ask, last;
 };
 constexpr int64_t kNoPx = std::numeric_limits<int64_t>::min();
+struct DepthPx {
+  int64_t price, lots;
+};
 struct PxScratch {
   std::vector<TickPx> v;
+  std::vector<DepthPx> d;  // the depth rows' price in ticks and size in lots
   PxScratch() = default;
   PxScratch(const PxScratch&) {}
   PxScratch(PxScratch&&) noexcept {}
@@ -438,6 +492,8 @@ class Engine {
   uint64_t quotes_ignored() const { return quotes_ignored_; }
   int64_t max_order_id() const { return max_id_; }
   const std::vector<SimOrder>& open_orders() const { return open_; }
+  bool has_depth() const { return l2_; }
+  const DepthBook& depth() const { return depth_; }
   size_t pending_requests() const { return requests_.size(); }
 
   // Validate the whole batch (throws InputError, state untouched), then run
@@ -447,15 +503,18 @@ class Engine {
   void process(const Inputs& in, Outputs& out) {
     validate(in);
     const TickPx* px = px_.v.data();
+    const DepthPx* dpx = px_.d.data();
     if (in.n_instr == 0) {
-      for (size_t i = 0; i < in.n; ++i) step(in, px, i, out);
+      dcursor_ = 0;
+      for (size_t i = 0; i < in.n; ++i) step(in, px, dpx, i, out);
       return;
     }
     // On an error `out` holds a partial result: callers drop it.
     Engine work(*this);
     work.cursor_ = 0;
+    work.dcursor_ = 0;
     out.orders.reserve(out.orders.size() + 2 * in.n_instr);
-    for (size_t i = 0; i < in.n; ++i) work.step(in, px, i, out);
+    for (size_t i = 0; i < in.n; ++i) work.step(in, px, dpx, i, out);
     *this = std::move(work);
   }
 
@@ -547,6 +606,15 @@ class Engine {
       put(s, u.known_at);
       put(s, u.lots);
       put(s, u.working);
+    }
+    put(s, l2_);
+    for (const auto* m : {&depth_.bids, &depth_.asks}) {
+      put(s, static_cast<uint64_t>(m->size()));
+      for (const auto& [key, lv] : *m) {
+        put(s, key);
+        put(s, lv.qty);
+        put(s, lv.used);
+      }
     }
     return s;
   }
@@ -662,13 +730,34 @@ class Engine {
       u.working = r.flag();
       if (u.lots < -kMaxQty || u.lots > kMaxQty) throw std::invalid_argument("corrupt engine state (fill)");
     }
+    e.l2_ = r.flag();
+    for (int side : {kBuy, kSell}) {
+      auto& m = e.depth_.levels(side);
+      const uint64_t nl = r.count(24);
+      bool first = true;
+      int64_t prev_key = 0;
+      for (uint64_t k = 0; k < nl; ++k) {
+        const int64_t key = r.get<int64_t>();
+        DepthLevel lv;
+        lv.qty = r.get<int64_t>();
+        lv.used = r.get<int64_t>();
+        const int64_t px = DepthBook::price(side, key);
+        if ((!first && key <= prev_key) || px <= 0 || px >= kMaxPrice || lv.qty <= 0 || lv.qty > kMaxQty ||
+            lv.used < 0 || lv.used > lv.qty) {
+          throw std::invalid_argument("corrupt engine state (depth)");
+        }
+        m.emplace_hint(m.end(), key, lv);
+        first = false;
+        prev_key = key;
+      }
+    }
     if (r.pos != r.size) throw std::invalid_argument("corrupt engine state (trailing bytes)");
     return e;
   }
 
  private:
   static constexpr uint32_t kMagic = 0x31455454;  // "TTE1"
-  static constexpr uint32_t kVersion = 3;
+  static constexpr uint32_t kVersion = 4;  // 4: + the L2 depth
   static constexpr size_t kOrderBytes = 11 * 8 + 6;
   static constexpr size_t kRequestBytes = 6 * 8 + 6;
 
@@ -865,21 +954,53 @@ class Engine {
         fail("orders.action", k, std::to_string(x.action), "must be 0 (NEW), 1 (CANCEL) or 2 (MODIFY)");
       }
     }
+    px_.d.resize(in.n_depth);
+    int64_t prev_di = 0;
+    for (size_t k = 0; k < in.n_depth; ++k) {
+      const DepthRow& r = in.depth[k];
+      const int64_t di = r.i;
+      if (di < 0 || static_cast<uint64_t>(di) >= in.n) {
+        fail("depth.i", k, std::to_string(di),
+             "is not the index of a tick in this batch (0 .. " + std::to_string(in.n) + " - 1)");
+      }
+      if (di < prev_di) fail("depth.i", k, std::to_string(di), "decreases (previous " + std::to_string(prev_di) + ")");
+      prev_di = di;
+      const int side = r.side;
+      if (side != kBuy && side != kSell) fail("depth.side", k, std::to_string(side), "must be +1 (bid) or -1 (ask)");
+      const double p = r.price;
+      if (!usable(p)) fail("depth.price", k, detail::fmt(p), "must be finite and > 0");
+      const double q = r.qty;
+      if (!(std::isfinite(q) && q >= 0.0)) {
+        fail("depth.qty", k, detail::fmt(q), "must be finite and >= 0 (0 removes the level)");
+      }
+      px_.d[k] = DepthPx{check_price("depth.price", k, p), to_lots_displayed(q)};
+    }
   }
 
-  void step(const Inputs& in, const TickPx* px, size_t i, Outputs& out) {
+  void step(const Inputs& in, const TickPx* px, const DepthPx* dpx, size_t i, Outputs& out) {
     const int64_t ts = in.ts[i];
     const uint64_t tick = ticks_;
 
-    // 1. market data (prices in ticks from validate)
+    // 1. market data (prices in ticks from validate): the L1 quote, then
+    // this tick's depth diffs in array order
     const int64_t bt = px[i].bid, at = px[i].ask;
     const bool valid = bt != kNoPx && at != kNoPx && bt <= at;
-    if (valid) {
+    if (!valid) ++quotes_ignored_;
+    if (dcursor_ < in.n_depth && static_cast<size_t>(in.depth[dcursor_].i) == i) {
+      l2_ = true;
+      do {
+        depth_.set(in.depth[dcursor_].side, dpx[dcursor_].price, dpx[dcursor_].lots);
+        ++dcursor_;
+      } while (dcursor_ < in.n_depth && static_cast<size_t>(in.depth[dcursor_].i) == i);
+    }
+    if (l2_) {
+      int64_t bb, ba;  // the mark: mid of the best displayed levels (unchanged when one-sided or crossed)
+      if (depth_.best(kBuy, bb) && depth_.best(kSell, ba) && bb <= ba) mark_ = prices_.to_float(bb + ba) * 0.5;
+    } else if (valid) {
       book_.set(bt, to_lots_displayed(in.bid_size[i]), at, to_lots_displayed(in.ask_size[i]));
       mark_ = prices_.to_float(bt + at) * 0.5;
     } else {
       book_.clear();
-      ++quotes_ignored_;
     }
     trade_ = px[i].last != kNoPx;
     trade_px_ = trade_ ? px[i].last : 0;
@@ -954,9 +1075,23 @@ class Engine {
     return (o.type == kLimit || o.type == kStopLimit) ? prices_.to_float(o.price) : kNaN;
   }
 
+  // The best displayed price an aggressive order of `side` trades against
+  // (a buy: the ask), if there is one.
+  bool opp_best(int side, int64_t& px) const {
+    if (l2_) return depth_.best(-side, px);
+    if (!book_.valid) return false;
+    px = book_.touch(side);
+    return true;
+  }
+  // Does a limit at `price` of `side` cross the opposite side?
+  bool crosses(int side, int64_t price) const {
+    int64_t px;
+    return opp_best(side, px) && (side > 0 ? px <= price : px >= price);
+  }
+
   void release(SimOrder& o, int64_t ts, Outputs& out) {
     if (o.tif == kPostOnly) {
-      if (book_.crosses(o.side, o.price)) {
+      if (crosses(o.side, o.price)) {
         kill(o, ts, OrderEvent::Rejected, out);
         return;
       }
@@ -981,7 +1116,9 @@ class Engine {
     o.level_prev = kNaN;
     if (queue_.kind == 0) return;
     double level = kNaN;
-    if (book_.valid) {
+    if (l2_) {  // every level is visible: the displayed lots at its price (0: none)
+      level = static_cast<double>(depth_.displayed(o.side, o.price));
+    } else if (book_.valid) {
       const int64_t touch = o.side > 0 ? book_.bid_px : book_.ask_px;
       if (touch == o.price) {
         level = static_cast<double>(book_.shown(-o.side));
@@ -1035,7 +1172,7 @@ class Engine {
     emit_order(out, ts, o, OrderEvent::Accepted, limit_px(o), lots_.to_float(o.qty));
     if (o.state == static_cast<int8_t>(OrderState::Resting) && (reprice || grow)) {
       if (o.tif == kPostOnly) {
-        if (book_.crosses(o.side, o.price)) {
+        if (crosses(o.side, o.price)) {
           kill(o, ts, OrderEvent::Rejected, out);
           return;
         }
@@ -1090,8 +1227,64 @@ class Engine {
                qty);
   }
 
+  // Aggressive part on depth: walk the opposite levels best first, up to the
+  // limit, one fill per level at its price; what is taken is gone from the
+  // level until a diff sets it again.
+  void take_l2(SimOrder& o, int64_t ts, Outputs& out) {
+    const bool limit = o.exec_type == kLimit;
+    auto& lv = depth_.levels(-o.side);
+    auto within = [&](int64_t px) { return !limit || (o.side > 0 ? px <= o.price : px >= o.price); };
+    if (o.tif == kFOK) {
+      int64_t total = 0;
+      for (auto it = lv.begin(); it != lv.end() && total < o.open(); ++it) {
+        if (!within(DepthBook::price(-o.side, it->first))) break;
+        total += it->second.avail();
+      }
+      if (total < o.open()) {
+        kill(o, ts, OrderEvent::Cancelled, out);
+        return;
+      }
+    }
+    for (auto it = lv.begin(); it != lv.end() && o.open() > 0; ++it) {
+      const int64_t px = DepthBook::price(-o.side, it->first);
+      if (!within(px)) break;
+      const int64_t q = std::min(o.open(), it->second.avail());
+      if (q <= 0) continue;
+      it->second.used += q;
+      fill(o, ts, px, q, false, out);
+    }
+    if (o.open() <= 0) return;
+    if (o.tif == kIOC) {
+      kill(o, ts, OrderEvent::Cancelled, out);
+    } else if (limit && !crosses(o.side, o.price)) {
+      rest(o);
+    }
+    // else: a market order or a limit whose price is still displayed on the
+    // other side keeps working (it takes what later diffs show)
+  }
+
+  // A resting order that the displayed opposite side reached: it fills at its
+  // own price (maker) what is still available at or through that price, best
+  // level first (taken from those levels), in one fill; the rest keeps resting.
+  void cross_l2(SimOrder& o, int64_t ts, Outputs& out) {
+    auto& lv = depth_.levels(-o.side);
+    int64_t q = 0;
+    for (auto it = lv.begin(); it != lv.end() && q < o.open(); ++it) {
+      const int64_t px = DepthBook::price(-o.side, it->first);
+      if (o.side > 0 ? px > o.price : px < o.price) break;
+      const int64_t a = std::min(it->second.avail(), o.open() - q);
+      it->second.used += a;
+      q += a;
+    }
+    if (q > 0) fill(o, ts, o.price, q, true, out);
+  }
+
   // Aggressive part: take the displayed touch (up to the limit).
   void take(SimOrder& o, int64_t ts, Outputs& out) {
+    if (l2_) {
+      take_l2(o, ts, out);
+      return;
+    }
     const bool limit = o.exec_type == kLimit;
     const bool can = book_.valid && (!limit || book_.crosses(o.side, o.price));
     int64_t& avail = book_.avail(o.side);
@@ -1149,14 +1342,21 @@ class Engine {
         }
       }
     }
-    if (book_.crosses(s, o.price)) {
-      fill(o, ts, o.price, o.open(), true, out);
+    if (crosses(s, o.price)) {
+      if (l2_) {
+        cross_l2(o, ts, out);
+      } else {
+        fill(o, ts, o.price, o.open(), true, out);
+      }
       return;
     }
-    if (queue_.kind == 0 || !book_.valid) return;
-    const int64_t touch = s > 0 ? book_.bid_px : book_.ask_px;
+    if (queue_.kind == 0) return;
     double level;
-    if (touch == o.price) {
+    if (l2_) {
+      level = static_cast<double>(depth_.displayed(s, o.price));
+    } else if (!book_.valid) {
+      return;
+    } else if (const int64_t touch = s > 0 ? book_.bid_px : book_.ask_px; touch == o.price) {
       level = static_cast<double>(book_.shown(-s));
     } else if (s > 0 ? touch < o.price : touch > o.price) {
       level = 0.0;  // the level emptied: the touch moved behind it
@@ -1188,7 +1388,8 @@ class Engine {
       case OrderState::Pending:
         return;
       case OrderState::Untriggered: {
-        const bool by_quote = book_.valid && (o.side > 0 ? book_.ask_px >= o.stop : book_.bid_px <= o.stop);
+        int64_t opp = 0;
+        const bool by_quote = opp_best(o.side, opp) && (o.side > 0 ? opp >= o.stop : opp <= o.stop);
         const bool by_trade = trade_ && (o.side > 0 ? trade_px_ >= o.stop : trade_px_ <= o.stop);
         if (!(by_quote || by_trade)) return;
         emit_order(out, ts, o, OrderEvent::Triggered, prices_.to_float(o.stop), lots_.to_float(o.open()));
@@ -1363,6 +1564,11 @@ class Engine {
   bool trade_ = false;
   int64_t trade_px_ = 0, trade_left_ = 0, trade_lots_ = 0;
   size_t cursor_ = 0;
+  size_t dcursor_ = 0;
+  // L2 mode: once any depth arrived, liquidity, best prices and the mark
+  // come from depth_ (the L1 quote only validates and counts).
+  bool l2_ = false;
+  DepthBook depth_;
   PxScratch px_;
   // derived, not serialized (a restored engine scans once)
   static constexpr int64_t kNever = std::numeric_limits<int64_t>::max();

@@ -104,6 +104,13 @@ ORDER_INSTR_DTYPE = np.dtype(
     ]
 )
 
+#: One L2 depth diff for ``Engine.process(depth=)``: at tick ``i`` of the
+#: batch (non-decreasing), the level ``price`` of ``side`` (+1 bids, -1 asks)
+#: now displays ``qty`` units (absolute, not a change; 0 removes the level).
+#: Applied in array order as the market data of tick ``i``. Not a wire kind
+#: of :class:`Batch`.
+DEPTH_DTYPE = np.dtype([("i", "<i8"), ("side", "i1"), ("price", "<f8"), ("qty", "<f8")])
+
 #: A change of the strategy's decision (target position) at tick ``ts``.
 SIGNAL_DTYPE = np.dtype([("ts", "<i8"), ("value", "<f8")])
 

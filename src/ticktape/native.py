@@ -74,10 +74,11 @@ from ticktape._native import (  # type: ignore[import-untyped, import-not-found,
     L2Book,
     OrderBook,
 )
-from ticktape.batch import ORDER_INSTR_DTYPE
+from ticktape.batch import DEPTH_DTYPE, ORDER_INSTR_DTYPE
 
 __all__ = [
     "BOOK_FILL_DTYPE",
+    "DEPTH_DTYPE",
     "ORDER_INSTR_DTYPE",
     "Engine",
     "InputError",
@@ -92,6 +93,7 @@ __all__ = [
     "Side",
     "SlippageModel",
     "TimeInForce",
+    "depth_diffs",
     "from_ticks",
     "instructions",
     "to_ticks",
@@ -211,6 +213,35 @@ def instructions(n: int = 0, **columns: object) -> np.ndarray:
     for name, v in columns.items():
         if name not in ORDER_INSTR_DTYPE.names:
             raise ValueError(f"unknown instruction field {name!r}; fields are {ORDER_INSTR_DTYPE.names}")
+        out[name] = v
+    return out
+
+
+def depth_diffs(n: int = 0, **columns: object) -> np.ndarray:
+    """A ``DEPTH_DTYPE`` array (L2 diffs for ``Engine.process(depth=)``).
+
+    Fields ``i`` (tick index in the batch), ``side`` (+1 bids, -1 asks),
+    ``price``, ``qty`` (the level's absolute displayed size, 0 removes it);
+    all default to 0. Keyword arguments set whole columns (broadcast; their
+    length sets ``n`` when given).
+
+    Examples
+    --------
+    >>> d = depth_diffs(i=[0, 0, 0], side=[Side.SELL, Side.SELL, Side.BUY],
+    ...                 price=[100.01, 100.02, 100.0], qty=[3.0, 5.0, 4.0])
+    >>> d.tolist()
+    [(0, -1, 100.01, 3.0), (0, -1, 100.02, 5.0), (0, 1, 100.0, 4.0)]
+    """
+    names = DEPTH_DTYPE.names or ()
+    for v in columns.values():
+        shape = np.shape(np.asarray(v))
+        if shape:
+            n = shape[0]
+            break
+    out = np.zeros(n, dtype=DEPTH_DTYPE)
+    for name, v in columns.items():
+        if name not in names:
+            raise ValueError(f"unknown depth field {name!r}; fields are {names}")
         out[name] = v
     return out
 

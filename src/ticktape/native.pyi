@@ -8,6 +8,7 @@ import numpy.typing as npt
 
 __all__ = [
     "BOOK_FILL_DTYPE",
+    "DEPTH_DTYPE",
     "ORDER_INSTR_DTYPE",
     "Engine",
     "InputError",
@@ -22,6 +23,7 @@ __all__ = [
     "Side",
     "SlippageModel",
     "TimeInForce",
+    "depth_diffs",
     "from_ticks",
     "instructions",
     "to_ticks",
@@ -31,6 +33,8 @@ __all__ = [
 BOOK_FILL_DTYPE: Final[np.dtype]
 #: dtype of Engine.process(orders=): see ticktape.batch.ORDER_INSTR_DTYPE
 ORDER_INSTR_DTYPE: Final[np.dtype]
+#: dtype of Engine.process(depth=): see ticktape.batch.DEPTH_DTYPE
+DEPTH_DTYPE: Final[np.dtype]
 
 class InputError(ValueError):
     """Bad input to Engine.process; the message names the field and the index."""
@@ -86,6 +90,9 @@ class L3Kind(IntEnum):
 
 def instructions(n: int = 0, **columns: object) -> np.ndarray:
     """An ORDER_INSTR_DTYPE array (price/stop_price NaN, latency_ns -1 unless given)."""
+
+def depth_diffs(n: int = 0, **columns: object) -> np.ndarray:
+    """A DEPTH_DTYPE array of L2 diffs (every field 0 unless given)."""
 
 def to_ticks(prices: npt.ArrayLike, tick_size: float, field: str = "price") -> npt.NDArray[np.int64]: ...
 def from_ticks(ticks: npt.ArrayLike, tick_size: float) -> npt.NDArray[np.float64]: ...
@@ -196,7 +203,7 @@ class L2Book:
     def clear(self) -> None: ...
 
 class Engine:
-    """Batch execution engine over L1 ticks (see ticktape.native and docs/native.md)."""
+    """Batch execution engine over L1 ticks, or L2 depth once fed some (see docs/native.md)."""
 
     def __init__(
         self,
@@ -232,12 +239,15 @@ class Engine:
         last: npt.ArrayLike | None = None,
         last_size: npt.ArrayLike | None = None,
         orders: np.ndarray | None = None,
+        depth: np.ndarray | None = None,
         details: bool = False,
     ) -> dict[str, np.ndarray]:
         """Run one batch; returns {'fills', 'orders', 'equity'} (ticktape.batch dtypes).
 
         target None: no target decision in this batch; last/last_size: the
-        tick's trade (NaN = none); orders: ORDER_INSTR_DTYPE instructions.
+        tick's trade (NaN = none); orders: ORDER_INSTR_DTYPE instructions;
+        depth: DEPTH_DTYPE L2 diffs (from the first one on, liquidity, best
+        prices and the mark come from the depth book).
         details=True adds 'fill_liquidity' (int8, Liquidity) and
         'fill_known_ts' (int64: fill ts + response latency) per fill.
         On InputError / ValueError (message names the field and the index)
@@ -274,6 +284,11 @@ class Engine:
     @property
     def max_order_id(self) -> int:
         """Highest order id used so far (a NEW must be above it)."""
+    @property
+    def has_depth(self) -> bool:
+        """True once any depth diff arrived (the engine then runs on L2 depth)."""
+    def depth_levels(self, side: int) -> npt.NDArray[np.int64]:
+        """Levels of one side, best first, shape (k, 3): price ticks, displayed lots, lots taken by the strategy."""
     @property
     def tick_size(self) -> float: ...
     @property

@@ -445,6 +445,9 @@ class ReferenceEngine:
         self.max_id = 0
         self.book: dict[int, list[int]] = {}
         self.shown: dict[int, int] = {}
+        # L2 mode (once any depth arrived): side -> {price: [displayed lots, lots the strategy took]}
+        self.l2 = False
+        self.depth: dict[int, dict[int, list[int]]] = {1: {}, -1: {}}
 
     @property
     def position(self) -> float:
@@ -460,7 +463,7 @@ class ReferenceEngine:
 
     def process(  # type: ignore[no-untyped-def]
         self, ts, bid, ask, bid_size, ask_size, target=None, *, last=None, last_size=None,
-        orders=None, details: bool = False,
+        orders=None, depth=None, details: bool = False,
     ) -> dict[str, np.ndarray]:  # fmt: skip
         out: dict[str, list[Any]] = {k: [] for k in _KINDS}
         n = len(ts)
@@ -469,6 +472,9 @@ class ReferenceEngine:
         last = nan if last is None else last
         last_size = nan if last_size is None else last_size
         instr = [] if orders is None else orders.tolist()
+        diffs: dict[int, list[tuple[int, float, float]]] = {}
+        for i, side, price, qty in [] if depth is None else depth.tolist():
+            diffs.setdefault(i, []).append((side, price, qty))
         k = 0
         for i in range(n):
             todo = []
@@ -477,7 +483,7 @@ class ReferenceEngine:
                 k += 1
             self._step(
                 int(ts[i]), float(bid[i]), float(ask[i]), float(bid_size[i]), float(ask_size[i]),
-                float(target[i]), float(last[i]), float(last_size[i]), todo, out,
+                float(target[i]), float(last[i]), float(last_size[i]), todo, out, diffs.get(i, []),
             )  # fmt: skip
         return _arrays(out, details)
 
@@ -497,10 +503,16 @@ class ReferenceEngine:
     def _ticks(self, p: float) -> int:
         return int(round_half_away(p / self.tick_size))
 
+    def _opp_best(self, side: int) -> int | None:
+        """The best displayed price an aggressive order of ``side`` trades against (a buy: the ask)."""
+        if self.l2:
+            lv = self.depth[-side]
+            return (min(lv) if side > 0 else max(lv)) if lv else None
+        return self.book[side][0] if self.book else None
+
     def _crosses(self, side: int, price: int) -> bool:
-        if not self.book:
-            return False
-        return self.book[1][0] <= price if side > 0 else self.book[-1][0] >= price
+        px = self._opp_best(side)
+        return px is not None and (px <= price if side > 0 else px >= price)
 
     def _limit_px(self, o: _Order) -> float:
         return self._prices.to_float(o.price) if o.type in (LIMIT, STOP_LIMIT) else math.nan
@@ -522,20 +534,31 @@ class ReferenceEngine:
         return min(ts + self.feed_latency_ns + (own if own >= 0 else self.latency_ns), INT64_MAX)
 
     # ------------------------------------------------------------ the tick
-    def _step(self, ts, bid, ask, bid_size, ask_size, target, last, last_size, todo, out) -> None:  # type: ignore[no-untyped-def]
+    def _step(self, ts, bid, ask, bid_size, ask_size, target, last, last_size, todo, out, diffs=()) -> None:  # type: ignore[no-untyped-def]
         tick = self.ticks_processed
         usable = math.isfinite(bid) and bid > 0 and math.isfinite(ask) and ask > 0
         if usable:
             bt, at = self._ticks(bid), self._ticks(ask)
             usable = bt <= at
-        # 1. market data: displayed liquidity [price, lots] per side (a buy takes book[1])
-        if usable:
+        if not usable:
+            self.quotes_ignored += 1
+        # 1. market data: the tick's depth diffs (a diff forgets what the strategy took there)
+        for side, price, qty in diffs:
+            self.l2 = True
+            px, lots = self._ticks(price), self._displayed(qty)
+            if lots <= 0:
+                self.depth[side].pop(px, None)
+            else:
+                self.depth[side][px] = [lots, 0]
+        if self.l2:  # the mark from the best levels, unless one-sided or crossed
+            if self.depth[1] and self.depth[-1] and max(self.depth[1]) <= min(self.depth[-1]):
+                self.mark = self._prices.to_float(max(self.depth[1]) + min(self.depth[-1])) * 0.5
+        elif usable:  # L1: displayed liquidity [price, lots] per side (a buy takes book[1])
             self.book = {-1: [bt, self._displayed(bid_size)], 1: [at, self._displayed(ask_size)]}
             self.shown = {s: self.book[s][1] for s in (1, -1)}
             self.mark = self._prices.to_float(bt + at) * 0.5
         else:
             self.book, self.shown = {}, {}
-            self.quotes_ignored += 1
         self.trade = math.isfinite(last) and last > 0
         self.trade_px = self._ticks(last) if self.trade else 0
         self.trade_lots = self._displayed(last_size) if self.trade else 0
@@ -563,9 +586,8 @@ class ReferenceEngine:
                 continue
             if o.state == UNTRIGGERED:
                 s = o.side
-                by_quote = bool(self.book) and (
-                    self.book[1][0] >= o.stop if s > 0 else self.book[-1][0] <= o.stop
-                )
+                opp = self._opp_best(s)
+                by_quote = opp is not None and (opp >= o.stop if s > 0 else opp <= o.stop)
                 by_trade = self.trade and (self.trade_px >= o.stop if s > 0 else self.trade_px <= o.stop)
                 if by_quote or by_trade:
                     self._event(
@@ -608,7 +630,9 @@ class ReferenceEngine:
         if self.queue_model == 0:
             return
         level = math.nan
-        if self.book:
+        if self.l2:  # every level is visible
+            level = float(self.depth[o.side].get(o.price, [0])[0])
+        elif self.book:
             touch = self.book[-o.side][0]
             if touch == o.price:
                 level = float(self.shown[-o.side])
@@ -657,7 +681,32 @@ class ReferenceEngine:
             self.unknown.append([known, o.side * q, o.from_target])
         self._event(out, ts, o, FILLED if o.open == 0 else PARTIALLY_FILLED, price, qty)
 
+    def _take_l2(self, o: _Order, ts: int, out) -> None:  # type: ignore[no-untyped-def]
+        """Walk the opposite depth best price first, up to the limit; one fill per level."""
+        limit = o.exec_type == LIMIT
+        lv = self.depth[-o.side]
+        prices = sorted(lv, reverse=o.side < 0)
+        if limit:
+            prices = [p for p in prices if (p <= o.price if o.side > 0 else p >= o.price)]
+        if o.tif == FOK and sum(lv[p][0] - lv[p][1] for p in prices) < o.open:
+            self._kill(o, ts, CANCELLED, out)
+            return
+        for p in prices:
+            q = min(o.open, lv[p][0] - lv[p][1])
+            if q > 0:
+                lv[p][1] += q
+                self._fill(o, ts, p, q, False, out)
+        if o.open <= 0:
+            return
+        if o.tif == IOC:
+            self._kill(o, ts, CANCELLED, out)
+        elif limit and not self._crosses(o.side, o.price):
+            self._rest(o)
+
     def _take(self, o: _Order, ts: int, out) -> None:  # type: ignore[no-untyped-def]
+        if self.l2:
+            self._take_l2(o, ts, out)
+            return
         limit = o.exec_type == LIMIT
         can = bool(self.book) and (not limit or self._crosses(o.side, o.price))
         level = self.book.get(o.side, [0, 0])
@@ -683,6 +732,18 @@ class ReferenceEngine:
         elif limit and self.book and not self._crosses(o.side, o.price):
             self._rest(o)
 
+    def _cross_l2(self, o: _Order, ts: int, out) -> None:  # type: ignore[no-untyped-def]
+        """A resting order the depth reached: what is left at or through its price, best first, in one maker fill."""
+        lv, q = self.depth[-o.side], 0
+        for p in sorted(lv, reverse=o.side < 0):
+            if (p > o.price) if o.side > 0 else (p < o.price):
+                break
+            a = min(lv[p][0] - lv[p][1], o.open - q)
+            lv[p][1] += a
+            q += a
+        if q > 0:
+            self._fill(o, ts, o.price, q, True, out)
+
     def _passive(self, o: _Order, ts: int, out) -> None:  # type: ignore[no-untyped-def]
         s = o.side
         if self.trade:
@@ -703,14 +764,20 @@ class ReferenceEngine:
                         if o.open <= 0:
                             return
         if self._crosses(s, o.price):
-            self._fill(o, ts, o.price, o.open, True, out)
+            if self.l2:
+                self._cross_l2(o, ts, out)
+            else:
+                self._fill(o, ts, o.price, o.open, True, out)
             return
-        if self.queue_model == 0 or not self.book:
+        if self.queue_model == 0:
             return
-        touch = self.book[-s][0]
-        if touch == o.price:
+        if self.l2:
+            level = float(self.depth[s].get(o.price, [0])[0])
+        elif not self.book:
+            return
+        elif self.book[-s][0] == o.price:
             level = float(self.shown[-s])
-        elif (touch < o.price) if s > 0 else (touch > o.price):
+        elif (self.book[-s][0] < o.price) if s > 0 else (self.book[-s][0] > o.price):
             level = 0.0
         else:
             o.level_prev, o.cum_trade = math.nan, 0.0

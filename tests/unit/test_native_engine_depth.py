@@ -1,0 +1,506 @@
+"""The native Engine fed L2 depth: book walk, self-liquidity, queue on depth.
+
+Property tests drive the C++ engine and the pure-Python reference with the
+same random depth-diff / tick / trade / instruction streams and require
+identical fills, order events, equity, fill details, portfolio and depth;
+invariants: no fill beyond the displayed depth and no displayed lot taken
+twice (re-derived from the inputs and the fills alone), no fill before its
+order's arrival, batch split and state round trip invisible. Hand-written
+tests pin the walk, a limit crossing part of the book, and consumption that
+lasts until a diff sets the level again.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ticktape.batch import DEPTH_DTYPE
+from ticktape.native import (
+    Engine,
+    InputError,
+    Liquidity,
+    OrderAction,
+    OrderEvent,
+    OrderType,
+    QueueModel,
+    Side,
+    SlippageModel,
+    TimeInForce,
+    depth_diffs,
+    instructions,
+)
+from ticktape.reference import ReferenceEngine
+
+KINDS = ("fills", "orders", "equity", "fill_liquidity", "fill_known_ts")
+TICK_COLS = ("ts", "bid", "ask", "bid_size", "ask_size")
+ID_STEP = 1_000_000  # explicit ids leave room for target-derived ids in between
+
+
+@st.composite
+def streams(draw: st.DrawFn, max_n: int = 80) -> tuple[dict, dict]:
+    """A random config, L1 ticks, trades, targets, instructions and L2 diffs.
+
+    Depth starts at a random tick (before it the engine is on L1); levels sit
+    around a random-walking mid, sizes include 0 (delete) and sizes that are
+    not whole lots; ts strictly increases (so a fill's ts names its tick).
+    """
+    tick = draw(st.sampled_from([0.01, 0.25, 1.0, 0.3]))
+    lot = draw(st.sampled_from([1.0, 0.5, 100.0, 0.3]))
+    cfg = {
+        "tick_size": tick,
+        "lot_size": lot,
+        "entry_latency_ns": draw(st.sampled_from([0, 1, 250_000_000])),
+        "feed_latency_ns": draw(st.sampled_from([0, 0, 100_000_000])),
+        "response_latency_ns": draw(st.sampled_from([0, 300_000_000])),
+        "taker_fee_bps": draw(st.sampled_from([0.0, 2.0])),
+        "maker_fee_bps": draw(st.sampled_from([0.0, -0.2])),
+        "fee_per_unit": draw(st.sampled_from([0.0, 0.01])),
+        "equity_interval_ns": draw(st.sampled_from([1, 1_000_000_000])),
+        "queue_model": draw(st.sampled_from(list(QueueModel))),
+        "queue_power": draw(st.sampled_from([1.0, 2.0, 3.5])),
+        "slippage_model": draw(st.sampled_from(list(SlippageModel))),
+        "impact_bps": draw(st.sampled_from([0.0, 50.0])),
+    }
+    n = draw(st.integers(1, max_n))
+    steps = st.sampled_from([1, 1_000, 100_000_000, 400_000_000])
+    ts = 1_700_000_000_000_000_000 + np.cumsum(
+        np.array(draw(st.lists(steps, min_size=n, max_size=n)), dtype=np.int64)
+    )
+    mid = 10_000 + np.cumsum(np.array(draw(st.lists(st.integers(-2, 2), min_size=n, max_size=n)), np.int64))
+    spread = np.array(draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)), dtype=np.int64)
+    bid, ask = mid * tick, (mid + spread) * tick
+    for i, q in enumerate(draw(st.lists(st.sampled_from(["ok"] * 8 + ["nan"]), min_size=n, max_size=n))):
+        if q == "nan":
+            bid[i] = np.nan
+    sizes = st.sampled_from([0.0, 1.0, 2.5, 7.0, 30.0, np.nan])
+    with_trades = draw(st.booleans())
+    last = np.full(n, np.nan)
+    if with_trades:
+        for i, off in enumerate(
+            draw(st.lists(st.one_of(st.none(), st.integers(-3, 4)), min_size=n, max_size=n))
+        ):
+            if off is not None:
+                last[i] = (mid[i] + off) * tick
+    cols = {
+        "ts": ts,
+        "bid": bid,
+        "ask": ask,
+        "bid_size": np.array(draw(st.lists(sizes, min_size=n, max_size=n))),
+        "ask_size": np.array(draw(st.lists(sizes, min_size=n, max_size=n))),
+        "last": last,
+        "last_size": np.array(draw(st.lists(sizes, min_size=n, max_size=n))),
+    }
+    if draw(st.booleans()):
+        targets = st.one_of(st.just(np.nan), st.just(np.nan), st.just(np.nan), st.integers(-15, 15))
+        cols["target"] = np.array(draw(st.lists(targets, min_size=n, max_size=n)), dtype=np.float64) * lot
+    # depth: from a random tick on, 0-4 diffs per tick (bids at/below mid, asks above; sometimes crossed)
+    start = draw(st.integers(0, n))
+    level_sizes = st.sampled_from([0.0, 0.0, 1.0, 2.0, 3.5, 5.0, 12.0, 40.0]).map(lambda q: q * lot)
+    drows = []
+    for i in range(start, n):
+        for _ in range(draw(st.sampled_from([0, 1, 1, 2, 3, 4] if i > start else [4, 6]))):
+            side = draw(st.sampled_from([1, -1]))
+            off = draw(st.integers(-4, 1)) if side > 0 else draw(st.integers(-1, 4)) + int(spread[i])
+            drows.append((i, side, (mid[i] + off) * tick, draw(level_sizes)))
+    cols["depth"] = np.array(drows, dtype=DEPTH_DTYPE)
+    rows: list[dict] = []
+    issued: dict[int, int] = {}  # id -> type
+    for i in range(n):
+        for _ in range(draw(st.sampled_from([0, 0, 1, 1, 2]))):
+            action = draw(st.sampled_from([OrderAction.NEW] * 4 + [OrderAction.CANCEL, OrderAction.MODIFY]))
+            if action != OrderAction.NEW and not issued:
+                action = OrderAction.NEW
+            row = {
+                "i": i,
+                "action": action,
+                "latency_ns": draw(st.sampled_from([-1, -1, 0, 50_000_000])),
+                "price": np.nan,
+                "stop_price": np.nan,
+            }
+            if action == OrderAction.NEW:
+                oid = (len(issued) + 1) * ID_STEP
+                type_ = draw(
+                    st.sampled_from([OrderType.MARKET, OrderType.LIMIT, OrderType.LIMIT, *OrderType])
+                )
+                tif = draw(
+                    st.sampled_from([TimeInForce.GTC, TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK])
+                )
+                if type_ == OrderType.LIMIT and draw(st.booleans()):
+                    tif = TimeInForce.POST_ONLY
+                row |= {"order_id": oid, "side": draw(st.sampled_from([1, -1])), "type": type_, "tif": tif}
+                row["qty"] = draw(st.integers(1, 25)) * lot
+                if type_ in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+                    row["price"] = (mid[i] + draw(st.integers(-4, 5))) * tick
+                if type_ in (OrderType.STOP, OrderType.STOP_LIMIT):
+                    row["stop_price"] = (mid[i] + draw(st.integers(-3, 4))) * tick
+                issued[oid] = type_
+            else:
+                oid = draw(st.sampled_from(sorted(issued)))
+                row |= {"order_id": oid, "side": 0, "type": 0, "tif": 0, "qty": np.nan}
+                if action == OrderAction.MODIFY:
+                    if issued[oid] in (OrderType.LIMIT, OrderType.STOP_LIMIT) and draw(st.booleans()):
+                        row["price"] = (mid[i] + draw(st.integers(-4, 5))) * tick
+                    if draw(st.booleans()):
+                        row["qty"] = draw(st.integers(1, 30)) * lot
+            rows.append(row)
+    orders = instructions(len(rows))
+    for k, r in enumerate(rows):
+        for f, v in r.items():
+            orders[k][f] = v
+    cols["orders"] = orders
+    return cfg, cols
+
+
+def part(cols: dict, a: int, b: int) -> dict:
+    """Ticks [a, b) of a stream with their instructions and diffs (i rebased)."""
+    p = {k: v[a:b] for k, v in cols.items() if k not in ("orders", "depth")}
+    for k in ("orders", "depth"):
+        o = cols[k]
+        sel = o[(o["i"] >= a) & (o["i"] < b)].copy()
+        sel["i"] -= a
+        p[k] = sel
+    return p
+
+
+def call(eng, cols: dict) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+    return eng.process(
+        *(cols[c] for c in TICK_COLS), cols.get("target"), last=cols["last"], last_size=cols["last_size"],
+        orders=cols["orders"], depth=cols["depth"], details=True,
+    )  # fmt: skip
+
+
+def concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([p[k] for p in parts]) for k in KINDS}
+
+
+def run(eng, cols: dict) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+    return concat([call(eng, cols), eng.finish(details=True)])
+
+
+def assert_same(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
+    for kind in KINDS:
+        a, b = got[kind], want[kind]
+        assert a.dtype == b.dtype, kind
+        assert len(a) == len(b), (kind, a, b)
+        for name in a.dtype.names or (None,):
+            x, y = (a, b) if name is None else (a[name], b[name])
+            np.testing.assert_array_equal(x, y, err_msg=f"{kind}.{name}")
+
+
+def ref_depth(ref: ReferenceEngine, side: int) -> list[list[int]]:
+    lv = ref.depth[side]
+    return [[p, *lv[p]] for p in sorted(lv, reverse=side > 0)]
+
+
+# ------------------------------------------------------------ properties
+
+
+@settings(max_examples=200, deadline=None)
+@given(streams())
+def test_depth_engine_matches_reference(stream: tuple[dict, dict]) -> None:
+    cfg, cols = stream
+    nat, ref = Engine(**cfg), ReferenceEngine(**cfg)
+    assert_same(run(nat, cols), run(ref, cols))
+    assert nat.position == ref.position
+    assert nat.cash == ref.cash
+    assert nat.fees == ref.fees
+    assert nat.open_orders == [o.id for o in ref.open]
+    assert nat.has_depth == ref.l2 == (len(cols["depth"]) > 0)
+    for side in (Side.BUY, Side.SELL):
+        assert nat.depth_levels(side).tolist() == ref_depth(ref, side)
+    assert nat.equity == ref.equity or (math.isnan(nat.equity) and math.isnan(ref.equity))
+
+
+@settings(max_examples=150, deadline=None)
+@given(streams())
+def test_no_fill_beyond_displayed_depth_nor_twice(stream: tuple[dict, dict]) -> None:
+    """Replays the diffs and the fills alone: every fill taken from depth is covered by lots displayed and not yet taken.
+
+    A taker fill takes its own price level; a maker fill of an order that the
+    opposite side reached takes the levels at or through its price, best
+    first (checked on streams without trades, where every maker fill is one).
+    """
+    cfg, cols = stream
+    eng = Engine(**cfg)
+    out = run(eng, cols)
+    fills, liq = out["fills"], out["fill_liquidity"]
+    depth = cols["depth"]
+    if not len(depth):
+        return
+    start = int(depth["i"][0])
+    trades = bool(np.isfinite(cols["last"]).any())
+    tick_of = {int(t): k for k, t in enumerate(cols["ts"])}
+    book: dict[int, dict[int, list[int]]] = {1: {}, -1: {}}  # side -> price ticks -> [displayed, taken]
+    d = 0
+    tk, lot = cfg["tick_size"], cfg["lot_size"]
+    lots = lambda q: math.floor(q / lot + 1e-9) if q > 0 else 0  # noqa: E731
+    for f, lq in zip(fills, liq, strict=True):
+        k = tick_of[int(f["ts"])]
+        while d < len(depth) and depth["i"][d] <= k:
+            side, px, q = int(depth["side"][d]), round(depth["price"][d] / tk), lots(float(depth["qty"][d]))
+            if q:
+                book[side][px] = [q, 0]
+            else:
+                book[side].pop(px, None)
+            d += 1
+        if k < start:
+            continue
+        s = int(f["side"])
+        opp = book[-s]
+        want, px = round(float(f["qty"]) / lot), round(float(f["price"]) / tk)
+        if lq == Liquidity.TAKER:
+            assert px in opp, ("taker fill at a price no level displays", f)
+            assert opp[px][0] - opp[px][1] >= want, ("taker fill beyond what is left displayed", f, opp[px])
+            opp[px][1] += want
+        elif not trades:
+            for p in sorted(opp, reverse=s < 0):
+                if (p > px) if s > 0 else (p < px):
+                    break
+                a = min(opp[p][0] - opp[p][1], want)
+                opp[p][1] += a
+                want -= a
+            assert want == 0, ("maker fill beyond what is left displayed", f)
+
+
+@settings(max_examples=100, deadline=None)
+@given(streams())
+def test_depth_fills_never_before_arrival(stream: tuple[dict, dict]) -> None:
+    cfg, cols = stream
+    out = run(Engine(**cfg), cols)
+    ev, fills = out["orders"], out["fills"]
+    own = {int(o["order_id"]): int(o["latency_ns"]) for o in cols["orders"] if o["action"] == OrderAction.NEW}
+    submitted = {int(o["order_id"]): int(o["ts"]) for o in ev if o["event"] == OrderEvent.SUBMITTED}
+    for f in fills:
+        oid = int(f["order_id"])
+        lat = own.get(oid, -1)
+        arrival = submitted[oid] + cfg["feed_latency_ns"] + (lat if lat >= 0 else cfg["entry_latency_ns"])
+        assert f["ts"] >= arrival and f["ts"] > submitted[oid], (f, arrival)
+
+
+@settings(max_examples=100, deadline=None)
+@given(streams(), st.data())
+def test_depth_batch_split_and_state_round_trip_are_invisible(
+    stream: tuple[dict, dict], data: st.DataObject
+) -> None:
+    cfg, cols = stream
+    n = len(cols["ts"])
+    whole = run(Engine(**cfg), cols)
+    cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=5)))
+    restore_at = set(data.draw(st.lists(st.integers(0, len(cuts)), max_size=3)))
+    eng = Engine(**cfg)
+    parts = []
+    for k, (a, b) in enumerate(zip([0, *cuts], [*cuts, n], strict=True)):
+        if k in restore_at:
+            state = eng.get_state()
+            eng = Engine.from_state(state)
+            assert eng.get_state() == state
+        parts.append(call(eng, part(cols, a, b)))
+    parts.append(eng.finish(details=True))
+    assert_same(concat(parts), whole)
+
+
+# ------------------------------------------------------------ hand-written
+
+S = 10**9
+
+
+def book_cols(n: int, depth: np.ndarray, orders: np.ndarray, **extra: np.ndarray) -> dict:
+    """n ticks one second apart whose L1 quote (99/101) differs from the depth, so depth is what counts."""
+    cols = {
+        "ts": np.arange(n, dtype=np.int64) * S,
+        "bid": np.full(n, 99.0),
+        "ask": np.full(n, 101.0),
+        "bid_size": np.full(n, 1000.0),
+        "ask_size": np.full(n, 1000.0),
+        "last": np.full(n, np.nan),
+        "last_size": np.full(n, np.nan),
+        "orders": orders,
+        "depth": depth,
+    }
+    return cols | extra
+
+
+ASKS_3 = depth_diffs(
+    i=0,
+    side=[Side.SELL] * 3 + [Side.BUY] * 2,
+    price=[100.01, 100.02, 100.03, 100.0, 99.99],
+    qty=[3, 4, 5, 6, 7],
+)
+
+
+def both(cols: dict, **cfg) -> tuple[dict, Engine]:  # type: ignore[no-untyped-def]
+    """Run native and reference, require identical output; return the native's."""
+    cfg.setdefault("tick_size", 0.01)
+    eng, ref = Engine(**cfg), ReferenceEngine(**cfg)
+    out = run(eng, cols)
+    assert_same(out, run(ref, cols))
+    for side in (Side.BUY, Side.SELL):
+        assert eng.depth_levels(side).tolist() == ref_depth(ref, side)
+    return out, eng
+
+
+def fills(out: dict) -> list[tuple]:
+    return [
+        (int(t) // S, int(o), p, q, Liquidity(liq).name)
+        for (t, o, p, q), liq in zip(
+            out["fills"][["ts", "order_id", "price", "qty"]].tolist(), out["fill_liquidity"], strict=True
+        )
+    ]
+
+
+def test_market_order_walks_the_book_at_each_level_price() -> None:
+    cols = book_cols(3, ASKS_3, instructions(i=[0], order_id=[1], side=Side.BUY, qty=[10.0]))
+    out, eng = both(cols)
+    # 3 @ 100.01, 4 @ 100.02, 3 @ 100.03: VWAP (300.03 + 400.08 + 300.09) / 10 = 100.02
+    assert fills(out) == [
+        (1, 1, 100.01, 3.0, "TAKER"),
+        (1, 1, 100.02, 4.0, "TAKER"),
+        (1, 1, 100.03, 3.0, "TAKER"),
+    ]
+    f = out["fills"]
+    assert float(np.sum(f["price"] * f["qty"]) / np.sum(f["qty"])) == pytest.approx(100.02, abs=1e-12)
+    assert eng.position == 10.0
+    # what it took stays taken: [price ticks, displayed, taken]
+    assert eng.depth_levels(Side.SELL).tolist() == [[10001, 3, 3], [10002, 4, 4], [10003, 5, 3]]
+    assert eng.mark == pytest.approx(100.005)  # mid of the depth, not of the 99/101 L1 quote
+
+
+def test_sell_walks_bids_and_market_remainder_waits() -> None:
+    cols = book_cols(3, ASKS_3, instructions(i=[0], order_id=[1], side=Side.SELL, qty=[20.0]))
+    out, eng = both(cols)
+    assert fills(out) == [(1, 1, 100.0, 6.0, "TAKER"), (1, 1, 99.99, 7.0, "TAKER")]
+    assert eng.open_orders == [1] and eng.open_qty == -7.0  # no more bids: the rest waits for depth
+
+
+def test_limit_crossing_part_of_the_book_takes_then_rests() -> None:
+    depth = np.concatenate(
+        [ASKS_3, depth_diffs(i=[2, 2], side=Side.SELL, price=[100.01, 100.02], qty=[0.0, 0.0])]
+    )
+    orders = instructions(
+        i=[0], order_id=[1], side=Side.BUY, type=OrderType.LIMIT, price=[100.02], qty=[10.0]
+    )
+    out, eng = both(book_cols(4, depth, orders), queue_model=QueueModel.RISK_AVERSE)
+    # takes 3 @ 100.01 and 4 @ 100.02, never 100.03 (beyond its limit)
+    assert fills(out) == [(1, 1, 100.01, 3.0, "TAKER"), (1, 1, 100.02, 4.0, "TAKER")]
+    ev = [(int(t) // S, OrderEvent(e).name) for t, e in out["orders"][["ts", "event"]].tolist()]
+    assert ev == [(0, "SUBMITTED"), (1, "ACCEPTED"), (1, "PARTIALLY_FILLED"), (1, "PARTIALLY_FILLED")]
+    # still working at tick 1 (100.01 is displayed, if taken); at tick 2 the levels go: it rests
+    assert eng.open_orders == [1] and eng.open_qty == 3.0
+
+
+def test_consumption_lasts_until_a_diff_sets_the_level_again() -> None:
+    depth = np.concatenate([ASKS_3, depth_diffs(i=[3], side=[Side.SELL], price=[100.01], qty=[2.0])])
+    orders = instructions(
+        i=[0, 1, 2], order_id=[1, 2, 3], side=Side.BUY, type=OrderType.MARKET, qty=[2.0, 2.0, 4.0],
+        tif=TimeInForce.IOC,
+    )  # fmt: skip
+    out, eng = both(book_cols(5, depth, orders))
+    assert fills(out) == [
+        (1, 1, 100.01, 2.0, "TAKER"),
+        # order 2 finds 1 lot left at 100.01, then 100.02
+        (2, 2, 100.01, 1.0, "TAKER"),
+        (2, 2, 100.02, 1.0, "TAKER"),
+        # order 3 (tick 3, after the diff re-set 100.01 to 2): 2 @ 100.01, then 2 of the 3 left at 100.02
+        (3, 3, 100.01, 2.0, "TAKER"),
+        (3, 3, 100.02, 2.0, "TAKER"),
+    ]
+    assert eng.depth_levels(Side.SELL).tolist() == [[10001, 2, 2], [10002, 4, 3], [10003, 5, 0]]
+
+
+def test_two_orders_on_one_tick_never_share_a_level() -> None:
+    orders = instructions(i=[0, 0], order_id=[1, 2], side=Side.BUY, qty=[2.0, 2.0], tif=TimeInForce.IOC)
+    out, _ = both(book_cols(2, ASKS_3, orders))
+    assert fills(out) == [
+        (1, 1, 100.01, 2.0, "TAKER"),
+        (1, 2, 100.01, 1.0, "TAKER"),
+        (1, 2, 100.02, 1.0, "TAKER"),
+    ]
+
+
+def test_fok_counts_every_level_within_the_limit() -> None:
+    orders = instructions(
+        i=[0, 0], order_id=[1, 2], side=Side.BUY, type=OrderType.LIMIT, tif=TimeInForce.FOK,
+        price=[100.02, 100.02], qty=[8.0, 7.0],
+    )  # fmt: skip
+    out, _ = both(book_cols(2, ASKS_3, orders))
+    # 3 + 4 = 7 within 100.02: 8 is refused whole, 7 fills whole
+    assert fills(out) == [(1, 2, 100.01, 3.0, "TAKER"), (1, 2, 100.02, 4.0, "TAKER")]
+    assert (1, 1, "CANCELLED") in [
+        (int(t) // S, o, OrderEvent(e).name)
+        for t, o, e in out["orders"][["ts", "order_id", "event"]].tolist()
+    ]
+
+
+def test_resting_order_queue_starts_at_the_level_size() -> None:
+    # a buy at 100.00 joins 6 displayed there (risk-averse: only trades at the price move it)
+    orders = instructions(i=[0], order_id=[1], side=Side.BUY, type=OrderType.LIMIT, price=[100.0], qty=[2.0])
+    last = np.array([np.nan, np.nan, 100.0, 100.0])
+    out, _ = both(
+        book_cols(4, ASKS_3, orders, last=last, last_size=np.array([np.nan, np.nan, 5.0, 3.0])),
+        queue_model=QueueModel.RISK_AVERSE,
+    )
+    # 5 traded: 1 short of the 6 ahead; 3 more: 2 fill
+    assert fills(out) == [(3, 1, 100.0, 2.0, "MAKER")]
+
+
+def test_resting_order_reached_by_the_asks_fills_only_what_they_display() -> None:
+    depth = np.concatenate([ASKS_3, depth_diffs(i=[2], side=[Side.SELL], price=[99.99], qty=[3.0])])
+    orders = instructions(
+        i=[0, 0], order_id=[1, 2], side=Side.BUY, type=OrderType.LIMIT, price=[100.0, 100.0], qty=[2.0, 2.0]
+    )
+    out, eng = both(book_cols(4, depth, orders))
+    # an ask of 3 at 99.99 reaches both resting buys at 100.00: 3 lots in all, at their own price
+    assert fills(out) == [(2, 1, 100.0, 2.0, "MAKER"), (2, 2, 100.0, 1.0, "MAKER")]
+    assert eng.open_qty == 1.0
+
+
+def test_depth_state_round_trip_and_old_versions_refused() -> None:
+    cols = book_cols(2, ASKS_3, instructions(i=[0], order_id=[1], side=Side.BUY, qty=[5.0]))
+    eng = Engine(0.01)
+    call(eng, cols)
+    state = eng.get_state()
+    other = Engine.from_state(state)
+    assert other.get_state() == state and other.has_depth
+    assert other.depth_levels(Side.SELL).tolist() == eng.depth_levels(Side.SELL).tolist()
+    old = bytearray(state)
+    old[4:8] = struct.pack("<I", 3)
+    with pytest.raises(ValueError, match="unsupported engine state version 3"):
+        Engine.from_state(bytes(old))
+    with pytest.raises(ValueError, match=r"truncated engine state|corrupt engine state"):
+        Engine.from_state(state[:-5])
+
+
+@pytest.mark.parametrize(
+    ("rows", "match"),
+    [
+        ({"i": [0, 5]}, r"depth.i\[1\] = 5 is not the index of a tick"),
+        ({"i": [1, 0]}, r"depth.i\[1\] = 0 decreases"),
+        ({"i": [-1, 0]}, r"depth.i\[0\] = -1 is not the index"),
+        ({"side": [1, 0]}, r"depth.side\[1\] = 0 must be \+1"),
+        ({"qty": [1.0, np.nan]}, r"depth.qty\[1\] = nan must be finite and >= 0"),
+        ({"qty": [-1.0, 1.0]}, r"depth.qty\[0\] = -1 must be finite and >= 0"),
+        ({"price": [100.0, 100.005]}, r"depth.price\[1\] = 100.005 is not on the tick grid"),
+        ({"price": [np.nan, 100.0]}, r"depth.price\[0\] = nan must be finite and > 0"),
+    ],
+)
+def test_bad_depth_names_field_and_index(rows: dict, match: str) -> None:
+    base = {"i": [0, 1], "side": [1, -1], "price": [100.0, 100.02], "qty": [1.0, 1.0]}
+    d = depth_diffs(**(base | rows))
+    eng = Engine(0.01)
+    with pytest.raises(InputError, match=match):
+        call(eng, book_cols(3, d, instructions()))
+    assert eng.ticks_processed == 0 and not eng.has_depth
+
+
+def test_depth_dtype_and_helper() -> None:
+    with pytest.raises(TypeError, match="DEPTH_DTYPE"):
+        Engine(0.01).process(np.zeros(1, np.int64), [1.0], [1.0], [1.0], [1.0], depth=np.zeros(1))
+    with pytest.raises(ValueError, match="unknown depth field 'prize'"):
+        depth_diffs(prize=[1.0])
+    assert depth_diffs(2).dtype == DEPTH_DTYPE
