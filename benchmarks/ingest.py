@@ -52,10 +52,10 @@ CHUNK = 200_000
 _TCK = os.sysconf("SC_CLK_TCK")
 
 
-def _gen(n: int, symbol: str = "BENCH", regimes: bool = False):
+def _gen(n: int, symbol: str = "BENCH", regimes: bool = False, rate: float = 20.0):
     from ticktape.data import synth
 
-    cfg = synth.ProcessConfig(symbol=symbol, n_ticks=n, seed=1, regimes=regimes)
+    cfg = synth.ProcessConfig(symbol=symbol, n_ticks=n, seed=1, regimes=regimes, rate_per_s=rate)
     return synth.generate_process(cfg, chunk=CHUNK)
 
 
@@ -276,7 +276,7 @@ async def throughput(dsn: str, n: int, tmp: Path) -> list[Row]:
         await measure("regimes", "generator: calm/news regimes -> batches", lambda: gen(True), db=False)
         await measure("bars", "generator: bars, Brownian bridge -> batches", bars, db=False)
 
-        bench_symbols = ("BENCH_COPY", "BENCH_CSV", "BENCH_CSV_SEQ")
+        bench_symbols = ("BENCH_COPY", "BENCH_MONTHS", "BENCH_CSV", "BENCH_CSV_SEQ")
         for s in bench_symbols:
             await store.delete_ticks(conn, s)
         batches = list(_gen(n, "BENCH_COPY"))
@@ -297,6 +297,27 @@ async def throughput(dsn: str, n: int, tmp: Path) -> list[Row]:
             return w.stored
 
         await measure("bulk", "batches -> store (TickWriter, new months in bulk)", bulk)
+        await store.delete_ticks(conn, "BENCH_COPY")
+        # the same number of ticks spread over four months (0.2 ticks/s)
+        spread = list(_gen(n, "BENCH_MONTHS", rate=0.2))
+
+        async def bulk_months(second: object = None) -> int:
+            async with store.TickWriter(conn, second=second) as w:  # type: ignore[arg-type]
+                for b in spread:
+                    await w.write("BENCH_MONTHS", b)
+            return w.stored
+
+        await measure("bulk_months", "batches over 4 months -> store (TickWriter)", bulk_months)
+        await store.delete_ticks(conn, "BENCH_MONTHS")
+        await measure(
+            "bulk_months2",
+            "batches over 4 months -> store (TickWriter, two connections)",
+            lambda: bulk_months(conn2),
+        )
+        await store.delete_ticks(conn, "BENCH_MONTHS")
+        async with store.TickWriter(conn) as w:  # the rows the read rows read
+            for b in batches:
+                await w.write("BENCH_COPY", b)
         await conn.execute("ANALYZE ticks")
 
         async def read() -> int:
@@ -323,7 +344,8 @@ async def throughput(dsn: str, n: int, tmp: Path) -> list[Row]:
 
         async def csv_import(prefetch: int = 2, symbol: str = "BENCH_CSV") -> int:
             imp = Importer(csv_path, "csv", symbol=symbol, time_format="ns")
-            rep = await import_to_store(conn, imp, refresh=False, prefetch=prefetch)
+            # (two connections, as `ticktape data import` does)
+            rep = await import_to_store(conn, imp, refresh=False, prefetch=prefetch, second=conn2)
             return rep.accepted
 
         await measure("parse", "CSV -> validated batches (parse only)", parse, db=False)
@@ -421,6 +443,7 @@ TARGETS = {
     "generate": 5_000_000,
     "write": 1_000_000,
     "bulk": 1_000_000,
+    "bulk_months2": 1_000_000,
     "csv_store": 1_000_000,
     "read": 2_000_000,
     "read2": 2_000_000,

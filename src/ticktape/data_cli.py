@@ -40,8 +40,10 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _with_store(fn: Callable[[Any], Awaitable[T]], *, what: str | None = None) -> T:
+def _with_store(fn: Callable[..., Awaitable[T]], *, what: str | None = None, second: bool = False) -> T:
     """Run ``fn(conn)`` on the migrated store (external DSN or the embedded server).
+
+    ``second``: call ``fn(conn, other)`` with a second connection as well.
 
     A database that cannot be reached, started or written (refused, a
     permission, a failed migration, a connection lost halfway) ends the
@@ -60,10 +62,16 @@ def _with_store(fn: Callable[[Any], Awaitable[T]], *, what: str | None = None) -
 
     async def go(dsn: str) -> T:
         conn = await store.connect(dsn)
+        other = None
         try:
             await store.migrate(conn)
+            if second:
+                other = await store.connect(dsn)
+                return await fn(conn, other)
             return await fn(conn)
         finally:
+            if other is not None:
+                await other.close()
             await conn.close()
 
     try:
@@ -184,10 +192,10 @@ def import_(
                 report = importer.run()
             else:
 
-                async def go(conn: Any) -> Any:
-                    return await import_to_store(conn, importer)
+                async def go(conn: Any, other: Any) -> Any:
+                    return await import_to_store(conn, importer, second=other)
 
-                report = _with_store(go, what=f"import {file}")
+                report = _with_store(go, what=f"import {file}", second=True)
         except ImportFailed as exc:
             raise _fail(str(exc)) from None
         progress.update(task, completed=size)

@@ -557,6 +557,12 @@ async def _ticks_partitioned(conn: asyncpg.Connection) -> bool:
     return bool(await conn.fetchval("SELECT relkind = 'p' FROM pg_class WHERE oid = 'ticks'::regclass"))
 
 
+#: What CREATE TABLE of a partition raises when another transaction created
+#: it first (and has committed since): the name, or (when both were
+#: creating it at once) the unique index of its row type in pg_type.
+_CREATED_MEANWHILE = (asyncpg.DuplicateTableError, asyncpg.UniqueViolationError)
+
+
 async def _ensure_tick_partitions(conn: asyncpg.Connection, symbol: str, months: np.ndarray) -> None:
     """Create the missing ``ticks`` partitions of ``symbol`` for ``months`` (inside a transaction).
 
@@ -587,7 +593,7 @@ async def _ensure_tick_partitions(conn: asyncpg.Connection, symbol: str, months:
         try:
             async with conn.transaction():
                 await conn.execute(f"CREATE TABLE {name} (LIKE ticks INCLUDING DEFAULTS)")
-        except asyncpg.DuplicateTableError:
+        except _CREATED_MEANWHILE:
             continue  # created (and attached) by another writer meanwhile
         created.append((name, month))
     for name, month in created:
@@ -600,6 +606,16 @@ class TickWriter:
     Use it for imports (``import_to_store`` does); :func:`write_ticks` is
     the one-batch form. Same guarantees: ``(symbol, ts, seq)`` already
     stored are skipped, so a re-import stores nothing new.
+
+    Parameters
+    ----------
+    conn
+        The connection to write on (not inside a transaction, for the bulk
+        path).
+    second
+        Another connection to the same database: when the stream moves on
+        to a new month, the finished month's key is built and attached on
+        one connection while the new month is loaded on the other.
 
     Examples
     --------
@@ -627,19 +643,21 @@ class TickWriter:
     when the server has stored it: the next batch is prepared (in a worker
     thread) while the server ingests this one, and an error of that COPY is
     raised by the next call (:meth:`write`, :meth:`close`). Don't use the
-    connection for anything else until :meth:`close`.
+    connections for anything else until :meth:`close`.
 
     On TimescaleDB (``ticks`` is a hypertable) and inside a caller's
     transaction every batch goes through :func:`write_ticks`.
     """
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, *, second: asyncpg.Connection | None = None) -> None:
         self.conn = conn
         self.stored = 0
         self.bulk_rows = 0  #: rows loaded through bulk months (included in ``stored``)
+        self._conns = [conn] if second is None else [conn, second]
         self._bulk: bool | None = None
         self._open: _OpenMonth | None = None
         self._inflight: asyncio.Future[Any] | None = None  # the COPY into the open month
+        self._finishing: asyncio.Future[None] | None = None  # a month's key and attach, on _conns[1]
 
     async def __aenter__(self) -> TickWriter:
         return self
@@ -655,7 +673,8 @@ class TickWriter:
         if self._bulk is None:
             self._bulk = not self.conn.is_in_transaction() and await _ticks_partitioned(self.conn)
         if not self._bulk:
-            self.stored += await write_ticks(self.conn, symbol, ticks, seq)
+            added = await write_ticks(self.conn, symbol, ticks, seq)
+            self.stored += added  # (not `+= await`: a month finishing meanwhile adds to it too)
             return
         # (in a thread: the event loop keeps sending the COPY in flight meanwhile)
         columns, pg_ts, seq_ = await asyncio.to_thread(_tick_columns, symbol, ticks, seq, "TickWriter.write")
@@ -680,28 +699,30 @@ class TickWriter:
         ticks: np.ndarray,
         seq: np.ndarray,
     ) -> None:
-        conn = self.conn
         n = len(ticks)
         if self._open is not None and self._open.symbol == symbol and self._open.month == month:
             await self._copy(columns, n)
             return
-        await self.close()
+        await self._leave_month()
+        conn = self._conns[0]
         name = tick_partition(symbol, month)
         if not await conn.fetchval("SELECT to_regclass($1) IS NULL", name):
-            self.stored += await write_ticks(conn, symbol, ticks, seq)
+            added = await write_ticks(conn, symbol, ticks, seq)
+            self.stored += added  # (not `+= await`: a month finishing meanwhile adds to it too)
             return
         tx = conn.transaction()
         await tx.start()
         try:
             await conn.execute(f"CREATE TABLE {name} (LIKE ticks INCLUDING DEFAULTS)")
-        except asyncpg.DuplicateTableError:  # another writer made it meanwhile: it is there now
+        except _CREATED_MEANWHILE:  # another writer made it meanwhile: it is there now
             await tx.rollback()
-            self.stored += await write_ticks(conn, symbol, ticks, seq)
+            added = await write_ticks(conn, symbol, ticks, seq)
+            self.stored += added  # (not `+= await`: a month finishing meanwhile adds to it too)
             return
         except BaseException:
             await tx.rollback()
             raise
-        self._open = _OpenMonth(symbol, month, name, tx)
+        self._open = _OpenMonth(symbol, month, name, tx, conn)
         await self._copy(columns, n)
 
     async def _copy(self, columns: list[np.ndarray | bytes], n: int) -> None:
@@ -710,7 +731,7 @@ class TickWriter:
             payload = await asyncio.to_thread(encode_copy, columns, n)
             await self._drain()
             self._inflight = asyncio.ensure_future(
-                self.conn.copy_to_table(
+                self._open.conn.copy_to_table(
                     self._open.table, source=payload, columns=_TICK_NAMES, format="binary", freeze=True
                 )
             )
@@ -725,8 +746,9 @@ class TickWriter:
         if task is not None:
             await task
 
-    async def close(self) -> None:
-        """Finish the open month: build its key, attach it, commit."""
+    async def _leave_month(self) -> None:
+        """Finish the open month: at once with one connection; with two, in
+        the background on its connection while the other one takes over."""
         if self._open is None:
             return
         try:
@@ -735,7 +757,17 @@ class TickWriter:
             await self.abort()
             raise
         month, self._open = self._open, None
-        conn = self.conn
+        if len(self._conns) == 1:
+            await self._finish(month)
+            return
+        previous, self._finishing = self._finishing, asyncio.ensure_future(self._finish(month))
+        self._conns.reverse()  # the next month goes on the other connection
+        if previous is not None:
+            await previous  # (that connection is free once its month is attached)
+
+    async def _finish(self, month: _OpenMonth) -> None:
+        """Build the month's key, attach it to ``ticks``, commit."""
+        conn = month.conn
         try:
             try:
                 async with conn.transaction():
@@ -758,8 +790,19 @@ class TickWriter:
         self.stored += month.rows
         self.bulk_rows += month.rows
 
+    async def close(self) -> None:
+        """Finish the open month (build its key, attach it, commit) and any
+        month still being finished on the other connection."""
+        try:
+            await self._leave_month()
+        finally:
+            task, self._finishing = self._finishing, None
+            if task is not None:
+                await task
+
     async def abort(self) -> None:
-        """Roll the open month back (nothing of it is stored)."""
+        """Roll the open month back (nothing of it is stored); a month being
+        finished on the other connection is finished."""
         task, self._inflight = self._inflight, None
         if task is not None:
             if not task.done():
@@ -770,13 +813,19 @@ class TickWriter:
         if month is not None:
             with contextlib.suppress(Exception):
                 await month.tx.rollback()
+        task, self._finishing = self._finishing, None
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await task
 
 
 class _OpenMonth:
     """A month partition being bulk-loaded by a :class:`TickWriter`."""
 
-    def __init__(self, symbol: str, month: np.datetime64, table: str, tx: Any) -> None:
-        self.symbol, self.month, self.table, self.tx = symbol, month, table, tx
+    def __init__(
+        self, symbol: str, month: np.datetime64, table: str, tx: Any, conn: asyncpg.Connection
+    ) -> None:
+        self.symbol, self.month, self.table, self.tx, self.conn = symbol, month, table, tx, conn
         self.rows = 0
 
 

@@ -420,17 +420,24 @@ async def test_tick_writer_keeps_the_first_of_a_repeated_key_and_rolls_back_on_e
         ),
         min_size=1,
         max_size=6,
-    )
+    ),
+    st.booleans(),  # TickWriter on two connections
 )
 # (found by it: a batch whose first and last ticks share a month, another month between)
-@example(writes=[("write_ticks", 0, [(0, 0, 1), (1, 0, 0), (0, 0, 0)], 0)])
-def test_any_mix_of_writes_stores_each_key_once_first_write_wins(db_url: str, writes: list) -> None:
+@example(writes=[("write_ticks", 0, [(0, 0, 1), (1, 0, 0), (0, 0, 0)], 0)], two=False)
+# (and: a count of write_ticks lost while a month was being finished on the other connection)
+@example(writes=[("writer", 0, [(0, 0, 0), (1, 0, 0)], 0), ("writer", 0, [(0, 0, 1)], 1)], two=True)
+def test_any_mix_of_writes_stores_each_key_once_first_write_wins(
+    db_url: str, writes: list, two: bool
+) -> None:
     """Batches of (month, µs, seq) keys over two symbols and three months, written
-    by TickWriter or write_ticks in any order, repeats included: the store holds
-    each key once, with the values of its first write, read back in order."""
+    by TickWriter (on one or two connections) or write_ticks in any order,
+    repeats included: the store holds each key once, with the values of its
+    first write, read back in order."""
 
     async def go() -> None:
         conn = await store.connect(db_url)
+        other = await store.connect(db_url) if two else None
         try:
             symbols = [sym(), sym()]
             model: dict[tuple[int, int, int], float] = {}
@@ -448,7 +455,7 @@ def test_any_mix_of_writes_stores_each_key_once_first_write_wins(db_url: str, wr
                 for (m, us, q), last in zip(keys, ticks["last"], strict=True):
                     model.setdefault((k, int(MONTH_NS[m]) + us * 1000, q), (value, last))
                 if how == "writer":
-                    writer = writer or store.TickWriter(conn)
+                    writer = writer or store.TickWriter(conn, second=other)
                     await writer.write(symbols[k], ticks, seq=arr[:, 2])
                 else:
                     if writer is not None:
@@ -469,6 +476,8 @@ def test_any_mix_of_writes_stores_each_key_once_first_write_wins(db_url: str, wr
                 await store.delete_ticks(conn, s)
         finally:
             await conn.close()
+            if other is not None:
+                await other.close()
 
     import asyncio
 
@@ -535,5 +544,32 @@ async def test_read_ticks_on_two_connections_gives_what_one_gives(
             async for _ in it:
                 break
         assert await conn.fetchval("SELECT 1") == 1 and await other.fetchval("SELECT 1") == 1
+    finally:
+        await other.close()
+
+
+async def test_import_on_two_connections_stores_what_one_does(
+    conn: asyncpg.Connection, db_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "months.csv"
+    step = 86_400 * 9  # 9 days: 40 ticks over a year
+    path.write_text(
+        "ts,bid,ask\n" + "".join(f"{1_704_186_000 + i * step},{100 + i},{101 + i}\n" for i in range(40))
+    )
+    a, b = sym(), sym()
+    other = await store.connect(db_url)
+    try:
+        await other.execute("SET synchronous_commit = remote_write")
+        one = await import_to_store(conn, Importer(path, "csv", symbol=a, time_format="s", block=7))
+        two = await import_to_store(
+            conn, Importer(path, "csv", symbol=b, time_format="s", block=7), second=other
+        )
+        assert one.stored == two.stored == 40
+        assert await other.fetchval("SHOW synchronous_commit") == "remote_write"
+        assert_same(await stored(conn, b), await stored(conn, a))
+        again = await import_to_store(
+            conn, Importer(path, "csv", symbol=b, time_format="s", block=7), second=other
+        )
+        assert again.stored == 0
     finally:
         await other.close()

@@ -1076,7 +1076,7 @@ def _spans(ts: np.ndarray) -> list[tuple[int, int]]:
 
 
 async def import_to_store(
-    conn: Any, importer: Importer, *, refresh: bool = True, prefetch: int = 2
+    conn: Any, importer: Importer, *, refresh: bool = True, prefetch: int = 2, second: Any = None
 ) -> ImportReport:
     """Write everything ``importer`` accepts into the store; returns its report.
 
@@ -1093,6 +1093,10 @@ async def import_to_store(
         Batches parsed ahead in a worker thread while the server ingests the
         current one (memory: about ``prefetch + 2`` blocks); 0 parses and
         writes in turn in the calling thread.
+    second
+        Another connection to the same database for the
+        :class:`ticktape.store.TickWriter`: a finished month's key is built
+        on one connection while the next month is loaded on the other.
 
     Notes
     -----
@@ -1109,7 +1113,7 @@ async def import_to_store(
     """
     from ticktape import store
 
-    writer = store.TickWriter(conn)
+    writer = store.TickWriter(conn, second=second)
 
     async def write(batch: TickBatch | BookBatch) -> None:
         if isinstance(batch, TickBatch):
@@ -1121,9 +1125,15 @@ async def import_to_store(
                 conn, batch.symbol, batch.events, batch.seq
             )
 
-    sync = await conn.fetchval("SHOW synchronous_commit")
-    await conn.execute("SET synchronous_commit = off")
-    restore = f"SET synchronous_commit = {store._literal(sync)}"
+    sessions = [c for c in (conn, second) if c is not None]
+    sync = [await c.fetchval("SHOW synchronous_commit") for c in sessions]
+    for c in sessions:
+        await c.execute("SET synchronous_commit = off")
+
+    async def restore() -> None:
+        for c, value in zip(sessions, sync, strict=True):
+            await c.execute(f"SET synchronous_commit = {store._literal(value)}")
+
     try:
         if prefetch <= 0:
             for batch in importer:
@@ -1136,9 +1146,9 @@ async def import_to_store(
     except BaseException:
         await writer.abort()
         with contextlib.suppress(Exception):  # the error that got us here matters more
-            await conn.execute(restore)
+            await restore()
         raise
-    await conn.execute(restore)
+    await restore()
     rep = importer.report
     rep.stored = writer.stored
     rep.bars_refreshed = False
