@@ -425,8 +425,8 @@ def export(
 
     lo, hi = _time(start), _time(end)
 
-    async def go(conn: Any) -> int:
-        return await export_parquet(conn, out, symbol or None, start_ns=lo, end_ns=hi)
+    async def go(conn: Any, other: Any) -> int:
+        return await export_parquet(conn, out, symbol or None, start_ns=lo, end_ns=hi, second=other)
 
-    n = _with_store(go)
+    n = _with_store(go, second=True)
     console.print(f"wrote {n:,} ticks to {out}")

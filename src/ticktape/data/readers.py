@@ -9,6 +9,7 @@ last_size`` (float64, null = missing). Batches are streamed with pyarrow's
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -131,13 +132,20 @@ async def read_store(
     start_ns: int | None = None,
     end_ns: int | None = None,
     batch_size: int = 100_000,
+    second: Any = None,
 ) -> AsyncIterator[tuple[str, np.ndarray]]:
-    """Yield ``(symbol, TICK_DTYPE batch)`` from the store, symbol by symbol, in (ts, seq) order."""
+    """Yield ``(symbol, TICK_DTYPE batch)`` from the store, symbol by symbol, in (ts, seq) order.
+
+    ``second``: another connection, to read pages on both at once (see
+    :func:`ticktape.store.read_ticks`).
+    """
     from ticktape import store
 
     for symbol in symbols:
-        async for batch in store.read_ticks(conn, symbol, start_ns, end_ns, batch_size=batch_size):
-            yield symbol, batch
+        pages = store.read_ticks(conn, symbol, start_ns, end_ns, batch_size=batch_size, second=second)
+        async with contextlib.aclosing(pages) as batches:
+            async for batch in batches:
+                yield symbol, batch
 
 
 async def export_parquet(
@@ -148,8 +156,12 @@ async def export_parquet(
     start_ns: int | None = None,
     end_ns: int | None = None,
     batch_size: int = 200_000,
+    second: Any = None,
 ) -> int:
-    """Write the stored ticks of ``symbols`` (default: all) in a time range to Parquet."""
+    """Write the stored ticks of ``symbols`` (default: all) in a time range to Parquet.
+
+    ``second``: another connection, to read pages on both at once.
+    """
     import pyarrow.parquet as pq
 
     from ticktape import store
@@ -159,7 +171,9 @@ async def export_parquet(
     rows = 0
     with pq.ParquetWriter(str(path), tick_schema(), compression="zstd") as writer:
         for symbol in symbols:
-            async for batch in store.read_ticks(conn, symbol, start_ns, end_ns, batch_size=batch_size):
-                writer.write_table(_table(symbol, batch), row_group_size=1 << 20)
-                rows += len(batch)
+            pages = store.read_ticks(conn, symbol, start_ns, end_ns, batch_size=batch_size, second=second)
+            async with contextlib.aclosing(pages) as batches:
+                async for batch in batches:
+                    writer.write_table(_table(symbol, batch), row_group_size=1 << 20)
+                    rows += len(batch)
     return rows
