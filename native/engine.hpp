@@ -36,7 +36,6 @@
 #include <cstring>
 #include <deque>
 #include <limits>
-#include <map>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -240,40 +239,72 @@ struct L1Book {
 // The displayed L2 depth (fed by DepthRow diffs) with what the strategy's
 // own aggressive orders took from each level. `used` stays until market data
 // sets that level again, so no displayed lot is ever taken twice. Levels
-// are keyed by price (bids by -price) so begin() is the best level.
+// are keyed by price (bids by -price), the smallest key is the best level.
 struct DepthLevel {
   int64_t qty = 0;   // displayed lots
   int64_t used = 0;  // lots the strategy took since the level was last set
   int64_t avail() const { return qty > used ? qty - used : 0; }
 };
+// One side's levels in a vector sorted by descending key, so the best level
+// is at the back: diffs near the top of the book (nearly all of them) move
+// few elements, and a walk reads memory in order. begin()/end() iterate
+// best first.
+struct DepthSide {
+  using Entry = std::pair<int64_t, DepthLevel>;  // (key, level)
+  std::vector<Entry> v;                          // descending key
+  auto begin() { return v.rbegin(); }
+  auto end() { return v.rend(); }
+  auto begin() const { return v.rbegin(); }
+  auto end() const { return v.rend(); }
+  size_t size() const { return v.size(); }
+  bool empty() const { return v.empty(); }
+  // First element whose key is <= k (descending order), scanning from the
+  // best end: levels near the top are found in a few steps.
+  std::vector<Entry>::iterator find_pos(int64_t k) {
+    auto it = v.end();
+    for (int steps = 0; it != v.begin() && steps < 8; ++steps) {
+      auto prev = it - 1;
+      if (prev->first > k) return it;
+      it = prev;
+    }
+    return std::lower_bound(v.begin(), it, k, [](const Entry& e, int64_t x) { return e.first > x; });
+  }
+};
+
 struct DepthBook {
-  std::map<int64_t, DepthLevel> bids, asks;
+  DepthSide bids, asks;
 
   static int64_t key(int side, int64_t px) { return side > 0 ? -px : px; }
   static int64_t price(int side, int64_t key) { return side > 0 ? -key : key; }
-  std::map<int64_t, DepthLevel>& levels(int side) { return side > 0 ? bids : asks; }
-  const std::map<int64_t, DepthLevel>& levels(int side) const { return side > 0 ? bids : asks; }
+  DepthSide& levels(int side) { return side > 0 ? bids : asks; }
+  const DepthSide& levels(int side) const { return side > 0 ? bids : asks; }
 
   // A diff: the level's displayed lots (0 removes it); what the strategy had
   // taken there is forgotten.
   void set(int side, int64_t px, int64_t lots) {
     auto& m = levels(side);
+    const int64_t k = key(side, px);
+    auto it = m.find_pos(k);
+    const bool found = it != m.v.end() && it->first == k;
     if (lots <= 0) {
-      m.erase(key(side, px));
+      if (found) m.v.erase(it);
+    } else if (found) {
+      it->second = DepthLevel{lots, 0};
     } else {
-      m[key(side, px)] = DepthLevel{lots, 0};
+      m.v.insert(it, DepthSide::Entry{k, DepthLevel{lots, 0}});
     }
   }
   bool best(int side, int64_t& px) const {
     const auto& m = levels(side);
     if (m.empty()) return false;
-    px = price(side, m.begin()->first);
+    px = price(side, m.v.back().first);
     return true;
   }
   int64_t displayed(int side, int64_t px) const {
-    const auto& m = levels(side);
-    auto it = m.find(key(side, px));
-    return it == m.end() ? 0 : it->second.qty;
+    auto& m = const_cast<DepthSide&>(levels(side));
+    const int64_t k = key(side, px);
+    auto it = m.find_pos(k);
+    return (it != m.v.end() && it->first == k) ? it->second.qty : 0;
   }
 };
 
@@ -746,10 +777,11 @@ class Engine {
             lv.used < 0 || lv.used > lv.qty) {
           throw std::invalid_argument("corrupt engine state (depth)");
         }
-        m.emplace_hint(m.end(), key, lv);
+        m.v.emplace_back(key, lv);  // best first here; reversed below
         first = false;
         prev_key = key;
       }
+      std::reverse(m.v.begin(), m.v.end());
     }
     if (r.pos != r.size) throw std::invalid_argument("corrupt engine state (trailing bytes)");
     return e;
@@ -817,7 +849,7 @@ class Engine {
 
   int64_t to_lots_displayed(double size) const {
     if (!(size > 0.0)) return 0;  // NaN or 0: nothing displayed
-    const double x = std::floor(size / cfg_.lot_size + 1e-9);
+    const double x = size / cfg_.lot_size + 1e-9;  // > 0: floor is the int cast below 2**53
     return x >= kMaxLots ? static_cast<int64_t>(kMaxLots) : static_cast<int64_t>(x);
   }
 
