@@ -14,6 +14,10 @@ Prints one table:
   installed, vs hftbacktest running the same strategy on the same ticks
   (converted to its depth/trade events; its numba strategy is compiled on a
   small warm-up stream first, so compile time is not counted);
+* ticks/s of ``Engine.process`` fed L2 depth (``depth=``, 5 diffs per tick:
+  the touch levels set, one deeper level set or removed, the levels inside
+  the spread removed) with the same market maker plus a 40-lot market order
+  every 25 ticks that walks 2-3 levels, vs the reference engine;
 * events/s of L2 diffs (absolute quantity per level) through L2Book, with
   and without top-10 views, vs the reference;
 * messages/s of the LOBSTER AMZN level-1 sample (when ../shared/data is
@@ -37,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from ticktape.native import (
+    DEPTH_DTYPE,
     Engine,
     L2Book,
     L3Kind,
@@ -150,8 +155,55 @@ def mm_instructions(t: dict[str, np.ndarray], every: int = 5) -> np.ndarray:
     return ins[2:]  # no quotes to cancel at the first decision
 
 
+def depth_stream(t: dict[str, np.ndarray], seed: int = 5) -> np.ndarray:
+    """L2 diffs for the ticks of ``t``, 5 per tick (DEPTH_DTYPE, prices on the 0.01 grid).
+
+    Per tick: the level just above the bid and just below the ask removed (so
+    the book never keeps a stale level inside the spread: the mid moves at
+    most one tick at a time), the bid and the ask levels set to the tick's
+    sizes, and one level 1-6 ticks deeper on a random side set to 1-49 lots
+    or removed (20%).
+    """
+    rng = np.random.default_rng(seed)
+    n = len(t["ts"])
+    bid_t = np.rint(t["bid"] * 100).astype(np.int64)
+    ask_t = np.rint(t["ask"] * 100).astype(np.int64)
+    deep_side = np.where(rng.random(n) < 0.5, 1, -1)
+    deep_px = np.where(deep_side > 0, bid_t, ask_t) - deep_side * rng.integers(1, 7, size=n)
+    deep_qty = np.where(rng.random(n) < 0.2, 0, rng.integers(1, 50, size=n)).astype(np.float64)
+    out = np.zeros((n, 5), dtype=DEPTH_DTYPE)
+    out["i"] = np.arange(n)[:, None]
+    out["side"] = np.stack([np.ones(n), -np.ones(n), np.ones(n), -np.ones(n), deep_side], axis=1)
+    out["price"] = np.stack([bid_t + 1, ask_t - 1, bid_t, ask_t, deep_px], axis=1) / 100.0
+    out["qty"] = np.stack([np.zeros(n), np.zeros(n), t["bid_size"], t["ask_size"], deep_qty], axis=1)
+    return out.ravel()
+
+
+def l2_instructions(t: dict[str, np.ndarray], every: int = 5, sweep_every: int = 25) -> np.ndarray:
+    """The market maker of :func:`mm_instructions`, plus a 40-lot market order (alternating sides) every ``sweep_every`` ticks."""
+    rows = []
+    oid = 0
+    quotes: list[int] = []
+    for i in range(0, len(t["ts"]), every):
+        rows += [(i, OrderAction.CANCEL, q, 0, 0, np.nan, np.nan) for q in quotes]
+        quotes = [oid + 1, oid + 2]
+        rows += [
+            (i, OrderAction.NEW, oid + 1, 1, OrderType.LIMIT, t["bid"][i], 1.0),
+            (i, OrderAction.NEW, oid + 2, -1, OrderType.LIMIT, t["ask"][i], 1.0),
+        ]
+        oid += 2
+        if i % sweep_every == 0:
+            oid += 1
+            rows.append(
+                (i, OrderAction.NEW, oid, 1 if (i // sweep_every) % 2 else -1, OrderType.MARKET, np.nan, 40.0)
+            )
+    cols = list(zip(*rows, strict=True))
+    names = ("i", "action", "order_id", "side", "type", "price", "qty")
+    return instructions(**{k: np.array(v) for k, v in zip(names, cols, strict=True)})
+
+
 def split_orders(ins: np.ndarray, n: int, batch: int) -> list[np.ndarray]:
-    """The instructions of each batch of ``batch`` ticks, ``i`` relative to the batch (as a strategy emits them)."""
+    """The instructions (or depth diffs) of each batch of ``batch`` ticks, ``i`` relative to the batch (as a strategy emits them)."""
     cuts = np.searchsorted(ins["i"], np.arange(0, n + batch, batch))
     out = []
     for j, a in enumerate(range(0, n, batch)):
@@ -162,13 +214,20 @@ def split_orders(ins: np.ndarray, n: int, batch: int) -> list[np.ndarray]:
 
 
 def run_orders(
-    eng: Engine | ReferenceEngine, t: dict[str, np.ndarray], parts: list[np.ndarray], batch: int
+    eng: Engine | ReferenceEngine,
+    t: dict[str, np.ndarray],
+    parts: list[np.ndarray],
+    batch: int,
+    depth: list[np.ndarray] | None = None,
 ) -> dict:
     outs = []
     for j, a in enumerate(range(0, len(t["ts"]), batch)):
         s = slice(a, a + batch)
         cols = (t["ts"][s], t["bid"][s], t["ask"][s], t["bid_size"][s], t["ask_size"][s])
-        outs.append(eng.process(*cols, None, last=t["last"][s], last_size=t["last_size"][s], orders=parts[j]))
+        d = None if depth is None else depth[j]
+        outs.append(
+            eng.process(*cols, None, last=t["last"][s], last_size=t["last_size"][s], orders=parts[j], depth=d)
+        )
     outs.append(eng.finish())
     return {k: np.concatenate([p[k] for p in outs]) for k in ("fills", "orders", "equity")}
 
@@ -290,6 +349,7 @@ def main() -> None:
     ap.add_argument("--ref-n", type=int, default=100_000, help="events / ticks for the reference")
     ap.add_argument("--batch", type=int, default=20_000, help="ticks per Engine.process call")
     ap.add_argument("--hbt-n", type=int, default=300_000, help="ticks for hftbacktest (if installed)")
+    ap.add_argument("--l2-ticks", type=int, default=1_000_000, help="ticks fed L2 depth (native)")
     args = ap.parse_args()
 
     # --- order book -------------------------------------------------------
@@ -342,6 +402,29 @@ def main() -> None:
         args.ref_n, lambda: run_orders(ReferenceEngine(**mm_cfg), thead, ihead, args.batch), repeat=1
     )
     hbt_rate, hbt_note = hftbacktest_rate(ticks, min(args.hbt_n, args.ticks))
+
+    # --- engine fed L2 depth: book walk, the same market maker + sweeps -------
+    n2 = min(args.l2_ticks, args.ticks)
+    t2 = {c: v[:n2] for c, v in ticks.items()}
+    dep, ins2 = depth_stream(t2), l2_instructions(t2)
+    r2 = min(args.ref_n, n2)
+    t2h = {c: v[:r2] for c, v in t2.items()}
+    d2h, i2h = (
+        split_orders(dep[dep["i"] < r2], r2, args.batch),
+        split_orders(ins2[ins2["i"] < r2], r2, args.batch),
+    )
+    d2, i2 = split_orders(dep, n2, args.batch), split_orders(ins2, n2, args.batch)
+    a = run_orders(Engine(**mm_cfg), t2h, i2h, args.batch, d2h)
+    b = run_orders(ReferenceEngine(**mm_cfg), t2h, i2h, args.batch, d2h)
+    for k in a:
+        assert len(a[k]) == len(b[k]) and all(
+            np.array_equal(a[k][f], b[k][f], equal_nan=True) for f in a[k].dtype.names
+        ), k
+    l2_out = run_orders(Engine(**mm_cfg), t2, i2, args.batch, d2)
+    l2_eng = best_rate(n2, lambda: run_orders(Engine(**mm_cfg), t2, i2, args.batch, d2))
+    l2_eng_ref = best_rate(
+        r2, lambda: run_orders(ReferenceEngine(**mm_cfg), t2h, i2h, args.batch, d2h), repeat=1
+    )
 
     # --- L2 diffs (depthUpdate style: absolute qty per level, 0 deletes) -----
     rng = np.random.default_rng(3)
@@ -400,6 +483,8 @@ def main() -> None:
         ("Engine.process, active strategy, one batch", args.ticks, "ticks/s", eng_one, eng_ref),
         (f"Engine.process, limit orders placed/cancelled every 5 ticks, {args.batch:,}-tick batches",
          args.ticks, "ticks/s", mm_rate, mm_ref),
+        (f"Engine.process fed L2 depth (5 diffs/tick), market maker + 40-lot sweeps, {args.batch:,}-tick batches",
+         n2, "ticks/s", l2_eng, l2_eng_ref),
         ("L2Book diffs, apply (bulk)", args.events, "events/s", l2_rate, l2_ref),
         ("L2Book diffs + top-10 view every 100 events", args.events, "events/s", l2_top, l2_ref),
         *lob,
@@ -413,7 +498,8 @@ def main() -> None:
     print(
         f"(reference on the first {args.ref_n:,} events/ticks; engine stream made "
         f"{n_fills:,} fills over {args.ticks:,} ticks; the market maker {len(ins):,} instructions, "
-        f"{len(mm_out['fills']):,} fills)"
+        f"{len(mm_out['fills']):,} fills; fed depth: {len(dep):,} diffs, {len(ins2):,} instructions, "
+        f"{len(l2_out['fills']):,} fills)"
     )
     if hbt_rate is None:
         print(f"hftbacktest: not compared: {hbt_note}")
