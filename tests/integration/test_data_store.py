@@ -3,6 +3,7 @@ re-import, the bar views, book events, the catalogue and the ``data`` CLI."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -571,5 +572,27 @@ async def test_import_on_two_connections_stores_what_one_does(
             conn, Importer(path, "csv", symbol=b, time_format="s", block=7), second=other
         )
         assert again.stored == 0
+    finally:
+        await other.close()
+
+
+async def test_two_writers_importing_the_same_ticks_at_once_store_them_once(
+    conn: asyncpg.Connection, db_url: str
+) -> None:
+    s = sym()
+    ticks = quotes(3000, int(MONTH_NS[1]) - 1500 * 10**9, step_ns=10**9)  # January and February
+    parts = np.array_split(np.arange(len(ticks)), 6)
+    other = await store.connect(db_url)
+    try:
+
+        async def run(c: asyncpg.Connection) -> int:
+            async with store.TickWriter(c) as w:
+                for idx in parts:
+                    await w.write(s, ticks[idx], seq=np.zeros(len(idx), np.int64))
+            return w.stored
+
+        counts = await asyncio.gather(run(conn), run(other))
+        assert sum(counts) == len(ticks)
+        assert_same(await stored(conn, s), ticks)
     finally:
         await other.close()
