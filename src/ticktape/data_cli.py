@@ -301,20 +301,25 @@ def generate(
     from ticktape import store
     from ticktape.data.importers import SeqCounter
 
-    async def go(conn: Any) -> tuple[int, int]:
+    async def go(conn: Any, other: Any) -> tuple[int, int]:
         n = stored = 0
         book_seq = 0
         seq = SeqCounter()
+        if not depth:  # ticks only: months not stored yet are loaded in bulk
+            async with store.TickWriter(conn, second=other) as writer:
+                for c in stream():
+                    await writer.write(symbol, c, seq=seq(c["ts"]))
+                    n += len(c)
+            return n, writer.stored
         for c in stream():
             stored += await store.write_ticks(conn, symbol, c, seq=seq(c["ts"]))
-            if depth:
-                ev = synth.depth_diffs(c, levels=depth, tick_size=tick_size, seed=seed + n)
-                await store.write_book_events(conn, symbol, ev, book_seq)
-                book_seq += len(ev)
+            ev = synth.depth_diffs(c, levels=depth, tick_size=tick_size, seed=seed + n)
+            await store.write_book_events(conn, symbol, ev, book_seq)
+            book_seq += len(ev)
             n += len(c)
         return n, stored
 
-    n, stored = _with_store(go)
+    n, stored = _with_store(go, second=True)
     console.print(f"generated {n:,} ticks of {symbol}; {stored:,} new in the store")
 
 

@@ -240,6 +240,10 @@ def test_cli_generate_import_list_stats_export(
     assert st2.exit_code == 0 and "by hour" in st2.output
     g2 = runner.invoke(data_app, ["generate", "--symbol", s + "B", "--ticks", "500", "--depth", "3"])
     assert g2.exit_code == 0, g2.output
+    for new in ("3,000", "0"):  # into the store (bulk months), then again: nothing new
+        g3 = runner.invoke(data_app, ["generate", "--symbol", s + "C", "--ticks", "3000", "--rate", "0.001"])
+        assert g3.exit_code == 0, g3.output
+        assert f"{new} new in the store" in " ".join(g3.output.split()), g3.output
 
 
 def test_cli_import_rejects_and_strict(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
