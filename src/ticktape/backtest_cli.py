@@ -69,7 +69,13 @@ def metrics_table(result: Any) -> Table:
 
 def backtest(
     data: Annotated[Path, typer.Option("--data", help="CSV or Parquet file of ticks or OHLC(V) bars")],
-    fmt: Annotated[str, typer.Option("--format", help="ticks, bars or auto")] = "auto",
+    fmt: Annotated[
+        str, typer.Option("--format", help="ticks, bars, auto or binance-ws (a websocket capture with depth)")
+    ] = "auto",
+    depth: Annotated[
+        Path | None,
+        typer.Option(help="CSV or Parquet of L2 level updates (ts, side, price, qty): fills walk the depth"),
+    ] = None,
     strategy: Annotated[str | None, typer.Option(help="strategy (template) name")] = None,
     param: Annotated[
         list[str] | None, typer.Option("--param", help="strategy parameter NAME=VALUE (repeat)")
@@ -86,6 +92,7 @@ def backtest(
 ) -> None:
     """Backtest a strategy on a file in this process (no broker, no database)."""
     from ticktape.inprocess import backtest as run
+    from ticktape.inprocess import read_file
     from ticktape.strategy import SpecError
 
     params = parse_params(param or [])
@@ -111,7 +118,8 @@ def backtest(
         engine["latency_ns"] = round(latency_ms * 1e6)
     if fmt == "bars" or (fmt == "auto" and tick_size is None):
         engine.setdefault("tick_size", 1e-6)  # bar files carry arbitrary decimals
-    result = run(data, strategy, params, format=fmt, engine=engine)
+    levels = read_file(depth) if depth is not None else None
+    result = run(data, strategy, params, format=fmt, engine=engine, depth=levels)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return
@@ -120,6 +128,11 @@ def backtest(
     console.print(
         f"{len(result.fills):,} fills, {n:,} trades, {result.accepted:,} ticks/bars used"
         + (f", rejected: {result.rejects}" if any(result.rejects.values()) else "")
+        + (
+            f", refused by the importer: {result.extra['import_rejects']}"
+            if result.extra.get("import_rejects")
+            else ""
+        )
     )
 
 

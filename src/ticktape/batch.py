@@ -111,6 +111,12 @@ ORDER_INSTR_DTYPE = np.dtype(
 #: of :class:`Batch`.
 DEPTH_DTYPE = np.dtype([("i", "<i8"), ("side", "i1"), ("price", "<f8"), ("qty", "<f8")])
 
+#: An L2 level update in event time, for a backtest fed depth: at ``ts`` the
+#: level ``price`` of ``side`` (+1 bids, -1 asks) displays ``qty`` units
+#: (absolute; 0 removes it). ``ticktape.stages.depth_at`` turns a batch's
+#: updates into ``DEPTH_DTYPE`` diffs. Not a wire kind of :class:`Batch`.
+LEVEL_DTYPE = np.dtype([("ts", "<i8"), ("side", "i1"), ("price", "<f8"), ("qty", "<f8")])
+
 #: A change of the strategy's decision (target position) at tick ``ts``.
 SIGNAL_DTYPE = np.dtype([("ts", "<i8"), ("value", "<f8")])
 

@@ -40,12 +40,13 @@ import numpy as np
 import pandas as pd
 
 from ticktape import accounting, metrics, quality
-from ticktape.batch import TICK_DTYPE, empty
+from ticktape.batch import LEVEL_DTYPE, TICK_DTYPE, empty
 from ticktape.native import Engine
 from ticktape.spec import EngineConfig
 from ticktape.stages import (
     IndicatorState,
     StrategyState,
+    depth_at,
     execution_step,
     features_step,
     strategy_step,
@@ -195,6 +196,98 @@ def ticks_from_frame(df: pd.DataFrame, where: str = "data") -> np.ndarray:
     if "bid" not in cols and "last" not in cols and price is None:
         raise DataError(f"{where}: tick data needs bid/ask columns or a price/last column")
     return out
+
+
+def depth_levels(depth: Any, where: str = "depth") -> np.ndarray:
+    """L2 depth for a tick backtest as ``LEVEL_DTYPE`` (ts, side, price, qty).
+
+    Accepts a ``LEVEL_DTYPE`` array, the store's ``BOOK_EVENT_DTYPE`` events
+    (what ``ticktape data import --format binance-ws`` reads from
+    depthUpdate lines: kind 10 sets a level, kind 11 clears the book before
+    a snapshot; the clear becomes a 0 for every level shown at that time),
+    or a DataFrame with a time column, ``side`` (+1 bids / -1 asks, or
+    bid/ask/buy/sell) , ``price`` and ``qty`` (or ``size``). Updates must be
+    in time order (updates at one time apply in the given order).
+    """
+    from ticktape.store import BOOK_EVENT_DTYPE
+
+    if isinstance(depth, np.ndarray) and depth.dtype == LEVEL_DTYPE:
+        out = depth
+    elif isinstance(depth, np.ndarray) and depth.dtype == BOOK_EVENT_DTYPE:
+        out = _levels_of_events(depth, where)
+    elif isinstance(depth, pd.DataFrame):
+        cols = {_norm(c): c for c in depth.columns}
+        out = np.empty(len(depth), LEVEL_DTYPE)
+        out["ts"] = _times(depth, where)
+        if "side" not in cols:
+            raise DataError(f"{where}: missing column 'side' (have: {', '.join(map(str, depth.columns))})")
+        side = depth[cols["side"]]
+        if not pd.api.types.is_numeric_dtype(side):
+            side = side.astype(str).str.lower().map({"bid": 1, "buy": 1, "ask": -1, "sell": -1})
+        side = pd.to_numeric(side, errors="coerce").to_numpy(np.float64)
+        out["side"] = np.where(np.isin(side, (1.0, -1.0)), side, 0)
+        bad = np.flatnonzero(out["side"] == 0)
+        if len(bad):
+            row = int(bad[0])
+            value = depth[cols["side"]].iloc[row]
+            raise DataError(f"{where}: row {row}: side = {value!r} must be 1/bid/buy or -1/ask/sell")
+        out["price"] = _column(depth, cols, "price", where)
+        qty = "qty" if "qty" in cols else "size" if "size" in cols else "qty"
+        out["qty"] = _column(depth, cols, qty, where)
+    else:
+        raise DataError(
+            f"{where}: depth must be a DataFrame, a LEVEL_DTYPE or BOOK_EVENT_DTYPE array, "
+            f"got {type(depth).__name__}"
+        )
+    checks = (
+        ("side", np.isin(out["side"], (1, -1)), "must be 1 (bids) or -1 (asks)"),
+        ("price", np.isfinite(out["price"]) & (out["price"] > 0), "must be finite and > 0"),
+        ("qty", np.isfinite(out["qty"]) & (out["qty"] >= 0), "must be finite and >= 0"),
+    )
+    for name, ok, why in checks:
+        bad = np.flatnonzero(~ok)
+        if len(bad):
+            row = int(bad[0])
+            raise DataError(f"{where}: row {row}: {name} = {out[name][row].item()!r} {why}")
+    back = np.flatnonzero(np.diff(out["ts"]) < 0)
+    if len(back):
+        row = int(back[0]) + 1
+        raise DataError(f"{where}: row {row}: ts {out['ts'][row]} goes back (previous {out['ts'][row - 1]})")
+    return out
+
+
+def _levels_of_events(events: np.ndarray, where: str) -> np.ndarray:
+    """Level updates of book events: kind 10 as is, kind 11 (clear) as a 0
+    for each level shown at that time; L3 kinds are refused."""
+    kinds = set(np.unique(events["kind"]).tolist())
+    if kinds - {10, 11}:
+        raise DataError(
+            f"{where}: book events of kinds {sorted(kinds - {10, 11})} are order-level (L3); "
+            "a depth-fed backtest takes L2 level updates (kind 10) and clears (kind 11)"
+        )
+    clears = np.flatnonzero(events["kind"] == 11)
+    parts, shown, start = [], {}, 0
+    for c in [*clears.tolist(), len(events)]:
+        seg = events[start:c]
+        lv = np.empty(len(seg), LEVEL_DTYPE)
+        for f in ("ts", "side", "price"):
+            lv[f] = seg[f]
+        lv["qty"] = seg["size"]
+        parts.append(lv)
+        for side, price, qty in zip(
+            seg["side"].tolist(), seg["price"].tolist(), seg["size"].tolist(), strict=True
+        ):
+            shown[(side, price)] = qty
+        if c < len(events):  # the clear: every shown level to 0
+            gone = [(k, v) for k, v in shown.items() if v > 0]
+            z = np.zeros(len(gone), LEVEL_DTYPE)
+            z["ts"] = events["ts"][c]
+            z["side"] = [k[0] for k, _ in gone]
+            z["price"] = [k[1] for k, _ in gone]
+            parts.append(z)
+            shown = {}
+        start = c + 1
+    return np.concatenate(parts) if parts else np.empty(0, LEVEL_DTYPE)
 
 
 @dataclass
@@ -357,11 +450,19 @@ class SharedFeatures:
 
 
 def run_ticks(
-    strats: list[Strategy], engines: list[Engine], batches: Iterable[np.ndarray], bar_ns: int | None = None
+    strats: list[Strategy],
+    engines: list[Engine],
+    batches: Iterable[np.ndarray],
+    bar_ns: int | None = None,
+    depth: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """Every stage over a stream of TICK_DTYPE batches, in the pipeline's order
-    of work, for several strategy instances sharing one pass over the data."""
+    of work, for several strategy instances sharing one pass over the data.
+    ``depth`` (LEVEL_DTYPE, time order): L2 updates, each applied with the
+    first accepted tick at or after its time (:func:`ticktape.stages.depth_at`);
+    updates after the last tick are not used."""
     shared = SharedFeatures(strats)
+    used = 0  # depth updates handed to the engines so far
     ind = IndicatorState()
     states = [StrategyState() for _ in strats]
     outs = [{k: [] for k in ("signals", "fills", "orders", "equity")} for _ in strats]
@@ -375,9 +476,13 @@ def run_ticks(
         eos = following is None
         good, cols, feats, bars, ind = features_step(shared.features, ticks, ind, bar_ns, eos)
         bars_out.append(bars)
+        diffs = None
+        if depth is not None and len(good):
+            upto = int(np.searchsorted(depth["ts"], good["ts"][-1], side="right"))
+            diffs, used = depth_at(good["ts"], depth[used:upto]), upto
         for j, strat in enumerate(strats):
             res, sig, states[j] = trade_step(
-                strat, engines[j], good, shared.per_strategy(j, feats), states[j], eos, cols
+                strat, engines[j], good, shared.per_strategy(j, feats), states[j], eos, cols, diffs
             )
             outs[j]["signals"].append(sig)
             for k in ("fills", "orders", "equity"):
@@ -612,6 +717,8 @@ class Prepared:
     bars: Bars | None = None
     ticks: np.ndarray | None = None
     store: Store | None = None
+    depth: np.ndarray | None = None  # LEVEL_DTYPE
+    import_rejects: dict[str, int] = field(default_factory=dict)  # rows a file importer refused
 
     def batches(self, batch_size: int) -> Iterator[np.ndarray]:
         if self.store is not None:
@@ -619,10 +726,53 @@ class Prepared:
         return _batches(self.ticks, batch_size)
 
 
-def prepare(data: Any, format: str = "auto") -> Prepared:
-    """Recognise and check ``data`` (see :func:`backtest`)."""
+def prepare(data: Any, format: str = "auto", depth: Any = None) -> Prepared:
+    """Recognise and check ``data`` and ``depth`` (see :func:`backtest`)."""
+    prepared = _prepare(data, format)
+    if depth is not None:
+        if prepared.mode == "bars":
+            raise DataError("depth: L2 depth needs tick data, not bars")
+        prepared.depth = depth_levels(depth)
+    return prepared
+
+
+def read_binance(path: str | Path) -> Prepared:
+    """Ticks (bookTicker, trade) and L2 depth (depthUpdate, snapshots) of a
+    one-symbol Binance websocket capture, in memory; the rows the importer
+    rejected are counted in ``Prepared.import_rejects``."""
+    from ticktape.data.importers import BookBatch, Importer, ImportFailed
+
+    ticks: dict[str, list[np.ndarray]] = {}
+    events: dict[str, list[np.ndarray]] = {}
+    try:
+        importer = Importer(path, "binance-ws")
+        for b in importer:
+            if isinstance(b, BookBatch):
+                events.setdefault(b.symbol, []).append(b.events)
+            else:
+                ticks.setdefault(b.symbol, []).append(b.ticks)
+    except ImportFailed as exc:
+        raise DataError(str(exc)) from None
+    if len(ticks) != 1:
+        have = ", ".join(sorted(ticks)) or "none"
+        raise DataError(f"{path}: a backtest takes one symbol's ticks; the capture has {have}")
+    (symbol,) = ticks
+    depth = np.concatenate(events[symbol]) if symbol in events else None
+    return Prepared(
+        "ticks",
+        ticks=np.concatenate(ticks[symbol]),
+        depth=depth_levels(depth, f"{path}: depth") if depth is not None else None,
+        import_rejects={k: v for k, v in importer.report.rejects.items() if v},
+    )
+
+
+def _prepare(data: Any, format: str) -> Prepared:
+    if format == "binance-ws":
+        if not isinstance(data, str | Path):
+            raise DataError("data: format 'binance-ws' reads a capture file; give its path")
+        return read_binance(data)
     if format not in ("auto", "ticks", "bars"):
-        raise SpecError(f"format: must be ticks, bars or auto, got {format!r}")
+        raise SpecError(f"format: must be ticks, bars, auto or binance-ws, got {format!r}")
     where = "data"
     if isinstance(data, str | Path):
         where = str(data)
@@ -666,7 +816,7 @@ def run_prepared(
     engines = [Engine(**cfg.native_kwargs(), target_mode=s.target_mode) for s in strats]
     if prepared.mode == "bars":
         return run_bars(strats, engines, prepared.bars)
-    return run_ticks(strats, engines, prepared.batches(batch_size), bar_ns)
+    return run_ticks(strats, engines, prepared.batches(batch_size), bar_ns, prepared.depth)
 
 
 def make_result(
@@ -707,6 +857,7 @@ def backtest(
     batch_size: int = 50_000,
     bar_ns: int | None = None,
     periods_per_year: float | None = None,
+    depth: Any = None,
     **engine_options: Any,
 ) -> BacktestResult:
     """Run ``strategy`` over ``data`` in this process.
@@ -721,7 +872,11 @@ def backtest(
         a Strategy subclass with params, or a Strategy instance.
     format
         ``"ticks"``, ``"bars"`` or ``"auto"`` (bars when the frame has
-        open/high/low/close columns).
+        open/high/low/close columns); ``"binance-ws"``: ``data`` is a
+        Binance websocket capture (bookTicker / trade / depthUpdate lines,
+        as ``ticktape data import`` reads them): its ticks, and its depth
+        unless ``depth`` is given (rows the importer refused are counted in
+        ``result.extra["import_rejects"]``).
     engine, engine_options
         Execution settings (:class:`ticktape.spec.EngineConfig` fields:
         tick_size, lot_size, latency, fees, initial_cash, ...).
@@ -732,6 +887,14 @@ def backtest(
     periods_per_year
         Annualization of the metrics (default: inferred from the equity
         sampling; see ticktape.metrics).
+    depth
+        L2 depth of the same symbol (ticks only; see :func:`depth_levels`
+        for the forms): the engine's book is then the depth book, so a
+        market order walks the levels and fills at each level's price, two
+        orders never take the same displayed size, and resting orders queue
+        behind the displayed size at their price (docs/native.md, "Engine
+        with L2 depth"). Each update applies with the first tick at or
+        after its time.
 
     Returns
     -------
@@ -747,11 +910,14 @@ def backtest(
     if strat.symbols:
         if format == "bars":
             raise DataError("data: multi-symbol strategies run on ticks, not bars")
+        if depth is not None:
+            raise DataError("depth: L2 depth is for one symbol; multi-symbol strategies run on ticks only")
         cfg = _engine_config(engine, engine_options)
         return make_symbols_result(strat, cfg, run_symbols(strat, cfg, data), periods_per_year)
-    prepared = prepare(data, format)
+    prepared = prepare(data, format, depth)
     cfg = engine_config(prepared, engine, engine_options)
     (res,) = run_prepared(prepared, [strat], cfg, batch_size, bar_ns)
     result = make_result(strat, cfg, res, prepared.mode, periods_per_year)
     result.extra["bars"] = _frame(res["bars"])
+    result.extra["import_rejects"] = prepared.import_rejects
     return result

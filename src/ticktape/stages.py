@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ticktape import quality
-from ticktape.batch import SIGNAL_DTYPE, empty
+from ticktape.batch import DEPTH_DTYPE, SIGNAL_DTYPE, empty
 from ticktape.indicators import BarStream
 from ticktape.native import Engine
 from ticktape.spec import RunSpec
@@ -141,11 +141,31 @@ def new_engine(spec: RunSpec, strategy: Strategy | None = None) -> Engine:
     return Engine(**spec.engine.native_kwargs(), target_mode=strategy.target_mode)
 
 
+def depth_at(ticks_ts: np.ndarray, levels: np.ndarray | None) -> np.ndarray | None:
+    """L2 level updates (``LEVEL_DTYPE``: ts, side, price, qty) as the
+    engine's ``DEPTH_DTYPE`` diffs of a batch of ticks: each update applies
+    as the market data of the first tick at or after its time (updates after
+    the batch's last tick belong to the next batch: the caller keeps them)."""
+    if levels is None or not len(levels):
+        return None
+    out = np.empty(len(levels), dtype=DEPTH_DTYPE)
+    out["i"] = np.searchsorted(ticks_ts, levels["ts"], side="left")
+    out["side"] = levels["side"]
+    out["price"] = levels["price"]
+    out["qty"] = levels["qty"]
+    return out
+
+
 def execution_step(
-    engine: Engine, ticks: np.ndarray, decisions: Decisions | np.ndarray | None, eos: bool
+    engine: Engine,
+    ticks: np.ndarray,
+    decisions: Decisions | np.ndarray | None,
+    eos: bool,
+    depth: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Feed one batch and the strategy's decisions to the native engine; on
-    end of stream, flush it."""
+    """Feed one batch and the strategy's decisions (and the batch's L2 depth
+    diffs, ``DEPTH_DTYPE``, when there are any) to the native engine; on end
+    of stream, flush it."""
     if not isinstance(decisions, Decisions):
         decisions = Decisions(decisions, None)
     out = engine.process(
@@ -158,6 +178,7 @@ def execution_step(
         last=ticks["last"],
         last_size=ticks["last_size"],
         orders=decisions.orders,
+        depth=depth,
     )
     if eos:
         tail = engine.finish()
@@ -172,9 +193,10 @@ def _tick_loop(
     feats: dict[str, np.ndarray],
     state: StrategyState,
     cols: Columns | None = None,
+    depth: np.ndarray | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, StrategyState]:
     """The per-tick path: on_fill for every fill known by the tick, then
-    on_tick, then one engine step for that tick."""
+    on_tick, then one engine step for that tick (with its depth diffs)."""
     user = json.loads(json.dumps(state.user))  # the strategy mutates it: keep the input state intact
     ctx = Context(user, engine.initial_cash)
     pending = ctx.state.setdefault("_pending", [])  # [known_ts, kind, fields...]; kind 0 fill, 1 order event
@@ -182,6 +204,8 @@ def _tick_loop(
     names = list(feats)
     parts: dict[str, list[np.ndarray]] = {"fills": [], "orders": [], "equity": []}
     targets = np.full(len(ticks), np.nan)
+    if depth is not None:  # each tick's diffs, as a one-tick batch's
+        cuts = np.searchsorted(depth["i"], np.arange(len(ticks) + 1), side="left")
     for i in range(len(ticks)):
         ts = int(cols["ts"][i])
         if pending and pending[0][0] <= ts:
@@ -215,6 +239,7 @@ def _tick_loop(
             last=ticks["last"][i : i + 1],
             last_size=ticks["last_size"][i : i + 1],
             orders=instr,
+            depth=_tick_depth(depth, cuts, i) if depth is not None else None,
         )
         for k, acc in parts.items():
             acc.append(out[k])
@@ -239,6 +264,14 @@ def _tick_loop(
     return out, sig, StrategyState(last, ctx.state)
 
 
+def _tick_depth(depth: np.ndarray, cuts: np.ndarray, i: int) -> np.ndarray | None:
+    if cuts[i] == cuts[i + 1]:
+        return None
+    part = depth[cuts[i] : cuts[i + 1]].copy()
+    part["i"] = 0
+    return part
+
+
 def trade_step(
     strategy: Strategy,
     engine: Engine,
@@ -247,21 +280,23 @@ def trade_step(
     state: StrategyState,
     eos: bool,
     cols: Columns | None = None,
+    depth: np.ndarray | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, StrategyState]:
     """Strategy + execution for one batch of accepted ticks, either path
-    (``cols``: the ticks' columns when already computed).
+    (``cols``: the ticks' columns when already computed; ``depth``: the
+    batch's L2 diffs, ``DEPTH_DTYPE``, see :func:`depth_at`).
 
     Returns the engine's outputs (fills, orders, equity), the signal changes
     and the strategy's new state.
     """
     if strategy.per_tick:
-        out, sig, state = _tick_loop(strategy, engine, ticks, feats, state, cols)
+        out, sig, state = _tick_loop(strategy, engine, ticks, feats, state, cols, depth)
         if eos:
             tail = engine.finish()
             out = {k: np.concatenate((out[k], tail[k])) for k in out}
         return out, sig, state
     dec, sig, state = strategy_step(strategy, ticks if cols is None else cols, feats, state)
-    return execution_step(engine, ticks, dec, eos), sig, state
+    return execution_step(engine, ticks, dec, eos, depth), sig, state
 
 
 @dataclass

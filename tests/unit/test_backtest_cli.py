@@ -122,3 +122,27 @@ def test_run_source_option_parses_every_form():
     for bad in ("ftp:x", "generator:many", "topic:", "parquet"):
         with pytest.raises(SpecError, match="--source"):
             parse_source(bad)
+
+
+def test_backtest_with_a_depth_file_walks_the_levels(tmp_path, capsys):
+    from ticktape.batch import TICK_DTYPE
+    from ticktape.data.synth import depth_diffs
+
+    n = 300
+    t = np.zeros(n, TICK_DTYPE)
+    t["ts"] = np.arange(1, n + 1) * 1_000_000_000
+    t["bid"] = 100.0 + np.sin(np.arange(n) / 15).round(2)
+    t["ask"] = t["bid"] + 0.01
+    t["bid_size"] = t["ask_size"] = 3.0
+    t["last"] = t["last_size"] = np.nan
+    ev = depth_diffs(t, levels=2, mean_size=1000.0)  # 3 lots at the touch, plenty one cent further
+    pd.DataFrame(t).to_csv(tmp_path / "ticks.csv", index=False)
+    pd.DataFrame({"ts": ev["ts"], "side": ev["side"], "price": ev["price"], "qty": ev["size"]}).to_parquet(
+        tmp_path / "depth.parquet"
+    )
+    args = ["backtest", "--data", str(tmp_path / "ticks.csv"), "--strategy", "ma_crossover"]
+    args += ["--param", "fast=5", "--param", "slow=20", "--param", "size=10", "--tick-size", "0.01", "--json"]
+    assert main([*args, "--depth", str(tmp_path / "depth.parquet")]) == 0
+    fills = pd.DataFrame(json.loads(capsys.readouterr().out)["fills"])
+    per_order = fills.groupby("order_id")["price"].nunique()
+    assert len(per_order) > 2 and (per_order == 2).all()  # each order takes 3 lots, then the next level
