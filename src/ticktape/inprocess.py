@@ -201,16 +201,25 @@ def ticks_from_frame(df: pd.DataFrame, where: str = "data") -> np.ndarray:
 def depth_levels(depth: Any, where: str = "depth") -> np.ndarray:
     """L2 depth for a tick backtest as ``LEVEL_DTYPE`` (ts, side, price, qty).
 
-    Accepts a ``LEVEL_DTYPE`` array, the store's ``BOOK_EVENT_DTYPE`` events
-    (what ``ticktape data import --format binance-ws`` reads from
-    depthUpdate lines: kind 10 sets a level, kind 11 clears the book before
-    a snapshot; the clear becomes a 0 for every level shown at that time),
-    or a DataFrame with a time column, ``side`` (+1 bids / -1 asks, or
-    bid/ask/buy/sell) , ``price`` and ``qty`` (or ``size``). Updates must be
+    Accepts a ``LEVEL_DTYPE`` array; the store's book events
+    (``BOOK_EVENT_DTYPE``, as an array or a :class:`Store` selection read
+    from ``book_events``, which ``ticktape data import --format
+    binance-ws`` fills from depthUpdate lines: kind 10 sets a level, kind 11
+    clears the book before a snapshot and becomes a 0 for every level shown
+    at that time); or a DataFrame with a time column, ``side`` (+1 bids / -1 asks, or
+    bid/ask/buy/sell), ``price`` and ``qty`` (or ``size``). Updates must be
     in time order (updates at one time apply in the given order).
     """
+    from ticktape import store
     from ticktape.store import BOOK_EVENT_DTYPE
 
+    if isinstance(depth, Store):
+        events = _from_store(
+            depth, lambda c: store.read_book_events(c, depth.symbol, depth.start_ns, depth.end_ns)
+        )
+        if not len(events):
+            raise DataError(f"{where}: no book events for symbol {depth.symbol!r} in the selected range")
+        depth, where = events, f"{where} (store, {depth.symbol})"
     if isinstance(depth, np.ndarray) and depth.dtype == LEVEL_DTYPE:
         out = depth
     elif isinstance(depth, np.ndarray) and depth.dtype == BOOK_EVENT_DTYPE:
@@ -532,26 +541,36 @@ def _run_bars_one(
     return {**res, "signals": sig, "bars": empty("bars"), "ticks_in": n, "accepted": n, "rejects": {}}
 
 
-def _load_store(sel: Store) -> Iterator[np.ndarray]:
-    """The selection's ticks (``dsn`` or the configured / embedded database)."""
+def _from_store(sel: Store, read: Any) -> Any:
+    """``await read(conn)`` on the selection's database (``dsn`` or the
+    configured / embedded one)."""
     import asyncio
 
     from ticktape import store
     from ticktape.config import Settings
     from ticktape.runtime import Runtime
 
-    async def collect(dsn: str) -> list[np.ndarray]:
+    async def run(dsn: str) -> Any:
         conn = await store.connect(dsn)
         try:
-            return [b async for b in store.read_ticks(conn, sel.symbol, sel.start_ns, sel.end_ns)]
+            return await read(conn)
         finally:
             await conn.close()
 
     if sel.dsn is not None:
-        batches = asyncio.run(collect(sel.dsn))
-    else:
-        with Runtime(Settings.from_env(), kafka=False) as rt:
-            batches = asyncio.run(collect(rt.database_url))
+        return asyncio.run(run(sel.dsn))
+    with Runtime(Settings.from_env(), kafka=False) as rt:
+        return asyncio.run(run(rt.database_url))
+
+
+def _load_store(sel: Store) -> Iterator[np.ndarray]:
+    """The selection's ticks."""
+    from ticktape import store
+
+    async def collect(conn: Any) -> list[np.ndarray]:
+        return [b async for b in store.read_ticks(conn, sel.symbol, sel.start_ns, sel.end_ns)]
+
+    batches = _from_store(sel, collect)
     if not batches:
         raise DataError(f"store: no ticks for symbol {sel.symbol!r} in the selected range")
     yield from batches

@@ -56,6 +56,7 @@ __all__ = [
     "list_runs",
     "migrate",
     "migrations",
+    "read_book_events",
     "read_results",
     "read_ticks",
     "refresh_bars",
@@ -1558,6 +1559,31 @@ async def write_book_events(
             f"FROM {_STAGE_BOOK} ORDER BY ts, seq ON CONFLICT DO NOTHING"
         )
     return int(status.rsplit(" ", 1)[-1])
+
+
+async def read_book_events(
+    conn: asyncpg.Connection, symbol: str, start_ns: int | None = None, end_ns: int | None = None
+) -> np.ndarray:
+    """A symbol's stored book events in ``[start_ns, end_ns)`` (None: open),
+    in ``(ts, seq)`` order, as :data:`BOOK_EVENT_DTYPE` (NULLs as the
+    dtype's "not applicable" values: side/level 0, order_id -1, NaN)."""
+    where = [f"symbol = {_literal(symbol)}"]
+    if start_ns is not None:
+        where.append(f"ts >= {_ts_literal(start_ns)}")
+    if end_ns is not None:
+        where.append(f"ts < {_ts_literal(end_ns)}")
+    query = (
+        "SELECT ((extract(epoch FROM ts) * 1000000)::int8 * 1000), kind::int8, coalesce(side, 0)::int8, "
+        "coalesce(price, 'NaN'::float8), coalesce(size, 'NaN'::float8), coalesce(order_id, -1), "
+        f"coalesce(level, 0)::int8 FROM book_events WHERE {' AND '.join(where)} ORDER BY ts, seq"
+    )
+    raw = decode_copy(
+        await _copy_out_raw(conn, query), _copy_row_dtype([">i8", ">i8", ">i8", ">f8", ">f8", ">i8", ">i8"])
+    )
+    out = np.empty(len(raw), BOOK_EVENT_DTYPE)
+    for k, name in enumerate(BOOK_EVENT_DTYPE.names or ()):
+        out[name] = raw[f"v{k}"]
+    return out
 
 
 # --------------------------------------------------------------------------

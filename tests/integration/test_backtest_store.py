@@ -66,3 +66,32 @@ def test_a_stored_sweep_is_one_complete_run_per_parameter_set(db_url):
     by_id = {str(r["run_id"]): r for r in runs}
     for run_id, r in zip(ids, res.results, strict=True):
         assert fills[uuid.UUID(run_id)] == len(r.fills) == by_id[run_id]["fills"]
+
+
+def test_depth_from_the_store_equals_the_same_events_in_memory(db_url):
+    from ticktape.store import read_book_events
+
+    sym = f"BD{uuid.uuid4().hex[:6]}"
+    ticks = TICKS[:8_000]
+    events = synth.depth_diffs(ticks, levels=4, seed=2, mean_size=5.0)
+    clear = np.zeros(1, events.dtype)  # a snapshot's clear half way: every shown level goes to 0
+    clear["ts"], clear["kind"] = events["ts"][len(events) // 2], 11
+    events = np.concatenate([events[: len(events) // 2], clear, events[len(events) // 2 :]])
+
+    async def load(c):
+        await store.write_ticks(c, sym, ticks)
+        await store.write_book_events(c, sym, events)
+        return await read_book_events(c, sym), await read_book_events(c, sym, int(ticks["ts"][100]))
+
+    stored, tail = asyncio.run(_with(db_url, load))
+    assert stored.tolist() == events.tolist()
+    assert len(tail) == int((events["ts"] >= ticks["ts"][100]).sum())
+    params = {"fast": 10, "slow": 50, "size": 30.0}
+    a = ticktape.backtest(Store(sym, dsn=db_url), "ma_crossover", params, depth=Store(sym, dsn=db_url))
+    b = ticktape.backtest(ticks, "ma_crossover", params, depth=events)
+    c = ticktape.backtest(ticks, "ma_crossover", params)
+    assert len(a.fills) > 10
+    assert a.extra["raw"]["fills"].tobytes() == b.extra["raw"]["fills"].tobytes()
+    assert a.extra["raw"]["fills"].tobytes() != c.extra["raw"]["fills"].tobytes()  # depth mattered
+    with pytest.raises(DataError, match=r"depth: no book events for symbol 'NOPE'"):
+        ticktape.backtest(Store(sym, dsn=db_url), "ma_crossover", depth=Store("NOPE", dsn=db_url))
