@@ -15,11 +15,12 @@ import logging
 import time
 
 import faust
+import numpy as np
 
 from ticktape.agents import execution, strategy
 from ticktape.batch import decode
 from ticktape.spec import RunSpec
-from ticktape.stages import indicators_step
+from ticktape.stages import depth_for_batch, indicators_step
 from ticktape.strategy import Strategy, build
 from ticktape.tables.state import StreamState, key
 
@@ -49,8 +50,13 @@ def register(app: faust.App, topics, table: faust.Table) -> None:
             good, cols, feats, bars, ind = indicators_step(
                 strat, batch.ticks, state.indicators, spec.bar_ns, batch.eos
             )
+            diffs, carry = None, state.depth_carry
+            if spec.depth:  # the updates carried from before, then this batch's
+                levels = np.concatenate((state.carry(), batch.get("levels")))
+                diffs, rest = depth_for_batch(good["ts"], levels)
+                carry = rest.tolist()
             out, signals, strat_state, engine = strategy.step(
-                spec, strat, state.engine, good, feats, state.strategy, batch.eos, cols
+                spec, strat, state.engine, good, feats, state.strategy, batch.eos, cols, diffs
             )
             extra = {}
             if "recv_ns" in batch.meta:  # live feed: tick received -> decision made and executed
@@ -60,7 +66,7 @@ def register(app: faust.App, topics, table: faust.Table) -> None:
             log.exception("run %s symbol %s batch %d failed", batch.run_id, batch.symbol, batch.seq)
             await execution.report_failure(topics, batch, f"{type(exc).__name__}: {exc}")
             return None
-        new = StreamState(batch.seq, ind, strat_state, engine)
+        new = StreamState(batch.seq, ind, strat_state, engine, carry)
         table[k] = new.to_bytes()
         return new
 

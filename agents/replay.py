@@ -92,6 +92,26 @@ async def read_resuming(db: Reconnecting, spec: RunSpec, symbol: str, done: list
             await db.failed(exc)
 
 
+class DepthReader:
+    """A store-source run's L2 level updates of one symbol, read batch by
+    batch: ``upto(ts)`` returns the updates after the previous call's time up
+    to ``ts`` (book events from the run's start; a snapshot's clear becomes
+    zeros for the levels shown then, ticktape.inprocess.LevelStream)."""
+
+    def __init__(self, db: Reconnecting, spec: RunSpec, symbol: str) -> None:
+        from ticktape.inprocess import LevelStream
+
+        self.db, self.symbol = db, symbol
+        self.start = spec.start_ns
+        self.levels = LevelStream(f"depth of {symbol}")
+
+    async def upto(self, ts: int) -> np.ndarray:
+        end = ts // 1000 * 1000 + 1000  # the store keeps microseconds: every event at <= ts
+        events = await self.db.run(lambda c: store.read_book_events(c, self.symbol, self.start, end))
+        self.start = end
+        return self.levels.feed(events)
+
+
 def ticks_of(spec: RunSpec, symbol: str, db: Reconnecting, kafka_url: str | None, done: list[int]):
     """``symbol``'s tick batches from the run's source, resuming after ``done[0]``."""
     if spec.source["kind"] == "store":
@@ -122,17 +142,23 @@ async def replay_symbol(
         while len(in_flight) > MAX_IN_FLIGHT:
             await in_flight.popleft()
 
+    depth = DepthReader(db, spec, symbol) if spec.depth else None
     try:
         async for arr in ticks_of(spec, symbol, db, kafka_url, n):
+            levels = await depth.upto(int(arr["ts"][-1])) if depth is not None else None
             for part in pacer.split(arr):
                 await gate.wait(symbol, n[0])
                 await pacer.wait_for(int(part["ts"][-1]))
+                arrays = {"ticks": part}
+                if levels is not None:  # the updates up to this part's last tick travel with it
+                    k = int(np.searchsorted(levels["ts"], part["ts"][-1], side="right"))
+                    arrays["levels"], levels = levels[:k], levels[k:]
                 await send(
                     Batch(
                         run_id=spec.run_id,
                         symbol=symbol,
                         seq=seq,
-                        arrays={"ticks": part},
+                        arrays=arrays,
                         meta={"spec": spec_json},
                     )
                 )

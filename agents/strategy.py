@@ -26,11 +26,13 @@ def step(
     state: StrategyState,
     eos: bool,
     cols: Columns | None = None,
+    depth: np.ndarray | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, StrategyState, bytes]:
     """Run one batch: (engine outputs, signal changes, strategy state, engine state).
 
-    The engine is restored from ``engine_state`` (None: a new one for ``spec``).
+    The engine is restored from ``engine_state`` (None: a new one for ``spec``);
+    ``depth``: the batch's DEPTH_DTYPE diffs (ticktape.stages.depth_for_batch).
     """
     engine = Engine.from_state(engine_state) if engine_state else new_engine(spec, strat)
-    out, signals, new = trade_step(strat, engine, ticks, feats, state, eos, cols)
+    out, signals, new = trade_step(strat, engine, ticks, feats, state, eos, cols, depth)
     return out, signals, new, engine.get_state()

@@ -14,7 +14,9 @@ import struct
 from dataclasses import dataclass, field
 
 import faust
+import numpy as np
 
+from ticktape.batch import LEVEL_DTYPE
 from ticktape.stages import IndicatorState, StrategyState
 
 TABLE = "stream-state"
@@ -29,9 +31,20 @@ class StreamState:
     indicators: IndicatorState = field(default_factory=IndicatorState)
     strategy: StrategyState = field(default_factory=StrategyState)
     engine: bytes | None = None  # Engine.get_state(); None = not created yet
+    #: depth updates received after the last accepted tick (LEVEL_DTYPE rows), for the next batch
+    depth_carry: list = field(default_factory=list)
+
+    def carry(self) -> np.ndarray:
+        return np.array([tuple(r) for r in self.depth_carry], dtype=LEVEL_DTYPE)
 
     def to_bytes(self) -> bytes:
-        doc = json.dumps({"indicators": self.indicators.__dict__, "strategy": self.strategy.__dict__})
+        doc = json.dumps(
+            {
+                "indicators": self.indicators.__dict__,
+                "strategy": self.strategy.__dict__,
+                "depth_carry": self.depth_carry,
+            }
+        )
         head = doc.encode()
         return _HEAD.pack(self.seq, len(head)) + head + (self.engine or b"")
 
@@ -42,7 +55,13 @@ class StreamState:
         seq, n = _HEAD.unpack_from(raw, 0)
         doc = json.loads(raw[_HEAD.size : _HEAD.size + n])
         engine = bytes(raw[_HEAD.size + n :]) or None
-        return cls(seq, IndicatorState(**doc["indicators"]), StrategyState(**doc["strategy"]), engine)
+        return cls(
+            seq,
+            IndicatorState(**doc["indicators"]),
+            StrategyState(**doc["strategy"]),
+            engine,
+            doc.get("depth_carry", []),
+        )
 
 
 def define(app: faust.App, partitions: int) -> faust.Table:

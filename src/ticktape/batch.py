@@ -114,7 +114,8 @@ DEPTH_DTYPE = np.dtype([("i", "<i8"), ("side", "i1"), ("price", "<f8"), ("qty", 
 #: An L2 level update in event time, for a backtest fed depth: at ``ts`` the
 #: level ``price`` of ``side`` (+1 bids, -1 asks) displays ``qty`` units
 #: (absolute; 0 removes it). ``ticktape.stages.depth_at`` turns a batch's
-#: updates into ``DEPTH_DTYPE`` diffs. Not a wire kind of :class:`Batch`.
+#: updates into ``DEPTH_DTYPE`` diffs. Wire kind ``levels`` (a tick batch of a
+#: run with depth carries the updates up to its last tick).
 LEVEL_DTYPE = np.dtype([("ts", "<i8"), ("side", "i1"), ("price", "<f8"), ("qty", "<f8")])
 
 #: A change of the strategy's decision (target position) at tick ``ts``.
@@ -135,6 +136,7 @@ BAR_DTYPE = np.dtype(
 
 DTYPES: dict[str, np.dtype] = {
     "ticks": TICK_DTYPE,
+    "levels": LEVEL_DTYPE,
     "fills": FILL_DTYPE,
     "orders": ORDER_DTYPE,
     "equity": EQUITY_DTYPE,

@@ -46,7 +46,7 @@ from ticktape.spec import EngineConfig
 from ticktape.stages import (
     IndicatorState,
     StrategyState,
-    depth_at,
+    depth_for_batch,
     execution_step,
     features_step,
     strategy_step,
@@ -266,37 +266,47 @@ def depth_levels(depth: Any, where: str = "depth") -> np.ndarray:
 
 
 def _levels_of_events(events: np.ndarray, where: str) -> np.ndarray:
-    """Level updates of book events: kind 10 as is, kind 11 (clear) as a 0
-    for each level shown at that time; L3 kinds are refused."""
-    kinds = set(np.unique(events["kind"]).tolist())
-    if kinds - {10, 11}:
-        raise DataError(
-            f"{where}: book events of kinds {sorted(kinds - {10, 11})} are order-level (L3); "
-            "a depth-fed backtest takes L2 level updates (kind 10) and clears (kind 11)"
-        )
-    clears = np.flatnonzero(events["kind"] == 11)
-    parts, shown, start = [], {}, 0
-    for c in [*clears.tolist(), len(events)]:
-        seg = events[start:c]
-        lv = np.empty(len(seg), LEVEL_DTYPE)
-        for f in ("ts", "side", "price"):
-            lv[f] = seg[f]
-        lv["qty"] = seg["size"]
-        parts.append(lv)
-        for side, price, qty in zip(
-            seg["side"].tolist(), seg["price"].tolist(), seg["size"].tolist(), strict=True
-        ):
-            shown[(side, price)] = qty
-        if c < len(events):  # the clear: every shown level to 0
-            gone = [(k, v) for k, v in shown.items() if v > 0]
-            z = np.zeros(len(gone), LEVEL_DTYPE)
-            z["ts"] = events["ts"][c]
-            z["side"] = [k[0] for k, _ in gone]
-            z["price"] = [k[1] for k, _ in gone]
-            parts.append(z)
-            shown = {}
-        start = c + 1
-    return np.concatenate(parts) if parts else np.empty(0, LEVEL_DTYPE)
+    """Level updates of book events (see :class:`LevelStream`)."""
+    return LevelStream(where).feed(events)
+
+
+class LevelStream:
+    """Book events (kind 10 set, kind 11 clear) in pieces -> level updates
+    (LEVEL_DTYPE): a set as it is, a clear as a 0 for every level shown at
+    that time (so the levels shown are remembered from piece to piece)."""
+
+    def __init__(self, where: str = "depth") -> None:
+        self.where = where
+        self.shown: dict[tuple[int, float], float] = {}
+
+    def feed(self, events: np.ndarray) -> np.ndarray:
+        kinds = set(np.unique(events["kind"]).tolist())
+        if kinds - {10, 11}:
+            raise DataError(
+                f"{self.where}: book events of kinds {sorted(kinds - {10, 11})} are order-level (L3); "
+                "a depth-fed backtest takes L2 level updates (kind 10) and clears (kind 11)"
+            )
+        if not (events["kind"] == 11).any():  # no clear: vectorized
+            out = np.empty(len(events), LEVEL_DTYPE)
+            for f in ("ts", "side", "price"):
+                out[f] = events[f]
+            out["qty"] = events["size"]
+            sides, prices, sizes = out["side"].tolist(), out["price"].tolist(), out["qty"].tolist()
+            self.shown.update(zip(zip(sides, prices, strict=True), sizes, strict=True))
+            return out
+        parts, start = [], 0
+        for c in [*np.flatnonzero(events["kind"] == 11).tolist(), len(events)]:
+            parts.append(self.feed(events[start:c][events["kind"][start:c] == 10]))
+            if c < len(events):  # the clear
+                gone = [k for k, v in self.shown.items() if v > 0]
+                z = np.zeros(len(gone), LEVEL_DTYPE)
+                z["ts"] = events["ts"][c]
+                z["side"] = [k[0] for k in gone]
+                z["price"] = [k[1] for k in gone]
+                parts.append(z)
+                self.shown = {}
+            start = c + 1
+        return np.concatenate(parts)
 
 
 @dataclass
@@ -471,7 +481,8 @@ def run_ticks(
     first accepted tick at or after its time (:func:`ticktape.stages.depth_at`);
     updates after the last tick are not used."""
     shared = SharedFeatures(strats)
-    used = 0  # depth updates handed to the engines so far
+    used = 0  # depth updates delivered so far
+    carry = np.empty(0, LEVEL_DTYPE)  # delivered, after the last accepted tick
     ind = IndicatorState()
     states = [StrategyState() for _ in strats]
     outs = [{k: [] for k in ("signals", "fills", "orders", "equity")} for _ in strats]
@@ -486,9 +497,11 @@ def run_ticks(
         good, cols, feats, bars, ind = features_step(shared.features, ticks, ind, bar_ns, eos)
         bars_out.append(bars)
         diffs = None
-        if depth is not None and len(good):
-            upto = int(np.searchsorted(depth["ts"], good["ts"][-1], side="right"))
-            diffs, used = depth_at(good["ts"], depth[used:upto]), upto
+        if depth is not None:  # as the pipeline: the updates up to the batch's last tick, plus the carry
+            upto = int(np.searchsorted(depth["ts"], ticks["ts"][-1], side="right")) if len(ticks) else used
+            mine = depth[used:upto] if not len(carry) else np.concatenate((carry, depth[used:upto]))
+            diffs, carry = depth_for_batch(good["ts"], mine)
+            used = upto
         for j, strat in enumerate(strats):
             res, sig, states[j] = trade_step(
                 strat, engines[j], good, shared.per_strategy(j, feats), states[j], eos, cols, diffs

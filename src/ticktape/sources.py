@@ -249,6 +249,10 @@ async def check(spec: Any, conn: Any) -> dict[str, int | None]:
             if n == 0:
                 raise SpecError(f"{_range_field(spec)}: no ticks of {sym!r} {where}")
             counts[sym] = n
+            if getattr(spec, "depth", False) and not await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM book_events WHERE symbol = $1)", sym
+            ):
+                raise SpecError(f"depth: {sym!r} has no book events in the store (import L2 data first)")
     elif kind == "parquet":
         path = Path(spec.source["path"])
         if not path.exists():

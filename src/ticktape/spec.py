@@ -91,6 +91,9 @@ class RunSpec:
     #: where the ticks come from (ticktape.sources): None / {"kind": "store"},
     #: parquet, generator or a recorded topic
     source: dict[str, Any] | None = None
+    #: feed the engine the symbols' L2 depth from the store's book_events
+    #: (store source only): fills walk the depth (docs/strategies.md)
+    depth: bool = False
     run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def __post_init__(self) -> None:
@@ -106,6 +109,12 @@ class RunSpec:
             raise SpecError("end_ns: is before start_ns")
         build(self.strategy, self.params)  # validates strategy name and params
         object.__setattr__(self, "source", sources.validate(self.source))
+        if not isinstance(self.depth, bool):
+            raise SpecError(f"depth: must be true or false, got {self.depth!r}")
+        if self.depth and self.source["kind"] != "store":
+            raise SpecError(
+                f"depth: only the store source carries depth (book_events); source is {self.source['kind']!r}"
+            )
 
     def to_json(self) -> str:
         d = dataclasses.asdict(self)

@@ -156,6 +156,16 @@ def depth_at(ticks_ts: np.ndarray, levels: np.ndarray | None) -> np.ndarray | No
     return out
 
 
+def depth_for_batch(good_ts: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """Split the level updates known by the end of a batch (those carried
+    from before first, then the batch's own) into the engine's diffs for its
+    accepted ticks and the rest, carried to the next batch: updates after
+    the last accepted tick (its trailing ticks were rejected, or none was
+    accepted) wait for the next accepted tick, never applied earlier."""
+    upto = int(np.searchsorted(levels["ts"], good_ts[-1], side="right")) if len(good_ts) else 0
+    return depth_at(good_ts, levels[:upto]), levels[upto:]
+
+
 def execution_step(
     engine: Engine,
     ticks: np.ndarray,
@@ -313,11 +323,12 @@ class SymbolResult:
     rejects: dict[str, int]
 
 
-def run_symbol(spec: RunSpec, batches: Iterable[np.ndarray]) -> SymbolResult:
-    """Run one symbol's ticks through all stages in process (no broker, no DB):
-    :func:`ticktape.inprocess.run_ticks` with the spec's strategy and engine."""
+def run_symbol(spec: RunSpec, batches: Iterable[np.ndarray], depth: np.ndarray | None = None) -> SymbolResult:
+    """Run one symbol's ticks (and its L2 level updates, LEVEL_DTYPE) through
+    all stages in process (no broker, no DB): :func:`ticktape.inprocess.run_ticks`
+    with the spec's strategy and engine."""
     from ticktape.inprocess import run_ticks  # inprocess builds on this module
 
     strategy = build(spec.strategy, spec.params)
-    (res,) = run_ticks([strategy], [new_engine(spec, strategy)], batches, spec.bar_ns)
+    (res,) = run_ticks([strategy], [new_engine(spec, strategy)], batches, spec.bar_ns, depth)
     return SymbolResult(**res)

@@ -6,6 +6,7 @@ counted, and what the database holds must equal what the native engine
 returns for the same ticks in process (no broker, no DB).
 """
 
+import numpy as np
 import pytest
 
 from ticktape import store
@@ -100,3 +101,35 @@ def test_streaming_and_in_process_runs_give_the_same_metrics(pipeline):
     for k in shared:
         a, b = stored[k], local.metrics[k]
         assert (math.isnan(a) and math.isnan(b)) or a == b, (k, a, b)
+
+
+def test_a_run_with_depth_from_the_store_fills_as_in_process(pipeline):
+    """L2 book events in the store reach the engine through the ticks topic:
+    the same fills as in process, batch ends with rejected ticks included
+    (their updates are carried in the stream's state to the next accepted tick)."""
+    from ticktape.data.synth import depth_diffs
+    from ticktape.inprocess import LevelStream
+    from ticktape.stages import run_symbol
+
+    def reject_batch_ends(_i, ticks):
+        for end in range(7000, len(ticks), 7000):
+            ticks["bid"][end - 3 : end] = -1.0  # the last ticks of each 7000-tick batch are rejected
+
+    (sym,) = pipeline.symbols(1, 30_000, mutate=reject_batch_ends)
+    ticks = pipeline.data[sym]
+    events = depth_diffs(ticks[ticks["bid"] > 0], levels=4, seed=2, mean_size=5.0)
+    pipeline._run(lambda conn: store.write_book_events(conn, sym, events))
+    params = {"fast": 10, "slow": 50, "size": 30.0}
+    spec = RunSpec(strategy="ma_crossover", symbols=(sym,), params=params, batch_size=7000, depth=True)
+    with pipeline.worker() as w:
+        pipeline.submit(spec)
+        run = pipeline.wait_done(spec.run_id, [w])
+    assert run["status"] == "complete", run["error"]
+    want = run_symbol(spec, [ticks], depth=LevelStream().feed(events))
+    got = pipeline.stored(spec.run_id, sym, "fills")
+    exp = want.fills[np.lexsort([want.fills[f] for f in reversed(want.fills.dtype.names)])]
+    assert len(exp) > 20
+    assert got.tolist()[:5] == exp.tolist()[:5]
+    assert got.tobytes() == exp.tobytes()
+    flat = run_symbol(RunSpec(strategy="ma_crossover", symbols=(sym,), params=params), [ticks])
+    assert flat.fills.tobytes() != want.fills.tobytes()  # the depth made a difference

@@ -209,3 +209,16 @@ def test_a_binance_capture_backtests_with_its_own_depth():
     )
     assert r.accepted > 30_000 and len(r.fills) > 100 and r.extra["import_rejects"] == {}
     assert len(r.fills) != len(l1.fills) or not r.fills.equals(l1.fills)  # the depth changed the fills
+
+
+def test_a_run_spec_with_depth_needs_the_store_source():
+    from ticktape.spec import RunSpec
+    from ticktape.strategy import SpecError
+
+    with pytest.raises(SpecError, match="depth: only the store source carries depth"):
+        RunSpec(
+            strategy="ma_crossover", symbols=("X",), depth=True, source={"kind": "generator", "n_ticks": 10}
+        )
+    with pytest.raises(SpecError, match="depth: must be true or false"):
+        RunSpec(strategy="ma_crossover", symbols=("X",), depth="yes")
+    assert RunSpec.from_json(RunSpec(strategy="ma_crossover", symbols=("X",), depth=True).to_json()).depth
