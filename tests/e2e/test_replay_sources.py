@@ -91,6 +91,8 @@ def test_bad_sources_and_ranges_are_refused_before_anything_starts(pipeline, tmp
     assert asyncio.run(check(ok)) == {sym: 1000}
     with pytest.raises(SpecError, match="symbols: 'NOSUCH' has no ticks in the store"):
         asyncio.run(check(RunSpec(strategy="sma_crossover", symbols=("NOSUCH",))))
+    with pytest.raises(SpecError, match=f"depth: '{sym}' has no book events in the store"):
+        asyncio.run(check(RunSpec(strategy="sma_crossover", symbols=(sym,), depth=True)))
     late = int(pipeline.data[sym]["ts"][-1]) + 10**9
     with pytest.raises(SpecError, match=f"start_ns: no ticks of '{sym}' between"):
         asyncio.run(check(RunSpec(strategy="sma_crossover", symbols=(sym,), start_ns=late)))
