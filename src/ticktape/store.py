@@ -1366,6 +1366,8 @@ async def has_timescale(conn: asyncpg.Connection) -> bool:
 
 #: The bar views of 0003 (continuous aggregates on TimescaleDB).
 BAR_VIEWS = ("bars_1s", "bars_1m", "bars_1h")
+#: Bucket width of each bar view, ns.
+_BAR_WIDTH_NS = {"bars_1s": 10**9, "bars_1m": 60 * 10**9, "bars_1h": 3_600 * 10**9}
 
 
 async def refresh_bars(
@@ -1386,6 +1388,11 @@ async def refresh_bars(
     ----------
     start_ns, end_ns
         Window in int64 ns since the epoch (UTC); None leaves that side open.
+        Each aggregate is refreshed over every one of its buckets that the
+        window touches (TimescaleDB refreshes only the buckets wholly
+        inside the window it is given, and rejects a window that holds
+        none: "refresh window too small"), so a window of two minutes
+        refreshes the hour that holds it in ``bars_1h``.
     wait
         Seconds to keep retrying a refresh that TimescaleDB (>= 2.27)
         rejects because its window overlaps one in progress on the same
@@ -1400,11 +1407,16 @@ async def refresh_bars(
     """
     if not await has_timescale(conn):
         return 0
-    lo = None if start_ns is None else ns_to_datetime(start_ns)
-    hi = None if end_ns is None else ns_to_datetime(end_ns)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     for view in BAR_VIEWS:
+        width = _BAR_WIDTH_NS[view]  # (buckets of at most an hour: aligned to the epoch)
+        lo_ns = None if start_ns is None else int(start_ns) // width * width
+        hi_ns = None if end_ns is None else -(-int(end_ns) // width) * width
+        if lo_ns is not None and hi_ns is not None and hi_ns <= lo_ns:
+            hi_ns = lo_ns + width
+        lo = None if lo_ns is None else ns_to_datetime(lo_ns)
+        hi = None if hi_ns is None else ns_to_datetime(hi_ns)
         pause = 0.05
         while True:
             try:

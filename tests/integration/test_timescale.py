@@ -170,3 +170,195 @@ async def test_book_events_and_instruments(ts_conn: asyncpg.Connection) -> None:
     await store.write_instrument(ts_conn, "TS", lot_size=1.0)
     row = await ts_conn.fetchrow("SELECT * FROM instruments WHERE symbol = 'TS'")
     assert (row["tick_size"], row["lot_size"], row["currency"]) == (0.01, 1.0, "USD")
+
+
+# -- the read and write paths of 2026-12 (partitions on plain PostgreSQL) -----
+
+
+async def _second(conn: asyncpg.Connection) -> asyncpg.Connection:
+    """Another connection to the database of ``conn``."""
+    assert URL
+    return await store.connect(with_database(URL, await conn.fetchval("SELECT current_database()")))
+
+
+async def _read(conn: asyncpg.Connection, symbol: str, **kw) -> np.ndarray:
+    parts = [b async for b in store.read_ticks(conn, symbol, **kw)]
+    return np.concatenate(parts) if parts else np.empty(0, TICK_DTYPE)
+
+
+def _assert_same(a: np.ndarray, b: np.ndarray) -> None:
+    assert len(a) == len(b)
+    for name in TICK_DTYPE.names or ():
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+async def test_0030_leaves_the_hypertable_and_tick_writer_reads_and_deletes_work_on_it(
+    ts_conn: asyncpg.Connection,
+) -> None:
+    """0030 changes nothing on TimescaleDB; TickWriter (one or two connections)
+    writes through write_ticks; read_ticks on one and on two connections give
+    the same ticks, before and after compression; re-imports store nothing;
+    delete_ticks deletes rows of compressed chunks."""
+    applied = await store.migrate(ts_conn)
+    assert "0030_ticks_partitions" in applied
+    assert await ts_conn.fetchval("SELECT relkind::text FROM pg_class WHERE oid = 'ticks'::regclass") == "r"
+    assert (
+        await ts_conn.fetchval(
+            "SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_name = 'ticks'"
+        )
+        == 1
+    )
+    assert await ts_conn.fetchval("SELECT to_regclass('ticks_0030_old') IS NULL")
+
+    # 70 days of sparse quotes (70 one-day chunks, three UTC months), trades interleaved
+    n = 70 * 48
+    ticks = quotes(n, t0=BASE + 20 * 86_400 * 10**9, step_ns=1_800 * 10**9)
+    ticks["last"] = np.where(np.arange(n) % 3 == 0, ticks["bid"], np.nan)
+    ticks["last_size"] = np.where(np.arange(n) % 3 == 0, 2.0, np.nan)
+    parts = np.array_split(np.arange(n), 5)
+    other = await _second(ts_conn)
+    try:
+        async with store.TickWriter(ts_conn, second=other) as w:
+            for idx in parts:
+                await w.write("TW", ticks[idx], seq=np.zeros(len(idx), np.int64))
+        assert (w.stored, w.bulk_rows) == (n, 0)
+        assert (
+            await ts_conn.fetchval("SELECT relkind::text FROM pg_class WHERE oid = 'ticks'::regclass") == "r"
+        )
+        assert await ts_conn.fetchval(
+            "SELECT to_regclass($1) IS NULL", store.tick_partition("TW", np.datetime64("2024-02"))
+        )
+
+        async def both_ways(**kw) -> np.ndarray:
+            one = [b async for b in store.read_ticks(ts_conn, "TW", batch_size=499, **kw)]
+            two = [b async for b in store.read_ticks(ts_conn, "TW", batch_size=499, second=other, **kw)]
+            assert [len(b) for b in two] == [len(b) for b in one]
+            out = np.concatenate(one) if one else np.empty(0, TICK_DTYPE)
+            _assert_same(np.concatenate(two) if two else np.empty(0, TICK_DTYPE), out)
+            return out
+
+        window = {"start_ns": int(ticks["ts"][1000]) + 1000, "end_ns": int(ticks["ts"][2500])}
+        _assert_same(await both_ways(), ticks)
+        _assert_same(await both_ways(**window), ticks[1001:2500])
+
+        async with store.TickWriter(ts_conn, second=other) as w:  # again: nothing new
+            for idx in parts:
+                await w.write("TW", ticks[idx], seq=np.zeros(len(idx), np.int64))
+        assert w.stored == 0
+
+        for r in await ts_conn.fetch("SELECT show_chunks('ticks') AS c"):
+            await ts_conn.execute("SELECT compress_chunk($1::regclass, if_not_compressed => true)", r["c"])
+        assert (
+            await ts_conn.fetchval(
+                "SELECT count(*) FILTER (WHERE NOT is_compressed) FROM timescaledb_information.chunks "
+                "WHERE hypertable_name = 'ticks'"
+            )
+            == 0
+        )
+        # array pages (second=) and row pages over compressed chunks
+        _assert_same(await both_ways(), ticks)
+        _assert_same(await both_ways(**window), ticks[1001:2500])
+        more = quotes(
+            7, t0=int(ticks["ts"][-1]) - 5 * 10**9, step_ns=10**9
+        )  # into the last (compressed) chunk
+        async with store.TickWriter(ts_conn, second=other) as w:
+            for idx in parts:
+                await w.write("TW", ticks[idx], seq=np.zeros(len(idx), np.int64))
+            await w.write("TW", more, seq=np.arange(1, 8))
+        assert w.stored == 7
+        assert await ts_conn.fetchval("SELECT count(*) FROM ticks WHERE symbol = 'TW'") == n + 7
+
+        assert await store.delete_ticks(ts_conn, "TW") == n + 7
+        assert await ts_conn.fetchval("SELECT count(*) FROM ticks WHERE symbol = 'TW'") == 0
+        assert len(await _read(ts_conn, "TW", second=other)) == 0
+    finally:
+        await other.close()
+
+
+async def test_refresh_bars_of_a_short_unaligned_window_shows_ticks_behind_the_watermark(
+    ts_conn: asyncpg.Connection,
+) -> None:
+    """refresh_bars over a few seconds (not whole minutes or hours) refreshes
+    the buckets of every aggregate that the window touches (TimescaleDB
+    itself rejects a window holding no whole bucket)."""
+    await store.migrate(ts_conn)
+    day = 86_400 * 10**9
+    late = quotes(60, t0=BASE + day)
+    assert await store.write_ticks(ts_conn, "RB", late) == 60
+    assert await store.refresh_bars(ts_conn) == 3  # the watermarks move past day 2
+    early = quotes(8, t0=BASE + 10 * 3_600 * 10**9 + 17 * 60 * 10**9 + 1_500_000_000, step_ns=10**9)
+    assert await store.write_ticks(ts_conn, "RB", early) == 8
+    lo = int(early["ts"][0])
+    count = "SELECT coalesce(sum(ticks), 0) FROM {} WHERE symbol = 'RB' AND bucket < $1"
+    cut = store.ns_to_datetime(BASE + day)
+    for view in store.BAR_VIEWS:  # behind the watermark: not shown before the refresh
+        assert await ts_conn.fetchval(count.format(view), cut) == 0, view
+    assert await store.refresh_bars(ts_conn, lo, lo + 3 * 10**9) == 3  # 3 s, not on a second
+    mid = (early["bid"] + early["ask"]) / 2
+    # bars_1s: the seconds the window touched; bars_1m and bars_1h: all 8 ticks
+    assert await ts_conn.fetchval(count.format("bars_1s"), cut) == 4
+    for view in ("bars_1m", "bars_1h"):
+        row = await ts_conn.fetchrow(
+            f"SELECT open, close, ticks FROM {view} WHERE symbol = 'RB' AND bucket < $1", cut
+        )
+        assert (row["open"], row["close"], row["ticks"]) == (
+            pytest.approx(mid[0]),
+            pytest.approx(mid[-1]),
+            8,
+        ), view
+    assert await store.refresh_bars(ts_conn, lo, lo) == 3  # an empty window: the bucket of lo
+
+
+async def test_stream_equity_and_import_on_two_connections(ts_conn: asyncpg.Connection, tmp_path) -> None:
+    """stream_equity merges the equity hypertable's rows like read_results;
+    import_to_store with a second connection stores what one does."""
+    from ticktape.data.importers import Importer, import_to_store
+
+    await store.migrate(ts_conn)
+    run = uuid.uuid4()
+    want = {}
+    for j, sym in enumerate(["EA", "EB"]):
+        rows = np.zeros(300 + 50 * j, dtype=store.DTYPES["equity"])
+        rows["ts"] = BASE + np.arange(len(rows)) * (j + 1) * 7 * 3_600 * 10**9  # over many 7-day chunks
+        rng = np.random.default_rng(j)
+        for name in rows.dtype.names or ():
+            if name != "ts":
+                rows[name] = rng.normal(100, 5, len(rows))
+        for seq, part in enumerate(np.array_split(rows, 3)):
+            assert await store.write_results(ts_conn, run, sym, "equity", seq, part)
+        want[sym] = await store.read_results(ts_conn, run, sym, "equity")
+    assert (
+        await ts_conn.fetchval(
+            "SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name = 'equity'"
+        )
+        > 10
+    )
+    pieces = [p async for p in store.stream_equity(ts_conn, run, ["EB", "EA"], rows=64)]
+    assert [len(p[0]) for p in pieces] == [64] * (650 // 64) + [650 % 64]
+    ts, j, eq, pos, px = (np.concatenate(c) for c in zip(*pieces, strict=True))
+    assert np.all(np.diff(ts) >= 0)
+    for k, sym in enumerate(["EA", "EB"]):
+        np.testing.assert_array_equal(ts[j == k], want[sym]["ts"])
+        np.testing.assert_array_equal(eq[j == k], want[sym]["equity"])
+        np.testing.assert_array_equal(pos[j == k], want[sym]["position"])
+        np.testing.assert_array_equal(px[j == k], want[sym]["price"])
+
+    path = tmp_path / "months.csv"
+    step = 86_400 * 9  # 40 ticks over a year
+    path.write_text(
+        "ts,bid,ask\n" + "".join(f"{1_704_186_000 + i * step},{100 + i},{101 + i}\n" for i in range(40))
+    )
+    other = await _second(ts_conn)
+    try:
+        one = await import_to_store(ts_conn, Importer(path, "csv", symbol="IA", time_format="s", block=7))
+        two = await import_to_store(
+            ts_conn, Importer(path, "csv", symbol="IB", time_format="s", block=7), second=other
+        )
+        assert one.stored == two.stored == 40
+        _assert_same(await _read(ts_conn, "IB", second=other), await _read(ts_conn, "IA"))
+        again = await import_to_store(
+            ts_conn, Importer(path, "csv", symbol="IB", time_format="s", block=7), second=other
+        )
+        assert again.stored == 0
+    finally:
+        await other.close()
