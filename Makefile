@@ -34,6 +34,7 @@ dashboard: $(VENV)/.installed-runtime
 	$(BIN)/ticktape dashboard
 
 bench: $(VENV)/.installed-test
+	$(PIP) install --quiet ".[test,bench]"
 	$(BIN)/python benchmarks/e2e.py
 	$(BIN)/python benchmarks/native_book.py
 	$(BIN)/python benchmarks/sweep.py
