@@ -965,11 +965,21 @@ async def read_ticks(
     Either way, a page whose NULLs vary from row to row (trades interleaved
     with quotes) is asked again with NULLs replaced by NaN on the server, as
     are the following pages.
+
+    On TimescaleDB a query locks every chunk of ``ticks`` it cannot exclude
+    at plan time, and ``ts >= <start>`` alone excludes only the chunks
+    before it: with thousands of chunks (decades of daily bars in 1-day
+    chunks) a few such reads at once ran the server out of lock slots ("out
+    of shared memory"). When more than :data:`READ_CHUNKS` chunks overlap
+    the range, every page query is also bounded to a window of that many
+    chunks (a page is filled from the next windows when one runs out), and
+    ``second`` is not used.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     reader = _TickPages(symbol, start_ns, end_ns, int(batch_size))
-    if second is None:
+    reader.cuts = await _chunk_cuts(conn, start_ns, end_ns)
+    if second is None or reader.cuts:
         after: tuple[int, int] | None = None
         while True:
             out, last = await reader.rows(conn, after)
@@ -985,6 +995,30 @@ async def read_ticks(
                 yield out
 
 
+#: On TimescaleDB, the most chunks of ``ticks`` one page query of
+#: :func:`read_ticks` may plan (and lock).
+READ_CHUNKS = 64
+
+
+async def _chunk_cuts(conn: asyncpg.Connection, start_ns: int | None, end_ns: int | None) -> list[str]:
+    """Where the read windows of ``[start_ns, end_ns)`` meet (timestamptz
+    literals, ascending): the start of every :data:`READ_CHUNKS`-th chunk of
+    the ``ticks`` hypertable in that range; none on plain PostgreSQL or when
+    the range has at most that many chunks."""
+    if not await has_timescale(conn):
+        return []
+    where = ["hypertable_name = 'ticks'"]
+    if start_ns is not None:
+        where.append(f"range_end > {_ts_literal(start_ns)}")
+    if end_ns is not None:
+        where.append(f"range_start < {_ts_literal(end_ns)}")
+    starts = await conn.fetchval(
+        "SELECT array(SELECT range_start FROM timescaledb_information.chunks "
+        f"WHERE {' AND '.join(where)} ORDER BY range_start)"
+    )
+    return [f"'{t.isoformat()}'::timestamptz" for t in starts[READ_CHUNKS::READ_CHUNKS]]
+
+
 class _TickPages:
     """The page queries of :func:`read_ticks` for one symbol and time range."""
 
@@ -996,10 +1030,17 @@ class _TickPages:
         if end_ns is not None:
             self.base.append(f"ts < {_ts_literal(end_ns)}")
         self.mixed = False  # NULLs vary row by row: let the server fill in NaN
+        self.cuts: list[str] = []  # read windows (TimescaleDB, many chunks): see _chunk_cuts
+        self.window = 0  # queries read ts in [cuts[window - 1], cuts[window])
 
     def where(self, after: tuple[int, int] | None, upto: tuple[int, int] | None) -> str:
-        """Rows after the key ``after`` (or from ``start_ns``) up to the key ``upto``."""
+        """Rows after the key ``after`` (or from ``start_ns``) up to the key
+        ``upto``, inside the current read window."""
         where = list(self.base)
+        if self.window > 0:
+            where.append(f"ts >= {self.cuts[self.window - 1]}")
+        if self.window < len(self.cuts):
+            where.append(f"ts < {self.cuts[self.window]}")
         if after is not None:
             when = f"'{_pg_us_iso(after[0])}'::timestamptz"
             # (ts >= ...: partitions before it are pruned; the row comparison alone prunes nothing)
@@ -1014,7 +1055,24 @@ class _TickPages:
     async def rows(
         self, conn: asyncpg.Connection, after: tuple[int, int] | None
     ) -> tuple[np.ndarray, tuple[int, int] | None]:
-        """The ``batch_size`` ticks after ``after``, one COPY row per tick."""
+        """The ``batch_size`` ticks after ``after``, one COPY row per tick
+        (from the following read windows too, when the current one runs out)."""
+        out, last = await self._window_rows(conn, after, self.batch_size)
+        parts = [out]
+        n = len(out)
+        while n < self.batch_size and self.window < len(self.cuts):
+            self.window += 1
+            more, more_last = await self._window_rows(conn, None, self.batch_size - n)
+            if len(more):
+                parts.append(more)
+                n += len(more)
+                last = more_last
+        return (parts[0] if len(parts) == 1 else np.concatenate(parts)), last
+
+    async def _window_rows(
+        self, conn: asyncpg.Connection, after: tuple[int, int] | None, limit: int
+    ) -> tuple[np.ndarray, tuple[int, int] | None]:
+        """At most ``limit`` ticks after ``after`` in the current read window."""
         where = self.where(after, None)
         for attempt in ("raw", "nan"):
             if attempt == "raw" and self.mixed:
@@ -1023,9 +1081,7 @@ class _TickPages:
                 cols = ", ".join(f"coalesce({name}, 'NaN'::float8)" for name in _TICK_FLOATS)
             else:
                 cols = ", ".join(_TICK_FLOATS)
-            query = (
-                f"SELECT ts, seq, {cols} FROM ticks WHERE {where} ORDER BY ts, seq LIMIT {self.batch_size}"
-            )
+            query = f"SELECT ts, seq, {cols} FROM ticks WHERE {where} ORDER BY ts, seq LIMIT {int(limit)}"
             data = await _copy_out(conn, query)
             if attempt == "nan":
                 raw = decode_copy(data, _TICK_ROW)

@@ -7,6 +7,7 @@ database on that server, dropped afterwards. Skipped otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -360,5 +361,53 @@ async def test_stream_equity_and_import_on_two_connections(ts_conn: asyncpg.Conn
             ts_conn, Importer(path, "csv", symbol="IB", time_format="s", block=7), second=other
         )
         assert again.stored == 0
+    finally:
+        await other.close()
+
+
+async def test_read_ticks_plans_at_most_read_chunks_chunks_per_query(
+    ts_conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With more chunks than READ_CHUNKS, each page query of read_ticks locks
+    at most a window of them (thousands of chunks locked by a few reads at
+    once ran the server out of lock slots), and the pages are the same."""
+    await store.migrate(ts_conn)
+    day = 86_400 * 10**9
+    other_sym = quotes(60, t0=BASE, step_ns=day)  # 60 one-day chunks before the symbol's ticks
+    assert await store.write_ticks(ts_conn, "OLD", other_sym) == 60
+    n = 40 * 24
+    ticks = quotes(n, t0=BASE + 60 * day, step_ns=3_600 * 10**9)  # 40 more chunks
+    ticks["last"] = np.where(np.arange(n) % 4 == 0, ticks["bid"], np.nan)
+    assert await store.write_ticks(ts_conn, "NEW", ticks) == n
+    whole = await _read(ts_conn, "NEW", batch_size=100)
+
+    async def chunks_locked_by_first_page(**kw) -> int:
+        async with ts_conn.transaction():  # locks are kept until the end of the transaction
+            async with contextlib.aclosing(store.read_ticks(ts_conn, "NEW", **kw)) as pages:
+                first = await pages.__anext__()
+            locked = await ts_conn.fetchval(
+                "SELECT count(DISTINCT c.oid) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                "JOIN pg_namespace s ON s.oid = c.relnamespace "
+                "WHERE l.pid = pg_backend_pid() AND s.nspname = '_timescaledb_internal' "
+                "AND c.relkind = 'r' AND c.relname LIKE '\\_hyper\\_%\\_chunk'"
+            )
+        assert len(first) == kw["batch_size"]
+        return int(locked)
+
+    # (from the first tick: windows before it would add their locks to the transaction's)
+    start = int(ticks["ts"][0])
+    monkeypatch.setattr(store, "READ_CHUNKS", 1000)
+    assert await chunks_locked_by_first_page(batch_size=10, start_ns=start) == 40  # every chunk after it
+    monkeypatch.setattr(store, "READ_CHUNKS", 8)
+    assert await chunks_locked_by_first_page(batch_size=10, start_ns=start) <= 8
+    other = await _second(ts_conn)
+    try:
+        for bs in (1, 7, 100, 5000):
+            pages = [b async for b in store.read_ticks(ts_conn, "NEW", batch_size=bs, second=other)]
+            assert all(len(b) == bs for b in pages[:-1]) and 0 < len(pages[-1]) <= bs
+            _assert_same(np.concatenate(pages), whole)
+        lo, hi = int(ticks["ts"][100]), int(ticks["ts"][700])
+        _assert_same(await _read(ts_conn, "NEW", start_ns=lo, end_ns=hi, batch_size=33), whole[100:700])
+        assert len(await _read(ts_conn, "NONE", batch_size=10)) == 0
     finally:
         await other.close()
