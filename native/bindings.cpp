@@ -628,6 +628,14 @@ PYBIND11_MODULE(_native, m) {
       .def_property_readonly("target_mode", [](PyEngine& s) { return s.get().config().target_mode; })
       .def_property_readonly("max_order_id", [](PyEngine& s) { return s.get().max_order_id(); })
       .def_property_readonly("has_depth", [](PyEngine& s) { return s.get().has_depth(); })
+      .def_property_readonly("depth_hidden_ticks", [](PyEngine& s) { return s.get().depth_hidden_ticks(); })
+      .def_property_readonly("depth_bound",
+                             [](PyEngine& s) -> py::object {
+                               const DepthBook& d = s.get().depth();
+                               if (!d.bounded) return py::none();
+                               const Grid g(s.get().config().tick_size);
+                               return py::make_tuple(g.to_float(d.bound_bid), g.to_float(d.bound_ask));
+                             })
       .def(
           "depth_levels",
           [](PyEngine& s, int side) {

@@ -271,8 +271,16 @@ struct DepthSide {
   }
 };
 
+// The L1 bound: the latest valid L1 quote is authoritative for the top of
+// the depth book. Levels strictly better than it (bids above the quote's bid,
+// asks below its ask) are hidden: they stay in the book (a later quote or
+// diff can make them consistent again) but show no liquidity, are not walked
+// and count for no best price, mark or queue. No bound before the first
+// valid quote.
 struct DepthBook {
   DepthSide bids, asks;
+  bool bounded = false;
+  int64_t bound_bid = 0, bound_ask = 0;  // ticks, when bounded
 
   static int64_t key(int side, int64_t px) { return side > 0 ? -px : px; }
   static int64_t price(int side, int64_t key) { return side > 0 ? -key : key; }
@@ -294,13 +302,43 @@ struct DepthBook {
       m.v.insert(it, DepthSide::Entry{k, DepthLevel{lots, 0}});
     }
   }
-  bool best(int side, int64_t& px) const {
+  void set_bound(int64_t bid, int64_t ask) {
+    bounded = true;
+    bound_bid = bid;
+    bound_ask = ask;
+  }
+  // The key of the bound on `side`: keys below it are hidden.
+  int64_t bound_key(int side) const { return key(side, side > 0 ? bound_bid : bound_ask); }
+  // Is the price of `side` beyond the bound (hidden)?
+  bool beyond(int side, int64_t px) const {
+    return bounded && (side > 0 ? px > bound_bid : px < bound_ask);
+  }
+  // Does the bound hide some level of `side` now?
+  bool hides(int side) const {
     const auto& m = levels(side);
-    if (m.empty()) return false;
-    px = price(side, m.v.back().first);
+    return bounded && !m.empty() && m.v.back().first < bound_key(side);
+  }
+  // Where the hidden levels start in the side's vector: the shown levels are
+  // [v.begin(), shown_end) (best shown at shown_end - 1).
+  std::vector<DepthSide::Entry>::iterator shown_end(int side) {
+    auto& m = levels(side);
+    if (!hides(side)) return m.v.end();
+    return m.find_pos(bound_key(side) - 1);  // the first key < the bound's
+  }
+  // The shown levels, best first.
+  auto shown_begin(int side) { return std::make_reverse_iterator(shown_end(side)); }
+  auto shown_stop(int side) { return levels(side).v.rend(); }
+  // The best shown price of `side`, if any.
+  bool best(int side, int64_t& px) const {
+    auto& self = const_cast<DepthBook&>(*this);
+    auto end = self.shown_end(side);
+    if (end == self.levels(side).v.begin()) return false;
+    px = price(side, (end - 1)->first);
     return true;
   }
+  // The displayed lots at a price (0: no level there, or hidden).
   int64_t displayed(int side, int64_t px) const {
+    if (beyond(side, px)) return 0;
     auto& m = const_cast<DepthSide&>(levels(side));
     const int64_t k = key(side, px);
     auto it = m.find_pos(k);
@@ -521,6 +559,7 @@ class Engine {
   double equity() const { return position_ == 0 ? cash_ : cash_ + position() * mark_; }
   uint64_t ticks_processed() const { return ticks_; }
   uint64_t quotes_ignored() const { return quotes_ignored_; }
+  uint64_t depth_hidden_ticks() const { return depth_hidden_ticks_; }
   int64_t max_order_id() const { return max_id_; }
   const std::vector<SimOrder>& open_orders() const { return open_; }
   bool has_depth() const { return l2_; }
@@ -639,6 +678,10 @@ class Engine {
       put(s, u.working);
     }
     put(s, l2_);
+    put(s, depth_hidden_ticks_);
+    put(s, depth_.bounded);
+    put(s, depth_.bound_bid);
+    put(s, depth_.bound_ask);
     for (const auto* m : {&depth_.bids, &depth_.asks}) {
       put(s, static_cast<uint64_t>(m->size()));
       for (const auto& [key, lv] : *m) {
@@ -762,6 +805,14 @@ class Engine {
       if (u.lots < -kMaxQty || u.lots > kMaxQty) throw std::invalid_argument("corrupt engine state (fill)");
     }
     e.l2_ = r.flag();
+    e.depth_hidden_ticks_ = r.get<uint64_t>();
+    e.depth_.bounded = r.flag();
+    e.depth_.bound_bid = r.get<int64_t>();
+    e.depth_.bound_ask = r.get<int64_t>();
+    if (e.depth_.bounded && (e.depth_.bound_bid < 0 || e.depth_.bound_ask >= kMaxPrice ||
+                             e.depth_.bound_bid > e.depth_.bound_ask)) {
+      throw std::invalid_argument("corrupt engine state (depth bound)");
+    }
     for (int side : {kBuy, kSell}) {
       auto& m = e.depth_.levels(side);
       const uint64_t nl = r.count(24);
@@ -789,7 +840,7 @@ class Engine {
 
  private:
   static constexpr uint32_t kMagic = 0x31455454;  // "TTE1"
-  static constexpr uint32_t kVersion = 4;  // 4: + the L2 depth
+  static constexpr uint32_t kVersion = 5;  // 4: + the L2 depth; 5: + its L1 bound
   static constexpr size_t kOrderBytes = 11 * 8 + 6;
   static constexpr size_t kRequestBytes = 6 * 8 + 6;
 
@@ -1017,7 +1068,11 @@ class Engine {
     // this tick's depth diffs in array order
     const int64_t bt = px[i].bid, at = px[i].ask;
     const bool valid = bt != kNoPx && at != kNoPx && bt <= at;
-    if (!valid) ++quotes_ignored_;
+    if (valid) {
+      depth_.set_bound(bt, at);  // the latest valid quote bounds the depth book's top
+    } else {
+      ++quotes_ignored_;
+    }
     if (dcursor_ < in.n_depth && static_cast<size_t>(in.depth[dcursor_].i) == i) {
       l2_ = true;
       do {
@@ -1026,8 +1081,16 @@ class Engine {
       } while (dcursor_ < in.n_depth && static_cast<size_t>(in.depth[dcursor_].i) == i);
     }
     if (l2_) {
-      int64_t bb, ba;  // the mark: mid of the best displayed levels (unchanged when one-sided or crossed)
-      if (depth_.best(kBuy, bb) && depth_.best(kSell, ba) && bb <= ba) mark_ = prices_.to_float(bb + ba) * 0.5;
+      if (depth_.hides(kBuy) || depth_.hides(kSell)) ++depth_hidden_ticks_;
+      // the mark: the mid of the latest valid L1 quote (the bound: the freshest
+      // top, always within the shown depth's spread); before any valid quote,
+      // the mid of the best levels (unchanged when one-sided or crossed)
+      int64_t bb, ba;
+      if (depth_.bounded) {
+        mark_ = prices_.to_float(depth_.bound_bid + depth_.bound_ask) * 0.5;
+      } else if (depth_.best(kBuy, bb) && depth_.best(kSell, ba) && bb <= ba) {
+        mark_ = prices_.to_float(bb + ba) * 0.5;
+      }
     } else if (valid) {
       book_.set(bt, to_lots_displayed(in.bid_size[i]), at, to_lots_displayed(in.ask_size[i]));
       mark_ = prices_.to_float(bt + at) * 0.5;
@@ -1259,16 +1322,16 @@ class Engine {
                qty);
   }
 
-  // Aggressive part on depth: walk the opposite levels best first, up to the
-  // limit, one fill per level at its price; what is taken is gone from the
-  // level until a diff sets it again.
+  // Aggressive part on depth: walk the opposite shown levels best first, up
+  // to the limit, one fill per level at its price; what is taken is gone
+  // from the level until a diff sets it again.
   void take_l2(SimOrder& o, int64_t ts, Outputs& out) {
     const bool limit = o.exec_type == kLimit;
-    auto& lv = depth_.levels(-o.side);
+    const auto first = depth_.shown_begin(-o.side), stop = depth_.shown_stop(-o.side);
     auto within = [&](int64_t px) { return !limit || (o.side > 0 ? px <= o.price : px >= o.price); };
     if (o.tif == kFOK) {
       int64_t total = 0;
-      for (auto it = lv.begin(); it != lv.end() && total < o.open(); ++it) {
+      for (auto it = first; it != stop && total < o.open(); ++it) {
         if (!within(DepthBook::price(-o.side, it->first))) break;
         total += it->second.avail();
       }
@@ -1277,7 +1340,7 @@ class Engine {
         return;
       }
     }
-    for (auto it = lv.begin(); it != lv.end() && o.open() > 0; ++it) {
+    for (auto it = first; it != stop && o.open() > 0; ++it) {
       const int64_t px = DepthBook::price(-o.side, it->first);
       if (!within(px)) break;
       const int64_t q = std::min(o.open(), it->second.avail());
@@ -1299,9 +1362,9 @@ class Engine {
   // own price (maker) what is still available at or through that price, best
   // level first (taken from those levels), in one fill; the rest keeps resting.
   void cross_l2(SimOrder& o, int64_t ts, Outputs& out) {
-    auto& lv = depth_.levels(-o.side);
+    const auto stop = depth_.shown_stop(-o.side);
     int64_t q = 0;
-    for (auto it = lv.begin(); it != lv.end() && q < o.open(); ++it) {
+    for (auto it = depth_.shown_begin(-o.side); it != stop && q < o.open(); ++it) {
       const int64_t px = DepthBook::price(-o.side, it->first);
       if (o.side > 0 ? px > o.price : px < o.price) break;
       const int64_t a = std::min(it->second.avail(), o.open() - q);
@@ -1589,6 +1652,7 @@ class Engine {
   int64_t last_ts_ = 0;
   uint64_t ticks_ = 0;
   uint64_t quotes_ignored_ = 0;
+  uint64_t depth_hidden_ticks_ = 0;  // L2 ticks at which the L1 bound hid some level
   double mark_ = kNaN;
   int64_t next_equity_ts_ = std::numeric_limits<int64_t>::min();
   bool equity_at_last_ = false;
@@ -1598,7 +1662,8 @@ class Engine {
   size_t cursor_ = 0;
   size_t dcursor_ = 0;
   // L2 mode: once any depth arrived, liquidity, best prices and the mark
-  // come from depth_ (the L1 quote only validates and counts).
+  // come from depth_, whose top is bounded by the latest valid L1 quote
+  // (levels beyond it are hidden); the L1 quote no longer gives liquidity.
   bool l2_ = false;
   DepthBook depth_;
   PxScratch px_;

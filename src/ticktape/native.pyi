@@ -246,8 +246,9 @@ class Engine:
 
         target None: no target decision in this batch; last/last_size: the
         tick's trade (NaN = none); orders: ORDER_INSTR_DTYPE instructions;
-        depth: DEPTH_DTYPE L2 diffs (from the first one on, liquidity, best
-        prices and the mark come from the depth book).
+        depth: DEPTH_DTYPE L2 diffs (from the first one on, liquidity and best
+        prices come from the depth book, bounded by the latest valid L1
+        quote: levels through it are hidden; see docs/native.md).
         details=True adds 'fill_liquidity' (int8, Liquidity) and
         'fill_known_ts' (int64: fill ts + response latency) per fill.
         On InputError / ValueError (message names the field and the index)
@@ -269,7 +270,7 @@ class Engine:
         """cash + position * mark (cash when flat)."""
     @property
     def mark(self) -> float:
-        """Mid of the latest valid quote (NaN before the first one)."""
+        """Mid of the latest valid quote (NaN before the first one; on depth with no valid quote yet, the depth's mid)."""
     @property
     def ticks_processed(self) -> int: ...
     @property
@@ -288,7 +289,16 @@ class Engine:
     def has_depth(self) -> bool:
         """True once any depth diff arrived (the engine then runs on L2 depth)."""
     def depth_levels(self, side: int) -> npt.NDArray[np.int64]:
-        """Levels of one side, best first, shape (k, 3): price ticks, displayed lots, lots taken by the strategy."""
+        """Levels of one side, best first, shape (k, 3): price ticks, displayed lots, lots taken by the strategy.
+
+        Hidden levels (beyond ``depth_bound``) are listed too: they stay in the book.
+        """
+    @property
+    def depth_bound(self) -> tuple[float, float] | None:
+        """The latest valid L1 quote (bid, ask) bounding the depth book's top; None before any."""
+    @property
+    def depth_hidden_ticks(self) -> int:
+        """Depth-fed ticks at which some depth level lay beyond the L1 quote (hidden: a stale or crossed feed)."""
     @property
     def tick_size(self) -> float: ...
     @property

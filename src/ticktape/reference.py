@@ -448,6 +448,9 @@ class ReferenceEngine:
         # L2 mode (once any depth arrived): side -> {price: [displayed lots, lots the strategy took]}
         self.l2 = False
         self.depth: dict[int, dict[int, list[int]]] = {1: {}, -1: {}}
+        # the latest valid L1 quote (bid, ask ticks): depth levels beyond it are hidden
+        self.bound: tuple[int, int] | None = None
+        self.depth_hidden_ticks = 0  # L2 ticks at which the bound hid some level
 
     @property
     def position(self) -> float:
@@ -503,10 +506,24 @@ class ReferenceEngine:
     def _ticks(self, p: float) -> int:
         return int(round_half_away(p / self.tick_size))
 
+    def _beyond(self, side: int, px: int) -> bool:
+        """Is a depth level of ``side`` at ``px`` beyond the L1 bound (hidden)?"""
+        if self.bound is None:
+            return False
+        return px > self.bound[0] if side > 0 else px < self.bound[1]
+
+    def _shown(self, side: int) -> dict[int, list[int]]:
+        """The depth levels of ``side`` not hidden by the bound (the same level lists)."""
+        return {p: v for p, v in self.depth[side].items() if not self._beyond(side, p)}
+
+    def _level(self, side: int, px: int) -> float:
+        """Displayed lots at a price of ``side`` (0: no level, or hidden)."""
+        return 0.0 if self._beyond(side, px) else float(self.depth[side].get(px, [0])[0])
+
     def _opp_best(self, side: int) -> int | None:
         """The best displayed price an aggressive order of ``side`` trades against (a buy: the ask)."""
         if self.l2:
-            lv = self.depth[-side]
+            lv = self._shown(-side)
             return (min(lv) if side > 0 else max(lv)) if lv else None
         return self.book[side][0] if self.book else None
 
@@ -540,7 +557,9 @@ class ReferenceEngine:
         if usable:
             bt, at = self._ticks(bid), self._ticks(ask)
             usable = bt <= at
-        if not usable:
+        if usable:
+            self.bound = (bt, at)
+        else:
             self.quotes_ignored += 1
         # 1. market data: the tick's depth diffs (a diff forgets what the strategy took there)
         for side, price, qty in diffs:
@@ -550,9 +569,15 @@ class ReferenceEngine:
                 self.depth[side].pop(px, None)
             else:
                 self.depth[side][px] = [lots, 0]
-        if self.l2:  # the mark from the best levels, unless one-sided or crossed
-            if self.depth[1] and self.depth[-1] and max(self.depth[1]) <= min(self.depth[-1]):
-                self.mark = self._prices.to_float(max(self.depth[1]) + min(self.depth[-1])) * 0.5
+        if self.l2:
+            if any(self._beyond(s, p) for s in (1, -1) for p in self.depth[s]):
+                self.depth_hidden_ticks += 1
+            # the mark: mid of the latest valid L1 quote; before any, of the best levels (unless one-sided / crossed)
+            bids, asks = self.depth[1], self.depth[-1]
+            if self.bound is not None:
+                self.mark = self._prices.to_float(self.bound[0] + self.bound[1]) * 0.5
+            elif bids and asks and max(bids) <= min(asks):
+                self.mark = self._prices.to_float(max(bids) + min(asks)) * 0.5
         elif usable:  # L1: displayed liquidity [price, lots] per side (a buy takes book[1])
             self.book = {-1: [bt, self._displayed(bid_size)], 1: [at, self._displayed(ask_size)]}
             self.shown = {s: self.book[s][1] for s in (1, -1)}
@@ -630,8 +655,8 @@ class ReferenceEngine:
         if self.queue_model == 0:
             return
         level = math.nan
-        if self.l2:  # every level is visible
-            level = float(self.depth[o.side].get(o.price, [0])[0])
+        if self.l2:  # every shown level is visible
+            level = self._level(o.side, o.price)
         elif self.book:
             touch = self.book[-o.side][0]
             if touch == o.price:
@@ -684,7 +709,7 @@ class ReferenceEngine:
     def _take_l2(self, o: _Order, ts: int, out) -> None:  # type: ignore[no-untyped-def]
         """Walk the opposite depth best price first, up to the limit; one fill per level."""
         limit = o.exec_type == LIMIT
-        lv = self.depth[-o.side]
+        lv = self._shown(-o.side)
         prices = sorted(lv, reverse=o.side < 0)
         if limit:
             prices = [p for p in prices if (p <= o.price if o.side > 0 else p >= o.price)]
@@ -734,7 +759,7 @@ class ReferenceEngine:
 
     def _cross_l2(self, o: _Order, ts: int, out) -> None:  # type: ignore[no-untyped-def]
         """A resting order the depth reached: what is left at or through its price, best first, in one maker fill."""
-        lv, q = self.depth[-o.side], 0
+        lv, q = self._shown(-o.side), 0
         for p in sorted(lv, reverse=o.side < 0):
             if (p > o.price) if o.side > 0 else (p < o.price):
                 break
@@ -772,7 +797,7 @@ class ReferenceEngine:
         if self.queue_model == 0:
             return
         if self.l2:
-            level = float(self.depth[s].get(o.price, [0])[0])
+            level = self._level(s, o.price)
         elif not self.book:
             return
         elif self.book[-s][0] == o.price:
