@@ -411,3 +411,40 @@ async def test_read_ticks_plans_at_most_read_chunks_chunks_per_query(
         assert len(await _read(ts_conn, "NONE", batch_size=10)) == 0
     finally:
         await other.close()
+
+
+async def test_bar_policies_refresh_a_day_of_buckets_or_more_per_batch(ts_conn: asyncpg.Connection) -> None:
+    """0031: the policies batch a day (bars_1s), a week (bars_1m) or a month
+    (bars_1h) of buckets (TimescaleDB >= 2.19; its default of 10 buckets made
+    the bars_1s policy run one transaction per 10 seconds of history), and a
+    policy run materialises every bar."""
+    await store.migrate(ts_conn)
+    version = await ts_conn.fetchval("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
+    jobs = {
+        r["hypertable_name"]: (r["job_id"], r["config"])
+        for r in await ts_conn.fetch(
+            "SELECT job_id, hypertable_name, config::text AS config FROM timescaledb_information.jobs "
+            "WHERE proc_name = 'policy_refresh_continuous_aggregate'"
+        )
+    }
+    assert set(jobs) == set(store.BAR_VIEWS)
+    if tuple(int(x) for x in version.split(".")[:2]) < (2, 19):
+        pytest.skip(f"TimescaleDB {version} has no batched policies")
+    import json
+
+    per_batch = {v: json.loads(c).get("buckets_per_batch") for v, (_, c) in jobs.items()}
+    assert per_batch == {"bars_1s": 86_400, "bars_1m": 10_080, "bars_1h": 720}
+    for job_id, _ in jobs.values():  # (only the run below)
+        await ts_conn.execute("SELECT alter_job($1, scheduled => false)", job_id)
+    ticks = quotes(2 * 86_400 // 30, step_ns=30 * 10**9)  # two days, two one-day chunks
+    assert await store.write_ticks(ts_conn, "PB", ticks) == len(ticks)
+    materialized = {}
+    for view in store.BAR_VIEWS:
+        await ts_conn.execute(f"CALL run_job({jobs[view][0]})")
+        table = await ts_conn.fetchval(
+            "SELECT format('%I.%I', h.schema_name, h.table_name) FROM _timescaledb_catalog.continuous_agg a "
+            "JOIN _timescaledb_catalog.hypertable h ON h.id = a.mat_hypertable_id WHERE a.user_view_name = $1",
+            view,
+        )
+        materialized[view] = await ts_conn.fetchval(f"SELECT count(*) FROM {table}")
+    assert materialized == {"bars_1s": len(ticks), "bars_1m": 2 * 1440, "bars_1h": 48}
