@@ -1498,48 +1498,83 @@ async def tick_catalogue(
 
     ``gaps`` is a list of ``(from_ns, to_ns)`` (consecutive ticks further apart
     than ``gap_ns``), at most 20 per symbol, longest first; ``n_gaps`` counts all.
+
+    On TimescaleDB with more than :data:`READ_CHUNKS` chunks, one query per
+    window of that many chunks (as :func:`read_ticks`), merged here.
     """
-    where = "" if symbols is None else "WHERE symbol = ANY($2::text[])"
-    args: list[Any] = [timedelta(microseconds=gap_ns // 1000)]
+    gap = timedelta(microseconds=gap_ns // 1000)
+    args: list[Any] = [gap]
     if symbols is not None:
         args.append(list(symbols))
-    rows = await conn.fetch(
-        f"""
-        WITH t AS (
-            SELECT symbol, ts, lag(ts) OVER (PARTITION BY symbol ORDER BY ts, seq) AS prev
-            FROM ticks {where}
-        ), s AS (
-            SELECT symbol, min(ts) AS first, max(ts) AS last, count(*) AS n,
-                   count(*) FILTER (WHERE ts - prev > $1) AS n_gaps
-            FROM t GROUP BY symbol
-        ), g AS (
-            SELECT symbol, prev, ts,
-                   row_number() OVER (PARTITION BY symbol ORDER BY ts - prev DESC, ts) AS r
-            FROM t WHERE ts - prev > $1
+    cuts = await _chunk_cuts(conn, None, None)
+    found: dict[str, dict[str, Any]] = {}
+    for w in range(len(cuts) + 1):
+        conds = [] if symbols is None else ["symbol = ANY($2::text[])"]
+        if w > 0:
+            conds.append(f"ts >= {cuts[w - 1]}")
+        if w < len(cuts):
+            conds.append(f"ts < {cuts[w]}")
+        where = f"WHERE {' AND '.join(conds)}" if conds else ""
+        rows = await conn.fetch(
+            f"""
+            WITH t AS (
+                SELECT symbol, ts, lag(ts) OVER (PARTITION BY symbol ORDER BY ts, seq) AS prev
+                FROM ticks {where}
+            ), s AS (
+                SELECT symbol, min(ts) AS first, max(ts) AS last, count(*) AS n,
+                       count(*) FILTER (WHERE ts - prev > $1) AS n_gaps
+                FROM t GROUP BY symbol
+            ), g AS (
+                SELECT symbol, prev, ts,
+                       row_number() OVER (PARTITION BY symbol ORDER BY ts - prev DESC, ts) AS r
+                FROM t WHERE ts - prev > $1
+            )
+            SELECT s.symbol, s.first, s.last, s.n, s.n_gaps,
+                   coalesce(array_agg(g.prev ORDER BY g.prev) FILTER (WHERE g.r IS NOT NULL), '{{}}') AS gap_from,
+                   coalesce(array_agg(g.ts ORDER BY g.prev) FILTER (WHERE g.r IS NOT NULL), '{{}}') AS gap_to
+            FROM s LEFT JOIN g ON g.symbol = s.symbol AND g.r <= 20
+            GROUP BY s.symbol, s.first, s.last, s.n, s.n_gaps
+            ORDER BY s.symbol
+            """,
+            *args,
         )
-        SELECT s.symbol, s.first, s.last, s.n, s.n_gaps,
-               coalesce(array_agg(g.prev ORDER BY g.prev) FILTER (WHERE g.r IS NOT NULL), '{{}}') AS gap_from,
-               coalesce(array_agg(g.ts ORDER BY g.prev) FILTER (WHERE g.r IS NOT NULL), '{{}}') AS gap_to
-        FROM s LEFT JOIN g ON g.symbol = s.symbol AND g.r <= 20
-        GROUP BY s.symbol, s.first, s.last, s.n, s.n_gaps
-        ORDER BY s.symbol
-        """,
-        *args,
-    )
-    return [
-        {
-            "symbol": r["symbol"],
-            "first_ns": datetime_to_ns(r["first"]),
-            "last_ns": datetime_to_ns(r["last"]),
-            "ticks": int(r["n"]),
-            "n_gaps": int(r["n_gaps"]),
-            "gaps": [
-                (datetime_to_ns(a), datetime_to_ns(b))
-                for a, b in zip(r["gap_from"], r["gap_to"], strict=True)
-            ],
-        }
-        for r in rows
-    ]
+        for r in rows:
+            gaps = list(zip(r["gap_from"], r["gap_to"], strict=True))
+            cat = found.get(r["symbol"])
+            if cat is None:
+                found[r["symbol"]] = {
+                    "first": r["first"],
+                    "last": r["last"],
+                    "n": r["n"],
+                    "n_gaps": r["n_gaps"],
+                    "gaps": gaps,
+                }
+                continue
+            if r["first"] - cat["last"] > gap:  # the gap between two windows
+                cat["n_gaps"] += 1
+                cat["gaps"].append((cat["last"], r["first"]))
+            cat["last"] = r["last"]
+            cat["n"] += r["n"]
+            cat["n_gaps"] += r["n_gaps"]
+            cat["gaps"].extend(gaps)
+    order = list(found)  # (one window: the query's order)
+    if cuts:
+        order = await conn.fetchval("SELECT array(SELECT s FROM unnest($1::text[]) s ORDER BY s)", order)
+    out = []
+    for symbol in order:
+        cat = found[symbol]
+        longest = sorted(cat["gaps"], key=lambda g: (-(g[1] - g[0]), g[1]))[:20]
+        out.append(
+            {
+                "symbol": symbol,
+                "first_ns": datetime_to_ns(cat["first"]),
+                "last_ns": datetime_to_ns(cat["last"]),
+                "ticks": int(cat["n"]),
+                "n_gaps": int(cat["n_gaps"]),
+                "gaps": [(datetime_to_ns(a), datetime_to_ns(b)) for a, b in sorted(longest)],
+            }
+        )
+    return out
 
 
 async def write_instrument(

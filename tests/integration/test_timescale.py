@@ -409,6 +409,18 @@ async def test_read_ticks_plans_at_most_read_chunks_chunks_per_query(
         lo, hi = int(ticks["ts"][100]), int(ticks["ts"][700])
         _assert_same(await _read(ts_conn, "NEW", start_ns=lo, end_ns=hi, batch_size=33), whole[100:700])
         assert len(await _read(ts_conn, "NONE", batch_size=10)) == 0
+        # the catalogue, one query per window (gaps inside and between windows; > 20 of OLD's)
+        windowed = await store.tick_catalogue(ts_conn, gap_ns=2 * 3_600 * 10**9)
+        monkeypatch.setattr(store, "READ_CHUNKS", 1000)
+        whole_cat = await store.tick_catalogue(ts_conn, gap_ns=2 * 3_600 * 10**9)
+        assert windowed == whole_cat
+        assert [(c["symbol"], c["ticks"], c["n_gaps"], len(c["gaps"])) for c in whole_cat] == [
+            ("NEW", n, 0, 0),
+            ("OLD", 60, 59, 20),
+        ]
+        assert await store.tick_catalogue(ts_conn, gap_ns=10**9, symbols=["NEW"]) == [
+            c for c in await store.tick_catalogue(ts_conn, gap_ns=10**9) if c["symbol"] == "NEW"
+        ]
     finally:
         await other.close()
 
