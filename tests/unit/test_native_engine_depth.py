@@ -619,10 +619,12 @@ BOOK_LEVEL, BOOK_CLEAR = 10, 11  # store.BOOK_EVENT_DTYPE kinds (dbschema/0003_m
 
 
 def binance_capture() -> tuple[np.ndarray, np.ndarray]:
-    from ticktape.data.importers import BookBatch, Importer, TickBatch
-
     if not os.path.exists(BINANCE):
         pytest.skip(f"the Binance capture is not here ({os.path.normpath(BINANCE)}: ../shared is absent)")
+    # the importer reads the store's dtypes (ticktape.store needs asyncpg, which make sanitize's venv lacks)
+    pytest.importorskip("asyncpg", reason="the importer needs ticktape.store, which needs asyncpg")
+    from ticktape.data.importers import BookBatch, Importer, TickBatch
+
     ticks, events = [], []
     for b in Importer(BINANCE, "binance-ws"):
         if isinstance(b, TickBatch):
