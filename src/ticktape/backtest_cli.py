@@ -133,6 +133,9 @@ def backtest(
             if result.extra.get("import_rejects")
             else ""
         )
+        + "".join(
+            f", {k.replace('_', ' ')}: {v:,}" for k, v in result.extra.get("engine_counts", {}).items() if v
+        )
     )
 
 

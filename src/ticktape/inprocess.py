@@ -518,8 +518,11 @@ def run_ticks(
             "ticks_in": n_in,
             "accepted": ind.accepted,
             "rejects": ind.rejects,
+            # ticks whose quote the engine could not use, and on depth, ticks whose
+            # quote hid stale levels (docs/native.md): how clean the feed was
+            "engine_counts": {"quotes_ignored": e.quotes_ignored, "depth_hidden_ticks": e.depth_hidden_ticks},
         }
-        for o in outs
+        for o, e in zip(outs, engines, strict=True)
     ]
 
 
@@ -952,4 +955,5 @@ def backtest(
     result = make_result(strat, cfg, res, prepared.mode, periods_per_year)
     result.extra["bars"] = _frame(res["bars"])
     result.extra["import_rejects"] = prepared.import_rejects
+    result.extra["engine_counts"] = res.get("engine_counts", {})
     return result

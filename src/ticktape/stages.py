@@ -331,4 +331,5 @@ def run_symbol(spec: RunSpec, batches: Iterable[np.ndarray], depth: np.ndarray |
 
     strategy = build(spec.strategy, spec.params)
     (res,) = run_ticks([strategy], [new_engine(spec, strategy)], batches, spec.bar_ns, depth)
+    res.pop("engine_counts")
     return SymbolResult(**res)

@@ -208,6 +208,9 @@ def test_a_binance_capture_backtests_with_its_own_depth():
         lot_size=1e-5,
     )
     assert r.accepted > 30_000 and len(r.fills) > 100 and r.extra["import_rejects"] == {}
+    # the capture's depth lags its quotes: stale levels through the quote were hidden, and said so
+    assert r.extra["engine_counts"]["depth_hidden_ticks"] > 1000
+    assert l1.extra["engine_counts"]["depth_hidden_ticks"] == 0
     assert len(r.fills) != len(l1.fills) or not r.fills.equals(l1.fills)  # the depth changed the fills
 
 
