@@ -1491,6 +1491,27 @@ async def refresh_bars(
     return len(BAR_VIEWS)
 
 
+async def tick_symbols(conn: asyncpg.Connection) -> list[str]:
+    """The symbols with stored ticks, sorted (by the database's collation).
+
+    On TimescaleDB with more than :data:`READ_CHUNKS` chunks, one query per
+    window of that many chunks (as :func:`read_ticks`).
+    """
+    cuts = await _chunk_cuts(conn, None, None)
+    found: set[str] = set()
+    for w in range(len(cuts) + 1):
+        conds = []
+        if w > 0:
+            conds.append(f"ts >= {cuts[w - 1]}")
+        if w < len(cuts):
+            conds.append(f"ts < {cuts[w]}")
+        where = f"WHERE {' AND '.join(conds)}" if conds else ""
+        found.update(r["symbol"] for r in await conn.fetch(f"SELECT DISTINCT symbol FROM ticks {where}"))
+    return list(
+        await conn.fetchval("SELECT array(SELECT s FROM unnest($1::text[]) s ORDER BY s)", list(found))
+    )
+
+
 async def tick_catalogue(
     conn: asyncpg.Connection, *, gap_ns: int = 3_600 * 10**9, symbols: Sequence[str] | None = None
 ) -> list[dict[str, Any]]:

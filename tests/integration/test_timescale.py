@@ -411,6 +411,7 @@ async def test_read_ticks_plans_at_most_read_chunks_chunks_per_query(
         assert len(await _read(ts_conn, "NONE", batch_size=10)) == 0
         # the catalogue, one query per window (gaps inside and between windows; > 20 of OLD's)
         windowed = await store.tick_catalogue(ts_conn, gap_ns=2 * 3_600 * 10**9)
+        assert await store.tick_symbols(ts_conn) == ["NEW", "OLD"]
         monkeypatch.setattr(store, "READ_CHUNKS", 1000)
         whole_cat = await store.tick_catalogue(ts_conn, gap_ns=2 * 3_600 * 10**9)
         assert windowed == whole_cat

@@ -167,7 +167,7 @@ async def export_parquet(
     from ticktape import store
 
     if symbols is None:
-        symbols = [r["symbol"] for r in await conn.fetch("SELECT DISTINCT symbol FROM ticks ORDER BY symbol")]
+        symbols = await store.tick_symbols(conn)
     rows = 0
     with pq.ParquetWriter(str(path), tick_schema(), compression="zstd") as writer:
         for symbol in symbols:
