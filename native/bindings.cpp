@@ -527,7 +527,8 @@ PYBIND11_MODULE(_native, m) {
                        std::optional<int64_t> entry_latency_ns, int64_t response_latency_ns,
                        int64_t feed_latency_ns, double maker_fee_bps,
                        std::optional<double> taker_fee_bps, double fee_per_unit, int queue_model,
-                       double queue_power, int slippage_model, double impact_bps, int target_mode) {
+                       double queue_power, int slippage_model, double impact_bps, int target_mode,
+                       int64_t depth_refill_ns) {
              if (latency_ns && entry_latency_ns && *latency_ns != *entry_latency_ns) {
                throw py::value_error("latency_ns is an alias of entry_latency_ns: give one of them");
              }
@@ -556,6 +557,7 @@ PYBIND11_MODULE(_native, m) {
              c.slippage_model = small("slippage_model", slippage_model);
              c.impact_bps = impact_bps;
              c.target_mode = small("target_mode", target_mode);
+             c.depth_refill_ns = depth_refill_ns;
              return PyEngine(Engine(c));
            }),
            py::arg("tick_size"), py::arg("lot_size") = 1.0, py::arg("latency_ns") = py::none(),
@@ -565,7 +567,8 @@ PYBIND11_MODULE(_native, m) {
            py::arg("feed_latency_ns") = 0, py::arg("maker_fee_bps") = 0.0,
            py::arg("taker_fee_bps") = py::none(), py::arg("fee_per_unit") = 0.0,
            py::arg("queue_model") = 0, py::arg("queue_power") = 2.0, py::arg("slippage_model") = 0,
-           py::arg("impact_bps") = 0.0, py::arg("target_mode") = 0)
+           py::arg("impact_bps") = 0.0, py::arg("target_mode") = 0,
+           py::arg("depth_refill_ns") = -1)
       .def("process", &engine_process, py::arg("ts"), py::arg("bid"), py::arg("ask"),
            py::arg("bid_size"), py::arg("ask_size"), py::arg("target") = py::none(), py::kw_only(),
            py::arg("last") = py::none(), py::arg("last_size") = py::none(),
@@ -626,6 +629,8 @@ PYBIND11_MODULE(_native, m) {
                              [](PyEngine& s) { return int(s.get().config().slippage_model); })
       .def_property_readonly("impact_bps", [](PyEngine& s) { return s.get().config().impact_bps; })
       .def_property_readonly("target_mode", [](PyEngine& s) { return s.get().config().target_mode; })
+      .def_property_readonly("depth_refill_ns",
+                             [](PyEngine& s) { return s.get().config().depth_refill_ns; })
       .def_property_readonly("max_order_id", [](PyEngine& s) { return s.get().max_order_id(); })
       .def_property_readonly("has_depth", [](PyEngine& s) { return s.get().has_depth(); })
       .def_property_readonly("depth_hidden_ticks", [](PyEngine& s) { return s.get().depth_hidden_ticks(); })

@@ -238,11 +238,15 @@ struct L1Book {
 
 // The displayed L2 depth (fed by DepthRow diffs) with what the strategy's
 // own aggressive orders took from each level. `used` stays until market data
-// sets that level again, so no displayed lot is ever taken twice. Levels
-// are keyed by price (bids by -price), the smallest key is the best level.
+// sets that level again, so no displayed lot is ever taken twice; with
+// EngineConfig::depth_refill_ns >= 0 it also ends (the whole of it) once
+// depth_refill_ns of event time have passed since the level's last take.
+// Levels are keyed by price (bids by -price), the smallest key is the best
+// level.
 struct DepthLevel {
-  int64_t qty = 0;   // displayed lots
-  int64_t used = 0;  // lots the strategy took since the level was last set
+  int64_t qty = 0;       // displayed lots
+  int64_t used = 0;      // lots the strategy took since the level was last set
+  int64_t taken_ts = 0;  // event time of the last take (0 while used == 0)
   int64_t avail() const { return qty > used ? qty - used : 0; }
 };
 // One side's levels in a vector sorted by descending key, so the best level
@@ -297,9 +301,9 @@ struct DepthBook {
     if (lots <= 0) {
       if (found) m.v.erase(it);
     } else if (found) {
-      it->second = DepthLevel{lots, 0};
+      it->second = DepthLevel{lots, 0, 0};
     } else {
-      m.v.insert(it, DepthSide::Entry{k, DepthLevel{lots, 0}});
+      m.v.insert(it, DepthSide::Entry{k, DepthLevel{lots, 0, 0}});
     }
   }
   void set_bound(int64_t bid, int64_t ask) {
@@ -419,6 +423,10 @@ struct EngineConfig {
   // 0: a target is a position in units; 1: a signed fraction of the current
   // equity, turned into whole lots at the tick's mark when the decision is made
   int8_t target_mode = 0;
+  // L2 depth: what the strategy took at a level shows again this long (event
+  // time) after the level's last take, unless a diff set the level first;
+  // -1: never (only a diff restores it)
+  int64_t depth_refill_ns = -1;
 
   void validate() const {
     auto positive = [](const char* name, double v) {
@@ -463,6 +471,10 @@ struct EngineConfig {
     }
     if (!(std::isfinite(impact_bps) && impact_bps >= 0.0)) {
       throw std::invalid_argument("impact_bps must be finite and >= 0, got " + detail::fmt(impact_bps));
+    }
+    if (depth_refill_ns < -1) {
+      throw std::invalid_argument("depth_refill_ns must be >= 0 (or -1: never), got " +
+                                  std::to_string(depth_refill_ns));
     }
   }
 };
@@ -613,6 +625,7 @@ class Engine {
     put(s, cfg_.slippage_model);
     put(s, cfg_.impact_bps);
     put(s, cfg_.target_mode);
+    put(s, cfg_.depth_refill_ns);
     put(s, book_.valid);
     put(s, book_.bid_px);
     put(s, book_.bid_qty);
@@ -688,6 +701,7 @@ class Engine {
         put(s, key);
         put(s, lv.qty);
         put(s, lv.used);
+        put(s, lv.taken_ts);
       }
     }
     return s;
@@ -717,6 +731,7 @@ class Engine {
     cfg.slippage_model = r.get<int8_t>();
     cfg.impact_bps = r.get<double>();
     cfg.target_mode = r.get<int8_t>();
+    cfg.depth_refill_ns = r.get<int64_t>();
     Engine e(cfg);
     e.book_.valid = r.flag();
     e.book_.bid_px = r.get<int64_t>();
@@ -815,7 +830,7 @@ class Engine {
     }
     for (int side : {kBuy, kSell}) {
       auto& m = e.depth_.levels(side);
-      const uint64_t nl = r.count(24);
+      const uint64_t nl = r.count(32);
       bool first = true;
       int64_t prev_key = 0;
       for (uint64_t k = 0; k < nl; ++k) {
@@ -823,9 +838,10 @@ class Engine {
         DepthLevel lv;
         lv.qty = r.get<int64_t>();
         lv.used = r.get<int64_t>();
+        lv.taken_ts = r.get<int64_t>();
         const int64_t px = DepthBook::price(side, key);
         if ((!first && key <= prev_key) || px <= 0 || px >= kMaxPrice || lv.qty <= 0 || lv.qty > kMaxQty ||
-            lv.used < 0 || lv.used > lv.qty) {
+            lv.used < 0 || lv.used > lv.qty || (lv.used == 0 && lv.taken_ts != 0)) {
           throw std::invalid_argument("corrupt engine state (depth)");
         }
         m.v.emplace_back(key, lv);  // best first here; reversed below
@@ -840,7 +856,8 @@ class Engine {
 
  private:
   static constexpr uint32_t kMagic = 0x31455454;  // "TTE1"
-  static constexpr uint32_t kVersion = 5;  // 4: + the L2 depth; 5: + its L1 bound
+  static constexpr uint32_t kVersion = 6;
+  // 4: + the L2 depth; 5: + its L1 bound; 6: + depth_refill_ns and each level's last take
   static constexpr size_t kOrderBytes = 11 * 8 + 6;
   static constexpr size_t kRequestBytes = 6 * 8 + 6;
 
@@ -1073,6 +1090,9 @@ class Engine {
     } else {
       ++quotes_ignored_;
     }
+    // taken liquidity whose refill time has come shows again (before this
+    // tick's diffs, which reset their levels anyway)
+    if (ts >= next_refill_ts_ && cfg_.depth_refill_ns >= 0) refill(ts);
     if (dcursor_ < in.n_depth && static_cast<size_t>(in.depth[dcursor_].i) == i) {
       l2_ = true;
       do {
@@ -1322,6 +1342,36 @@ class Engine {
                qty);
   }
 
+  // The strategy takes `q` > 0 lots of a depth level at event time `ts`:
+  // taken until a diff sets the level, or (depth_refill_ns >= 0) until
+  // depth_refill_ns after its last take, when all of it shows again.
+  void taken(DepthLevel& lv, int64_t q, int64_t ts) {
+    lv.used += q;
+    lv.taken_ts = ts;
+    if (cfg_.depth_refill_ns >= 0) {
+      next_refill_ts_ = std::min(next_refill_ts_, detail::sat_add(ts, cfg_.depth_refill_ns));
+    }
+  }
+  // Show again what was taken at levels whose last take is depth_refill_ns
+  // or more before `ts`; next_refill_ts_ becomes the next such time.
+  void refill(int64_t ts) {
+    int64_t next = kNever;
+    for (auto* m : {&depth_.bids, &depth_.asks}) {
+      for (auto& e : m->v) {
+        DepthLevel& lv = e.second;
+        if (lv.used == 0) continue;
+        const int64_t due = detail::sat_add(lv.taken_ts, cfg_.depth_refill_ns);
+        if (ts >= due) {
+          lv.used = 0;
+          lv.taken_ts = 0;
+        } else if (due < next) {
+          next = due;
+        }
+      }
+    }
+    next_refill_ts_ = next;
+  }
+
   // Aggressive part on depth: walk the opposite shown levels best first, up
   // to the limit, one fill per level at its price; what is taken is gone
   // from the level until a diff sets it again.
@@ -1345,7 +1395,7 @@ class Engine {
       if (!within(px)) break;
       const int64_t q = std::min(o.open(), it->second.avail());
       if (q <= 0) continue;
-      it->second.used += q;
+      taken(it->second, q, ts);
       fill(o, ts, px, q, false, out);
     }
     if (o.open() <= 0) return;
@@ -1368,7 +1418,7 @@ class Engine {
       const int64_t px = DepthBook::price(-o.side, it->first);
       if (o.side > 0 ? px > o.price : px < o.price) break;
       const int64_t a = std::min(it->second.avail(), o.open() - q);
-      it->second.used += a;
+      if (a > 0) taken(it->second, a, ts);
       q += a;
     }
     if (q > 0) fill(o, ts, o.price, q, true, out);
@@ -1671,6 +1721,7 @@ class Engine {
   static constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
   int64_t next_release_ts_ = std::numeric_limits<int64_t>::min();
   int64_t next_request_ts_ = std::numeric_limits<int64_t>::min();
+  int64_t next_refill_ts_ = std::numeric_limits<int64_t>::min();  // a lower bound of the next refill
   bool done_ = true;  // some order may be complete: compact() before the next scan
 };
 

@@ -225,8 +225,14 @@ class Engine:
         slippage_model: int = 0,
         impact_bps: float = 0.0,
         target_mode: int = 0,
+        depth_refill_ns: int = -1,
     ) -> None:
-        """latency_ns is an alias of entry_latency_ns, fee_bps of taker_fee_bps (default 0)."""
+        """latency_ns is an alias of entry_latency_ns, fee_bps of taker_fee_bps (default 0).
+
+        depth_refill_ns (L2 depth): what the strategy took at a level shows
+        again this long (event time) after the level's last take, unless a
+        diff set the level first; -1 (default): only a diff restores it.
+        """
     def process(
         self,
         ts: npt.ArrayLike,
@@ -332,6 +338,9 @@ class Engine:
     @property
     def target_mode(self) -> int:
         """0: targets are units; 1: signed fractions of equity (whole lots at the mark)."""
+    @property
+    def depth_refill_ns(self) -> int:
+        """Taken depth shows again this long after a level's last take (-1: never)."""
     @property
     def initial_cash(self) -> float: ...
     @property

@@ -418,9 +418,11 @@ class ReferenceEngine:
         slippage_model: int = 0,
         impact_bps: float = 0.0,
         target_mode: int = 0,
+        depth_refill_ns: int = -1,
     ) -> None:
         self.tick_size, self.lot_size = tick_size, lot_size
         self.target_mode = target_mode
+        self.depth_refill_ns = depth_refill_ns
         self.latency_ns = entry_latency_ns if entry_latency_ns is not None else (latency_ns or 0)
         self.fee_bps = taker_fee_bps if taker_fee_bps is not None else (fee_bps or 0.0)
         self.response_latency_ns, self.feed_latency_ns = response_latency_ns, feed_latency_ns
@@ -448,6 +450,8 @@ class ReferenceEngine:
         # L2 mode (once any depth arrived): side -> {price: [displayed lots, lots the strategy took]}
         self.l2 = False
         self.depth: dict[int, dict[int, list[int]]] = {1: {}, -1: {}}
+        # side -> {price: event time of the strategy's last take there} (levels it took from, until reset)
+        self.taken_ts: dict[int, dict[int, int]] = {1: {}, -1: {}}
         # the latest valid L1 quote (bid, ask ticks): depth levels beyond it are hidden
         self.bound: tuple[int, int] | None = None
         self.depth_hidden_ticks = 0  # L2 ticks at which the bound hid some level
@@ -561,10 +565,18 @@ class ReferenceEngine:
             self.bound = (bt, at)
         else:
             self.quotes_ignored += 1
-        # 1. market data: the tick's depth diffs (a diff forgets what the strategy took there)
+        # 1. market data: taken liquidity due for refill shows again (all of a level's, depth_refill_ns
+        # after its last take), then the tick's depth diffs (a diff forgets what the strategy took there)
+        if self.depth_refill_ns >= 0:
+            for side in (1, -1):
+                for px, t in list(self.taken_ts[side].items()):
+                    if ts >= min(t + self.depth_refill_ns, INT64_MAX):
+                        self.depth[side][px][1] = 0
+                        del self.taken_ts[side][px]
         for side, price, qty in diffs:
             self.l2 = True
             px, lots = self._ticks(price), self._displayed(qty)
+            self.taken_ts[side].pop(px, None)
             if lots <= 0:
                 self.depth[side].pop(px, None)
             else:
@@ -720,6 +732,7 @@ class ReferenceEngine:
             q = min(o.open, lv[p][0] - lv[p][1])
             if q > 0:
                 lv[p][1] += q
+                self.taken_ts[-o.side][p] = ts
                 self._fill(o, ts, p, q, False, out)
         if o.open <= 0:
             return
@@ -764,7 +777,9 @@ class ReferenceEngine:
             if (p > o.price) if o.side > 0 else (p < o.price):
                 break
             a = min(lv[p][0] - lv[p][1], o.open - q)
-            lv[p][1] += a
+            if a > 0:
+                lv[p][1] += a
+                self.taken_ts[-o.side][p] = ts
             q += a
         if q > 0:
             self._fill(o, ts, o.price, q, True, out)

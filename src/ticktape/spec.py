@@ -27,6 +27,9 @@ class EngineConfig:
     (negative = rebate), ``fee_per_unit`` a fee per unit traded.
     ``queue_model``: none, risk_averse or probabilistic (``queue_power``);
     ``slippage_model``: none or impact (``impact_bps``).
+    ``depth_refill_ns`` (runs fed L2 depth): what the strategy took at a level
+    shows again this long (event time) after the level's last take, unless a
+    diff set the level first; -1 (default): only a diff restores it.
     """
 
     tick_size: float = 0.01
@@ -43,6 +46,7 @@ class EngineConfig:
     impact_bps: float = 0.0
     initial_cash: float = 1_000_000.0
     equity_interval_ns: int = 1_000_000_000
+    depth_refill_ns: int = -1
 
     def __post_init__(self) -> None:
         for name in ("tick_size", "lot_size", "equity_interval_ns"):
@@ -51,6 +55,9 @@ class EngineConfig:
         for name in ("latency_ns", "response_latency_ns", "feed_latency_ns"):
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 0):
                 raise SpecError(f"engine.{name}: must be an integer >= 0, got {getattr(self, name)!r}")
+        r = self.depth_refill_ns
+        if not (isinstance(r, int) and not isinstance(r, bool) and r >= -1):
+            raise SpecError(f"engine.depth_refill_ns: must be an integer >= 0 (or -1: never), got {r!r}")
         if self.queue_model not in QUEUE_MODELS:
             raise SpecError(
                 f"engine.queue_model: must be one of {', '.join(QUEUE_MODELS)}, got {self.queue_model!r}"

@@ -46,8 +46,10 @@ ID_STEP = 1_000_000  # explicit ids leave room for target-derived ids in between
 
 
 @st.composite
-def streams(draw: st.DrawFn, max_n: int = 80) -> tuple[dict, dict]:
+def streams(draw: st.DrawFn, max_n: int = 80, refill: bool = False) -> tuple[dict, dict]:
     """A random config, L1 ticks, trades, targets, instructions and L2 diffs.
+
+    ``refill``: also draw ``depth_refill_ns`` (-1, 0, or around the tick steps).
 
     Depth starts at a random tick (before it the engine is on L1); levels sit
     around a random-walking mid, sizes include 0 (delete) and sizes that are
@@ -70,6 +72,8 @@ def streams(draw: st.DrawFn, max_n: int = 80) -> tuple[dict, dict]:
         "slippage_model": draw(st.sampled_from(list(SlippageModel))),
         "impact_bps": draw(st.sampled_from([0.0, 50.0])),
     }
+    if refill:
+        cfg["depth_refill_ns"] = draw(st.sampled_from([-1, 0, 1, 1_000, 100_000_000, 500_000_000, 10**9]))
     n = draw(st.integers(1, max_n))
     steps = st.sampled_from([1, 1_000, 100_000_000, 400_000_000])
     ts = 1_700_000_000_000_000_000 + np.cumsum(
@@ -225,6 +229,16 @@ def ref_depth(ref: ReferenceEngine, side: int) -> list[list[int]]:
 @settings(max_examples=200, deadline=None)
 @given(streams())
 def test_depth_engine_matches_reference(stream: tuple[dict, dict]) -> None:
+    check_matches_reference(stream)
+
+
+@settings(max_examples=200, deadline=None)
+@given(streams(refill=True))
+def test_depth_engine_with_refill_matches_reference(stream: tuple[dict, dict]) -> None:
+    check_matches_reference(stream)
+
+
+def check_matches_reference(stream: tuple[dict, dict]) -> None:
     cfg, cols = stream
     nat, ref = Engine(**cfg), ReferenceEngine(**cfg)
     assert_same(run(nat, cols), run(ref, cols))
@@ -258,7 +272,20 @@ def test_no_fill_beyond_displayed_depth_nor_twice(stream: tuple[dict, dict]) -> 
     opposite side reached takes the levels at or through its price, best
     first (checked on streams without trades, where every maker fill is one).
     """
+    check_no_fill_beyond_displayed_depth(stream)
+
+
+@settings(max_examples=150, deadline=None)
+@given(streams(refill=True))
+def test_no_fill_beyond_displayed_depth_with_refill(stream: tuple[dict, dict]) -> None:
+    """The same with depth_refill_ns: a level's taken lots show again (all of them) at the first tick
+    whose ts is depth_refill_ns or more after the level's last take, a take on an earlier tick."""
+    check_no_fill_beyond_displayed_depth(stream)
+
+
+def check_no_fill_beyond_displayed_depth(stream: tuple[dict, dict]) -> None:
     cfg, cols = stream
+    refill = cfg.get("depth_refill_ns", -1)
     eng = Engine(**cfg)
     out = run(eng, cols)
     fills, liq = out["fills"], out["fill_liquidity"]
@@ -269,16 +296,23 @@ def test_no_fill_beyond_displayed_depth_nor_twice(stream: tuple[dict, dict]) -> 
     trades = bool(np.isfinite(cols["last"]).any())
     tick_of = {int(t): k for k, t in enumerate(cols["ts"])}
     bb, ba = bounds(cols, cfg["tick_size"])
-    book: dict[int, dict[int, list[int]]] = {1: {}, -1: {}}  # side -> price ticks -> [displayed, taken]
+    book: dict[int, dict[int, list[int]]] = {
+        1: {},
+        -1: {},
+    }  # side -> price ticks -> [displayed, taken, last take tick]
     d = 0
     tk, lot = cfg["tick_size"], cfg["lot_size"]
     lots = lambda q: math.floor(q / lot + 1e-9) if q > 0 else 0  # noqa: E731
     for f, lq in zip(fills, liq, strict=True):
         k = tick_of[int(f["ts"])]
+        if refill >= 0:  # (ts strictly increases: a fill's tick is the take's)
+            for lv in (*book[1].values(), *book[-1].values()):
+                if lv[1] and lv[2] < k and cols["ts"][k] >= cols["ts"][lv[2]] + refill:
+                    lv[1] = 0
         while d < len(depth) and depth["i"][d] <= k:
             side, px, q = int(depth["side"][d]), round(depth["price"][d] / tk), lots(float(depth["qty"][d]))
             if q:
-                book[side][px] = [q, 0]
+                book[side][px] = [q, 0, -1]
             else:
                 book[side].pop(px, None)
             d += 1
@@ -292,12 +326,15 @@ def test_no_fill_beyond_displayed_depth_nor_twice(stream: tuple[dict, dict]) -> 
             assert px in opp, ("taker fill at a price no shown level displays", f)
             assert opp[px][0] - opp[px][1] >= want, ("taker fill beyond what is left displayed", f, opp[px])
             opp[px][1] += want
+            opp[px][2] = k
         elif not trades:
             for p in sorted(opp, reverse=s < 0):
                 if (p > px) if s > 0 else (p < px):
                     break
                 a = min(opp[p][0] - opp[p][1], want)
-                opp[p][1] += a
+                if a:
+                    opp[p][1] += a
+                    opp[p][2] = k
                 want -= a
             assert want == 0, ("maker fill beyond what is left displayed", f)
 
@@ -356,6 +393,18 @@ def test_depth_fills_never_before_arrival(stream: tuple[dict, dict]) -> None:
 def test_depth_batch_split_and_state_round_trip_are_invisible(
     stream: tuple[dict, dict], data: st.DataObject
 ) -> None:
+    check_split_and_round_trip(stream, data)
+
+
+@settings(max_examples=100, deadline=None)
+@given(streams(refill=True), st.data())
+def test_depth_refill_batch_split_and_state_round_trip_are_invisible(
+    stream: tuple[dict, dict], data: st.DataObject
+) -> None:
+    check_split_and_round_trip(stream, data)
+
+
+def check_split_and_round_trip(stream: tuple[dict, dict], data: st.DataObject) -> None:
     cfg, cols = stream
     n = len(cols["ts"])
     whole = run(Engine(**cfg), cols)
@@ -543,8 +592,80 @@ def test_depth_state_round_trip_and_old_versions_refused() -> None:
     old[4:8] = struct.pack("<I", 4)
     with pytest.raises(ValueError, match="unsupported engine state version 4"):
         Engine.from_state(bytes(old))
+    old[4:8] = struct.pack("<I", 5)  # before depth_refill_ns
+    with pytest.raises(ValueError, match="unsupported engine state version 5"):
+        Engine.from_state(bytes(old))
     with pytest.raises(ValueError, match=r"truncated engine state|corrupt engine state"):
         Engine.from_state(state[:-5])
+
+
+def ioc_buys(i: list[int], qty: list[float]) -> np.ndarray:
+    return instructions(
+        i=i, order_id=list(range(1, len(i) + 1)), side=Side.BUY, type=OrderType.MARKET, qty=qty,
+        tif=TimeInForce.IOC,
+    )  # fmt: skip
+
+
+def test_refill_shows_taken_liquidity_again_after_refill_ns_not_before() -> None:
+    # each order fills on the tick after its decision (ticks 1 s apart)
+    out, eng = both(book_cols(4, ASKS_3, ioc_buys([0, 1, 2], [3.0, 2.0, 2.0])), depth_refill_ns=2 * S)
+    assert eng.depth_refill_ns == 2 * S
+    assert fills(out) == [
+        (1, 1, 100.01, 3.0, "TAKER"),  # 100.01 all taken at 1 s: shows again at 3 s
+        (2, 2, 100.02, 2.0, "TAKER"),  # 2 s: not yet
+        (3, 3, 100.01, 2.0, "TAKER"),  # 3 s: the 3 lots are back
+    ]
+    # [price ticks, displayed, taken]: 100.02 (taken at 2 s) is due at 4 s, after the last tick
+    assert eng.depth_levels(Side.SELL).tolist() == [[10001, 3, 2], [10002, 4, 2], [10003, 5, 0]]
+
+
+def test_refill_restores_a_level_refill_ns_after_its_last_take() -> None:
+    out, _ = both(book_cols(6, ASKS_3, ioc_buys([0, 1, 2, 4], [1.0, 1.0, 2.0, 3.0])), depth_refill_ns=2 * S)
+    assert fills(out) == [
+        (1, 1, 100.01, 1.0, "TAKER"),
+        (2, 2, 100.01, 1.0, "TAKER"),
+        # 3 s is 2 s after the first take but not after the last (2 s): both lots stay taken
+        (3, 3, 100.01, 1.0, "TAKER"),
+        (3, 3, 100.02, 1.0, "TAKER"),
+        # 5 s: 2 s after the last takes (3 s) of both levels, everything shows again
+        (5, 4, 100.01, 3.0, "TAKER"),
+    ]
+
+
+def test_a_diff_before_the_refill_resets_the_level_as_without_refill() -> None:
+    depth = np.concatenate([ASKS_3, depth_diffs(i=[2], side=[Side.SELL], price=[100.01], qty=[2.0])])
+    orders = ioc_buys([0, 2, 3], [3.0, 2.0, 2.0])
+    want, _ = both(book_cols(5, depth, orders))
+    out, eng = both(book_cols(5, depth, orders), depth_refill_ns=10 * S)
+    assert_same(out, want)
+    assert fills(out) == [
+        (1, 1, 100.01, 3.0, "TAKER"),
+        (3, 2, 100.01, 2.0, "TAKER"),  # the diff at 2 s set 100.01 to 2 (nothing taken)
+        (4, 3, 100.02, 2.0, "TAKER"),  # its 2 are taken since 3 s: not back at 4 s
+    ]
+    assert eng.depth_levels(Side.SELL).tolist() == [[10001, 2, 2], [10002, 4, 2], [10003, 5, 0]]
+
+
+def test_refill_setting_is_checked_and_kept_in_state() -> None:
+    from ticktape.spec import EngineConfig
+    from ticktape.strategy import SpecError
+
+    for bad in (-2, -(2**40)):
+        with pytest.raises(ValueError, match="depth_refill_ns must be >= 0 \\(or -1: never\\), got"):
+            Engine(0.01, depth_refill_ns=bad)
+    with pytest.raises(TypeError):
+        Engine(0.01, depth_refill_ns=1.5)
+    for bad in (-2, 1.5, "1", True, None):
+        with pytest.raises(SpecError, match=r"engine\.depth_refill_ns"):
+            EngineConfig(depth_refill_ns=bad)
+    assert EngineConfig().native_kwargs()["depth_refill_ns"] == -1
+    kw = EngineConfig(depth_refill_ns=7).native_kwargs()
+    eng = Engine(**kw)
+    assert eng.depth_refill_ns == 7
+    call(eng, book_cols(3, ASKS_3, ioc_buys([0], [2.0])))
+    back = Engine.from_state(eng.get_state())
+    assert back.depth_refill_ns == 7
+    assert back.depth_levels(Side.SELL).tolist() == eng.depth_levels(Side.SELL).tolist()
 
 
 def test_stale_bid_above_the_quote_is_not_walked_by_a_sell() -> None:
@@ -728,3 +849,49 @@ def test_depth_dtype_and_helper() -> None:
     with pytest.raises(ValueError, match="unknown depth field 'prize'"):
         depth_diffs(prize=[1.0])
     assert depth_diffs(2).dtype == DEPTH_DTYPE
+
+
+def test_backtest_and_run_spec_take_depth_refill_ns() -> None:
+    """``ticktape.backtest(..., depth=, depth_refill_ns=)`` reaches the engine; run specs carry it."""
+    from dataclasses import dataclass
+
+    import ticktape
+    from ticktape.batch import LEVEL_DTYPE, TICK_DTYPE
+    from ticktape.spec import RunSpec
+    from ticktape.strategy import SpecError, Strategy
+
+    @dataclass(frozen=True)
+    class NoConfig:
+        pass
+
+    class Buys(Strategy):
+        """Target 2 at 2 s, 4 at 4 s."""
+
+        name = "refill_buys"
+        Config = NoConfig
+
+        def on_batch(self, batch, features, state):  # type: ignore[no-untyped-def]
+            t = np.full(len(batch), np.nan)
+            t[batch["ts"] == 2 * S] = 2.0
+            t[batch["ts"] == 4 * S] = 4.0
+            return t, state
+
+    ticks = np.zeros(8, TICK_DTYPE)
+    ticks["ts"] = np.arange(1, 9) * S
+    ticks["bid"], ticks["ask"], ticks["bid_size"], ticks["ask_size"] = 100.00, 100.01, 1.0, 1.0
+    ticks["last"] = ticks["last_size"] = np.nan
+    book = np.zeros(3, LEVEL_DTYPE)
+    for k, row in enumerate([(S // 2, -1, 100.01, 2.0), (S // 2, -1, 100.02, 3.0), (S // 2, 1, 100.0, 5.0)]):
+        book[k] = row
+    got = {}
+    for refill in (-1, S):
+        r = ticktape.backtest(ticks, Buys(NoConfig()), depth=book, tick_size=0.01, depth_refill_ns=refill)
+        f = r.fills
+        got[refill] = list(zip((f["ts"].astype("int64") // S).tolist(), f["price"].tolist(), strict=True))
+    # the 2 lots at 100.01 taken at 3 s: still taken at 5 s without refill, back with a 1 s refill
+    assert got[-1] == [(3, 100.01), (5, 100.02)]
+    assert got[S] == [(3, 100.01), (5, 100.01)]
+    spec = RunSpec.from_dict({"strategy": "ma_crossover", "symbols": ["X"], "engine": {"depth_refill_ns": S}})
+    assert RunSpec.from_json(spec.to_json()).engine.depth_refill_ns == S
+    with pytest.raises(SpecError, match=r"engine\.depth_refill_ns"):
+        RunSpec.from_dict({"strategy": "ma_crossover", "symbols": ["X"], "engine": {"depth_refill_ns": -5}})
