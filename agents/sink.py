@@ -51,6 +51,12 @@ async def _complete_locked(conn: asyncpg.Connection, run_id: str, extra_metrics:
     )
     if prog["done"] < len(run["symbols"]):
         return False
+    # every result batch of every symbol is stored: seq 0 .. the end-of-stream batch's
+    gaps = await conn.fetch(
+        "SELECT symbol, max(seq) + 1 - count(*) AS missing FROM sink_batches"
+        " WHERE run_id = $1 AND stream = 'results' GROUP BY symbol HAVING max(seq) + 1 <> count(*)",
+        run_id,
+    )
     rejects: dict[str, int] = {}
     for row in await conn.fetch("SELECT rejects FROM run_progress WHERE run_id = $1", run_id):
         for reason, n in (store.json_value(row["rejects"]) or {}).items():
@@ -71,6 +77,9 @@ async def _complete_locked(conn: asyncpg.Connection, run_id: str, extra_metrics:
     if lost:
         status = "failed"
         error = f"{lost} ticks read but neither processed nor rejected"
+    elif gaps:
+        status = "failed"
+        error = "result batches missing: " + ", ".join(f"{g['symbol']} {g['missing']}" for g in gaps)
     await store.write_metrics(conn, run_id, metrics)
     await store.finish_run(
         conn,
@@ -98,7 +107,14 @@ def register(app: faust.App, topics, database_url: str) -> None:
             async for value in stream:
                 b = decode(value)
                 latency.add(b)
-                await db.run(lambda conn, b=b: write(conn, b, latency))
+                try:
+                    await db.run(lambda conn, b=b: write(conn, b, latency))
+                except Exception as exc:  # retries exhausted or not retryable: the run fails loudly
+                    log.exception("run %s: storing %s batch %d failed", b.run_id, b.symbol, b.seq)
+                    error = f"sink: storing {b.symbol} batch {b.seq} failed: {type(exc).__name__}: {exc}"
+                    await db.run(
+                        lambda conn, b=b, error=error: store.finish_run(conn, b.run_id, "failed", error=error)
+                    )
         finally:
             await db.close()
 

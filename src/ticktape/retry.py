@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: Errors after which a new connection may succeed (server restarting, the
-#: connection was dropped or refused).
+#: connection was dropped or refused, the server short of a resource).
 TRANSIENT: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
@@ -31,6 +31,9 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     # "cannot switch to state ..; another operation is in progress": the
     # connection was broken mid-operation and is unusable
     asyncpg.exceptions.InternalClientError,
+    # out of memory / shared memory (lock table), disk full, too many
+    # connections: the server is short of a resource other sessions hold now
+    asyncpg.exceptions.InsufficientResourcesError,
     store.StoreConnectionError,
 )
 

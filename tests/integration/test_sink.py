@@ -1,0 +1,70 @@
+"""The sink against the real (embedded) PostgreSQL: a run completes only with
+every result batch stored; a batch that cannot be stored fails the run."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+import pytest
+
+from ticktape import store
+from ticktape.agents import sink
+from ticktape.batch import Batch
+from ticktape.spec import RunSpec
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def conn(db_url: str):
+    c = await store.connect(db_url)
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
+async def _run(conn: asyncpg.Connection, symbol: str) -> RunSpec:
+    spec = RunSpec(strategy="sma_crossover", symbols=(symbol,))
+    d = spec.engine.__dict__
+    await store.create_run(
+        conn,
+        spec.run_id,
+        spec.strategy,
+        {"engine": d},
+        spec.params,
+        spec.symbols,
+        None,
+        None,
+        status="running",
+    )
+    return spec
+
+
+def _batch(spec: RunSpec, seq: int, accepted: int, eos: bool = False) -> Batch:
+    meta = {"accepted": accepted, "rejects": {}, "last_ts": 10**18 + seq}
+    if eos:
+        meta["ticks_in"] = accepted
+    return Batch(run_id=spec.run_id, symbol=spec.symbols[0], seq=seq, arrays={}, eos=eos, meta=meta)
+
+
+async def _status(conn: asyncpg.Connection, spec: RunSpec) -> tuple[str, str | None]:
+    row = await conn.fetchrow("SELECT status, error FROM runs WHERE run_id = $1", uuid.UUID(spec.run_id))
+    return row["status"], row["error"]
+
+
+async def test_a_run_with_a_result_batch_missing_fails_instead_of_completing(conn) -> None:
+    sym = f"SK{uuid.uuid4().hex[:6]}"
+    spec = await _run(conn, sym)
+    await sink.write(conn, _batch(spec, 0, 100))
+    # batch 1 never stored (its write failed); the counts in the headers are cumulative
+    await sink.write(conn, _batch(spec, 2, 300, eos=True))
+    assert await _status(conn, spec) == ("failed", f"result batches missing: {sym} 1")
+
+
+async def test_a_run_with_every_batch_completes(conn) -> None:
+    spec = await _run(conn, f"SK{uuid.uuid4().hex[:6]}")
+    for seq in range(3):
+        await sink.write(conn, _batch(spec, seq, 100 * (seq + 1), eos=seq == 2))
+    assert await _status(conn, spec) == ("complete", None)
