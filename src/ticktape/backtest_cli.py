@@ -86,6 +86,12 @@ def backtest(
     cash: Annotated[float | None, typer.Option(help="initial cash")] = None,
     fee_bps: Annotated[float | None, typer.Option(help="taker fee in basis points of the notional")] = None,
     latency_ms: Annotated[float | None, typer.Option(help="order entry latency in milliseconds")] = None,
+    depth_refill_ms: Annotated[
+        float | None,
+        typer.Option(
+            help="with depth: liquidity the strategy took shows again this long after its last take"
+        ),
+    ] = None,
     tick_size: Annotated[float | None, typer.Option(help="price grid of the instrument")] = None,
     lot_size: Annotated[float | None, typer.Option(help="size grid of the instrument")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print metrics, trades and fills as JSON")] = False,
@@ -116,6 +122,8 @@ def backtest(
             engine[key] = value
     if latency_ms is not None:
         engine["latency_ns"] = round(latency_ms * 1e6)
+    if depth_refill_ms is not None:
+        engine["depth_refill_ns"] = round(depth_refill_ms * 1e6)
     if fmt == "bars" or (fmt == "auto" and tick_size is None):
         engine.setdefault("tick_size", 1e-6)  # bar files carry arbitrary decimals
     levels = read_file(depth) if depth is not None else None

@@ -101,12 +101,14 @@ class BacktestResult:
         d: dict[str, Any] = {
             "strategy": self.strategy,
             "params": self.params,
+            "engine": dataclasses.asdict(self.engine),
             "mode": self.mode,
             "ticks_in": self.ticks_in,
             "accepted": self.accepted,
             "rejects": self.rejects,
             "final_equity": self.final_equity,
             "metrics": self.metrics,
+            **{k: self.extra[k] for k in ("engine_counts", "import_rejects") if k in self.extra},
         }
         if rows:
             d["trades"] = json.loads(self.trades.to_json(orient="records", date_format="iso", date_unit="ns"))

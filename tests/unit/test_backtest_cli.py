@@ -146,3 +146,6 @@ def test_backtest_with_a_depth_file_walks_the_levels(tmp_path, capsys):
     fills = pd.DataFrame(json.loads(capsys.readouterr().out)["fills"])
     per_order = fills.groupby("order_id")["price"].nunique()
     assert len(per_order) > 2 and (per_order == 2).all()  # each order takes 3 lots, then the next level
+    assert main([*args, "--depth", str(tmp_path / "depth.parquet"), "--depth-refill-ms", "0"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["engine"]["depth_refill_ns"] == 0
