@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,7 +108,8 @@ def test_embedded_services_listen_on_loopback_only(runtime: Runtime) -> None:
 
 _CHILD = textwrap.dedent(
     """
-    import json, sys, time, psutil
+    import faulthandler, json, signal, sys, time, psutil
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks for stacks if it hangs
     from pathlib import Path
     from ticktape.config import Settings
     from ticktape.runtime import Runtime
@@ -149,6 +151,8 @@ def test_no_orphans_after_ctrl_c(tmp_path: Path, poll_until) -> None:
     try:
         _, err = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)  # every thread's stack, to see where it hangs (seen once in 20 runs)
+        time.sleep(1)
         proc.kill()  # don't leak a running child into later tests
         _, err = proc.communicate()
         pytest.fail(f"the runtime did not stop within 60 s of Ctrl-C:\n{err}")
