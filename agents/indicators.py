@@ -15,7 +15,6 @@ import logging
 import time
 
 import faust
-import numpy as np
 
 from ticktape.agents import execution, strategy
 from ticktape.batch import decode
@@ -52,8 +51,7 @@ def register(app: faust.App, topics, table: faust.Table) -> None:
             )
             diffs, carry = None, state.depth_carry
             if spec.depth:  # the updates carried from before, then this batch's
-                levels = np.concatenate((state.carry(), batch.get("levels")))
-                diffs, rest = depth_for_batch(good["ts"], levels)
+                diffs, rest = depth_for_batch(good["ts"], state.carry(), batch.get("levels"))
                 carry = rest.tolist()
             out, signals, strat_state, engine = strategy.step(
                 spec, strat, state.engine, good, feats, state.strategy, batch.eos, cols, diffs

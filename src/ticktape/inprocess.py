@@ -225,7 +225,7 @@ def depth_levels(depth: Any, where: str = "depth") -> np.ndarray:
     if isinstance(depth, np.ndarray) and depth.dtype == LEVEL_DTYPE:
         out = depth
     elif isinstance(depth, np.ndarray) and depth.dtype == BOOK_EVENT_DTYPE:
-        out = _levels_of_events(depth, where)
+        out = LevelStream(where).feed(depth)
     elif isinstance(depth, pd.DataFrame):
         cols = {_norm(c): c for c in depth.columns}
         out = np.empty(len(depth), LEVEL_DTYPE)
@@ -265,11 +265,6 @@ def depth_levels(depth: Any, where: str = "depth") -> np.ndarray:
         row = int(back[0]) + 1
         raise DataError(f"{where}: row {row}: ts {out['ts'][row]} goes back (previous {out['ts'][row - 1]})")
     return out
-
-
-def _levels_of_events(events: np.ndarray, where: str) -> np.ndarray:
-    """Level updates of book events (see :class:`LevelStream`)."""
-    return LevelStream(where).feed(events)
 
 
 class LevelStream:
@@ -501,8 +496,7 @@ def run_ticks(
         diffs = None
         if depth is not None:  # as the pipeline: the updates up to the batch's last tick, plus the carry
             upto = int(np.searchsorted(depth["ts"], ticks["ts"][-1], side="right")) if len(ticks) else used
-            mine = depth[used:upto] if not len(carry) else np.concatenate((carry, depth[used:upto]))
-            diffs, carry = depth_for_batch(good["ts"], mine)
+            diffs, carry = depth_for_batch(good["ts"], carry, depth[used:upto])
             used = upto
         for j, strat in enumerate(strats):
             res, sig, states[j] = trade_step(

@@ -156,12 +156,15 @@ def depth_at(ticks_ts: np.ndarray, levels: np.ndarray | None) -> np.ndarray | No
     return out
 
 
-def depth_for_batch(good_ts: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
-    """Split the level updates known by the end of a batch (those carried
-    from before first, then the batch's own) into the engine's diffs for its
+def depth_for_batch(
+    good_ts: np.ndarray, carry: np.ndarray, new: np.ndarray
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """Split the level updates known by the end of a batch (``carry``, from
+    before, then the batch's ``new`` ones) into the engine's diffs for its
     accepted ticks and the rest, carried to the next batch: updates after
     the last accepted tick (its trailing ticks were rejected, or none was
     accepted) wait for the next accepted tick, never applied earlier."""
+    levels = np.concatenate((carry, new)) if len(carry) else new
     upto = int(np.searchsorted(levels["ts"], good_ts[-1], side="right")) if len(good_ts) else 0
     return depth_at(good_ts, levels[:upto]), levels[upto:]
 
