@@ -110,6 +110,10 @@ _CHILD = textwrap.dedent(
     """
     import faulthandler, json, signal, sys, time, psutil
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks for stacks if it hangs
+    # Ctrl-C raises KeyboardInterrupt even when the suite was started as a
+    # background job, whose children inherit SIGINT ignored (seen: the main
+    # thread slept on through the signal)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from pathlib import Path
     from ticktape.config import Settings
     from ticktape.runtime import Runtime
