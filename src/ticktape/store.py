@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import re
@@ -460,7 +461,7 @@ async def write_ticks(
     lo, hi = int(pg_ts.min()), int(pg_ts.max())
     nested = conn.is_in_transaction()
     async with conn.transaction():
-        await _ensure_tick_partitions(conn, symbol, _months(pg_ts))
+        partitioned = await _ensure_tick_partitions(conn, symbol, _months(pg_ts))
         stored = await _stored_tick_keys(conn, symbol, lo, hi, limit=max(4 * n, 100_000))
         if stored is not None:
             if len(stored):
@@ -473,6 +474,8 @@ async def write_ticks(
                     n = k
             # a memoryview: a bytes source would be taken for a path
             payload = encode_copy(columns, n)
+            if partitioned:
+                await _unlist_key_order(conn, symbol, _months(pg_ts))
             try:
                 async with conn.transaction():  # savepoint: a duplicate falls back below
                     status = await conn.copy_to_table("ticks", source=payload, columns=names, format="binary")
@@ -488,6 +491,8 @@ async def write_ticks(
         )
         if nested:  # ON COMMIT has not emptied it if an outer transaction is open
             await conn.execute(f"TRUNCATE {_STAGE_TICKS}")
+        if partitioned:
+            await _unlist_key_order(conn, symbol, _months(pg_ts))
         await conn.copy_to_table(_STAGE_TICKS, source=payload, columns=names, format="binary")
         status = await conn.execute(
             f"INSERT INTO ticks ({', '.join(names)}) SELECT {', '.join(names)} FROM {_STAGE_TICKS} "
@@ -564,7 +569,29 @@ async def _ticks_partitioned(conn: asyncpg.Connection) -> bool:
 _CREATED_MEANWHILE = (asyncpg.DuplicateTableError, asyncpg.UniqueViolationError)
 
 
-async def _ensure_tick_partitions(conn: asyncpg.Connection, symbol: str, months: np.ndarray) -> None:
+async def _unlist_key_order(conn: asyncpg.Connection, symbol: str, months: np.ndarray) -> None:
+    """Take the ``ticks`` partitions of ``symbol`` for ``months`` out of
+    ``ticks_key_order`` (dbschema/0032) before rows are written into them
+    (inside the writing transaction): where the new rows land on disk is not
+    known. Their row trigger, which would do the same for every row, is
+    disabled (``SHARE ROW EXCLUSIVE`` on the partition: readers go on)."""
+    uniq = months[:1] if (months == months[0]).all() else np.unique(months)
+    await _unlist_tables(conn, [tick_partition(symbol, m) for m in uniq])
+
+
+async def _unlist_tables(conn: asyncpg.Connection, names: list[str]) -> None:
+    """Take the partitions ``names`` out of ``ticks_key_order`` and disable their trigger."""
+    unlisted = await conn.fetchval(
+        "WITH gone AS (DELETE FROM ticks_key_order WHERE partition = ANY("
+        "SELECT to_regclass(n) FROM unnest($1::text[]) n) RETURNING partition::text AS name) "
+        "SELECT array(SELECT name FROM gone)",
+        names,
+    )
+    for name in unlisted:
+        await conn.execute(f"ALTER TABLE {name} DISABLE TRIGGER ticks_key_order_lost")
+
+
+async def _ensure_tick_partitions(conn: asyncpg.Connection, symbol: str, months: np.ndarray) -> bool:
     """Create the missing ``ticks`` partitions of ``symbol`` for ``months`` (inside a transaction).
 
     Each is an empty table attached to ``ticks`` (``ATTACH PARTITION`` takes
@@ -573,10 +600,11 @@ async def _ensure_tick_partitions(conn: asyncpg.Connection, symbol: str, months:
     another writer is creating at the same time makes ``CREATE TABLE`` wait
     for that writer's commit and fail: it exists then, and is used. All
     tables are created before any is attached, so a writer never waits for
-    a name while holding the lock on ``ticks``.
+    a name while holding the lock on ``ticks``. Returns whether ``ticks`` is
+    partitioned.
     """
     if not len(months):
-        return
+        return await _ticks_partitioned(conn)
     uniq = months[:1] if (months == months[0]).all() else np.unique(months)
     names = [tick_partition(symbol, m) for m in uniq]
     row = await conn.fetchrow(
@@ -585,7 +613,7 @@ async def _ensure_tick_partitions(conn: asyncpg.Connection, symbol: str, months:
         names,
     )
     if not row["partitioned"] or not row["missing"]:
-        return
+        return bool(row["partitioned"])
     missing = set(row["missing"])
     created = []
     for name, month in zip(names, uniq, strict=True):
@@ -599,6 +627,7 @@ async def _ensure_tick_partitions(conn: asyncpg.Connection, symbol: str, months:
         created.append((name, month))
     for name, month in created:
         await conn.execute(f"ALTER TABLE ticks ATTACH PARTITION {name} {_month_bounds(symbol, month)}")
+    return True
 
 
 class TickWriter:
@@ -639,6 +668,9 @@ class TickWriter:
     with :func:`write_ticks`. The ticks of an open month become visible when
     it is attached; if the writer fails or is left by an exception, the open
     month is rolled back (import again: it stores exactly what is missing).
+    A month whose rows came in strictly increasing ``(ts, seq)`` order is
+    stored in that order on disk: it is listed in ``ticks_key_order``
+    (dbschema/0032) and :func:`read_ticks` reads it by ranges of blocks.
 
     Into an open month, :meth:`write` returns once its COPY is sent, not
     when the server has stored it: the next batch is prepared (in a worker
@@ -690,7 +722,8 @@ class TickWriter:
             cols = columns if mask is None else [c if isinstance(c, bytes) else c[mask] for c in columns]
             part_ticks = ticks if mask is None else ticks[mask]
             part_seq = seq_ if mask is None else seq_[mask]
-            await self._write_month(symbol, month, cols, part_ticks, part_seq)
+            part_ts = pg_ts if mask is None else pg_ts[mask]
+            await self._write_month(symbol, month, cols, part_ticks, part_seq, part_ts)
 
     async def _write_month(
         self,
@@ -699,9 +732,11 @@ class TickWriter:
         columns: list[np.ndarray | bytes],
         ticks: np.ndarray,
         seq: np.ndarray,
+        pg_ts: np.ndarray,
     ) -> None:
         n = len(ticks)
         if self._open is not None and self._open.symbol == symbol and self._open.month == month:
+            self._open.follow(pg_ts, seq)
             await self._copy(columns, n)
             return
         await self._leave_month()
@@ -724,6 +759,7 @@ class TickWriter:
             await tx.rollback()
             raise
         self._open = _OpenMonth(symbol, month, name, tx, conn)
+        self._open.follow(pg_ts, seq)
         await self._copy(columns, n)
 
     async def _copy(self, columns: list[np.ndarray | bytes], n: int) -> None:
@@ -780,6 +816,12 @@ class TickWriter:
                 )
                 month.rows -= int(status.rsplit(" ", 1)[-1])
                 await conn.execute(f"ALTER TABLE {month.table} ADD PRIMARY KEY (symbol, ts, seq)")
+            if month.in_order:  # (so no repeated key) stored in key order: readable by blocks (0032)
+                await conn.execute(
+                    f"CREATE TRIGGER ticks_key_order_lost AFTER INSERT OR UPDATE ON {month.table} "
+                    "FOR EACH ROW EXECUTE FUNCTION ticktape_ticks_key_order_lost(); "
+                    f"INSERT INTO ticks_key_order VALUES ('{month.table}'::regclass)"
+                )
             await conn.execute(
                 f"ALTER TABLE ticks ATTACH PARTITION {month.table} {_month_bounds(month.symbol, month.month)}"
             )
@@ -828,6 +870,19 @@ class _OpenMonth:
     ) -> None:
         self.symbol, self.month, self.table, self.tx, self.conn = symbol, month, table, tx, conn
         self.rows = 0
+        self.in_order = True  #: every key so far came after the one before it
+        self._last: tuple[int, int] | None = None  # (pg µs, seq) of the last row so far
+
+    def follow(self, pg_ts: np.ndarray, seq: np.ndarray) -> None:
+        """Note the keys of the next rows loaded (in the order they are loaded)."""
+        if not self.in_order or not len(pg_ts):
+            return
+        if self._last is not None and (int(pg_ts[0]), int(seq[0])) <= self._last:
+            self.in_order = False
+        elif len(pg_ts) > 1:
+            step = np.diff(pg_ts)
+            self.in_order = not ((step < 0).any() or ((step == 0) & (np.diff(seq) <= 0)).any())
+        self._last = (int(pg_ts[-1]), int(seq[-1]))
 
 
 async def delete_ticks(conn: asyncpg.Connection, symbol: str) -> int:
@@ -846,7 +901,10 @@ async def delete_ticks(conn: asyncpg.Connection, symbol: str) -> int:
                 "_" + hashlib.md5(symbol.encode("utf-8")).hexdigest()[:12],
             )
             for part in parts:
-                await conn.execute(f"DROP TABLE {part['relname']}")
+                await conn.execute(
+                    f"DELETE FROM ticks_key_order WHERE partition = '{part['relname']}'::regclass; "
+                    f"DROP TABLE {part['relname']}"
+                )
         else:
             await conn.execute("DELETE FROM ticks WHERE symbol = $1", symbol)
     return n
@@ -966,6 +1024,14 @@ async def read_ticks(
     with quotes) is asked again with NULLs replaced by NaN on the server, as
     are the following pages.
 
+    On plain PostgreSQL, a month that :class:`TickWriter` loaded in key
+    order (listed in ``ticks_key_order``, dbschema/0032) is read by ranges
+    of its blocks instead (:class:`_BlockPages`: pages of arrays, on both
+    connections with ``second``), at about half the server's work; the
+    batches are then cut to ``batch_size`` across months. Its order is
+    checked as it is read: :class:`KeyOrderError` if it does not hold (the
+    month is unlisted, and the next read walks the key).
+
     On TimescaleDB a query locks every chunk of ``ticks`` it cannot exclude
     at plan time, and ``ts >= <start>`` alone excludes only the chunks
     before it: with thousands of chunks (decades of daily bars in 1-day
@@ -977,22 +1043,35 @@ async def read_ticks(
     """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
-    reader = _TickPages(symbol, start_ns, end_ns, int(batch_size))
-    reader.cuts = await _chunk_cuts(conn, start_ns, end_ns)
-    if second is None or reader.cuts:
-        after: tuple[int, int] | None = None
-        while True:
-            out, last = await reader.rows(conn, after)
-            if len(out) == 0:
-                return
-            yield out
-            if len(out) < batch_size:
-                return
-            after = last
-    else:
-        async with contextlib.aclosing(reader.pipelined(conn, second)) as pages:
-            async for out in pages:
+    cuts = await _chunk_cuts(conn, start_ns, end_ns)
+    plan = None if cuts else await _block_plan(conn, symbol, start_ns, end_ns)
+    if plan is None:  # by the key only
+        reader = _TickPages(symbol, start_ns, end_ns, int(batch_size))
+        reader.cuts = cuts
+        async with contextlib.aclosing(reader.batches(conn, second)) as batches:
+            async for out in batches:
                 yield out
+        return
+    held: list[np.ndarray] = []  # pieces of the next batch
+    n_held = 0
+    for part in plan:
+        if isinstance(part, _BlockPages):
+            pieces = part.pages(conn, second, int(batch_size))
+        else:
+            pieces = _TickPages(symbol, part[0], part[1], int(batch_size)).batches(conn, second)
+        async with contextlib.aclosing(pieces) as it:
+            async for piece in it:
+                held.append(piece)
+                n_held += len(piece)
+                if n_held < batch_size:
+                    continue
+                joined = held[0] if len(held) == 1 else np.concatenate(held)
+                for k in range(0, n_held - batch_size + 1, batch_size):
+                    yield joined[k : k + batch_size]
+                rest = n_held % batch_size
+                held, n_held = ([joined[n_held - rest :]] if rest else []), rest
+    if n_held:
+        yield held[0] if len(held) == 1 else np.concatenate(held)
 
 
 #: On TimescaleDB, the most chunks of ``ticks`` one page query of
@@ -1032,6 +1111,25 @@ class _TickPages:
         self.mixed = False  # NULLs vary row by row: let the server fill in NaN
         self.cuts: list[str] = []  # read windows (TimescaleDB, many chunks): see _chunk_cuts
         self.window = 0  # queries read ts in [cuts[window - 1], cuts[window])
+
+    async def batches(
+        self, conn: asyncpg.Connection, second: asyncpg.Connection | None
+    ) -> AsyncIterator[np.ndarray]:
+        """All the pages in order: on ``conn``, or on both connections at once."""
+        if second is None or self.cuts:
+            after: tuple[int, int] | None = None
+            while True:
+                out, last = await self.rows(conn, after)
+                if len(out) == 0:
+                    return
+                yield out
+                if len(out) < self.batch_size:
+                    return
+                after = last
+        else:
+            async with contextlib.aclosing(self.pipelined(conn, second)) as pages:
+                async for out in pages:
+                    yield out
 
     def where(self, after: tuple[int, int] | None, upto: tuple[int, int] | None) -> str:
         """Rows after the key ``after`` (or from ``start_ns``) up to the key
@@ -1117,7 +1215,7 @@ class _TickPages:
             )
             decoded = decode_tick_arrays(await _copy_out(conn, query))
             if decoded is not None:
-                return decoded
+                return decoded[0], decoded[2]
             self.mixed = True
         raise AssertionError("unreachable: the NaN query has no NULLs")  # pragma: no cover
 
@@ -1226,23 +1324,240 @@ class _TickPages:
 _NO_PAGE = object()
 
 
+async def _block_plan(
+    conn: asyncpg.Connection, symbol: str, start_ns: int | None, end_ns: int | None
+) -> list[_BlockPages | tuple[int | None, int | None]] | None:
+    """How :func:`read_ticks` reads ``[start_ns, end_ns)`` of ``symbol``:
+    month by month, a partition listed in ``ticks_key_order``
+    (dbschema/0032) by ranges of its blocks (:class:`_BlockPages`), the
+    months between by the key (``(lo, hi)`` ranges for :class:`_TickPages`).
+
+    None when no month can be read by blocks: ``ticks`` not partitioned
+    (TimescaleDB), a server without TID range scans (before PostgreSQL 14),
+    no partition of the range listed.
+    """
+    if conn.get_server_version() < (14, 0):
+        return None
+    rows = await conn.fetch(
+        "SELECT c.relname AS name, o.partition IS NOT NULL AS in_order "
+        "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "LEFT JOIN ticks_key_order o ON o.partition = c.oid "
+        "WHERE i.inhparent = 'ticks'::regclass AND right(c.relname, 13) = $1 "
+        "AND (SELECT relkind FROM pg_class WHERE oid = 'ticks'::regclass) = 'p'",
+        "_" + hashlib.md5(symbol.encode("utf-8")).hexdigest()[:12],
+    )
+    lo = None if start_ns is None else int(start_ns) // 1000 * 1000  # (the store keeps µs)
+    hi = None if end_ns is None else int(end_ns) // 1000 * 1000
+    months = []
+    for row in rows:
+        m = np.datetime64(f"{row['name'][6:10]}-{row['name'][10:12]}", "M")
+        m0, m1 = (int(x.astype("datetime64[ns]").astype(np.int64)) for x in (m, m + 1))
+        if (hi is None or m0 < hi) and (lo is None or m1 > lo):
+            months.append((m0, m1, row["name"], row["in_order"]))
+    if not any(in_order for *_, in_order in months):
+        return None
+    months.sort()
+    plan: list[_BlockPages | tuple[int | None, int | None]] = []
+    for m0, m1, name, in_order in months:
+        a = lo if lo is not None and lo > m0 else None
+        b = hi if hi is not None and hi < m1 else None
+        if in_order:
+            plan.append(_BlockPages(name, a, b))
+        elif plan and isinstance(plan[-1], tuple):
+            plan[-1] = (plan[-1][0], b if b is not None else m1)
+        else:
+            plan.append((a if a is not None else m0, b if b is not None else m1))
+    return plan
+
+
+class KeyOrderError(ValueError):
+    """Ticks that should come in ``(ts, seq)`` order did not."""
+
+
+#: A page of :class:`_BlockPages`: a TID range scan, never a (parallel) scan
+#: of the whole table, so rows come in storage order.
+_BLOCK_SCAN = "SET LOCAL enable_seqscan = off; SET LOCAL max_parallel_workers_per_gather = 0"
+
+#: Rows per 8 KiB block assumed before the server has counted them.
+_ROWS_PER_BLOCK = 60
+
+
+class _BlockPages:
+    """The ticks of one partition stored in key order, read by ranges of blocks.
+
+    Only for partitions listed in ``ticks_key_order`` (dbschema/0032): its
+    rows are on disk in ``(ts, seq)`` order, so the rows from ``lo`` to
+    ``hi`` are those of the blocks from the first one's to the last one's
+    (found through the key), and one TID range scan of about a batch of
+    blocks, aggregated to one row of arrays (as in :meth:`_TickPages.page`),
+    is a page in order: about half the server's work of a walk of the key.
+    The order is still checked (inside each page and from page to page); if
+    it does not hold, the partition is taken out of ``ticks_key_order`` and
+    :class:`KeyOrderError` raised (reading again goes by the key).
+    """
+
+    def __init__(self, table: str, lo: int | None, hi: int | None) -> None:
+        self.table, self.lo, self.hi = table, lo, hi
+        self.mixed = False  # NULLs vary row by row: let the server fill in NaN
+
+    async def pages(
+        self, conn: asyncpg.Connection, second: asyncpg.Connection | None, batch_size: int
+    ) -> AsyncIterator[np.ndarray]:
+        """The partition's ticks from ``lo`` to ``hi``, a page at a time."""
+        try:
+            ranges = await self._ranges(conn, batch_size)
+            conns = [conn] if second is None else [conn, second]
+            last: tuple[int, int] | None = None
+            async with contextlib.aclosing(_in_turn(conns, ranges, self._page)) as pages:
+                async for out, first, page_last in pages:
+                    if first is None:
+                        continue
+                    if last is not None and first <= last:
+                        raise KeyOrderError("a page starts before the end of the one before it")
+                    last = page_last
+                    yield out
+        except KeyOrderError as exc:
+            await _unlist_tables(conn, [self.table])
+            raise KeyOrderError(
+                f"ticks partition {self.table} was listed in ticks_key_order but its rows are not "
+                f"in (ts, seq) order on disk ({exc}); it is unlisted now: read again"
+            ) from exc
+
+    async def _ranges(self, conn: asyncpg.Connection, batch_size: int) -> list[tuple[int, int | None]]:
+        """The blocks ``[a, b)`` of each page (``b`` None: to the end of the table).
+
+        Without ``lo`` the pages start at block 0, without ``hi`` the last
+        one runs to the end of the table, so that a month read whole reads
+        every row (and any row out of order is seen); the blocks of ``lo``'s
+        and ``hi``'s rows are found through the key.
+        """
+        key = ("symbol", "ts", "seq")
+        ends = []
+        for bound, op, desc in ((self.lo, ">=", ""), (self.hi, "<", " DESC")):
+            where = "" if bound is None else f" WHERE ts {op} {_ts_literal(bound)}"
+            order = ", ".join(k + desc for k in key)
+            ends.append(
+                f"LEFT JOIN LATERAL (SELECT ctid, ts, seq FROM {self.table}{where} ORDER BY {order} LIMIT 1)"
+            )
+        query = (
+            "SELECT f.ctid, f.ts, f.seq, l.ctid, l.ts, l.seq, (SELECT reltuples / relpages FROM pg_class "
+            f"WHERE oid = '{self.table}'::regclass AND relpages > 0 AND reltuples > 0), "
+            f"pg_relation_size('{self.table}'::regclass) / current_setting('block_size')::int "
+            f"FROM (SELECT) one {ends[0]} f ON true {ends[1]} l ON true"
+        )
+        async with conn.transaction():
+            await conn.execute(_INDEX_WALK)
+            row = await conn.fetchrow(query)
+        first, first_key, last, last_key, per_block, blocks = (
+            row[0],
+            row[1:3],
+            row[3],
+            row[4:6],
+            row[6],
+            row[7],
+        )
+        # (the first row from lo, the last one before hi: none or in the wrong order, no row between)
+        if first is None or last is None or first_key > last_key:
+            return []
+        if first > last:
+            raise KeyOrderError("the range's first row is stored after its last")
+        a = 0 if self.lo is None else first[0]
+        b = max(blocks, a + 1) if self.hi is None else last[0] + 1
+        step = max(1, round(batch_size / (per_block or _ROWS_PER_BLOCK)))
+        cuts: list[int | None] = [*range(a, b, step), b]
+        if self.hi is None:
+            cuts[-1] = None
+        return list(itertools.pairwise(cuts))  # type: ignore[arg-type]
+
+    async def _page(
+        self, conn: asyncpg.Connection, blocks: tuple[int, int | None]
+    ) -> tuple[np.ndarray, tuple[int, int] | None, tuple[int, int] | None]:
+        a, b = blocks
+        where = [f"ctid >= '({a},0)'::tid"]
+        if b is not None:
+            where.append(f"ctid < '({b},0)'::tid")
+        # (rows outside [lo, hi) can only be in the first and last blocks; one comparison a row)
+        if self.lo is not None:
+            where.append(f"ts >= {_ts_literal(self.lo)}")
+        if self.hi is not None:
+            where.append(f"ts < {_ts_literal(self.hi)}")
+        for attempt in ("raw", "nan"):
+            if attempt == "raw" and self.mixed:
+                continue
+            floats = (f"coalesce({c}, 'NaN'::float8)" if attempt == "nan" else c for c in _TICK_FLOATS)
+            aggs = ", ".join(f"array_agg({c})" for c in ("ts", "seq", *floats))
+            query = f"SELECT {aggs} FROM {self.table} WHERE {' AND '.join(where)}"
+            decoded = decode_tick_arrays(await _copy_out(conn, query, _BLOCK_SCAN))
+            if decoded is not None:
+                return decoded
+            self.mixed = True
+        raise AssertionError("unreachable: the NaN query has no NULLs")  # pragma: no cover
+
+
+async def _in_turn(
+    conns: Sequence[asyncpg.Connection], jobs: Sequence[Any], fetch: Any
+) -> AsyncIterator[Any]:
+    """``await fetch(conn, job)`` of each job, yielded in order.
+
+    Job k runs on ``conns[k % len(conns)]``, no further ahead than the
+    number of connections past the last one taken: with two connections,
+    both work while the consumer handles the page before. Leaving early lets
+    a query in flight finish (cancelling it would leave its connection busy).
+    """
+    loop = asyncio.get_running_loop()
+    results = [loop.create_future() for _ in jobs]
+    state = {"taken": 0, "stop": False}
+    moved = asyncio.Condition()
+
+    async def worker(i: int) -> None:
+        for k in range(i, len(jobs), len(conns)):
+            async with moved:
+                await moved.wait_for(lambda k=k: state["stop"] or k - state["taken"] < len(conns))
+            if state["stop"]:
+                return
+            try:
+                results[k].set_result(await fetch(conns[i], jobs[k]))
+            except Exception as exc:
+                results[k].set_exception(exc)
+                return
+
+    workers = [asyncio.ensure_future(worker(i)) for i in range(min(len(conns), len(jobs)))]
+    try:
+        for k, result in enumerate(results):
+            out = await result
+            async with moved:
+                state["taken"] = k + 1
+                moved.notify_all()
+            yield out
+    finally:
+        state["stop"] = True
+        async with moved:
+            moved.notify_all()
+        await asyncio.gather(*workers, return_exceptions=True)
+        for result in results:  # (errors not raised to the consumer: it stopped first)
+            if result.done() and not result.cancelled():
+                result.exception()
+
+
 #: Bytes of a one-dimensional array's header in binary form (ndim, flags,
 #: element type, size, lower bound).
 _ARRAY_HEADER = 20
 
 
-def decode_tick_arrays(data: bytes) -> tuple[np.ndarray, tuple[int, int] | None] | None:
+def decode_tick_arrays(
+    data: bytes,
+) -> tuple[np.ndarray, tuple[int, int] | None, tuple[int, int] | None] | None:
     """Parse the binary COPY of one row ``array_agg(ts), array_agg(seq),
     array_agg(bid) ... array_agg(last_size)`` into ``TICK_DTYPE``.
 
     Returns the ticks (NULL -> NaN, ``ts`` in ns) and the ``(pg µs, seq)``
-    of the last one (None when there are none), or None when a float column
+    of the first and the last one (None when there are none), or None when a float column
     has NULLs on some rows only (the caller asks again with NaN instead).
     Raises ``ValueError`` on anything else that is not that layout, and
     when ``(ts, seq)`` is not strictly increasing.
     """
     if not data:
-        return np.empty(0, dtype=TICK_DTYPE), None
+        return np.empty(0, dtype=TICK_DTYPE), None, None
     if data[:11] != _COPY_HEADER[:11]:
         raise ValueError("not a PostgreSQL binary COPY stream")
     pos = 19 + int.from_bytes(data[15:19], "big")
@@ -1261,7 +1576,7 @@ def decode_tick_arrays(data: bytes) -> tuple[np.ndarray, tuple[int, int] | None]
     if pos != end:
         raise ValueError("tick arrays: the stream holds more than one row")
     if fields[0][1] == -1:  # array_agg of no rows
-        return np.empty(0, dtype=TICK_DTYPE), None
+        return np.empty(0, dtype=TICK_DTYPE), None, None
     n = -1
     cols: list[np.ndarray | None] = []
     for i, (offset, length) in enumerate(fields):
@@ -1292,23 +1607,24 @@ def decode_tick_arrays(data: bytes) -> tuple[np.ndarray, tuple[int, int] | None]
     if n > 1:
         step = np.diff(ts)
         if (step < 0).any() or ((step == 0) & (np.diff(seq) <= 0)).any():
-            raise ValueError("tick arrays: (ts, seq) is not strictly increasing")
+            raise KeyOrderError("tick arrays: (ts, seq) is not strictly increasing")
     out["ts"] = (ts.astype(np.int64) + _PG_EPOCH_US) * 1000
     for name, col in zip(_TICK_FLOATS, cols[2:], strict=True):
         out[name] = np.nan if col is None else col
-    return out, (int(ts[-1]), int(seq[-1]))
+    return out, (int(ts[0]), int(seq[0])), (int(ts[-1]), int(seq[-1]))
 
 
 _ARRAY_ELEM = (np.dtype([("l", ">i4"), ("v", ">i8")]), np.dtype([("l", ">i4"), ("v", ">f8")]))
 
 
-async def _copy_out(conn: asyncpg.Connection, query: str) -> bytes:
-    """The binary COPY stream of ``query``, walking indexes in order."""
+async def _copy_out(conn: asyncpg.Connection, query: str, settings: str | None = None) -> bytes:
+    """The binary COPY stream of ``query``, walking indexes in order (or
+    under other planner ``settings``)."""
     async with conn.transaction():
         # Walk the primary key in order whatever the statistics say: without
         # them (fresh import, no ANALYZE yet) the planner picks a bitmap scan
         # plus sort of the whole symbol for every page.
-        await conn.execute(_INDEX_WALK)
+        await conn.execute(settings or _INDEX_WALK)
         return await _copy_out_raw(conn, query)
 
 

@@ -600,3 +600,163 @@ async def test_two_writers_importing_the_same_ticks_at_once_store_them_once(
         assert_same(await stored(conn, s), ticks)
     finally:
         await other.close()
+
+
+# -- months stored in key order, read by blocks (plain PostgreSQL, 0032) -----
+
+
+async def listed(conn: asyncpg.Connection, symbol: str) -> set[str]:
+    """The partitions of ``symbol`` listed in ticks_key_order."""
+    rows = await conn.fetch(
+        "SELECT partition::text FROM ticks_key_order WHERE right(partition::text, 13) = '_' || left(md5($1), 12)",
+        symbol,
+    )
+    return {r[0] for r in rows}
+
+
+def three_months(counts: tuple[int, int, int], trades: bool) -> list[np.ndarray]:
+    """Ticks in January, February and March (1 ms apart, from the 2nd of the month)."""
+    out = []
+    for m, n in enumerate(counts):
+        t = quotes(n, int(MONTH_NS[m]) + 86_400 * 10**9, seed=m)
+        if trades:  # trades interleaved: NULLs vary row by row
+            t["last"] = np.where(np.arange(n) % 3 == 0, t["bid"], np.nan)
+        out.append(t)
+    return out
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.tuples(st.integers(0, 700), st.integers(0, 300), st.integers(1, 700)),  # ticks per month
+    st.sampled_from(["writer", "write_ticks", "shuffled"]),  # how February is written
+    st.booleans(),  # trades interleaved
+    st.sampled_from([1, 7, 60, 250, 5000]),  # batch size
+    st.tuples(st.integers(-1, 1800), st.integers(-1, 1800)),  # start and end: tick index, -1 none
+    st.booleans(),  # second connection
+)
+@example(counts=(700, 0, 1), feb="writer", trades=True, batch=60, bounds=(30, 700), two=True)
+def test_months_stored_in_key_order_read_back_as_written(
+    db_url: str,
+    counts: tuple[int, int, int],
+    feb: str,
+    trades: bool,
+    batch: int,
+    bounds: tuple[int, int],
+    two: bool,
+) -> None:
+    """Months TickWriter loaded in key order are listed and read by blocks,
+    the others by the key; any range, batch size, one or two connections:
+    exactly the stored ticks of the range in order, in batches of
+    ``batch`` (the last one fewer)."""
+
+    async def go() -> None:
+        conn = await store.connect(db_url)
+        other = await store.connect(db_url) if two else None
+        try:
+            if not await partitioned(conn):
+                return
+            s = sym()
+            jan, feb_ticks, mar = three_months(counts, trades)
+            async with store.TickWriter(conn) as w:
+                await w.write(s, jan, seq=0)
+            if feb == "writer":
+                async with store.TickWriter(conn) as w:
+                    await w.write(s, feb_ticks, seq=0)
+            elif feb == "write_ticks":
+                await store.write_ticks(conn, s, feb_ticks, seq=0)
+            elif len(feb_ticks) > 1:  # loaded out of order: not listed
+                async with store.TickWriter(conn) as w:
+                    await w.write(s, feb_ticks[1:], seq=1)
+                    await w.write(s, feb_ticks[:1], seq=0)
+            else:
+                await store.write_ticks(conn, s, feb_ticks, seq=0)
+            async with store.TickWriter(conn) as w:
+                for part in np.array_split(np.arange(len(mar)), 3):  # three batches, in order
+                    await w.write(s, mar[part], seq=int(part[0]) if len(part) else 0)
+            want_listed = {store.tick_partition(s, MONTHS[0])} if len(jan) else set()
+            if feb == "writer" and len(feb_ticks):
+                want_listed.add(store.tick_partition(s, MONTHS[1]))
+            want_listed.add(store.tick_partition(s, MONTHS[2]))
+            assert await listed(conn, s) == want_listed
+            every = np.concatenate([jan, feb_ticks, mar])
+            start, end = (None if i < 0 else int(every["ts"][min(i, len(every) - 1)]) for i in bounds)
+            keep = np.ones(len(every), bool)
+            if start is not None:
+                keep &= every["ts"] >= start
+            if end is not None:
+                keep &= every["ts"] < end
+            got = [b async for b in store.read_ticks(conn, s, start, end, batch_size=batch, second=other)]
+            assert all(len(b) == batch for b in got[:-1]) and all(len(b) for b in got)
+            assert_same(np.concatenate(got) if got else np.empty(0, TICK_DTYPE), every[keep])
+            await store.delete_ticks(conn, s)
+            assert await listed(conn, s) == set()
+        finally:
+            await conn.close()
+            if other is not None:
+                await other.close()
+
+    asyncio.run(go())
+
+
+async def test_writing_into_a_month_in_key_order_unlists_it(conn: asyncpg.Connection) -> None:
+    """write_ticks, a hand-written INSERT or UPDATE: the month is no longer
+    listed (its new rows may be anywhere on disk) and reads back right."""
+    if not await partitioned(conn):
+        pytest.skip("ticks is not partitioned here (TimescaleDB)")
+    for how in ("write_ticks", "insert", "update", "nothing new"):
+        s = sym()
+        ticks = quotes(500, int(MONTH_NS[0]))
+        async with store.TickWriter(conn) as w:
+            await w.write(s, ticks[100:], seq=0)
+        table = store.tick_partition(s, MONTHS[0])
+        assert await listed(conn, s) == {table}
+        want = ticks[100:]
+        if how == "write_ticks":
+            assert await store.write_ticks(conn, s, ticks[:100], seq=0) == 100
+            want = ticks
+        elif how == "insert":
+            await conn.execute(
+                f"INSERT INTO {table} (symbol, ts, seq, bid, ask) VALUES ($1, $2, 0, 1, 2)",
+                s,
+                store.ns_to_datetime(int(ticks["ts"][0])),
+            )
+            want = ticks.copy()[:401]
+            want[0] = ticks[0]
+            want[0]["bid_size"] = want[0]["ask_size"] = np.nan
+            want[0]["bid"], want[0]["ask"] = 1, 2
+            want[1:] = ticks[100:]
+        elif how == "update":
+            await conn.execute("UPDATE ticks SET bid = bid + 1 WHERE symbol = $1", s)
+            want = ticks[100:].copy()
+            want["bid"] += 1
+        else:  # a re-import storing nothing keeps the listing
+            assert await store.write_ticks(conn, s, ticks[100:], seq=0) == 0
+        assert await listed(conn, s) == (set() if how != "nothing new" else {table})
+        assert_same(await stored(conn, s, batch_size=64), want)
+        await store.delete_ticks(conn, s)
+
+
+async def test_a_listed_month_found_out_of_order_is_an_error_then_unlisted(conn: asyncpg.Connection) -> None:
+    """Rows moved out of key order behind the trigger's back (triggers
+    disabled): reading the month raises, naming the partition, and unlists
+    it; reading again walks the key and gives the ticks in order."""
+    if not await partitioned(conn):
+        pytest.skip("ticks is not partitioned here (TimescaleDB)")
+    s = sym()
+    ticks = quotes(3000, int(MONTH_NS[0]))
+    async with store.TickWriter(conn) as w:
+        await w.write(s, ticks[1:], seq=0)
+    table = store.tick_partition(s, MONTHS[0])
+    await conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER ticks_key_order_lost")
+    await conn.execute(
+        f"INSERT INTO {table} (symbol, ts, seq, bid, ask, bid_size, ask_size) VALUES ($1, $2, 0, 1, 2, 1, 1)",
+        s,
+        store.ns_to_datetime(int(ticks["ts"][0])),
+    )
+    assert await listed(conn, s) == {table}
+    with pytest.raises(store.KeyOrderError, match=table):
+        [b async for b in store.read_ticks(conn, s, batch_size=500)]
+    assert await listed(conn, s) == set()
+    got = await stored(conn, s, batch_size=500)
+    assert len(got) == 3000 and (np.diff(got["ts"]) > 0).all()
+    await store.delete_ticks(conn, s)

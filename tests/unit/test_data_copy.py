@@ -150,11 +150,12 @@ def test_decode_tick_arrays_inverts_array_agg_pages(rows: tuple[np.ndarray, np.n
         assert decoded is None  # a column with NULLs on some rows only: asked again with NaN
         return
     assert decoded is not None
-    out, last = decoded
+    out, first, last = decoded
     assert out.dtype == TICK_DTYPE and len(out) == len(ts)
     np.testing.assert_array_equal(out["ts"], (ts + store._PG_EPOCH_US) * 1000)
     for k, name in enumerate(FLOATS):
         np.testing.assert_array_equal(out[name], floats[:, k], err_msg=name)
+    assert first == (None if not len(ts) else (int(ts[0]), int(seq[0])))
     assert last == (None if not len(ts) else (int(ts[-1]), int(seq[-1])))
 
 
