@@ -182,18 +182,13 @@ async def replay_symbol(
 
 
 async def first_tick(conn, spec: RunSpec) -> int | None:
-    """Event time of the run's first tick (over all its symbols); None when
-    only reading the source tells (the pacer then starts at the first tick
-    published)."""
-    if spec.source["kind"] != "store":
+    """Event time of a paced run's first tick (over all its symbols); None
+    at speed max (no pacing) or when only reading the source tells (the
+    pacer then starts at the first tick published)."""
+    if spec.source["kind"] != "store" or spec.speed is None:
         return None
-    firsts = []
-    for s in spec.symbols:
-        rng = await store.tick_range(conn, s)
-        if rng is not None:
-            firsts.append(rng[0])
-    t_first = min(firsts) if firsts else 0
-    return max(t_first, spec.start_ns) if spec.start_ns is not None else t_first
+    firsts = [await store.first_tick_ns(conn, s, spec.start_ns, spec.end_ns) for s in spec.symbols]
+    return min((t for t in firsts if t is not None), default=0)
 
 
 async def replay_run(spec: RunSpec, ticks_topic, database_url: str, kafka_url: str | None = None) -> None:

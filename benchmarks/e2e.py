@@ -54,9 +54,10 @@ async def load(dsn: str, symbols: list[str], n: int) -> float:
         t0 = time.perf_counter()
         for i, sym in enumerate(symbols):
             seq = 0
-            for chunk in generate(RandomWalkConfig(symbol=sym, n_ticks=n, seed=i), chunk=200_000):
-                await store.write_ticks(conn, sym, chunk, seq)
-                seq += len(chunk)
+            async with store.TickWriter(conn) as writer:  # as `ticktape data import` stores them
+                for chunk in generate(RandomWalkConfig(symbol=sym, n_ticks=n, seed=i), chunk=200_000):
+                    await writer.write(sym, chunk, seq)
+                    seq += len(chunk)
         return time.perf_counter() - t0
     finally:
         await conn.close()
@@ -116,7 +117,7 @@ def pipeline(
         with Runtime(settings) as rt:
             migrate(rt, console)
             rows.append(
-                ("generate + store (COPY)", 2 * n, asyncio.run(load(rt.database_url, symbols, n)), "")
+                ("generate + store (TickWriter)", 2 * n, asyncio.run(load(rt.database_url, symbols, n)), "")
             )
             spec = RunSpec(strategy="sma_crossover", symbols=tuple(symbols), params=PARAMS, batch_size=batch)
             rt.ensure_topics(topic_partitions())

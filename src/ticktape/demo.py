@@ -70,15 +70,16 @@ async def store_demo_data(dsn: str, opts: DemoOptions, console: Console) -> None
             t0 = time.perf_counter()
             done = 0
             for sym in todo:
-                await conn.execute("DELETE FROM ticks WHERE symbol = $1", sym)
+                await store.delete_ticks(conn, sym)
                 cfg = RandomWalkConfig(symbol=sym, n_ticks=opts.ticks_per_symbol, seed=opts.seed)
                 seq0 = 0
-                for chunk in generate(cfg, chunk=200_000):
-                    await store.write_ticks(conn, sym, chunk, seq0)
-                    seq0 += len(chunk)
-                    done += len(chunk)
-                    rate = done / max(time.perf_counter() - t0, 1e-9)
-                    bar.update(task, completed=done, rate=f"{rate:,.0f} ticks/s")
+                async with store.TickWriter(conn) as writer:  # months in bulk, stored in key order
+                    for chunk in generate(cfg, chunk=200_000):
+                        await writer.write(sym, chunk, seq0)
+                        seq0 += len(chunk)
+                        done += len(chunk)
+                        rate = done / max(time.perf_counter() - t0, 1e-9)
+                        bar.update(task, completed=done, rate=f"{rate:,.0f} ticks/s")
     finally:
         await conn.close()
 

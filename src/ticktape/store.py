@@ -1505,7 +1505,7 @@ async def _in_turn(
     a query in flight finish (cancelling it would leave its connection busy).
     """
     loop = asyncio.get_running_loop()
-    results = [loop.create_future() for _ in jobs]
+    results: list[asyncio.Future[Any] | None] = [loop.create_future() for _ in jobs]
     state = {"taken": 0, "stop": False}
     moved = asyncio.Condition()
 
@@ -1515,16 +1515,19 @@ async def _in_turn(
                 await moved.wait_for(lambda k=k: state["stop"] or k - state["taken"] < len(conns))
             if state["stop"]:
                 return
+            result = results[k]
+            assert result is not None
             try:
-                results[k].set_result(await fetch(conns[i], jobs[k]))
+                result.set_result(await fetch(conns[i], jobs[k]))
             except Exception as exc:
-                results[k].set_exception(exc)
+                result.set_exception(exc)
                 return
 
     workers = [asyncio.ensure_future(worker(i)) for i in range(min(len(conns), len(jobs)))]
     try:
-        for k, result in enumerate(results):
-            out = await result
+        for k in range(len(results)):
+            out = await results[k]  # type: ignore[misc]
+            results[k] = None  # (not holding what was taken; the workers are past it)
             async with moved:
                 state["taken"] = k + 1
                 moved.notify_all()
@@ -1535,7 +1538,7 @@ async def _in_turn(
             moved.notify_all()
         await asyncio.gather(*workers, return_exceptions=True)
         for result in results:  # (errors not raised to the consumer: it stopped first)
-            if result.done() and not result.cancelled():
+            if result is not None and result.done() and not result.cancelled():
                 result.exception()
 
 
@@ -1727,6 +1730,20 @@ async def tick_range(conn: asyncpg.Connection, symbol: str) -> tuple[int, int, i
     if row is None or row["n"] == 0:
         return None
     return int(row["first_ns"]), int(row["last_ns"]), int(row["n"])
+
+
+async def first_tick_ns(
+    conn: asyncpg.Connection, symbol: str, start_ns: int | None = None, end_ns: int | None = None
+) -> int | None:
+    """Time (ns) of the first stored tick of ``symbol`` with ``start_ns <= ts <
+    end_ns``, or None: one step of the key (:func:`tick_range` counts them all)."""
+    where = [f"symbol = {_literal(symbol)}"]
+    if start_ns is not None:
+        where.append(f"ts >= {_ts_literal(start_ns)}")
+    if end_ns is not None:
+        where.append(f"ts < {_ts_literal(end_ns)}")
+    first = await conn.fetchval(f"SELECT ts FROM ticks WHERE {' AND '.join(where)} ORDER BY ts LIMIT 1")
+    return None if first is None else datetime_to_ns(first)
 
 
 async def has_timescale(conn: asyncpg.Connection) -> bool:

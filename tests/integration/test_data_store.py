@@ -760,3 +760,16 @@ async def test_a_listed_month_found_out_of_order_is_an_error_then_unlisted(conn:
     got = await stored(conn, s, batch_size=500)
     assert len(got) == 3000 and (np.diff(got["ts"]) > 0).all()
     await store.delete_ticks(conn, s)
+
+
+async def test_first_tick_ns_is_the_first_stored_tick_of_the_range(conn: asyncpg.Connection) -> None:
+    s = sym()
+    ticks = quotes(10, int(MONTH_NS[0]), step_ns=10**9)
+    assert await store.first_tick_ns(conn, s) is None
+    await store.write_ticks(conn, s, ticks)
+    t = ticks["ts"]
+    assert await store.first_tick_ns(conn, s) == t[0]
+    assert await store.first_tick_ns(conn, s, int(t[3]) - 1) == t[3]
+    assert await store.first_tick_ns(conn, s, int(t[3]) + 1000, int(t[5])) == t[4]  # (bounds in µs)
+    assert await store.first_tick_ns(conn, s, int(t[3]) + 1000, int(t[4])) is None
+    assert await store.first_tick_ns(conn, s, int(t[9]) + 1000) is None
