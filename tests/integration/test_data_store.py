@@ -773,3 +773,33 @@ async def test_first_tick_ns_is_the_first_stored_tick_of_the_range(conn: asyncpg
     assert await store.first_tick_ns(conn, s, int(t[3]) + 1000, int(t[5])) == t[4]  # (bounds in µs)
     assert await store.first_tick_ns(conn, s, int(t[3]) + 1000, int(t[4])) is None
     assert await store.first_tick_ns(conn, s, int(t[9]) + 1000) is None
+
+
+async def test_reading_a_month_by_blocks_holds_a_few_pages_whatever_its_length(
+    conn: asyncpg.Connection, db_url: str
+) -> None:
+    """Memory: reading 300,000 ticks in batches of 2,000 (by blocks, on two
+    connections) never holds much more than a few batches."""
+    import tracemalloc
+
+    if not await partitioned(conn):
+        pytest.skip("ticks is not partitioned here (TimescaleDB)")
+    s = sym()
+    async with store.TickWriter(conn) as w:
+        for k in range(3):
+            await w.write(s, quotes(100_000, int(MONTH_NS[0]) + k * 100_000 * 10**6, seed=k), seq=k * 100_000)
+    assert await listed(conn, s) == {store.tick_partition(s, MONTHS[0])}
+    other = await store.connect(db_url)
+    try:
+        tracemalloc.start()
+        n = 0
+        async for b in store.read_ticks(conn, s, batch_size=2000, second=other):
+            n += len(b)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        await other.close()
+    assert n == 300_000
+    whole = 300_000 * TICK_DTYPE.itemsize  # 16.8 MB
+    assert peak < whole / 4, f"peak {peak:,} bytes"
+    await store.delete_ticks(conn, s)
