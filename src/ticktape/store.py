@@ -749,7 +749,11 @@ class TickWriter:
         tx = conn.transaction()
         await tx.start()
         try:
-            await conn.execute(f"CREATE TABLE {name} (LIKE ticks INCLUDING DEFAULTS)")
+            # (the symbol is the column's default while loading: not sent nor parsed row by row)
+            await conn.execute(
+                f"CREATE TABLE {name} (LIKE ticks INCLUDING DEFAULTS); "
+                f"ALTER TABLE {name} ALTER COLUMN symbol SET DEFAULT {_literal(symbol)}"
+            )
         except _CREATED_MEANWHILE:  # another writer made it meanwhile: it is there now
             await tx.rollback()
             added = await write_ticks(conn, symbol, ticks, seq)
@@ -765,11 +769,11 @@ class TickWriter:
     async def _copy(self, columns: list[np.ndarray | bytes], n: int) -> None:
         assert self._open is not None
         try:
-            payload = await asyncio.to_thread(encode_copy, columns, n)
+            payload = await asyncio.to_thread(encode_copy, columns[1:], n)  # (symbol: the default)
             await self._drain()
             self._inflight = asyncio.ensure_future(
                 self._open.conn.copy_to_table(
-                    self._open.table, source=payload, columns=_TICK_NAMES, format="binary", freeze=True
+                    self._open.table, source=payload, columns=_TICK_NAMES[1:], format="binary", freeze=True
                 )
             )
         except BaseException:
@@ -816,6 +820,7 @@ class TickWriter:
                 )
                 month.rows -= int(status.rsplit(" ", 1)[-1])
                 await conn.execute(f"ALTER TABLE {month.table} ADD PRIMARY KEY (symbol, ts, seq)")
+            await conn.execute(f"ALTER TABLE {month.table} ALTER COLUMN symbol DROP DEFAULT")
             if month.in_order:  # (so no repeated key) stored in key order: readable by blocks (0032)
                 await conn.execute(
                     f"CREATE TRIGGER ticks_key_order_lost AFTER INSERT OR UPDATE ON {month.table} "
