@@ -10,7 +10,9 @@
 -- and checks the order of what comes back.
 --
 -- A partition is listed here only by TickWriter, when it attaches a month
--- it loaded in order. Anything that could move rows out of order on disk
+-- it loaded in order, with what it saw of the month's columns: a reader
+-- then reads neither the columns NULL on every row nor, when no two rows
+-- share a time, `seq` (only needed to check the order). Anything that could move rows out of order on disk
 -- unlists it: store.write_ticks before it writes into a listed partition,
 -- and, for every other INSERT or UPDATE (hand-written SQL), the row trigger
 -- ticks_key_order_lost that TickWriter puts on the partition. A DELETE
@@ -22,7 +24,11 @@
 -- On TimescaleDB the table exists and stays empty.
 
 CREATE TABLE ticks_key_order (
-    partition regclass PRIMARY KEY
+    partition regclass PRIMARY KEY,
+    -- no two rows share a ts: the order of ts alone is the order of the key
+    ts_unique boolean NOT NULL DEFAULT false,
+    -- the float columns that are NULL on every row (quotes only: last, last_size)
+    null_columns text[] NOT NULL DEFAULT '{}'
 );
 COMMENT ON TABLE ticks_key_order IS
     'ticks partitions stored in (ts, seq) order on disk (plain PostgreSQL; see 0032_ticks_key_order)';

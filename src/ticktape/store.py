@@ -736,7 +736,7 @@ class TickWriter:
     ) -> None:
         n = len(ticks)
         if self._open is not None and self._open.symbol == symbol and self._open.month == month:
-            self._open.follow(pg_ts, seq)
+            self._open.follow(pg_ts, seq, ticks)
             await self._copy(columns, n)
             return
         await self._leave_month()
@@ -763,7 +763,7 @@ class TickWriter:
             await tx.rollback()
             raise
         self._open = _OpenMonth(symbol, month, name, tx, conn)
-        self._open.follow(pg_ts, seq)
+        self._open.follow(pg_ts, seq, ticks)
         await self._copy(columns, n)
 
     async def _copy(self, columns: list[np.ndarray | bytes], n: int) -> None:
@@ -825,7 +825,9 @@ class TickWriter:
                 await conn.execute(
                     f"CREATE TRIGGER ticks_key_order_lost AFTER INSERT OR UPDATE ON {month.table} "
                     "FOR EACH ROW EXECUTE FUNCTION ticktape_ticks_key_order_lost(); "
-                    f"INSERT INTO ticks_key_order VALUES ('{month.table}'::regclass)"
+                    "INSERT INTO ticks_key_order (partition, ts_unique, null_columns) "
+                    f"VALUES ('{month.table}'::regclass, {month.ts_unique}, "
+                    f"ARRAY[{', '.join(_literal(c) for c in month.null_columns())}]::text[])"
                 )
             await conn.execute(
                 f"ALTER TABLE ticks ATTACH PARTITION {month.table} {_month_bounds(month.symbol, month.month)}"
@@ -876,18 +878,33 @@ class _OpenMonth:
         self.symbol, self.month, self.table, self.tx, self.conn = symbol, month, table, tx, conn
         self.rows = 0
         self.in_order = True  #: every key so far came after the one before it
+        self.ts_unique = True  #: every time so far came after the one before it
+        self._valued: set[str] = set()  # float columns with a value on some row so far
         self._last: tuple[int, int] | None = None  # (pg µs, seq) of the last row so far
 
-    def follow(self, pg_ts: np.ndarray, seq: np.ndarray) -> None:
-        """Note the keys of the next rows loaded (in the order they are loaded)."""
+    def follow(self, pg_ts: np.ndarray, seq: np.ndarray, ticks: np.ndarray) -> None:
+        """Note the next rows loaded (in the order they are loaded): their
+        keys, and which float columns have values."""
         if not self.in_order or not len(pg_ts):
             return
         if self._last is not None and (int(pg_ts[0]), int(seq[0])) <= self._last:
             self.in_order = False
-        elif len(pg_ts) > 1:
+            return
+        if self._last is not None and int(pg_ts[0]) == self._last[0]:
+            self.ts_unique = False
+        if len(pg_ts) > 1:
             step = np.diff(pg_ts)
-            self.in_order = not ((step < 0).any() or ((step == 0) & (np.diff(seq) <= 0)).any())
+            ties = step == 0
+            self.in_order = not ((step < 0).any() or (ties & (np.diff(seq) <= 0)).any())
+            self.ts_unique = self.ts_unique and not ties.any()
+        for name in _TICK_FLOATS:
+            if name not in self._valued and not np.isnan(ticks[name]).all():
+                self._valued.add(name)
         self._last = (int(pg_ts[-1]), int(seq[-1]))
+
+    def null_columns(self) -> list[str]:
+        """The float columns NULL on every row loaded."""
+        return [name for name in _TICK_FLOATS if name not in self._valued]
 
 
 async def delete_ticks(conn: asyncpg.Connection, symbol: str) -> int:
@@ -1344,7 +1361,7 @@ async def _block_plan(
     if conn.get_server_version() < (14, 0):
         return None
     rows = await conn.fetch(
-        "SELECT c.relname AS name, o.partition IS NOT NULL AS in_order "
+        "SELECT c.relname AS name, o.partition IS NOT NULL AS in_order, o.ts_unique, o.null_columns "
         "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
         "LEFT JOIN ticks_key_order o ON o.partition = c.oid "
         "WHERE i.inhparent = 'ticks'::regclass AND right(c.relname, 13) = $1 "
@@ -1358,16 +1375,16 @@ async def _block_plan(
         m = np.datetime64(f"{row['name'][6:10]}-{row['name'][10:12]}", "M")
         m0, m1 = (int(x.astype("datetime64[ns]").astype(np.int64)) for x in (m, m + 1))
         if (hi is None or m0 < hi) and (lo is None or m1 > lo):
-            months.append((m0, m1, row["name"], row["in_order"]))
-    if not any(in_order for *_, in_order in months):
+            months.append((m0, m1, row))
+    if not any(row["in_order"] for *_, row in months):
         return None
-    months.sort()
+    months.sort(key=lambda m: m[0])
     plan: list[_BlockPages | tuple[int | None, int | None]] = []
-    for m0, m1, name, in_order in months:
+    for m0, m1, row in months:
         a = lo if lo is not None and lo > m0 else None
         b = hi if hi is not None and hi < m1 else None
-        if in_order:
-            plan.append(_BlockPages(name, a, b))
+        if row["in_order"]:
+            plan.append(_BlockPages(row["name"], a, b, row["ts_unique"], row["null_columns"]))
         elif plan and isinstance(plan[-1], tuple):
             plan[-1] = (plan[-1][0], b if b is not None else m1)
         else:
@@ -1401,9 +1418,18 @@ class _BlockPages:
     :class:`KeyOrderError` raised (reading again goes by the key).
     """
 
-    def __init__(self, table: str, lo: int | None, hi: int | None) -> None:
+    def __init__(
+        self, table: str, lo: int | None, hi: int | None, ts_unique: bool, null_columns: Sequence[str]
+    ) -> None:
         self.table, self.lo, self.hi = table, lo, hi
         self.mixed = False  # NULLs vary row by row: let the server fill in NaN
+        # what is read: seq only to check the order of rows sharing a time;
+        # no column that is NULL on every row of the month
+        self.columns = (
+            "ts",
+            *(() if ts_unique else ("seq",)),
+            *(c for c in _TICK_FLOATS if c not in null_columns),
+        )
 
     async def pages(
         self, conn: asyncpg.Connection, second: asyncpg.Connection | None, batch_size: int
@@ -1489,10 +1515,13 @@ class _BlockPages:
         for attempt in ("raw", "nan"):
             if attempt == "raw" and self.mixed:
                 continue
-            floats = (f"coalesce({c}, 'NaN'::float8)" if attempt == "nan" else c for c in _TICK_FLOATS)
-            aggs = ", ".join(f"array_agg({c})" for c in ("ts", "seq", *floats))
+            cols = (
+                f"coalesce({c}, 'NaN'::float8)" if attempt == "nan" and c in _TICK_FLOATS else c
+                for c in self.columns
+            )
+            aggs = ", ".join(f"array_agg({c})" for c in cols)
             query = f"SELECT {aggs} FROM {self.table} WHERE {' AND '.join(where)}"
-            decoded = decode_tick_arrays(await _copy_out(conn, query, _BLOCK_SCAN))
+            decoded = decode_tick_arrays(await _copy_out(conn, query, _BLOCK_SCAN), self.columns)
             if decoded is not None:
                 return decoded
             self.mixed = True
@@ -1553,7 +1582,7 @@ _ARRAY_HEADER = 20
 
 
 def decode_tick_arrays(
-    data: bytes,
+    data: bytes, columns: Sequence[str] = ("ts", "seq", *_TICK_FLOATS)
 ) -> tuple[np.ndarray, tuple[int, int] | None, tuple[int, int] | None] | None:
     """Parse the binary COPY of one row ``array_agg(ts), array_agg(seq),
     array_agg(bid) ... array_agg(last_size)`` into ``TICK_DTYPE``.
@@ -1562,7 +1591,11 @@ def decode_tick_arrays(
     of the first and the last one (None when there are none), or None when a float column
     has NULLs on some rows only (the caller asks again with NaN instead).
     Raises ``ValueError`` on anything else that is not that layout, and
-    when ``(ts, seq)`` is not strictly increasing.
+    :class:`KeyOrderError` when ``(ts, seq)`` is not strictly increasing.
+
+    ``columns``: the arrays in the row, ``ts`` first; a float column not
+    among them is NaN; without ``seq`` the times must strictly increase
+    (and the keys returned have ``seq`` 0).
     """
     if not data:
         return np.empty(0, dtype=TICK_DTYPE), None, None
@@ -1572,9 +1605,9 @@ def decode_tick_arrays(
     end = len(data) - 2
     if data[end:] != _COPY_TRAILER:
         raise ValueError("binary COPY stream without its trailer")
-    width = 2 + len(_TICK_FLOATS)
+    width = len(columns)
     if int.from_bytes(data[pos : pos + 2], "big", signed=True) != width:
-        raise ValueError("tick arrays: expected one row of eight arrays")
+        raise ValueError(f"tick arrays: expected one row of {width} arrays")
     pos += 2
     fields: list[tuple[int, int]] = []  # (offset, length) of each array
     for _ in range(width):
@@ -1586,8 +1619,9 @@ def decode_tick_arrays(
     if fields[0][1] == -1:  # array_agg of no rows
         return np.empty(0, dtype=TICK_DTYPE), None, None
     n = -1
-    cols: list[np.ndarray | None] = []
-    for i, (offset, length) in enumerate(fields):
+    cols: dict[str, np.ndarray | None] = {}
+    for i, ((offset, length), name) in enumerate(zip(fields, columns, strict=True)):
+        key = name in ("ts", "seq")
         if length < 12:
             raise ValueError(f"tick arrays: column {i} is not an array")
         ndim, has_null = (int.from_bytes(data[offset + k : offset + k + 4], "big") for k in (0, 4))
@@ -1597,29 +1631,35 @@ def decode_tick_arrays(
         n = size
         body = offset + _ARRAY_HEADER
         if has_null and length == _ARRAY_HEADER + 4 * n:
-            if i < 2:
-                raise ValueError(f"tick arrays: NULL in column {i} (ts, seq)")
-            cols.append(None)  # NULL on every row
+            if key:
+                raise ValueError(f"tick arrays: NULL in column {i} ({name})")
+            cols[name] = None  # NULL on every row
             continue
         if length != _ARRAY_HEADER + 12 * n:
-            if i >= 2 and has_null:
+            if not key and has_null:
                 return None  # NULLs on some rows only
             raise ValueError(f"tick arrays: column {i} does not hold 8-byte values")
-        elems = np.frombuffer(data, dtype=_ARRAY_ELEM[i >= 2], count=n, offset=body)
+        elems = np.frombuffer(data, dtype=_ARRAY_ELEM[not key], count=n, offset=body)
         if not (elems["l"] == 8).all():
             raise ValueError(f"tick arrays: column {i} does not hold 8-byte values")
-        cols.append(elems["v"])
+        cols[name] = elems["v"]
     out = np.empty(n, dtype=TICK_DTYPE)
-    ts, seq = cols[0], cols[1]
-    assert ts is not None and seq is not None
+    ts = cols["ts"]
+    seq = cols.get("seq")
+    assert ts is not None
     if n > 1:
         step = np.diff(ts)
-        if (step < 0).any() or ((step == 0) & (np.diff(seq) <= 0)).any():
+        if seq is None:
+            if (step <= 0).any():
+                raise KeyOrderError("tick arrays: ts is not strictly increasing")
+        elif (step < 0).any() or ((step == 0) & (np.diff(seq) <= 0)).any():
             raise KeyOrderError("tick arrays: (ts, seq) is not strictly increasing")
     out["ts"] = (ts.astype(np.int64) + _PG_EPOCH_US) * 1000
-    for name, col in zip(_TICK_FLOATS, cols[2:], strict=True):
+    for name in _TICK_FLOATS:
+        col = cols.get(name)
         out[name] = np.nan if col is None else col
-    return out, (int(ts[0]), int(seq[0])), (int(ts[-1]), int(seq[-1]))
+    first, last = (0, 0) if seq is None else (int(seq[0]), int(seq[-1]))
+    return out, (int(ts[0]), first), (int(ts[-1]), last)
 
 
 _ARRAY_ELEM = (np.dtype([("l", ">i4"), ("v", ">i8")]), np.dtype([("l", ">i4"), ("v", ">f8")]))

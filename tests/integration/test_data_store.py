@@ -618,11 +618,14 @@ async def listed(conn: asyncpg.Connection, symbol: str) -> set[str]:
     return {r[0] for r in rows}
 
 
-def three_months(counts: tuple[int, int, int], trades: bool) -> list[np.ndarray]:
-    """Ticks in January, February and March (1 ms apart, from the 2nd of the month)."""
+def three_months(counts: tuple[int, int, int], trades: bool, ties: bool = False) -> list[np.ndarray]:
+    """Ticks in January, February and March (1 ms apart, from the 2nd of the
+    month; with ``ties``, two by two at the same time)."""
     out = []
     for m, n in enumerate(counts):
         t = quotes(n, int(MONTH_NS[m]) + 86_400 * 10**9, seed=m)
+        if ties:
+            t["ts"] = int(MONTH_NS[m]) + 86_400 * 10**9 + np.arange(n) // 2 * 1_000_000
         if trades:  # trades interleaved: NULLs vary row by row
             t["last"] = np.where(np.arange(n) % 3 == 0, t["bid"], np.nan)
         out.append(t)
@@ -634,16 +637,18 @@ def three_months(counts: tuple[int, int, int], trades: bool) -> list[np.ndarray]
     st.tuples(st.integers(0, 700), st.integers(0, 300), st.integers(1, 700)),  # ticks per month
     st.sampled_from(["writer", "write_ticks", "shuffled"]),  # how February is written
     st.booleans(),  # trades interleaved
+    st.booleans(),  # ticks sharing a time
     st.sampled_from([1, 7, 60, 250, 5000]),  # batch size
     st.tuples(st.integers(-1, 1800), st.integers(-1, 1800)),  # start and end: tick index, -1 none
     st.booleans(),  # second connection
 )
-@example(counts=(700, 0, 1), feb="writer", trades=True, batch=60, bounds=(30, 700), two=True)
+@example(counts=(700, 0, 1), feb="writer", trades=True, ties=False, batch=60, bounds=(30, 700), two=True)
 def test_months_stored_in_key_order_read_back_as_written(
     db_url: str,
     counts: tuple[int, int, int],
     feb: str,
     trades: bool,
+    ties: bool,
     batch: int,
     bounds: tuple[int, int],
     two: bool,
@@ -660,7 +665,7 @@ def test_months_stored_in_key_order_read_back_as_written(
             if not await partitioned(conn):
                 return
             s = sym()
-            jan, feb_ticks, mar = three_months(counts, trades)
+            jan, feb_ticks, mar = three_months(counts, trades, ties)
             async with store.TickWriter(conn) as w:
                 await w.write(s, jan, seq=0)
             if feb == "writer":
@@ -700,6 +705,30 @@ def test_months_stored_in_key_order_read_back_as_written(
                 await other.close()
 
     asyncio.run(go())
+
+
+async def test_a_month_in_key_order_is_listed_with_its_ties_and_empty_columns(
+    conn: asyncpg.Connection,
+) -> None:
+    """What a reader may leave out: seq when no two ticks share a time, and
+    the float columns NULL on every row."""
+    if not await partitioned(conn):
+        pytest.skip("ticks is not partitioned here (TimescaleDB)")
+    s = sym()
+    jan = three_months((50, 0, 0), trades=False)[0]
+    feb = three_months((0, 50, 0), trades=True, ties=True)[1]
+    async with store.TickWriter(conn) as w:
+        await w.write(s, jan, seq=0)
+        await w.write(s, feb[:25], seq=0)
+        await w.write(s, feb[25:], seq=25)
+    listing = {
+        r["partition"]: (r["ts_unique"], r["null_columns"])
+        for r in await conn.fetch("SELECT partition::text, ts_unique, null_columns FROM ticks_key_order")
+    }
+    assert listing[store.tick_partition(s, MONTHS[0])] == (True, ["last", "last_size"])
+    assert listing[store.tick_partition(s, MONTHS[1])] == (False, ["last_size"])
+    assert_same(await stored(conn, s, batch_size=20), np.concatenate([jan, feb]))
+    await store.delete_ticks(conn, s)
 
 
 async def test_writing_into_a_month_in_key_order_unlists_it(conn: asyncpg.Connection) -> None:

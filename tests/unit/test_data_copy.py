@@ -106,19 +106,23 @@ def test_decode_ticks_rejects_broken_streams() -> None:
         store.decode_ticks(wrong)
 
 
-def reference_arrays(ts: np.ndarray, seq: np.ndarray, floats: np.ndarray) -> bytes:
-    """One COPY row of eight arrays (``array_agg`` of each column), element by
+def reference_arrays(
+    ts: np.ndarray, seq: np.ndarray, floats: np.ndarray, names: tuple[str, ...] = ("ts", "seq", *FLOATS)
+) -> bytes:
+    """One COPY row of arrays (``array_agg`` of each column in ``names``), element by
     element from PostgreSQL's array_send: ndim, has-NULL flag, element type
     oid, then per dimension size and lower bound, then each element's length
     (-1 for NULL) and value. No rows: every array_agg is NULL."""
-    out = [b"PGCOPY\n\xff\r\n\x00", struct.pack(">ii", 0, 0), struct.pack(">h", 8)]
+    out = [b"PGCOPY\n\xff\r\n\x00", struct.pack(">ii", 0, 0), struct.pack(">h", len(names))]
     n = len(ts)
-    columns = [
-        (1184, [struct.pack(">q", int(v)) for v in ts]),
-        (20, [struct.pack(">q", int(v)) for v in seq]),
-    ]
-    for k in range(6):
-        columns.append((701, [None if np.isnan(v) else struct.pack(">d", float(v)) for v in floats[:, k]]))
+    columns = [(1184, [struct.pack(">q", int(v)) for v in ts])]
+    if "seq" in names:
+        columns.append((20, [struct.pack(">q", int(v)) for v in seq]))
+    for k, name in enumerate(FLOATS):
+        if name in names:
+            columns.append(
+                (701, [None if np.isnan(v) else struct.pack(">d", float(v)) for v in floats[:, k]])
+            )
     for oid, elems in columns:
         if n == 0:
             out.append(struct.pack(">i", -1))
@@ -157,6 +161,37 @@ def test_decode_tick_arrays_inverts_array_agg_pages(rows: tuple[np.ndarray, np.n
         np.testing.assert_array_equal(out[name], floats[:, k], err_msg=name)
     assert first == (None if not len(ts) else (int(ts[0]), int(seq[0])))
     assert last == (None if not len(ts) else (int(ts[-1]), int(seq[-1])))
+
+
+@settings(max_examples=100, deadline=None)
+@given(ordered_tick_rows(), st.booleans(), st.sets(st.sampled_from(FLOATS)))
+def test_decode_tick_arrays_of_some_columns(
+    rows: tuple[np.ndarray, np.ndarray, np.ndarray], with_seq: bool, floats_read: set[str]
+) -> None:
+    """Pages of a month in key order read only some columns: those left out
+    are NaN; without seq, times must strictly increase."""
+    ts, seq, floats = rows
+    names = ("ts", *(("seq",) if with_seq else ()), *(c for c in FLOATS if c in floats_read))
+    data = reference_arrays(ts, seq, floats, names)
+    read = [k for k, c in enumerate(FLOATS) if c in floats_read]
+    nulls = np.isnan(floats[:, read])
+    if (nulls.any(axis=0) & ~nulls.all(axis=0)).any():
+        assert store.decode_tick_arrays(data, names) is None  # asked again with NaN
+        return
+    if not with_seq and (np.diff(ts) <= 0).any():
+        with pytest.raises(store.KeyOrderError, match="ts is not strictly increasing"):
+            store.decode_tick_arrays(data, names)
+        return
+    decoded = store.decode_tick_arrays(data, names)
+    assert decoded is not None
+    out, first, last = decoded
+    np.testing.assert_array_equal(out["ts"], (ts + store._PG_EPOCH_US) * 1000)
+    for k, name in enumerate(FLOATS):
+        want = floats[:, k] if name in floats_read else np.full(len(ts), np.nan)
+        np.testing.assert_array_equal(out[name], want, err_msg=name)
+    if len(ts):
+        s0, s1 = (int(seq[0]), int(seq[-1])) if with_seq else (0, 0)
+        assert first == (int(ts[0]), s0) and last == (int(ts[-1]), s1)
 
 
 def test_decode_tick_arrays_rejects_what_is_not_a_page() -> None:
