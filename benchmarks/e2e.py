@@ -63,6 +63,16 @@ async def load(dsn: str, symbols: list[str], n: int) -> float:
         await conn.close()
 
 
+async def export(dsn: str, path: Path, symbols: list[str]) -> None:
+    from ticktape.data.readers import export_parquet
+
+    conn = await store.connect(dsn)
+    try:
+        await export_parquet(conn, path, symbols)
+    finally:
+        await conn.close()
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -131,6 +141,24 @@ def pipeline(
                 )
             )
             rows.append(("pipeline incl. worker start", run["ticks_processed"], total_s, ""))
+            parquet = Path(home) / "ticks.parquet"
+            asyncio.run(export(rt.database_url, parquet, symbols))
+            spec = RunSpec(
+                strategy="sma_crossover",
+                symbols=tuple(symbols),
+                params=PARAMS,
+                batch_size=batch,
+                source={"kind": "parquet", "path": str(parquet)},
+            )
+            run, _, rss, cpu = _run(rt, home, spec, 2 * n, console)
+            rows.append(
+                (
+                    "pipeline, Parquet source (the same ticks)",
+                    run["ticks_processed"],
+                    run["wall_seconds"],
+                    f"worker peak RSS {rss:,.0f} MB; {cpu}",
+                )
+            )
             for total in memory_ticks:
                 gen = {"kind": "generator", "n_ticks": total // 2, "seed": 1}
                 spec = RunSpec(
