@@ -2260,7 +2260,8 @@ async def stream_equity(
 
     task = asyncio.ensure_future(produce())
     rows_in = _CopyRows(row_dtype)
-    pending = np.empty(0, row_dtype)
+    held: list[np.ndarray] = []  # rows decoded, not yielded yet (joined once a piece is full)
+    n_held = 0
     try:
         while True:
             item = await queue.get()
@@ -2268,7 +2269,14 @@ async def stream_equity(
                 raise item
             done = item is None
             got = rows_in.finish() if done else rows_in.feed(item)
-            pending = np.concatenate((pending, got)) if len(pending) else got
+            if len(got):
+                held.append(got)
+                n_held += len(got)
+            if n_held < rows and not (done and n_held):
+                if done:
+                    return
+                continue
+            pending = held[0] if len(held) == 1 else np.concatenate(held)
             while len(pending) >= rows or (done and len(pending)):
                 raw, pending = pending[:rows], pending[rows:]
                 yield (
@@ -2276,6 +2284,7 @@ async def stream_equity(
                     raw["v1"].astype(np.int64),
                     *(raw[f"v{i}"].astype(np.float64) for i in (5, 3, 4)),
                 )
+            held, n_held = ([pending] if len(pending) else []), len(pending)
             if done:
                 return
     finally:
