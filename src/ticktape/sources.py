@@ -242,8 +242,7 @@ async def check(spec: Any, conn: Any) -> dict[str, int | None]:
     where = _range_text(spec)
     if kind == "store":
         for sym in spec.symbols:
-            rng = await store.tick_range(conn, sym)
-            if rng is None:
+            if await store.first_tick_ns(conn, sym) is None:  # (one step of the key, not a count)
                 raise SpecError(f"symbols: {sym!r} has no ticks in the store")
             n = await _count_stored(conn, sym, spec.start_ns, spec.end_ns)
             if n == 0:
