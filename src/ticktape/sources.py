@@ -244,7 +244,7 @@ async def check(spec: Any, conn: Any) -> dict[str, int | None]:
         for sym in spec.symbols:
             if await store.first_tick_ns(conn, sym) is None:  # (one step of the key, not a count)
                 raise SpecError(f"symbols: {sym!r} has no ticks in the store")
-            n = await _count_stored(conn, sym, spec.start_ns, spec.end_ns)
+            n = await store.count_ticks(conn, sym, spec.start_ns, spec.end_ns)
             if n == 0:
                 raise SpecError(f"{_range_field(spec)}: no ticks of {sym!r} {where}")
             counts[sym] = n
@@ -273,20 +273,6 @@ async def check(spec: Any, conn: Any) -> dict[str, int | None]:
     else:
         counts = dict.fromkeys(spec.symbols)
     return counts
-
-
-async def _count_stored(conn: Any, symbol: str, start_ns: int | None, end_ns: int | None) -> int:
-    from ticktape.store import ns_to_datetime
-
-    return int(
-        await conn.fetchval(
-            "SELECT count(*) FROM ticks WHERE symbol = $1 AND ($2::timestamptz IS NULL OR ts >= $2)"
-            " AND ($3::timestamptz IS NULL OR ts < $3)",
-            symbol,
-            None if start_ns is None else ns_to_datetime(start_ns),
-            None if end_ns is None else ns_to_datetime(end_ns),
-        )
-    )
 
 
 def _range_field(spec: Any) -> str:

@@ -580,15 +580,19 @@ async def _unlist_key_order(conn: asyncpg.Connection, symbol: str, months: np.nd
 
 
 async def _unlist_tables(conn: asyncpg.Connection, names: list[str]) -> None:
-    """Take the partitions ``names`` out of ``ticks_key_order`` and disable their trigger."""
-    unlisted = await conn.fetchval(
-        "WITH gone AS (DELETE FROM ticks_key_order WHERE partition = ANY("
-        "SELECT to_regclass(n) FROM unnest($1::text[]) n) RETURNING partition::text AS name) "
-        "SELECT array(SELECT name FROM gone)",
+    """Take the partitions ``names`` out of ``ticks_key_order`` and disable
+    their triggers (also those of a partition a trigger unlisted already:
+    they would keep firing on every row written)."""
+    enabled = await conn.fetch(
+        "WITH parts AS (SELECT to_regclass(n) AS oid FROM unnest($1::text[]) n), "
+        "gone AS (DELETE FROM ticks_key_order WHERE partition IN (SELECT oid FROM parts)) "
+        "SELECT tgrelid::regclass::text AS name, tgname FROM pg_trigger "
+        "WHERE tgrelid IN (SELECT oid FROM parts) AND tgenabled <> 'D' "
+        "AND tgname IN ('ticks_key_order_lost', 'ticks_key_order_truncated')",
         names,
     )
-    for name in unlisted:
-        await conn.execute(f"ALTER TABLE {name} DISABLE TRIGGER ticks_key_order_lost")
+    for row in enabled:
+        await conn.execute(f"ALTER TABLE {row['name']} DISABLE TRIGGER {row['tgname']}")
 
 
 async def _ensure_tick_partitions(conn: asyncpg.Connection, symbol: str, months: np.ndarray) -> bool:
@@ -823,11 +827,13 @@ class TickWriter:
             await conn.execute(f"ALTER TABLE {month.table} ALTER COLUMN symbol DROP DEFAULT")
             if month.in_order:  # (so no repeated key) stored in key order: readable by blocks (0032)
                 await conn.execute(
-                    f"CREATE TRIGGER ticks_key_order_lost AFTER INSERT OR UPDATE ON {month.table} "
+                    f"CREATE TRIGGER ticks_key_order_lost AFTER INSERT OR UPDATE OR DELETE ON {month.table} "
                     "FOR EACH ROW EXECUTE FUNCTION ticktape_ticks_key_order_lost(); "
-                    "INSERT INTO ticks_key_order (partition, ts_unique, null_columns) "
+                    f"CREATE TRIGGER ticks_key_order_truncated AFTER TRUNCATE ON {month.table} "
+                    "FOR EACH STATEMENT EXECUTE FUNCTION ticktape_ticks_key_order_lost(); "
+                    "INSERT INTO ticks_key_order (partition, ts_unique, null_columns, rows) "
                     f"VALUES ('{month.table}'::regclass, {month.ts_unique}, "
-                    f"ARRAY[{', '.join(_literal(c) for c in month.null_columns())}]::text[])"
+                    f"ARRAY[{', '.join(_literal(c) for c in month.null_columns())}]::text[], {int(month.rows)})"
                 )
             await conn.execute(
                 f"ALTER TABLE ticks ATTACH PARTITION {month.table} {_month_bounds(month.symbol, month.month)}"
@@ -1360,25 +1366,11 @@ async def _block_plan(
     """
     if conn.get_server_version() < (14, 0):
         return None
-    rows = await conn.fetch(
-        "SELECT c.relname AS name, o.partition IS NOT NULL AS in_order, o.ts_unique, o.null_columns "
-        "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "LEFT JOIN ticks_key_order o ON o.partition = c.oid "
-        "WHERE i.inhparent = 'ticks'::regclass AND right(c.relname, 13) = $1 "
-        "AND (SELECT relkind FROM pg_class WHERE oid = 'ticks'::regclass) = 'p'",
-        "_" + hashlib.md5(symbol.encode("utf-8")).hexdigest()[:12],
-    )
     lo = None if start_ns is None else int(start_ns) // 1000 * 1000  # (the store keeps µs)
     hi = None if end_ns is None else int(end_ns) // 1000 * 1000
-    months = []
-    for row in rows:
-        m = np.datetime64(f"{row['name'][6:10]}-{row['name'][10:12]}", "M")
-        m0, m1 = (int(x.astype("datetime64[ns]").astype(np.int64)) for x in (m, m + 1))
-        if (hi is None or m0 < hi) and (lo is None or m1 > lo):
-            months.append((m0, m1, row))
+    months = await _symbol_months(conn, symbol, lo, hi)
     if not any(row["in_order"] for *_, row in months):
         return None
-    months.sort(key=lambda m: m[0])
     plan: list[_BlockPages | tuple[int | None, int | None]] = []
     for m0, m1, row in months:
         a = lo if lo is not None and lo > m0 else None
@@ -1390,6 +1382,70 @@ async def _block_plan(
         else:
             plan.append((a if a is not None else m0, b if b is not None else m1))
     return plan
+
+
+async def _symbol_months(
+    conn: asyncpg.Connection, symbol: str, lo: int | None, hi: int | None
+) -> list[tuple[int, int, Any]]:
+    """``(month start ns, next month ns, row)`` of each ``ticks`` partition
+    of ``symbol`` overlapping ``[lo, hi)``, in time order (none when
+    ``ticks`` is not partitioned); ``row`` has the partition's ``name`` and
+    its ``ticks_key_order`` listing (``in_order``, ``ts_unique``,
+    ``null_columns``, ``rows``)."""
+    rows = await conn.fetch(
+        "SELECT c.relname AS name, o.partition IS NOT NULL AS in_order, o.ts_unique, o.null_columns, "
+        "o.rows FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "LEFT JOIN ticks_key_order o ON o.partition = c.oid "
+        "WHERE i.inhparent = 'ticks'::regclass AND right(c.relname, 13) = $1 "
+        "AND (SELECT relkind FROM pg_class WHERE oid = 'ticks'::regclass) = 'p'",
+        "_" + hashlib.md5(symbol.encode("utf-8")).hexdigest()[:12],
+    )
+    months = []
+    for row in rows:
+        m = np.datetime64(f"{row['name'][6:10]}-{row['name'][10:12]}", "M")
+        m0, m1 = (int(x.astype("datetime64[ns]").astype(np.int64)) for x in (m, m + 1))
+        if (hi is None or m0 < hi) and (lo is None or m1 > lo):
+            months.append((m0, m1, row))
+    months.sort(key=lambda m: m[0])
+    return months
+
+
+async def count_ticks(
+    conn: asyncpg.Connection, symbol: str, start_ns: int | None = None, end_ns: int | None = None
+) -> int:
+    """How many ticks of ``symbol`` are stored with ``start_ns <= ts < end_ns``.
+
+    A whole month listed in ``ticks_key_order`` (dbschema/0032, 0033) with
+    its number of rows is not counted again: over years of months loaded by
+    ``ticktape data import`` the answer costs a query per partial or
+    unlisted month, not a scan of every tick.
+    """
+    lo = None if start_ns is None else int(start_ns) // 1000 * 1000  # (the store keeps µs)
+    hi = None if end_ns is None else int(end_ns) // 1000 * 1000
+    months = await _symbol_months(conn, symbol, lo, hi)
+    if not months:  # (TimescaleDB, or nothing stored)
+        return await _count_range(conn, "ticks", symbol, lo, hi)
+    n = 0
+    for m0, m1, row in months:
+        whole = (lo is None or lo <= m0) and (hi is None or hi >= m1)
+        if row["in_order"] and row["rows"] is not None and whole:
+            n += int(row["rows"])
+        else:
+            n += await _count_range(
+                conn, row["name"], symbol, lo if not whole else None, hi if not whole else None
+            )
+    return n
+
+
+async def _count_range(
+    conn: asyncpg.Connection, table: str, symbol: str, lo: int | None, hi: int | None
+) -> int:
+    where = [f"symbol = {_literal(symbol)}"]
+    if lo is not None:
+        where.append(f"ts >= {_ts_literal(lo)}")
+    if hi is not None:
+        where.append(f"ts < {_ts_literal(hi)}")
+    return int(await conn.fetchval(f"SELECT count(*) FROM {table} WHERE {' AND '.join(where)}"))
 
 
 class KeyOrderError(ValueError):

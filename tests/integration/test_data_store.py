@@ -694,6 +694,7 @@ def test_months_stored_in_key_order_read_back_as_written(
                 keep &= every["ts"] >= start
             if end is not None:
                 keep &= every["ts"] < end
+            assert await store.count_ticks(conn, s, start, end) == int(keep.sum())
             got = [b async for b in store.read_ticks(conn, s, start, end, batch_size=batch, second=other)]
             assert all(len(b) == batch for b in got[:-1]) and all(len(b) for b in got)
             assert_same(np.concatenate(got) if got else np.empty(0, TICK_DTYPE), every[keep])
@@ -736,7 +737,7 @@ async def test_writing_into_a_month_in_key_order_unlists_it(conn: asyncpg.Connec
     listed (its new rows may be anywhere on disk) and reads back right."""
     if not await partitioned(conn):
         pytest.skip("ticks is not partitioned here (TimescaleDB)")
-    for how in ("write_ticks", "insert", "update", "nothing new"):
+    for how in ("write_ticks", "insert", "update", "delete", "truncate", "nothing new"):
         s = sym()
         ticks = quotes(500, int(MONTH_NS[0]))
         async with store.TickWriter(conn) as w:
@@ -762,10 +763,21 @@ async def test_writing_into_a_month_in_key_order_unlists_it(conn: asyncpg.Connec
             await conn.execute("UPDATE ticks SET bid = bid + 1 WHERE symbol = $1", s)
             want = ticks[100:].copy()
             want["bid"] += 1
+        elif how == "delete":  # (the listing's number of rows would be wrong)
+            await conn.execute(
+                "DELETE FROM ticks WHERE symbol = $1 AND ts = $2",
+                s,
+                store.ns_to_datetime(int(ticks["ts"][100])),
+            )
+            want = ticks[101:]
+        elif how == "truncate":
+            await conn.execute(f"TRUNCATE {table}")
+            want = ticks[:0]
         else:  # a re-import storing nothing keeps the listing
             assert await store.write_ticks(conn, s, ticks[100:], seq=0) == 0
         assert await listed(conn, s) == (set() if how != "nothing new" else {table})
         assert_same(await stored(conn, s, batch_size=64), want)
+        assert await store.count_ticks(conn, s) == len(want)
         await store.delete_ticks(conn, s)
 
 
@@ -836,3 +848,42 @@ async def test_reading_a_month_by_blocks_holds_a_few_pages_whatever_its_length(
     whole = 300_000 * TICK_DTYPE.itemsize  # 16.8 MB
     assert peak < whole / 4, f"peak {peak:,} bytes"
     await store.delete_ticks(conn, s)
+
+
+async def test_migration_0033_counts_and_guards_the_months_listed_before_it(
+    fresh_db: str, tmp_path: Path
+) -> None:
+    """A month listed under 0032 (no number of rows, a trigger blind to
+    DELETE) is counted after 0033, and a DELETE unlists it."""
+    import shutil
+
+    from ticktape.config import dbschema_dir
+
+    before = tmp_path / "before"
+    before.mkdir()
+    for path in dbschema_dir().glob("*.sql"):
+        if int(path.name[:4]) < 33:
+            shutil.copy(path, before / path.name)
+    c = await store.connect(fresh_db)
+    try:
+        await store.migrate(c, folder=before)
+        if not await partitioned(c):
+            pytest.skip("ticks is not partitioned here (TimescaleDB)")
+        ticks = quotes(300, int(MONTH_NS[0]))
+        assert await store.write_ticks(c, "L", ticks) == 300
+        table = store.tick_partition("L", MONTHS[0])
+        await c.execute(  # what 0032's TickWriter left on a month it loaded in order
+            f"CREATE TRIGGER ticks_key_order_lost AFTER INSERT OR UPDATE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION ticktape_ticks_key_order_lost(); "
+            f"INSERT INTO ticks_key_order VALUES ('{table}'::regclass, true, ARRAY['last', 'last_size'])"
+        )
+        assert await store.migrate(c) == ["0033_ticks_key_order_rows"]
+        assert await store.count_ticks(c, "L") == 300  # (no number listed: counted)
+        assert_same(await stored(c, "L", batch_size=64), ticks)  # still read by blocks
+        await c.execute(
+            "DELETE FROM ticks WHERE symbol = 'L' AND ts = $1", store.ns_to_datetime(int(ticks["ts"][0]))
+        )
+        assert not await c.fetchval("SELECT count(*) FROM ticks_key_order")
+        assert await store.count_ticks(c, "L") == 299
+    finally:
+        await c.close()
