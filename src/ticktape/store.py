@@ -461,7 +461,8 @@ async def write_ticks(
     lo, hi = int(pg_ts.min()), int(pg_ts.max())
     nested = conn.is_in_transaction()
     async with conn.transaction():
-        partitioned = await _ensure_tick_partitions(conn, symbol, _months(pg_ts))
+        months = _months(pg_ts)
+        partitioned = await _ensure_tick_partitions(conn, symbol, months)
         stored = await _stored_tick_keys(conn, symbol, lo, hi, limit=max(4 * n, 100_000))
         if stored is not None:
             if len(stored):
@@ -475,7 +476,7 @@ async def write_ticks(
             # a memoryview: a bytes source would be taken for a path
             payload = encode_copy(columns, n)
             if partitioned:
-                await _unlist_key_order(conn, symbol, _months(pg_ts))
+                await _unlist_key_order(conn, symbol, months)
             try:
                 async with conn.transaction():  # savepoint: a duplicate falls back below
                     status = await conn.copy_to_table("ticks", source=payload, columns=names, format="binary")
@@ -492,7 +493,7 @@ async def write_ticks(
         if nested:  # ON COMMIT has not emptied it if an outer transaction is open
             await conn.execute(f"TRUNCATE {_STAGE_TICKS}")
         if partitioned:
-            await _unlist_key_order(conn, symbol, _months(pg_ts))
+            await _unlist_key_order(conn, symbol, months)
         await conn.copy_to_table(_STAGE_TICKS, source=payload, columns=names, format="binary")
         status = await conn.execute(
             f"INSERT INTO ticks ({', '.join(names)}) SELECT {', '.join(names)} FROM {_STAGE_TICKS} "
@@ -575,8 +576,7 @@ async def _unlist_key_order(conn: asyncpg.Connection, symbol: str, months: np.nd
     (inside the writing transaction): where the new rows land on disk is not
     known. Their row trigger, which would do the same for every row, is
     disabled (``SHARE ROW EXCLUSIVE`` on the partition: readers go on)."""
-    uniq = months[:1] if (months == months[0]).all() else np.unique(months)
-    await _unlist_tables(conn, [tick_partition(symbol, m) for m in uniq])
+    await _unlist_tables(conn, [name for name, _ in _partitions(symbol, months)])
 
 
 async def _unlist_tables(conn: asyncpg.Connection, names: list[str]) -> None:
@@ -595,6 +595,12 @@ async def _unlist_tables(conn: asyncpg.Connection, names: list[str]) -> None:
         await conn.execute(f"ALTER TABLE {row['name']} DISABLE TRIGGER {row['tgname']}")
 
 
+def _partitions(symbol: str, months: np.ndarray) -> list[tuple[str, np.datetime64]]:
+    """``(partition name, month)`` of each distinct month in ``months``."""
+    uniq = months[:1] if (months == months[0]).all() else np.unique(months)
+    return [(tick_partition(symbol, m), m) for m in uniq]
+
+
 async def _ensure_tick_partitions(conn: asyncpg.Connection, symbol: str, months: np.ndarray) -> bool:
     """Create the missing ``ticks`` partitions of ``symbol`` for ``months`` (inside a transaction).
 
@@ -609,8 +615,8 @@ async def _ensure_tick_partitions(conn: asyncpg.Connection, symbol: str, months:
     """
     if not len(months):
         return await _ticks_partitioned(conn)
-    uniq = months[:1] if (months == months[0]).all() else np.unique(months)
-    names = [tick_partition(symbol, m) for m in uniq]
+    parts = _partitions(symbol, months)
+    names = [name for name, _ in parts]
     row = await conn.fetchrow(
         "SELECT (SELECT relkind = 'p' FROM pg_class WHERE oid = 'ticks'::regclass) AS partitioned, "
         "array(SELECT n FROM unnest($1::text[]) n WHERE to_regclass(n) IS NULL) AS missing",
@@ -620,7 +626,7 @@ async def _ensure_tick_partitions(conn: asyncpg.Connection, symbol: str, months:
         return bool(row["partitioned"])
     missing = set(row["missing"])
     created = []
-    for name, month in zip(names, uniq, strict=True):
+    for name, month in parts:
         if name not in missing:
             continue
         try:
@@ -1080,8 +1086,7 @@ async def read_ticks(
             async for out in batches:
                 yield out
         return
-    held: list[np.ndarray] = []  # pieces of the next batch
-    n_held = 0
+    cut = _Cut(int(batch_size))
     for part in plan:
         if isinstance(part, _BlockPages):
             pieces = part.pages(conn, second, int(batch_size))
@@ -1089,17 +1094,40 @@ async def read_ticks(
             pieces = _TickPages(symbol, part[0], part[1], int(batch_size)).batches(conn, second)
         async with contextlib.aclosing(pieces) as it:
             async for piece in it:
-                held.append(piece)
-                n_held += len(piece)
-                if n_held < batch_size:
-                    continue
-                joined = held[0] if len(held) == 1 else np.concatenate(held)
-                for k in range(0, n_held - batch_size + 1, batch_size):
-                    yield joined[k : k + batch_size]
-                rest = n_held % batch_size
-                held, n_held = ([joined[n_held - rest :]] if rest else []), rest
-    if n_held:
-        yield held[0] if len(held) == 1 else np.concatenate(held)
+                for out in cut.add(piece):
+                    yield out
+    for out in cut.rest():
+        yield out
+
+
+class _Cut:
+    """Arrays joined and cut again into pieces of exactly ``size`` rows (the
+    last one, from :meth:`rest`, fewer): nothing is copied until a piece is
+    full, and then once."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._held: list[np.ndarray] = []
+        self._n = 0
+
+    def add(self, rows: np.ndarray) -> list[np.ndarray]:
+        """The pieces that ``rows`` completes."""
+        if not len(rows):
+            return []
+        self._held.append(rows)
+        self._n += len(rows)
+        if self._n < self.size:
+            return []
+        joined = self._held[0] if len(self._held) == 1 else np.concatenate(self._held)
+        full = self._n - self._n % self.size
+        self._held = [joined[full:]] if full < self._n else []
+        self._n -= full
+        return [joined[k : k + self.size] for k in range(0, full, self.size)]
+
+    def rest(self) -> list[np.ndarray]:
+        """The last piece, if any rows are left."""
+        held, self._held, self._n = self._held, [], 0
+        return [held[0] if len(held) == 1 else np.concatenate(held)] if held else []
 
 
 #: On TimescaleDB, the most chunks of ``ticks`` one page query of
@@ -1440,12 +1468,17 @@ async def count_ticks(
 async def _count_range(
     conn: asyncpg.Connection, table: str, symbol: str, lo: int | None, hi: int | None
 ) -> int:
+    return int(await conn.fetchval(f"SELECT count(*) FROM {table} WHERE {_range_where(symbol, lo, hi)}"))
+
+
+def _range_where(symbol: str, start_ns: int | None, end_ns: int | None) -> str:
+    """``symbol = ... AND start_ns <= ts < end_ns`` (either bound optional), as SQL."""
     where = [f"symbol = {_literal(symbol)}"]
-    if lo is not None:
-        where.append(f"ts >= {_ts_literal(lo)}")
-    if hi is not None:
-        where.append(f"ts < {_ts_literal(hi)}")
-    return int(await conn.fetchval(f"SELECT count(*) FROM {table} WHERE {' AND '.join(where)}"))
+    if start_ns is not None:
+        where.append(f"ts >= {_ts_literal(start_ns)}")
+    if end_ns is not None:
+        where.append(f"ts < {_ts_literal(end_ns)}")
+    return " AND ".join(where)
 
 
 class KeyOrderError(ValueError):
@@ -1838,12 +1871,8 @@ async def first_tick_ns(
 ) -> int | None:
     """Time (ns) of the first stored tick of ``symbol`` with ``start_ns <= ts <
     end_ns``, or None: one step of the key (:func:`tick_range` counts them all)."""
-    where = [f"symbol = {_literal(symbol)}"]
-    if start_ns is not None:
-        where.append(f"ts >= {_ts_literal(start_ns)}")
-    if end_ns is not None:
-        where.append(f"ts < {_ts_literal(end_ns)}")
-    first = await conn.fetchval(f"SELECT ts FROM ticks WHERE {' AND '.join(where)} ORDER BY ts LIMIT 1")
+    where = _range_where(symbol, start_ns, end_ns)
+    first = await conn.fetchval(f"SELECT ts FROM ticks WHERE {where} ORDER BY ts LIMIT 1")
     return None if first is None else datetime_to_ns(first)
 
 
@@ -2316,31 +2345,20 @@ async def stream_equity(
 
     task = asyncio.ensure_future(produce())
     rows_in = _CopyRows(row_dtype)
-    held: list[np.ndarray] = []  # rows decoded, not yielded yet (joined once a piece is full)
-    n_held = 0
+    cut = _Cut(rows)
     try:
         while True:
             item = await queue.get()
             if isinstance(item, BaseException):
                 raise item
             done = item is None
-            got = rows_in.finish() if done else rows_in.feed(item)
-            if len(got):
-                held.append(got)
-                n_held += len(got)
-            if n_held < rows and not (done and n_held):
-                if done:
-                    return
-                continue
-            pending = held[0] if len(held) == 1 else np.concatenate(held)
-            while len(pending) >= rows or (done and len(pending)):
-                raw, pending = pending[:rows], pending[rows:]
+            pieces = cut.add(rows_in.finish() if done else rows_in.feed(item))
+            for raw in pieces + cut.rest() if done else pieces:
                 yield (
                     raw["v0"].astype(np.int64),
                     raw["v1"].astype(np.int64),
                     *(raw[f"v{i}"].astype(np.float64) for i in (5, 3, 4)),
                 )
-            held, n_held = ([pending] if len(pending) else []), len(pending)
             if done:
                 return
     finally:

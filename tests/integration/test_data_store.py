@@ -493,7 +493,8 @@ def test_any_mix_of_writes_stores_each_key_once_first_write_wins(
     asyncio.run(go())
 
 
-async def test_migration_0030_moves_stored_ticks_into_partitions(fresh_db: str, tmp_path: Path) -> None:
+def migrations_before(number: int, tmp_path: Path) -> Path:
+    """A folder with the project's migrations numbered below ``number``."""
     import shutil
 
     from ticktape.config import dbschema_dir
@@ -501,11 +502,15 @@ async def test_migration_0030_moves_stored_ticks_into_partitions(fresh_db: str, 
     before = tmp_path / "before"
     before.mkdir()
     for path in dbschema_dir().glob("*.sql"):
-        if int(path.name[:4]) < 30:
+        if int(path.name[:4]) < number:
             shutil.copy(path, before / path.name)
+    return before
+
+
+async def test_migration_0030_moves_stored_ticks_into_partitions(fresh_db: str, tmp_path: Path) -> None:
     c = await store.connect(fresh_db)
     try:
-        await store.migrate(c, folder=before)
+        await store.migrate(c, folder=migrations_before(30, tmp_path))
         if await c.fetchval("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"):
             pytest.skip("0030 changes nothing on TimescaleDB")
         assert not await partitioned(c)
@@ -855,18 +860,9 @@ async def test_migration_0033_counts_and_guards_the_months_listed_before_it(
 ) -> None:
     """A month listed under 0032 (no number of rows, a trigger blind to
     DELETE) is counted after 0033, and a DELETE unlists it."""
-    import shutil
-
-    from ticktape.config import dbschema_dir
-
-    before = tmp_path / "before"
-    before.mkdir()
-    for path in dbschema_dir().glob("*.sql"):
-        if int(path.name[:4]) < 33:
-            shutil.copy(path, before / path.name)
     c = await store.connect(fresh_db)
     try:
-        await store.migrate(c, folder=before)
+        await store.migrate(c, folder=migrations_before(33, tmp_path))
         if not await partitioned(c):
             pytest.skip("ticks is not partitioned here (TimescaleDB)")
         ticks = quotes(300, int(MONTH_NS[0]))
