@@ -6,13 +6,21 @@ decoding is zero-copy: :func:`decode` returns a view on the message bytes.
 
 Wire layout (little endian)::
 
-    b"TTB1" | u32 header_len | header (UTF-8 JSON) | array bytes
+    b"TTB2" | u32 header_len | header (UTF-8 JSON) | array bytes
 
 The header carries ``run_id``, ``symbol``, ``seq`` (batch sequence number of
 this (run, symbol) stream, starting at 0), ``eos`` (end of stream for that
 (run, symbol)), ``meta`` (small counts) and the list of arrays as
 ``[kind, length]`` pairs. Each array's dtype is implied by its kind (see
 :data:`DTYPES`); the bodies follow the header back to back.
+
+A float field that is NaN on every row of an array (the trade columns of a
+batch of quotes: 16 of a tick's 56 bytes) is left out of the body: the pair
+is then ``[kind, length, [field, ...]]`` with the fields sent, the body
+their packed rows, and :func:`decode` gives the array back whole, NaN in the
+fields left out (a copy, not a view). Only NaN of ``np.nan``'s bits is left
+out, so the round trip stays bit-exact. ``TTB1`` messages (every field
+always sent) still decode.
 """
 
 from __future__ import annotations
@@ -24,8 +32,10 @@ from typing import Any
 
 import numpy as np
 
-MAGIC = b"TTB1"
+MAGIC = b"TTB2"
+_MAGICS = (MAGIC, b"TTB1")
 _HEADER = struct.Struct("<4sI")
+_NAN_BITS = np.array(np.nan).view(np.int64)
 
 #: One L1 market data event: a quote (bid/ask with sizes) and/or a trade
 #: (last, last_size). Missing fields are NaN. ``ts`` is int64 ns since the
@@ -198,46 +208,97 @@ class Batch:
         return arr if arr is not None else empty(kind)
 
 
+def _words(dtype: np.dtype) -> bool:
+    """Every field 8 bytes, back to back: rows are int64 words (fields can be left out)."""
+    return dtype.itemsize == 8 * len(dtype.names) and all(
+        dtype.fields[f][0].itemsize == 8 and dtype.fields[f][1] == 8 * i for i, f in enumerate(dtype.names)
+    )
+
+
+def _body(kind: str, arr: np.ndarray) -> tuple[list, memoryview]:
+    """The header entry and body of one array: without its all-NaN float fields."""
+    arr = np.ascontiguousarray(arr)
+    names = arr.dtype.names
+    if len(arr) and _words(arr.dtype):
+        words = arr.view(np.int64).reshape(len(arr), len(names))
+        left = [
+            i
+            for i, f in enumerate(names)
+            if arr.dtype[f] == np.float64 and words[0, i] == _NAN_BITS and (words[:, i] == _NAN_BITS).all()
+        ]
+        if left:
+            sent = [i for i in range(len(names)) if i not in left]
+            body = np.take(words, sent, axis=1)  # C order, unlike words[:, sent]
+            return [kind, len(arr), [names[i] for i in sent]], memoryview(body).cast("B")
+    return [kind, len(arr)], memoryview(arr).cast("B")
+
+
 def encode(batch: Batch) -> bytes:
     """Serialize a batch to its wire format (one copy of the array bytes)."""
-    bodies = [np.ascontiguousarray(a).tobytes() for a in batch.arrays.values()]
+    parts = [_body(k, a) for k, a in batch.arrays.items()]
     header = json.dumps(
         {
             "run_id": batch.run_id,
             "symbol": batch.symbol,
             "seq": batch.seq,
             "eos": batch.eos,
-            "arrays": [[k, len(a)] for k, a in batch.arrays.items()],
+            "arrays": [entry for entry, _ in parts],
             "meta": batch.meta,
         },
         separators=(",", ":"),
     ).encode()
-    return b"".join((_HEADER.pack(MAGIC, len(header)), header, *bodies))
+    header += b" " * (-(_HEADER.size + len(header)) % 8)  # the bodies start 8-byte aligned
+    return b"".join((_HEADER.pack(MAGIC, len(header)), header, *(body for _, body in parts)))
+
+
+def _layout(entry: list) -> tuple[str, np.dtype, int, list[int] | None]:
+    """(kind, dtype, length, indices of the fields sent or None: all) of one header entry."""
+    kind, n, *rest = entry
+    dtype = DTYPES[kind]
+    if not rest:
+        return str(kind), dtype, int(n), None
+    (fields,) = rest
+    names = list(dtype.names)
+    sent = sorted({names.index(f) for f in fields})  # ValueError: an unknown field
+    if not _words(dtype) or len(sent) != len(fields) or 0 not in sent:
+        raise ValueError(f"fields {fields!r} of {kind!r}")
+    if any(dtype[f] != np.float64 for i, f in enumerate(names) if i not in sent):
+        raise ValueError(f"non-float fields left out of {kind!r}")
+    return str(kind), dtype, int(n), sent
 
 
 def decode(payload: bytes | bytearray | memoryview) -> Batch:
-    """Parse a wire message; the returned arrays are read-only views on ``payload``."""
+    """Parse a wire message; the returned arrays are read-only views on
+    ``payload`` (copies where fields were left out)."""
     view = memoryview(payload)
     if len(view) < _HEADER.size:
         raise BatchDecodeError(f"message of {len(view)} bytes is shorter than the batch header")
     magic, hlen = _HEADER.unpack_from(view, 0)
-    if magic != MAGIC:
+    if magic not in _MAGICS:
         raise BatchDecodeError(f"bad magic {bytes(magic)!r}, expected {MAGIC!r}")
     offset = _HEADER.size + hlen
     if offset > len(view):
         raise BatchDecodeError(f"header length {hlen} runs past the end of a {len(view)}-byte message")
     try:
         head = json.loads(bytes(view[_HEADER.size : offset]))
-        layout = [(str(k), DTYPES[k], int(n)) for k, n in head["arrays"]]
+        layout = [_layout(entry) for entry in head["arrays"]]
     except (ValueError, KeyError, TypeError) as exc:
         raise BatchDecodeError(f"bad batch header: {exc!r}") from exc
-    needed = offset + sum(dt.itemsize * n for _, dt, n in layout)
+    sizes = [n * (dt.itemsize if sent is None else 8 * len(sent)) for _, dt, n, sent in layout]
+    needed = offset + sum(sizes)
     if needed != len(view):
         raise BatchDecodeError(f"header describes {needed} bytes but the message has {len(view)}")
     arrays: dict[str, np.ndarray] = {}
-    for kind, dtype, n in layout:
-        arrays[kind] = np.frombuffer(view, dtype=dtype, count=n, offset=offset)
-        offset += dtype.itemsize * n
+    for (kind, dtype, n, sent), size in zip(layout, sizes, strict=True):
+        if sent is None:
+            arrays[kind] = np.frombuffer(view, dtype=dtype, count=n, offset=offset)
+        else:  # fields left out: NaN
+            words = np.empty((n, len(dtype.names)), np.int64)
+            body = np.frombuffer(view, np.int64, count=n * len(sent), offset=offset).reshape(n, -1)
+            for i in range(len(dtype.names)):  # column by column: faster than fancy indexing
+                words[:, i] = body[:, sent.index(i)] if i in sent else _NAN_BITS
+            arrays[kind] = words.view(dtype).reshape(n)
+        offset += size
     return Batch(
         run_id=head["run_id"],
         symbol=head["symbol"],
