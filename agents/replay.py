@@ -187,8 +187,8 @@ async def first_tick(conn, spec: RunSpec) -> int | None:
     pacer then starts at the first tick published)."""
     if spec.source["kind"] != "store" or spec.speed is None:
         return None
-    firsts = [await store.first_tick_ns(conn, s, spec.start_ns, spec.end_ns) for s in spec.symbols]
-    return min((t for t in firsts if t is not None), default=0)
+    spans = [await store.tick_span(conn, s, spec.start_ns, spec.end_ns) for s in spec.symbols]
+    return min((span[0] for span in spans if span is not None), default=0)
 
 
 async def replay_run(spec: RunSpec, ticks_topic, database_url: str, kafka_url: str | None = None) -> None:

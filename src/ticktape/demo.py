@@ -59,8 +59,7 @@ async def store_demo_data(dsn: str, opts: DemoOptions, console: Console) -> None
     try:
         todo = []
         for sym in opts.symbols:
-            have = await store.tick_range(conn, sym)
-            if have is None or have[2] != opts.ticks_per_symbol:
+            if await store.count_ticks(conn, sym) != opts.ticks_per_symbol:
                 todo.append(sym)
         if not todo:
             console.print(
@@ -131,7 +130,7 @@ async def submit_and_watch_many(
         for spec in specs:
             first, last = spec.start_ns, spec.end_ns
             if spec.source["kind"] == "store":
-                ranges = [r for r in [await store.tick_range(conn, sym) for sym in spec.symbols] if r]
+                ranges = [r for r in [await store.tick_span(conn, sym) for sym in spec.symbols] if r]
                 if ranges:
                     lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
                     first = lo if first is None else max(first, lo)

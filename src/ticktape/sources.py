@@ -242,7 +242,7 @@ async def check(spec: Any, conn: Any) -> dict[str, int | None]:
     where = _range_text(spec)
     if kind == "store":
         for sym in spec.symbols:
-            if await store.first_tick_ns(conn, sym) is None:  # (one step of the key, not a count)
+            if await store.tick_span(conn, sym) is None:  # (steps of the key, not a count)
                 raise SpecError(f"symbols: {sym!r} has no ticks in the store")
             n = await store.count_ticks(conn, sym, spec.start_ns, spec.end_ns)
             if n == 0:

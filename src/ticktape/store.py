@@ -66,6 +66,7 @@ __all__ = [
     "tick_catalogue",
     "tick_partition",
     "tick_range",
+    "tick_span",
     "update_progress",
     "write_book_events",
     "write_instrument",
@@ -1866,14 +1867,18 @@ async def tick_range(conn: asyncpg.Connection, symbol: str) -> tuple[int, int, i
     return int(row["first_ns"]), int(row["last_ns"]), int(row["n"])
 
 
-async def first_tick_ns(
+async def tick_span(
     conn: asyncpg.Connection, symbol: str, start_ns: int | None = None, end_ns: int | None = None
-) -> int | None:
-    """Time (ns) of the first stored tick of ``symbol`` with ``start_ns <= ts <
-    end_ns``, or None: one step of the key (:func:`tick_range` counts them all)."""
+) -> tuple[int, int] | None:
+    """Times (ns) of the first and the last stored tick of ``symbol`` with
+    ``start_ns <= ts < end_ns``, or None: a step of the key from each end
+    (:func:`tick_range` counts them all)."""
     where = _range_where(symbol, start_ns, end_ns)
-    first = await conn.fetchval(f"SELECT ts FROM ticks WHERE {where} ORDER BY ts LIMIT 1")
-    return None if first is None else datetime_to_ns(first)
+    row = await conn.fetchrow(
+        f"SELECT (SELECT ts FROM ticks WHERE {where} ORDER BY ts LIMIT 1),"
+        f" (SELECT ts FROM ticks WHERE {where} ORDER BY ts DESC LIMIT 1)"
+    )
+    return None if row[0] is None else (datetime_to_ns(row[0]), datetime_to_ns(row[1]))
 
 
 async def has_timescale(conn: asyncpg.Connection) -> bool:

@@ -812,17 +812,18 @@ async def test_a_listed_month_found_out_of_order_is_an_error_then_unlisted(conn:
     await store.delete_ticks(conn, s)
 
 
-async def test_first_tick_ns_is_the_first_stored_tick_of_the_range(conn: asyncpg.Connection) -> None:
+async def test_tick_span_is_the_first_and_last_stored_tick_of_the_range(conn: asyncpg.Connection) -> None:
     s = sym()
     ticks = quotes(10, int(MONTH_NS[0]), step_ns=10**9)
-    assert await store.first_tick_ns(conn, s) is None
+    assert await store.tick_span(conn, s) is None
     await store.write_ticks(conn, s, ticks)
-    t = ticks["ts"]
-    assert await store.first_tick_ns(conn, s) == t[0]
-    assert await store.first_tick_ns(conn, s, int(t[3]) - 1) == t[3]
-    assert await store.first_tick_ns(conn, s, int(t[3]) + 1000, int(t[5])) == t[4]  # (bounds in µs)
-    assert await store.first_tick_ns(conn, s, int(t[3]) + 1000, int(t[4])) is None
-    assert await store.first_tick_ns(conn, s, int(t[9]) + 1000) is None
+    t = ticks["ts"].tolist()
+    assert await store.tick_span(conn, s) == (t[0], t[9])
+    assert await store.tick_span(conn, s, t[3] - 1) == (t[3], t[9])
+    assert await store.tick_span(conn, s, t[3] + 1000, t[5]) == (t[4], t[4])  # (bounds in µs)
+    assert await store.tick_span(conn, s, t[3] + 1000, t[4]) is None
+    assert await store.tick_span(conn, s, t[9] + 1000) is None
+    assert await store.tick_span(conn, s, None, t[2]) == (t[0], t[1])
 
 
 async def test_reading_a_month_by_blocks_holds_a_few_pages_whatever_its_length(
