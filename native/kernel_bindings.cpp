@@ -1,11 +1,14 @@
-// pybind11 bindings of native/kernels.hpp (tick validation and the templates'
-// position state machine), used by ticktape.quality and ticktape.templates.
+// pybind11 bindings of native/kernels.hpp (tick validation, the templates'
+// position state machine, the round trips of fills), used by
+// ticktape.quality, ticktape.templates and ticktape.accounting.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "kernels.hpp"
 
@@ -24,6 +27,16 @@ Col<T> field(const py::array& rec, const char* name) {
 }
 
 using Flags = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
+template <class T>
+using In = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+// A numpy array that owns the vector's memory (no copy).
+template <class T>
+py::array_t<T> owned(std::vector<T>&& v) {
+  auto* heap = new std::vector<T>(std::move(v));
+  py::capsule free_it(heap, [](void* p) { delete static_cast<std::vector<T>*>(p); });
+  return py::array_t<T>(static_cast<py::ssize_t>(heap->size()), heap->data(), free_it);
+}
 
 }  // namespace
 
@@ -66,4 +79,43 @@ void bind_kernels(py::module_& m) {
       },
       py::arg("enter_long"), py::arg("exit_long"), py::arg("enter_short"), py::arg("exit_short"), py::arg("dir"),
       "Position direction per tick from entry/exit events (ticktape.templates.positions): (out, carried dir).");
+  m.def(
+      "round_trips",
+      [](const In<int64_t>& ts, const In<int8_t>& side, const In<double>& price, const In<double>& qty,
+         const In<double>& fee, double qty_rtol, int64_t open_mark) {
+        const py::ssize_t n = ts.size();
+        if (side.size() != n || price.size() != n || qty.size() != n || fee.size() != n) {
+          throw std::invalid_argument("fill columns must have the same length");
+        }
+        RoundTrips r;
+        {
+          py::gil_scoped_release release;
+          r.run(n, ts.data(), side.data(), price.data(), qty.data(), fee.data(), qty_rtol, open_mark);
+        }
+        py::dict out;
+        out["entry_ts"] = owned(std::move(r.entry_ts));
+        out["exit_ts"] = owned(std::move(r.exit_ts));
+        out["side"] = owned(std::move(r.side));
+        out["n_fills"] = owned(std::move(r.n_fills));
+        out["size"] = owned(std::move(r.size));
+        out["entry_notional"] = owned(std::move(r.entry_notional));
+        out["exit_qty"] = owned(std::move(r.exit_qty));
+        out["exit_notional"] = owned(std::move(r.exit_notional));
+        out["pnl"] = owned(std::move(r.pnl));
+        out["fees"] = owned(std::move(r.fees));
+        out["notional"] = owned(std::move(r.notional));
+        out["lo"] = owned(std::move(r.lo));
+        out["hi"] = owned(std::move(r.hi));
+        out["st_trade"] = owned(std::move(r.st_trade));
+        out["st_real"] = owned(std::move(r.st_real));
+        out["st_pos"] = owned(std::move(r.st_pos));
+        out["st_avg"] = owned(std::move(r.st_avg));
+        out["pos"] = r.pos;
+        out["avg"] = r.avg;
+        return out;
+      },
+      py::arg("ts"), py::arg("side"), py::arg("price"), py::arg("qty"), py::arg("fee"), py::arg("qty_rtol"),
+      py::arg("open_mark"),
+      "The trades of valid fills in event order under average-cost accounting (ticktape.accounting.RoundTrips):\n"
+      "a dict of the per-trade columns, the state after each fill (st_*) and the final pos / avg.");
 }

@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import math
 import re
-from array import array
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from ticktape import _native
 
 __all__ = ["Ledger", "Portfolio", "RoundTrips", "equity_curve", "trades"]
 
@@ -63,6 +64,20 @@ TRADE_COLUMNS = [
 
 #: exit_ts of a trade still open (inside RoundTrips)
 _OPEN = np.iinfo(np.int64).min
+#: The per-trade columns of a round trip pass (besides the excursions lo / hi).
+_TRIP_COLUMNS = (
+    "entry_ts",
+    "exit_ts",
+    "side",
+    "size",
+    "entry_notional",
+    "exit_qty",
+    "exit_notional",
+    "pnl",
+    "fees",
+    "n_fills",
+    "notional",
+)
 
 
 # ---------------------------------------------------------------- validation
@@ -553,95 +568,15 @@ class RoundTrips:
 
     def __init__(self, fills: Any) -> None:
         fts, side, price, qty, fee = _fill_arrays(fills)
-        n = len(fts)
-        # per trade, as columns (machine values: ~100 bytes a trade, not a dict of objects)
-        entry_ts, exit_ts, sides, n_fills = (array("q") for _ in range(4))
-        size, entry_notional, exit_qty, exit_notional, pnl, fees, notional, lo, hi = (
-            array("d") for _ in range(9)
+        # one pass over the fills in C++ (ticktape.reference.round_trips is its specification)
+        r = _native.round_trips(fts, side, price, qty, fee, QTY_RTOL, _OPEN)
+        self._fts, self._price, self._pos, self._avg = fts, price, r["pos"], r["avg"]
+        self._cols = {name: r[name] for name in _TRIP_COLUMNS}
+        self._cols["side"] = self._cols["side"].astype(np.int8)
+        self._lo, self._hi = r["lo"], r["hi"]
+        self._st_trade, self._st_real, self._st_pos, self._st_avg = (
+            r[k] for k in ("st_trade", "st_real", "st_pos", "st_avg")
         )
-        # state after each fill, for the excursions at marks: (trade, realized, position, avg)
-        st_trade, st_real, st_pos, st_avg = array("q"), array("d"), array("d"), array("d")
-        pos, avg = 0.0, math.nan
-        open_ = False  # the last trade is still open
-
-        def enter(
-            ts: int, s: int, px: float, amount: float, f: float, new_pos: float, new_avg: float
-        ) -> None:
-            nonlocal open_
-            if not open_:
-                open_ = True
-                entry_ts.append(ts)
-                exit_ts.append(_OPEN)
-                sides.append(s)
-                n_fills.append(0)
-                for col in (size, entry_notional, exit_qty, exit_notional, pnl, fees, notional, lo, hi):
-                    col.append(0.0)
-            size[-1] += amount
-            entry_notional[-1] += px * amount
-            notional[-1] += px * amount
-            fees[-1] += f
-            n_fills[-1] += 1
-            running = pnl[-1] + (px - new_avg) * new_pos
-            lo[-1], hi[-1] = min(lo[-1], running), max(hi[-1], running)
-
-        def rows_in() -> Iterator[tuple[int, float, float, float, int]]:
-            for a in range(0, n, 1 << 16):  # Python values for a slice at a time
-                cols = (c[a : a + (1 << 16)].tolist() for c in (side, price, qty, fee, fts))
-                yield from zip(*cols, strict=True)
-
-        for s, px, q, f, ts in rows_in():
-            new_pos, new_avg, closed, realized = _step(pos, avg, s, px, q)
-            if closed == 0.0:  # opens or adds
-                enter(ts, s, px, q, f, new_pos, new_avg)
-            else:  # reduces, closes or flips
-                assert open_
-                flip = new_pos != 0.0 and (new_pos > 0.0) == (s > 0)
-                fee_close = f * (closed / q) if flip else f
-                pnl[-1] += realized
-                fees[-1] += fee_close
-                exit_qty[-1] += closed
-                exit_notional[-1] += px * closed
-                notional[-1] += px * closed
-                n_fills[-1] += 1
-                ends = new_pos == 0.0 or flip
-                running = pnl[-1] + (0.0 if ends else (px - new_avg) * new_pos)
-                lo[-1], hi[-1] = min(lo[-1], running), max(hi[-1], running)
-                if ends:
-                    exit_ts[-1] = ts
-                    open_ = False
-                if flip:
-                    enter(ts, s, px, q - closed, f - fee_close, new_pos, new_avg)
-            pos, avg = new_pos, new_avg
-            if open_:
-                st_trade.append(len(entry_ts) - 1)
-                st_real.append(pnl[-1])
-            else:
-                st_trade.append(-1)
-                st_real.append(0.0)
-            st_pos.append(pos if open_ else 0.0)
-            st_avg.append(avg if open_ else math.nan)
-
-        def np_(a: array, dtype: Any) -> np.ndarray:
-            return np.frombuffer(a, dtype=dtype) if len(a) else np.empty(0, dtype)  # shares a
-
-        self._fts, self._price, self._pos, self._avg = fts, price, pos, avg
-        self._cols = {
-            "entry_ts": np_(entry_ts, np.int64),
-            "exit_ts": np_(exit_ts, np.int64),
-            "side": np_(sides, np.int64).astype(np.int8),
-            "size": np_(size, np.float64),
-            "entry_notional": np_(entry_notional, np.float64),
-            "exit_qty": np_(exit_qty, np.float64),
-            "exit_notional": np_(exit_notional, np.float64),
-            "pnl": np_(pnl, np.float64),
-            "fees": np_(fees, np.float64),
-            "n_fills": np_(n_fills, np.int64),
-            "notional": np_(notional, np.float64),
-        }
-        self._lo, self._hi = np_(lo, np.float64), np_(hi, np.float64)
-        self._st_trade = np_(st_trade, np.int64)
-        self._st_real, self._st_pos, self._st_avg = (np_(a, np.float64) for a in (st_real, st_pos, st_avg))
-        assert len(self._st_trade) == n
         self._marks = 0  # marks seen, for the index in errors
         self._last_mark_ts: int | None = None
         self._last_valid: tuple[int, float] | None = None  # (ts, price) of the latest valid mark

@@ -9,6 +9,8 @@ validates; this one does not).
 from __future__ import annotations
 
 import math
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -917,3 +919,111 @@ def _arrays(out: dict[str, list[Any]], details: bool = False) -> dict[str, np.nd
         res["fill_liquidity"] = np.array(out["fill_liquidity"], dtype=np.int8)
         res["fill_known_ts"] = np.array(out["fill_known_ts"], dtype=np.int64)
     return res
+
+
+def round_trips(
+    fts: np.ndarray, side: np.ndarray, price: np.ndarray, qty: np.ndarray, fee: np.ndarray
+) -> dict:
+    """The specification of ``ticktape._native.round_trips`` (the pass of
+    ``ticktape.accounting.RoundTrips`` over valid fills in event order): the
+    per-trade columns, the state after each fill (``st_*``) and the final
+    ``pos`` / ``avg``, with the same floating-point operations in the same
+    order. ``side`` int8; columns of one length."""
+    from ticktape.accounting import _OPEN, _step
+
+    n = len(fts)
+    # per trade, as columns (machine values: ~100 bytes a trade, not a dict of objects)
+    entry_ts, exit_ts, sides, n_fills = (array("q") for _ in range(4))
+    size, entry_notional, exit_qty, exit_notional, pnl, fees, notional, lo, hi = (
+        array("d") for _ in range(9)
+    )
+    # state after each fill, for the excursions at marks: (trade, realized, position, avg)
+    st_trade, st_real, st_pos, st_avg = array("q"), array("d"), array("d"), array("d")
+    pos, avg = 0.0, math.nan
+    open_ = False  # the last trade is still open
+
+    def enter(ts: int, s: int, px: float, amount: float, f: float, new_pos: float, new_avg: float) -> None:
+        nonlocal open_
+        if not open_:
+            open_ = True
+            entry_ts.append(ts)
+            exit_ts.append(_OPEN)
+            sides.append(s)
+            n_fills.append(0)
+            for col in (size, entry_notional, exit_qty, exit_notional, pnl, fees, notional, lo, hi):
+                col.append(0.0)
+        size[-1] += amount
+        entry_notional[-1] += px * amount
+        notional[-1] += px * amount
+        fees[-1] += f
+        n_fills[-1] += 1
+        running = pnl[-1] + (px - new_avg) * new_pos
+        lo[-1], hi[-1] = min(lo[-1], running), max(hi[-1], running)
+
+    def rows_in() -> Iterator[tuple[int, float, float, float, int]]:
+        for a in range(0, n, 1 << 16):  # Python values for a slice at a time
+            cols = (c[a : a + (1 << 16)].tolist() for c in (side, price, qty, fee, fts))
+            yield from zip(*cols, strict=True)
+
+    for s, px, q, f, ts in rows_in():
+        new_pos, new_avg, closed, realized = _step(pos, avg, s, px, q)
+        if closed == 0.0:  # opens or adds
+            enter(ts, s, px, q, f, new_pos, new_avg)
+        else:  # reduces, closes or flips
+            assert open_
+            flip = new_pos != 0.0 and (new_pos > 0.0) == (s > 0)
+            fee_close = f * (closed / q) if flip else f
+            pnl[-1] += realized
+            fees[-1] += fee_close
+            exit_qty[-1] += closed
+            exit_notional[-1] += px * closed
+            notional[-1] += px * closed
+            n_fills[-1] += 1
+            ends = new_pos == 0.0 or flip
+            running = pnl[-1] + (0.0 if ends else (px - new_avg) * new_pos)
+            lo[-1], hi[-1] = min(lo[-1], running), max(hi[-1], running)
+            if ends:
+                exit_ts[-1] = ts
+                open_ = False
+            if flip:
+                enter(ts, s, px, q - closed, f - fee_close, new_pos, new_avg)
+        pos, avg = new_pos, new_avg
+        if open_:
+            st_trade.append(len(entry_ts) - 1)
+            st_real.append(pnl[-1])
+        else:
+            st_trade.append(-1)
+            st_real.append(0.0)
+        st_pos.append(pos if open_ else 0.0)
+        st_avg.append(avg if open_ else math.nan)
+
+    def np_(a: array, dtype: Any) -> np.ndarray:
+        return np.frombuffer(a, dtype=dtype) if len(a) else np.empty(0, dtype)
+
+    out: dict = {
+        name: np_(a, np.int64)
+        for name, a in (
+            ("entry_ts", entry_ts),
+            ("exit_ts", exit_ts),
+            ("side", sides),
+            ("n_fills", n_fills),
+            ("st_trade", st_trade),
+        )
+    }
+    for name, a in (
+        ("size", size),
+        ("entry_notional", entry_notional),
+        ("exit_qty", exit_qty),
+        ("exit_notional", exit_notional),
+        ("pnl", pnl),
+        ("fees", fees),
+        ("notional", notional),
+        ("lo", lo),
+        ("hi", hi),
+        ("st_real", st_real),
+        ("st_pos", st_pos),
+        ("st_avg", st_avg),
+    ):
+        out[name] = np_(a, np.float64)
+    assert len(out["st_trade"]) == n
+    return {**out, "pos": pos, "avg": avg}
