@@ -14,6 +14,8 @@ with the SMA-crossover strategy, and prints one table:
 - pipeline incl. worker start: wall time from submitting the run;
 - pipeline (generator source) at two sizes (``--memory-ticks``, total over
   the 2 symbols): the worker's peak memory must not grow with the ticks;
+  the embedded broker's resident memory after each run is shown too: its
+  memory storage keeps every message (docs/architecture.md, "Processes");
 - in process: the same stage functions without broker or DB (ticktape.stages);
 - backtrader (if installed): the same SMA crossover over the first
   ``--backtrader-ticks`` ticks of one symbol fed as one bar per tick.
@@ -80,6 +82,16 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def rss_mb(pid: int | None) -> float:
+    """Resident memory now (the embedded broker keeps every message it was sent)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).memory_info().rss / 2**20
+    except (psutil.Error, TypeError, ValueError):
+        return float("nan")
+
+
 def cpu_seconds(pids: dict[str, int | None]) -> dict[str, float]:
     """CPU time (user + system) so far of each named process and its descendants."""
     import psutil
@@ -114,7 +126,8 @@ def _run(rt, home: str, spec: RunSpec, total: int, console: Console) -> tuple[di
         rss = peak_rss_mb(worker.proc.pid)
     n = max(1, run["ticks_processed"])
     cpu = ", ".join(f"{k} {(after[k] - before[k]) / n * 1e6:.2f}" for k in pids)
-    return run, total_s, rss, f"CPU µs/tick: {cpu}"
+    broker = rss_mb(rt.pids.get("kafka"))
+    return run, total_s, rss, f"CPU µs/tick: {cpu}; broker RSS {broker:,.0f} MB"
 
 
 def pipeline(
