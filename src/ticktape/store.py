@@ -65,7 +65,6 @@ __all__ = [
     "start_run",
     "tick_catalogue",
     "tick_partition",
-    "tick_range",
     "tick_span",
     "update_progress",
     "write_book_events",
@@ -1854,25 +1853,12 @@ def _pg_us_iso(pg_us: int) -> str:
 _INDEX_WALK = "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off"
 
 
-async def tick_range(conn: asyncpg.Connection, symbol: str) -> tuple[int, int, int] | None:
-    """(first_ns, last_ns, count) of the stored ticks of ``symbol``, or None."""
-    row = await conn.fetchrow(
-        "SELECT (extract(epoch FROM min(ts)) * 1000000)::int8 * 1000 AS first_ns, "
-        "(extract(epoch FROM max(ts)) * 1000000)::int8 * 1000 AS last_ns, count(*) AS n "
-        "FROM ticks WHERE symbol = $1",
-        symbol,
-    )
-    if row is None or row["n"] == 0:
-        return None
-    return int(row["first_ns"]), int(row["last_ns"]), int(row["n"])
-
-
 async def tick_span(
     conn: asyncpg.Connection, symbol: str, start_ns: int | None = None, end_ns: int | None = None
 ) -> tuple[int, int] | None:
     """Times (ns) of the first and the last stored tick of ``symbol`` with
     ``start_ns <= ts < end_ns``, or None: a step of the key from each end
-    (:func:`tick_range` counts them all)."""
+    (:func:`count_ticks` says how many there are)."""
     where = _range_where(symbol, start_ns, end_ns)
     row = await conn.fetchrow(
         f"SELECT (SELECT ts FROM ticks WHERE {where} ORDER BY ts LIMIT 1),"

@@ -162,7 +162,7 @@ async def test_write_ticks_inside_an_outer_transaction(conn: asyncpg.Connection)
     assert await conn.fetchval("SELECT count(*) FROM ticks WHERE symbol = $1", sym) == 60
 
 
-async def test_read_ticks_bounds_and_tick_range(conn: asyncpg.Connection) -> None:
+async def test_read_ticks_bounds_and_tick_span(conn: asyncpg.Connection) -> None:
     sym = symbol()
     ticks = make_ticks(1_000, seed=1)
     await store.write_ticks(conn, sym, ticks)
@@ -171,8 +171,9 @@ async def test_read_ticks_bounds_and_tick_range(conn: asyncpg.Connection) -> Non
     got = np.concatenate(await collect(store.read_ticks(conn, sym, start_ns=lo, end_ns=hi, batch_size=64)))
     expected = stored[(stored["ts"] >= lo) & (stored["ts"] < hi)]
     assert_same(got, expected)
-    assert await store.tick_range(conn, sym) == (int(stored["ts"][0]), int(stored["ts"][-1]), 1_000)
-    assert await store.tick_range(conn, symbol()) is None
+    assert await store.tick_span(conn, sym) == (int(stored["ts"][0]), int(stored["ts"][-1]))
+    assert await store.count_ticks(conn, sym) == 1_000
+    assert await store.tick_span(conn, symbol()) is None
     assert await collect(store.read_ticks(conn, symbol())) == []
 
 
