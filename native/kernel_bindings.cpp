@@ -27,8 +27,15 @@ Col<T> field(const py::array& rec, const char* name) {
 }
 
 using Flags = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
+// A 1-D column of T as it is (strided, possibly unaligned: a field of a
+// structured array), converted only if its dtype is not T.
 template <class T>
-using In = py::array_t<T, py::array::c_style | py::array::forcecast>;
+Col<T> column(const py::array_t<T, py::array::forcecast>& a, const char* name) {
+  if (a.ndim() != 1) throw std::invalid_argument(std::string(name) + " must be one-dimensional");
+  return Col<T>{reinterpret_cast<const char*>(a.data()), a.strides(0)};
+}
+template <class T>
+using In = py::array_t<T, py::array::forcecast>;
 
 // A numpy array that owns the vector's memory (no copy).
 template <class T>
@@ -87,10 +94,13 @@ void bind_kernels(py::module_& m) {
         if (side.size() != n || price.size() != n || qty.size() != n || fee.size() != n) {
           throw std::invalid_argument("fill columns must have the same length");
         }
+        auto t = column(ts, "ts");
+        auto sd = column(side, "side");
+        auto px = column(price, "price"), q = column(qty, "qty"), f = column(fee, "fee");
         RoundTrips r;
         {
           py::gil_scoped_release release;
-          r.run(n, ts.data(), side.data(), price.data(), qty.data(), fee.data(), qty_rtol, open_mark);
+          r.run(n, t, sd, px, q, f, qty_rtol, open_mark);
         }
         py::dict out;
         out["entry_ts"] = owned(std::move(r.entry_ts));

@@ -109,8 +109,8 @@ struct RoundTrips {
   double pos = 0.0, avg = std::numeric_limits<double>::quiet_NaN();
 
   // Fills valid (side +-1, price and qty finite > 0, fee finite), in event order.
-  void run(int64_t n, const int64_t* ts, const int8_t* side_, const double* price, const double* qty,
-           const double* fee, double qty_rtol, int64_t open_mark) {
+  void run(int64_t n, Col<int64_t> ts, Col<int8_t> side_, Col<double> price, Col<double> qty, Col<double> fee,
+           double qty_rtol, int64_t open_mark) {
     const double nan = std::numeric_limits<double>::quiet_NaN();
     bool open = false;  // the last trade is still open
     auto enter = [&](int64_t t, int s, double px, double amount, double f, double new_pos, double new_avg) {
