@@ -248,7 +248,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ticks-per-symbol", type=int, default=10_000_000)
     ap.add_argument("--memory-ticks", default="10000000,50000000", help="total ticks of the memory runs")
-    ap.add_argument("--batch-size", type=int, default=50_000)
+    ap.add_argument("--batch-size", type=int, default=100_000)  # RunSpec's default
     ap.add_argument("--backtrader-ticks", type=int, default=200_000)
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     args = ap.parse_args()

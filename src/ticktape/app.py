@@ -16,7 +16,8 @@ from ticktape.config import faust_broker_url
 APP_ID = "ticktape"
 #: Partitions of the keyed topics (ticks, results) and of the tables.
 DEFAULT_PARTITIONS = 4
-#: Largest message: a batch of 50,000 ticks (the default) is 2.8 MB; leave headroom.
+#: Largest message: a batch of 100,000 ticks (the default) is 4 MB of quotes, 5.6 MB
+#: with trades; leave headroom.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 
