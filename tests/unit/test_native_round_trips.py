@@ -38,6 +38,23 @@ def fills(draw: st.DrawFn) -> np.ndarray:
     return f
 
 
+@st.composite
+def extreme_fills(draw: st.DrawFn) -> np.ndarray:
+    """Valid fills whose products and sums overflow: inf and NaN (inf / inf,
+    inf - inf) then reach the running values and Python's min / max."""
+    n = draw(st.integers(1, 40))
+    f = np.zeros(n, FILL_DTYPE)
+    f["ts"] = np.arange(n)
+    f["side"] = draw(st.lists(st.sampled_from([1, -1]), min_size=n, max_size=n))
+    big = st.sampled_from([1e300, 1e308, 1.7976931348623157e308, 5e-324, 1.0])
+    f["price"] = draw(st.lists(big | st.floats(1e-300, 1e300), min_size=n, max_size=n))
+    f["qty"] = draw(st.lists(big | st.floats(1e-300, 1e308), min_size=n, max_size=n))
+    f["fee"] = draw(
+        st.lists(st.sampled_from([0.0, 1e308, -1e308]) | st.floats(-1e300, 1e300), min_size=n, max_size=n)
+    )
+    return f
+
+
 def _bits(x: object) -> bytes:
     a = np.asarray(x)
     return a.astype(np.float64).tobytes() if a.dtype.kind == "f" else a.astype(np.int64).tobytes()
@@ -89,3 +106,28 @@ def test_fields_of_a_fill_array_are_read_in_place(f: np.ndarray) -> None:
     got = _native.round_trips(f["ts"], f["side"], f["price"], f["qty"], f["fee"], QTY_RTOL, _OPEN)
     for name in want:
         assert _bits(got[name]) == _bits(want[name]), name
+
+
+@settings(max_examples=200, deadline=None)
+@given(f=extreme_fills())
+def test_overflow_to_inf_and_nan_matches_the_reference(f: np.ndarray) -> None:
+    """Overflow to inf and NaN (e.g. two buys of 1e308: the average is
+    inf / inf) gives the reference's bits in every column, pos and avg."""
+    cols = _fill_arrays(f)
+    want = reference.round_trips(*cols)
+    got = _native.round_trips(*cols, QTY_RTOL, _OPEN)
+    for name in want:
+        assert _bits(got[name]) == _bits(want[name]), name
+    assert struct.pack("<d", got["pos"]) == struct.pack("<d", want["pos"])
+    assert struct.pack("<d", got["avg"]) == struct.pack("<d", want["avg"])
+
+
+def test_nan_running_value_leaves_lo_and_hi_as_python_min_max_do() -> None:
+    """A NaN running value reaches min / max; lo and hi start at 0.0 and
+    Python's min(lo, nan) / max(hi, nan) keep them."""
+    f = np.zeros(3, FILL_DTYPE)
+    f["ts"], f["side"] = [1, 2, 3], [1, 1, -1]
+    f["price"], f["qty"] = [10.0, 10.0, 1e300], [1e308, 1e308, 1e300]
+    got = _native.round_trips(*_fill_arrays(f), QTY_RTOL, _OPEN)
+    assert np.isnan(got["st_avg"][1])  # (1e308 * 10 + 1e308 * 10) / (1e308 + 1e308) = inf / inf
+    assert got["lo"].tolist() == [0.0] and got["hi"].tolist() == [0.0]
