@@ -27,15 +27,15 @@ Col<T> field(const py::array& rec, const char* name) {
 }
 
 using Flags = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
-// A 1-D column of T as it is (strided, possibly unaligned: a field of a
+// An array of T as it is (strided, possibly unaligned: a field of a
 // structured array), converted only if its dtype is not T.
 template <class T>
-Col<T> column(const py::array_t<T, py::array::forcecast>& a, const char* name) {
+using In = py::array_t<T, py::array::forcecast>;
+template <class T>
+Col<T> column(const In<T>& a, const char* name) {
   if (a.ndim() != 1) throw std::invalid_argument(std::string(name) + " must be one-dimensional");
   return Col<T>{reinterpret_cast<const char*>(a.data()), a.strides(0)};
 }
-template <class T>
-using In = py::array_t<T, py::array::forcecast>;
 
 // A numpy array that owns the vector's memory (no copy).
 template <class T>
