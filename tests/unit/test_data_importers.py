@@ -405,6 +405,42 @@ def test_gzip_and_last_line_without_newline(tmp_path: Path) -> None:
     assert list(ticks["Z"]["bid"]) == [100 + i for i in range(10)]
 
 
+@settings(max_examples=80, deadline=None)
+@given(
+    lines=st.lists(st.text(st.sampled_from("ab,\r"), max_size=300), max_size=30),
+    block=st.integers(1, 5),
+    final_newline=st.booleans(),
+    gz=st.booleans(),
+)
+def test_byte_blocks_are_the_file_cut_after_whole_lines(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[str], block: int, final_newline: bool, gz: bool
+) -> None:
+    from ticktape.data.importers import _byte_blocks
+
+    body = "\n".join(lines).encode() + (b"\n" if final_newline and lines else b"")
+    src = tmp_path_factory.mktemp("blocks") / "b.csv"
+    src.write_bytes(gzip.compress(body) if gz else body)
+    blocks = list(_byte_blocks(src, block, None))
+    joined = b"".join(data for _, data in blocks)
+    assert joined == (body if not body or body.endswith(b"\n") else body + b"\n")
+    assert all(data.endswith(b"\n") for _, data in blocks)
+    ends = list(itertools.accumulate(data.count(b"\n") for _, data in blocks))
+    assert [lineno for lineno, _ in blocks] == [1 + e for e in [0, *ends][: len(blocks)]]
+
+
+def test_blank_lines_with_text_times_are_skipped_on_both_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [f"2024-01-02 09:00:{i:02d}.5,1.{i:02d},1.{i + 1:02d}" for i in range(12)]
+    rows[4] = ""
+    rows[9] = "\r"
+    src = tmp_path / "t.csv"
+    src.write_text("timestamp,bid,ask\n" + "\n".join(rows) + "\n")
+    a, b = run_both(src, tmp_path, monkeypatch, fmt="truefx", block=5, symbol="T")
+    same(a, b)
+    assert len(a[0]["T"]) == 10 and a[3] == 10 and a[2] == {}
+
+
 # --------------------------------------------------------------------------
 # parsing ahead in a worker thread (import_to_store)
 

@@ -193,35 +193,50 @@ def _blocks(
 
 def _byte_blocks(
     path: Path, block: int, on_progress: Callable[[int], None] | None
-) -> Iterator[tuple[int, bytes]]:
+) -> Iterator[tuple[int, bytearray]]:
     """(line number of the first line, bytes of whole lines) per block.
 
     A block holds about ``block`` lines (sized from the average line length
     of the file's first 64 KiB) and always ends with a newline (one is added
-    to a last line without it). No Python object per line.
+    to a last line without it). No Python object per line, and each byte is
+    copied once, from the file into its block: a block is read into a new
+    buffer and cut after its last whole line; only the partial line after
+    the cut is carried over (copying blocks of megabytes costs as much as
+    counting their lines).
     """
     stream, pos, _ = _open_binary(path)
     raw = getattr(stream, "fileobj", None)
     try:
-        buf = stream.read(1 << 16)
-        per_line = len(buf) / max(1, buf.count(b"\n"))
+        rest = stream.read(1 << 16)  # read, not handed out yet
+        per_line = len(rest) / max(1, rest.count(b"\n"))
         want = max(1, int(block * per_line))
         lineno = 1
-        eof = not buf
-        while True:
-            while not eof and (len(buf) < want or b"\n" not in buf):
-                more = stream.read(max(want - len(buf), 1 << 16))
-                eof = not more
-                buf += more
-            if not buf:
-                return
-            if eof and not buf.endswith(b"\n"):  # the last line has no newline
+        eof = not rest
+        while rest or not eof:
+            buf = bytearray(max(want, len(rest)))
+            size = len(rest)
+            buf[:size] = rest
+            while True:
+                while not eof and size < len(buf):
+                    with memoryview(buf) as view, view[size:] as free:
+                        got = stream.readinto(free)
+                    eof = not got
+                    size += got or 0
+                # whole lines up to about `want` bytes (at least one line)
+                cut = buf.rfind(b"\n", 0, min(size, want)) + 1 or buf.find(b"\n", want, size) + 1
+                if cut or eof:
+                    break
+                buf.extend(bytes(len(buf)))  # a line longer than the block: read on
+            if not cut:  # the end: a last line without its newline, or nothing
+                if not size:
+                    return
+                del buf[size:]
                 buf += b"\n"
-            # whole lines up to about `want` bytes (at least one line)
-            cut = buf.rfind(b"\n", 0, want) + 1 or buf.index(b"\n") + 1
-            data, buf = buf[:cut], buf[cut:]
-            yield lineno, data
-            lineno += data.count(b"\n")
+                cut = size = len(buf)
+            rest = bytes(buf[cut:size])
+            del buf[cut:]
+            yield lineno, buf
+            lineno += int(np.count_nonzero(np.frombuffer(buf, dtype=np.uint8) == 10))
             if on_progress is not None:
                 on_progress(pos())
     finally:
@@ -234,7 +249,7 @@ class _Lines:
     """The lines of a block of bytes as text, each decoded only when asked
     for (the rejects file needs the few rejected ones)."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes | bytearray) -> None:
         self._data = data
         self._ends: np.ndarray | None = None
 
@@ -252,7 +267,7 @@ class _Lines:
         return self._data[start : int(ends[i])].decode("utf-8", "replace").rstrip("\r\n")
 
 
-def _split_lines(data: bytes) -> list[str]:
+def _split_lines(data: bytes | bytearray) -> list[str]:
     """Whole lines of a block as text without their line ends (as ``_blocks`` gives them)."""
     return [x.rstrip("\r") for x in data.decode("utf-8", "replace").split("\n")[:-1]]
 
@@ -627,9 +642,11 @@ class Importer:
                 self._reject(1, "unknown_column", name, ",".join(header))
         return CsvLayout(mapping=mapping, time_format=self.time_format)
 
-    def _parse_arrow(self, data: bytes, lineno: int, header: list[str], layout: CsvLayout) -> _Chunk | None:
+    def _parse_arrow(
+        self, data: bytes | bytearray, lineno: int, header: list[str], layout: CsvLayout
+    ) -> _Chunk | None:
         """A block of whole lines in which every row parses: typed columns
-        from pyarrow's multi-threaded CSV reader, with no Python object per
+        from pyarrow's CSV reader, with no Python object per
         line (about 5x faster than splitting lines in Python). None when any
         row has the wrong field count, a number or an epoch time that does
         not parse, or a blank line: the caller then parses the block line by
@@ -639,7 +656,7 @@ class Importer:
         import pyarrow.compute as pc
         import pyarrow.csv as pacsv
 
-        if data[:1] in (b"\n", b"\r") or b"\n\n" in data or b"\n\r\n" in data:
+        if data[:1] in (b"\n", b"\r"):
             return None  # blank lines are skipped (not counted) line by line
         fmt = layout.time_format
         types: dict[str, Any] = {}
@@ -659,7 +676,10 @@ class Importer:
         try:
             table = pacsv.read_csv(
                 pa.py_buffer(data),
-                read_options=pacsv.ReadOptions(column_names=header, block_size=1 << 22, use_threads=False),
+                # (one Arrow chunk for the whole block: its columns convert to numpy without a copy)
+                read_options=pacsv.ReadOptions(
+                    column_names=header, block_size=max(1 << 22, len(data) + 1), use_threads=False
+                ),
                 parse_options=pacsv.ParseOptions(
                     delimiter=layout.delimiter,
                     quote_char=False,
@@ -678,14 +698,18 @@ class Importer:
             return None
         n = table.num_rows
         ts_col = table.column(ts_src)
-        if ts_col.null_count:
+        # A blank line is a row of nulls here (``ignore_empty_lines=False``),
+        # or of empty strings for text times: the line-by-line path skips it.
+        if ts_col.null_count or (pa.types.is_string(ts_col.type) and pc.any(pc.equal(ts_col, "")).as_py()):
             return None
         cols: dict[str, np.ndarray] = {}
         for name in _FLOATS:
             src = layout.mapping.get(name)
-            cols[name] = (
-                pc.fill_null(table.column(src), np.nan).to_numpy() if src is not None else np.full(n, np.nan)
-            )
+            col = table.column(src) if src is not None else None
+            if col is None or col.null_count == n:
+                cols[name] = np.full(n, np.nan)
+            else:
+                cols[name] = (pc.fill_null(col, np.nan) if col.null_count else col).to_numpy()
         if fmt == "ns":
             ts = ts_col.to_numpy().astype(np.int64, copy=False)
         elif fmt == "us":
