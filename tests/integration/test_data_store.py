@@ -373,6 +373,10 @@ async def test_tick_writer_loads_new_months_in_bulk_and_reimports_nothing(conn: 
             "SELECT atthasdef FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'symbol'",
             store.tick_partition(s, m),
         )
+        assert not await conn.fetchval(  # (nor is the CHECK of its bounds left once it is attached)
+            "SELECT count(*) FROM pg_constraint WHERE conrelid = to_regclass($1) AND contype = 'c'",
+            store.tick_partition(s, m),
+        )
     assert_same(await stored(conn, s, batch_size=777), ticks)
     # again, with a writer and batch by batch: nothing new
     async with store.TickWriter(conn) as w:
