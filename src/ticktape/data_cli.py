@@ -146,12 +146,18 @@ def _progress() -> Progress:
 
 @data_app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(help="file to import (.gz is read transparently)")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="files to import (.gz is read transparently); several are imported in turn as one import",
+            show_default=False,
+        ),
+    ],
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="csv, dukascopy, truefx, tardis, binance-ws, bars, parquet")
     ] = "csv",
     symbol: Annotated[
-        str | None, typer.Option(help="symbol when the file has none (default: from the name)")
+        str | None, typer.Option(help="symbol when the file has none (default: from each file's name)")
     ] = None,
     map_: Annotated[
         str | None,
@@ -163,43 +169,64 @@ def import_(
     bar_seconds: Annotated[float | None, typer.Option(help="bars: bar length (default: inferred)")] = None,
     strict: Annotated[bool, typer.Option(help="stop at the first bad row (file:line and field)")] = False,
     rejects: Annotated[
-        Path | None, typer.Option(help="rejected rows CSV (default: FILE.rejects.csv here)")
+        Path | None,
+        typer.Option(help="rejected rows CSV, one file only (default: FILE.rejects.csv here for each FILE)"),
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="validate only, store nothing")] = False,
 ) -> None:
-    """Import a market data file into the store (streaming, re-import stores no duplicates)."""
-    from ticktape.data.importers import Importer, ImportFailed, import_to_store
+    """Import market data files into the store (streaming, re-import stores no duplicates).
 
-    rejects_path = rejects or Path(file.name + ".rejects.csv")
-    if not file.is_file():
-        raise _fail(f"{file}: no such file")
-    size = file.stat().st_size
+    Several files (monthly or daily files of a feed) share one writer: a
+    month that runs on from one file into the next is loaded in bulk once,
+    and the key of a finished month is built while the next file loads.
+    """
+    from ticktape.data.importers import Importer, ImportFailed, combined_report, import_to_store
+
+    if rejects is not None and len(files) > 1:
+        raise _fail(f"--rejects names one file; with {len(files)} files each gets FILE.rejects.csv")
+    for file in files:
+        if not file.is_file():
+            raise _fail(f"{file}: no such file")
+    sizes = [file.stat().st_size for file in files]
+    what = str(files[0]) if len(files) == 1 else f"{len(files)} files"
     with _progress() as progress:
-        task = progress.add_task(f"import {file.name}", total=size)
+        task = progress.add_task(f"import {files[0].name}", total=sum(sizes))
+
+        def on_progress(k: int) -> Callable[[int], None]:
+            def show(done: int) -> None:
+                progress.update(task, completed=sum(sizes[:k]) + done, description=f"import {files[k].name}")
+
+            return show
+
         try:
-            importer = Importer(
-                file,
-                fmt,
-                symbol=symbol,
-                mapping=_parse_map(map_),
-                time_format=time_format,
-                bar_seconds=bar_seconds,
-                strict=strict,
-                rejects_path=rejects_path,
-                on_progress=lambda done: progress.update(task, completed=done),
-            )
+            importers = [
+                Importer(
+                    file,
+                    fmt,
+                    symbol=symbol,
+                    mapping=_parse_map(map_),
+                    time_format=time_format,
+                    bar_seconds=bar_seconds,
+                    strict=strict,
+                    rejects_path=rejects or Path(file.name + ".rejects.csv"),
+                    on_progress=on_progress(k),
+                )
+                for k, file in enumerate(files)
+            ]
             if dry_run:
-                report = importer.run()
+                for imp in importers:
+                    imp.run()
+                report = combined_report(importers)
             else:
 
                 async def go(conn: Any, other: Any) -> Any:
-                    return await import_to_store(conn, importer, second=other)
+                    return await import_to_store(conn, importers, second=other)
 
-                report = _with_store(go, what=f"import {file}", second=True)
+                report = _with_store(go, what=f"import {what}", second=True)
         except ImportFailed as exc:
             raise _fail(str(exc)) from None
-        progress.update(task, completed=size)
-    table = Table(title=f"import {file.name} ({fmt})")
+        progress.update(task, completed=sum(sizes))
+    table = Table(title=f"import {files[0].name if len(files) == 1 else what} ({fmt})")
     table.add_column("")
     table.add_column("count", justify="right")
     table.add_row("rows read", f"{report.rows:,}")
@@ -216,8 +243,12 @@ def import_(
     console.print(table)
     for sym, n in sorted(report.symbols.items()):
         console.print(f"{sym}: {n:,} ticks {_iso(report.first_ns)} .. {_iso(report.last_ns)}")
-    if report.rejected:
-        console.print(f"rejected rows with their line numbers: {report.rejects_path}")
+    for imp in importers:
+        if imp.report.rejected:
+            console.print(
+                f"{imp.report.rejected:,} rejected rows of {imp.path.name} with their line numbers: "
+                f"{imp.report.rejects_path}"
+            )
     if not dry_run and report.accepted and not report.bars_refreshed:
         console.print(
             "bars: views over ticks (plain PostgreSQL), or left to the TimescaleDB refresh policies"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -74,6 +75,55 @@ async def test_import_round_trip_and_reimport_stores_nothing_new(
     again = await import_to_store(conn, Importer(path, "csv", symbol=s, time_format="ns", block=777))
     assert again.accepted == len(ticks) and again.stored == 0
     assert await conn.fetchval("SELECT count(*) FROM ticks WHERE symbol = $1", s) == len(ticks)
+
+
+async def test_several_files_in_one_import_store_what_one_by_one_stores(
+    db_url: str, conn: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """Daily files of one month and a file of the next, as one import (one
+    writer, two connections): the same rows as importing them one by one,
+    the days' month loaded in bulk once, a bad row counted in its own file."""
+    import pandas as pd
+
+    s, t = sym(), sym()
+    day = 86_400 * 10**9
+    ticks = np.concatenate(
+        list(synth.generate_process(synth.ProcessConfig(symbol=s, n_ticks=4_000, seed=5, rate_per_s=0.001)))
+    )
+    assert (ticks["ts"][-1] - ticks["ts"][0]) > 32 * day  # into the next month
+    cuts = [0, 1_000, 2_000, len(ticks)]
+    paths = []
+    for k, (lo, hi) in enumerate(itertools.pairwise(cuts)):
+        path = tmp_path / f"d{k}.csv"
+        pd.DataFrame(ticks[lo:hi]).to_csv(path, index=False)
+        paths.append(path)
+    with open(paths[1], "a") as f:
+        f.write(f"{int(ticks['ts'][1_999])},-1,1,1,1,,\n")  # non-positive bid: rejected in d1.csv
+    importers = [Importer(p, "csv", symbol=s, time_format="ns", block=300, rejects_path=None) for p in paths]
+    other = await store.connect(db_url)
+    try:
+        rep = await import_to_store(conn, importers, second=other)
+    finally:
+        await other.close()
+    assert rep.stored == rep.accepted == len(ticks) and rep.rows == len(ticks) + 1
+    assert rep.rejects == {"non_positive_price": 1} and importers[1].report.rejected == 1
+    assert [i.report.accepted for i in importers] == [1_000, 1_000, 2_000]
+    assert rep.path == ", ".join(str(p) for p in paths) and rep.symbols == {s: len(ticks)}
+    assert_same(await stored(conn, s), ticks)
+    if await partitioned(conn):  # January came in three files and was loaded in bulk, in key order, at once
+        jan = int(np.sum(ticks["ts"] < (BASE + 31 * day)))
+        assert jan > 2_000
+        assert jan == await conn.fetchval(
+            "SELECT rows FROM ticks_key_order WHERE partition = to_regclass($1)",
+            store.tick_partition(s, np.datetime64("2024-01")),
+        )
+    for p in paths:  # one by one, as a second symbol: the same rows
+        await import_to_store(conn, Importer(p, "csv", symbol=t, time_format="ns", block=300))
+    assert_same(await stored(conn, t), ticks)
+    again = await import_to_store(conn, [Importer(p, "csv", symbol=s, time_format="ns") for p in paths])
+    assert again.accepted == len(ticks) and again.stored == 0
+    with pytest.raises(ValueError, match="at least one"):
+        await import_to_store(conn, [])
 
 
 async def test_overlapping_writes_store_only_the_new_ticks_and_mixed_nulls_read_back(
@@ -263,6 +313,17 @@ def test_cli_import_rejects_and_strict(db_url: str, tmp_path: Path, monkeypatch:
     assert res.exit_code == 1
     res = runner.invoke(data_app, ["import", str(tmp_path / "missing.csv")])
     assert res.exit_code == 1
+    # two files, one import: the total, and each file's rejects under its own name
+    other = tmp_path / "r.csv"
+    other.write_text("ts,bid,ask\n2024-01-02T09:00:03Z,1,2\n2024-01-02T09:00:04Z,-1,2\n")
+    res = runner.invoke(data_app, ["import", str(src), str(other), "--symbol", s])
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.output.split())
+    assert "rows read │ 5" in out and "stored (new) │ 1" in out, out
+    assert "2 rejected rows of q.csv" in out and "1 rejected rows of r.csv" in out, out
+    assert (tmp_path / "r.csv.rejects.csv").read_text().count("\n") == 2
+    res = runner.invoke(data_app, ["import", str(src), str(other), "--rejects", "x.csv"])
+    assert res.exit_code == 1 and "--rejects names one file" in " ".join(res.output.split())
 
 
 def test_cli_import_database_errors_are_one_line_naming_file_and_database(

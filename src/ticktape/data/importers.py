@@ -28,11 +28,11 @@ import json
 import re
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -66,6 +66,8 @@ FORMATS = ("csv", "dukascopy", "truefx", "tardis", "binance-ws", "bars", "parque
 
 _FLOATS = ("bid", "ask", "bid_size", "ask_size", "last", "last_size")
 BLOCK = 200_000
+
+T = TypeVar("T")
 
 
 class ImportFailed(ValueError):
@@ -438,7 +440,7 @@ class Importer:
 
     # -- iteration ------------------------------------------------------------
 
-    def __iter__(self) -> Iterator[TickBatch | BookBatch]:
+    def __iter__(self) -> Generator[TickBatch | BookBatch, None, None]:
         try:
             chunks: Iterable[_Chunk | BookBatch]
             if self.fmt == "binance-ws":
@@ -1100,7 +1102,12 @@ def _spans(ts: np.ndarray) -> list[tuple[int, int]]:
 
 
 async def import_to_store(
-    conn: Any, importer: Importer, *, refresh: bool = True, prefetch: int = 2, second: Any = None
+    conn: Any,
+    importer: Importer | Sequence[Importer],
+    *,
+    refresh: bool = True,
+    prefetch: int = 2,
+    second: Any = None,
 ) -> ImportReport:
     """Write everything ``importer`` accepts into the store; returns its report.
 
@@ -1109,7 +1116,8 @@ async def import_to_store(
     conn
         An asyncpg connection (not inside a transaction when ``refresh``).
     importer
-        The file to import; its batches are written in file order.
+        The file to import, or several files imported in turn as one import
+        (see Notes); batches are written in file order.
     refresh
         Materialise the TimescaleDB bar aggregates of the imported range
         (imports spanning at most :data:`MAX_REFRESH_SPAN_NS`).
@@ -1134,18 +1142,30 @@ async def import_to_store(
     an operating-system crash can lose the last moments of committed
     batches, never corrupt them; importing the file again stores exactly
     what is missing. ``fsync`` is not touched.
+
+    Several files share one writer: a month that runs on from one file into
+    the next (daily files) is loaded in bulk once, and with ``second`` the
+    key of the month a file ends is built while the next file loads. The
+    report returned is then their sum (``path``: the files joined by ", ");
+    each importer's own report has its rows, rejects and book events, but
+    not ``stored``: ticks of a month that spans files are stored together.
+    Each file keeps its own ``seq`` (as when imported alone), so importing
+    the files one by one or together stores the same rows.
     """
     from ticktape import store
 
+    importers = [importer] if isinstance(importer, Importer) else list(importer)
+    if not importers:
+        raise ValueError("import_to_store needs at least one importer")
     writer = store.TickWriter(conn, second=second)
 
-    async def write(batch: TickBatch | BookBatch) -> None:
+    async def write(imp: Importer, batch: TickBatch | BookBatch) -> None:
         if isinstance(batch, TickBatch):
             for lo, hi in _spans(batch.ticks["ts"]):
                 await writer.write(batch.symbol, batch.ticks[lo:hi], seq=batch.seq[lo:hi])
         else:
             await writer.close()  # (its open month commits before the book events' transaction)
-            importer.report.book_stored += await store.write_book_events(
+            imp.report.book_stored += await store.write_book_events(
                 conn, batch.symbol, batch.events, batch.seq
             )
 
@@ -1160,12 +1180,12 @@ async def import_to_store(
 
     try:
         if prefetch <= 0:
-            for batch in importer:
-                await write(batch)
+            for imp, batch in _in_turn(importers):
+                await write(imp, batch)
         else:
-            async with contextlib.aclosing(_parsed_ahead(importer, prefetch)) as batches:
-                async for batch in batches:
-                    await write(batch)
+            async with contextlib.aclosing(_parsed_ahead(_in_turn(importers), prefetch)) as batches:
+                async for imp, batch in batches:
+                    await write(imp, batch)
         await writer.close()
     except BaseException:
         await writer.abort()
@@ -1173,7 +1193,7 @@ async def import_to_store(
             await restore()
         raise
     await restore()
-    rep = importer.report
+    rep = combined_report(importers)
     rep.stored = writer.stored
     rep.bars_refreshed = False
     if (
@@ -1188,16 +1208,47 @@ async def import_to_store(
     return rep
 
 
+def _in_turn(importers: Sequence[Importer]) -> Iterator[tuple[Importer, TickBatch | BookBatch]]:
+    """(importer, batch) of each importer in turn. Closing this generator
+    closes the importer being read (and its rejects file)."""
+    for imp in importers:
+        with contextlib.closing(iter(imp)) as batches:
+            for batch in batches:
+                yield imp, batch
+
+
+def combined_report(importers: Sequence[Importer]) -> ImportReport:
+    """The report of one importer; of several, a new one with their counts
+    added and their time ranges spanned (``path``: theirs joined by ", ")."""
+    if len(importers) == 1:
+        return importers[0].report
+    reports = [i.report for i in importers]
+    out = ImportReport(path=", ".join(r.path for r in reports), fmt=reports[0].fmt)
+    for r in reports:
+        out.rows += r.rows
+        out.accepted += r.accepted
+        out.book_events += r.book_events
+        out.book_stored += r.book_stored
+        out.rejects.update(r.rejects)
+        for sym, n in r.symbols.items():
+            out.symbols[sym] = out.symbols.get(sym, 0) + n
+        if r.first_ns is not None:
+            out.first_ns = r.first_ns if out.first_ns is None else min(out.first_ns, r.first_ns)
+        if r.last_ns is not None:
+            out.last_ns = r.last_ns if out.last_ns is None else max(out.last_ns, r.last_ns)
+    return out
+
+
 _END = object()
 
 
-async def _parsed_ahead(importer: Importer, depth: int) -> AsyncIterator[TickBatch | BookBatch]:
-    """The batches of ``importer``, parsed in a worker thread at most
-    ``depth`` batches ahead of the consumer. An error of the importer
-    (``ImportFailed`` under ``strict``) is raised here after the batches
+async def _parsed_ahead(batches: Iterable[T], depth: int) -> AsyncIterator[T]:
+    """The items of ``batches``, made in a worker thread at most ``depth``
+    items ahead of the consumer. An error of the iterable (an importer's
+    ``ImportFailed`` under ``strict``) is raised here after the items
     before it. Closing this generator early (use ``contextlib.aclosing``)
-    stops and joins the thread, which closes the importer (and its rejects
-    file)."""
+    stops and joins the thread, which closes the iterable (an importer
+    closes its rejects file)."""
     loop = asyncio.get_running_loop()
     slots = threading.Semaphore(depth)
     ready: asyncio.Queue[Any] = asyncio.Queue()
@@ -1213,16 +1264,18 @@ async def _parsed_ahead(importer: Importer, depth: int) -> AsyncIterator[TickBat
         return True
 
     def produce() -> None:
-        batches = iter(importer)
+        items = iter(batches)
         try:
-            for batch in batches:
-                if not hand_over(batch):
+            for item in items:
+                if not hand_over(item):
                     return
             hand_over(_END)
         except BaseException as exc:  # delivered to the consumer, raised there
             hand_over(exc)
         finally:
-            batches.close()  # type: ignore[attr-defined]
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
     worker = threading.Thread(target=produce, name="ticktape-import", daemon=True)
     worker.start()
