@@ -82,23 +82,40 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def write_csv(path: Path, n: int, symbol: str = "BENCH") -> None:
-    """n GBM quotes as CSV (``ts`` int ns, six float columns, empty = missing)."""
+def write_csv(
+    path: Path, n: int, symbol: str = "BENCH", rate: float = 20.0, monthly: bool = False
+) -> list[Path]:
+    """n GBM quotes as CSV (``ts`` int ns, six float columns, empty = missing).
+
+    ``monthly``: one file per UTC month instead (``path``'s stem + ``-YYYY-MM``),
+    as feeds publish them. Returns the files written."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     names = ["ts", "bid", "ask", "bid_size", "ask_size", "last", "last_size"]
-    with pacsv.CSVWriter(
-        str(path),
-        pa.schema([("ts", pa.int64())] + [(k, pa.float64()) for k in names[1:]]),
-        write_options=pacsv.WriteOptions(quoting_style="none"),
-    ) as w:
-        for c in _gen(n, symbol):
-            cols = [pa.array(c["ts"])]
-            for k in names[1:]:
-                v = np.ascontiguousarray(c[k])
-                cols.append(pa.array(v, mask=np.isnan(v)))
-            w.write_table(pa.Table.from_arrays(cols, names=names))
+    schema = pa.schema([("ts", pa.int64())] + [(k, pa.float64()) for k in names[1:]])
+    writers: dict[str, pacsv.CSVWriter] = {}
+    files: list[Path] = []
+    try:
+        for c in _gen(n, symbol, rate=rate):
+            months = c["ts"].astype("datetime64[ns]").astype("datetime64[M]")
+            for month in np.unique(months) if monthly else [None]:
+                part = c if month is None else c[months == month]
+                out = path if month is None else path.with_name(f"{path.stem}-{month}{path.suffix}")
+                if str(out) not in writers:
+                    files.append(out)
+                    writers[str(out)] = pacsv.CSVWriter(
+                        str(out), schema, write_options=pacsv.WriteOptions(quoting_style="none")
+                    )
+                cols = [pa.array(part["ts"])]
+                for k in names[1:]:
+                    v = np.ascontiguousarray(part[k])
+                    cols.append(pa.array(v, mask=np.isnan(v)))
+                writers[str(out)].write_table(pa.Table.from_arrays(cols, names=names))
+    finally:
+        for w in writers.values():
+            w.close()
+    return files
 
 
 # --------------------------------------------------------------------------
@@ -351,6 +368,22 @@ async def throughput(dsn: str, n: int, tmp: Path) -> list[Row]:
         await measure("parse", "CSV -> validated batches (parse only)", parse, db=False)
         await measure("csv_store", "CSV -> store (import, fresh)", csv_import)
         await measure("reimport", "CSV -> store (re-import, all duplicates)", csv_import)
+        # the same number of ticks over four months, one file per month (as
+        # feeds publish them), in one import: a month's key is built while
+        # the next file loads
+        monthly = write_csv(tmp / "month.csv", n, rate=0.2, monthly=True)
+
+        async def csv_months() -> int:
+            imps = [Importer(p, "csv", symbol="BENCH_CSV_MONTHS", time_format="ns") for p in monthly]
+            rep = await import_to_store(conn, imps, refresh=False, second=conn2)
+            return rep.accepted
+
+        await measure(
+            "csv_months", f"CSV -> store ({len(monthly)} monthly files, one import, fresh)", csv_months
+        )
+        for p in monthly:
+            p.unlink()
+        await store.delete_ticks(conn, "BENCH_CSV_MONTHS")
         # a symbol never written before: keys deleted a moment ago still sit in
         # the index (dead until vacuumed) and would slow the unique checks
         await measure(
@@ -445,6 +478,7 @@ TARGETS = {
     "bulk": 1_000_000,
     "bulk_months2": 1_000_000,
     "csv_store": 1_000_000,
+    "csv_months": 1_000_000,
     "read": 2_000_000,
     "read2": 2_000_000,
 }
