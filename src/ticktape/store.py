@@ -1893,6 +1893,12 @@ async def has_timescale(conn: asyncpg.Connection) -> bool:
 BAR_VIEWS = ("bars_1s", "bars_1m", "bars_1h")
 #: Bucket width of each bar view, ns.
 _BAR_WIDTH_NS = {"bars_1s": 10**9, "bars_1m": 60 * 10**9, "bars_1h": 3_600 * 10**9}
+#: Buckets per refresh batch of each bar aggregate on TimescaleDB: a day, a
+#: week, a month (what dbschema/0031 gives the refresh policies). Since 2.19
+#: a refresh works in batches of 10 buckets, one transaction each, and a
+#: manual refresh too: on 2.28.3, refreshing ``bars_1s`` over the 11.8 days of
+#: 1,000 imported ticks took 279 s (101,700 batches), 0.18 s with a day each.
+_BAR_BUCKETS_PER_BATCH = {"bars_1s": 86_400, "bars_1m": 10_080, "bars_1h": 720}
 
 
 async def refresh_bars(
@@ -1932,6 +1938,13 @@ async def refresh_bars(
     """
     if not await has_timescale(conn):
         return 0
+    batched = await conn.fetchval(  # (TimescaleDB >= 2.19: the refresh takes options)
+        "SELECT EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'refresh_continuous_aggregate' "
+        "AND 'options' = ANY(proargnames))"
+    )
+    call = "CALL refresh_continuous_aggregate($1::regclass, $2::timestamptz, $3::timestamptz" + (
+        ", options => jsonb_build_object('buckets_per_batch', $4::int))" if batched else ")"
+    )
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     for view in BAR_VIEWS:
@@ -1945,12 +1958,7 @@ async def refresh_bars(
         pause = 0.05
         while True:
             try:
-                await conn.execute(
-                    "CALL refresh_continuous_aggregate($1::regclass, $2::timestamptz, $3::timestamptz)",
-                    view,
-                    lo,
-                    hi,
-                )
+                await conn.execute(call, view, lo, hi, *([_BAR_BUCKETS_PER_BATCH[view]] if batched else []))
                 break
             except asyncpg.LockNotAvailableError:
                 if loop.time() + pause > deadline:

@@ -85,3 +85,41 @@ async def test_overlapping_refreshes_both_complete(dsn: str) -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_refreshing_days_of_sparse_ticks_materialises_every_bar(dsn: str) -> None:
+    """A refresh over many days of buckets (a week of sparse ticks: 604,800
+    one-second buckets) materialises every bar of every view. Before
+    refresh_bars gave TimescaleDB its batch size, such a refresh ran 10
+    buckets per transaction: minutes for this window."""
+    conn = await store.connect(dsn)
+    try:
+        await store.migrate(conn)
+        await conn.execute(
+            "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs "
+            "WHERE proc_name = 'policy_refresh_continuous_aggregate'"
+        )
+        n = 1_000
+        t = np.zeros(n, dtype=TICK_DTYPE)
+        t["ts"] = BASE + np.arange(n, dtype=np.int64) * 604 * 10**9 + 250_000_000  # one every ~10 min
+        t["bid"] = 100.0 + np.arange(n) % 7
+        t["ask"] = t["bid"] + 0.02
+        t["bid_size"], t["ask_size"] = 1.0, 1.0
+        t["last"], t["last_size"] = np.nan, np.nan
+        assert await store.write_ticks(conn, "W", t) == n
+        assert await store.refresh_bars(conn, int(t["ts"][0]), int(t["ts"][-1]) + 1) == 3
+        for view, width in (("bars_1s", 1), ("bars_1m", 60), ("bars_1h", 3_600)):
+            # materialised (below the watermark), one bar per bucket holding ticks, every tick counted
+            rows = await conn.fetch(
+                f"SELECT bucket, ticks, open FROM {view} WHERE symbol = 'W' AND bucket < "
+                "_timescaledb_functions.to_timestamp(_timescaledb_functions.cagg_watermark("
+                "(SELECT mat_hypertable_id FROM _timescaledb_catalog.continuous_agg "
+                f"WHERE user_view_name = '{view}'))) ORDER BY bucket"
+            )
+            buckets = (t["ts"] // (width * 10**9)).astype(np.int64)
+            assert len(rows) == len(np.unique(buckets)), view
+            assert sum(r["ticks"] for r in rows) == n, view
+            first = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
+            np.testing.assert_allclose([r["open"] for r in rows], (t["bid"][first] + t["ask"][first]) / 2)
+    finally:
+        await conn.close()
