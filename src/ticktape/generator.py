@@ -53,6 +53,21 @@ def _rng(cfg: RandomWalkConfig) -> np.random.Generator:
     return np.random.default_rng([cfg.seed, zlib.crc32(cfg.symbol.encode())])
 
 
+def grid_prices(k: np.ndarray, tick_size: float) -> np.ndarray:
+    """Prices ``k * tick_size`` as a feed sends them: each the double nearest
+    its decimal (``99.99``, not ``9999 * 0.01 == 99.99000000000001``), so a
+    generated price equals the same price typed in SQL or read from a CSV.
+
+    Examples
+    --------
+    >>> grid_prices(np.array([9999, 10000]), 0.01).tolist()
+    [99.99, 100.0]
+    """
+    text = np.format_float_positional(tick_size, trim="-")
+    decimals = len(text.partition(".")[2])
+    return np.round(np.asarray(k, dtype=np.float64) * tick_size, decimals)
+
+
 def generate(cfg: RandomWalkConfig, chunk: int = 100_000) -> Iterator[np.ndarray]:
     """Yield the ticks of ``cfg`` in chunks of at most ``chunk`` rows."""
     if chunk <= 0:
@@ -82,8 +97,8 @@ def generate(cfg: RandomWalkConfig, chunk: int = 100_000) -> Iterator[np.ndarray
         bid_t = int(path[-1])
         out = np.empty(n, dtype=TICK_DTYPE)
         out["ts"] = ts * 1000
-        out["bid"] = path * cfg.tick_size
-        out["ask"] = (path + 1 + extra) * cfg.tick_size
+        out["bid"] = grid_prices(path, cfg.tick_size)
+        out["ask"] = grid_prices(path + 1 + extra, cfg.tick_size)
         scale = cfg.mean_size * 1.5  # pareto(2.5) has mean 2/3; scale to mean_size
         out["bid_size"] = np.maximum(1.0, np.round((bsz + 0.0) * scale))
         out["ask_size"] = np.maximum(1.0, np.round((asz + 0.0) * scale))

@@ -116,6 +116,9 @@ def test_process_is_deterministic_and_chunk_independent(regimes: bool) -> None:
     assert np.all(a["bid"] < a["ask"]) and np.all(a["bid"] > 0)
     ticks_off = np.round(a["bid"] / 0.01)
     np.testing.assert_allclose(ticks_off * 0.01, a["bid"], atol=1e-9)
+    # prices as a feed sends them: the double of each decimal (99.99, not 99.99000000000001)
+    for f in ("bid", "ask"):
+        assert all(p == float(f"{p:.2f}") for p in a[f][:5_000].tolist()), f
 
 
 def test_regimes_widen_returns_and_spreads() -> None:

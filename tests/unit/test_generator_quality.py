@@ -30,6 +30,8 @@ def test_generated_ticks_are_valid_quotes_on_the_grid():
     for f in ("bid", "ask"):
         ticks = t[f] / 0.05
         assert np.abs(ticks - np.round(ticks)).max() < 1e-6
+        # each price is the double a feed would send for its decimal (as typed in SQL or a CSV)
+        assert all(p == float(f"{p:.2f}") for p in t[f][:5_000].tolist()), f
     ok, counts, _ = validate(t, None)
     assert ok.all() and sum(counts.values()) == 0
 
@@ -120,3 +122,15 @@ def test_validation_kernel_equals_the_rules(rows, last_ts):
     ok, counts, last = validate(t, last_ts)
     ok_ref, counts_ref, last_ref = _validate_reference(t, last_ts)
     assert ok.tolist() == ok_ref.tolist() and counts == counts_ref and last == last_ref
+
+
+@pytest.mark.parametrize("tick_size", [0.01, 0.05, 0.25, 0.0001, 0.00001, 1.0, 5.0])
+def test_grid_prices_are_the_doubles_of_their_decimals(tick_size: float) -> None:
+    from decimal import Decimal
+
+    from ticktape.generator import grid_prices
+
+    k = np.arange(0, 2_000_000, 997, dtype=np.int64)
+    got = grid_prices(k, tick_size)
+    want = [float(Decimal(int(i)) * Decimal(repr(tick_size))) for i in k.tolist()]
+    assert got.tolist() == want

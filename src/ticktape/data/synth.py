@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ticktape.batch import TICK_DTYPE
+from ticktape.generator import grid_prices
 
 __all__ = [
     "BarSynthConfig",
@@ -371,9 +372,10 @@ def _process(cfg: ProcessConfig) -> Iterator[dict[str, np.ndarray]]:
         half = (
             cfg.tick_size * (cfg.spread_ticks + cfg.spread_vol_mult * np.abs(step) * mid / cfg.tick_size) / 2
         )
-        bid = np.floor((mid - half) / cfg.tick_size) * cfg.tick_size
-        ask = np.ceil((mid + half) / cfg.tick_size) * cfg.tick_size
-        ask = np.maximum(ask, bid + cfg.tick_size)
+        bid_k = np.floor((mid - half) / cfg.tick_size)
+        ask_k = np.maximum(np.ceil((mid + half) / cfg.tick_size), bid_k + 1)
+        bid = grid_prices(bid_k, cfg.tick_size)
+        ask = grid_prices(ask_k, cfg.tick_size)
         bid_size = np.round(sizes[0] * scale)
         ask_size = np.round(sizes[1] * scale)
         np.maximum(bid_size, 1.0, out=bid_size)
@@ -417,9 +419,11 @@ def depth_diffs(
                 book[px] = size
             for px, size in book.items():
                 if prev[side].get(px) != size:
-                    out.append((int(t["ts"]), 10, side, px * tick_size, size, -1, 0))
+                    out.append((int(t["ts"]), 10, side, px, size, -1, 0))
             for px in prev[side]:
                 if px not in book:
-                    out.append((int(t["ts"]), 10, side, px * tick_size, 0.0, -1, 0))
+                    out.append((int(t["ts"]), 10, side, px, 0.0, -1, 0))
             prev[side] = book
-    return np.array(out, dtype=BOOK_EVENT_DTYPE)
+    events = np.array(out, dtype=BOOK_EVENT_DTYPE)
+    events["price"] = grid_prices(np.round(events["price"]), tick_size)  # (levels were tick counts)
+    return events
