@@ -379,11 +379,43 @@ async def throughput(dsn: str, n: int, tmp: Path) -> list[Row]:
             return rep.accepted
 
         await measure(
-            "csv_months", f"CSV -> store ({len(monthly)} monthly files, one import, fresh)", csv_months
+            "csv_months", f"CSV -> store ({len(monthly)} monthly file(s), one import, fresh)", csv_months
         )
         for p in monthly:
             p.unlink()
         await store.delete_ticks(conn, "BENCH_CSV_MONTHS")
+        # one month in four files (daily files): each imported alone, the
+        # later ones find the month's partition and go row by row; together
+        # the month is loaded in bulk once
+        lines = csv_path.read_bytes().splitlines(keepends=True)
+        days = []
+        for k in range(4):
+            day = tmp / f"day{k}.csv"
+            day.write_bytes(
+                b"".join(
+                    [lines[0], *lines[1 + k * (len(lines) - 1) // 4 : 1 + (k + 1) * (len(lines) - 1) // 4]]
+                )
+            )
+            days.append(day)
+        del lines
+
+        async def csv_days(together: bool) -> int:
+            imps = [Importer(p, "csv", symbol="BENCH_CSV_DAYS", time_format="ns") for p in days]
+            if together:
+                return (await import_to_store(conn, imps, refresh=False, second=conn2)).accepted
+            k = 0
+            for imp in imps:
+                k += (await import_to_store(conn, imp, refresh=False, second=conn2)).accepted
+            return k
+
+        await measure(
+            "csv_days1", "CSV -> store (one month in 4 files, imported one by one)", lambda: csv_days(False)
+        )
+        await store.delete_ticks(conn, "BENCH_CSV_DAYS")
+        await measure("csv_days", "CSV -> store (one month in 4 files, one import)", lambda: csv_days(True))
+        await store.delete_ticks(conn, "BENCH_CSV_DAYS")
+        for p in days:
+            p.unlink()
         # a symbol never written before: keys deleted a moment ago still sit in
         # the index (dead until vacuumed) and would slow the unique checks
         await measure(
