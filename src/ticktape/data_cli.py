@@ -184,6 +184,7 @@ def import_(
 
     if rejects is not None and len(files) > 1:
         raise _fail(f"--rejects names one file; with {len(files)} files each gets FILE.rejects.csv")
+    mapping = _parse_map(map_)
     for file in files:
         if not file.is_file():
             raise _fail(f"{file}: no such file")
@@ -204,7 +205,7 @@ def import_(
                     file,
                     fmt,
                     symbol=symbol,
-                    mapping=_parse_map(map_),
+                    mapping=mapping,
                     time_format=time_format,
                     bar_seconds=bar_seconds,
                     strict=strict,

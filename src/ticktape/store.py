@@ -564,10 +564,14 @@ def _month_bounds(symbol: str, month: np.datetime64) -> str:
     return f"FOR VALUES FROM ({sym}, {a}) TO ({sym}, {b})"
 
 
+#: Name of the CHECK a bulk-loaded month has until it is attached (TickWriter).
+_MONTH_CHECK = "ticktape_month_bounds"
+
+
 def _month_check(symbol: str, month: np.datetime64) -> str:
     """A CHECK constraint that holds exactly the rows :func:`_month_bounds` admits."""
     sym, a, b = _month_range(symbol, month)
-    return f"CONSTRAINT ticktape_month_bounds CHECK (symbol = {sym} AND ts >= {a} AND ts < {b})"
+    return f"CONSTRAINT {_MONTH_CHECK} CHECK (symbol = {sym} AND ts >= {a} AND ts < {b})"
 
 
 async def _ticks_partitioned(conn: asyncpg.Connection) -> bool:
@@ -857,7 +861,7 @@ class TickWriter:
                 )
             await conn.execute(
                 f"ALTER TABLE ticks ATTACH PARTITION {month.table} {_month_bounds(month.symbol, month.month)}; "
-                f"ALTER TABLE {month.table} DROP CONSTRAINT ticktape_month_bounds"
+                f"ALTER TABLE {month.table} DROP CONSTRAINT {_MONTH_CHECK}"
             )
             await month.tx.commit()
         except BaseException:
