@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ticktape import store
 from ticktape.batch import DTYPES, TICK_DTYPE
@@ -397,6 +399,42 @@ async def test_result_set_is_written_once_in_one_transaction(conn: asyncpg.Conne
     assert await conn.fetchval("SELECT count(*) FROM equity WHERE run_id = $1", run) == 2
     got = await store.read_results(conn, run, "X", "fills")
     assert got["qty"].tolist() == [1, 2, 3]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    per_us=st.lists(st.integers(1, 5), min_size=2, max_size=3),
+    n=st.integers(1, 300),
+    rows=st.integers(1, 64),
+)
+def test_stream_equity_windows_never_split_a_time(db_url: str, per_us: list[int], n: int, rows: int) -> None:
+    """Samples sharing a microsecond (and a ns time) across and within symbols
+    come out in one global order whatever the piece size (and so the number
+    of windows): the same as one sort of everything by (ts, symbol, value)."""
+
+    async def go() -> None:
+        conn = await store.connect(db_url)
+        try:
+            run = uuid.uuid4()
+            syms = sorted(symbol() for _ in per_us)
+            want = []
+            for j, (sym, k) in enumerate(zip(syms, per_us, strict=True)):
+                r = make_rows("equity", n, seed=j)
+                r["ts"] = T0 + (np.arange(n) // k) * 1_000 + (np.arange(n) % 2) * 7  # ties in µs and in ns
+                r["equity"] = np.round(np.random.default_rng(j).normal(0, 3, n))  # ties in value too
+                r["cash"], r["position"], r["price"] = 1.0, 1.0, 100.0
+                await store.write_results(conn, run, sym, "equity", 0, r)
+                want.extend((int(t), j, float(e)) for t, e in zip(r["ts"], r["equity"], strict=True))
+            pieces = [p async for p in store.stream_equity(conn, run, syms, rows=rows)]
+            assert all(len(p[0]) == rows for p in pieces[:-1]) and 0 < len(pieces[-1][0]) <= rows
+            got = [
+                (int(t), int(j), float(e)) for p in pieces for t, j, e in zip(p[0], p[1], p[2], strict=True)
+            ]
+            assert got == sorted(want)
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
 
 
 async def test_stream_equity_merges_symbols_in_pieces_like_the_whole_read(conn: asyncpg.Connection) -> None:
