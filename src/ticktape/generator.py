@@ -11,6 +11,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numpy as np
 
@@ -63,9 +64,12 @@ def grid_prices(k: np.ndarray, tick_size: float) -> np.ndarray:
     >>> grid_prices(np.array([9999, 10000]), 0.01).tolist()
     [99.99, 100.0]
     """
+    k = np.asarray(k, dtype=np.float64)
+    per_unit = round(1.0 / tick_size)  # ticks per unit of price when a tick is 1/m (0.01, 0.25...)
+    if per_unit >= 1 and float(Decimal(1) / per_unit) == tick_size:
+        return k / per_unit  # (a correctly rounded quotient of whole numbers: the decimal's double)
     text = np.format_float_positional(tick_size, trim="-")
-    decimals = len(text.partition(".")[2])
-    return np.round(np.asarray(k, dtype=np.float64) * tick_size, decimals)
+    return np.round(k * tick_size, len(text.partition(".")[2]))
 
 
 def generate(cfg: RandomWalkConfig, chunk: int = 100_000) -> Iterator[np.ndarray]:

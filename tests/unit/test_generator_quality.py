@@ -124,7 +124,7 @@ def test_validation_kernel_equals_the_rules(rows, last_ts):
     assert ok.tolist() == ok_ref.tolist() and counts == counts_ref and last == last_ref
 
 
-@pytest.mark.parametrize("tick_size", [0.01, 0.05, 0.25, 0.0001, 0.00001, 1.0, 5.0])
+@pytest.mark.parametrize("tick_size", [0.01, 0.05, 0.25, 0.0001, 0.00001, 1.0, 5.0, 0.3, 0.125, 2.5])
 def test_grid_prices_are_the_doubles_of_their_decimals(tick_size: float) -> None:
     from decimal import Decimal
 
