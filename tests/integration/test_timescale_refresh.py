@@ -49,22 +49,42 @@ async def dsn() -> AsyncIterator[str]:
         await admin.close()
 
 
+async def migrate_without_policies(conn: asyncpg.Connection) -> None:
+    """Migrate, then pause the refresh policies: only the test's refreshes run
+    (the policies would race with its checks)."""
+    await store.migrate(conn)
+    await conn.execute(
+        "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs "
+        "WHERE proc_name = 'policy_refresh_continuous_aggregate'"
+    )
+
+
+def quotes(ts: np.ndarray, bid: np.ndarray | float) -> np.ndarray:
+    """Quotes at ``ts``: ``bid``, ask 0.02 above, sizes 1, no trades."""
+    t = np.zeros(len(ts), dtype=TICK_DTYPE)
+    t["ts"], t["bid"] = ts, bid
+    t["ask"] = t["bid"] + 0.02
+    t["bid_size"], t["ask_size"] = 1.0, 1.0
+    t["last"], t["last_size"] = np.nan, np.nan
+    return t
+
+
+def materialised(view: str) -> str:
+    """SQL condition: the bucket is below ``view``'s watermark (materialised, not real-time)."""
+    return (
+        "bucket < _timescaledb_functions.to_timestamp(_timescaledb_functions.cagg_watermark("
+        "(SELECT mat_hypertable_id FROM _timescaledb_catalog.continuous_agg "
+        f"WHERE user_view_name = '{view}')))"
+    )
+
+
 async def test_overlapping_refreshes_both_complete(dsn: str) -> None:
     a = await store.connect(dsn)
     b = await store.connect(dsn)
     try:
-        await store.migrate(a)
-        # only our refreshes: the policies would race with the check below
-        await a.execute(
-            "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs "
-            "WHERE proc_name = 'policy_refresh_continuous_aggregate'"
-        )
+        await migrate_without_policies(a)
         n = 400_000  # 100 ticks/s over 66 minutes: a refresh takes long enough to overlap
-        t = np.zeros(n, dtype=TICK_DTYPE)
-        t["ts"] = BASE + np.arange(n, dtype=np.int64) * 10_000_000
-        t["bid"], t["ask"] = 100.0, 100.02
-        t["bid_size"], t["ask_size"] = 1.0, 1.0
-        t["last"], t["last_size"] = np.nan, np.nan
+        t = quotes(BASE + np.arange(n, dtype=np.int64) * 10_000_000, 100.0)
         assert await store.write_ticks(a, "R", t) == n
         lo, hi = BASE - 3_600 * 10**9, int(t["ts"][-1]) + 3_600 * 10**9
         # both start on the same invalidated range at once: on TimescaleDB
@@ -76,10 +96,7 @@ async def test_overlapping_refreshes_both_complete(dsn: str) -> None:
             assert total == n, view
         # materialised, not real-time: the watermark is past the data
         mat = await a.fetchval(
-            "SELECT count(*) FROM bars_1m WHERE symbol = 'R' AND bucket < "
-            "_timescaledb_functions.to_timestamp(_timescaledb_functions.cagg_watermark("
-            "(SELECT mat_hypertable_id FROM _timescaledb_catalog.continuous_agg "
-            "WHERE user_view_name = 'bars_1m')))"
+            f"SELECT count(*) FROM bars_1m WHERE symbol = 'R' AND {materialised('bars_1m')}"
         )
         assert mat == 67
     finally:
@@ -94,27 +111,16 @@ async def test_refreshing_days_of_sparse_ticks_materialises_every_bar(dsn: str) 
     buckets per transaction: minutes for this window."""
     conn = await store.connect(dsn)
     try:
-        await store.migrate(conn)
-        await conn.execute(
-            "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs "
-            "WHERE proc_name = 'policy_refresh_continuous_aggregate'"
-        )
+        await migrate_without_policies(conn)
         n = 1_000
-        t = np.zeros(n, dtype=TICK_DTYPE)
-        t["ts"] = BASE + np.arange(n, dtype=np.int64) * 604 * 10**9 + 250_000_000  # one every ~10 min
-        t["bid"] = 100.0 + np.arange(n) % 7
-        t["ask"] = t["bid"] + 0.02
-        t["bid_size"], t["ask_size"] = 1.0, 1.0
-        t["last"], t["last_size"] = np.nan, np.nan
+        ts = BASE + np.arange(n, dtype=np.int64) * 604 * 10**9 + 250_000_000  # one every ~10 min
+        t = quotes(ts, 100.0 + np.arange(n) % 7)
         assert await store.write_ticks(conn, "W", t) == n
         assert await store.refresh_bars(conn, int(t["ts"][0]), int(t["ts"][-1]) + 1) == 3
         for view, width in (("bars_1s", 1), ("bars_1m", 60), ("bars_1h", 3_600)):
             # materialised (below the watermark), one bar per bucket holding ticks, every tick counted
             rows = await conn.fetch(
-                f"SELECT bucket, ticks, open FROM {view} WHERE symbol = 'W' AND bucket < "
-                "_timescaledb_functions.to_timestamp(_timescaledb_functions.cagg_watermark("
-                "(SELECT mat_hypertable_id FROM _timescaledb_catalog.continuous_agg "
-                f"WHERE user_view_name = '{view}'))) ORDER BY bucket"
+                f"SELECT bucket, ticks, open FROM {view} WHERE symbol = 'W' AND {materialised(view)} ORDER BY bucket"
             )
             buckets = (t["ts"] // (width * 10**9)).astype(np.int64)
             assert len(rows) == len(np.unique(buckets)), view
