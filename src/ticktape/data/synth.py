@@ -425,5 +425,5 @@ def depth_diffs(
                     out.append((int(t["ts"]), 10, side, px, 0.0, -1, 0))
             prev[side] = book
     events = np.array(out, dtype=BOOK_EVENT_DTYPE)
-    events["price"] = grid_prices(np.round(events["price"]), tick_size)  # (levels were tick counts)
+    events["price"] = grid_prices(events["price"], tick_size)  # (the levels were whole tick counts)
     return events
