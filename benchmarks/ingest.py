@@ -94,28 +94,26 @@ def write_csv(
 
     names = ["ts", "bid", "ask", "bid_size", "ask_size", "last", "last_size"]
     schema = pa.schema([("ts", pa.int64())] + [(k, pa.float64()) for k in names[1:]])
-    writers: dict[str, pacsv.CSVWriter] = {}
-    files: list[Path] = []
+    writers: dict[Path, pacsv.CSVWriter] = {}  # (in the order the files were started)
     try:
         for c in _gen(n, symbol, rate=rate):
             months = c["ts"].astype("datetime64[ns]").astype("datetime64[M]")
             for month in np.unique(months) if monthly else [None]:
                 part = c if month is None else c[months == month]
                 out = path if month is None else path.with_name(f"{path.stem}-{month}{path.suffix}")
-                if str(out) not in writers:
-                    files.append(out)
-                    writers[str(out)] = pacsv.CSVWriter(
+                if out not in writers:
+                    writers[out] = pacsv.CSVWriter(
                         str(out), schema, write_options=pacsv.WriteOptions(quoting_style="none")
                     )
                 cols = [pa.array(part["ts"])]
                 for k in names[1:]:
                     v = np.ascontiguousarray(part[k])
                     cols.append(pa.array(v, mask=np.isnan(v)))
-                writers[str(out)].write_table(pa.Table.from_arrays(cols, names=names))
+                writers[out].write_table(pa.Table.from_arrays(cols, names=names))
     finally:
         for w in writers.values():
             w.close()
-    return files
+    return list(writers)
 
 
 # --------------------------------------------------------------------------
