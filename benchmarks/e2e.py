@@ -42,7 +42,7 @@ from ticktape.app import topic_partitions
 from ticktape.config import Settings
 from ticktape.demo import migrate, submit_and_watch
 from ticktape.generator import RandomWalkConfig, generate
-from ticktape.runtime import Runtime
+from ticktape.runtime import Runtime, keep_freed_memory
 from ticktape.spec import RunSpec
 from ticktape.stages import run_symbol
 from ticktape.worker import WorkerProcess
@@ -252,6 +252,7 @@ def main() -> None:
     ap.add_argument("--backtrader-ticks", type=int, default=200_000)
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     args = ap.parse_args()
+    keep_freed_memory()  # as the `ticktape` command does
     if args.quick:
         args.ticks_per_symbol, args.memory_ticks, args.backtrader_ticks = 200_000, "400000,1000000", 20_000
     n, batch = args.ticks_per_symbol, args.batch_size

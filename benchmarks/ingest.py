@@ -558,6 +558,9 @@ def main() -> None:
     ap.add_argument("--symbol", default="BENCH")
     ap.add_argument("--dsn")
     args = ap.parse_args()
+    from ticktape.runtime import keep_freed_memory
+
+    keep_freed_memory()  # as the `ticktape` command does
     if args.child:
         print(json.dumps(child(args.child, args.n, args.path, args.dsn, args.symbol)))
         return

@@ -371,6 +371,9 @@ def dashboard(
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI; known errors become one line and exit 1."""
     from ticktape.errors import KNOWN_ERRORS
+    from ticktape.runtime import keep_freed_memory
+
+    keep_freed_memory()  # (before the first batch: workers, imports, backtests)
 
     def on_sigterm(signum, frame):  # unwind (stopping children) instead of dying mid-way
         raise KeyboardInterrupt

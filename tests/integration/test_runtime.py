@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import psutil
 import pytest
 
@@ -104,6 +105,34 @@ def test_embedded_services_listen_on_loopback_only(runtime: Runtime) -> None:
     # PostgreSQL: unix socket only, no TCP at all
     pg = family({"pg": runtime.pids["postgres"]})
     assert not [p for p in listening if p[0] in pg]
+
+
+def test_embedded_postgres_backends_keep_freed_memory(runtime: Runtime) -> None:
+    """A backend reuses the memory of its last big query (glibc's settings of
+    keep_freed_memory): no page faults for the next one (-25% CPU reading ticks)."""
+    if not runtime.embedded_db:
+        pytest.skip("external database configured")
+
+    async def faults_of_repeats() -> int:
+        conn = await asyncpg.connect(str(runtime.database_url))
+        try:  # (the backend lives as long as its connection)
+            await conn.execute(  # a page of 100,000 ticks, read as read_ticks does
+                "CREATE TEMP TABLE page AS SELECT now() + g * interval '1 ms' AS ts, g::float8 AS bid, "
+                "g::float8 AS ask, g::float8 AS bid_size, g::float8 AS ask_size FROM generate_series(1, 100000) g"
+            )
+            query = "SELECT array_agg(ts), array_agg(bid), array_agg(ask), array_agg(bid_size), "
+            query += "array_agg(ask_size) FROM page"
+            stat = Path(f"/proc/{await conn.fetchval('SELECT pg_backend_pid()')}/stat")
+            await conn.fetchrow(query)
+            before = int(stat.read_text().rsplit(")", 1)[1].split()[7])  # minflt
+            for _ in range(5):
+                await conn.fetchrow(query)
+            return int(stat.read_text().rsplit(")", 1)[1].split()[7]) - before
+        finally:
+            await conn.close()
+
+    # (0 seen; glibc's defaults: 3,800 faults a query)
+    assert run_coro(faults_of_repeats) < 1000
 
 
 _CHILD = textwrap.dedent(
