@@ -250,16 +250,26 @@ def test_invariants(stream: tuple[dict, dict]) -> None:
     for row in out["equity"]:
         want = row["cash"] if row["position"] == 0 else row["cash"] + row["position"] * row["price"]
         assert row["equity"] == want
-    # fill details: maker fills are at the order's own limit price, known after the response latency
+    # fill details: maker fills are at the order's limit price in force then (the last one
+    # accepted before the fill: a modify can move it between two fills), known after the
+    # response latency; each fill has its (PARTIALLY_)FILLED event, in the same order
     assert np.array_equal(out["fill_known_ts"], fills["ts"] + cfg["response_latency_ns"])
-    limit_of = {
-        int(o["order_id"]): o["price"]
-        for o in ev
-        if o["event"] == OrderEvent.ACCEPTED and not math.isnan(o["price"])
-    }
+    limit_now: dict[int, float] = {}
+    limit_at_fill: dict[int, list[float]] = {}
+    for o in ev:
+        oid = int(o["order_id"])
+        if o["event"] == OrderEvent.ACCEPTED and not math.isnan(o["price"]):
+            limit_now[oid] = float(o["price"])
+        elif o["event"] in (OrderEvent.PARTIALLY_FILLED, OrderEvent.FILLED):
+            limit_at_fill.setdefault(oid, []).append(limit_now.get(oid, math.nan))
+    for oid, limits in limit_at_fill.items():
+        assert len(limits) == int(np.sum(fills["order_id"] == oid))
+    k_of: dict[int, int] = {}
     for f, liq in zip(fills, out["fill_liquidity"], strict=True):
+        oid = int(f["order_id"])
+        k_of[oid] = k_of.get(oid, -1) + 1
         if liq == Liquidity.MAKER:
-            assert f["price"] == limit_of[int(f["order_id"])]
+            assert f["price"] == limit_at_fill[oid][k_of[oid]]
 
 
 # ------------------------------------------------------------ hand-written
@@ -474,6 +484,20 @@ def test_modify_keeps_or_loses_queue_priority() -> None:
     # order 1 shrank (keeps its place: 10 ahead from tick 1; trades at ticks 2, 3, 4 make 12 > 10)
     # order 2 grew at tick 2 (back of the queue: 10 ahead again from tick 2, trades at 3, 4, 5 make 12)
     assert [(t // S, o, q) for t, o, _, q, _ in f] == [(4, 1, 1.0), (5, 2, 2.0), (6, 2, 1.0)]
+
+
+def test_a_modify_between_two_fills_moves_the_price_of_the_second() -> None:
+    # a buy limit at 100.00 fills 1 of 3 on a trade at 100.00 (maker), is modified to
+    # 100.01 (accepted), and fills the other 2 on a trade at 100.01: at 100.01, not 100.00
+    cols = ticks(7)  # (each instruction arrives a tick after it is sent)
+    cols["last"][:] = [np.nan, np.nan, 100.0, np.nan, np.nan, 100.01, np.nan]
+    cols["last_size"][:] = [np.nan, np.nan, 1.0, np.nan, np.nan, 5.0, np.nan]
+    cols["orders"] = instructions(
+        i=[0, 3], action=[0, OrderAction.MODIFY], order_id=[1, 1], side=Side.BUY,
+        type=OrderType.LIMIT, price=[100.0, 100.01], qty=[3.0, 3.0],
+    )  # fmt: skip
+    out, _ = both(cols, queue_model=QueueModel.NONE)
+    assert fills(out) == [(2 * S, 1, 100.0, 1.0, "MAKER"), (5 * S, 1, 100.01, 2.0, "MAKER")]
 
 
 def test_queue_none_fills_on_any_trade_at_the_price() -> None:
