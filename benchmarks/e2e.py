@@ -6,12 +6,16 @@ unless TICKTAPE_DATABASE_URL is set), replays them through the Faust pipeline
 (embedded broker unless TICKTAPE_KAFKA_URL is set; all stages in one worker)
 with the SMA-crossover strategy, and prints one table:
 
-- pipeline (store): ticks / (run finished - run started), as the sink
-  records it, with the Faust worker's peak resident memory (VmHWM) and the
-  CPU time per tick of the worker, the broker and the database (each with
-  its children) from submit to completion: on 2 cores these say what a
-  run can reach whatever else the machine does;
-- pipeline incl. worker start: wall time from submitting the run;
+- pipeline (store): ticks / the run's ``wall_seconds``, as the sink
+  records it: from the run's start until its last results are stored (the
+  in-process and backtrader rows time the processing too, no metrics), with
+  the Faust worker's peak resident memory (VmHWM) and the CPU time per tick
+  of the worker, the broker and the database (each with its children) from
+  submit to completion: on 2 cores these say what a run can reach whatever
+  else the machine does;
+- pipeline, submit -> complete: wall time from submitting the run until it
+  is ``complete``, which includes the run's metrics computed at its end
+  from the stored fills and equity (a few seconds: docs/metrics.md);
 - pipeline (generator source) at two sizes (``--memory-ticks``, total over
   the 2 symbols): the worker's peak memory must not grow with the ticks;
   the embedded broker's resident memory after each run is shown too: its
@@ -147,13 +151,20 @@ def pipeline(
             run, total_s, rss, cpu = _run(rt, home, spec, 2 * n, console)
             rows.append(
                 (
-                    "pipeline, store source (run start -> complete)",
+                    "pipeline, store source (run start -> last results stored)",
                     run["ticks_processed"],
                     run["wall_seconds"],
                     f"worker peak RSS {rss:,.0f} MB; {cpu}",
                 )
             )
-            rows.append(("pipeline incl. worker start", run["ticks_processed"], total_s, ""))
+            rows.append(
+                (
+                    "pipeline, submit -> complete (incl. end-of-run metrics)",
+                    run["ticks_processed"],
+                    total_s,
+                    "",
+                )
+            )
             parquet = Path(home) / "ticks.parquet"
             asyncio.run(export(rt.database_url, parquet, symbols))
             spec = RunSpec(
