@@ -10,8 +10,12 @@ import textwrap
 
 import pytest
 
+_LIBC, _VERSION = platform.libc_ver()
 pytestmark = pytest.mark.skipif(
-    sys.platform != "linux" or platform.libc_ver()[0] != "glibc", reason="glibc's malloc only"
+    sys.platform != "linux"
+    or _LIBC != "glibc"
+    or tuple(int(x) for x in _VERSION.split(".")[:2]) < (2, 33),  # (mallinfo2)
+    reason="glibc's malloc only (2.33 or later: mallinfo2)",
 )
 
 # How many blocks glibc maps for an 8 MB array (one batch of 100,000 ticks is
