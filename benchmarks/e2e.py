@@ -55,18 +55,21 @@ PARAMS = {"fast": 50, "slow": 400, "size": 100.0}
 
 
 async def load(dsn: str, symbols: list[str], n: int) -> float:
-    conn = await store.connect(dsn)
+    conn, second = await store.connect(dsn), await store.connect(dsn)
     try:
         t0 = time.perf_counter()
-        for i, sym in enumerate(symbols):
-            seq = 0
-            async with store.TickWriter(conn) as writer:  # as `ticktape data import` stores them
+        # as `ticktape data import` stores them: one writer, the key of a month
+        # built on one connection while the next month loads on the other
+        async with store.TickWriter(conn, second=second) as writer:
+            for i, sym in enumerate(symbols):
+                seq = 0
                 for chunk in generate(RandomWalkConfig(symbol=sym, n_ticks=n, seed=i), chunk=200_000):
                     await writer.write(sym, chunk, seq)
                     seq += len(chunk)
         return time.perf_counter() - t0
     finally:
         await conn.close()
+        await second.close()
 
 
 async def export(dsn: str, path: Path, symbols: list[str]) -> None:
