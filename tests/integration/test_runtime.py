@@ -123,11 +123,15 @@ def test_embedded_postgres_backends_keep_freed_memory(runtime: Runtime) -> None:
             query = "SELECT array_agg(ts), array_agg(bid), array_agg(ask), array_agg(bid_size), "
             query += "array_agg(ask_size) FROM page"
             stat = Path(f"/proc/{await conn.fetchval('SELECT pg_backend_pid()')}/stat")
+
+            def minor_faults() -> int:
+                return int(stat.read_text().rsplit(")", 1)[1].split()[7])  # minflt
+
             await conn.fetchrow(query)
-            before = int(stat.read_text().rsplit(")", 1)[1].split()[7])  # minflt
+            before = minor_faults()
             for _ in range(5):
                 await conn.fetchrow(query)
-            return int(stat.read_text().rsplit(")", 1)[1].split()[7]) - before
+            return minor_faults() - before
         finally:
             await conn.close()
 
