@@ -264,12 +264,11 @@ def test_invariants(stream: tuple[dict, dict]) -> None:
             limit_at_fill.setdefault(oid, []).append(limit_now.get(oid, math.nan))
     for oid, limits in limit_at_fill.items():
         assert len(limits) == int(np.sum(fills["order_id"] == oid))
-    k_of: dict[int, int] = {}
+    next_limit = {oid: iter(limits) for oid, limits in limit_at_fill.items()}
     for f, liq in zip(fills, out["fill_liquidity"], strict=True):
-        oid = int(f["order_id"])
-        k_of[oid] = k_of.get(oid, -1) + 1
+        limit = next(next_limit[int(f["order_id"])])
         if liq == Liquidity.MAKER:
-            assert f["price"] == limit_at_fill[oid][k_of[oid]]
+            assert f["price"] == limit
 
 
 # ------------------------------------------------------------ hand-written
