@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import faust
 import numpy as np
+from faust.types import FutureMessage
 
 from ticktape.batch import LEVEL_DTYPE
 from ticktape.stages import IndicatorState, StrategyState
@@ -64,16 +65,45 @@ class StreamState:
         )
 
 
-def define(app: faust.App, partitions: int) -> faust.Table:
+class StateTable(faust.Table):
+    """A table that keeps the changelog record of its last update, so that
+    :func:`save` can wait for the broker to have it."""
+
+    last_sent: FutureMessage | None = None
+
+    def send_changelog(self, *args, **kwargs) -> FutureMessage:
+        self.last_sent = super().send_changelog(*args, **kwargs)
+        return self.last_sent
+
+
+def define(app: faust.App, partitions: int) -> StateTable:
     """Declare the state table on ``app`` (partitioned like the ticks topic)."""
-    return app.Table(
-        TABLE,
+    table = StateTable(
+        app,
+        name=TABLE,
         default=None,
+        beacon=app.tables.beacon,
         partitions=partitions,
         key_type=str,
         value_type=bytes,
         help="per (run, symbol): last batch seq + indicator, strategy and engine state",
     )
+    return app.tables.add(table)
+
+
+async def save(table: StateTable, k: str, state: StreamState) -> None:
+    """Write ``state`` under ``k`` and wait until the broker has acknowledged
+    its changelog record.
+
+    A plain table write only queues the record, and Faust's flush before an
+    offset commit gives up after 0.1 s without a send: the source batch's
+    offset could be committed while its state was still in this process, and
+    a worker killed then resumed after batches its recovered state never saw.
+    Called before the source event is acknowledged, this keeps "offset
+    committed" implying "state on the broker".
+    """
+    table[k] = state.to_bytes()
+    await table.last_sent
 
 
 def changelog_topics(app_id: str) -> list[str]:
