@@ -8,8 +8,9 @@ by the broker *before* the stream's state is written, so persisted state
 always implies persisted results; a batch re-processed after a crash gives
 identical results, which the sink stores once. The state write is in turn
 acknowledged before the batch's offset may be committed
-(ticktape.tables.state.save), so a restarted worker resumes exactly after
-the last state it recovers: a gap in a stream's batches is an error.
+(ticktape.tables.state.save). A batch that still arrives ahead of a missing
+one (seen once after kill -9 and a restart, cause not found) is held until
+the gap fills, and the run fails loudly if it never does.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from ticktape.tables.state import StateTable, StreamState, key, save
 
 log = logging.getLogger(__name__)
 
+#: Bytes of batches one stream may hold while waiting for a missing one.
+MAX_AHEAD_BYTES = 512 * 1024 * 1024
+
 
 def register(app: faust.App, topics, table: StateTable) -> None:
     runs: dict[str, tuple[RunSpec, Strategy]] = {}
@@ -38,7 +42,12 @@ def register(app: faust.App, topics, table: StateTable) -> None:
             runs[batch.run_id] = (spec, build(spec.strategy, spec.params))
         return runs[batch.run_id]
 
-    async def apply(batch, k: str, state: StreamState) -> None:
+    # Batches that arrived ahead of a missing one, per stream: after a crash
+    # the restarted replay re-sends the stream from its start, which fills the
+    # gap; they are then applied in order (never out of order, never lost).
+    ahead: dict[str, dict[int, bytes]] = {}
+
+    async def apply(batch, k: str, state: StreamState) -> StreamState | None:
         try:
             spec, strat = run_of(batch)
             good, cols, feats, bars, ind = indicators_step(
@@ -58,8 +67,10 @@ def register(app: faust.App, topics, table: StateTable) -> None:
         except Exception as exc:  # fail the run loudly, keep the worker alive
             log.exception("run %s symbol %s batch %d failed", batch.run_id, batch.symbol, batch.seq)
             await execution.report_failure(topics, batch, f"{type(exc).__name__}: {exc}")
-            return
-        await save(table, k, StreamState(batch.seq, ind, strat_state, engine, carry))
+            return None
+        new = StreamState(batch.seq, ind, strat_state, engine, carry)
+        await save(table, k, new)
+        return new
 
     @app.agent(topics.ticks, name="indicators")
     async def indicators(stream):
@@ -69,9 +80,27 @@ def register(app: faust.App, topics, table: StateTable) -> None:
             state = StreamState.from_bytes(table.get(k))
             if batch.seq <= state.seq:
                 continue  # re-delivered: already applied
-            if batch.seq > state.seq + 1:  # cannot happen while offsets follow saved state
-                await execution.report_failure(
-                    topics, batch, f"batches {state.seq + 1}..{batch.seq - 1} never arrived"
+            if batch.seq > state.seq + 1:
+                held = ahead.setdefault(k, {})
+                if sum(map(len, held.values())) + len(value) > MAX_AHEAD_BYTES:
+                    await execution.report_failure(
+                        topics, batch, f"batches {state.seq + 1}..{min(held) - 1} never arrived"
+                    )
+                    continue
+                held[batch.seq] = bytes(value)
+                msg = stream.current_event.message
+                log.warning(
+                    "%s: batch %d (%s[%d] offset %d) is ahead of %d; held until the gap fills",
+                    k,
+                    batch.seq,
+                    msg.topic,
+                    msg.partition,
+                    msg.offset,
+                    state.seq,
                 )
                 continue
-            await apply(batch, k, state)
+            while batch is not None and (state := await apply(batch, k, state)) is not None:
+                nxt = ahead.get(k, {}).pop(state.seq + 1, None)
+                batch = decode(nxt) if nxt is not None else None
+            if not ahead.get(k):
+                ahead.pop(k, None)

@@ -2,10 +2,18 @@
 a worker killed with -9 mid-run and restarted, and two workers sharing the
 partitions, both store exactly what an uninterrupted in-process run gives."""
 
+import asyncio
+import contextlib
 import time
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
+from ticktape import store
+from ticktape.app import APP_ID
+from ticktape.batch import Batch, empty, encode
+from ticktape.config import Settings
+from ticktape.runtime import Runtime
 from ticktape.spec import RunSpec
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
@@ -64,6 +72,89 @@ def test_two_workers_sharing_partitions_store_the_same_results(pipeline):
     assert run["fills"] == pipeline.assert_same_as_in_process(spec)
 
 
+@contextlib.contextmanager
+def _own_broker(pipeline, db_url, tmp_path):
+    """``pipeline`` on an embedded broker of its own: no consumer-group
+    members left by earlier tests, whose expiry rebalances the group while
+    the test runs (and Faust may then drop fetched messages)."""
+    if pipeline.runtime.pids.get("kafka") is None:  # external broker (TICKTAPE_KAFKA_URL)
+        yield pipeline
+        return
+    with Runtime(Settings(home=tmp_path / "broker", database_url=db_url)) as rt:
+        yield type(pipeline)(rt, db_url, tmp_path)
+
+
+def test_batches_arriving_ahead_of_a_missing_one_are_applied_in_order(pipeline, db_url, tmp_path):
+    """A stream's batches delivered out of sequence (as after a crash, when a
+    restarted replay re-sends what was lost) are held and applied in order."""
+    with _own_broker(pipeline, db_url, tmp_path) as own:
+        _apply_out_of_order(own)
+
+
+def _apply_out_of_order(pipeline):
+    symbols = pipeline.symbols(2, N // 10)
+    spec = _spec(symbols)
+
+    def batches(symbol: str) -> list[Batch]:
+        ticks = pipeline.data[symbol]
+        meta = {"spec": spec.to_json()}
+        out = [
+            Batch(
+                run_id=spec.run_id,
+                symbol=symbol,
+                seq=seq,
+                arrays={"ticks": ticks[i : i + spec.batch_size]},
+                meta=meta,
+            )
+            for seq, i in enumerate(range(0, len(ticks), spec.batch_size))
+        ]
+        eos_meta = {**meta, "ticks_in": len(ticks)}
+        eos = Batch(
+            run_id=spec.run_id,
+            symbol=symbol,
+            seq=len(out),
+            arrays={"ticks": empty("ticks")},
+            eos=True,
+            meta=eos_meta,
+        )
+        return [*out, eos]
+
+    async def create(conn):
+        await store.create_run(
+            conn,
+            spec.run_id,
+            spec.strategy,
+            {"engine": {"initial_cash": 1e6}},
+            spec.params,
+            list(symbols),
+            None,
+            None,
+        )
+        await store.start_run(conn, spec.run_id)
+
+    async def send_shuffled():
+        producer = AIOKafkaProducer(bootstrap_servers=pipeline.runtime.kafka_url)
+        await producer.start()
+        try:
+            for s in symbols:
+                b = batches(s)
+                # 0..2, then 6..8 ahead of the missing 3..5, then the rest; 7 twice
+                for x in b[:3] + b[6:9] + b[3:6] + b[7:8] + b[9:]:
+                    await producer.send_and_wait(f"{APP_ID}.ticks", encode(x), key=s.encode())
+        finally:
+            await producer.stop()
+
+    pipeline._run(create)
+    with pipeline.worker("w", "info") as w:
+        asyncio.run(send_shuffled())
+        run = pipeline.wait_done(spec.run_id, [w])
+        log = w.log_path.read_text()
+    assert run["status"] == "complete", run["error"]
+    assert "is ahead of 2; held until the gap fills" in log
+    assert run["ticks_processed"] == 2 * (N // 10)
+    assert run["fills"] == pipeline.assert_same_as_in_process(spec)
+
+
 def _outage_loop(pipeline, run_id, n_total, outage, times=3):
     """Cause ``outage()`` ``times`` times while the run is in flight."""
     done = 0
@@ -104,16 +195,11 @@ def test_broker_stalled_mid_run_loses_nothing(pipeline, db_url, tmp_path):
     import os
     import signal
 
-    from ticktape.config import Settings
-    from ticktape.runtime import Runtime
-
     if pipeline.runtime.pids.get("kafka") is None:
         pytest.skip("the broker is external (TICKTAPE_KAFKA_URL): cannot stall it from here")
     # a broker of its own: a stalled broker's group state must not leak into other tests
-    settings = Settings(home=tmp_path / "broker", database_url=db_url)
-    with Runtime(settings) as rt:
-        pid = rt.pids["kafka"]
-        own = type(pipeline)(rt, db_url, tmp_path)
+    with _own_broker(pipeline, db_url, tmp_path) as own:
+        pid = own.runtime.pids["kafka"]
         symbols = own.symbols(2, N)
         spec = _spec(symbols)
 
