@@ -9,8 +9,9 @@ always implies persisted results; a batch re-processed after a crash gives
 identical results, which the sink stores once. The state write is in turn
 acknowledged before the batch's offset may be committed
 (ticktape.tables.state.save). A batch that still arrives ahead of a missing
-one (seen once after kill -9 and a restart, cause not found) is held until
-the gap fills, and the run fails loudly if it never does.
+one (Faust can drop messages around a rebalance: docs/architecture.md, "State
+and delivery") is held until the gap fills, and the run fails loudly if the
+held batches outgrow their bound.
 """
 
 from __future__ import annotations
