@@ -79,9 +79,10 @@ class Pipeline:
         worker.wait_ready(120)
         return worker
 
-    def submit(self, spec: RunSpec) -> None:
-        async def create(conn):
-            await store.create_run(
+    def create_run(self, spec: RunSpec) -> None:
+        """The run's row, pending, as a submitting client writes it."""
+        self._run(
+            lambda conn: store.create_run(
                 conn,
                 spec.run_id,
                 spec.strategy,
@@ -91,8 +92,10 @@ class Pipeline:
                 None,
                 None,
             )
+        )
 
-        self._run(create)
+    def submit(self, spec: RunSpec) -> None:
+        self.create_run(spec)
 
         async def send():
             producer = AIOKafkaProducer(bootstrap_servers=self.runtime.kafka_url)

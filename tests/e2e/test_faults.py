@@ -119,19 +119,6 @@ def _apply_out_of_order(pipeline):
         )
         return [*out, eos]
 
-    async def create(conn):
-        await store.create_run(
-            conn,
-            spec.run_id,
-            spec.strategy,
-            {"engine": {"initial_cash": 1e6}},
-            spec.params,
-            list(symbols),
-            None,
-            None,
-        )
-        await store.start_run(conn, spec.run_id)
-
     async def send_shuffled():
         producer = AIOKafkaProducer(bootstrap_servers=pipeline.runtime.kafka_url)
         await producer.start()
@@ -144,7 +131,8 @@ def _apply_out_of_order(pipeline):
         finally:
             await producer.stop()
 
-    pipeline._run(create)
+    pipeline.create_run(spec)
+    pipeline._run(lambda conn: store.start_run(conn, spec.run_id))
     with pipeline.worker("w", "info") as w:
         asyncio.run(send_shuffled())
         run = pipeline.wait_done(spec.run_id, [w])
