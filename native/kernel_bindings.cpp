@@ -89,7 +89,7 @@ void bind_kernels(py::module_& m) {
   m.def(
       "round_trips",
       [](const In<int64_t>& ts, const In<int8_t>& side, const In<double>& price, const In<double>& qty,
-         const In<double>& fee, double qty_rtol, int64_t open_mark) {
+         const In<double>& fee, double qty_rtol, int64_t open_mark, const py::object& carry) {
         const py::ssize_t n = ts.size();
         if (side.size() != n || price.size() != n || qty.size() != n || fee.size() != n) {
           throw std::invalid_argument("fill columns must have the same length");
@@ -98,9 +98,25 @@ void bind_kernels(py::module_& m) {
         auto sd = column(side, "side");
         auto px = column(price, "price"), q = column(qty, "qty"), f = column(fee, "fee");
         RoundTrips r;
+        const bool carried = !carry.is_none();
+        if (carried) {  // the open trade and state an earlier pass ended with: its row 0
+          const auto c = carry.cast<py::dict>();
+          r.pos = c["pos"].cast<double>();
+          r.avg = c["avg"].cast<double>();
+          for (auto [name, col] : {std::pair{"entry_ts", &r.entry_ts}, {"side", &r.side}, {"n_fills", &r.n_fills}}) {
+            col->push_back(c[name].cast<int64_t>());
+          }
+          r.exit_ts.push_back(open_mark);
+          for (auto [name, col] : {std::pair{"size", &r.size}, {"entry_notional", &r.entry_notional},
+                                   {"exit_qty", &r.exit_qty}, {"exit_notional", &r.exit_notional},
+                                   {"pnl", &r.pnl}, {"fees", &r.fees}, {"notional", &r.notional},
+                                   {"lo", &r.lo}, {"hi", &r.hi}}) {
+            col->push_back(c[name].cast<double>());
+          }
+        }
         {
           py::gil_scoped_release release;
-          r.run(n, t, sd, px, q, f, qty_rtol, open_mark);
+          r.run(n, t, sd, px, q, f, qty_rtol, open_mark, carried);
         }
         py::dict out;
         out["entry_ts"] = owned(std::move(r.entry_ts));
@@ -125,7 +141,9 @@ void bind_kernels(py::module_& m) {
         return out;
       },
       py::arg("ts"), py::arg("side"), py::arg("price"), py::arg("qty"), py::arg("fee"), py::arg("qty_rtol"),
-      py::arg("open_mark"),
+      py::arg("open_mark"), py::arg("carry") = py::none(),
       "The trades of valid fills in event order under average-cost accounting (ticktape.accounting.RoundTrips):\n"
-      "a dict of the per-trade columns, the state after each fill (st_*) and the final pos / avg.");
+      "a dict of the per-trade columns, the state after each fill (st_*) and the final pos / avg.\n"
+      "carry: None, or the open trade (entry_ts, side, n_fills, size, entry_notional, exit_qty, exit_notional,\n"
+      "pnl, fees, notional, lo, hi) with pos and avg of an earlier pass, continued as trade 0.");
 }

@@ -109,10 +109,12 @@ struct RoundTrips {
   double pos = 0.0, avg = std::numeric_limits<double>::quiet_NaN();
 
   // Fills valid (side +-1, price and qty finite > 0, fee finite), in event order.
+  // With ``open_at_start`` the pass continues an earlier one: the columns
+  // then hold that pass's open trade as their one row, and pos / avg its state.
   void run(int64_t n, Col<int64_t> ts, Col<int8_t> side_, Col<double> price, Col<double> qty, Col<double> fee,
-           double qty_rtol, int64_t open_mark) {
+           double qty_rtol, int64_t open_mark, bool open_at_start = false) {
     const double nan = std::numeric_limits<double>::quiet_NaN();
-    bool open = false;  // the last trade is still open
+    bool open = open_at_start;  // the last trade is still open
     auto enter = [&](int64_t t, int s, double px, double amount, double f, double new_pos, double new_avg) {
       if (!open) {
         open = true;

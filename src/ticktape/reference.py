@@ -922,13 +922,20 @@ def _arrays(out: dict[str, list[Any]], details: bool = False) -> dict[str, np.nd
 
 
 def round_trips(
-    fts: np.ndarray, side: np.ndarray, price: np.ndarray, qty: np.ndarray, fee: np.ndarray
+    fts: np.ndarray,
+    side: np.ndarray,
+    price: np.ndarray,
+    qty: np.ndarray,
+    fee: np.ndarray,
+    carry: dict | None = None,
 ) -> dict:
     """The specification of ``ticktape._native.round_trips`` (the pass of
     ``ticktape.accounting.RoundTrips`` over valid fills in event order): the
     per-trade columns, the state after each fill (``st_*``) and the final
     ``pos`` / ``avg``, with the same floating-point operations in the same
-    order. ``side`` int8; columns of one length."""
+    order. ``side`` int8; columns of one length. ``carry`` continues an
+    earlier pass: its open trade (one value per trade column, ``lo`` /
+    ``hi``) becomes trade 0, its ``pos`` / ``avg`` the state."""
     from ticktape.accounting import _OPEN, _step
 
     n = len(fts)
@@ -941,6 +948,18 @@ def round_trips(
     st_trade, st_real, st_pos, st_avg = array("q"), array("d"), array("d"), array("d")
     pos, avg = 0.0, math.nan
     open_ = False  # the last trade is still open
+    if carry is not None:
+        pos, avg, open_ = float(carry["pos"]), float(carry["avg"]), True
+        entry_ts.append(int(carry["entry_ts"]))
+        exit_ts.append(_OPEN)
+        sides.append(int(carry["side"]))
+        n_fills.append(int(carry["n_fills"]))
+        for name, col in zip(
+            ("size", "entry_notional", "exit_qty", "exit_notional", "pnl", "fees", "notional", "lo", "hi"),
+            (size, entry_notional, exit_qty, exit_notional, pnl, fees, notional, lo, hi),
+            strict=True,
+        ):
+            col.append(float(carry[name]))
 
     def enter(ts: int, s: int, px: float, amount: float, f: float, new_pos: float, new_avg: float) -> None:
         nonlocal open_

@@ -72,6 +72,38 @@ def test_native_round_trips_equal_the_reference_bit_for_bit(f: np.ndarray) -> No
     assert struct.pack("<d", got["avg"]) == struct.pack("<d", want["avg"])
 
 
+def _carry(r: dict) -> dict | None:
+    """The open trade a pass ended with, as the next pass's carry (None when flat)."""
+    if not len(r["exit_ts"]) or r["exit_ts"][-1] != _OPEN:
+        return None
+    names = ("entry_ts", "side", "n_fills", "size", "entry_notional", "exit_qty", "exit_notional")
+    c = {n: r[n][-1] for n in (*names, "pnl", "fees", "notional", "lo", "hi")}
+    return {**c, "pos": r["pos"], "avg": r["avg"]}
+
+
+@settings(max_examples=300, deadline=None)
+@given(f=fills(), cut=st.integers(0, 120))
+def test_a_pass_continued_from_its_carry_equals_the_reference_and_the_whole_pass(f, cut) -> None:
+    """Fills in two passes, the second carrying the first one's open trade:
+    native equals the reference bit for bit, and the trades are those of one pass."""
+    cols = _fill_arrays(f)
+    head, tail = [c[:cut] for c in cols], [c[cut:] for c in cols]
+    first = reference.round_trips(*head)
+    carry = _carry(first)
+    want = reference.round_trips(*tail, carry)
+    got = _native.round_trips(*tail, QTY_RTOL, _OPEN, carry)
+    assert set(got) == set(want)
+    for name in want:
+        assert _bits(got[name]) == _bits(want[name]), name
+    whole = reference.round_trips(*cols)
+    keep = len(first["pnl"]) - (carry is not None)
+    for name in ("entry_ts", "exit_ts", "side", "n_fills", "size", "pnl", "fees", "notional", "lo", "hi"):
+        joined = np.concatenate((first[name][:keep], want[name]))
+        assert _bits(joined) == _bits(whole[name]), name
+    assert _bits(want["st_pos"]) == _bits(whole["st_pos"][cut:])
+    assert struct.pack("<d", want["avg"]) == struct.pack("<d", whole["avg"])
+
+
 def test_round_trips_of_many_fills_is_one_pass_in_cpp() -> None:
     """150,000 fills (the end of a 10M-tick streaming run): trades as the reference gives them."""
     rng = np.random.default_rng(3)
