@@ -8,6 +8,7 @@ stream, the run row is completed with counts, timings and metrics.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import asyncpg
@@ -64,11 +65,14 @@ async def _complete_locked(conn: asyncpg.Connection, run_id: str, extra_metrics:
     orders = await conn.fetchval("SELECT count(DISTINCT order_id) FROM orders WHERE run_id = $1", run_id)
     fills = await conn.fetchval("SELECT count(*) FROM fills WHERE run_id = $1", run_id)
     spec = store.json_value(run["spec"])
-    # the equity curve streams through RunMetrics: memory does not grow with the run's length
-    fills_of = {s: await store.read_results(conn, run_id, s, "fills") for s in run["symbols"]}
-    acc = RunMetrics(fills_of, spec["engine"]["initial_cash"])
-    async for piece in store.stream_equity(conn, run_id, run["symbols"]):
-        acc.add(*piece)
+    # fills and equity stream through RunMetrics: memory does not grow with the run's length
+    acc = RunMetrics(run["symbols"], spec["engine"]["initial_cash"], keep_trades=False)
+    # closed at once if this raises: the COPY must not hold the connection the rollback needs
+    async with contextlib.aclosing(store.stream_fills_and_equity(conn, run_id, run["symbols"])) as pieces:
+        async for fills_of, samples in pieces:
+            for symbol, f in zip(acc.symbols, fills_of, strict=True):
+                acc.add_fills(symbol, f)
+            acc.add(*samples)
     metrics, _ = acc.result()
     metrics = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
     metrics.update({"orders": orders, "fills": fills, **extra_metrics})

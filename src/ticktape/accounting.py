@@ -160,11 +160,12 @@ def _mark_arrays(marks_ts: Any, marks_price: Any) -> tuple[np.ndarray, np.ndarra
     return mts, mpx
 
 
-def _shift_index(message: str, offset: int) -> str:
-    """An error about ``marks_*[i]`` of one piece, renumbered for the whole series."""
+def _shift_index(message: str, offset: int, series: str = "marks") -> str:
+    """An error about ``marks_*[i]`` (or ``fills.*[i]``) of one piece, renumbered for the whole series."""
     if not offset:
         return message
-    return re.sub(r"(marks_(?:ts|price))\[(\d+)\]", lambda m: f"{m[1]}[{int(m[2]) + offset}]", message)
+    pattern = r"(marks_(?:ts|price))\[(\d+)\]" if series == "marks" else r"(fills\.\w+)\[(\d+)\]"
+    return re.sub(pattern, lambda m: f"{m[1]}[{int(m[2]) + offset}]", message)
 
 
 # ---------------------------------------------------------------- position step
@@ -558,28 +559,85 @@ def trades(fills: Any, marks_ts: Any = None, marks_price: Any = None) -> pd.Data
 
 
 class RoundTrips:
-    """:func:`trades` with the marks given in pieces, for curves too long to
-    hold: ``RoundTrips(fills)``, then ``mark(ts, price)`` for each piece of
-    the mark series in time order, then ``frame()``. The excursions are
-    extremes and the open trade's value is the last valid mark, so the result
-    does not depend on how the marks were cut: it equals ``trades(fills,
-    all_ts, all_price)`` exactly. Memory: O(fills), not O(marks).
+    """:func:`trades` with the fills and the marks given in pieces, in memory
+    that does not grow with the series: ``RoundTrips()`` (or
+    ``RoundTrips(fills)``), then ``add_fills(fills)`` and ``mark(ts, price)``
+    for the pieces in time order, the fills of a time before the marks of
+    that time; ``settled()`` hands over (and forgets) the trades no later
+    fill or mark can change, ``frame()`` shows the rest. The fills are one
+    pass in C++ that carries the open trade from piece to piece, the
+    excursions are extremes and an open trade is valued at the last valid
+    mark, so the trades do not depend on how fills or marks were cut: they
+    equal ``trades(all_fills, all_ts, all_price)`` exactly. Memory: the
+    trades not yet settled and the fills after the latest mark.
     """
 
-    def __init__(self, fills: Any) -> None:
-        fts, side, price, qty, fee = _fill_arrays(fills)
-        # one pass over the fills in C++ (ticktape.reference.round_trips is its specification)
-        r = _native.round_trips(fts, side, price, qty, fee, QTY_RTOL, _OPEN)
-        self._fts, self._price, self._pos, self._avg = fts, price, r["pos"], r["avg"]
-        self._cols = {name: r[name] for name in _TRIP_COLUMNS}
-        self._cols["side"] = self._cols["side"].astype(np.int8)
-        self._lo, self._hi = r["lo"], r["hi"]
-        self._st_trade, self._st_real, self._st_pos, self._st_avg = (
-            r[k] for k in ("st_trade", "st_real", "st_pos", "st_avg")
-        )
+    def __init__(self, fills: Any = None) -> None:
+        empty_f, empty_i = np.empty(0, np.float64), np.empty(0, np.int64)
+        # the trades not settled yet: the first is trade number self._first
+        self._cols: dict[str, np.ndarray] = {
+            name: (empty_i if name in ("entry_ts", "exit_ts", "n_fills") else empty_f)
+            for name in _TRIP_COLUMNS
+        }
+        self._cols["side"] = np.empty(0, np.int8)
+        self._lo, self._hi = empty_f, empty_f
+        self._first = 0
+        # the state after each fill marks may still need: the last one at or before
+        # the latest mark and every later one (trade number, realized, position, average)
+        self._fts, self._st_trade = empty_i, empty_i
+        self._st_real, self._st_pos, self._st_avg = empty_f, empty_f, empty_f
+        self._pos, self._avg = 0.0, math.nan
+        self._fills = 0  # fills seen, for the index in errors
+        self._last_fill: tuple[int, float] | None = None  # (ts, price) of the latest fill
         self._marks = 0  # marks seen, for the index in errors
         self._last_mark_ts: int | None = None
         self._last_valid: tuple[int, float] | None = None  # (ts, price) of the latest valid mark
+        if fills is not None:
+            self.add_fills(fills)
+
+    def add_fills(self, fills: Any) -> None:
+        """Take the next piece of the fills (event order across pieces; none
+        at or before a mark already taken)."""
+        try:
+            fts, side, price, qty, fee = _fill_arrays(fills)
+        except ValueError as e:  # name the index in the whole series
+            raise ValueError(_shift_index(str(e), self._fills, "fills")) from None
+        if not len(fts):
+            return
+        if self._last_fill is not None and fts[0] < self._last_fill[0]:
+            raise ValueError(
+                f"fills.ts[{self._fills}] = {fts[0]} goes backwards (previous {self._last_fill[0]});"
+                " fills must be in event order"
+            )
+        if self._last_mark_ts is not None and fts[0] <= self._last_mark_ts:
+            raise ValueError(
+                f"fills.ts[{self._fills}] = {fts[0]} comes after a mark at {self._last_mark_ts}:"
+                " give the fills of a time before its marks"
+            )
+        live = len(self._lo)
+        carry = None
+        if live and self._cols["exit_ts"][-1] == _OPEN:  # only the last trade can be open
+            carry = {name: self._cols[name][-1] for name in _TRIP_COLUMNS}
+            carry.update(lo=self._lo[-1], hi=self._hi[-1], pos=self._pos, avg=self._avg)
+        # one pass over the fills in C++ (ticktape.reference.round_trips is its specification)
+        r = _native.round_trips(fts, side, price, qty, fee, QTY_RTOL, _OPEN, carry)
+        keep = live - (carry is not None)  # the carried trade comes back as r's trade 0
+        base = self._first + keep
+        for name in _TRIP_COLUMNS:
+            self._cols[name] = np.concatenate(
+                (self._cols[name][:keep], r[name].astype(self._cols[name].dtype))
+            )
+        self._lo = np.concatenate((self._lo[:keep], r["lo"]))
+        self._hi = np.concatenate((self._hi[:keep], r["hi"]))
+        st_trade = np.where(r["st_trade"] >= 0, r["st_trade"] + base, -1)
+        self._fts = np.concatenate((self._fts, fts))
+        self._st_trade = np.concatenate((self._st_trade, st_trade))
+        self._st_real = np.concatenate((self._st_real, r["st_real"]))
+        self._st_pos = np.concatenate((self._st_pos, r["st_pos"]))
+        self._st_avg = np.concatenate((self._st_avg, r["st_avg"]))
+        self._pos, self._avg = r["pos"], r["avg"]
+        self._fills += len(fts)
+        self._last_fill = (int(fts[-1]), float(price[-1]))
 
     def mark(self, marks_ts: Any, marks_price: Any) -> None:
         """Take the next piece of the mark series (ts non-decreasing across pieces)."""
@@ -606,13 +664,38 @@ class RoundTrips:
             tid = self._st_trade[kk]
             ok &= tid >= 0
             value = self._st_real[kk] + (mpx - self._st_avg[kk]) * self._st_pos[kk]
-            np.minimum.at(self._lo, tid[ok], value[ok])
-            np.maximum.at(self._hi, tid[ok], value[ok])
+            np.minimum.at(self._lo, tid[ok] - self._first, value[ok])
+            np.maximum.at(self._hi, tid[ok] - self._first, value[ok])
+            # later marks need only the state of the last fill at or before this mark's time on
+            drop = max(0, int(np.searchsorted(fts, self._last_mark_ts, side="right")) - 1)
+            if drop:
+                self._fts, self._st_trade, self._st_real, self._st_pos, self._st_avg = (
+                    a[drop:] for a in (fts, self._st_trade, self._st_real, self._st_pos, self._st_avg)
+                )
+
+    def settled(self) -> pd.DataFrame:
+        """The trades, in entry order, that no later fill or mark can change
+        (closed, and before the trade the latest mark saw), as :meth:`frame`
+        rows indexed by trade number; they are forgotten here."""
+        if self._last_mark_ts is None:  # a later mark may reach any trade
+            return self._frame(0)
+        reached = self._st_trade[self._st_trade >= 0]
+        n = (int(reached[0]) if len(reached) else self._first + len(self._lo)) - self._first
+        out = self._frame(n)
+        if n:
+            self._first += n
+            self._cols = {name: c[n:] for name, c in self._cols.items()}
+            self._lo, self._hi = self._lo[n:], self._hi[n:]
+        return out
 
     def frame(self) -> pd.DataFrame:
-        """The trades (see :func:`trades`), valued with the marks taken so far."""
-        c = self._cols
-        lo, hi = self._lo.copy(), self._hi.copy()
+        """The trades not settled yet (see :func:`trades`), valued with the marks taken so far."""
+        return self._frame(len(self._lo))
+
+    def _frame(self, n: int) -> pd.DataFrame:
+        """The first n trades not settled yet, as :func:`trades` rows."""
+        c = {name: col[:n] for name, col in self._cols.items()}
+        lo, hi = self._lo[:n].copy(), self._hi[:n].copy()
         size = c["size"]
         entry_price = c["entry_notional"] / size
         is_open = c["exit_ts"] == _OPEN
@@ -620,12 +703,13 @@ class RoundTrips:
         end = c["exit_ts"].copy()
         with np.errstate(divide="ignore", invalid="ignore"):
             exit_price = np.where(is_open, math.nan, c["exit_notional"] / c["exit_qty"])
-        if len(size) and is_open[-1]:  # only the last trade can be open
-            last_fill = int(self._fts[-1])
+        if n and is_open[-1]:  # only the last trade can be open
+            assert self._last_fill is not None
+            last_fill = self._last_fill[0]
             if self._last_valid is not None and self._last_valid[0] >= last_fill:
                 val_ts, val_px = self._last_valid
             else:
-                val_ts, val_px = last_fill, float(self._price[-1])
+                val_ts, val_px = self._last_fill
             pnl[-1] = pnl[-1] + (val_px - self._avg) * self._pos
             lo[-1], hi[-1] = min(lo[-1], pnl[-1]), max(hi[-1], pnl[-1])
             end[-1] = val_ts
@@ -652,4 +736,5 @@ class RoundTrips:
                 "open": is_open,
             },
             columns=TRADE_COLUMNS,
+            index=pd.RangeIndex(self._first, self._first + n),
         )

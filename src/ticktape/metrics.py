@@ -8,6 +8,7 @@ in its docstring and in docs/metrics.md.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -164,29 +165,135 @@ def _exposure(positions: pd.Series, t0: int, t1: int) -> float:
     return float(np.diff(cuts)[held].sum()) / float(t1 - t0)
 
 
-def _trade_stats(trades: pd.DataFrame) -> dict[str, float]:
-    for col in ("net_pnl", "return_pct"):
-        if col not in trades.columns:
-            raise ValueError(f"trades has no column {col!r} (use ticktape.accounting.trades)")
-    closed = trades[~trades["open"].astype(bool)] if "open" in trades.columns else trades
-    net = closed["net_pnl"].to_numpy(dtype=np.float64)
-    bad = np.flatnonzero(~np.isfinite(net))
-    if len(bad):
-        raise ValueError(
-            f"trades.net_pnl at row {closed.index[bad[0]]!r} = {net[bad[0]].item()!r} must be finite"
+#: Trades per block of :class:`TradeStats` (the sums of at most this many
+#: trades of one symbol are those of whole arrays).
+TRADE_BLOCK = 1 << 16
+
+
+class TradeStats:
+    """The trade statistics of :func:`performance` (and the traded notional
+    for ``turnover``) over trades given in pieces, in O(TRADE_BLOCK) memory.
+
+    ``add(key, trades)`` takes the next trades of one symbol
+    (:func:`ticktape.accounting.trades` rows in entry order; without an
+    ``open`` column all count as closed), ``result()`` gives the statistics.
+    Each symbol's trades are cut into blocks of :data:`TRADE_BLOCK`,
+    whatever the pieces; every block is reduced to sums added in order, and
+    the symbols' sums are added in sorted order: the result depends only on
+    the trades, never on how they were cut.
+    """
+
+    _SUMS = (
+        "closed",
+        "wins",
+        "win_sum",
+        "losses",
+        "loss_sum",
+        "net_sum",
+        "returns",
+        "return_sum",
+        "notional",
+    )
+
+    def __init__(self) -> None:
+        self._pending: dict[Any, list[np.ndarray]] = {}  # key -> rows (closed, net, return, notional)
+        self._sums: dict[Any, dict[str, float]] = {}
+        self._open = 0
+        self._notional = True  # every piece had a notional column
+
+    def add(self, key: Any, trades: pd.DataFrame) -> None:
+        """The next trades (in entry order) of the symbol ``key``."""
+        for col in ("net_pnl", "return_pct"):
+            if col not in trades.columns:
+                raise ValueError(f"trades has no column {col!r} (use ticktape.accounting.trades)")
+        is_open = (
+            trades["open"].to_numpy(dtype=bool) if "open" in trades.columns else np.zeros(len(trades), bool)
         )
-    wins, losses = net[net > 0], net[net < 0]
-    n = len(net)
-    return {
-        "n_trades": float(n),
-        "n_open_trades": float(len(trades) - n),
-        "win_rate": _ratio(len(wins), n),
-        "profit_factor": _ratio(float(wins.sum()), float(-losses.sum())),
-        "expectancy": float(net.mean()) if n else math.nan,
-        "avg_trade_return": float(closed["return_pct"].mean()) if n else math.nan,
-        "avg_win": float(wins.mean()) if len(wins) else math.nan,
-        "avg_loss": float(losses.mean()) if len(losses) else math.nan,
-    }
+        net = trades["net_pnl"].to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(~is_open & ~np.isfinite(net))
+        if len(bad):
+            i = int(bad[0])
+            raise ValueError(f"trades.net_pnl at row {trades.index[i]!r} = {net[i].item()!r} must be finite")
+        if "notional" in trades.columns:
+            notional = trades["notional"].to_numpy(dtype=np.float64)
+        else:
+            self._notional, notional = False, np.zeros(len(trades))
+        self._open += int(is_open.sum())
+        rows = np.stack((~is_open, net, trades["return_pct"].to_numpy(dtype=np.float64), notional))
+        self._pending.setdefault(key, []).append(rows)
+        self._sums.setdefault(key, dict.fromkeys(self._SUMS, 0.0))
+        while sum(p.shape[1] for p in self._pending[key]) >= TRADE_BLOCK:
+            self._reduce(key, TRADE_BLOCK)
+
+    def _reduce(self, key: Any, n: int | None = None) -> None:
+        """Fold the first n pending trades of ``key`` (one block; all if None)."""
+        rows = np.concatenate(self._pending[key], axis=1)
+        n = rows.shape[1] if n is None else n
+        self._pending[key] = [rows[:, n:]] if n < rows.shape[1] else []
+        closed, net, ret, notional = rows[:, :n]
+        closed = closed.astype(bool)
+        net, ret = net[closed], ret[closed]
+        ret = ret[~np.isnan(ret)]  # as pandas' mean: NaN returns are skipped
+        wins, losses = net[net > 0], net[net < 0]
+        s = self._sums[key]
+        for name, value in (
+            ("closed", len(net)),
+            ("wins", len(wins)),
+            ("win_sum", float(wins.sum())),
+            ("losses", len(losses)),
+            ("loss_sum", float(losses.sum())),
+            ("net_sum", float(net.sum())),
+            ("returns", len(ret)),
+            ("return_sum", float(ret.sum())),
+            ("notional", float(notional.sum())),
+        ):
+            s[name] += value
+
+    def _total(self) -> dict[str, float]:
+        for key in self._pending:
+            if self._pending[key]:
+                self._reduce(key)
+        total = dict.fromkeys(self._SUMS, 0.0)
+        for key in sorted(self._sums):
+            for name, value in self._sums[key].items():
+                total[name] += value
+        return total
+
+    @property
+    def notional(self) -> float:
+        """Σ notional of every trade given (``turnover``'s numerator)."""
+        if not self._notional:
+            raise ValueError("trades has no column 'notional' (use ticktape.accounting.trades)")
+        return self._total()["notional"]
+
+    def result(self) -> dict[str, float]:
+        t = self._total()
+        n = int(t["closed"])
+
+        def mean(total: float, count: float) -> float:
+            return total / count if count else math.nan
+
+        return {
+            "n_trades": float(n),
+            "n_open_trades": float(self._open),
+            "win_rate": _ratio(t["wins"], n),
+            "profit_factor": _ratio(t["win_sum"], -t["loss_sum"]),
+            "expectancy": mean(t["net_sum"], n),
+            "avg_trade_return": mean(t["return_sum"], t["returns"]),
+            "avg_win": mean(t["win_sum"], t["wins"]),
+            "avg_loss": mean(t["loss_sum"], t["losses"]),
+        }
+
+    @classmethod
+    def of(cls, trades: pd.DataFrame) -> TradeStats:
+        """The statistics of a trades frame (per ``symbol`` when it has that column)."""
+        acc = cls()
+        if "symbol" in trades.columns:
+            for key, group in trades.groupby("symbol", sort=True):
+                acc.add(key, group)
+        else:
+            acc.add("", trades)
+        return acc
 
 
 TRADE_METRICS = (
@@ -319,8 +426,9 @@ def performance(
 
 #: Samples per block of :class:`PerformanceStream` (a series of at most this
 #: many samples is one block: the statistics are then exactly those of whole
-#: arrays).
-BLOCK = 1 << 20
+#: arrays). 2^16: a block's temporaries are a few MB (2^20 cost a worker
+#: 110 MB more at the end of runs of a million samples or more).
+BLOCK = 1 << 16
 
 
 class PerformanceStream:
@@ -472,8 +580,11 @@ class PerformanceStream:
         self.samples += n
         self.last_ts, self._e1 = int(ts[-1]), float(eq[-1])
 
-    def result(self, trades: pd.DataFrame | None = None, exposure: float | None = None) -> dict[str, float]:
-        """The statistics of every sample given (see :func:`performance`);
+    def result(
+        self, trades: pd.DataFrame | TradeStats | None = None, exposure: float | None = None
+    ) -> dict[str, float]:
+        """The statistics of every sample given (see :func:`performance`),
+        with those of ``trades`` (a frame or a :class:`TradeStats`);
         ``exposure`` overrides the one of ``gross``."""
         if self._n_pending:
             self._reduce(self._n_pending)
@@ -515,8 +626,9 @@ class PerformanceStream:
         out["max_drawdown_duration_ns"] = float(longest)
         out["calmar"] = _ratio(out["cagr"], self._dd_pct)
 
-        if trades is not None:
-            out.update(_trade_stats(trades))
+        stats = TradeStats.of(trades) if isinstance(trades, pd.DataFrame) else trades
+        if stats is not None:
+            out.update(stats.result())
         else:
             out.update(dict.fromkeys(TRADE_METRICS, nan))
         if exposure is None and self._gross:
@@ -524,10 +636,8 @@ class PerformanceStream:
         out["exposure"] = nan if exposure is None else exposure
         turnover = nan
         mean_eq = self._eq_sum / self.samples
-        if trades is not None and elapsed > 0:
-            if "notional" not in trades.columns:
-                raise ValueError("trades has no column 'notional' (use ticktape.accounting.trades)")
-            traded = float(trades["notional"].to_numpy(dtype=np.float64).sum())
+        if stats is not None and elapsed > 0:
+            traded = stats.notional
             turnover = _ratio(traded, mean_eq) / (elapsed / YEAR_NS)
             if mean_eq <= 0:
                 turnover = nan
@@ -569,6 +679,8 @@ def run_metrics(
     ``final_pnl``, trades with a ``symbol`` column).
     """
     acc = RunMetrics(fills, initial_cash, periods_per_year)
+    for symbol, f in fills.items():
+        acc.add_fills(symbol, f)
     order = sorted(equity)
     parts = [equity[s] for s in order]
     if any(len(p) for p in parts):
@@ -581,32 +693,56 @@ def run_metrics(
 
 
 class RunMetrics:
-    """:func:`run_metrics` over equity samples given in pieces, in memory
-    independent of the run's length (O(fills + BLOCK)).
+    """:func:`run_metrics` over fills and equity samples given in pieces, in
+    memory independent of the run's length.
 
-    ``RunMetrics(fills, initial_cash, periods_per_year)`` with every
-    symbol's fills (dict symbol -> FILL_DTYPE; its keys are the run's
-    symbols), then ``add(ts, sym, equity, position, price)`` with the next
-    samples of all symbols merged in order of (ts, symbol) (``sym`` indexes
-    ``symbols``, the sorted symbols), then ``result()``. The portfolio is
-    computed per distinct time as the samples arrive (the samples at the
-    latest time of a piece wait for the next piece, which may hold more of
-    them), so the result is independent of how the samples were cut.
+    ``RunMetrics(symbols, initial_cash, periods_per_year, keep_trades)``,
+    then, in time order, ``add_fills(symbol, fills)`` with the next fills
+    (FILL_DTYPE, event order) of a symbol and ``add(ts, sym, equity,
+    position, price)`` with the next samples of all symbols merged in order
+    of (ts, symbol) (``sym`` indexes ``symbols``, the sorted symbols), the
+    fills of a time before the samples of a later time; then ``result()``.
+    The portfolio is computed per distinct time as the samples arrive (the
+    samples at the latest time of a piece wait for the next piece, which
+    may hold more of them); each symbol's round trips settle as the marks
+    pass them (:class:`ticktape.accounting.RoundTrips`) and go into
+    :class:`TradeStats`; so the result is independent of how fills and
+    samples were cut. With ``keep_trades=False`` the settled trades are not
+    kept (``result()`` then returns an empty trades frame): memory is then
+    O(BLOCK + TRADE_BLOCK + the fills after the latest sample).
     """
 
     def __init__(
-        self, fills: dict[str, np.ndarray], initial_cash: float, periods_per_year: float | None = None
+        self,
+        symbols: Iterable[str],
+        initial_cash: float,
+        periods_per_year: float | None = None,
+        keep_trades: bool = True,
     ):
         from ticktape.accounting import RoundTrips
 
-        self.symbols = sorted(fills)
+        self.symbols = sorted(symbols)
+        self._index = {s: j for j, s in enumerate(self.symbols)}
         self._initial_cash = float(initial_cash)
-        self._trips = [RoundTrips(fills[s]) for s in self.symbols]
+        self._trips = [RoundTrips() for _ in self.symbols]
+        self._stats = TradeStats()
+        self._kept: list[list[pd.DataFrame]] | None = [[] for _ in self.symbols] if keep_trades else None
         self._perf = PerformanceStream(periods_per_year)
         self._eq = np.full(len(self.symbols), self._initial_cash)  # last known equity per symbol
         self._gross = np.zeros(len(self.symbols))  # last known |position| per symbol
         self._held: tuple[np.ndarray, ...] | None = None  # samples at the latest time seen
         self._final = math.nan
+
+    def add_fills(self, symbol: str, fills: np.ndarray) -> None:
+        """The next fills of ``symbol`` (one of the symbols)."""
+        if symbol not in self._index:
+            raise ValueError(f"fills of {symbol!r}, which is not one of the run's symbols {self.symbols}")
+        self._trips[self._index[symbol]].add_fills(fills)
+
+    def _settle(self, j: int, trades: pd.DataFrame) -> None:
+        self._stats.add(self.symbols[j], trades)
+        if self._kept is not None and len(trades):
+            self._kept[j].append(trades)
 
     def add(
         self, ts: np.ndarray, sym: np.ndarray, equity: np.ndarray, position: np.ndarray, price: np.ndarray
@@ -641,6 +777,7 @@ class RunMetrics:
             if len(mine):
                 self._eq[j] = equity[mine[-1]]
                 self._gross[j] = abs(position[mine[-1]])
+                self._settle(j, self._trips[j].settled())
         self._perf.add(ts[ends], total, gross)
         self._final = float(total[-1])
 
@@ -650,13 +787,15 @@ class RunMetrics:
             self._fold(*self._held)
             self._held = None
         parts = []
-        for s, trips in zip(self.symbols, self._trips, strict=True):
-            t = trips.frame()
+        for j, (s, trips) in enumerate(zip(self.symbols, self._trips, strict=True)):
+            rest = trips.frame()
+            self._settle(j, rest)  # (kept with the others)
+            t = pd.concat(self._kept[j]) if self._kept and self._kept[j] else rest.iloc[:0]
             t.insert(0, "symbol", s)
             parts.append(t)
         trades = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
         start = self._initial_cash * len(self.symbols)
         if math.isnan(self._final):  # no samples
             return {"final_equity": start, "final_pnl": 0.0}, trades
-        perf = self._perf.result(trades)
+        perf = self._perf.result(self._stats)
         return {**perf, "final_equity": self._final, "final_pnl": self._final - start}, trades

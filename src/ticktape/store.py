@@ -38,7 +38,7 @@ from typing import Any
 import asyncpg
 import numpy as np
 
-from ticktape.batch import DTYPES, TICK_DTYPE
+from ticktape.batch import DTYPES, FILL_DTYPE, TICK_DTYPE
 from ticktape.config import dbschema_dir, mask_dsn
 
 __all__ = [
@@ -2326,29 +2326,41 @@ async def read_results(
     return out
 
 
-async def stream_equity(
-    conn: asyncpg.Connection, run_id: str | uuid.UUID, symbols: Sequence[str], rows: int = 1 << 18
-) -> AsyncIterator[tuple[np.ndarray, ...]]:
-    """The equity samples of a run's symbols merged in time order, in pieces.
+async def stream_fills_and_equity(
+    conn: asyncpg.Connection, run_id: str | uuid.UUID, symbols: Sequence[str], rows: int = 1 << 16
+) -> AsyncIterator[tuple[list[np.ndarray], tuple[np.ndarray, ...]]]:
+    """The fills and equity samples of a run's symbols merged in time order, in pieces.
 
-    Yields ``(ts, sym, equity, position, price)`` arrays of ``rows``
-    samples (the last piece fewer) (``sym`` indexes ``sorted(symbols)``), ordered by time, then
-    symbol, then the remaining columns (each symbol in the order of
-    :func:`read_results`): one COPY whose rows are decoded as they arrive,
-    so the client holds one piece at a time whatever the run's length.
+    Yields ``(fills, samples)`` for every ``rows`` rows of the merge (the
+    last piece fewer): ``fills[j]`` the piece's fills of the j-th of
+    ``sorted(symbols)`` (FILL_DTYPE, in the order of :func:`read_results`),
+    ``samples`` = ``(ts, sym, equity, position, price)`` arrays of its
+    equity samples (``sym`` indexes ``sorted(symbols)``), ordered by time,
+    then symbol, then the remaining columns. At one time the fills come
+    before the samples, so a piece's samples never precede a fill of their
+    time in a later piece. One COPY whose rows are decoded as they arrive:
+    the client holds one piece at a time whatever the run's length.
     """
     order = sorted(symbols)
     if not order:
         return
-    index = "CASE symbol " + " ".join(f"WHEN {_literal(s)} THEN {j}" for j, s in enumerate(order)) + " END"
-    num = ", ".join(f"coalesce({c}, 'NaN'::float8)" for c in ("cash", "position", "price", "equity"))
-    query = (
-        f"SELECT ts_ns, ({index})::int8 AS j, {num} FROM equity "
-        f"WHERE run_id = '{uuid.UUID(str(run_id))}'::uuid "
-        f"AND symbol IN ({', '.join(_literal(s) for s in order)}) "
-        "ORDER BY ts_ns, j, cash, position, price, equity"
+    index = (
+        "(CASE symbol "
+        + " ".join(f"WHEN {_literal(s)} THEN {j}" for j, s in enumerate(order))
+        + " END)::int8"
     )
-    row_dtype = _copy_row_dtype([">i8", ">i8", ">f8", ">f8", ">f8", ">f8"])
+    where = f"WHERE run_id = '{uuid.UUID(str(run_id))}'::uuid AND symbol IN ({', '.join(_literal(s) for s in order)})"
+
+    def num(*cols: str) -> str:
+        return ", ".join(f"coalesce({c}, 'NaN'::float8)" for c in cols)
+
+    query = (
+        f"SELECT ts_ns, 0::int8 AS kind, {index} AS j, order_id::int8 AS a, side::int8 AS b,"
+        f" {num('price', 'qty', 'fee')}, 'NaN'::float8 FROM fills {where} UNION ALL "
+        f"SELECT ts_ns, 1::int8, {index}, 0::int8, 0::int8, {num('cash', 'position', 'price', 'equity')}"
+        f" FROM equity {where} ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9"
+    )
+    row_dtype = _copy_row_dtype([">i8"] * 5 + [">f8"] * 4)
     queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=8)
 
     async def sink(data: bytes) -> None:  # awaiting here holds the COPY back: bounded memory
@@ -2372,11 +2384,7 @@ async def stream_equity(
             done = item is None
             pieces = cut.add(rows_in.finish() if done else rows_in.feed(item))
             for raw in pieces + cut.rest() if done else pieces:
-                yield (
-                    raw["v0"].astype(np.int64),
-                    raw["v1"].astype(np.int64),
-                    *(raw[f"v{i}"].astype(np.float64) for i in (5, 3, 4)),
-                )
+                yield _fills_and_samples(raw, len(order))
             if done:
                 return
     finally:
@@ -2384,6 +2392,26 @@ async def stream_equity(
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
+
+
+def _fills_and_samples(raw: np.ndarray, n_symbols: int) -> tuple[list[np.ndarray], tuple[np.ndarray, ...]]:
+    """A piece of :func:`stream_fills_and_equity`'s rows split into each
+    symbol's fills and the equity samples."""
+    is_fill = raw["v1"] == 0
+    f, e = raw[is_fill], raw[~is_fill]
+    fills = []
+    for j in range(n_symbols):
+        mine = f[f["v2"] == j]
+        out = np.empty(len(mine), FILL_DTYPE)
+        for name, col in zip(FILL_DTYPE.names, ("v0", "v3", "v4", "v5", "v6", "v7"), strict=True):
+            out[name] = mine[col]
+        fills.append(out)
+    samples = (
+        e["v0"].astype(np.int64),
+        e["v2"].astype(np.int64),
+        *(e[f"v{i}"].astype(np.float64) for i in (8, 6, 7)),
+    )
+    return fills, samples
 
 
 class _CopyRows:

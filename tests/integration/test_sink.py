@@ -68,3 +68,27 @@ async def test_a_run_with_every_batch_completes(conn) -> None:
     for seq in range(3):
         await sink.write(conn, _batch(spec, seq, 100 * (seq + 1), eos=seq == 2))
     assert await _status(conn, spec) == ("complete", None)
+
+
+async def test_fills_that_cannot_be_valued_fail_the_completion_and_leave_the_connection_usable(conn) -> None:
+    """The end-of-run metrics stream the run's fills and equity in one COPY:
+    an error while folding them is raised with the field named, the
+    completing transaction rolls back and the connection takes the next
+    statement (no COPY left running on it)."""
+    import numpy as np
+
+    from ticktape.batch import DTYPES
+
+    sym = f"SK{uuid.uuid4().hex[:6]}"
+    spec = await _run(conn, sym)
+    equity = np.zeros(3, DTYPES["equity"])
+    equity["ts"] = 10**18 + np.arange(3)
+    equity["equity"] = equity["cash"] = 1e6
+    await store.write_results(conn, spec.run_id, sym, "equity", 0, equity)
+    fills = np.zeros(1, DTYPES["fills"])
+    fills["ts"], fills["side"], fills["price"], fills["qty"] = 10**18 + 1, 1, np.nan, 1.0
+    await store.write_results(conn, spec.run_id, sym, "fills", 0, fills)
+    with pytest.raises(ValueError, match=r"fills.price\[0\] = nan must be finite and > 0"):
+        await sink.write(conn, _batch(spec, 0, 100, eos=True))
+    assert await conn.fetchval("SELECT 1") == 1
+    assert await _status(conn, spec) == ("running", None)

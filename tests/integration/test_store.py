@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections.abc import AsyncIterator
 
@@ -407,7 +408,9 @@ async def test_result_set_is_written_once_in_one_transaction(conn: asyncpg.Conne
     n=st.integers(1, 300),
     rows=st.integers(1, 64),
 )
-def test_stream_equity_windows_never_split_a_time(db_url: str, per_us: list[int], n: int, rows: int) -> None:
+def test_stream_equity_order_does_not_depend_on_the_piece_size(
+    db_url: str, per_us: list[int], n: int, rows: int
+) -> None:
     """Samples sharing a microsecond (and a ns time) across and within symbols
     come out in one global order whatever the piece size (and so the number
     of windows): the same as one sort of everything by (ts, symbol, value)."""
@@ -425,7 +428,7 @@ def test_stream_equity_windows_never_split_a_time(db_url: str, per_us: list[int]
                 r["cash"], r["position"], r["price"] = 1.0, 1.0, 100.0
                 await store.write_results(conn, run, sym, "equity", 0, r)
                 want.extend((int(t), j, float(e)) for t, e in zip(r["ts"], r["equity"], strict=True))
-            pieces = [p async for p in store.stream_equity(conn, run, syms, rows=rows)]
+            pieces = [p async for _, p in store.stream_fills_and_equity(conn, run, syms, rows=rows)]
             assert all(len(p[0]) == rows for p in pieces[:-1]) and 0 < len(pieces[-1][0]) <= rows
             got = [
                 (int(t), int(j), float(e)) for p in pieces for t, j, e in zip(p[0], p[1], p[2], strict=True)
@@ -437,7 +440,9 @@ def test_stream_equity_windows_never_split_a_time(db_url: str, per_us: list[int]
     asyncio.run(go())
 
 
-async def test_stream_equity_merges_symbols_in_pieces_like_the_whole_read(conn: asyncpg.Connection) -> None:
+async def test_stream_fills_and_equity_merges_symbols_in_pieces_like_the_whole_read(
+    conn: asyncpg.Connection,
+) -> None:
     from ticktape.metrics import RunMetrics, run_metrics
 
     run = uuid.uuid4()
@@ -457,8 +462,14 @@ async def test_stream_equity_merges_symbols_in_pieces_like_the_whole_read(conn: 
         await store.write_results(conn, run, sym, "fills", 0, f)
         equity[sym] = await store.read_results(conn, run, sym, "equity")
         fills[sym] = await store.read_results(conn, run, sym, "fills")
-    pieces = [p async for p in store.stream_equity(conn, run, list(reversed(syms)), rows=97)]
-    assert [len(p[0]) for p in pieces] == [97] * (1800 // 97) + [1800 % 97]
+    merged = [p async for p in store.stream_fills_and_equity(conn, run, list(reversed(syms)), rows=97)]
+    total = 1800 + 3 * 20  # samples and fills
+    assert [len(p[0]) + sum(map(len, f)) for f, p in merged] == [97] * (total // 97) + [total % 97]
+    for j, sym in enumerate(syms):  # each symbol's fills, in read_results' order, before later samples
+        np.testing.assert_array_equal(np.concatenate([f[j] for f, _ in merged]), fills[sym])
+    for (_, before), (later, _) in itertools.pairwise(merged):  # a time's fills come before its samples
+        assert all(not len(f) or not len(before[0]) or f["ts"][0] > before[0][-1] for f in later)
+    pieces = [p for _, p in merged]
     ts, sym_index, eq, pos, px = (np.concatenate(c) for c in zip(*pieces, strict=True))
     assert np.all(np.diff(ts) >= 0)
     for j, sym in enumerate(syms):  # each symbol's samples, in read_results' order
@@ -467,8 +478,10 @@ async def test_stream_equity_merges_symbols_in_pieces_like_the_whole_read(conn: 
         np.testing.assert_array_equal(eq[mine], equity[sym]["equity"])
         np.testing.assert_array_equal(pos[mine], equity[sym]["position"])
         np.testing.assert_array_equal(px[mine], equity[sym]["price"])
-    acc = RunMetrics(fills, 1e6)
-    async for piece in store.stream_equity(conn, run, syms, rows=50):
+    acc = RunMetrics(syms, 1e6)
+    async for fills_of, piece in store.stream_fills_and_equity(conn, run, syms, rows=50):
+        for sym, f in zip(syms, fills_of, strict=True):
+            acc.add_fills(sym, f)
         acc.add(*piece)
     streamed, streamed_trades = acc.result()
     whole, whole_trades = run_metrics(equity, fills, 1e6)
@@ -476,4 +489,4 @@ async def test_stream_equity_merges_symbols_in_pieces_like_the_whole_read(conn: 
     for k in whole:
         assert streamed[k] == whole[k] or (np.isnan(streamed[k]) and np.isnan(whole[k])), k
     assert streamed_trades.equals(whole_trades)
-    assert [p async for p in store.stream_equity(conn, uuid.uuid4(), syms)] == []
+    assert [p async for p in store.stream_fills_and_equity(conn, uuid.uuid4(), syms)] == []

@@ -311,7 +311,7 @@ async def test_refresh_bars_of_a_short_unaligned_window_shows_ticks_behind_the_w
 
 
 async def test_stream_equity_and_import_on_two_connections(ts_conn: asyncpg.Connection, tmp_path) -> None:
-    """stream_equity merges the equity hypertable's rows like read_results;
+    """stream_fills_and_equity merges the equity hypertable's rows like read_results;
     import_to_store with a second connection stores what one does."""
     from ticktape.data.importers import Importer, import_to_store
 
@@ -334,7 +334,7 @@ async def test_stream_equity_and_import_on_two_connections(ts_conn: asyncpg.Conn
         )
         > 10
     )
-    pieces = [p async for p in store.stream_equity(ts_conn, run, ["EB", "EA"], rows=64)]
+    pieces = [p async for _, p in store.stream_fills_and_equity(ts_conn, run, ["EB", "EA"], rows=64)]
     assert [len(p[0]) for p in pieces] == [64] * (650 // 64) + [650 % 64]
     ts, j, eq, pos, px = (np.concatenate(c) for c in zip(*pieces, strict=True))
     assert np.all(np.diff(ts) >= 0)

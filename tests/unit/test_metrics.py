@@ -499,9 +499,16 @@ def _feed_in_pieces(equity: dict, fills: dict, cuts: list[int]):
     sym = np.repeat(np.arange(len(order)), [len(equity[s]) for s in order])
     at = np.lexsort((sym, rows["ts"]))
     bounds = sorted({0, len(at), *(c % (len(at) + 1) for c in cuts)})
+    given = dict.fromkeys(order, 0)  # fills given so far per symbol
     for a, b in itertools.pairwise(bounds):
         sl = at[a:b]
+        for s in order:  # each symbol's fills up to the piece's last time, before the piece
+            upto = int(np.searchsorted(fills[s]["ts"], rows["ts"][sl][-1], side="right"))
+            acc.add_fills(s, fills[s][given[s] : upto])
+            given[s] = max(given[s], upto)
         acc.add(rows["ts"][sl], sym[sl], rows["equity"][sl], rows["position"][sl], rows["price"][sl])
+    for s in order:
+        acc.add_fills(s, fills[s][given[s] :])
     return acc.result()
 
 
@@ -562,6 +569,88 @@ def test_marks_in_pieces_give_the_trades_of_all_marks():
     pd.testing.assert_frame_equal(rt.frame(), trades(f, e["ts"], e["price"]))
     with pytest.raises(ValueError, match=r"marks_ts\[\d+\] = \d+ goes backwards"):
         rt.mark(e["ts"][:1], e["price"][:1])
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10**6), n=st.integers(1, 300), cuts=st.lists(st.integers(0, 10**6), max_size=10))
+def test_fills_and_marks_in_pieces_settled_along_the_way_give_the_trades_of_all(seed, n, cuts):
+    """Fills and marks given in time pieces (a piece's fills before its
+    marks), the settled trades taken after every piece: together with the
+    frame at the end they are the trades of everything at once, and what is
+    held is only the trades not settled."""
+    from ticktape.accounting import RoundTrips
+
+    equity, fills = _run_data(seed, n, 1)
+    (e,), (f,) = equity.values(), fills.values()
+    times = np.unique(np.concatenate((e["ts"], f["ts"])))
+    bounds = sorted({int(times[c % len(times)]) for c in cuts} | {int(times[-1])})
+    rt, parts, lo = RoundTrips(), [], None
+    for hi in bounds:
+        fin = (f["ts"] <= hi) if lo is None else (f["ts"] > lo) & (f["ts"] <= hi)
+        ein = (e["ts"] <= hi) if lo is None else (e["ts"] > lo) & (e["ts"] <= hi)
+        rt.add_fills(f[fin])
+        rt.mark(e["ts"][ein], e["price"][ein])
+        part = rt.settled()
+        assert not part["open"].any()
+        parts.append(part)
+        lo = hi
+    parts.append(rt.frame())
+    want = trades(f, e["ts"], e["price"])
+    pd.testing.assert_frame_equal(pd.concat(parts), want)
+    assert len(parts[-1]) <= 1  # marked to the end: at most the trade the last fill left open
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10**6),
+    n=st.integers(1, 300),
+    k=st.integers(1, 3),
+    block=st.integers(1, 8),
+    cuts=st.lists(st.integers(0, 10**6), max_size=12),
+)
+def test_trade_statistics_over_many_blocks_do_not_depend_on_the_pieces(seed, n, k, block, cuts):
+    """With blocks of a few trades, the trade statistics from fills and
+    samples in pieces (the sink's way) equal those of everything at once
+    and those of the trades frame, and are the plain ones up to rounding."""
+    from ticktape import metrics
+
+    saved = metrics.TRADE_BLOCK
+    metrics.TRADE_BLOCK = block
+    try:
+        equity, fills = _run_data(seed, n, k)
+        whole, whole_trades = metrics.run_metrics(equity, fills, 1e6)
+        pieces, _ = _feed_in_pieces(equity, fills, cuts)
+        of_frame = metrics.TradeStats.of(whole_trades).result()
+    finally:
+        metrics.TRADE_BLOCK = saved
+    _same(whole, pieces)
+    _same({k: whole[k] for k in of_frame}, of_frame)
+    for s in sorted(fills):  # each symbol's trades, marked at its samples, once
+        mine = whole_trades[whole_trades["symbol"] == s].drop(columns="symbol").reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine, trades(fills[s], equity[s]["ts"], equity[s]["price"]))
+    closed = whole_trades[~whole_trades["open"]]
+    net = closed["net_pnl"].to_numpy()
+    assert whole["n_trades"] == len(closed)
+    if len(closed):
+        assert whole["expectancy"] == pytest.approx(net.mean(), rel=1e-9, abs=1e-9)
+        assert whole["avg_trade_return"] == pytest.approx(closed["return_pct"].mean(), rel=1e-9, abs=1e-12)
+
+
+def test_fills_after_a_mark_of_their_time_or_going_backwards_are_refused():
+    from ticktape.accounting import RoundTrips
+
+    f = np.zeros(3, FILL_DTYPE)
+    f["ts"], f["side"], f["price"], f["qty"] = [1, 2, 5], [1, -1, 1], 10.0, 1.0
+    rt = RoundTrips(f[:2])
+    with pytest.raises(ValueError, match=r"fills.ts\[2\] = 1 goes backwards \(previous 2\)"):
+        rt.add_fills(f[:1])
+    with pytest.raises(ValueError, match=r"fills.price\[3\] = -1.0 must be finite and > 0"):
+        bad = f[2:].copy()
+        bad["price"] = -1.0
+        rt.add_fills(np.concatenate((f[2:], bad)))
+    rt.mark(np.array([5]), np.array([11.0]))
+    with pytest.raises(ValueError, match=r"fills.ts\[2\] = 5 comes after a mark at 5"):
+        rt.add_fills(f[2:])
 
 
 def test_performance_stream_errors_name_the_sample_in_the_whole_series():
