@@ -6,12 +6,15 @@ the given broker, which keeps workers, tests and the CLI independent.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import faust
 
 from ticktape.config import faust_broker_url
+
+log = logging.getLogger(__name__)
 
 APP_ID = "ticktape"
 #: Partitions of the keyed topics (ticks, results) and of the tables.
@@ -66,6 +69,48 @@ def _short_fetch_wait() -> None:
     cls._ticktape_fetch_wait = True
 
 
+def _number_every_rebalance() -> None:
+    """Give every partition assignment of Faust's aiokafka consumers a new
+    generation (once).
+
+    Faust drops what was fetched before a rebalance by its generation: its
+    fetch loop stops when the app's generation changes and its streams skip
+    messages stamped with an older one. It takes the generation from the
+    broker, and the embedded broker (Tansu 0.6.0) answers a member that
+    joins again with unchanged metadata with the generation it already had,
+    after the client has revoked and re-assigned its partitions and sought
+    them back to their committed offsets. Messages fetched before then were
+    still delivered, set the partitions' read offsets past the committed
+    ones, and Faust then dropped the same messages fetched again as already
+    read (docs/architecture.md, "State and delivery"). Locally the
+    generation now grows with every assignment (the broker's when it is
+    larger); the group protocol and offset commits keep the broker's.
+    """
+    from faust.transport.drivers import aiokafka as driver
+
+    cls = driver.ConsumerRebalanceListener
+    if getattr(cls, "_ticktape_generations", False):
+        return
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        thread = self._thread
+        broker = thread._ensure_consumer()._coordinator.generation
+        generation = max(broker, thread.app.consumer_generation_id + 1)
+        if generation != broker and getattr(thread.app, "_ticktape_assigned", False):
+            log.info(
+                "the broker gave this assignment generation %d again; locally it is %d,"
+                " so messages fetched before it are discarded",
+                broker,
+                generation,
+            )
+        thread.app.consumer_generation_id = generation
+        thread.app._ticktape_assigned = True
+        await thread.on_partitions_assigned(driver.ensure_TPset(assigned), generation)
+
+    cls.on_partitions_assigned = on_partitions_assigned
+    cls._ticktape_generations = True
+
+
 #: The pipeline's stages, in data-flow order.
 STAGES = ("replay", "indicators", "strategy", "execution", "sink")
 #: Stages that hand batches to each other in memory: they run in one worker.
@@ -112,6 +157,7 @@ def create_app(
     from ticktape.tables import state
 
     _short_fetch_wait()
+    _number_every_rebalance()
     # One consumer group per set of stages: a group's members must subscribe
     # to the same topics (the assignor may otherwise hand a topic's partitions
     # to a worker that does not consume it). Workers running the same stages
