@@ -678,7 +678,7 @@ def run_metrics(
     Returns (metrics: :func:`performance` plus ``final_equity`` and
     ``final_pnl``, trades with a ``symbol`` column).
     """
-    acc = RunMetrics(fills, initial_cash, periods_per_year)
+    acc = RunMetrics(list(fills), initial_cash, periods_per_year)
     for symbol, f in fills.items():
         acc.add_fills(symbol, f)
     order = sorted(equity)

@@ -493,7 +493,7 @@ def _run_data(seed: int, n: int, k: int) -> tuple[dict, dict]:
 def _feed_in_pieces(equity: dict, fills: dict, cuts: list[int]):
     from ticktape.metrics import RunMetrics
 
-    acc = RunMetrics(fills, 1e6)
+    acc = RunMetrics(list(fills), 1e6)
     order = sorted(equity)
     rows = np.concatenate([equity[s] for s in order])
     sym = np.repeat(np.arange(len(order)), [len(equity[s]) for s in order])
