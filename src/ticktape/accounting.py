@@ -584,8 +584,7 @@ class RoundTrips:
         self._first = 0
         # the state after each fill marks may still need: the last one at or before
         # the latest mark and every later one (trade number, realized, position, average)
-        self._fts, self._st_trade = empty_i, empty_i
-        self._st_real, self._st_pos, self._st_avg = empty_f, empty_f, empty_f
+        self._st = {"ts": empty_i, "trade": empty_i, "real": empty_f, "pos": empty_f, "avg": empty_f}
         self._pos, self._avg = 0.0, math.nan
         self._fills = 0  # fills seen, for the index in errors
         self._last_fill: tuple[int, float] | None = None  # (ts, price) of the latest fill
@@ -630,11 +629,8 @@ class RoundTrips:
         self._lo = np.concatenate((self._lo[:keep], r["lo"]))
         self._hi = np.concatenate((self._hi[:keep], r["hi"]))
         st_trade = np.where(r["st_trade"] >= 0, r["st_trade"] + base, -1)
-        self._fts = np.concatenate((self._fts, fts))
-        self._st_trade = np.concatenate((self._st_trade, st_trade))
-        self._st_real = np.concatenate((self._st_real, r["st_real"]))
-        self._st_pos = np.concatenate((self._st_pos, r["st_pos"]))
-        self._st_avg = np.concatenate((self._st_avg, r["st_avg"]))
+        new = {"ts": fts, "trade": st_trade, "real": r["st_real"], "pos": r["st_pos"], "avg": r["st_avg"]}
+        self._st = {k: np.concatenate((self._st[k], new[k])) for k in self._st}
         self._pos, self._avg = r["pos"], r["avg"]
         self._fills += len(fts)
         self._last_fill = (int(fts[-1]), float(price[-1]))
@@ -656,22 +652,21 @@ class RoundTrips:
         valid = np.flatnonzero(~np.isnan(mpx))
         if len(valid):
             self._last_valid = (int(mts[valid[-1]]), float(mpx[valid[-1]]))
-        fts = self._fts
+        st = self._st
+        fts = st["ts"]
         if len(fts):
             k = np.searchsorted(fts, mts, side="right") - 1
             ok = (k >= 0) & ~np.isnan(mpx)
             kk = np.where(ok, k, 0)
-            tid = self._st_trade[kk]
+            tid = st["trade"][kk]
             ok &= tid >= 0
-            value = self._st_real[kk] + (mpx - self._st_avg[kk]) * self._st_pos[kk]
+            value = st["real"][kk] + (mpx - st["avg"][kk]) * st["pos"][kk]
             np.minimum.at(self._lo, tid[ok] - self._first, value[ok])
             np.maximum.at(self._hi, tid[ok] - self._first, value[ok])
             # later marks need only the state of the last fill at or before this mark's time on
             drop = max(0, int(np.searchsorted(fts, self._last_mark_ts, side="right")) - 1)
             if drop:
-                self._fts, self._st_trade, self._st_real, self._st_pos, self._st_avg = (
-                    a[drop:] for a in (fts, self._st_trade, self._st_real, self._st_pos, self._st_avg)
-                )
+                self._st = {k: a[drop:] for k, a in st.items()}
 
     def settled(self) -> pd.DataFrame:
         """The trades, in entry order, that no later fill or mark can change
@@ -679,7 +674,7 @@ class RoundTrips:
         rows indexed by trade number; they are forgotten here."""
         if self._last_mark_ts is None:  # a later mark may reach any trade
             return self._frame(0)
-        reached = self._st_trade[self._st_trade >= 0]
+        reached = self._st["trade"][self._st["trade"] >= 0]
         n = (int(reached[0]) if len(reached) else self._first + len(self._lo)) - self._first
         out = self._frame(n)
         if n:
