@@ -30,7 +30,7 @@ from ticktape.inprocess import (
     prepare,
     run_prepared,
 )
-from ticktape.spec import EngineConfig
+from ticktape.spec import EngineConfig, new_run_id
 from ticktape.strategy import SpecError, build
 
 
@@ -183,7 +183,7 @@ async def store_sweep(conn: Any, result: SweepResult, symbol: str) -> list[str]:
     symbol = Path(symbol).stem if "/" in symbol or "." in symbol else symbol
     ids = []
     for params, r in zip(result.param_sets, result.results, strict=True):
-        run_id = str(uuid.uuid4())
+        run_id = new_run_id()
         raw = r.extra["raw"]
         eq = raw["equity"]
         spec = {
@@ -239,7 +239,7 @@ def pipeline_specs(base: Any, param_sets: list[dict[str, Any]]) -> list[Any]:
     specs = []
     for k, p in enumerate(param_sets):
         try:
-            specs.append(dataclasses.replace(base, params={**base.params, **p}, run_id=str(uuid.uuid4())))
+            specs.append(dataclasses.replace(base, params={**base.params, **p}, run_id=new_run_id()))
         except SpecError as exc:
             raise SpecError(f"parameter set {k} {p}: {exc}") from None
     return specs

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from ticktape.batch import TICK_DTYPE
 from ticktape.generator import RandomWalkConfig, generate
 from ticktape.metrics import max_drawdown, portfolio_equity, summarize
-from ticktape.spec import EngineConfig, RunSpec
+from ticktape.spec import EngineConfig, RunSpec, new_run_id
 from ticktape.stages import StrategyState, run_symbol, strategy_step
 from ticktape.strategy import SpecError, build
 
@@ -91,6 +91,21 @@ def test_bad_spec_names_the_field(doc, field):
 
 def test_spec_round_trips_through_json():
     assert RunSpec.from_json(SPEC.to_json()) == SPEC
+
+
+def test_run_ids_are_uuid7_in_creation_order():
+    """Result tables index run_id: ids that grow with time append at the
+    index's right edge and keep one run's rows together (docs/architecture.md)."""
+    import time
+    import uuid
+
+    ids = [uuid.UUID(new_run_id()) for _ in range(5_000)]  # many in one millisecond
+    assert len(set(ids)) == len(ids)
+    assert ids == sorted(ids), "ids of one process must increase"
+    assert {u.version for u in ids} == {7} and {u.variant for u in ids} == {uuid.RFC_4122}
+    ms = int.from_bytes(ids[-1].bytes[:6], "big")
+    assert abs(ms - time.time_ns() // 10**6) < 60_000
+    assert uuid.UUID(RunSpec(strategy="sma_crossover", symbols=("S",)).run_id).version == 7
 
 
 def test_metrics_worked_example():
