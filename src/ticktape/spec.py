@@ -15,7 +15,7 @@ from typing import Any
 from ticktape import sources
 from ticktape.strategy import SpecError, build
 
-_last_id = (0, 0)  # (unix ms, counter) of the last id made here
+_last_id = [0, 0]  # [unix ms, counter] of the last id made here
 _id_lock = threading.Lock()
 
 
@@ -26,13 +26,12 @@ def new_run_id() -> str:
     the next millisecond), so each run's rows go to the right edge of the
     result tables' run_id indexes and lie together on disk (docs/architecture.md).
     """
-    global _last_id
     with _id_lock:
         ms, counter = time.time_ns() // 1_000_000, int.from_bytes(os.urandom(2), "big") & 0x7FF
         last_ms, last_counter = _last_id
         if ms <= last_ms:  # same millisecond (or the clock went back): count on
             ms, counter = (last_ms, last_counter + 1) if last_counter < 0xFFF else (last_ms + 1, 0)
-        _last_id = (ms, counter)
+        _last_id[:] = ms, counter
     rand = bytearray(os.urandom(8))
     rand[0] = 0x80 | (rand[0] & 0x3F)  # the RFC 4122 variant
     return str(uuid.UUID(bytes=ms.to_bytes(6, "big") + (0x7000 | counter).to_bytes(2, "big") + bytes(rand)))
