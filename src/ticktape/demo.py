@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from aiokafka import AIOKafkaProducer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -25,6 +27,8 @@ from ticktape.generator import RandomWalkConfig, generate
 from ticktape.runtime import Runtime
 from ticktape.spec import RunSpec
 from ticktape.worker import WorkerProcess
+
+log = logging.getLogger(__name__)
 
 
 class DemoError(RuntimeError):
@@ -112,6 +116,50 @@ async def submit_and_watch(
     return run
 
 
+async def _watch(
+    conn: asyncpg.Connection,
+    ids: list[str],
+    label: str,
+    total: int | None,
+    worker: WorkerProcess,
+    console: Console,
+    timeout_s: float,
+    stall_s: float | None,
+) -> None:
+    """Follow the runs until each ended; DemoError when the worker exits, the
+    time is up or (``stall_s`` not None) nothing moved for ``stall_s`` seconds."""
+    deadline = time.monotonic() + timeout_s
+    moved, last_n = time.monotonic(), -1
+    with _progress(console) as bar:
+        task = bar.add_task(label, total=total, rate="")
+        while True:
+            rows = await conn.fetch(
+                "SELECT r.status, coalesce(sum(p.ticks_processed + coalesce(p.ticks_rejected, 0)), 0) AS n,"
+                " r.started_at, coalesce(r.finished_at, now()) AS until"
+                " FROM runs r LEFT JOIN run_progress p USING (run_id)"
+                " WHERE r.run_id = ANY($1::uuid[]) GROUP BY r.run_id, r.status",
+                ids,
+            )
+            n = sum(int(r["n"]) for r in rows)
+            bar.update(task, completed=n, rate=runs_rate(rows))
+            statuses = {r["status"] for r in rows}
+            if len(rows) == len(ids) and statuses <= {"complete", "failed", "cancelled"}:
+                return
+            now = time.monotonic()
+            if n != last_n or "paused" in statuses:
+                moved, last_n = now, n
+            if not worker.alive():
+                raise DemoError(f"the Faust worker exited; last log lines:\n{worker.log_tail()}")
+            if now > deadline:
+                raise DemoError(f"{label} did not finish in {timeout_s:.0f} s; worker log: {worker.log_path}")
+            if stall_s is not None and now - moved > stall_s:
+                raise DemoError(
+                    f"{label}: no progress for {stall_s:.0f} s at {n:,} ticks; worker log: {worker.log_path}, "
+                    f"last lines:\n{worker.log_tail()}"
+                )
+            await asyncio.sleep(0.2)
+
+
 async def submit_and_watch_many(
     kafka_url: str,
     dsn: str,
@@ -121,10 +169,18 @@ async def submit_and_watch_many(
     console: Console,
     timeout_s: float,
     sweep_id: str | None = None,
+    stall_s: float = 300.0,
 ) -> list[dict]:
     """Create the runs (grouped under ``sweep_id`` when given), send their
     requests and follow them, with one progress bar, until every one ended.
-    Returns the run rows with their metrics."""
+    Returns the run rows with their metrics.
+
+    ``worker`` is this command's own: when the watch ends before the runs do
+    (the worker exited, ``timeout_s`` passed, no tick was processed for
+    ``stall_s`` seconds while a run at full speed was running, or the
+    command was interrupted), the unfinished runs are marked failed
+    (cancelled when interrupted) with the reason, not left ``running``.
+    """
     conn = await store.connect(dsn)
     try:
         for spec in specs:
@@ -157,31 +213,24 @@ async def submit_and_watch_many(
         finally:
             await producer.stop()
         ids = [spec.run_id for spec in specs]
-        deadline = time.monotonic() + timeout_s
         label = f"run {ids[0][:8]}" if len(ids) == 1 else f"{len(ids)} runs"
-        with _progress(console) as bar:
-            task = bar.add_task(label, total=total, rate="")
-            while True:
-                rows = await conn.fetch(
-                    "SELECT r.status, coalesce(sum(p.ticks_processed + coalesce(p.ticks_rejected, 0)), 0) AS n,"
-                    " r.started_at, coalesce(r.finished_at, now()) AS until"
-                    " FROM runs r LEFT JOIN run_progress p USING (run_id)"
-                    " WHERE r.run_id = ANY($1::uuid[]) GROUP BY r.run_id, r.status",
+        # a paced run may wait as long as its data's gaps, divided by its speed
+        paced = any(spec.speed is not None for spec in specs)
+        try:
+            await _watch(conn, ids, label, total, worker, console, timeout_s, None if paced else stall_s)
+        except BaseException as exc:
+            interrupted = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
+            reason = "interrupted" if interrupted else str(exc).split("\n")[0]
+            try:
+                await store.end_unfinished_runs(
+                    conn,
                     ids,
+                    "cancelled" if interrupted else "failed",
+                    f"the command watching it stopped before it ended: {reason}",
                 )
-                n = sum(int(r["n"]) for r in rows)
-                bar.update(task, completed=n, rate=runs_rate(rows))
-                if len(rows) == len(ids) and all(
-                    r["status"] in ("complete", "failed", "cancelled") for r in rows
-                ):
-                    break
-                if not worker.alive():
-                    raise DemoError(f"the Faust worker exited; last log lines:\n{worker.log_tail()}")
-                if time.monotonic() > deadline:
-                    raise DemoError(
-                        f"{label} did not finish in {timeout_s:.0f} s; worker log: {worker.log_path}"
-                    )
-                await asyncio.sleep(0.2)
+            except Exception as also:  # (the database may be what failed): the first error is the one raised
+                log.warning("could not mark runs %s ended: %s", ", ".join(ids), also)
+            raise
         out = []
         for run_id in ids:
             run = dict(await conn.fetchrow("SELECT * FROM runs WHERE run_id = $1", run_id))

@@ -2610,6 +2610,27 @@ async def finish_run(conn: asyncpg.Connection, run_id: str | uuid.UUID, status: 
         raise LookupError(f"no run {run_id} to finish")
 
 
+async def end_unfinished_runs(
+    conn: asyncpg.Connection, run_ids: Sequence[str | uuid.UUID], status: str, error: str
+) -> list[str]:
+    """Set ``status`` (failed or cancelled) and ``error`` on those of
+    ``run_ids`` still pending, running or paused; returns their ids.
+
+    A sink completing a run locks its row and completes it only while it is
+    unfinished (agents/sink.py), so the two cannot both end the same run.
+    """
+    if status not in ("failed", "cancelled"):
+        raise ValueError(f"end_unfinished_runs: status must be failed or cancelled, got {status!r}")
+    rows = await conn.fetch(
+        "UPDATE runs SET status = $2, error = $3, finished_at = now()"
+        " WHERE run_id = ANY($1::uuid[]) AND status IN ('pending', 'running', 'paused') RETURNING run_id",
+        [uuid.UUID(str(r)) for r in run_ids],
+        status,
+        error,
+    )
+    return [str(r["run_id"]) for r in rows]
+
+
 async def write_metrics(
     conn: asyncpg.Connection, run_id: str | uuid.UUID, metrics: Mapping[str, float]
 ) -> None:

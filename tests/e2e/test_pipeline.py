@@ -6,6 +6,8 @@ counted, and what the database holds must equal what the native engine
 returns for the same ticks in process (no broker, no DB).
 """
 
+import time
+
 import numpy as np
 import pytest
 
@@ -133,3 +135,49 @@ def test_a_run_with_depth_from_the_store_fills_as_in_process(pipeline):
     assert got.tobytes() == exp.tobytes()
     flat = run_symbol(RunSpec(strategy="ma_crossover", symbols=(sym,), params=params), [ticks])
     assert flat.fills.tobytes() != want.fills.tobytes()  # the depth made a difference
+
+
+def test_a_run_that_stops_moving_is_failed_by_its_watcher_not_left_running(pipeline):
+    """`ticktape run` follows the run it submitted to its own worker: when no
+    tick is processed for ``stall_s`` it stops with the reason and marks the
+    run failed, and a sink that gets going again afterwards leaves it failed."""
+    import asyncio
+
+    from rich.console import Console
+
+    from ticktape.demo import DemoError, submit_and_watch_many
+
+    (sym,) = pipeline.symbols(1, 5_000)
+    spec = RunSpec(strategy="sma_crossover", symbols=(sym,), params={"fast": 5, "slow": 20})
+
+    async def watch_while_the_sink_is_held(worker) -> None:
+        holder = await store.connect(pipeline.db_url)
+        try:
+            async with holder.transaction():  # the sink's progress updates wait for this lock
+                await holder.execute("LOCK TABLE run_progress IN EXCLUSIVE MODE")
+                with pytest.raises(DemoError, match=r"no progress for 3 s at 0 ticks"):
+                    await submit_and_watch_many(
+                        pipeline.runtime.kafka_url,
+                        pipeline.db_url,
+                        [spec],
+                        5_000,
+                        worker,
+                        Console(quiet=True),
+                        120,
+                        stall_s=3,
+                    )
+        finally:
+            await holder.close()
+
+    with pipeline.worker() as w:
+        asyncio.run(watch_while_the_sink_is_held(w))
+        run = pipeline.run_row(spec.run_id)
+        assert run["status"] == "failed"
+        assert run["error"].startswith("the command watching it stopped before it ended: run ")
+        assert "no progress for 3 s" in run["error"]
+        deadline = time.monotonic() + 120  # released: the sink stores the run's ticks...
+        while pipeline.processed(spec.run_id) < 5_000:
+            assert w.alive() and time.monotonic() < deadline, w.log_tail()
+            time.sleep(0.2)
+        time.sleep(1.0)
+    assert pipeline.run_row(spec.run_id)["status"] == "failed"  # ...and does not complete it
