@@ -116,6 +116,17 @@ async def submit_and_watch(
     return run
 
 
+def not_timed(rows: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a watch of these runs (``status``, ``ending``: every symbol
+    done) should not count time without progress as a stall: a run is
+    paused (it waits for its user), or every unfinished one is running and
+    ending (computing its metrics: minutes over years of ticks)."""
+    unfinished = [r for r in rows if r["status"] in ("pending", "running", "paused")]
+    return any(r["status"] == "paused" for r in unfinished) or all(
+        r["status"] == "running" and r["ending"] for r in unfinished
+    )
+
+
 async def _watch(
     conn: asyncpg.Connection,
     ids: list[str],
@@ -127,7 +138,8 @@ async def _watch(
     stall_s: float | None,
 ) -> None:
     """Follow the runs until each ended; DemoError when the worker exits, the
-    time is up or (``stall_s`` not None) nothing moved for ``stall_s`` seconds."""
+    time is up or (``stall_s`` not None) no tick was processed for ``stall_s``
+    seconds while a run was pending or replaying (not paused, not ending)."""
     deadline = time.monotonic() + timeout_s
     moved, last_n = time.monotonic(), -1
     with _progress(console) as bar:
@@ -135,18 +147,20 @@ async def _watch(
         while True:
             rows = await conn.fetch(
                 "SELECT r.status, coalesce(sum(p.ticks_processed + coalesce(p.ticks_rejected, 0)), 0) AS n,"
-                " r.started_at, coalesce(r.finished_at, now()) AS until"
+                " r.started_at, coalesce(r.finished_at, now()) AS until,"
+                " count(*) FILTER (WHERE p.done) >= max(cardinality(r.symbols)) AS ending"
                 " FROM runs r LEFT JOIN run_progress p USING (run_id)"
                 " WHERE r.run_id = ANY($1::uuid[]) GROUP BY r.run_id, r.status",
                 ids,
             )
             n = sum(int(r["n"]) for r in rows)
             bar.update(task, completed=n, rate=runs_rate(rows))
-            statuses = {r["status"] for r in rows}
-            if len(rows) == len(ids) and statuses <= {"complete", "failed", "cancelled"}:
+            if len(rows) == len(ids) and all(
+                r["status"] in ("complete", "failed", "cancelled") for r in rows
+            ):
                 return
             now = time.monotonic()
-            if n != last_n or "paused" in statuses:
+            if n != last_n or not_timed(rows):
                 moved, last_n = now, n
             if not worker.alive():
                 raise DemoError(f"the Faust worker exited; last log lines:\n{worker.log_tail()}")
