@@ -116,6 +116,18 @@ async def submit_and_watch(
     return run
 
 
+async def _send_requests(kafka_url: str, specs: list[RunSpec]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_url)
+    await producer.start()
+    try:
+        for spec in specs:
+            await producer.send_and_wait(
+                f"{APP_ID}.run-requests", spec.to_json().encode(), key=spec.run_id.encode()
+            )
+    finally:
+        await producer.stop()
+
+
 def not_timed(rows: Sequence[Mapping[str, Any]]) -> bool:
     """Whether a watch of these runs (``status``, ``ending``: every symbol
     done) should not count time without progress as a stall: a run is
@@ -190,10 +202,11 @@ async def submit_and_watch_many(
     Returns the run rows with their metrics.
 
     ``worker`` is this command's own: when the watch ends before the runs do
-    (the worker exited, ``timeout_s`` passed, no tick was processed for
-    ``stall_s`` seconds while a run at full speed was running, or the
-    command was interrupted), the unfinished runs are marked failed
-    (cancelled when interrupted) with the reason, not left ``running``.
+    (a request could not be sent, the worker exited, ``timeout_s`` passed,
+    no tick was processed for ``stall_s`` seconds while a run at full speed
+    waited to start or replayed (:func:`not_timed`), or the command was
+    interrupted), the unfinished runs are marked failed (cancelled when
+    interrupted) with the reason, not left ``pending`` or ``running``.
     """
     conn = await store.connect(dsn)
     try:
@@ -217,20 +230,12 @@ async def submit_and_watch_many(
             )
             if sweep_id is not None:
                 await conn.execute("UPDATE runs SET sweep_id = $2 WHERE run_id = $1", spec.run_id, sweep_id)
-        producer = AIOKafkaProducer(bootstrap_servers=kafka_url)
-        await producer.start()
-        try:
-            for spec in specs:
-                await producer.send_and_wait(
-                    f"{APP_ID}.run-requests", spec.to_json().encode(), key=spec.run_id.encode()
-                )
-        finally:
-            await producer.stop()
         ids = [spec.run_id for spec in specs]
         label = f"run {ids[0][:8]}" if len(ids) == 1 else f"{len(ids)} runs"
         # a paced run may wait as long as its data's gaps, divided by its speed
         paced = any(spec.speed is not None for spec in specs)
         try:
+            await _send_requests(kafka_url, specs)
             await _watch(conn, ids, label, total, worker, console, timeout_s, None if paced else stall_s)
         except BaseException as exc:
             interrupted = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
