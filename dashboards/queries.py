@@ -63,9 +63,20 @@ def fills(dsn: str, run_id: str, symbol: str) -> pd.DataFrame:
     )
 
 
-def equity(dsn: str, run_id: str) -> pd.DataFrame:
+def equity(dsn: str, run_id: str, points: int = 2_000) -> pd.DataFrame:
+    """The run's equity samples, at most ``points`` per symbol: its time span
+    cut into ``points`` equal buckets, the last sample of each symbol in each
+    (a 20M-tick run has a million samples, more than a chart can show or a
+    browser hold). The last sample of every symbol is always there, so the
+    final portfolio equity is exact. Ordered by time."""
     return frame(
         dsn,
-        "SELECT ts, ts_ns, symbol, equity, position FROM equity WHERE run_id = $1::uuid ORDER BY ts_ns",
+        "SELECT ts, ts_ns, symbol, equity, position FROM ("
+        " SELECT DISTINCT ON (e.symbol, (e.ts_ns - s.lo) / s.step) e.ts, e.ts_ns, e.symbol, e.equity, e.position"
+        " FROM equity e, (SELECT min(ts_ns) AS lo, (max(ts_ns) - min(ts_ns)) / $2 + 1 AS step"
+        "                 FROM equity WHERE run_id = $1::uuid) s"
+        " WHERE e.run_id = $1::uuid ORDER BY e.symbol, (e.ts_ns - s.lo) / s.step, e.ts_ns DESC"
+        ") last ORDER BY ts_ns, symbol",
         run_id,
+        int(points),
     )

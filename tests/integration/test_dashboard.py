@@ -71,3 +71,37 @@ def test_dashboard_without_database_url_says_how_to_start(monkeypatch):
     at = AppTest.from_file(str(app), default_timeout=30)
     at.run()
     assert "ticktape dashboard" in at.error[0].value
+
+
+def test_equity_chart_gets_the_last_sample_of_each_time_bucket(db_url):
+    from ticktape.dashboards import queries
+    from ticktape.metrics import portfolio_equity
+
+    run_id, n = str(uuid.uuid4()), 10_000
+    rng = np.random.default_rng(3)
+    stored = {}
+
+    async def seed():
+        conn = await store.connect(db_url)
+        try:
+            await store.create_run(conn, run_id, "sma_crossover", {}, {}, ["A", "B"], None, None)
+            for k, sym in enumerate(("A", "B")):
+                eq = np.zeros(n, DTYPES["equity"])
+                eq["ts"] = 1_700_000_000_000_000_000 + np.sort(rng.choice(10**9, n, replace=False)) * 1000 + k
+                eq["equity"] = 5e5 + rng.normal(0, 100, n).cumsum()
+                stored[sym] = eq
+                await store.write_result_set(conn, run_id, sym, 0, {"equity": eq})
+        finally:
+            await conn.close()
+
+    asyncio.run(seed())
+    full = queries.equity(db_url, run_id, points=10**9)
+    assert len(full) == 2 * n
+    few = queries.equity(db_url, run_id, points=100)
+    assert few["ts_ns"].is_monotonic_increasing
+    for sym, eq in stored.items():
+        mine = few[few["symbol"] == sym]
+        assert 50 <= len(mine) <= 100
+        assert set(mine["ts_ns"]) <= set(eq["ts"].tolist())  # stored samples, not averages
+        assert mine["ts_ns"].iloc[-1] == eq["ts"][-1] and mine["equity"].iloc[-1] == eq["equity"][-1]
+    assert portfolio_equity(few, 1e6).iloc[-1] == portfolio_equity(full, 1e6).iloc[-1]
