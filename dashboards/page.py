@@ -44,10 +44,10 @@ def main() -> None:
     if eq.empty:
         st.warning("This run has no equity samples yet.")
         return
-    start, end = eq["ts"].min(), eq["ts"].max()
-    bars = queries.price_bars(
-        dsn, symbol, start, end, st.selectbox("bar", ["1 minute", "5 minutes", "1 hour"])
-    )
+    bucket = st.selectbox("bar", ["1 minute", "5 minutes", "1 hour"])
+    bars = queries.run_bars(dsn, run_id, symbol, bucket)
+    if bars.empty:  # a run without its own bars: from the stored ticks (slower: every tick is read)
+        bars = queries.price_bars(dsn, symbol, eq["ts"].min(), eq["ts"].max(), bucket)
     price = go.Figure()
     if not bars.empty:
         price.add_trace(

@@ -54,6 +54,21 @@ def price_bars(dsn: str, symbol: str, start, end, bucket: str) -> pd.DataFrame:
     )
 
 
+def run_bars(dsn: str, run_id: str, symbol: str, bucket: str) -> pd.DataFrame:
+    """The run's own event-time bars of ``symbol`` (``run_bars``, the mid,
+    ``spec.bar_ns`` wide: what the run saw), merged into ``bucket``-wide
+    bars; empty when the run recorded none (``bar_ns`` null)."""
+    return frame(
+        dsn,
+        "SELECT time_bucket($3::text::interval, ts) AS bucket, (array_agg(open ORDER BY ts))[1] AS open,"
+        " max(high) AS high, min(low) AS low, (array_agg(close ORDER BY ts DESC))[1] AS close"
+        " FROM run_bars WHERE run_id = $1::uuid AND symbol = $2 GROUP BY 1 ORDER BY 1",
+        run_id,
+        symbol,
+        bucket,
+    )
+
+
 def fills(dsn: str, run_id: str, symbol: str) -> pd.DataFrame:
     return frame(
         dsn,

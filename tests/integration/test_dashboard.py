@@ -2,6 +2,8 @@
 own headless app runner against the real database)."""
 
 import asyncio
+import base64
+import json
 import uuid
 from pathlib import Path
 
@@ -17,7 +19,14 @@ from ticktape.generator import RandomWalkConfig, generate
 pytestmark = pytest.mark.timeout(120)
 
 
-async def _seed(dsn, symbol, run_id):
+def _plotted(values) -> list[float]:
+    """A trace's values as plotly sends them (a list, or numpy bytes in base64)."""
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), values["dtype"]).tolist()
+    return list(values)
+
+
+async def _seed(dsn, symbol, run_id, with_bars):
     ticks = np.concatenate(list(generate(RandomWalkConfig(symbol=symbol, n_ticks=5_000))))
     conn = await store.connect(dsn)
     try:
@@ -40,16 +49,24 @@ async def _seed(dsn, symbol, run_id):
         eq = np.zeros(50, DTYPES["equity"])
         eq["ts"] = ticks["ts"][::100]
         eq["equity"] = 1e6 + np.arange(50)
-        await store.write_result_set(conn, run_id, symbol, 0, {"fills": fills, "equity": eq})
+        results = {"fills": fills, "equity": eq}
+        if with_bars:  # the run's own bars; without them the page reads the ticks
+            bars = np.zeros(3, DTYPES["bars"])
+            bars["ts"] = ticks["ts"][0] // 60_000_000_000 * 60_000_000_000 + np.arange(3) * 60_000_000_000
+            bars["open"] = bars["high"] = bars["low"] = bars["close"] = ticks["ask"][:3]
+            results["bars"] = bars
+        await store.write_result_set(conn, run_id, symbol, 0, results)
         await store.write_metrics(conn, run_id, {"final_pnl": 49.0})
         await store.finish_run(conn, run_id, "complete", ticks_processed=len(ticks), fills=2)
+        return ticks["ask"][:3].tolist()
     finally:
         await conn.close()
 
 
-def test_dashboard_shows_runs_and_charts(db_url, monkeypatch):
+@pytest.mark.parametrize("with_bars", [False, True])
+def test_dashboard_shows_runs_and_charts(db_url, monkeypatch, with_bars):
     symbol, run_id = f"DASH{uuid.uuid4().hex[:6]}", str(uuid.uuid4())
-    asyncio.run(_seed(db_url, symbol, run_id))
+    first_asks = asyncio.run(_seed(db_url, symbol, run_id, with_bars))
     monkeypatch.setenv("TICKTAPE_DATABASE_URL", db_url)
     app = Path(ticktape.__file__).parent / "dashboards" / "app.py"
     at = AppTest.from_file(str(app), default_timeout=60)
@@ -62,6 +79,11 @@ def test_dashboard_shows_runs_and_charts(db_url, monkeypatch):
     assert not at.exception, at.exception
     charts = at.get("plotly_chart")
     assert len(charts) == 2  # price + fills, equity
+    (candles,) = [t for t in json.loads(charts[0].proto.spec)["data"] if t["type"] == "candlestick"]
+    if with_bars:  # the run's own three bars
+        assert _plotted(candles["open"]) == first_asks
+    else:  # bars of the stored ticks' mids, a minute wide
+        assert len(_plotted(candles["open"])) > 3
     assert any(m.label == "final_pnl" for m in at.metric)
 
 
@@ -105,3 +127,34 @@ def test_equity_chart_gets_the_last_sample_of_each_time_bucket(db_url):
         assert set(mine["ts_ns"]) <= set(eq["ts"].tolist())  # stored samples, not averages
         assert mine["ts_ns"].iloc[-1] == eq["ts"][-1] and mine["equity"].iloc[-1] == eq["equity"][-1]
     assert portfolio_equity(few, 1e6).iloc[-1] == portfolio_equity(full, 1e6).iloc[-1]
+
+
+def test_price_chart_merges_the_runs_own_bars(db_url):
+    from ticktape.dashboards import queries
+
+    run_id, t0 = str(uuid.uuid4()), 1_700_000_100 * 10**9 // 300 * 300  # on a 5-minute boundary
+    bars = np.zeros(10, DTYPES["bars"])
+    bars["ts"] = t0 + np.arange(10) * 60 * 10**9  # ten 1-minute bars: two 5-minute ones
+    bars["open"] = np.arange(10) + 100.0
+    bars["close"] = bars["open"] + 0.5
+    bars["high"] = bars["open"] + [1, 3, 1, 1, 1, 1, 1, 1, 4, 1]
+    bars["low"] = bars["open"] - [1, 1, 2, 1, 1, 1, 1, 1, 1, 1]
+    bars["ticks"] = 7
+
+    async def seed():
+        conn = await store.connect(db_url)
+        try:
+            await store.create_run(conn, run_id, "sma_crossover", {}, {}, ["A"], None, None)
+            await store.write_result_set(conn, run_id, "A", 0, {"bars": bars})
+        finally:
+            await conn.close()
+
+    asyncio.run(seed())
+    got = queries.run_bars(db_url, run_id, "A", "5 minutes")
+    assert got[["open", "high", "low", "close"]].values.tolist() == [
+        [100.0, 105.0, 99.0, 104.5],
+        [105.0, 112.0, 104.0, 109.5],
+    ]
+    assert got["bucket"].iloc[0].timestamp() * 10**9 == t0
+    assert len(queries.run_bars(db_url, run_id, "A", "1 minute")) == 10
+    assert queries.run_bars(db_url, run_id, "B", "1 minute").empty  # no bars: the page reads ticks
