@@ -196,7 +196,7 @@ async def replay_run(spec: RunSpec, ticks_topic, database_url: str, kafka_url: s
     db = Reconnecting(database_url, f"replay of run {spec.run_id}")
     try:
         status = await db.run(lambda c: c.fetchval("SELECT status FROM runs WHERE run_id = $1", spec.run_id))
-        if status not in ("pending", "running", "paused"):
+        if status not in store.UNFINISHED:
             log.info("run %s is %s; request skipped", spec.run_id, status)
             return
         await db.run(lambda c: store.start_run(c, spec.run_id))

@@ -42,7 +42,7 @@ async def _complete_locked(conn: asyncpg.Connection, run_id: str, extra_metrics:
         " FROM runs WHERE run_id = $1 FOR UPDATE",
         run_id,
     )
-    if run is None or run["status"] not in ("pending", "running", "paused"):
+    if run is None or run["status"] not in store.UNFINISHED:
         return False
     prog = await conn.fetchrow(
         "SELECT count(*) FILTER (WHERE done) AS done, coalesce(sum(ticks_in), 0) AS ticks_in,"

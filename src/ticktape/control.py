@@ -13,6 +13,7 @@ import uuid
 
 import asyncpg
 
+from ticktape import store
 from ticktape.progress import find_run
 from ticktape.retry import Reconnecting
 from ticktape.strategy import SpecError
@@ -30,7 +31,7 @@ async def request(conn: asyncpg.Connection, run_id: str, action: str) -> str:
         raise SpecError(f"action: expected one of {', '.join(ACTIONS)}, got {action!r}")
     run = await find_run(conn, run_id)
     rid, status = run["run_id"], run["status"]
-    if status in ("complete", "failed", "cancelled"):
+    if status in store.ENDED:
         raise SpecError(f"run_id: run {run_id} is already {status}")
     control = None if action == "resume" else action
     await conn.execute("UPDATE runs SET control = $2 WHERE run_id = $1", rid, control)

@@ -133,7 +133,7 @@ def not_timed(rows: Sequence[Mapping[str, Any]]) -> bool:
     done) should not count time without progress as a stall: a run is
     paused (it waits for its user), or every unfinished one is running and
     ending (computing its metrics: minutes over years of ticks)."""
-    unfinished = [r for r in rows if r["status"] in ("pending", "running", "paused")]
+    unfinished = [r for r in rows if r["status"] in store.UNFINISHED]
     return any(r["status"] == "paused" for r in unfinished) or all(
         r["status"] == "running" and r["ending"] for r in unfinished
     )
@@ -167,9 +167,7 @@ async def _watch(
             )
             n = sum(int(r["n"]) for r in rows)
             bar.update(task, completed=n, rate=runs_rate(rows))
-            if len(rows) == len(ids) and all(
-                r["status"] in ("complete", "failed", "cancelled") for r in rows
-            ):
+            if len(rows) == len(ids) and all(r["status"] in store.ENDED for r in rows):
                 return
             now = time.monotonic()
             if n != last_n or not_timed(rows):

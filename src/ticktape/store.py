@@ -89,6 +89,10 @@ def result_table(stream: str) -> str:
 
 
 RUN_STATUSES = ("pending", "running", "complete", "failed", "cancelled")
+#: A run in one of these may still go on (``paused``: set by its replay, 0010).
+UNFINISHED = ("pending", "running", "paused")
+#: A run in one of these is over.
+ENDED = ("complete", "failed", "cancelled")
 
 #: pg_advisory_lock key serialising concurrent migrate() calls.
 MIGRATION_LOCK_KEY = 0x7469636B74617065  # "ticktape"
@@ -2623,10 +2627,11 @@ async def end_unfinished_runs(
         raise ValueError(f"end_unfinished_runs: status must be failed or cancelled, got {status!r}")
     rows = await conn.fetch(
         "UPDATE runs SET status = $2, error = $3, finished_at = now()"
-        " WHERE run_id = ANY($1::uuid[]) AND status IN ('pending', 'running', 'paused') RETURNING run_id",
+        " WHERE run_id = ANY($1::uuid[]) AND status = ANY($4::text[]) RETURNING run_id",
         [uuid.UUID(str(r)) for r in run_ids],
         status,
         error,
+        list(UNFINISHED),
     )
     return [str(r["run_id"]) for r in rows]
 
