@@ -8,10 +8,13 @@ by the broker *before* the stream's state is written, so persisted state
 always implies persisted results; a batch re-processed after a crash gives
 identical results, which the sink stores once. The state write is in turn
 acknowledged before the batch's offset may be committed
-(ticktape.tables.state.save). A batch that still arrives ahead of a missing
-one (Faust can drop messages around a rebalance: docs/architecture.md, "State
-and delivery") is held until the gap fills, and the run fails loudly if the
-held batches outgrow their bound.
+(ticktape.tables.state.save). A batch that arrives ahead of a missing one
+(Faust can skip messages around a rebalance, and a restarted worker may
+resume past them: docs/architecture.md, "State and delivery") is held, and
+the partition is read again straight from the broker between the stream's
+last applied batch and this one; the missing batches found there are applied
+in order, then the held ones. The run fails loudly if the held batches
+outgrow their bound.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import logging
 import time
 
 import faust
+from aiokafka import TopicPartition
 
 from ticktape.agents import execution, strategy
 from ticktape.batch import decode
@@ -27,6 +31,7 @@ from ticktape.spec import RunSpec
 from ticktape.stages import depth_for_batch, indicators_step
 from ticktape.strategy import Strategy, build
 from ticktape.tables.state import StateTable, StreamState, key, save
+from ticktape.topicread import TopicReader
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +39,7 @@ log = logging.getLogger(__name__)
 MAX_AHEAD_BYTES = 512 * 1024 * 1024
 
 
-def register(app: faust.App, topics, table: StateTable) -> None:
+def register(app: faust.App, topics, table: StateTable, kafka_url: str) -> None:
     runs: dict[str, tuple[RunSpec, Strategy]] = {}
 
     def run_of(batch) -> tuple[RunSpec, Strategy]:
@@ -43,12 +48,14 @@ def register(app: faust.App, topics, table: StateTable) -> None:
             runs[batch.run_id] = (spec, build(spec.strategy, spec.params))
         return runs[batch.run_id]
 
-    # Batches that arrived ahead of a missing one, per stream: after a crash
-    # the restarted replay re-sends the stream from its start, which fills the
-    # gap; they are then applied in order (never out of order, never lost).
-    ahead: dict[str, dict[int, bytes]] = {}
+    # Batches that arrived ahead of a missing one, per stream: seq -> (offset, message).
+    ahead: dict[str, dict[int, tuple[int, bytes]]] = {}
+    # Per stream with held batches: (its seq then, the offset up to which its
+    # partition has been read again), so each offset is read again once per gap.
+    reread: dict[str, tuple[int, int]] = {}
+    reader: list[TopicReader] = []  # started at the first gap
 
-    async def apply(batch, k: str, state: StreamState) -> StreamState | None:
+    async def apply(batch, k: str, state: StreamState, offset: int) -> StreamState | None:
         try:
             spec, strat = run_of(batch)
             good, cols, feats, bars, ind = indicators_step(
@@ -69,39 +76,83 @@ def register(app: faust.App, topics, table: StateTable) -> None:
             log.exception("run %s symbol %s batch %d failed", batch.run_id, batch.symbol, batch.seq)
             await execution.report_failure(topics, batch, f"{type(exc).__name__}: {exc}")
             return None
-        new = StreamState(batch.seq, ind, strat_state, engine, carry)
+        new = StreamState(batch.seq, ind, strat_state, engine, carry, offset)
         await save(table, k, new)
         return new
 
+    async def read_again(k: str, batch, msg, state: StreamState) -> None:
+        """Hold the stream's batches missing before ``batch`` that its
+        partition has between the last applied batch and ``msg``, read straight
+        from the broker (they were skipped, or committed by a worker that
+        died before applying them)."""
+        seq, done = reread.get(k, (state.seq, -1))
+        start = None if state.offset < 0 else state.offset + 1  # unknown: from the partition's start
+        if seq == state.seq and done >= 0:
+            start = max(start or 0, done)
+        if start is not None and start >= msg.offset:
+            return
+        reread[k] = (state.seq, msg.offset)
+        if not reader:
+            reader.append(await TopicReader(kafka_url).start())
+        held, found = ahead[k], []
+        tp = TopicPartition(msg.topic, msg.partition)
+        async for rec in reader[0].read({tp: (start, msg.offset)}):
+            if rec.key != msg.key:
+                continue  # another symbol's
+            b = decode(rec.value)
+            mine = b.run_id == batch.run_id and b.symbol == batch.symbol
+            if mine and state.seq < b.seq < batch.seq and b.seq not in held:
+                held[b.seq] = (rec.offset, bytes(rec.value))
+                found.append(b.seq)
+        log.warning(
+            "%s: read %s[%d] offsets %s..%d again from the broker: %d of the missing batches there",
+            k,
+            msg.topic,
+            msg.partition,
+            "start" if start is None else start,
+            msg.offset - 1,
+            len(found),
+        )
+
     @app.agent(topics.ticks, name="indicators")
     async def indicators(stream):
-        async for value in stream:
-            batch = decode(value)
-            k = key(batch.run_id, batch.symbol)
-            state = StreamState.from_bytes(table.get(k))
-            if batch.seq <= state.seq:
-                continue  # re-delivered: already applied
-            if batch.seq > state.seq + 1:
-                held = ahead.setdefault(k, {})
-                if sum(map(len, held.values())) + len(value) > MAX_AHEAD_BYTES:
-                    await execution.report_failure(
-                        topics, batch, f"batches {state.seq + 1}..{min(held) - 1} never arrived"
-                    )
-                    continue
-                held[batch.seq] = bytes(value)
+        try:
+            async for value in stream:
+                batch = decode(value)
+                k = key(batch.run_id, batch.symbol)
+                state = StreamState.from_bytes(table.get(k))
+                if batch.seq <= state.seq:
+                    continue  # re-delivered: already applied
                 msg = stream.current_event.message
-                log.warning(
-                    "%s: batch %d (%s[%d] offset %d) is ahead of %d; held until the gap fills",
-                    k,
-                    batch.seq,
-                    msg.topic,
-                    msg.partition,
-                    msg.offset,
-                    state.seq,
-                )
-                continue
-            while batch is not None and (state := await apply(batch, k, state)) is not None:
-                nxt = ahead.get(k, {}).pop(state.seq + 1, None)
-                batch = decode(nxt) if nxt is not None else None
-            if not ahead.get(k):
-                ahead.pop(k, None)
+                offset = msg.offset
+                if batch.seq > state.seq + 1:
+                    held = ahead.setdefault(k, {})
+                    if sum(len(v) for _, v in held.values()) + len(value) > MAX_AHEAD_BYTES:
+                        await execution.report_failure(
+                            topics, batch, f"batches {state.seq + 1}..{min(held) - 1} never arrived"
+                        )
+                        continue
+                    held[batch.seq] = (offset, bytes(value))
+                    log.warning(
+                        "%s: batch %d (%s[%d] offset %d) is ahead of %d; held until the gap fills",
+                        k,
+                        batch.seq,
+                        msg.topic,
+                        msg.partition,
+                        offset,
+                        state.seq,
+                    )
+                    await read_again(k, batch, msg, state)
+                    batch = None
+                while (nxt := ahead.get(k, {}).pop(state.seq + 1, None)) is not None or batch is not None:
+                    if nxt is not None:
+                        offset, batch = nxt[0], decode(nxt[1])
+                    if (state := await apply(batch, k, state, offset)) is None:
+                        break
+                    batch = None
+                if not ahead.get(k):
+                    ahead.pop(k, None)
+                    reread.pop(k, None)
+        finally:
+            if reader:
+                await reader.pop().stop()

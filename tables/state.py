@@ -1,10 +1,11 @@
 """Per-(run, symbol) pipeline state in one changelog-backed table.
 
-Key ``"<run_id>|<symbol>"``; value: the sequence number of the last batch
-applied, the indicators and strategy state (JSON) and the serialized native
-engine. All stages of a stream are written in ONE table update per batch, so a
-crash can never persist one stage's state without the others': after a
-restart the stream resumes exactly at a batch boundary.
+Key ``"<run_id>|<symbol>"``; value: the sequence number and ticks-topic
+offset of the last batch applied, the indicators and strategy state (JSON)
+and the serialized native engine. All stages of a stream are written in ONE
+table update per batch, so a crash can never persist one stage's state
+without the others': after a restart the stream resumes exactly at a batch
+boundary.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class StreamState:
     engine: bytes | None = None  # Engine.get_state(); None = not created yet
     #: depth updates received after the last accepted tick (LEVEL_DTYPE rows), for the next batch
     depth_carry: list = field(default_factory=list)
+    #: offset in the ticks topic of the last batch applied; -1 = unknown
+    offset: int = -1
 
     def carry(self) -> np.ndarray:
         return np.array([tuple(r) for r in self.depth_carry], dtype=LEVEL_DTYPE)
@@ -44,6 +47,7 @@ class StreamState:
                 "indicators": self.indicators.__dict__,
                 "strategy": self.strategy.__dict__,
                 "depth_carry": self.depth_carry,
+                "offset": self.offset,
             }
         )
         head = doc.encode()
@@ -62,6 +66,7 @@ class StreamState:
             StrategyState(**doc["strategy"]),
             engine,
             doc.get("depth_carry", []),
+            doc.get("offset", -1),  # stored before 2026-12-04: unknown
         )
 
 

@@ -203,7 +203,7 @@ def create_app(
     if "replay" in stages:
         replay.register(app, topics, database_url, kafka_url)
     if "indicators" in stages:
-        indicators.register(app, topics, state.define(app, partitions))
+        indicators.register(app, topics, state.define(app, partitions), kafka_url)
     if "sink" in stages:
         sink.register(app, topics, database_url)
     return app

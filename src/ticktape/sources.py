@@ -144,63 +144,33 @@ def _parquet(spec: Any, symbol: str) -> Iterator[np.ndarray]:
 
 
 async def _topic(spec: Any, symbol: str, kafka_url: str) -> AsyncIterator[np.ndarray]:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    from ticktape.app import MAX_MESSAGE_BYTES
     from ticktape.batch import decode
+    from ticktape.topicread import TopicReader
 
     src = spec.source
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka_url,
-        group_id=None,  # a reader, not a member of the pipeline's group
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
-        fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
-    )
-    await consumer.start()
-    try:
-        parts = consumer.partitions_for_topic(src["topic"]) or set()
-        if not parts:
-            await consumer.force_metadata_update()
-            parts = consumer.partitions_for_topic(src["topic"]) or set()
-        tps = [TopicPartition(src["topic"], p) for p in sorted(parts)]
+    async with TopicReader(kafka_url) as reader:
+        tps = await reader.partitions(src["topic"])
         if not tps:
             raise SpecError(f"source.topic: topic {src['topic']!r} does not exist")
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        starts = await consumer.beginning_offsets(tps)
-        stop = {
-            tp: ends[tp] if src.get("end_offset") is None else min(ends[tp], src["end_offset"]) for tp in tps
-        }
-        first = {
-            tp: starts[tp] if src.get("start_offset") is None else max(starts[tp], src["start_offset"])
+        starts, ends = await reader.bounds(tps)
+        ranges = {
+            tp: (
+                starts[tp] if src.get("start_offset") is None else max(starts[tp], src["start_offset"]),
+                ends[tp] if src.get("end_offset") is None else min(ends[tp], src["end_offset"]),
+            )
             for tp in tps
         }
-        for tp in tps:
-            consumer.seek(tp, first[tp])
-        active = {tp for tp in tps if first[tp] < stop[tp]}
         next_seq = 0
-        while active:
-            got = await consumer.getmany(*active, timeout_ms=500)
-            for tp, records in got.items():
-                for rec in records:
-                    if rec.offset >= stop[tp]:
-                        active.discard(tp)
-                        break
-                    b = decode(rec.value)
-                    if b.run_id != src["run_id"] or b.symbol != symbol or b.seq < next_seq:
-                        continue  # another stream, or a batch delivered twice
-                    next_seq = b.seq + 1
-                    part = _in_range(b.ticks, spec.start_ns, spec.end_ns)
-                    if len(part):
-                        yield part.copy()  # the batch is a view on the message bytes
-                    if b.eos:
-                        return
-            for tp in list(active):
-                if await consumer.position(tp) >= stop[tp]:
-                    active.discard(tp)
-    finally:
-        await consumer.stop()
+        async for rec in reader.read(ranges):
+            b = decode(rec.value)
+            if b.run_id != src["run_id"] or b.symbol != symbol or b.seq < next_seq:
+                continue  # another stream, or a batch delivered twice
+            next_seq = b.seq + 1
+            part = _in_range(b.ticks, spec.start_ns, spec.end_ns)
+            if len(part):
+                yield part.copy()  # the batch is a view on the message bytes
+            if b.eos:
+                return
 
 
 async def batches(

@@ -7,7 +7,8 @@ import contextlib
 import time
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 
 from ticktape import store
 from ticktape.app import APP_ID
@@ -91,56 +92,118 @@ def test_batches_arriving_ahead_of_a_missing_one_are_applied_in_order(pipeline, 
         _apply_out_of_order(own)
 
 
+def _batches(pipeline, spec: RunSpec, symbol: str) -> list[Batch]:
+    """``symbol``'s stream as its replay sends it: tick batches, then the end of stream."""
+    ticks = pipeline.data[symbol]
+    meta = {"spec": spec.to_json()}
+    out = [
+        Batch(
+            run_id=spec.run_id,
+            symbol=symbol,
+            seq=seq,
+            arrays={"ticks": ticks[i : i + spec.batch_size]},
+            meta=meta,
+        )
+        for seq, i in enumerate(range(0, len(ticks), spec.batch_size))
+    ]
+    eos_meta = {**meta, "ticks_in": len(ticks)}
+    eos = Batch(
+        run_id=spec.run_id,
+        symbol=symbol,
+        seq=len(out),
+        arrays={"ticks": empty("ticks")},
+        eos=True,
+        meta=eos_meta,
+    )
+    return [*out, eos]
+
+
+async def _send(pipeline, pairs) -> dict[TopicPartition, int]:
+    """Send ``(symbol, batch)`` pairs in order; the offset after the last one sent, per partition."""
+    producer = AIOKafkaProducer(bootstrap_servers=pipeline.runtime.kafka_url)
+    await producer.start()
+    ends: dict[TopicPartition, int] = {}
+    try:
+        for s, b in pairs:
+            md = await producer.send_and_wait(f"{APP_ID}.ticks", encode(b), key=s.encode())
+            ends[TopicPartition(md.topic, md.partition)] = md.offset + 1
+    finally:
+        await producer.stop()
+    return ends
+
+
+class _AsFaust(RoundRobinPartitionAssignor):
+    """Joins a group Faust's workers use: the broker keeps the group's protocol by name."""
+
+    name = "faust"
+
+
 def _apply_out_of_order(pipeline):
     symbols = pipeline.symbols(2, N // 10)
     spec = _spec(symbols)
-
-    def batches(symbol: str) -> list[Batch]:
-        ticks = pipeline.data[symbol]
-        meta = {"spec": spec.to_json()}
-        out = [
-            Batch(
-                run_id=spec.run_id,
-                symbol=symbol,
-                seq=seq,
-                arrays={"ticks": ticks[i : i + spec.batch_size]},
-                meta=meta,
-            )
-            for seq, i in enumerate(range(0, len(ticks), spec.batch_size))
-        ]
-        eos_meta = {**meta, "ticks_in": len(ticks)}
-        eos = Batch(
-            run_id=spec.run_id,
-            symbol=symbol,
-            seq=len(out),
-            arrays={"ticks": empty("ticks")},
-            eos=True,
-            meta=eos_meta,
-        )
-        return [*out, eos]
-
-    async def send_shuffled():
-        producer = AIOKafkaProducer(bootstrap_servers=pipeline.runtime.kafka_url)
-        await producer.start()
-        try:
-            for s in symbols:
-                b = batches(s)
-                # 0..2, then 6..8 ahead of the missing 3..5, then the rest; 7 twice
-                for x in b[:3] + b[6:9] + b[3:6] + b[7:8] + b[9:]:
-                    await producer.send_and_wait(f"{APP_ID}.ticks", encode(x), key=s.encode())
-        finally:
-            await producer.stop()
-
+    # per symbol 0..2, then 6..8 ahead of the missing 3..5, then the rest; 7 twice
+    order = [0, 1, 2, 6, 7, 8, 3, 4, 5, 7, *range(9, 11)]
+    pairs = [(s, b) for s in symbols for b in (_batches(pipeline, spec, s)[i] for i in order)]
     pipeline.create_run(spec)
     pipeline._run(lambda conn: store.start_run(conn, spec.run_id))
     with pipeline.worker("w", "info") as w:
-        asyncio.run(send_shuffled())
+        asyncio.run(_send(pipeline, pairs))
         run = pipeline.wait_done(spec.run_id, [w])
         log = w.log_path.read_text()
     assert run["status"] == "complete", run["error"]
     assert "is ahead of 2; held until the gap fills" in log
     assert run["ticks_processed"] == 2 * (N // 10)
     assert run["fills"] == pipeline.assert_same_as_in_process(spec)
+
+
+def test_batches_the_group_never_delivered_are_read_again_from_the_broker(pipeline, db_url, tmp_path):
+    """Batches whose offsets the group has committed but that no worker
+    applied (Faust skipped them around a rebalance, or a worker committed
+    them and died) are read straight from the broker when a later batch of
+    their stream shows the gap, even though no replay sends them again."""
+    with _own_broker(pipeline, db_url, tmp_path) as own:
+        symbols = own.symbols(2, N // 10)
+        spec = _spec(symbols)
+        streams = {s: _batches(own, spec, s) for s in symbols}
+        own.create_run(spec)
+        own._run(lambda conn: store.start_run(conn, spec.run_id))
+        with own.worker("before", "info") as w:
+            asyncio.run(_send(own, [(s, b) for s in symbols for b in streams[s][:3]]))
+            deadline = time.monotonic() + 60
+            while own.processed(spec.run_id) < 2 * 3 * spec.batch_size:
+                assert w.alive() and time.monotonic() < deadline, w.log_tail()
+                time.sleep(0.05)
+        # 3..5 reach the broker, and the group's offsets move past them
+        lost = asyncio.run(_send(own, [(s, b) for s in symbols for b in streams[s][3:6]]))
+
+        async def commit():  # as a member of the (now empty) group: the broker wants one
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=own.runtime.kafka_url,
+                group_id=APP_ID,
+                enable_auto_commit=False,
+                partition_assignment_strategy=(_AsFaust,),
+            )
+            await consumer.start()
+            try:
+                consumer.subscribe([f"{APP_ID}.ticks"])
+                deadline = time.monotonic() + 60
+                while not set(lost) <= consumer.assignment():
+                    assert time.monotonic() < deadline, "never assigned the ticks partitions"
+                    await consumer.getmany(timeout_ms=200, max_records=1)
+                await consumer.commit(lost)
+            finally:
+                await consumer.stop()
+
+        asyncio.run(commit())
+        asyncio.run(_send(own, [(s, b) for s in symbols for b in streams[s][6:]]))
+        with own.worker("after", "info") as w:
+            run = own.wait_done(spec.run_id, [w], timeout=90)
+            log = w.log_path.read_text()
+        assert run["status"] == "complete", run["error"]
+        assert "is ahead of 2; held until the gap fills" in log
+        assert "again from the broker: 3 of the missing batches there" in log
+        assert run["ticks_processed"] == 2 * (N // 10)
+        assert run["fills"] == own.assert_same_as_in_process(spec)
 
 
 def _outage_loop(pipeline, run_id, n_total, outage, times=3):
