@@ -53,7 +53,7 @@ def register(app: faust.App, topics, table: StateTable, kafka_url: str) -> None:
     # Per stream with held batches: (its seq then, the offset up to which its
     # partition has been read again), so each offset is read again once per gap.
     reread: dict[str, tuple[int, int]] = {}
-    reader: list[TopicReader] = []  # started at the first gap
+    reader = TopicReader(kafka_url)  # its consumer starts at the first gap
 
     async def apply(batch, k: str, state: StreamState, offset: int) -> StreamState | None:
         try:
@@ -92,18 +92,16 @@ def register(app: faust.App, topics, table: StateTable, kafka_url: str) -> None:
         if start is not None and start >= msg.offset:
             return
         reread[k] = (state.seq, msg.offset)
-        if not reader:
-            reader.append(await TopicReader(kafka_url).start())
-        held, found = ahead[k], []
-        tp = TopicPartition(msg.topic, msg.partition)
-        async for rec in reader[0].read({tp: (start, msg.offset)}):
-            if rec.key != msg.key:
-                continue  # another symbol's
-            b = decode(rec.value)
-            mine = b.run_id == batch.run_id and b.symbol == batch.symbol
-            if mine and state.seq < b.seq < batch.seq and b.seq not in held:
-                held[b.seq] = (rec.offset, bytes(rec.value))
-                found.append(b.seq)
+        held = ahead[k]
+        found = await reader.batches(
+            TopicPartition(msg.topic, msg.partition),
+            (start, msg.offset),
+            msg.key,
+            batch.run_id,
+            batch.symbol,
+            lambda seq: state.seq < seq < batch.seq and seq not in held,
+        )
+        held.update(found)
         log.warning(
             "%s: read %s[%d] offsets %s..%d again from the broker: %d of the missing batches there",
             k,
@@ -154,5 +152,4 @@ def register(app: faust.App, topics, table: StateTable, kafka_url: str) -> None:
                     ahead.pop(k, None)
                     reread.pop(k, None)
         finally:
-            if reader:
-                await reader.pop().stop()
+            await reader.stop()

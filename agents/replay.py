@@ -222,7 +222,14 @@ async def replay_run(spec: RunSpec, ticks_topic, database_url: str, kafka_url: s
 
 
 def register(app: faust.App, topics, database_url: str, kafka_url: str | None = None) -> None:
+    replayed: set[str] = set()  # runs this worker replayed to the end
+
     @app.agent(topics.run_requests, name="replay")
     async def replay(stream):
         async for value in stream:
-            await replay_run(RunSpec.from_json(value), topics.ticks, database_url, kafka_url)
+            spec = RunSpec.from_json(value)
+            if spec.run_id in replayed:  # delivered again (after a rebalance): sent already
+                log.info("run %s was replayed by this worker; request delivered again, skipped", spec.run_id)
+                continue
+            await replay_run(spec, topics.ticks, database_url, kafka_url)
+            replayed.add(spec.run_id)

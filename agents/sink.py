@@ -2,8 +2,11 @@
 
 Each results message is written keyed by (run, symbol, stream, seq), so a
 message delivered twice stores nothing new. Cumulative counts in the header
-update the run's progress. When every symbol of a run has reached its end of
-stream, the run row is completed with counts, timings and metrics.
+update the run's progress. A stream's result sets still missing when its end
+of stream arrives (the group consumer skipped them: docs/architecture.md,
+"State and delivery") are read again straight from the broker and written
+first. When every symbol of a run has reached its end of stream, the run row
+is completed with counts, timings and metrics.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ import logging
 import asyncpg
 import faust
 import numpy as np
+from aiokafka import TopicPartition
 
 from ticktape import store
 from ticktape.batch import decode
 from ticktape.metrics import RunMetrics
 from ticktape.retry import Reconnecting
+from ticktape.topicread import TopicReader
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +107,46 @@ async def _complete_locked(conn: asyncpg.Connection, run_id: str, extra_metrics:
     return True
 
 
-def register(app: faust.App, topics, database_url: str) -> None:
+def register(app: faust.App, topics, database_url: str, kafka_url: str) -> None:
+    reader = TopicReader(kafka_url)  # its consumer starts at the first gap
+    # per stream: (seq, offset) of the first results message this sink got
+    first: dict[tuple[str, str], tuple[int, int]] = {}
+
+    async def read_missing(db: Reconnecting, b, msg, latency: Latency) -> None:
+        """Write the result sets of ``b``'s stream not stored by its end of
+        stream, read again from the broker up to ``msg``."""
+        missing = await db.run(lambda conn: store.missing_result_sets(conn, b.run_id, b.symbol, b.seq))
+        if not missing:
+            return
+        seen = first.get((b.run_id, b.symbol))
+        # the first copy of a later batch than one seen is after it in the partition
+        start = seen[1] if seen is not None and seen[0] < missing[0] else None
+        found = await reader.batches(
+            TopicPartition(msg.topic, msg.partition),
+            (start, msg.offset),
+            msg.key,
+            b.run_id,
+            b.symbol,
+            set(missing).__contains__,
+        )
+        log.warning(
+            "run %s %s: %d result sets missing at the end of the stream (first %d); read %s[%d]"
+            " offsets %s..%d again from the broker: %d found",
+            b.run_id,
+            b.symbol,
+            len(missing),
+            missing[0],
+            msg.topic,
+            msg.partition,
+            "start" if start is None else start,
+            msg.offset - 1,
+            len(found),
+        )
+        for seq in sorted(found):
+            again = decode(found[seq][1])
+            latency.add(again)
+            await db.run(lambda conn, again=again: write(conn, again, latency))
+
     @app.agent(topics.results, name="sink")
     async def sink(stream):
         db = Reconnecting(database_url, "sink")  # a lost connection is re-opened, the write repeated
@@ -111,7 +155,13 @@ def register(app: faust.App, topics, database_url: str) -> None:
             async for value in stream:
                 b = decode(value)
                 latency.add(b)
+                msg = stream.current_event.message
+                k = (b.run_id, b.symbol)
+                first.setdefault(k, (b.seq, msg.offset))
                 try:
+                    if b.eos:
+                        first.pop(k, None)
+                        await read_missing(db, b, msg, latency)
                     await db.run(lambda conn, b=b: write(conn, b, latency))
                 except Exception as exc:  # retries exhausted or not retryable: the run fails loudly
                     log.exception("run %s: storing %s batch %d failed", b.run_id, b.symbol, b.seq)
@@ -120,6 +170,7 @@ def register(app: faust.App, topics, database_url: str) -> None:
                         lambda conn, b=b, error=error: store.finish_run(conn, b.run_id, "failed", error=error)
                     )
         finally:
+            await reader.stop()
             await db.close()
 
 

@@ -2247,6 +2247,25 @@ async def write_result_set(
     return await _write_once(conn, run_id, symbol, "results", seq, streams)
 
 
+async def missing_result_sets(
+    conn: asyncpg.Connection, run_id: str | uuid.UUID, symbol: str, upto: int
+) -> list[int]:
+    """Sequence numbers below ``upto`` of ``symbol``'s result sets not stored
+    yet, while the run is unfinished (an ended run gets nothing more)."""
+    rows = await conn.fetch(
+        "SELECT s.seq FROM runs r CROSS JOIN generate_series(0, $3 - 1) AS s(seq)"
+        " WHERE r.run_id = $1 AND r.status = ANY($4::text[]) AND NOT EXISTS ("
+        "  SELECT 1 FROM sink_batches b WHERE b.run_id = $1 AND b.symbol = $2"
+        "  AND b.stream = 'results' AND b.seq = s.seq)"
+        " ORDER BY s.seq",
+        uuid.UUID(str(run_id)),
+        symbol,
+        int(upto),
+        list(UNFINISHED),
+    )
+    return [r["seq"] for r in rows]
+
+
 async def _write_once(
     conn: asyncpg.Connection,
     run_id: str | uuid.UUID,

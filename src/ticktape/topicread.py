@@ -6,7 +6,7 @@ agent to read again batches its group consumer never delivered."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -16,48 +16,58 @@ Range = tuple[int | None, int]
 
 
 class TopicReader:
-    """One group-less consumer, assigned afresh for every :meth:`read`."""
+    """One group-less consumer, started at first use and assigned afresh for
+    every :meth:`read`."""
 
     def __init__(self, kafka_url: str) -> None:
-        from ticktape.app import MAX_MESSAGE_BYTES
+        self.kafka_url = kafka_url
+        self._consumer: AIOKafkaConsumer | None = None
 
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=kafka_url,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",  # an offset no longer kept: read from the first one kept
-            max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
-            fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
-        )
+    async def consumer(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            from ticktape.app import MAX_MESSAGE_BYTES
 
-    async def start(self) -> TopicReader:
-        await self.consumer.start()
-        return self
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.kafka_url,
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",  # an offset no longer kept: from the first one kept
+                max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
+                fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
+            )
+            await consumer.start()
+            self._consumer = consumer
+        return self._consumer
 
     async def stop(self) -> None:
-        await self.consumer.stop()
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            await consumer.stop()
 
     async def __aenter__(self) -> TopicReader:
-        return await self.start()
+        await self.consumer()
+        return self
 
     async def __aexit__(self, *exc) -> None:
         await self.stop()
 
     async def partitions(self, topic: str) -> list[TopicPartition]:
         """The topic's partitions (empty when the topic does not exist)."""
-        parts = self.consumer.partitions_for_topic(topic) or set()
+        consumer = await self.consumer()
+        parts = consumer.partitions_for_topic(topic) or set()
         if not parts:
-            await self.consumer.force_metadata_update()
-            parts = self.consumer.partitions_for_topic(topic) or set()
+            await consumer.force_metadata_update()
+            parts = consumer.partitions_for_topic(topic) or set()
         return [TopicPartition(topic, p) for p in sorted(parts)]
 
     async def bounds(self, tps: list[TopicPartition]) -> tuple[dict, dict]:
         """Each partition's first kept offset and its end offset."""
-        return await self.consumer.beginning_offsets(tps), await self.consumer.end_offsets(tps)
+        consumer = await self.consumer()
+        return await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
 
     async def read(self, ranges: Mapping[TopicPartition, Range]) -> AsyncIterator[ConsumerRecord]:
         """The records of every ``(start, stop)`` range, in offset order per partition."""
-        consumer = self.consumer
+        consumer = await self.consumer()
         consumer.assign(list(ranges))
         for tp, (start, _) in ranges.items():
             if start is None:
@@ -77,3 +87,27 @@ class TopicReader:
             for tp in list(active):
                 if await consumer.position(tp) >= ranges[tp][1]:
                     active.discard(tp)
+
+    async def batches(
+        self,
+        tp: TopicPartition,
+        span: Range,
+        key: bytes,
+        run_id: str,
+        symbol: str,
+        wanted: Callable[[int], bool],
+    ) -> dict[int, tuple[int, bytes]]:
+        """The batches of stream ``(run_id, symbol)``, sent with ``key``, in
+        ``span`` of ``tp`` whose sequence number is ``wanted``:
+        ``{seq: (offset, message)}``, the first copy of each (a batch sent
+        twice is the same batch)."""
+        from ticktape.batch import decode
+
+        found: dict[int, tuple[int, bytes]] = {}
+        async for rec in self.read({tp: span}):
+            if rec.key != key:
+                continue
+            b = decode(rec.value)
+            if b.run_id == run_id and b.symbol == symbol and b.seq not in found and wanted(b.seq):
+                found[b.seq] = (rec.offset, bytes(rec.value))
+        return found

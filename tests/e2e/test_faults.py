@@ -12,10 +12,11 @@ from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssigno
 
 from ticktape import store
 from ticktape.app import APP_ID
-from ticktape.batch import Batch, empty, encode
+from ticktape.batch import Batch, decode, empty, encode
 from ticktape.config import Settings
 from ticktape.runtime import Runtime
 from ticktape.spec import RunSpec
+from ticktape.topicread import TopicReader
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
 
@@ -138,6 +139,26 @@ class _AsFaust(RoundRobinPartitionAssignor):
     name = "faust"
 
 
+async def _commit(pipeline, group: str, offsets: dict[TopicPartition, int]) -> None:
+    """Commit ``offsets`` for ``group`` (empty now) as a member of it: the broker wants one."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=pipeline.runtime.kafka_url,
+        group_id=group,
+        enable_auto_commit=False,
+        partition_assignment_strategy=(_AsFaust,),
+    )
+    await consumer.start()
+    try:
+        consumer.subscribe(sorted({tp.topic for tp in offsets}))
+        deadline = time.monotonic() + 60
+        while not set(offsets) <= consumer.assignment():
+            assert time.monotonic() < deadline, "never assigned the partitions"
+            await consumer.getmany(timeout_ms=200, max_records=1)
+        await consumer.commit(offsets)
+    finally:
+        await consumer.stop()
+
+
 def _apply_out_of_order(pipeline):
     symbols = pipeline.symbols(2, N // 10)
     spec = _spec(symbols)
@@ -176,25 +197,7 @@ def test_batches_the_group_never_delivered_are_read_again_from_the_broker(pipeli
         # 3..5 reach the broker, and the group's offsets move past them
         lost = asyncio.run(_send(own, [(s, b) for s in symbols for b in streams[s][3:6]]))
 
-        async def commit():  # as a member of the (now empty) group: the broker wants one
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=own.runtime.kafka_url,
-                group_id=APP_ID,
-                enable_auto_commit=False,
-                partition_assignment_strategy=(_AsFaust,),
-            )
-            await consumer.start()
-            try:
-                consumer.subscribe([f"{APP_ID}.ticks"])
-                deadline = time.monotonic() + 60
-                while not set(lost) <= consumer.assignment():
-                    assert time.monotonic() < deadline, "never assigned the ticks partitions"
-                    await consumer.getmany(timeout_ms=200, max_records=1)
-                await consumer.commit(lost)
-            finally:
-                await consumer.stop()
-
-        asyncio.run(commit())
+        asyncio.run(_commit(own, APP_ID, lost))
         asyncio.run(_send(own, [(s, b) for s in symbols for b in streams[s][6:]]))
         with own.worker("after", "info") as w:
             run = own.wait_done(spec.run_id, [w], timeout=90)
@@ -280,3 +283,53 @@ def test_stages_in_separate_workers_give_the_same_results(pipeline):
         run = pipeline.wait_done(spec.run_id, [edges, hot])
     assert run["status"] == "complete", run["error"]
     assert run["fills"] == pipeline.assert_same_as_in_process(spec)
+
+
+def test_result_sets_the_sink_never_got_are_read_again_at_the_end_of_the_stream(pipeline, db_url, tmp_path):
+    """Results messages whose offsets the sink's group committed without
+    storing them are read straight from the broker when their stream's end
+    arrives, and the run completes with every result stored."""
+    with _own_broker(pipeline, db_url, tmp_path) as own:
+        symbols = own.symbols(2, N // 10)
+        spec = _spec(symbols)
+        streams = {s: _batches(own, spec, s) for s in symbols}
+        own.create_run(spec)
+        own._run(lambda conn: store.start_run(conn, spec.run_id))
+        results = f"{APP_ID}.results"
+
+        async def results_end(seq: int) -> dict[TopicPartition, int]:
+            """Once every symbol's result set ``seq`` is on the broker: each partition's end."""
+            async with TopicReader(own.runtime.kafka_url) as reader:
+                tps = await reader.partitions(results)
+                deadline = time.monotonic() + 60
+                while True:
+                    starts, ends = await reader.bounds(tps)
+                    got = set()
+                    async for rec in reader.read({tp: (starts[tp], ends[tp]) for tp in tps}):
+                        b = decode(rec.value)
+                        if b.run_id == spec.run_id and b.seq == seq:
+                            got.add(b.symbol)
+                    if got == set(symbols):
+                        return {tp: ends[tp] for tp in tps if ends[tp]}
+                    assert time.monotonic() < deadline, f"result set {seq} never published"
+                    await asyncio.sleep(0.1)
+
+        with own.worker("hot", "info", stages="indicators,strategy,execution") as hot:
+            with own.worker("sink", "info", stages="sink") as w:
+                asyncio.run(_send(own, [(s, b) for s in symbols for b in streams[s][:3]]))
+                deadline = time.monotonic() + 60
+                while own.processed(spec.run_id) < 2 * 3 * spec.batch_size:
+                    assert w.alive() and time.monotonic() < deadline, w.log_tail()
+                    time.sleep(0.05)
+            # with no sink running, 3..5 are processed, and the sink's offsets move past them
+            asyncio.run(_send(own, [(s, b) for s in symbols for b in streams[s][3:6]]))
+            asyncio.run(_commit(own, f"{APP_ID}-sink", asyncio.run(results_end(5))))
+            asyncio.run(_send(own, [(s, b) for s in symbols for b in streams[s][6:]]))
+            with own.worker("sink2", "info", stages="sink") as w:
+                run = own.wait_done(spec.run_id, [w, hot], timeout=90)
+                log = w.log_path.read_text()
+        assert run["status"] == "complete", run["error"]
+        assert log.count("3 result sets missing at the end of the stream (first 3)") == 2, log
+        assert log.count("again from the broker: 3 found") == 2
+        assert run["ticks_processed"] == 2 * (N // 10)
+        assert run["fills"] == own.assert_same_as_in_process(spec)
