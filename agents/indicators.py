@@ -127,7 +127,9 @@ def register(app: faust.App, topics, table: StateTable, kafka_url: str) -> None:
                     held = ahead.setdefault(k, {})
                     if sum(len(v) for _, v in held.values()) + len(value) > MAX_AHEAD_BYTES:
                         await execution.report_failure(
-                            topics, batch, f"batches {state.seq + 1}..{min(held) - 1} never arrived"
+                            topics,
+                            batch,
+                            f"batches {state.seq + 1}..{min(held, default=batch.seq) - 1} never arrived",
                         )
                         continue
                     held[batch.seq] = (offset, bytes(value))
