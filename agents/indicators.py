@@ -53,7 +53,6 @@ def register(app: faust.App, topics, table: StateTable, kafka_url: str) -> None:
     # Per stream with held batches: (its seq then, the offset up to which its
     # partition has been read again), so each offset is read again once per gap.
     reread: dict[str, tuple[int, int]] = {}
-    reader = TopicReader(kafka_url)  # its consumer starts at the first gap
 
     async def apply(batch, k: str, state: StreamState, offset: int) -> StreamState | None:
         try:
@@ -93,14 +92,15 @@ def register(app: faust.App, topics, table: StateTable, kafka_url: str) -> None:
             return
         reread[k] = (state.seq, msg.offset)
         held = ahead[k]
-        found = await reader.batches(
-            TopicPartition(msg.topic, msg.partition),
-            (start, msg.offset),
-            msg.key,
-            batch.run_id,
-            batch.symbol,
-            lambda seq: state.seq < seq < batch.seq and seq not in held,
-        )
+        async with TopicReader(kafka_url) as reader:  # rare: a consumer of its own, closed after
+            found = await reader.batches(
+                TopicPartition(msg.topic, msg.partition),
+                (start, msg.offset),
+                msg.key,
+                batch.run_id,
+                batch.symbol,
+                lambda seq: state.seq < seq < batch.seq and seq not in held,
+            )
         held.update(found)
         log.warning(
             "%s: read %s[%d] offsets %s..%d again from the broker: %d of the missing batches there",
@@ -114,44 +114,41 @@ def register(app: faust.App, topics, table: StateTable, kafka_url: str) -> None:
 
     @app.agent(topics.ticks, name="indicators")
     async def indicators(stream):
-        try:
-            async for value in stream:
-                batch = decode(value)
-                k = key(batch.run_id, batch.symbol)
-                state = StreamState.from_bytes(table.get(k))
-                if batch.seq <= state.seq:
-                    continue  # re-delivered: already applied
-                msg = stream.current_event.message
-                offset = msg.offset
-                if batch.seq > state.seq + 1:
-                    held = ahead.setdefault(k, {})
-                    if sum(len(v) for _, v in held.values()) + len(value) > MAX_AHEAD_BYTES:
-                        await execution.report_failure(
-                            topics,
-                            batch,
-                            f"batches {state.seq + 1}..{min(held, default=batch.seq) - 1} never arrived",
-                        )
-                        continue
-                    held[batch.seq] = (offset, bytes(value))
-                    log.warning(
-                        "%s: batch %d (%s[%d] offset %d) is ahead of %d; held until the gap fills",
-                        k,
-                        batch.seq,
-                        msg.topic,
-                        msg.partition,
-                        offset,
-                        state.seq,
+        async for value in stream:
+            batch = decode(value)
+            k = key(batch.run_id, batch.symbol)
+            state = StreamState.from_bytes(table.get(k))
+            if batch.seq <= state.seq:
+                continue  # re-delivered: already applied
+            msg = stream.current_event.message
+            offset = msg.offset
+            if batch.seq > state.seq + 1:
+                held = ahead.setdefault(k, {})
+                if sum(len(v) for _, v in held.values()) + len(value) > MAX_AHEAD_BYTES:
+                    await execution.report_failure(
+                        topics,
+                        batch,
+                        f"batches {state.seq + 1}..{min(held, default=batch.seq) - 1} never arrived",
                     )
-                    await read_again(k, batch, msg, state)
-                    batch = None
-                while (nxt := ahead.get(k, {}).pop(state.seq + 1, None)) is not None or batch is not None:
-                    if nxt is not None:
-                        offset, batch = nxt[0], decode(nxt[1])
-                    if (state := await apply(batch, k, state, offset)) is None:
-                        break
-                    batch = None
-                if not ahead.get(k):
-                    ahead.pop(k, None)
-                    reread.pop(k, None)
-        finally:
-            await reader.stop()
+                    continue
+                held[batch.seq] = (offset, bytes(value))
+                log.warning(
+                    "%s: batch %d (%s[%d] offset %d) is ahead of %d; held until the gap fills",
+                    k,
+                    batch.seq,
+                    msg.topic,
+                    msg.partition,
+                    offset,
+                    state.seq,
+                )
+                await read_again(k, batch, msg, state)
+                batch = None
+            while (nxt := ahead.get(k, {}).pop(state.seq + 1, None)) is not None or batch is not None:
+                if nxt is not None:
+                    offset, batch = nxt[0], decode(nxt[1])
+                if (state := await apply(batch, k, state, offset)) is None:
+                    break
+                batch = None
+            if not ahead.get(k):
+                ahead.pop(k, None)
+                reread.pop(k, None)

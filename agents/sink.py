@@ -108,7 +108,6 @@ async def _complete_locked(conn: asyncpg.Connection, run_id: str, extra_metrics:
 
 
 def register(app: faust.App, topics, database_url: str, kafka_url: str) -> None:
-    reader = TopicReader(kafka_url)  # its consumer starts at the first gap
     # per stream: (seq, offset) of the first results message this sink got
     first: dict[tuple[str, str], tuple[int, int]] = {}
 
@@ -121,14 +120,15 @@ def register(app: faust.App, topics, database_url: str, kafka_url: str) -> None:
         seen = first.get((b.run_id, b.symbol))
         # the first copy of a later batch than one seen is after it in the partition
         start = seen[1] if seen is not None and seen[0] < missing[0] else None
-        found = await reader.batches(
-            TopicPartition(msg.topic, msg.partition),
-            (start, msg.offset),
-            msg.key,
-            b.run_id,
-            b.symbol,
-            set(missing).__contains__,
-        )
+        async with TopicReader(kafka_url) as reader:  # rare: a consumer of its own, closed after
+            found = await reader.batches(
+                TopicPartition(msg.topic, msg.partition),
+                (start, msg.offset),
+                msg.key,
+                b.run_id,
+                b.symbol,
+                set(missing).__contains__,
+            )
         log.warning(
             "run %s %s: %d result sets missing at the end of the stream (first %d); read %s[%d]"
             " offsets %s..%d again from the broker: %d found",
@@ -170,7 +170,6 @@ def register(app: faust.App, topics, database_url: str, kafka_url: str) -> None:
                         lambda conn, b=b, error=error: store.finish_run(conn, b.run_id, "failed", error=error)
                     )
         finally:
-            await reader.stop()
             await db.close()
 
 
