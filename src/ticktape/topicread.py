@@ -1,8 +1,8 @@
 """Read offset ranges of topic partitions straight from the broker, outside
 any consumer group: no offsets are committed and no other member notices.
 
-Used by the topic source (replaying a recorded topic) and by the indicators
-agent to read again batches its group consumer never delivered."""
+Used by the topic source (replaying a recorded topic), and by the indicators
+and sink agents to read again messages their group consumer never delivered."""
 
 from __future__ import annotations
 
