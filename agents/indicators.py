@@ -23,15 +23,14 @@ import logging
 import time
 
 import faust
-from aiokafka import TopicPartition
 
+from ticktape import topicread
 from ticktape.agents import execution, strategy
 from ticktape.batch import decode
 from ticktape.spec import RunSpec
 from ticktape.stages import depth_for_batch, indicators_step
 from ticktape.strategy import Strategy, build
 from ticktape.tables.state import StateTable, StreamState, key, save
-from ticktape.topicread import TopicReader
 
 log = logging.getLogger(__name__)
 
@@ -92,15 +91,14 @@ def register(app: faust.App, topics, table: StateTable, kafka_url: str) -> None:
             return
         reread[k] = (state.seq, msg.offset)
         held = ahead[k]
-        async with TopicReader(kafka_url) as reader:  # rare: a consumer of its own, closed after
-            found = await reader.batches(
-                TopicPartition(msg.topic, msg.partition),
-                (start, msg.offset),
-                msg.key,
-                batch.run_id,
-                batch.symbol,
-                lambda seq: state.seq < seq < batch.seq and seq not in held,
-            )
+        found = await topicread.read_again(
+            kafka_url,
+            msg,
+            start,
+            batch.run_id,
+            batch.symbol,
+            lambda seq: state.seq < seq < batch.seq and seq not in held,
+        )
         held.update(found)
         log.warning(
             "%s: read %s[%d] offsets %s..%d again from the broker: %d of the missing batches there",

@@ -17,13 +17,11 @@ import logging
 import asyncpg
 import faust
 import numpy as np
-from aiokafka import TopicPartition
 
-from ticktape import store
+from ticktape import store, topicread
 from ticktape.batch import decode
 from ticktape.metrics import RunMetrics
 from ticktape.retry import Reconnecting
-from ticktape.topicread import TopicReader
 
 log = logging.getLogger(__name__)
 
@@ -120,15 +118,9 @@ def register(app: faust.App, topics, database_url: str, kafka_url: str) -> None:
         seen = first.get((b.run_id, b.symbol))
         # the first copy of a later batch than one seen is after it in the partition
         start = seen[1] if seen is not None and seen[0] < missing[0] else None
-        async with TopicReader(kafka_url) as reader:  # rare: a consumer of its own, closed after
-            found = await reader.batches(
-                TopicPartition(msg.topic, msg.partition),
-                (start, msg.offset),
-                msg.key,
-                b.run_id,
-                b.symbol,
-                set(missing).__contains__,
-            )
+        found = await topicread.read_again(
+            kafka_url, msg, start, b.run_id, b.symbol, set(missing).__contains__
+        )
         log.warning(
             "run %s %s: %d result sets missing at the end of the stream (first %d); read %s[%d]"
             " offsets %s..%d again from the broker: %d found",

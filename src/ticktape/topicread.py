@@ -16,44 +16,31 @@ Range = tuple[int | None, int]
 
 
 class TopicReader:
-    """One group-less consumer, started at first use and assigned afresh for
-    every :meth:`read`."""
+    """One group-less consumer (``async with``), assigned afresh for every
+    :meth:`read`."""
 
     def __init__(self, kafka_url: str) -> None:
-        self.kafka_url = kafka_url
-        self._consumer: AIOKafkaConsumer | None = None
+        from ticktape.app import MAX_MESSAGE_BYTES
 
-    async def consumer(self) -> AIOKafkaConsumer:
-        if self._consumer is None:
-            from ticktape.app import MAX_MESSAGE_BYTES
-
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.kafka_url,
-                group_id=None,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",  # an offset no longer kept: from the first one kept
-                max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
-                fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
-            )
-            await consumer.start()
-            self._consumer = consumer
-        return self._consumer
-
-    async def stop(self) -> None:
-        if self._consumer is not None:
-            consumer, self._consumer = self._consumer, None
-            await consumer.stop()
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=kafka_url,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",  # an offset no longer kept: from the first one kept
+            max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
+            fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
+        )
 
     async def __aenter__(self) -> TopicReader:
-        await self.consumer()
+        await self.consumer.start()
         return self
 
     async def __aexit__(self, *exc) -> None:
-        await self.stop()
+        await self.consumer.stop()
 
     async def partitions(self, topic: str) -> list[TopicPartition]:
         """The topic's partitions (empty when the topic does not exist)."""
-        consumer = await self.consumer()
+        consumer = self.consumer
         parts = consumer.partitions_for_topic(topic) or set()
         if not parts:
             await consumer.force_metadata_update()
@@ -62,12 +49,11 @@ class TopicReader:
 
     async def bounds(self, tps: list[TopicPartition]) -> tuple[dict, dict]:
         """Each partition's first kept offset and its end offset."""
-        consumer = await self.consumer()
-        return await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
+        return await self.consumer.beginning_offsets(tps), await self.consumer.end_offsets(tps)
 
     async def read(self, ranges: Mapping[TopicPartition, Range]) -> AsyncIterator[ConsumerRecord]:
         """The records of every ``(start, stop)`` range, in offset order per partition."""
-        consumer = await self.consumer()
+        consumer = self.consumer
         consumer.assign(list(ranges))
         for tp, (start, _) in ranges.items():
             if start is None:
@@ -88,26 +74,23 @@ class TopicReader:
                 if await consumer.position(tp) >= ranges[tp][1]:
                     active.discard(tp)
 
-    async def batches(
-        self,
-        tp: TopicPartition,
-        span: Range,
-        key: bytes,
-        run_id: str,
-        symbol: str,
-        wanted: Callable[[int], bool],
-    ) -> dict[int, tuple[int, bytes]]:
-        """The batches of stream ``(run_id, symbol)``, sent with ``key``, in
-        ``span`` of ``tp`` whose sequence number is ``wanted``:
-        ``{seq: (offset, message)}``, the first copy of each (a batch sent
-        twice is the same batch)."""
-        from ticktape.batch import decode
 
-        found: dict[int, tuple[int, bytes]] = {}
-        async for rec in self.read({tp: span}):
-            if rec.key != key:
+async def read_again(
+    kafka_url: str, msg, start: int | None, run_id: str, symbol: str, wanted: Callable[[int], bool]
+) -> dict[int, tuple[int, bytes]]:
+    """The batches of stream ``(run_id, symbol)`` in ``msg``'s partition from
+    ``start`` (None: the first kept) up to ``msg`` whose sequence number is
+    ``wanted``, sent with ``msg``'s key: ``{seq: (offset, message)}``, the
+    first copy of each (a batch sent twice is the same batch). Rare: a
+    consumer of its own, closed after."""
+    from ticktape.batch import decode
+
+    found: dict[int, tuple[int, bytes]] = {}
+    async with TopicReader(kafka_url) as reader:
+        async for rec in reader.read({TopicPartition(msg.topic, msg.partition): (start, msg.offset)}):
+            if rec.key != msg.key:
                 continue
             b = decode(rec.value)
             if b.run_id == run_id and b.symbol == symbol and b.seq not in found and wanted(b.seq):
                 found[b.seq] = (rec.offset, bytes(rec.value))
-        return found
+    return found

@@ -119,6 +119,15 @@ def _batches(pipeline, spec: RunSpec, symbol: str) -> list[Batch]:
     return [*out, eos]
 
 
+def _started_run(pipeline) -> tuple[tuple[str, ...], RunSpec, dict[str, list[Batch]]]:
+    """A running run of two fresh symbols whose batches the test sends itself."""
+    symbols = pipeline.symbols(2, N // 10)
+    spec = _spec(symbols)
+    pipeline.create_run(spec)
+    pipeline._run(lambda conn: store.start_run(conn, spec.run_id))
+    return symbols, spec, {s: _batches(pipeline, spec, s) for s in symbols}
+
+
 async def _send(pipeline, pairs) -> dict[TopicPartition, int]:
     """Send ``(symbol, batch)`` pairs in order; the offset after the last one sent, per partition."""
     producer = AIOKafkaProducer(bootstrap_servers=pipeline.runtime.kafka_url)
@@ -160,13 +169,10 @@ async def _commit(pipeline, group: str, offsets: dict[TopicPartition, int]) -> N
 
 
 def _apply_out_of_order(pipeline):
-    symbols = pipeline.symbols(2, N // 10)
-    spec = _spec(symbols)
+    symbols, spec, streams = _started_run(pipeline)
     # per symbol 0..2, then 6..8 ahead of the missing 3..5, then the rest; 7 twice
     order = [0, 1, 2, 6, 7, 8, 3, 4, 5, 7, *range(9, 11)]
-    pairs = [(s, b) for s in symbols for b in (_batches(pipeline, spec, s)[i] for i in order)]
-    pipeline.create_run(spec)
-    pipeline._run(lambda conn: store.start_run(conn, spec.run_id))
+    pairs = [(s, streams[s][i]) for s in symbols for i in order]
     with pipeline.worker("w", "info") as w:
         asyncio.run(_send(pipeline, pairs))
         run = pipeline.wait_done(spec.run_id, [w])
@@ -183,11 +189,7 @@ def test_batches_the_group_never_delivered_are_read_again_from_the_broker(pipeli
     them and died) are read straight from the broker when a later batch of
     their stream shows the gap, even though no replay sends them again."""
     with _own_broker(pipeline, db_url, tmp_path) as own:
-        symbols = own.symbols(2, N // 10)
-        spec = _spec(symbols)
-        streams = {s: _batches(own, spec, s) for s in symbols}
-        own.create_run(spec)
-        own._run(lambda conn: store.start_run(conn, spec.run_id))
+        symbols, spec, streams = _started_run(own)
         with own.worker("before", "info") as w:
             asyncio.run(_send(own, [(s, b) for s in symbols for b in streams[s][:3]]))
             deadline = time.monotonic() + 60
@@ -292,11 +294,7 @@ def test_result_sets_the_sink_never_got_are_read_again_at_the_end_of_the_stream(
     storing them are read straight from the broker when their stream's end
     arrives, and the run completes with every result stored."""
     with _own_broker(pipeline, db_url, tmp_path) as own:
-        symbols = own.symbols(2, N // 10)
-        spec = _spec(symbols)
-        streams = {s: _batches(own, spec, s) for s in symbols}
-        own.create_run(spec)
-        own._run(lambda conn: store.start_run(conn, spec.run_id))
+        symbols, spec, streams = _started_run(own)
         results = f"{APP_ID}.results"
 
         async def results_end(seq: int) -> dict[TopicPartition, int]:
