@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import faust
+from mode.utils.queues import FlowControlEvent
 
 from ticktape.config import faust_broker_url
 
@@ -156,6 +157,41 @@ def _deliver_what_was_read_before() -> None:
     Consumer._ticktape_read_offsets = True
 
 
+class _FlowControl(FlowControlEvent):
+    """Faust's flow control, except that resuming a flow that is already
+    active keeps what the streams' queues hold."""
+
+    def resume(self) -> None:
+        if not self.is_active():
+            super().resume()
+
+
+def _keep_what_flows_on_resume() -> None:
+    """Give Faust apps a :class:`_FlowControl` (once).
+
+    Resuming the flow clears every stream's queue, so that messages fetched
+    before a rebalance are not processed after it. Faust's recovery resumes
+    it twice: to read the changelogs, then once the stream partitions have
+    been resumed and sought to their committed offsets. The fetch loop runs
+    in between, so the second resume threw away messages fetched again after
+    the seek, and nothing fetched them a third time: a worker started with a
+    backlog applied a stream's batches 3 and 4 of 10 and then waited forever
+    (docs/architecture.md, "State and delivery"). The first resume after a
+    suspension still clears.
+    """
+    from faust.app.base import App
+    from mode.utils.objects import cached_property
+
+    if getattr(App, "_ticktape_flow_control", False):
+        return
+
+    def flow_control(self) -> FlowControlEvent:
+        return _FlowControl(loop=self.loop)
+
+    App.flow_control = cached_property(flow_control)
+    App._ticktape_flow_control = True
+
+
 #: The pipeline's stages, in data-flow order.
 STAGES = ("replay", "indicators", "strategy", "execution", "sink")
 #: Stages that hand batches to each other in memory: they run in one worker.
@@ -204,6 +240,7 @@ def create_app(
     _short_fetch_wait()
     _number_every_rebalance()
     _deliver_what_was_read_before()
+    _keep_what_flows_on_resume()
     # One consumer group per set of stages: a group's members must subscribe
     # to the same topics (the assignor may otherwise hand a topic's partitions
     # to a worker that does not consume it). Workers running the same stages

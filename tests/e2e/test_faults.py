@@ -200,10 +200,8 @@ def test_batches_the_group_never_delivered_are_read_again_from_the_broker(pipeli
         lost = asyncio.run(_send(own, [(s, b) for s in symbols for b in streams[s][3:6]]))
 
         asyncio.run(_commit(own, APP_ID, lost))
-        # sent once the worker is ready: a worker that recovers with a backlog can
-        # stall (docs/architecture.md, "State and delivery"); that is not this test
+        asyncio.run(_send(own, [(s, b) for s in symbols for b in streams[s][6:]]))
         with own.worker("after", "info") as w:
-            asyncio.run(_send(own, [(s, b) for s in symbols for b in streams[s][6:]]))
             run = own.wait_done(spec.run_id, [w], timeout=90)
             log = w.log_path.read_text()
         assert run["status"] == "complete", run["error"]
@@ -324,12 +322,32 @@ def test_result_sets_the_sink_never_got_are_read_again_at_the_end_of_the_stream(
             # with no sink running, 3..5 are processed, and the sink's offsets move past them
             asyncio.run(_send(own, [(s, b) for s in symbols for b in streams[s][3:6]]))
             asyncio.run(_commit(own, f"{APP_ID}-sink", asyncio.run(results_end(5))))
+            asyncio.run(_send(own, [(s, b) for s in symbols for b in streams[s][6:]]))
             with own.worker("sink2", "info", stages="sink") as w:
-                asyncio.run(_send(own, [(s, b) for s in symbols for b in streams[s][6:]]))
                 run = own.wait_done(spec.run_id, [w, hot], timeout=90)
                 log = w.log_path.read_text()
         assert run["status"] == "complete", run["error"]
         assert log.count("3 result sets missing at the end of the stream (first 3)") == 2, log
         assert log.count("again from the broker: 3 found") == 2
+        assert run["ticks_processed"] == 2 * (N // 10)
+        assert run["fills"] == own.assert_same_as_in_process(spec)
+
+
+def test_a_worker_started_with_a_backlog_applies_all_of_it(pipeline, db_url, tmp_path):
+    """A worker that starts with batches already waiting for it (a restart
+    after a crash, while the replay went on) applies every one of them."""
+    with _own_broker(pipeline, db_url, tmp_path) as own:
+        symbols, spec, streams = _started_run(own)
+        with own.worker("before", "info") as w:
+            asyncio.run(_send(own, [(s, b) for s in symbols for b in streams[s][:3]]))
+            deadline = time.monotonic() + 60
+            while own.processed(spec.run_id) < 2 * 3 * spec.batch_size:
+                assert w.alive() and time.monotonic() < deadline, w.log_tail()
+                time.sleep(0.05)
+        asyncio.run(_send(own, [(s, b) for s in symbols for b in streams[s][3:]]))
+        with own.worker("after", "info") as w:
+            run = own.wait_done(spec.run_id, [w], timeout=90)
+            log = w.log_path.read_text()
+        assert run["status"] == "complete", f"{run['error']}\n{log[-3000:]}"
         assert run["ticks_processed"] == 2 * (N // 10)
         assert run["fills"] == own.assert_same_as_in_process(spec)

@@ -84,3 +84,28 @@ def test_a_pipeline_message_below_the_read_offset_is_delivered_not_dropped(tmp_p
     asyncio.run(drain())
     assert [o for t, o in delivered if t == ticks.topic] == [10, 6, 7, 8, 9, 10]
     assert [o for t, o in delivered if t == changelog.topic] == [10, 10]
+
+
+def test_resuming_a_flow_already_active_keeps_what_the_streams_have_queued(tmp_path) -> None:
+    """Faust's recovery resumes the flow again after seeking the stream
+    partitions; messages fetched after the seek must stay queued for the
+    agents (clearing them lost a stream's batches 5..10 for good). The first
+    resume after a rebalance's suspension still drops what was queued."""
+    from ticktape.app import create_app
+
+    async def run() -> tuple[list[str], list[str]]:
+        app = create_app("127.0.0.1:9", "postgresql://unused", tmp_path, stages=("indicators",))
+        flow = app.flow_control
+        queue = app.FlowControlQueue(maxsize=8, clear_on_resume=True)  # a stream's queue
+        flow.resume()  # recovery reads the changelogs
+        queue.put_nowait("batch fetched after the seek")
+        flow.resume()  # recovery is complete
+        kept = [queue.get_nowait() for _ in range(queue.qsize())]
+        queue.put_nowait("batch fetched before a rebalance")
+        flow.suspend()  # the rebalance starts
+        flow.resume()
+        return kept, [queue.get_nowait() for _ in range(queue.qsize())]
+
+    kept, dropped = asyncio.run(run())
+    assert kept == ["batch fetched after the seek"]
+    assert dropped == []
