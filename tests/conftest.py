@@ -6,7 +6,8 @@ runtime (session)
     A started :class:`ticktape.runtime.Runtime` whose TICKTAPE_HOME is a
     fresh temporary folder (so the embedded PostgreSQL is new). Honours
     TICKTAPE_KAFKA_URL / TICKTAPE_DATABASE_URL when set (CI against real
-    services). Stopped at the end of the session.
+    services); TICKTAPE_TEST_KAFKA_URL, when set, is the broker the tests
+    use whatever TICKTAPE_KAFKA_URL says. Stopped at the end of the session.
 kafka_url (session)
     Bootstrap servers of that broker (``"127.0.0.1:PORT"``).
 db_url (session)
@@ -23,7 +24,9 @@ poll_until, apoll_until (function)
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
+import os
 import sys
 import time
 import uuid
@@ -88,10 +91,12 @@ def apoll_until() -> Callable[..., Any]:
 
 @pytest.fixture(scope="session")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from ticktape.config import Settings
+    from ticktape.config import Settings, normalize_kafka_url
     from ticktape.runtime import Runtime
 
     settings = Settings.from_env().with_home(tmp_path_factory.mktemp("ticktape-home"))
+    if url := os.environ.get("TICKTAPE_TEST_KAFKA_URL"):  # any Kafka, for the fault tests
+        settings = dataclasses.replace(settings, kafka_url=normalize_kafka_url(url))
     rt = Runtime(settings)
     rt.start()
     try:
