@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import faust
+
+# mode-streaming: Faust's own service library, installed with faust-streaming
 from mode.utils.queues import FlowControlEvent
 
 from ticktape.config import faust_broker_url
