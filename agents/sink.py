@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 
 import asyncpg
 import faust
@@ -143,6 +144,14 @@ def register(app: faust.App, topics, database_url: str, kafka_url: str) -> None:
     async def sink(stream):
         db = Reconnecting(database_url, "sink")  # a lost connection is re-opened, the write repeated
         latency = Latency()
+
+        def forget(run_id: str) -> None:
+            """Drop what this sink keeps of a run that is over (a failed one's
+            streams never reach their ends)."""
+            latency.forget(run_id)
+            for key in [key for key in first if key[0] == run_id]:
+                del first[key]
+
         try:
             async for value in stream:
                 b = decode(value)
@@ -154,40 +163,67 @@ def register(app: faust.App, topics, database_url: str, kafka_url: str) -> None:
                     if b.eos:
                         first.pop(k, None)
                         await read_missing(db, b, msg, latency)
-                    await db.run(lambda conn, b=b: write(conn, b, latency))
+                    if await db.run(lambda conn, b=b: write(conn, b, latency)):
+                        forget(b.run_id)
                 except Exception as exc:  # retries exhausted or not retryable: the run fails loudly
                     log.exception("run %s: storing %s batch %d failed", b.run_id, b.symbol, b.seq)
                     error = f"sink: storing {b.symbol} batch {b.seq} failed: {type(exc).__name__}: {exc}"
                     await db.run(
                         lambda conn, b=b, error=error: store.finish_run(conn, b.run_id, "failed", error=error)
                     )
+                    forget(b.run_id)
         finally:
             await db.close()
 
 
 class Latency:
-    """Tick-to-decision latencies of live runs (received -> decided), per run."""
+    """Tick-to-decision latencies of live runs (received -> decided), per run.
+
+    Counted in a log-scale histogram (bins 1% wide from 1 µs to 1,000 s), so
+    a paper-trading run that goes on for days, one tick a batch, holds 16 kB
+    here instead of a number per tick; percentiles are the bins' geometric
+    middles, within 0.5%.
+    """
+
+    LOW_NS = 1_000
+    RATIO = 1.01
+    BINS = 2 + math.ceil(math.log(1e12 / LOW_NS) / math.log(RATIO))
 
     def __init__(self) -> None:
-        self.samples: dict[str, list[int]] = {}
+        self.counts: dict[str, np.ndarray] = {}
 
     def add(self, b) -> None:
         if "latency_ns" in b.meta:
-            self.samples.setdefault(b.run_id, []).append(int(b.meta["latency_ns"]))
+            counts = self.counts.get(b.run_id)
+            if counts is None:
+                counts = self.counts[b.run_id] = np.zeros(self.BINS, np.int64)
+            counts[self._bin(int(b.meta["latency_ns"]))] += 1
+
+    def _bin(self, ns: int) -> int:
+        if ns < self.LOW_NS:
+            return 0
+        return min(self.BINS - 1, 1 + int(math.log(ns / self.LOW_NS) / math.log(self.RATIO)))
 
     def metrics(self, run_id: str) -> dict[str, float]:
-        xs = self.samples.get(run_id)
-        if not xs:
+        counts = self.counts.get(run_id)
+        if counts is None:
             return {}
-        p50, p99 = np.percentile(np.array(xs) / 1e6, [50, 99])
-        return {"tick_to_decision_p50_ms": float(p50), "tick_to_decision_p99_ms": float(p99)}
+        cum = np.cumsum(counts)
+        # nearest rank: the first bin holding the q-th of the n samples
+        i50, i99 = np.searchsorted(cum, [0.5 * cum[-1], 0.99 * cum[-1]])
+        ms = [self.LOW_NS * self.RATIO ** (max(i, 1) - 0.5) / 1e6 for i in (i50, i99)]
+        return {"tick_to_decision_p50_ms": ms[0], "tick_to_decision_p99_ms": ms[1]}
+
+    def forget(self, run_id: str) -> None:
+        self.counts.pop(run_id, None)
 
 
-async def write(conn: asyncpg.Connection, b, latency: Latency | None = None) -> None:
-    """Store one results message (idempotent: safe to repeat)."""
+async def write(conn: asyncpg.Connection, b, latency: Latency | None = None) -> bool:
+    """Store one results message (idempotent: safe to repeat); True if the
+    run is over now (it failed, or this completed it)."""
     if "error" in b.meta:
         await store.finish_run(conn, b.run_id, "failed", error=b.meta["error"])
-        return
+        return True
     await store.write_result_set(conn, b.run_id, b.symbol, b.seq, {kind: b.get(kind) for kind in STREAMS})
     m = b.meta
     await store.update_progress(
@@ -202,4 +238,5 @@ async def write(conn: asyncpg.Connection, b, latency: Latency | None = None) -> 
         rejects=m["rejects"],
     )
     if b.eos:
-        await complete_if_done(conn, b.run_id, latency.metrics(b.run_id) if latency else None)
+        return await complete_if_done(conn, b.run_id, latency.metrics(b.run_id) if latency else None)
+    return False

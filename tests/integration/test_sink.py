@@ -57,16 +57,16 @@ async def _status(conn: asyncpg.Connection, spec: RunSpec) -> tuple[str, str | N
 async def test_a_run_with_a_result_batch_missing_fails_instead_of_completing(conn) -> None:
     sym = f"SK{uuid.uuid4().hex[:6]}"
     spec = await _run(conn, sym)
-    await sink.write(conn, _batch(spec, 0, 100))
+    assert not await sink.write(conn, _batch(spec, 0, 100))
     # batch 1 never stored (its write failed); the counts in the headers are cumulative
-    await sink.write(conn, _batch(spec, 2, 300, eos=True))
+    assert await sink.write(conn, _batch(spec, 2, 300, eos=True))  # the run is over
     assert await _status(conn, spec) == ("failed", f"result batches missing: {sym} 1")
 
 
 async def test_a_run_with_every_batch_completes(conn) -> None:
     spec = await _run(conn, f"SK{uuid.uuid4().hex[:6]}")
-    for seq in range(3):
-        await sink.write(conn, _batch(spec, seq, 100 * (seq + 1), eos=seq == 2))
+    over = [await sink.write(conn, _batch(spec, seq, 100 * (seq + 1), eos=seq == 2)) for seq in range(3)]
+    assert over == [False, False, True]
     assert await _status(conn, spec) == ("complete", None)
 
 
