@@ -7,6 +7,8 @@ order events, fills, equity samples and cumulative counts for progress.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from ticktape.batch import Batch, encode
@@ -27,6 +29,8 @@ async def publish(
 ) -> None:
     """Send one results message for ``batch`` and wait for the broker's ack."""
     meta = {"accepted": ind.accepted, "rejects": ind.rejects, "last_ts": ind.last_ts, **(extra or {})}
+    if "sent" in batch.meta:  # for the stages' lags (ticktape.progress)
+        meta["sent"], meta["decided"] = batch.meta["sent"], time.time()
     if batch.eos:
         meta["ticks_in"] = batch.meta["ticks_in"]
     result = Batch(

@@ -136,6 +136,7 @@ async def replay_symbol(
     in_flight: deque = deque()
 
     async def send(batch: Batch) -> None:
+        batch.meta["sent"] = time.time()  # the stages' lags are measured from here
         # force=True publishes now (not at the request's offset commit); a
         # bounded window of unacknowledged batches is the back-pressure.
         in_flight.append(await ticks_topic.send(key=symbol.encode(), value=encode(batch), force=True))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import time
 
 import asyncpg
 import faust
@@ -226,6 +227,7 @@ async def write(conn: asyncpg.Connection, b, latency: Latency | None = None) -> 
         return True
     await store.write_result_set(conn, b.run_id, b.symbol, b.seq, {kind: b.get(kind) for kind in STREAMS})
     m = b.meta
+    hot, stored = (m["decided"] - m["sent"], time.time() - m["decided"]) if "decided" in m else (None, None)
     await store.update_progress(
         conn,
         b.run_id,
@@ -236,6 +238,8 @@ async def write(conn: asyncpg.Connection, b, latency: Latency | None = None) -> 
         ticks_in=m.get("ticks_in"),
         ticks_rejected=sum(m["rejects"].values()),
         rejects=m["rejects"],
+        hot_lag_s=hot,
+        sink_lag_s=stored,
     )
     if b.eos:
         return await complete_if_done(conn, b.run_id, latency.metrics(b.run_id) if latency else None)

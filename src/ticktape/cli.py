@@ -275,7 +275,8 @@ def runs_list(limit: Annotated[int, typer.Option(help="how many runs")] = 20) ->
 
 @runs_app.command("show")
 def runs_show(run_id: Annotated[str, typer.Argument(help="run id")]) -> None:
-    """Progress of one run: per symbol read, processed, rejected, lag, event time, ticks/s."""
+    """Progress of one run: per symbol read, processed, rejected, lag (ticks not yet
+    through), each stage's lag in seconds, event time, ticks/s."""
     from ticktape.progress import run_progress
 
     info = _with_db(lambda conn: run_progress(conn, run_id))
@@ -285,8 +286,13 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="run id")]) -> None:
         + (f"  error: {run['error']}" if run["error"] else "")
     )
     table = Table()
-    for col in ("symbol", "read", "processed", "rejected", "lag", "event time", "ticks/s", "done"):
+    cols = ("symbol", "read", "processed", "rejected", "lag", "hot path lag s", "sink lag s")
+    for col in (*cols, "event time", "ticks/s", "done"):
         table.add_column(col, justify="left" if col in ("symbol", "event time") else "right")
+
+    def secs(x: float | None) -> str:
+        return "-" if x is None else f"{x:.3f}"
+
     for s in info["symbols"]:
         table.add_row(
             s["symbol"],
@@ -294,6 +300,8 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="run id")]) -> None:
             f"{s['processed']:,}",
             f"{s['rejected']:,}",
             f"{s['lag']:,}",
+            secs(s["hot_lag_s"]),
+            secs(s["sink_lag_s"]),
             str(s["event_time"])[:26] if s["event_time"] else "-",
             f"{s['ticks_per_s']:,.0f}",
             "yes" if s["done"] else "",

@@ -113,7 +113,7 @@ async def run_feed(
                 symbol=sym,
                 seq=seqs[sym],
                 arrays={"ticks": tick},
-                meta={"spec": spec_json, "recv_ns": recv_ns},
+                meta={"spec": spec_json, "recv_ns": recv_ns, "sent": time.time()},
             )
             # one in flight at a time: the broker gets the symbol's ticks in order
             await producer.send_and_wait(topic, encode(batch), key=sym.encode())

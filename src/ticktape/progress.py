@@ -26,11 +26,16 @@ async def find_run(conn: asyncpg.Connection, run_id: str) -> asyncpg.Record:
 async def run_progress(conn: asyncpg.Connection, run_id: str) -> dict[str, Any]:
     """The run row and, per symbol: ticks read by the replay, processed,
     rejected, lag (read but not yet through the pipeline), event-time
-    position and ticks/s since the run started."""
+    position, ticks/s since the run started, and each stage's lag in seconds
+    as of the latest result set stored (``hot_lag_s``: from the replay
+    publishing a batch to the hot path publishing its results, the wait in
+    the ticks topic included; ``sink_lag_s``: from then until stored; None
+    before the first)."""
     run = await find_run(conn, run_id)
     rid = run["run_id"]
     rows = await conn.fetch(
         "SELECT p.symbol, p.ticks_read, p.ticks_processed, p.ticks_rejected, p.last_ts, p.done,"
+        " p.hot_lag_s, p.sink_lag_s,"
         " extract(epoch FROM p.updated_at - r.started_at) AS secs"
         " FROM run_progress p JOIN runs r USING (run_id) WHERE run_id = $1 ORDER BY p.symbol",
         rid,
@@ -49,6 +54,8 @@ async def run_progress(conn: asyncpg.Connection, run_id: str) -> dict[str, Any]:
                 "event_time": r["last_ts"],
                 "ticks_per_s": through / secs if secs > 0 else 0.0,
                 "done": r["done"],
+                "hot_lag_s": r["hot_lag_s"],
+                "sink_lag_s": r["sink_lag_s"],
             }
         )
     return {"run": dict(run), "symbols": symbols}

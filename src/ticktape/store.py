@@ -2557,19 +2557,24 @@ async def update_progress(
     ticks_in: int | None = None,
     ticks_rejected: int | None = None,
     rejects: Mapping[str, int] | None = None,
+    hot_lag_s: float | None = None,
+    sink_lag_s: float | None = None,
 ) -> None:
     """Upsert the progress of one (run, symbol); counts are cumulative.
 
     Never moves backwards: a replayed (older) update keeps the larger counts,
     the later timestamp, ``done`` once set, and the ``rejects`` of the most
     advanced update (by processed + rejected). ``ticks_in`` (ticks read, known
-    at the end of the stream) is kept when not given.
+    at the end of the stream) is kept when not given. The stage lags
+    (seconds: replay -> hot path's results, results -> stored) are the
+    latest given.
     """
     await conn.execute(
         """
         INSERT INTO run_progress (run_id, symbol, ticks_processed, last_ts, done, updated_at,
-                                  ticks_in, ticks_rejected, rejects)
-        VALUES ($1, $2, $3, $4, $5, now(), $6, coalesce($7, 0), coalesce($8::text::jsonb, '{}'::jsonb))
+                                  ticks_in, ticks_rejected, rejects, hot_lag_s, sink_lag_s)
+        VALUES ($1, $2, $3, $4, $5, now(), $6, coalesce($7, 0), coalesce($8::text::jsonb, '{}'::jsonb),
+                $9, $10)
         ON CONFLICT (run_id, symbol) DO UPDATE SET
             ticks_processed = GREATEST(run_progress.ticks_processed, EXCLUDED.ticks_processed),
             ticks_rejected = GREATEST(run_progress.ticks_rejected, EXCLUDED.ticks_rejected),
@@ -2581,6 +2586,8 @@ async def update_progress(
             ticks_in = GREATEST(run_progress.ticks_in, EXCLUDED.ticks_in),
             last_ts = GREATEST(run_progress.last_ts, EXCLUDED.last_ts),
             done = run_progress.done OR EXCLUDED.done,
+            hot_lag_s = coalesce(EXCLUDED.hot_lag_s, run_progress.hot_lag_s),
+            sink_lag_s = coalesce(EXCLUDED.sink_lag_s, run_progress.sink_lag_s),
             updated_at = now()
         """,
         uuid.UUID(str(run_id)),
@@ -2591,6 +2598,8 @@ async def update_progress(
         None if ticks_in is None else int(ticks_in),
         None if ticks_rejected is None else int(ticks_rejected),
         None if rejects is None else _json({str(k): int(v) for k, v in rejects.items()}),
+        None if hot_lag_s is None else float(hot_lag_s),
+        None if sink_lag_s is None else float(sink_lag_s),
     )
 
 

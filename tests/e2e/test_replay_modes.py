@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from ticktape.progress import run_progress
 from ticktape.spec import RunSpec
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -28,6 +29,11 @@ def test_speed_k_is_paced_and_gives_the_max_speed_results(pipeline):
     assert run["status"] == "complete", run["error"]
     assert run["wall_seconds"] >= 0.9 * span_s / k
     pipeline.assert_same_as_in_process(spec)  # = max speed, any batching
+    # each stage's lag, as `ticktape runs show` and the dashboard read it: a
+    # paced replay keeps every stage close behind
+    progress = pipeline._run(lambda conn: run_progress(conn, spec.run_id))
+    for s in progress["symbols"]:
+        assert 0 <= s["hot_lag_s"] < 5 and 0 <= s["sink_lag_s"] < 5, s
 
 
 def test_pause_resume_and_cancel(pipeline):

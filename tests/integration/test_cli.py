@@ -90,3 +90,33 @@ def test_runs_commands_on_a_fresh_store_name_the_run(tmp_path):
     line = _error_line(_ticktape(["runs", "show", "nope"], tmp_path))
     assert "'nope' is not a run id" in line
     _nothing_left(tmp_path)
+
+
+def test_runs_show_prints_each_stages_lag(db_url, tmp_path):
+    import asyncio
+    import uuid
+
+    from ticktape import store
+
+    run_id, (a, b) = str(uuid.uuid4()), (f"SH{uuid.uuid4().hex[:6]}" for _ in range(2))
+
+    async def seed() -> None:
+        conn = await store.connect(db_url)
+        try:
+            await store.create_run(
+                conn, run_id, "sma_crossover", {}, {}, [a, b], None, None, status="running"
+            )
+            await store.update_progress(conn, run_id, a, 100, None, hot_lag_s=0.25, sink_lag_s=1.5)
+            await store.update_progress(conn, run_id, a, 200, None)  # a message without the stamps keeps them
+            await store.update_progress(conn, run_id, b, 50, None)
+        finally:
+            await conn.close()
+
+    asyncio.run(seed())
+    proc = _ticktape(["runs", "show", run_id], tmp_path, TICKTAPE_DATABASE_URL=db_url, COLUMNS="200")
+    assert proc.returncode == 0, proc.stderr
+    assert "hot path lag s" in proc.stdout and "sink lag s" in proc.stdout
+    row_a = next(line for line in proc.stdout.splitlines() if a in line)
+    row_b = next(line for line in proc.stdout.splitlines() if b in line)
+    assert "0.250" in row_a and "1.500" in row_a and "200" in row_a
+    assert [c.strip() for c in row_b.split("│")[6:8]] == ["-", "-"]  # nothing stored yet
