@@ -7,6 +7,7 @@ import os
 import plotly.graph_objects as go
 import streamlit as st
 
+from ticktape import store
 from ticktape.dashboards import queries
 from ticktape.metrics import portfolio_equity
 
@@ -17,6 +18,19 @@ def _dsn() -> str:
         st.error("TICKTAPE_DATABASE_URL is not set: start the dashboard with `ticktape dashboard`.")
         st.stop()
     return dsn
+
+
+def _progress(dsn: str, run_id: str, unfinished: bool) -> None:
+    """The run's progress per symbol, read again every 2 s while it runs."""
+
+    @st.fragment(run_every=2.0 if unfinished else None)
+    def show() -> None:
+        status, table = queries.progress(dsn, run_id)
+        st.caption(f"status: {status}")
+        if not table.empty:
+            st.dataframe(table, hide_index=True, width="stretch")
+
+    show()
 
 
 def main() -> None:
@@ -30,6 +44,7 @@ def main() -> None:
     st.dataframe(runs, hide_index=True, width="stretch")
     run_id = st.selectbox("run", runs["run_id"].tolist())
     run = runs.set_index("run_id").loc[run_id]
+    _progress(dsn, run_id, run["status"] in store.UNFINISHED)
     metrics = queries.metrics(dsn, run_id)
     if not metrics.empty:
         cols = st.columns(len(metrics))

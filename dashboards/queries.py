@@ -7,6 +7,7 @@ import asyncio
 import pandas as pd
 
 from ticktape import store
+from ticktape.progress import run_progress
 
 
 async def _frame(dsn: str, sql: str, *args) -> pd.DataFrame:
@@ -33,6 +34,22 @@ def runs(dsn: str, limit: int = 200) -> pd.DataFrame:
         " (spec->'engine'->>'initial_cash')::float8 AS initial_cash FROM runs ORDER BY created_at DESC LIMIT $1",
         limit,
     )
+
+
+def progress(dsn: str, run_id: str) -> tuple[str, pd.DataFrame]:
+    """A run's status and its progress per symbol (``ticktape runs show``'s):
+    ticks read, processed, rejected, lag, each stage's lag in seconds, event
+    time, ticks/s."""
+
+    async def read() -> dict:
+        conn = await store.connect(dsn)
+        try:
+            return await run_progress(conn, run_id)
+        finally:
+            await conn.close()
+
+    info = asyncio.run(read())
+    return info["run"]["status"], pd.DataFrame(info["symbols"])
 
 
 def metrics(dsn: str, run_id: str) -> pd.DataFrame:

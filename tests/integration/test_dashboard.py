@@ -57,6 +57,9 @@ async def _seed(dsn, symbol, run_id, with_bars):
             results["bars"] = bars
         await store.write_result_set(conn, run_id, symbol, 0, results)
         await store.write_metrics(conn, run_id, {"final_pnl": 49.0})
+        await store.update_progress(
+            conn, run_id, symbol, len(ticks), None, True, hot_lag_s=0.5, sink_lag_s=0.25
+        )
         await store.finish_run(conn, run_id, "complete", ticks_processed=len(ticks), fills=2)
         return ticks["ask"][:3].tolist()
     finally:
@@ -85,6 +88,10 @@ def test_dashboard_shows_runs_and_charts(db_url, monkeypatch, with_bars):
     else:  # bars of the stored ticks' mids, a minute wide
         assert len(_plotted(candles["open"])) > 3
     assert any(m.label == "final_pnl" for m in at.metric)
+    progress = at.dataframe[1].value  # per symbol, each stage's lag included
+    assert progress["symbol"].tolist() == [symbol] and progress["processed"].tolist() == [5_000]
+    assert progress[["hot_lag_s", "sink_lag_s"]].values.tolist() == [[0.5, 0.25]]
+    assert "status: complete" in [c.value for c in at.caption]
 
 
 def test_dashboard_without_database_url_says_how_to_start(monkeypatch):
