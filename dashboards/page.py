@@ -11,6 +11,9 @@ from ticktape import store
 from ticktape.dashboards import queries
 from ticktape.metrics import portfolio_equity
 
+#: Run metrics shown side by side (24 in one row were cut to two characters each).
+METRICS_PER_ROW = 6
+
 
 def _dsn() -> str:
     dsn = os.environ.get("TICKTAPE_DATABASE_URL", "").strip()
@@ -46,9 +49,9 @@ def main() -> None:
     run = runs.set_index("run_id").loc[run_id]
     _progress(dsn, run_id, run["status"] in store.UNFINISHED)
     metrics = queries.metrics(dsn, run_id)
-    if not metrics.empty:
-        cols = st.columns(len(metrics))
-        for col, (_, m) in zip(cols, metrics.iterrows(), strict=True):
+    for start in range(0, len(metrics), METRICS_PER_ROW):  # a row holds a few readable figures
+        cols = st.columns(METRICS_PER_ROW)
+        for col, (_, m) in zip(cols, metrics.iloc[start : start + METRICS_PER_ROW].iterrows(), strict=False):
             col.metric(m["name"], f"{m['value']:,.4g}")
     symbols = list(run["symbols"] or [])
     if not symbols:
