@@ -100,13 +100,18 @@ def equity(dsn: str, run_id: str, points: int = 2_000) -> pd.DataFrame:
     cut into ``points`` equal buckets, the last sample of each symbol in each
     (a 20M-tick run has a million samples, more than a chart can show or a
     browser hold). The last sample of every symbol is always there, so the
-    final portfolio equity is exact. Ordered by time."""
+    final portfolio equity is exact. Ordered by time.
+
+    The span is computed once (a materialized CTE): for a run still being
+    written the statistics put its samples at one row, and the planner then
+    recomputed the span for every sample (57 s for 20k samples)."""
     return frame(
         dsn,
-        "SELECT ts, ts_ns, symbol, equity, position FROM ("
+        "WITH s AS MATERIALIZED (SELECT min(ts_ns) AS lo, (max(ts_ns) - min(ts_ns)) / $2 + 1 AS step"
+        "                        FROM equity WHERE run_id = $1::uuid)"
+        " SELECT ts, ts_ns, symbol, equity, position FROM ("
         " SELECT DISTINCT ON (e.symbol, (e.ts_ns - s.lo) / s.step) e.ts, e.ts_ns, e.symbol, e.equity, e.position"
-        " FROM equity e, (SELECT min(ts_ns) AS lo, (max(ts_ns) - min(ts_ns)) / $2 + 1 AS step"
-        "                 FROM equity WHERE run_id = $1::uuid) s"
+        " FROM equity e, s"
         " WHERE e.run_id = $1::uuid ORDER BY e.symbol, (e.ts_ns - s.lo) / s.step, e.ts_ns DESC"
         ") last ORDER BY ts_ns, symbol",
         run_id,
