@@ -142,6 +142,15 @@ async def _send(pipeline, pairs) -> dict[TopicPartition, int]:
     return ends
 
 
+def _first_three_stored(pipeline, spec: RunSpec, streams: dict[str, list[Batch]], worker) -> None:
+    """Send every stream's batches 0..2 and wait until their results are stored."""
+    asyncio.run(_send(pipeline, [(s, b) for s in spec.symbols for b in streams[s][:3]]))
+    deadline = time.monotonic() + 60
+    while pipeline.processed(spec.run_id) < len(spec.symbols) * 3 * spec.batch_size:
+        assert worker.alive() and time.monotonic() < deadline, worker.log_tail()
+        time.sleep(0.05)
+
+
 class _AsFaust(RoundRobinPartitionAssignor):
     """Joins a group Faust's workers use: the broker keeps the group's protocol by name."""
 
@@ -191,11 +200,7 @@ def test_batches_the_group_never_delivered_are_read_again_from_the_broker(pipeli
     with _own_broker(pipeline, db_url, tmp_path) as own:
         symbols, spec, streams = _started_run(own)
         with own.worker("before", "info") as w:
-            asyncio.run(_send(own, [(s, b) for s in symbols for b in streams[s][:3]]))
-            deadline = time.monotonic() + 60
-            while own.processed(spec.run_id) < 2 * 3 * spec.batch_size:
-                assert w.alive() and time.monotonic() < deadline, w.log_tail()
-                time.sleep(0.05)
+            _first_three_stored(own, spec, streams, w)
         # 3..5 reach the broker, and the group's offsets move past them
         lost = asyncio.run(_send(own, [(s, b) for s in symbols for b in streams[s][3:6]]))
 
@@ -314,11 +319,7 @@ def test_result_sets_the_sink_never_got_are_read_again_at_the_end_of_the_stream(
 
         with own.worker("hot", "info", stages="indicators,strategy,execution") as hot:
             with own.worker("sink", "info", stages="sink") as w:
-                asyncio.run(_send(own, [(s, b) for s in symbols for b in streams[s][:3]]))
-                deadline = time.monotonic() + 60
-                while own.processed(spec.run_id) < 2 * 3 * spec.batch_size:
-                    assert w.alive() and time.monotonic() < deadline, w.log_tail()
-                    time.sleep(0.05)
+                _first_three_stored(own, spec, streams, w)
             # with no sink running, 3..5 are processed, and the sink's offsets move past them
             asyncio.run(_send(own, [(s, b) for s in symbols for b in streams[s][3:6]]))
             asyncio.run(_commit(own, f"{APP_ID}-sink", asyncio.run(results_end(5))))
@@ -339,11 +340,7 @@ def test_a_worker_started_with_a_backlog_applies_all_of_it(pipeline, db_url, tmp
     with _own_broker(pipeline, db_url, tmp_path) as own:
         symbols, spec, streams = _started_run(own)
         with own.worker("before", "info") as w:
-            asyncio.run(_send(own, [(s, b) for s in symbols for b in streams[s][:3]]))
-            deadline = time.monotonic() + 60
-            while own.processed(spec.run_id) < 2 * 3 * spec.batch_size:
-                assert w.alive() and time.monotonic() < deadline, w.log_tail()
-                time.sleep(0.05)
+            _first_three_stored(own, spec, streams, w)
         asyncio.run(_send(own, [(s, b) for s in symbols for b in streams[s][3:]]))
         with own.worker("after", "info") as w:
             run = own.wait_done(spec.run_id, [w], timeout=90)
