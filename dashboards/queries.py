@@ -3,27 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
+import asyncpg
 import pandas as pd
 
 from ticktape import store
 from ticktape.progress import run_progress
 
+T = TypeVar("T")
 
-async def _frame(dsn: str, sql: str, *args) -> pd.DataFrame:
-    conn = await store.connect(dsn)
-    try:
-        rows = await conn.fetch(sql, *args)
-    finally:
-        await conn.close()
-    if not rows:
-        return pd.DataFrame()
-    return pd.DataFrame([dict(r) for r in rows])
+
+def _read(dsn: str, op: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """``await op(conn)`` on a connection of its own, closed afterwards."""
+
+    async def run() -> T:
+        conn = await store.connect(dsn)
+        try:
+            return await op(conn)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
 
 
 def frame(dsn: str, sql: str, *args) -> pd.DataFrame:
     """Run ``sql`` and return its rows as a DataFrame."""
-    return asyncio.run(_frame(dsn, sql, *args))
+    rows = _read(dsn, lambda conn: conn.fetch(sql, *args))
+    return pd.DataFrame([dict(r) for r in rows]) if rows else pd.DataFrame()
 
 
 def runs(dsn: str, limit: int = 200) -> pd.DataFrame:
@@ -40,15 +48,7 @@ def progress(dsn: str, run_id: str) -> tuple[str, pd.DataFrame]:
     """A run's status and its progress per symbol (``ticktape runs show``'s):
     ticks read, processed, rejected, lag, each stage's lag in seconds, event
     time, ticks/s."""
-
-    async def read() -> dict:
-        conn = await store.connect(dsn)
-        try:
-            return await run_progress(conn, run_id)
-        finally:
-            await conn.close()
-
-    info = asyncio.run(read())
+    info = _read(dsn, lambda conn: run_progress(conn, run_id))
     return info["run"]["status"], pd.DataFrame(info["symbols"])
 
 
