@@ -32,6 +32,7 @@ import ctypes
 import errno
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import pwd
@@ -597,6 +598,8 @@ def _file_lock(path: Path, timeout: float) -> Iterator[None]:
 
 
 _live: weakref.WeakSet[Runtime] = weakref.WeakSet()
+#: Keepers of an embedded PostgreSQL we started and left to other users.
+_left_running: list[subprocess.Popen[bytes]] = []
 
 
 @atexit.register
@@ -654,10 +657,12 @@ class Runtime:
         self.kafka_url: str | None = None
         self.database_url: str | None = None
         #: True when the embedded PostgreSQL was already running (started by
-        #: another process on the same data dir): we use it and leave it running.
+        #: another process on the same data dir): we use it, and stop it only
+        #: if we are the last process using it.
         self.attached_db = False
         self._kafka_proc: subprocess.Popen[bytes] | None = None
-        self._pg_proc: subprocess.Popen[bytes] | None = None
+        self._pg_proc: subprocess.Popen[bytes] | None = None  # the keeper (ticktape.pgkeeper)
+        self._pg_users: IO[str] | None = None  # our shared lock on the users file
         self._logs: list[IO[bytes]] = []
         self._lock = threading.RLock()
         self._started = False
@@ -698,36 +703,30 @@ class Runtime:
     def stop(self) -> None:
         """Stop the embedded services this runtime started. Idempotent.
 
-        The broker gets SIGTERM; PostgreSQL gets SIGINT (its "fast shutdown":
+        The broker gets SIGTERM. The embedded PostgreSQL is stopped only if
+        no other process uses it any more, whichever process started it
+        (``ticktape.pgkeeper``): it gets SIGINT (its "fast shutdown":
         SIGTERM would wait for every client to disconnect), then SIGQUIT;
-        each after ``stop_timeout`` seconds, then SIGKILL. A PostgreSQL we
-        attached to is left running.
+        each after ``stop_timeout`` seconds, then SIGKILL.
         """
         with self._lock:
             self._shutdown()
             self._started = False
 
     def _shutdown(self) -> None:
-        procs = [
-            (self._kafka_proc, ((signal.SIGTERM, self.stop_timeout),), "kafka broker"),
-            (
-                self._pg_proc,
-                ((signal.SIGINT, self.stop_timeout), (signal.SIGQUIT, 5.0)),
-                "postgres",
-            ),
-        ]
-        self._kafka_proc = None
-        self._pg_proc = None
         errors: list[BaseException] = []
-        for proc, signals_, name in procs:
-            if proc is None:
-                continue
+        proc, self._kafka_proc = self._kafka_proc, None
+        if proc is not None:
             try:
-                terminate_process(proc, signals=signals_, name=name)
+                terminate_process(proc, signals=((signal.SIGTERM, self.stop_timeout),), name="kafka broker")
             except BaseException as exc:
                 errors.append(exc)
                 with contextlib.suppress(Exception):
                     proc.kill()
+        try:
+            self._leave_postgres()
+        except BaseException as exc:
+            errors.append(exc)
         for fh in self._logs:
             with contextlib.suppress(OSError):
                 fh.close()
@@ -766,7 +765,10 @@ class Runtime:
         if self._kafka_proc is not None:
             out["kafka"] = self._kafka_proc.pid
         if self._pg_proc is not None:
-            out["postgres"] = self._pg_proc.pid
+            out["pgkeeper"] = self._pg_proc.pid
+            info = _read_postmaster(self.settings.pg_dir)
+            if info is not None:
+                out["postgres"] = info["pid"]
         return out
 
     def env(self) -> dict[str, str]:
@@ -925,7 +927,10 @@ class Runtime:
     def _start_postgres(self) -> None:
         pg_dir = self.settings.pg_dir
         self.settings.home.mkdir(parents=True, exist_ok=True)
-        with _file_lock(self.settings.home / ".pg.lock", timeout=self.startup_timeout):
+        with _file_lock(self._pg_lock_path, timeout=self.startup_timeout):
+            # (before the server may start: its keeper must see us as a user)
+            self._pg_users = self._pg_users_path.open("a")
+            fcntl.flock(self._pg_users, fcntl.LOCK_SH)
             info = _read_postmaster(pg_dir)
             if info is not None and info["socket_dir"]:
                 self.attached_db = True
@@ -936,6 +941,65 @@ class Runtime:
                 dsn = self._spawn_postgres(pg_dir)
         self.database_url = dsn
         run_coro(lambda: _create_database(dsn))
+
+    @property
+    def _pg_lock_path(self) -> Path:
+        """Held while the embedded PostgreSQL is started, attached to or stopped."""
+        return self.settings.home / ".pg.lock"
+
+    @property
+    def _pg_users_path(self) -> Path:
+        """Every process using the embedded PostgreSQL holds a shared lock on it."""
+        return self.settings.home / ".pg.users"
+
+    def _leave_postgres(self) -> None:
+        """Stop using the embedded PostgreSQL; stop it if nobody else uses it."""
+        _left_running[:] = [p for p in _left_running if p.poll() is None]
+        users, self._pg_users = self._pg_users, None
+        keeper, self._pg_proc = self._pg_proc, None
+        if users is None:
+            return
+        try:
+            with _file_lock(self._pg_lock_path, timeout=self.startup_timeout):
+                try:
+                    fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    log.info("the embedded PostgreSQL stays up: other ticktape processes use it")
+                    if keeper is not None:  # (reaped once it exits, if we are still here)
+                        _left_running.append(keeper)
+                    return
+                self._stop_postgres(keeper)
+        finally:
+            users.close()
+
+    def _stop_postgres(self, keeper: subprocess.Popen[bytes] | None) -> None:
+        """Stop the embedded PostgreSQL (ours or not) and wait for its keeper."""
+        import psutil
+
+        info = _read_postmaster(self.settings.pg_dir)
+        procs: list[psutil.Process] = []
+        if info is not None:
+            with contextlib.suppress(psutil.Error):
+                server = psutil.Process(info["pid"])
+                procs = [server, *server.children(recursive=True)]
+                parent = server.parent()
+                if keeper is None and parent is not None and "ticktape.pgkeeper" in parent.cmdline():
+                    procs.append(parent)  # the keeper another process started: wait for it too
+        if procs:
+            server = procs[0]
+            for sig, grace in ((signal.SIGINT, self.stop_timeout), (signal.SIGQUIT, 5.0)):
+                with contextlib.suppress(psutil.Error):
+                    server.send_signal(sig)
+                if not psutil.wait_procs([server], timeout=grace)[1]:
+                    break
+                log.warning("postgres (pid %d) still alive %.1fs after %s", server.pid, grace, sig.name)
+            _, alive = psutil.wait_procs(procs, timeout=5.0)
+            for proc in alive:
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
+            psutil.wait_procs(alive, timeout=5.0)
+        if keeper is not None:  # it exits once the server is gone (or was never up)
+            terminate_process(keeper, signals=((signal.SIGTERM, self.stop_timeout),), name="pgkeeper")
 
     def _spawn_postgres(self, pg_dir: Path) -> str:
         bindir = _pg_bin_dir()
@@ -984,17 +1048,30 @@ class Runtime:
         for key, value in PG_SETTINGS.items():
             argv += ["-c", f"{key}={value}"]
         log_path = log_dir / "postgres.log"
-        log_fh = log_path.open("ab")
-        offset = log_fh.tell()
-        self._logs.append(log_fh)
-        self._pg_proc = proc = spawn_child(
-            argv,
-            death_signal=signal.SIGQUIT,  # immediate shutdown: also stops its backends
-            stdout=log_fh,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=str(pg_dir),
-            **run_as,
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        spec = {
+            "argv": argv,
+            "env": env,
+            "cwd": str(pg_dir),
+            "uid": None if user is None else user.pw_uid,
+            "gid": None if user is None else user.pw_gid,
+            "log": str(log_path),
+            "users": str(self._pg_users_path),
+            "lock": str(self._pg_lock_path),
+            "poll": 0.25,
+            "grace": self.stop_timeout,
+        }
+        # not tied to us (no death signal): the server stays up while another
+        # process uses it; the keeper stops it once nobody does
+        self._pg_proc = proc = _spawner.call(
+            lambda: subprocess.Popen(
+                [sys.executable, "-m", "ticktape.pgkeeper", json.dumps(spec)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                close_fds=True,
+                start_new_session=True,
+            )
         )
         admin_dsn = _pg_dsn(str(sock_dir), PG_PORT, "postgres")
         self._wait_pg_ready(proc, admin_dsn, log_path, offset)

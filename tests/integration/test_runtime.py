@@ -71,7 +71,7 @@ def test_start_is_idempotent_and_stop_leaves_nothing(own_runtime: Runtime) -> No
     rt = own_runtime
     assert rt.start() is rt
     pids = rt.pids
-    assert set(pids) == {"kafka", "postgres"}
+    assert set(pids) == {"kafka", "postgres", "pgkeeper"}
     procs = family(pids)
     assert len(procs) > 2  # postgres has its background processes
     assert rt.start() is rt and rt.pids == pids  # no second process
@@ -205,6 +205,52 @@ def test_no_orphans_after_parent_is_killed(tmp_path: Path, poll_until) -> None:
     # the data directory is usable again (stale postmaster.pid is handled)
     with Runtime(local_settings(tmp_path / "home"), kafka=False) as rt:
         assert not rt.attached_db and alive(rt.pids["postgres"])
+
+
+def _ping(dsn: str) -> int:
+    async def ping() -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return int(await conn.fetchval("SELECT 1"))
+        finally:
+            await conn.close()
+
+    return run_coro(ping)
+
+
+def test_the_embedded_postgres_outlives_its_starter_while_used(tmp_path: Path) -> None:
+    """A dashboard started first and closed first no longer takes the database
+    away from a run still going in another terminal: the last user stops it."""
+    home = tmp_path / "home"
+    starter = Runtime(local_settings(home), kafka=False).start()
+    server = family(starter.pids)
+    guest = Runtime(local_settings(home), kafka=False).start()
+    try:
+        assert guest.attached_db
+        starter.stop()
+        assert all(alive(pid) for pid in server)
+        assert _ping(guest.database_url) == 1
+    finally:
+        guest.stop()  # the last one: stops the server and its keeper
+    assert not [pid for pid in server if alive(pid)]
+
+
+def test_the_embedded_postgres_outlives_a_starter_killed_while_it_is_used(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    proc, _ = start_child(home)  # the starter, in another process
+    guest = Runtime(local_settings(home), kafka=False).start()
+    try:
+        assert guest.attached_db
+        postmaster = psutil.Process(runtime_mod._read_postmaster(guest.settings.pg_dir)["pid"])
+        server = [postmaster, postmaster.parent(), *postmaster.children(recursive=True)]  # with its keeper
+        proc.kill()
+        proc.communicate(timeout=30)
+        time.sleep(1.0)  # (the keeper looks every 0.25 s)
+        assert all(alive(p.pid) for p in server)
+        assert _ping(guest.database_url) == 1
+    finally:
+        guest.stop()  # the last user
+    assert not [p for p in server if alive(p.pid)]
 
 
 def test_attaches_to_a_running_embedded_postgres(tmp_path: Path) -> None:
