@@ -23,8 +23,9 @@ Columns:
   running that path over ``--mem-sizes`` ticks (the server's memory is not
   included). A flat pair shows memory does not grow with the length.
 
-The ``floor:`` rows are the server alone: binary COPY of the same rows into
-a table like ``ticks`` without and with its primary key (the index
+The ``floor:`` rows are the server alone: binary COPY of narrow rows (a
+time and two floats: the "about 1.2M rows/s" the targets were set against),
+binary COPY of the same ticks into a table like ``ticks`` without and with its primary key (the index
 ``write_ticks`` needs for de-duplication and ordered reads), into a table
 created in the same transaction whose key is built afterwards (what
 ``TickWriter`` does for a month not stored yet), and COPY out in
@@ -442,6 +443,27 @@ async def throughput(dsn: str, n: int, tmp: Path) -> list[Row]:
             cols = [b"BENCH_COPY", store._pg_ts(b["ts"]).astype(">i8"), np.arange(len(b), dtype=">i8")]
             cols += [b[k].astype(">f8") for k in names[3:]]
             payloads.append(store.encode_copy(cols, len(b)))
+        # the issue's yardstick ("about 1.2M rows/s for narrow rows"): a time and two floats
+        narrow = [
+            store.encode_copy(
+                [store._pg_ts(b["ts"]).astype(">i8"), b["bid"].astype(">f8"), b["ask"].astype(">f8")], len(b)
+            )
+            for b in batches
+        ]
+        await conn.execute("DROP TABLE IF EXISTS bench_narrow")
+        await conn.execute("CREATE TABLE bench_narrow (ts timestamptz, bid float8, ask float8)")
+
+        async def copy_narrow() -> int:
+            for p in narrow:
+                await conn.copy_to_table(
+                    "bench_narrow", source=p, columns=["ts", "bid", "ask"], format="binary"
+                )
+            return sum(len(b) for b in batches)
+
+        await measure(
+            "floor_narrow", "floor: COPY of narrow rows (a time, two floats), no index", copy_narrow
+        )
+        await conn.execute("DROP TABLE bench_narrow")
         for key, name, ddl in (
             ("floor_noindex", "floor: COPY into ticks' columns, no index", ""),
             (
