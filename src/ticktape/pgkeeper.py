@@ -100,7 +100,8 @@ def main(spec: dict[str, Any]) -> int:
             env=spec["env"],
             cwd=spec["cwd"],
             close_fds=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 (runs after the uid switch, which would clear it)
+            # (runs after the uid switch, which would clear it)
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
             **run_as,
         )
         while True:

@@ -43,14 +43,17 @@ async def run_progress(conn: asyncpg.Connection, run_id: str) -> dict[str, Any]:
     symbols = []
     for r in rows:
         through = r["ticks_processed"] + r["ticks_rejected"]
+        # (the replay records its count every 0.25 s, the sink as it stores:
+        # what is through was read, recorded or not)
+        read = max(r["ticks_read"], through)
         secs = float(r["secs"] or 0.0)
         symbols.append(
             {
                 "symbol": r["symbol"],
-                "read": r["ticks_read"],
+                "read": read,
                 "processed": r["ticks_processed"],
                 "rejected": r["ticks_rejected"],
-                "lag": max(0, r["ticks_read"] - through),
+                "lag": read - through,
                 "event_time": r["last_ts"],
                 "ticks_per_s": through / secs if secs > 0 else 0.0,
                 "done": r["done"],

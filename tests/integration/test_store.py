@@ -490,3 +490,22 @@ async def test_stream_fills_and_equity_merges_symbols_in_pieces_like_the_whole_r
         assert streamed[k] == whole[k] or (np.isnan(streamed[k]) and np.isnan(whole[k])), k
     assert streamed_trades.equals(whole_trades)
     assert [p async for p in store.stream_fills_and_equity(conn, uuid.uuid4(), syms)] == []
+
+
+async def test_progress_never_shows_fewer_ticks_read_than_through(conn: asyncpg.Connection) -> None:
+    """The replay records its read count every 0.25 s, the sink what is through
+    as it stores it: between the two, what is through was read all the same."""
+    from ticktape.progress import run_progress
+
+    run = str(uuid.uuid4())
+    await store.create_run(conn, run, "ema_cross", {}, {}, ["AAA"], T0, T0 + 10**12)
+    await store.start_run(conn, run)
+    await conn.execute(
+        "INSERT INTO run_progress (run_id, symbol, ticks_read) VALUES ($1, 'AAA', 300)", uuid.UUID(run)
+    )
+    await store.update_progress(conn, run, "AAA", 450, T0 + 10**9, ticks_rejected=50)
+    (row,) = (await run_progress(conn, run))["symbols"]
+    assert (row["read"], row["processed"], row["rejected"], row["lag"]) == (500, 450, 50, 0)
+    await conn.execute("UPDATE run_progress SET ticks_read = 800 WHERE run_id = $1", uuid.UUID(run))
+    (row,) = (await run_progress(conn, run))["symbols"]
+    assert (row["read"], row["lag"]) == (800, 300)
