@@ -9,10 +9,10 @@ goes on in another terminal; either may be closed first).
 Every process using the server holds a shared ``flock`` on the users file.
 When none is left (they stopped, or died: the kernel drops a dead
 process's lock) the keeper stops the server, so a ``kill -9`` of the last
-user leaves no server behind. It decides with the start lock held and the
-users file locked exclusively: a process attaching holds the start lock
-until it has its shared lock, so the server is never stopped under a
-process that just found it running. The last user to stop normally does
+user leaves no server behind. It decides, and stops the server, with the
+start lock held and the users file locked exclusively: a process attaching
+holds the start lock until it has its shared lock, so the server is never
+stopped under a process that just found it running. The last user to stop normally does
 not wait for the keeper: it stops the server itself (``Runtime.stop``) and
 the keeper exits with it.
 
@@ -46,22 +46,20 @@ def _die_with_parent() -> None:  # preexec_fn of the server
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGQUIT, 0, 0, 0)
 
 
-def _unused(users: Any, lock: Any) -> bool:
-    """True when nobody uses the server: the start lock and the users file
-    both locked exclusively (both are released again before returning)."""
+def _claim(users: Any, lock: Any) -> bool:
+    """True when nobody uses the server: then the start lock and the users
+    file are both locked exclusively, and stay so until we exit (a process
+    attaching meanwhile waits, then finds the server gone and starts one)."""
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        return False  # someone is starting or stopping: ask again later
+        return False  # someone is starting, attaching or stopping: ask again later
     try:
         fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        return False
-    else:
-        fcntl.flock(users, fcntl.LOCK_UN)
-        return True
-    finally:
         fcntl.flock(lock, fcntl.LOCK_UN)
+        return False
+    return True
 
 
 def _stop(server: subprocess.Popen[bytes], grace: float) -> None:
@@ -108,7 +106,7 @@ def main(spec: dict[str, Any]) -> int:
             if server.poll() is not None:
                 code = server.returncode
                 return code if code >= 0 else 128 - code
-            if stopping or _unused(users, lock):
+            if stopping or _claim(users, lock):
                 _stop(server, float(spec["grace"]))
                 return 0
             time.sleep(float(spec["poll"]))

@@ -1181,7 +1181,9 @@ async def _create_database(dsn: str) -> None:
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if not exists:
-            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+            # (created meanwhile by another process: committed already, or both
+            # creating it at once, which the catalogue's unique index settles)
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
                 await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()

@@ -253,6 +253,25 @@ def test_the_embedded_postgres_outlives_a_starter_killed_while_it_is_used(tmp_pa
     assert not [p for p in server if alive(p.pid)]
 
 
+def test_commands_started_at_once_on_a_new_home_share_one_server(tmp_path: Path) -> None:
+    """The first starts the server, the others attach; all of them create the
+    database if missing, at the same moment (seen: "duplicate key value
+    violates unique constraint pg_database_datname_index")."""
+    import concurrent.futures
+
+    home = tmp_path / "home"
+    runtimes = [Runtime(local_settings(home), kafka=False) for _ in range(4)]
+    try:
+        with concurrent.futures.ThreadPoolExecutor(len(runtimes)) as pool:
+            list(pool.map(Runtime.start, runtimes))
+        assert sum(not rt.attached_db for rt in runtimes) == 1
+        assert all(_ping(rt.database_url) == 1 for rt in runtimes)
+    finally:
+        for rt in runtimes:
+            rt.stop()
+    assert runtime_mod._read_postmaster(local_settings(home).pg_dir) is None  # the last one stopped it
+
+
 def test_attaches_to_a_running_embedded_postgres(tmp_path: Path) -> None:
     home = tmp_path / "home"
     with Runtime(local_settings(home), kafka=False) as owner:
