@@ -760,7 +760,8 @@ class Runtime:
 
     @property
     def pids(self) -> dict[str, int]:
-        """Pids of the processes this runtime started (``kafka``, ``postgres``)."""
+        """Pids of the processes this runtime started (``kafka``; ``pgkeeper`` and,
+        while it runs, the ``postgres`` it keeps)."""
         out = {}
         if self._kafka_proc is not None:
             out["kafka"] = self._kafka_proc.pid
