@@ -1063,17 +1063,17 @@ class Runtime:
             "grace": self.stop_timeout,
         }
         # not tied to us (no death signal): the server stays up while another
-        # process uses it; the keeper stops it once nobody does
-        self._pg_proc = proc = _spawner.call(
-            lambda: subprocess.Popen(
+        # process uses it; the keeper stops it once nobody does. (Its own
+        # errors go to the server's log, which a failed start shows.)
+        with log_path.open("ab") as keeper_log:
+            self._pg_proc = proc = subprocess.Popen(
                 [sys.executable, "-m", "ticktape.pgkeeper", json.dumps(spec)],
                 stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stdout=keeper_log,
+                stderr=subprocess.STDOUT,
                 close_fds=True,
                 start_new_session=True,
             )
-        )
         admin_dsn = _pg_dsn(str(sock_dir), PG_PORT, "postgres")
         self._wait_pg_ready(proc, admin_dsn, log_path, offset)
         log.info("embedded PostgreSQL (pid %d) ready in %s", proc.pid, sock_dir)
