@@ -12,9 +12,11 @@ process's lock) the keeper stops the server, so a ``kill -9`` of the last
 user leaves no server behind. It decides, and stops the server, with the
 start lock held and the users file locked exclusively: a process attaching
 holds the start lock until it has its shared lock, so the server is never
-stopped under a process that just found it running. The last user to stop normally does
-not wait for the keeper: it stops the server itself (``Runtime.stop``) and
-the keeper exits with it.
+stopped under a process that just found it running. The last user to stop
+normally does not wait for the keeper: it stops the server itself
+(``Runtime.stop``) and the keeper exits with it. Nothing the keeper starts
+inherits its lock files (``close_fds``), nor does the keeper inherit those
+of the process that starts it.
 
 The server is the keeper's child and gets SIGQUIT (immediate shutdown) if
 the keeper dies. SIGTERM or SIGINT make the keeper stop the server (fast
