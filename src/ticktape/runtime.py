@@ -46,7 +46,7 @@ import time
 import weakref
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any, Self, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Self, TypeVar
 
 from ticktape.config import (
     DEFAULT_DATABASE,
@@ -58,6 +58,9 @@ from ticktape.config import (
     kafka_hosts,
     mask_dsn,
 )
+
+if TYPE_CHECKING:
+    import psutil
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +245,7 @@ def spawn_child(
 
 
 def terminate_process(
-    proc: subprocess.Popen[bytes],
+    proc: subprocess.Popen[bytes] | psutil.Process,
     *,
     signals: tuple[tuple[int, float], ...] = ((signal.SIGTERM, 10.0),),
     name: str = "process",
@@ -251,23 +254,24 @@ def terminate_process(
 
     Each ``(signal, grace)`` pair is tried in turn while the process lives;
     then SIGKILL. Descendants seen before the first signal are waited for and
-    killed if they linger.
+    killed if they linger. ``proc`` is a child of ours or, as a
+    ``psutil.Process``, any process we may signal.
     """
     import psutil
 
-    if proc.poll() is not None:
+    if proc.poll() if isinstance(proc, subprocess.Popen) else not proc.is_running():
         return
     try:
         descendants = psutil.Process(proc.pid).children(recursive=True)
     except psutil.Error:
         descendants = []
     for sig, grace in signals:
-        with contextlib.suppress(ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError, psutil.NoSuchProcess):
             proc.send_signal(sig)
         try:
             proc.wait(timeout=grace)
             break
-        except subprocess.TimeoutExpired:
+        except (subprocess.TimeoutExpired, psutil.TimeoutExpired):
             log.warning(
                 "%s (pid %d) still alive %.1fs after %s",
                 name,
@@ -276,7 +280,7 @@ def terminate_process(
                 signal.Signals(sig).name,
             )
     else:
-        with contextlib.suppress(ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError, psutil.NoSuchProcess):
             proc.kill()
         proc.wait()
     _, alive = psutil.wait_procs(descendants, timeout=5.0)
@@ -974,33 +978,21 @@ class Runtime:
             users.close()
 
     def _stop_postgres(self, keeper: subprocess.Popen[bytes] | None) -> None:
-        """Stop the embedded PostgreSQL (ours or not) and wait for its keeper."""
+        """Have the server's keeper stop it (fast shutdown, immediate
+        shutdown, then SIGKILL: ticktape.pgkeeper) and wait for both. The
+        keeper is ours, or one another process started (the server's parent).
+        A server without a keeper is left to the process that started it."""
         import psutil
 
-        info = _read_postmaster(self.settings.pg_dir)
-        procs: list[psutil.Process] = []
-        if info is not None:
+        target: subprocess.Popen[bytes] | psutil.Process | None = keeper
+        if target is None:
+            info = _read_postmaster(self.settings.pg_dir)
             with contextlib.suppress(psutil.Error):
-                server = psutil.Process(info["pid"])
-                procs = [server, *server.children(recursive=True)]
-                parent = server.parent()
-                if keeper is None and parent is not None and "ticktape.pgkeeper" in parent.cmdline():
-                    procs.append(parent)  # the keeper another process started: wait for it too
-        if procs:
-            server = procs[0]
-            for sig, grace in ((signal.SIGINT, self.stop_timeout), (signal.SIGQUIT, 5.0)):
-                with contextlib.suppress(psutil.Error):
-                    server.send_signal(sig)
-                if not psutil.wait_procs([server], timeout=grace)[1]:
-                    break
-                log.warning("postgres (pid %d) still alive %.1fs after %s", server.pid, grace, sig.name)
-            _, alive = psutil.wait_procs(procs, timeout=5.0)
-            for proc in alive:
-                with contextlib.suppress(psutil.Error):
-                    proc.kill()
-            psutil.wait_procs(alive, timeout=5.0)
-        if keeper is not None:  # it exits once the server is gone (or was never up)
-            terminate_process(keeper, signals=((signal.SIGTERM, self.stop_timeout),), name="pgkeeper")
+                parent = psutil.Process(info["pid"]).parent() if info is not None else None
+                if parent is not None and "ticktape.pgkeeper" in parent.cmdline():
+                    target = parent
+        if target is not None:  # (long enough for the keeper's two steps and its kill)
+            terminate_process(target, signals=((signal.SIGTERM, 2 * self.stop_timeout + 5),), name="pgkeeper")
 
     def _spawn_postgres(self, pg_dir: Path) -> str:
         bindir = _pg_bin_dir()
