@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from ticktape.batch import Batch, encode
+from ticktape.model.batch import Batch, encode
 from ticktape.stages import IndicatorState
 from ticktape.tables.state import key
 
@@ -29,7 +29,7 @@ async def publish(
 ) -> None:
     """Send one results message for ``batch`` and wait for the broker's ack."""
     meta = {"accepted": ind.accepted, "rejects": ind.rejects, "last_ts": ind.last_ts, **(extra or {})}
-    if "sent" in batch.meta:  # for the stages' lags (ticktape.progress)
+    if "sent" in batch.meta:  # for the stages' lags (ticktape.store.runs)
         meta["sent"], meta["decided"] = batch.meta["sent"], time.time()
     if batch.eos:
         meta["ticks_in"] = batch.meta["ticks_in"]

@@ -24,10 +24,10 @@ import time
 
 import faust
 
-from ticktape import topicread
 from ticktape.agents import execution, strategy
-from ticktape.batch import decode
-from ticktape.spec import RunSpec
+from ticktape.model.batch import decode
+from ticktape.model.spec import RunSpec
+from ticktape.pipeline import topicread
 from ticktape.stages import depth_for_batch, indicators_step
 from ticktape.strategy import Strategy, build
 from ticktape.tables.state import StateTable, StreamState, key, save

@@ -2,7 +2,7 @@
 
 For each symbol of the run, streams its ticks from the run's source (the
 store by default; Parquet, the generator or a recorded topic: see
-ticktape.sources) in event order as columnar batches (keyed by symbol, sequence-numbered, the run spec in the
+ticktape.pipeline.sources) in event order as columnar batches (keyed by symbol, sequence-numbered, the run spec in the
 header), then an end-of-stream batch carrying the number of ticks read.
 
 Speed: ``spec.speed`` None publishes as fast as the pipeline takes it; a
@@ -21,11 +21,15 @@ from collections import deque
 import faust
 import numpy as np
 
-from ticktape import sources, store
-from ticktape.batch import Batch, empty, encode
-from ticktape.control import RunCancelled, RunGate
-from ticktape.retry import TRANSIENT, Reconnecting
-from ticktape.spec import RunSpec
+from ticktape import store
+from ticktape.backtest.run import LevelStream
+from ticktape.errors import RunCancelled
+from ticktape.model.batch import Batch, empty, encode
+from ticktape.model.spec import RunSpec
+from ticktape.pipeline import sources
+from ticktape.pipeline.control import RunGate
+from ticktape.store.retry import TRANSIENT, Reconnecting
+from ticktape.strategy.catalog import check_run
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +100,9 @@ class DepthReader:
     """A store-source run's L2 level updates of one symbol, read batch by
     batch: ``upto(ts)`` returns the updates after the previous call's time up
     to ``ts`` (book events from the run's start; a snapshot's clear becomes
-    zeros for the levels shown then, ticktape.inprocess.LevelStream)."""
+    zeros for the levels shown then, ticktape.backtest.run.LevelStream)."""
 
     def __init__(self, db: Reconnecting, spec: RunSpec, symbol: str) -> None:
-        from ticktape.inprocess import LevelStream
-
         self.db, self.symbol = db, symbol
         self.start = spec.start_ns
         self.levels = LevelStream(f"depth of {symbol}")
@@ -196,7 +198,7 @@ async def replay_run(spec: RunSpec, ticks_topic, database_url: str, kafka_url: s
     """Replay every symbol of ``spec`` (unless the run is over already)."""
     db = Reconnecting(database_url, f"replay of run {spec.run_id}")
     try:
-        status = await db.run(lambda c: c.fetchval("SELECT status FROM runs WHERE run_id = $1", spec.run_id))
+        status = await db.run(lambda c: store.run_status(c, spec.run_id))
         if status not in store.UNFINISHED:
             log.info("run %s is %s; request skipped", spec.run_id, status)
             return
@@ -228,7 +230,7 @@ def register(app: faust.App, topics, database_url: str, kafka_url: str | None = 
     @app.agent(topics.run_requests, name="replay")
     async def replay(stream):
         async for value in stream:
-            spec = RunSpec.from_json(value)
+            spec = check_run(RunSpec.from_json(value))
             if spec.run_id in replayed:  # delivered again (after a rebalance): sent already
                 log.info("run %s was replayed by this worker; request delivered again, skipped", spec.run_id)
                 continue

@@ -11,7 +11,6 @@ is completed with counts, timings and metrics.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
@@ -20,91 +19,14 @@ import asyncpg
 import faust
 import numpy as np
 
-from ticktape import store, topicread
-from ticktape.batch import decode
-from ticktape.metrics import RunMetrics
-from ticktape.retry import Reconnecting
+from ticktape import store
+from ticktape.model.batch import decode
+from ticktape.pipeline import topicread
+from ticktape.store.retry import Reconnecting
 
 log = logging.getLogger(__name__)
 
 STREAMS = ("signals", "orders", "fills", "equity", "bars")
-
-
-async def complete_if_done(conn: asyncpg.Connection, run_id: str, extra_metrics: dict | None = None) -> bool:
-    """Finish ``run_id`` once all its symbols are done; True if it finished now.
-
-    Several sinks (workers) may reach the ends of a run's symbols at the same
-    time: the run row is locked first, so the last of them to commit its
-    progress sees every symbol done.
-    """
-    async with conn.transaction():
-        return await _complete_locked(conn, run_id, extra_metrics or {})
-
-
-async def _complete_locked(conn: asyncpg.Connection, run_id: str, extra_metrics: dict) -> bool:
-    run = await conn.fetchrow(
-        "SELECT status, symbols, spec, extract(epoch FROM now() - started_at) AS wall"
-        " FROM runs WHERE run_id = $1 FOR UPDATE",
-        run_id,
-    )
-    if run is None or run["status"] not in store.UNFINISHED:
-        return False
-    prog = await conn.fetchrow(
-        "SELECT count(*) FILTER (WHERE done) AS done, coalesce(sum(ticks_in), 0) AS ticks_in,"
-        " coalesce(sum(ticks_processed), 0) AS processed, coalesce(sum(ticks_rejected), 0) AS rejected"
-        " FROM run_progress WHERE run_id = $1",
-        run_id,
-    )
-    if prog["done"] < len(run["symbols"]):
-        return False
-    # every result batch of every symbol is stored: seq 0 .. the end-of-stream batch's
-    gaps = await conn.fetch(
-        "SELECT symbol, max(seq) + 1 - count(*) AS missing FROM sink_batches"
-        " WHERE run_id = $1 AND stream = 'results' GROUP BY symbol HAVING max(seq) + 1 <> count(*)",
-        run_id,
-    )
-    rejects: dict[str, int] = {}
-    for row in await conn.fetch("SELECT rejects FROM run_progress WHERE run_id = $1", run_id):
-        for reason, n in (store.json_value(row["rejects"]) or {}).items():
-            rejects[reason] = rejects.get(reason, 0) + int(n)
-    orders = await conn.fetchval("SELECT count(DISTINCT order_id) FROM orders WHERE run_id = $1", run_id)
-    fills = await conn.fetchval("SELECT count(*) FROM fills WHERE run_id = $1", run_id)
-    spec = store.json_value(run["spec"])
-    # fills and equity stream through RunMetrics: memory does not grow with the run's length
-    acc = RunMetrics(run["symbols"], spec["engine"]["initial_cash"], keep_trades=False)
-    # closed at once if this raises: the COPY must not hold the connection the rollback needs
-    async with contextlib.aclosing(store.stream_fills_and_equity(conn, run_id, run["symbols"])) as pieces:
-        async for fills_of, samples in pieces:
-            for symbol, f in zip(acc.symbols, fills_of, strict=True):
-                acc.add_fills(symbol, f)
-            acc.add(*samples)
-    metrics, _ = acc.result()
-    metrics = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
-    metrics.update({"orders": orders, "fills": fills, **extra_metrics})
-    lost = prog["ticks_in"] - prog["processed"] - prog["rejected"]
-    status, error = "complete", None
-    if lost:
-        status = "failed"
-        error = f"{lost} ticks read but neither processed nor rejected"
-    elif gaps:
-        status = "failed"
-        error = "result batches missing: " + ", ".join(f"{g['symbol']} {g['missing']}" for g in gaps)
-    await store.write_metrics(conn, run_id, metrics)
-    await store.finish_run(
-        conn,
-        run_id,
-        status,
-        ticks_in=prog["ticks_in"],
-        ticks_processed=prog["processed"],
-        ticks_rejected=prog["rejected"],
-        rejects=rejects,
-        orders=orders,
-        fills=fills,
-        wall_seconds=float(run["wall"] or 0.0),
-        error=error,
-    )
-    log.info("run %s %s", run_id, status)
-    return True
 
 
 def register(app: faust.App, topics, database_url: str, kafka_url: str) -> None:
@@ -242,5 +164,5 @@ async def write(conn: asyncpg.Connection, b, latency: Latency | None = None) -> 
         sink_lag_s=stored,
     )
     if b.eos:
-        return await complete_if_done(conn, b.run_id, latency.metrics(b.run_id) if latency else None)
+        return await store.complete_if_done(conn, b.run_id, latency.metrics(b.run_id) if latency else None)
     return False

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ticktape.model.spec import RunSpec
 from ticktape.native import Engine
-from ticktape.spec import RunSpec
 from ticktape.stages import StrategyState, new_engine, trade_step
 from ticktape.strategy import Columns, Strategy
 

@@ -42,14 +42,14 @@ from rich.console import Console
 from rich.table import Table
 
 from ticktape import store
-from ticktape.app import topic_partitions
+from ticktape.backtest.run import run_symbol
 from ticktape.config import Settings
-from ticktape.demo import migrate, submit_and_watch
-from ticktape.generator import RandomWalkConfig, generate
-from ticktape.runtime import Runtime, keep_freed_memory
-from ticktape.spec import RunSpec
-from ticktape.stages import run_symbol
-from ticktape.worker import WorkerProcess
+from ticktape.data.randomwalk import RandomWalkConfig, generate
+from ticktape.model.spec import RunSpec
+from ticktape.pipeline.demo import migrate, submit_and_watch
+from ticktape.pipeline.topics import topic_partitions
+from ticktape.pipeline.worker import WorkerProcess
+from ticktape.runtime.embedded import Runtime, keep_freed_memory
 
 PARAMS = {"fast": 50, "slow": 400, "size": 100.0}
 

@@ -1,4 +1,4 @@
-"""Values/s of every streaming indicator (ticktape.indicators.STREAMS).
+"""Values/s of every streaming indicator (ticktape.compute.indicators.STREAMS).
 
 Feeds the same random-walk series (default 10M values) to a fresh stream of
 each indicator with its default parameters (n = 20 where there is no
@@ -22,7 +22,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from ticktape.indicators import STREAMS
+from ticktape.compute.indicators import STREAMS
 
 
 def columns(m: int) -> dict[str, np.ndarray]:
@@ -62,7 +62,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2, help="report the best of this many runs")
     args = ap.parse_args()
     data = columns(args.values)
-    table = Table(title=f"ticktape.indicators, {args.values:,} values (M values/s, best of {args.repeat})")
+    table = Table(
+        title=f"ticktape.compute.indicators, {args.values:,} values (M values/s, best of {args.repeat})"
+    )
     for col in ("indicator", "params", "one batch", f"{args.batch:,}-value batches", "... + JSON state"):
         table.add_column(col, justify="left" if col in ("indicator", "params") else "right")
     for name, cls in STREAMS.items():

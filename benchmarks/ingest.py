@@ -440,13 +440,18 @@ async def throughput(dsn: str, n: int, tmp: Path) -> list[Row]:
         names = ["symbol", "ts", "seq", "bid", "ask", "bid_size", "ask_size", "last", "last_size"]
         payloads = []
         for b in batches:
-            cols = [b"BENCH_COPY", store._pg_ts(b["ts"]).astype(">i8"), np.arange(len(b), dtype=">i8")]
+            cols = [
+                b"BENCH_COPY",
+                store.codec.to_pg_us(b["ts"]).astype(">i8"),
+                np.arange(len(b), dtype=">i8"),
+            ]
             cols += [b[k].astype(">f8") for k in names[3:]]
             payloads.append(store.encode_copy(cols, len(b)))
         # the yardstick ("about 1.2M rows/s for narrow rows"): a time and two floats
         narrow = [
             store.encode_copy(
-                [store._pg_ts(b["ts"]).astype(">i8"), b["bid"].astype(">f8"), b["ask"].astype(">f8")], len(b)
+                [store.codec.to_pg_us(b["ts"]).astype(">i8"), b["bid"].astype(">f8"), b["ask"].astype(">f8")],
+                len(b),
             )
             for b in batches
         ]
@@ -504,7 +509,7 @@ async def throughput(dsn: str, n: int, tmp: Path) -> list[Row]:
                 size += len(data)
 
             async with conn.transaction():
-                await conn.execute(store._INDEX_WALK)
+                await conn.execute(store.tickread._INDEX_WALK)
                 await conn.copy_from_query(
                     "SELECT ts, seq, bid, ask, bid_size, ask_size, last, last_size FROM bench_floor "
                     "WHERE symbol = 'BENCH_COPY' ORDER BY symbol, ts, seq",
@@ -580,7 +585,7 @@ def main() -> None:
     ap.add_argument("--symbol", default="BENCH")
     ap.add_argument("--dsn")
     args = ap.parse_args()
-    from ticktape.runtime import keep_freed_memory
+    from ticktape.runtime.embedded import keep_freed_memory
 
     keep_freed_memory()  # as the `ticktape` command does
     if args.child:
@@ -588,7 +593,7 @@ def main() -> None:
         return
 
     from ticktape.config import Settings
-    from ticktape.runtime import Runtime
+    from ticktape.runtime.embedded import Runtime
 
     sizes = [int(x) for x in args.mem_sizes.split(",") if x]
     with tempfile.TemporaryDirectory(prefix="ticktape-ingest-") as tmpdir:

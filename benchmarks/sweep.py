@@ -4,7 +4,7 @@ Generates ``--ticks`` synthetic quotes (ticktape.data.synth, GBM at Poisson
 times), then times on the same ticks and prints one table:
 
 - one ``ticktape.backtest`` of ``ma_crossover`` (the grid's middle set);
-- ``ticktape.sweep.sweep`` over the whole fast x slow grid (default 10 x 10:
+- ``ticktape.backtest.sweep.sweep`` over the whole fast x slow grid (default 10 x 10:
   fast 10, 20, ..., 100 and slow 200, 400, ..., 2000 ticks): the total, the
   time per parameter set, that time divided by the single run's, and
   ticks x sets per second. A sweep validates the ticks once and computes each
@@ -90,9 +90,9 @@ from rich.console import Console
 from rich.table import Table
 
 import ticktape
+from ticktape.backtest.run import BacktestResult
+from ticktape.backtest.sweep import grid, sweep
 from ticktape.data.synth import ProcessConfig, generate_process
-from ticktape.inprocess import BacktestResult
-from ticktape.sweep import grid, sweep
 
 FAST_STEP, SLOW_STEP = 10, 200
 INITIAL_CASH = 1_000_000.0
@@ -322,7 +322,7 @@ def main() -> None:
         f"{n / single_s:,.0f}", single_rss, "",
     )  # fmt: skip
     table.add_row(
-        "ticktape.sweep.sweep", f"{k}", f"{sweep_s:.2f}", f"{per_set:.3f}", f"{per_set / single_s:.2f}",
+        "ticktape.backtest.sweep.sweep", f"{k}", f"{sweep_s:.2f}", f"{per_set:.3f}", f"{per_set / single_s:.2f}",
         vs_vbt(sweep_s), f"{n * k / sweep_s:,.0f}", sweep_rss,
         f"middle set {'identical to' if same else 'DIFFERS from'} the single run",
     )  # fmt: skip

@@ -8,8 +8,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ticktape import store
+from ticktape.compute.metrics import portfolio_equity
 from ticktape.dashboards import queries
-from ticktape.metrics import portfolio_equity
 
 #: Run metrics shown side by side (24 in one row were cut to two characters each).
 METRICS_PER_ROW = 6

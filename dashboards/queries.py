@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import asyncpg
 import pandas as pd
 
-from ticktape import store
-from ticktape.progress import run_progress
+from ticktape.store import session
+from ticktape.store.runs import run_progress
 
 T = TypeVar("T")
 
 
 def _read(dsn: str, op: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-    """``await op(conn)`` on a connection of its own, closed afterwards."""
-
-    async def run() -> T:
-        conn = await store.connect(dsn)
-        try:
-            return await op(conn)
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
+    """``await op(conn)`` in a session of its own (the store's one session helper)."""
+    return session.run(op, dsn=dsn, migrate=False)
 
 
 def frame(dsn: str, sql: str, *args) -> pd.DataFrame:

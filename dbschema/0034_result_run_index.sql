@@ -4,7 +4,7 @@
 -- Why: the sink writes these rows while the run goes, and the three-column
 -- B-tree cost the server about 2.3 µs per row inserted (3.4-3.9 µs with it,
 -- 1.1-1.3 without, COPY of 5,000-row batches; the key's choice did not
--- matter). Run ids are now UUIDs version 7 (ticktape.spec.new_run_id): they
+-- matter). Run ids are now UUIDs version 7 (ticktape.model.spec.new_run_id): they
 -- grow with time, so a running run's entries go to the right edge of a
 -- run_id index, which PostgreSQL appends to without a descent, and its rows
 -- lie together on disk: +0.7 µs per row. Every query of these tables reads

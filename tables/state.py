@@ -18,7 +18,7 @@ import faust
 import numpy as np
 from faust.types import FutureMessage
 
-from ticktape.batch import LEVEL_DTYPE
+from ticktape.model.batch import LEVEL_DTYPE
 from ticktape.stages import IndicatorState, StrategyState
 
 TABLE = "stream-state"

@@ -3,7 +3,7 @@
 Fixtures
 --------
 runtime (session)
-    A started :class:`ticktape.runtime.Runtime` whose TICKTAPE_HOME is a
+    A started :class:`ticktape.runtime.embedded.Runtime` whose TICKTAPE_HOME is a
     fresh temporary folder (so the embedded PostgreSQL is new). Honours
     TICKTAPE_KAFKA_URL / TICKTAPE_DATABASE_URL when set (CI against real
     services); TICKTAPE_TEST_KAFKA_URL, when set, is the broker the tests
@@ -14,6 +14,10 @@ db_url (session)
     DSN of the ``ticktape`` database, migrated.
 fresh_db (function)
     DSN of a new, empty database on the same server, dropped afterwards.
+cli (function)
+    ``cli("data", "import", FILE, ...)`` runs the ``ticktape`` entry point
+    (:func:`ticktape.cli.main.main`, as the installed command does) in this
+    process and returns its ``exit_code``, ``stdout`` and ``stderr``.
 poll_until, apoll_until (function)
     ``poll_until(fn, timeout=10, interval=0.05, message=None)`` calls ``fn``
     until it returns a truthy value and returns that value, or fails the test
@@ -92,7 +96,7 @@ def apoll_until() -> Callable[..., Any]:
 @pytest.fixture(scope="session")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from ticktape.config import Settings, normalize_kafka_url
-    from ticktape.runtime import Runtime
+    from ticktape.runtime.embedded import Runtime
 
     settings = Settings.from_env().with_home(tmp_path_factory.mktemp("ticktape-home"))
     if url := os.environ.get("TICKTAPE_TEST_KAFKA_URL"):  # any Kafka, for the fault tests
@@ -113,7 +117,7 @@ def kafka_url(runtime: Any) -> str:
 @pytest.fixture(scope="session")
 def db_url(runtime: Any) -> str:
     from ticktape import store
-    from ticktape.runtime import run_coro
+    from ticktape.runtime.embedded import run_coro
 
     dsn = str(runtime.database_url)
     run_coro(lambda: store.migrate(dsn))
@@ -126,7 +130,7 @@ def fresh_db(runtime: Any) -> Iterator[str]:
     import asyncpg
 
     from ticktape.config import with_database
-    from ticktape.runtime import run_coro
+    from ticktape.runtime.embedded import run_coro
 
     admin = with_database(str(runtime.database_url), "postgres")
     name = f"test_{uuid.uuid4().hex[:12]}"
@@ -150,3 +154,29 @@ def fresh_db(runtime: Any) -> Iterator[str]:
         yield with_database(str(runtime.database_url), name)
     finally:
         run_coro(drop)
+
+
+@dataclasses.dataclass(frozen=True)
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        """stdout then stderr (what a terminal shows)."""
+        return self.stdout + self.stderr
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run the ``ticktape`` entry point in this process; its exit code and output."""
+    from ticktape.cli.main import main
+
+    def run(*args: Any) -> CliResult:
+        capsys.readouterr()  # (what came before is not this command's)
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return CliResult(code, out, err)
+
+    return run

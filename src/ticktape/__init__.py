@@ -1,8 +1,8 @@
 """ticktape: a tick-level backtesting engine built as a stream-processing pipeline.
 
 ``ticktape.backtest(data, strategy, **options)`` runs a backtest in this
-process (see :mod:`ticktape.inprocess`); ``ticktape.Strategy`` is the base
-class of strategies (:mod:`ticktape.strategy`).
+process (see :func:`ticktape.backtest.run.backtest`); ``ticktape.Strategy`` is
+the base class of strategies (:mod:`ticktape.strategy`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ __all__ = ["Strategy", "backtest"]
 
 def __getattr__(name: str) -> Any:  # lazy: `import ticktape` stays cheap (no native module, no pandas)
     if name == "backtest":
-        from ticktape.inprocess import backtest
+        import ticktape.backtest
 
-        return backtest
+        return ticktape.backtest  # the package is callable: ticktape.backtest(data, strategy, ...)
     if name == "Strategy":
         from ticktape.strategy import Strategy
 

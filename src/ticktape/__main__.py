@@ -1,5 +1,5 @@
 import sys
 
-from ticktape.cli import main
+from ticktape.cli.main import main
 
 sys.exit(main())

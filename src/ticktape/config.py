@@ -24,6 +24,10 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
+import platformdirs
+
+from ticktape.errors import ConfigError
+
 ENV_KAFKA_URL = "TICKTAPE_KAFKA_URL"
 ENV_DATABASE_URL = "TICKTAPE_DATABASE_URL"
 ENV_HOME = "TICKTAPE_HOME"
@@ -33,14 +37,8 @@ ENV_KAFKA_PORT = "TICKTAPE_KAFKA_PORT"
 DEFAULT_DATABASE = "ticktape"
 
 
-class ConfigError(ValueError):
-    """A setting from the environment is malformed."""
-
-
 def default_home() -> Path:
     """The per-user data folder (``platformdirs.user_data_dir("ticktape")``)."""
-    import platformdirs
-
     return Path(platformdirs.user_data_dir("ticktape", appauthor=False))
 
 

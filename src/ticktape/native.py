@@ -20,7 +20,7 @@ Examples
 
 The engine takes one batch of L1 ticks plus the strategy's target position
 per tick (NaN = no decision) and returns fills, order events and equity
-samples as structured arrays (``ticktape.batch`` dtypes):
+samples as structured arrays (``ticktape.model.batch`` dtypes):
 
 >>> import numpy as np
 >>> from ticktape.native import Engine
@@ -74,7 +74,7 @@ from ticktape._native import (  # type: ignore[import-untyped, import-not-found,
     L2Book,
     OrderBook,
 )
-from ticktape.batch import DEPTH_DTYPE, ORDER_INSTR_DTYPE
+from ticktape.model.batch import DEPTH_DTYPE, ORDER_INSTR_DTYPE
 
 __all__ = [
     "BOOK_FILL_DTYPE",

@@ -31,9 +31,9 @@ __all__ = [
 
 #: dtype of OrderBook.submit fills: [('maker_id','<i8'),('price','<i8'),('qty','<i8')]
 BOOK_FILL_DTYPE: Final[np.dtype]
-#: dtype of Engine.process(orders=): see ticktape.batch.ORDER_INSTR_DTYPE
+#: dtype of Engine.process(orders=): see ticktape.model.batch.ORDER_INSTR_DTYPE
 ORDER_INSTR_DTYPE: Final[np.dtype]
-#: dtype of Engine.process(depth=): see ticktape.batch.DEPTH_DTYPE
+#: dtype of Engine.process(depth=): see ticktape.model.batch.DEPTH_DTYPE
 DEPTH_DTYPE: Final[np.dtype]
 
 class InputError(ValueError):
@@ -248,7 +248,7 @@ class Engine:
         depth: np.ndarray | None = None,
         details: bool = False,
     ) -> dict[str, np.ndarray]:
-        """Run one batch; returns {'fills', 'orders', 'equity'} (ticktape.batch dtypes).
+        """Run one batch; returns {'fills', 'orders', 'equity'} (ticktape.model.batch dtypes).
 
         target None: no target decision in this batch; last/last_size: the
         tick's trade (NaN = none); orders: ORDER_INSTR_DTYPE instructions;

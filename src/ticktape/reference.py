@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ticktape.batch import EQUITY_DTYPE, FILL_DTYPE, ORDER_DTYPE
+from ticktape.model.batch import EQUITY_DTYPE, FILL_DTYPE, ORDER_DTYPE
 
 BOOK_FILL_DTYPE = np.dtype([("maker_id", "<i8"), ("price", "<i8"), ("qty", "<i8")])
 
@@ -490,7 +490,7 @@ class ReferenceEngine:
             while k < len(instr) and instr[k][0] == i:
                 todo.append(instr[k])
                 k += 1
-            self._step(
+            self.position_step(
                 int(ts[i]), float(bid[i]), float(ask[i]), float(bid_size[i]), float(ask_size[i]),
                 float(target[i]), float(last[i]), float(last_size[i]), todo, out, diffs.get(i, []),
             )  # fmt: skip
@@ -557,7 +557,9 @@ class ReferenceEngine:
         return min(ts + self.feed_latency_ns + (own if own >= 0 else self.latency_ns), INT64_MAX)
 
     # ------------------------------------------------------------ the tick
-    def _step(self, ts, bid, ask, bid_size, ask_size, target, last, last_size, todo, out, diffs=()) -> None:  # type: ignore[no-untyped-def]
+    def position_step(
+        self, ts, bid, ask, bid_size, ask_size, target, last, last_size, todo, out, diffs=()
+    ) -> None:  # type: ignore[no-untyped-def]
         tick = self.ticks_processed
         usable = math.isfinite(bid) and bid > 0 and math.isfinite(ask) and ask > 0
         if usable:
@@ -921,6 +923,34 @@ def _arrays(out: dict[str, list[Any]], details: bool = False) -> dict[str, np.nd
     return res
 
 
+#: Relative tolerance under which a reducing fill closes the whole position.
+QTY_RTOL = 1e-9
+#: exit_ts of a round trip still open.
+OPEN_EXIT_TS = np.iinfo(np.int64).min
+
+
+def position_step(
+    pos: float, avg: float, side: int, price: float, qty: float
+) -> tuple[float, float, float, float]:
+    """Average-cost update: (new position, new average, closed qty, realized gross PnL).
+
+    The step of every position in ticktape: the engine's portfolio, the
+    native round-trip pass and :class:`ticktape.compute.accounting.Ledger`
+    (which calls this) all apply it."""
+    if pos == 0.0 or (pos > 0.0) == (side > 0):
+        held = abs(pos)
+        new_avg = price if pos == 0.0 else (held * avg + qty * price) / (held + qty)
+        return pos + side * qty, new_avg, 0.0, 0.0
+    held = abs(pos)
+    sign = 1.0 if pos > 0.0 else -1.0
+    if abs(qty - held) <= QTY_RTOL * max(qty, held):  # closes exactly
+        return 0.0, math.nan, held, (price - avg) * held * sign
+    if qty < held:  # reduces: the average is kept
+        return pos + side * qty, avg, qty, (price - avg) * qty * sign
+    # flips: close everything, open the remainder at the fill price
+    return side * (qty - held), price, held, (price - avg) * held * sign
+
+
 def round_trips(
     fts: np.ndarray,
     side: np.ndarray,
@@ -930,14 +960,12 @@ def round_trips(
     carry: dict | None = None,
 ) -> dict:
     """The specification of ``ticktape._native.round_trips`` (the pass of
-    ``ticktape.accounting.RoundTrips`` over valid fills in event order): the
+    ``ticktape.compute.accounting.RoundTrips`` over valid fills in event order): the
     per-trade columns, the state after each fill (``st_*``) and the final
     ``pos`` / ``avg``, with the same floating-point operations in the same
     order. ``side`` int8; columns of one length. ``carry`` continues an
     earlier pass: its open trade (one value per trade column, ``lo`` /
     ``hi``) becomes trade 0, its ``pos`` / ``avg`` the state."""
-    from ticktape.accounting import _OPEN, _step
-
     n = len(fts)
     # per trade, as columns (machine values: ~100 bytes a trade, not a dict of objects)
     entry_ts, exit_ts, sides, n_fills = (array("q") for _ in range(4))
@@ -951,7 +979,7 @@ def round_trips(
     if carry is not None:
         pos, avg, open_ = float(carry["pos"]), float(carry["avg"]), True
         entry_ts.append(int(carry["entry_ts"]))
-        exit_ts.append(_OPEN)
+        exit_ts.append(OPEN_EXIT_TS)
         sides.append(int(carry["side"]))
         n_fills.append(int(carry["n_fills"]))
         for name, col in zip(
@@ -966,7 +994,7 @@ def round_trips(
         if not open_:
             open_ = True
             entry_ts.append(ts)
-            exit_ts.append(_OPEN)
+            exit_ts.append(OPEN_EXIT_TS)
             sides.append(s)
             n_fills.append(0)
             for col in (size, entry_notional, exit_qty, exit_notional, pnl, fees, notional, lo, hi):
@@ -985,7 +1013,7 @@ def round_trips(
             yield from zip(*cols, strict=True)
 
     for s, px, q, f, ts in rows_in():
-        new_pos, new_avg, closed, realized = _step(pos, avg, s, px, q)
+        new_pos, new_avg, closed, realized = position_step(pos, avg, s, px, q)
         if closed == 0.0:  # opens or adds
             enter(ts, s, px, q, f, new_pos, new_avg)
         else:  # reduces, closes or flips

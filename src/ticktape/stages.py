@@ -1,7 +1,7 @@
 """The pure per-batch stage functions of the pipeline.
 
 Agents (ticktape.agents) are thin loops around these; the in-process path
-(:func:`run_symbol`) calls the very same functions, which is what makes a
+(:func:`ticktape.backtest.run.run_symbol`) calls the very same functions, which is what makes a
 streaming run and an in-process run give identical results.
 
 Each stage keeps explicit, serializable state per (run, symbol) and is
@@ -11,17 +11,16 @@ applied once per batch, in batch sequence order.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ticktape import quality
-from ticktape.batch import DEPTH_DTYPE, SIGNAL_DTYPE, empty
-from ticktape.indicators import BarStream
+from ticktape.compute import quality
+from ticktape.compute.indicators import BarStream
+from ticktape.model.batch import DEPTH_DTYPE, SIGNAL_DTYPE, empty
+from ticktape.model.spec import RunSpec
 from ticktape.native import Engine
-from ticktape.spec import RunSpec
 from ticktape.strategy import (
     Columns,
     Context,
@@ -310,29 +309,3 @@ def trade_step(
         return out, sig, state
     dec, sig, state = strategy_step(strategy, ticks if cols is None else cols, feats, state)
     return execution_step(engine, ticks, dec, eos, depth), sig, state
-
-
-@dataclass
-class SymbolResult:
-    """Everything one (run, symbol) stream produced."""
-
-    signals: np.ndarray
-    bars: np.ndarray
-    fills: np.ndarray
-    orders: np.ndarray
-    equity: np.ndarray
-    ticks_in: int
-    accepted: int
-    rejects: dict[str, int]
-
-
-def run_symbol(spec: RunSpec, batches: Iterable[np.ndarray], depth: np.ndarray | None = None) -> SymbolResult:
-    """Run one symbol's ticks (and its L2 level updates, LEVEL_DTYPE) through
-    all stages in process (no broker, no DB): :func:`ticktape.inprocess.run_ticks`
-    with the spec's strategy and engine."""
-    from ticktape.inprocess import run_ticks  # inprocess builds on this module
-
-    strategy = build(spec.strategy, spec.params)
-    (res,) = run_ticks([strategy], [new_engine(spec, strategy)], batches, spec.bar_ns, depth)
-    res.pop("engine_counts")
-    return SymbolResult(**res)

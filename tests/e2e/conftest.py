@@ -12,11 +12,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from ticktape import store
-from ticktape.app import APP_ID, topic_partitions
-from ticktape.generator import RandomWalkConfig, generate
-from ticktape.spec import RunSpec
-from ticktape.stages import run_symbol
-from ticktape.worker import WorkerProcess
+from ticktape.backtest.run import run_symbol
+from ticktape.data.randomwalk import RandomWalkConfig, generate
+from ticktape.model.spec import RunSpec
+from ticktape.pipeline.topics import APP_ID, topic_partitions
+from ticktape.pipeline.worker import WorkerProcess
 
 
 class Pipeline:
@@ -132,9 +132,7 @@ class Pipeline:
             time.sleep(0.1)
 
     def control(self, run_id: str, action: str) -> str:
-        from ticktape.control import request
-
-        return self._run(lambda conn: request(conn, run_id, action))
+        return self._run(lambda conn: store.request_control(conn, run_id, action))
 
     def wait_done(self, run_id: str, workers, timeout: float = 240.0):
         deadline = time.monotonic() + timeout

@@ -11,12 +11,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 
 from ticktape import store
-from ticktape.app import APP_ID
-from ticktape.batch import Batch, decode, empty, encode
 from ticktape.config import Settings
-from ticktape.runtime import Runtime
-from ticktape.spec import RunSpec
-from ticktape.topicread import TopicReader
+from ticktape.model.batch import Batch, decode, empty, encode
+from ticktape.model.spec import RunSpec
+from ticktape.pipeline.topicread import TopicReader
+from ticktape.pipeline.topics import APP_ID
+from ticktape.runtime.embedded import Runtime
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ticktape.live import BinanceTicks, paper
-from ticktape.spec import EngineConfig, RunSpec
-from ticktape.stages import run_symbol
+from ticktape.backtest.run import run_symbol
+from ticktape.model.spec import EngineConfig, RunSpec
+from ticktape.pipeline.live import BinanceTicks, paper
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -126,8 +126,8 @@ def test_paper_trading_on_the_real_binance_capture(runtime, db_url, tmp_path):
 
 
 def test_record_a_paper_session_then_replay_it(runtime, db_url, tmp_path, pipeline):
-    from ticktape.record import record
-    from ticktape.stages import run_symbol
+    from ticktape.backtest.run import run_symbol
+    from ticktape.pipeline.record import record
 
     spec = _spec("RECUSDT", 0.25)
     with FeedServer(_capture(300, symbol="RECUSDT", seed=5)) as feed:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ticktape import store
-from ticktape.spec import RunSpec
+from ticktape.model.spec import RunSpec
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -57,7 +57,7 @@ def test_bars_of_a_replay_from_years_ago_are_all_there(pipeline):
     drop every window of 2015 data; ticktape's bars close by event time only."""
     import numpy as np
 
-    from ticktape.indicators import bars
+    from ticktape.compute.indicators import bars
 
     start_2015 = 1_420_190_400 * 10**9  # 2015-01-02 09:20 UTC
     symbols = pipeline.symbols(2, 20_000, start_ns=start_2015, rate_per_s=5.0)
@@ -109,9 +109,8 @@ def test_a_run_with_depth_from_the_store_fills_as_in_process(pipeline):
     """L2 book events in the store reach the engine through the ticks topic:
     the same fills as in process, batch ends with rejected ticks included
     (their updates are carried in the stream's state to the next accepted tick)."""
+    from ticktape.backtest.run import LevelStream, run_symbol
     from ticktape.data.synth import depth_diffs
-    from ticktape.inprocess import LevelStream
-    from ticktape.stages import run_symbol
 
     def reject_batch_ends(_i, ticks):
         for end in range(7000, len(ticks), 7000):
@@ -145,7 +144,8 @@ def test_a_run_that_stops_moving_is_failed_by_its_watcher_not_left_running(pipel
 
     from rich.console import Console
 
-    from ticktape.demo import DemoError, submit_and_watch_many
+    from ticktape.errors import DemoError
+    from ticktape.pipeline.demo import submit_and_watch_many
 
     (sym,) = pipeline.symbols(1, 5_000)
     spec = RunSpec(strategy="sma_crossover", symbols=(sym,), params={"fast": 5, "slow": 20})

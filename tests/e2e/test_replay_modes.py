@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from ticktape.progress import run_progress
-from ticktape.spec import RunSpec
+from ticktape.model.spec import RunSpec
+from ticktape.store.runs import run_progress
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

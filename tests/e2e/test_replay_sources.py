@@ -9,12 +9,13 @@ import asyncio
 import numpy as np
 import pytest
 
-from ticktape import sources, store
+from ticktape import store
+from ticktape.backtest.run import run_symbol
 from ticktape.data import synth
 from ticktape.data.readers import write_parquet
-from ticktape.spec import RunSpec
-from ticktape.stages import run_symbol
-from ticktape.strategy import SpecError
+from ticktape.errors import SpecError
+from ticktape.model.spec import RunSpec
+from ticktape.pipeline import sources
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -118,7 +119,8 @@ def test_bad_sources_and_ranges_are_refused_before_anything_starts(pipeline, tmp
 
 
 def test_a_sweep_over_the_pipeline_equals_the_in_process_sweep(pipeline):
-    from ticktape.sweep import grid, pipeline_specs, sweep
+    from ticktape.backtest.sweep import grid, sweep
+    from ticktape.pipeline.sweep import pipeline_specs
 
     gen = {"kind": "generator", "n_ticks": 10_000, "seed": 9}
     base = RunSpec(strategy="ma_crossover", symbols=("SWA",), params={"size": 3}, source=gen)

@@ -10,9 +10,10 @@ import pytest
 
 import ticktape
 from ticktape import store
+from ticktape.backtest.run import Store
+from ticktape.backtest.sweep import grid, store_sweep, sweep
 from ticktape.data import synth
-from ticktape.inprocess import DataError, Store
-from ticktape.sweep import grid, store_sweep, sweep
+from ticktape.errors import DataError
 
 pytestmark = pytest.mark.integration
 

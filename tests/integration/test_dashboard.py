@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import ticktape
+import ticktape.dashboards
 from ticktape import store
-from ticktape.batch import DTYPES
-from ticktape.generator import RandomWalkConfig, generate
+from ticktape.data.randomwalk import RandomWalkConfig, generate
+from ticktape.model.batch import DTYPES
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -71,7 +71,7 @@ def test_dashboard_shows_runs_and_charts(db_url, monkeypatch, with_bars):
     symbol, run_id = f"DASH{uuid.uuid4().hex[:6]}", str(uuid.uuid4())
     first_asks = asyncio.run(_seed(db_url, symbol, run_id, with_bars))
     monkeypatch.setenv("TICKTAPE_DATABASE_URL", db_url)
-    app = Path(ticktape.__file__).parent / "dashboards" / "app.py"
+    app = Path(ticktape.dashboards.__file__).parent / "app.py"
     at = AppTest.from_file(str(app), default_timeout=60)
     at.run()
     assert not at.exception, at.exception
@@ -96,15 +96,15 @@ def test_dashboard_shows_runs_and_charts(db_url, monkeypatch, with_bars):
 
 def test_dashboard_without_database_url_says_how_to_start(monkeypatch):
     monkeypatch.delenv("TICKTAPE_DATABASE_URL", raising=False)
-    app = Path(ticktape.__file__).parent / "dashboards" / "app.py"
+    app = Path(ticktape.dashboards.__file__).parent / "app.py"
     at = AppTest.from_file(str(app), default_timeout=30)
     at.run()
     assert "ticktape dashboard" in at.error[0].value
 
 
 def test_equity_chart_gets_the_last_sample_of_each_time_bucket(db_url):
+    from ticktape.compute.metrics import portfolio_equity
     from ticktape.dashboards import queries
-    from ticktape.metrics import portfolio_equity
 
     run_id, n = str(uuid.uuid4()), 10_000
     rng = np.random.default_rng(3)

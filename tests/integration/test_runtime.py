@@ -21,9 +21,10 @@ import psutil
 import pytest
 
 import ticktape
-from ticktape import runtime as runtime_mod
 from ticktape.config import Settings
-from ticktape.runtime import Runtime, TicktapeRuntimeError, kafka_metadata, run_coro
+from ticktape.errors import TicktapeRuntimeError
+from ticktape.runtime import embedded as runtime_mod
+from ticktape.runtime.embedded import Runtime, kafka_metadata, run_coro
 
 pytestmark = pytest.mark.integration
 
@@ -149,7 +150,7 @@ _CHILD = textwrap.dedent(
     signal.signal(signal.SIGINT, signal.default_int_handler)
     from pathlib import Path
     from ticktape.config import Settings
-    from ticktape.runtime import Runtime
+    from ticktape.runtime.embedded import Runtime
     with Runtime(Settings(home=Path(sys.argv[1]))) as rt:
         pids = list(rt.pids.values())
         for pid in list(pids):
@@ -303,11 +304,17 @@ def test_unreachable_external_kafka_is_one_clear_line(tmp_path: Path) -> None:
 
 
 def test_unreachable_external_database_is_one_clear_line(tmp_path: Path) -> None:
+    """The runtime starts no database for an external DSN; the store's session
+    helper, which every command opens the store through, says it is unreachable."""
+    from ticktape.errors import StoreConnectionError
+    from ticktape.store import session
+
     port = closed_port()
     dsn = f"postgresql://ticktape:s3cret@127.0.0.1:{port}/ticktape"
-    rt = Runtime(local_settings(tmp_path, database_url=dsn), kafka=False, connect_timeout=1)
-    with pytest.raises(TicktapeRuntimeError) as info:
-        rt.start()
+    with pytest.raises(StoreConnectionError) as info:
+        session.run(
+            lambda conn: conn.fetchval("SELECT 1"), settings=local_settings(tmp_path, database_url=dsn)
+        )
     assert str(info.value) == (
         f"cannot reach PostgreSQL at postgresql://ticktape:***@127.0.0.1:{port}/ticktape: connection refused"
     )
@@ -374,7 +381,7 @@ def test_ensure_topics_creates_with_partition_counts(runtime: Runtime) -> None:
 async def test_produce_consume_with_a_consumer_group(kafka_url: str) -> None:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-    from ticktape.runtime import ensure_topics_async
+    from ticktape.runtime.embedded import ensure_topics_async
 
     topic, group = f"pc-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
     await ensure_topics_async(kafka_url, {topic: 2})

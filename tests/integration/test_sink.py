@@ -10,8 +10,8 @@ import pytest
 
 from ticktape import store
 from ticktape.agents import sink
-from ticktape.batch import Batch
-from ticktape.spec import RunSpec
+from ticktape.model.batch import Batch
+from ticktape.model.spec import RunSpec
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +77,7 @@ async def test_fills_that_cannot_be_valued_fail_the_completion_and_leave_the_con
     statement (no COPY left running on it)."""
     import numpy as np
 
-    from ticktape.batch import DTYPES
+    from ticktape.model.batch import DTYPES
 
     sym = f"SK{uuid.uuid4().hex[:6]}"
     spec = await _run(conn, sym)

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ticktape import store
-from ticktape.batch import DTYPES, TICK_DTYPE
+from ticktape.errors import StoreConnectionError
+from ticktape.model.batch import DTYPES, TICK_DTYPE
 
 pytestmark = pytest.mark.integration
 
@@ -118,7 +119,7 @@ async def test_concurrent_migrations_apply_each_file_once(fresh_db: str) -> None
 
 async def test_connect_unreachable_names_the_dsn_without_password() -> None:
     dsn = "postgresql://someone:hunter2@127.0.0.1:1/nothing"
-    with pytest.raises(store.StoreConnectionError) as info:
+    with pytest.raises(StoreConnectionError) as info:
         await store.connect(dsn, timeout=2)
     message = str(info.value)
     assert "\n" not in message
@@ -443,7 +444,7 @@ def test_stream_equity_order_does_not_depend_on_the_piece_size(
 async def test_stream_fills_and_equity_merges_symbols_in_pieces_like_the_whole_read(
     conn: asyncpg.Connection,
 ) -> None:
-    from ticktape.metrics import RunMetrics, run_metrics
+    from ticktape.compute.metrics import RunMetrics, run_metrics
 
     run = uuid.uuid4()
     syms = sorted([symbol(), symbol(), symbol()])
@@ -495,7 +496,7 @@ async def test_stream_fills_and_equity_merges_symbols_in_pieces_like_the_whole_r
 async def test_progress_never_shows_fewer_ticks_read_than_through(conn: asyncpg.Connection) -> None:
     """The replay records its read count every 0.25 s, the sink what is through
     as it stores it: between the two, what is through was read all the same."""
-    from ticktape.progress import run_progress
+    from ticktape.store.runs import run_progress
 
     run = str(uuid.uuid4())
     await store.create_run(conn, run, "ema_cross", {}, {}, ["AAA"], T0, T0 + 10**12)

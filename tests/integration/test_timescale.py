@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from ticktape import store
-from ticktape.batch import TICK_DTYPE
 from ticktape.config import with_database
+from ticktape.model.batch import TICK_DTYPE
 
 URL = os.environ.get("TICKTAPE_TEST_TIMESCALE_URL")
 

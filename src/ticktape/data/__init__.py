@@ -6,5 +6,5 @@
 - :mod:`ticktape.data.stats`: streaming tick statistics
 - :mod:`ticktape.data.lobster`: LOBSTER order book files
 
-The ``ticktape data`` commands are in :mod:`ticktape.data_cli`; see docs/data.md.
+The ``ticktape data`` commands are in :mod:`ticktape.cli.data`; see docs/data.md.
 """

@@ -36,8 +36,15 @@ from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
-from ticktape.batch import TICK_DTYPE
+from ticktape import store
+from ticktape.data.readers import _batches
+from ticktape.errors import ImportFailed
+from ticktape.model.batch import BOOK_EVENT_DTYPE, TICK_DTYPE
 
 __all__ = [
     "FORMATS",
@@ -68,10 +75,6 @@ _FLOATS = ("bid", "ask", "bid_size", "ask_size", "last", "last_size")
 BLOCK = 200_000
 
 T = TypeVar("T")
-
-
-class ImportFailed(ValueError):
-    """A bad row under ``strict``, or a file that cannot be imported at all."""
 
 
 @dataclass
@@ -654,10 +657,6 @@ class Importer:
         not parse, or a blank line: the caller then parses the block line by
         line, which names the bad field of each rejected row. Times in text
         are parsed exactly as on that path."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-        import pyarrow.csv as pacsv
-
         if data[:1] in (b"\n", b"\r"):
             return None  # blank lines are skipped (not counted) line by line
         fmt = layout.time_format
@@ -924,8 +923,6 @@ class Importer:
         )
 
     def _binance(self) -> Iterator[_Chunk | BookBatch]:
-        from ticktape.store import BOOK_EVENT_DTYPE
-
         last_sym = self.symbol
         for lineno, lines in _blocks(self.path, min(self.block, 50_000), self.on_progress):
             rows: list[tuple] = []
@@ -1018,9 +1015,6 @@ class Importer:
                 )
 
     def _parquet(self) -> Iterator[_Chunk]:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         pf = pq.ParquetFile(self.path)
         names = pf.schema_arrow.names
         if "ts" not in names:
@@ -1030,7 +1024,6 @@ class Importer:
                 self._reject(0, "unknown_column", name, "")
         row = 0
         done_rows = 0
-        from ticktape.data.readers import _batches
 
         for rb in _batches(pf, self.block):
             n = rb.num_rows
@@ -1152,8 +1145,6 @@ async def import_to_store(
     Each file keeps its own ``seq`` (as when imported alone), so importing
     the files one by one or together stores the same rows.
     """
-    from ticktape import store
-
     importers = [importer] if isinstance(importer, Importer) else list(importer)
     if not importers:
         raise ValueError("import_to_store needs at least one importer")
@@ -1169,30 +1160,19 @@ async def import_to_store(
                 conn, batch.symbol, batch.events, batch.seq
             )
 
-    sessions = [c for c in (conn, second) if c is not None]
-    sync = [await c.fetchval("SHOW synchronous_commit") for c in sessions]
-    for c in sessions:
-        await c.execute("SET synchronous_commit = off")
-
-    async def restore() -> None:
-        for c, value in zip(sessions, sync, strict=True):
-            await c.execute(f"SET synchronous_commit = {store._literal(value)}")
-
-    try:
-        if prefetch <= 0:
-            for imp, batch in _in_turn(importers):
-                await write(imp, batch)
-        else:
-            async with contextlib.aclosing(_parsed_ahead(_in_turn(importers), prefetch)) as batches:
-                async for imp, batch in batches:
+    async with store.connection.commits_not_waiting(conn, second):
+        try:
+            if prefetch <= 0:
+                for imp, batch in _in_turn(importers):
                     await write(imp, batch)
-        await writer.close()
-    except BaseException:
-        await writer.abort()
-        with contextlib.suppress(Exception):  # the error that got us here matters more
-            await restore()
-        raise
-    await restore()
+            else:
+                async with contextlib.aclosing(_parsed_ahead(_in_turn(importers), prefetch)) as batches:
+                    async for imp, batch in batches:
+                        await write(imp, batch)
+            await writer.close()
+        except BaseException:
+            await writer.abort()
+            raise
     rep = combined_report(importers)
     rep.stored = writer.stored
     rep.bars_refreshed = False

@@ -52,6 +52,10 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+import pandas as pd
+
+from ticktape.errors import LobsterFormatError
+from ticktape.native import OrderBook
 
 MESSAGE_FIELDS = ("time", "type", "order_id", "size", "price", "direction")
 
@@ -71,10 +75,6 @@ ADD, CANCEL, DELETE, EXECUTE, EXECUTE_HIDDEN, CROSS, HALT = 1, 2, 3, 4, 5, 6, 7
 DUMMY_PRICE = 9_999_999_999
 CHUNK_ROWS = 1 << 18
 _MAX_INT = 2**53  # integers are parsed as float64: exact below this
-
-
-class LobsterFormatError(ValueError):
-    """A bad LOBSTER file; the message starts with ``file:line:``."""
 
 
 # --------------------------------------------------------------------------- reading
@@ -120,8 +120,6 @@ def _scan_for_error(path: Path, names: list[str]) -> LobsterFormatError:
 
 def _chunks(path: Path, names: list[str], chunk_rows: int) -> Iterator[tuple[int, np.ndarray]]:
     """(first line number, float64 block (rows, len(names))) per chunk."""
-    import pandas as pd
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
@@ -363,8 +361,6 @@ def _side_levels(row: np.ndarray | list[int], side: int) -> list[tuple[int, int]
 
 class _Verifier:
     def __init__(self, levels: int, file_levels: int, max_mismatches: int) -> None:
-        from ticktape.native import OrderBook
-
         self.book = OrderBook()
         self.pseudo_id = OrderBook.pseudo_id
         self.report = VerifyReport(levels=levels, file_levels=file_levels)

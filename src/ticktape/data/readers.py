@@ -15,8 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from ticktape.batch import TICK_DTYPE
+from ticktape import store
+from ticktape.model.batch import TICK_DTYPE
 
 __all__ = ["export_parquet", "read_parquet", "read_store", "tick_schema", "write_parquet"]
 
@@ -24,16 +28,12 @@ _FLOATS = ("bid", "ask", "bid_size", "ask_size", "last", "last_size")
 
 
 def tick_schema() -> Any:
-    import pyarrow as pa
-
     return pa.schema(
         [("symbol", pa.string()), ("ts", pa.timestamp("ns", tz="UTC"))] + [(k, pa.float64()) for k in _FLOATS]
     )
 
 
 def _table(symbol: str, ticks: np.ndarray) -> Any:
-    import pyarrow as pa
-
     n = len(ticks)
     arrays = [
         pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([symbol])).cast(
@@ -51,8 +51,6 @@ def write_parquet(
     path: str | Path, parts: Iterable[tuple[str, np.ndarray]], *, compression: str = "zstd"
 ) -> int:
     """Stream ``(symbol, TICK_DTYPE batch)`` pairs into one Parquet file; returns rows written."""
-    import pyarrow.parquet as pq
-
     rows = 0
     with pq.ParquetWriter(str(path), tick_schema(), compression=compression) as writer:
         for symbol, ticks in parts:
@@ -76,8 +74,6 @@ _NS_PER_UNIT = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 def _row_groups(pf: Any, want: set[str] | None, start_ns: int | None, end_ns: int | None) -> list[int]:
     """The row groups that may hold rows of ``want`` in ``[start_ns, end_ns)``,
     by the file's column statistics (all of them where there are none)."""
-    import pyarrow as pa
-
     schema = pf.schema_arrow
     names = schema.names
     sym_j = names.index("symbol") if "symbol" in names and want is not None else None
@@ -126,10 +122,6 @@ def read_parquet(
     symbol column is read dictionary-encoded: rows are matched by code, not
     by string.
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
     names = pq.read_schema(str(path)).names
     pf = pq.ParquetFile(str(path), read_dictionary=["symbol"] if "symbol" in names else None)
     want = set(symbols) if symbols is not None else None
@@ -194,8 +186,6 @@ async def read_store(
     ``second``: another connection, to read pages on both at once (see
     :func:`ticktape.store.read_ticks`).
     """
-    from ticktape import store
-
     for symbol in symbols:
         pages = store.read_ticks(conn, symbol, start_ns, end_ns, batch_size=batch_size, second=second)
         async with contextlib.aclosing(pages) as batches:
@@ -217,9 +207,6 @@ async def export_parquet(
 
     ``second``: another connection, to read pages on both at once.
     """
-    import pyarrow.parquet as pq
-
-    from ticktape import store
 
     if symbols is None:
         symbols = await store.tick_symbols(conn)

@@ -26,9 +26,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
-from ticktape.batch import TICK_DTYPE
-from ticktape.generator import grid_prices
+from ticktape.data.randomwalk import grid_prices
+from ticktape.model.batch import BOOK_EVENT_DTYPE, TICK_DTYPE
+from ticktape.model.sources import ProcessConfig
 
 __all__ = [
     "BarSynthConfig",
@@ -195,8 +197,6 @@ def _bars_block(
 
 def bars_from_frame(frame) -> np.ndarray:  # pandas DataFrame with a DatetimeIndex or a time column
     """A bar array for :func:`from_bars` from a pandas frame (OHLC[V] columns, any case)."""
-    import pandas as pd
-
     cols = {c.lower().strip(): c for c in frame.columns}
     dtype = [
         ("ts", "<i8"),
@@ -218,43 +218,6 @@ def bars_from_frame(frame) -> np.ndarray:  # pandas DataFrame with a DatetimeInd
 
 # --------------------------------------------------------------------------
 # parametric
-
-
-@dataclass(frozen=True, kw_only=True)
-class ProcessConfig:
-    """GBM quotes at Poisson times, optionally with calm/news regimes.
-
-    ``vol`` is the annualised volatility of the calm regime. With
-    ``regimes=True`` the process switches to "news" (volatility and tick rate
-    times ``news_vol_mult`` / ``news_rate_mult``) with probability
-    ``p_news`` per tick and back with ``p_calm`` per tick.
-    """
-
-    symbol: str = "SYN"
-    n_ticks: int = 100_000
-    seed: int = 7
-    start_ns: int = 1_704_186_000 * NS_PER_S
-    price0: float = 100.0
-    vol: float = 0.2
-    drift: float = 0.0
-    rate_per_s: float = 20.0
-    tick_size: float = 0.01
-    spread_ticks: float = 1.0
-    spread_vol_mult: float = 2.0
-    mean_size: float = 100.0
-    tail: float = 2.5
-    regimes: bool = False
-    p_news: float = 1e-4
-    p_calm: float = 2e-3
-    news_vol_mult: float = 5.0
-    news_rate_mult: float = 4.0
-
-    def __post_init__(self) -> None:
-        if self.n_ticks < 0:
-            raise ValueError("n_ticks must be >= 0")
-        for name in ("price0", "vol", "rate_per_s", "tick_size", "mean_size", "tail"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0")
 
 
 _YEAR_S = 365.25 * 86_400
@@ -398,8 +361,6 @@ def depth_diffs(
     random. Only changes are emitted: a level whose size changed, a new
     level, and a removal (size 0) for a level that left the top ``levels``.
     """
-    from ticktape.store import BOOK_EVENT_DTYPE
-
     rng = np.random.default_rng(seed)
     out: list[tuple] = []
     prev: dict[int, dict[int, float]] = {1: {}, -1: {}}

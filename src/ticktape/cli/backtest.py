@@ -1,0 +1,276 @@
+"""``ticktape backtest``: the in-process backtest from the shell."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """``["fast=10", "ma=ema"]`` → ``{"fast": "10", "ma": "ema"}`` (typed later by the strategy's config)."""
+    from ticktape.errors import SpecError
+
+    out: dict[str, Any] = {}
+    for p in pairs:
+        key, sep, value = p.partition("=")
+        if not sep or not key.strip():
+            raise SpecError(f"--param {p!r}: expected NAME=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def load_spec(path: Path) -> dict[str, Any]:
+    """A strategy spec file: ``{"strategy": ..., "params": {...}}``, optionally ``"engine": {...}``."""
+    from ticktape.errors import SpecError
+
+    try:
+        d = json.loads(path.read_text())
+    except OSError as exc:
+        raise FileNotFoundError(f"{path}: cannot read the spec ({exc.strerror})") from None
+    except ValueError as exc:
+        raise SpecError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(d, dict) or "strategy" not in d:
+        raise SpecError(f"{path}: a spec needs a 'strategy' field")
+    unknown = set(d) - {"strategy", "params", "engine", "symbols"}
+    if unknown:
+        raise SpecError(f"{path}: {sorted(unknown)[0]}: unknown field of a strategy spec")
+    return d
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "n/a"
+        return f"{v:,.4f}" if abs(v) < 1000 else f"{v:,.2f}"
+    return str(v)
+
+
+def metrics_table(result: Any) -> Table:
+    t = Table(title=f"{result.strategy} ({result.mode})")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_row("final equity", _fmt(result.final_equity))
+    for k, v in result.metrics.items():
+        if k.endswith("_ns") and isinstance(v, float) and math.isfinite(v):
+            t.add_row(k[:-3].replace("_", " "), str(pd.Timedelta(int(v), "ns")))
+        else:
+            t.add_row(k.replace("_", " "), _fmt(v))
+    return t
+
+
+def backtest(
+    data: Annotated[Path, typer.Option("--data", help="CSV or Parquet file of ticks or OHLC(V) bars")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="ticks, bars, auto or binance-ws (a websocket capture with depth)")
+    ] = "auto",
+    depth: Annotated[
+        Path | None,
+        typer.Option(help="CSV or Parquet of L2 level updates (ts, side, price, qty): fills walk the depth"),
+    ] = None,
+    strategy: Annotated[str | None, typer.Option(help="strategy (template) name")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="strategy parameter NAME=VALUE (repeat)")
+    ] = None,
+    spec: Annotated[
+        Path | None, typer.Option(help="a strategy spec JSON (e.g. from `ticktape strategy from-text`)")
+    ] = None,
+    cash: Annotated[float | None, typer.Option(help="initial cash")] = None,
+    fee_bps: Annotated[float | None, typer.Option(help="taker fee in basis points of the notional")] = None,
+    latency_ms: Annotated[float | None, typer.Option(help="order entry latency in milliseconds")] = None,
+    depth_refill_ms: Annotated[
+        float | None,
+        typer.Option(
+            help="with depth: liquidity the strategy took shows again this long after its last take"
+        ),
+    ] = None,
+    tick_size: Annotated[float | None, typer.Option(help="price grid of the instrument")] = None,
+    lot_size: Annotated[float | None, typer.Option(help="size grid of the instrument")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print metrics, trades and fills as JSON")] = False,
+) -> None:
+    """Backtest a strategy on a file in this process (no broker, no database)."""
+    from ticktape.backtest.run import backtest as run
+    from ticktape.backtest.run import read_file
+    from ticktape.errors import SpecError
+
+    params = parse_params(param or [])
+    engine: dict[str, Any] = {}
+    if spec is not None:
+        d = load_spec(spec)
+        if strategy is not None and strategy != d["strategy"]:
+            raise SpecError(f"--strategy {strategy!r} contradicts the spec's strategy {d['strategy']!r}")
+        strategy = d["strategy"]
+        params = {**(d.get("params") or {}), **params}
+        engine = dict(d.get("engine") or {})
+    if strategy is None:
+        raise SpecError("strategy: give --strategy NAME or --spec FILE")
+    for key, value in (
+        ("initial_cash", cash),
+        ("fee_bps", fee_bps),
+        ("tick_size", tick_size),
+        ("lot_size", lot_size),
+    ):
+        if value is not None:
+            engine[key] = value
+    if latency_ms is not None:
+        engine["latency_ns"] = round(latency_ms * 1e6)
+    if depth_refill_ms is not None:
+        engine["depth_refill_ns"] = round(depth_refill_ms * 1e6)
+    if fmt == "bars" or (fmt == "auto" and tick_size is None):
+        engine.setdefault("tick_size", 1e-6)  # bar files carry arbitrary decimals
+    levels = read_file(depth) if depth is not None else None
+    result = run(data, strategy, params, format=fmt, engine=engine, depth=levels)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
+        return
+    console.print(metrics_table(result))
+    n = len(result.trades)
+    console.print(
+        f"{len(result.fills):,} fills, {n:,} trades, {result.accepted:,} ticks/bars used"
+        + (f", rejected: {result.rejects}" if any(result.rejects.values()) else "")
+        + (
+            f", refused by the importer: {result.extra['import_rejects']}"
+            if result.extra.get("import_rejects")
+            else ""
+        )
+        + "".join(
+            f", {k.replace('_', ' ')}: {v:,}" for k, v in result.extra.get("engine_counts", {}).items() if v
+        )
+    )
+
+
+def sweep(
+    strategy: Annotated[str, typer.Option(help="strategy (template) name")],
+    grid: Annotated[
+        list[str], typer.Option("--grid", help="NAME=V1,V2,... or NAME=START:STOP:STEP (repeat)")
+    ],
+    data: Annotated[
+        Path | None, typer.Option("--data", help="in process: CSV or Parquet of ticks or bars")
+    ] = None,
+    symbols: Annotated[
+        str | None, typer.Option(help="over the pipeline: comma-separated symbols (ticks from --source)")
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(help="pipeline source: store (default), parquet:FILE, generator:N[:SEED], topic:RUN"),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="ticks, bars or auto")] = "auto",
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="fixed parameter NAME=VALUE (repeat)")
+    ] = None,
+    sample_n: Annotated[
+        int | None, typer.Option("--sample", help="evaluate N random sets of the grid")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="seed of --sample")] = 0,
+    top: Annotated[int, typer.Option(help="rows of the result table")] = 10,
+    sort: Annotated[str, typer.Option(help="column to rank by")] = "sharpe",
+    cash: Annotated[float | None, typer.Option(help="initial cash")] = None,
+    fee_bps: Annotated[float | None, typer.Option(help="taker fee in basis points")] = None,
+    tick_size: Annotated[float | None, typer.Option(help="price grid of the instrument")] = None,
+    store: Annotated[bool, typer.Option("--store/--no-store", help="store one run per parameter set")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print the whole table as JSON")] = False,
+) -> None:
+    """Backtest every parameter set of a grid: in process in one pass over
+    --data, or over the streaming pipeline (--symbols), one run per set."""
+    from ticktape.backtest import sweep as sw
+    from ticktape.errors import SpecError
+
+    if (data is None) == (symbols is None):
+        raise SpecError("sweep: give --data FILE (in process) or --symbols A,B (over the pipeline)")
+    space = sw.parse_grid(grid)
+    sets = sw.grid(space) if sample_n is None else sw.sample(space, sample_n, seed)
+    engine: dict[str, Any] = (
+        {"tick_size": 1e-6 if data is not None else 0.01} if tick_size is None else {"tick_size": tick_size}
+    )
+    if cash is not None:
+        engine["initial_cash"] = cash
+    if fee_bps is not None:
+        engine["fee_bps"] = fee_bps
+    if symbols is not None:
+        _sweep_pipeline(
+            strategy, symbols, source, parse_params(param or []), engine, sets, top, sort, as_json
+        )
+        return
+    res = sw.sweep(data, strategy, sets, parse_params(param or []), format=fmt, engine=engine)
+    if store:
+        from ticktape.store import session
+
+        session.run(lambda conn: sw.store_sweep(conn, res, str(data)))
+    if as_json:
+        typer.echo(res.table().to_json(orient="records", indent=2))
+        return
+    t = Table(
+        title=f"sweep {res.sweep_id}: {len(sets)} parameter sets of {strategy} in {res.seconds:.2f} s "
+        f"({res.seconds / len(sets) * 1e3:.1f} ms per set)"
+    )
+    _print_top(t, res.top(top, sort))
+    if store:
+        console.print(
+            f"stored as {len(sets)} runs; SQL: SELECT * FROM runs WHERE sweep_id = '{res.sweep_id}';"
+        )
+
+
+def _print_top(t: Table, best: pd.DataFrame) -> None:
+    for col in best.columns:
+        t.add_column(str(col), justify="right")
+    for _, row in best.iterrows():
+        t.add_row(*(_fmt(v) for v in row.tolist()))
+    console.print(t)
+
+
+def _sweep_pipeline(strategy, symbols, source, params, engine, sets, top, sort, as_json) -> None:
+    from ticktape.cli.common import settings as _settings
+    from ticktape.errors import SpecError
+    from ticktape.model.sources import parse_source
+    from ticktape.model.spec import EngineConfig, RunSpec
+    from ticktape.pipeline import sweep as pipeline_sweep
+    from ticktape.pipeline.demo import migrate
+    from ticktape.runtime.embedded import Runtime
+    from ticktape.strategy.catalog import check_run
+
+    base = check_run(
+        RunSpec(
+            strategy=strategy,
+            symbols=tuple(s.strip() for s in symbols.split(",") if s.strip()),
+            params=params,
+            engine=EngineConfig(**engine),
+            source=parse_source(source) if source else None,
+        )
+    )
+    settings = _settings()
+    with Runtime(settings) as rt:
+        migrate(rt, console)
+        sweep_id, runs = pipeline_sweep.sweep_pipeline(rt, settings, base, sets, console)
+    rows = []
+    for p, r in zip(sets, runs, strict=True):
+        m = r["metrics"]
+        rows.append(
+            {
+                **p,
+                "status": r["status"],
+                "final_pnl": m.get("final_pnl"),
+                "max_drawdown_pct": m.get("max_drawdown_pct"),
+                "fills": r["fills"],
+                "ticks/s": (r["ticks_processed"] or 0) / r["wall_seconds"] if r["wall_seconds"] else None,
+            }
+        )
+    table = pd.DataFrame(rows)
+    if as_json:
+        typer.echo(table.to_json(orient="records", indent=2))
+        return
+    key = sort if sort in table else "final_pnl"
+    if key not in table:
+        raise SpecError(f"--sort {sort!r}: not a column ({', '.join(table.columns)})")
+    _print_top(
+        Table(title=f"pipeline sweep {sweep_id}: {len(sets)} runs of {strategy}"),
+        table.sort_values(key, ascending=False, na_position="last", kind="stable").head(top),
+    )
+    console.print(f"SQL: SELECT * FROM runs WHERE sweep_id = '{sweep_id}';")

@@ -1,0 +1,247 @@
+"""The ``ticktape`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from ticktape import dashboards
+from ticktape.cli import backtest as backtest_cli
+from ticktape.cli import strategy as strategy_cli
+from ticktape.cli.common import console, err_console, settings
+from ticktape.cli.data import data_app
+from ticktape.cli.lobster import lobster_app
+from ticktape.cli.runs import db_app, runs_app
+from ticktape.model.sources import parse_source
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Tick-level backtesting on a streaming pipeline."
+)
+app.add_typer(db_app, name="db")
+app.add_typer(runs_app, name="runs")
+app.add_typer(data_app, name="data")
+app.add_typer(lobster_app, name="lobster")
+app.add_typer(strategy_cli.app, name="strategy")
+app.command("backtest")(backtest_cli.backtest)
+app.command("sweep")(backtest_cli.sweep)
+
+
+@app.command()
+def demo(
+    ticks: Annotated[int, typer.Option(help="ticks per symbol")] = 600_000,
+    symbols: Annotated[int, typer.Option(help="number of synthetic symbols")] = 2,
+    seed: Annotated[int, typer.Option(help="generator seed")] = 7,
+) -> None:
+    """Generate synthetic ticks, replay them through the pipeline, print the results."""
+    from ticktape.pipeline.demo import DemoOptions, run_demo
+
+    if ticks < 1 or symbols < 1:
+        raise typer.BadParameter("--ticks and --symbols must be >= 1")
+    names = tuple(f"DEMO-{chr(ord('A') + i)}" if i < 26 else f"DEMO-{i}" for i in range(symbols))
+    run_demo(settings(), DemoOptions(ticks_per_symbol=ticks, symbols=names, seed=seed), console)
+
+
+@app.command()
+def run(
+    spec_file: Annotated[Path, typer.Argument(help="run spec JSON file")],
+    speed: Annotated[
+        str | None, typer.Option(help="'max' or a factor K: event time runs K x faster than real time")
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            help="where the ticks come from: store (default), parquet:FILE, generator:N[:SEED],"
+            " topic:RUN_ID[:START_OFFSET[:END_OFFSET]] (overrides the spec's source)"
+        ),
+    ] = None,
+) -> None:
+    """Run one spec (JSON) through the pipeline (ticks from the store, a Parquet
+    file, the generator or a recorded topic)."""
+    from ticktape.model.spec import RunSpec
+    from ticktape.pipeline.demo import execute, migrate, results_table, sql_hint
+    from ticktape.runtime.embedded import Runtime
+    from ticktape.strategy.catalog import check_run
+
+    try:
+        text = spec_file.read_text()
+    except OSError as exc:
+        raise FileNotFoundError(f"{spec_file}: cannot read the run spec ({exc.strerror})") from None
+    spec = check_run(RunSpec.from_json(text))
+    if speed is not None:
+        spec = dataclasses.replace(spec, speed=_parse_speed(speed))
+    if source is not None:
+        spec = dataclasses.replace(spec, source=parse_source(source))
+    cfg = settings()
+    with Runtime(cfg) as rt:
+        migrate(rt, console)
+        result = execute(rt, cfg, spec, console)
+    console.print(results_table(result))
+    console.print(sql_hint(spec.run_id), soft_wrap=True)
+
+
+@app.command()
+def paper(
+    spec_file: Annotated[
+        Path, typer.Argument(help="run spec JSON file (strategy, symbols as the feed names them)")
+    ],
+    url: Annotated[
+        str, typer.Option(help="websocket URL of a Binance-format feed (bookTicker/trade streams)")
+    ],
+    idle_timeout: Annotated[float, typer.Option(help="end the run after this many silent seconds")] = 5.0,
+    max_messages: Annotated[int | None, typer.Option(help="stop after this many feed messages")] = None,
+) -> None:
+    """Paper-trade a spec on a live feed, through the same pipeline."""
+    from ticktape.model.spec import RunSpec
+    from ticktape.pipeline.demo import migrate, results_table
+    from ticktape.pipeline.live import paper as run_paper
+    from ticktape.runtime.embedded import Runtime
+    from ticktape.strategy.catalog import check_run
+
+    try:
+        text = spec_file.read_text()
+    except OSError as exc:
+        raise FileNotFoundError(f"{spec_file}: cannot read the run spec ({exc.strerror})") from None
+    spec = check_run(RunSpec.from_json(text))
+    cfg = settings()
+    with Runtime(cfg) as rt:
+        migrate(rt, console)
+        run, stats = run_paper(rt, cfg.home, spec, url, idle_timeout, max_messages)
+    console.print(f"feed messages: {stats.counts}; ticks published: {stats.ticks}")
+    console.print(results_table(run))
+    m = run["metrics"]
+    if "tick_to_decision_p50_ms" in m:
+        console.print(
+            f"tick-to-decision latency: p50 {m['tick_to_decision_p50_ms']:.1f} ms,"
+            f" p99 {m['tick_to_decision_p99_ms']:.1f} ms"
+        )
+
+
+@app.command()
+def record(
+    run_id: Annotated[str, typer.Argument(help="the live or replayed run whose ticks to record")],
+    prefix: Annotated[str, typer.Option(help="store the ticks under PREFIX + symbol")] = "",
+    idle_timeout: Annotated[
+        float, typer.Option(help="stop after this many seconds without new ticks")
+    ] = 10.0,
+) -> None:
+    """Copy a run's ticks from the ticks topic into the store (the topic keeps them)."""
+    from ticktape.pipeline.record import record as do_record
+    from ticktape.runtime.embedded import Runtime
+
+    with Runtime(settings()) as rt:
+        rec = asyncio.run(do_record(rt.kafka_url, rt.database_url, run_id, prefix, idle_timeout))
+    for sym, n in sorted(rec.ticks.items()):
+        console.print(f"{prefix}{sym}: {n:,} ticks recorded ({rec.stored.get(sym, 0):,} new in the store)")
+    console.print(
+        ("all streams complete" if rec.complete else "stopped before every stream ended (idle timeout)")
+        + (f"; {rec.duplicates} duplicate batches skipped" if rec.duplicates else "")
+    )
+
+
+def _parse_speed(text: str) -> float | None:
+    from ticktape.errors import SpecError
+
+    if text == "max":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise SpecError(f"speed: expected 'max' or a number > 0, got {text!r}") from None
+    if not value > 0:
+        raise SpecError(f"speed: expected 'max' or a number > 0, got {text!r}")
+    return value
+
+
+@app.command()
+def worker(
+    loglevel: Annotated[str, typer.Option(help="Faust log level")] = "warning",
+    stages: Annotated[
+        str,
+        typer.Option(help="'all' or a comma-separated subset of replay,indicators,strategy,execution,sink"),
+    ] = "all",
+) -> None:
+    """Run a Faust worker with some or all stages (until Ctrl-C / SIGTERM)."""
+    from ticktape.pipeline.app import parse_stages
+    from ticktape.pipeline.worker import run_worker
+    from ticktape.runtime.embedded import Runtime
+
+    chosen = parse_stages(stages)  # a bad list is refused before anything starts
+    cfg = settings()
+    with Runtime(cfg) as rt:
+        run_worker(rt.kafka_url, rt.database_url, cfg.home / "faust", loglevel=loglevel, stages=chosen)
+
+
+@app.command()
+def dashboard(
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8501,
+) -> None:
+    """Open the Streamlit dashboard on the stored runs."""
+
+    from ticktape.errors import TicktapeRuntimeError
+    from ticktape.runtime.embedded import Runtime, port_in_use, spawn_child, terminate_process
+
+    entry = Path(dashboards.__file__).resolve().parent / "app.py"
+    if port_in_use(port):
+        raise TicktapeRuntimeError(f"port {port} on 127.0.0.1 is already in use (choose another with --port)")
+    with Runtime(settings(), kafka=False) as rt:
+        console.print(f"dashboard on http://127.0.0.1:{port}  (Ctrl-C to stop)")
+        env = {**os.environ, **rt.env()}
+        cmd = [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(entry),
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ]
+        proc = spawn_child(cmd, env=env)  # dies with us, even after kill -9
+        try:
+            proc.wait()
+        finally:
+            terminate_process(proc, signals=((signal.SIGTERM, 10.0),), name="streamlit")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI; known errors become one line and exit 1."""
+    from ticktape.errors import KNOWN_ERRORS
+    from ticktape.runtime.embedded import keep_freed_memory
+
+    keep_freed_memory()  # (before the first batch: workers, imports, backtests)
+
+    def on_sigterm(signum, frame):  # unwind (stopping children) instead of dying mid-way
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        code = app(args=argv, standalone_mode=False)  # (an Exit's code is returned, not raised)
+    except KNOWN_ERRORS as exc:
+        err_console.print(Text.assemble(("ticktape: error: ", "red"), str(exc)), highlight=False)
+        return 1
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        return 130
+    except typer.Exit as exc:
+        return exc.exit_code
+    except Exception as exc:  # click usage errors etc.
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return code if isinstance(code, int) else 0

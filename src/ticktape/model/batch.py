@@ -1,0 +1,368 @@
+"""Columnar tick batches and their wire format.
+
+One Kafka message carries one batch of ticks of one symbol. The payload is a
+small JSON header followed by the raw bytes of a numpy structured array, so
+decoding is zero-copy: :func:`decode` returns a view on the message bytes.
+
+Wire layout (little endian)::
+
+    b"TTB2" | u32 header_len | header (UTF-8 JSON) | array bytes
+    b"TTB3" | u32 header_len | header (UTF-8 JSON) | LZ4 frame of the array bytes
+
+The header carries ``run_id``, ``symbol``, ``seq`` (batch sequence number of
+this (run, symbol) stream, starting at 0), ``eos`` (end of stream for that
+(run, symbol)), ``meta`` (small counts) and the list of arrays as
+``[kind, length]`` pairs. Each array's dtype is implied by its kind (see
+:data:`DTYPES`); the bodies follow the header back to back.
+
+A float field that is NaN on every row of an array (the trade columns of a
+batch of quotes: 16 of a tick's 56 bytes) is left out of the body: the pair
+is then ``[kind, length, [field, ...]]`` with the fields sent, the body
+their packed rows, and :func:`decode` gives the array back whole, NaN in the
+fields left out (a copy, not a view). Only NaN of ``np.nan``'s bits is left
+out, so the round trip stays bit-exact. ``TTB1`` messages (every field
+always sent) still decode.
+
+Bodies of :data:`COMPRESS_MIN_BYTES` or more (a batch of a few thousand
+ticks) are sent as one LZ4 frame (``TTB3``, the header's ``lz4`` giving
+their size) when that makes them a tenth smaller or more. The embedded
+broker spends its CPU in proportion to the bytes it is sent (about 10 s per
+GB produced and consumed, measured 2026-12-03): synthetic quotes shrink from
+40 to 16 bytes a tick, which more than halved the broker's CPU per tick and
+cost the worker less than it saved in its Kafka client (docs/architecture.md,
+"Processes").
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from ticktape.errors import BatchDecodeError
+
+MAGIC = b"TTB2"
+#: The magic of a message whose bodies are LZ4-compressed (one LZ4 frame).
+MAGIC_LZ4 = b"TTB3"
+_MAGICS = (MAGIC, MAGIC_LZ4, b"TTB1")
+#: Bodies of at least this many bytes are compressed (if that saves a tenth).
+COMPRESS_MIN_BYTES = 64 * 1024
+_HEADER = struct.Struct("<4sI")
+_NAN_BITS = np.array(np.nan).view(np.int64)
+
+#: One L1 market data event: a quote (bid/ask with sizes) and/or a trade
+#: (last, last_size). Missing fields are NaN. ``ts`` is int64 ns since the
+#: Unix epoch, UTC.
+TICK_DTYPE = np.dtype(
+    [
+        ("ts", "<i8"),
+        ("bid", "<f8"),
+        ("ask", "<f8"),
+        ("bid_size", "<f8"),
+        ("ask_size", "<f8"),
+        ("last", "<f8"),
+        ("last_size", "<f8"),
+    ]
+)
+
+#: A strategy order fill returned by the native engine.
+FILL_DTYPE = np.dtype(
+    [
+        ("ts", "<i8"),
+        ("order_id", "<i8"),
+        ("side", "i1"),
+        ("price", "<f8"),
+        ("qty", "<f8"),
+        ("fee", "<f8"),
+    ]
+)
+
+#: An order lifecycle event (see ticktape.native.OrderEvent for the codes).
+ORDER_DTYPE = np.dtype(
+    [
+        ("ts", "<i8"),
+        ("order_id", "<i8"),
+        ("side", "i1"),
+        ("type", "i1"),
+        ("event", "i1"),
+        ("price", "<f8"),
+        ("qty", "<f8"),
+    ]
+)
+
+#: An equity sample on the event-time grid.
+EQUITY_DTYPE = np.dtype(
+    [
+        ("ts", "<i8"),
+        ("cash", "<f8"),
+        ("position", "<f8"),
+        ("price", "<f8"),
+        ("equity", "<f8"),
+    ]
+)
+
+#: One explicit order instruction of a strategy to the native engine
+#: (``Engine.process(..., orders=)``). ``i`` is the index, in the batch, of
+#: the tick at which the strategy decided (non-decreasing); ``action`` 0 NEW,
+#: 1 CANCEL, 2 MODIFY (``ticktape.native.OrderAction``); ``order_id`` > 0, for
+#: NEW greater than every id used before; ``side`` +1 / -1; ``type`` 0 MARKET,
+#: 1 LIMIT, 2 STOP, 3 STOP_LIMIT; ``tif`` 0 GTC, 1 IOC, 2 FOK, 3 POST_ONLY;
+#: ``price`` the limit price (NaN for MARKET / STOP), ``stop_price`` (NaN
+#: unless STOP / STOP_LIMIT), ``qty`` in units, a whole number of lots (for
+#: MODIFY the new total quantity; NaN fields of a MODIFY stay as they are);
+#: ``latency_ns`` the order's entry latency, -1 = the engine's. Not a wire
+#: kind of :class:`Batch`.
+ORDER_INSTR_DTYPE = np.dtype(
+    [
+        ("i", "<i8"),
+        ("action", "i1"),
+        ("order_id", "<i8"),
+        ("side", "i1"),
+        ("type", "i1"),
+        ("tif", "i1"),
+        ("price", "<f8"),
+        ("stop_price", "<f8"),
+        ("qty", "<f8"),
+        ("latency_ns", "<i8"),
+    ]
+)
+
+#: One L2 depth diff for ``Engine.process(depth=)``: at tick ``i`` of the
+#: batch (non-decreasing), the level ``price`` of ``side`` (+1 bids, -1 asks)
+#: now displays ``qty`` units (absolute, not a change; 0 removes the level).
+#: Applied in array order as the market data of tick ``i``. Not a wire kind
+#: of :class:`Batch`.
+DEPTH_DTYPE = np.dtype([("i", "<i8"), ("side", "i1"), ("price", "<f8"), ("qty", "<f8")])
+
+#: An L2 level update in event time, for a backtest fed depth: at ``ts`` the
+#: level ``price`` of ``side`` (+1 bids, -1 asks) displays ``qty`` units
+#: (absolute; 0 removes it). ``ticktape.stages.depth_at`` turns a batch's
+#: updates into ``DEPTH_DTYPE`` diffs. Wire kind ``levels`` (a tick batch of a
+#: run with depth carries the updates up to its last tick).
+LEVEL_DTYPE = np.dtype([("ts", "<i8"), ("side", "i1"), ("price", "<f8"), ("qty", "<f8")])
+
+#: A change of the strategy's decision (target position) at tick ``ts``.
+SIGNAL_DTYPE = np.dtype([("ts", "<i8"), ("value", "<f8")])
+
+#: An OHLC bar of the mid price on the event-time grid; ``ts`` is the bar's
+#: start, ``ticks`` the number of ticks in it. Emitted once the bar has closed.
+BAR_DTYPE = np.dtype(
+    [
+        ("ts", "<i8"),
+        ("open", "<f8"),
+        ("high", "<f8"),
+        ("low", "<f8"),
+        ("close", "<f8"),
+        ("ticks", "<i8"),
+    ]
+)
+
+#: One order book event (see dbschema/0003_market_data.sql for the codes).
+#: ``side``/``level`` 0 and ``order_id`` -1 mean "not applicable" (NULL).
+BOOK_EVENT_DTYPE = np.dtype(
+    [
+        ("ts", "<i8"),
+        ("kind", "i2"),
+        ("side", "i2"),
+        ("price", "<f8"),
+        ("size", "<f8"),
+        ("order_id", "<i8"),
+        ("level", "i2"),
+    ]
+)
+
+
+DTYPES: dict[str, np.dtype] = {
+    "ticks": TICK_DTYPE,
+    "levels": LEVEL_DTYPE,
+    "fills": FILL_DTYPE,
+    "orders": ORDER_DTYPE,
+    "equity": EQUITY_DTYPE,
+    "signals": SIGNAL_DTYPE,
+    "bars": BAR_DTYPE,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Batch:
+    """One message of one (run, symbol) stream: named columnar arrays.
+
+    Parameters
+    ----------
+    run_id, symbol
+        The stream this batch belongs to.
+    seq
+        Sequence number of the batch within the stream, from 0. Stages skip a
+        batch whose ``seq`` is not newer than the last one they applied.
+    arrays
+        Structured arrays by kind (``"ticks"``, ``"fills"``, ...); each must
+        have the dtype ``DTYPES[kind]``.
+    eos
+        True on the last batch of the stream (arrays may be empty).
+    meta
+        Small JSON-able extras (counts, timings) carried in the header.
+    """
+
+    run_id: str
+    symbol: str
+    seq: int
+    arrays: dict[str, np.ndarray]
+    eos: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for kind, arr in self.arrays.items():
+            expected = DTYPES.get(kind)
+            if expected is None:
+                raise ValueError(f"unknown array kind {kind!r}; expected one of {sorted(DTYPES)}")
+            if arr.dtype != expected:
+                raise ValueError(f"array {kind!r} needs dtype {expected}, got {arr.dtype}")
+        if self.seq < 0:
+            raise ValueError(f"batch seq must be >= 0, got {self.seq}")
+
+    @property
+    def ticks(self) -> np.ndarray:
+        """The tick array (empty when the batch carries none)."""
+        arr = self.arrays.get("ticks")
+        return arr if arr is not None else empty("ticks")
+
+    def get(self, kind: str) -> np.ndarray:
+        """The array of ``kind``, or an empty one."""
+        arr = self.arrays.get(kind)
+        return arr if arr is not None else empty(kind)
+
+
+def _words(dtype: np.dtype) -> bool:
+    """Every field 8 bytes, back to back: rows are int64 words (fields can be left out)."""
+    return dtype.itemsize == 8 * len(dtype.names) and all(
+        dtype.fields[f][0].itemsize == 8 and dtype.fields[f][1] == 8 * i for i, f in enumerate(dtype.names)
+    )
+
+
+def _body(kind: str, arr: np.ndarray) -> tuple[list, memoryview]:
+    """The header entry and body of one array: without its all-NaN float fields."""
+    arr = np.ascontiguousarray(arr)
+    names = arr.dtype.names
+    if len(arr) and _words(arr.dtype):
+        words = arr.view(np.int64).reshape(len(arr), len(names))
+        left = [
+            i
+            for i, f in enumerate(names)
+            if arr.dtype[f] == np.float64 and words[0, i] == _NAN_BITS and (words[:, i] == _NAN_BITS).all()
+        ]
+        if left:
+            sent = [i for i in range(len(names)) if i not in left]
+            body = np.take(words, sent, axis=1)  # C order, unlike words[:, sent]
+            return [kind, len(arr), [names[i] for i in sent]], memoryview(body).cast("B")
+    return [kind, len(arr)], memoryview(arr).cast("B")
+
+
+def encode(batch: Batch, compress: bool = True) -> bytes:
+    """Serialize a batch to its wire format (one copy of the array bytes;
+    bodies of :data:`COMPRESS_MIN_BYTES` or more LZ4-compressed if that saves
+    a tenth, unless ``compress`` is false)."""
+    parts = [_body(k, a) for k, a in batch.arrays.items()]
+    head = {
+        "run_id": batch.run_id,
+        "symbol": batch.symbol,
+        "seq": batch.seq,
+        "eos": batch.eos,
+        "arrays": [entry for entry, _ in parts],
+        "meta": batch.meta,
+    }
+    bodies = [body for _, body in parts]
+    magic = MAGIC
+    if compress and sum(map(len, bodies)) >= COMPRESS_MIN_BYTES:
+        raw = b"".join(bodies)
+        packed = _lz4().compress(raw, asbytes=True)
+        if len(packed) <= 0.9 * len(raw):
+            head["lz4"] = len(raw)
+            bodies, magic = [packed], MAGIC_LZ4
+    header = json.dumps(head, separators=(",", ":")).encode()
+    header += b" " * (-(_HEADER.size + len(header)) % 8)  # the bodies start 8-byte aligned
+    return b"".join((_HEADER.pack(magic, len(header)), header, *bodies))
+
+
+@functools.cache
+def _lz4():
+    return pa.Codec("lz4")
+
+
+def _layout(entry: list) -> tuple[str, np.dtype, int, list[int] | None]:
+    """(kind, dtype, length, indices of the fields sent or None: all) of one header entry."""
+    kind, n, *rest = entry
+    dtype = DTYPES[kind]
+    if not rest:
+        return str(kind), dtype, int(n), None
+    (fields,) = rest
+    names = list(dtype.names)
+    sent = sorted({names.index(f) for f in fields})  # ValueError: an unknown field
+    if not _words(dtype) or len(sent) != len(fields) or 0 not in sent:
+        raise ValueError(f"fields {fields!r} of {kind!r}")
+    if any(dtype[f] != np.float64 for i, f in enumerate(names) if i not in sent):
+        raise ValueError(f"non-float fields left out of {kind!r}")
+    return str(kind), dtype, int(n), sent
+
+
+def decode(payload: bytes | bytearray | memoryview) -> Batch:
+    """Parse a wire message; the returned arrays are read-only views on
+    ``payload`` (on the decompressed bodies of a ``TTB3`` message; copies
+    where fields were left out)."""
+    view = memoryview(payload)
+    if len(view) < _HEADER.size:
+        raise BatchDecodeError(f"message of {len(view)} bytes is shorter than the batch header")
+    magic, hlen = _HEADER.unpack_from(view, 0)
+    if magic not in _MAGICS:
+        raise BatchDecodeError(f"bad magic {bytes(magic)!r}, expected {MAGIC!r}")
+    offset = _HEADER.size + hlen
+    if offset > len(view):
+        raise BatchDecodeError(f"header length {hlen} runs past the end of a {len(view)}-byte message")
+    try:
+        head = json.loads(bytes(view[_HEADER.size : offset]))
+        layout = [_layout(entry) for entry in head["arrays"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BatchDecodeError(f"bad batch header: {exc!r}") from exc
+    sizes = [n * (dt.itemsize if sent is None else 8 * len(sent)) for _, dt, n, sent in layout]
+    if magic == MAGIC_LZ4:
+        view, offset = _decompress(view[offset:], head.get("lz4")), 0
+    needed = offset + sum(sizes)
+    if needed != len(view):
+        raise BatchDecodeError(f"header describes {needed} bytes but the message has {len(view)}")
+    arrays: dict[str, np.ndarray] = {}
+    for (kind, dtype, n, sent), size in zip(layout, sizes, strict=True):
+        if sent is None:
+            arrays[kind] = np.frombuffer(view, dtype=dtype, count=n, offset=offset)
+        else:  # fields left out: NaN
+            words = np.empty((n, len(dtype.names)), np.int64)
+            body = np.frombuffer(view, np.int64, count=n * len(sent), offset=offset).reshape(n, -1)
+            for i in range(len(dtype.names)):  # column by column: faster than fancy indexing
+                words[:, i] = body[:, sent.index(i)] if i in sent else _NAN_BITS
+            arrays[kind] = words.view(dtype).reshape(n)
+        offset += size
+    return Batch(
+        run_id=head["run_id"],
+        symbol=head["symbol"],
+        seq=int(head["seq"]),
+        arrays=arrays,
+        eos=bool(head["eos"]),
+        meta=head.get("meta") or {},
+    )
+
+
+def _decompress(body: memoryview, size) -> memoryview:
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise BatchDecodeError(f"bad batch header: 'lz4' must be the bodies' size in bytes, got {size!r}")
+    try:
+        return memoryview(_lz4().decompress(body, decompressed_size=size)).toreadonly()
+    except (OSError, ValueError) as exc:  # pyarrow: ArrowIOError / ArrowInvalid
+        raise BatchDecodeError(f"LZ4 body of {len(body)} bytes does not decompress: {exc}") from exc
+
+
+def empty(kind: str) -> np.ndarray:
+    """An empty array of the dtype of ``kind``."""
+    return np.empty(0, dtype=DTYPES[kind])

@@ -1,0 +1,191 @@
+"""Run specs: one JSON document describes a run; it round-trips through the
+CLI, the Kafka run request, the ``runs`` table and the dashboard."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from ticktape.errors import SpecError
+from ticktape.model import sources
+
+_last_id = [0, 0]  # [unix ms, counter] of the last id made here
+_id_lock = threading.Lock()
+
+
+def new_run_id() -> str:
+    """A new run id: a UUID version 7 (RFC 9562), the time in ms first.
+
+    Ids made later sort higher (within a millisecond a 12-bit counter, then
+    the next millisecond), so each run's rows go to the right edge of the
+    result tables' run_id indexes and lie together on disk (docs/architecture.md).
+    """
+    with _id_lock:
+        ms, counter = time.time_ns() // 1_000_000, int.from_bytes(os.urandom(2), "big") & 0x7FF
+        last_ms, last_counter = _last_id
+        if ms <= last_ms:  # same millisecond (or the clock went back): count on
+            ms, counter = (last_ms, last_counter + 1) if last_counter < 0xFFF else (last_ms + 1, 0)
+        _last_id[:] = ms, counter
+    rand = bytearray(os.urandom(8))
+    rand[0] = 0x80 | (rand[0] & 0x3F)  # the RFC 4122 variant
+    return str(uuid.UUID(bytes=ms.to_bytes(6, "big") + (0x7000 | counter).to_bytes(2, "big") + bytes(rand)))
+
+
+#: Every status a run can have (the ``runs.status`` column).
+RUN_STATUSES = ("pending", "running", "complete", "failed", "cancelled")
+#: A run in one of these may still go on (``paused``: set by its replay, 0010).
+UNFINISHED = ("pending", "running", "paused")
+#: A run in one of these is over.
+ENDED = ("complete", "failed", "cancelled")
+
+
+QUEUE_MODELS = {"none": 0, "risk_averse": 1, "probabilistic": 2}
+SLIPPAGE_MODELS = {"none": 0, "impact": 1}
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineConfig:
+    """Execution settings handed to the native engine for every symbol.
+
+    See docs/native.md for the models. ``latency_ns`` is the order entry
+    latency (strategy → exchange), ``response_latency_ns`` the way back
+    (when fills become known to the strategy), ``feed_latency_ns`` the market
+    data delay. ``fee_bps`` is the taker fee, ``maker_fee_bps`` the maker fee
+    (negative = rebate), ``fee_per_unit`` a fee per unit traded.
+    ``queue_model``: none, risk_averse or probabilistic (``queue_power``);
+    ``slippage_model``: none or impact (``impact_bps``).
+    ``depth_refill_ns`` (runs fed L2 depth): what the strategy took at a level
+    shows again this long (event time) after the level's last take, unless a
+    diff set the level first; -1 (default): only a diff restores it.
+    """
+
+    tick_size: float = 0.01
+    lot_size: float = 1.0
+    latency_ns: int = 0
+    response_latency_ns: int = 0
+    feed_latency_ns: int = 0
+    fee_bps: float = 0.0
+    maker_fee_bps: float = 0.0
+    fee_per_unit: float = 0.0
+    queue_model: str = "none"
+    queue_power: float = 2.0
+    slippage_model: str = "none"
+    impact_bps: float = 0.0
+    initial_cash: float = 1_000_000.0
+    equity_interval_ns: int = 1_000_000_000
+    depth_refill_ns: int = -1
+
+    def __post_init__(self) -> None:
+        for name in ("tick_size", "lot_size", "equity_interval_ns"):
+            if not getattr(self, name) > 0:
+                raise SpecError(f"engine.{name}: must be > 0, got {getattr(self, name)!r}")
+        for name in ("latency_ns", "response_latency_ns", "feed_latency_ns"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 0):
+                raise SpecError(f"engine.{name}: must be an integer >= 0, got {getattr(self, name)!r}")
+        r = self.depth_refill_ns
+        if not (isinstance(r, int) and not isinstance(r, bool) and r >= -1):
+            raise SpecError(f"engine.depth_refill_ns: must be an integer >= 0 (or -1: never), got {r!r}")
+        if self.queue_model not in QUEUE_MODELS:
+            raise SpecError(
+                f"engine.queue_model: must be one of {', '.join(QUEUE_MODELS)}, got {self.queue_model!r}"
+            )
+        if self.slippage_model not in SLIPPAGE_MODELS:
+            raise SpecError(
+                f"engine.slippage_model: must be one of {', '.join(SLIPPAGE_MODELS)}, got {self.slippage_model!r}"
+            )
+
+    def native_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ticktape.native.Engine."""
+        d = dataclasses.asdict(self)
+        d["queue_model"] = QUEUE_MODELS[self.queue_model]
+        d["slippage_model"] = SLIPPAGE_MODELS[self.slippage_model]
+        return d
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSpec:
+    """Everything that determines a run's results (plus its id).
+
+    Same data + same spec (ignoring ``run_id`` and ``batch_size``) ⇒ identical
+    orders, fills and metrics.
+
+    A RunSpec checks its own fields; the strategy's name and params are
+    checked by the strategy room (:func:`ticktape.strategy.catalog.check_run`),
+    which every entry point calls.
+    """
+
+    strategy: str
+    symbols: tuple[str, ...]
+    params: dict[str, Any] = field(default_factory=dict)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    start_ns: int | None = None
+    end_ns: int | None = None
+    batch_size: int = 100_000  # ticks per message (4-5.6 MB): per-message costs paid rarely
+    #: None: as fast as possible; K > 0: event time t is released at wall time
+    #: t0 + (t - t_first) / K (batches are then cut by event time).
+    speed: float | None = None
+    #: width of the event-time OHLC bars of the mid recorded per symbol (None: none)
+    bar_ns: int | None = 60_000_000_000
+    #: where the ticks come from (ticktape.pipeline.sources): None / {"kind": "store"},
+    #: parquet, generator or a recorded topic
+    source: dict[str, Any] | None = None
+    #: feed the engine the symbols' L2 depth from the store's book_events
+    #: (store source only): fills walk the depth (docs/strategies.md)
+    depth: bool = False
+    run_id: str = field(default_factory=new_run_id)
+
+    def __post_init__(self) -> None:
+        if not self.symbols:
+            raise SpecError("symbols: at least one symbol is required")
+        if self.speed is not None and not (isinstance(self.speed, int | float) and self.speed > 0):
+            raise SpecError(f"speed: must be a number > 0 (or null for max), got {self.speed!r}")
+        if self.bar_ns is not None and not (isinstance(self.bar_ns, int) and self.bar_ns > 0):
+            raise SpecError(f"bar_ns: must be an integer > 0 (or null), got {self.bar_ns!r}")
+        if self.batch_size < 1:
+            raise SpecError(f"batch_size: must be >= 1, got {self.batch_size!r}")
+        if self.start_ns is not None and self.end_ns is not None and self.end_ns < self.start_ns:
+            raise SpecError("end_ns: is before start_ns")
+        object.__setattr__(self, "source", sources.validate(self.source))
+        if not isinstance(self.depth, bool):
+            raise SpecError(f"depth: must be true or false, got {self.depth!r}")
+        if self.depth and self.source["kind"] != "store":
+            raise SpecError(
+                f"depth: only the store source carries depth (book_events); source is {self.source['kind']!r}"
+            )
+
+    def to_json(self) -> str:
+        d = dataclasses.asdict(self)
+        d["symbols"] = list(self.symbols)
+        return json.dumps(d, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> RunSpec:
+        try:
+            d = json.loads(text)
+        except ValueError as exc:
+            raise SpecError(f"run spec: not valid JSON ({exc})") from None
+        return cls.from_dict(d)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in d:
+            if key not in known:
+                raise SpecError(f"{key}: unknown field of a run spec; known: {', '.join(sorted(known))}")
+        d = dict(d)
+        eng = d.pop("engine", {}) or {}
+        eng_known = {f.name for f in dataclasses.fields(EngineConfig)}
+        for key in eng:
+            if key not in eng_known:
+                raise SpecError(
+                    f"engine.{key}: unknown engine setting; known: {', '.join(sorted(eng_known))}"
+                )
+        if "symbols" in d:
+            d["symbols"] = tuple(d["symbols"])
+        return cls(engine=EngineConfig(**eng), **d)

@@ -1,0 +1,194 @@
+"""Live / paper trading from a websocket feed in Binance's format.
+
+The adapter turns each ``bookTicker`` (best bid/ask) and ``trade`` message
+into one tick and publishes it as a batch of one into the same ticks topic
+the replay uses, so the same strategy, engine and sink paper-trade on a live
+feed. ``depthUpdate`` (L2 diffs) messages are counted but not used: the
+pipeline's engine trades on L1 quotes.
+
+Ticks are stamped with the local receive time (int64 ns, strictly
+increasing), and carry it in their header so the pipeline can measure
+tick-to-decision latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import websockets
+from aiokafka import AIOKafkaProducer
+
+from ticktape import store
+from ticktape.model.batch import TICK_DTYPE, Batch, empty, encode
+from ticktape.model.spec import RunSpec
+from ticktape.pipeline.topics import APP_ID, topic_partitions
+from ticktape.pipeline.worker import WorkerProcess
+
+
+@dataclass
+class BinanceTicks:
+    """Pure conversion of Binance websocket messages to ticks, per symbol.
+
+    A trade tick carries the latest quote too, so it is a valid market state.
+    """
+
+    quotes: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"bookTicker": 0, "trade": 0, "depthUpdate": 0, "malformed": 0, "other": 0}
+    )
+    last_ts: int = 0
+
+    def on_message(self, text: str | bytes, recv_ns: int) -> tuple[str, np.ndarray] | None:
+        """One raw message (a combined-stream envelope or a bare event)."""
+        try:
+            msg = json.loads(text)
+            data = msg.get("data", msg) if isinstance(msg, dict) else None
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+            if "e" not in data and {"b", "a", "B", "A", "s"} <= data.keys():
+                kind = "bookTicker"
+            else:
+                kind = str(data.get("e", "other"))
+            if kind not in self.counts:
+                kind = "other"
+            if kind == "bookTicker":
+                sym = data["s"]
+                self.quotes[sym] = (float(data["b"]), float(data["B"]), float(data["a"]), float(data["A"]))
+                last, last_size = np.nan, np.nan
+            elif kind == "trade":
+                sym = data["s"]
+                last, last_size = float(data["p"]), float(data["q"])
+            else:
+                self.counts[kind] += 1
+                return None
+        except (ValueError, KeyError, TypeError):
+            self.counts["malformed"] += 1
+            return None
+        self.counts[kind] += 1
+        bid, bid_size, ask, ask_size = self.quotes.get(sym, (np.nan, np.nan, np.nan, np.nan))
+        self.last_ts = max(recv_ns, self.last_ts + 1)  # strictly increasing event time
+        tick = np.array([(self.last_ts, bid, ask, bid_size, ask_size, last, last_size)], dtype=TICK_DTYPE)
+        return sym, tick
+
+
+async def websocket_messages(url: str, idle_timeout: float) -> AsyncIterator[tuple[str | bytes, int]]:
+    """Messages of the feed at ``url`` with their receive time, until it closes
+    or is silent for ``idle_timeout`` seconds."""
+
+    async with websockets.connect(url, max_size=2**22) as ws:
+        while True:
+            try:
+                text = await asyncio.wait_for(ws.recv(), idle_timeout)
+            except (TimeoutError, websockets.ConnectionClosed):
+                return
+            yield text, time.time_ns()
+
+
+@dataclass
+class FeedStats:
+    ticks: dict[str, int]
+    counts: dict[str, int]
+    published: dict[str, np.ndarray]  # every tick sent, per symbol (for verification)
+
+
+async def run_feed(
+    spec: RunSpec, url: str, producer, topic: str, idle_timeout: float = 5.0, max_messages: int | None = None
+) -> FeedStats:
+    """Publish the feed's ticks for ``spec.symbols`` as batches of one, then
+    an end-of-stream batch per symbol when the feed ends."""
+    conv = BinanceTicks()
+    spec_json = spec.to_json()
+    seqs = dict.fromkeys(spec.symbols, 0)
+    sent: dict[str, list[np.ndarray]] = {s: [] for s in spec.symbols}
+    n = 0
+    async for text, recv_ns in websocket_messages(url, idle_timeout):
+        n += 1
+        out = conv.on_message(text, recv_ns)
+        if out is not None and out[0] in seqs:
+            sym, tick = out
+            batch = Batch(
+                run_id=spec.run_id,
+                symbol=sym,
+                seq=seqs[sym],
+                arrays={"ticks": tick},
+                meta={"spec": spec_json, "recv_ns": recv_ns, "sent": time.time()},
+            )
+            # one in flight at a time: the broker gets the symbol's ticks in order
+            await producer.send_and_wait(topic, encode(batch), key=sym.encode())
+            seqs[sym] += 1
+            sent[sym].append(tick)
+        if max_messages is not None and n >= max_messages:
+            break
+    for sym in spec.symbols:
+        eos = Batch(
+            run_id=spec.run_id,
+            symbol=sym,
+            seq=seqs[sym],
+            arrays={"ticks": empty("ticks")},
+            eos=True,
+            meta={"spec": spec_json, "ticks_in": len(sent[sym])},
+        )
+        await producer.send_and_wait(topic, encode(eos), key=sym.encode())
+    published = {s: np.concatenate(v) if v else empty("ticks") for s, v in sent.items()}
+    return FeedStats({s: len(v) for s, v in published.items()}, conv.counts, published)
+
+
+async def _paper(
+    rt, spec: RunSpec, url: str, worker, idle_timeout: float, max_messages: int | None, timeout_s: float
+):
+
+    conn = await store.connect(rt.database_url)
+    try:
+        await store.create_run(
+            conn,
+            spec.run_id,
+            spec.strategy,
+            json.loads(spec.to_json()),
+            spec.params,
+            list(spec.symbols),
+            None,
+            None,
+        )
+        await store.start_run(conn, spec.run_id)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=rt.kafka_url, linger_ms=0, max_request_size=8 * 1024 * 1024
+        )
+        await producer.start()
+        try:
+            stats = await run_feed(spec, url, producer, f"{APP_ID}.ticks", idle_timeout, max_messages)
+        finally:
+            await producer.stop()
+        deadline = time.monotonic() + timeout_s
+        while await store.run_status(conn, spec.run_id) in ("pending", "running"):
+            if not worker.alive():
+                raise RuntimeError(f"the Faust worker exited; last log lines:\n{worker.log_tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"run {spec.run_id} did not finish in {timeout_s:.0f} s")
+            await asyncio.sleep(0.1)
+        return await store.run_with_metrics(conn, spec.run_id), stats
+    finally:
+        await conn.close()
+
+
+def paper(
+    rt,
+    home,
+    spec: RunSpec,
+    url: str,
+    idle_timeout: float = 5.0,
+    max_messages: int | None = None,
+    timeout_s: float = 120.0,
+) -> tuple[dict, FeedStats]:
+    """Paper-trade ``spec`` on the feed at ``url`` through a managed worker on
+    ``rt`` until the feed ends; return the finished run row and feed stats."""
+
+    rt.ensure_topics(topic_partitions())
+    env = {**rt.env(), "TICKTAPE_HOME": str(home)}
+    with WorkerProcess(env, home / "logs" / "worker.log") as worker:
+        worker.wait_ready()  # ticks must not queue while the worker joins the group
+        return asyncio.run(_paper(rt, spec, url, worker, idle_timeout, max_messages, timeout_s))

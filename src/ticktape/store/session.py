@@ -1,0 +1,98 @@
+"""Sessions on the store: the one way every command opens, migrates and closes it.
+
+:func:`run` is the session helper: ``await fn(conn)`` on the configured
+database (``TICKTAPE_DATABASE_URL``) or the embedded PostgreSQL (started, or
+shared with the other ticktape commands of the same ``TICKTAPE_HOME``),
+migrated first, closed after. Anything that keeps the call from reaching,
+migrating or using the database ends it with one line naming the (masked)
+database: :class:`~ticktape.errors.StoreConnectionError` (cannot reach),
+:class:`~ticktape.errors.MigrationError`, or :class:`~ticktape.errors.StoreError`
+(the server refused an operation, or the connection was lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import asyncpg
+
+from ticktape.config import Settings, mask_dsn
+from ticktape.errors import MigrationError, StoreConnectionError, StoreError, TicktapeRuntimeError
+from ticktape.runtime.embedded import Runtime
+from ticktape.store.connection import connect
+from ticktape.store.schema import migrate as apply_migrations
+
+T = TypeVar("T")
+
+
+def run(
+    fn: Callable[..., Awaitable[T]],
+    *,
+    dsn: str | None = None,
+    settings: Settings | None = None,
+    migrate: bool = True,
+    second: bool = False,
+    what: str | None = None,
+) -> T:
+    """``await fn(conn)`` in a session of its own; the one session helper.
+
+    Parameters
+    ----------
+    fn
+        The work: ``fn(conn)``, or ``fn(conn, other)`` with ``second``.
+    dsn
+        The database; default: ``settings.database_url``, else the embedded
+        PostgreSQL (started for the call, or attached to while another
+        ticktape command of the same home runs it).
+    settings
+        Default: :meth:`ticktape.config.Settings.from_env`.
+    migrate
+        Apply pending migrations first (a new store has no tables).
+    second
+        Open a second connection for ``fn`` (a reader beside a writer).
+    what
+        What the call works on (a file...), prefixed to an error's line.
+
+    Raises
+    ------
+    StoreConnectionError, MigrationError, StoreError
+        One line naming the (masked) database.
+    """
+    prefix = f"{what}: " if what else ""
+
+    async def go(url: str) -> T:
+        conn = await connect(url)
+        other = None
+        try:
+            if migrate:
+                await apply_migrations(conn)
+            if second:
+                other = await connect(url)
+                return await fn(conn, other)
+            return await fn(conn)
+        finally:
+            if other is not None:
+                await other.close()
+            await conn.close()
+
+    settings = settings or Settings.from_env()
+    where = "the embedded PostgreSQL"
+    try:
+        url = dsn or settings.database_url
+        if url:
+            where = mask_dsn(url)
+            return asyncio.run(go(url))
+        with Runtime(settings, kafka=False) as rt:
+            where = mask_dsn(str(rt.database_url))
+            return asyncio.run(go(str(rt.database_url)))
+    except (StoreConnectionError, TicktapeRuntimeError) as exc:
+        raise type(exc)(f"{prefix}{exc}") from None
+    except MigrationError as exc:
+        raise MigrationError(f"{prefix}database {where}: {exc}") from None
+    except asyncpg.PostgresError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StoreError(f"{prefix}database {where}: {reason} (SQLSTATE {exc.sqlstate})") from None
+    except (asyncpg.InterfaceError, ConnectionError) as exc:
+        raise StoreError(f"{prefix}database {where}: connection lost ({exc or type(exc).__name__})") from None
