@@ -17,6 +17,7 @@
 #include "engine.hpp"
 #include "l2book.hpp"
 #include "orderbook.hpp"
+#include "state.hpp"
 
 namespace py = pybind11;
 using namespace ticktape;
@@ -581,7 +582,7 @@ PYBIND11_MODULE(_native, m) {
             return to_dict(out, details);
           },
           py::kw_only(), py::arg("details") = false)
-      .def("get_state", [](PyEngine& s) { return py::bytes(s.get().get_state()); })
+      .def("get_state", [](PyEngine& s) { return py::bytes(EngineState::save(s.get())); })
       .def_static(
           "from_state",
           [](const py::object& state) {
@@ -589,13 +590,13 @@ PYBIND11_MODULE(_native, m) {
             const py::bytes b = py::isinstance<py::bytes>(state)
                                     ? py::reinterpret_borrow<py::bytes>(state)
                                     : py::bytes(py::module_::import("builtins").attr("bytes")(state));
-            return PyEngine(Engine::from_state(std::string(b)));
+            return PyEngine(EngineState::load(std::string(b)));
           },
           py::arg("state"))
-      .def(py::pickle([](PyEngine& s) { return py::make_tuple(py::bytes(s.get().get_state())); },
+      .def(py::pickle([](PyEngine& s) { return py::make_tuple(py::bytes(EngineState::save(s.get()))); },
                       [](const py::tuple& t) {
                         if (t.size() != 1) throw std::invalid_argument("bad Engine pickle");
-                        return PyEngine(Engine::from_state(t[0].cast<std::string>()));
+                        return PyEngine(EngineState::load(t[0].cast<std::string>()));
                       }))
       .def_property_readonly("position", [](PyEngine& s) { return s.get().position(); })
       .def_property_readonly("cash", [](PyEngine& s) { return s.get().cash(); })
