@@ -21,13 +21,15 @@
 //   5. emit an equity sample when ts[i] crosses the next boundary of the
 //      event-time grid.
 //
-// Models (small structs, chosen by EngineConfig, models/*.hpp): Latency
-// (entry, feed, response; per-order entry latency from the instructions),
-// Fees (maker / taker bps + per unit), the queue model of resting orders
-// (none, risk-averse, probabilistic power), Impact (slippage of market
-// orders beyond the displayed size). The books it fills on: l1book.hpp,
-// depthbook.hpp; its records: records.hpp; batch checks: validate.hpp; its
-// state as bytes: state.hpp.
+// Models (models/*.hpp), each an interface with small implementations,
+// chosen once from the EngineConfig when the engine is built: LatencyModel
+// (ConstantLatency: entry, feed, response; per-order entry latency from the
+// instructions), FeeModel (BpsFees: maker / taker bps + per unit),
+// QueueModel of resting orders (NoQueue, RiskAverseQueue, ProbQueue),
+// ImpactModel (NoImpact, LinearImpact: slippage of market orders beyond the
+// displayed L1 size). The books it fills on: L1Book (l1book.hpp) until it is
+// fed depth, then DepthBook (depthbook.hpp). Its records: records.hpp; batch
+// checks: validate.hpp; its state as bytes: state.hpp.
 #pragma once
 
 #include <algorithm>
@@ -36,6 +38,7 @@
 #include <cstdint>
 #include <deque>
 #include <limits>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -111,10 +114,11 @@ class Engine {
   void init_models() {
     prices_ = Grid(cfg_.tick_size);
     lots_ = Grid(cfg_.lot_size);
-    latency_ = Latency{cfg_.latency_ns, cfg_.feed_latency_ns, cfg_.response_latency_ns};
-    fees_model_ = Fees{cfg_.maker_fee_bps, cfg_.fee_bps, cfg_.fee_per_unit};
-    queue_ = QueueModel{cfg_.queue_model, cfg_.queue_power};
-    impact_ = Impact{cfg_.slippage_model, cfg_.impact_bps};
+    latency_ = make_latency_model(cfg_.latency_ns, cfg_.feed_latency_ns, cfg_.response_latency_ns);
+    fees_model_ = make_fee_model(cfg_.maker_fee_bps, cfg_.fee_bps, cfg_.fee_per_unit);
+    queue_ = make_queue_model(cfg_.queue_model, cfg_.queue_power);
+    impact_ = make_impact_model(cfg_.slippage_model, cfg_.impact_bps);
+    track_unknown_ = latency_->reports_late();
   }
 
   void step(const Inputs& in, const TickPx* px, const DepthPx* dpx, size_t i, Outputs& out) {
@@ -188,7 +192,7 @@ class Engine {
 
     // 4. the strategy's decisions
     if (!unknown_.empty()) {
-      const int64_t now = detail::sat_add(ts, cfg_.feed_latency_ns);
+      const int64_t now = latency_->local(ts);
       while (!unknown_.empty() && unknown_.front().known_at <= now) unknown_.pop_front();
     }
     const double target = in.target[i];
@@ -259,30 +263,38 @@ class Engine {
                                                                            : OrderState::Working);
   }
 
-  // Queue position of an order that starts resting now (after this tick's
-  // market data): the displayed size at its price when its price is the
-  // same-side touch, nothing ahead when it improves the touch, unknown (inf)
-  // when it is behind the touch or there is no quote. Model 0: nothing ahead.
+  // What the queue model sees of the level at a resting order's price now
+  // (after this tick's market data): on depth every level is visible, the
+  // displayed lots at its price (0: none); on L1 the displayed size when its
+  // price is the same-side touch, 0 when the touch is behind it (the level
+  // emptied, or the order improves the touch), NaN (not visible) when it is
+  // behind the touch. False (and `level` untouched) when there is no valid
+  // L1 quote this tick.
+  bool level_at(const SimOrder& o, double& level) const {
+    if (l2_) {
+      level = static_cast<double>(depth_.displayed(o.side, o.price));
+      return true;
+    }
+    if (!book_.valid) return false;
+    const int64_t touch = o.side > 0 ? book_.bid_px : book_.ask_px;
+    if (touch == o.price) {
+      level = static_cast<double>(book_.shown(-o.side));
+    } else if (o.side > 0 ? touch < o.price : touch > o.price) {
+      level = 0.0;
+    } else {
+      level = kNaN;
+    }
+    return true;
+  }
+
+  // An order starts resting now (after this tick's market data): the queue
+  // model places it (without a quote its level is not visible).
   void rest(SimOrder& o) {
     o.state = static_cast<int8_t>(OrderState::Resting);
     o.rested_tick = ticks_;
-    o.cum_trade = 0.0;
-    o.front = 0.0;
-    o.level_prev = kNaN;
-    if (queue_.kind == 0) return;
     double level = kNaN;
-    if (l2_) {  // every level is visible: the displayed lots at its price (0: none)
-      level = static_cast<double>(depth_.displayed(o.side, o.price));
-    } else if (book_.valid) {
-      const int64_t touch = o.side > 0 ? book_.bid_px : book_.ask_px;
-      if (touch == o.price) {
-        level = static_cast<double>(book_.shown(-o.side));
-      } else if (o.side > 0 ? touch < o.price : touch > o.price) {
-        level = 0.0;
-      }
-    }
-    o.front = std::isnan(level) ? kInf : level;
-    o.level_prev = level;
+    if (queue_->reads_level()) level_at(o, level);
+    queue_->rest(o.queue, level);
   }
 
   void apply_requests(int64_t ts, uint64_t tick, Outputs& out) {
@@ -367,15 +379,15 @@ class Engine {
     position_ += o.side * q;
     const double price = prices_.to_float(px);
     const double qty = lots_.to_float(q);
-    const double fee = fees_model_.fee(maker, price, qty);
+    const double fee = fees_model_->fee(maker, price, qty);
     cash_ -= static_cast<double>(o.side) * price * qty;
     cash_ -= fee;
     fees_ += fee;
     out.fills.push_back(FillRecord{ts, o.id, o.side, price, qty, fee});
     out.fill_liquidity.push_back(maker ? kMaker : kTaker);
-    const int64_t known = latency_.known(ts);
+    const int64_t known = latency_->known(ts);
     out.fill_known_ts.push_back(known);
-    if (cfg_.response_latency_ns > cfg_.feed_latency_ns) {
+    if (track_unknown_) {
       unknown_.push_back(UnknownFill{known, o.side * q, o.from_target});
     }
     emit_order(out, ts, o, o.open() == 0 ? OrderEvent::Filled : OrderEvent::PartiallyFilled, price,
@@ -483,12 +495,9 @@ class Engine {
         avail -= q;
         fill(o, ts, book_.touch(o.side), q, false, out);
       }
-      if (!limit && o.open() > 0 && impact_.kind == 1) {
-        const int64_t touch = book_.touch(o.side);
-        const int64_t extra = impact_.extra_ticks(touch, o.open(), book_.shown(o.side));
-        int64_t px = o.side > 0 ? std::min(touch + extra, kMaxPrice - 1) : touch - extra;
-        if (px < 1) px = 1;
-        fill(o, ts, px, o.open(), false, out);
+      if (!limit && o.open() > 0) {
+        const auto px = impact_->remainder_price(o.side, book_.touch(o.side), o.open(), book_.shown(o.side));
+        if (px) fill(o, ts, *px, o.open(), false, out);
       }
     }
     if (o.open() <= 0) return;
@@ -511,19 +520,14 @@ class Engine {
         return;
       }
       if (trade_px_ == o.price && trade_lots_ > 0) {
-        const double t = static_cast<double>(trade_lots_);
-        o.front -= t;
-        o.cum_trade += t;
-        if (detail::round_half_away(o.front) < 0.0) {
-          const double x = std::floor(-o.front);
-          int64_t q = x >= kMaxLots ? static_cast<int64_t>(kMaxLots) : static_cast<int64_t>(x);
-          q = std::min(std::min(q, o.open()), trade_left_);
-          if (q > 0) {
-            trade_left_ -= q;
-            o.front += static_cast<double>(q);
-            fill(o, ts, o.price, q, true, out);
-            if (o.open() <= 0) return;
-          }
+        // what is ahead is served first; one trade is never counted twice
+        int64_t q = queue_->trade(o.queue, static_cast<double>(trade_lots_));
+        q = std::min(std::min(q, o.open()), trade_left_);
+        if (q > 0) {
+          trade_left_ -= q;
+          QueueModel::filled(o.queue, q);
+          fill(o, ts, o.price, q, true, out);
+          if (o.open() <= 0) return;
         }
       }
     }
@@ -535,37 +539,8 @@ class Engine {
       }
       return;
     }
-    if (queue_.kind == 0) return;
     double level;
-    if (l2_) {
-      level = static_cast<double>(depth_.displayed(s, o.price));
-    } else if (!book_.valid) {
-      return;
-    } else if (const int64_t touch = s > 0 ? book_.bid_px : book_.ask_px; touch == o.price) {
-      level = static_cast<double>(book_.shown(-s));
-    } else if (s > 0 ? touch < o.price : touch > o.price) {
-      level = 0.0;  // the level emptied: the touch moved behind it
-    } else {
-      o.level_prev = kNaN;  // behind the touch: not visible on L1
-      o.cum_trade = 0.0;
-      return;
-    }
-    if (queue_.kind == 1 || std::isnan(o.level_prev)) {
-      o.front = std::min(o.front, level);
-    } else {
-      const double chg = o.level_prev - level - o.cum_trade;
-      if (chg < 0.0) {
-        o.front = std::min(o.front, level);
-      } else {
-        const double front = o.front;
-        const double back = o.level_prev - front;
-        const double p = queue_.prob_back(front, back);
-        const double est = front - (1.0 - p) * chg + std::min(back - p * chg, 0.0);
-        o.front = std::min(est, level);
-      }
-    }
-    o.cum_trade = 0.0;
-    o.level_prev = level;
+    if (queue_->reads_level() && level_at(o, level)) queue_->depth(o.queue, level);
   }
 
   void match(SimOrder& o, int64_t ts, Outputs& out) {
@@ -627,7 +602,7 @@ class Engine {
     o.id = max_id_ + 1;
     use_id(o.id);
     o.ts_created = ts;
-    o.arrival_ts = latency_.arrival(ts, -1);
+    o.arrival_ts = latency_->arrival(ts, -1);
     o.created_tick = tick;
     o.side = lots > 0 ? kBuy : kSell;
     o.qty = lots > 0 ? lots : -lots;
@@ -650,7 +625,7 @@ class Engine {
       o.id = x.order_id;
       use_id(o.id);
       o.ts_created = ts;
-      o.arrival_ts = latency_.arrival(ts, x.latency_ns);
+      o.arrival_ts = latency_->arrival(ts, x.latency_ns);
       o.created_tick = tick;
       o.side = x.side;
       o.type = x.type;
@@ -675,7 +650,7 @@ class Engine {
     r.side = x.side;
     r.type = x.type;
     r.created_tick = tick;
-    r.arrival_ts = latency_.arrival(ts, x.latency_ns);
+    r.arrival_ts = latency_->arrival(ts, x.latency_ns);
     const SimOrder* o = find_live_const(x.order_id);
     if (o != nullptr) {
       // A request never overtakes the order it refers to.
@@ -720,15 +695,16 @@ class Engine {
   }
 
   static constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-  static constexpr double kInf = std::numeric_limits<double>::infinity();
 
   EngineConfig cfg_;
   Grid prices_;
   Grid lots_;
-  Latency latency_;
-  Fees fees_model_;
-  QueueModel queue_;
-  Impact impact_;
+  // the models, chosen once from cfg_ (immutable: copies of the engine share them)
+  std::shared_ptr<const LatencyModel> latency_;
+  std::shared_ptr<const FeeModel> fees_model_;
+  std::shared_ptr<const QueueModel> queue_;
+  std::shared_ptr<const ImpactModel> impact_;
+  bool track_unknown_ = false;  // keep the fills the strategy does not know yet (latency_->reports_late())
   L1Book book_;
   std::vector<SimOrder> open_;            // live orders, ascending id (= creation order)
   std::vector<Request> requests_;         // cancels / modifies on their way

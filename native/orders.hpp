@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <limits>
 
+#include "models/queue.hpp"
+
 namespace ticktape {
 
 // Where an order is in its life.
@@ -25,9 +27,7 @@ struct SimOrder {
   int64_t filled = 0;         // lots
   int64_t price = 0;          // limit price, ticks (LIMIT / STOP_LIMIT)
   int64_t stop = 0;           // stop price, ticks (STOP / STOP_LIMIT)
-  double front = 0.0;         // queue ahead, lots (inf: unknown)
-  double cum_trade = 0.0;     // lots traded at the price since the last depth update
-  double level_prev = 0.0;    // level size at the last depth update (NaN: not seen)
+  QueuePos queue;             // its place in the level's queue while resting
   int8_t side = 0;
   int8_t type = 0;            // type as submitted (reported in order events)
   int8_t exec_type = 0;       // kMarket or kLimit (what a triggered stop became)

@@ -72,9 +72,9 @@ class EngineState {
       put(s, o.filled);
       put(s, o.price);
       put(s, o.stop);
-      put(s, o.front);
-      put(s, o.cum_trade);
-      put(s, o.level_prev);
+      put(s, o.queue.front);
+      put(s, o.queue.cum_trade);
+      put(s, o.queue.level_prev);
       put(s, o.side);
       put(s, o.type);
       put(s, o.exec_type);
@@ -186,9 +186,9 @@ class EngineState {
       o.filled = r.get<int64_t>();
       o.price = r.get<int64_t>();
       o.stop = r.get<int64_t>();
-      o.front = r.get<double>();
-      o.cum_trade = r.get<double>();
-      o.level_prev = r.get<double>();
+      o.queue.front = r.get<double>();
+      o.queue.cum_trade = r.get<double>();
+      o.queue.level_prev = r.get<double>();
       o.side = r.get<int8_t>();
       o.type = r.get<int8_t>();
       o.exec_type = r.get<int8_t>();
