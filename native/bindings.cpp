@@ -15,7 +15,6 @@
 #include <vector>
 
 #include "engine.hpp"
-#include "l2book.hpp"
 #include "orderbook.hpp"
 #include "state.hpp"
 
@@ -336,48 +335,6 @@ py::tuple book_replay_check(PyBook& self, const CArr<int8_t>& kind,
   return py::make_tuple(stop, shortfall);
 }
 
-struct PyL2Book {
-  L2Book book;
-  bool busy = false;
-  L2Book& get() {
-    check_idle(busy, "L2Book");
-    return book;
-  }
-};
-
-py::object l2_apply(PyL2Book& self, const CArr<int8_t>& side, const CArr<int64_t>& price_in,
-                    const CArr<int64_t>& qty_in, const py::object& snapshot_after,
-                    int64_t levels) {
-  self.get();
-  const CArr<int64_t> price = aligned(price_in), qty = aligned(qty_in);
-  check_1d(side, "side");
-  check_1d(price, "price");
-  check_1d(qty, "qty");
-  const py::ssize_t n = side.shape(0);
-  if (price.shape(0) != n || qty.shape(0) != n) {
-    throw py::value_error("price and qty must have the length of side (" + std::to_string(n) + ")");
-  }
-  if (levels < 1) throw py::value_error("levels must be >= 1, got " + std::to_string(levels));
-  CArr<int64_t> at;
-  py::ssize_t n_snap = 0;
-  if (!snapshot_after.is_none()) {
-    at = aligned(CArr<int64_t>::ensure(snapshot_after));
-    if (!at) throw py::error_already_set();
-    check_1d(at, "snapshot_after");
-    n_snap = at.shape(0);
-  }
-  py::array_t<int64_t> out({n_snap, static_cast<py::ssize_t>(4 * levels)});
-  {
-    BusyGuard busy(self.busy, "L2Book");
-    py::gil_scoped_release nogil;
-    self.book.apply(static_cast<size_t>(n), side.data(), price.data(), qty.data(),
-                    n_snap ? at.data() : nullptr, static_cast<size_t>(n_snap),
-                    static_cast<size_t>(levels), out.mutable_data());
-  }
-  if (snapshot_after.is_none()) return py::none();
-  return std::move(out);
-}
-
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
@@ -490,36 +447,6 @@ PYBIND11_MODULE(_native, m) {
         return "<OrderBook orders=" + std::to_string(b.size()) + " bid=" + side_str(b.best(kBuy)) +
                " ask=" + side_str(b.best(kSell)) + ">";
       });
-
-  py::class_<PyL2Book>(m, "L2Book",
-                       "Aggregated (market-by-price) book: absolute quantity per level.")
-      .def(py::init<>())
-      .def(
-          "set",
-          [](PyL2Book& s, int side, int64_t price, int64_t qty) { s.get().set(side, price, qty); },
-          py::arg("side"), py::arg("price"), py::arg("qty"))
-      .def("apply", &l2_apply, py::arg("side"), py::arg("price"), py::arg("qty"),
-           py::arg("snapshot_after") = py::none(), py::arg("levels") = 1)
-      .def(
-          "top",
-          [](PyL2Book& s, int64_t levels) {
-            if (levels < 0) throw py::value_error("levels must be >= 0");
-            py::array_t<int64_t> a({py::ssize_t(1), static_cast<py::ssize_t>(4 * levels)});
-            s.get().top(static_cast<size_t>(levels), a.mutable_data());
-            return a.attr("reshape")(4 * levels);
-          },
-          py::arg("levels"))
-      .def(
-          "depth", [](PyL2Book& s, int side, int64_t n) { return int_pairs(s.get().depth(side, n)); },
-          py::arg("side"), py::arg("n"))
-      .def("best_bid", [](PyL2Book& s) { return s.get().best(kBuy); })
-      .def("best_ask", [](PyL2Book& s) { return s.get().best(kSell); })
-      .def(
-          "volume_at", [](PyL2Book& s, int side, int64_t price) { return s.get().volume_at(side, price); },
-          py::arg("side"), py::arg("price"))
-      .def(
-          "levels", [](PyL2Book& s, int side) { return s.get().levels(side); }, py::arg("side"))
-      .def("clear", [](PyL2Book& s) { s.get().clear(); });
 
   py::class_<PyEngine>(m, "Engine",
                        "Batch execution engine over L1 ticks (see ticktape.native).")
