@@ -1,10 +1,10 @@
-"""Native order book and execution engine vs the pure-Python reference.
+"""Native execution engine and L3 order book vs the pure-Python reference.
 
-Prints one table:
+Prints one table. The engine rows measure the books the engine fills on:
+its L1 book (the displayed quote) and, once fed depth, its depth book
+(native/depthbook.hpp); the L3 OrderBook rows measure the book the LOBSTER
+verification replays (it fills no strategy order).
 
-* events/s of an L3 add / reduce / delete / execute stream through the native
-  OrderBook (bulk ``apply_l3``: the loop runs in C++ without the GIL; and one
-  Python call per event) vs the reference book;
 * ticks/s of ``Engine.process`` with an active target-position strategy (a
   decision on every tick, an order every few ticks) vs the reference engine;
 * ticks/s of ``Engine.process`` with explicit instructions: a market maker
@@ -18,8 +18,12 @@ Prints one table:
   the touch levels set, one deeper level set or removed, the levels inside
   the spread removed) with the same market maker plus a 40-lot market order
   every 25 ticks that walks 2-3 levels, vs the reference engine;
-* events/s of L2 diffs (absolute quantity per level) through L2Book, with
-  and without top-10 views, vs the reference;
+* diffs/s of the same depth stream through ``Engine.process`` with no
+  orders: the depth book the engine fills on, kept (diffs, the L1 bound,
+  the mark) and nothing else, vs the reference engine;
+* events/s of an L3 add / reduce / delete / execute stream through the native
+  OrderBook (bulk ``apply_l3``: the loop runs in C++ without the GIL; and one
+  Python call per event) vs the reference book;
 * messages/s of the LOBSTER AMZN level-1 sample (when ../shared/data is
   present): the native replay with a row comparison after every message,
   and the whole ``ticktape.data.lobster.verify`` (parse, replay, resync of
@@ -43,7 +47,6 @@ import numpy as np
 from ticktape.native import (
     DEPTH_DTYPE,
     Engine,
-    L2Book,
     L3Kind,
     OrderAction,
     OrderBook,
@@ -51,7 +54,7 @@ from ticktape.native import (
     QueueModel,
     instructions,
 )
-from ticktape.reference import ReferenceBook, ReferenceEngine, ReferenceL2Book
+from ticktape.reference import ReferenceBook, ReferenceEngine
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lobster"
 
@@ -354,7 +357,7 @@ def main() -> None:
     ap.add_argument("--l2-ticks", type=int, default=1_000_000, help="ticks fed L2 depth (native)")
     args = ap.parse_args()
 
-    # --- order book -------------------------------------------------------
+    # --- L3 order book (the LOBSTER verification replays it) ---------------
     ev = l3_stream(args.events)
     head = tuple(a[: args.ref_n] for a in ev)
     nat, ref = OrderBook(), ReferenceBook()
@@ -365,7 +368,7 @@ def main() -> None:
 
     bulk = best_rate(args.events, lambda: OrderBook().apply_l3(*ev))
     calls = best_rate(args.ref_n, lambda: per_event(OrderBook(), head))
-    book_ref = best_rate(args.ref_n, lambda: per_event(ReferenceBook(), head), repeat=1)
+    l3_ref = best_rate(args.ref_n, lambda: per_event(ReferenceBook(), head), repeat=1)
 
     # --- engine ------------------------------------------------------------
     ticks = tick_stream(args.ticks)
@@ -429,23 +432,21 @@ def main() -> None:
         r2, lambda: run_orders(ReferenceEngine(**mm_cfg), t2h, i2h, args.batch, d2h), repeat=1
     )
 
-    # --- L2 diffs (depthUpdate style: absolute qty per level, 0 deletes) -----
-    rng = np.random.default_rng(3)
-    l2_side = rng.choice(np.array([1, -1], np.int8), args.events)
-    l2_price = 10_000 + l2_side.astype(np.int64) * -rng.integers(
-        1, 200, args.events
-    )  # bids below, asks above
-    l2_qty = np.where(rng.random(args.events) < 0.2, 0, rng.integers(1, 1_000, args.events)).astype(np.int64)
-    l2 = (l2_side, l2_price, l2_qty)
-    l2_head = tuple(a[: args.ref_n] for a in l2)
-    every = np.arange(0, args.events, 100, dtype=np.int64)
-    assert np.array_equal(
-        L2Book().apply(*l2_head, every[every < args.ref_n], 5),
-        ReferenceL2Book().apply(*l2_head, every[every < args.ref_n], 5),
+    # --- the depth book alone: the same diffs and quotes, no orders ----------
+    none2, none2h = [None] * len(d2), [None] * len(d2h)
+    nat_book, ref_book = Engine(**mm_cfg), ReferenceEngine(**mm_cfg)
+    a = run_orders(nat_book, t2h, none2h, args.batch, d2h)
+    b = run_orders(ref_book, t2h, none2h, args.batch, d2h)
+    assert np.array_equal(a["equity"], b["equity"])
+    for side in (1, -1):
+        lv = ref_book.depth[side]
+        want = [[p, *lv[p]] for p in sorted(lv, reverse=side > 0)]
+        assert nat_book.depth_levels(side).tolist() == want
+    n_dep, n_dep_ref = len(dep), int((dep["i"] < r2).sum())
+    book_rate = best_rate(n_dep, lambda: run_orders(Engine(**mm_cfg), t2, none2, args.batch, d2))
+    book_ref = best_rate(
+        n_dep_ref, lambda: run_orders(ReferenceEngine(**mm_cfg), t2h, none2h, args.batch, d2h), repeat=1
     )
-    l2_rate = best_rate(args.events, lambda: L2Book().apply(*l2))
-    l2_top = best_rate(args.events, lambda: L2Book().apply(*l2, every, 10))
-    l2_ref = best_rate(args.ref_n, lambda: ReferenceL2Book().apply(*l2_head), repeat=1)
 
     # --- LOBSTER replay + verification (real sample, when present) ----------
     lob: list[tuple[str, int, str, float, float | None]] = []
@@ -480,16 +481,16 @@ def main() -> None:
         ]
 
     rows = [
-        ("OrderBook L3 add/reduce/delete/execute, apply_l3 (bulk)", args.events, "events/s", bulk, book_ref),
-        ("OrderBook L3, one Python call per event", args.ref_n, "events/s", calls, book_ref),
         (f"Engine.process, active strategy, {args.batch:,}-tick batches", args.ticks, "ticks/s", eng_batched, eng_ref),
         ("Engine.process, active strategy, one batch", args.ticks, "ticks/s", eng_one, eng_ref),
         (f"Engine.process, limit orders placed/cancelled every 5 ticks, {args.batch:,}-tick batches",
          args.ticks, "ticks/s", mm_rate, mm_ref),
         (f"Engine.process fed L2 depth (5 diffs/tick), market maker + 40-lot sweeps, {args.batch:,}-tick batches",
          n2, "ticks/s", l2_eng, l2_eng_ref),
-        ("L2Book diffs, apply (bulk)", args.events, "events/s", l2_rate, l2_ref),
-        ("L2Book diffs + top-10 view every 100 events", args.events, "events/s", l2_top, l2_ref),
+        (f"Engine.process fed L2 depth only (5 diffs/tick, no orders): its depth book, {args.batch:,}-tick batches",
+         n_dep, "diffs/s", book_rate, book_ref),
+        ("OrderBook L3 add/reduce/delete/execute, apply_l3 (bulk)", args.events, "events/s", bulk, l3_ref),
+        ("OrderBook L3, one Python call per event", args.ref_n, "events/s", calls, l3_ref),
         *lob,
     ]  # fmt: skip
     w = max(len(r[0]) for r in rows)

@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "engine.hpp"
-#include "l2book.hpp"
 #include "orderbook.hpp"
+#include "state.hpp"
 
 namespace py = pybind11;
 using namespace ticktape;
@@ -167,10 +167,10 @@ const OrderInstr* instructions(py::handle obj, py::array& keep, size_t& n) {
   n = 0;
   if (obj.is_none()) return nullptr;
   py::array arr = py::array::ensure(obj);
-  if (!arr) throw py::type_error("orders must be a numpy array of ticktape.batch.ORDER_INSTR_DTYPE");
+  if (!arr) throw py::type_error("orders must be a numpy array of ticktape.model.batch.ORDER_INSTR_DTYPE");
   const py::dtype want = py::dtype::of<OrderInstr>();
   if (!arr.dtype().equal(want)) {
-    throw py::type_error("orders must have dtype ticktape.batch.ORDER_INSTR_DTYPE " +
+    throw py::type_error("orders must have dtype ticktape.model.batch.ORDER_INSTR_DTYPE " +
                          py::str(want).cast<std::string>() + ", got " +
                          py::str(arr.dtype()).cast<std::string>());
   }
@@ -188,10 +188,10 @@ const DepthRow* depth_rows(py::handle obj, py::array& keep, size_t& n) {
   n = 0;
   if (obj.is_none()) return nullptr;
   py::array arr = py::array::ensure(obj);
-  if (!arr) throw py::type_error("depth must be a numpy array of ticktape.batch.DEPTH_DTYPE");
+  if (!arr) throw py::type_error("depth must be a numpy array of ticktape.model.batch.DEPTH_DTYPE");
   const py::dtype want = py::dtype::of<DepthRow>();
   if (!arr.dtype().equal(want)) {
-    throw py::type_error("depth must have dtype ticktape.batch.DEPTH_DTYPE " + py::str(want).cast<std::string>() +
+    throw py::type_error("depth must have dtype ticktape.model.batch.DEPTH_DTYPE " + py::str(want).cast<std::string>() +
                          ", got " + py::str(arr.dtype()).cast<std::string>());
   }
   check_1d(arr, "depth");
@@ -335,48 +335,6 @@ py::tuple book_replay_check(PyBook& self, const CArr<int8_t>& kind,
   return py::make_tuple(stop, shortfall);
 }
 
-struct PyL2Book {
-  L2Book book;
-  bool busy = false;
-  L2Book& get() {
-    check_idle(busy, "L2Book");
-    return book;
-  }
-};
-
-py::object l2_apply(PyL2Book& self, const CArr<int8_t>& side, const CArr<int64_t>& price_in,
-                    const CArr<int64_t>& qty_in, const py::object& snapshot_after,
-                    int64_t levels) {
-  self.get();
-  const CArr<int64_t> price = aligned(price_in), qty = aligned(qty_in);
-  check_1d(side, "side");
-  check_1d(price, "price");
-  check_1d(qty, "qty");
-  const py::ssize_t n = side.shape(0);
-  if (price.shape(0) != n || qty.shape(0) != n) {
-    throw py::value_error("price and qty must have the length of side (" + std::to_string(n) + ")");
-  }
-  if (levels < 1) throw py::value_error("levels must be >= 1, got " + std::to_string(levels));
-  CArr<int64_t> at;
-  py::ssize_t n_snap = 0;
-  if (!snapshot_after.is_none()) {
-    at = aligned(CArr<int64_t>::ensure(snapshot_after));
-    if (!at) throw py::error_already_set();
-    check_1d(at, "snapshot_after");
-    n_snap = at.shape(0);
-  }
-  py::array_t<int64_t> out({n_snap, static_cast<py::ssize_t>(4 * levels)});
-  {
-    BusyGuard busy(self.busy, "L2Book");
-    py::gil_scoped_release nogil;
-    self.book.apply(static_cast<size_t>(n), side.data(), price.data(), qty.data(),
-                    n_snap ? at.data() : nullptr, static_cast<size_t>(n_snap),
-                    static_cast<size_t>(levels), out.mutable_data());
-  }
-  if (snapshot_after.is_none()) return py::none();
-  return std::move(out);
-}
-
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
@@ -490,36 +448,6 @@ PYBIND11_MODULE(_native, m) {
                " ask=" + side_str(b.best(kSell)) + ">";
       });
 
-  py::class_<PyL2Book>(m, "L2Book",
-                       "Aggregated (market-by-price) book: absolute quantity per level.")
-      .def(py::init<>())
-      .def(
-          "set",
-          [](PyL2Book& s, int side, int64_t price, int64_t qty) { s.get().set(side, price, qty); },
-          py::arg("side"), py::arg("price"), py::arg("qty"))
-      .def("apply", &l2_apply, py::arg("side"), py::arg("price"), py::arg("qty"),
-           py::arg("snapshot_after") = py::none(), py::arg("levels") = 1)
-      .def(
-          "top",
-          [](PyL2Book& s, int64_t levels) {
-            if (levels < 0) throw py::value_error("levels must be >= 0");
-            py::array_t<int64_t> a({py::ssize_t(1), static_cast<py::ssize_t>(4 * levels)});
-            s.get().top(static_cast<size_t>(levels), a.mutable_data());
-            return a.attr("reshape")(4 * levels);
-          },
-          py::arg("levels"))
-      .def(
-          "depth", [](PyL2Book& s, int side, int64_t n) { return int_pairs(s.get().depth(side, n)); },
-          py::arg("side"), py::arg("n"))
-      .def("best_bid", [](PyL2Book& s) { return s.get().best(kBuy); })
-      .def("best_ask", [](PyL2Book& s) { return s.get().best(kSell); })
-      .def(
-          "volume_at", [](PyL2Book& s, int side, int64_t price) { return s.get().volume_at(side, price); },
-          py::arg("side"), py::arg("price"))
-      .def(
-          "levels", [](PyL2Book& s, int side) { return s.get().levels(side); }, py::arg("side"))
-      .def("clear", [](PyL2Book& s) { s.get().clear(); });
-
   py::class_<PyEngine>(m, "Engine",
                        "Batch execution engine over L1 ticks (see ticktape.native).")
       .def(py::init([](double tick_size, double lot_size, std::optional<int64_t> latency_ns,
@@ -581,7 +509,7 @@ PYBIND11_MODULE(_native, m) {
             return to_dict(out, details);
           },
           py::kw_only(), py::arg("details") = false)
-      .def("get_state", [](PyEngine& s) { return py::bytes(s.get().get_state()); })
+      .def("get_state", [](PyEngine& s) { return py::bytes(EngineState::save(s.get())); })
       .def_static(
           "from_state",
           [](const py::object& state) {
@@ -589,13 +517,13 @@ PYBIND11_MODULE(_native, m) {
             const py::bytes b = py::isinstance<py::bytes>(state)
                                     ? py::reinterpret_borrow<py::bytes>(state)
                                     : py::bytes(py::module_::import("builtins").attr("bytes")(state));
-            return PyEngine(Engine::from_state(std::string(b)));
+            return PyEngine(EngineState::load(std::string(b)));
           },
           py::arg("state"))
-      .def(py::pickle([](PyEngine& s) { return py::make_tuple(py::bytes(s.get().get_state())); },
+      .def(py::pickle([](PyEngine& s) { return py::make_tuple(py::bytes(EngineState::save(s.get()))); },
                       [](const py::tuple& t) {
                         if (t.size() != 1) throw std::invalid_argument("bad Engine pickle");
-                        return PyEngine(Engine::from_state(t[0].cast<std::string>()));
+                        return PyEngine(EngineState::load(t[0].cast<std::string>()));
                       }))
       .def_property_readonly("position", [](PyEngine& s) { return s.get().position(); })
       .def_property_readonly("cash", [](PyEngine& s) { return s.get().cash(); })

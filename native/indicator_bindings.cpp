@@ -1,5 +1,5 @@
 // pybind11 bindings of the indicator kernels (native/indicators.hpp), used
-// by ticktape.indicators (which validates every input before calling them).
+// by ticktape.compute.indicators (which validates every input before calling them).
 // The recursive kernels are classes whose public fields are the carry state;
 // the rolling-window kernels are functions over (history + batch).
 #include <pybind11/numpy.h>

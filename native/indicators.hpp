@@ -1,5 +1,5 @@
 // Technical indicator kernels (plain C++17, no Python): the loops behind
-// ticktape.indicators. Inputs are validated by the Python layer (finite
+// ticktape.compute.indicators. Inputs are validated by the Python layer (finite
 // values, high >= low, volume >= 0, prices > 0 where a log is taken).
 //
 // Two kinds of kernel:

@@ -1,6 +1,6 @@
 // pybind11 bindings of native/kernels.hpp (tick validation, the templates'
 // position state machine, the round trips of fills), used by
-// ticktape.quality, ticktape.templates and ticktape.accounting.
+// ticktape.compute.quality, ticktape.strategy.templates and ticktape.compute.accounting.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -71,7 +71,7 @@ void bind_kernels(py::module_& m) {
         return py::make_tuple(ok, py::make_tuple(counts[0], counts[1], counts[2], counts[3]), out_ts, to_fix);
       },
       py::arg("ticks"), py::arg("last_ts"),
-      "One pass of ticktape.quality's rules over a TICK_DTYPE array: (ok mask, counts by reason, last_ts,\n"
+      "One pass of ticktape.compute.quality's rules over a TICK_DTYPE array: (ok mask, counts by reason, last_ts,\n"
       "accepted ticks without a usable quote or quote size).");
   m.def(
       "positions",
@@ -85,7 +85,7 @@ void bind_kernels(py::module_& m) {
         return py::make_tuple(out, dir);
       },
       py::arg("enter_long"), py::arg("exit_long"), py::arg("enter_short"), py::arg("exit_short"), py::arg("dir"),
-      "Position direction per tick from entry/exit events (ticktape.templates.positions): (out, carried dir).");
+      "Position direction per tick from entry/exit events (ticktape.strategy.templates.positions): (out, carried dir).");
   m.def(
       "round_trips",
       [](const In<int64_t>& ts, const In<int8_t>& side, const In<double>& price, const In<double>& qty,
@@ -142,7 +142,7 @@ void bind_kernels(py::module_& m) {
       },
       py::arg("ts"), py::arg("side"), py::arg("price"), py::arg("qty"), py::arg("fee"), py::arg("qty_rtol"),
       py::arg("open_mark"), py::arg("carry") = py::none(),
-      "The trades of valid fills in event order under average-cost accounting (ticktape.accounting.RoundTrips):\n"
+      "The trades of valid fills in event order under average-cost accounting (ticktape.compute.accounting.RoundTrips):\n"
       "a dict of the per-trade columns, the state after each fill (st_*) and the final pos / avg.\n"
       "carry: None, or the open trade (entry_ts, side, n_fills, size, entry_notional, exit_qty, exit_notional,\n"
       "pnl, fees, notional, lo, hi) with pos and avg of an earlier pass, continued as trade 0.");

@@ -1,7 +1,7 @@
 // Per-tick kernels of the pipeline's Python stages that numpy would do in
-// several passes: tick validation (ticktape.quality), the entry/exit
-// state machine of the templates (ticktape.templates.positions) and the
-// round trips of a fill sequence (ticktape.accounting.RoundTrips).
+// several passes: tick validation (ticktape.compute.quality), the entry/exit
+// state machine of the templates (ticktape.strategy.templates.positions) and the
+// round trips of a fill sequence (ticktape.compute.accounting.RoundTrips).
 // Plain C++17, no Python; kernel_bindings.cpp exposes them.
 #pragma once
 
@@ -28,12 +28,12 @@ struct Col {
 
 enum Reason : int { kBadPrice = 0, kCrossed = 1, kBadSize = 2, kOutOfOrder = 3 };
 
-// The rules of ticktape.quality.validate, in one pass. ok[i] = 1 when tick i
+// The rules of ticktape.compute.quality.validate, in one pass. ok[i] = 1 when tick i
 // is accepted; counts[reason] += 1 otherwise (first failing reason wins, in
 // the order bad_price, crossed, bad_size, out_of_order). `last_ts` is the
 // latest accepted ts before the batch (has_last false: none) and is updated.
 // Returns how many accepted ticks lack a usable quote or a quote size (those
-// ticktape.quality.as_quotes rewrites).
+// ticktape.compute.quality.as_quotes rewrites).
 inline int64_t validate(int64_t n, Col<int64_t> ts, Col<double> bid, Col<double> ask, Col<double> bid_size,
                         Col<double> ask_size, Col<double> last, Col<double> last_size, bool& has_last,
                         int64_t& last_ts, uint8_t* ok, int64_t counts[4]) {
@@ -72,7 +72,7 @@ inline int64_t validate(int64_t n, Col<int64_t> ts, Col<double> bid, Col<double>
 }
 
 // Position direction per tick from four event columns (see
-// ticktape.templates.positions): the latest entry decides the side, an exit
+// ticktape.strategy.templates.positions): the latest entry decides the side, an exit
 // of that side after it makes the position flat; an entry wins over an exit
 // on the same tick, a short entry over a long one. `dir` carries the direction in and out: NaN = none yet.
 inline void positions(int64_t n, const uint8_t* el, const uint8_t* xl, const uint8_t* es, const uint8_t* xs,

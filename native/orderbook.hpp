@@ -13,7 +13,8 @@
 // * IdMap: open-addressing hash map order id -> pool slot.
 //
 // Quantities are int64 lots; prices are int64 ticks. Both are bounded by
-// kMaxQty / kMaxPrice so that sums and negations can never overflow.
+// kMaxQty / kMaxPrice (units.hpp) so that sums and negations can never
+// overflow.
 #pragma once
 
 #include <cstddef>
@@ -27,12 +28,9 @@
 #include <utility>
 #include <vector>
 
-namespace ticktape {
+#include "units.hpp"
 
-constexpr int64_t kMaxPrice = int64_t(1) << 62;  // |price| < kMaxPrice
-constexpr int64_t kMaxQty = int64_t(1) << 53;    // 0 < qty <= kMaxQty
-constexpr int8_t kBuy = 1;
-constexpr int8_t kSell = -1;
+namespace ticktape {
 
 enum class OrderType : int8_t { Market = 0, Limit = 1 };
 

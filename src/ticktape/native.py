@@ -71,7 +71,6 @@ from ticktape._native import (  # type: ignore[import-untyped, import-not-found,
     BOOK_FILL_DTYPE,
     Engine,
     InputError,
-    L2Book,
     OrderBook,
 )
 from ticktape.model.batch import DEPTH_DTYPE, ORDER_INSTR_DTYPE
@@ -82,7 +81,6 @@ __all__ = [
     "ORDER_INSTR_DTYPE",
     "Engine",
     "InputError",
-    "L2Book",
     "L3Kind",
     "Liquidity",
     "OrderAction",

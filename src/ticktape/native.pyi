@@ -12,7 +12,6 @@ __all__ = [
     "ORDER_INSTR_DTYPE",
     "Engine",
     "InputError",
-    "L2Book",
     "L3Kind",
     "Liquidity",
     "OrderAction",
@@ -172,35 +171,6 @@ class OrderBook:
         """Negative id of the pseudo-order standing for unseen liquidity at (side, price)."""
     def clear(self) -> None: ...
     def __len__(self) -> int: ...
-
-class L2Book:
-    """Aggregated (market-by-price) book: absolute quantity per level (Binance depthUpdate style)."""
-
-    def __init__(self) -> None: ...
-    def set(self, side: int, price: int, qty: int) -> None:
-        """Set a level's quantity; 0 deletes it. ValueError on a bad side or qty < 0."""
-    def apply(
-        self,
-        side: npt.ArrayLike,
-        price: npt.ArrayLike,
-        qty: npt.ArrayLike,
-        snapshot_after: npt.ArrayLike | None = None,
-        levels: int = 1,
-    ) -> npt.NDArray[np.int64] | None:
-        """Bulk diffs without the GIL (validated first: a bad event names its index and changes nothing).
-
-        With ``snapshot_after`` (ascending event indices) returns the top
-        ``levels`` after each of them, shape (k, 4 * levels), LOBSTER layout
-        (ask price, ask qty, bid price, bid qty per level; 0, 0 = no level).
-        """
-    def top(self, levels: int) -> npt.NDArray[np.int64]:
-        """The top ``levels`` now, shape (4 * levels,), LOBSTER layout."""
-    def depth(self, side: int, n: int) -> npt.NDArray[np.int64]: ...
-    def best_bid(self) -> tuple[int, int] | None: ...
-    def best_ask(self) -> tuple[int, int] | None: ...
-    def volume_at(self, side: int, price: int) -> int: ...
-    def levels(self, side: int) -> int: ...
-    def clear(self) -> None: ...
 
 class Engine:
     """Batch execution engine over L1 ticks, or L2 depth once fed some (see docs/native.md)."""

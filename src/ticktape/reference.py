@@ -268,52 +268,6 @@ class ReferenceBook:
 # ---------------------------------------------------------------- engine
 
 
-class ReferenceL2Book:
-    """Aggregated book: per side, price -> absolute quantity (0 deletes)."""
-
-    def __init__(self) -> None:
-        self._levels: dict[int, dict[int, int]] = {1: {}, -1: {}}
-
-    def set(self, side: int, price: int, qty: int) -> None:
-        _check_side(side)
-        if qty < 0:
-            raise ValueError(f"qty = {qty} must be >= 0 (0 deletes the level)")
-        if qty == 0:
-            self._levels[side].pop(price, None)
-        else:
-            self._levels[side][price] = qty
-
-    def depth(self, side: int, n: int) -> np.ndarray:
-        lv = self._levels[side]
-        prices = sorted(lv, reverse=side > 0)[:n]
-        return np.array([(p, lv[p]) for p in prices], dtype=np.int64).reshape(-1, 2)
-
-    def top(self, levels: int) -> np.ndarray:
-        row = np.zeros(4 * levels, np.int64)
-        for side, off in ((-1, 0), (1, 2)):
-            for k, (p, q) in enumerate(self.depth(side, levels).tolist()):
-                row[4 * k + off], row[4 * k + off + 1] = p, q
-        return row
-
-    def apply(self, side, price, qty, snapshot_after=None, levels: int = 1):  # type: ignore[no-untyped-def]
-        for i, q in enumerate(qty):
-            if int(side[i]) not in (1, -1):
-                raise ValueError(f"side[{i}] = {int(side[i])} must be +1 (buy) or -1 (sell)")
-            if int(q) < 0:
-                raise ValueError(f"qty[{i}] = {int(q)} must be >= 0 (0 deletes the level) and <= 2**53")
-        at = [] if snapshot_after is None else [int(x) for x in snapshot_after]
-        rows = []
-        k = 0
-        for i in range(len(qty)):
-            self.set(int(side[i]), int(price[i]), int(qty[i]))
-            while k < len(at) and at[k] == i:
-                rows.append(self.top(levels))
-                k += 1
-        if snapshot_after is None:
-            return None
-        return np.array(rows, dtype=np.int64).reshape(len(at), 4 * levels)
-
-
 def round_half_away(x: float) -> float:
     """Round half away from zero (the engine's rounding, bit for bit)."""
     q = float(math.trunc(x))
