@@ -39,6 +39,7 @@ import pwd
 import queue
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -511,15 +512,54 @@ def _pg_user() -> pwd.struct_passwd | None:
     return pwd.getpwnam(PG_SYSTEM_USER)
 
 
-def _ensure_traversable(path: Path) -> None:
-    """Let other users traverse (o+x, no read) every ancestor of ``path``."""
-    for parent in [path, *path.parents]:
-        try:
-            mode = parent.stat().st_mode
-            if not mode & 0o001:
-                parent.chmod(mode | 0o001)
-        except OSError:  # pragma: no cover - best effort (e.g. read-only /)
-            pass
+#: The data directory as the server sees it when it runs as PG_SYSTEM_USER:
+#: its working directory, entered for it (by ``subprocess``, as root, before
+#: the switch to that user). The path to ``TICKTAPE_HOME/pg`` may cross folders
+#: that user may not enter (``/root`` is 0700): this way it needs none of
+#: them, and nothing outside ``TICKTAPE_HOME`` changes. The server reads the
+#: link once (``data_directory`` shows it), then works from that directory;
+#: its processes are forks that keep it. Linux only, as running as root is.
+_SELF_CWD = "/proc/self/cwd"
+
+
+def _searchable_by(path: Path, user: pwd.struct_passwd) -> bool:
+    """Whether ``user`` may enter the folder ``path`` (mode bits; ACLs unseen)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    if st.st_uid == user.pw_uid:
+        return bool(st.st_mode & stat.S_IXUSR)
+    if st.st_gid == user.pw_gid:
+        return bool(st.st_mode & stat.S_IXGRP)
+    return bool(st.st_mode & stat.S_IXOTH)
+
+
+def _check_pg_programs(bindir: Path, user: pwd.struct_passwd) -> None:
+    """Refuse, in one line, postgres programs that ``user`` cannot run (a
+    virtualenv under a folder it may not enter: ``/root``, 0700)."""
+    try:
+        proc = subprocess.run(
+            [str(bindir / "postgres"), "--version"],
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            cwd="/",
+            check=False,
+            timeout=60,
+            user=user.pw_uid,
+            group=user.pw_gid,
+            extra_groups=[],
+        )
+        if proc.returncode == 0:
+            return
+    except PermissionError:
+        pass
+    closed = next((p for p in [*reversed(bindir.parents), bindir] if not _searchable_by(p, user)), bindir)
+    raise TicktapeRuntimeError(
+        f"the embedded PostgreSQL runs as system user {user.pw_name!r} (postgres refuses to run as root) "
+        f"and cannot run its programs in {bindir}: {closed} is closed to that user; install ticktape "
+        f"where it may enter (a virtualenv outside {closed}), or set {ENV_DATABASE_URL}"
+    )
 
 
 def _chown_tree(path: Path, uid: int, gid: int) -> None:
@@ -552,10 +592,12 @@ def _read_postmaster(pg_dir: Path) -> dict[str, Any] | None:
         alive = False
     if not alive:
         return None
+    socket_dir = lines[4].strip() or None
     return {
         "pid": pid,
         "port": int(lines[3]) if lines[3].strip() else PG_PORT,
-        "socket_dir": lines[4].strip() or None,
+        # (a server run as PG_SYSTEM_USER names its data directory so)
+        "socket_dir": str(pg_dir) if socket_dir == _SELF_CWD else socket_dir,
         "host": lines[5].strip() if len(lines) > 5 else "",
         "status": lines[7].strip() if len(lines) > 7 else "",
     }
@@ -1000,9 +1042,13 @@ class Runtime:
         log_dir = self.settings.log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
         run_as: dict[str, Any] = {}
+        # the data directory as the server is told it (see _SELF_CWD; its
+        # working directory is pg_dir either way)
+        data_arg = str(pg_dir)
         if user is not None:
             run_as = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-            _ensure_traversable(self.settings.home)
+            _check_pg_programs(bindir, user)
+            data_arg = _SELF_CWD
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LC_ALL": "C",
@@ -1011,7 +1057,7 @@ class Runtime:
             "GLIBC_TUNABLES": MALLOC_TUNABLES,  # (as keep_freed_memory: -25% CPU reading ticks)
         }
         if not (pg_dir / "PG_VERSION").exists():
-            self._initdb(pg_dir, bindir, user, run_as, env)
+            self._initdb(pg_dir, data_arg, bindir, user, run_as, env)
         else:
             have, want = (pg_dir / "PG_VERSION").read_text().strip(), _pg_major()
             if have != want:
@@ -1032,11 +1078,11 @@ class Runtime:
         argv = [
             str(bindir / "postgres"),
             "-D",
-            str(pg_dir),
+            data_arg,
             "-p",
             str(PG_PORT),
             "-k",
-            str(sock_dir),
+            data_arg if sock_dir == pg_dir else str(sock_dir),
         ]
         for key, value in PG_SETTINGS.items():
             argv += ["-c", f"{key}={value}"]
@@ -1074,6 +1120,7 @@ class Runtime:
     def _initdb(
         self,
         pg_dir: Path,
+        data_arg: str,
         bindir: Path,
         user: pwd.struct_passwd | None,
         run_as: dict[str, Any],
@@ -1094,7 +1141,7 @@ class Runtime:
                 [
                     str(bindir / "initdb"),
                     "-D",
-                    str(pg_dir),
+                    data_arg,
                     "--auth=trust",
                     "-U",
                     PG_SUPERUSER,

@@ -1,0 +1,88 @@
+"""What the embedded runtime leaves on disk: modes, owners, the socket
+directory, workers' ready files and logs (issue 22)."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ticktape import runtime as runtime_mod
+from ticktape.config import Settings
+from ticktape.runtime import Runtime, TicktapeRuntimeError
+
+pytestmark = pytest.mark.integration
+
+TICKTAPE = str(Path(sys.executable).parent / "ticktape")
+ROOT = os.geteuid() == 0
+
+
+def ticktape(home: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """The installed ``ticktape`` command with ``TICKTAPE_HOME=home`` and the
+    embedded services, whatever the environment says."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TICKTAPE_KAFKA_URL", "TICKTAPE_DATABASE_URL")}
+    env["TICKTAPE_HOME"] = str(home)
+    return subprocess.run(
+        [TICKTAPE, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    """The one line a refused command printed (checked to be one)."""
+    assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
+    assert done.stderr.startswith("ticktape: error: ") and done.stderr.count("\n") == 1, done.stderr
+    return done.stderr.strip()
+
+
+def pg_user_uid() -> int | None:
+    return pwd.getpwnam(runtime_mod.PG_SYSTEM_USER).pw_uid if ROOT else None
+
+
+# --------------------------------------------------------------------------
+# modes inside and outside TICKTAPE_HOME
+
+
+def test_nothing_outside_the_home_changes_mode(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """(As root the embedded PostgreSQL runs as a system user: ticktape made
+    every ancestor of the home searchable by everyone, /root included.)"""
+    outer = tmp_path / "p"
+    outer.mkdir()
+    outer.chmod(0o700)
+    home = outer / "h"
+    # (above our own base folder, other test sessions may change modes)
+    ancestors = [p for p in home.parents if p.is_relative_to(tmp_path_factory.getbasetemp())]
+    before = {p: mode(p) for p in ancestors}
+    done = ticktape(home, "db", "migrate")
+    assert done.returncode == 0, done.stderr
+    assert {p: mode(p) for p in ancestors} == before
+
+
+@pytest.mark.skipif(not ROOT, reason="the postgres user exists when we are root")
+def test_postgres_programs_the_postgres_user_cannot_reach_are_one_clear_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ticktape installed in a folder the postgres system user may not enter
+    (a virtualenv under /root, 0700): said so, nothing changed."""
+    closed = tmp_path / "closed"
+    closed.mkdir()
+    closed.chmod(0o700)
+    real = runtime_mod._pg_bin_dir()
+    (closed / "pginstall").symlink_to(real.parent)
+    monkeypatch.setattr(runtime_mod, "_pg_bin_dir", lambda: closed / "pginstall" / "bin")
+    rt = Runtime(Settings(home=tmp_path / "home"), kafka=False)
+    with pytest.raises(TicktapeRuntimeError) as info:
+        rt.start()
+    message = str(info.value)
+    assert "\n" not in message and str(closed) in message and runtime_mod.PG_SYSTEM_USER in message, message
+    assert mode(closed) == 0o700 and rt.pids == {}
