@@ -367,6 +367,38 @@ def tail(path: Path, lines: int = 20, offset: int = 0) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
+# --------------------------------------------------------------------------
+# files under TICKTAPE_HOME: ours alone
+
+
+def make_private_dir(path: Path) -> Path:
+    """Create the folder ``path`` (missing parents as usual), only we may
+    enter it (0700); an existing one of ours loses what others may do."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = path.stat()
+    if st.st_uid == os.geteuid() and st.st_mode & 0o077:
+        path.chmod(stat.S_IMODE(st.st_mode) & 0o700)
+    return path
+
+
+def open_private(path: Path, mode: str = "ab") -> IO[Any]:
+    """Open ``path`` to append (``"a"``, ``"ab"``) or write (``"wb"``): a new
+    file is 0600, an existing one of ours loses what others may do (a log, or
+    a lock file another user could otherwise open and hold)."""
+    if mode not in ("a", "ab", "wb"):
+        raise ValueError(f"mode {mode!r}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_TRUNC if mode == "wb" else os.O_APPEND)
+    fd = os.open(path, flags, 0o600)
+    try:
+        st = os.fstat(fd)
+        if st.st_uid == os.geteuid() and st.st_mode & 0o077:
+            os.fchmod(fd, stat.S_IMODE(st.st_mode) & 0o600)
+        return os.fdopen(fd, mode)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _failure(message: str, log_path: Path, offset: int = 0) -> TicktapeRuntimeError:
     text = tail(log_path, offset=offset)
     if text:
@@ -620,8 +652,8 @@ def _socket_dir_for(pg_dir: Path) -> Path:
 
 @contextlib.contextmanager
 def _file_lock(path: Path, timeout: float) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
+    make_private_dir(path.parent)
+    with open_private(path, "a") as fh:
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -865,8 +897,9 @@ class Runtime:
                 )
             url = f"tcp://127.0.0.1:{port}"
             log_path = self.settings.log_dir / "kafka.log"
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            log_fh = log_path.open("ab")  # appended: other runtimes may share this home
+            make_private_dir(self.settings.home)
+            make_private_dir(log_path.parent)
+            log_fh = open_private(log_path, "ab")  # appended: other runtimes may share this home
             offset = log_fh.tell()
             self._logs.append(log_fh)
             env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV_DROP}
@@ -973,10 +1006,10 @@ class Runtime:
 
     def _start_postgres(self) -> None:
         pg_dir = self.settings.pg_dir
-        self.settings.home.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.settings.home)
         with _file_lock(self._pg_lock_path, timeout=self.startup_timeout):
             # (before the server may start: its keeper must see us as a user)
-            self._pg_users = self._pg_users_path.open("a")
+            self._pg_users = open_private(self._pg_users_path, "a")
             fcntl.flock(self._pg_users, fcntl.LOCK_SH)
             info = _read_postmaster(pg_dir)
             if info is not None and info["socket_dir"]:
@@ -1039,8 +1072,7 @@ class Runtime:
     def _spawn_postgres(self, pg_dir: Path) -> str:
         bindir = _pg_bin_dir()
         user = _pg_user()
-        log_dir = self.settings.log_dir
-        log_dir.mkdir(parents=True, exist_ok=True)
+        log_dir = make_private_dir(self.settings.log_dir)
         run_as: dict[str, Any] = {}
         # the data directory as the server is told it (see _SELF_CWD; its
         # working directory is pg_dir either way)
@@ -1103,7 +1135,7 @@ class Runtime:
         # not tied to us (no death signal): the server stays up while another
         # process uses it; the keeper stops it once nobody does. (Its own
         # errors go to the server's log, which a failed start shows.)
-        with log_path.open("ab") as keeper_log:
+        with open_private(log_path, "ab") as keeper_log:
             self._pg_proc = proc = subprocess.Popen(
                 [sys.executable, "-m", "ticktape.pgkeeper", json.dumps(spec)],
                 stdin=subprocess.DEVNULL,
@@ -1136,7 +1168,7 @@ class Runtime:
         if user is not None:
             os.chown(pg_dir, user.pw_uid, user.pw_gid)
         log_path = self.settings.log_dir / "initdb.log"
-        with log_path.open("wb") as fh:
+        with open_private(log_path, "wb") as fh:
             proc = subprocess.run(
                 [
                     str(bindir / "initdb"),

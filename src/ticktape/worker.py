@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from ticktape.config import Settings
-from ticktape.runtime import spawn_child, terminate_process
+from ticktape.runtime import make_private_dir, open_private, spawn_child, terminate_process
 
 
 def run_worker(
@@ -37,7 +37,7 @@ def run_worker(
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
         loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    datadir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(datadir)
     ready = ready_path(datadir, os.getpid())
     app = create_app(
         kafka_url, database_url, datadir, ready_file=ready, **({"stages": stages} if stages else {})
@@ -75,8 +75,8 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         if self.proc is not None and self.proc.poll() is None:
             return self
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
+        self.log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with open_private(self.log_path, "ab") as log:
             # own session + SIGKILL when this process dies (runtime.spawn_child)
             self.proc = spawn_child(
                 [

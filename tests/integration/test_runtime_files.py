@@ -86,3 +86,33 @@ def test_postgres_programs_the_postgres_user_cannot_reach_are_one_clear_line(
     message = str(info.value)
     assert "\n" not in message and str(closed) in message and runtime_mod.PG_SYSTEM_USER in message, message
     assert mode(closed) == 0o700 and rt.pids == {}
+
+
+def _left_by_an_older_ticktape(home: Path) -> None:
+    (home / "logs").mkdir(parents=True)
+    for path in (home, home / "logs"):
+        path.chmod(0o755)
+    for path in (home / ".pg.lock", home / ".pg.users", home / "logs" / "postgres.log"):
+        path.touch()
+        path.chmod(0o644)
+
+
+@pytest.mark.parametrize("before", ["new", "left by an older ticktape"])
+def test_the_home_is_private(tmp_path: Path, before: str) -> None:
+    """Files 0600, folders 0700: another user can neither read the logs nor
+    hold the lock files (a shared lock on .pg.users kept the server up)."""
+    home = tmp_path / "home"
+    if before != "new":
+        _left_by_an_older_ticktape(home)
+    done = ticktape(home, "db", "migrate")
+    assert done.returncode == 0, done.stderr
+    loose, owners = [], set()
+    for path in [home, *home.rglob("*")]:
+        st = path.lstat()
+        owners.add(st.st_uid)
+        want = 0o700 if stat.S_ISDIR(st.st_mode) else 0o600 if stat.S_ISREG(st.st_mode) else None
+        if want is not None and stat.S_IMODE(st.st_mode) != want:
+            loose.append(f"{oct(stat.S_IMODE(st.st_mode))} {path.relative_to(tmp_path)}")
+    assert not loose
+    assert (home / ".pg.lock").exists() and (home / "logs" / "postgres.log").exists()
+    assert owners <= {os.geteuid(), pg_user_uid()}
