@@ -594,6 +594,39 @@ def _check_pg_programs(bindir: Path, user: pwd.struct_passwd) -> None:
     )
 
 
+def _private_socket_dir(path: Path, user: pwd.struct_passwd | None) -> None:
+    """Make ``path`` a folder only the server's user enters (0700, owned by
+    ``user`` or by us), or refuse, in one line, one someone else made: its
+    name, in /tmp, is predictable, and a client trusts the socket it finds
+    there (a symlink would also have had us hand its target to ``user``)."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        problem = "a symlink" if path.is_symlink() else "not a directory"
+    else:
+        st = os.fstat(fd)
+        owners = {os.geteuid(), user.pw_uid if user is not None else os.geteuid()}
+        if st.st_uid not in owners:
+            problem = f"owned by uid {st.st_uid}"
+        elif st.st_mode & 0o077:
+            problem = f"mode {stat.S_IMODE(st.st_mode):o}"
+        else:
+            try:
+                os.fchmod(fd, 0o700)
+                if user is not None and st.st_uid != user.pw_uid:
+                    os.fchown(fd, user.pw_uid, user.pw_gid)
+            finally:
+                os.close(fd)
+            return
+        os.close(fd)
+    raise TicktapeRuntimeError(
+        f"the socket directory of the embedded PostgreSQL, {path}, exists and is not ticktape's ({problem}); "
+        "remove it, or use a shorter TICKTAPE_HOME (the socket then goes in TICKTAPE_HOME/pg)"
+    )
+
+
 def _chown_tree(path: Path, uid: int, gid: int) -> None:
     os.chown(path, uid, gid)
     for root, dirs, files in os.walk(path):
@@ -1104,9 +1137,7 @@ class Runtime:
             (pg_dir / "postmaster.pid").unlink(missing_ok=True)
         sock_dir = _socket_dir_for(pg_dir)
         if sock_dir != pg_dir:
-            sock_dir.mkdir(mode=0o700, exist_ok=True)
-            if user is not None:
-                os.chown(sock_dir, user.pw_uid, user.pw_gid)
+            _private_socket_dir(sock_dir, user)
         argv = [
             str(bindir / "postgres"),
             "-D",

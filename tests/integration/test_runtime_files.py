@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -116,3 +118,61 @@ def test_the_home_is_private(tmp_path: Path, before: str) -> None:
     assert not loose
     assert (home / ".pg.lock").exists() and (home / "logs" / "postgres.log").exists()
     assert owners <= {os.geteuid(), pg_user_uid()}
+
+
+# --------------------------------------------------------------------------
+# the socket directory of a long home
+
+
+@pytest.fixture
+def long_home(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """A home whose socket path does not fit in sun_path, and the socket
+    directory in /tmp it gets (removed afterwards, whatever it is)."""
+    home = tmp_path / ("h" * 80)
+    sock = runtime_mod._socket_dir_for(home / "pg")
+    assert sock.parent == Path("/tmp"), sock
+    assert not os.path.lexists(sock)
+    try:
+        yield home, sock
+    finally:
+        if sock.is_symlink() or not sock.exists():
+            sock.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(sock)
+
+
+def test_the_socket_directory_of_a_long_home_is_private(long_home: tuple[Path, Path]) -> None:
+    home, sock = long_home
+    done = ticktape(home, "db", "migrate")
+    assert done.returncode == 0, done.stderr
+    st = sock.lstat()
+    assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700
+    assert st.st_uid in {os.geteuid(), pg_user_uid()}
+
+
+@pytest.mark.parametrize("planted", ["open to all", "another user's", "a symlink"])
+def test_a_socket_directory_someone_else_made_is_refused(
+    long_home: tuple[Path, Path], tmp_path: Path, planted: str
+) -> None:
+    """The socket directory's name is predictable: a directory made there
+    beforehand was used as it was, and through a symlink planted there root
+    handed the target to the postgres user."""
+    home, sock = long_home
+    target = tmp_path / "target"
+    target.mkdir()
+    target.chmod(0o755)
+    if planted == "open to all":
+        sock.mkdir()
+        sock.chmod(0o777)
+    elif planted == "another user's":
+        if not ROOT:
+            pytest.skip("needs root to make a directory of another user")
+        sock.mkdir(mode=0o700)
+        os.chown(sock, pwd.getpwnam("nobody").pw_uid, -1)
+    else:
+        sock.symlink_to(target)
+    message = one_line_error(ticktape(home, "db", "migrate"))
+    assert str(sock) in message, message
+    st = target.stat()
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (os.geteuid(), 0o755)
+    assert not list(target.iterdir())
