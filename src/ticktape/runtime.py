@@ -37,6 +37,7 @@ import logging
 import os
 import pwd
 import queue
+import re
 import signal
 import socket
 import stat
@@ -44,6 +45,7 @@ import subprocess
 import sys
 import threading
 import time
+import unicodedata
 import weakref
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from pathlib import Path
@@ -351,20 +353,53 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+#: A terminal's escape sequences: CSI (colours, cursor: Tansu's colours,
+#: Faust's spinner hiding the cursor), OSC, and the two-character ones.
+_TERMINAL_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+
+
+def printable(text: str) -> str:
+    """``text`` as a terminal would leave it on screen, blank lines dropped.
+
+    Escape sequences go, backspaces and carriage returns overwrite what they
+    go back over (a spinner's frames leave its last one), other control
+    characters go.
+
+    >>> printable("\\x1b[?25l\\x1b[32mdone\\x1b[0m |\\b/\\bok\\n\\x1b[?25h\\n  next\\r\\n")
+    'done ok\\n  next'
+    """
+    out = []
+    for line in _TERMINAL_ESCAPE.sub("", text).split("\n"):
+        cells: list[str] = []
+        col = 0
+        for ch in line:
+            if ch == "\r":
+                col = 0
+            elif ch == "\b":
+                col = max(col - 1, 0)
+            elif ch == "\t" or unicodedata.category(ch) != "Cc":
+                if col < len(cells):
+                    cells[col] = ch
+                else:
+                    cells.append(ch)
+                col += 1
+        shown = "".join(cells).rstrip()
+        if shown.strip():
+            out.append(shown)
+    return "\n".join(out)
+
+
 def tail(path: Path, lines: int = 20, offset: int = 0) -> str:
-    """The last ``lines`` lines of a log file written from byte ``offset``."""
+    """The last ``lines`` lines of a log file written from byte ``offset``, as
+    text (:func:`printable`: no colours, no spinner frames)."""
     try:
         with path.open("rb") as fh:
             fh.seek(offset)
             data = fh.read()
     except OSError:
         return ""
-    text = data.decode("utf-8", "replace")
-    # Tansu logs with ANSI colours; strip them for a readable message.
-    import re
-
-    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
-    return "\n".join(text.rstrip().splitlines()[-lines:])
+    text = printable(data.decode("utf-8", "replace"))
+    return "\n".join(text.splitlines()[-lines:])
 
 
 # --------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -16,7 +17,8 @@ import pytest
 
 from ticktape import runtime as runtime_mod
 from ticktape.config import Settings
-from ticktape.runtime import Runtime, TicktapeRuntimeError
+from ticktape.runtime import Runtime, TicktapeRuntimeError, run_coro
+from ticktape.worker import WorkerProcess, ready_path
 
 pytestmark = pytest.mark.integration
 
@@ -176,3 +178,82 @@ def test_a_socket_directory_someone_else_made_is_refused(
     st = target.stat()
     assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (os.geteuid(), 0o755)
     assert not list(target.iterdir())
+
+
+# --------------------------------------------------------------------------
+# workers: ready files and last words
+
+
+@pytest.fixture(scope="module")
+def own_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A broker and a migrated database of our own (workers killed here would
+    stay in the shared broker's consumer group for a session timeout)."""
+    from ticktape import store
+
+    home = tmp_path_factory.mktemp("workers") / "home"
+    with Runtime(Settings(home=home)) as rt:
+        dsn = str(rt.database_url)
+        run_coro(lambda: store.migrate(dsn))
+        yield {**rt.env(), "TICKTAPE_HOME": str(home)}
+
+
+def test_a_killed_worker_leaves_no_ready_file(own_services: dict[str, str]) -> None:
+    home = Path(own_services["TICKTAPE_HOME"])
+    worker = WorkerProcess(own_services, home / "logs" / "worker.log").start()
+    try:
+        worker.wait_ready(120)
+        assert worker.proc is not None
+        marker = ready_path(home / "faust", worker.proc.pid)
+        assert marker.exists()
+        worker.proc.send_signal(signal.SIGKILL)
+        worker.proc.wait()
+    finally:
+        worker.stop()
+    assert not marker.exists()
+
+
+def test_a_worker_removes_ready_files_of_workers_gone(own_services: dict[str, str]) -> None:
+    home = Path(own_services["TICKTAPE_HOME"])
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = ready_path(home / "faust", gone.pid)
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.touch()
+    with WorkerProcess(own_services, home / "logs" / "worker.log") as worker:
+        worker.wait_ready(120)
+        assert not stale.exists()
+
+
+def test_a_dead_workers_last_lines_are_its_own(tmp_path: Path) -> None:
+    """Not those of an earlier worker that wrote the same log."""
+    log = tmp_path / "logs" / "worker.log"
+    log.parent.mkdir()
+    log.write_text("an earlier worker's last words\n")
+    env = {"TICKTAPE_HOME": str(tmp_path / "home"), "TICKTAPE_KAFKA_PORT": "no-port"}
+    worker = WorkerProcess(env, log).start()
+    with pytest.raises(TicktapeRuntimeError) as info:
+        worker.wait_ready(60)
+    lines = str(info.value).splitlines()
+    assert lines[0] == "the Faust worker exited with code 1 before it was ready"
+    assert lines[-1].strip() == "ticktape: error: TICKTAPE_KAFKA_PORT='no-port' is not a port number"
+    assert "earlier worker" not in str(info.value)
+
+
+def test_a_workers_last_lines_leave_out_terminal_control(tmp_path: Path) -> None:
+    """Faust's spinner hides and shows the cursor around a worker's output
+    (the bytes are those of a worker.log): the last lines are the text."""
+    log = tmp_path / "worker.log"
+    log.write_bytes(
+        b"[2026-12-07 16:05:01,113] [5632] [ERROR] [^Worker]: Error: ValueError('boom')\n"
+        b"Traceback (most recent call last):\n"
+        b'  File "agent.py", line 3, in run\n'
+        b"ValueError: boom\n"
+        b"\x1b[?25l\x1b[32mdone\x1b[0m \xe2\x97\x9c\x08\xe2\x97\xa0\x08ok\n"
+        b"\x1b[?25l\x08\x1b[?25h\x1b[?25h"
+    )
+    assert WorkerProcess({}, log).log_tail(4).splitlines() == [
+        "Traceback (most recent call last):",
+        '  File "agent.py", line 3, in run',
+        "ValueError: boom",
+        "done ok",
+    ]
