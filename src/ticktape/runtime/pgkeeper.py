@@ -35,6 +35,7 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -79,6 +80,7 @@ def _stop(server: subprocess.Popen[bytes], grace: float) -> None:
 
 
 def main(spec: dict[str, Any]) -> int:
+    os.umask(0o077)  # (what it opens under TICKTAPE_HOME is ours alone, as Runtime's files are)
     stopping = False
 
     def on_signal(signum: int, frame: object) -> None:
