@@ -23,8 +23,8 @@ import pytest
 import ticktape
 from ticktape.config import Settings
 from ticktape.errors import TicktapeRuntimeError
-from ticktape.runtime.embedded import Runtime, kafka_metadata, run_coro
 from ticktape.runtime import embedded as runtime_mod
+from ticktape.runtime.embedded import Runtime, kafka_metadata, run_coro
 
 pytestmark = pytest.mark.integration
 
