@@ -49,7 +49,8 @@ from ticktape.model.spec import RunSpec
 from ticktape.pipeline.demo import migrate, submit_and_watch
 from ticktape.pipeline.topics import topic_partitions
 from ticktape.pipeline.worker import WorkerProcess
-from ticktape.runtime.embedded import Runtime, keep_freed_memory
+from ticktape.runtime.embedded import Runtime
+from ticktape.runtime.processes import keep_freed_memory
 
 PARAMS = {"fast": 50, "slow": 400, "size": 100.0}
 

@@ -585,7 +585,7 @@ def main() -> None:
     ap.add_argument("--symbol", default="BENCH")
     ap.add_argument("--dsn")
     args = ap.parse_args()
-    from ticktape.runtime.embedded import keep_freed_memory
+    from ticktape.runtime.processes import keep_freed_memory
 
     keep_freed_memory()  # as the `ticktape` command does
     if args.child:

@@ -117,7 +117,7 @@ def kafka_url(runtime: Any) -> str:
 @pytest.fixture(scope="session")
 def db_url(runtime: Any) -> str:
     from ticktape import store
-    from ticktape.runtime.embedded import run_coro
+    from ticktape.runtime.processes import run_coro
 
     dsn = str(runtime.database_url)
     run_coro(lambda: store.migrate(dsn))
@@ -130,7 +130,7 @@ def fresh_db(runtime: Any) -> Iterator[str]:
     import asyncpg
 
     from ticktape.config import with_database
-    from ticktape.runtime.embedded import run_coro
+    from ticktape.runtime.processes import run_coro
 
     admin = with_database(str(runtime.database_url), "postgres")
     name = f"test_{uuid.uuid4().hex[:12]}"

@@ -23,8 +23,10 @@ import pytest
 import ticktape
 from ticktape.config import Settings
 from ticktape.errors import TicktapeRuntimeError
-from ticktape.runtime import embedded as runtime_mod
-from ticktape.runtime.embedded import Runtime, kafka_metadata, run_coro
+from ticktape.runtime import postgres as postgres_mod
+from ticktape.runtime.embedded import Runtime
+from ticktape.runtime.kafka import kafka_metadata
+from ticktape.runtime.processes import run_coro
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +88,7 @@ def server_processes(pg_dir: Path, dsn: str) -> list[psutil.Process]:
             await conn.close()
         return [row["pid"] for row in rows if row["backend_type"] in PG_RESIDENT]
 
-    postmaster = psutil.Process(runtime_mod._read_postmaster(pg_dir)["pid"])
+    postmaster = psutil.Process(postgres_mod.read_postmaster(pg_dir)["pid"])
     keeper = postmaster.parent()
     assert keeper is not None and "ticktape.runtime.pgkeeper" in keeper.cmdline()
     children = [psutil.Process(pid) for pid in run_coro(resident)]
@@ -330,7 +332,7 @@ def test_commands_started_at_once_on_a_new_home_share_one_server(tmp_path: Path)
     finally:
         for rt in runtimes:
             rt.stop()
-    assert runtime_mod._read_postmaster(local_settings(home).pg_dir) is None  # the last one stopped it
+    assert postgres_mod.read_postmaster(local_settings(home).pg_dir) is None  # the last one stopped it
 
 
 def test_attaches_to_a_running_embedded_postgres(tmp_path: Path) -> None:
@@ -402,7 +404,7 @@ def test_kafka_port_from_the_environment(tmp_path: Path) -> None:
 
 
 def test_postgres_startup_failure_shows_its_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(runtime_mod.PG_SETTINGS, "shared_buffers", "lots")
+    monkeypatch.setitem(postgres_mod.PG_SETTINGS, "shared_buffers", "lots")
     rt = Runtime(local_settings(tmp_path / "home"), kafka=False)
     with pytest.raises(TicktapeRuntimeError) as info:
         rt.start()
@@ -441,7 +443,7 @@ def test_ensure_topics_creates_with_partition_counts(runtime: Runtime) -> None:
 async def test_produce_consume_with_a_consumer_group(kafka_url: str) -> None:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-    from ticktape.runtime.embedded import ensure_topics_async
+    from ticktape.runtime.kafka import ensure_topics_async
 
     topic, group = f"pc-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
     await ensure_topics_async(kafka_url, {topic: 2})

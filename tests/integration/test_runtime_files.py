@@ -19,7 +19,9 @@ from ticktape.config import Settings
 from ticktape.errors import TicktapeRuntimeError
 from ticktape.pipeline.worker import WorkerProcess, ready_path
 from ticktape.runtime import embedded as runtime_mod
-from ticktape.runtime.embedded import Runtime, run_coro
+from ticktape.runtime import postgres as postgres_mod
+from ticktape.runtime.embedded import Runtime
+from ticktape.runtime.processes import run_coro
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +51,7 @@ def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
 
 
 def pg_user_uid() -> int | None:
-    return pwd.getpwnam(runtime_mod.PG_SYSTEM_USER).pw_uid if ROOT else None
+    return pwd.getpwnam(postgres_mod.PG_SYSTEM_USER).pw_uid if ROOT else None
 
 
 # --------------------------------------------------------------------------
@@ -82,14 +84,14 @@ def test_postgres_programs_the_postgres_user_cannot_reach_are_one_clear_line(
     closed = tmp_path / "closed"
     closed.mkdir()
     closed.chmod(0o700)
-    real = runtime_mod._pg_bin_dir()
+    real = postgres_mod.pg_bin_dir()
     (closed / "pginstall").symlink_to(real.parent)
-    monkeypatch.setattr(runtime_mod, "_pg_bin_dir", lambda: closed / "pginstall" / "bin")
+    monkeypatch.setattr(runtime_mod, "pg_bin_dir", lambda: closed / "pginstall" / "bin")
     rt = Runtime(Settings(home=tmp_path / "home"), kafka=False)
     with pytest.raises(TicktapeRuntimeError) as info:
         rt.start()
     message = str(info.value)
-    assert "\n" not in message and str(closed) in message and runtime_mod.PG_SYSTEM_USER in message, message
+    assert "\n" not in message and str(closed) in message and postgres_mod.PG_SYSTEM_USER in message, message
     assert mode(closed) == 0o700 and rt.pids == {}
 
 
@@ -132,7 +134,7 @@ def long_home(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """A home whose socket path does not fit in sun_path, and the socket
     directory in /tmp it gets (removed afterwards, whatever it is)."""
     home = tmp_path / ("h" * 80)
-    sock = runtime_mod._socket_dir_for(home / "pg")
+    sock = postgres_mod.socket_dir_for(home / "pg")
     assert sock.parent == Path("/tmp"), sock
     assert not os.path.lexists(sock)
     try:

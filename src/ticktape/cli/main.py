@@ -186,7 +186,8 @@ def dashboard(
     """Open the Streamlit dashboard on the stored runs."""
 
     from ticktape.errors import TicktapeRuntimeError
-    from ticktape.runtime.embedded import Runtime, port_in_use, spawn_child, terminate_process
+    from ticktape.runtime.embedded import Runtime
+    from ticktape.runtime.processes import port_in_use, spawn_child, terminate_process
 
     entry = Path(dashboards.__file__).resolve().parent / "app.py"
     if port_in_use(port):
@@ -219,7 +220,7 @@ def dashboard(
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI; known errors become one line and exit 1."""
     from ticktape.errors import KNOWN_ERRORS
-    from ticktape.runtime.embedded import keep_freed_memory
+    from ticktape.runtime.processes import keep_freed_memory
 
     keep_freed_memory()  # (before the first batch: workers, imports, backtests)
 

@@ -25,7 +25,8 @@ from faust.worker import Worker
 from ticktape.config import Settings
 from ticktape.errors import TicktapeRuntimeError
 from ticktape.pipeline.app import create_app
-from ticktape.runtime.embedded import make_private_dir, open_private, spawn_child, tail, terminate_process
+from ticktape.runtime.files import make_private_dir, open_private
+from ticktape.runtime.processes import spawn_child, tail, terminate_process
 
 
 def run_worker(

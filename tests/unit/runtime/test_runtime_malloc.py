@@ -25,7 +25,7 @@ PROBE = textwrap.dedent(
     """
     import ctypes, sys
     import numpy as np
-    from ticktape.runtime.embedded import keep_freed_memory
+    from ticktape.runtime.processes import keep_freed_memory
 
     class MallInfo2(ctypes.Structure):
         _fields_ = [(n, ctypes.c_size_t) for n in
