@@ -56,8 +56,6 @@ from ticktape.config import (
     mask_dsn,
 )
 from ticktape.errors import TicktapeRuntimeError
-
-log = logging.getLogger(__name__)
 from ticktape.runtime.files import file_lock, make_private_dir, open_private
 from ticktape.runtime.kafka import TANSU_ENV_DROP, ensure_topics_async, kafka_metadata, tcp_check
 from ticktape.runtime.postgres import (
@@ -87,6 +85,8 @@ from ticktape.runtime.processes import (
     tail,
     terminate_process,
 )
+
+log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------
 # the runtime

