@@ -33,6 +33,7 @@ from typing import Any
 
 from ticktape.errors import CouldNotUnderstand, LLMError, SpecError
 from ticktape.strategy import catalog, rules
+from ticktape.strategy.params import Param
 
 __all__ = ["CouldNotUnderstand", "LLMError", "llm_parse", "parse", "system_prompt"]
 
@@ -207,7 +208,7 @@ NOUNS |= {
     ("macd", "histogram"): ("macd", {"line": "hist"}),
     ("macd", "hist"): ("macd", {"line": "hist"}),
 }
-_MA = ("sma", "ema", "wma")
+_MA = catalog.params_of("ma_crossover")["ma"].choices  # the moving averages
 LINES = _phrases({"signal": ["signal line", "signal"], "hist": ["histogram", "hist"]})
 BANDS = _phrases(
     {"upper": ["upper", "top"], "lower": ["lower", "bottom"], "middle": ["middle", "center", "centre"]}
@@ -1600,14 +1601,18 @@ def parse(text: str, *, llm: bool = False, timeout: float = 30.0) -> dict[str, A
 
 
 def system_prompt() -> str:
-    """The system prompt sent to the LLM: the spec format, generated from :mod:`ticktape.strategy.rules`."""
+    """The system prompt sent to the LLM: the spec format, generated from the
+    parameters' declarations (:mod:`ticktape.strategy.catalog`) and the rule
+    tree's vocabulary (:mod:`ticktape.strategy.rules`)."""
 
-    def describe(table: dict[str, rules.Param]) -> str:
+    def describe(table: dict[str, Param]) -> str:
         parts = []
         for key, prm in table.items():
             kind = prm.kind
             if prm.choices:
                 kind = "|".join(f'"{c}"' for c in prm.choices)
+            elif prm.bounds():
+                kind = f"{kind} {prm.bounds()}"
             default = "required" if prm.required else json.dumps(prm.default)
             extra = f" ({prm.help})" if prm.help else ""
             parts.append(f"`{key}` {kind} [{default}]{extra}")
@@ -1617,14 +1622,17 @@ def system_prompt() -> str:
         "You translate a trading strategy described in English into a JSON strategy spec for the ticktape "
         "backtester. Reply with exactly one JSON object and nothing else.",
         'The spec is {"strategy": NAME, "params": {...}}. Parameters common to every strategy: '
-        + describe(rules.COMMON)
+        + describe(catalog.COMMON)
         + ".",
         "Strategies (NAME: own parameters):",
     ]
-    for name, table in rules.TEMPLATES.items():
-        if name == "sma_crossover":
+    described = set()
+    for name in catalog.TEMPLATES:
+        config = catalog.strategy_class(name).Config
+        if config in described:  # sma_crossover: ma_crossover under its old name
             continue
-        lines.append(f"- {name}: {describe(table)}")
+        described.add(config)
+        lines.append(f"- {name}: {describe(catalog.own_params(name))}")
     lines += [
         "For `rules`, `entry` is the condition to go long, `exit` to close the long, `short_entry` / "
         "`short_exit` the same for shorts. A COND is "
