@@ -14,6 +14,7 @@ import dataclasses
 import inspect
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -384,3 +385,40 @@ def test_nan_in_a_json_spec_is_refused_naming_the_field(cli, tmp_path: Path) -> 
     res = cli("strategy", "validate", str(spec))
     assert res.exit_code == 1
     assert res.stderr.strip() == f"ticktape: error: {spec}: params.size: must be a finite number, got nan"
+
+
+DOCS = Path(__file__).resolve().parents[3] / "docs"
+
+
+def _default_in_doc(text: str) -> Any:
+    first = text.split("=", maxsplit=1)[0].strip().strip('"')
+    try:
+        return float(first)
+    except ValueError:
+        return {"false": False, "true": True}.get(first, first)
+
+
+def test_the_docs_tables_match_the_declarations() -> None:
+    """docs/strategies-from-text.md lists every template's own parameters with their
+    defaults, and the common ones; docs/strategies.md names only parameters that exist."""
+    text = (DOCS / "strategies-from-text.md").read_text()
+    rows = {m[1]: m[2] for m in re.finditer(r"^\| `(\w+)` \| (.*) \|$", text, re.M)}
+    common = re.findall(r"^\| `(\w+)` \[([^\]]+)\] \|", text, re.M)
+    assert [k for k, _ in common] == list(catalog.COMMON)
+    for key, default in common:
+        assert _default_in_doc(default) == catalog.COMMON[key].default, key
+    for name in catalog.TEMPLATES:
+        cell = rows.get(name)
+        if cell is None:  # sma_crossover: named in ma_crossover's row
+            assert any(f"`{name}`" in c for c in rows.values()), name
+            continue
+        named = set(re.findall(r"`(\w+)`", cell)) - set(catalog.TEMPLATES)
+        table = catalog.params_of(name)
+        assert named <= set(table), (name, named - set(table))
+        assert set(catalog.own_params(name)) <= named, (name, set(catalog.own_params(name)) - named)
+        for key, default in re.findall(r"`(\w+)`[^`\[|]*?\[([^\]]+)\]", cell):
+            assert _default_in_doc(default) == table[key].default, (name, key, default)
+    text = (DOCS / "strategies.md").read_text()
+    for m in re.finditer(r"^\| `(\w+)`[^|]*\| [^|]+ \| (.*) \|$", text, re.M):
+        if m[1] in catalog.TEMPLATES:
+            assert set(re.findall(r"`(\w+)`", m[2])) <= set(catalog.params_of(m[1])), m[1]
