@@ -139,5 +139,5 @@ def test_a_sweep_over_the_pipeline_equals_the_in_process_sweep(pipeline):
     for spec, r in zip(specs, local.results, strict=True):
         got = pipeline.stored(spec.run_id, "SWA", "fills")
         assert got.tobytes() == r.extra["raw"]["fills"].tobytes(), spec.params
-    with pytest.raises(SpecError, match=r"parameter set 0 .*slow must be > fast"):
+    with pytest.raises(SpecError, match=r"parameter set 0 .*slow: must be > fast"):
         pipeline_specs(base, [{"fast": 50, "slow": 10}])

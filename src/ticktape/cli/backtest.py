@@ -12,20 +12,42 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ticktape.errors import SpecError
+from ticktape.strategy import catalog
+
 console = Console()
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
-    """``["fast=10", "ma=ema"]`` → ``{"fast": "10", "ma": "ema"}`` (typed later by the strategy's config)."""
-    from ticktape.errors import SpecError
+    """``["fast=10", "ma=ema"]`` → ``{"fast": "10", "ma": "ema"}``.
 
+    The values stay strings: the strategy's config reads each as its declared
+    type (:func:`ticktape.strategy.params.load`), so ``--param`` and a spec
+    file are checked alike. A name given twice is an error (the last would
+    silently win).
+    """
     out: dict[str, Any] = {}
     for p in pairs:
         key, sep, value = p.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise SpecError(f"--param {p!r}: expected NAME=VALUE")
-        out[key.strip()] = value.strip()
+        if key in out:
+            raise SpecError(f"--param {p!r}: {key} is given twice")
+        out[key] = value.strip()
     return out
+
+
+def param_help(lead: str) -> str:
+    """The ``--param`` help: ``lead``, then each template's own parameters (from their declarations)."""
+    names: dict[tuple[str, ...], list[str]] = {}
+    for name in catalog.TEMPLATES:
+        names.setdefault(tuple(catalog.own_params(name)), []).append(name)
+    own = "; ".join(f"{'/'.join(n)}: {', '.join(keys)}" for keys, n in names.items())
+    return (
+        f"{lead} (repeat). Templates: {own}; every template: {', '.join(catalog.COMMON)}. "
+        "Types, defaults and bounds: ticktape strategy params NAME"
+    )
 
 
 def load_spec(path: Path) -> dict[str, Any]:
@@ -76,9 +98,12 @@ def backtest(
         Path | None,
         typer.Option(help="CSV or Parquet of L2 level updates (ts, side, price, qty): fills walk the depth"),
     ] = None,
-    strategy: Annotated[str | None, typer.Option(help="strategy (template) name")] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option(help="strategy (template) name; its parameters: ticktape strategy params NAME"),
+    ] = None,
     param: Annotated[
-        list[str] | None, typer.Option("--param", help="strategy parameter NAME=VALUE (repeat)")
+        list[str] | None, typer.Option("--param", help=param_help("strategy parameter NAME=VALUE"))
     ] = None,
     spec: Annotated[
         Path | None, typer.Option(help="a strategy spec JSON (e.g. from `ticktape strategy from-text`)")
@@ -164,7 +189,8 @@ def sweep(
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="ticks, bars or auto")] = "auto",
     param: Annotated[
-        list[str] | None, typer.Option("--param", help="fixed parameter NAME=VALUE (repeat)")
+        list[str] | None,
+        typer.Option("--param", help=param_help("parameter NAME=VALUE fixed for every set")),
     ] = None,
     sample_n: Annotated[
         int | None, typer.Option("--sample", help="evaluate N random sets of the grid")

@@ -1,8 +1,10 @@
-"""``ticktape strategy``: write a strategy spec from plain English, check a spec file.
+"""``ticktape strategy``: write a strategy spec from plain English, check a spec
+file, list a strategy's parameters.
 
 A typer sub-app (:data:`app`). ``from-text`` prints the spec as indented JSON
-on stdout (so it can be redirected to a file) and a hint on stderr; errors are
-one line ``ticktape: error: ...`` and exit code 1.
+on stdout (so it can be redirected to a file) and a hint on stderr; ``params``
+prints what the strategy's config declares (a table, or ``--json``); errors
+are one line ``ticktape: error: ...`` and exit code 1.
 """
 
 from __future__ import annotations
@@ -12,12 +14,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 from rich.text import Text
 
-from ticktape.cli.common import err_console
+from ticktape.cli.common import console, err_console
 from ticktape.errors import CommandError
 
-app = typer.Typer(no_args_is_help=True, help="Strategy specs: write one from plain English, validate a file.")
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Strategy specs: write one from plain English, validate a file, list a strategy's parameters.",
+)
 
 
 def _dump(spec: dict[str, Any]) -> str:
@@ -90,3 +96,37 @@ def validate(spec_file: Annotated[Path, typer.Argument(help="a strategy spec JSO
     filled = sorted(set(normalized["params"]) - set(spec.get("params") or {}))
     note = f"; defaults used for {', '.join(filled)}" if filled else ""
     typer.echo(f"{spec_file}: a valid {normalized['strategy']!r} spec{note}")
+
+
+@app.command("params")
+def params(
+    name: Annotated[str, typer.Argument(help="a strategy (template) name, e.g. ma_crossover")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the parameters as a JSON list")] = False,
+) -> None:
+    """List a strategy's parameters: name, type, default, allowed values, help.
+
+    They are what its config declares (the template's own first, then those
+    every template has); `ticktape backtest --param NAME=VALUE` and a spec's
+    "params" take them.
+    """
+    from ticktape.strategy.catalog import COMMON, params_of
+
+    table = params_of(name)
+    ordered = [k for k in table if k not in COMMON] + [k for k in table if k in COMMON]
+    if as_json:
+        typer.echo(json.dumps([table[k].to_json(k) for k in ordered], indent=2))
+        return
+    own = [k for k in ordered if k not in COMMON]
+    out = Table(
+        title=f'{name}: parameters (`--param NAME=VALUE`, or the spec\'s "params")',
+        caption="below the line: the parameters every template has"
+        if own and len(own) < len(ordered)
+        else None,
+    )
+    for column in ("param", "type", "default", "allowed", "help"):
+        out.add_column(column, overflow="fold")
+    for k in ordered:
+        p = table[k]
+        default = "required" if p.required else json.dumps(p.to_json(k)["default"])
+        out.add_row(k, p.kind, default, p.allowed(), p.help, end_section=own[-1:] == [k])
+    console.print(out)

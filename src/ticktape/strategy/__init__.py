@@ -6,11 +6,15 @@ feed.
 
 - :mod:`~ticktape.strategy.api`: :class:`Strategy`, :class:`Feature`,
   :class:`Columns`, :class:`Context` and the registry;
+- :mod:`~ticktape.strategy.params`: a parameter declared once, on its config
+  field (:func:`~ticktape.strategy.params.param`), and the one path from a
+  spec's params to a config;
 - :mod:`~ticktape.strategy.catalog`: the registered strategies, :func:`build`,
   :func:`validate_spec` and :func:`check_run`;
 - :mod:`~ticktape.strategy.templates`: the built-in strategies;
 - :mod:`~ticktape.strategy.rules`: rule trees (the ``rules`` strategy);
-- :mod:`~ticktape.strategy.fromtext`: plain English -> a strategy spec.
+- :mod:`~ticktape.strategy.fromtext`: plain English -> a strategy spec
+  (tokens, lexicon, grammar, llm).
 
 The names below are the public strategy API: ``from ticktape.strategy import
 Strategy, Feature, Columns, orders``.

@@ -362,9 +362,11 @@ class Context:
 class Strategy:
     """Base class of all strategies.
 
-    Subclasses set ``name`` and ``Config`` (a frozen dataclass) and implement
-    :meth:`features` and either :meth:`on_batch` (vectorized) or
-    :meth:`on_tick` (per tick, optionally with :meth:`on_fill`).
+    Subclasses set ``name`` and ``Config`` (a frozen dataclass; its fields
+    declared with :func:`ticktape.strategy.params.param` carry their bounds,
+    choices and help) and implement :meth:`features` and either
+    :meth:`on_batch` (vectorized) or :meth:`on_tick` (per tick, optionally
+    with :meth:`on_fill`).
     """
 
     name: ClassVar[str]

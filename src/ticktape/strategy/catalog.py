@@ -1,60 +1,47 @@
 """The strategies there are: the registered classes (the templates register
 themselves on import), building one from its name and params, and checking a
-strategy spec or a run spec before anything runs."""
+strategy spec or a run spec before anything runs.
+
+There is one path from a spec to a strategy: :func:`build` loads the
+strategy's config from the params (:func:`ticktape.strategy.params.load`:
+every parameter checked and coerced against its declaration on the config,
+then the config's rules between fields). :func:`validate_spec` is
+:func:`build` plus the normalized params, and :func:`check_run` is
+:func:`build` of a run spec, so ``ticktape strategy validate`` accepts a spec
+exactly when ``ticktape backtest`` does.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from ticktape.errors import SpecError
 from ticktape.model.spec import RunSpec
-from ticktape.strategy import rules, templates
+from ticktape.strategy import templates
 from ticktape.strategy.api import REGISTRY, Strategy
+from ticktape.strategy.params import Param, declared, load, to_dict
 
-__all__ = ["build", "check_run", "strategy_class", "templates", "validate_spec"]
+__all__ = [
+    "COMMON",
+    "TEMPLATES",
+    "build",
+    "check_run",
+    "own_params",
+    "params_of",
+    "strategy_class",
+    "templates",
+    "validate_spec",
+]
 
+#: The built-in templates' names, in the order they are declared
+#: (``sma_crossover`` is ``ma_crossover`` under the walking skeleton's name).
+TEMPLATES: tuple[str, ...] = tuple(
+    name for name, cls in REGISTRY.items() if cls.__module__ == templates.__name__
+)
 
-def _kind(f: dataclasses.Field) -> str:
-    # configs use `from __future__ import annotations`, so field.type is the annotation's text
-    return f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-
-
-def _coerce(f: dataclasses.Field, value: Any, where: str) -> Any:  # noqa: PLR0911
-    kind = _kind(f)
-    target = {"int": int, "float": float, "bool": bool, "str": str}.get(kind)
-    if target is None:
-        if kind.startswith(("tuple", "dict", "list")) and isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                value = [v.strip() for v in value.split(",")] if kind.startswith(("tuple", "list")) else value
-        if kind.startswith("tuple") and isinstance(value, list):
-            return tuple(value)
-        return value
-    if target is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
-        raise SpecError(f"{where}: expected a boolean, got {value!r}")
-    if target is int:
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise SpecError(f"{where}: expected an integer, got {value!r}")
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise SpecError(f"{where}: expected an integer, got {value!r}") from None
-    if target is float:
-        if isinstance(value, bool):
-            raise SpecError(f"{where}: expected a number, got {value!r}")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise SpecError(f"{where}: expected a number, got {value!r}") from None
-    return str(value)
+#: The parameters every template has (declared on :class:`ticktape.strategy.templates.Common`).
+COMMON: dict[str, Param] = declared(templates.Common)
 
 
 def strategy_class(name: str) -> type[Strategy]:
@@ -65,29 +52,38 @@ def strategy_class(name: str) -> type[Strategy]:
     return cls
 
 
-def build(name: str, params: dict[str, Any] | None = None) -> Strategy:
+def params_of(name: str) -> dict[str, Param]:
+    """Every parameter of strategy ``name``, declared on its config, in field order.
+
+    Examples
+    --------
+    >>> p = params_of("breakout")["n"]
+    >>> p.kind, p.default, p.bounds()
+    ('int', 20, '>= 1 and <= 10000000')
+    """
+    return declared(strategy_class(name).Config)
+
+
+def own_params(name: str) -> dict[str, Param]:
+    """The parameters of strategy ``name`` that are not :data:`COMMON` ones."""
+    return {k: p for k, p in params_of(name).items() if k not in COMMON}
+
+
+def build(name: str, params: Mapping[str, Any] | None = None) -> Strategy:
     """Instantiate the registered strategy ``name`` with ``params``.
+
+    Values are checked and coerced against the parameters' declarations
+    (strings as ``--param`` gives them are read as the declared type).
 
     Raises
     ------
     SpecError
-        Unknown strategy, unknown parameter, or a value of the wrong type;
-        the message names the field.
+        Unknown strategy, unknown or missing parameter, a value of the wrong
+        type or out of its bounds, or a rule between parameters broken; the
+        message starts with the field's path (``params.fast: ...``).
     """
     cls = strategy_class(name)
-    fields = {f.name: f for f in dataclasses.fields(cls.Config)}
-    kwargs = {}
-    for key, value in (params or {}).items():
-        if key not in fields:
-            raise SpecError(f"params.{key}: unknown parameter of {name!r}; known: {', '.join(fields)}")
-        kwargs[key] = _coerce(fields[key], value, f"params.{key}")
-    try:
-        config = cls.Config(**kwargs)
-    except SpecError:
-        raise
-    except (TypeError, ValueError) as exc:
-        raise SpecError(f"params: {exc}") from None
-    return cls(config)
+    return cls(load(cls.Config, params, name))
 
 
 def check_run(spec: RunSpec) -> RunSpec:
@@ -109,10 +105,10 @@ def check_run(spec: RunSpec) -> RunSpec:
 def validate_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     """Validate a whole ``{"strategy": NAME, "params": {...}}`` spec; return it normalized.
 
-    Template names are checked against :data:`ticktape.strategy.rules.TEMPLATES` (plus ``COMMON``).
-    A name that is not a template but is registered in
-    :data:`ticktape.strategy.REGISTRY` (a user's own strategy) is checked by
-    :func:`ticktape.strategy.build` and its params returned as given.
+    The spec is accepted exactly when :func:`build` accepts it (this is
+    :func:`build`); the params come back with every parameter present
+    (defaults filled) and values coerced to their declared types, so
+    validating the result again returns it unchanged.
 
     Raises
     ------
@@ -122,6 +118,8 @@ def validate_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
 
     Examples
     --------
+    >>> validate_spec({"strategy": "breakout", "params": {"n": "55"}})["params"]["n"]
+    55
     >>> validate_spec({"strategy": "breakout", "params": {"n": 55}})["params"]["exit_n"]
     10
     """
@@ -133,13 +131,5 @@ def validate_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     name = spec.get("strategy")
     if not isinstance(name, str) or not name:
         raise SpecError(f"strategy: must be a strategy name, got {name!r}")
-    params = spec.get("params")
-    if name in rules.TEMPLATES:
-        return {"strategy": name, "params": rules.check_params(name, params)}
-    if name not in REGISTRY:
-        known = sorted(set(rules.TEMPLATES) | set(REGISTRY))
-        raise SpecError(f"strategy: unknown strategy {name!r}; known: {', '.join(known)}")
-    if params is not None and not isinstance(params, Mapping):
-        raise SpecError(f"params: must be an object, got {params!r}")
-    build(name, dict(params or {}))
-    return {"strategy": name, "params": dict(params or {})}
+    strategy = build(name, spec.get("params"))
+    return {"strategy": name, "params": to_dict(strategy.config)}

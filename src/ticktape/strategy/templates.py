@@ -1,7 +1,11 @@
 """Strategy templates.
 
 Every template is a :class:`~ticktape.strategy.Strategy` with a frozen config
-that includes the :class:`Common` options:
+that includes the :class:`Common` options. Each parameter is declared once,
+on its config field (:func:`~ticktape.strategy.params.param`: type, default,
+bounds, choices, help), and the rules between fields are the config's
+``check()``; validation, coercion, ``ticktape strategy params NAME`` and the
+``--param`` help are derived from them (:mod:`ticktape.strategy.params`).
 
 ``long_only``
     never hold a short position (short entries become exits);
@@ -26,6 +30,7 @@ batches in the state (so the path is identical for any split).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -33,31 +38,48 @@ import numpy as np
 
 from ticktape import _native
 from ticktape.compute import indicators
+from ticktape.errors import SpecError
 from ticktape.strategy import rules
 from ticktape.strategy.api import Columns, Context, Feature, Fill, Strategy, Tick, register
+from ticktape.strategy.params import Params, fmt, param, window
+
+#: Quantities (``size``, ``max_inventory``) are below 2**53 units: the engine
+#: counts them in whole lots below 2**53 (with the default lot size of 1; a
+#: finer lot size narrows it, and the engine says so when the run starts).
+MAX_UNITS = 2.0**53
+#: The farthest a market maker quotes from the mid, in ticks (``spread_ticks``,
+#: ``skew``): farther quotes never fill, and the cap keeps quote prices inside
+#: the engine's price range.
+MAX_TICKS = 1_000_000
 
 
 @dataclass(frozen=True, kw_only=True)
-class Common:
+class Common(Params):
     """Options every template has (see the module docstring)."""
 
-    long_only: bool = False
-    size: float = 100.0
-    sizing: str = "fixed"
-    fraction: float = 1.0
-    stop_loss: float = 0.0
-    take_profit: float = 0.0
+    long_only: bool = param(False, help="never hold a short position (short entries become exits)")
+    size: float = param(100.0, gt=0, lt=MAX_UNITS, help="units held when sizing is fixed")
+    sizing: str = param(
+        "fixed", choices=("fixed", "equity"), help="fixed: hold size units; equity: a fraction of equity"
+    )
+    fraction: float = param(1.0, gt=0, le=1, help="fraction of equity held when sizing is equity")
+    stop_loss: float = param(0.0, ge=0, help="exit at this loss, a fraction of the entry price; 0 = off")
+    take_profit: float = param(0.0, ge=0, help="exit at this gain, a fraction of the entry price; 0 = off")
 
-    def __post_init__(self) -> None:
-        if not self.size > 0:
-            raise ValueError(f"size must be > 0, got {self.size}")
-        if self.sizing not in ("fixed", "equity"):
-            raise ValueError(f"sizing must be 'fixed' or 'equity', got {self.sizing!r}")
-        if not 0 < self.fraction <= 1:
-            raise ValueError(f"fraction must be in (0, 1], got {self.fraction}")
-        for name in ("stop_loss", "take_profit"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0 (a fraction of the entry price; 0 = off)")
+    def check(self) -> None:
+        super().check()
+        if self.sizing == "fixed" and self.fraction != 1.0:
+            raise SpecError("params.fraction: only used with sizing = 'equity' (sizing is 'fixed')")
+
+
+def _units_only(sizing: str, who: str) -> None:
+    if sizing != "fixed":
+        raise SpecError(f"params.sizing: {who} sizes in units: must be 'fixed', got {sizing!r}")
+
+
+def _z_order(entry_z: float, exit_z: float) -> None:
+    if not exit_z < entry_z:
+        raise SpecError(f"params.exit_z: must be < entry_z, got exit_z={fmt(exit_z)} entry_z={fmt(entry_z)}")
 
 
 def _lag(values: np.ndarray, carried: float) -> np.ndarray:
@@ -169,29 +191,20 @@ class Template(Strategy):
         return np.where(changed, pos * c.fraction, np.nan), state
 
 
-def _ma_kind(ma: str) -> str:
-    if ma not in ("sma", "ema", "wma"):
-        raise ValueError(f"ma must be one of sma, ema, wma; got {ma!r}")
-    return ma
-
-
 @dataclass(frozen=True, kw_only=True)
 class MaCrossoverConfig(Common):
     """Moving-average crossover. ``fast``/``slow``: window lengths in ticks
     (bars on bar data), fast < slow; ``fast=1`` means the price itself;
     ``ma``: sma, ema or wma."""
 
-    fast: int = 50
-    slow: int = 200
-    ma: str = "sma"
+    fast: int = window(50, help="fast moving average, rows (1 = the price itself)")
+    slow: int = window(200, help="slow moving average, rows (> fast)")
+    ma: str = param("sma", choices=("sma", "ema", "wma"), help="kind of moving average")
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.fast < 1:
-            raise ValueError(f"fast must be >= 1, got {self.fast}")
+    def check(self) -> None:
+        super().check()
         if self.slow <= self.fast:
-            raise ValueError(f"slow must be > fast, got fast={self.fast} slow={self.slow}")
-        _ma_kind(self.ma)
+            raise SpecError(f"params.slow: must be > fast, got fast={self.fast} slow={self.slow}")
 
 
 @register
@@ -228,18 +241,22 @@ class RsiReversionConfig(Common):
     """RSI mean reversion: long below ``lower``, short above ``upper``, flat
     when RSI crosses back through ``exit``."""
 
-    n: int = 14
-    lower: float = 30.0
-    upper: float = 70.0
-    exit: float = 50.0
+    n: int = window(14, help="RSI window, rows")
+    lower: float = param(30.0, ge=0, le=100, help="long below this RSI")
+    upper: float = param(70.0, ge=0, le=100, help="short above this RSI (>= lower)")
+    exit: float = param(
+        50.0, ge=0, le=100, help="flat when RSI is back at this level (between lower and upper)"
+    )
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.n < 1:
-            raise ValueError(f"n must be >= 1, got {self.n}")
-        if not 0 <= self.lower <= self.exit <= self.upper <= 100:
-            raise ValueError(
-                f"need 0 <= lower <= exit <= upper <= 100, got {self.lower}, {self.exit}, {self.upper}"
+    def check(self) -> None:
+        super().check()
+        lower, upper, exit_ = self.lower, self.upper, self.exit
+        if not lower <= upper:
+            raise SpecError(f"params.upper: must be >= lower, got lower={fmt(lower)} upper={fmt(upper)}")
+        if not lower <= exit_ <= upper:
+            raise SpecError(
+                f"params.exit: must be between lower and upper, got {fmt(exit_)} "
+                f"(lower={fmt(lower)}, upper={fmt(upper)})"
             )
 
 
@@ -264,15 +281,8 @@ class RsiReversion(Template):
 class BollingerReversionConfig(Common):
     """Bollinger reversion over ``n`` with bands ``k`` standard deviations wide."""
 
-    n: int = 20
-    k: float = 2.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.n < 2:
-            raise ValueError(f"n must be >= 2, got {self.n}")
-        if not self.k > 0:
-            raise ValueError(f"k must be > 0, got {self.k}")
+    n: int = window(20, ge=2, help="window of the bands' SMA and standard deviation, rows")
+    k: float = param(2.0, gt=0, help="band width in standard deviations")
 
 
 @register
@@ -296,13 +306,8 @@ class BollingerReversion(Template):
 class BreakoutConfig(Common):
     """Channel breakout: entries on ``n``-period extremes, exits on ``exit_n``."""
 
-    n: int = 20
-    exit_n: int = 10
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.n < 1 or self.exit_n < 1:
-            raise ValueError(f"n and exit_n must be >= 1, got {self.n}, {self.exit_n}")
+    n: int = window(20, help="entry channel: a new high (low) of the previous n rows goes long (short)")
+    exit_n: int = window(10, help="exit channel: rows of the low (high) that closes a long (short)")
 
 
 @register
@@ -334,17 +339,14 @@ class VwapReversionConfig(Common):
     """VWAP reversion: ``n`` rolling ticks (0 = the session VWAP, UTC days);
     z-score of price − VWAP over ``z_n`` ticks; ``entry_z`` / ``exit_z``."""
 
-    n: int = 0
-    z_n: int = 100
-    entry_z: float = 2.0
-    exit_z: float = 0.0
+    n: int = window(0, ge=0, help="VWAP window, rows; 0 = the session VWAP (UTC days)")
+    z_n: int = window(100, ge=2, help="window of the z-score of price - VWAP, rows")
+    entry_z: float = param(2.0, gt=0, help="enter at this z-score (either side)")
+    exit_z: float = param(0.0, ge=0, help="exit once the z-score is back within this (< entry_z)")
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.n < 0 or self.z_n < 2:
-            raise ValueError(f"need n >= 0 and z_n >= 2, got n={self.n}, z_n={self.z_n}")
-        if not self.entry_z > self.exit_z >= 0:
-            raise ValueError(f"need entry_z > exit_z >= 0, got {self.entry_z}, {self.exit_z}")
+    def check(self) -> None:
+        super().check()
+        _z_order(self.entry_z, self.exit_z)
 
 
 @register
@@ -383,24 +385,18 @@ class PairsConfig(Common):
     ``n`` observations; ``entry_z`` / ``exit_z``; ``hedge`` "ols" (rolling
     OLS slope of log A on log B) or "ratio" (slope 1)."""
 
-    symbols: tuple = ()
-    n: int = 100
-    entry_z: float = 2.0
-    exit_z: float = 0.5
-    hedge: str = "ols"
+    symbols: tuple[str, str] = param(help="the two symbols A and B (A is traded in size units)")
+    n: int = window(100, ge=3, help="lookback of the hedge ratio and the spread's z-score, observations")
+    entry_z: float = param(2.0, gt=0, help="enter at this z-score of the spread (either side)")
+    exit_z: float = param(0.5, ge=0, help="exit once the z-score is back within this (< entry_z)")
+    hedge: str = param(
+        "ols", choices=("ols", "ratio"), help="ols: rolling OLS slope of log A on log B; ratio: slope 1"
+    )
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if len(self.symbols) != 2 or len(set(self.symbols)) != 2:
-            raise ValueError(f"symbols must be two different symbols, got {list(self.symbols)}")
-        if self.n < 3:
-            raise ValueError(f"n must be >= 3, got {self.n}")
-        if not self.entry_z > self.exit_z >= 0:
-            raise ValueError(f"need entry_z > exit_z >= 0, got {self.entry_z}, {self.exit_z}")
-        if self.hedge not in ("ols", "ratio"):
-            raise ValueError(f"hedge must be 'ols' or 'ratio', got {self.hedge!r}")
-        if self.sizing != "fixed":
-            raise ValueError("pairs sizes its legs in units: sizing must be 'fixed'")
+    def check(self) -> None:
+        super().check()
+        _z_order(self.entry_z, self.exit_z)
+        _units_only(self.sizing, "pairs (its legs)")
 
 
 def _rolling_slope(y: np.ndarray, x: np.ndarray, tail: list[list[float]], n: int) -> tuple[np.ndarray, list]:
@@ -497,30 +493,46 @@ _CONDS = ("entry", "exit", "short_entry", "short_exit")
 class RulesConfig(Common):
     """Rule conditions (see ticktape.strategy.rules for the COND format): ``entry``
     goes long, ``exit`` closes the long, ``short_entry`` / ``short_exit`` the
-    same for shorts; any may be None."""
+    same for shorts; any may be None, but an entry needs its exit unless
+    ``stop_loss`` or ``take_profit`` closes the position (the exit is then
+    ``{"any": []}``, never true)."""
 
-    entry: dict | None = None
-    exit: dict | None = None
-    short_entry: dict | None = None
-    short_exit: dict | None = None
+    entry: Mapping[str, Any] | None = param(
+        None, kind="condition", parse=rules.validate_cond, help="go long when true"
+    )
+    exit: Mapping[str, Any] | None = param(
+        None, kind="condition", parse=rules.validate_cond, help="close the long when true"
+    )
+    short_entry: Mapping[str, Any] | None = param(
+        None, kind="condition", parse=rules.validate_cond, help="go short when true"
+    )
+    short_exit: Mapping[str, Any] | None = param(
+        None, kind="condition", parse=rules.validate_cond, help="close the short when true"
+    )
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    def check(self) -> None:
+        super().check()
+        protective = self.stop_loss > 0 or self.take_profit > 0
+        for enter, leave in (("entry", "exit"), ("short_entry", "short_exit")):
+            if getattr(self, leave) is not None and getattr(self, enter) is None:
+                raise SpecError(f"params.{leave}: given without params.{enter}")
+            if getattr(self, enter) is not None and getattr(self, leave) is None:
+                if not protective:
+                    raise SpecError(
+                        f"params.{leave}: required with params.{enter} "
+                        "(or set stop_loss / take_profit to close positions)"
+                    )
+                object.__setattr__(self, leave, {"any": []})  # never: only the stops close it
         if self.entry is None and self.short_entry is None:
-            raise ValueError("rules need an entry or a short_entry condition")
-        for name in _CONDS:
-            cond = getattr(self, name)
-            if cond is not None:
-                object.__setattr__(self, name, rules.validate_cond(cond, f"params.{name}"))
-
-
-_MULTI = {"macd": "line", "bollinger": "band"}
+            raise SpecError("params.entry: a rules strategy needs params.entry and/or params.short_entry")
+        if self.long_only and self.short_entry is not None:
+            raise SpecError("params.short_entry: cannot be used with long_only = true")
 
 
 def _feature_of(node: dict[str, Any]) -> tuple[Feature, str]:
     """The indicator Feature a VALUE node reads, and the column to take."""
     kind = node["ind"]
-    pick = _MULTI.get(kind)
+    pick = rules.PICKERS.get(kind)
     params = {k: v for k, v in node.items() if k not in ("ind", "source", pick)}
     if kind == "vwap" and not params.get("n"):
         params.pop("n", None)
@@ -576,23 +588,35 @@ class Rules(Template):
 class MarketMakerConfig(Common):
     """Passive market making: quotes ``spread_ticks`` ticks either side of the
     mid, ``size`` per quote, within ±``max_inventory``; quotes shift by
-    ``skew`` ticks per ``max_inventory`` of position (leaning against it)."""
+    ``skew`` ticks per ``max_inventory`` of position (leaning against it).
 
-    spread_ticks: int = 2
-    max_inventory: float = 1000.0
-    skew: float = 0.0
-    tick_size: float = 0.01
+    The bid is ``floor(m) - spread_ticks`` and the ask ``ceil(m) +
+    spread_ticks`` ticks, ``m`` the mid in ticks less the lean, so the ask
+    is at least ``2 * spread_ticks`` ticks above the bid. ``spread_ticks`` is
+    at least 1: with 0 the bid and the ask are the same price whenever the
+    mid falls on the grid (a market an even number of ticks wide), and the
+    engine, which matches the strategy's orders only against market data
+    (there is no self-trade), would fill both on one trade there: a wash
+    trade no venue allows. Quote offsets are at most :data:`MAX_TICKS`; a side
+    whose price would not be positive is not quoted.
+    """
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.spread_ticks < 0:
-            raise ValueError(f"spread_ticks must be >= 0, got {self.spread_ticks}")
+    spread_ticks: int = param(
+        2, ge=1, le=MAX_TICKS, help="ticks from the mid (floor / ceil) to each quote; >= 1"
+    )
+    max_inventory: float = param(1000.0, gt=0, lt=MAX_UNITS, help="largest position either side (>= size)")
+    skew: float = param(
+        0.0, ge=-MAX_TICKS, le=MAX_TICKS, help="ticks of quote shift per max_inventory of position"
+    )
+    tick_size: float = param(0.01, gt=0, help="price increment of the quotes (the instrument's tick size)")
+
+    def check(self) -> None:
+        super().check()
         if not self.max_inventory >= self.size:
-            raise ValueError(f"max_inventory must be >= size, got {self.max_inventory}")
-        if not self.tick_size > 0:
-            raise ValueError(f"tick_size must be > 0, got {self.tick_size}")
-        if self.sizing != "fixed":
-            raise ValueError("market_maker quotes in units: sizing must be 'fixed'")
+            raise SpecError(
+                f"params.max_inventory: must be >= size, got {fmt(self.max_inventory)} (size {fmt(self.size)})"
+            )
+        _units_only(self.sizing, "market_maker (its quotes)")
 
 
 @register
@@ -615,18 +639,18 @@ class MarketMaker(Strategy):
         lean = c.skew * ctx.position / c.max_inventory
         quotes = ctx.state.setdefault("quotes", {})
         for side, key in self.sides:
-            price = round(
+            at = (
                 np.floor(mid_ticks - lean) - c.spread_ticks
                 if side > 0
                 else np.ceil(mid_ticks - lean) + c.spread_ticks
             )
-            price *= c.tick_size
+            price = round(at) * c.tick_size if at >= 1 else None  # (NaN too: no price, no quote)
             room = c.max_inventory - side * ctx.position
             qty = min(c.size, room)
             oid = quotes.get(key)
             if oid is not None and oid not in ctx.open_orders:
                 oid = None
-            if qty < c.size or (c.long_only and side < 0 and ctx.position <= 0):
+            if price is None or qty < c.size or (c.long_only and side < 0 and ctx.position <= 0):
                 if oid is not None:
                     ctx.cancel(oid)
                     quotes.pop(key)

@@ -41,5 +41,5 @@ def test_grid_sample_and_parse():
 
 
 def test_a_bad_parameter_set_is_refused_before_running():
-    with pytest.raises(SpecError, match=r"parameter set 1 .*slow must be > fast"):
+    with pytest.raises(SpecError, match=r"parameter set 1 .*slow: must be > fast"):
         sweep(TICKS[:100], "ma_crossover", [{"fast": 5, "slow": 10}, {"fast": 10, "slow": 5}])

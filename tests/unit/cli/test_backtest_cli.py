@@ -67,7 +67,7 @@ def test_backtest_from_a_spec_file(bars_csv, tmp_path, capsys):
     [
         (["--strategy", "nope"], "unknown strategy 'nope'"),
         (["--strategy", "ma_crossover", "--param", "fast"], "expected NAME=VALUE"),
-        (["--strategy", "ma_crossover", "--param", "fast=x"], "params.fast: expected an integer"),
+        (["--strategy", "ma_crossover", "--param", "fast=x"], "params.fast: must be an integer, got 'x'"),
         ([], "give --strategy NAME or --spec FILE"),
     ],
 )

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import ticktape.strategy.fromtext
 from ticktape.errors import CouldNotUnderstand, LLMError, SpecError
-from ticktape.strategy import catalog, rules
+from ticktape.strategy import catalog
 from ticktape.strategy.fromtext import llm_parse, parse, tokenize
 
 PRICE = {"price": "close"}
@@ -363,7 +363,7 @@ def test_phrasings(text: str, expected: dict[str, Any]) -> None:
 def test_there_are_enough_phrasings_and_every_template_is_covered() -> None:
     assert len(CASES) >= 40
     named = {expected["strategy"] for _, expected in CASES}
-    assert named >= set(rules.TEMPLATES) - {"sma_crossover"}
+    assert named >= set(catalog.TEMPLATES) - {"sma_crossover"}
 
 
 def test_the_pitch_sentence_in_full() -> None:

@@ -1,388 +1,58 @@
-"""Strategies from words: plain English -> a strategy spec (JSON).
-
-:func:`parse` is deterministic and rule-based: a tokenizer and a small
-recursive-descent grammar (rules, conditions, values, templates, options).
-It never guesses: a part it cannot read raises :class:`CouldNotUnderstand`
-quoting the exact words (from the first token it could not read to the end of
-that phrase) and saying what it expected there. The spec it returns always
-passes :func:`ticktape.strategy.catalog.validate_spec` and is normalized (every
-parameter present), so it is ready to edit.
-
-With ``llm=True`` and ``TICKTAPE_LLM_URL`` set, a sentence the grammar cannot
-read is sent to an OpenAI-compatible chat-completions endpoint (see
-:func:`llm_parse`), and what comes back is validated like any spec.
-
-Conventions (also in docs/strategies-from-text.md): windows count rows of the
-data ("50-day", "50 period", "50 bar" and "50 tick" all mean n = 50 rows, so
-on tick data a "50-day SMA" spans 50 ticks); "moving average" alone means a
-simple one; "sell"/"exit"/"close" close the long (they do not open a short:
-say "short" for that); "price" is the close (on ticks: the tick's price).
-"""
+"""The grammar: a small recursive-descent parser of rules, conditions, values,
+templates and options (:class:`Parser`), and the reader of one value
+(:class:`ValueReader`). It never guesses: a part it cannot read raises
+:class:`~ticktape.errors.CouldNotUnderstand` quoting the exact words."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import socket
-import urllib.error
-import urllib.request
-from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
-from ticktape.errors import CouldNotUnderstand, LLMError, SpecError
+from ticktape.errors import CouldNotUnderstand, SpecError
 from ticktape.strategy import catalog, rules
-
-__all__ = ["CouldNotUnderstand", "LLMError", "llm_parse", "parse", "system_prompt"]
-
-
-# --------------------------------------------------------------------------
-# tokens
-
-_TOKEN_RE = re.compile(
-    r"""
-    (?P<num>(?<![\w.])-?(?:\d+(?:\.\d+)?|\.\d+)(?:\s*%)?)
-  | (?P<word>[A-Za-z][A-Za-z0-9]*(?:[._][A-Za-z0-9]+)*)
-  | (?P<sym>>=|<=|[(),;/<>.&:=])
-  | (?P<skip>\s+|-|['’]s\b|["“”])
-  | (?P<other>.)
-    """,
-    re.X,
+from ticktape.strategy.fromtext.lexicon import (
+    ACTIONS,
+    AFTER_ACTION,
+    ARTICLES,
+    AUX,
+    BANDS,
+    CLAUSE_EXPECTED,
+    CONDWORDS,
+    CROSS_VERBS,
+    DIRECTIONS,
+    DOWN_VERBS,
+    EQUITY_WORDS,
+    EXTREMES,
+    LINES,
+    LONG_ONLY,
+    MAKE_VERBS,
+    MOVING_AVERAGES,
+    NEGATE,
+    NOUNS,
+    OPTION_KEYS,
+    PRED_EXPECTED,
+    PRICES,
+    ROW_UNITS,
+    SEPARATORS,
+    SIZE_KEYS,
+    SIZE_UNITS,
+    SIZING_VERBS,
+    STARTERS,
+    STD_WORDS,
+    SYMBOL_OPS,
+    TEMPLATE_NAMES,
+    TIME_UNITS,
+    TURN_VERBS,
+    UP_VERBS,
+    VALUE_EXPECTED,
+    phrases,
 )
-_GLUED = re.compile(r"(sma|ema|wma|rsi|atr|ma)(\d+)")
+from ticktape.strategy.fromtext.tokens import Tok, tokenize
 
-_UNITS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8}
-_UNITS |= {"nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15}
-_UNITS |= {"sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19}
-_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80}
-_TENS |= {"ninety": 90}
+__all__ = ["Parser", "ValueReader"]
 
 
-@dataclass
-class Tok:
-    """One token: ``kind`` is num, word or sym; ``text`` is lower-case; offsets into the input."""
-
-    kind: str
-    text: str
-    start: int
-    end: int
-    value: float = 0.0
-    pct: bool = False
-    raw: str = ""
-
-
-def tokenize(text: str) -> list[Tok]:
-    """Split ``text`` into tokens (numbers, words, symbols), keeping their offsets.
-
-    Hyphens join nothing ("50-day" is ``50``, ``day``); number words
-    ("two hundred", "fifty") become numbers; "SMA50" is ``sma``, ``50``;
-    "2%" and "2 percent" are percentages.
-
-    Examples
-    --------
-    >>> [(t.kind, t.text) for t in tokenize("50-day SMA(20) > two hundred")]
-    ... # doctest: +NORMALIZE_WHITESPACE
-    [('num', '50'), ('word', 'day'), ('word', 'sma'), ('sym', '('), ('num', '20'),
-     ('sym', ')'), ('sym', '>'), ('num', '200')]
-    """
-    out: list[Tok] = []
-    for m in _TOKEN_RE.finditer(text):
-        kind, s, e = m.lastgroup, m.start(), m.end()
-        raw = m.group()
-        if kind == "skip":
-            continue
-        if kind == "other":
-            raise CouldNotUnderstand(raw, reason="unexpected character")
-        if kind == "num":
-            pct = raw.endswith("%")
-            number = raw.rstrip("%").strip()
-            out.append(Tok("num", number, s, e, float(number), pct, raw))
-            continue
-        low = raw.lower()
-        glued = _GLUED.fullmatch(low)
-        if kind == "word" and glued:
-            split = s + len(glued.group(1))
-            out.append(Tok("word", glued.group(1), s, split, raw=raw[: len(glued.group(1))]))
-            out.append(Tok("num", glued.group(2), split, e, float(glued.group(2)), raw=glued.group(2)))
-            continue
-        out.append(Tok(kind or "sym", "and" if low == "&" else low, s, e, raw=raw))
-    return _merge_numbers(out)
-
-
-def _merge_numbers(toks: list[Tok]) -> list[Tok]:
-    out: list[Tok] = []
-    i = 0
-    while i < len(toks):
-        t = toks[i]
-        if t.kind == "word" and (t.text in _UNITS or t.text in _TENS):
-            total, current, j = 0, 0, i
-            while j < len(toks) and toks[j].kind == "word":
-                w = toks[j].text
-                if w in _TENS and current % 100 == 0:
-                    current += _TENS[w]
-                elif w in _UNITS and (current % 100 == 0 or (current % 10 == 0 and current % 100 >= 20)):
-                    current += _UNITS[w]
-                elif w == "hundred" and 0 < current < 100:
-                    current *= 100
-                elif w == "thousand" and current > 0:
-                    total, current = total + current * 1000, 0
-                else:
-                    break
-                j += 1
-            out.append(Tok("num", str(total + current), t.start, toks[j - 1].end, float(total + current)))
-            i = j
-        elif t.kind == "num" and i + 1 < len(toks) and toks[i + 1].text in ("percent", "pct"):
-            out.append(Tok("num", t.text, t.start, toks[i + 1].end, t.value, True, t.raw))
-            i += 2
-        elif (
-            t.kind == "word" and t.text == "per" and i + 1 < len(toks) and toks[i + 1].text == "cent" and out
-        ):
-            out[-1].pct = True
-            out[-1].end = toks[i + 1].end
-            i += 2
-        else:
-            out.append(t)
-            i += 1
-    return out
-
-
-# --------------------------------------------------------------------------
-# the lexicon
-
-
-def _phrases(table: dict[Any, Iterable[str]]) -> dict[tuple[str, ...], Any]:
-    return {tuple(p.split()): key for key, ps in table.items() for p in ps}
-
-
-ACTIONS = _phrases(
-    {
-        "entry": [
-            "buy", "go long", "goes long", "enter long", "enter a long", "enter a long position",
-            "open a long", "open a long position", "open long", "get long", "long", "buy long",
-        ],
-        "exit": [
-            "sell", "exit", "exit long", "exit the long", "exit the long position", "exit the position",
-            "exit position", "close", "close long", "close the long", "close the long position",
-            "close the position", "close out", "close out the long", "flatten", "get out", "sell out",
-            "liquidate", "sell the position", "exit longs",
-        ],
-        "short_entry": [
-            "short", "go short", "sell short", "short sell", "enter short", "enter a short",
-            "enter a short position", "open a short", "open a short position", "open short", "get short",
-        ],
-        "short_exit": [
-            "cover", "cover the short", "buy to cover", "close the short", "close the short position",
-            "close short", "exit the short", "exit short", "exit the short position", "buy back",
-        ],
-    }
-)  # fmt: skip
-CONDWORDS = _phrases(
-    {"when": ["when", "whenever", "if", "once", "as soon as", "after", "while", "as long as"]}
-)
-_AFTER_ACTION = _phrases({"when": ["on"]}) | CONDWORDS
-
-# a value's kind nouns: phrase -> (indicator kind, extra fixed params)
-NOUNS: dict[tuple[str, ...], tuple[str, dict[str, Any]]] = {}
-for _kind, _words in {
-    "sma": ["moving average", "moving averages", "simple moving average", "sma", "smas", "ma", "average"],
-    "ema": ["exponential moving average", "ema", "emas", "exponential average", "exponential ma"],
-    "wma": ["weighted moving average", "wma", "linear weighted moving average", "weighted average"],
-    "rsi": ["rsi", "relative strength index", "relative strength"],
-    "macd": ["macd", "macd line"],
-    "bollinger": ["bollinger band", "bollinger bands", "bollinger"],
-    "atr": ["atr", "average true range"],
-    "vwap": ["vwap", "volume weighted average price"],
-    "zscore": ["z score", "zscore"],
-    "realized_vol": [
-        "realized volatility", "realised volatility", "realized vol", "realised vol", "volatility",
-        "historical volatility",
-    ],
-}.items():  # fmt: skip
-    for _p in _words:
-        NOUNS[tuple(_p.split())] = (_kind, {})
-NOUNS |= {
-    ("macd", "signal"): ("macd", {"line": "signal"}),
-    ("macd", "signal", "line"): ("macd", {"line": "signal"}),
-    ("macd", "histogram"): ("macd", {"line": "hist"}),
-    ("macd", "hist"): ("macd", {"line": "hist"}),
-}
-_MA = ("sma", "ema", "wma")
-LINES = _phrases({"signal": ["signal line", "signal"], "hist": ["histogram", "hist"]})
-BANDS = _phrases(
-    {"upper": ["upper", "top"], "lower": ["lower", "bottom"], "middle": ["middle", "center", "centre"]}
-)
-PRICES = _phrases(
-    {
-        "close": [
-            "price",
-            "close",
-            "closing price",
-            "last price",
-            "stock price",
-            "market price",
-            "the close",
-        ],
-        "open": ["open", "opening price"],
-        "high": ["high"],
-        "low": ["low"],
-        "mid": ["mid", "mid price", "midpoint", "mid point"],
-        "volume": ["volume"],
-    }
-)
-EXTREMES = _phrases({"highest": ["highest", "max", "maximum"], "lowest": ["lowest", "min", "minimum"]})
-ROW_UNITS = {"day", "days", "period", "periods", "bar", "bars", "tick", "ticks", "candle", "candles"}
-ROW_UNITS |= {"session", "sessions", "row", "rows", "sample", "samples", "daily"}
-TIME_UNITS = {"second", "seconds", "minute", "minutes", "min", "mins", "hour", "hours", "hourly", "week"}
-TIME_UNITS |= {"weeks", "weekly", "month", "months", "monthly", "year", "years", "yearly"}
-STD_WORDS = _phrases(
-    {"std": ["standard deviation", "standard deviations", "std", "stdev", "stdevs", "sd", "sigma", "sigmas"]}
-)
-ARTICLES = {"the", "a", "an", "its", "their", "this", "that"}
-
-# predicates
-AUX = _phrases(
-    {
-        "is": [
-            "is", "are", "was", "is still", "is now", "stays", "stay", "remains", "remain", "trades",
-            "is trading", "closes", "closed", "sits", "holds", "is holding", "has been", "prints",
-        ],
-    }
-)  # fmt: skip
-UP_VERBS = {"rises", "rise", "rose", "rising", "climbs", "climb", "jumps", "jump", "spikes", "rallies"}
-UP_VERBS |= {"pops", "pushes", "surges", "moves up", "goes up"}
-DOWN_VERBS = {
-    "drops",
-    "drop",
-    "dropped",
-    "falls",
-    "fall",
-    "fell",
-    "falling",
-    "dips",
-    "dip",
-    "dipped",
-    "sinks",
-}
-DOWN_VERBS |= {"declines", "slips", "plunges", "tumbles", "sinks"}
-CROSS_VERBS = {"crosses", "cross", "crossed", "crossing", "moves", "move", "moved", "goes", "go", "gets"}
-CROSS_VERBS |= {"breaks", "break", "broke", "breaking", "pierces", "passes"}
-TURN_VERBS = {"turns", "turn", "becomes", "become", "flips", "flip", "goes", "go", "turned"}
-MAKE_VERBS = {"makes", "make", "hits", "hit", "sets", "set", "reaches", "reach", "marks", "prints"}
-DIRECTIONS = _phrases(
-    {
-        ">": ["above", "over", "higher than", "greater than", "more than", "bigger than", "larger than"],
-        "<": ["below", "under", "beneath", "lower than", "less than", "smaller than"],
-        ">=": [
-            "above or equal to", "greater than or equal to", "at least", "at or above", "not below",
-            "no less than", ">=",
-        ],
-        "<=": ["below or equal to", "less than or equal to", "at most", "at or below", "not above", "no more than", "<="],
-    }
-)  # fmt: skip
-SYMBOL_OPS = {">": ">", "<": "<", ">=": ">=", "<=": "<="}
-_NEGATE = {">": "<=", "<": ">=", ">=": "<", "<=": ">"}
-_STARTERS = {"is", "are", "was", "stays", "stay", "remains", "remain", "trades", "closes", "closed", "sits"}
-_STARTERS |= {"holds", "has", "prints", "above", "below", "under", "beneath", "exceeds", "exceed", "between"}
-_STARTERS |= {">", "<", ">=", "<=", "=", "higher", "lower", "greater", "less", "at"}
-_STARTERS |= UP_VERBS | DOWN_VERBS | CROSS_VERBS | TURN_VERBS | MAKE_VERBS
-_STARTERS -= {"moves up", "goes up"}
-
-# options (common to every strategy)
-OPTION_KEYS = _phrases(
-    {
-        "stop_loss": ["stop loss", "stoploss", "stop", "stop out", "protective stop", "stop loss order"],
-        "take_profit": [
-            "take profit",
-            "profit target",
-            "target",
-            "take profits",
-            "profit take",
-            "take-profit",
-        ],
-    }
-)
-LONG_ONLY = _phrases(
-    {
-        True: [
-            "long only", "only long", "no shorts", "no shorting", "no short selling", "no short",
-            "without shorting", "never short", "long side only", "only go long",
-        ]
-    }
-)  # fmt: skip
-SIZING_VERBS = _phrases(
-    {"risk": ["risk", "use", "invest", "allocate", "size", "position size", "put", "deploy", "commit"]}
-)
-EQUITY_WORDS = _phrases(
-    {
-        "equity": [
-            "equity", "capital", "the account", "account", "portfolio", "the portfolio", "my equity",
-            "account equity", "the capital", "our equity", "cash",
-        ]
-    }
-)  # fmt: skip
-SIZE_UNITS = {"share", "shares", "unit", "units", "contract", "contracts", "coin", "coins"}
-SIZE_KEYS = _phrases(
-    {"size": ["size", "position size", "quantity", "qty", "trade size", "order size", "trade"]}
-)
-
-# templates: phrase -> (name, fixed params)
-TEMPLATE_NAMES: dict[tuple[str, ...], tuple[str, dict[str, Any]]] = {}
-for (_name, _fixed), _words in {
-    ("ma_crossover", ()): [
-        "moving average crossover", "moving average cross", "moving average cross over", "ma crossover",
-        "ma cross", "moving averages crossover", "dual moving average", "dual moving average crossover",
-        "moving average crossover strategy", "simple moving average crossover", "sma crossover", "sma cross",
-    ],
-    ("ma_crossover", (("ma", "ema"),)): [
-        "ema crossover", "ema cross", "exponential moving average crossover", "exponential moving average cross",
-    ],
-    ("ma_crossover", (("ma", "wma"),)): ["wma crossover", "weighted moving average crossover"],
-    ("ma_crossover", (("fast", 50), ("slow", 200), ("ma", "sma"))): ["golden cross"],
-    ("rsi_reversion", ()): [
-        "rsi mean reversion", "rsi reversion", "rsi reversal", "mean reversion on rsi", "rsi mean-reversion",
-        "rsi overbought oversold",
-    ],
-    ("bollinger_reversion", ()): [
-        "bollinger reversion", "bollinger band reversion", "bollinger bands reversion", "bollinger mean reversion",
-        "bollinger band mean reversion", "bollinger bands mean reversion", "mean reversion on bollinger bands",
-    ],
-    ("breakout", ()): ["breakout", "channel breakout", "donchian breakout", "donchian channel breakout"],
-    ("vwap_reversion", ()): [
-        "vwap reversion", "vwap mean reversion", "mean reversion to vwap", "mean reversion to the vwap",
-    ],
-    ("vwap_reversion", (("n", 0),)): ["session vwap reversion", "session vwap mean reversion"],
-    ("pairs", ()): ["pairs trade", "pairs trading", "pair trade", "pair trading", "pairs", "pairs strategy"],
-    ("market_maker", ()): ["market maker", "market making", "market-making", "market make"],
-}.items():  # fmt: skip
-    for _p in _words:
-        TEMPLATE_NAMES[tuple(_p.split())] = (_name, dict(_fixed))
-for _p in list(TEMPLATE_NAMES):
-    TEMPLATE_NAMES[(*_p, "strategy")] = TEMPLATE_NAMES[_p]
-
-_VALUE_EXPECTED = (
-    "a number, a price (price, close, high, low, volume) or an indicator with its period "
-    "(e.g. the 50 day moving average, SMA(20), the 20 EMA, RSI(14), MACD, its signal line, "
-    "the upper Bollinger band, ATR, VWAP, the 20 period z-score, 20 day realized volatility, the 20 day high)"
-)
-_PRED_EXPECTED = (
-    "a comparison such as 'crosses above', 'drops below', 'is above', 'is below', '>', "
-    "'is between 30 and 70', 'turns positive' or 'breaks the 20 day high'"
-)
-_CLAUSE_EXPECTED = (
-    "a rule ('buy when ...', 'sell when ...', 'short when ...', 'cover when ...'), a template "
-    "('RSI mean reversion 30/70', 'moving average crossover 20 and 50', '20 day breakout', "
-    "'bollinger reversion', 'VWAP reversion', 'pairs trade between KO and PEP', 'market maker 2 ticks wide') "
-    "or an option ('long only', 'stop loss 2%', 'take profit 5%', 'risk 10% of equity', '100 shares')"
-)
-_SEPARATORS = {",", ";", ".", ":"}
-
-
-# --------------------------------------------------------------------------
-# the parser
-
-
-class _Parser:
+class Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.toks = tokenize(text)
@@ -451,7 +121,7 @@ class _Parser:
                 depth += 1
             elif t.text == ")":
                 depth = max(0, depth - 1)
-            elif (depth == 0 and j > i and (t.text in _SEPARATORS or self.starts_clause(j))) or (
+            elif (depth == 0 and j > i and (t.text in SEPARATORS or self.starts_clause(j))) or (
                 depth == 0 and j > i and t.text in ("and", "or", "then", "but") and self.starts_clause(j + 1)
             ):
                 break
@@ -476,7 +146,7 @@ class _Parser:
             k = i + m[1]
             if self.number(k) is not None and self.word(k + 1) in SIZE_UNITS:
                 k += 2
-            if self.match(_AFTER_ACTION, k) is not None:
+            if self.match(AFTER_ACTION, k) is not None:
                 return True
         if self.match(CONDWORDS, i) is not None:
             return True
@@ -502,22 +172,22 @@ class _Parser:
     # ---------------------------------------------------------------- top level
     def parse(self) -> dict[str, Any]:
         if not self.toks:
-            raise CouldNotUnderstand(self.text, _CLAUSE_EXPECTED, "nothing to read")
+            raise CouldNotUnderstand(self.text, CLAUSE_EXPECTED, "nothing to read")
         while self.pos < len(self.toks):
-            if self.word() in _SEPARATORS | {"and", "then", "with", "using", "plus", "also"}:
+            if self.word() in SEPARATORS | {"and", "then", "with", "using", "plus", "also"}:
                 self.pos += 1
                 continue
             start = self.clause_start = self.pos
             if self.clause():
                 continue
             self.pos = start
-            if self.match(_phrases({1: ["mean reversion", "mean reverting", "mean-reversion"]})):
+            if self.match(phrases({1: ["mean reversion", "mean reverting", "mean-reversion"]})):
                 raise self.fail(
                     start,
                     "RSI mean reversion, Bollinger reversion, VWAP reversion or a pairs trade",
                     "which mean reversion?",
                 )
-            raise self.fail(start, _CLAUSE_EXPECTED)
+            raise self.fail(start, CLAUSE_EXPECTED)
         if self.pending:
             raise self.fail(self.toks.index(self.pending[0][0]), "a template name after these numbers")
         return self.finish()
@@ -674,7 +344,7 @@ class _Parser:
             if t is not None and self.word(self.pos + 1) in SIZE_UNITS:
                 self.pos += 2
                 self.size(t, self.pos - 2)
-            if self.take(_AFTER_ACTION) is None:
+            if self.take(AFTER_ACTION) is None:
                 self.pos = start
                 return False
             cond = self.cond()
@@ -723,7 +393,7 @@ class _Parser:
     def predicate_ahead(self, i: int | None = None) -> bool:
         i = self.pos if i is None else i
         w = self.word(i)
-        return w in _STARTERS and not (w in ("higher", "lower") and self.word(i + 1) not in ("than",))
+        return w in STARTERS and not (w in ("higher", "lower") and self.word(i + 1) not in ("than",))
 
     def unary(self, subject: Any) -> dict[str, Any]:
         if subject is None:
@@ -742,7 +412,7 @@ class _Parser:
         if subject is None and self.word() in ("it", "they") and self.predicate_ahead(self.pos + 1):
             if self.subject is None:
                 raise self.fail(
-                    expected=_VALUE_EXPECTED, reason=f"'{self.word()}' refers to nothing before it"
+                    expected=VALUE_EXPECTED, reason=f"'{self.word()}' refers to nothing before it"
                 )
             self.pos += 1
             subject = self.subject
@@ -752,7 +422,7 @@ class _Parser:
         node = self.predicate(left)
         for c in node.get("all", [node]):
             if isinstance(c["left"], float) and isinstance(c["right"], float):
-                raise self.fail(start, _VALUE_EXPECTED, "compares two numbers", j=self.pos)
+                raise self.fail(start, VALUE_EXPECTED, "compares two numbers", j=self.pos)
         return node
 
     # ---------------------------------------------------------------- predicates
@@ -774,7 +444,7 @@ class _Parser:
             )
         w = self.word()
         if w in ("does", "doesn't"):
-            raise self.fail(start, _PRED_EXPECTED, "negated crossings are not supported")
+            raise self.fail(start, PRED_EXPECTED, "negated crossings are not supported")
         # "turns positive"
         if w in TURN_VERBS and self.word(self.pos + 1) in ("positive", "negative"):
             self.pos += 2
@@ -798,7 +468,7 @@ class _Parser:
                 break
         if verb is not None:
             if negate:
-                raise self.fail(start, _PRED_EXPECTED, "negated crossings are not supported")
+                raise self.fail(start, PRED_EXPECTED, "negated crossings are not supported")
             self.accept("back", "out", "up", "down", "right")
             self.accept("back")
             direction = self.take(DIRECTIONS)
@@ -810,7 +480,7 @@ class _Parser:
                     return {"op": self.extreme_direction(right, start), "left": left, "right": right}
                 raise self.fail(start, "'above' or 'below' after the verb (e.g. 'crosses above')")
             if direction not in (">", "<"):
-                raise self.fail(start, _PRED_EXPECTED)
+                raise self.fail(start, PRED_EXPECTED)
             if (verb in UP_VERBS and direction == "<") or (verb in DOWN_VERBS and direction == ">"):
                 raise self.fail(start, reason="the verb and the direction disagree")
             op = "crosses_above" if direction == ">" else "crosses_below"
@@ -833,8 +503,8 @@ class _Parser:
             return self.compare("<=" if negate else ">", left)
         direction = self.take(DIRECTIONS)
         if direction is not None:
-            return self.compare(_NEGATE[direction] if negate else direction, left)
-        raise self.fail(start, _PRED_EXPECTED)
+            return self.compare(NEGATE[direction] if negate else direction, left)
+        raise self.fail(start, PRED_EXPECTED)
 
     def compare(self, op: str, left: Any) -> dict[str, Any]:
         return {"op": op, "left": left, "right": self.value(left)}
@@ -864,15 +534,15 @@ class _Parser:
             elif depth == 0:
                 if self.pos > start and self.value_ends():
                     break
-                if self.pos == start and t.text in _SEPARATORS | {"and", "or", "then"}:
+                if self.pos == start and t.text in SEPARATORS | {"and", "or", "then"}:
                     break
             self.pos += 1
         if self.pos == start:
-            raise self.fail(start, _VALUE_EXPECTED)
+            raise self.fail(start, VALUE_EXPECTED)
         if left_side and self.last_ma is not None:
             subject = self.last_ma  # "... and the 50 crosses above the 200": the moving average last named
         node = self.interpret(start, self.pos, subject)
-        if isinstance(node, dict) and node.get("ind") in _MA:
+        if isinstance(node, dict) and node.get("ind") in MOVING_AVERAGES:
             self.last_ma = node
         if isinstance(node, dict) and node.get("ind") == "macd":
             self.last_macd = node
@@ -882,7 +552,7 @@ class _Parser:
 
     def value_ends(self) -> bool:
         w = self.word()
-        if w in _SEPARATORS | {"and", "or", "then", "but"}:
+        if w in SEPARATORS | {"and", "or", "then", "but"}:
             return True
         if w == "over":  # "over the last 20 days" belongs to the value; "RSI over 70" does not
             k = self.pos + 1
@@ -893,7 +563,7 @@ class _Parser:
             )
         if w in ("at",) and self.word(self.pos + 1) in ("least", "most", "or"):
             return True
-        if w in _STARTERS and w not in ("at", "higher", "lower", "less", "greater", "set", "prints", "break"):
+        if w in STARTERS and w not in ("at", "higher", "lower", "less", "greater", "set", "prints", "break"):
             return w not in ("close", "closes") or self.word(self.pos - 1) not in ARTICLES
         if w in ("higher", "lower", "less", "greater") and self.word(self.pos + 1) == "than":
             return True
@@ -901,7 +571,7 @@ class _Parser:
 
     def interpret(self, i: int, j: int, subject: Any) -> Any:
         """Turn tokens ``i:j`` into a VALUE node (see the grammar in the module docs)."""
-        p = _ValueReader(self, i, j)
+        p = ValueReader(self, i, j)
         return p.read(subject)
 
     # ---------------------------------------------------------------- templates
@@ -965,17 +635,17 @@ class _Parser:
         self.accept("a", "an")
         if name == "ma_crossover":
             if self.keyword_number(
-                _phrases({"fast": ["fast", "fast ma", "short"], "slow": ["slow", "slow ma", "long"]})
+                phrases({"fast": ["fast", "fast ma", "short"], "slow": ["slow", "slow ma", "long"]})
             ):
                 return True
-            kind = self.take(_phrases({"ema": ["ema", "emas", "exponential"], "sma": ["sma", "smas", "simple"], "wma": ["wma", "wmas", "weighted"]}))  # fmt: skip
+            kind = self.take(phrases({"ema": ["ema", "emas", "exponential"], "sma": ["sma", "smas", "simple"], "wma": ["wma", "wmas", "weighted"]}))  # fmt: skip
             if kind is not None:
                 self.accept("moving")
                 self.accept("averages", "average")
                 self.set_tparam("ma", kind, start)
                 return True
         elif name == "rsi_reversion":
-            keys = _phrases(
+            keys = phrases(
                 {
                     "lower": ["lower", "oversold", "buy below", "oversold level", "lower level", "entry below"],
                     "upper": ["upper", "overbought", "sell above", "short above", "overbought level", "upper level"],
@@ -993,11 +663,11 @@ class _Parser:
                 self.set_tparam("k", t.value, start)
                 return True
             if self.keyword_number(
-                _phrases({"k": ["k", "width", "std"], "n": ["period", "length", "lookback"]})
+                phrases({"k": ["k", "width", "std"], "n": ["period", "length", "lookback"]})
             ):
                 return True
         elif name == "breakout":
-            if self.keyword_number(_phrases({"exit_n": ["exit", "exit channel", "exit after", "exit on", "exit window"], "n": ["entry", "entry channel", "channel", "lookback", "period"]})):  # fmt: skip
+            if self.keyword_number(phrases({"exit_n": ["exit", "exit channel", "exit after", "exit on", "exit window"], "n": ["entry", "entry channel", "channel", "lookback", "period"]})):  # fmt: skip
                 return True
             t = self.number()
             if t is not None and not t.pct:
@@ -1018,7 +688,7 @@ class _Parser:
             }  # fmt: skip
             if name == "pairs":
                 del zkeys["z_n"]  # the pairs z-score uses the lookback n
-            if self.keyword_number(_phrases(zkeys)):
+            if self.keyword_number(phrases(zkeys)):
                 return True
             t = self.number()
             if t is not None and not t.pct and self.match(STD_WORDS, self.pos + 1) is not None:
@@ -1053,11 +723,11 @@ class _Parser:
         return None
 
     def pairs_param(self, start: int) -> bool:
-        hedge = self.take(_phrases({"ratio": ["ratio hedge", "price ratio", "ratio hedged", "hedge ratio of prices"], "ols": ["ols hedge", "ols", "regression hedge", "ols hedge ratio", "ols hedged"]}))  # fmt: skip
+        hedge = self.take(phrases({"ratio": ["ratio hedge", "price ratio", "ratio hedged", "hedge ratio of prices"], "ols": ["ols hedge", "ols", "regression hedge", "ols hedge ratio", "ols hedged"]}))  # fmt: skip
         if hedge is None and self.accept("hedge", "hedged"):
             self.accept("with", "using", "by")
             self.accept("a", "an", "the")
-            hedge = self.take(_phrases({"ratio": ["ratio", "price ratio"], "ols": ["ols", "regression"]}))
+            hedge = self.take(phrases({"ratio": ["ratio", "price ratio"], "ols": ["ols", "regression"]}))
             if hedge is None:
                 raise self.fail(start, "'ratio' or 'ols' after 'hedge'")
         if hedge is not None:
@@ -1108,7 +778,7 @@ class _Parser:
                     )
                 self.set_tparam("spread_ticks", t.value / 2, start)
                 return True
-            side = self.take(_phrases({1: ["each side", "either side", "on each side", "on either side", "from the mid", "around the mid", "off the mid", "away from the mid", "per side", "each way", "from mid", "around mid"]}))  # fmt: skip
+            side = self.take(phrases({1: ["each side", "either side", "on each side", "on either side", "from the mid", "around the mid", "off the mid", "away from the mid", "per side", "each way", "from mid", "around mid"]}))  # fmt: skip
             if side is not None:
                 self.accept("of")
                 self.accept("the")
@@ -1117,7 +787,7 @@ class _Parser:
                 return True
             raise self.fail(start, "'N ticks wide' (the whole spread) or 'N ticks each side of the mid'")
         self.pos = start
-        keys = _phrases(
+        keys = phrases(
             {
                 "max_inventory": [
                     "max inventory", "maximum inventory", "inventory limit", "max position", "maximum position",
@@ -1228,15 +898,15 @@ class _Parser:
                         f"it says when to {verb} but not when to enter",
                     )
         else:
-            raise CouldNotUnderstand(self.text.strip(), _CLAUSE_EXPECTED, "no rule or template found")
+            raise CouldNotUnderstand(self.text.strip(), CLAUSE_EXPECTED, "no rule or template found")
         params.update(self.options)
         return catalog.validate_spec({"strategy": name, "params": params})
 
 
-class _ValueReader:
+class ValueReader:
     """Reads one VALUE from the tokens ``i:j`` of a parser (free word order inside the chunk)."""
 
-    def __init__(self, parser: _Parser, i: int, j: int) -> None:
+    def __init__(self, parser: Parser, i: int, j: int) -> None:
         self.p = parser
         self.i = i
         self.j = j
@@ -1244,7 +914,7 @@ class _ValueReader:
         self.post_ns: list[Tok] = []  # "of the last 20 bars"
         self.sources: list[str] = []  # "of volume"
 
-    def fail(self, at: int, expected: str = _VALUE_EXPECTED, reason: str = "") -> CouldNotUnderstand:
+    def fail(self, at: int, expected: str = VALUE_EXPECTED, reason: str = "") -> CouldNotUnderstand:
         return self.p.fail(at, expected, reason, j=self.j)
 
     def read(self, subject: Any) -> Any:
@@ -1530,7 +1200,7 @@ class _ValueReader:
         # -- numbers
         if len(numbers) == 1 and band is None and line in (None, "line") and k_std is None and not session:
             (t,) = numbers
-            ma = isinstance(subject, dict) and subject.get("ind") in _MA
+            ma = isinstance(subject, dict) and subject.get("ind") in MOVING_AVERAGES
             if the and ma and not level:  # "crosses above the 200": the same kind of moving average
                 return self.checked({**subject, "n": ints(numbers)[0]}, at)
             if has_unit:
@@ -1544,184 +1214,3 @@ class _ValueReader:
         except SpecError as exc:
             raise self.fail(at, reason=str(exc).replace("value.", "", 1)) from None
         return node
-
-
-# --------------------------------------------------------------------------
-# public API
-
-
-def parse(text: str, *, llm: bool = False, timeout: float = 30.0) -> dict[str, Any]:
-    """Turn an English description of a strategy into a spec ``{"strategy", "params"}``.
-
-    Parameters
-    ----------
-    text
-        E.g. ``"buy when the 50 period moving average crosses above the 200
-        and sell when RSI is above 70"`` or ``"RSI mean reversion 30/70, long
-        only, stop loss 2%"``. The grammar is described in
-        docs/strategies-from-text.md.
-    llm
-        When the rule-based parser cannot read the text, ask the LLM at
-        ``TICKTAPE_LLM_URL`` instead (:func:`llm_parse`).
-    timeout
-        Seconds to wait for the LLM.
-
-    Returns
-    -------
-    dict
-        A normalized spec that passes :func:`ticktape.strategy.catalog.validate_spec`.
-
-    Raises
-    ------
-    CouldNotUnderstand
-        A part of the text was not understood (the message quotes it).
-    SpecError
-        The text was understood but asks for invalid parameters.
-    LLMError
-        ``llm=True`` and the fallback failed.
-
-    Examples
-    --------
-    >>> parse("20 day breakout, long only")["params"]["n"]
-    20
-    >>> parse("buy when RSI(14) drops below 30 and sell when RSI is above 70")["params"]["entry"]
-    {'op': 'crosses_below', 'left': {'ind': 'rsi', 'n': 14, 'source': 'close'}, 'right': 30.0}
-    >>> parse("buy when the moon is full")
-    Traceback (most recent call last):
-    ...
-    ticktape.errors.CouldNotUnderstand: could not understand: "moon"; expected a number, ...
-    """
-    try:
-        return _Parser(text).parse()
-    except CouldNotUnderstand as exc:
-        if not llm:
-            raise
-        return llm_parse(text, timeout=timeout, rule_error=exc)
-
-
-def system_prompt() -> str:
-    """The system prompt sent to the LLM: the spec format, generated from :mod:`ticktape.strategy.rules`."""
-
-    def describe(table: dict[str, rules.Param]) -> str:
-        parts = []
-        for key, prm in table.items():
-            kind = prm.kind
-            if prm.choices:
-                kind = "|".join(f'"{c}"' for c in prm.choices)
-            default = "required" if prm.required else json.dumps(prm.default)
-            extra = f" ({prm.help})" if prm.help else ""
-            parts.append(f"`{key}` {kind} [{default}]{extra}")
-        return ", ".join(parts)
-
-    lines = [
-        "You translate a trading strategy described in English into a JSON strategy spec for the ticktape "
-        "backtester. Reply with exactly one JSON object and nothing else.",
-        'The spec is {"strategy": NAME, "params": {...}}. Parameters common to every strategy: '
-        + describe(rules.COMMON)
-        + ".",
-        "Strategies (NAME: own parameters):",
-    ]
-    for name, table in rules.TEMPLATES.items():
-        if name == "sma_crossover":
-            continue
-        lines.append(f"- {name}: {describe(table)}")
-    lines += [
-        "For `rules`, `entry` is the condition to go long, `exit` to close the long, `short_entry` / "
-        "`short_exit` the same for shorts. A COND is "
-        '{"op": OP, "left": VALUE, "right": VALUE} with OP one of ' + ", ".join(rules.OPS) + ", or "
-        '{"all": [COND, ...]}, {"any": [COND, ...]}, {"not": COND}. crosses_above(a, b) is true when a '
-        "goes from <= b to > b.",
-        'A VALUE is a number, {"price": FIELD} with FIELD one of ' + ", ".join(rules.PRICE_FIELDS) + ", or "
-        '{"ind": KIND, ...params} with KIND and params:',
-    ]
-    for kind, table in rules.INDICATORS.items():
-        lines.append(f"- {kind}: {describe(table)}")
-    lines += [
-        "Windows count rows of the data. Percentages become fractions (stop loss 2% -> 0.02). "
-        "Use only the names above. If the text does not describe a strategy that can be written this way, "
-        'reply {"error": "<what cannot be expressed>"}.',
-    ]
-    return "\n".join(lines)
-
-
-def _strip_fences(content: str) -> str:
-    m = re.fullmatch(r"\s*```(?:json)?\s*(.*?)\s*```\s*", content, re.S)
-    return m.group(1) if m else content.strip()
-
-
-def llm_parse(
-    text: str,
-    *,
-    url: str | None = None,
-    model: str | None = None,
-    api_key: str | None = None,
-    timeout: float = 30.0,
-    rule_error: CouldNotUnderstand | None = None,
-) -> dict[str, Any]:
-    """Ask an OpenAI-compatible chat-completions endpoint for the spec, and validate it.
-
-    POSTs ``{url}/chat/completions`` (standard library only) with
-    :func:`system_prompt` and ``text``, temperature 0. The configuration
-    comes from the arguments or the environment: ``TICKTAPE_LLM_URL`` (base
-    URL, e.g. ``http://localhost:11434/v1``), ``TICKTAPE_LLM_MODEL``
-    (default ``llama3.1``), ``TICKTAPE_LLM_API_KEY`` (sent as a bearer token).
-
-    Returns
-    -------
-    dict
-        The spec, normalized by :func:`ticktape.strategy.catalog.validate_spec`.
-
-    Raises
-    ------
-    LLMError
-        Not configured, no answer within ``timeout`` seconds, an HTTP error,
-        an answer that is not a JSON object, or a spec that does not validate
-        (the message quotes the validation error).
-    """
-    url = url or os.environ.get("TICKTAPE_LLM_URL")
-    if not url:
-        said = f"; the rule-based parser said: {rule_error}" if rule_error else ""
-        raise LLMError(
-            f"the LLM fallback needs TICKTAPE_LLM_URL (an OpenAI-compatible base URL, "
-            f"e.g. http://localhost:11434/v1){said}"
-        )
-    model = model or os.environ.get("TICKTAPE_LLM_MODEL") or "llama3.1"
-    api_key = api_key or os.environ.get("TICKTAPE_LLM_API_KEY")
-    endpoint = url.rstrip("/") + "/chat/completions"
-    body = {
-        "model": model,
-        "temperature": 0,
-        "messages": [{"role": "system", "content": system_prompt()}, {"role": "user", "content": text}],
-    }
-    headers = {"Content-Type": "application/json", "Accept": "application/json"}
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    request = urllib.request.Request(endpoint, data=json.dumps(body).encode(), headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            raw = response.read()
-    except urllib.error.HTTPError as exc:
-        detail = exc.read(300).decode("utf-8", "replace").strip()
-        raise LLMError(f"LLM at {endpoint}: HTTP {exc.code} {exc.reason}: {detail}") from None
-    except TimeoutError as exc:
-        raise LLMError(f"LLM at {endpoint}: no answer within {timeout:g} s") from exc
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, TimeoutError | socket.timeout):
-            raise LLMError(f"LLM at {endpoint}: no answer within {timeout:g} s") from None
-        raise LLMError(f"LLM at {endpoint}: {exc.reason}") from None
-    try:
-        content = json.loads(raw)["choices"][0]["message"]["content"]
-    except (ValueError, KeyError, IndexError, TypeError):
-        raise LLMError(f"LLM at {endpoint}: not a chat-completions response: {raw[:200]!r}") from None
-    try:
-        spec = json.loads(_strip_fences(str(content)))
-    except ValueError as exc:
-        raise LLMError(f"the LLM's answer is not JSON ({exc}): {str(content)[:200]!r}") from None
-    if not isinstance(spec, dict):
-        raise LLMError(f"the LLM's answer is not a JSON object: {str(content)[:200]!r}")
-    if "error" in spec and "strategy" not in spec:
-        raise LLMError(f"the LLM could not express it either: {spec['error']}")
-    try:
-        return catalog.validate_spec(spec)
-    except SpecError as exc:
-        raise LLMError(f"the LLM's spec is invalid: {exc}") from None
