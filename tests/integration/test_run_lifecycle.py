@@ -178,7 +178,7 @@ async def test_delete_refuses_an_unfinished_run_unless_forced(conn: asyncpg.Conn
 
 
 async def test_delete_older_than(conn: asyncpg.Connection) -> None:
-    old, new = (await _seed_run(conn, f"DEL{uuid.uuid4().hex[:6]}") for _ in range(2))
+    old, new = [await _seed_run(conn, f"DEL{uuid.uuid4().hex[:6]}") for _ in range(2)]
     await conn.execute(
         "UPDATE runs SET created_at = now() - interval '40 days' WHERE run_id = $1", uuid.UUID(old)
     )
