@@ -26,9 +26,6 @@ from ticktape.pipeline.topics import APP_ID
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 TICKTAPE = Path(sys.executable).with_name("ticktape")
-#: What the lease promises: a run is failed this long after its command died
-#: (the lease), plus the interval at which this test looks.
-WITHIN_S = store.LEASE_S + 3.0
 
 
 def _env(home: Path, **extra: str) -> dict[str, str]:
@@ -37,8 +34,10 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
 
 
 def _start(args, home: Path, **extra: str) -> subprocess.Popen:
-    log = open(home / "command.log", "wb")  # noqa: SIM115 (closed with the test's tmp_path)
-    return subprocess.Popen([str(TICKTAPE), *map(str, args)], env=_env(home, **extra), stdout=log, stderr=log)
+    with open(home / "command.log", "wb") as log:  # (the child keeps its own copy)
+        return subprocess.Popen(
+            [str(TICKTAPE), *map(str, args)], env=_env(home, **extra), stdout=log, stderr=log
+        )
 
 
 def _db(dsn: str, fn):
@@ -55,7 +54,7 @@ def _db(dsn: str, fn):
 def _owned_by(dsn: str, pid: int) -> list:
     return _db(
         dsn,
-        lambda c: c.fetch("SELECT run_id::text, status FROM runs WHERE owner LIKE $1", f"% (pid {pid} on %"),
+        lambda c: c.fetch("SELECT run_id::text, status FROM runs WHERE owner LIKE $1", f"%, pid {pid} on %"),
     )
 
 
@@ -73,14 +72,17 @@ def _wait_for_runs(dsn: str, proc: subprocess.Popen, home: Path, n: int, statuse
         time.sleep(0.2)
 
 
-def _kill_and_look(proc: subprocess.Popen, home: Path, ids: list[str], **env: str) -> float:
-    """SIGKILL the command, then look with ``ticktape runs show`` until every
-    run failed; returns the seconds that took."""
+def _kill_and_look(proc: subprocess.Popen, home: Path, ids: list[str], **env: str) -> None:
+    """SIGKILL the command, then look with ``ticktape runs show`` every second
+    until every run failed, naming the command. A look that starts once the
+    lease has run out (``store.LEASE_S`` after the kill) must find the run
+    failed, however long the command itself takes to start."""
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     killed = time.monotonic()
     for run_id in ids:
         while True:
+            looked = time.monotonic() - killed
             shown = subprocess.run(
                 [str(TICKTAPE), "runs", "show", run_id],
                 env=_env(home, **env),
@@ -93,13 +95,10 @@ def _kill_and_look(proc: subprocess.Popen, home: Path, ids: list[str], **env: st
             if "status failed" in shown.stdout:
                 break
             assert "status running" in shown.stdout or "status pending" in shown.stdout, shown.stdout
-            assert time.monotonic() - killed < WITHIN_S + 30, "the run is still not failed"
+            assert looked < store.LEASE_S + 0.5, f"not failed by a look {looked:.1f} s after the kill"
             time.sleep(1.0)
         text = " ".join(shown.stdout.split())
-        assert f"the command that started it stopped (ticktape {proc.args[1]}, pid {proc.pid} on" in text, (
-            text
-        )
-    return time.monotonic() - killed
+        assert f"the command that started it stopped (ticktape {proc.args[1]}, pid {proc.pid} on" in text, text
 
 
 def _nothing_left(home: Path, timeout: float = 15.0) -> None:
@@ -127,23 +126,21 @@ def test_kill_9_of_ticktape_run_fails_its_run_within_the_lease(db_url, kafka_url
     proc = _start(["run", spec, "--speed", "1", "--source", "generator:100000"], tmp_path, **services)
     try:
         (run_id,) = _wait_for_runs(db_url, proc, tmp_path, 1, ("running",))
-        took = _kill_and_look(proc, tmp_path, [run_id], **services)
+        _kill_and_look(proc, tmp_path, [run_id], **services)
     finally:
         proc.kill()
-    assert took <= WITHIN_S, f"failed {took:.1f} s after the kill"
     _nothing_left(tmp_path)  # its worker died with it
 
 
 def test_kill_9_of_a_pipeline_sweep_fails_every_run(db_url, kafka_url, tmp_path) -> None:
     services = {"TICKTAPE_DATABASE_URL": db_url, "TICKTAPE_KAFKA_URL": kafka_url}
-    args = ["sweep", "--strategy", "sma_crossover", "--grid", "fast=5,10", "--param", "slow=30"]
+    args = ["sweep", "--strategy", "sma_crossover", "--grid", "fast=5,10", "--param", "slow=100"]
     proc = _start([*args, "--symbols", "KILLSWEEP", "--source", "generator:100000"], tmp_path, **services)
     try:
         ids = _wait_for_runs(db_url, proc, tmp_path, 2, store.UNFINISHED)
-        took = _kill_and_look(proc, tmp_path, ids, **services)
+        _kill_and_look(proc, tmp_path, ids, **services)
     finally:
         proc.kill()
-    assert took <= WITHIN_S, f"failed {took:.1f} s after the kill"
     _nothing_left(tmp_path)
 
 
