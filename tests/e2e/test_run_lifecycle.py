@@ -98,7 +98,9 @@ def _kill_and_look(proc: subprocess.Popen, home: Path, ids: list[str], **env: st
             assert looked < store.LEASE_S + 0.5, f"not failed by a look {looked:.1f} s after the kill"
             time.sleep(1.0)
         text = " ".join(shown.stdout.split())
-        assert f"the command that started it stopped (ticktape {proc.args[1]}, pid {proc.pid} on" in text, text
+        assert f"the command that started it stopped (ticktape {proc.args[1]}, pid {proc.pid} on" in text, (
+            text
+        )
 
 
 def _nothing_left(home: Path, timeout: float = 15.0) -> None:

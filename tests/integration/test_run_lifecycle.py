@@ -207,12 +207,20 @@ def test_a_read_only_session_reads_but_the_server_refuses_writes(db_url: str) ->
     # turning the transaction read-write is refused too, and the role keeps no superuser rights
     with pytest.raises(StoreError):
         session.run(
-            lambda c: c.fetch("SELECT set_config('transaction_read_only', 'off', false), * FROM runs"),
+            lambda c: c.fetch("SELECT set_config('transaction_read_only', 'off', false)"),
             dsn=db_url,
             readonly=True,
         )
-    with pytest.raises(StoreError, match="permission denied"):
-        session.run(lambda c: c.fetch("SELECT pg_read_file('PG_VERSION')"), dsn=db_url, readonly=True)
+    for sql in ("SELECT pg_read_file('PG_VERSION')", "COPY (SELECT 1) TO PROGRAM 'true'"):
+        with pytest.raises(StoreError, match="permission denied"):
+            session.run(lambda c, sql=sql: c.fetch(sql), dsn=db_url, readonly=True)
+    # a statement that changes only its session changes nothing after it
+    for sql in ("RESET ROLE", "SET TRANSACTION READ WRITE", "COMMIT"):
+        session.run(lambda c, sql=sql: c.fetch(sql), dsn=db_url, readonly=True)
+        assert (
+            session.run(lambda c: c.fetchval("SELECT current_user"), dsn=db_url, readonly=True)
+            == session.READER_ROLE
+        )
 
 
 def test_without_the_role_a_read_only_session_says_so_and_still_refuses_writes(

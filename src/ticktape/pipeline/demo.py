@@ -253,7 +253,7 @@ def wait_ready(worker: WorkerProcess, timeout_s: float = 120.0) -> None:
         raise DemoError(str(exc)) from None
 
 
-async def _submit_and_watch(
+async def submit_and_watch_many(
     kafka_url: str,
     dsn: str,
     specs: list[RunSpec],
@@ -261,8 +261,15 @@ async def _submit_and_watch(
     worker: WorkerProcess,
     console: Console,
     timeout_s: float,
-    stall_s: float,
+    stall_s: float = 300.0,
 ) -> list[dict]:
+    """Send the requests of the (created) runs to the ready ``worker`` and
+    follow them, with one progress bar, until every one ended; return the
+    run rows with their metrics. DemoError when the worker exits, the time is
+    up, a run is deleted, or no tick was processed for ``stall_s`` seconds
+    while a run at full speed waited to start or replayed (:func:`not_timed`;
+    paced runs are not timed). Within :func:`owned_runs` (as :func:`follow`
+    does) the runs are then failed with the reason."""
     conn = await store.connect(dsn)
     try:
         ids = [spec.run_id for spec in specs]
@@ -308,7 +315,7 @@ def follow(
         with WorkerProcess(env, settings.log_dir / "worker.log") as worker:
             wait_ready(worker)
             return asyncio.run(
-                _submit_and_watch(
+                submit_and_watch_many(
                     rt.kafka_url, rt.database_url, specs, total, worker, console, timeout_s, stall_s
                 )
             )
@@ -353,7 +360,7 @@ async def submit_and_watch(
     ready ``worker`` and follow it to the end; return the run row, DemoError
     unless it completed (benchmarks/e2e.py, which measures that worker)."""
     await _create_runs(dsn, [spec], None, None, True)
-    (run,) = await _submit_and_watch(kafka_url, dsn, [spec], total, worker, console, timeout_s, 300.0)
+    (run,) = await submit_and_watch_many(kafka_url, dsn, [spec], total, worker, console, timeout_s)
     return _completed(run)
 
 
