@@ -19,7 +19,6 @@ one) failed; the agent goes on. A worker with this stage also fails, every
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -237,8 +236,12 @@ async def replay_run(spec: RunSpec, ticks_topic, database_url: str, kafka_url: s
 
 
 async def fail_run(db: Reconnecting, run_id: str, error: str) -> None:
-    """Mark ``run_id`` failed with ``error`` unless it ended already."""
-    await db.run(lambda c: store.end_unfinished_runs(c, [run_id], "failed", error))
+    """Mark ``run_id`` failed with ``error`` unless it ended already (a store
+    that cannot be reached is logged: the agent goes on)."""
+    try:
+        await db.run(lambda c: store.end_unfinished_runs(c, [run_id], "failed", error))
+    except Exception:
+        log.exception("run %s: could not mark it failed (%s)", run_id, error)
 
 
 def request_run_id(value: bytes | str) -> str | None:
@@ -277,8 +280,7 @@ def register(app: faust.App, topics, database_url: str, kafka_url: str | None = 
                     await replay_run(spec, topics.ticks, database_url, kafka_url)
                 except Exception as exc:  # (the store gave up): the run fails if it can, the agent goes on
                     log.exception("run %s: replay failed", spec.run_id)
-                    with contextlib.suppress(Exception):
-                        await fail_run(db, spec.run_id, f"replay: {exc}")
+                    await fail_run(db, spec.run_id, f"replay: {exc}")
                 replayed.add(spec.run_id)
         finally:
             await db.close()
