@@ -128,6 +128,10 @@ def test_kill_9_of_ticktape_run_fails_its_run_within_the_lease(db_url, kafka_url
     proc = _start(["run", spec, "--speed", "1", "--source", "generator:100000"], tmp_path, **services)
     try:
         (run_id,) = _wait_for_runs(db_url, proc, tmp_path, 1, ("running",))
+        # while the command lives it renews the lease: the run outlives it
+        age = "SELECT extract(epoch FROM now() - created_at)::float8 FROM runs WHERE run_id = $1"
+        time.sleep(max(0.0, store.LEASE_S + 2 - _db(db_url, lambda c: c.fetchval(age, uuid.UUID(run_id)))))
+        assert _owned_by(db_url, proc.pid)[0]["status"] == "running"
         _kill_and_look(proc, tmp_path, [run_id], **services)
     finally:
         proc.kill()

@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -214,3 +216,37 @@ def test_runs_delete(db_url, tmp_path) -> None:
     assert left == 0
     line = _error_line(_ticktape(["runs", "delete", done], tmp_path, **env))
     assert f"no run {done}" in line
+
+
+def test_the_dashboard_command_ends_runs_whose_lease_ran_out(db_url, tmp_path) -> None:
+    # the page only reads (ticktape_reader); the command around it expires leases
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKTAPE_")}
+    env.update({"TICKTAPE_HOME": str(tmp_path), "TICKTAPE_DATABASE_URL": db_url})
+    with open(tmp_path / "dashboard.log", "wb") as log:
+        proc = subprocess.Popen(
+            [str(TICKTAPE), "dashboard", "--port", str(port)], env=env, stdout=log, stderr=log
+        )
+    try:
+        run, owner = str(uuid.uuid4()), "ticktape run, pid 999999 on gone"
+        _db(
+            db_url,
+            lambda c: store.create_run(c, run, "s", {}, {}, ["A"], None, None, owner=owner, lease_s=0.5),
+        )
+        deadline = time.monotonic() + 60
+        while (
+            row := _db(
+                db_url,
+                lambda c: c.fetchrow("SELECT status, error FROM runs WHERE run_id = $1", uuid.UUID(run)),
+            )
+        )["status"] != "failed":
+            assert proc.poll() is None, (tmp_path / "dashboard.log").read_text()
+            assert time.monotonic() < deadline, row
+            time.sleep(0.2)
+        assert owner in row["error"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    _nothing_left(tmp_path)
