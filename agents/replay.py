@@ -8,12 +8,18 @@ header), then an end-of-stream batch carrying the number of ticks read.
 Speed: ``spec.speed`` None publishes as fast as the pipeline takes it; a
 factor K releases event time t at wall time t0 + (t - t_first) / K, with
 batches cut on an event-time grid so a watcher sees smooth progress. Every
-batch passes the run's gate, which honours pause / resume / cancel.
+batch passes the run's gate, which honours pause / resume / cancel and stops
+the replay of a run that ended meanwhile (a lapsed lease) or was deleted.
+
+A run request that is not a valid spec is logged and its run (when it names
+one) failed; the agent goes on. A worker with this stage also fails, every
+``store.LEASE_CHECK_S``, the runs whose lease ran out (their command died).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import deque
@@ -25,7 +31,7 @@ from ticktape import store
 from ticktape.backtest.run import LevelStream
 from ticktape.errors import RunCancelled
 from ticktape.model.batch import Batch, empty, encode
-from ticktape.model.spec import RunSpec
+from ticktape.model.spec import RunSpec, parse_run_id
 from ticktape.pipeline import sources
 from ticktape.pipeline.control import RunGate
 from ticktape.store.retry import TRANSIENT, Reconnecting
@@ -212,27 +218,77 @@ async def replay_run(spec: RunSpec, ticks_topic, database_url: str, kafka_url: s
             await gate.flush()
         except* RunCancelled:
             await gate.flush()
+            # (cancelled by request, or ended otherwise: then it stays as it ended)
             await db.run(
-                lambda c: store.finish_run(c, spec.run_id, "cancelled", error="cancelled by request")
+                lambda c: store.end_unfinished_runs(c, [spec.run_id], "cancelled", "cancelled by request")
             )
-            log.info("run %s cancelled", spec.run_id)
+            log.info(
+                "run %s ended while replaying (%s): replay stopped",
+                spec.run_id,
+                await db.run(lambda c: store.run_status(c, spec.run_id)),
+            )
         except* Exception as group:  # the run fails loudly, the worker lives on
             exc = group.exceptions[0]
             log.error("replay of run %s failed", spec.run_id, exc_info=exc)
-            await db.run(lambda c: store.finish_run(c, spec.run_id, "failed", error=f"replay: {exc}"))
+            await fail_run(db, spec.run_id, f"replay: {exc}")
     finally:
         await db.close()
 
 
+async def fail_run(db: Reconnecting, run_id: str, error: str) -> None:
+    """Mark ``run_id`` failed with ``error`` unless it ended already (a store
+    that cannot be reached is logged: the agent goes on)."""
+    try:
+        await db.run(lambda c: store.end_unfinished_runs(c, [run_id], "failed", error))
+    except Exception:
+        log.exception("run %s: could not mark it failed (%s)", run_id, error)
+
+
+def request_run_id(value: bytes | str) -> str | None:
+    """The run id a run request names, if it names a valid one (a request
+    that is not a valid spec may still say which run it was for)."""
+    try:
+        d = json.loads(value)
+        return str(parse_run_id(d["run_id"])) if isinstance(d, dict) and "run_id" in d else None
+    except (ValueError, TypeError):
+        return None
+
+
 def register(app: faust.App, topics, database_url: str, kafka_url: str | None = None) -> None:
     replayed: set[str] = set()  # runs this worker replayed to the end
+    leases = Reconnecting(database_url, "lease check")
 
     @app.agent(topics.run_requests, name="replay")
     async def replay(stream):
-        async for value in stream:
-            spec = check_run(RunSpec.from_json(value))
-            if spec.run_id in replayed:  # delivered again (after a rebalance): sent already
-                log.info("run %s was replayed by this worker; request delivered again, skipped", spec.run_id)
-                continue
-            await replay_run(spec, topics.ticks, database_url, kafka_url)
-            replayed.add(spec.run_id)
+        db = Reconnecting(database_url, "run requests")
+        try:
+            async for value in stream:
+                try:
+                    spec = check_run(RunSpec.from_json(value))
+                except Exception as exc:  # a malformed request: said, its run failed, the agent goes on
+                    run_id = request_run_id(value)
+                    log.error("malformed run request%s: %s", f" for run {run_id}" if run_id else "", exc)
+                    if run_id is not None:
+                        await fail_run(db, run_id, f"malformed run request: {exc}")
+                    continue
+                if spec.run_id in replayed:  # delivered again (after a rebalance): sent already
+                    log.info(
+                        "run %s was replayed by this worker; request delivered again, skipped", spec.run_id
+                    )
+                    continue
+                try:
+                    await replay_run(spec, topics.ticks, database_url, kafka_url)
+                except Exception as exc:  # (the store gave up): the run fails if it can, the agent goes on
+                    log.exception("run %s: replay failed", spec.run_id)
+                    await fail_run(db, spec.run_id, f"replay: {exc}")
+                replayed.add(spec.run_id)
+        finally:
+            await db.close()
+
+    @app.timer(store.LEASE_CHECK_S)
+    async def expire_leases() -> None:
+        """Fail the runs whose command stopped renewing their lease (nothing else would end them)."""
+        try:
+            await leases.run(store.expire_leases)
+        except Exception:  # the next turn tries again
+            log.exception("expiring the leases of runs failed")

@@ -41,6 +41,8 @@ def main() -> None:
     st.title("ticktape runs")
     dsn = _dsn()
     runs = queries.runs(dsn)
+    if note := queries.readonly_note(dsn):
+        st.warning(note)
     if runs.empty:
         st.info("No runs stored yet. Run `ticktape demo` first.")
         return

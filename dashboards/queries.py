@@ -1,4 +1,6 @@
-"""SQL behind the dashboard (read-only)."""
+"""SQL behind the dashboard, run read-only: every query in a read-only
+transaction as the role ``ticktape_reader`` (``session.run(...,
+readonly=True)``), so the server refuses any write, whatever the SQL."""
 
 from __future__ import annotations
 
@@ -15,8 +17,13 @@ T = TypeVar("T")
 
 
 def _read(dsn: str, op: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-    """``await op(conn)`` in a session of its own (the store's one session helper)."""
-    return session.run(op, dsn=dsn, migrate=False)
+    """``await op(conn)`` in a read-only session of its own (the store's one session helper)."""
+    return session.run(op, dsn=dsn, readonly=True)
+
+
+def readonly_note(dsn: str) -> str | None:
+    """Why the queries on ``dsn`` could not run as the read-only role (None: they do)."""
+    return session.readonly_note(dsn)
 
 
 def frame(dsn: str, sql: str, *args) -> pd.DataFrame:

@@ -145,7 +145,7 @@ def test_a_run_that_stops_moving_is_failed_by_its_watcher_not_left_running(pipel
     from rich.console import Console
 
     from ticktape.errors import DemoError
-    from ticktape.pipeline.demo import submit_and_watch_many
+    from ticktape.pipeline.demo import owned_runs, submit_and_watch_many
 
     (sym,) = pipeline.symbols(1, 5_000)
     spec = RunSpec(strategy="sma_crossover", symbols=(sym,), params={"fast": 5, "slow": 20})
@@ -155,22 +155,25 @@ def test_a_run_that_stops_moving_is_failed_by_its_watcher_not_left_running(pipel
         try:
             async with holder.transaction():  # the sink's writes wait for this lock (the replay's do not)
                 await holder.execute("LOCK TABLE sink_batches IN EXCLUSIVE MODE")
-                with pytest.raises(DemoError, match=r"no progress for 3 s at 0 ticks"):
-                    await submit_and_watch_many(
-                        pipeline.runtime.kafka_url,
-                        pipeline.db_url,
-                        [spec],
-                        5_000,
-                        worker,
-                        Console(quiet=True),
-                        120,
-                        stall_s=3,
-                    )
+                await submit_and_watch_many(
+                    pipeline.runtime.kafka_url,
+                    pipeline.db_url,
+                    [spec],
+                    5_000,
+                    worker,
+                    Console(quiet=True),
+                    120,
+                    stall_s=3,
+                )
         finally:
             await holder.close()
 
     with pipeline.worker() as w:
-        asyncio.run(watch_while_the_sink_is_held(w))
+        with (
+            pytest.raises(DemoError, match=r"no progress for 3 s at 0 ticks"),
+            owned_runs(pipeline.db_url, [spec], "run"),  # as `ticktape run` follows it
+        ):
+            asyncio.run(watch_while_the_sink_is_held(w))
         run = pipeline.run_row(spec.run_id)
         assert run["status"] == "failed"
         assert run["error"].startswith("the command watching it stopped before it ended: run ")

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ticktape import store
-from ticktape.errors import StoreConnectionError
+from ticktape.errors import SpecError, StoreConnectionError
 from ticktape.model.batch import DTYPES, TICK_DTYPE
 
 pytestmark = pytest.mark.integration
@@ -94,8 +94,19 @@ async def test_migrate_empty_db_then_rerun_applies_nothing(fresh_db: str) -> Non
             "fills",
             "equity",
             "run_metrics",
+            "run_recordings",
             "schema_migrations",
         } <= tables
+        # every table keyed by run id is one a run's deletion covers
+        keyed = {
+            r["table_name"]
+            for r in await c.fetch(
+                "SELECT table_name FROM information_schema.columns"
+                " WHERE table_schema = 'public' AND column_name = 'run_id'"
+                " AND table_name IN (SELECT tablename FROM pg_tables WHERE schemaname = 'public')"
+            )
+        }
+        assert keyed == set(store.RUN_TABLES)
         # time_bucket works on plain PostgreSQL too, with a Monday origin
         monday = await c.fetchval("SELECT time_bucket(INTERVAL '7 days', TIMESTAMPTZ '2024-01-10 12:00+00')")
         assert monday.isoformat() == "2024-01-08T00:00:00+00:00"
@@ -280,7 +291,8 @@ async def test_run_lifecycle(conn: asyncpg.Connection) -> None:
     run = str(uuid.uuid4())
     spec = {"strategy": "ema_cross", "fast": 10, "slow": 30}
     await store.create_run(conn, run, "ema_cross", spec, {"fast": 10}, ["AAA", "BBB"], T0, T0 + 10**12)
-    await store.create_run(conn, run, "other", {}, {}, [], None, None)  # idempotent: left as is
+    with pytest.raises(SpecError, match="exists already"):  # a run id is never reused
+        await store.create_run(conn, run, "other", {}, {}, [], None, None)
     pending = await conn.fetchrow("SELECT status, started_at FROM runs WHERE run_id = $1", uuid.UUID(run))
     assert (pending["status"], pending["started_at"]) == ("pending", None)  # no worker yet
     await store.start_run(conn, run)

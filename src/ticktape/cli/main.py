@@ -41,10 +41,12 @@ def demo(
     seed: Annotated[int, typer.Option(help="generator seed")] = 7,
 ) -> None:
     """Generate synthetic ticks, replay them through the pipeline, print the results."""
+    from ticktape.errors import CommandError
     from ticktape.pipeline.demo import DemoOptions, run_demo
 
-    if ticks < 1 or symbols < 1:
-        raise typer.BadParameter("--ticks and --symbols must be >= 1")
+    for name, value in (("--ticks", ticks), ("--symbols", symbols)):
+        if value < 1:
+            raise CommandError(f"{name}: must be >= 1, got {value}")
     names = tuple(f"DEMO-{chr(ord('A') + i)}" if i < 26 else f"DEMO-{i}" for i in range(symbols))
     run_demo(settings(), DemoOptions(ticks_per_symbol=ticks, symbols=names, seed=seed), console)
 
@@ -101,6 +103,7 @@ def paper(
     """Paper-trade a spec on a live feed, through the same pipeline."""
     from ticktape.model.spec import RunSpec
     from ticktape.pipeline.demo import migrate, results_table
+    from ticktape.pipeline.live import check_feed
     from ticktape.pipeline.live import paper as run_paper
     from ticktape.runtime.embedded import Runtime
     from ticktape.strategy.catalog import check_run
@@ -110,6 +113,7 @@ def paper(
     except OSError as exc:
         raise FileNotFoundError(f"{spec_file}: cannot read the run spec ({exc.strerror})") from None
     spec = check_run(RunSpec.from_json(text))
+    asyncio.run(check_feed(url))  # a feed that cannot be reached is refused before anything starts
     cfg = settings()
     with Runtime(cfg) as rt:
         migrate(rt, console)
@@ -133,9 +137,11 @@ def record(
     ] = 10.0,
 ) -> None:
     """Copy a run's ticks from the ticks topic into the store (the topic keeps them)."""
+    from ticktape.model.spec import parse_run_id
     from ticktape.pipeline.record import record as do_record
     from ticktape.runtime.embedded import Runtime
 
+    parse_run_id(run_id)  # (before anything starts)
     with Runtime(settings()) as rt:
         rec = asyncio.run(do_record(rt.kafka_url, rt.database_url, run_id, prefix, idle_timeout))
     for sym, n in sorted(rec.ticks.items()):
@@ -186,13 +192,17 @@ def dashboard(
     """Open the Streamlit dashboard on the stored runs."""
 
     from ticktape.errors import TicktapeRuntimeError
+    from ticktape.pipeline.control import expire_while
+    from ticktape.pipeline.demo import migrate
     from ticktape.runtime.embedded import Runtime
     from ticktape.runtime.processes import port_in_use, spawn_child, terminate_process
+    from ticktape.store import session
 
     entry = Path(dashboards.__file__).resolve().parent / "app.py"
     if port_in_use(port):
         raise TicktapeRuntimeError(f"port {port} on 127.0.0.1 is already in use (choose another with --port)")
     with Runtime(settings(), kafka=False) as rt:
+        migrate(rt, console)  # (the page's role, ticktape_reader, is made by a migration)
         console.print(f"dashboard on http://127.0.0.1:{port}  (Ctrl-C to stop)")
         env = {**os.environ, **rt.env()}
         cmd = [
@@ -212,7 +222,12 @@ def dashboard(
         ]
         proc = spawn_child(cmd, env=env)  # dies with us, even after kill -9
         try:
-            proc.wait()
+            # the page only reads (as ticktape_reader): this command ends the runs whose command died
+            session.run(
+                lambda conn: expire_while(conn, lambda: proc.poll() is None),
+                dsn=rt.database_url,
+                migrate=False,
+            )
         finally:
             terminate_process(proc, signals=((signal.SIGTERM, 10.0),), name="streamlit")
 

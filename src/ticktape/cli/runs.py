@@ -1,15 +1,28 @@
-"""``ticktape db`` and ``ticktape runs``: the schema, and the stored runs."""
+"""``ticktape db`` and ``ticktape runs``: the schema, and the stored runs.
+
+Every ``runs`` command first fails the runs whose lease ran out (their
+command died: docs/architecture.md, "Progress and control"), so what it
+shows is what is true now.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Annotated, TypeVar
 
+import asyncpg
 import typer
 from rich.table import Table
 
 from ticktape import store
 from ticktape.cli.common import console
+from ticktape.errors import CommandError
+from ticktape.model.spec import parse_run_id
 from ticktape.store import session
+
+T = TypeVar("T")
 
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 runs_app = typer.Typer(no_args_is_help=True, help="Stored runs.")
@@ -22,10 +35,22 @@ def db_migrate() -> None:
     console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
 
 
+def _look(fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """``fn(conn)`` in a session, after failing the runs whose lease ran out."""
+
+    async def go(conn: asyncpg.Connection) -> T:
+        await store.expire_leases(conn)
+        return await fn(conn)
+
+    return session.run(go)
+
+
 @runs_app.command("list")
 def runs_list(limit: Annotated[int, typer.Option(help="how many runs")] = 20) -> None:
     """List the latest runs."""
-    rows = session.run(lambda conn: store.list_runs(conn, limit=limit))
+    if limit < 1:
+        raise CommandError(f"--limit: must be >= 1, got {limit}")
+    rows = _look(lambda conn: store.list_runs(conn, limit=limit))
     table = Table(title="runs")
     for col in ("run id", "status", "strategy", "symbols", "ticks", "orders", "fills", "wall s", "created"):
         table.add_column(col)
@@ -48,7 +73,7 @@ def runs_list(limit: Annotated[int, typer.Option(help="how many runs")] = 20) ->
 def runs_show(run_id: Annotated[str, typer.Argument(help="run id")]) -> None:
     """Progress of one run: per symbol read, processed, rejected, lag (ticks not yet
     through), each stage's lag in seconds, event time, ticks/s."""
-    info = session.run(lambda conn: store.run_progress(conn, run_id))
+    info = _look(lambda conn: store.run_progress(conn, run_id))
     run = info["run"]
     console.print(
         f"run {run['run_id']}  status [bold]{run['status']}[/bold]  strategy {run['strategy']}"
@@ -79,7 +104,7 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="run id")]) -> None:
 
 
 def _control(run_id: str, action: str) -> None:
-    status = session.run(lambda conn: store.request_control(conn, run_id, action))
+    status = _look(lambda conn: store.request_control(conn, run_id, action))
     console.print(f"run {run_id}: {action} requested (status {status})")
 
 
@@ -97,5 +122,50 @@ def runs_resume(run_id: Annotated[str, typer.Argument(help="run id")]) -> None:
 
 @runs_app.command("cancel")
 def runs_cancel(run_id: Annotated[str, typer.Argument(help="run id")]) -> None:
-    """Cancel a run: the replay stops and the run is marked cancelled."""
+    """Cancel a run: it is marked cancelled at once, and its replay, if one
+    still runs, stops."""
     _control(run_id, "cancel")
+
+
+_AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_age(text: str) -> timedelta:
+    """``30d``, ``12h``, ``90m``, ``2w``, ``45s`` as a timedelta; CommandError otherwise.
+
+    >>> parse_age("30d")
+    datetime.timedelta(days=30)
+    """
+    match = _AGE.match(text.strip())
+    if not match:
+        raise CommandError(f"--older-than: {text!r} is not an age (a number and s, m, h, d or w, e.g. 30d)")
+    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+
+
+@runs_app.command("delete")
+def runs_delete(
+    run_ids: Annotated[list[str] | None, typer.Argument(help="run ids", show_default=False)] = None,
+    older_than: Annotated[
+        str | None, typer.Option(help="instead: every run created longer ago than this (30d, 12h, 2w)")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="delete unfinished runs too")] = False,
+) -> None:
+    """Delete runs and everything they produced (signals, orders, fills,
+    equity, bars, progress, metrics, the sink's ledger and the ticks
+    recorded for them) in one transaction; an unfinished run only with --force."""
+    if bool(run_ids) == (older_than is not None):
+        raise CommandError("runs delete: give run ids or --older-than AGE (one of the two)")
+    age = parse_age(older_than) if older_than is not None else None
+    ids = [str(parse_run_id(r)) for r in run_ids or []]  # (refused before anything starts)
+    gone = _look(lambda conn: store.delete_runs(conn, ids, older_than=age, force=force))
+    shown = ", ".join(f"{r} ({status})" for r, status in gone.runs[:10])
+    more = f" and {len(gone.runs) - 10} more" if len(gone.runs) > 10 else ""
+    console.print(
+        f"deleted {len(gone.runs)} run{'' if len(gone.runs) == 1 else 's'}"
+        + (f": {shown}{more}" if shown else "")
+    )
+    rows = ", ".join(
+        f"{n:,} {'recorded ticks' if table == 'ticks' else table}" for table, n in gone.rows.items() if n
+    )
+    console.print(f"rows deleted: {rows or 'none'}")

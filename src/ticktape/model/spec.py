@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import threading
 import time
@@ -35,6 +36,30 @@ def new_run_id() -> str:
     rand = bytearray(os.urandom(8))
     rand[0] = 0x80 | (rand[0] & 0x3F)  # the RFC 4122 variant
     return str(uuid.UUID(bytes=ms.to_bytes(6, "big") + (0x7000 | counter).to_bytes(2, "big") + bytes(rand)))
+
+
+def parse_run_id(text: object) -> uuid.UUID:
+    """``text`` as a run id (a UUID, any of its spellings); SpecError naming it otherwise.
+
+    >>> parse_run_id("0190A1B2-0000-7000-8000-000000000001")
+    UUID('0190a1b2-0000-7000-8000-000000000001')
+    """
+    try:
+        return uuid.UUID(str(text))
+    except ValueError:
+        raise SpecError(f"run_id: {text!r} is not a run id (a UUID)") from None
+
+
+def _non_finite(value: Any, path: str) -> tuple[str, float] | None:
+    """The first NaN or infinite number in a decoded JSON value: (its path, it)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, value
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _non_finite(item, f"{path}.{key}" if path else str(key))
+        if found:
+            return found
+    return None
 
 
 #: Every status a run can have (the ``runs.status`` column).
@@ -143,6 +168,7 @@ class RunSpec:
     def __post_init__(self) -> None:
         if not self.symbols:
             raise SpecError("symbols: at least one symbol is required")
+        object.__setattr__(self, "run_id", str(parse_run_id(self.run_id)))
         if self.speed is not None and not (isinstance(self.speed, int | float) and self.speed > 0):
             raise SpecError(f"speed: must be a number > 0 (or null for max), got {self.speed!r}")
         if self.bar_ns is not None and not (isinstance(self.bar_ns, int) and self.bar_ns > 0):
@@ -174,6 +200,12 @@ class RunSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunSpec:
+        if not isinstance(d, dict):
+            raise SpecError(f"run spec: expected a JSON object, got {type(d).__name__}")
+        bad = _non_finite(d, "")
+        if bad:  # (Python's JSON reads NaN and Infinity; SQL's jsonb and the engine take neither)
+            name = "NaN" if math.isnan(bad[1]) else ("Infinity" if bad[1] > 0 else "-Infinity")
+            raise SpecError(f"{bad[0]}: {name} is not a number a run spec may hold")
         known = {f.name for f in dataclasses.fields(cls)}
         for key in d:
             if key not in known:

@@ -7,10 +7,11 @@ TICKTAPE_KAFKA_URL / TICKTAPE_DATABASE_URL point elsewhere.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ from ticktape.config import Settings, mask_dsn
 from ticktape.data.randomwalk import RandomWalkConfig, generate
 from ticktape.errors import DemoError
 from ticktape.model.spec import RunSpec
-from ticktape.pipeline import sources
+from ticktape.pipeline import control, sources
 from ticktape.pipeline.topics import APP_ID, topic_partitions
 from ticktape.pipeline.worker import WorkerProcess
 from ticktape.runtime.embedded import Runtime
@@ -100,22 +101,6 @@ def runs_rate(rows: Sequence[Mapping[str, Any]]) -> str:
     return f"{n / wall:,.0f} ticks/s" if n and wall > 0 else "waiting for worker"
 
 
-async def submit_and_watch(
-    kafka_url: str,
-    dsn: str,
-    spec: RunSpec,
-    total: int | None,
-    worker: WorkerProcess,
-    console: Console,
-    timeout_s: float,
-) -> dict:
-    """Create the run, send its request to the worker and follow it to the end."""
-    (run,) = await submit_and_watch_many(kafka_url, dsn, [spec], total, worker, console, timeout_s)
-    if run["status"] != "complete":
-        raise DemoError(f"run {spec.run_id} {run['status']}: {run['error']}")
-    return run
-
-
 async def _send_requests(kafka_url: str, specs: list[RunSpec]) -> None:
     for spec in specs:  # (refused here, before the worker sees it)
         check_run(spec)
@@ -152,17 +137,20 @@ async def _watch(
     stall_s: float | None,
 ) -> None:
     """Follow the runs until each ended; DemoError when the worker exits, the
-    time is up or (``stall_s`` not None) no tick was processed for ``stall_s``
-    seconds while a run was pending or replaying (not paused, not ending)."""
+    time is up, a run was deleted, or (``stall_s`` not None) no tick was
+    processed for ``stall_s`` seconds while a run was pending or replaying
+    (not paused, not ending)."""
     deadline = time.monotonic() + timeout_s
     moved, last_n = time.monotonic(), -1
     with _progress(console) as bar:
         task = bar.add_task(label, total=total, rate="")
         while True:
             rows = await store.watch_rows(conn, ids)
+            if len(rows) < len(ids):
+                raise DemoError(f"{label}: {len(ids) - len(rows)} of its runs deleted while running")
             n = sum(int(r["n"]) for r in rows)
             bar.update(task, completed=n, rate=runs_rate(rows))
-            if len(rows) == len(ids) and all(r["status"] in store.ENDED for r in rows):
+            if all(r["status"] in store.ENDED for r in rows):
                 return
             now = time.monotonic()
             if n != last_n or not_timed(rows):
@@ -179,6 +167,92 @@ async def _watch(
             await asyncio.sleep(0.2)
 
 
+async def _create_runs(
+    dsn: str, specs: list[RunSpec], owner: str | None, sweep_id: str | None, data_range: bool
+) -> None:
+    conn = await store.connect(dsn)
+    try:
+        await store.expire_leases(conn)  # (this command looks at runs too)
+        async with conn.transaction():  # all or none: a reused run id leaves no run behind
+            for spec in specs:
+                first, last = spec.start_ns, spec.end_ns
+                if data_range and spec.source["kind"] == "store":
+                    ranges = [r for r in [await store.tick_span(conn, sym) for sym in spec.symbols] if r]
+                    if ranges:
+                        lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+                        first = lo if first is None else max(first, lo)
+                        last = hi if last is None else min(last, hi)
+                await store.create_run(
+                    conn,
+                    spec.run_id,
+                    spec.strategy,
+                    json.loads(spec.to_json()),
+                    spec.params,
+                    list(spec.symbols),
+                    first,
+                    last,
+                    sweep_id=sweep_id,
+                    owner=owner,
+                )
+    finally:
+        await conn.close()
+
+
+async def _end_runs(dsn: str, ids: list[str], status: str, error: str) -> None:
+    conn = await store.connect(dsn)
+    try:
+        await store.end_unfinished_runs(conn, ids, status, error)
+    finally:
+        await conn.close()
+
+
+@contextlib.contextmanager
+def owned_runs(
+    dsn: str, specs: list[RunSpec], command: str, sweep_id: str | None = None, data_range: bool = True
+) -> Iterator[list[str]]:
+    """Create the runs of ``specs`` owned by this command (``ticktape
+    <command>``), keep their leases while in the block, and yield their ids
+    (``data_range``: note the stored ticks' range of a store-source run).
+
+    Refuses (SpecError, nothing created) a run id that exists already. When
+    the block is left by an exception (the worker exited, the time is up,
+    Ctrl-C...) the runs still unfinished are marked failed (cancelled when
+    interrupted) with the reason; when the command is killed, its leases run
+    out and the next command or worker that looks fails them
+    (:func:`ticktape.store.runs.expire_leases`).
+    """
+    ids = [spec.run_id for spec in specs]
+    asyncio.run(_create_runs(dsn, specs, control.owner(command), sweep_id, data_range))
+    with control.LeaseKeeper(dsn, ids):
+        try:
+            yield ids
+        except BaseException as exc:
+            interrupted = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
+            reason = "interrupted" if interrupted else str(exc).split("\n")[0]
+            try:
+                asyncio.run(
+                    _end_runs(
+                        dsn,
+                        ids,
+                        "cancelled" if interrupted else "failed",
+                        f"the command watching it stopped before it ended: {reason}",
+                    )
+                )
+            except Exception as also:  # (the database may be what failed): the first error is the one raised
+                log.warning("could not mark runs %s ended: %s", ", ".join(ids), also)
+            raise
+
+
+def wait_ready(worker: WorkerProcess, timeout_s: float = 120.0) -> None:
+    """Wait until the (started) ``worker`` is in its group (runs submitted
+    before may never be consumed: tests/e2e/conftest.py); DemoError if it
+    exits or is not ready in ``timeout_s``."""
+    try:
+        worker.wait_ready(timeout_s)
+    except RuntimeError as exc:
+        raise DemoError(str(exc)) from None
+
+
 async def submit_and_watch_many(
     kafka_url: str,
     dsn: str,
@@ -187,64 +261,64 @@ async def submit_and_watch_many(
     worker: WorkerProcess,
     console: Console,
     timeout_s: float,
-    sweep_id: str | None = None,
     stall_s: float = 300.0,
 ) -> list[dict]:
-    """Create the runs (grouped under ``sweep_id`` when given), send their
-    requests and follow them, with one progress bar, until every one ended.
-    Returns the run rows with their metrics.
-
-    ``worker`` is this command's own: when the watch ends before the runs do
-    (a request could not be sent, the worker exited, ``timeout_s`` passed,
-    no tick was processed for ``stall_s`` seconds while a run at full speed
-    waited to start or replayed (:func:`not_timed`), or the command was
-    interrupted), the unfinished runs are marked failed (cancelled when
-    interrupted) with the reason, not left ``pending`` or ``running``.
-    """
+    """Send the requests of the (created) runs to the ready ``worker`` and
+    follow them, with one progress bar, until every one ended; return the
+    run rows with their metrics. DemoError when the worker exits, the time is
+    up, a run is deleted, or no tick was processed for ``stall_s`` seconds
+    while a run at full speed waited to start or replayed (:func:`not_timed`;
+    paced runs are not timed). Within :func:`owned_runs` (as :func:`follow`
+    does) the runs are then failed with the reason."""
     conn = await store.connect(dsn)
     try:
-        for spec in specs:
-            first, last = spec.start_ns, spec.end_ns
-            if spec.source["kind"] == "store":
-                ranges = [r for r in [await store.tick_span(conn, sym) for sym in spec.symbols] if r]
-                if ranges:
-                    lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
-                    first = lo if first is None else max(first, lo)
-                    last = hi if last is None else min(last, hi)
-            await store.create_run(
-                conn,
-                spec.run_id,
-                spec.strategy,
-                json.loads(spec.to_json()),
-                spec.params,
-                list(spec.symbols),
-                first,
-                last,
-                sweep_id=sweep_id,
-            )
         ids = [spec.run_id for spec in specs]
         label = f"run {ids[0][:8]}" if len(ids) == 1 else f"{len(ids)} runs"
         # a paced run may wait as long as its data's gaps, divided by its speed
         paced = any(spec.speed is not None for spec in specs)
-        try:
-            await _send_requests(kafka_url, specs)
-            await _watch(conn, ids, label, total, worker, console, timeout_s, None if paced else stall_s)
-        except BaseException as exc:
-            interrupted = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
-            reason = "interrupted" if interrupted else str(exc).split("\n")[0]
-            try:
-                await store.end_unfinished_runs(
-                    conn,
-                    ids,
-                    "cancelled" if interrupted else "failed",
-                    f"the command watching it stopped before it ended: {reason}",
-                )
-            except Exception as also:  # (the database may be what failed): the first error is the one raised
-                log.warning("could not mark runs %s ended: %s", ", ".join(ids), also)
-            raise
+        await _send_requests(kafka_url, specs)
+        await _watch(conn, ids, label, total, worker, console, timeout_s, None if paced else stall_s)
         return [await store.run_with_metrics(conn, run_id) for run_id in ids]
     finally:
         await conn.close()
+
+
+def follow(
+    rt: Runtime,
+    settings: Settings,
+    specs: list[RunSpec],
+    console: Console,
+    timeout_s: float,
+    command: str,
+    sweep_id: str | None = None,
+    stall_s: float = 300.0,
+) -> list[dict]:
+    """Run ``specs`` (one run, or a sweep's parameter sets over the same
+    data) through a Faust worker of this command's own on ``rt`` and follow
+    them, with one progress bar, until every one ended; return the run rows
+    with their metrics.
+
+    The runs are created first, owned by ``ticktape <command>``
+    (:func:`owned_runs`: a reused run id is refused before the worker
+    starts). When the watch ends before the runs do (a request could not be
+    sent, the worker exited, ``timeout_s`` passed, no tick was processed for
+    ``stall_s`` seconds while a run at full speed waited to start or
+    replayed (:func:`not_timed`), or the command was interrupted), the
+    unfinished runs are marked failed (cancelled when interrupted) with the
+    reason, not left ``pending`` or ``running``.
+    """
+    rt.ensure_topics(topic_partitions())
+    per_run = sources.expected_ticks(specs[0], rt.database_url)  # (a source it cannot read: no run is made)
+    total = None if per_run is None else per_run * len(specs)
+    with owned_runs(rt.database_url, specs, command, sweep_id):
+        env = {**rt.env(), "TICKTAPE_HOME": str(settings.home)}
+        with WorkerProcess(env, settings.log_dir / "worker.log") as worker:
+            wait_ready(worker)
+            return asyncio.run(
+                submit_and_watch_many(
+                    rt.kafka_url, rt.database_url, specs, total, worker, console, timeout_s, stall_s
+                )
+            )
 
 
 def results_table(run: dict) -> Table:
@@ -273,19 +347,41 @@ def results_table(run: dict) -> Table:
     return table
 
 
-def execute(
-    rt: Runtime, settings: Settings, spec: RunSpec, console: Console, timeout_s: float = 600.0
+async def submit_and_watch(
+    kafka_url: str,
+    dsn: str,
+    spec: RunSpec,
+    total: int | None,
+    worker: WorkerProcess,
+    console: Console,
+    timeout_s: float,
 ) -> dict:
-    """Run ``spec`` through a managed Faust worker on ``rt``; return the run row."""
-    rt.ensure_topics(topic_partitions())
+    """Create the run (without a lease), send its request to the caller's
+    ready ``worker`` and follow it to the end; return the run row, DemoError
+    unless it completed (benchmarks/e2e.py, which measures that worker)."""
+    await _create_runs(dsn, [spec], None, None, True)
+    (run,) = await submit_and_watch_many(kafka_url, dsn, [spec], total, worker, console, timeout_s)
+    return _completed(run)
 
-    total = sources.expected_ticks(spec, rt.database_url)
-    env = {**rt.env(), "TICKTAPE_HOME": str(settings.home)}
-    with WorkerProcess(env, settings.log_dir / "worker.log") as worker:
-        worker.wait_ready(120)  # submit once the worker is in its group (see tests/e2e/conftest.py)
-        return asyncio.run(
-            submit_and_watch(rt.kafka_url, rt.database_url, spec, total, worker, console, timeout_s)
-        )
+
+def _completed(run: dict) -> dict:
+    if run["status"] != "complete":
+        raise DemoError(f"run {run['run_id']} {run['status']}: {run['error']}")
+    return run
+
+
+def execute(
+    rt: Runtime,
+    settings: Settings,
+    spec: RunSpec,
+    console: Console,
+    timeout_s: float = 600.0,
+    command: str = "run",
+) -> dict:
+    """Run ``spec`` through a managed Faust worker on ``rt`` (:func:`follow`);
+    return the run row; DemoError unless it completed."""
+    (run,) = follow(rt, settings, [spec], console, timeout_s, command)
+    return _completed(run)
 
 
 def migrate(rt: Runtime, console: Console) -> None:
@@ -321,7 +417,7 @@ def run_demo(
             symbols=opts.symbols,
             params={"fast": opts.fast, "slow": opts.slow, "size": 100.0},
         )
-        run = execute(rt, settings, spec, console, opts.timeout_s)
+        run = execute(rt, settings, spec, console, opts.timeout_s, command="demo")
         console.print(results_table(run))
         console.print(f"demo wall time: {time.perf_counter() - t_start:.1f} s")
         console.print(sql_hint(spec.run_id), soft_wrap=True)

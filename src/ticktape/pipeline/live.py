@@ -14,6 +14,7 @@ tick-to-decision latency.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -24,10 +25,15 @@ import websockets
 from aiokafka import AIOKafkaProducer
 
 from ticktape import store
+from ticktape.errors import CommandError, DemoError
 from ticktape.model.batch import TICK_DTYPE, Batch, empty, encode
 from ticktape.model.spec import RunSpec
+from ticktape.pipeline.demo import owned_runs, wait_ready
 from ticktape.pipeline.topics import APP_ID, topic_partitions
 from ticktape.pipeline.worker import WorkerProcess
+
+#: Seconds to wait for a feed's websocket to open.
+FEED_OPEN_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -76,11 +82,41 @@ class BinanceTicks:
         return sym, tick
 
 
+def _unreachable(url: str, exc: BaseException) -> CommandError:
+    if isinstance(exc, ConnectionRefusedError):
+        reason = "connection refused"
+    elif isinstance(exc, TimeoutError):
+        reason = "timed out"
+    elif isinstance(exc, OSError) and exc.strerror:
+        reason = exc.strerror.lower()
+    else:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return CommandError(f"--url {url}: cannot connect to the feed ({reason})")
+
+
+@contextlib.asynccontextmanager
+async def _feed(url: str) -> AsyncIterator[websockets.ClientConnection]:
+    """The websocket of the feed at ``url``; CommandError naming it when it cannot be opened."""
+    try:
+        ws = await websockets.connect(url, max_size=2**22, open_timeout=FEED_OPEN_TIMEOUT_S)
+    except (OSError, TimeoutError, websockets.WebSocketException) as exc:
+        raise _unreachable(url, exc) from None
+    async with ws:
+        yield ws
+
+
+async def check_feed(url: str) -> None:
+    """Open and close the feed at ``url``: a command refuses a feed it cannot
+    reach (CommandError naming it) before it starts anything."""
+    async with _feed(url):
+        pass
+
+
 async def websocket_messages(url: str, idle_timeout: float) -> AsyncIterator[tuple[str | bytes, int]]:
     """Messages of the feed at ``url`` with their receive time, until it closes
     or is silent for ``idle_timeout`` seconds."""
 
-    async with websockets.connect(url, max_size=2**22) as ws:
+    async with _feed(url) as ws:
         while True:
             try:
                 text = await asyncio.wait_for(ws.recv(), idle_timeout)
@@ -141,19 +177,8 @@ async def run_feed(
 async def _paper(
     rt, spec: RunSpec, url: str, worker, idle_timeout: float, max_messages: int | None, timeout_s: float
 ):
-
     conn = await store.connect(rt.database_url)
     try:
-        await store.create_run(
-            conn,
-            spec.run_id,
-            spec.strategy,
-            json.loads(spec.to_json()),
-            spec.params,
-            list(spec.symbols),
-            None,
-            None,
-        )
         await store.start_run(conn, spec.run_id)
         producer = AIOKafkaProducer(
             bootstrap_servers=rt.kafka_url, linger_ms=0, max_request_size=8 * 1024 * 1024
@@ -164,11 +189,11 @@ async def _paper(
         finally:
             await producer.stop()
         deadline = time.monotonic() + timeout_s
-        while await store.run_status(conn, spec.run_id) in ("pending", "running"):
+        while await store.run_status(conn, spec.run_id) in store.UNFINISHED:
             if not worker.alive():
-                raise RuntimeError(f"the Faust worker exited; last log lines:\n{worker.log_tail()}")
+                raise DemoError(f"the Faust worker exited; last log lines:\n{worker.log_tail()}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"run {spec.run_id} did not finish in {timeout_s:.0f} s")
+                raise DemoError(f"run {spec.run_id} did not finish in {timeout_s:.0f} s")
             await asyncio.sleep(0.1)
         return await store.run_with_metrics(conn, spec.run_id), stats
     finally:
@@ -185,10 +210,17 @@ def paper(
     timeout_s: float = 120.0,
 ) -> tuple[dict, FeedStats]:
     """Paper-trade ``spec`` on the feed at ``url`` through a managed worker on
-    ``rt`` until the feed ends; return the finished run row and feed stats."""
+    ``rt`` until the feed ends; return the finished run row and feed stats.
+
+    The run is owned by ``ticktape paper`` (``pipeline.demo.owned_runs``: a
+    reused run id is refused; the run is failed if the command stops first).
+    """
 
     rt.ensure_topics(topic_partitions())
     env = {**rt.env(), "TICKTAPE_HOME": str(home)}
-    with WorkerProcess(env, home / "logs" / "worker.log") as worker:
-        worker.wait_ready()  # ticks must not queue while the worker joins the group
+    with (
+        owned_runs(rt.database_url, [spec], "paper", data_range=False),
+        WorkerProcess(env, home / "logs" / "worker.log") as worker,
+    ):
+        wait_ready(worker)  # ticks must not queue while the worker joins the group
         return asyncio.run(_paper(rt, spec, url, worker, idle_timeout, max_messages, timeout_s))

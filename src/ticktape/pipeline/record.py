@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer
 
 from ticktape import store
 from ticktape.model.batch import decode
+from ticktape.model.spec import parse_run_id
 from ticktape.pipeline.topics import APP_ID, MAX_MESSAGE_BYTES
 
 
@@ -35,9 +35,17 @@ async def record(
 
     Ticks keep their event time (floored to microseconds by the store) and are
     numbered per symbol in stream order, so recording twice stores nothing new.
+    The time range recorded per symbol is noted with the run
+    (``store.record_recording``): ``ticktape runs delete`` deletes the ticks
+    with it. SpecError naming ``run_id`` if there is no such run.
     """
-    run_id = str(uuid.UUID(run_id))
+    run_id = str(parse_run_id(run_id))
     conn = await store.connect(dsn)
+    try:
+        symbols = list((await store.find_run(conn, run_id))["symbols"] or [])
+    except BaseException:
+        await conn.close()
+        raise
     consumer = AIOKafkaConsumer(
         f"{APP_ID}.ticks",
         bootstrap_servers=kafka_url,
@@ -48,7 +56,6 @@ async def record(
         fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
     )
     out = Recording()
-    symbols = await store.run_symbols(conn, run_id)
     next_seq: dict[str, int] = {}
     ended: set[str] = set()
     await consumer.start()
@@ -69,7 +76,10 @@ async def record(
                     next_seq[b.symbol] = b.seq + 1
                     ticks = b.ticks
                     first = out.ticks.get(b.symbol, 0)
-                    if len(ticks):
+                    if len(ticks):  # noted first: a crash between leaves no tick it does not cover
+                        await store.record_recording(
+                            conn, run_id, prefix + b.symbol, int(ticks["ts"].min()), int(ticks["ts"].max())
+                        )
                         n = await store.write_ticks(conn, prefix + b.symbol, ticks, first)
                         out.stored[b.symbol] = out.stored.get(b.symbol, 0) + n
                     out.ticks[b.symbol] = first + len(ticks)

@@ -3,7 +3,6 @@ run, grouped by a sweep id (the in-process sweep is :mod:`ticktape.backtest.swee
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import uuid
 from typing import Any
@@ -13,10 +12,7 @@ from rich.console import Console
 from ticktape.config import Settings
 from ticktape.errors import SpecError
 from ticktape.model.spec import RunSpec, new_run_id
-from ticktape.pipeline import sources
-from ticktape.pipeline.demo import submit_and_watch_many
-from ticktape.pipeline.topics import topic_partitions
-from ticktape.pipeline.worker import WorkerProcess
+from ticktape.pipeline.demo import follow
 from ticktape.runtime.embedded import Runtime
 from ticktape.strategy.catalog import check_run
 
@@ -47,17 +43,5 @@ def sweep_pipeline(
     (grouped by a sweep id; the runs share the worker's partitions); returns
     (sweep id, run rows with metrics)."""
     specs = pipeline_specs(base, param_sets)
-    rt.ensure_topics(topic_partitions())
-
-    per_set = sources.expected_ticks(specs[0], rt.database_url)
-    total = None if per_set is None else per_set * len(specs)
     sweep_id = str(uuid.uuid4())
-    env = {**rt.env(), "TICKTAPE_HOME": str(settings.home)}
-    with WorkerProcess(env, settings.log_dir / "worker.log") as worker:
-        worker.wait_ready(120)  # submit once the worker is in its group
-        runs = asyncio.run(
-            submit_and_watch_many(
-                rt.kafka_url, rt.database_url, specs, total, worker, console, timeout_s, sweep_id
-            )
-        )
-    return sweep_id, runs
+    return sweep_id, follow(rt, settings, specs, console, timeout_s, "sweep", sweep_id)

@@ -7,14 +7,15 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 
 from ticktape.compute.metrics import RunMetrics
 from ticktape.errors import SpecError
-from ticktape.model.spec import ENDED, RUN_STATUSES, UNFINISHED
+from ticktape.model.spec import ENDED, RUN_STATUSES, UNFINISHED, parse_run_id
 from ticktape.store.codec import ns_to_datetime
 from ticktape.store.results import stream_fills_and_equity
 
@@ -23,6 +24,17 @@ log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------
 # runs
+
+#: Seconds a run's lease lasts: its owner (the command following it) renews
+#: it every LEASE_RENEW_S; a run whose lease ran out lost its owner and is
+#: failed by the next :func:`expire_leases` (docs/architecture.md, "Progress
+#: and control").
+LEASE_S = 10.0
+#: How often an owner renews its runs' leases.
+LEASE_RENEW_S = 2.0
+#: How often a worker with the replay stage, and ``ticktape dashboard``,
+#: expire lapsed leases.
+LEASE_CHECK_S = 2.0
 
 
 def json_value(value: Any) -> Any:
@@ -53,6 +65,8 @@ async def create_run(
     *,
     status: str = "pending",
     sweep_id: str | None = None,
+    owner: str | None = None,
+    lease_s: float = LEASE_S,
 ) -> None:
     """Insert the ``runs`` row (``started_at`` = now when ``status`` is running;
     grouped under ``sweep_id`` when given).
@@ -60,20 +74,32 @@ async def create_run(
     A pending run is started by the replay agent (:func:`start_run`), so the
     run's wall time does not include waiting for a worker.
 
-    Idempotent: a run that exists already is left as it is (a restarted
-    worker may call this again).
+    ``owner`` (the command that follows the run, with its pid and host)
+    takes a lease of ``lease_s`` seconds on the run, which it must renew
+    (:func:`renew_leases`) until the run ended; once it runs out, the run is
+    failed by :func:`expire_leases`. Without an owner the run has no lease.
+
+    Raises
+    ------
+    SpecError
+        A run with this id exists already (its status named): a run id is
+        never reused, so a spec copied with its ``run_id`` cannot show the
+        old run's results as its own.
     """
     if status not in RUN_STATUSES:
         raise ValueError(f"unknown run status {status!r}; expected one of {RUN_STATUSES}")
-    await conn.execute(
+    rid = parse_run_id(run_id)
+    created = await conn.fetchval(
         """
         INSERT INTO runs (run_id, status, started_at, strategy, spec, params, symbols,
-                          data_start, data_end, sweep_id)
+                          data_start, data_end, sweep_id, owner, lease_until)
         VALUES ($1, $2, CASE WHEN $2 = 'running' THEN now() END, $3,
-                $4::text::jsonb, $5::text::jsonb, $6, $7, $8, $9)
+                $4::text::jsonb, $5::text::jsonb, $6, $7, $8, $9, $10,
+                CASE WHEN $10::text IS NOT NULL THEN now() + make_interval(secs => $11) END)
         ON CONFLICT (run_id) DO NOTHING
+        RETURNING true
         """,
-        uuid.UUID(str(run_id)),
+        rid,
         status,
         strategy,
         _json(dict(spec) if spec is not None else None),
@@ -82,6 +108,16 @@ async def create_run(
         _ts_param(data_start_ns),
         _ts_param(data_end_ns),
         None if sweep_id is None else uuid.UUID(str(sweep_id)),
+        owner,
+        float(lease_s),
+    )
+    if created:
+        return
+    old = await conn.fetchrow("SELECT status, created_at FROM runs WHERE run_id = $1", rid)
+    when = f", created {old['created_at']:%Y-%m-%d %H:%M:%S %Z}" if old else ""
+    raise SpecError(
+        f"run_id: run {rid} exists already ({old['status'] if old else 'just created'}{when}); "
+        f"leave run_id out of the spec for a new run, or delete that one first (ticktape runs delete {rid})"
     )
 
 
@@ -212,6 +248,44 @@ async def end_unfinished_runs(
     return [str(r["run_id"]) for r in rows]
 
 
+async def renew_leases(
+    conn: asyncpg.Connection, run_ids: Sequence[str | uuid.UUID], lease_s: float = LEASE_S
+) -> int:
+    """Extend the leases of those of ``run_ids`` still unfinished and leased
+    to ``lease_s`` seconds from now; returns how many were renewed (an ended
+    run is never brought back)."""
+    status_line = await conn.execute(
+        "UPDATE runs SET lease_until = now() + make_interval(secs => $2)"
+        " WHERE run_id = ANY($1::uuid[]) AND lease_until IS NOT NULL AND status = ANY($3::text[])",
+        [parse_run_id(r) for r in run_ids],
+        float(lease_s),
+        list(UNFINISHED),
+    )
+    return int(status_line.rsplit(" ", 1)[-1])
+
+
+async def expire_leases(conn: asyncpg.Connection) -> list[dict[str, str]]:
+    """Fail every unfinished run whose lease ran out, naming its owner in
+    ``runs.error``; returns them (``run_id``, ``error``).
+
+    Its owner stopped renewing (killed, crashed, stopped, or cut off from the
+    database for longer than the lease), and the worker it started died with
+    it: nothing would end the run. A sink completing the run holds its row
+    locked (agents/sink.py); this waits for it and then leaves the completed
+    run as it is.
+    """
+    rows = await conn.fetch(
+        "UPDATE runs SET status = 'failed', finished_at = now(),"
+        " error = 'the command that started it stopped (' || owner || '): its lease ran out at '"
+        "         || to_char(lease_until AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC'"
+        " WHERE status = ANY($1::text[]) AND lease_until < now() RETURNING run_id, error",
+        list(UNFINISHED),
+    )
+    for r in rows:
+        log.warning("run %s failed: %s", r["run_id"], r["error"])
+    return [{"run_id": str(r["run_id"]), "error": r["error"]} for r in rows]
+
+
 async def write_metrics(
     conn: asyncpg.Connection, run_id: str | uuid.UUID, metrics: Mapping[str, float]
 ) -> None:
@@ -247,6 +321,129 @@ async def list_runs(conn: asyncpg.Connection, limit: int = 50) -> list[dict[str,
                 item[key] = json.loads(item[key])
         out.append(item)
     return out
+
+
+# --------------------------------------------------------------------------
+# deleting runs
+
+#: The tables holding a run's rows, keyed by ``run_id`` (the run's own row last).
+RUN_TABLES = (
+    "signals",
+    "orders",
+    "fills",
+    "equity",
+    "run_bars",
+    "run_progress",
+    "run_metrics",
+    "sink_batches",
+    "run_recordings",
+    "runs",
+)
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """What :func:`delete_runs` deleted: the runs (id, the status they had;
+    ``gone`` for rows left by a run deleted before) and the rows per table
+    (``ticks``: the ticks recorded for them)."""
+
+    runs: list[tuple[str, str]]
+    rows: dict[str, int]
+
+
+async def delete_runs(
+    conn: asyncpg.Connection,
+    run_ids: Sequence[str | uuid.UUID] = (),
+    *,
+    older_than: timedelta | None = None,
+    force: bool = False,
+) -> Deleted:
+    """Delete runs with everything they produced, in one transaction: their
+    signals, orders, fills, equity, bars, progress, metrics, sink ledger and
+    the ticks ``ticktape record`` stored for them (:func:`record_recording`).
+
+    Parameters
+    ----------
+    run_ids
+        The runs (SpecError naming one that does not exist).
+    older_than
+        Instead: every run created longer ago than this.
+    force
+        Delete unfinished runs too (their replay stops at its next poll;
+        results a pipeline still had in flight may be stored after, and a
+        later ``delete`` of the same id removes them). Without it an
+        unfinished run is refused and nothing is deleted.
+    """
+    ids = [parse_run_id(r) for r in run_ids]
+    async with conn.transaction():
+        if older_than is not None:
+            found = await conn.fetch(
+                "SELECT run_id, status FROM runs WHERE created_at < now() - $1::interval"
+                " ORDER BY created_at, run_id FOR UPDATE",
+                older_than,
+            )
+        else:
+            found = await conn.fetch(
+                "SELECT run_id, status FROM runs WHERE run_id = ANY($1::uuid[])"
+                " ORDER BY created_at, run_id FOR UPDATE",
+                ids,
+            )
+            known = {r["run_id"] for r in found}
+            for rid in ids:
+                if rid in known:
+                    continue
+                # rows a pipeline stored after its run was deleted (--force) are deleted too
+                if not await conn.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM sink_batches WHERE run_id = $1)"
+                    " OR EXISTS (SELECT 1 FROM run_progress WHERE run_id = $1)",
+                    rid,
+                ):
+                    raise SpecError(f"run_id: no run {rid}")
+                found.append({"run_id": rid, "status": "gone"})
+        unfinished = [r for r in found if r["status"] in UNFINISHED]
+        if unfinished and not force:
+            first = unfinished[0]
+            more = f" (and {len(unfinished) - 1} more unfinished)" if len(unfinished) > 1 else ""
+            raise SpecError(
+                f"run {first['run_id']} is {first['status']}{more}: cancel it first"
+                f" (ticktape runs cancel {first['run_id']}) or delete it with --force"
+            )
+        targets = [r["run_id"] for r in found]
+        rows = {"ticks": 0}
+        for rec in await conn.fetch(
+            "SELECT symbol, first_ts, last_ts FROM run_recordings WHERE run_id = ANY($1::uuid[])", targets
+        ):
+            status_line = await conn.execute(
+                "DELETE FROM ticks WHERE symbol = $1 AND ts BETWEEN $2 AND $3",
+                rec["symbol"],
+                rec["first_ts"],
+                rec["last_ts"],
+            )
+            rows["ticks"] += int(status_line.rsplit(" ", 1)[-1])
+        for table in RUN_TABLES:
+            status_line = await conn.execute(f"DELETE FROM {table} WHERE run_id = ANY($1::uuid[])", targets)
+            rows[table] = int(status_line.rsplit(" ", 1)[-1])
+    for r in found:
+        log.info("run %s (%s) deleted", r["run_id"], r["status"])
+    return Deleted([(str(r["run_id"]), r["status"]) for r in found], rows)
+
+
+async def record_recording(
+    conn: asyncpg.Connection, run_id: str | uuid.UUID, symbol: str, first_ns: int, last_ns: int
+) -> None:
+    """Note that ``ticktape record`` stored ticks of ``run_id`` under ``symbol``
+    from ``first_ns`` to ``last_ns`` (a later call widens the range), so that
+    :func:`delete_runs` deletes them with the run."""
+    await conn.execute(
+        "INSERT INTO run_recordings (run_id, symbol, first_ts, last_ts) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (run_id, symbol) DO UPDATE SET"
+        " first_ts = LEAST(run_recordings.first_ts, EXCLUDED.first_ts),"
+        " last_ts = GREATEST(run_recordings.last_ts, EXCLUDED.last_ts)",
+        parse_run_id(run_id),
+        symbol,
+        ns_to_datetime(first_ns),
+        ns_to_datetime(last_ns),
+    )
 
 
 # --------------------------------------------------------------------------
@@ -373,10 +570,7 @@ async def watch_rows(conn: asyncpg.Connection, run_ids: Sequence[str]) -> list[a
 async def find_run(conn: asyncpg.Connection, run_id: str) -> asyncpg.Record:
     """The ``runs`` row of ``run_id``; SpecError naming ``run_id`` if it is not
     a UUID or no such run exists."""
-    try:
-        rid = uuid.UUID(str(run_id))
-    except ValueError:
-        raise SpecError(f"run_id: {run_id!r} is not a run id (a UUID)") from None
+    rid = parse_run_id(run_id)
     run = await conn.fetchrow("SELECT * FROM runs WHERE run_id = $1", rid)
     if run is None:
         raise SpecError(f"run_id: no run {run_id}")
@@ -431,24 +625,44 @@ ACTIONS = ("pause", "resume", "cancel")
 
 
 async def request_control(conn: asyncpg.Connection, run_id: str, action: str) -> str:
-    """Ask the replay of ``run_id`` to pause, resume or cancel; return its status."""
+    """Ask the replay of ``run_id`` to pause, resume or cancel; return its status.
+
+    A cancel ends the run at once (``cancelled``): whether a replay still
+    serves it or not (it finished, or its worker is gone), the request is
+    never left waiting. A replay still going stops at its next poll of
+    ``runs.control``; a sink leaves the ended run as it is.
+    """
     if action not in ACTIONS:
         raise SpecError(f"action: expected one of {', '.join(ACTIONS)}, got {action!r}")
     run = await find_run(conn, run_id)
     rid, status = run["run_id"], run["status"]
     if status in ENDED:
         raise SpecError(f"run_id: run {run_id} is already {status}")
-    control = None if action == "resume" else action
-    await conn.execute("UPDATE runs SET control = $2 WHERE run_id = $1", rid, control)
-    if action == "cancel" and status == "pending":  # no replay picked it up yet
-        await conn.execute("UPDATE runs SET status = 'cancelled', finished_at = now() WHERE run_id = $1", rid)
-        return "cancelled"
+    if action == "cancel":
+        ended = await conn.fetchval(
+            "UPDATE runs SET control = 'cancel', status = 'cancelled', finished_at = now(),"
+            " error = 'cancelled by request' WHERE run_id = $1 AND status = ANY($2::text[])"
+            " RETURNING status",
+            rid,
+            list(UNFINISHED),
+        )
+        if ended is None:  # it ended meanwhile
+            raise SpecError(f"run_id: run {run_id} is already {await run_status(conn, rid)}")
+        return ended
+    await conn.execute(
+        "UPDATE runs SET control = $2 WHERE run_id = $1", rid, "pause" if action == "pause" else None
+    )
     return status
 
 
 async def read_control(conn: asyncpg.Connection, run_id: uuid.UUID) -> str | None:
-    """The control request in force for a run (pause, cancel or None)."""
-    return await conn.fetchval("SELECT control FROM runs WHERE run_id = $1", run_id)
+    """The control request in force for a run (pause, cancel or None);
+    ``cancel`` too once the run ended (cancelled, failed by an expired lease)
+    or was deleted: its replay must stop."""
+    row = await conn.fetchrow("SELECT control, status FROM runs WHERE run_id = $1", run_id)
+    if row is None or row["status"] in ENDED:
+        return "cancel"
+    return row["control"]
 
 
 async def record_ticks_read(conn: asyncpg.Connection, run_id: uuid.UUID, read: Mapping[str, int]) -> None:

@@ -8,11 +8,20 @@ migrating or using the database ends it with one line naming the (masked)
 database: :class:`~ticktape.errors.StoreConnectionError` (cannot reach),
 :class:`~ticktape.errors.MigrationError`, or :class:`~ticktape.errors.StoreError`
 (the server refused an operation, or the connection was lost).
+
+``readonly=True`` is how the dashboard's queries and any SQL a user types
+run: in a read-only transaction, as the role :data:`READER_ROLE` (SELECT
+only, created by dbschema/0038_reader_role.sql), so the server refuses
+every write. Where that role cannot be used (a ``TICKTAPE_DATABASE_URL``
+whose user could not create it, or may not ``SET ROLE`` to it) the session
+still runs in a read-only transaction and a warning says so, once per
+database (:func:`readonly_note`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -25,6 +34,36 @@ from ticktape.store.connection import connect
 from ticktape.store.schema import migrate as apply_migrations
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+#: The role read-only sessions run as (dbschema/0038_reader_role.sql).
+READER_ROLE = "ticktape_reader"
+_readonly_notes: dict[str, str] = {}  # masked DSN -> why READER_ROLE could not be used there
+
+
+def readonly_note(dsn: str) -> str | None:
+    """Why read-only sessions on ``dsn`` could not run as :data:`READER_ROLE`
+    (None: they do, or none ran yet in this process)."""
+    return _readonly_notes.get(mask_dsn(dsn))
+
+
+async def _become_reader(conn: asyncpg.Connection, url: str) -> None:
+    """Inside a read-only transaction: ``SET LOCAL ROLE`` :data:`READER_ROLE`,
+    or note (and warn, once) why not."""
+    try:
+        async with conn.transaction():  # a savepoint: a refused SET ROLE leaves the transaction usable
+            await conn.execute(f"SET LOCAL ROLE {READER_ROLE}")
+        return
+    except (asyncpg.InvalidParameterValueError, asyncpg.InsufficientPrivilegeError) as exc:
+        reason = str(exc).strip().splitlines()[0]
+    where = mask_dsn(url)
+    note = (
+        f"database {where}: the read-only role {READER_ROLE} cannot be used ({reason}); read-only "
+        "sessions run in read-only transactions only (docs/architecture.md, 'Progress and control')"
+    )
+    if where not in _readonly_notes:
+        log.warning("%s", note)
+    _readonly_notes[where] = note
 
 
 def run(
@@ -35,6 +74,7 @@ def run(
     migrate: bool = True,
     second: bool = False,
     what: str | None = None,
+    readonly: bool = False,
 ) -> T:
     """``await fn(conn)`` in a session of its own; the one session helper.
 
@@ -54,6 +94,10 @@ def run(
         Open a second connection for ``fn`` (a reader beside a writer).
     what
         What the call works on (a file...), prefixed to an error's line.
+    readonly
+        Run ``fn`` in one read-only transaction as :data:`READER_ROLE`
+        (without migrating): the server refuses any write. For the
+        dashboard's queries and SQL a user types.
 
     Raises
     ------
@@ -66,6 +110,10 @@ def run(
         conn = await connect(url)
         other = None
         try:
+            if readonly:
+                async with conn.transaction(readonly=True):
+                    await _become_reader(conn, url)
+                    return await fn(conn)
             if migrate:
                 await apply_migrations(conn)
             if second:
