@@ -20,14 +20,14 @@ outgrow their bound.
 from __future__ import annotations
 
 import logging
-import time
 
 import faust
 
 from ticktape.agents import execution, strategy
-from ticktape.model.batch import decode
+from ticktape.model.batch import TickHeader, decode
 from ticktape.model.spec import RunSpec
 from ticktape.pipeline import topicread
+from ticktape.pipeline.topics import Topics
 from ticktape.stages import depth_for_batch, indicators_step
 from ticktape.strategy import Strategy, build
 from ticktape.tables.state import StateTable, StreamState, key, save
@@ -38,12 +38,12 @@ log = logging.getLogger(__name__)
 MAX_AHEAD_BYTES = 512 * 1024 * 1024
 
 
-def register(app: faust.App, topics, table: StateTable, kafka_url: str) -> None:
+def register(app: faust.App, topics: Topics, table: StateTable, kafka_url: str) -> None:
     runs: dict[str, tuple[RunSpec, Strategy]] = {}
 
     def run_of(batch) -> tuple[RunSpec, Strategy]:
         if batch.run_id not in runs:
-            spec = RunSpec.from_json(batch.meta["spec"])
+            spec = RunSpec.from_json(batch.header.spec)
             runs[batch.run_id] = (spec, build(spec.strategy, spec.params))
         return runs[batch.run_id]
 
@@ -66,10 +66,7 @@ def register(app: faust.App, topics, table: StateTable, kafka_url: str) -> None:
             out, signals, strat_state, engine = strategy.step(
                 spec, strat, state.engine, good, feats, state.strategy, batch.eos, cols, diffs
             )
-            extra = {}
-            if "recv_ns" in batch.meta:  # live feed: tick received -> decision made and executed
-                extra["latency_ns"] = time.time_ns() - int(batch.meta["recv_ns"])
-            await execution.publish(topics, batch, {"signals": signals, "bars": bars, **out}, ind, extra)
+            await execution.publish(topics, batch, {"signals": signals, "bars": bars, **out}, ind)
         except Exception as exc:  # fail the run loudly, keep the worker alive
             log.exception("run %s symbol %s batch %d failed", batch.run_id, batch.symbol, batch.seq)
             await execution.report_failure(topics, batch, f"{type(exc).__name__}: {exc}")
@@ -113,7 +110,7 @@ def register(app: faust.App, topics, table: StateTable, kafka_url: str) -> None:
     @app.agent(topics.ticks, name="indicators")
     async def indicators(stream):
         async for value in stream:
-            batch = decode(value)
+            batch = decode(value, TickHeader)
             k = key(batch.run_id, batch.symbol)
             state = StreamState.from_bytes(table.get(k))
             if batch.seq <= state.seq:
@@ -143,7 +140,7 @@ def register(app: faust.App, topics, table: StateTable, kafka_url: str) -> None:
                 batch = None
             while (nxt := ahead.get(k, {}).pop(state.seq + 1, None)) is not None or batch is not None:
                 if nxt is not None:
-                    offset, batch = nxt[0], decode(nxt[1])
+                    offset, batch = nxt[0], decode(nxt[1], TickHeader)
                 if (state := await apply(batch, k, state, offset)) is None:
                     break
                 batch = None

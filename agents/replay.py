@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from dataclasses import replace
 
 import faust
 import numpy as np
@@ -24,7 +25,7 @@ import numpy as np
 from ticktape import store
 from ticktape.backtest.run import LevelStream
 from ticktape.errors import RunCancelled
-from ticktape.model.batch import Batch, empty, encode
+from ticktape.model.batch import Batch, TickHeader, empty, encode
 from ticktape.model.spec import RunSpec
 from ticktape.pipeline import sources
 from ticktape.pipeline.control import RunGate
@@ -137,8 +138,9 @@ async def replay_symbol(
     n = [0]  # ticks published so far
     in_flight: deque = deque()
 
-    async def send(batch: Batch) -> None:
-        batch.meta["sent"] = time.time()  # the stages' lags are measured from here
+    async def send(batch: Batch[TickHeader]) -> None:
+        # the stages' lags are measured from here
+        batch = replace(batch, header=replace(batch.header, sent_ns=time.time_ns()))
         # force=True publishes now (not at the request's offset commit); a
         # bounded window of unacknowledged batches is the back-pressure.
         in_flight.append(await ticks_topic.send(key=symbol.encode(), value=encode(batch), force=True))
@@ -162,7 +164,7 @@ async def replay_symbol(
                         symbol=symbol,
                         seq=seq,
                         arrays=arrays,
-                        meta={"spec": spec_json},
+                        header=TickHeader(spec=spec_json),
                     )
                 )
                 seq += 1
@@ -176,7 +178,7 @@ async def replay_symbol(
         seq=seq,
         arrays={"ticks": empty("ticks")},
         eos=True,
-        meta={"spec": spec_json, "ticks_in": n[0]},
+        header=TickHeader(spec=spec_json, ticks_in=n[0]),
     )
     await send(eos)
     while in_flight:

@@ -1,12 +1,13 @@
 """Sink agent: results topic -> store, idempotently; completes runs.
 
 Each results message is written keyed by (run, symbol, stream, seq), so a
-message delivered twice stores nothing new. Cumulative counts in the header
-update the run's progress. A stream's result sets still missing when its end
-of stream arrives (the group consumer skipped them: docs/architecture.md,
-"State and delivery") are read again straight from the broker and written
-first. When every symbol of a run has reached its end of stream, the run row
-is completed with counts, timings and metrics.
+message delivered twice stores nothing new. The cumulative counts of its
+header (:class:`~ticktape.model.batch.ResultsHeader`) update the run's
+progress; a failure report fails the run. A stream's result sets still
+missing when its end of stream arrives (the group consumer skipped them:
+docs/architecture.md, "State and delivery") are read again straight from
+the broker and written first. When every symbol of a run has reached its
+end of stream, the run row is completed with counts, timings and metrics.
 """
 
 from __future__ import annotations
@@ -20,20 +21,24 @@ import faust
 import numpy as np
 
 from ticktape import store
-from ticktape.model.batch import decode
+from ticktape.model.batch import Batch, FailureHeader, ResultsHeader, decode
 from ticktape.pipeline import topicread
+from ticktape.pipeline.topics import Topics
 from ticktape.store.retry import Reconnecting
 
 log = logging.getLogger(__name__)
 
 STREAMS = ("signals", "orders", "fills", "equity", "bars")
 
+#: What the results topic carries.
+Results = Batch[ResultsHeader | FailureHeader]
 
-def register(app: faust.App, topics, database_url: str, kafka_url: str) -> None:
+
+def register(app: faust.App, topics: Topics, database_url: str, kafka_url: str) -> None:
     # per stream: (seq, offset) of the first results message this sink got
     first: dict[tuple[str, str], tuple[int, int]] = {}
 
-    async def read_missing(db: Reconnecting, b, msg, latency: Latency) -> None:
+    async def read_missing(db: Reconnecting, b: Results, msg, latency: Latency) -> None:
         """Write the result sets of ``b``'s stream not stored by its end of
         stream, read again from the broker up to ``msg``."""
         missing = await db.run(lambda conn: store.missing_result_sets(conn, b.run_id, b.symbol, b.seq))
@@ -77,7 +82,7 @@ def register(app: faust.App, topics, database_url: str, kafka_url: str) -> None:
 
         try:
             async for value in stream:
-                b = decode(value)
+                b = decode(value, ResultsHeader | FailureHeader)
                 latency.add(b)
                 msg = stream.current_event.message
                 k = (b.run_id, b.symbol)
@@ -115,12 +120,13 @@ class Latency:
     def __init__(self) -> None:
         self.counts: dict[str, np.ndarray] = {}
 
-    def add(self, b) -> None:
-        if "latency_ns" in b.meta:
+    def add(self, b: Results) -> None:
+        """Count the latency of result set ``b`` (live runs only)."""
+        if isinstance(b.header, ResultsHeader) and (ns := b.header.latency_ns) is not None:
             counts = self.counts.get(b.run_id)
             if counts is None:
                 counts = self.counts[b.run_id] = np.zeros(self.BINS, np.int64)
-            counts[self._bin(int(b.meta["latency_ns"]))] += 1
+            counts[self._bin(ns)] += 1
 
     def _bin(self, ns: int) -> int:
         if ns < self.LOW_NS:
@@ -141,27 +147,26 @@ class Latency:
         self.counts.pop(run_id, None)
 
 
-async def write(conn: asyncpg.Connection, b, latency: Latency | None = None) -> bool:
+async def write(conn: asyncpg.Connection, b: Results, latency: Latency | None = None) -> bool:
     """Store one results message (idempotent: safe to repeat); True if the
     run is over now (it failed, or this completed it)."""
-    if "error" in b.meta:
-        await store.finish_run(conn, b.run_id, "failed", error=b.meta["error"])
+    h = b.header
+    if isinstance(h, FailureHeader):
+        await store.finish_run(conn, b.run_id, "failed", error=h.error)
         return True
     await store.write_result_set(conn, b.run_id, b.symbol, b.seq, {kind: b.get(kind) for kind in STREAMS})
-    m = b.meta
-    hot, stored = (m["decided"] - m["sent"], time.time() - m["decided"]) if "decided" in m else (None, None)
     await store.update_progress(
         conn,
         b.run_id,
         b.symbol,
-        ticks_processed=m["accepted"],
-        last_ts_ns=m["last_ts"],
+        ticks_processed=h.accepted,
+        last_ts_ns=h.last_ts,
         done=b.eos,
-        ticks_in=m.get("ticks_in"),
-        ticks_rejected=sum(m["rejects"].values()),
-        rejects=m["rejects"],
-        hot_lag_s=hot,
-        sink_lag_s=stored,
+        ticks_in=h.ticks_in,
+        ticks_rejected=sum(h.rejects.values()),
+        rejects=h.rejects,
+        hot_lag_s=h.hot_lag_s,
+        sink_lag_s=(time.time_ns() - h.decided_ns) / 1e9,
     )
     if b.eos:
         return await store.complete_if_done(conn, b.run_id, latency.metrics(b.run_id) if latency else None)

@@ -12,7 +12,7 @@ from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssigno
 
 from ticktape import store
 from ticktape.config import Settings
-from ticktape.model.batch import Batch, decode, empty, encode
+from ticktape.model.batch import Batch, TickHeader, decode, empty, encode
 from ticktape.model.spec import RunSpec
 from ticktape.pipeline.topicread import TopicReader
 from ticktape.pipeline.topics import APP_ID
@@ -96,25 +96,23 @@ def test_batches_arriving_ahead_of_a_missing_one_are_applied_in_order(pipeline, 
 def _batches(pipeline, spec: RunSpec, symbol: str) -> list[Batch]:
     """``symbol``'s stream as its replay sends it: tick batches, then the end of stream."""
     ticks = pipeline.data[symbol]
-    meta = {"spec": spec.to_json()}
     out = [
         Batch(
             run_id=spec.run_id,
             symbol=symbol,
             seq=seq,
             arrays={"ticks": ticks[i : i + spec.batch_size]},
-            meta=meta,
+            header=TickHeader(spec=spec.to_json()),
         )
         for seq, i in enumerate(range(0, len(ticks), spec.batch_size))
     ]
-    eos_meta = {**meta, "ticks_in": len(ticks)}
     eos = Batch(
         run_id=spec.run_id,
         symbol=symbol,
         seq=len(out),
         arrays={"ticks": empty("ticks")},
         eos=True,
-        meta=eos_meta,
+        header=TickHeader(spec=spec.to_json(), ticks_in=len(ticks)),
     )
     return [*out, eos]
 
