@@ -6,8 +6,9 @@ header (:class:`~ticktape.model.batch.ResultsHeader`) update the run's
 progress; a failure report fails the run. A stream's result sets still
 missing when its end of stream arrives (the group consumer skipped them:
 docs/architecture.md, "State and delivery") are read again straight from
-the broker and written first. When every symbol of a run has reached its
-end of stream, the run row is completed with counts, timings and metrics.
+the broker (ticktape.pipeline.gaps) and written first. When every symbol of
+a run has reached its end of stream, the run row is completed with counts,
+timings and metrics.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 
 from ticktape import store
 from ticktape.model.batch import Batch, FailureHeader, ResultsHeader, decode
-from ticktape.pipeline import topicread
+from ticktape.pipeline.gaps import Gaps
 from ticktape.pipeline.topics import Topics
 from ticktape.store.retry import Reconnecting
 
@@ -35,38 +36,7 @@ Results = Batch[ResultsHeader | FailureHeader]
 
 
 def register(app: faust.App, topics: Topics, database_url: str, kafka_url: str) -> None:
-    # per stream: (seq, offset) of the first results message this sink got
-    first: dict[tuple[str, str], tuple[int, int]] = {}
-
-    async def read_missing(db: Reconnecting, b: Results, msg, latency: Latency) -> None:
-        """Write the result sets of ``b``'s stream not stored by its end of
-        stream, read again from the broker up to ``msg``."""
-        missing = await db.run(lambda conn: store.missing_result_sets(conn, b.run_id, b.symbol, b.seq))
-        if not missing:
-            return
-        seen = first.get((b.run_id, b.symbol))
-        # the first copy of a later batch than one seen is after it in the partition
-        start = seen[1] if seen is not None and seen[0] < missing[0] else None
-        found = await topicread.read_again(
-            kafka_url, msg, start, b.run_id, b.symbol, set(missing).__contains__
-        )
-        log.warning(
-            "run %s %s: %d result sets missing at the end of the stream (first %d); read %s[%d]"
-            " offsets %s..%d again from the broker: %d found",
-            b.run_id,
-            b.symbol,
-            len(missing),
-            missing[0],
-            msg.topic,
-            msg.partition,
-            "start" if start is None else start,
-            msg.offset - 1,
-            len(found),
-        )
-        for seq in sorted(found):
-            again = decode(found[seq][1])
-            latency.add(again)
-            await db.run(lambda conn, again=again: write(conn, again, latency))
+    gaps = Gaps.from_broker(kafka_url)
 
     @app.agent(topics.results, name="sink")
     async def sink(stream):
@@ -77,20 +47,22 @@ def register(app: faust.App, topics: Topics, database_url: str, kafka_url: str) 
             """Drop what this sink keeps of a run that is over (a failed one's
             streams never reach their ends)."""
             latency.forget(run_id)
-            for key in [key for key in first if key[0] == run_id]:
-                del first[key]
+            gaps.forget(run_id)
 
         try:
             async for value in stream:
+                msg = stream.current_event.message
                 b = decode(value, ResultsHeader | FailureHeader)
                 latency.add(b)
-                msg = stream.current_event.message
-                k = (b.run_id, b.symbol)
-                first.setdefault(k, (b.seq, msg.offset))
+                gaps.seen(msg, b)
                 try:
-                    if b.eos:
-                        first.pop(k, None)
-                        await read_missing(db, b, msg, latency)
+                    if b.eos:  # first the stream's result sets the group never delivered
+                        missing = await db.run(
+                            lambda conn, b=b: store.missing_result_sets(conn, b.run_id, b.symbol, b.seq)
+                        )
+                        for again in await gaps.at_end(msg, b, missing):
+                            latency.add(again)
+                            await db.run(lambda conn, again=again: write(conn, again, latency))
                     if await db.run(lambda conn, b=b: write(conn, b, latency)):
                         forget(b.run_id)
                 except Exception as exc:  # retries exhausted or not retryable: the run fails loudly
