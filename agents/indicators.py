@@ -24,7 +24,7 @@ import faust
 import numpy as np
 
 from ticktape.agents import execution, strategy
-from ticktape.errors import GapNeverFilled
+from ticktape.errors import BatchDecodeError, GapNeverFilled
 from ticktape.model.batch import Batch, TickHeader, decode
 from ticktape.model.spec import RunSpec
 from ticktape.pipeline.gaps import Gaps
@@ -71,7 +71,11 @@ def register(app: faust.App, topics: Topics, table: StateTable, kafka_url: str) 
     async def indicators(stream):
         async for value in stream:
             msg = stream.current_event.message
-            batch = decode(value, TickHeader)
+            try:
+                batch = decode(value, TickHeader)
+            except BatchDecodeError as exc:  # not a tick batch of this version: not a run's
+                log.error("%s[%d] offset %d skipped: %s", msg.topic, msg.partition, msg.offset, exc)
+                continue
             k = key(batch.run_id, batch.symbol)
             state = StreamState.from_bytes(table.get(k))
             try:

@@ -22,6 +22,7 @@ import faust
 import numpy as np
 
 from ticktape import store
+from ticktape.errors import BatchDecodeError
 from ticktape.model.batch import Batch, FailureHeader, ResultsHeader, decode
 from ticktape.pipeline.gaps import Gaps
 from ticktape.pipeline.topics import Topics
@@ -52,7 +53,11 @@ def register(app: faust.App, topics: Topics, database_url: str, kafka_url: str) 
         try:
             async for value in stream:
                 msg = stream.current_event.message
-                b = decode(value, ResultsHeader | FailureHeader)
+                try:
+                    b = decode(value, ResultsHeader | FailureHeader)
+                except BatchDecodeError as exc:  # a missing result set fails its run at its end
+                    log.error("%s[%d] offset %d skipped: %s", msg.topic, msg.partition, msg.offset, exc)
+                    continue
                 latency.add(b)
                 gaps.seen(msg, b)
                 try:

@@ -345,3 +345,31 @@ def test_a_worker_started_with_a_backlog_applies_all_of_it(pipeline, db_url, tmp
         assert run["status"] == "complete", f"{run['error']}\n{log[-3000:]}"
         assert run["ticks_processed"] == 2 * (N // 10)
         assert run["fills"] == own.assert_same_as_in_process(spec)
+
+
+def test_a_message_that_does_not_decode_is_skipped_and_the_run_completes(pipeline, db_url, tmp_path):
+    """A message of another format in the ticks or the results topic (one of
+    the format before typed headers, left in a Kafka topic) is logged and
+    skipped; the agents go on with the run's batches."""
+    head = b'{"run_id":"r","symbol":"A","seq":0,"eos":false,"arrays":[],"meta":{}}'
+    old = b"TTB2" + len(head).to_bytes(4, "little") + head
+    with _own_broker(pipeline, db_url, tmp_path) as own:
+        symbols, spec, streams = _started_run(own)
+
+        async def send_old() -> None:
+            producer = AIOKafkaProducer(bootstrap_servers=own.runtime.kafka_url)
+            await producer.start()
+            try:
+                for topic in (f"{APP_ID}.ticks", f"{APP_ID}.results"):
+                    await producer.send_and_wait(topic, old, key=symbols[0].encode())
+            finally:
+                await producer.stop()
+
+        with own.worker("w", "info") as w:
+            asyncio.run(send_old())
+            asyncio.run(_send(own, [(s, b) for s in symbols for b in streams[s]]))
+            run = own.wait_done(spec.run_id, [w], timeout=90)
+            log = w.log_path.read_text()
+        assert run["status"] == "complete", run["error"]
+        assert log.count("skipped: a TTB2 message: ticktape's batch format before typed headers") == 2, log
+        assert run["fills"] == own.assert_same_as_in_process(spec)
