@@ -23,6 +23,7 @@ import json
 import logging
 import time
 from collections import deque
+from dataclasses import replace
 
 import faust
 import numpy as np
@@ -30,10 +31,11 @@ import numpy as np
 from ticktape import store
 from ticktape.backtest.run import LevelStream
 from ticktape.errors import RunCancelled
-from ticktape.model.batch import Batch, empty, encode
+from ticktape.model.batch import Batch, TickHeader, empty, encode
 from ticktape.model.spec import RunSpec, parse_run_id
 from ticktape.pipeline import sources
 from ticktape.pipeline.control import RunGate
+from ticktape.pipeline.topics import Topics
 from ticktape.store.retry import TRANSIENT, Reconnecting
 from ticktape.strategy.catalog import check_run
 
@@ -143,8 +145,9 @@ async def replay_symbol(
     n = [0]  # ticks published so far
     in_flight: deque = deque()
 
-    async def send(batch: Batch) -> None:
-        batch.meta["sent"] = time.time()  # the stages' lags are measured from here
+    async def send(batch: Batch[TickHeader]) -> None:
+        # the stages' lags are measured from here
+        batch = replace(batch, header=replace(batch.header, sent_ns=time.time_ns()))
         # force=True publishes now (not at the request's offset commit); a
         # bounded window of unacknowledged batches is the back-pressure.
         in_flight.append(await ticks_topic.send(key=symbol.encode(), value=encode(batch), force=True))
@@ -168,7 +171,7 @@ async def replay_symbol(
                         symbol=symbol,
                         seq=seq,
                         arrays=arrays,
-                        meta={"spec": spec_json},
+                        header=TickHeader(spec=spec_json),
                     )
                 )
                 seq += 1
@@ -182,7 +185,7 @@ async def replay_symbol(
         seq=seq,
         arrays={"ticks": empty("ticks")},
         eos=True,
-        meta={"spec": spec_json, "ticks_in": n[0]},
+        header=TickHeader(spec=spec_json, ticks_in=n[0]),
     )
     await send(eos)
     while in_flight:
@@ -254,7 +257,7 @@ def request_run_id(value: bytes | str) -> str | None:
         return None
 
 
-def register(app: faust.App, topics, database_url: str, kafka_url: str | None = None) -> None:
+def register(app: faust.App, topics: Topics, database_url: str, kafka_url: str | None = None) -> None:
     replayed: set[str] = set()  # runs this worker replayed to the end
     leases = Reconnecting(database_url, "lease check")
 

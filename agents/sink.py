@@ -1,12 +1,14 @@
 """Sink agent: results topic -> store, idempotently; completes runs.
 
 Each results message is written keyed by (run, symbol, stream, seq), so a
-message delivered twice stores nothing new. Cumulative counts in the header
-update the run's progress. A stream's result sets still missing when its end
-of stream arrives (the group consumer skipped them: docs/architecture.md,
-"State and delivery") are read again straight from the broker and written
-first. When every symbol of a run has reached its end of stream, the run row
-is completed with counts, timings and metrics.
+message delivered twice stores nothing new. The cumulative counts of its
+header (:class:`~ticktape.model.batch.ResultsHeader`) update the run's
+progress; a failure report fails the run. A stream's result sets still
+missing when its end of stream arrives (the group consumer skipped them:
+docs/architecture.md, "State and delivery") are read again straight from
+the broker (ticktape.pipeline.gaps) and written first. When every symbol of
+a run has reached its end of stream, the run row is completed with counts,
+timings and metrics.
 """
 
 from __future__ import annotations
@@ -20,48 +22,22 @@ import faust
 import numpy as np
 
 from ticktape import store
-from ticktape.model.batch import decode
-from ticktape.pipeline import topicread
+from ticktape.errors import BatchDecodeError
+from ticktape.model.batch import Batch, FailureHeader, ResultsHeader, decode
+from ticktape.pipeline.gaps import Gaps
+from ticktape.pipeline.topics import Topics
 from ticktape.store.retry import Reconnecting
 
 log = logging.getLogger(__name__)
 
 STREAMS = ("signals", "orders", "fills", "equity", "bars")
 
+#: What the results topic carries.
+Results = Batch[ResultsHeader | FailureHeader]
 
-def register(app: faust.App, topics, database_url: str, kafka_url: str) -> None:
-    # per stream: (seq, offset) of the first results message this sink got
-    first: dict[tuple[str, str], tuple[int, int]] = {}
 
-    async def read_missing(db: Reconnecting, b, msg, latency: Latency) -> None:
-        """Write the result sets of ``b``'s stream not stored by its end of
-        stream, read again from the broker up to ``msg``."""
-        missing = await db.run(lambda conn: store.missing_result_sets(conn, b.run_id, b.symbol, b.seq))
-        if not missing:
-            return
-        seen = first.get((b.run_id, b.symbol))
-        # the first copy of a later batch than one seen is after it in the partition
-        start = seen[1] if seen is not None and seen[0] < missing[0] else None
-        found = await topicread.read_again(
-            kafka_url, msg, start, b.run_id, b.symbol, set(missing).__contains__
-        )
-        log.warning(
-            "run %s %s: %d result sets missing at the end of the stream (first %d); read %s[%d]"
-            " offsets %s..%d again from the broker: %d found",
-            b.run_id,
-            b.symbol,
-            len(missing),
-            missing[0],
-            msg.topic,
-            msg.partition,
-            "start" if start is None else start,
-            msg.offset - 1,
-            len(found),
-        )
-        for seq in sorted(found):
-            again = decode(found[seq][1])
-            latency.add(again)
-            await db.run(lambda conn, again=again: write(conn, again, latency))
+def register(app: faust.App, topics: Topics, database_url: str, kafka_url: str) -> None:
+    gaps = Gaps.from_broker(kafka_url)
 
     @app.agent(topics.results, name="sink")
     async def sink(stream):
@@ -72,20 +48,26 @@ def register(app: faust.App, topics, database_url: str, kafka_url: str) -> None:
             """Drop what this sink keeps of a run that is over (a failed one's
             streams never reach their ends)."""
             latency.forget(run_id)
-            for key in [key for key in first if key[0] == run_id]:
-                del first[key]
+            gaps.forget(run_id)
 
         try:
             async for value in stream:
-                b = decode(value)
-                latency.add(b)
                 msg = stream.current_event.message
-                k = (b.run_id, b.symbol)
-                first.setdefault(k, (b.seq, msg.offset))
                 try:
-                    if b.eos:
-                        first.pop(k, None)
-                        await read_missing(db, b, msg, latency)
+                    b = decode(value, ResultsHeader | FailureHeader)
+                except BatchDecodeError as exc:  # a missing result set fails its run at its end
+                    log.error("%s[%d] offset %d skipped: %s", msg.topic, msg.partition, msg.offset, exc)
+                    continue
+                latency.add(b)
+                gaps.seen(msg, b)
+                try:
+                    if b.eos:  # first the stream's result sets the group never delivered
+                        missing = await db.run(
+                            lambda conn, b=b: store.missing_result_sets(conn, b.run_id, b.symbol, b.seq)
+                        )
+                        for again in await gaps.at_end(msg, b, missing):
+                            latency.add(again)
+                            await db.run(lambda conn, again=again: write(conn, again, latency))
                     if await db.run(lambda conn, b=b: write(conn, b, latency)):
                         forget(b.run_id)
                 except Exception as exc:  # retries exhausted or not retryable: the run fails loudly
@@ -115,12 +97,13 @@ class Latency:
     def __init__(self) -> None:
         self.counts: dict[str, np.ndarray] = {}
 
-    def add(self, b) -> None:
-        if "latency_ns" in b.meta:
+    def add(self, b: Results) -> None:
+        """Count the latency of result set ``b`` (live runs only)."""
+        if isinstance(b.header, ResultsHeader) and (ns := b.header.latency_ns) is not None:
             counts = self.counts.get(b.run_id)
             if counts is None:
                 counts = self.counts[b.run_id] = np.zeros(self.BINS, np.int64)
-            counts[self._bin(int(b.meta["latency_ns"]))] += 1
+            counts[self._bin(ns)] += 1
 
     def _bin(self, ns: int) -> int:
         if ns < self.LOW_NS:
@@ -141,27 +124,26 @@ class Latency:
         self.counts.pop(run_id, None)
 
 
-async def write(conn: asyncpg.Connection, b, latency: Latency | None = None) -> bool:
+async def write(conn: asyncpg.Connection, b: Results, latency: Latency | None = None) -> bool:
     """Store one results message (idempotent: safe to repeat); True if the
     run is over now (it failed, or this completed it)."""
-    if "error" in b.meta:
-        await store.finish_run(conn, b.run_id, "failed", error=b.meta["error"])
+    h = b.header
+    if isinstance(h, FailureHeader):
+        await store.finish_run(conn, b.run_id, "failed", error=h.error)
         return True
     await store.write_result_set(conn, b.run_id, b.symbol, b.seq, {kind: b.get(kind) for kind in STREAMS})
-    m = b.meta
-    hot, stored = (m["decided"] - m["sent"], time.time() - m["decided"]) if "decided" in m else (None, None)
     await store.update_progress(
         conn,
         b.run_id,
         b.symbol,
-        ticks_processed=m["accepted"],
-        last_ts_ns=m["last_ts"],
+        ticks_processed=h.accepted,
+        last_ts_ns=h.last_ts,
         done=b.eos,
-        ticks_in=m.get("ticks_in"),
-        ticks_rejected=sum(m["rejects"].values()),
-        rejects=m["rejects"],
-        hot_lag_s=hot,
-        sink_lag_s=stored,
+        ticks_in=h.ticks_in,
+        ticks_rejected=sum(h.rejects.values()),
+        rejects=h.rejects,
+        hot_lag_s=h.hot_lag_s,
+        sink_lag_s=(time.time_ns() - h.decided_ns) / 1e9,
     )
     if b.eos:
         return await store.complete_if_done(conn, b.run_id, latency.metrics(b.run_id) if latency else None)

@@ -96,5 +96,10 @@ class RunCancelled(TicktapeError, Exception):
     """The run was cancelled while replaying."""
 
 
+class GapNeverFilled(TicktapeError, RuntimeError):
+    """Batches of a stream never arrived while the later ones held waiting
+    for them outgrew their bound (ticktape.pipeline.gaps)."""
+
+
 #: What the command line reports as one line (no traceback), exit code 1.
 KNOWN_ERRORS: tuple[type[BaseException], ...] = (TicktapeError, FileNotFoundError)

@@ -12,7 +12,7 @@ from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssigno
 
 from ticktape import store
 from ticktape.config import Settings
-from ticktape.model.batch import Batch, decode, empty, encode
+from ticktape.model.batch import Batch, TickHeader, decode, empty, encode
 from ticktape.model.spec import RunSpec
 from ticktape.pipeline.topicread import TopicReader
 from ticktape.pipeline.topics import APP_ID
@@ -96,25 +96,23 @@ def test_batches_arriving_ahead_of_a_missing_one_are_applied_in_order(pipeline, 
 def _batches(pipeline, spec: RunSpec, symbol: str) -> list[Batch]:
     """``symbol``'s stream as its replay sends it: tick batches, then the end of stream."""
     ticks = pipeline.data[symbol]
-    meta = {"spec": spec.to_json()}
     out = [
         Batch(
             run_id=spec.run_id,
             symbol=symbol,
             seq=seq,
             arrays={"ticks": ticks[i : i + spec.batch_size]},
-            meta=meta,
+            header=TickHeader(spec=spec.to_json()),
         )
         for seq, i in enumerate(range(0, len(ticks), spec.batch_size))
     ]
-    eos_meta = {**meta, "ticks_in": len(ticks)}
     eos = Batch(
         run_id=spec.run_id,
         symbol=symbol,
         seq=len(out),
         arrays={"ticks": empty("ticks")},
         eos=True,
-        meta=eos_meta,
+        header=TickHeader(spec=spec.to_json(), ticks_in=len(ticks)),
     )
     return [*out, eos]
 
@@ -211,7 +209,7 @@ def test_batches_the_group_never_delivered_are_read_again_from_the_broker(pipeli
             log = w.log_path.read_text()
         assert run["status"] == "complete", run["error"]
         assert "is ahead of 2; held until the gap fills" in log
-        assert "again from the broker: 3 of the missing batches there" in log
+        assert "again from the broker for 3 missing batches (first 3): 3 found" in log
         assert run["ticks_processed"] == 2 * (N // 10)
         assert run["fills"] == own.assert_same_as_in_process(spec)
 
@@ -328,8 +326,7 @@ def test_result_sets_the_sink_never_got_are_read_again_at_the_end_of_the_stream(
                 run = own.wait_done(spec.run_id, [w, hot], timeout=90)
                 log = w.log_path.read_text()
         assert run["status"] == "complete", run["error"]
-        assert log.count("3 result sets missing at the end of the stream (first 3)") == 2, log
-        assert log.count("again from the broker: 3 found") == 2
+        assert log.count("again from the broker for 3 missing batches (first 3): 3 found") == 2, log
         assert run["ticks_processed"] == 2 * (N // 10)
         assert run["fills"] == own.assert_same_as_in_process(spec)
 
@@ -347,4 +344,32 @@ def test_a_worker_started_with_a_backlog_applies_all_of_it(pipeline, db_url, tmp
             log = w.log_path.read_text()
         assert run["status"] == "complete", f"{run['error']}\n{log[-3000:]}"
         assert run["ticks_processed"] == 2 * (N // 10)
+        assert run["fills"] == own.assert_same_as_in_process(spec)
+
+
+def test_a_message_that_does_not_decode_is_skipped_and_the_run_completes(pipeline, db_url, tmp_path):
+    """A message of another format in the ticks or the results topic (one of
+    the format before typed headers, left in a Kafka topic) is logged and
+    skipped; the agents go on with the run's batches."""
+    head = b'{"run_id":"r","symbol":"A","seq":0,"eos":false,"arrays":[],"meta":{}}'
+    old = b"TTB2" + len(head).to_bytes(4, "little") + head
+    with _own_broker(pipeline, db_url, tmp_path) as own:
+        symbols, spec, streams = _started_run(own)
+
+        async def send_old() -> None:
+            producer = AIOKafkaProducer(bootstrap_servers=own.runtime.kafka_url)
+            await producer.start()
+            try:
+                for topic in (f"{APP_ID}.ticks", f"{APP_ID}.results"):
+                    await producer.send_and_wait(topic, old, key=symbols[0].encode())
+            finally:
+                await producer.stop()
+
+        with own.worker("w", "info") as w:
+            asyncio.run(send_old())
+            asyncio.run(_send(own, [(s, b) for s in symbols for b in streams[s]]))
+            run = own.wait_done(spec.run_id, [w], timeout=90)
+            log = w.log_path.read_text()
+        assert run["status"] == "complete", run["error"]
+        assert log.count("skipped: a TTB2 message: ticktape's batch format before typed headers") == 2, log
         assert run["fills"] == own.assert_same_as_in_process(spec)

@@ -3,6 +3,7 @@ every result batch stored; a batch that cannot be stored fails the run."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import asyncpg
@@ -10,7 +11,7 @@ import pytest
 
 from ticktape import store
 from ticktape.agents import sink
-from ticktape.model.batch import Batch
+from ticktape.model.batch import Batch, ResultsHeader
 from ticktape.model.spec import RunSpec
 
 pytestmark = pytest.mark.integration
@@ -43,10 +44,14 @@ async def _run(conn: asyncpg.Connection, symbol: str) -> RunSpec:
 
 
 def _batch(spec: RunSpec, seq: int, accepted: int, eos: bool = False) -> Batch:
-    meta = {"accepted": accepted, "rejects": {}, "last_ts": 10**18 + seq}
-    if eos:
-        meta["ticks_in"] = accepted
-    return Batch(run_id=spec.run_id, symbol=spec.symbols[0], seq=seq, arrays={}, eos=eos, meta=meta)
+    header = ResultsHeader(
+        decided_ns=time.time_ns(),
+        accepted=accepted,
+        rejects={},
+        last_ts=10**18 + seq,
+        ticks_in=accepted if eos else None,
+    )
+    return Batch(run_id=spec.run_id, symbol=spec.symbols[0], seq=seq, arrays={}, header=header, eos=eos)
 
 
 async def _status(conn: asyncpg.Connection, spec: RunSpec) -> tuple[str, str | None]:

@@ -1,30 +1,34 @@
-"""Columnar tick batches and their wire format.
+"""Columnar tick batches, their typed headers and their wire format.
 
-One Kafka message carries one batch of ticks of one symbol. The payload is a
-small JSON header followed by the raw bytes of a numpy structured array, so
-decoding is zero-copy: :func:`decode` returns a view on the message bytes.
+One Kafka message carries one batch of one (run, symbol) stream. The payload
+is a small JSON header followed by the raw bytes of numpy structured arrays,
+so decoding is zero-copy: :func:`decode` returns views on the message bytes.
 
 Wire layout (little endian)::
 
-    b"TTB2" | u32 header_len | header (UTF-8 JSON) | array bytes
-    b"TTB3" | u32 header_len | header (UTF-8 JSON) | LZ4 frame of the array bytes
+    b"TTB4" | u32 header_len | header (UTF-8 JSON) | array bytes
+    b"TTB5" | u32 header_len | header (UTF-8 JSON) | LZ4 frame of the array bytes
 
-The header carries ``run_id``, ``symbol``, ``seq`` (batch sequence number of
-this (run, symbol) stream, starting at 0), ``eos`` (end of stream for that
-(run, symbol)), ``meta`` (small counts) and the list of arrays as
-``[kind, length]`` pairs. Each array's dtype is implied by its kind (see
-:data:`DTYPES`); the bodies follow the header back to back.
+The JSON header carries ``run_id``, ``symbol``, ``seq`` (batch sequence
+number of this (run, symbol) stream, starting at 0), ``eos`` (end of stream
+for that (run, symbol)), ``header`` (the message kind's typed header:
+``{"kind": "ticks", ...}``, see :class:`TickHeader`, :class:`ResultsHeader`
+and :class:`FailureHeader`; fields that are None are left out) and the list
+of arrays as ``[kind, length]`` pairs. Each array's dtype is implied by its
+kind (see :data:`DTYPES`); the bodies follow the header back to back.
+Messages of the format before typed headers (``TTB1``..``TTB3``, whose
+header held a ``meta`` dict) are refused with a :class:`BatchDecodeError`
+saying so.
 
 A float field that is NaN on every row of an array (the trade columns of a
 batch of quotes: 16 of a tick's 56 bytes) is left out of the body: the pair
 is then ``[kind, length, [field, ...]]`` with the fields sent, the body
 their packed rows, and :func:`decode` gives the array back whole, NaN in the
 fields left out (a copy, not a view). Only NaN of ``np.nan``'s bits is left
-out, so the round trip stays bit-exact. ``TTB1`` messages (every field
-always sent) still decode.
+out, so the round trip stays bit-exact.
 
 Bodies of :data:`COMPRESS_MIN_BYTES` or more (a batch of a few thousand
-ticks) are sent as one LZ4 frame (``TTB3``, the header's ``lz4`` giving
+ticks) are sent as one LZ4 frame (``TTB5``, the header's ``lz4`` giving
 their size) when that makes them a tenth smaller or more. The embedded
 broker spends its CPU in proportion to the bytes it is sent (about 10 s per
 GB produced and consumed, measured 2026-12-03): synthetic quotes shrink from
@@ -38,18 +42,23 @@ from __future__ import annotations
 import functools
 import json
 import struct
-from dataclasses import dataclass, field
-from typing import Any
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Generic, TypeVar, overload
 
 import numpy as np
 import pyarrow as pa
 
 from ticktape.errors import BatchDecodeError
 
-MAGIC = b"TTB2"
+MAGIC = b"TTB4"
 #: The magic of a message whose bodies are LZ4-compressed (one LZ4 frame).
-MAGIC_LZ4 = b"TTB3"
-_MAGICS = (MAGIC, MAGIC_LZ4, b"TTB1")
+MAGIC_LZ4 = b"TTB5"
+_MAGICS = (MAGIC, MAGIC_LZ4)
+#: Magics of the format before typed headers (a ``meta`` dict), refused by name.
+_BEFORE_HEADERS = (b"TTB1", b"TTB2", b"TTB3")
 #: Bodies of at least this many bytes are compressed (if that saves a tenth).
 COMPRESS_MIN_BYTES = 64 * 1024
 _HEADER = struct.Struct("<4sI")
@@ -188,9 +197,154 @@ DTYPES: dict[str, np.dtype] = {
 }
 
 
+def _predicate(hint: Any) -> Callable[[Any], bool]:
+    """A test of a value (as JSON gives it back) against the type ``hint``
+    (exact types: a bool is not an int, nor is a numpy integer)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        parts = [_predicate(h) for h in typing.get_args(hint)]
+        return lambda v: any(p(v) for p in parts)
+    if origin is dict:
+        key, val = map(_predicate, typing.get_args(hint))
+        return lambda v: type(v) is dict and all(key(a) and val(b) for a, b in v.items())
+    if hint is type(None):
+        return lambda v: v is None
+    return lambda v: type(v) is hint
+
+
+@functools.cache
+def _schema(cls: type) -> tuple[tuple[str, Callable[[Any], bool], str], ...]:
+    """(name, type test, type as text) of each field of a header class."""
+    hints = typing.get_type_hints(cls)
+    return tuple(
+        (f.name, _predicate(h), h.__name__ if isinstance(h, type) else str(h))
+        for f in fields(cls)
+        for h in (hints[f.name],)
+    )
+
+
+class _Header:
+    """Checks the field types of a header (a writer's mistake, or a damaged
+    message, is refused where it is made)."""
+
+    kind: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        for name, ok, text in _schema(type(self)):
+            if not ok(value := getattr(self, name)):
+                raise TypeError(f"{self.kind} header: {name} must be {text}, got {value!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        """The header as the wire's JSON object (``kind`` first; None fields left out)."""
+        doc: dict[str, Any] = {"kind": self.kind}
+        for name, _, _ in _schema(type(self)):
+            if (value := getattr(self, name)) is not None:
+                doc[name] = value
+        return doc
+
+
 @dataclass(frozen=True, kw_only=True)
-class Batch:
-    """One message of one (run, symbol) stream: named columnar arrays.
+class TickHeader(_Header):
+    """Header of a tick batch (``kind`` ``"ticks"``): replay or live feed ->
+    the hot path, on the ticks topic.
+
+    Parameters
+    ----------
+    spec
+        The run spec as JSON (:meth:`ticktape.model.spec.RunSpec.to_json`):
+        what the hot path builds the run's strategy and engine from.
+    sent_ns
+        Wall-clock time (ns since the epoch) the batch was sent, stamped by
+        the sender; the stages' lags are measured from it. None before.
+    recv_ns
+        Live feed only: wall-clock time its tick was received (the
+        tick-to-decision latency is measured from it).
+    ticks_in
+        End of stream only: the ticks the stream read in all.
+
+    Examples
+    --------
+    >>> TickHeader(spec="{}", ticks_in=3).to_json()
+    {'kind': 'ticks', 'spec': '{}', 'ticks_in': 3}
+    """
+
+    kind: ClassVar[str] = "ticks"
+    spec: str
+    sent_ns: int | None = None
+    recv_ns: int | None = None
+    ticks_in: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResultsHeader(_Header):
+    """Header of a result set (``kind`` ``"results"``): the hot path -> the
+    sink, on the results topic, one per tick batch. Counts are cumulative
+    over the stream.
+
+    Parameters
+    ----------
+    decided_ns
+        Wall-clock time (ns) the hot path published the result set.
+    accepted
+        Ticks processed so far.
+    rejects
+        Ticks rejected so far, by reason (``ticktape.compute.quality.REASONS``).
+    last_ts
+        Event time (ns) of the last accepted tick; None before the first.
+    ticks_in
+        End of stream only: the ticks the stream read in all.
+    sent_ns, recv_ns
+        The tick batch's (:class:`TickHeader`), for the stages' lags and the
+        tick-to-decision latency.
+
+    Examples
+    --------
+    >>> h = ResultsHeader(decided_ns=5, accepted=2, rejects={"crossed": 1}, last_ts=10, sent_ns=3)
+    >>> h.hot_lag_s
+    2e-09
+    """
+
+    kind: ClassVar[str] = "results"
+    decided_ns: int
+    accepted: int
+    rejects: dict[str, int]
+    last_ts: int | None = None
+    ticks_in: int | None = None
+    sent_ns: int | None = None
+    recv_ns: int | None = None
+
+    @property
+    def hot_lag_s(self) -> float | None:
+        """Seconds from the tick batch sent to its results decided (None: not stamped)."""
+        return None if self.sent_ns is None else (self.decided_ns - self.sent_ns) / 1e9
+
+    @property
+    def latency_ns(self) -> int | None:
+        """Live feed: ns from the tick received to its results decided (None in a replay)."""
+        return None if self.recv_ns is None else self.decided_ns - self.recv_ns
+
+
+@dataclass(frozen=True, kw_only=True)
+class FailureHeader(_Header):
+    """Header of a failure report (``kind`` ``"failure"``), on the results
+    topic: the stream failed at this batch and its run fails with ``error``."""
+
+    kind: ClassVar[str] = "failure"
+    error: str
+
+
+#: Any batch header.
+Header = TickHeader | ResultsHeader | FailureHeader
+#: The header class of each wire ``kind``.
+HEADERS: dict[str, type[Header]] = {h.kind: h for h in (TickHeader, ResultsHeader, FailureHeader)}
+
+H = TypeVar("H", bound=Header)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Batch(Generic[H]):
+    """One message of one (run, symbol) stream: named columnar arrays and a
+    typed header.
 
     Parameters
     ----------
@@ -202,18 +356,19 @@ class Batch:
     arrays
         Structured arrays by kind (``"ticks"``, ``"fills"``, ...); each must
         have the dtype ``DTYPES[kind]``.
+    header
+        What the message kind carries besides its arrays (:data:`Header`).
     eos
-        True on the last batch of the stream (arrays may be empty).
-    meta
-        Small JSON-able extras (counts, timings) carried in the header.
+        True on the last batch of the stream (arrays may be empty); exactly
+        the batches whose header has ``ticks_in``.
     """
 
     run_id: str
     symbol: str
     seq: int
     arrays: dict[str, np.ndarray]
+    header: H
     eos: bool = False
-    meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for kind, arr in self.arrays.items():
@@ -224,6 +379,13 @@ class Batch:
                 raise ValueError(f"array {kind!r} needs dtype {expected}, got {arr.dtype}")
         if self.seq < 0:
             raise ValueError(f"batch seq must be >= 0, got {self.seq}")
+        if not isinstance(self.header, _HEADER_TYPES):
+            raise TypeError(f"batch header must be one of {sorted(HEADERS)}, got {self.header!r}")
+        if self.eos != (getattr(self.header, "ticks_in", None) is not None):
+            raise ValueError(
+                f"batch {self.seq} of {self.symbol}: the end of stream, and only it, carries"
+                f" ticks_in (eos={self.eos}, {self.header!r})"
+            )
 
     @property
     def ticks(self) -> np.ndarray:
@@ -235,6 +397,9 @@ class Batch:
         """The array of ``kind``, or an empty one."""
         arr = self.arrays.get(kind)
         return arr if arr is not None else empty(kind)
+
+
+_HEADER_TYPES = tuple(HEADERS.values())
 
 
 def _words(dtype: np.dtype) -> bool:
@@ -273,7 +438,7 @@ def encode(batch: Batch, compress: bool = True) -> bytes:
         "seq": batch.seq,
         "eos": batch.eos,
         "arrays": [entry for entry, _ in parts],
-        "meta": batch.meta,
+        "header": batch.header.to_json(),
     }
     bodies = [body for _, body in parts]
     magic = MAGIC
@@ -309,14 +474,28 @@ def _layout(entry: list) -> tuple[str, np.dtype, int, list[int] | None]:
     return str(kind), dtype, int(n), sent
 
 
-def decode(payload: bytes | bytearray | memoryview) -> Batch:
+@overload
+def decode(payload: bytes | bytearray | memoryview, expect: None = None) -> Batch[Header]: ...
+@overload
+def decode(payload: bytes | bytearray | memoryview, expect: type[H]) -> Batch[H]: ...
+def decode(payload, expect=None):
     """Parse a wire message; the returned arrays are read-only views on
-    ``payload`` (on the decompressed bodies of a ``TTB3`` message; copies
-    where fields were left out)."""
+    ``payload`` (on the decompressed bodies of a ``TTB5`` message; copies
+    where fields were left out).
+
+    ``expect``: the header class the message must have, or a union of
+    them (a message of another kind is a :class:`BatchDecodeError`, as is a
+    malformed one).
+    """
     view = memoryview(payload)
     if len(view) < _HEADER.size:
         raise BatchDecodeError(f"message of {len(view)} bytes is shorter than the batch header")
     magic, hlen = _HEADER.unpack_from(view, 0)
+    if magic in _BEFORE_HEADERS:
+        raise BatchDecodeError(
+            f"a {magic.decode()} message: ticktape's batch format before typed headers (its header"
+            f" a 'meta' dict); this version reads {MAGIC.decode()}/{MAGIC_LZ4.decode()} only"
+        )
     if magic not in _MAGICS:
         raise BatchDecodeError(f"bad magic {bytes(magic)!r}, expected {MAGIC!r}")
     offset = _HEADER.size + hlen
@@ -325,8 +504,12 @@ def decode(payload: bytes | bytearray | memoryview) -> Batch:
     try:
         head = json.loads(bytes(view[_HEADER.size : offset]))
         layout = [_layout(entry) for entry in head["arrays"]]
+        header = _header(head["header"])
     except (ValueError, KeyError, TypeError) as exc:
         raise BatchDecodeError(f"bad batch header: {exc!r}") from exc
+    if expect is not None and not isinstance(header, expect):
+        kinds = " or ".join(repr(h.kind) for h in _HEADER_TYPES if issubclass(h, expect))
+        raise BatchDecodeError(f"a {header.kind!r} batch where {kinds} was expected")
     sizes = [n * (dt.itemsize if sent is None else 8 * len(sent)) for _, dt, n, sent in layout]
     if magic == MAGIC_LZ4:
         view, offset = _decompress(view[offset:], head.get("lz4")), 0
@@ -344,14 +527,26 @@ def decode(payload: bytes | bytearray | memoryview) -> Batch:
                 words[:, i] = body[:, sent.index(i)] if i in sent else _NAN_BITS
             arrays[kind] = words.view(dtype).reshape(n)
         offset += size
-    return Batch(
-        run_id=head["run_id"],
-        symbol=head["symbol"],
-        seq=int(head["seq"]),
-        arrays=arrays,
-        eos=bool(head["eos"]),
-        meta=head.get("meta") or {},
-    )
+    try:
+        return Batch(
+            run_id=head["run_id"],
+            symbol=head["symbol"],
+            seq=int(head["seq"]),
+            arrays=arrays,
+            header=header,
+            eos=bool(head["eos"]),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BatchDecodeError(f"bad batch header: {exc}") from exc
+
+
+def _header(doc: dict[str, Any]) -> Header:
+    """The typed header of a wire header's ``header`` object."""
+    fields_ = dict(doc)
+    kind = fields_.pop("kind")
+    if kind not in HEADERS:
+        raise ValueError(f"unknown header kind {kind!r}; expected one of {sorted(HEADERS)}")
+    return HEADERS[kind](**fields_)
 
 
 def _decompress(body: memoryview, size) -> memoryview:

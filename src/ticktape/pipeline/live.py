@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaProducer
 
 from ticktape import store
 from ticktape.errors import CommandError, DemoError
-from ticktape.model.batch import TICK_DTYPE, Batch, empty, encode
+from ticktape.model.batch import TICK_DTYPE, Batch, TickHeader, empty, encode
 from ticktape.model.spec import RunSpec
 from ticktape.pipeline.demo import owned_runs, wait_ready
 from ticktape.pipeline.topics import APP_ID, topic_partitions
@@ -152,7 +152,7 @@ async def run_feed(
                 symbol=sym,
                 seq=seqs[sym],
                 arrays={"ticks": tick},
-                meta={"spec": spec_json, "recv_ns": recv_ns, "sent": time.time()},
+                header=TickHeader(spec=spec_json, recv_ns=recv_ns, sent_ns=time.time_ns()),
             )
             # one in flight at a time: the broker gets the symbol's ticks in order
             await producer.send_and_wait(topic, encode(batch), key=sym.encode())
@@ -167,7 +167,7 @@ async def run_feed(
             seq=seqs[sym],
             arrays={"ticks": empty("ticks")},
             eos=True,
-            meta={"spec": spec_json, "ticks_in": len(sent[sym])},
+            header=TickHeader(spec=spec_json, ticks_in=len(sent[sym])),
         )
         await producer.send_and_wait(topic, encode(eos), key=sym.encode())
     published = {s: np.concatenate(v) if v else empty("ticks") for s, v in sent.items()}

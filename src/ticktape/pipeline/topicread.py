@@ -1,17 +1,17 @@
 """Read offset ranges of topic partitions straight from the broker, outside
 any consumer group: no offsets are committed and no other member notices.
 
-Used by the topic source (replaying a recorded topic), and by the indicators
-and sink agents to read again messages their group consumer never delivered."""
+Used by the topic source (replaying a recorded topic), and by gap recovery
+(ticktape.pipeline.gaps) to read again messages a group consumer never
+delivered."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from ticktape.model.batch import decode
 from ticktape.pipeline.topics import MAX_MESSAGE_BYTES
 
 #: A range of offsets: ``start`` (None: the partition's first) up to ``stop`` excluded.
@@ -76,20 +76,12 @@ class TopicReader:
                     active.discard(tp)
 
 
-async def read_again(
-    kafka_url: str, msg, start: int | None, run_id: str, symbol: str, wanted: Callable[[int], bool]
-) -> dict[int, tuple[int, bytes]]:
-    """The batches of stream ``(run_id, symbol)`` in ``msg``'s partition from
-    ``start`` (None: the first kept) up to ``msg`` whose sequence number is
-    ``wanted``, sent with ``msg``'s key: ``{seq: (offset, message)}``, the
-    first copy of each (a batch sent twice is the same batch). Rare: a
-    consumer of its own, closed after."""
-    found: dict[int, tuple[int, bytes]] = {}
+async def read_range(
+    kafka_url: str, topic: str, partition: int, start: int | None, stop: int
+) -> AsyncIterator[ConsumerRecord]:
+    """The records of one partition from ``start`` (None: the first kept) up
+    to ``stop`` excluded, in offset order: a consumer of its own, closed
+    after (gap recovery reads rarely: ticktape.pipeline.gaps)."""
     async with TopicReader(kafka_url) as reader:
-        async for rec in reader.read({TopicPartition(msg.topic, msg.partition): (start, msg.offset)}):
-            if rec.key != msg.key:
-                continue
-            b = decode(rec.value)
-            if b.run_id == run_id and b.symbol == symbol and b.seq not in found and wanted(b.seq):
-                found[b.seq] = (rec.offset, bytes(rec.value))
-    return found
+        async for rec in reader.read({TopicPartition(topic, partition): (start, stop)}):
+            yield rec

@@ -3,16 +3,21 @@ in memory that does not grow with the number of ticks."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 
 from ticktape.agents.sink import Latency
+from ticktape.model.batch import Batch, FailureHeader, ResultsHeader
+
+DECIDED = 1_800_000_000_000_000_000
 
 
-def _batch(run_id: str, ns: int | None) -> SimpleNamespace:
-    return SimpleNamespace(run_id=run_id, meta={} if ns is None else {"latency_ns": ns})
+def _batch(run_id: str, ns: int | None) -> Batch[ResultsHeader]:
+    """A result set decided ``ns`` after its tick was received (None: a replayed one)."""
+    header = ResultsHeader(
+        decided_ns=DECIDED, accepted=1, rejects={}, recv_ns=None if ns is None else DECIDED - ns
+    )
+    return Batch(run_id=run_id, symbol="A", seq=0, arrays={}, header=header)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -23,6 +28,7 @@ def test_percentiles_are_within_half_a_percent_of_the_exact_ones(seed) -> None:
     for x in ns:
         lat.add(_batch("r", int(x)))
     lat.add(_batch("r", None))  # a replayed batch carries no latency
+    lat.add(Batch(run_id="r", symbol="A", seq=1, arrays={}, header=FailureHeader(error="x")))  # nor a failure
     got = lat.metrics("r")
     for q, name in ((50, "tick_to_decision_p50_ms"), (99, "tick_to_decision_p99_ms")):
         exact = np.percentile(ns, q, method="inverted_cdf") / 1e6
