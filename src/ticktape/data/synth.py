@@ -37,10 +37,12 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from ticktape.data.convention import BAR_COLUMNS, bars_from, iter_rows, read_rows
+from ticktape.errors import DataError
 from ticktape.model.batch import BOOK_EVENT_DTYPE, TICK_DTYPE
 from ticktape.model.sources import ProcessConfig
 
@@ -53,6 +55,7 @@ __all__ = [
     "generate_process",
     "generate_walk",
     "grid_prices",
+    "read_bars",
     "rechunk",
 ]
 
@@ -222,8 +225,9 @@ def from_bars(bars: Iterable[np.ndarray], cfg: BarSynthConfig, chunk: int = 100_
     """Ticks (``TICK_DTYPE``) from a stream of bar arrays.
 
     ``bars``: structured arrays with fields ``ts`` (int64 ns, bar open),
-    ``open``, ``high``, ``low``, ``close`` and optionally ``volume``, in time
-    order. Output chunks have ``chunk`` rows.
+    ``open``, ``high``, ``low``, ``close`` and optionally ``volume`` (NaN:
+    none), in time order, such as :func:`read_bars` gives. Output chunks
+    have ``chunk`` rows.
     """
     return rechunk(_bar_ticks(bars, cfg), chunk)
 
@@ -310,25 +314,31 @@ def _bars_block(
     return out
 
 
-def bars_from_frame(frame) -> np.ndarray:  # pandas DataFrame with a DatetimeIndex or a time column
-    """A bar array for :func:`from_bars` from a pandas frame (OHLC[V] columns, any case)."""
-    cols = {c.lower().strip(): c for c in frame.columns}
-    dtype = [
-        ("ts", "<i8"),
-        ("open", "<f8"),
-        ("high", "<f8"),
-        ("low", "<f8"),
-        ("close", "<f8"),
-        ("volume", "<f8"),
-    ]
-    out = np.empty(len(frame), dtype=dtype)
-    time_col = next((cols[k] for k in ("date", "datetime", "time", "timestamp", "") if k in cols), None)
-    times = frame.index if time_col is None else frame[time_col]
-    out["ts"] = pd.to_datetime(times, utc=True).to_numpy(dtype="datetime64[ns]").view(np.int64)
-    for k in ("open", "high", "low", "close"):
-        out[k] = frame[cols[k]].to_numpy(dtype=np.float64)
-    out["volume"] = frame[cols["volume"]].to_numpy(dtype=np.float64) if "volume" in cols else np.nan
-    return out
+def read_bars(path: str | Path, block_rows: int = 50_000) -> Iterator[np.ndarray]:
+    """The bars of a CSV (read in pieces of ``block_rows``) or Parquet file as
+    ``OHLCV_DTYPE`` arrays for :func:`from_bars`, read by the convention of
+    :mod:`ticktape.data.convention` (as ``ticktape backtest`` reads bars).
+
+    Raises
+    ------
+    DataError
+        A missing column, or a bar that is not one (a time that does not
+        increase, a price that is not > 0, a high/low that does not contain
+        open and close), naming its file line.
+    """
+    pieces = (
+        [read_rows(path, BAR_COLUMNS)]
+        if Path(path).suffix.lower() in (".parquet", ".pq")
+        else iter_rows(path, BAR_COLUMNS, block_rows)
+    )
+    last: int | None = None
+    for rows in pieces:
+        bars = bars_from(rows)
+        if len(bars) and last is not None and int(bars["ts"][0]) <= last:
+            raise DataError(f"{rows.at(0)}: bar time does not increase")
+        if len(bars):
+            last = int(bars["ts"][-1])
+            yield bars
 
 
 # --------------------------------------------------------------------------
