@@ -721,6 +721,15 @@ COLUMNS = {"bars": BAR_COLUMNS, "ticks": TICK_COLUMNS}
 AUTO = "auto"
 
 
+def _columns_of(prepared: Prepared) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+    """The data's prices by field, and its sizes."""
+    if prepared.mode == "bars":
+        b = prepared.bars
+        return {k: getattr(b, k) for k in ("open", "high", "low", "close")}, [b.volume]
+    t = prepared.ticks
+    return {k: t[k] for k in ("bid", "ask", "last")}, [t[k] for k in ("bid_size", "ask_size", "last_size")]
+
+
 def infer_grid(prepared: Prepared, tick_size: bool = True, lot_size: bool = True) -> dict[str, float]:
     """The instrument's grid inferred from the data: ``tick_size`` the finest
     increment of its prices, ``lot_size`` that of its sizes (never above 1;
@@ -734,14 +743,7 @@ def infer_grid(prepared: Prepared, tick_size: bool = True, lot_size: bool = True
     """
     if prepared.store is not None:  # (a store selection: loaded to look at it)
         prepared.ticks, prepared.store = np.concatenate(list(_load_store(prepared.store))), None
-    if prepared.mode == "bars":
-        b = prepared.bars
-        prices = {k: getattr(b, k) for k in ("open", "high", "low", "close")}
-        sizes = [b.volume]
-    else:
-        t = prepared.ticks
-        prices = {k: t[k] for k in ("bid", "ask", "last")}
-        sizes = [t[k] for k in ("bid_size", "ask_size", "last_size")]
+    prices, sizes = _columns_of(prepared)
     out: dict[str, float] = {}
     if tick_size:
         steps = {k: finest_step(v) for k, v in prices.items()}
@@ -761,13 +763,34 @@ def infer_grid(prepared: Prepared, tick_size: bool = True, lot_size: bool = True
     return out
 
 
+def check_grid(prepared: Prepared, tick_size: float) -> None:
+    """Raise a DataError naming the first usable price (finite, > 0) off the
+    grid of ``tick_size`` and where it came from (a store selection is not read)."""
+    if prepared.store is not None or not (np.isfinite(tick_size) and tick_size > 0):
+        return
+    off = []
+    for k, v in _columns_of(prepared)[0].items():
+        x = v / tick_size
+        bad = np.flatnonzero(np.isfinite(x) & (v > 0) & (np.abs(x - np.rint(x)) > 1e-6))
+        if len(bad):
+            off.append((int(bad[0]), k))
+    if off:
+        i, k = min(off)
+        price = _columns_of(prepared)[0][k][i].item()
+        raise DataError(
+            f"{prepared.at(i)}: {k} = {price!r} is not on the tick grid (tick size {tick_size:g}); "
+            "leave the tick size out to infer it from the data"
+        )
+
+
 def engine_config(
     prepared: Prepared, engine: EngineConfig | dict[str, Any] | None, options: dict[str, Any]
 ) -> EngineConfig:
     """The run's EngineConfig; on bars, equity is sampled at every tick (the
     closes are kept: one sample per bar) unless set explicitly. A
     ``tick_size`` or ``lot_size`` of ``"auto"`` is inferred from the data
-    (:func:`infer_grid`)."""
+    (:func:`infer_grid`); a given tick size is checked against the data's
+    prices (:func:`check_grid`)."""
     options = dict(options)
     explicit = "equity_interval_ns" in options or (
         isinstance(engine, dict) and "equity_interval_ns" in engine
@@ -779,7 +802,10 @@ def engine_config(
     auto = [k for k in ("tick_size", "lot_size") if base.get(k) == AUTO]
     if auto:
         base.update(infer_grid(prepared, "tick_size" in auto, "lot_size" in auto))
-    return _engine_config(base, {})
+    cfg = _engine_config(base, {})
+    if "tick_size" not in auto:
+        check_grid(prepared, cfg.tick_size)
+    return cfg
 
 
 def run_prepared(
