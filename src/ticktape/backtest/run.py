@@ -52,6 +52,7 @@ from ticktape.data.convention import (
     LEVEL_COLUMNS,
     TICK_COLUMNS,
     Rows,
+    at,
     bars_from,
     column_names,
     frame_rows,
@@ -637,7 +638,8 @@ class Prepared:
     depth: np.ndarray | None = None  # LEVEL_DTYPE
     import_rejects: dict[str, int] = field(default_factory=dict)  # rows a file importer refused
     where: str = "data"
-    lines: np.ndarray | None = None  # the file line of each tick or bar (None: rows of a frame)
+    lines: np.ndarray | None = None  # the file line of each tick or bar (None: rows of a frame...)
+    first_line: int | None = None  # (... or of a file with no line left out: first_line + i)
 
     def batches(self, batch_size: int) -> Iterator[np.ndarray]:
         if self.store is not None:
@@ -646,7 +648,7 @@ class Prepared:
 
     def at(self, i: int) -> str:
         """Where tick (or bar) ``i`` came from: ``FILE:LINE``, or ``WHERE: row i``."""
-        return f"{self.where}:{int(self.lines[i])}" if self.lines is not None else f"{self.where}: row {i}"
+        return at(self.where, self.lines, self.first_line, i)
 
 
 def prepare(data: Any, format: str = "auto", depth: Any = None) -> Prepared:
@@ -695,9 +697,10 @@ def _prepare(data: Any, format: str) -> Prepared:
         mode = format if format != "auto" else ("bars" if is_bars(names) else "ticks")
         table = COLUMNS[mode]
         rows = read_rows(data, table) if isinstance(data, str | Path) else frame_rows(data, "data")
+        lines = {"where": rows.where, "lines": rows.lines, "first_line": rows.first_line}
         if mode == "bars":
-            return Prepared("bars", bars=Bars.from_ohlcv(bars_from(rows)), where=rows.where, lines=rows.lines)
-        return Prepared("ticks", ticks=ticks_from(rows), where=rows.where, lines=rows.lines)
+            return Prepared("bars", bars=Bars.from_ohlcv(bars_from(rows)), **lines)
+        return Prepared("ticks", ticks=ticks_from(rows), **lines)
     where = "data"
     if isinstance(data, np.ndarray):
         if data.dtype != TICK_DTYPE:

@@ -71,6 +71,7 @@ __all__ = [
     "TIME_ALIASES",
     "Rows",
     "TimeParser",
+    "at",
     "bars_from",
     "column_names",
     "cut",
@@ -279,15 +280,15 @@ class TimeParser:
 
 def _arrow(values: Any) -> pa.Array:
     """A pyarrow array of a column (pandas datetimes and strings included)."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    elif isinstance(values, pd.Index | pd.Series):
+    if isinstance(values, pa.ChunkedArray | pa.Array):
+        return values
+    if isinstance(values, pd.Index | pd.Series):
         values = _arrow_of_pandas(values)
     elif isinstance(values, np.ndarray) and values.dtype.kind == "M":
         values = pa.array(values.astype("datetime64[ns]"))
     elif isinstance(values, np.ndarray) and values.dtype.kind in "US":
         values = pa.array(values.astype(str), type=pa.string())
-    elif not isinstance(values, pa.Array):
+    else:
         values = pa.array(values)
     return values
 
@@ -310,7 +311,9 @@ def _arrow_of_pandas(values: pd.Index | pd.Series) -> pa.Array:
 
 
 def _filled_int64(arr: pa.Array) -> np.ndarray:
-    return pc.fill_null(arr, 0).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    if arr.null_count:
+        arr = pc.fill_null(arr, 0)
+    return arr.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
 
 
 def _scaled(v: np.ndarray, ok: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
@@ -366,6 +369,8 @@ def _epoch_strings(arr: pa.Array, unit: str) -> tuple[np.ndarray, np.ndarray]:
         pass
     else:
         return _scaled(_filled_int64(ints), ints.is_valid().to_numpy(zero_copy_only=False), scale)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
     m = pc.extract_regex(arr, _EPOCH)
     ok = pc.fill_null(m.is_valid(), False).to_numpy(zero_copy_only=False).copy()
     digits = pc.fill_null(pc.struct_field(m, "int"), "0")
@@ -386,15 +391,16 @@ def _epoch_strings(arr: pa.Array, unit: str) -> tuple[np.ndarray, np.ndarray]:
 def _iso(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """ISO 8601 text (pyarrow's parser): an offset converted to UTC, none = UTC."""
     n = len(arr)
-    arr = pc.utf8_trim_whitespace(arr)
     first = _first_text(arr) or ""
-    try:  # the usual case: every time like the first (all with an offset, or none)
-        got = pc.cast(arr, _UTC if re.search(_ZONED, first) else _NAIVE)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    else:
-        ok = got.is_valid().to_numpy(zero_copy_only=False)
-        return _filled_int64(got.cast(pa.int64())), ok
+    typ = _UTC if re.search(_ZONED, first) else _NAIVE
+    for trimmed in (False, True):  # the usual case: every time like the first (all with an offset, or none)
+        if trimmed:  # (spaces around a time: trimmed, then the same)
+            arr = pc.utf8_trim_whitespace(arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr)
+        try:
+            got = pc.cast(arr, typ)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        return _filled_int64(got.cast(pa.int64())), got.is_valid().to_numpy(zero_copy_only=False)
     ns = np.zeros(n, np.int64)
     ok = np.zeros(n, bool)
     shaped = pc.fill_null(pc.match_substring_regex(arr, _ISO_START), False).to_numpy(zero_copy_only=False)
@@ -448,10 +454,11 @@ class Rows:
     """
 
     where: str
-    columns: dict[Any, pa.Array]
+    columns: dict[Any, pa.Array | pa.ChunkedArray]
     n: int
     lines: np.ndarray | None = None
     index: Any = None
+    first_line: int | None = None  # (when no line is left out: the line of row i is first_line + i)
 
     @property
     def names(self) -> list[Any]:
@@ -459,7 +466,7 @@ class Rows:
 
     def at(self, i: int) -> str:
         """``FILE:LINE`` of row ``i`` (``WHERE: row i`` for a frame)."""
-        return f"{self.where}:{int(self.lines[i])}" if self.lines is not None else f"{self.where}: row {i}"
+        return at(self.where, self.lines, self.first_line, i)
 
     def find(self, columns: dict[str, tuple[str, ...]], field: str, required: bool = False) -> Any | None:
         name = pick(self.names, columns[field])
@@ -495,7 +502,8 @@ class Rows:
         """float64 of column ``name`` (missing = NaN); DataError naming the first value that is no number."""
         col = self.columns[name]
         if pa.types.is_floating(col.type) or pa.types.is_integer(col.type) or pa.types.is_null(col.type):
-            return pc.fill_null(col.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False)
+            col = col.cast(pa.float64())
+            return (pc.fill_null(col, np.nan) if col.null_count else col).to_numpy(zero_copy_only=False)
         text = col.cast(pa.string())
         num = pd.to_numeric(pd.Series(text.to_numpy(zero_copy_only=False), dtype=object), errors="coerce")
         v = num.to_numpy(dtype=np.float64)
@@ -509,13 +517,25 @@ class Rows:
     def take(self, rows: np.ndarray) -> Rows:
         """The rows ``rows`` (positions), keeping their lines."""
         idx = pa.array(rows, type=pa.int64())
+        lines = self.lines[rows] if self.lines is not None else None
+        if self.first_line is not None:
+            lines = self.first_line + np.asarray(rows, dtype=np.int64)
         return Rows(
             self.where,
             {k: v.take(idx) for k, v in self.columns.items()},
             len(rows),
-            None if self.lines is None else self.lines[rows],
+            lines,
             None if self.index is None else _arrow(self.index).take(idx),
         )
+
+
+def at(where: str, lines: np.ndarray | None, first_line: int | None, i: int) -> str:
+    """``WHERE:LINE`` of row ``i`` of a file (``lines``, or ``first_line + i``), else ``WHERE: row i``."""
+    if lines is not None:
+        return f"{where}:{int(lines[i])}"
+    if first_line is not None:
+        return f"{where}:{first_line + i}"
+    return f"{where}: row {i}"
 
 
 def frame_rows(df: pd.DataFrame, where: str = "data") -> Rows:
@@ -552,10 +572,7 @@ def read_rows(path: str | Path, columns: dict[str, tuple[str, ...]]) -> Rows:
             raise DataError(f"{where}: cannot read as Parquet: {_first_line(exc)}") from None
         keep = {pick(table.column_names, a) for a in columns.values()} - {None}
         table = table.select([c for c in table.column_names if c in keep])
-        return Rows(
-            where, {k: table.column(k).combine_chunks() for k in table.column_names}, table.num_rows,
-            np.arange(1, table.num_rows + 1),
-        )  # fmt: skip
+        return Rows(where, {k: table.column(k) for k in table.column_names}, table.num_rows, first_line=1)
     return next(_csv_rows(p, columns, None))
 
 
@@ -669,17 +686,19 @@ def _field_count_error(path: Path, row: Any) -> DataError:
 def _drop_blank(where: str, table: pa.Table, first_line: int) -> Rows:
     """The rows of ``table`` without its blank lines (a row of nulls), each with its line."""
     n = table.num_rows
-    lines = np.arange(first_line, first_line + n, dtype=np.int64)
     blank = np.ones(n, bool)
     for col in table.columns:
-        blank &= ~col.is_valid().to_numpy(zero_copy_only=False) if n else blank
-    cols = {k: table.column(k).combine_chunks() for k in table.column_names}
-    if blank.any():
-        keep = np.flatnonzero(~blank)
-        idx = pa.array(keep, type=pa.int64())
-        cols = {k: v.take(idx) for k, v in cols.items()}
-        lines = lines[keep]
-    return Rows(where, cols, len(lines), lines)
+        if col.null_count:
+            blank &= ~col.is_valid().to_numpy(zero_copy_only=False)
+        else:
+            blank[:] = False
+            break
+    cols = {k: table.column(k) for k in table.column_names}
+    if not blank.any():
+        return Rows(where, cols, n, first_line=first_line)
+    keep = np.flatnonzero(~blank)
+    idx = pa.array(keep, type=pa.int64())
+    return Rows(where, {k: v.take(idx) for k, v in cols.items()}, len(keep), first_line + keep)
 
 
 def _conversion_error(path: Path, types: dict[str, Any], exc: BaseException) -> DataError:

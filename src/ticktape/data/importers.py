@@ -182,6 +182,7 @@ class _Block:
     lineno: int
     data: bytes
     long: bytes | None = None
+    count: int = 0  #: the number of lines in ``data``
 
     def lines(self) -> list[str]:
         """The lines as text without their line ends."""
@@ -264,16 +265,16 @@ def _cut_blocks(
             size += got or 0
         if not size:
             return
-        ends = np.flatnonzero(np.frombuffer(buf, np.uint8, size) == 10)
-        if eof and (not len(ends) or int(ends[-1]) != size - 1):  # a last line without its newline
+        if eof and buf[size - 1] != 10:  # a last line without its newline
             buf[size] = 10
             size += 1
-            ends = np.append(ends, size - 1)
-        if not len(ends) or int(ends[0]) > max_line:  # the next line is too long: skip it
-            yield _Block(lineno, b"", bytes(buf[: min(256, int(ends[0]) if len(ends) else size)]))
+        first = buf.find(b"\n", 0, min(size, max_line + 1))
+        if first < 0:  # the next line is too long: skip it
+            end = buf.find(b"\n", 0, size)
+            yield _Block(lineno, b"", bytes(buf[: min(256, size if end < 0 else end)]))
             lineno += 1
-            if len(ends):
-                cut = int(ends[0]) + 1
+            if end >= 0:
+                cut = end + 1
             else:  # (not even its end in the buffer: read on to it)
                 cut, size = 0, 0
                 while not eof:
@@ -285,19 +286,33 @@ def _cut_blocks(
                         cut, size = end + 1, got
                         break
         else:  # whole lines up to about `want` bytes and `block` lines, at least one, none too long
-            k = min(max(1, int(np.searchsorted(ends, want))), block)
-            longer = np.flatnonzero(np.diff(ends[:k], prepend=-1) - 1 > max_line)
-            if len(longer):
-                k = int(longer[0])
-            cut = int(ends[k - 1]) + 1
-            yield _Block(lineno, bytes(buf[:cut]))
+            cut = buf.rfind(b"\n", 0, min(want, size)) + 1 or first + 1
+            k = int(np.count_nonzero(np.frombuffer(buf, np.uint8, cut) == 10))
+            if k > block or _may_hold_a_long_line(buf, cut, max_line):  # (then line by line)
+                ends = np.flatnonzero(np.frombuffer(buf, np.uint8, cut) == 10)
+                k = min(len(ends), block)
+                longer = np.flatnonzero(np.diff(ends[:k], prepend=-1) - 1 > max_line)
+                if len(longer):
+                    k = int(longer[0])
+                cut = int(ends[k - 1]) + 1
+                del ends
+            with memoryview(buf) as view, view[:cut] as lines:
+                data = bytes(lines)
+            yield _Block(lineno, data, count=k)
             lineno += k
-        del ends
         rest = size - cut
         buf[:rest] = buf[cut:size]
         size = rest
         if on_progress is not None:
             on_progress(pos())
+
+
+def _may_hold_a_long_line(buf: bytearray, end: int, max_line: int) -> bool:
+    """False when no line of ``buf[:end]`` is longer than ``max_line``: every
+    aligned window of about half that length holds a newline (a longer line
+    would cover one whole). True may be wrong (a line near the limit)."""
+    w = (max_line + 2) // 2
+    return any(buf.find(b"\n", s, s + w) < 0 for s in range(0, end - w + 1, w))
 
 
 class _Lines:
@@ -621,7 +636,7 @@ class Importer:
             pre=[(block.lineno, "malformed", why, text)],
         )
 
-    def _header(self, block: _Block) -> tuple[list[str], bytes]:
+    def _header(self, block: _Block) -> tuple[list[str], _Block]:
         """The column names on the first line, and the rest of the block."""
         if block.long is not None:
             raise ImportFailed(f"{self.path}:1: the header is longer than {self.max_line:,} bytes")
@@ -633,26 +648,25 @@ class Importer:
             raise ImportFailed(f"{self.path}:1: the header is no CSV header: {exc}") from None
         if not any(header):
             raise ImportFailed(f"{self.path}:1: no header (the first line is blank)")
-        return header, block.data[cut:]
+        return header, _Block(block.lineno + 1, block.data[cut:], count=block.count - 1)
 
     def _csv(self) -> Iterator[_Chunk]:
         layout: CsvLayout | None = None
         header: list[str] = []
         for block in _byte_blocks(self.path, self.block, self.on_progress, self.max_line):
-            data, lineno = block.data, block.lineno
             if layout is None:
-                header, data = self._header(block)
+                header, block = self._header(block)
                 layout = self._layout(header)
-                lineno += 1
-                if not data:
+                if not block.data:
                     continue
             elif block.long is not None:
                 yield self._long_line(block)
                 continue
-            chunk = self._parse_arrow(data, lineno, header, layout)
+            chunk = self._parse_arrow(block, header, layout)
             if chunk is None:  # something to reject or repair: line by line
-                lines = _Block(lineno, data).lines()
-                chunk = self._parse_csv(lines, np.arange(lineno, lineno + len(lines)), header, layout)
+                lines = block.lines()
+                no = np.arange(block.lineno, block.lineno + len(lines))
+                chunk = self._parse_csv(lines, no, header, layout)
             yield chunk
 
     def _layout(self, header: list[str]) -> CsvLayout:
@@ -706,9 +720,7 @@ class Importer:
                 self._reject(1, "unknown_column", name, ",".join(header))
         return CsvLayout(mapping=mapping, times=TimeParser(self.time_format))
 
-    def _parse_arrow(
-        self, data: bytes | bytearray, lineno: int, header: list[str], layout: CsvLayout
-    ) -> _Chunk | None:
+    def _parse_arrow(self, block: _Block, header: list[str], layout: CsvLayout) -> _Chunk | None:
         """A block of whole lines in which every row parses: typed columns
         from pyarrow's CSV reader, with no Python object per
         line (about 5x faster than splitting lines in Python). None when any
@@ -716,6 +728,7 @@ class Importer:
         blank line: the caller then parses the block line by line, which
         names the bad field of each rejected row. Times are read as text and
         parsed by the layout's :class:`TimeParser`, as on that path."""
+        data, lineno = block.data, block.lineno
         if data[:1] in (b"\n", b"\r"):
             return None  # blank lines are skipped (not counted) line by line
         types: dict[str, Any] = {}
@@ -724,7 +737,9 @@ class Importer:
             if src is not None:
                 types[src] = pa.float64()
         ts_src = layout.mapping["ts"]
-        types[ts_src] = pa.string()
+        # integers read as such once they are known to be the times (else text: TimeParser's to read)
+        whole = layout.times.fmt in ("us", "ns") and not (layout.strip_time or layout.fix_time)
+        types[ts_src] = pa.int64() if whole else pa.string()
         for extra in (layout.mapping.get("symbol"), layout.key):
             if extra is not None:
                 types[extra] = pa.string()
@@ -752,12 +767,12 @@ class Importer:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
             return None
         n = table.num_rows
-        if n != data.count(b"\n"):  # (a carriage return inside a line ends a row for pyarrow)
+        if n != block.count:  # (a carriage return inside a line ends a row for pyarrow)
             return None
         ts_col = table.column(ts_src).combine_chunks()
         # A blank line is a row of nulls here (``ignore_empty_lines=False``),
         # or of empty strings for text times: the line-by-line path skips it.
-        if ts_col.null_count or pc.any(pc.equal(ts_col, "")).as_py():
+        if ts_col.null_count or (not whole and pc.any(pc.equal(ts_col, "")).as_py()):
             return None
         cols: dict[str, np.ndarray] = {}
         for name in _FLOATS:
@@ -784,9 +799,7 @@ class Importer:
     def _times(self, times: Any, layout: CsvLayout) -> np.ndarray:
         """Time text -> int64 ns (``_NAT`` where it does not parse), after
         the layout's own repairs (Dukascopy's suffix, Tickstory's colon)."""
-        text = (
-            pa.array(times, type=pa.string(), from_pandas=True) if not isinstance(times, pa.Array) else times
-        )
+        text = times if isinstance(times, pa.Array) else pa.array(times, type=pa.string(), from_pandas=True)
         if layout.strip_time or layout.fix_time:
             text = pc.utf8_trim_whitespace(text)
             if layout.strip_time:
@@ -914,15 +927,13 @@ class Importer:
         layout: CsvLayout | None = None
         bar_ns: int | None = int(self.bar_seconds * 1e9) if self.bar_seconds else None
         for block in _byte_blocks(self.path, self.block, self.on_progress, self.max_line):
-            data, lineno = block.data, block.lineno
             if layout is None:
-                header, data = self._header(block)
+                header, block = self._header(block)
                 layout = self._bar_layout(header)
-                lineno += 1
             elif block.long is not None:
                 yield self._long_line(block)
                 continue
-            lines = _Block(lineno, data).lines()
+            lineno, lines = block.lineno, block.lines()
             if not lines:
                 continue
             chunk = self._parse_csv(
