@@ -257,6 +257,8 @@ class TimeParser:
         else:
             num = _filled_int64(arr.cast(pa.int64()))
         unit = self._unit(num, ok)
+        if unit is None:  # (numbers where text of a layout was asked for: no time)
+            return np.zeros(len(num), np.int64), np.zeros(len(num), bool)
         scale = EPOCH_UNITS[unit]
         if num.dtype.kind == "f":
             whole = np.floor(np.where(ok, num, 0.0))
@@ -266,11 +268,11 @@ class TimeParser:
             return whole.astype(np.int64) * scale + frac, ok
         return _scaled(num, ok, scale)
 
-    def _unit(self, num: np.ndarray, ok: np.ndarray) -> str:
+    def _unit(self, num: np.ndarray, ok: np.ndarray) -> str | None:
         if self.fmt in EPOCH_UNITS:
             return self.fmt
         if self.fmt != "auto":
-            raise ValueError(f"time format {self.fmt!r} reads text, got numbers")
+            return None
         first = np.flatnonzero(ok)
         if not len(first):
             return "ns"
