@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -329,10 +332,6 @@ def test_strict_import_is_all_or_nothing_through_the_installed_command(db_url: s
     """``--strict``: one transaction. A bad last row after three months of
     good ticks stores nothing (the months loaded before it included), exits
     non-zero and names file:line:field; the same file made good stores all."""
-    import os
-    import subprocess
-    import sys
-
     s = sym()
     env = {**os.environ, "TICKTAPE_DATABASE_URL": db_url, "TICKTAPE_HOME": str(tmp_path / "home")}
 
