@@ -44,7 +44,7 @@ from rich.table import Table
 from ticktape import store
 from ticktape.backtest.run import run_symbol
 from ticktape.config import Settings
-from ticktape.data.randomwalk import RandomWalkConfig, generate
+from ticktape.data.synth import RandomWalkConfig, generate_walk
 from ticktape.model.spec import RunSpec
 from ticktape.pipeline.demo import migrate, submit_and_watch
 from ticktape.pipeline.topics import topic_partitions
@@ -64,7 +64,7 @@ async def load(dsn: str, symbols: list[str], n: int) -> float:
         async with store.TickWriter(conn, second=second) as writer:
             for i, sym in enumerate(symbols):
                 seq = 0
-                for chunk in generate(RandomWalkConfig(symbol=sym, n_ticks=n, seed=i), chunk=200_000):
+                for chunk in generate_walk(RandomWalkConfig(symbol=sym, n_ticks=n, seed=i), chunk=200_000):
                     await writer.write(sym, chunk, seq)
                     seq += len(chunk)
         return time.perf_counter() - t0
@@ -213,7 +213,7 @@ def in_process(n: int, batch: int) -> tuple[str, int, float, str]:
     spec = RunSpec(strategy="sma_crossover", symbols=tuple(symbols), params=PARAMS)
     elapsed = 0.0
     for i, s in enumerate(symbols):  # one symbol's ticks in memory at a time
-        data = np.concatenate(list(generate(RandomWalkConfig(symbol=s, n_ticks=n, seed=i))))
+        data = np.concatenate(list(generate_walk(RandomWalkConfig(symbol=s, n_ticks=n, seed=i))))
         t0 = time.perf_counter()
         run_symbol(spec, (data[j : j + batch] for j in range(0, n, batch)))
         elapsed += time.perf_counter() - t0
@@ -227,7 +227,7 @@ def backtrader_reference(n: int) -> tuple[str, int, float, str] | None:
         return None
     import pandas as pd
 
-    t = np.concatenate(list(generate(RandomWalkConfig(symbol="BENCH-A", n_ticks=n, seed=0))))
+    t = np.concatenate(list(generate_walk(RandomWalkConfig(symbol="BENCH-A", n_ticks=n, seed=0))))
     mid = (t["bid"] + t["ask"]) / 2
     df = pd.DataFrame(
         {"open": mid, "high": mid, "low": mid, "close": mid, "volume": 1.0},

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from ticktape import store
 from ticktape.backtest.run import run_symbol
-from ticktape.data.randomwalk import RandomWalkConfig, generate
+from ticktape.data.synth import RandomWalkConfig, generate_walk
 from ticktape.model.spec import RunSpec
 from ticktape.pipeline.topics import APP_ID, topic_partitions
 from ticktape.pipeline.worker import WorkerProcess
@@ -49,7 +49,7 @@ class Pipeline:
         for i, s in enumerate(names):
             self.data[s] = np.concatenate(
                 list(
-                    generate(
+                    generate_walk(
                         RandomWalkConfig(
                             symbol=s,
                             n_ticks=ticks,

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 import ticktape.dashboards
 from ticktape import store
-from ticktape.data.randomwalk import RandomWalkConfig, generate
+from ticktape.data.synth import RandomWalkConfig, generate_walk
 from ticktape.model.batch import DTYPES
 
 pytestmark = pytest.mark.timeout(120)
@@ -27,7 +27,7 @@ def _plotted(values) -> list[float]:
 
 
 async def _seed(dsn, symbol, run_id, with_bars):
-    ticks = np.concatenate(list(generate(RandomWalkConfig(symbol=symbol, n_ticks=5_000))))
+    ticks = np.concatenate(list(generate_walk(RandomWalkConfig(symbol=symbol, n_ticks=5_000))))
     conn = await store.connect(dsn)
     try:
         await store.write_ticks(conn, symbol, ticks, 0)

@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -323,6 +326,50 @@ def test_cli_import_rejects_and_strict(
     assert (tmp_path / "r.csv.rejects.csv").read_text().count("\n") == 2
     res = cli("data", *["import", str(src), str(other), "--rejects", "x.csv"])
     assert res.exit_code == 1 and "--rejects names one file" in " ".join(res.output.split())
+
+
+def test_strict_import_is_all_or_nothing_through_the_installed_command(db_url: str, tmp_path: Path) -> None:
+    """``--strict``: one transaction. A bad last row after three months of
+    good ticks stores nothing (the months loaded before it included), exits
+    non-zero and names file:line:field; the same file made good stores all."""
+    s = sym()
+    env = {**os.environ, "TICKTAPE_DATABASE_URL": db_url, "TICKTAPE_HOME": str(tmp_path / "home")}
+
+    def ticktape(*args: str) -> subprocess.CompletedProcess[str]:
+        exe = Path(sys.executable).with_name("ticktape")
+        return subprocess.run(
+            [str(exe), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False
+        )
+
+    async def count() -> int:
+        c = await store.connect(db_url)
+        try:
+            return int(await c.fetchval("SELECT count(*) FROM ticks WHERE symbol = $1", s))
+        finally:
+            await c.close()
+
+    december = tmp_path / "dec.csv"
+    december.write_text("ts,bid,ask\n" + "".join(f"2023-12-31T23:59:{i:02d}Z,99,100\n" for i in range(10)))
+    res = ticktape("data", "import", str(december), "--symbol", s, "--strict")
+    assert res.returncode == 0, res.stderr
+    before = asyncio.run(count())
+    assert before == 10
+    n = 210_000  # over three months, more than one block of lines (200,000)
+    ts = BASE + np.arange(n, dtype=np.int64) * (90 * 86_400 * 10**9 // n)
+    iso = np.datetime_as_string(ts.astype("datetime64[ns]"), unit="us")
+    rows = [f"{t}Z,{100 + i % 50},{101 + i % 50}" for i, t in enumerate(iso.tolist())]
+    src = tmp_path / "q1.csv"
+    src.write_text("ts,bid,ask\n" + "\n".join([*rows, f"{iso[-1]}Z,-5,101"]) + "\n")
+    res = ticktape("data", "import", str(src), "--symbol", s, "--strict")
+    assert res.returncode == 1, res.stdout
+    assert "Traceback" not in res.stderr
+    (line,) = [x for x in res.stderr.splitlines() if x.strip()]
+    assert line.startswith(f"ticktape: error: {src}:{n + 2}: bid: non positive price"), line
+    assert asyncio.run(count()) == before  # nothing of the three months
+    src.write_text("ts,bid,ask\n" + "\n".join(rows) + "\n")
+    res = ticktape("data", "import", str(src), "--symbol", s, "--strict")
+    assert res.returncode == 0, res.stderr
+    assert asyncio.run(count()) == before + n
 
 
 def test_cli_import_database_errors_are_one_line_naming_file_and_database(

@@ -6,16 +6,20 @@ run of the same data and spec give identical orders and fills.
 
 Data
 ----
-* **ticks**: a TICK_DTYPE array, or a DataFrame with a time column (``ts``,
-  ``timestamp``, ``time``, ``datetime`` or the index: datetimes, or integer
-  epoch times in s/ms/µs/ns told by their magnitude) and ``bid``/``ask``
-  (optional ``bid_size``, ``ask_size``, ``last``, ``last_size``; a
-  ``price`` column with ``size``/``amount``/``qty`` means trade ticks). A
-  trade-only tick is a quote at the trade price with the trade's size on
-  both sides (ticktape.compute.quality).
-* **bars**: a DataFrame of OHLC(V) bars (``open``, ``high``, ``low``,
-  ``close``, optional ``volume``; any capitalisation; time from a ``date``/
-  ``time`` column or the index). The strategy decides on each bar's close
+Frames and files are read by the one convention of ticktape's readers
+(:mod:`ticktape.data.convention`: column names and their aliases, ISO 8601
+or epoch times, file line numbers in messages), the one ``ticktape data
+import`` and ``ticktape data generate --from-bars`` use.
+
+* **ticks**: a TICK_DTYPE array, or a DataFrame or file with a time column
+  (``ts``, ``timestamp``, ``time``, ``datetime``, ``date`` or a frame's
+  index) and ``bid``/``ask`` (optional ``bid_size``, ``ask_size``,
+  ``last``, ``last_size``; a ``price`` column with ``size``/``amount``/
+  ``qty`` means trade ticks). A trade-only tick is a quote at the trade
+  price with the trade's size on both sides (ticktape.compute.quality).
+* **bars**: a DataFrame or file of OHLC(V) bars (``open``, ``high``,
+  ``low``, ``close``, optional ``volume``; any capitalisation; time from a
+  ``date``/``time`` column or the index). The strategy decides on each bar's close
   (its indicators see one value per bar) and a market order decided at a
   close fills at the **next bar's open** — backtrader's and backtesting.py's
   default. Internally each bar is two ticks: the open at the bar's time and
@@ -38,10 +42,27 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ticktape import store
 from ticktape.compute import accounting, metrics, quality
-from ticktape.data.importers import BookBatch, Importer
+from ticktape.data.convention import (
+    BAR_COLUMNS,
+    LEVEL_COLUMNS,
+    TICK_COLUMNS,
+    Rows,
+    at,
+    bars_from,
+    column_names,
+    frame_rows,
+    is_bars,
+    levels_from,
+    read_rows,
+    ticks_from,
+)
+from ticktape.data.importers import read_binance
+from ticktape.data.stats import MAX_DECIMALS, finest_step
 from ticktape.errors import DataError, ImportFailed, SpecError
 from ticktape.model.batch import BOOK_EVENT_DTYPE, LEVEL_DTYPE, TICK_DTYPE, empty
 from ticktape.model.spec import EngineConfig, RunSpec
@@ -118,89 +139,6 @@ class BacktestResult:
 
 
 # ---------------------------------------------------------------- data
-def _norm(name: Any) -> str:
-    return str(name).strip().lower().replace(" ", "_")
-
-
-def _times(df: pd.DataFrame, where: str) -> np.ndarray:
-    """int64 ns UTC from the frame's time column or its index."""
-    cols = {_norm(c): c for c in df.columns}
-    for name in ("ts", "ts_ns", "timestamp", "time", "datetime", "date", "unnamed:_0", ""):
-        if name in cols:
-            values = df[cols[name]]
-            break
-    else:
-        values = df.index.to_series() if not isinstance(df.index, pd.RangeIndex) else None
-        if values is None:
-            raise DataError(
-                f"{where}: no time column (ts, timestamp, time, datetime or date) and no time index"
-            )
-    if pd.api.types.is_integer_dtype(values):
-        return _epoch_ns(values.to_numpy(np.int64))
-    try:
-        t = pd.to_datetime(values, utc=True)
-    except (ValueError, TypeError):
-        t = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
-    if t.isna().any():
-        row = int(np.flatnonzero(t.isna().to_numpy())[0])
-        raise DataError(f"{where}: row {row}: time {values.iloc[row]!r} is not a date/time")
-    t = pd.DatetimeIndex(t).tz_convert("UTC").tz_localize(None).astype("datetime64[ns]")
-    return t.asi8.copy()
-
-
-def _epoch_ns(t: np.ndarray) -> np.ndarray:
-    """Integer epoch times to ns, the unit told by the magnitude (seconds below
-    1e11, milliseconds below 1e14, microseconds below 1e17, else ns: dates
-    between 1973 and 5138 in every unit)."""
-    if not len(t):
-        return t
-    m = int(np.abs(t).max())
-    scale = 10**9 if m < 10**11 else 10**6 if m < 10**14 else 10**3 if m < 10**17 else 1
-    return t * scale
-
-
-def _column(
-    df: pd.DataFrame, cols: dict[str, Any], name: str, where: str, required: bool = True
-) -> np.ndarray | None:
-    if name not in cols:
-        if required:
-            raise DataError(f"{where}: missing column {name!r} (have: {', '.join(map(str, df.columns))})")
-        return None
-    v = pd.to_numeric(df[cols[name]], errors="coerce").to_numpy(np.float64)
-    bad = np.isnan(v) & df[cols[name]].notna().to_numpy()
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{where}: row {row}: column {name!r} = {df[cols[name]].iloc[row]!r} is not a number")
-    return v
-
-
-def is_bars(df: pd.DataFrame) -> bool:
-    """True when the frame has open/high/low/close columns."""
-    cols = {_norm(c) for c in df.columns}
-    return {"open", "high", "low", "close"} <= cols
-
-
-def ticks_from_frame(df: pd.DataFrame, where: str = "data") -> np.ndarray:
-    """A TICK_DTYPE array from a DataFrame of quotes and/or trades (see the module docstring)."""
-    cols = {_norm(c): c for c in df.columns}
-    out = np.empty(len(df), TICK_DTYPE)
-    out["ts"] = _times(df, where)
-    price = _column(df, cols, "price", where, required=False)
-    for k in ("bid", "ask", "bid_size", "ask_size", "last", "last_size"):
-        v = _column(df, cols, k, where, required=False)
-        out[k] = np.nan if v is None else v
-    if price is not None and "last" not in cols:
-        out["last"] = price
-    for alias in ("size", "amount", "qty", "quantity", "volume"):
-        size = _column(df, cols, alias, where, required=False)
-        if size is not None and "last_size" not in cols:
-            out["last_size"] = size
-            break
-    if "bid" not in cols and "last" not in cols and price is None:
-        raise DataError(f"{where}: tick data needs bid/ask columns or a price/last column")
-    return out
-
-
 def depth_levels(depth: Any, where: str = "depth") -> np.ndarray:
     """L2 depth for a tick backtest as ``LEVEL_DTYPE`` (ts, side, price, qty).
 
@@ -209,9 +147,11 @@ def depth_levels(depth: Any, where: str = "depth") -> np.ndarray:
     from ``book_events``, which ``ticktape data import --format
     binance-ws`` fills from depthUpdate lines: kind 10 sets a level, kind 11
     clears the book before a snapshot and becomes a 0 for every level shown
-    at that time); or a DataFrame with a time column, ``side`` (+1 bids / -1 asks, or
-    bid/ask/buy/sell), ``price`` and ``qty`` (or ``size``). Updates must be
-    in time order (updates at one time apply in the given order).
+    at that time); or a DataFrame or a CSV/Parquet file with a time column,
+    ``side`` (+1 bids / -1 asks, or bid/ask/buy/sell), ``price`` and ``qty``
+    (or ``size``), read by the convention of :mod:`ticktape.data.convention`.
+    Updates must be in time order (updates at one time apply in the given
+    order).
     """
     if isinstance(depth, Store):
         events = session.run(
@@ -227,27 +167,12 @@ def depth_levels(depth: Any, where: str = "depth") -> np.ndarray:
     elif isinstance(depth, np.ndarray) and depth.dtype == BOOK_EVENT_DTYPE:
         out = LevelStream(where).feed(depth)
     elif isinstance(depth, pd.DataFrame):
-        cols = {_norm(c): c for c in depth.columns}
-        out = np.empty(len(depth), LEVEL_DTYPE)
-        out["ts"] = _times(depth, where)
-        if "side" not in cols:
-            raise DataError(f"{where}: missing column 'side' (have: {', '.join(map(str, depth.columns))})")
-        side = depth[cols["side"]]
-        if not pd.api.types.is_numeric_dtype(side):
-            side = side.astype(str).str.lower().map({"bid": 1, "buy": 1, "ask": -1, "sell": -1})
-        side = pd.to_numeric(side, errors="coerce").to_numpy(np.float64)
-        out["side"] = np.where(np.isin(side, (1.0, -1.0)), side, 0)
-        bad = np.flatnonzero(out["side"] == 0)
-        if len(bad):
-            row = int(bad[0])
-            value = depth[cols["side"]].iloc[row]
-            raise DataError(f"{where}: row {row}: side = {value!r} must be 1/bid/buy or -1/ask/sell")
-        out["price"] = _column(depth, cols, "price", where)
-        qty = "qty" if "qty" in cols else "size" if "size" in cols else "qty"
-        out["qty"] = _column(depth, cols, qty, where)
+        out = levels_from(frame_rows(depth, where))
+    elif isinstance(depth, str | Path):
+        out = levels_from(read_rows(depth, LEVEL_COLUMNS))
     else:
         raise DataError(
-            f"{where}: depth must be a DataFrame, a LEVEL_DTYPE or BOOK_EVENT_DTYPE array, "
+            f"{where}: depth must be a DataFrame, a file, a LEVEL_DTYPE or BOOK_EVENT_DTYPE array, "
             f"got {type(depth).__name__}"
         )
     checks = (
@@ -324,27 +249,18 @@ class Bars:
 
     @classmethod
     def from_frame(cls, df: pd.DataFrame, where: str = "data") -> Bars:
-        cols = {_norm(c): c for c in df.columns}
-        ts = _times(df, where)
-        o, h, lo, c = (_column(df, cols, k, where) for k in ("open", "high", "low", "close"))
-        v = _column(df, cols, "volume", where, required=False)
-        v = np.zeros(len(df)) if v is None else v
-        if len(ts) > 1 and (np.diff(ts) <= 0).any():
-            row = int(np.flatnonzero(np.diff(ts) <= 0)[0]) + 1
-            raise DataError(f"{where}: row {row}: bar time does not increase")
-        for name, arr in (("open", o), ("high", h), ("low", lo), ("close", c)):
-            bad = ~(np.isfinite(arr) & (arr > 0))
-            if bad.any():
-                row = int(np.flatnonzero(bad)[0])
-                raise DataError(f"{where}: row {row}: {name} = {arr[row]!r} is not a positive price")
-        bad = (h < np.maximum(o, c)) | (lo > np.minimum(o, c))
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{where}: row {row}: high/low do not contain open and close")
+        """The bars of a DataFrame (read by :func:`ticktape.data.convention.bars_from`)."""
+        return cls.from_ohlcv(bars_from(frame_rows(df, where)))
+
+    @classmethod
+    def from_ohlcv(cls, bars: np.ndarray) -> Bars:
+        """The bars of an ``OHLCV_DTYPE`` array (checked); the close of each is
+        the end of its usual span, or just before the next bar if that comes sooner."""
+        ts = bars["ts"]
         step = int(np.median(np.diff(ts))) if len(ts) > 1 else 86_400_000_000_000
-        # the close: the end of the bar's usual span, or just before the next bar if that comes sooner
         end = np.minimum(np.concatenate((ts[1:], [ts[-1] + step])), ts + step) - 1 if len(ts) else ts
-        return cls(ts, end, o, h, lo, c, v)
+        volume = np.nan_to_num(bars["volume"], nan=0.0)
+        return cls(ts, end, *(bars[k].copy() for k in ("open", "high", "low", "close")), volume)
 
     def columns(self) -> Columns:
         """What the strategy sees: one row per bar, decided at the close."""
@@ -378,19 +294,6 @@ class Bars:
         t["last"] = np.nan
         t["last_size"] = np.nan
         return t
-
-
-def read_file(path: str | Path, fmt: str = "auto") -> pd.DataFrame:
-    """Load a CSV or Parquet file of ticks or bars as a DataFrame."""
-    p = Path(path)
-    if not p.exists():
-        raise DataError(f"{p}: no such file")
-    try:
-        if p.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(p)
-        return pd.read_csv(p)
-    except (ValueError, OSError) as exc:
-        raise DataError(f"{p}: cannot read: {exc}") from None
 
 
 # ---------------------------------------------------------------- running
@@ -567,15 +470,20 @@ def _load_store(sel: Store) -> Iterator[np.ndarray]:
 
 # ---------------------------------------------------------------- several symbols
 def _symbol_ticks(data: Any, symbols: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Per-symbol TICK_DTYPE arrays from a dict (symbol -> ticks/DataFrame) or
-    a DataFrame with a ``symbol`` column."""
+    """Per-symbol TICK_DTYPE arrays from a dict (symbol -> ticks/DataFrame), or
+    a DataFrame or CSV/Parquet file with a ``symbol`` column."""
     if isinstance(data, str | Path):
-        data = read_file(data)
-    if isinstance(data, pd.DataFrame):
-        cols = {_norm(c): c for c in data.columns}
-        if "symbol" not in cols:
-            raise DataError(f"data: a strategy on {', '.join(symbols)} needs a 'symbol' column")
-        data = {s: g for s, g in data.groupby(cols["symbol"], sort=False)}
+        data = read_rows(data, TICK_COLUMNS)
+    elif isinstance(data, pd.DataFrame):
+        data = frame_rows(data, "data")
+    if isinstance(data, Rows):
+        name = data.find(TICK_COLUMNS, "symbol")
+        if name is None:
+            raise DataError(f"{data.where}: a strategy on {', '.join(symbols)} needs a 'symbol' column")
+        sym = np.asarray(
+            pc.utf8_trim_whitespace(data.columns[name].cast(pa.string())).to_pylist(), dtype=object
+        )
+        data = {s: data.take(np.flatnonzero(sym == s)) for s in dict.fromkeys(sym.tolist())}
     if not isinstance(data, dict):
         raise DataError(
             f"data: give a dict symbol -> ticks (or a DataFrame with a symbol column) for {symbols}"
@@ -586,9 +494,11 @@ def _symbol_ticks(data: Any, symbols: tuple[str, ...]) -> dict[str, np.ndarray]:
             raise DataError(f"data: no ticks for symbol {s!r} (have: {', '.join(map(str, data))})")
         v = data[s]
         if isinstance(v, pd.DataFrame):
-            if is_bars(v):
+            if is_bars(list(v.columns)):
                 raise DataError(f"data[{s!r}]: multi-symbol strategies run on ticks, not bars")
-            v = ticks_from_frame(v, f"data[{s!r}]")
+            v = frame_rows(v, f"data[{s!r}]")
+        if isinstance(v, Rows):
+            v = ticks_from(v)
         elif not (isinstance(v, np.ndarray) and v.dtype == TICK_DTYPE):
             raise DataError(f"data[{s!r}]: expected a DataFrame or a TICK_DTYPE array")
         out[s] = v
@@ -727,11 +637,18 @@ class Prepared:
     store: Store | None = None
     depth: np.ndarray | None = None  # LEVEL_DTYPE
     import_rejects: dict[str, int] = field(default_factory=dict)  # rows a file importer refused
+    where: str = "data"
+    lines: np.ndarray | None = None  # the file line of each tick or bar (None: rows of a frame...)
+    first_line: int | None = None  # (... or of a file with no line left out: first_line + i)
 
     def batches(self, batch_size: int) -> Iterator[np.ndarray]:
         if self.store is not None:
             return _load_store(self.store)
         return _batches(self.ticks, batch_size)
+
+    def at(self, i: int) -> str:
+        """Where tick (or bar) ``i`` came from: ``FILE:LINE``, or ``WHERE: row i``."""
+        return at(self.where, self.lines, self.first_line, i)
 
 
 def prepare(data: Any, format: str = "auto", depth: Any = None) -> Prepared:
@@ -744,31 +661,25 @@ def prepare(data: Any, format: str = "auto", depth: Any = None) -> Prepared:
     return prepared
 
 
-def read_binance(path: str | Path) -> Prepared:
+def _read_binance(path: str | Path) -> Prepared:
     """Ticks (bookTicker, trade) and L2 depth (depthUpdate, snapshots) of a
     one-symbol Binance websocket capture, in memory; the rows the importer
     rejected are counted in ``Prepared.import_rejects``."""
-    ticks: dict[str, list[np.ndarray]] = {}
-    events: dict[str, list[np.ndarray]] = {}
     try:
-        importer = Importer(path, "binance-ws")
-        for b in importer:
-            if isinstance(b, BookBatch):
-                events.setdefault(b.symbol, []).append(b.events)
-            else:
-                ticks.setdefault(b.symbol, []).append(b.ticks)
+        ticks, events, rejects = read_binance(path)
     except ImportFailed as exc:
         raise DataError(str(exc)) from None
     if len(ticks) != 1:
         have = ", ".join(sorted(ticks)) or "none"
         raise DataError(f"{path}: a backtest takes one symbol's ticks; the capture has {have}")
-    (symbol,) = ticks
-    depth = np.concatenate(events[symbol]) if symbol in events else None
+    ((symbol, t),) = ticks.items()
+    depth = events.get(symbol)
     return Prepared(
         "ticks",
-        ticks=np.concatenate(ticks[symbol]),
+        ticks=t,
         depth=depth_levels(depth, f"{path}: depth") if depth is not None else None,
-        import_rejects={k: v for k, v in importer.report.rejects.items() if v},
+        import_rejects=rejects,
+        where=str(path),
     )
 
 
@@ -776,18 +687,21 @@ def _prepare(data: Any, format: str) -> Prepared:
     if format == "binance-ws":
         if not isinstance(data, str | Path):
             raise DataError("data: format 'binance-ws' reads a capture file; give its path")
-        return read_binance(data)
+        return _read_binance(data)
     if format not in ("auto", "ticks", "bars"):
         raise SpecError(f"format: must be ticks, bars, auto or binance-ws, got {format!r}")
-    where = "data"
-    if isinstance(data, str | Path):
-        where = str(data)
-        data = read_file(data)
-    if isinstance(data, pd.DataFrame):
-        mode = format if format != "auto" else ("bars" if is_bars(data) else "ticks")
+    if isinstance(data, Prepared):
+        return data
+    if isinstance(data, str | Path | pd.DataFrame):
+        names = column_names(data) if isinstance(data, str | Path) else list(data.columns)
+        mode = format if format != "auto" else ("bars" if is_bars(names) else "ticks")
+        table = COLUMNS[mode]
+        rows = read_rows(data, table) if isinstance(data, str | Path) else frame_rows(data, "data")
+        lines = {"where": rows.where, "lines": rows.lines, "first_line": rows.first_line}
         if mode == "bars":
-            return Prepared("bars", bars=Bars.from_frame(data, where))
-        return Prepared("ticks", ticks=ticks_from_frame(data, where))
+            return Prepared("bars", bars=Bars.from_ohlcv(bars_from(rows)), **lines)
+        return Prepared("ticks", ticks=ticks_from(rows), **lines)
+    where = "data"
     if isinstance(data, np.ndarray):
         if data.dtype != TICK_DTYPE:
             raise DataError(
@@ -799,22 +713,102 @@ def _prepare(data: Any, format: str) -> Prepared:
     if isinstance(data, Store):
         if format == "bars":
             raise DataError("store: the store holds ticks; use format='ticks'")
-        return Prepared("ticks", store=data)
+        return Prepared("ticks", store=data, where=f"store ({data.symbol})")
     raise DataError(f"{where}: unsupported data of type {type(data).__name__}")
+
+
+#: The columns each mode reads (:mod:`ticktape.data.convention`).
+COLUMNS = {"bars": BAR_COLUMNS, "ticks": TICK_COLUMNS}
+
+#: The value of ``tick_size`` / ``lot_size`` that asks for them to be inferred from the data.
+AUTO = "auto"
+
+
+def _columns_of(prepared: Prepared) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+    """The data's prices by field, and its sizes."""
+    if prepared.mode == "bars":
+        b = prepared.bars
+        return {k: getattr(b, k) for k in ("open", "high", "low", "close")}, [b.volume]
+    t = prepared.ticks
+    return {k: t[k] for k in ("bid", "ask", "last")}, [t[k] for k in ("bid_size", "ask_size", "last_size")]
+
+
+def infer_grid(prepared: Prepared, tick_size: bool = True, lot_size: bool = True) -> dict[str, float]:
+    """The instrument's grid inferred from the data: ``tick_size`` the finest
+    increment of its prices, ``lot_size`` that of its sizes (never above 1;
+    1 without sizes), as :func:`ticktape.data.stats.finest_step` finds them.
+
+    Raises
+    ------
+    DataError
+        A price is on no grid of 9 decimals or fewer: the message names it
+        and where it came from.
+    """
+    if prepared.store is not None:  # (a store selection: loaded to look at it)
+        prepared.ticks, prepared.store = np.concatenate(list(_load_store(prepared.store))), None
+    prices, sizes = _columns_of(prepared)
+    out: dict[str, float] = {}
+    if tick_size:
+        steps = {k: finest_step(v) for k, v in prices.items()}
+        step = min((st for st, _ in steps.values() if st is not None), default=EngineConfig.tick_size)
+        off = [(first, k) for k, (_, first) in steps.items() if first is not None]
+        if off:
+            i, k = min(off)
+            raise DataError(
+                f"{prepared.at(i)}: {k} = {prices[k][i].item()!r} is on no tick grid of "
+                f"{MAX_DECIMALS} decimals or fewer: the tick size inferred from the data "
+                f"({step:g}) does not fit it; set the tick size (--tick-size)"
+            )
+        out["tick_size"] = step
+    if lot_size:
+        found = [st for st, _ in (finest_step(v) for v in sizes) if st is not None]
+        out["lot_size"] = min([1.0, *found])
+    return out
+
+
+def check_grid(prepared: Prepared, tick_size: float) -> None:
+    """Raise a DataError naming the first usable price (finite, > 0) off the
+    grid of ``tick_size`` and where it came from (a store selection is not read)."""
+    if prepared.store is not None or not (np.isfinite(tick_size) and tick_size > 0):
+        return
+    off = []
+    for k, v in _columns_of(prepared)[0].items():
+        x = v / tick_size
+        bad = np.flatnonzero(np.isfinite(x) & (v > 0) & (np.abs(x - np.rint(x)) > 1e-6))
+        if len(bad):
+            off.append((int(bad[0]), k))
+    if off:
+        i, k = min(off)
+        price = _columns_of(prepared)[0][k][i].item()
+        raise DataError(
+            f"{prepared.at(i)}: {k} = {price!r} is not on the tick grid (tick size {tick_size:g}); "
+            "leave the tick size out to infer it from the data"
+        )
 
 
 def engine_config(
     prepared: Prepared, engine: EngineConfig | dict[str, Any] | None, options: dict[str, Any]
 ) -> EngineConfig:
     """The run's EngineConfig; on bars, equity is sampled at every tick (the
-    closes are kept: one sample per bar) unless set explicitly."""
+    closes are kept: one sample per bar) unless set explicitly. A
+    ``tick_size`` or ``lot_size`` of ``"auto"`` is inferred from the data
+    (:func:`infer_grid`); a given tick size is checked against the data's
+    prices (:func:`check_grid`)."""
     options = dict(options)
     explicit = "equity_interval_ns" in options or (
         isinstance(engine, dict) and "equity_interval_ns" in engine
     )
     if prepared.mode == "bars" and not explicit:
         options["equity_interval_ns"] = 1
-    return _engine_config(engine, options)
+    base = dataclasses.asdict(engine) if isinstance(engine, EngineConfig) else dict(engine or {})
+    base.update(options)
+    auto = [k for k in ("tick_size", "lot_size") if base.get(k) == AUTO]
+    if auto:
+        base.update(infer_grid(prepared, "tick_size" in auto, "lot_size" in auto))
+    cfg = _engine_config(base, {})
+    if "tick_size" not in auto:
+        check_grid(prepared, cfg.tick_size)
+    return cfg
 
 
 def run_prepared(
@@ -874,7 +868,9 @@ def backtest(
     ----------
     data
         Ticks or bars (see the module docstring): a DataFrame, a TICK_DTYPE
-        array, a :class:`Store` selection, or a path to a CSV/Parquet file.
+        array, a :class:`Store` selection, or a path to a CSV/Parquet file
+        (columns and times read by :mod:`ticktape.data.convention`, as
+        ``ticktape data import`` reads them).
     strategy, params
         A registered strategy name (``ticktape.strategy.templates``) with its params,
         a Strategy subclass with params, or a Strategy instance.
@@ -888,6 +884,8 @@ def backtest(
     engine, engine_options
         Execution settings (:class:`ticktape.model.spec.EngineConfig` fields:
         tick_size, lot_size, latency, fees, initial_cash, ...).
+        ``tick_size="auto"`` / ``lot_size="auto"``: inferred from the data,
+        the finest increment of its prices / sizes (:func:`infer_grid`).
     batch_size
         Ticks per batch (results do not depend on it).
     bar_ns
@@ -920,8 +918,11 @@ def backtest(
             raise DataError("data: multi-symbol strategies run on ticks, not bars")
         if depth is not None:
             raise DataError("depth: L2 depth is for one symbol; multi-symbol strategies run on ticks only")
-        cfg = _engine_config(engine, engine_options)
-        return make_symbols_result(strat, cfg, run_symbols(strat, cfg, data), periods_per_year)
+        ticks = _symbol_ticks(data, strat.symbols)
+        cfg = engine_config(
+            Prepared("ticks", ticks=np.concatenate(list(ticks.values()))), engine, engine_options
+        )
+        return make_symbols_result(strat, cfg, run_symbols(strat, cfg, ticks), periods_per_year)
     prepared = prepare(data, format, depth)
     cfg = engine_config(prepared, engine, engine_options)
     (res,) = run_prepared(prepared, [strat], cfg, batch_size, bar_ns)

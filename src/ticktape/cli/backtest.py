@@ -122,8 +122,8 @@ def backtest(
     as_json: Annotated[bool, typer.Option("--json", help="print metrics, trades and fills as JSON")] = False,
 ) -> None:
     """Backtest a strategy on a file in this process (no broker, no database)."""
+    from ticktape.backtest.run import AUTO
     from ticktape.backtest.run import backtest as run
-    from ticktape.backtest.run import read_file
     from ticktape.errors import SpecError
 
     params = parse_params(param or [])
@@ -149,13 +149,20 @@ def backtest(
         engine["latency_ns"] = round(latency_ms * 1e6)
     if depth_refill_ms is not None:
         engine["depth_refill_ns"] = round(depth_refill_ms * 1e6)
-    if fmt == "bars" or (fmt == "auto" and tick_size is None):
-        engine.setdefault("tick_size", 1e-6)  # bar files carry arbitrary decimals
-    levels = read_file(depth) if depth is not None else None
-    result = run(data, strategy, params, format=fmt, engine=engine, depth=levels)
+    inferred = [key for key in ("tick_size", "lot_size") if key not in engine]
+    for key in inferred:  # the finest increments of the data's prices / sizes
+        engine[key] = AUTO
+    result = run(data, strategy, params, format=fmt, engine=engine, depth=depth)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return
+    if inferred:
+        used = ", ".join(
+            f"{key.replace('_', ' ')} {float(getattr(result.engine, key)):.9f}".rstrip("0").rstrip(".")
+            for key in inferred
+        )
+        flags = " / ".join(f"--{key.replace('_', '-')}" for key in inferred)
+        console.print(f"{used}: inferred from the data (its finest increments; {flags} to set)")
     console.print(metrics_table(result))
     n = len(result.trades)
     console.print(

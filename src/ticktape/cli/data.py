@@ -7,7 +7,9 @@ commands do), and apply pending migrations first.
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -63,7 +65,7 @@ def _parse_map(text: str | None) -> dict[str, str] | None:
     for part in text.split(","):
         key, sep, value = part.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise typer.BadParameter(f"--map wants field=column pairs separated by commas, got {part!r}")
+            raise CommandError(f"--map wants field=column pairs separated by commas, got {part!r}")
         out[key.strip()] = value.strip()
     return out
 
@@ -105,9 +107,20 @@ def import_(
             "--map", help="csv: field=column,... (fields: ts symbol bid ask bid_size ask_size last last_size)"
         ),
     ] = None,
-    time_format: Annotated[str, typer.Option(help="csv: iso, s, ms, us, ns or a strftime pattern")] = "iso",
+    time_format: Annotated[
+        str,
+        typer.Option(
+            help="csv: auto (ISO 8601 or numbers since the epoch, the unit told by the first one's magnitude),"
+            " iso, s, ms, us, ns or a strftime pattern"
+        ),
+    ] = "auto",
     bar_seconds: Annotated[float | None, typer.Option(help="bars: bar length (default: inferred)")] = None,
-    strict: Annotated[bool, typer.Option(help="stop at the first bad row (file:line and field)")] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            help="all or nothing: one transaction, nothing stored if any row is bad (the first named: file:line)"
+        ),
+    ] = False,
     rejects: Annotated[
         Path | None,
         typer.Option(help="rejected rows CSV, one file only (default: FILE.rejects.csv here for each FILE)"),
@@ -161,10 +174,11 @@ def import_(
                 report = combined_report(importers)
             else:
 
-                async def go(conn: Any, other: Any) -> Any:
+                async def go(conn: Any, other: Any = None) -> Any:
                     return await import_to_store(conn, importers, second=other)
 
-                report = session.run(go, what=f"import {what}", second=True)
+                # (strict: one transaction, on one connection)
+                report = session.run(go, what=f"import {what}", second=not strict)
         except ImportFailed as exc:
             raise CommandError(str(exc)) from None
         progress.update(task, completed=sum(sizes))
@@ -201,13 +215,43 @@ def import_(
 # generate
 
 
-def _bar_stream(path: Path) -> Iterator[np.ndarray]:
-    import pandas as pd
-
-    from ticktape.data.synth import bars_from_frame
-
-    for frame in pd.read_csv(path, chunksize=50_000):
-        yield bars_from_frame(frame)
+def _check_generate(
+    symbol: str,
+    ticks: int,
+    model: str,
+    price: float,
+    vol: float,
+    rate: float,
+    tick_size: float,
+    bar_seconds: float,
+    ticks_per_bar: float,
+    depth: int,
+    out: Path | None,
+) -> None:
+    """Refuse bad ``data generate`` arguments, naming the option."""
+    checks = (
+        (bool(symbol.strip()), "--symbol", symbol, "must not be empty"),
+        (ticks >= 1, "--ticks", ticks, "must be >= 1"),
+        (model in ("gbm", "regimes"), "--model", model, "must be gbm or regimes"),
+        (price > 0 and math.isfinite(price), "--price", price, "must be > 0"),
+        (vol > 0 and math.isfinite(vol), "--vol", vol, "must be > 0"),
+        (rate > 0 and math.isfinite(rate), "--rate", rate, "must be > 0"),
+        (tick_size > 0 and math.isfinite(tick_size), "--tick-size", tick_size, "must be > 0"),
+        (bar_seconds >= 1e-6 and math.isfinite(bar_seconds), "--bar-seconds", bar_seconds, "must be >= 1e-6"),
+        (
+            ticks_per_bar >= 0 and math.isfinite(ticks_per_bar),
+            "--ticks-per-bar",
+            ticks_per_bar,
+            "must be >= 0",
+        ),
+        (depth >= 0, "--depth", depth, "must be >= 0"),
+        (not (depth and out is not None), "--depth", depth, "is stored in the database only (drop --out)"),
+    )
+    for ok, option, value, why in checks:
+        if not ok:
+            raise CommandError(f"{option} {value!r}: {why}")
+    if out is not None and not out.parent.is_dir():
+        raise CommandError(f"--out {out}: no folder {out.parent}")
 
 
 @data_app.command()
@@ -231,18 +275,21 @@ def generate(
     """Generate synthetic ticks (deterministic per seed, streaming)."""
     from ticktape.data import synth
 
+    _check_generate(symbol, ticks, model, price, vol, rate, tick_size, bar_seconds, ticks_per_bar, depth, out)
     if from_bars is not None:
         if not from_bars.is_file():
             raise CommandError(f"{from_bars}: no such file")
         cfg_b = synth.BarSynthConfig(
             symbol=symbol, seed=seed, bar_ns=int(bar_seconds * NS), ticks_per_bar=ticks_per_bar
         )
+        bars = synth.read_bars(from_bars)
+        first = next(bars, None)  # (a file that is no bars is refused before anything is written)
+        if first is None:
+            raise CommandError(f"{from_bars}: no bars (after the header)")
 
         def stream() -> Iterator[np.ndarray]:
-            return synth.from_bars(_bar_stream(from_bars), cfg_b, chunk=100_000)
+            return synth.from_bars(itertools.chain([first], bars), cfg_b, chunk=100_000)
     else:
-        if model not in ("gbm", "regimes"):
-            raise typer.BadParameter("--model is gbm or regimes")
         cfg = synth.ProcessConfig(
             symbol=symbol, n_ticks=ticks, seed=seed, price0=price, vol=vol, rate_per_s=rate,
             tick_size=tick_size, regimes=model == "regimes",
@@ -253,8 +300,6 @@ def generate(
 
     total = 0
     if out is not None:
-        if depth:
-            raise typer.BadParameter("--depth is stored in the database only (drop --out)")
         if out.suffix == ".parquet":
             from ticktape.data.readers import write_parquet
 

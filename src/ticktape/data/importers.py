@@ -27,10 +27,10 @@ import io
 import json
 import re
 import threading
+import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
@@ -42,6 +42,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ticktape import store
+from ticktape.data.convention import BAR_COLUMNS, TICK_COLUMNS, TIME_ALIASES, TimeParser, cut, norm, pick
 from ticktape.data.readers import _batches
 from ticktape.errors import ImportFailed
 from ticktape.model.batch import BOOK_EVENT_DTYPE, TICK_DTYPE
@@ -56,6 +57,7 @@ __all__ = [
     "TickBatch",
     "bar_ticks",
     "import_to_store",
+    "read_binance",
 ]
 
 #: Why a row was rejected.
@@ -162,92 +164,155 @@ class SeqCounter:
 # reading lines
 
 
-def _open_binary(path: Path) -> tuple[BinaryIO, Callable[[], int], int]:
-    """(stream of decompressed bytes, position in the file on disk, file size)."""
+#: Longest line read, in bytes without its newline: a longer line is
+#: rejected (``malformed``, field ``line``) and skipped, never held whole.
+MAX_LINE = 1 << 20
+#: Most bytes of one block of lines: memory for reading a file is a few
+#: blocks whatever its lines are like.
+BLOCK_BYTES = 16 << 20
+
+
+@dataclass
+class _Block:
+    """Whole lines of a file from line ``lineno`` on, each ending with a
+    newline; or, with ``long`` set, the single line ``lineno``, which was
+    longer than the limit (``long``: its first bytes; the rest was read
+    past, not kept)."""
+
+    lineno: int
+    data: bytes
+    long: bytes | None = None
+    count: int = 0  #: the number of lines in ``data``
+
+    def lines(self) -> list[str]:
+        """The lines as text without their line ends."""
+        return [x.rstrip("\r") for x in self.data.decode("utf-8", "replace").split("\n")[:-1]]
+
+
+def _open_binary(path: Path) -> tuple[BinaryIO, Callable[[], int]]:
+    """(stream of decompressed bytes, position in the file on disk)."""
     raw = open(path, "rb")  # noqa: SIM115 - closed by the caller through the returned stream
-    size = path.stat().st_size
     head = raw.read(2)
     raw.seek(0)
     if head == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw), raw.tell, size  # type: ignore[return-value]
-    return raw, raw.tell, size
+        return gzip.GzipFile(fileobj=raw), raw.tell  # type: ignore[return-value]
+    return raw, raw.tell
 
 
-def _blocks(
-    path: Path, block: int, on_progress: Callable[[int], None] | None
-) -> Iterator[tuple[int, list[str]]]:
-    """(line number of the first line, lines without newline) per block."""
-    stream, pos, _ = _open_binary(path)
-    raw = getattr(stream, "fileobj", None)
-    try:
-        lineno = 1
-        while True:
-            lines = list(islice(stream, block))
-            if not lines:
-                return
-            text = [x.decode("utf-8", "replace").rstrip("\r\n") for x in lines]
-            yield lineno, text
-            lineno += len(lines)
-            if on_progress is not None:
-                on_progress(pos())
-    finally:
-        stream.close()
-        if raw is not None:
-            raw.close()
+def _sniff(path: Path, head: bytes) -> None:
+    """Refuse what is not a text file, from its first bytes."""
+    if not head:
+        raise ImportFailed(f"{path}: empty file")
+    if head.startswith(b"PAR1"):
+        raise ImportFailed(f"{path}: a Parquet file: import it with --format parquet")
+    nul = head.find(b"\x00")
+    if nul >= 0:
+        line = head.count(b"\n", 0, nul) + 1
+        raise ImportFailed(f"{path}: not a text file (a NUL byte in line {line})")
 
 
 def _byte_blocks(
-    path: Path, block: int, on_progress: Callable[[int], None] | None
-) -> Iterator[tuple[int, bytearray]]:
-    """(line number of the first line, bytes of whole lines) per block.
+    path: Path, block: int, on_progress: Callable[[int], None] | None, max_line: int = MAX_LINE
+) -> Iterator[_Block]:
+    """The file as :class:`_Block` s: blocks of whole lines (at most
+    ``block`` lines and about ``block`` times the average line length of
+    the first 64 KiB, at most :data:`BLOCK_BYTES`; a last line without a
+    newline gets one), and a block of its own for each line longer than
+    ``max_line`` bytes.
 
-    A block holds about ``block`` lines (sized from the average line length
-    of the file's first 64 KiB) and always ends with a newline (one is added
-    to a last line without it). No Python object per line, and each byte is
-    copied once, from the file into its block: a block is read into a new
-    buffer and cut after its last whole line; only the partial line after
-    the cut is carried over (copying blocks of megabytes costs as much as
-    counting their lines).
+    Memory is one buffer of the block size plus ``max_line``, whatever the
+    file holds: a line is never read whole unless it fits the limit. No
+    Python object per line: lines are found with numpy.
     """
-    stream, pos, _ = _open_binary(path)
+    try:
+        stream, pos = _open_binary(path)
+    except OSError as exc:
+        raise ImportFailed(f"{path}: cannot read: {exc.strerror or exc}") from None
     raw = getattr(stream, "fileobj", None)
     try:
-        rest = stream.read(1 << 16)  # read, not handed out yet
-        per_line = len(rest) / max(1, rest.count(b"\n"))
-        want = max(1, int(block * per_line))
-        lineno = 1
-        eof = not rest
-        while rest or not eof:
-            buf = bytearray(max(want, len(rest)))
-            size = len(rest)
-            buf[:size] = rest
-            while True:
-                while not eof and size < len(buf):
-                    with memoryview(buf) as view, view[size:] as free:
-                        got = stream.readinto(free)
-                    eof = not got
-                    size += got or 0
-                # whole lines up to about `want` bytes (at least one line)
-                cut = buf.rfind(b"\n", 0, min(size, want)) + 1 or buf.find(b"\n", want, size) + 1
-                if cut or eof:
-                    break
-                buf.extend(bytes(len(buf)))  # a line longer than the block: read on
-            if not cut:  # the end: a last line without its newline, or nothing
-                if not size:
-                    return
-                del buf[size:]
-                buf += b"\n"
-                cut = size = len(buf)
-            rest = bytes(buf[cut:size])
-            del buf[cut:]
-            yield lineno, buf
-            lineno += int(np.count_nonzero(np.frombuffer(buf, dtype=np.uint8) == 10))
-            if on_progress is not None:
-                on_progress(pos())
+        yield from _cut_blocks(path, stream, pos, block, on_progress, max_line)
+    except (OSError, EOFError, zlib.error) as exc:  # unreadable, or a broken gzip stream
+        raise ImportFailed(f"{path}: cannot read: {exc}") from None
     finally:
         stream.close()
         if raw is not None:
             raw.close()
+
+
+def _cut_blocks(
+    path: Path,
+    stream: BinaryIO,
+    pos: Callable[[], int],
+    block: int,
+    on_progress: Callable[[int], None] | None,
+    max_line: int,
+) -> Iterator[_Block]:
+    head = stream.read(1 << 16)
+    _sniff(path, head)
+    per_line = len(head) / max(1, head.count(b"\n"))
+    want = max(1, min(int(block * per_line), BLOCK_BYTES))  # bytes of whole lines per block
+    room = want + max_line + 1  # the buffer: a block, plus the longest line allowed
+    buf = bytearray(max(room, len(head)) + 1)  # (+1: a newline for a last line without one)
+    size = len(head)
+    buf[:size] = head
+    eof = False
+    lineno = 1
+    while True:
+        while not eof and size < room:
+            with memoryview(buf) as view, view[size:room] as free:
+                got = stream.readinto(free)
+            eof = not got
+            size += got or 0
+        if not size:
+            return
+        if eof and buf[size - 1] != 10:  # a last line without its newline
+            buf[size] = 10
+            size += 1
+        first = buf.find(b"\n", 0, min(size, max_line + 1))
+        if first < 0:  # the next line is too long: skip it
+            end = buf.find(b"\n", 0, size)
+            yield _Block(lineno, b"", bytes(buf[: min(256, size if end < 0 else end)]))
+            lineno += 1
+            if end >= 0:
+                cut = end + 1
+            else:  # (not even its end in the buffer: read on to it)
+                cut, size = 0, 0
+                while not eof:
+                    with memoryview(buf) as view, view[:room] as free:
+                        got = stream.readinto(free)
+                    eof = not got
+                    end = buf.find(b"\n", 0, got or 0)
+                    if end >= 0:
+                        cut, size = end + 1, got
+                        break
+        else:  # whole lines up to about `want` bytes and `block` lines, at least one, none too long
+            cut = buf.rfind(b"\n", 0, min(want, size)) + 1 or first + 1
+            k = int(np.count_nonzero(np.frombuffer(buf, np.uint8, cut) == 10))
+            if k > block or _may_hold_a_long_line(buf, cut, max_line):  # (then line by line)
+                ends = np.flatnonzero(np.frombuffer(buf, np.uint8, cut) == 10)
+                k = min(len(ends), block)
+                longer = np.flatnonzero(np.diff(ends[:k], prepend=-1) - 1 > max_line)
+                if len(longer):
+                    k = int(longer[0])
+                cut = int(ends[k - 1]) + 1
+                del ends
+            with memoryview(buf) as view, view[:cut] as lines:
+                data = bytes(lines)
+            yield _Block(lineno, data, count=k)
+            lineno += k
+        rest = size - cut
+        buf[:rest] = buf[cut:size]
+        size = rest
+        if on_progress is not None:
+            on_progress(pos())
+
+
+def _may_hold_a_long_line(buf: bytearray, end: int, max_line: int) -> bool:
+    """False when no line of ``buf[:end]`` is longer than ``max_line``: every
+    aligned window of about half that length holds a newline (a longer line
+    would cover one whole). True may be wrong (a line near the limit)."""
+    w = (max_line + 2) // 2
+    return any(buf.find(b"\n", s, s + w) < 0 for s in range(0, end - w + 1, w))
 
 
 class _Lines:
@@ -272,40 +337,6 @@ class _Lines:
         return self._data[start : int(ends[i])].decode("utf-8", "replace").rstrip("\r\n")
 
 
-def _split_lines(data: bytes | bytearray) -> list[str]:
-    """Whole lines of a block as text without their line ends (as ``_blocks`` gives them)."""
-    return [x.rstrip("\r") for x in data.decode("utf-8", "replace").split("\n")[:-1]]
-
-
-# --------------------------------------------------------------------------
-# timestamps
-
-
-def parse_times(values: pd.Series, time_format: str) -> np.ndarray:
-    """Strings -> int64 ns since the epoch (UTC); unparseable -> _NAT.
-
-    ``time_format``: ``iso`` (any ISO 8601, naive = UTC), ``s``/``ms``/``us``/
-    ``ns`` (numbers since the epoch), or a ``strftime`` pattern.
-    """
-    if time_format in ("s", "ms", "us", "ns"):
-        num = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
-        ok = np.isfinite(num)
-        out = np.full(len(num), _NAT, dtype=np.int64)
-        if time_format == "ns":  # exact integers
-            ints = pd.to_numeric(values.where(ok, "0"), errors="coerce", downcast=None)
-            out[ok] = ints.to_numpy()[ok].astype(np.int64)
-        else:
-            scale = {"s": 10**9, "ms": 10**6, "us": 10**3}[time_format]
-            whole = np.floor(num[ok])
-            out[ok] = whole.astype(np.int64) * scale + np.round((num[ok] - whole) * scale).astype(np.int64)
-        return out
-    fmt = "ISO8601" if time_format == "iso" else time_format
-    parsed = pd.to_datetime(values, format=fmt, utc=True, errors="coerce")
-    out = parsed.to_numpy(dtype="datetime64[ns]").view(np.int64).copy()
-    out[parsed.isna().to_numpy()] = _NAT
-    return out
-
-
 # --------------------------------------------------------------------------
 # CSV-like formats
 
@@ -315,54 +346,32 @@ class CsvLayout:
     """How to read a delimited file: which source column feeds which field."""
 
     mapping: dict[str, str]  # field (ts, symbol, bid, ...) -> source column name
-    time_format: str = "iso"
+    times: TimeParser = field(default_factory=TimeParser)
     delimiter: str = ","
-    header: bool = True
-    names: list[str] | None = None  # column names when the file has no header
     key: str | None = None  # source column with a unique row id (trade id)
     strip_time: str | None = None  # regex removed from the time text first
+    fix_time: tuple[str, str] | None = None  # (regex, replacement) applied to the time text next
 
 
 _MAPPABLE = ("ts", "symbol", *_FLOATS)
 
 
-def _norm(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
 def _dukascopy_layout(header: list[str]) -> CsvLayout:
-    cols = {_norm(c): c for c in header}
-
-    def pick(*names: str) -> str | None:
-        return next((cols[n] for n in names if n in cols), None)
-
-    time = pick("gmttime", "localtime", "timestamp", "time", "datetime", "date")
-    bid, ask = pick("bid", "bidprice"), pick("ask", "askprice")
+    time = pick(header, TIME_ALIASES)
+    bid, ask = pick(header, TICK_COLUMNS["bid"]), pick(header, TICK_COLUMNS["ask"])
     if time is None or bid is None or ask is None:
         raise ImportFailed(f"dukascopy: need time, bid and ask columns, found {header}")
     mapping = {"ts": time, "bid": bid, "ask": ask}
-    bsz, asz = pick("bidvolume", "bidsize"), pick("askvolume", "asksize")
-    if bsz:
-        mapping["bid_size"] = bsz
-    if asz:
-        mapping["ask_size"] = asz
-    return CsvLayout(mapping=mapping, time_format="auto", strip_time=r"\s*GMT[+-]\d{4}$")
-
-
-_AUTO_FORMATS = ("%d.%m.%Y %H:%M:%S.%f", "%Y%m%d %H:%M:%S.%f", "%Y%m%d %H:%M:%S", "ISO8601")
-
-
-def _auto_time_format(sample: pd.Series) -> str:
-    for fmt in _AUTO_FORMATS:
-        ok = pd.to_datetime(sample, format=fmt, utc=True, errors="coerce").notna()
-        if ok.any():
-            return fmt
-    return "ISO8601"
-
-
-def _tickstory_fix(values: pd.Series) -> pd.Series:
-    """Tickstory writes ``20140102 00:00:00:385`` (a colon before the milliseconds)."""
-    return values.str.replace(r"^(\d{8} \d\d:\d\d:\d\d):(\d+)$", r"\1.\2", regex=True)
+    for name in ("bid_size", "ask_size"):
+        src = pick(header, TICK_COLUMNS[name])
+        if src:
+            mapping[name] = src
+    return CsvLayout(
+        mapping=mapping,
+        strip_time=r"\s*GMT[+-]\d{4}$",
+        # Tickstory writes ``20140102 00:00:00:385`` (a colon before the milliseconds)
+        fix_time=(r"^(\d{8} \d\d:\d\d:\d\d):(\d+)$", r"\1.\2"),
+    )
 
 
 class Importer:
@@ -375,9 +384,13 @@ class Importer:
     symbol
         The symbol of every row when the file has none (default: the file
         name's first word, upper case).
-    mapping, time_format
-        ``csv`` only: ``{"ts": "Time", "bid": "Bid", ...}`` and the time
-        format (see :func:`parse_times`).
+    mapping
+        ``csv`` only: ``{"ts": "Time", "bid": "Bid", ...}`` (default: the
+        columns named as :data:`ticktape.data.convention.TICK_COLUMNS` says).
+    time_format
+        ``csv`` only: ``auto`` (ISO 8601 or epoch numbers, told by the first
+        value: :class:`ticktape.data.convention.TimeParser`), ``iso``,
+        ``s``/``ms``/``us``/``ns`` or a ``strftime`` pattern.
     bar_seconds
         ``bars`` only: bar length (default: the smallest spacing of the first
         bars).
@@ -385,6 +398,16 @@ class Importer:
         Raise :class:`ImportFailed` at the first rejected row.
     rejects_path
         CSV file of rejected rows (``line,reason,field,text``); None: none.
+    max_line
+        Longest line read (bytes): a longer one is rejected as ``malformed``
+        (field ``line``) without being held in memory.
+
+    Raises
+    ------
+    ImportFailed
+        While iterating: a file that is not text (or not Parquet for
+        ``parquet``), has no usable header, or holds no data rows; under
+        ``strict``, the first rejected row.
     """
 
     def __init__(
@@ -394,12 +417,13 @@ class Importer:
         *,
         symbol: str | None = None,
         mapping: dict[str, str] | None = None,
-        time_format: str = "iso",
+        time_format: str = "auto",
         bar_seconds: float | None = None,
         strict: bool = False,
         rejects_path: str | Path | None = None,
         block: int = BLOCK,
         on_progress: Callable[[int], None] | None = None,
+        max_line: int = MAX_LINE,
     ) -> None:
         if fmt not in FORMATS:
             raise ImportFailed(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
@@ -409,7 +433,12 @@ class Importer:
         self.fmt = fmt
         self.symbol = symbol or re.split(r"[^A-Za-z0-9]", self.path.name)[0].upper() or "TICKS"
         self.mapping = mapping
+        try:
+            TimeParser(time_format)
+        except ValueError as exc:
+            raise ImportFailed(f"--time-format: {exc}") from None
         self.time_format = time_format
+        self.max_line = max_line
         self.bar_seconds = bar_seconds
         self.strict = strict
         self.block = block
@@ -428,7 +457,9 @@ class Importer:
     def _reject(self, line: int, reason: str, fld: str, text: str = "") -> None:
         self.report.rejects[reason] += 1
         if self.strict:
-            raise ImportFailed(f"{self.path}:{line}: {fld}: {reason.replace('_', ' ')}: {text[:200]}")
+            raise ImportFailed(
+                f"{self.path}:{line}: {cut(fld, 60)}: {reason.replace('_', ' ')}: {cut(text, 200)}"
+            )
         if self._rejects_path is not None:
             if self._rejects_writer is None:
                 self._rejects_file = open(self._rejects_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
@@ -460,6 +491,8 @@ class Importer:
                     yield chunk
                     continue
                 yield from self._validate(chunk)
+            if not self.report.rows and not self.report.book_events:
+                raise ImportFailed(f"{self.path}: no data rows (after the header)")
         finally:
             self.close()
 
@@ -492,6 +525,8 @@ class Importer:
             mark(mask, "bad_timestamp" if name == "ts" else "malformed", name)
         mark(chunk.ts == _NAT, "bad_timestamp", "ts")
         c = chunk.cols
+        for name in _FLOATS:  # inf, 1e999: not a value to store
+            mark(np.isinf(c[name]), "malformed", name)
         for name in ("bid", "ask", "last"):
             mark(c[name] <= 0, "non_positive_price", name)
         for name in ("bid_size", "ask_size", "last_size"):
@@ -588,92 +623,126 @@ class Importer:
 
     # -- formats ----------------------------------------------------------------
 
+    def _long_line(self, block: _Block) -> _Chunk:
+        """The reject of a line longer than the limit (no rows)."""
+        assert block.long is not None
+        text = block.long.decode("utf-8", "replace")
+        why = f"line longer than {self.max_line:,} bytes"
+        return _Chunk(
+            line=np.empty(0, np.int64),
+            ts=np.empty(0, np.int64),
+            cols={k: np.empty(0) for k in _FLOATS},
+            symbol=self.symbol,
+            pre=[(block.lineno, "malformed", why, text)],
+        )
+
+    def _header(self, block: _Block) -> tuple[list[str], _Block]:
+        """The column names on the first line, and the rest of the block."""
+        if block.long is not None:
+            raise ImportFailed(f"{self.path}:1: the header is longer than {self.max_line:,} bytes")
+        cut = block.data.index(b"\n") + 1
+        head = block.data[:cut].decode("utf-8", "replace").rstrip("\r\n")
+        try:
+            header = [h.strip() for h in next(csv.reader([head.lstrip("\ufeff")]), [])]
+        except csv.Error as exc:  # (a column name over 128 KiB)
+            raise ImportFailed(f"{self.path}:1: the header is no CSV header: {exc}") from None
+        if not any(header):
+            raise ImportFailed(f"{self.path}:1: no header (the first line is blank)")
+        return header, _Block(block.lineno + 1, block.data[cut:], count=block.count - 1)
+
     def _csv(self) -> Iterator[_Chunk]:
         layout: CsvLayout | None = None
         header: list[str] = []
-        first = True
-        for lineno, data in _byte_blocks(self.path, self.block, self.on_progress):
-            if first:
-                first = False
-                cut = data.index(b"\n") + 1
-                head = data[:cut].decode("utf-8", "replace").rstrip("\r\n")
-                header = [h.strip() for h in next(csv.reader([head.lstrip("\ufeff")]))]
+        for block in _byte_blocks(self.path, self.block, self.on_progress, self.max_line):
+            if layout is None:
+                header, block = self._header(block)
                 layout = self._layout(header)
-                data, lineno = data[cut:], lineno + 1
-                if not data:
+                if not block.data:
                     continue
-            assert layout is not None
-            chunk = self._parse_arrow(data, lineno, header, layout)
+            elif block.long is not None:
+                yield self._long_line(block)
+                continue
+            chunk = self._parse_arrow(block, header, layout)
             if chunk is None:  # something to reject or repair: line by line
-                lines = _split_lines(data)
-                chunk = self._parse_csv(lines, np.arange(lineno, lineno + len(lines)), header, layout)
+                lines = block.lines()
+                no = np.arange(block.lineno, block.lineno + len(lines))
+                chunk = self._parse_csv(lines, no, header, layout)
             yield chunk
 
     def _layout(self, header: list[str]) -> CsvLayout:
         if self.fmt == "truefx":
-            if [_norm(h) for h in header[:3]] != ["timestamp", "bid", "ask"]:
+            if [norm(h) for h in header[:3]] != ["timestamp", "bid", "ask"]:
                 # raw TrueFX downloads have no header: SYMBOL,yyyymmdd HH:MM:SS.fff,bid,ask
-                raise ImportFailed(f"{self.path}: truefx: expected a timestamp,bid,ask header, got {header}")
-            return CsvLayout(mapping={"ts": header[0], "bid": header[1], "ask": header[2]}, time_format="iso")
+                raise ImportFailed(
+                    f"{self.path}: truefx: expected a timestamp,bid,ask header, got {cut(str(header), 200)}"
+                )
+            return CsvLayout(mapping={"ts": header[0], "bid": header[1], "ask": header[2]})
         if self.fmt == "tardis":
             need = {"symbol", "timestamp", "id", "price", "amount"}
             if not need <= set(header):
-                raise ImportFailed(f"{self.path}: tardis trades: need columns {sorted(need)}, got {header}")
+                raise ImportFailed(
+                    f"{self.path}: tardis trades: need columns {sorted(need)}, got {cut(str(header), 200)}"
+                )
             return CsvLayout(
                 mapping={"symbol": "symbol", "ts": "timestamp", "last": "price", "last_size": "amount"},
-                time_format="us",
+                times=TimeParser("us"),
                 key="id",
             )
         if self.fmt == "dukascopy":
-            return _dukascopy_layout(header)
+            try:
+                return _dukascopy_layout(header)
+            except ImportFailed as exc:
+                raise ImportFailed(f"{self.path}: {cut(str(exc), 300)}") from None
         mapping = dict(self.mapping or {})
-        if not mapping:  # the ticktape names themselves
-            mapping = {k: k for k in _MAPPABLE if k in header}
-            if "ts" not in mapping:
-                for alt in ("timestamp", "time", "datetime", "date"):
-                    if alt in header:
-                        mapping["ts"] = alt
-                        break
+        if not mapping:  # the columns named by the convention
+            for name in _MAPPABLE:
+                src = pick(header, TICK_COLUMNS[name])
+                if src is not None and src not in mapping.values():
+                    mapping[name] = src
         unknown = [k for k in mapping if k not in _MAPPABLE]
         if unknown:
             raise ImportFailed(f"--map: unknown field(s) {unknown}; fields are {', '.join(_MAPPABLE)}")
         missing = [v for v in mapping.values() if v not in header]
         if missing:
-            raise ImportFailed(f"{self.path}:1: column(s) {missing} not in the header {header}")
+            raise ImportFailed(
+                f"{self.path}:1: column(s) {missing} not in the header {cut(str(header), 200)}"
+            )
         if "ts" not in mapping:
-            raise ImportFailed(f"{self.path}: no time column (map one with --map ts=COLUMN)")
+            raise ImportFailed(
+                f"{self.path}: no time column (ts, timestamp, time, datetime or date; "
+                "or map one with --map ts=COLUMN)"
+            )
+        if len(set(header)) != len(header):
+            dup = next(h for h in header if header.count(h) > 1)
+            raise ImportFailed(f"{self.path}:1: the header repeats column {cut(repr(dup), 60)}")
         for name in header:  # header columns that feed nothing
             if name not in mapping.values():
                 self._reject(1, "unknown_column", name, ",".join(header))
-        return CsvLayout(mapping=mapping, time_format=self.time_format)
+        return CsvLayout(mapping=mapping, times=TimeParser(self.time_format))
 
-    def _parse_arrow(
-        self, data: bytes | bytearray, lineno: int, header: list[str], layout: CsvLayout
-    ) -> _Chunk | None:
+    def _parse_arrow(self, block: _Block, header: list[str], layout: CsvLayout) -> _Chunk | None:
         """A block of whole lines in which every row parses: typed columns
         from pyarrow's CSV reader, with no Python object per
         line (about 5x faster than splitting lines in Python). None when any
-        row has the wrong field count, a number or an epoch time that does
-        not parse, or a blank line: the caller then parses the block line by
-        line, which names the bad field of each rejected row. Times in text
-        are parsed exactly as on that path."""
+        row has the wrong field count, a number that does not parse, or a
+        blank line: the caller then parses the block line by line, which
+        names the bad field of each rejected row. Times are read as text and
+        parsed by the layout's :class:`TimeParser`, as on that path."""
+        data, lineno = block.data, block.lineno
         if data[:1] in (b"\n", b"\r"):
             return None  # blank lines are skipped (not counted) line by line
-        fmt = layout.time_format
         types: dict[str, Any] = {}
         for name in _FLOATS:
             src = layout.mapping.get(name)
             if src is not None:
                 types[src] = pa.float64()
         ts_src = layout.mapping["ts"]
-        types[ts_src] = (
-            pa.int64() if fmt in ("us", "ns") else pa.float64() if fmt in ("s", "ms") else pa.string()
-        )
+        # integers read as such once they are known to be the times (else text: TimeParser's to read)
+        whole = layout.times.fmt in ("us", "ns") and not (layout.strip_time or layout.fix_time)
+        types[ts_src] = pa.int64() if whole else pa.string()
         for extra in (layout.mapping.get("symbol"), layout.key):
             if extra is not None:
                 types[extra] = pa.string()
-        if len(set(header)) != len(header):
-            return None
         try:
             table = pacsv.read_csv(
                 pa.py_buffer(data),
@@ -698,10 +767,12 @@ class Importer:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
             return None
         n = table.num_rows
-        ts_col = table.column(ts_src)
+        if n != block.count:  # (a carriage return inside a line ends a row for pyarrow)
+            return None
+        ts_col = table.column(ts_src).combine_chunks()
         # A blank line is a row of nulls here (``ignore_empty_lines=False``),
         # or of empty strings for text times: the line-by-line path skips it.
-        if ts_col.null_count or (pa.types.is_string(ts_col.type) and pc.any(pc.equal(ts_col, "")).as_py()):
+        if ts_col.null_count or (not whole and pc.any(pc.equal(ts_col, "")).as_py()):
             return None
         cols: dict[str, np.ndarray] = {}
         for name in _FLOATS:
@@ -711,14 +782,7 @@ class Importer:
                 cols[name] = np.full(n, np.nan)
             else:
                 cols[name] = (pc.fill_null(col, np.nan) if col.null_count else col).to_numpy()
-        if fmt == "ns":
-            ts = ts_col.to_numpy().astype(np.int64, copy=False)
-        elif fmt == "us":
-            ts = ts_col.to_numpy().astype(np.int64) * 1000
-        elif fmt in ("s", "ms"):
-            ts = parse_times(pd.Series(ts_col.to_numpy()), fmt)
-        else:
-            ts = self._text_times(pd.Series(ts_col.to_numpy(zero_copy_only=False), dtype=object), layout)
+        ts = self._times(ts_col, layout)
         bad: dict[str, np.ndarray] = {}
         symbol: np.ndarray | str = self.symbol
         sym_src = layout.mapping.get("symbol")
@@ -732,20 +796,18 @@ class Importer:
         line = np.arange(lineno, lineno + n, dtype=np.int64)
         return _Chunk(line=line, ts=ts, cols=cols, symbol=symbol, bad=bad, key=key, raw=_Lines(data))
 
-    def _text_times(self, times: pd.Series, layout: CsvLayout) -> np.ndarray:
-        """Time strings -> int64 ns (``_NAT`` where they do not parse), with
-        the layout's prefix stripping and format detection."""
-        times = times.str.strip()
-        if layout.strip_time:
-            times = times.str.replace(layout.strip_time, "", regex=True)
-        fmt = layout.time_format
-        if fmt == "auto":
-            times = _tickstory_fix(times)
-            fmt = _auto_time_format(times.head(50)) if len(times) else "ISO8601"
-            layout.time_format = fmt
-        if not len(times):
-            return np.empty(0, np.int64)
-        return parse_times(times, "iso" if fmt == "ISO8601" else fmt)
+    def _times(self, times: Any, layout: CsvLayout) -> np.ndarray:
+        """Time text -> int64 ns (``_NAT`` where it does not parse), after
+        the layout's own repairs (Dukascopy's suffix, Tickstory's colon)."""
+        text = times if isinstance(times, pa.Array) else pa.array(times, type=pa.string(), from_pandas=True)
+        if layout.strip_time or layout.fix_time:
+            text = pc.utf8_trim_whitespace(text)
+            if layout.strip_time:
+                text = pc.replace_substring_regex(text, layout.strip_time, "")
+            if layout.fix_time:
+                text = pc.replace_substring_regex(text, *layout.fix_time)
+        ns, ok = layout.times(text)
+        return np.where(ok, ns, _NAT)
 
     def _parse_fast(
         self, kept: list[str], no: np.ndarray, header: list[str], layout: CsvLayout, pre: list
@@ -753,16 +815,13 @@ class Importer:
         """A block whose numbers all parse: typed columns straight from the C
         parser (about 3x faster). None when any value does not parse (the
         caller then takes the per-field path that names the bad field)."""
-        if layout.time_format == "auto" or layout.strip_time:
-            return None
-        epoch = layout.time_format in ("s", "ms", "us", "ns")
         dtypes: dict[str, Any] = {}
         for name in _FLOATS:
             src = layout.mapping.get(name)
             if src is not None:
                 dtypes[src] = np.float64
         ts_src = layout.mapping["ts"]
-        dtypes[ts_src] = np.int64 if layout.time_format in ("us", "ns") else (np.float64 if epoch else str)
+        dtypes[ts_src] = str
         for extra in (layout.mapping.get("symbol"), layout.key):
             if extra is not None:
                 dtypes[extra] = str
@@ -787,18 +846,12 @@ class Importer:
         for name in _FLOATS:
             src = layout.mapping.get(name)
             cols[name] = frame[src].to_numpy(dtype=np.float64) if src is not None else np.full(n, np.nan)
-        if layout.time_format == "ns":
-            ts = frame[ts_src].to_numpy(dtype=np.int64)
-        elif layout.time_format == "us":
-            ts = frame[ts_src].to_numpy(dtype=np.int64) * 1000
-        else:
-            raw = frame[ts_src]
-            ts = parse_times(raw if epoch else raw.str.strip(), layout.time_format)
+        ts = self._times(frame[ts_src].fillna("").to_numpy(dtype=object), layout)
         sym_src = layout.mapping.get("symbol")
         symbol: np.ndarray | str = self.symbol
         bad: dict[str, np.ndarray] = {}
         if sym_src:
-            symbol = frame[sym_src].str.strip().to_numpy(dtype=object)
+            symbol = frame[sym_src].fillna("").str.strip().to_numpy(dtype=object)
             empty = symbol == ""
             if empty.any():
                 bad["symbol"] = empty
@@ -811,9 +864,18 @@ class Importer:
         ncol = len(header)
         counts = np.fromiter((x.count(",") for x in lines), dtype=np.int64, count=len(lines))
         blank = np.fromiter((not x.strip() for x in lines), dtype=bool, count=len(lines))
-        good = (counts == ncol - 1) & ~blank
+        # a carriage return or NUL inside a line would end a row for the parser below
+        odd = np.fromiter(("\r" in x or "\x00" in x for x in lines), dtype=bool, count=len(lines))
+        good = (counts == ncol - 1) & ~blank & ~odd
         pre = [
-            (int(lines_no[i]), "malformed", f"{counts[i] + 1} fields, expected {ncol}", lines[i])
+            (
+                int(lines_no[i]),
+                "malformed",
+                "a carriage return or NUL inside the line"
+                if odd[i]
+                else f"{counts[i] + 1} fields, expected {ncol}",
+                lines[i],
+            )
             for i in np.flatnonzero(~good & ~blank)
         ]
         idx = np.flatnonzero(good)
@@ -848,7 +910,7 @@ class Importer:
                 np.isnan(num) & (text != "").to_numpy() & ~text.str.lower().isin(["nan", "null"]).to_numpy()
             )
             cols[name] = num
-        ts = self._text_times(frame[layout.mapping["ts"]], layout)
+        ts = self._times(frame[layout.mapping["ts"]].to_numpy(dtype=object), layout)
         sym_src = layout.mapping.get("symbol")
         symbol: np.ndarray | str = (
             frame[sym_src].str.strip().to_numpy(dtype=object) if sym_src else self.symbol
@@ -862,35 +924,21 @@ class Importer:
 
     def _bars(self) -> Iterator[_Chunk]:
         header: list[str] = []
+        layout: CsvLayout | None = None
         bar_ns: int | None = int(self.bar_seconds * 1e9) if self.bar_seconds else None
-        first = True
-        for lineno, lines in _blocks(self.path, self.block, self.on_progress):
-            lines_no = np.arange(lineno, lineno + len(lines), dtype=np.int64)
-            if first:
-                first = False
-                header = [h.strip() for h in next(csv.reader([lines[0].lstrip("\ufeff")]))]
-                lines, lines_no = lines[1:], lines_no[1:]
-            cols = {_norm(h): h for h in header}
-            time_col = header[0]
-            for name in ("date", "datetime", "time", "timestamp"):
-                if name in cols:
-                    time_col = cols[name]
-                    break
-            need = ("open", "high", "low", "close")
-            if any(k not in cols for k in need):
-                raise ImportFailed(f"{self.path}: bars need Open, High, Low, Close columns, got {header}")
-            layout = CsvLayout(
-                mapping={
-                    "ts": time_col,
-                    "bid": cols["open"],
-                    "ask": cols["high"],
-                    "bid_size": cols["low"],
-                    "ask_size": cols["close"],
-                    **({"last_size": cols["volume"]} if "volume" in cols else {}),
-                },
-                time_format="iso",
+        for block in _byte_blocks(self.path, self.block, self.on_progress, self.max_line):
+            if layout is None:
+                header, block = self._header(block)
+                layout = self._bar_layout(header)
+            elif block.long is not None:
+                yield self._long_line(block)
+                continue
+            lineno, lines = block.lineno, block.lines()
+            if not lines:
+                continue
+            chunk = self._parse_csv(
+                lines, np.arange(lineno, lineno + len(lines), dtype=np.int64), header, layout
             )
-            chunk = self._parse_csv(lines, lines_no, header, layout)
             o, h, lo, c = (chunk.cols[k] for k in ("bid", "ask", "bid_size", "ask_size"))
             vol = chunk.cols["last_size"]
             if bar_ns is None:
@@ -899,6 +947,21 @@ class Importer:
                 diffs = diffs[diffs > 0]
                 bar_ns = int(diffs.min()) if len(diffs) else 86_400 * 10**9
             yield self._expand_bars(chunk, o, h, lo, c, vol, bar_ns)
+
+    def _bar_layout(self, header: list[str]) -> CsvLayout:
+        """OHLC(V) columns in the tick fields' places (open=bid, high=ask, low=bid_size, close=ask_size)."""
+        cols = {k: pick(header, BAR_COLUMNS[k]) for k in BAR_COLUMNS}
+        if any(cols[k] is None for k in ("open", "high", "low", "close")):
+            raise ImportFailed(
+                f"{self.path}: bars need Open, High, Low, Close columns, got {cut(str(header), 200)}"
+            )
+        if cols["ts"] is None:
+            raise ImportFailed(f"{self.path}: bars need a time column (date, time, datetime or timestamp)")
+        mapping = {"ts": cols["ts"], "bid": cols["open"], "ask": cols["high"]}
+        mapping |= {"bid_size": cols["low"], "ask_size": cols["close"]}
+        if cols["volume"] is not None:
+            mapping["last_size"] = cols["volume"]
+        return CsvLayout(mapping=mapping)  # type: ignore[arg-type]
 
     def _expand_bars(self, chunk: _Chunk, o, h, lo, c, vol, bar_ns: int) -> _Chunk:
         n = len(chunk.line)
@@ -924,7 +987,11 @@ class Importer:
 
     def _binance(self) -> Iterator[_Chunk | BookBatch]:
         last_sym = self.symbol
-        for lineno, lines in _blocks(self.path, min(self.block, 50_000), self.on_progress):
+        for block in _byte_blocks(self.path, min(self.block, 50_000), self.on_progress, self.max_line):
+            if block.long is not None:
+                yield self._long_line(block)
+                continue
+            lineno, lines = block.lineno, block.lines()
             rows: list[tuple] = []
             book: list[tuple] = []
             for i, line in enumerate(lines):
@@ -1015,24 +1082,24 @@ class Importer:
                 )
 
     def _parquet(self) -> Iterator[_Chunk]:
-        pf = pq.ParquetFile(self.path)
+        try:
+            pf = pq.ParquetFile(self.path)
+            yield from self._parquet_rows(pf)
+        except (pa.ArrowException, OSError) as exc:  # not Parquet, or a broken page
+            raise ImportFailed(f"{self.path}: cannot read as Parquet: {_first_line(exc)}") from None
+
+    def _parquet_rows(self, pf: pq.ParquetFile) -> Iterator[_Chunk]:
         names = pf.schema_arrow.names
         if "ts" not in names:
             raise ImportFailed(f"{self.path}: parquet needs a ts column (int64 ns or timestamp), has {names}")
         for name in names:
             if name not in ("ts", "symbol", "seq", *_FLOATS):
                 self._reject(0, "unknown_column", name, "")
+        times = TimeParser()
         row = 0
-        done_rows = 0
-
         for rb in _batches(pf, self.block):
             n = rb.num_rows
-            tscol = rb.column("ts")
-            if pa.types.is_timestamp(tscol.type):
-                tscol = tscol.cast(pa.timestamp("ns", tz=tscol.type.tz)).cast(pa.int64())
-            ts = tscol.to_numpy(zero_copy_only=False)
-            if tscol.null_count:
-                ts = np.where(tscol.is_null().to_numpy(zero_copy_only=False), _NAT, ts)
+            ns, ok = times(rb.column("ts"))
             cols = {}
             for k in _FLOATS:
                 if k in names:
@@ -1044,13 +1111,35 @@ class Importer:
                 if "symbol" in names
                 else self.symbol
             )
-            yield _Chunk(
-                line=np.arange(row + 1, row + n + 1), ts=ts.astype(np.int64), cols=cols, symbol=symbol
-            )
+            line = np.arange(row + 1, row + n + 1)
+            yield _Chunk(line=line, ts=np.where(ok, ns, _NAT), cols=cols, symbol=symbol)
             row += n
-            done_rows += n
             if self.on_progress is not None:
-                self.on_progress(int(self.path.stat().st_size * done_rows / max(1, pf.metadata.num_rows)))
+                self.on_progress(int(self.path.stat().st_size * row / max(1, pf.metadata.num_rows)))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return cut(text.splitlines()[0], 200) if text else type(exc).__name__
+
+
+def read_binance(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, int]]:
+    """A Binance websocket capture in memory: its ticks (``TICK_DTYPE``) and
+    book events (``BOOK_EVENT_DTYPE``) per symbol, and the rows rejected by
+    reason (an in-process backtest reads a capture so)."""
+    ticks: dict[str, list[np.ndarray]] = {}
+    events: dict[str, list[np.ndarray]] = {}
+    importer = Importer(path, "binance-ws")
+    for b in importer:
+        if isinstance(b, BookBatch):
+            events.setdefault(b.symbol, []).append(b.events)
+        else:
+            ticks.setdefault(b.symbol, []).append(b.ticks)
+    return (
+        {k: np.concatenate(v) for k, v in ticks.items()},
+        {k: np.concatenate(v) for k, v in events.items()},
+        {k: v for k, v in importer.report.rejects.items() if v},
+    )
 
 
 def bar_ticks(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1121,10 +1210,22 @@ async def import_to_store(
     second
         Another connection to the same database for the
         :class:`ticktape.store.TickWriter`: a finished month's key is built
-        on one connection while the next month is loaded on the other.
+        on one connection while the next month is loaded on the other (not
+        used by a strict import: one transaction is on one connection).
 
     Notes
     -----
+    **Strict imports are one transaction.** When the importers are
+    ``strict``, everything is written in one transaction on ``conn``, committed
+    only after the last file was read to its end: a bad row anywhere (the
+    :class:`ImportFailed` naming ``file:line``) or any other error stores
+    nothing, whatever was loaded before it. Months not stored yet are still
+    loaded in bulk (each in a savepoint). The transaction holds its locks to
+    the end: other writers creating partitions wait for it, and on
+    TimescaleDB an import touching thousands of chunks at once may need a
+    larger ``max_locks_per_transaction``. Without ``strict``, a month is
+    committed as soon as it is loaded and rejected rows are counted.
+
     Parsing (pyarrow, numpy, pandas: they release the GIL) overlaps with the
     server's COPY, so the import runs at the slower of the two rather than
     their sum. Ticks go through a :class:`ticktape.store.TickWriter`: the
@@ -1148,7 +1249,10 @@ async def import_to_store(
     importers = [importer] if isinstance(importer, Importer) else list(importer)
     if not importers:
         raise ValueError("import_to_store needs at least one importer")
-    writer = store.TickWriter(conn, second=second)
+    atomic = any(imp.strict for imp in importers)
+    if atomic:
+        second = None
+    writer = store.TickWriter(conn, second=second, atomic=atomic)
 
     async def write(imp: Importer, batch: TickBatch | BookBatch) -> None:
         if isinstance(batch, TickBatch):
@@ -1161,6 +1265,9 @@ async def import_to_store(
             )
 
     async with store.connection.commits_not_waiting(conn, second):
+        tx = conn.transaction() if atomic else None
+        if tx is not None:
+            await tx.start()
         try:
             if prefetch <= 0:
                 for imp, batch in _in_turn(importers):
@@ -1170,8 +1277,13 @@ async def import_to_store(
                     async for imp, batch in batches:
                         await write(imp, batch)
             await writer.close()
+            if tx is not None:
+                await tx.commit()
         except BaseException:
             await writer.abort()
+            if tx is not None:
+                with contextlib.suppress(Exception):  # (the error that got us here matters more)
+                    await tx.rollback()
             raise
     rep = combined_report(importers)
     rep.stored = writer.stored

@@ -13,7 +13,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TickStats"]
+__all__ = ["TickStats", "finest_step"]
+
+#: Most decimals :func:`finest_step` looks for (a step of 1e-9).
+MAX_DECIMALS = 9
 
 _SAMPLE = 100_000
 _QUANTILES = (0.01, 0.05, 0.5, 0.95, 0.99)
@@ -148,3 +151,32 @@ class TickStats:
                 if self.hour_n[hr]
             ]
         return out
+
+
+def finest_step(values: np.ndarray, max_decimals: int = MAX_DECIMALS) -> tuple[float | None, int | None]:
+    """The finest increment seen: the step ``10**-d`` of the fewest decimals
+    ``d <= max_decimals`` of which every finite value is a whole number (to
+    1e-7 of a step: what a price parsed from its decimal text is).
+
+    Returns ``(step, first)``: ``step`` is None when no value is finite;
+    ``first`` is the index of the first value on no step of ``max_decimals``
+    decimals or fewer (``step`` is then ``10**-max_decimals``), else None.
+
+    Examples
+    --------
+    >>> finest_step(np.array([1.1, 1.25, np.nan, 3.0]))
+    (0.01, None)
+    >>> finest_step(np.array([100.0, 1 / 3]))
+    (1e-09, 1)
+    """
+    v = np.asarray(values, dtype=np.float64)
+    left = np.flatnonzero(np.isfinite(v))
+    if not len(left):
+        return None, None
+    for d in range(max_decimals + 1):
+        step = 10.0**-d
+        x = v[left] / step
+        left = left[np.abs(x - np.rint(x)) > 1e-7]
+        if not len(left):
+            return step, None
+    return 10.0**-max_decimals, int(left.min())

@@ -1,11 +1,23 @@
-"""Synthetic ticks: from OHLC bars (Brownian bridges) or from parameters (GBM,
-regime-switching volatility), plus optional L2 depth as diffs.
+"""Synthetic ticks, the one generator module: a random walk on the tick grid
+(the demo's), GBM with optional calm/news regimes, ticks from OHLC bars
+(Brownian bridges), and L2 depth as diffs.
 
 Everything is deterministic for a seed (and symbol) and streaming: random
 numbers are drawn in fixed blocks (of bars, or of ticks), so the output does
 not depend on the ``chunk`` size and memory stays constant for any length.
+Every process draws from ``numpy.random.default_rng([seed, crc32(symbol)])``
+and puts its prices on the grid with :func:`grid_prices`.
 
-Bars -> ticks, per bar:
+Random walk (:class:`RandomWalkConfig`, :func:`generate_walk`): the bid
+moves in whole ticks, the spread is ``1 + Geometric`` ticks, arrivals are
+Poisson. Its output is pinned by a regression test: ``ticktape demo``'s
+figures depend on it.
+
+GBM (:class:`ProcessConfig`, :func:`generate_process`): quotes at Poisson
+times around a geometric Brownian motion, with a spread that widens with
+the move.
+
+Bars -> ticks (:class:`BarSynthConfig`, :func:`from_bars`), per bar:
 
 * the number of ticks is ``4 + Poisson(ticks_per_bar * volume / mean volume)``
   (intensity follows the bar's volume; the mean is that of the first 4096
@@ -24,20 +36,26 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from ticktape.data.randomwalk import grid_prices
+from ticktape.data.convention import BAR_COLUMNS, bars_from, iter_rows, read_rows
+from ticktape.errors import DataError
 from ticktape.model.batch import BOOK_EVENT_DTYPE, TICK_DTYPE
 from ticktape.model.sources import ProcessConfig
 
 __all__ = [
     "BarSynthConfig",
     "ProcessConfig",
+    "RandomWalkConfig",
     "depth_diffs",
     "from_bars",
     "generate_process",
+    "generate_walk",
+    "grid_prices",
+    "read_bars",
     "rechunk",
 ]
 
@@ -47,6 +65,24 @@ _BLOCK = 65_536
 
 def _rng(seed: int, symbol: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(symbol.encode())])
+
+
+def grid_prices(k: np.ndarray, tick_size: float) -> np.ndarray:
+    """Prices ``k * tick_size`` as a feed sends them: each the double nearest
+    its decimal (``99.99``, not ``9999 * 0.01 == 99.99000000000001``), so a
+    generated price equals the same price typed in SQL or read from a CSV.
+
+    Examples
+    --------
+    >>> grid_prices(np.array([9999, 10000]), 0.01).tolist()
+    [99.99, 100.0]
+    """
+    k = np.asarray(k, dtype=np.float64)
+    per_unit = round(1.0 / tick_size)  # ticks per unit of price when a tick is 1/m (0.01, 0.25...)
+    if per_unit >= 1 and float(Decimal(1) / per_unit) == tick_size:
+        return k / per_unit  # (a correctly rounded quotient of whole numbers: the decimal's double)
+    text = np.format_float_positional(tick_size, trim="-")
+    return np.round(k * tick_size, len(text.partition(".")[2]))
 
 
 def rechunk(parts: Iterable[np.ndarray], chunk: int) -> Iterator[np.ndarray]:
@@ -69,6 +105,88 @@ def rechunk(parts: Iterable[np.ndarray], chunk: int) -> Iterator[np.ndarray]:
             buf, have = ([rest] if len(rest) else []), len(rest)
     if have:
         yield np.concatenate(buf)
+
+
+# --------------------------------------------------------------------------
+# random walk (the demo's)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RandomWalkConfig:
+    """Parameters of one random-walk symbol.
+
+    Prices live on the grid of ``tick_size``; the bid follows a random walk
+    in whole ticks whose step scales with ``vol_ticks_per_sqrt_s`` and the time
+    since the previous tick; the spread is ``1 + Geometric`` ticks; tick
+    arrivals are a Poisson process of ``rate_per_s``. Timestamps are rounded
+    to microseconds (the store's precision) and strictly increase.
+    """
+
+    symbol: str
+    n_ticks: int
+    seed: int = 7
+    start_ns: int = 1_704_186_000 * NS_PER_S  # 2024-01-02 09:00 UTC
+    price0: float = 100.0
+    tick_size: float = 0.01
+    vol_ticks_per_sqrt_s: float = 3.0
+    rate_per_s: float = 20.0
+    mean_extra_spread_ticks: float = 1.0
+    mean_size: float = 500.0
+
+    def __post_init__(self) -> None:
+        if self.n_ticks < 0:
+            raise ValueError(f"n_ticks must be >= 0, got {self.n_ticks}")
+        for name in ("price0", "tick_size", "rate_per_s", "mean_size"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+
+
+def generate_walk(cfg: RandomWalkConfig, chunk: int = 100_000) -> Iterator[np.ndarray]:
+    """Yield the random-walk ticks of ``cfg`` in chunks of ``chunk`` rows (the last shorter).
+
+    Examples
+    --------
+    >>> cfg = RandomWalkConfig(symbol="X", n_ticks=5, seed=1)
+    >>> a = np.concatenate(list(generate_walk(cfg, chunk=2)))
+    >>> len(a), a.tobytes() == next(generate_walk(cfg)).tobytes()
+    (5, True)
+    """
+    return rechunk(_walk_blocks(cfg), chunk)
+
+
+def _walk_blocks(cfg: RandomWalkConfig) -> Iterator[np.ndarray]:
+    """Ticks of consecutive blocks of up to ``_BLOCK`` (draws always made
+    for a whole block, so the chunk size never changes the random stream)."""
+    rng = _rng(cfg.seed, cfg.symbol)
+    bid_t = round(cfg.price0 / cfg.tick_size)
+    ts_us = cfg.start_ns // 1000
+    done = 0
+    scale = cfg.mean_size * 1.5  # pareto(2.5) has mean 2/3; scale to mean_size
+    while done < cfg.n_ticks:
+        n = min(_BLOCK, cfg.n_ticks - done)
+        gaps_s = rng.exponential(1.0 / cfg.rate_per_s, _BLOCK)[:n]
+        steps = rng.standard_normal(_BLOCK)[:n]
+        extra = rng.geometric(1.0 / (1.0 + cfg.mean_extra_spread_ticks), _BLOCK)[:n] - 1
+        bsz = rng.pareto(2.5, _BLOCK)[:n]
+        asz = rng.pareto(2.5, _BLOCK)[:n]
+        gaps_us = np.maximum(1, np.round(gaps_s * 1e6).astype(np.int64))
+        ts = ts_us + np.cumsum(gaps_us)
+        ts_us = int(ts[-1])
+        moves = np.round(steps * cfg.vol_ticks_per_sqrt_s * np.sqrt(gaps_s)).astype(np.int64)
+        path = bid_t + np.cumsum(moves)
+        # reflect at 1 tick so prices stay positive
+        path = np.where(path < 1, 2 - path, path)
+        bid_t = int(path[-1])
+        out = np.empty(n, dtype=TICK_DTYPE)
+        out["ts"] = ts * 1000
+        out["bid"] = grid_prices(path, cfg.tick_size)
+        out["ask"] = grid_prices(path + 1 + extra, cfg.tick_size)
+        out["bid_size"] = np.maximum(1.0, np.round(bsz * scale))
+        out["ask_size"] = np.maximum(1.0, np.round(asz * scale))
+        out["last"] = np.nan
+        out["last_size"] = np.nan
+        done += n
+        yield out
 
 
 # --------------------------------------------------------------------------
@@ -107,8 +225,9 @@ def from_bars(bars: Iterable[np.ndarray], cfg: BarSynthConfig, chunk: int = 100_
     """Ticks (``TICK_DTYPE``) from a stream of bar arrays.
 
     ``bars``: structured arrays with fields ``ts`` (int64 ns, bar open),
-    ``open``, ``high``, ``low``, ``close`` and optionally ``volume``, in time
-    order. Output chunks have ``chunk`` rows.
+    ``open``, ``high``, ``low``, ``close`` and optionally ``volume`` (NaN:
+    none), in time order, such as :func:`read_bars` gives. Output chunks
+    have ``chunk`` rows.
     """
     return rechunk(_bar_ticks(bars, cfg), chunk)
 
@@ -195,25 +314,31 @@ def _bars_block(
     return out
 
 
-def bars_from_frame(frame) -> np.ndarray:  # pandas DataFrame with a DatetimeIndex or a time column
-    """A bar array for :func:`from_bars` from a pandas frame (OHLC[V] columns, any case)."""
-    cols = {c.lower().strip(): c for c in frame.columns}
-    dtype = [
-        ("ts", "<i8"),
-        ("open", "<f8"),
-        ("high", "<f8"),
-        ("low", "<f8"),
-        ("close", "<f8"),
-        ("volume", "<f8"),
-    ]
-    out = np.empty(len(frame), dtype=dtype)
-    time_col = next((cols[k] for k in ("date", "datetime", "time", "timestamp", "") if k in cols), None)
-    times = frame.index if time_col is None else frame[time_col]
-    out["ts"] = pd.to_datetime(times, utc=True).to_numpy(dtype="datetime64[ns]").view(np.int64)
-    for k in ("open", "high", "low", "close"):
-        out[k] = frame[cols[k]].to_numpy(dtype=np.float64)
-    out["volume"] = frame[cols["volume"]].to_numpy(dtype=np.float64) if "volume" in cols else np.nan
-    return out
+def read_bars(path: str | Path, block_rows: int = 50_000) -> Iterator[np.ndarray]:
+    """The bars of a CSV (read in pieces of ``block_rows``) or Parquet file as
+    ``OHLCV_DTYPE`` arrays for :func:`from_bars`, read by the convention of
+    :mod:`ticktape.data.convention` (as ``ticktape backtest`` reads bars).
+
+    Raises
+    ------
+    DataError
+        A missing column, or a bar that is not one (a time that does not
+        increase, a price that is not > 0, a high/low that does not contain
+        open and close), naming its file line.
+    """
+    pieces = (
+        [read_rows(path, BAR_COLUMNS)]
+        if Path(path).suffix.lower() in (".parquet", ".pq")
+        else iter_rows(path, BAR_COLUMNS, block_rows)
+    )
+    last: int | None = None
+    for rows in pieces:
+        bars = bars_from(rows)
+        if len(bars) and last is not None and int(bars["ts"][0]) <= last:
+            raise DataError(f"{rows.at(0)}: bar time does not increase")
+        if len(bars):
+            last = int(bars["ts"][-1])
+            yield bars
 
 
 # --------------------------------------------------------------------------

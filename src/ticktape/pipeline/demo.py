@@ -23,7 +23,7 @@ from rich.table import Table
 
 from ticktape import store
 from ticktape.config import Settings, mask_dsn
-from ticktape.data.randomwalk import RandomWalkConfig, generate
+from ticktape.data.synth import RandomWalkConfig, generate_walk
 from ticktape.errors import DemoError
 from ticktape.model.spec import RunSpec
 from ticktape.pipeline import control, sources
@@ -80,7 +80,7 @@ async def store_demo_data(dsn: str, opts: DemoOptions, console: Console) -> None
                 cfg = RandomWalkConfig(symbol=sym, n_ticks=opts.ticks_per_symbol, seed=opts.seed)
                 seq0 = 0
                 async with store.TickWriter(conn) as writer:  # months in bulk, stored in key order
-                    for chunk in generate(cfg, chunk=200_000):
+                    for chunk in generate_walk(cfg, chunk=200_000):
                         await writer.write(sym, chunk, seq0)
                         seq0 += len(chunk)
                         done += len(chunk)

@@ -322,6 +322,11 @@ class TickWriter:
         Another connection to the same database: when the stream moves on
         to a new month, the finished month's key is built and attached on
         one connection while the new month is loaded on the other.
+    atomic
+        ``conn`` is inside the caller's transaction, which holds the whole
+        stream: months not stored yet are still loaded in bulk, each in a
+        savepoint, and nothing is stored until the caller commits (a strict
+        import). Without it, a caller's transaction means batch by batch.
 
     Examples
     --------
@@ -357,11 +362,16 @@ class TickWriter:
     connections for anything else until :meth:`close`.
 
     On TimescaleDB (``ticks`` is a hypertable) and inside a caller's
-    transaction every batch goes through :func:`write_ticks`.
+    transaction (unless ``atomic``) every batch goes through :func:`write_ticks`.
     """
 
-    def __init__(self, conn: asyncpg.Connection, *, second: asyncpg.Connection | None = None) -> None:
+    def __init__(
+        self, conn: asyncpg.Connection, *, second: asyncpg.Connection | None = None, atomic: bool = False
+    ) -> None:
+        if atomic and second is not None:
+            raise ValueError("TickWriter: atomic writes are on one connection (no second)")
         self.conn = conn
+        self.atomic = atomic
         self.stored = 0
         self.bulk_rows = 0  #: rows loaded through bulk months (included in ``stored``)
         self._conns = [conn] if second is None else [conn, second]
@@ -382,7 +392,9 @@ class TickWriter:
     async def write(self, symbol: str, ticks: np.ndarray, seq: np.ndarray | int | None = None) -> None:
         """Store ``ticks`` of ``symbol`` (``seq`` as in :func:`write_ticks`)."""
         if self._bulk is None:
-            self._bulk = not self.conn.is_in_transaction() and await _ticks_partitioned(self.conn)
+            self._bulk = (self.atomic or not self.conn.is_in_transaction()) and await _ticks_partitioned(
+                self.conn
+            )
         if not self._bulk:
             added = await write_ticks(self.conn, symbol, ticks, seq)
             self.stored += added  # (not `+= await`: a month finishing meanwhile adds to it too)

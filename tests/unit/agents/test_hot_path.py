@@ -13,13 +13,13 @@ from hypothesis import strategies as st
 from ticktape.agents.execution import failure, results
 from ticktape.agents.indicators import process
 from ticktape.backtest.run import run_symbol
-from ticktape.data.randomwalk import RandomWalkConfig, generate
+from ticktape.data.synth import RandomWalkConfig, generate_walk
 from ticktape.model.batch import Batch, FailureHeader, ResultsHeader, TickHeader, decode, empty, encode
 from ticktape.model.spec import RunSpec
 from ticktape.tables.state import StreamState
 
 SPEC = RunSpec(strategy="sma_crossover", symbols=("A",), params={"fast": 5, "slow": 30, "size": 3})
-TICKS = np.concatenate(list(generate(RandomWalkConfig(symbol="A", n_ticks=3_000, seed=4))))
+TICKS = np.concatenate(list(generate_walk(RandomWalkConfig(symbol="A", n_ticks=3_000, seed=4))))
 
 
 def _stream(cuts: list[int], header: TickHeader) -> list[Batch[TickHeader]]:

@@ -150,7 +150,7 @@ def test_explicit_orders_from_a_vectorized_strategy_are_batch_size_independent()
 def test_bad_data_names_the_column_and_row():
     bars = _bars().astype({"Close": object})
     bars.loc[2, "Close"] = "x"
-    with pytest.raises(DataError, match=r"row 2: column 'close' = 'x' is not a number"):
+    with pytest.raises(DataError, match=r"data: row 2: column 'Close' = 'x' is not a number"):
         ticktape.backtest(bars, "sma_crossover", {"fast": 2, "slow": 3})
     bars = _bars()
     bars.loc[3, "High"] = 1.0
@@ -160,7 +160,7 @@ def test_bad_data_names_the_column_and_row():
         ticktape.backtest(_bars().drop(columns="Close"), "sma_crossover", format="bars")
     bars = _bars().astype({"Date": object})
     bars.loc[1, "Date"] = "not a date"
-    with pytest.raises(DataError, match="row 1"):
+    with pytest.raises(DataError, match="row 1: column 'Date' = 'not a date' is not a time"):
         ticktape.backtest(bars, "sma_crossover", {"fast": 2, "slow": 3})
     with pytest.raises(DataError, match="TICK_DTYPE"):
         ticktape.backtest(np.zeros(3), "sma_crossover")

@@ -12,7 +12,7 @@ import pytest
 import ticktape
 from ticktape.backtest.run import depth_levels
 from ticktape.data import synth
-from ticktape.data.randomwalk import RandomWalkConfig, generate
+from ticktape.data.synth import RandomWalkConfig, generate_walk
 from ticktape.errors import DataError
 from ticktape.model.batch import BOOK_EVENT_DTYPE, LEVEL_DTYPE, TICK_DTYPE
 from ticktape.strategy import Strategy
@@ -104,7 +104,7 @@ def test_a_diff_applies_with_the_first_tick_at_or_after_its_time_never_before():
 
 
 def _synthetic(n: int = 6_000) -> tuple[np.ndarray, np.ndarray]:
-    ticks = np.concatenate(list(generate(RandomWalkConfig(symbol="X", n_ticks=n, seed=3))))
+    ticks = np.concatenate(list(generate_walk(RandomWalkConfig(symbol="X", n_ticks=n, seed=3))))
     return ticks, synth.depth_diffs(ticks, levels=5, seed=1, mean_size=3.0)
 
 

@@ -81,7 +81,7 @@ def test_backtest_bad_data_names_the_row(tmp_path, capsys):
     path = tmp_path / "bad.csv"
     path.write_text("Date,Open,High,Low,Close\n2020-01-01,1,2,0.5,1.5\n2020-01-02,1,2,0.5,oops\n")
     assert main(["backtest", "--data", str(path), "--strategy", "ma_crossover"]) == 1
-    assert "row 1: column 'close' = 'oops' is not a number" in capsys.readouterr().err
+    assert f"{path}:3: column 'Close' = 'oops' is not a number" in capsys.readouterr().err
 
 
 def test_sweep_prints_the_top_table(bars_csv, capsys):
@@ -130,7 +130,7 @@ def test_backtest_with_a_depth_file_walks_the_levels(tmp_path, capsys):
 
     n = 300
     t = np.zeros(n, TICK_DTYPE)
-    t["ts"] = np.arange(1, n + 1) * 1_000_000_000
+    t["ts"] = (1_704_186_000 + np.arange(1, n + 1)) * 1_000_000_000  # (epoch ns: told by their magnitude)
     t["bid"] = 100.0 + np.sin(np.arange(n) / 15).round(2)
     t["ask"] = t["bid"] + 0.01
     t["bid_size"] = t["ask_size"] = 3.0

@@ -319,7 +319,10 @@ def run_both(src: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: st
         monkeypatch.setattr(Importer, "_parse_arrow", arrow)
         rej = tmp_path / f"rejects-{allow}.csv"
         imp = Importer(src, fmt, rejects_path=rej, **kw)
-        ticks, seqs = ticks_of(imp)
+        try:
+            ticks, seqs = ticks_of(imp)
+        except ImportFailed as exc:  # (no data rows: both paths must say so)
+            ticks, seqs = {"error": str(exc)}, {}
         text = rej.read_text() if rej.exists() else ""
         out.append((ticks, seqs, dict(imp.report.rejects), imp.report.rows, text, sum(used)))
     monkeypatch.undo()
@@ -328,6 +331,9 @@ def run_both(src: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: st
 
 def same(a: tuple, b: tuple) -> None:
     assert a[0].keys() == b[0].keys()
+    if "error" in a[0]:
+        assert a[0] == b[0]
+        return
     for sym in a[0]:
         assert a[0][sym].tobytes() == b[0][sym].tobytes()
         np.testing.assert_array_equal(a[1][sym], b[1][sym])
@@ -406,27 +412,49 @@ def test_gzip_and_last_line_without_newline(tmp_path: Path) -> None:
     assert list(ticks["Z"]["bid"]) == [100 + i for i in range(10)]
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(
     lines=st.lists(st.text(st.sampled_from("ab,\r"), max_size=300), max_size=30),
     block=st.integers(1, 5),
     final_newline=st.booleans(),
     gz=st.booleans(),
+    max_line=st.integers(1, 400),
 )
 def test_byte_blocks_are_the_file_cut_after_whole_lines(
-    tmp_path_factory: pytest.TempPathFactory, lines: list[str], block: int, final_newline: bool, gz: bool
+    tmp_path_factory: pytest.TempPathFactory,
+    lines: list[str],
+    block: int,
+    final_newline: bool,
+    gz: bool,
+    max_line: int,
 ) -> None:
+    """Every line of the file comes once, in order, with its number: whole
+    in a block, or (longer than ``max_line``) as a block of its own that
+    holds only its first bytes."""
     from ticktape.data.importers import _byte_blocks
 
     body = "\n".join(lines).encode() + (b"\n" if final_newline and lines else b"")
     src = tmp_path_factory.mktemp("blocks") / "b.csv"
     src.write_bytes(gzip.compress(body) if gz else body)
-    blocks = list(_byte_blocks(src, block, None))
-    joined = b"".join(data for _, data in blocks)
-    assert joined == (body if not body or body.endswith(b"\n") else body + b"\n")
-    assert all(data.endswith(b"\n") for _, data in blocks)
-    ends = list(itertools.accumulate(data.count(b"\n") for _, data in blocks))
-    assert [lineno for lineno, _ in blocks] == [1 + e for e in [0, *ends][: len(blocks)]]
+    if not body:
+        with pytest.raises(ImportFailed, match="empty file"):
+            list(_byte_blocks(src, block, None, max_line))
+        return
+    want = (body if body.endswith(b"\n") else body + b"\n").split(b"\n")[:-1]
+    got: dict[int, bytes | None] = {}
+    for b in _byte_blocks(src, block, None, max_line):
+        if b.long is not None:
+            assert b.data == b"" and b.lineno not in got
+            assert len(want[b.lineno - 1]) > max_line and want[b.lineno - 1].startswith(b.long)
+            got[b.lineno] = None
+            continue
+        assert b.data.endswith(b"\n")
+        for k, line in enumerate(b.data.split(b"\n")[:-1]):
+            assert b.lineno + k not in got
+            got[b.lineno + k] = line
+    assert list(got) == list(range(1, len(want) + 1))
+    for no, line in got.items():
+        assert line is None or (line == want[no - 1] and len(line) <= max_line)
 
 
 def test_blank_lines_with_text_times_are_skipped_on_both_paths(

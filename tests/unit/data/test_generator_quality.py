@@ -1,4 +1,6 @@
-"""Synthetic generator and tick validation."""
+"""Synthetic generator (the random walk) and tick validation."""
+
+import hashlib
 
 import numpy as np
 import pytest
@@ -6,12 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ticktape.compute.quality import validate
-from ticktape.data.randomwalk import RandomWalkConfig, generate
+from ticktape.data.synth import RandomWalkConfig, generate_walk
 from ticktape.model.batch import TICK_DTYPE
 
 
 def _all(cfg, chunk=100_000):
-    return np.concatenate(list(generate(cfg, chunk=chunk)))
+    return np.concatenate(list(generate_walk(cfg, chunk=chunk)))
 
 
 def test_same_seed_same_ticks_whatever_the_chunk_size():
@@ -19,6 +21,28 @@ def test_same_seed_same_ticks_whatever_the_chunk_size():
     a, b = _all(cfg), _all(cfg, chunk=7_777)
     assert a.tobytes() == b.tobytes()
     assert _all(RandomWalkConfig(symbol="X", n_ticks=1000, seed=4)).tobytes() != a[:1000].tobytes()
+
+
+def test_random_walk_output_is_pinned():
+    """``ticktape demo``'s figures (2,545 orders, 7,968 fills, PnL -8,999.94)
+    rest on these ticks: the walk must keep its exact output."""
+    first = _all(RandomWalkConfig(symbol="DEMO-A", n_ticks=5, seed=7))
+    nan = float("nan")
+    want = [
+        (1704186000062626000, 100.01, 100.02, 2.0, 164.0, nan, nan),
+        (1704186000069224000, 100.01, 100.03, 173.0, 740.0, nan, nan),
+        (1704186000079319000, 100.01, 100.09, 1042.0, 106.0, nan, nan),
+        (1704186000147861000, 100.01, 100.04, 2966.0, 92.0, nan, nan),
+        (1704186000155757000, 100.0, 100.01, 299.0, 165.0, nan, nan),
+    ]
+    assert first.tobytes() == np.array(want, dtype=TICK_DTYPE).tobytes()
+    digests = {
+        "DEMO-A": "d7d5e3a1be820c97fcf59671fa1b25cee54e8635fd656d8b32faad10d539286e",
+        "DEMO-B": "26802e5c9fc4d3c8441b27d1fe27d09295373293711b08d7f117456274d8c9df",
+    }
+    for sym, digest in digests.items():  # the demo's two symbols, whole
+        ticks = _all(RandomWalkConfig(symbol=sym, n_ticks=600_000, seed=7), chunk=200_000)
+        assert hashlib.sha256(ticks.tobytes()).hexdigest() == digest, sym
 
 
 def test_generated_ticks_are_valid_quotes_on_the_grid():
@@ -128,7 +152,7 @@ def test_validation_kernel_equals_the_rules(rows, last_ts):
 def test_grid_prices_are_the_doubles_of_their_decimals(tick_size: float) -> None:
     from decimal import Decimal
 
-    from ticktape.data.randomwalk import grid_prices
+    from ticktape.data.synth import grid_prices
 
     k = np.arange(0, 2_000_000, 997, dtype=np.int64)
     got = grid_prices(k, tick_size)

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from ticktape.backtest.run import run_symbol
 from ticktape.compute.metrics import max_drawdown, portfolio_equity, summarize
-from ticktape.data.randomwalk import RandomWalkConfig, generate
+from ticktape.data.synth import RandomWalkConfig, generate_walk
 from ticktape.errors import SpecError
 from ticktape.model.batch import TICK_DTYPE
 from ticktape.model.spec import EngineConfig, RunSpec, new_run_id
@@ -15,7 +15,7 @@ from ticktape.stages import StrategyState, strategy_step
 from ticktape.strategy import build
 from ticktape.strategy.catalog import check_run
 
-TICKS = np.concatenate(list(generate(RandomWalkConfig(symbol="S", n_ticks=6_000, seed=11))))
+TICKS = np.concatenate(list(generate_walk(RandomWalkConfig(symbol="S", n_ticks=6_000, seed=11))))
 SPEC = RunSpec(
     strategy="sma_crossover",
     symbols=("S",),
