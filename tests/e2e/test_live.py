@@ -6,7 +6,6 @@ import asyncio
 import gzip
 import json
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,10 +15,6 @@ from ticktape.model.spec import EngineConfig, RunSpec
 from ticktape.pipeline.live import BinanceTicks, paper
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-
-CAPTURE = (
-    Path(__file__).resolve().parents[3] / "shared" / "data" / "ticks" / "binance_spot_btcusdt_20240808_ws.gz"
-)
 
 
 class FeedServer:
@@ -111,9 +106,9 @@ def test_paper_trading_on_a_capture_written_by_the_test(runtime, db_url, tmp_pat
     assert run["metrics"]["tick_to_decision_p99_ms"] >= run["metrics"]["tick_to_decision_p50_ms"] > 0
 
 
-@pytest.mark.skipif(not CAPTURE.exists(), reason=f"{CAPTURE} not present (shared sample data)")
-def test_paper_trading_on_the_real_binance_capture(runtime, db_url, tmp_path):
-    with gzip.open(CAPTURE, "rt") as f:
+@pytest.mark.shared_data
+def test_paper_trading_on_the_real_binance_capture(runtime, db_url, tmp_path, shared_data):
+    with gzip.open(shared_data("ticks/binance_spot_btcusdt_20240808_ws.gz"), "rt") as f:
         lines = [line.split(" ", 1)[1] for _, line in zip(range(4000), f, strict=False)]
     spec = _spec("BTCUSDT", 0.00001)
     with FeedServer(lines, gap_s=0.0005) as feed:

@@ -14,10 +14,11 @@ from ticktape.backtest.run import Store
 from ticktape.backtest.sweep import grid, store_sweep, sweep
 from ticktape.data import synth
 from ticktape.errors import DataError
+from ticktape.testing import market
 
 pytestmark = pytest.mark.integration
 
-TICKS = np.concatenate(list(synth.generate_process(synth.ProcessConfig(symbol="BT", n_ticks=30_000, seed=3))))
+TICKS = market(30_000, seed=3, symbol="BT", trade_every=0)
 # the store keeps microseconds: compare with the same ticks floored
 TICKS["ts"] = TICKS["ts"] // 1000 * 1000
 

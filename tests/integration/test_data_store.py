@@ -19,15 +19,15 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ticktape import store
+from ticktape import store, testing
 from ticktape.data import readers, synth
 from ticktape.data.importers import Importer, TickBatch, import_to_store
 from ticktape.errors import ImportFailed, KeyOrderError
 from ticktape.model.batch import TICK_DTYPE
+from ticktape.testing import market
 
 pytestmark = pytest.mark.integration
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 BASE = 1_704_067_200 * 10**9  # 2024-01-01T00:00Z
 
 
@@ -63,7 +63,7 @@ async def test_import_round_trip_and_reimport_stores_nothing_new(
     conn: asyncpg.Connection, tmp_path: Path
 ) -> None:
     s = sym()
-    ticks = np.concatenate(list(synth.generate_process(synth.ProcessConfig(symbol=s, n_ticks=5_000, seed=3))))
+    ticks = market(5_000, seed=3, symbol=s, trade_every=0)
     ticks["last"][::7] = ticks["bid"][::7]
     ticks["last_size"][::7] = 2.0
     ticks["ts"][100:110] = ticks["ts"][100]  # ticks sharing a microsecond
@@ -136,7 +136,7 @@ async def test_overlapping_writes_store_only_the_new_ticks_and_mixed_nulls_read_
     NULL layouts in runs and falls back to server-side NaN when quotes and
     trades alternate."""
     s = sym()
-    ticks = np.concatenate(list(synth.generate_process(synth.ProcessConfig(symbol=s, n_ticks=3_000, seed=8))))
+    ticks = market(3_000, seed=8, symbol=s, trade_every=0)
     ticks["last"][1_000:1_400] = ticks["bid"][1_000:1_400]  # a run of quotes with trades
     ticks["last_size"][1_000:1_400] = 3.0
     ticks["bid"][2_000::2] = np.nan  # trades alternating with quotes
@@ -178,7 +178,7 @@ async def test_import_leaves_the_session_settings_as_they_were(
 
 async def test_parquet_export_and_read_back(conn: asyncpg.Connection, tmp_path: Path) -> None:
     s = sym()
-    ticks = np.concatenate(list(synth.generate_process(synth.ProcessConfig(symbol=s, n_ticks=3_000, seed=4))))
+    ticks = market(3_000, seed=4, symbol=s, trade_every=0)
     await store.write_ticks(conn, s, ticks)  # default seq: the importers' convention
     out = tmp_path / "x.parquet"
     mid = int(ticks["ts"][1_000])
@@ -244,11 +244,10 @@ async def test_binance_capture_book_events_and_catalogue(conn: asyncpg.Connectio
     assert cat[0]["gaps"] == [(10**18 + 5 * 10**9, 10**18 + 9_001 * 10**9)]
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason=f"reference data folder {SHARED} is absent")
 @pytest.mark.shared_data
-async def test_real_tardis_trades_round_trip(conn: asyncpg.Connection) -> None:
+async def test_real_tardis_trades_round_trip(conn: asyncpg.Connection, shared_data) -> None:
     s = sym()
-    path = SHARED / "ticks" / "tardis_binance_btcusdt_trades.csv"
+    path = shared_data("ticks/tardis_binance_btcusdt_trades.csv")
     expect = accepted(Importer(path, "tardis"))
     # the file's symbol column names the symbol; re-key it for an isolated test
     rep = await import_to_store(conn, Importer(path, "tardis"))
@@ -435,14 +434,8 @@ async def partitioned(conn: asyncpg.Connection) -> bool:
 
 
 def quotes(n: int, t0: int, step_ns: int = 1_000_000, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.empty(n, dtype=TICK_DTYPE)
-    t["ts"] = t0 + np.arange(n, dtype=np.int64) * step_ns
-    t["bid"] = 100 + rng.normal(0, 1, n).round(2)
-    t["ask"] = t["bid"] + 0.01
-    t["bid_size"] = t["ask_size"] = 1.0
-    t["last"] = t["last_size"] = np.nan
-    return t
+    """Quotes 0.01 wide on the 0.01 grid, one every ``step_ns`` from ``t0``."""
+    return testing.quotes(n, t0=t0, step_ns=step_ns, walk=0.01, decimals=2, seed=seed)
 
 
 async def test_tick_writer_loads_new_months_in_bulk_and_reimports_nothing(conn: asyncpg.Connection) -> None:

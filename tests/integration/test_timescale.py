@@ -16,7 +16,7 @@ import asyncpg
 import numpy as np
 import pytest
 
-from ticktape import store
+from ticktape import store, testing
 from ticktape.config import with_database
 from ticktape.model.batch import TICK_DTYPE
 
@@ -48,17 +48,10 @@ async def ts_conn() -> AsyncIterator[asyncpg.Connection]:
 
 
 def quotes(n: int, t0: int = BASE, step_ns: int = 250_000_000, seed: int = 1) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.zeros(n, dtype=TICK_DTYPE)
-    t["ts"] = t0 + np.arange(n, dtype=np.int64) * step_ns
-    mid = 100 + np.cumsum(rng.normal(0, 0.01, n))
-    t["bid"] = np.round(mid - 0.01, 6)
-    t["ask"] = np.round(mid + 0.01, 6)
-    t["bid_size"] = rng.integers(1, 50, n)
-    t["ask_size"] = rng.integers(1, 50, n)
-    t["last"] = np.nan
-    t["last_size"] = np.nan
-    return t
+    """Quotes around a random walk from 100, 0.02 wide, on a 1e-6 grid."""
+    return testing.quotes(
+        n, t0=t0, step_ns=step_ns, bid=99.99, spread=0.02, walk=0.01, size=(1, 50), decimals=6, seed=seed
+    )
 
 
 async def test_migrations_create_hypertables_compression_and_aggregates(ts_conn: asyncpg.Connection) -> None:
@@ -151,13 +144,12 @@ async def test_round_trip_compressed_reimport_and_bars(ts_conn: asyncpg.Connecti
 
 async def test_book_events_and_instruments(ts_conn: asyncpg.Connection) -> None:
     await store.migrate(ts_conn)
-    ev = np.zeros(4, dtype=store.BOOK_EVENT_DTYPE)
-    ev["ts"] = BASE + np.array([0, 0, 5, 9]) * 1000
-    ev["kind"] = [11, 10, 10, 1]
-    ev["side"] = [0, 1, -1, 1]
-    ev["price"] = [np.nan, 99.5, 100.5, 99.6]
-    ev["size"] = [np.nan, 3, 4, 1]
-    ev["order_id"] = [-1, -1, -1, 42]
+    ev = testing.book_events(
+        (BASE, 11, 0, np.nan, np.nan),
+        (BASE, 10, 1, 99.5, 3.0),
+        (BASE + 5_000, 10, -1, 100.5, 4.0),
+        (BASE + 9_000, 1, 1, 99.6, 1.0, 42),
+    )
     assert await store.write_book_events(ts_conn, "TS", ev) == 4
     assert await store.write_book_events(ts_conn, "TS", ev) == 0
     rows = await ts_conn.fetch("SELECT kind, side, order_id, level FROM book_events ORDER BY ts, seq")

@@ -17,11 +17,6 @@ from hypothesis import strategies as st
 from ticktape.data.importers import REASONS, Importer, TickBatch, bar_ticks
 from ticktape.errors import ImportFailed
 
-SHARED = Path(__file__).resolve().parents[4] / "shared" / "data"
-needs_shared = pytest.mark.skipif(
-    not SHARED.is_dir(), reason=f"reference data folder {SHARED} is absent (only in the developers' checkout)"
-)
-
 
 def ticks_of(imp: Importer) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     out: dict[str, list] = {}
@@ -243,7 +238,6 @@ def test_parquet_round_trip(tmp_path: Path) -> None:
     assert got["P"].tobytes() == ticks.astype(got["P"].dtype).tobytes()
 
 
-@needs_shared
 @pytest.mark.shared_data
 @pytest.mark.parametrize(
     ("name", "fmt", "symbol", "accepted", "rejects"),
@@ -255,8 +249,8 @@ def test_parquet_round_trip(tmp_path: Path) -> None:
         ("bars/EURUSD_1h.csv", "bars", "EURUSD", 4 * 5000, {}),
     ],
 )
-def test_real_samples(name: str, fmt: str, symbol: str, accepted: int, rejects: dict) -> None:
-    imp = Importer(SHARED / name, fmt, symbol=symbol)
+def test_real_samples(name: str, fmt: str, symbol: str, accepted: int, rejects: dict, shared_data) -> None:
+    imp = Importer(shared_data(name), fmt, symbol=symbol)
     ticks, _ = ticks_of(imp)
     assert dict(imp.report.rejects) == rejects
     assert imp.report.accepted == accepted

@@ -391,19 +391,9 @@ def test_the_pitch_sentence_in_full() -> None:
 
 @pytest.fixture(scope="module")
 def ticks() -> Any:
-    import numpy as np
+    from ticktape.testing import market
 
-    from ticktape.data import synth
-
-    n = 3000
-    out = np.concatenate(
-        list(synth.generate_process(synth.ProcessConfig(symbol="S", n_ticks=n, seed=5), chunk=n))
-    )
-    k = np.arange(0, n, 3)  # every third tick also trades (VWAP needs volume)
-    rng = np.random.default_rng(5)
-    out["last"][k] = np.where(rng.random(len(k)) < 0.5, out["bid"][k], out["ask"][k])
-    out["last_size"][k] = rng.integers(1, 50, len(k))
-    return out
+    return market(3000, seed=5)  # a trade every third tick (VWAP needs volume)
 
 
 def test_every_parsed_spec_builds_and_runs(ticks: Any) -> None:
