@@ -158,7 +158,7 @@ def test_embedded_postgres_backends_keep_freed_memory(runtime: Runtime) -> None:
     if not runtime.embedded_db:
         pytest.skip("external database configured")
 
-    async def faults_of_repeats() -> int:
+    async def faults_of_repeats() -> list[int]:
         conn = await asyncpg.connect(str(runtime.database_url))
         try:  # (the backend lives as long as its connection)
             await conn.execute(  # a page of 100,000 ticks, read as read_ticks does
@@ -173,15 +173,29 @@ def test_embedded_postgres_backends_keep_freed_memory(runtime: Runtime) -> None:
                 return int(stat.read_text().rsplit(")", 1)[1].split()[7])  # minflt
 
             await conn.fetchrow(query)
-            before = minor_faults()
+            faults = []
             for _ in range(5):
+                before = minor_faults()
                 await conn.fetchrow(query)
-            return minor_faults() - before
+                faults.append(minor_faults() - before)
+            return faults
         finally:
             await conn.close()
 
-    # (0 seen; glibc's defaults: 3,800 faults a query)
-    assert run_coro(faults_of_repeats) < 1000
+    faults = run_coro(faults_of_repeats)
+    # With glibc's defaults every repeat faults ~3,800 pages (each 4 MB result is
+    # mapped and unmapped again). Kept memory: from the second repeat on, 0.
+    assert max(faults[1:]) < 100, faults
+    # The first repeat may still fault up to one result's worth (~1,010 pages):
+    # a result's buffers are reserved by doubling (array_agg's arrays, the output
+    # buffer: ~1 MB reserved for 800 kB written), so a query leaves heap pages it
+    # reserved but never wrote, and when the next query's buffers land at other
+    # offsets it writes them for the first time (seen: [heap] RSS +3.5-4 MB, its
+    # size +0 or +512 kB). Each page faults once; then the heap is settled. Where
+    # the buffers land depends on what the backend allocated before, which
+    # depends on the server's state: in fresh servers the same backends fault,
+    # run after run, busy machine or not. Hence a flake for a bound on the sum.
+    assert faults[0] < 1_500, faults
 
 
 _CHILD = textwrap.dedent(
