@@ -77,6 +77,7 @@ class Pacer:
     async def wait_for(self, ts: int) -> None:
         if self.speed is None:
             return
+        assert self.t_first is not None  # (split saw the first tick)
         delay = self.t0 + self.gate.paused_s + (ts - self.t_first) / 1e9 / self.speed - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)

@@ -93,7 +93,8 @@ def define(app: faust.App, partitions: int) -> StateTable:
         value_type=bytes,
         help="per (run, symbol): last batch seq + indicator, strategy and engine state",
     )
-    return app.tables.add(table)
+    app.tables.add(table)
+    return table
 
 
 async def save(table: StateTable, k: str, state: StreamState) -> None:
@@ -108,6 +109,7 @@ async def save(table: StateTable, k: str, state: StreamState) -> None:
     committed" implying "state on the broker".
     """
     table[k] = state.to_bytes()
+    assert table.last_sent is not None  # (the write just sent it)
     await table.last_sent
 
 

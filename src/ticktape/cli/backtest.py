@@ -275,7 +275,7 @@ def _sweep_pipeline(strategy, symbols, source, params, engine, sets, top, sort, 
             symbols=tuple(s.strip() for s in symbols.split(",") if s.strip()),
             params=params,
             engine=EngineConfig(**engine),
-            source=parse_source(source) if source else None,
+            source=parse_source(source or "store"),
         )
     )
     settings = _settings()

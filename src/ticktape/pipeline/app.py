@@ -96,7 +96,7 @@ def create_app(
     )
     if ready_file is not None:
 
-        @app.on_rebalance_complete.connect
+        @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # (mode awaits a coroutine handler)
         async def _ready(sender, **kwargs) -> None:
             ready_file.touch()
 

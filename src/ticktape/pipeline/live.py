@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -95,7 +95,7 @@ def _unreachable(url: str, exc: BaseException) -> CommandError:
 
 
 @contextlib.asynccontextmanager
-async def _feed(url: str) -> AsyncIterator[websockets.ClientConnection]:
+async def _feed(url: str) -> AsyncGenerator[websockets.ClientConnection, None]:
     """The websocket of the feed at ``url``; CommandError naming it when it cannot be opened."""
     try:
         ws = await websockets.connect(url, max_size=2**22, open_timeout=FEED_OPEN_TIMEOUT_S)
@@ -112,7 +112,7 @@ async def check_feed(url: str) -> None:
         pass
 
 
-async def websocket_messages(url: str, idle_timeout: float) -> AsyncIterator[tuple[str | bytes, int]]:
+async def websocket_messages(url: str, idle_timeout: float) -> AsyncGenerator[tuple[str | bytes, int], None]:
     """Messages of the feed at ``url`` with their receive time, until it closes
     or is silent for ``idle_timeout`` seconds."""
 

@@ -35,8 +35,8 @@ def _short_fetch_wait() -> None:
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by AIOKafkaConsumer.start()
         return consumer
 
-    cls._create_worker_consumer = _create_worker_consumer
-    cls._ticktape_fetch_wait = True
+    cls._create_worker_consumer = _create_worker_consumer  # type: ignore[method-assign]
+    cls._ticktape_fetch_wait = True  # type: ignore[attr-defined]
 
 
 def _number_every_rebalance() -> None:
@@ -75,7 +75,7 @@ def _number_every_rebalance() -> None:
         thread.app._ticktape_assigned = True
         await thread.on_partitions_assigned(driver.ensure_TPset(assigned), generation)
 
-    cls.on_partitions_assigned = on_partitions_assigned
+    cls.on_partitions_assigned = on_partitions_assigned  # type: ignore[method-assign]
     cls._ticktape_generations = True
 
 
@@ -118,8 +118,8 @@ def _deliver_what_was_read_before() -> None:
         init(self, *args, **kwargs)
         self._read_offset = _ReadOffsets()
 
-    Consumer.__init__ = __init__
-    Consumer._ticktape_read_offsets = True
+    Consumer.__init__ = __init__  # type: ignore[method-assign]
+    Consumer._ticktape_read_offsets = True  # type: ignore[attr-defined]
 
 
 class _FlowControl(FlowControlEvent):
@@ -150,8 +150,8 @@ def _keep_what_flows_on_resume() -> None:
     def flow_control(self) -> FlowControlEvent:
         return _FlowControl(loop=self.loop)
 
-    App.flow_control = cached_property(flow_control)
-    App._ticktape_flow_control = True
+    App.flow_control = cached_property(flow_control)  # type: ignore[method-assign]
+    App._ticktape_flow_control = True  # type: ignore[attr-defined]
 
 
 def apply() -> None:

@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ticktape import _native
+import ticktape._native as _native  # noqa: PLR0402 (the from-form reaches mypy through ticktape.__getattr__, in an import cycle: Any?)
 from ticktape.compute import indicators
 from ticktape.errors import SpecError
 from ticktape.strategy import rules
