@@ -23,6 +23,10 @@ shared_data (function)
     ../shared/data (next to the repository); the test is skipped, naming the
     path, when the file is absent (the folder is only on developers' and CI
     machines).
+documented_metrics (session)
+    The metric names of docs/metrics.md: ``{"performance": ..., "stored": ...}``,
+    the first column of the table of ``performance``'s keys and of the table
+    of what a run stores besides them.
 poll_until, apoll_until (function)
     ``poll_until(fn, timeout=10, interval=0.05, message=None)`` calls ``fn``
     until it returns a truthy value and returns that value, or fails the test
@@ -36,6 +40,7 @@ import asyncio
 import dataclasses
 import inspect
 import os
+import re
 import sys
 import time
 import uuid
@@ -103,6 +108,25 @@ def shared_data() -> Callable[[str], Path]:
         return found
 
     return path
+
+
+@pytest.fixture(scope="session")
+def documented_metrics() -> dict[str, set[str]]:
+    """The names in the first column of docs/metrics.md's two tables of metric keys."""
+    out: dict[str, set[str]] = {}
+    section = None
+    for line in (_REPO / "docs" / "metrics.md").read_text().splitlines():
+        if line.startswith("## "):
+            section = (
+                "performance"
+                if line.startswith("## Performance:")
+                else "stored"
+                if line.startswith("## What a run stores")
+                else None
+            )
+        elif section and line.startswith("| `"):
+            out.setdefault(section, set()).update(re.findall(r"`(\w+)`", line.split("|")[1]))
+    return out
 
 
 @pytest.fixture
