@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import cast
+from typing import Any, cast
 
 import asyncpg
 import faust
@@ -41,7 +41,7 @@ def register(app: faust.App, topics: Topics, database_url: str, kafka_url: str) 
     gaps = Gaps.from_broker(kafka_url)
 
     @app.agent(topics.results, name="sink")
-    async def sink(stream):
+    async def sink(stream: Any) -> None:
         db = Reconnecting(database_url, "sink")  # a lost connection is re-opened, the write repeated
         latency = Latency()
 

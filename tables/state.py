@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass, field
+from typing import Any
 
 import faust
 import numpy as np
@@ -76,7 +77,7 @@ class StateTable(faust.Table):
 
     last_sent: FutureMessage | None = None
 
-    def send_changelog(self, *args, **kwargs) -> FutureMessage:
+    def send_changelog(self, *args: Any, **kwargs: Any) -> FutureMessage:
         self.last_sent = super().send_changelog(*args, **kwargs)
         return self.last_sent
 

@@ -966,7 +966,7 @@ class Importer:
             mapping["last_size"] = cols["volume"]
         return CsvLayout(mapping=mapping)
 
-    def _expand_bars(self, chunk: _Chunk, o, h, lo, c, vol, bar_ns: int) -> _Chunk:
+    def _expand_bars(self, chunk: _Chunk, o: Any, h: Any, lo: Any, c: Any, vol: Any, bar_ns: int) -> _Chunk:
         n = len(chunk.line)
         bad = dict(chunk.bad)
         inconsistent = (h < np.maximum(o, c)) | (lo > np.minimum(o, c)) | (h < lo)

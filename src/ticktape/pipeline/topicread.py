@@ -36,7 +36,7 @@ class TopicReader:
         await self.consumer.start()
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.consumer.stop()
 
     async def partitions(self, topic: str) -> list[TopicPartition]:
