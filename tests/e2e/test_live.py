@@ -9,10 +9,12 @@ import threading
 
 import numpy as np
 import pytest
+import websockets
 
 from ticktape.backtest.run import run_symbol
 from ticktape.model.spec import EngineConfig, RunSpec
 from ticktape.pipeline.live import BinanceTicks, paper
+from ticktape.pipeline.record import record
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -27,8 +29,6 @@ class FeedServer:
         self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
 
     async def _main(self):
-        import websockets
-
         done = asyncio.Event()
 
         async def handler(ws):
@@ -121,9 +121,6 @@ def test_paper_trading_on_the_real_binance_capture(runtime, db_url, tmp_path, sh
 
 
 def test_record_a_paper_session_then_replay_it(runtime, db_url, tmp_path, pipeline):
-    from ticktape.backtest.run import run_symbol
-    from ticktape.pipeline.record import record
-
     spec = _spec("RECUSDT", 0.25)
     with FeedServer(_capture(300, symbol="RECUSDT", seed=5)) as feed:
         run, stats = paper(runtime, tmp_path, spec, feed.url, idle_timeout=3.0)

@@ -11,10 +11,12 @@ import pytest
 
 from ticktape import store
 from ticktape.backtest.run import run_symbol
+from ticktape.backtest.sweep import grid, sweep
 from ticktape.data.readers import write_parquet
 from ticktape.errors import SpecError
 from ticktape.model.spec import RunSpec
 from ticktape.pipeline import sources
+from ticktape.pipeline.sweep import pipeline_specs
 from ticktape.testing import market
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -114,9 +116,6 @@ def test_bad_sources_and_ranges_are_refused_before_anything_starts(pipeline, tmp
 
 
 def test_a_sweep_over_the_pipeline_equals_the_in_process_sweep(pipeline):
-    from ticktape.backtest.sweep import grid, sweep
-    from ticktape.pipeline.sweep import pipeline_specs
-
     gen = {"kind": "generator", "n_ticks": 10_000, "seed": 9}
     base = RunSpec(strategy="ma_crossover", symbols=("SWA",), params={"size": 3}, source=gen)
     sets = [*grid({"fast": [5, 20], "ma": ["sma", "ema"]}), {"fast": 10, "slow": 50}]

@@ -5,21 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import itertools
+import json
 import os
+import shutil
 import subprocess
 import sys
+import tracemalloc
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ticktape import store, testing
+from ticktape.config import dbschema_dir
 from ticktape.data import readers, synth
 from ticktape.data.importers import Importer, TickBatch, import_to_store
 from ticktape.errors import ImportFailed, KeyOrderError
@@ -68,7 +75,6 @@ async def test_import_round_trip_and_reimport_stores_nothing_new(
     ticks["last_size"][::7] = 2.0
     ticks["ts"][100:110] = ticks["ts"][100]  # ticks sharing a microsecond
     path = tmp_path / "t.csv"
-    import pandas as pd
 
     pd.DataFrame(ticks).to_csv(path, index=False)
     rep = await import_to_store(conn, Importer(path, "csv", symbol=s, time_format="ns", block=1_000))
@@ -85,7 +91,6 @@ async def test_several_files_in_one_import_store_what_one_by_one_stores(
     """Daily files of one month and a file of the next, as one import (one
     writer, two connections): the same rows as importing them one by one,
     the days' month loaded in bulk once, a bad row counted in its own file."""
-    import pandas as pd
 
     s, t = sym(), sym()
     day = 86_400 * 10**9
@@ -215,9 +220,6 @@ async def test_bar_views_on_plain_postgres(conn: asyncpg.Connection) -> None:
 
 
 async def test_binance_capture_book_events_and_catalogue(conn: asyncpg.Connection, tmp_path: Path) -> None:
-    import gzip
-    import json
-
     s = sym()
     lines = []
     for i in range(6):
@@ -396,11 +398,7 @@ def test_cli_import_database_errors_are_one_line_naming_file_and_database(
         finally:
             await c.close()
 
-    import asyncio
-
     asyncio.run(make_role())
-    from urllib.parse import urlsplit, urlunsplit
-
     parts = urlsplit(db_url)
     host = parts.netloc.rsplit("@", 1)[-1]
     monkeypatch.setenv("TICKTAPE_DATABASE_URL", urlunsplit(parts._replace(netloc=f"{role}@{host}")))
@@ -591,16 +589,11 @@ def test_any_mix_of_writes_stores_each_key_once_first_write_wins(
             if other is not None:
                 await other.close()
 
-    import asyncio
-
     asyncio.run(go())
 
 
 def migrations_before(number: int, tmp_path: Path) -> Path:
     """A folder with the project's migrations numbered below ``number``."""
-    import shutil
-
-    from ticktape.config import dbschema_dir
 
     before = tmp_path / "before"
     before.mkdir()
@@ -934,7 +927,6 @@ async def test_reading_a_month_by_blocks_holds_a_few_pages_whatever_its_length(
 ) -> None:
     """Memory: reading 300,000 ticks in batches of 2,000 (by blocks, on two
     connections) never holds much more than a few batches."""
-    import tracemalloc
 
     if not await partitioned(conn):
         pytest.skip("ticks is not partitioned here (TimescaleDB)")

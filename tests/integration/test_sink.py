@@ -7,11 +7,12 @@ import time
 import uuid
 
 import asyncpg
+import numpy as np
 import pytest
 
 from ticktape import store
 from ticktape.agents import sink
-from ticktape.model.batch import Batch, ResultsHeader
+from ticktape.model.batch import DTYPES, Batch, ResultsHeader
 from ticktape.model.spec import RunSpec
 
 pytestmark = pytest.mark.integration
@@ -85,9 +86,6 @@ async def test_fills_that_cannot_be_valued_fail_the_completion_and_leave_the_con
     an error while folding them is raised with the field named, the
     completing transaction rolls back and the connection takes the next
     statement (no COPY left running on it)."""
-    import numpy as np
-
-    from ticktape.model.batch import DTYPES
 
     sym = f"SK{uuid.uuid4().hex[:6]}"
     spec = await _run(conn, sym)

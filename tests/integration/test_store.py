@@ -14,8 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ticktape import store
+from ticktape.compute.metrics import RunMetrics, run_metrics
 from ticktape.errors import SpecError, StoreConnectionError
 from ticktape.model.batch import DTYPES, TICK_DTYPE
+from ticktape.store.runs import run_progress
 from ticktape.testing import quotes, with_trades
 
 pytestmark = pytest.mark.integration
@@ -447,8 +449,6 @@ def test_stream_equity_order_does_not_depend_on_the_piece_size(
 async def test_stream_fills_and_equity_merges_symbols_in_pieces_like_the_whole_read(
     conn: asyncpg.Connection,
 ) -> None:
-    from ticktape.compute.metrics import RunMetrics, run_metrics
-
     run = uuid.uuid4()
     syms = sorted([symbol(), symbol(), symbol()])
     equity, fills = {}, {}
@@ -499,7 +499,6 @@ async def test_stream_fills_and_equity_merges_symbols_in_pieces_like_the_whole_r
 async def test_progress_never_shows_fewer_ticks_read_than_through(conn: asyncpg.Connection) -> None:
     """The replay records its read count every 0.25 s, the sink what is through
     as it stores it: between the two, what is through was read all the same."""
-    from ticktape.store.runs import run_progress
 
     run = str(uuid.uuid4())
     await store.create_run(conn, run, "ema_cross", {}, {}, ["AAA"], T0, T0 + 10**12)

@@ -8,6 +8,7 @@ database on that server, dropped afterwards. Skipped otherwise.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ import pytest
 
 from ticktape import store, testing
 from ticktape.config import with_database
+from ticktape.data.importers import Importer, import_to_store
 from ticktape.model.batch import TICK_DTYPE
 
 URL = os.environ.get("TICKTAPE_TEST_TIMESCALE_URL")
@@ -305,7 +307,6 @@ async def test_refresh_bars_of_a_short_unaligned_window_shows_ticks_behind_the_w
 async def test_stream_equity_and_import_on_two_connections(ts_conn: asyncpg.Connection, tmp_path) -> None:
     """stream_fills_and_equity merges the equity hypertable's rows like read_results;
     import_to_store with a second connection stores what one does."""
-    from ticktape.data.importers import Importer, import_to_store
 
     await store.migrate(ts_conn)
     run = uuid.uuid4()
@@ -435,7 +436,6 @@ async def test_bar_policies_refresh_a_day_of_buckets_or_more_per_batch(ts_conn: 
     assert set(jobs) == set(store.BAR_VIEWS)
     if tuple(int(x) for x in version.split(".")[:2]) < (2, 19):
         pytest.skip(f"TimescaleDB {version} has no batched policies")
-    import json
 
     per_batch = {v: json.loads(c).get("buckets_per_batch") for v, (_, c) in jobs.items()}
     assert per_batch == {"bars_1s": 86_400, "bars_1m": 10_080, "bars_1h": 720}

@@ -13,7 +13,8 @@ from ticktape import testing
 from ticktape.backtest.run import depth_levels
 from ticktape.data import synth
 from ticktape.data.synth import RandomWalkConfig, generate_walk
-from ticktape.errors import DataError
+from ticktape.errors import DataError, SpecError
+from ticktape.model.spec import RunSpec
 from ticktape.strategy import Strategy
 from ticktape.testing import book_events, levels
 
@@ -199,9 +200,6 @@ def test_a_binance_capture_backtests_with_its_own_depth(shared_data):
 
 
 def test_a_run_spec_with_depth_needs_the_store_source():
-    from ticktape.errors import SpecError
-    from ticktape.model.spec import RunSpec
-
     with pytest.raises(SpecError, match="depth: only the store source carries depth"):
         RunSpec(
             strategy="ma_crossover", symbols=("X",), depth=True, source={"kind": "generator", "n_ticks": 10}

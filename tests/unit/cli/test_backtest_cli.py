@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from ticktape import testing
-from ticktape.cli.main import main
+from ticktape.cli.main import main, parse_source
+from ticktape.data.synth import depth_diffs
+from ticktape.errors import SpecError
 
 
 @pytest.fixture
@@ -94,9 +96,6 @@ def test_sweep_prints_the_top_table(bars_csv, capsys):
 
 
 def test_run_source_option_parses_every_form():
-    from ticktape.cli.main import parse_source
-    from ticktape.errors import SpecError
-
     assert parse_source("store") == {"kind": "store"}
     assert parse_source("parquet:/data/x.parquet") == {"kind": "parquet", "path": "/data/x.parquet"}
     assert parse_source("generator:1000:7") == {"kind": "generator", "n_ticks": 1000, "seed": 7}
@@ -113,8 +112,6 @@ def test_run_source_option_parses_every_form():
 
 
 def test_backtest_with_a_depth_file_walks_the_levels(tmp_path, capsys):
-    from ticktape.data.synth import depth_diffs
-
     n = 300  # (epoch ns times: told by their magnitude)
     t = testing.quotes(n, t0=1_704_186_001 * 10**9, bid=100.0 + np.sin(np.arange(n) / 15).round(2), size=3.0)
     ev = depth_diffs(t, levels=2, mean_size=1000.0)  # 3 lots at the touch, plenty one cent further

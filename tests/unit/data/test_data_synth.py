@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import doctest
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -166,7 +168,5 @@ def test_process_chunks_do_not_change_the_stream() -> None:
 
 
 def test_synth_docstring_examples() -> None:
-    import doctest
-
     result = doctest.testmod(synth)
     assert result.attempted > 0 and result.failed == 0

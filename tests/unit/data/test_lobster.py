@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -133,8 +134,6 @@ def test_reused_id_and_cross_trade(tmp_path: Path) -> None:
 
 
 def test_gzipped_files(tmp_path: Path) -> None:
-    import gzip
-
     m, b = tmp_path / "g_message.csv.gz", tmp_path / "g_orderbook.csv.gz"
     with gzip.open(m, "wt") as f:
         f.write("".join(x + "\n" for x in CRAFTED_MESSAGES))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import ticktape
 from ticktape import testing
+from ticktape.errors import SpecError
 from ticktape.model.batch import DEPTH_DTYPE
+from ticktape.model.spec import EngineConfig, RunSpec
 from ticktape.native import (
     Engine,
     InputError,
@@ -40,6 +44,7 @@ from ticktape.native import (
     instructions,
 )
 from ticktape.reference import ReferenceEngine
+from ticktape.strategy import Strategy
 
 KINDS = ("fills", "orders", "equity", "fill_liquidity", "fill_known_ts")
 TICK_COLS = ("ts", "bid", "ask", "bid_size", "ask_size")
@@ -638,9 +643,6 @@ def test_a_diff_before_the_refill_resets_the_level_as_without_refill() -> None:
 
 
 def test_refill_setting_is_checked_and_kept_in_state() -> None:
-    from ticktape.errors import SpecError
-    from ticktape.model.spec import EngineConfig
-
     for bad in (-2, -(2**40)):
         with pytest.raises(ValueError, match="depth_refill_ns must be >= 0 \\(or -1: never\\), got"):
             Engine(0.01, depth_refill_ns=bad)
@@ -721,7 +723,7 @@ BOOK_LEVEL, BOOK_CLEAR = 10, 11  # store.BOOK_EVENT_DTYPE kinds (dbschema/0003_m
 def binance_capture(path: Path) -> tuple[np.ndarray, np.ndarray]:
     # the importer reads the store's dtypes (ticktape.store needs asyncpg, which make sanitize's venv lacks)
     pytest.importorskip("asyncpg", reason="the importer needs ticktape.store, which needs asyncpg")
-    from ticktape.data.importers import BookBatch, Importer, TickBatch
+    from ticktape.data.importers import BookBatch, Importer, TickBatch  # noqa: PLC0415 (after the importorskip)
 
     ticks, events = [], []
     for b in Importer(path, "binance-ws"):
@@ -831,12 +833,6 @@ def test_depth_dtype_and_helper() -> None:
 
 def test_backtest_and_run_spec_take_depth_refill_ns() -> None:
     """``ticktape.backtest(..., depth=, depth_refill_ns=)`` reaches the engine; run specs carry it."""
-    from dataclasses import dataclass
-
-    import ticktape
-    from ticktape.errors import SpecError
-    from ticktape.model.spec import RunSpec
-    from ticktape.strategy import Strategy
 
     @dataclass(frozen=True)
     class NoConfig:

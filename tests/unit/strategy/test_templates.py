@@ -110,8 +110,6 @@ def test_market_maker_quotes_both_sides_within_its_inventory_limit():
 
 
 def test_every_registered_template_has_a_docstring_and_typed_config():
-    import ticktape.strategy.templates  # noqa: F401
-
     for name, cls in REGISTRY.items():
         assert cls.__doc__ and cls.Config.__doc__, name
 
