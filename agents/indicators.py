@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from typing import Any
 
 import faust
 import numpy as np
@@ -68,7 +69,7 @@ def register(app: faust.App, topics: Topics, table: StateTable, kafka_url: str) 
     gaps = Gaps.from_broker(kafka_url)
 
     @app.agent(topics.ticks, name="indicators")
-    async def indicators(stream):
+    async def indicators(stream: Any) -> None:
         async for value in stream:
             msg = stream.current_event.message
             try:

@@ -23,8 +23,11 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import replace
+from typing import Any
 
+import asyncpg
 import faust
 import numpy as np
 
@@ -77,12 +80,15 @@ class Pacer:
     async def wait_for(self, ts: int) -> None:
         if self.speed is None:
             return
+        assert self.t_first is not None  # (split saw the first tick)
         delay = self.t0 + self.gate.paused_s + (ts - self.t_first) / 1e9 / self.speed - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
 
 
-async def read_resuming(db: Reconnecting, spec: RunSpec, symbol: str, done: list[int]):
+async def read_resuming(
+    db: Reconnecting, spec: RunSpec, symbol: str, done: list[int]
+) -> AsyncGenerator[np.ndarray, None]:
     """Yield ``symbol``'s tick batches; after a lost connection, reconnect and
     resume after the ``done[0]`` ticks already consumed (the order is total:
     ``(ts, seq)``)."""
@@ -122,7 +128,9 @@ class DepthReader:
         return self.levels.feed(events)
 
 
-def ticks_of(spec: RunSpec, symbol: str, db: Reconnecting, kafka_url: str | None, done: list[int]):
+def ticks_of(
+    spec: RunSpec, symbol: str, db: Reconnecting, kafka_url: str | None, done: list[int]
+) -> AsyncIterator[np.ndarray]:
     """``symbol``'s tick batches from the run's source, resuming after ``done[0]``."""
     if spec.source["kind"] == "store":
         return read_resuming(db, spec, symbol, done)
@@ -132,7 +140,7 @@ def ticks_of(spec: RunSpec, symbol: str, db: Reconnecting, kafka_url: str | None
 async def replay_symbol(
     spec: RunSpec,
     symbol: str,
-    ticks_topic,
+    ticks_topic: Any,
     database_url: str,
     pacer: Pacer,
     gate: RunGate,
@@ -193,7 +201,7 @@ async def replay_symbol(
     return n[0]
 
 
-async def first_tick(conn, spec: RunSpec) -> int | None:
+async def first_tick(conn: asyncpg.Connection, spec: RunSpec) -> int | None:
     """Event time of a paced run's first tick (over all its symbols); None
     at speed max (no pacing) or when only reading the source tells (the
     pacer then starts at the first tick published)."""
@@ -203,7 +211,9 @@ async def first_tick(conn, spec: RunSpec) -> int | None:
     return min((span[0] for span in spans if span is not None), default=0)
 
 
-async def replay_run(spec: RunSpec, ticks_topic, database_url: str, kafka_url: str | None = None) -> None:
+async def replay_run(
+    spec: RunSpec, ticks_topic: Any, database_url: str, kafka_url: str | None = None
+) -> None:
     """Replay every symbol of ``spec`` (unless the run is over already)."""
     db = Reconnecting(database_url, f"replay of run {spec.run_id}")
     try:
@@ -262,7 +272,7 @@ def register(app: faust.App, topics: Topics, database_url: str, kafka_url: str |
     leases = Reconnecting(database_url, "lease check")
 
     @app.agent(topics.run_requests, name="replay")
-    async def replay(stream):
+    async def replay(stream: Any) -> None:
         db = Reconnecting(database_url, "run requests")
         try:
             async for value in stream:

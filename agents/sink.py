@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from typing import Any, cast
 
 import asyncpg
 import faust
@@ -40,7 +41,7 @@ def register(app: faust.App, topics: Topics, database_url: str, kafka_url: str) 
     gaps = Gaps.from_broker(kafka_url)
 
     @app.agent(topics.results, name="sink")
-    async def sink(stream):
+    async def sink(stream: Any) -> None:
         db = Reconnecting(database_url, "sink")  # a lost connection is re-opened, the write repeated
         latency = Latency()
 
@@ -54,7 +55,7 @@ def register(app: faust.App, topics: Topics, database_url: str, kafka_url: str) 
             async for value in stream:
                 msg = stream.current_event.message
                 try:
-                    b = decode(value, ResultsHeader | FailureHeader)
+                    b = cast(Results, decode(value, ResultsHeader | FailureHeader))
                 except BatchDecodeError as exc:  # a missing result set fails its run at its end
                     log.error("%s[%d] offset %d skipped: %s", msg.topic, msg.partition, msg.offset, exc)
                     continue
@@ -63,18 +64,18 @@ def register(app: faust.App, topics: Topics, database_url: str, kafka_url: str) 
                 try:
                     if b.eos:  # first the stream's result sets the group never delivered
                         missing = await db.run(
-                            lambda conn, b=b: store.missing_result_sets(conn, b.run_id, b.symbol, b.seq)
+                            lambda conn, b=b: store.missing_result_sets(conn, b.run_id, b.symbol, b.seq)  # type: ignore[misc]
                         )
                         for again in await gaps.at_end(msg, b, missing):
                             latency.add(again)
-                            await db.run(lambda conn, again=again: write(conn, again, latency))
-                    if await db.run(lambda conn, b=b: write(conn, b, latency)):
+                            await db.run(lambda conn, again=again: write(conn, again, latency))  # type: ignore[misc]
+                    if await db.run(lambda conn, b=b: write(conn, b, latency)):  # type: ignore[misc]
                         forget(b.run_id)
                 except Exception as exc:  # retries exhausted or not retryable: the run fails loudly
                     log.exception("run %s: storing %s batch %d failed", b.run_id, b.symbol, b.seq)
                     error = f"sink: storing {b.symbol} batch {b.seq} failed: {type(exc).__name__}: {exc}"
                     await db.run(
-                        lambda conn, b=b, error=error: store.finish_run(conn, b.run_id, "failed", error=error)
+                        lambda conn, b=b, error=error: store.finish_run(conn, b.run_id, "failed", error=error)  # type: ignore[misc]
                     )
                     forget(b.run_id)
         finally:

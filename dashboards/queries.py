@@ -5,7 +5,7 @@ readonly=True)``), so the server refuses any write, whatever the SQL."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 import pandas as pd
@@ -26,7 +26,7 @@ def readonly_note(dsn: str) -> str | None:
     return session.readonly_note(dsn)
 
 
-def frame(dsn: str, sql: str, *args) -> pd.DataFrame:
+def frame(dsn: str, sql: str, *args: Any) -> pd.DataFrame:
     """Run ``sql`` and return its rows as a DataFrame."""
     rows = _read(dsn, lambda conn: conn.fetch(sql, *args))
     return pd.DataFrame([dict(r) for r in rows]) if rows else pd.DataFrame()
@@ -54,7 +54,7 @@ def metrics(dsn: str, run_id: str) -> pd.DataFrame:
     return frame(dsn, "SELECT name, value FROM run_metrics WHERE run_id = $1::uuid ORDER BY name", run_id)
 
 
-def price_bars(dsn: str, symbol: str, start, end, bucket: str) -> pd.DataFrame:
+def price_bars(dsn: str, symbol: str, start: Any, end: Any, bucket: str) -> pd.DataFrame:
     """Mid-price bars of ``symbol`` between ``start`` and ``end``."""
     return frame(
         dsn,

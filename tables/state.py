@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass, field
+from typing import Any
 
 import faust
 import numpy as np
@@ -76,7 +77,7 @@ class StateTable(faust.Table):
 
     last_sent: FutureMessage | None = None
 
-    def send_changelog(self, *args, **kwargs) -> FutureMessage:
+    def send_changelog(self, *args: Any, **kwargs: Any) -> FutureMessage:
         self.last_sent = super().send_changelog(*args, **kwargs)
         return self.last_sent
 
@@ -93,7 +94,8 @@ def define(app: faust.App, partitions: int) -> StateTable:
         value_type=bytes,
         help="per (run, symbol): last batch seq + indicator, strategy and engine state",
     )
-    return app.tables.add(table)
+    app.tables.add(table)
+    return table
 
 
 async def save(table: StateTable, k: str, state: StreamState) -> None:
@@ -108,6 +110,7 @@ async def save(table: StateTable, k: str, state: StreamState) -> None:
     committed" implying "state on the broker".
     """
     table[k] = state.to_bytes()
+    assert table.last_sent is not None  # (the write just sent it)
     await table.last_sent
 
 

@@ -18,6 +18,15 @@ cli (function)
     ``cli("data", "import", FILE, ...)`` runs the ``ticktape`` entry point
     (:func:`ticktape.cli.main.main`, as the installed command does) in this
     process and returns its ``exit_code``, ``stdout`` and ``stderr``.
+shared_data (function)
+    ``shared_data("ticks/FILE")`` is the path of a reference file under
+    ../shared/data (next to the repository); the test is skipped, naming the
+    path, when the file is absent (the folder is only on developers' and CI
+    machines).
+documented_metrics (session)
+    The metric names of docs/metrics.md: ``{"performance": ..., "stored": ...}``,
+    the first column of the table of ``performance``'s keys and of the table
+    of what a run stores besides them.
 poll_until, apoll_until (function)
     ``poll_until(fn, timeout=10, interval=0.05, message=None)`` calls ``fn``
     until it returns a truthy value and returns that value, or fails the test
@@ -31,6 +40,7 @@ import asyncio
 import dataclasses
 import inspect
 import os
+import re
 import sys
 import time
 import uuid
@@ -79,6 +89,44 @@ async def _apoll_until(
         if loop.time() >= deadline:
             pytest.fail(message or f"condition {getattr(fn, '__name__', fn)!r} not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+#: The reference data files (real captures and samples), next to the repository.
+SHARED_DATA = _REPO.parent / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data() -> Callable[[str], Path]:
+    """The path of a file under ../shared/data, or skip the test naming it."""
+
+    def path(name: str) -> Path:
+        found = SHARED_DATA / name
+        if not found.exists():
+            pytest.skip(
+                f"reference data {found} is absent (../shared/data is only on developers' and CI machines)"
+            )
+        return found
+
+    return path
+
+
+@pytest.fixture(scope="session")
+def documented_metrics() -> dict[str, set[str]]:
+    """The names in the first column of docs/metrics.md's two tables of metric keys."""
+    out: dict[str, set[str]] = {}
+    section = None
+    for line in (_REPO / "docs" / "metrics.md").read_text().splitlines():
+        if line.startswith("## "):
+            section = (
+                "performance"
+                if line.startswith("## Performance:")
+                else "stored"
+                if line.startswith("## What a run stores")
+                else None
+            )
+        elif section and line.startswith("| `"):
+            out.setdefault(section, set()).update(re.findall(r"`(\w+)`", line.split("|")[1]))
+    return out
 
 
 @pytest.fixture

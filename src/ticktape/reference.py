@@ -512,8 +512,19 @@ class ReferenceEngine:
 
     # ------------------------------------------------------------ the tick
     def position_step(
-        self, ts, bid, ask, bid_size, ask_size, target, last, last_size, todo, out, diffs=()
-    ) -> None:  # type: ignore[no-untyped-def]
+        self,
+        ts: int,
+        bid: float,
+        ask: float,
+        bid_size: float,
+        ask_size: float,
+        target: float,
+        last: float,
+        last_size: float,
+        todo: list[Any],
+        out: dict[str, list[Any]],
+        diffs: Any = (),
+    ) -> None:
         tick = self.ticks_processed
         usable = math.isfinite(bid) and bid > 0 and math.isfinite(ask) and ask > 0
         if usable:
@@ -567,13 +578,13 @@ class ReferenceEngine:
             if not (r.created_tick < tick and r.arrival_ts <= ts):
                 keep.append(r)
                 continue
-            o = self._find(r.order_id)
-            if o is None or o.open <= 0:
+            found = self._find(r.order_id)
+            if found is None or found.open <= 0:
                 out["orders"].append((ts, r.order_id, r.side, r.type, REJECTED, math.nan, math.nan))
             elif r.action == CANCEL:
-                self._kill(o, ts, CANCELLED, out)
+                self._kill(found, ts, CANCELLED, out)
             else:
-                self._modify(o, r, ts, out)
+                self._modify(found, r, ts, out)
         self.requests = keep
         # 3. match, oldest first
         for o in self.open:

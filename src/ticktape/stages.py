@@ -74,10 +74,10 @@ def features_step(
     state: IndicatorState,
     bar_ns: int | None = None,
     eos: bool = False,
-) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, IndicatorState]:
+) -> tuple[np.ndarray, Columns, dict[str, np.ndarray], np.ndarray, IndicatorState]:
     """Validate ticks, compute ``features`` and the event-time bars.
 
-    Returns the accepted ticks, the feature columns, the price bars of
+    Returns the accepted ticks, their columns, the feature columns, the price bars of
     ``bar_ns`` that closed in this batch (all of them at ``eos``) and the new
     state (rejected ticks are counted by reason in ``state.rejects``).
     """

@@ -4,6 +4,8 @@ partitions, both store exactly what an uninterrupted in-process run gives."""
 
 import asyncio
 import contextlib
+import os
+import signal
 import time
 
 import pytest
@@ -251,9 +253,6 @@ def test_database_connections_dropped_mid_run_lose_nothing(pipeline):
 
 
 def test_broker_stalled_mid_run_loses_nothing(pipeline, db_url, tmp_path):
-    import os
-    import signal
-
     if pipeline.runtime.pids.get("kafka") is None:
         pytest.skip("the broker is external (TICKTAPE_KAFKA_URL): cannot stall it from here")
     # a broker of its own: a stalled broker's group state must not leak into other tests

@@ -6,20 +6,17 @@ import asyncio
 import gzip
 import json
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
+import websockets
 
 from ticktape.backtest.run import run_symbol
 from ticktape.model.spec import EngineConfig, RunSpec
 from ticktape.pipeline.live import BinanceTicks, paper
+from ticktape.pipeline.record import record
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-
-CAPTURE = (
-    Path(__file__).resolve().parents[3] / "shared" / "data" / "ticks" / "binance_spot_btcusdt_20240808_ws.gz"
-)
 
 
 class FeedServer:
@@ -32,8 +29,6 @@ class FeedServer:
         self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
 
     async def _main(self):
-        import websockets
-
         done = asyncio.Event()
 
         async def handler(ws):
@@ -111,9 +106,9 @@ def test_paper_trading_on_a_capture_written_by_the_test(runtime, db_url, tmp_pat
     assert run["metrics"]["tick_to_decision_p99_ms"] >= run["metrics"]["tick_to_decision_p50_ms"] > 0
 
 
-@pytest.mark.skipif(not CAPTURE.exists(), reason=f"{CAPTURE} not present (shared sample data)")
-def test_paper_trading_on_the_real_binance_capture(runtime, db_url, tmp_path):
-    with gzip.open(CAPTURE, "rt") as f:
+@pytest.mark.shared_data
+def test_paper_trading_on_the_real_binance_capture(runtime, db_url, tmp_path, shared_data):
+    with gzip.open(shared_data("ticks/binance_spot_btcusdt_20240808_ws.gz"), "rt") as f:
         lines = [line.split(" ", 1)[1] for _, line in zip(range(4000), f, strict=False)]
     spec = _spec("BTCUSDT", 0.00001)
     with FeedServer(lines, gap_s=0.0005) as feed:
@@ -126,9 +121,6 @@ def test_paper_trading_on_the_real_binance_capture(runtime, db_url, tmp_path):
 
 
 def test_record_a_paper_session_then_replay_it(runtime, db_url, tmp_path, pipeline):
-    from ticktape.backtest.run import run_symbol
-    from ticktape.pipeline.record import record
-
     spec = _spec("RECUSDT", 0.25)
     with FeedServer(_capture(300, symbol="RECUSDT", seed=5)) as feed:
         run, stats = paper(runtime, tmp_path, spec, feed.url, idle_timeout=3.0)

@@ -6,13 +6,22 @@ counted, and what the database holds must equal what the native engine
 returns for the same ticks in process (no broker, no DB).
 """
 
+import asyncio
+import math
 import time
 
 import numpy as np
 import pytest
+from rich.console import Console
 
+import ticktape
 from ticktape import store
+from ticktape.backtest.run import LevelStream, run_symbol
+from ticktape.compute.indicators import bars
+from ticktape.data.synth import depth_diffs
+from ticktape.errors import DemoError
 from ticktape.model.spec import RunSpec
+from ticktape.pipeline.demo import owned_runs, submit_and_watch_many
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -55,9 +64,6 @@ def test_every_tick_counted_and_db_fills_equal_native_fills(pipeline):
 def test_bars_of_a_replay_from_years_ago_are_all_there(pipeline):
     """Faust's windowed tables expire windows by wall-clock time, which would
     drop every window of 2015 data; ticktape's bars close by event time only."""
-    import numpy as np
-
-    from ticktape.compute.indicators import bars
 
     start_2015 = 1_420_190_400 * 10**9  # 2015-01-02 09:20 UTC
     symbols = pipeline.symbols(2, 20_000, start_ns=start_2015, rate_per_s=5.0)
@@ -76,10 +82,6 @@ def test_bars_of_a_replay_from_years_ago_are_all_there(pipeline):
 
 
 def test_streaming_and_in_process_runs_give_the_same_metrics(pipeline):
-    import math
-
-    import ticktape
-
     (sym,) = pipeline.symbols(1, 40_000)
     spec = RunSpec(
         strategy="ma_crossover",
@@ -109,8 +111,6 @@ def test_a_run_with_depth_from_the_store_fills_as_in_process(pipeline):
     """L2 book events in the store reach the engine through the ticks topic:
     the same fills as in process, batch ends with rejected ticks included
     (their updates are carried in the stream's state to the next accepted tick)."""
-    from ticktape.backtest.run import LevelStream, run_symbol
-    from ticktape.data.synth import depth_diffs
 
     def reject_batch_ends(_i, ticks):
         for end in range(7000, len(ticks), 7000):
@@ -140,12 +140,6 @@ def test_a_run_that_stops_moving_is_failed_by_its_watcher_not_left_running(pipel
     """`ticktape run` follows the run it submitted to its own worker: when no
     tick is processed for ``stall_s`` it stops with the reason and marks the
     run failed, and a sink that gets going again afterwards leaves it failed."""
-    import asyncio
-
-    from rich.console import Console
-
-    from ticktape.errors import DemoError
-    from ticktape.pipeline.demo import owned_runs, submit_and_watch_many
 
     (sym,) = pipeline.symbols(1, 5_000)
     spec = RunSpec(strategy="sma_crossover", symbols=(sym,), params={"fast": 5, "slow": 20})

@@ -11,11 +11,13 @@ import pytest
 
 from ticktape import store
 from ticktape.backtest.run import run_symbol
-from ticktape.data import synth
+from ticktape.backtest.sweep import grid, sweep
 from ticktape.data.readers import write_parquet
 from ticktape.errors import SpecError
 from ticktape.model.spec import RunSpec
 from ticktape.pipeline import sources
+from ticktape.pipeline.sweep import pipeline_specs
+from ticktape.testing import market
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -53,12 +55,7 @@ def test_parquet_generator_and_recorded_topic_sources(pipeline, tmp_path):
             run = pipeline.wait_done(spec.run_id, [w])
             assert run["status"] == "complete", run["error"]
         _same(pipeline, from_parquet, pipeline.data)
-        generated = {
-            s: np.concatenate(
-                list(synth.generate_process(synth.ProcessConfig(symbol=s, n_ticks=15_000, seed=4)))
-            )
-            for s in ("GENA", "GENB")
-        }
+        generated = {s: market(15_000, seed=4, symbol=s, trade_every=0) for s in ("GENA", "GENB")}
         _same(pipeline, from_generator, generated)
 
         # the parquet run's ticks are in the ticks topic: replay them from there, whole and from a time
@@ -119,9 +116,6 @@ def test_bad_sources_and_ranges_are_refused_before_anything_starts(pipeline, tmp
 
 
 def test_a_sweep_over_the_pipeline_equals_the_in_process_sweep(pipeline):
-    from ticktape.backtest.sweep import grid, sweep
-    from ticktape.pipeline.sweep import pipeline_specs
-
     gen = {"kind": "generator", "n_ticks": 10_000, "seed": 9}
     base = RunSpec(strategy="ma_crossover", symbols=("SWA",), params={"size": 3}, source=gen)
     sets = [*grid({"fast": [5, 20], "ma": ["sma", "ema"]}), {"fast": 10, "slow": 50}]
@@ -132,9 +126,7 @@ def test_a_sweep_over_the_pipeline_equals_the_in_process_sweep(pipeline):
         for spec in specs:
             run = pipeline.wait_done(spec.run_id, [w])
             assert run["status"] == "complete", run["error"]
-    ticks = np.concatenate(
-        list(synth.generate_process(synth.ProcessConfig(symbol="SWA", n_ticks=10_000, seed=9)))
-    )
+    ticks = market(10_000, seed=9, symbol="SWA", trade_every=0)
     local = sweep(ticks, "ma_crossover", [s.params for s in specs], tick_size=0.01)
     for spec, r in zip(specs, local.results, strict=True):
         got = pipeline.stored(spec.run_id, "SWA", "fills")

@@ -14,10 +14,12 @@ from ticktape.backtest.run import Store
 from ticktape.backtest.sweep import grid, store_sweep, sweep
 from ticktape.data import synth
 from ticktape.errors import DataError
+from ticktape.store import read_book_events
+from ticktape.testing import market
 
 pytestmark = pytest.mark.integration
 
-TICKS = np.concatenate(list(synth.generate_process(synth.ProcessConfig(symbol="BT", n_ticks=30_000, seed=3))))
+TICKS = market(30_000, seed=3, symbol="BT", trade_every=0)
 # the store keeps microseconds: compare with the same ticks floored
 TICKS["ts"] = TICKS["ts"] // 1000 * 1000
 
@@ -70,8 +72,6 @@ def test_a_stored_sweep_is_one_complete_run_per_parameter_set(db_url):
 
 
 def test_depth_from_the_store_equals_the_same_events_in_memory(db_url):
-    from ticktape.store import read_book_events
-
     sym = f"BD{uuid.uuid4().hex[:6]}"
     ticks = TICKS[:8_000]
     events = synth.depth_diffs(ticks, levels=4, seed=2, mean_size=5.0)

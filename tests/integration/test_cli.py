@@ -1,13 +1,17 @@
 """Bad input to the CLI: one clear line naming what and where, exit 1,
 nothing left running."""
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
+import uuid
 
 import psutil
 import pytest
+
+from ticktape import store
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -93,11 +97,6 @@ def test_runs_commands_on_a_fresh_store_name_the_run(tmp_path):
 
 
 def test_runs_show_prints_each_stages_lag(db_url, tmp_path):
-    import asyncio
-    import uuid
-
-    from ticktape import store
-
     run_id, (a, b) = str(uuid.uuid4()), (f"SH{uuid.uuid4().hex[:6]}" for _ in range(2))
 
     async def seed() -> None:

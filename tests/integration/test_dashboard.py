@@ -4,6 +4,7 @@ own headless app runner against the real database)."""
 import asyncio
 import base64
 import json
+import time
 import uuid
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from streamlit.testing.v1 import AppTest
 
 import ticktape.dashboards
 from ticktape import store
+from ticktape.compute.metrics import portfolio_equity
+from ticktape.dashboards import queries
 from ticktape.data.synth import RandomWalkConfig, generate_walk
 from ticktape.model.batch import DTYPES
 
@@ -103,9 +106,6 @@ def test_dashboard_without_database_url_says_how_to_start(monkeypatch):
 
 
 def test_equity_chart_gets_the_last_sample_of_each_time_bucket(db_url):
-    from ticktape.compute.metrics import portfolio_equity
-    from ticktape.dashboards import queries
-
     run_id, n = str(uuid.uuid4()), 10_000
     rng = np.random.default_rng(3)
     stored = {}
@@ -137,8 +137,6 @@ def test_equity_chart_gets_the_last_sample_of_each_time_bucket(db_url):
 
 
 def test_price_chart_merges_the_runs_own_bars(db_url):
-    from ticktape.dashboards import queries
-
     run_id, t0 = str(uuid.uuid4()), 1_700_000_100 * 10**9 // 300 * 300  # on a 5-minute boundary
     bars = np.zeros(10, DTYPES["bars"])
     bars["ts"] = t0 + np.arange(10) * 60 * 10**9  # ten 1-minute bars: two 5-minute ones
@@ -172,9 +170,6 @@ def test_equity_of_a_run_still_being_written_reads_in_one_pass(fresh_db):
     which then put them at one row: the planner must still not recompute the
     run's time span once per sample (that took minutes for 20k samples and
     held the dashboard of a running run)."""
-    import time
-
-    from ticktape.dashboards import queries
 
     earlier, run_id, n = str(uuid.uuid4()), str(uuid.uuid4()), 10_000
 

@@ -5,29 +5,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import itertools
+import json
 import os
+import shutil
 import subprocess
 import sys
+import tracemalloc
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ticktape import store
+from ticktape import store, testing
+from ticktape.config import dbschema_dir
 from ticktape.data import readers, synth
 from ticktape.data.importers import Importer, TickBatch, import_to_store
 from ticktape.errors import ImportFailed, KeyOrderError
 from ticktape.model.batch import TICK_DTYPE
+from ticktape.testing import market
 
 pytestmark = pytest.mark.integration
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 BASE = 1_704_067_200 * 10**9  # 2024-01-01T00:00Z
 
 
@@ -63,12 +70,11 @@ async def test_import_round_trip_and_reimport_stores_nothing_new(
     conn: asyncpg.Connection, tmp_path: Path
 ) -> None:
     s = sym()
-    ticks = np.concatenate(list(synth.generate_process(synth.ProcessConfig(symbol=s, n_ticks=5_000, seed=3))))
+    ticks = market(5_000, seed=3, symbol=s, trade_every=0)
     ticks["last"][::7] = ticks["bid"][::7]
     ticks["last_size"][::7] = 2.0
     ticks["ts"][100:110] = ticks["ts"][100]  # ticks sharing a microsecond
     path = tmp_path / "t.csv"
-    import pandas as pd
 
     pd.DataFrame(ticks).to_csv(path, index=False)
     rep = await import_to_store(conn, Importer(path, "csv", symbol=s, time_format="ns", block=1_000))
@@ -85,7 +91,6 @@ async def test_several_files_in_one_import_store_what_one_by_one_stores(
     """Daily files of one month and a file of the next, as one import (one
     writer, two connections): the same rows as importing them one by one,
     the days' month loaded in bulk once, a bad row counted in its own file."""
-    import pandas as pd
 
     s, t = sym(), sym()
     day = 86_400 * 10**9
@@ -136,7 +141,7 @@ async def test_overlapping_writes_store_only_the_new_ticks_and_mixed_nulls_read_
     NULL layouts in runs and falls back to server-side NaN when quotes and
     trades alternate."""
     s = sym()
-    ticks = np.concatenate(list(synth.generate_process(synth.ProcessConfig(symbol=s, n_ticks=3_000, seed=8))))
+    ticks = market(3_000, seed=8, symbol=s, trade_every=0)
     ticks["last"][1_000:1_400] = ticks["bid"][1_000:1_400]  # a run of quotes with trades
     ticks["last_size"][1_000:1_400] = 3.0
     ticks["bid"][2_000::2] = np.nan  # trades alternating with quotes
@@ -178,7 +183,7 @@ async def test_import_leaves_the_session_settings_as_they_were(
 
 async def test_parquet_export_and_read_back(conn: asyncpg.Connection, tmp_path: Path) -> None:
     s = sym()
-    ticks = np.concatenate(list(synth.generate_process(synth.ProcessConfig(symbol=s, n_ticks=3_000, seed=4))))
+    ticks = market(3_000, seed=4, symbol=s, trade_every=0)
     await store.write_ticks(conn, s, ticks)  # default seq: the importers' convention
     out = tmp_path / "x.parquet"
     mid = int(ticks["ts"][1_000])
@@ -215,9 +220,6 @@ async def test_bar_views_on_plain_postgres(conn: asyncpg.Connection) -> None:
 
 
 async def test_binance_capture_book_events_and_catalogue(conn: asyncpg.Connection, tmp_path: Path) -> None:
-    import gzip
-    import json
-
     s = sym()
     lines = []
     for i in range(6):
@@ -244,11 +246,10 @@ async def test_binance_capture_book_events_and_catalogue(conn: asyncpg.Connectio
     assert cat[0]["gaps"] == [(10**18 + 5 * 10**9, 10**18 + 9_001 * 10**9)]
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason=f"reference data folder {SHARED} is absent")
 @pytest.mark.shared_data
-async def test_real_tardis_trades_round_trip(conn: asyncpg.Connection) -> None:
+async def test_real_tardis_trades_round_trip(conn: asyncpg.Connection, shared_data) -> None:
     s = sym()
-    path = SHARED / "ticks" / "tardis_binance_btcusdt_trades.csv"
+    path = shared_data("ticks/tardis_binance_btcusdt_trades.csv")
     expect = accepted(Importer(path, "tardis"))
     # the file's symbol column names the symbol; re-key it for an isolated test
     rep = await import_to_store(conn, Importer(path, "tardis"))
@@ -397,11 +398,7 @@ def test_cli_import_database_errors_are_one_line_naming_file_and_database(
         finally:
             await c.close()
 
-    import asyncio
-
     asyncio.run(make_role())
-    from urllib.parse import urlsplit, urlunsplit
-
     parts = urlsplit(db_url)
     host = parts.netloc.rsplit("@", 1)[-1]
     monkeypatch.setenv("TICKTAPE_DATABASE_URL", urlunsplit(parts._replace(netloc=f"{role}@{host}")))
@@ -435,14 +432,8 @@ async def partitioned(conn: asyncpg.Connection) -> bool:
 
 
 def quotes(n: int, t0: int, step_ns: int = 1_000_000, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.empty(n, dtype=TICK_DTYPE)
-    t["ts"] = t0 + np.arange(n, dtype=np.int64) * step_ns
-    t["bid"] = 100 + rng.normal(0, 1, n).round(2)
-    t["ask"] = t["bid"] + 0.01
-    t["bid_size"] = t["ask_size"] = 1.0
-    t["last"] = t["last_size"] = np.nan
-    return t
+    """Quotes 0.01 wide on the 0.01 grid, one every ``step_ns`` from ``t0``."""
+    return testing.quotes(n, t0=t0, step_ns=step_ns, walk=0.01, decimals=2, seed=seed)
 
 
 async def test_tick_writer_loads_new_months_in_bulk_and_reimports_nothing(conn: asyncpg.Connection) -> None:
@@ -598,16 +589,11 @@ def test_any_mix_of_writes_stores_each_key_once_first_write_wins(
             if other is not None:
                 await other.close()
 
-    import asyncio
-
     asyncio.run(go())
 
 
 def migrations_before(number: int, tmp_path: Path) -> Path:
     """A folder with the project's migrations numbered below ``number``."""
-    import shutil
-
-    from ticktape.config import dbschema_dir
 
     before = tmp_path / "before"
     before.mkdir()
@@ -941,7 +927,6 @@ async def test_reading_a_month_by_blocks_holds_a_few_pages_whatever_its_length(
 ) -> None:
     """Memory: reading 300,000 ticks in batches of 2,000 (by blocks, on two
     connections) never holds much more than a few batches."""
-    import tracemalloc
 
     if not await partitioned(conn):
         pytest.skip("ticks is not partitioned here (TimescaleDB)")

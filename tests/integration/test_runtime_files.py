@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from ticktape import store
 from ticktape.config import Settings
 from ticktape.errors import TicktapeRuntimeError
 from ticktape.pipeline.worker import WorkerProcess, ready_path
@@ -191,7 +192,6 @@ def test_a_socket_directory_someone_else_made_is_refused(
 def own_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A broker and a migrated database of our own (workers killed here would
     stay in the shared broker's consumer group for a session timeout)."""
-    from ticktape import store
 
     home = tmp_path_factory.mktemp("workers") / "home"
     with Runtime(Settings(home=home)) as rt:

@@ -7,11 +7,12 @@ import time
 import uuid
 
 import asyncpg
+import numpy as np
 import pytest
 
 from ticktape import store
 from ticktape.agents import sink
-from ticktape.model.batch import Batch, ResultsHeader
+from ticktape.model.batch import DTYPES, Batch, ResultsHeader
 from ticktape.model.spec import RunSpec
 
 pytestmark = pytest.mark.integration
@@ -68,11 +69,16 @@ async def test_a_run_with_a_result_batch_missing_fails_instead_of_completing(con
     assert await _status(conn, spec) == ("failed", f"result batches missing: {sym} 1")
 
 
-async def test_a_run_with_every_batch_completes(conn) -> None:
+async def test_a_run_with_every_batch_completes(conn, documented_metrics) -> None:
     spec = await _run(conn, f"SK{uuid.uuid4().hex[:6]}")
     over = [await sink.write(conn, _batch(spec, seq, 100 * (seq + 1), eos=seq == 2)) for seq in range(3)]
     assert over == [False, False, True]
     assert await _status(conn, spec) == ("complete", None)
+    # what the completion stores is in docs/metrics.md
+    names = {
+        r["name"] for r in await conn.fetch("SELECT name FROM run_metrics WHERE run_id = $1", spec.run_id)
+    }
+    assert {"orders", "fills"} <= names <= documented_metrics["performance"] | documented_metrics["stored"]
 
 
 async def test_fills_that_cannot_be_valued_fail_the_completion_and_leave_the_connection_usable(conn) -> None:
@@ -80,9 +86,6 @@ async def test_fills_that_cannot_be_valued_fail_the_completion_and_leave_the_con
     an error while folding them is raised with the field named, the
     completing transaction rolls back and the connection takes the next
     statement (no COPY left running on it)."""
-    import numpy as np
-
-    from ticktape.model.batch import DTYPES
 
     sym = f"SK{uuid.uuid4().hex[:6]}"
     spec = await _run(conn, sym)

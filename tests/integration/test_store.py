@@ -14,8 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ticktape import store
+from ticktape.compute.metrics import RunMetrics, run_metrics
 from ticktape.errors import SpecError, StoreConnectionError
 from ticktape.model.batch import DTYPES, TICK_DTYPE
+from ticktape.store.runs import run_progress
+from ticktape.testing import quotes, with_trades
 
 pytestmark = pytest.mark.integration
 
@@ -31,19 +34,12 @@ async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
         await c.close()
 
 
-def make_ticks(n: int, t0: int = T0, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    ticks = np.empty(n, dtype=TICK_DTYPE)
-    ticks["ts"] = t0 + np.cumsum(rng.integers(0, 3_000_000, n))  # repeats allowed
-    mid = 100 + np.cumsum(rng.normal(0, 0.01, n))
-    ticks["bid"] = mid - 0.01
-    ticks["ask"] = mid + 0.01
-    ticks["bid_size"] = rng.integers(1, 100, n)
-    ticks["ask_size"] = rng.integers(1, 100, n)
-    trade = rng.random(n) < 0.3
-    ticks["last"] = np.where(trade, mid, np.nan)
-    ticks["last_size"] = np.where(trade, 2.0, np.nan)
-    return ticks
+def make_ticks(n: int, seed: int = 0) -> np.ndarray:
+    """Quotes at times that repeat (gaps of 0-3 ms), a trade at the mid every third tick."""
+    ticks = quotes(
+        n, t0=T0, step_ns=(0, 3_000_000), bid=99.99, spread=0.02, walk=0.01, size=(1, 100), seed=seed
+    )
+    return with_trades(ticks, at="mid", size=2.0)
 
 
 def as_stored(ticks: np.ndarray) -> np.ndarray:
@@ -196,11 +192,8 @@ async def test_bars_1m_view(conn: asyncpg.Connection) -> None:
     sym = symbol()
     minute = 60 * 10**9
     base = 1_704_067_200 * 10**9  # 2024-01-01T00:00Z
-    ticks = np.zeros(4, dtype=TICK_DTYPE)
-    ticks["ts"] = [base + 1, base + 2 * 10**9, base + 30 * 10**9, base + minute + 5]
-    ticks["bid"] = [10, 12, 8, 20]
-    ticks["ask"] = [12, 14, 10, 22]
-    ticks[["last", "last_size"]] = (np.nan, np.nan)
+    ts = [base + 1, base + 2 * 10**9, base + 30 * 10**9, base + minute + 5]
+    ticks = quotes(ts=ts, bid=[10.0, 12.0, 8.0, 20.0], spread=2.0)
     await store.write_ticks(conn, sym, ticks)
     # on TimescaleDB, rows behind the aggregate's watermark show once their range is refreshed
     await store.refresh_bars(conn, base, base + 2 * minute)
@@ -456,8 +449,6 @@ def test_stream_equity_order_does_not_depend_on_the_piece_size(
 async def test_stream_fills_and_equity_merges_symbols_in_pieces_like_the_whole_read(
     conn: asyncpg.Connection,
 ) -> None:
-    from ticktape.compute.metrics import RunMetrics, run_metrics
-
     run = uuid.uuid4()
     syms = sorted([symbol(), symbol(), symbol()])
     equity, fills = {}, {}
@@ -508,7 +499,6 @@ async def test_stream_fills_and_equity_merges_symbols_in_pieces_like_the_whole_r
 async def test_progress_never_shows_fewer_ticks_read_than_through(conn: asyncpg.Connection) -> None:
     """The replay records its read count every 0.25 s, the sink what is through
     as it stores it: between the two, what is through was read all the same."""
-    from ticktape.store.runs import run_progress
 
     run = str(uuid.uuid4())
     await store.create_run(conn, run, "ema_cross", {}, {}, ["AAA"], T0, T0 + 10**12)

@@ -8,6 +8,7 @@ database on that server, dropped afterwards. Skipped otherwise.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -16,8 +17,9 @@ import asyncpg
 import numpy as np
 import pytest
 
-from ticktape import store
+from ticktape import store, testing
 from ticktape.config import with_database
+from ticktape.data.importers import Importer, import_to_store
 from ticktape.model.batch import TICK_DTYPE
 
 URL = os.environ.get("TICKTAPE_TEST_TIMESCALE_URL")
@@ -48,17 +50,10 @@ async def ts_conn() -> AsyncIterator[asyncpg.Connection]:
 
 
 def quotes(n: int, t0: int = BASE, step_ns: int = 250_000_000, seed: int = 1) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.zeros(n, dtype=TICK_DTYPE)
-    t["ts"] = t0 + np.arange(n, dtype=np.int64) * step_ns
-    mid = 100 + np.cumsum(rng.normal(0, 0.01, n))
-    t["bid"] = np.round(mid - 0.01, 6)
-    t["ask"] = np.round(mid + 0.01, 6)
-    t["bid_size"] = rng.integers(1, 50, n)
-    t["ask_size"] = rng.integers(1, 50, n)
-    t["last"] = np.nan
-    t["last_size"] = np.nan
-    return t
+    """Quotes around a random walk from 100, 0.02 wide, on a 1e-6 grid."""
+    return testing.quotes(
+        n, t0=t0, step_ns=step_ns, bid=99.99, spread=0.02, walk=0.01, size=(1, 50), decimals=6, seed=seed
+    )
 
 
 async def test_migrations_create_hypertables_compression_and_aggregates(ts_conn: asyncpg.Connection) -> None:
@@ -151,13 +146,12 @@ async def test_round_trip_compressed_reimport_and_bars(ts_conn: asyncpg.Connecti
 
 async def test_book_events_and_instruments(ts_conn: asyncpg.Connection) -> None:
     await store.migrate(ts_conn)
-    ev = np.zeros(4, dtype=store.BOOK_EVENT_DTYPE)
-    ev["ts"] = BASE + np.array([0, 0, 5, 9]) * 1000
-    ev["kind"] = [11, 10, 10, 1]
-    ev["side"] = [0, 1, -1, 1]
-    ev["price"] = [np.nan, 99.5, 100.5, 99.6]
-    ev["size"] = [np.nan, 3, 4, 1]
-    ev["order_id"] = [-1, -1, -1, 42]
+    ev = testing.book_events(
+        (BASE, 11, 0, np.nan, np.nan),
+        (BASE, 10, 1, 99.5, 3.0),
+        (BASE + 5_000, 10, -1, 100.5, 4.0),
+        (BASE + 9_000, 1, 1, 99.6, 1.0, 42),
+    )
     assert await store.write_book_events(ts_conn, "TS", ev) == 4
     assert await store.write_book_events(ts_conn, "TS", ev) == 0
     rows = await ts_conn.fetch("SELECT kind, side, order_id, level FROM book_events ORDER BY ts, seq")
@@ -313,7 +307,6 @@ async def test_refresh_bars_of_a_short_unaligned_window_shows_ticks_behind_the_w
 async def test_stream_equity_and_import_on_two_connections(ts_conn: asyncpg.Connection, tmp_path) -> None:
     """stream_fills_and_equity merges the equity hypertable's rows like read_results;
     import_to_store with a second connection stores what one does."""
-    from ticktape.data.importers import Importer, import_to_store
 
     await store.migrate(ts_conn)
     run = uuid.uuid4()
@@ -443,7 +436,6 @@ async def test_bar_policies_refresh_a_day_of_buckets_or_more_per_batch(ts_conn: 
     assert set(jobs) == set(store.BAR_VIEWS)
     if tuple(int(x) for x in version.split(".")[:2]) < (2, 19):
         pytest.skip(f"TimescaleDB {version} has no batched policies")
-    import json
 
     per_batch = {v: json.loads(c).get("buckets_per_batch") for v, (_, c) in jobs.items()}
     assert per_batch == {"bars_1s": 86_400, "bars_1m": 10_080, "bars_1h": 720}

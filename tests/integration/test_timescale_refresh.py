@@ -22,7 +22,7 @@ import pytest
 
 from ticktape import store
 from ticktape.config import with_database
-from ticktape.model.batch import TICK_DTYPE
+from ticktape.testing import quotes
 
 URL = os.environ.get("TICKTAPE_TEST_TIMESCALE_URL")
 
@@ -59,16 +59,6 @@ async def migrate_without_policies(conn: asyncpg.Connection) -> None:
     )
 
 
-def quotes(ts: np.ndarray, bid: np.ndarray | float) -> np.ndarray:
-    """Quotes at ``ts``: ``bid``, ask 0.02 above, sizes 1, no trades."""
-    t = np.zeros(len(ts), dtype=TICK_DTYPE)
-    t["ts"], t["bid"] = ts, bid
-    t["ask"] = t["bid"] + 0.02
-    t["bid_size"], t["ask_size"] = 1.0, 1.0
-    t["last"], t["last_size"] = np.nan, np.nan
-    return t
-
-
 def materialised(view: str) -> str:
     """SQL condition: the bucket is below ``view``'s watermark (materialised, not real-time)."""
     return (
@@ -84,7 +74,7 @@ async def test_overlapping_refreshes_both_complete(dsn: str) -> None:
     try:
         await migrate_without_policies(a)
         n = 400_000  # 100 ticks/s over 66 minutes: a refresh takes long enough to overlap
-        t = quotes(BASE + np.arange(n, dtype=np.int64) * 10_000_000, 100.0)
+        t = quotes(n, t0=BASE, step_ns=10_000_000, spread=0.02)
         assert await store.write_ticks(a, "R", t) == n
         lo, hi = BASE - 3_600 * 10**9, int(t["ts"][-1]) + 3_600 * 10**9
         # both start on the same invalidated range at once: on TimescaleDB
@@ -114,7 +104,7 @@ async def test_refreshing_days_of_sparse_ticks_materialises_every_bar(dsn: str) 
         await migrate_without_policies(conn)
         n = 1_000
         ts = BASE + np.arange(n, dtype=np.int64) * 604 * 10**9 + 250_000_000  # one every ~10 min
-        t = quotes(ts, 100.0 + np.arange(n) % 7)
+        t = quotes(ts=ts, bid=100.0 + np.arange(n) % 7, spread=0.02)
         assert await store.write_ticks(conn, "W", t) == n
         assert await store.refresh_bars(conn, int(t["ts"][0]), int(t["ts"][-1]) + 1) == 3
         for view, width in (("bars_1s", 1), ("bars_1m", 60), ("bars_1h", 3_600)):

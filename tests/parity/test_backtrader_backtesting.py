@@ -26,19 +26,18 @@ import pytest
 
 import ticktape
 
-ORCL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "bars" / "orcl-1995-2014.txt"
 FAST, SLOW, SIZE, CASH = 10, 30, 100, 100_000.0
 
-pytestmark = [
-    pytest.mark.shared_data,
-    pytest.mark.skipif(
-        not ORCL.exists(), reason=f"{ORCL} not available (../shared/data is only on dev/CI machines)"
-    ),
-]
+pytestmark = pytest.mark.shared_data
 
 
-def _ours(long_only: bool):
-    df = pd.read_csv(ORCL)
+@pytest.fixture
+def orcl(shared_data):
+    return shared_data("bars/orcl-1995-2014.txt")
+
+
+def _ours(orcl: Path, long_only: bool):
+    df = pd.read_csv(orcl)
     return ticktape.backtest(
         df,
         "sma_crossover",
@@ -48,7 +47,7 @@ def _ours(long_only: bool):
     )
 
 
-def _backtrader(long_only: bool):
+def _backtrader(orcl: Path, long_only: bool):
     bt = pytest.importorskip("backtrader")
 
     class Cross(bt.Strategy):
@@ -72,7 +71,7 @@ def _backtrader(long_only: bool):
     cerebro = bt.Cerebro(stdstats=False)
     cerebro.broker.setcash(CASH)
     cerebro.adddata(
-        bt.feeds.YahooFinanceCSVData(dataname=str(ORCL), adjclose=False, round=False, reverse=False)
+        bt.feeds.YahooFinanceCSVData(dataname=str(orcl), adjclose=False, round=False, reverse=False)
     )
     cerebro.addstrategy(Cross)
     with warnings.catch_warnings():
@@ -81,9 +80,9 @@ def _backtrader(long_only: bool):
     return strat.closed, cerebro.broker.getvalue()
 
 
-def _backtesting(long_only: bool):
+def _backtesting(orcl: Path, long_only: bool):
     bp = pytest.importorskip("backtesting")
-    df = pd.read_csv(ORCL, index_col=0, parse_dates=True)[["Open", "High", "Low", "Close", "Volume"]]
+    df = pd.read_csv(orcl, index_col=0, parse_dates=True)[["Open", "High", "Low", "Close", "Volume"]]
 
     def sma(x, n):
         return pd.Series(x).rolling(n).mean()
@@ -129,9 +128,9 @@ def _closed(result):
 
 
 @pytest.mark.parametrize("long_only", [True, False], ids=["long_only", "long_short"])
-def test_same_trades_and_final_equity_as_backtrader(long_only):
-    ours = _ours(long_only)
-    theirs, value = _backtrader(long_only)
+def test_same_trades_and_final_equity_as_backtrader(orcl, long_only):
+    ours = _ours(orcl, long_only)
+    theirs, value = _backtrader(orcl, long_only)
     mine = _closed(ours)
     assert len(mine) == len(theirs) > 50
     for (e1, x1, p1), (e2, x2, p2) in zip(mine, theirs, strict=True):
@@ -141,9 +140,9 @@ def test_same_trades_and_final_equity_as_backtrader(long_only):
 
 
 @pytest.mark.parametrize("long_only", [True, False], ids=["long_only", "long_short"])
-def test_same_trades_as_backtesting_py_after_its_later_start(long_only):
-    ours = _ours(long_only)
-    theirs, value = _backtesting(long_only)
+def test_same_trades_as_backtesting_py_after_its_later_start(orcl, long_only):
+    ours = _ours(orcl, long_only)
+    theirs, value = _backtesting(orcl, long_only)
     mine = _closed(ours)
     assert len(mine) == len(theirs) > 50
     # first trade: backtesting.py enters one bar later (see the module docstring), exits the same day

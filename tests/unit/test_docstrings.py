@@ -35,4 +35,5 @@ def test_the_examples_are_found():
         "ticktape.config",
         "ticktape.store.codec",
         "ticktape.store.ticks",
+        "ticktape.testing",
     } <= with_examples

@@ -260,7 +260,8 @@ class Bars:
         step = int(np.median(np.diff(ts))) if len(ts) > 1 else 86_400_000_000_000
         end = np.minimum(np.concatenate((ts[1:], [ts[-1] + step])), ts + step) - 1 if len(ts) else ts
         volume = np.nan_to_num(bars["volume"], nan=0.0)
-        return cls(ts, end, *(bars[k].copy() for k in ("open", "high", "low", "close")), volume)
+        o, h, lo, c = (bars[k].copy() for k in ("open", "high", "low", "close"))
+        return cls(ts, end, o, h, lo, c, volume)
 
     def columns(self) -> Columns:
         """What the strategy sees: one row per bar, decided at the close."""
@@ -385,11 +386,13 @@ def run_ticks(
     carry = np.empty(0, LEVEL_DTYPE)  # delivered, after the last accepted tick
     ind = IndicatorState()
     states = [StrategyState() for _ in strats]
-    outs = [{k: [] for k in ("signals", "fills", "orders", "equity")} for _ in strats]
+    outs: list[dict[str, list[np.ndarray]]] = [
+        {k: [] for k in ("signals", "fills", "orders", "equity")} for _ in strats
+    ]
     bars_out: list[np.ndarray] = []
     n_in = 0
     it = iter(batches)
-    ticks = next(it, empty("ticks"))
+    ticks: np.ndarray | None = next(it, empty("ticks"))
     while ticks is not None:
         following = next(it, None)  # look ahead one batch to know which is last
         n_in += len(ticks)
@@ -549,6 +552,7 @@ def merge_symbols(ticks: dict[str, np.ndarray]) -> tuple[Columns, dict[str, np.n
 def run_symbols(strat: Strategy, cfg: EngineConfig, data: Any) -> dict[str, Any]:
     """A multi-symbol strategy over its symbols merged in event time (one engine per symbol;
     the first holds the initial cash, the others start at 0: one account)."""
+    assert strat.symbols is not None  # (a multi-symbol strategy names them)
     raw = _symbol_ticks(data, strat.symbols)
     good, rejects, n_in = {}, dict.fromkeys(quality.REASONS, 0), 0
     for s, t in raw.items():
@@ -581,7 +585,7 @@ def make_symbols_result(
     """One account over several symbols: fills/orders/trades with a ``symbol``
     column, equity summed (every engine samples the same event-time grid)."""
     per = res["per_symbol"]
-    frames = {"fills": [], "orders": [], "trades": []}
+    frames: dict[str, list[pd.DataFrame]] = {"fills": [], "orders": [], "trades": []}
     for s, r in per.items():
         for k in ("fills", "orders"):
             f = _frame(r[k])
@@ -644,6 +648,7 @@ class Prepared:
     def batches(self, batch_size: int) -> Iterator[np.ndarray]:
         if self.store is not None:
             return _load_store(self.store)
+        assert self.ticks is not None  # (ticks mode: from a store or an array)
         return _batches(self.ticks, batch_size)
 
     def at(self, i: int) -> str:
@@ -697,7 +702,7 @@ def _prepare(data: Any, format: str) -> Prepared:
         mode = format if format != "auto" else ("bars" if is_bars(names) else "ticks")
         table = COLUMNS[mode]
         rows = read_rows(data, table) if isinstance(data, str | Path) else frame_rows(data, "data")
-        lines = {"where": rows.where, "lines": rows.lines, "first_line": rows.first_line}
+        lines: dict[str, Any] = {"where": rows.where, "lines": rows.lines, "first_line": rows.first_line}
         if mode == "bars":
             return Prepared("bars", bars=Bars.from_ohlcv(bars_from(rows)), **lines)
         return Prepared("ticks", ticks=ticks_from(rows), **lines)
@@ -728,8 +733,10 @@ def _columns_of(prepared: Prepared) -> tuple[dict[str, np.ndarray], list[np.ndar
     """The data's prices by field, and its sizes."""
     if prepared.mode == "bars":
         b = prepared.bars
+        assert b is not None  # (bars mode)
         return {k: getattr(b, k) for k in ("open", "high", "low", "close")}, [b.volume]
     t = prepared.ticks
+    assert t is not None  # (ticks mode, as an array)
     return {k: t[k] for k in ("bid", "ask", "last")}, [t[k] for k in ("bid_size", "ask_size", "last_size")]
 
 
@@ -817,6 +824,7 @@ def run_prepared(
     """Run several strategy instances over one pass of the data (each its own engine)."""
     engines = [Engine(**cfg.native_kwargs(), target_mode=s.target_mode) for s in strats]
     if prepared.mode == "bars":
+        assert prepared.bars is not None  # (bars mode)
         return run_bars(strats, engines, prepared.bars)
     return run_ticks(strats, engines, prepared.batches(batch_size), bar_ns, prepared.depth)
 

@@ -259,7 +259,17 @@ def _print_top(t: Table, best: pd.DataFrame) -> None:
     console.print(t)
 
 
-def _sweep_pipeline(strategy, symbols, source, params, engine, sets, top, sort, as_json) -> None:
+def _sweep_pipeline(
+    strategy: str,
+    symbols: str,
+    source: str | None,
+    params: dict[str, Any],
+    engine: dict[str, Any],
+    sets: list[dict[str, Any]],
+    top: int,
+    sort: str,
+    as_json: bool,
+) -> None:
     from ticktape.cli.common import settings as _settings
     from ticktape.errors import SpecError
     from ticktape.model.sources import parse_source
@@ -275,7 +285,7 @@ def _sweep_pipeline(strategy, symbols, source, params, engine, sets, top, sort, 
             symbols=tuple(s.strip() for s in symbols.split(",") if s.strip()),
             params=params,
             engine=EngineConfig(**engine),
-            source=parse_source(source) if source else None,
+            source=parse_source(source or "store"),
         )
     )
     settings = _settings()

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.text import Text
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
 
     keep_freed_memory()  # (before the first batch: workers, imports, backtests)
 
-    def on_sigterm(signum, frame):  # unwind (stopping children) instead of dying mid-way
+    def on_sigterm(signum: int, frame: Any) -> None:  # unwind (stopping children) instead of dying mid-way
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_sigterm)

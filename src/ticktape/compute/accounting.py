@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ticktape import _native
+import ticktape._native as _native  # noqa: PLR0402 (the from-form reaches mypy through ticktape.__getattr__, in an import cycle: Any?)
 from ticktape.reference import OPEN_EXIT_TS, QTY_RTOL, position_step
 
 __all__ = ["Ledger", "Portfolio", "RoundTrips", "equity_curve", "trades"]

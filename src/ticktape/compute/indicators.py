@@ -46,7 +46,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ticktape import _native  # type: ignore[attr-defined]
+import ticktape._native as _native  # noqa: PLR0402 (the from-form reaches mypy through ticktape.__getattr__, in an import cycle: Any?)
 from ticktape.model.batch import BAR_DTYPE
 
 #: One day in nanoseconds: the default VWAP session (UTC days).
@@ -441,7 +441,7 @@ class BollingerStream(_WindowStream):
         super().__init__(n)
         if isinstance(k, bool) or not isinstance(k, numbers.Real) or not math.isfinite(k) or k < 0:
             raise ValueError(f"k must be a finite number >= 0, got {k!r}")
-        self.k = float(k)
+        self.k: float = float(k)
 
     def update(self, x: Any) -> dict[str, np.ndarray]:
         """Consume ``x``; return ``{"upper", "middle", "lower"}`` at each of its positions."""
@@ -778,8 +778,9 @@ def lowest(x: Any, n: int) -> np.ndarray:
     return LowestStream(n).update(x)
 
 
-#: Streaming indicator classes by name (the names of the pure functions).
-STREAMS: dict[str, type[IndicatorStream]] = {
+#: Streaming indicator classes by name (the names of the pure functions);
+#: their constructors differ (``n``; ``fast``, ``slow``, ``signal``; ...).
+STREAMS: dict[str, type[Any]] = {
     "sma": SmaStream,
     "ema": EmaStream,
     "wma": WmaStream,

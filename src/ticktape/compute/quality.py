@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ticktape import _native
+import ticktape._native as _native  # noqa: PLR0402 (the from-form reaches mypy through ticktape.__getattr__, in an import cycle: Any?)
 
 REASONS = ("bad_price", "crossed", "bad_size", "out_of_order")
 

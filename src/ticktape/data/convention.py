@@ -162,7 +162,7 @@ def norm(name: Any) -> str:
 def pick(names: Sequence[Any], aliases: Sequence[str]) -> Any | None:
     """The first column of ``names`` whose normalised name is one of ``aliases``
     (in the order of ``aliases``); None when there is none."""
-    by = {}
+    by: dict[str, Any] = {}
     for name in names:
         by.setdefault(norm(name), name)
     return next((by[a] for a in aliases if a in by), None)

@@ -29,10 +29,10 @@ import re
 import threading
 import zlib
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -189,13 +189,13 @@ class _Block:
         return [x.rstrip("\r") for x in self.data.decode("utf-8", "replace").split("\n")[:-1]]
 
 
-def _open_binary(path: Path) -> tuple[BinaryIO, Callable[[], int]]:
+def _open_binary(path: Path) -> tuple[io.BufferedIOBase, Callable[[], int]]:
     """(stream of decompressed bytes, position in the file on disk)."""
     raw = open(path, "rb")  # noqa: SIM115 - closed by the caller through the returned stream
     head = raw.read(2)
     raw.seek(0)
     if head == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw), raw.tell  # type: ignore[return-value]
+        return gzip.GzipFile(fileobj=raw), raw.tell
     return raw, raw.tell
 
 
@@ -241,7 +241,7 @@ def _byte_blocks(
 
 def _cut_blocks(
     path: Path,
-    stream: BinaryIO,
+    stream: io.BufferedIOBase,
     pos: Callable[[], int],
     block: int,
     on_progress: Callable[[int], None] | None,
@@ -331,7 +331,10 @@ class _Lines:
             self._ends = np.flatnonzero(np.frombuffer(self._data, dtype=np.uint8) == 10)
         return self._ends
 
-    def __getitem__(self, i: int) -> str:
+    def __iter__(self) -> Iterator[str]:
+        return (self[i] for i in range(len(self)))
+
+    def __getitem__(self, i: int | np.integer) -> str:
         ends = self._line_ends()
         start = int(ends[i - 1]) + 1 if i > 0 else 0
         return self._data[start : int(ends[i])].decode("utf-8", "replace").rstrip("\r\n")
@@ -787,9 +790,9 @@ class Importer:
         symbol: np.ndarray | str = self.symbol
         sym_src = layout.mapping.get("symbol")
         if sym_src:
-            symbol = pc.utf8_trim_whitespace(table.column(sym_src)).to_numpy(zero_copy_only=False)
-            symbol = symbol.astype(object, copy=False)
-            empty = symbol == ""
+            names = pc.utf8_trim_whitespace(table.column(sym_src)).to_numpy(zero_copy_only=False)
+            symbol = names = names.astype(object, copy=False)
+            empty = names == ""
             if empty.any():
                 bad["symbol"] = empty
         key = table.column(layout.key).to_numpy(zero_copy_only=False) if layout.key else None
@@ -961,9 +964,9 @@ class Importer:
         mapping |= {"bid_size": cols["low"], "ask_size": cols["close"]}
         if cols["volume"] is not None:
             mapping["last_size"] = cols["volume"]
-        return CsvLayout(mapping=mapping)  # type: ignore[arg-type]
+        return CsvLayout(mapping=mapping)
 
-    def _expand_bars(self, chunk: _Chunk, o, h, lo, c, vol, bar_ns: int) -> _Chunk:
+    def _expand_bars(self, chunk: _Chunk, o: Any, h: Any, lo: Any, c: Any, vol: Any, bar_ns: int) -> _Chunk:
         n = len(chunk.line)
         bad = dict(chunk.bad)
         inconsistent = (h < np.maximum(o, c)) | (lo > np.minimum(o, c)) | (h < lo)
@@ -1334,7 +1337,7 @@ def combined_report(importers: Sequence[Importer]) -> ImportReport:
 _END = object()
 
 
-async def _parsed_ahead(batches: Iterable[T], depth: int) -> AsyncIterator[T]:
+async def _parsed_ahead(batches: Iterable[T], depth: int) -> AsyncGenerator[T, None]:
     """The items of ``batches``, made in a worker thread at most ``depth``
     items ahead of the consumer. An error of the iterable (an importer's
     ``ImportFailed`` under ``strict``) is raised here after the items

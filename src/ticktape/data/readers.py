@@ -10,7 +10,7 @@ last_size`` (float64, null = missing). Batches are streamed with pyarrow's
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +180,7 @@ async def read_store(
     end_ns: int | None = None,
     batch_size: int = 100_000,
     second: Any = None,
-) -> AsyncIterator[tuple[str, np.ndarray]]:
+) -> AsyncGenerator[tuple[str, np.ndarray], None]:
     """Yield ``(symbol, TICK_DTYPE batch)`` from the store, symbol by symbol, in (ts, seq) order.
 
     ``second``: another connection, to read pages on both at once (see

@@ -44,7 +44,7 @@ import json
 import struct
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Generic, TypeVar, overload
 
@@ -230,14 +230,14 @@ class _Header:
     kind: ClassVar[str]
 
     def __post_init__(self) -> None:
-        for name, ok, text in _schema(type(self)):
+        for name, ok, text in _schema(type(self)):  # type: ignore[arg-type]  # (mypy: a class is unhashable if its instances are)
             if not ok(value := getattr(self, name)):
                 raise TypeError(f"{self.kind} header: {name} must be {text}, got {value!r}")
 
     def to_json(self) -> dict[str, Any]:
         """The header as the wire's JSON object (``kind`` first; None fields left out)."""
         doc: dict[str, Any] = {"kind": self.kind}
-        for name, _, _ in _schema(type(self)):
+        for name, _, _ in _schema(type(self)):  # type: ignore[arg-type]  # (mypy: a class is unhashable if its instances are)
             if (value := getattr(self, name)) is not None:
                 doc[name] = value
         return doc
@@ -404,15 +404,17 @@ _HEADER_TYPES = tuple(HEADERS.values())
 
 def _words(dtype: np.dtype) -> bool:
     """Every field 8 bytes, back to back: rows are int64 words (fields can be left out)."""
-    return dtype.itemsize == 8 * len(dtype.names) and all(
-        dtype.fields[f][0].itemsize == 8 and dtype.fields[f][1] == 8 * i for i, f in enumerate(dtype.names)
+    names = dtype.names or ()
+    fields: Mapping[str, tuple[Any, ...]] = dtype.fields or {}
+    return dtype.itemsize == 8 * len(names) and all(
+        fields[f][0].itemsize == 8 and fields[f][1] == 8 * i for i, f in enumerate(names)
     )
 
 
 def _body(kind: str, arr: np.ndarray) -> tuple[list, memoryview]:
     """The header entry and body of one array: without its all-NaN float fields."""
     arr = np.ascontiguousarray(arr)
-    names = arr.dtype.names
+    names = arr.dtype.names or ()
     if len(arr) and _words(arr.dtype):
         words = arr.view(np.int64).reshape(len(arr), len(names))
         left = [
@@ -423,8 +425,8 @@ def _body(kind: str, arr: np.ndarray) -> tuple[list, memoryview]:
         if left:
             sent = [i for i in range(len(names)) if i not in left]
             body = np.take(words, sent, axis=1)  # C order, unlike words[:, sent]
-            return [kind, len(arr), [names[i] for i in sent]], memoryview(body).cast("B")
-    return [kind, len(arr)], memoryview(arr).cast("B")
+            return [kind, len(arr), [names[i] for i in sent]], body.data.cast("B")
+    return [kind, len(arr)], arr.data.cast("B")
 
 
 def encode(batch: Batch, compress: bool = True) -> bytes:
@@ -454,7 +456,7 @@ def encode(batch: Batch, compress: bool = True) -> bytes:
 
 
 @functools.cache
-def _lz4():
+def _lz4() -> Any:
     return pa.Codec("lz4")
 
 
@@ -465,7 +467,7 @@ def _layout(entry: list) -> tuple[str, np.dtype, int, list[int] | None]:
     if not rest:
         return str(kind), dtype, int(n), None
     (fields,) = rest
-    names = list(dtype.names)
+    names = list(dtype.names or ())
     sent = sorted({names.index(f) for f in fields})  # ValueError: an unknown field
     if not _words(dtype) or len(sent) != len(fields) or 0 not in sent:
         raise ValueError(f"fields {fields!r} of {kind!r}")
@@ -477,8 +479,10 @@ def _layout(entry: list) -> tuple[str, np.dtype, int, list[int] | None]:
 @overload
 def decode(payload: bytes | bytearray | memoryview, expect: None = None) -> Batch[Header]: ...
 @overload
+def decode(payload: bytes | bytearray | memoryview, expect: types.UnionType) -> Batch[Any]: ...
+@overload
 def decode(payload: bytes | bytearray | memoryview, expect: type[H]) -> Batch[H]: ...
-def decode(payload, expect=None):
+def decode(payload: bytes | bytearray | memoryview, expect: Any = None) -> Batch[Any]:
     """Parse a wire message; the returned arrays are read-only views on
     ``payload`` (on the decompressed bodies of a ``TTB5`` message; copies
     where fields were left out).
@@ -521,9 +525,10 @@ def decode(payload, expect=None):
         if sent is None:
             arrays[kind] = np.frombuffer(view, dtype=dtype, count=n, offset=offset)
         else:  # fields left out: NaN
-            words = np.empty((n, len(dtype.names)), np.int64)
+            width = len(dtype.names or ())
+            words = np.empty((n, width), np.int64)
             body = np.frombuffer(view, np.int64, count=n * len(sent), offset=offset).reshape(n, -1)
-            for i in range(len(dtype.names)):  # column by column: faster than fancy indexing
+            for i in range(width):  # column by column: faster than fancy indexing
                 words[:, i] = body[:, sent.index(i)] if i in sent else _NAN_BITS
             arrays[kind] = words.view(dtype).reshape(n)
         offset += size
@@ -549,7 +554,7 @@ def _header(doc: dict[str, Any]) -> Header:
     return HEADERS[kind](**fields_)
 
 
-def _decompress(body: memoryview, size) -> memoryview:
+def _decompress(body: memoryview, size: Any) -> memoryview:
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise BatchDecodeError(f"bad batch header: 'lz4' must be the bodies' size in bytes, got {size!r}")
     try:

@@ -158,8 +158,8 @@ class RunSpec:
     #: width of the event-time OHLC bars of the mid recorded per symbol (None: none)
     bar_ns: int | None = 60_000_000_000
     #: where the ticks come from (ticktape.pipeline.sources): None / {"kind": "store"},
-    #: parquet, generator or a recorded topic
-    source: dict[str, Any] | None = None
+    #: parquet, generator or a recorded topic; a dict once constructed (normalized)
+    source: dict[str, Any] = None  # type: ignore[assignment]
     #: feed the engine the symbols' L2 depth from the store's book_events
     #: (store source only): fills walk the depth (docs/strategies.md)
     depth: bool = False

@@ -7,6 +7,7 @@ the given broker, which keeps workers, tests and the CLI independent.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import faust
 
@@ -96,8 +97,8 @@ def create_app(
     )
     if ready_file is not None:
 
-        @app.on_rebalance_complete.connect
-        async def _ready(sender, **kwargs) -> None:
+        @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # (mode awaits a coroutine handler)
+        async def _ready(sender: Any, **kwargs: Any) -> None:
             ready_file.touch()
 
     if "replay" in stages:

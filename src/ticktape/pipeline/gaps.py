@@ -148,12 +148,12 @@ class Gaps:
             )
             wanted = set(range(seq + 1, batch.seq)) - s.held.keys()
             s.held.update(await self._read_again(msg, batch, wanted, offset + 1 if offset >= 0 else None))
-        if (s := self.streams.get(k)) is not None:
+        if (left := self.streams.get(k)) is not None:
             nxt = (ready[-1][1].seq if ready else seq) + 1
-            while (held := s.held.pop(nxt, None)) is not None:
+            while (held := left.held.pop(nxt, None)) is not None:
                 ready.append((held[0], decode(held[1])))
                 nxt += 1
-            if not s.held:  # no gap left: nothing to keep
+            if not left.held:  # no gap left: nothing to keep
                 del self.streams[k]
         return ready
 

@@ -17,8 +17,10 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import websockets
@@ -31,6 +33,7 @@ from ticktape.model.spec import RunSpec
 from ticktape.pipeline.demo import owned_runs, wait_ready
 from ticktape.pipeline.topics import APP_ID, topic_partitions
 from ticktape.pipeline.worker import WorkerProcess
+from ticktape.runtime.embedded import Runtime
 
 #: Seconds to wait for a feed's websocket to open.
 FEED_OPEN_TIMEOUT_S = 10.0
@@ -95,7 +98,7 @@ def _unreachable(url: str, exc: BaseException) -> CommandError:
 
 
 @contextlib.asynccontextmanager
-async def _feed(url: str) -> AsyncIterator[websockets.ClientConnection]:
+async def _feed(url: str) -> AsyncGenerator[websockets.ClientConnection, None]:
     """The websocket of the feed at ``url``; CommandError naming it when it cannot be opened."""
     try:
         ws = await websockets.connect(url, max_size=2**22, open_timeout=FEED_OPEN_TIMEOUT_S)
@@ -112,7 +115,7 @@ async def check_feed(url: str) -> None:
         pass
 
 
-async def websocket_messages(url: str, idle_timeout: float) -> AsyncIterator[tuple[str | bytes, int]]:
+async def websocket_messages(url: str, idle_timeout: float) -> AsyncGenerator[tuple[str | bytes, int], None]:
     """Messages of the feed at ``url`` with their receive time, until it closes
     or is silent for ``idle_timeout`` seconds."""
 
@@ -133,7 +136,12 @@ class FeedStats:
 
 
 async def run_feed(
-    spec: RunSpec, url: str, producer, topic: str, idle_timeout: float = 5.0, max_messages: int | None = None
+    spec: RunSpec,
+    url: str,
+    producer: Any,
+    topic: str,
+    idle_timeout: float = 5.0,
+    max_messages: int | None = None,
 ) -> FeedStats:
     """Publish the feed's ticks for ``spec.symbols`` as batches of one, then
     an end-of-stream batch per symbol when the feed ends."""
@@ -175,8 +183,14 @@ async def run_feed(
 
 
 async def _paper(
-    rt, spec: RunSpec, url: str, worker, idle_timeout: float, max_messages: int | None, timeout_s: float
-):
+    rt: Runtime,
+    spec: RunSpec,
+    url: str,
+    worker: WorkerProcess,
+    idle_timeout: float,
+    max_messages: int | None,
+    timeout_s: float,
+) -> tuple[dict, FeedStats]:
     conn = await store.connect(rt.database_url)
     try:
         await store.start_run(conn, spec.run_id)
@@ -201,8 +215,8 @@ async def _paper(
 
 
 def paper(
-    rt,
-    home,
+    rt: Runtime,
+    home: Path,
     spec: RunSpec,
     url: str,
     idle_timeout: float = 5.0,

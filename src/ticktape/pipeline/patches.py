@@ -6,6 +6,7 @@ each is needed). :func:`apply` makes them, once per process.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from faust.app.base import App
 from faust.transport.consumer import Consumer
@@ -30,13 +31,13 @@ def _short_fetch_wait() -> None:
         return
     create = cls._create_worker_consumer
 
-    def _create_worker_consumer(self, transport):
+    def _create_worker_consumer(self: Any, transport: Any) -> Any:
         consumer = create(self, transport)
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by AIOKafkaConsumer.start()
         return consumer
 
-    cls._create_worker_consumer = _create_worker_consumer
-    cls._ticktape_fetch_wait = True
+    cls._create_worker_consumer = _create_worker_consumer  # type: ignore[method-assign]
+    cls._ticktape_fetch_wait = True  # type: ignore[attr-defined]
 
 
 def _number_every_rebalance() -> None:
@@ -60,7 +61,7 @@ def _number_every_rebalance() -> None:
     if getattr(cls, "_ticktape_generations", False):
         return
 
-    async def on_partitions_assigned(self, assigned) -> None:
+    async def on_partitions_assigned(self: Any, assigned: Any) -> None:
         thread = self._thread
         broker = thread._ensure_consumer()._coordinator.generation
         generation = max(broker, thread.app.consumer_generation_id + 1)
@@ -75,7 +76,7 @@ def _number_every_rebalance() -> None:
         thread.app._ticktape_assigned = True
         await thread.on_partitions_assigned(driver.ensure_TPset(assigned), generation)
 
-    cls.on_partitions_assigned = on_partitions_assigned
+    cls.on_partitions_assigned = on_partitions_assigned  # type: ignore[method-assign]
     cls._ticktape_generations = True
 
 
@@ -89,10 +90,10 @@ class _ReadOffsets(dict):
     """Faust's per-partition read offsets, never consulted for
     :data:`REDELIVERABLE` topics (read as None there)."""
 
-    def __missing__(self, tp):
+    def __missing__(self, tp: Any) -> None:
         return None
 
-    def __getitem__(self, tp):
+    def __getitem__(self, tp: Any) -> Any:
         return None if tp.topic in REDELIVERABLE else super().__getitem__(tp)
 
 
@@ -114,12 +115,12 @@ def _deliver_what_was_read_before() -> None:
         return
     init = Consumer.__init__
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
         self._read_offset = _ReadOffsets()
 
-    Consumer.__init__ = __init__
-    Consumer._ticktape_read_offsets = True
+    Consumer.__init__ = __init__  # type: ignore[method-assign]
+    Consumer._ticktape_read_offsets = True  # type: ignore[attr-defined]
 
 
 class _FlowControl(FlowControlEvent):
@@ -147,11 +148,11 @@ def _keep_what_flows_on_resume() -> None:
     if getattr(App, "_ticktape_flow_control", False):
         return
 
-    def flow_control(self) -> FlowControlEvent:
+    def flow_control(self: Any) -> FlowControlEvent:
         return _FlowControl(loop=self.loop)
 
-    App.flow_control = cached_property(flow_control)
-    App._ticktape_flow_control = True
+    App.flow_control = cached_property(flow_control)  # type: ignore[method-assign]
+    App._ticktape_flow_control = True  # type: ignore[attr-defined]
 
 
 def apply() -> None:

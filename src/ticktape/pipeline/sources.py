@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ def _parquet(spec: RunSpec, symbol: str) -> Iterator[np.ndarray]:
             yield part
 
 
-async def _topic(spec: RunSpec, symbol: str, kafka_url: str) -> AsyncIterator[np.ndarray]:
+async def _topic(spec: RunSpec, symbol: str, kafka_url: str) -> AsyncGenerator[np.ndarray, None]:
     src = spec.source
     async with TopicReader(kafka_url) as reader:
         tps = await reader.partitions(src["topic"])
@@ -86,7 +86,7 @@ async def _topic(spec: RunSpec, symbol: str, kafka_url: str) -> AsyncIterator[np
 
 async def batches(
     spec: RunSpec, symbol: str, *, kafka_url: str | None, done: list[int]
-) -> AsyncIterator[np.ndarray]:
+) -> AsyncGenerator[np.ndarray, None]:
     """``symbol``'s ticks from a non-store source, in event order, in batches of
     at most ``spec.batch_size``, skipping the first ``done[0]`` (a resumed replay)."""
     kind = spec.source["kind"]
@@ -107,7 +107,7 @@ async def batches(
         skip = 0
 
 
-async def _aiter(it: Iterator[np.ndarray]) -> AsyncIterator[np.ndarray]:
+async def _aiter(it: Iterator[np.ndarray]) -> AsyncGenerator[np.ndarray, None]:
     for x in it:
         yield x
         await asyncio.sleep(0)
@@ -169,4 +169,4 @@ def expected_ticks(spec: RunSpec, dsn: str) -> int | None:
     before reading); a SpecError naming the field when a symbol or the time
     range has no data, so a run is refused before anything starts."""
     counts = session.run(lambda conn: check(spec, conn), dsn=dsn, migrate=False)
-    return None if None in counts.values() else sum(counts.values())
+    return None if None in counts.values() else sum(n for n in counts.values() if n is not None)

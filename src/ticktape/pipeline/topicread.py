@@ -7,7 +7,7 @@ delivered."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -36,7 +36,7 @@ class TopicReader:
         await self.consumer.start()
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.consumer.stop()
 
     async def partitions(self, topic: str) -> list[TopicPartition]:
@@ -52,7 +52,7 @@ class TopicReader:
         """Each partition's first kept offset and its end offset."""
         return await self.consumer.beginning_offsets(tps), await self.consumer.end_offsets(tps)
 
-    async def read(self, ranges: Mapping[TopicPartition, Range]) -> AsyncIterator[ConsumerRecord]:
+    async def read(self, ranges: Mapping[TopicPartition, Range]) -> AsyncGenerator[ConsumerRecord, None]:
         """The records of every ``(start, stop)`` range, in offset order per partition."""
         consumer = self.consumer
         consumer.assign(list(ranges))
@@ -78,7 +78,7 @@ class TopicReader:
 
 async def read_range(
     kafka_url: str, topic: str, partition: int, start: int | None, stop: int
-) -> AsyncIterator[ConsumerRecord]:
+) -> AsyncGenerator[ConsumerRecord, None]:
     """The records of one partition from ``start`` (None: the first kept) up
     to ``stop`` excluded, in offset order: a consumer of its own, closed
     after (gap recovery reads rarely: ticktape.pipeline.gaps)."""

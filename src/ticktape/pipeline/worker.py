@@ -24,7 +24,7 @@ from faust.worker import Worker
 
 from ticktape.config import Settings
 from ticktape.errors import TicktapeRuntimeError
-from ticktape.pipeline.app import create_app
+from ticktape.pipeline.app import STAGES, create_app
 from ticktape.runtime.files import make_private_dir, open_private
 from ticktape.runtime.processes import spawn_child, tail, terminate_process
 
@@ -38,6 +38,7 @@ def run_worker(
 ) -> None:
     """Run the ticktape Faust worker (``stages``: default all) until SIGTERM/SIGINT."""
 
+    loop: asyncio.AbstractEventLoop
     try:
         loop = uvloop.new_event_loop()
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
@@ -46,9 +47,7 @@ def run_worker(
     make_private_dir(datadir)
     remove_stale_ready_files(datadir)
     ready = ready_path(datadir, os.getpid())
-    app = create_app(
-        kafka_url, database_url, datadir, ready_file=ready, **({"stages": stages} if stages else {})
-    )
+    app = create_app(kafka_url, database_url, datadir, stages=stages or STAGES, ready_file=ready)
     worker = Worker(app, loglevel=loglevel, loop=loop, quiet=True, redirect_stdouts=False)
     try:
         worker.execute_from_commandline()
@@ -172,5 +171,5 @@ class WorkerProcess:
     def __enter__(self) -> WorkerProcess:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()

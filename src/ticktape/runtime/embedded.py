@@ -149,8 +149,9 @@ class Runtime:
         self.stop_timeout = stop_timeout
         self.embedded_kafka = self.settings.kafka_url is None
         self.embedded_db = self.settings.database_url is None
-        self.kafka_url: str | None = None
-        self.database_url: str | None = None
+        # None until start(): typed as what code inside `with Runtime(...) as rt` sees
+        self.kafka_url: str = None  # type: ignore[assignment]
+        self.database_url: str = None  # type: ignore[assignment]
         #: True when the embedded PostgreSQL was already running (started by
         #: another process on the same data dir): we use it, and stop it only
         #: if we are the last process using it.

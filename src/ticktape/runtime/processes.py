@@ -132,7 +132,7 @@ class _Spawner:
         ok, value = reply.get()
         if not ok:
             raise value
-        return value  # type: ignore[no-any-return]
+        return value
 
 
 _spawner = _Spawner()
@@ -231,7 +231,7 @@ def run_coro(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     ok, value = result[0]
     if not ok:
         raise value
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def free_port(host: str = "127.0.0.1") -> int:

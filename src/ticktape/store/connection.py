@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import asyncpg
 
@@ -78,7 +78,7 @@ async def has_timescale(conn: asyncpg.Connection) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def commits_not_waiting(*conns: asyncpg.Connection | None) -> AsyncIterator[None]:
+async def commits_not_waiting(*conns: asyncpg.Connection | None) -> AsyncGenerator[None, None]:
     """Inside, commits on these connections do not wait for their WAL flush
     (``synchronous_commit = off``): a bulk load commits month after month
     without a disk wait each; a crash loses at most the last moments, which an

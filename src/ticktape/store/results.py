@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 
 import asyncpg
 import numpy as np
@@ -197,7 +197,7 @@ async def read_results(
 
 async def stream_fills_and_equity(
     conn: asyncpg.Connection, run_id: str | uuid.UUID, symbols: Sequence[str], rows: int = 1 << 16
-) -> AsyncIterator[tuple[list[np.ndarray], tuple[np.ndarray, ...]]]:
+) -> AsyncGenerator[tuple[list[np.ndarray], tuple[np.ndarray, ...]], None]:
     """The fills and equity samples of a run's symbols merged in time order, in pieces.
 
     Yields ``(fills, samples)`` for every ``rows`` rows of the merge (the
@@ -251,7 +251,7 @@ async def stream_fills_and_equity(
             if isinstance(item, BaseException):
                 raise item
             done = item is None
-            pieces = cut.add(rows_in.finish() if done else rows_in.feed(item))
+            pieces = cut.add(rows_in.finish() if item is None else rows_in.feed(item))
             for raw in pieces + cut.rest() if done else pieces:
                 yield _fills_and_samples(raw, len(order))
             if done:
@@ -272,7 +272,7 @@ def _fills_and_samples(raw: np.ndarray, n_symbols: int) -> tuple[list[np.ndarray
     for j in range(n_symbols):
         mine = f[f["v2"] == j]
         out = np.empty(len(mine), FILL_DTYPE)
-        for name, col in zip(FILL_DTYPE.names, ("v0", "v3", "v4", "v5", "v6", "v7"), strict=True):
+        for name, col in zip(FILL_DTYPE.names or (), ("v0", "v3", "v4", "v5", "v6", "v7"), strict=True):
             out[name] = mine[col]
         fills.append(out)
     samples = (

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import itertools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import asyncpg
@@ -37,7 +38,7 @@ async def read_ticks(
     batch_size: int = 20_000,
     *,
     second: asyncpg.Connection | None = None,
-) -> AsyncIterator[np.ndarray]:
+) -> AsyncGenerator[np.ndarray, None]:
     """Yield ``TICK_DTYPE`` batches of one symbol in ``(ts, seq)`` order.
 
     ``start_ns <= ts < end_ns`` (either bound optional). Each batch is one
@@ -186,7 +187,7 @@ class _TickPages:
 
     async def batches(
         self, conn: asyncpg.Connection, second: asyncpg.Connection | None
-    ) -> AsyncIterator[np.ndarray]:
+    ) -> AsyncGenerator[np.ndarray, None]:
         """All the pages in order: on ``conn``, or on both connections at once."""
         if second is None or self.cuts:
             after: tuple[int, int] | None = None
@@ -304,7 +305,9 @@ class _TickPages:
             return None
         return int(keys["v0"][0]), int(keys["v1"][0])
 
-    async def pipelined(self, one: asyncpg.Connection, two: asyncpg.Connection) -> AsyncIterator[np.ndarray]:
+    async def pipelined(
+        self, one: asyncpg.Connection, two: asyncpg.Connection
+    ) -> AsyncGenerator[np.ndarray, None]:
         """Pages read on two connections at once, yielded in order.
 
         Page k is read on connection k % 2: first the key where it ends
@@ -534,7 +537,7 @@ class _BlockPages:
 
     async def pages(
         self, conn: asyncpg.Connection, second: asyncpg.Connection | None, batch_size: int
-    ) -> AsyncIterator[np.ndarray]:
+    ) -> AsyncGenerator[np.ndarray, None]:
         """The partition's ticks from ``lo`` to ``hi``, a page at a time."""
         try:
             ranges = await self._ranges(conn, batch_size)
@@ -629,9 +632,13 @@ class _BlockPages:
         raise AssertionError("unreachable: the NaN query has no NULLs")  # pragma: no cover
 
 
+def _my_turn(state: dict[str, Any], k: int, n_conns: int) -> bool:
+    return bool(state["stop"] or k - state["taken"] < n_conns)
+
+
 async def _in_turn(
     conns: Sequence[asyncpg.Connection], jobs: Sequence[Any], fetch: Any
-) -> AsyncIterator[Any]:
+) -> AsyncGenerator[Any, None]:
     """``await fetch(conn, job)`` of each job, yielded in order.
 
     Job k runs on ``conns[k % len(conns)]``, no further ahead than the
@@ -641,13 +648,13 @@ async def _in_turn(
     """
     loop = asyncio.get_running_loop()
     results: list[asyncio.Future[Any] | None] = [loop.create_future() for _ in jobs]
-    state = {"taken": 0, "stop": False}
+    state: dict[str, Any] = {"taken": 0, "stop": False}
     moved = asyncio.Condition()
 
     async def worker(i: int) -> None:
         for k in range(i, len(jobs), len(conns)):
             async with moved:
-                await moved.wait_for(lambda k=k: state["stop"] or k - state["taken"] < len(conns))
+                await moved.wait_for(functools.partial(_my_turn, state, k, len(conns)))
             if state["stop"]:
                 return
             result = results[k]

@@ -196,13 +196,13 @@ def tick_partition(symbol: str, month: np.datetime64) -> str:
     >>> tick_partition("EURUSD", np.datetime64("2024-01"))
     'ticks_202401_96e913ac4a6a'
     """
-    ym = str(np.datetime64(month, "M")).replace("-", "")
+    ym = str(month.astype("datetime64[M]")).replace("-", "")
     return f"ticks_{ym}_{hashlib.md5(symbol.encode('utf-8')).hexdigest()[:12]}"
 
 
 def _month_range(symbol: str, month: np.datetime64) -> tuple[str, str, str]:
     """SQL literals of ``symbol`` and of the start and end of ``month``."""
-    lo = np.datetime64(month, "M")
+    lo = month.astype("datetime64[M]")
     a, b = (f"'{np.datetime_as_string(m.astype('datetime64[s]'))}+00'::timestamptz" for m in (lo, lo + 1))
     return sql_literal(symbol), a, b
 

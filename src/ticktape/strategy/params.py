@@ -407,7 +407,7 @@ class Params:
     """
 
     def __post_init__(self) -> None:
-        for name, p in declared(type(self)).items():
+        for name, p in declared(type(self)).items():  # type: ignore[arg-type]  # (mypy: a class is unhashable if its instances are)
             value = p.check(getattr(self, name), f"params.{name}")
             object.__setattr__(self, name, value)
         self.check()
@@ -441,7 +441,7 @@ def load(config: type[C], params: Any, who: str) -> C:
         params = {}
     if not isinstance(params, Mapping):
         raise SpecError(f"params: must be an object, got {params!r}")
-    table = declared(config)
+    table = declared(config)  # type: ignore[arg-type]  # (mypy: a class is unhashable if its instances are)
     for key in params:
         if key not in table:
             raise SpecError(f"params.{key}: unknown parameter of {who!r}; known: {', '.join(table)}")
@@ -462,7 +462,7 @@ def load(config: type[C], params: Any, who: str) -> C:
 def to_dict(config: Any) -> dict[str, Any]:
     """Every parameter of ``config`` as JSON-able values (the normalized ``params`` of a spec)."""
     out = {}
-    for name in declared(type(config)):
+    for name in declared(type(config)):  # type: ignore[arg-type]  # (mypy: a class is unhashable if its instances are)
         value = getattr(config, name)
         out[name] = list(value) if isinstance(value, tuple) else value
     return out

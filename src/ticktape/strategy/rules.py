@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -221,7 +221,7 @@ def node_key(node: Any) -> str:
     return json.dumps(_value(node, "value"), sort_keys=True, separators=(",", ":"))
 
 
-def _walk(cond: dict[str, Any]):
+def _walk(cond: dict[str, Any]) -> Iterator[dict[str, Any]]:
     if "op" in cond:
         yield cond
     else:

@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ticktape import _native
+import ticktape._native as _native  # noqa: PLR0402 (the from-form reaches mypy through ticktape.__getattr__, in an import cycle: Any?)
 from ticktape.compute import indicators
 from ticktape.errors import SpecError
 from ticktape.strategy import rules
@@ -164,7 +164,9 @@ class Template(Strategy):
         """(enter_long, exit_long, enter_short, exit_short) boolean columns."""
         raise NotImplementedError
 
-    def on_batch(self, batch: Columns, features: dict[str, np.ndarray], state: dict[str, Any]):
+    def on_batch(
+        self, batch: Columns, features: dict[str, np.ndarray], state: dict[str, Any]
+    ) -> tuple[Any, dict]:
         c = self.config
         state = dict(state)
         with np.errstate(invalid="ignore"):
@@ -223,7 +225,9 @@ class MaCrossover(Template):
             out.append(Feature("ma_fast", c.ma, {"n": c.fast}))
         return out
 
-    def events(self, batch, f, state):
+    def events(
+        self, batch: Columns, f: dict[str, np.ndarray], state: dict[str, Any]
+    ) -> tuple[np.ndarray, ...]:
         fast = f["ma_fast"] if self.config.fast > 1 else batch["price"]
         up, down = fast > f["ma_slow"], fast < f["ma_slow"]
         return up, down, down, up
@@ -272,7 +276,9 @@ class RsiReversion(Template):
     def features(self) -> list[Feature]:
         return [Feature("rsi", "rsi", {"n": self.config.n})]
 
-    def events(self, batch, f, state):
+    def events(
+        self, batch: Columns, f: dict[str, np.ndarray], state: dict[str, Any]
+    ) -> tuple[np.ndarray, ...]:
         c, r = self.config, f["rsi"]
         return r < c.lower, r >= c.exit, r > c.upper, r <= c.exit
 
@@ -297,7 +303,9 @@ class BollingerReversion(Template):
         c = self.config
         return [Feature("bb", "bollinger", {"n": c.n, "k": c.k})]
 
-    def events(self, batch, f, state):
+    def events(
+        self, batch: Columns, f: dict[str, np.ndarray], state: dict[str, Any]
+    ) -> tuple[np.ndarray, ...]:
         p = batch["price"]
         return p < f["bb.lower"], p >= f["bb.middle"], p > f["bb.upper"], p <= f["bb.middle"]
 
@@ -329,7 +337,9 @@ class Breakout(Template):
             Feature("xlo", "lowest", {"n": c.exit_n}, {"x": "low"}),
         ]
 
-    def events(self, batch, f, state):
+    def events(
+        self, batch: Columns, f: dict[str, np.ndarray], state: dict[str, Any]
+    ) -> tuple[np.ndarray, ...]:
         p = batch["price"]
         return p > f["hi"], p < f["xlo"], p < f["lo"], p > f["xhi"]
 
@@ -363,7 +373,9 @@ class VwapReversion(Template):
         params = {"n": c.n} if c.n else {}
         return [Feature("vwap", "vwap", params)]
 
-    def events(self, batch, f, state):
+    def events(
+        self, batch: Columns, f: dict[str, np.ndarray], state: dict[str, Any]
+    ) -> tuple[np.ndarray, ...]:
         c = self.config
         dev = batch["price"] - f["vwap"]
         z_state = state.get("z")
@@ -439,7 +451,9 @@ class Pairs(Strategy):
     def symbols(self) -> tuple[str, ...]:  # type: ignore[override]
         return tuple(self.config.symbols)
 
-    def on_batch(self, batch: Columns, features: dict[str, np.ndarray], state: dict[str, Any]):
+    def on_batch(
+        self, batch: Columns, features: dict[str, np.ndarray], state: dict[str, Any]
+    ) -> tuple[Any, dict]:
         c = self.config
         a, b = c.symbols
         state = dict(state)
@@ -563,7 +577,9 @@ class Rules(Template):
                 out[f.name] = f
         return list(out.values())
 
-    def events(self, batch, f, state):
+    def events(
+        self, batch: Columns, f: dict[str, np.ndarray], state: dict[str, Any]
+    ) -> tuple[np.ndarray, ...]:
         columns = {}
         for node in self._nodes():
             if "ind" in node:

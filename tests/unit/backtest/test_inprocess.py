@@ -10,13 +10,13 @@ import pytest
 
 import ticktape
 from ticktape.backtest.run import run_symbol
-from ticktape.data import synth
 from ticktape.errors import DataError, SpecError
 from ticktape.model.batch import TICK_DTYPE
 from ticktape.model.spec import EngineConfig, RunSpec
 from ticktape.strategy import Context, Feature, Fill, Strategy, Tick, orders
+from ticktape.testing import market
 
-TICKS = np.concatenate(list(synth.generate_process(synth.ProcessConfig(symbol="S", n_ticks=30_000, seed=5))))
+TICKS = market(30_000, seed=5, symbol="S", trade_every=0)
 
 
 @dataclass(frozen=True)

@@ -3,39 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 import ticktape
+from ticktape import testing
 from ticktape.backtest.run import depth_levels
 from ticktape.data import synth
 from ticktape.data.synth import RandomWalkConfig, generate_walk
-from ticktape.errors import DataError
-from ticktape.model.batch import BOOK_EVENT_DTYPE, LEVEL_DTYPE, TICK_DTYPE
+from ticktape.errors import DataError, SpecError
+from ticktape.model.spec import RunSpec
 from ticktape.strategy import Strategy
+from ticktape.testing import book_events, levels
 
 S = 1_000_000_000
 ENGINE = {"tick_size": 0.01, "lot_size": 1.0, "initial_cash": 1e6}
 
 
 def quotes(n: int = 10) -> np.ndarray:
-    """One quote a second, 100.00 / 100.01, one lot displayed each side."""
-    t = np.zeros(n, TICK_DTYPE)
-    t["ts"] = np.arange(1, n + 1) * S
-    t["bid"], t["ask"], t["bid_size"], t["ask_size"] = 100.00, 100.01, 1.0, 1.0
-    t["last"] = t["last_size"] = np.nan
-    return t
-
-
-def levels(*rows: tuple[float, int, float, float]) -> np.ndarray:
-    """(time in s, side, price, qty) rows as LEVEL_DTYPE."""
-    out = np.zeros(len(rows), LEVEL_DTYPE)
-    for k, (t, side, price, qty) in enumerate(rows):
-        out[k] = (int(t * S), side, price, qty)
-    return out
+    """One quote a second from 1 s, 100.00 / 100.01, one lot displayed each side."""
+    return testing.quotes(n, t0=S)
 
 
 @dataclass(frozen=True)
@@ -124,12 +113,13 @@ def test_results_do_not_depend_on_the_batch_size(strategy, params):
 
 
 def test_depth_from_book_events_with_a_clear_and_from_a_frame():
-    ev = np.zeros(5, BOOK_EVENT_DTYPE)
-    ev["ts"] = [1, 1, 2, 3, 3]
-    ev["kind"] = [10, 10, 10, 11, 10]
-    ev["side"] = [1, -1, 1, 0, 1]
-    ev["price"] = [10.0, 10.1, 9.9, 0.0, 9.8]
-    ev["size"] = [5.0, 6.0, 0.0, 0.0, 7.0]
+    ev = book_events(
+        (1, 10, 1, 10.0, 5.0),
+        (1, 10, -1, 10.1, 6.0),
+        (2, 10, 1, 9.9, 0.0),
+        (3, 11, 0, 0.0, 0.0),
+        (3, 10, 1, 9.8, 7.0),
+    )
     lv = depth_levels(ev)
     # the clear at 3 removes what was shown then (10.0 bid, 10.1 ask), before the snapshot's level
     assert lv.tolist() == [
@@ -171,8 +161,7 @@ def test_bad_depth_is_refused_naming_the_row_and_field(depth, message):
 
 
 def test_l3_events_and_bars_are_refused():
-    ev = np.zeros(1, BOOK_EVENT_DTYPE)
-    ev["kind"] = 1
+    ev = book_events((0, 1, 0, 0.0, 0.0))
     with pytest.raises(DataError, match=r"kinds \[1\] are order-level \(L3\)"):
         depth_levels(ev)
     bars = pd.DataFrame(
@@ -183,15 +172,11 @@ def test_l3_events_and_bars_are_refused():
         ticktape.backtest(bars, targets({}), depth=BOOK)
 
 
-BINANCE = (
-    Path(__file__).resolve().parents[4] / "shared" / "data" / "ticks" / "binance_spot_btcusdt_20240808_ws.gz"
-)
-
-
-@pytest.mark.skipif(not BINANCE.exists(), reason="../shared/data (the real samples) is not here")
-def test_a_binance_capture_backtests_with_its_own_depth():
+@pytest.mark.shared_data
+def test_a_binance_capture_backtests_with_its_own_depth(shared_data):
+    capture = shared_data("ticks/binance_spot_btcusdt_20240808_ws.gz")
     r = ticktape.backtest(
-        BINANCE,
+        capture,
         "ma_crossover",
         {"fast": 20, "slow": 100, "size": 0.01},
         format="binance-ws",
@@ -199,7 +184,7 @@ def test_a_binance_capture_backtests_with_its_own_depth():
         lot_size=1e-5,
     )
     l1 = ticktape.backtest(
-        BINANCE,
+        capture,
         "ma_crossover",
         {"fast": 20, "slow": 100, "size": 0.01},
         format="binance-ws",
@@ -215,9 +200,6 @@ def test_a_binance_capture_backtests_with_its_own_depth():
 
 
 def test_a_run_spec_with_depth_needs_the_store_source():
-    from ticktape.errors import SpecError
-    from ticktape.model.spec import RunSpec
-
     with pytest.raises(SpecError, match="depth: only the store source carries depth"):
         RunSpec(
             strategy="ma_crossover", symbols=("X",), depth=True, source={"kind": "generator", "n_ticks": 10}

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import ticktape
 from ticktape.backtest.sweep import grid, parse_grid, sample, sweep
-from ticktape.data import synth
 from ticktape.errors import SpecError
+from ticktape.testing import market
 
-TICKS = np.concatenate(list(synth.generate_process(synth.ProcessConfig(symbol="S", n_ticks=20_000, seed=9))))
+TICKS = market(20_000, seed=9, symbol="S", trade_every=0)
 
 
 def test_sweep_results_equal_separate_single_runs():

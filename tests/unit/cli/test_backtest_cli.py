@@ -8,26 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ticktape.cli.main import main
+from ticktape import testing
+from ticktape.cli.main import main, parse_source
+from ticktape.data.synth import depth_diffs
+from ticktape.errors import SpecError
 
 
 @pytest.fixture
 def bars_csv(tmp_path):
-    rng = np.random.default_rng(4)
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 400)))
-    open_ = np.concatenate(([100.0], close[:-1]))
-    df = pd.DataFrame(
-        {
-            "Date": pd.bdate_range("2020-01-01", periods=400).strftime("%Y-%m-%d"),
-            "Open": open_.round(2),
-            "High": (np.maximum(open_, close) + 0.5).round(2),
-            "Low": (np.minimum(open_, close) - 0.5).round(2),
-            "Close": close.round(2),
-            "Volume": 1000,
-        }
-    )
     path = tmp_path / "bars.csv"
-    df.to_csv(path, index=False)
+    testing.bars_frame(400, freq="B").to_csv(path, index=False)  # daily bars of business days
     return path
 
 
@@ -106,9 +96,6 @@ def test_sweep_prints_the_top_table(bars_csv, capsys):
 
 
 def test_run_source_option_parses_every_form():
-    from ticktape.cli.main import parse_source
-    from ticktape.errors import SpecError
-
     assert parse_source("store") == {"kind": "store"}
     assert parse_source("parquet:/data/x.parquet") == {"kind": "parquet", "path": "/data/x.parquet"}
     assert parse_source("generator:1000:7") == {"kind": "generator", "n_ticks": 1000, "seed": 7}
@@ -125,16 +112,8 @@ def test_run_source_option_parses_every_form():
 
 
 def test_backtest_with_a_depth_file_walks_the_levels(tmp_path, capsys):
-    from ticktape.data.synth import depth_diffs
-    from ticktape.model.batch import TICK_DTYPE
-
-    n = 300
-    t = np.zeros(n, TICK_DTYPE)
-    t["ts"] = (1_704_186_000 + np.arange(1, n + 1)) * 1_000_000_000  # (epoch ns: told by their magnitude)
-    t["bid"] = 100.0 + np.sin(np.arange(n) / 15).round(2)
-    t["ask"] = t["bid"] + 0.01
-    t["bid_size"] = t["ask_size"] = 3.0
-    t["last"] = t["last_size"] = np.nan
+    n = 300  # (epoch ns times: told by their magnitude)
+    t = testing.quotes(n, t0=1_704_186_001 * 10**9, bid=100.0 + np.sin(np.arange(n) / 15).round(2), size=3.0)
     ev = depth_diffs(t, levels=2, mean_size=1000.0)  # 3 lots at the touch, plenty one cent further
     pd.DataFrame(t).to_csv(tmp_path / "ticks.csv", index=False)
     pd.DataFrame({"ts": ev["ts"], "side": ev["side"], "price": ev["price"], "qty": ev["size"]}).to_parquet(

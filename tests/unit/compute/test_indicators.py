@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ticktape.compute import indicators as ind
-from ticktape.compute.indicators import STREAMS, SmaStream, sma
+from ticktape.compute.indicators import STREAMS, BarStream, SmaStream, bars, sma
 
 NAN = math.nan
 NAMES = ("sma", "ema", "wma", "rsi", "macd", "bollinger", "atr", "vwap", "zscore", "realized_vol")
@@ -685,8 +685,6 @@ def test_inconsistent_states_are_rejected(name, state, message):
 
 
 def test_bars_hand_computed_and_closed_by_event_time_only():
-    from ticktape.compute.indicators import BarStream
-
     s = BarStream(10)
     assert len(s.update(np.array([0, 5]), np.array([1.0, 3.0]))) == 0  # bar [0, 10) still open
     closed = s.update(np.array([12, 31]), np.array([2.0, 4.0]))
@@ -705,8 +703,6 @@ def test_bars_hand_computed_and_closed_by_event_time_only():
     cuts=st.lists(st.integers(0, 200), max_size=6),
 )
 def test_streaming_bars_equal_whole_series_bars_for_any_split(gaps, prices, width, cuts):
-    from ticktape.compute.indicators import BarStream, bars
-
     ts = np.cumsum(np.array(gaps, dtype=np.int64)) - 1_000  # also before the epoch
     px = np.array(prices.draw(st.lists(st.floats(1, 100), min_size=len(ts), max_size=len(ts))), dtype=float)
     whole = bars(ts, px, width)

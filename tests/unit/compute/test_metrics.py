@@ -12,17 +12,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ticktape.compute.accounting import equity_curve, trades
+from ticktape.compute import metrics
+from ticktape.compute.accounting import RoundTrips, equity_curve, trades
 from ticktape.compute.metrics import (
     DAY_NS,
     YEAR_NS,
+    PerformanceStream,
+    RunMetrics,
     infer_periods_per_year,
     max_drawdown,
     performance,
     portfolio_equity,
+    run_metrics,
     summarize,
 )
-from ticktape.model.batch import FILL_DTYPE
+from ticktape.model.batch import EQUITY_DTYPE, FILL_DTYPE
 
 R = pytest.approx
 
@@ -443,9 +447,6 @@ def test_cross_check_with_backtesting_py():
 
 
 def test_run_metrics_portfolio_equals_the_pandas_definition():
-    from ticktape.compute.metrics import run_metrics
-    from ticktape.model.batch import EQUITY_DTYPE, FILL_DTYPE
-
     rng = np.random.default_rng(3)
     equity = {}
     for s, n in (("B", 300), ("A", 200)):
@@ -468,8 +469,6 @@ def test_run_metrics_portfolio_equals_the_pandas_definition():
 
 # ---------------------------------------------------------------- streaming (bounded memory)
 def _run_data(seed: int, n: int, k: int) -> tuple[dict, dict]:
-    from ticktape.model.batch import EQUITY_DTYPE
-
     rng = np.random.default_rng(seed)
     equity, fills = {}, {}
     for j in range(k):
@@ -491,8 +490,6 @@ def _run_data(seed: int, n: int, k: int) -> tuple[dict, dict]:
 
 
 def _feed_in_pieces(equity: dict, fills: dict, cuts: list[int]):
-    from ticktape.compute.metrics import RunMetrics
-
     acc = RunMetrics(list(fills), 1e6)
     order = sorted(equity)
     rows = np.concatenate([equity[s] for s in order])
@@ -526,8 +523,6 @@ def _same(a: dict, b: dict) -> None:
     cuts=st.lists(st.integers(0, 10**6), max_size=12),
 )
 def test_run_metrics_do_not_depend_on_how_the_samples_were_cut(seed, n, k, cuts):
-    from ticktape.compute.metrics import run_metrics
-
     equity, fills = _run_data(seed, n, k)
     whole, whole_trades = run_metrics(equity, fills, 1e6)
     pieces, piece_trades = _feed_in_pieces(equity, fills, cuts)
@@ -538,8 +533,6 @@ def test_run_metrics_do_not_depend_on_how_the_samples_were_cut(seed, n, k, cuts)
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10**6), n=st.integers(2, 400), block=st.integers(2, 50))
 def test_blocks_merge_to_the_whole_array_statistics(seed, n, block):
-    from ticktape.compute import metrics
-
     equity, fills = _run_data(seed, n, 2)
     one, _ = metrics.run_metrics(equity, fills, 1e6, periods_per_year=252.0)
     saved, metrics.BLOCK = metrics.BLOCK, block  # many blocks: partial sums merged
@@ -559,8 +552,6 @@ def test_blocks_merge_to_the_whole_array_statistics(seed, n, block):
 
 
 def test_marks_in_pieces_give_the_trades_of_all_marks():
-    from ticktape.compute.accounting import RoundTrips
-
     equity, fills = _run_data(7, 500, 1)
     (e,), (f,) = equity.values(), fills.values()
     rt = RoundTrips(f)
@@ -578,7 +569,6 @@ def test_fills_and_marks_in_pieces_settled_along_the_way_give_the_trades_of_all(
     marks), the settled trades taken after every piece: together with the
     frame at the end they are the trades of everything at once, and what is
     held is only the trades not settled."""
-    from ticktape.compute.accounting import RoundTrips
 
     equity, fills = _run_data(seed, n, 1)
     (e,), (f,) = equity.values(), fills.values()
@@ -612,7 +602,6 @@ def test_trade_statistics_over_many_blocks_do_not_depend_on_the_pieces(seed, n, 
     """With blocks of a few trades, the trade statistics from fills and
     samples in pieces (the sink's way) equal those of everything at once
     and those of the trades frame, and are the plain ones up to rounding."""
-    from ticktape.compute import metrics
 
     saved = metrics.TRADE_BLOCK
     metrics.TRADE_BLOCK = block
@@ -637,8 +626,6 @@ def test_trade_statistics_over_many_blocks_do_not_depend_on_the_pieces(seed, n, 
 
 
 def test_fills_after_a_mark_of_their_time_or_going_backwards_are_refused():
-    from ticktape.compute.accounting import RoundTrips
-
     f = np.zeros(3, FILL_DTYPE)
     f["ts"], f["side"], f["price"], f["qty"] = [1, 2, 5], [1, -1, 1], 10.0, 1.0
     rt = RoundTrips(f[:2])
@@ -654,8 +641,6 @@ def test_fills_after_a_mark_of_their_time_or_going_backwards_are_refused():
 
 
 def test_performance_stream_errors_name_the_sample_in_the_whole_series():
-    from ticktape.compute.metrics import PerformanceStream
-
     s = PerformanceStream()
     s.add(np.array([1, 2, 3]), np.array([1.0, 2.0, 3.0]))
     with pytest.raises(ValueError, match=r"equity\[4\] = nan must be finite"):

@@ -7,6 +7,7 @@ import csv
 import gzip
 import itertools
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +15,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ticktape.data.importers import REASONS, Importer, TickBatch, bar_ticks
-from ticktape.errors import ImportFailed
-
-SHARED = Path(__file__).resolve().parents[4] / "shared" / "data"
-needs_shared = pytest.mark.skipif(
-    not SHARED.is_dir(), reason=f"reference data folder {SHARED} is absent (only in the developers' checkout)"
+from ticktape.data.importers import (
+    MAX_WRITE_SPAN_NS,
+    REASONS,
+    Importer,
+    TickBatch,
+    _byte_blocks,
+    _parsed_ahead,
+    _spans,
+    bar_ticks,
 )
+from ticktape.data.readers import write_parquet
+from ticktape.errors import ImportFailed
 
 
 def ticks_of(imp: Importer) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -220,8 +226,6 @@ def test_bars_to_ticks_and_bad_bars(tmp_path: Path) -> None:
 
 
 def test_parquet_round_trip(tmp_path: Path) -> None:
-    from ticktape.data.readers import write_parquet
-
     ticks = np.zeros(
         5,
         dtype=[
@@ -243,7 +247,6 @@ def test_parquet_round_trip(tmp_path: Path) -> None:
     assert got["P"].tobytes() == ticks.astype(got["P"].dtype).tobytes()
 
 
-@needs_shared
 @pytest.mark.shared_data
 @pytest.mark.parametrize(
     ("name", "fmt", "symbol", "accepted", "rejects"),
@@ -255,8 +258,8 @@ def test_parquet_round_trip(tmp_path: Path) -> None:
         ("bars/EURUSD_1h.csv", "bars", "EURUSD", 4 * 5000, {}),
     ],
 )
-def test_real_samples(name: str, fmt: str, symbol: str, accepted: int, rejects: dict) -> None:
-    imp = Importer(SHARED / name, fmt, symbol=symbol)
+def test_real_samples(name: str, fmt: str, symbol: str, accepted: int, rejects: dict, shared_data) -> None:
+    imp = Importer(shared_data(name), fmt, symbol=symbol)
     ticks, _ = ticks_of(imp)
     assert dict(imp.report.rejects) == rejects
     assert imp.report.accepted == accepted
@@ -288,8 +291,6 @@ def test_fast_and_per_field_paths_agree(tmp_path: Path) -> None:
 
 
 def test_long_imports_are_written_in_bounded_spans() -> None:
-    from ticktape.data.importers import MAX_WRITE_SPAN_NS, _spans
-
     day = 86_400 * 10**9
     ts = np.arange(0, 400 * day, day // 2, dtype=np.int64)
     spans = _spans(ts)
@@ -431,7 +432,6 @@ def test_byte_blocks_are_the_file_cut_after_whole_lines(
     """Every line of the file comes once, in order, with its number: whole
     in a block, or (longer than ``max_line``) as a block of its own that
     holds only its first bytes."""
-    from ticktape.data.importers import _byte_blocks
 
     body = "\n".join(lines).encode() + (b"\n" if final_newline and lines else b"")
     src = tmp_path_factory.mktemp("blocks") / "b.csv"
@@ -477,8 +477,6 @@ def test_blank_lines_with_text_times_are_skipped_on_both_paths(
 async def test_parsed_ahead_keeps_order_and_raises_strict_errors_after_the_good_batches(
     tmp_path: Path,
 ) -> None:
-    from ticktape.data.importers import _parsed_ahead
-
     good = [f"{1_704_186_000 + i},{100 + i},{101 + i}" for i in range(9)]
     src = tmp_path / "s.csv"
     src.write_text("ts,bid,ask\n" + "\n".join([*good, "1704186100,-5,1", *good[:1]]) + "\n")
@@ -492,10 +490,6 @@ async def test_parsed_ahead_keeps_order_and_raises_strict_errors_after_the_good_
 
 
 async def test_parsed_ahead_stops_the_worker_and_closes_the_importer(tmp_path: Path) -> None:
-    import threading
-
-    from ticktape.data.importers import _parsed_ahead
-
     rows = [f"{1_704_186_000 + i},{100 + i},{101 + i}" for i in range(200)]
     src = tmp_path / "s.csv"
     src.write_text("ts,bid,ask,venue\n" + "\n".join(r + ",X" for r in rows) + "\n")

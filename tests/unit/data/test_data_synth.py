@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
+import doctest
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ticktape import testing
 from ticktape.data import synth
 from ticktape.model.batch import TICK_DTYPE
-
-BAR_NS = 60 * 10**9
-BAR_DTYPE = [
-    ("ts", "<i8"),
-    ("open", "<f8"),
-    ("high", "<f8"),
-    ("low", "<f8"),
-    ("close", "<f8"),
-    ("volume", "<f8"),
-]
-
-
-def make_bars(m: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    bars = np.empty(m, dtype=BAR_DTYPE)
-    bars["ts"] = 1_704_067_200 * 10**9 + np.arange(m, dtype=np.int64) * BAR_NS
-    o = 100 + np.cumsum(rng.normal(0, 0.5, m))
-    c = o + rng.normal(0, 0.3, m)
-    bars["open"], bars["close"] = o, c
-    bars["high"] = np.maximum(o, c) + rng.exponential(0.2, m)
-    bars["low"] = np.minimum(o, c) - rng.exponential(0.2, m)
-    bars["volume"] = rng.integers(100, 5000, m)
-    return bars
+from ticktape.testing import MINUTE as BAR_NS
 
 
 def per_bar(ticks: np.ndarray, bars: np.ndarray) -> np.ndarray:
@@ -56,7 +37,7 @@ def check_bars(ticks: np.ndarray, bars: np.ndarray) -> None:
 
 
 def test_bar_paths_hit_ohlc_exactly_and_stay_inside() -> None:
-    bars = make_bars(300)
+    bars = testing.bars(300)
     ticks = np.concatenate(list(synth.from_bars([bars], synth.BarSynthConfig(bar_ns=BAR_NS, seed=3))))
     assert ticks.dtype == TICK_DTYPE
     check_bars(ticks, bars)
@@ -65,27 +46,27 @@ def test_bar_paths_hit_ohlc_exactly_and_stay_inside() -> None:
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), m=st.integers(1, 40), tpb=st.floats(0, 30))
 def test_bar_paths_property(seed: int, m: int, tpb: float) -> None:
-    bars = make_bars(m, seed=seed % 1000)
+    bars = testing.bars(m, seed=seed % 1000)
     cfg = synth.BarSynthConfig(bar_ns=BAR_NS, seed=seed, ticks_per_bar=tpb)
     check_bars(np.concatenate(list(synth.from_bars([bars], cfg))), bars)
 
 
 def test_flat_and_degenerate_bars() -> None:
-    bars = make_bars(5)
+    bars = testing.bars(5)
     bars["open"] = bars["high"] = bars["low"] = bars["close"] = 50.0
     ticks = np.concatenate(list(synth.from_bars([bars], synth.BarSynthConfig(bar_ns=BAR_NS))))
     assert np.all(ticks["last"] == 50.0)
 
 
 def test_inconsistent_bar_is_an_error() -> None:
-    bars = make_bars(3)
+    bars = testing.bars(3)
     bars["high"][1] = bars["low"][1] - 1
     with pytest.raises(ValueError, match="low <= open"):
         list(synth.from_bars([bars], synth.BarSynthConfig(bar_ns=BAR_NS)))
 
 
 def test_same_seed_same_output_whatever_the_chunking() -> None:
-    bars = make_bars(5000)
+    bars = testing.bars(5000)
     cfg = synth.BarSynthConfig(bar_ns=BAR_NS, seed=11)
     a = np.concatenate(list(synth.from_bars([bars], cfg, chunk=100_000)))
     b = np.concatenate(list(synth.from_bars([bars[:777], bars[777:]], cfg, chunk=3_333)))
@@ -95,7 +76,7 @@ def test_same_seed_same_output_whatever_the_chunking() -> None:
 
 
 def test_tick_count_follows_volume() -> None:
-    bars = make_bars(400)
+    bars = testing.bars(400)
     bars["volume"][:200] = 100
     bars["volume"][200:] = 1000
     ticks = np.concatenate(
@@ -187,7 +168,5 @@ def test_process_chunks_do_not_change_the_stream() -> None:
 
 
 def test_synth_docstring_examples() -> None:
-    import doctest
-
     result = doctest.testmod(synth)
     assert result.attempted > 0 and result.failed == 0

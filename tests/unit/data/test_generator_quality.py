@@ -1,14 +1,15 @@
 """Synthetic generator (the random walk) and tick validation."""
 
 import hashlib
+from decimal import Decimal
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ticktape.compute.quality import validate
-from ticktape.data.synth import RandomWalkConfig, generate_walk
+from ticktape.compute.quality import as_quotes, validate
+from ticktape.data.synth import RandomWalkConfig, generate_walk, grid_prices
 from ticktape.model.batch import TICK_DTYPE
 
 
@@ -80,8 +81,6 @@ def test_validation_counts_every_rejected_tick_by_reason():
 
 
 def test_trade_only_ticks_are_accepted_as_quotes_at_the_trade_price():
-    from ticktape.compute.quality import as_quotes
-
     t = np.zeros(4, TICK_DTYPE)
     t["ts"] = [1, 2, 3, 4]
     t["bid"] = [np.nan, 1.0, np.nan, np.nan]
@@ -150,10 +149,6 @@ def test_validation_kernel_equals_the_rules(rows, last_ts):
 
 @pytest.mark.parametrize("tick_size", [0.01, 0.05, 0.25, 0.0001, 0.00001, 1.0, 5.0, 0.3, 0.125, 2.5])
 def test_grid_prices_are_the_doubles_of_their_decimals(tick_size: float) -> None:
-    from decimal import Decimal
-
-    from ticktape.data.synth import grid_prices
-
     k = np.arange(0, 2_000_000, 997, dtype=np.int64)
     got = grid_prices(k, tick_size)
     want = [float(Decimal(int(i)) * Decimal(repr(tick_size))) for i in k.tolist()]

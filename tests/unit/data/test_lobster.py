@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -18,7 +19,6 @@ from ticktape.data.lobster import (
 )
 from ticktape.errors import LobsterFormatError
 
-SHARED = Path(__file__).resolve().parents[4] / "shared" / "data" / "lobster"
 AMZN = "AMZN_2012-06-21_34200000_57600000_{}_1.csv"
 AAPL = "AAPL_2012-06-21_34200000_57600000_{}_10.csv"
 NO_ASK, NO_BID = (9999999999, 0), (-9999999999, 0)
@@ -134,8 +134,6 @@ def test_reused_id_and_cross_trade(tmp_path: Path) -> None:
 
 
 def test_gzipped_files(tmp_path: Path) -> None:
-    import gzip
-
     m, b = tmp_path / "g_message.csv.gz", tmp_path / "g_orderbook.csv.gz"
     with gzip.open(m, "wt") as f:
         f.write("".join(x + "\n" for x in CRAFTED_MESSAGES))
@@ -255,18 +253,9 @@ def test_cli_bad_input_one_line(cli, tmp_path: Path) -> None:
         assert res.exit_code == 1 and "ticktape: error:" in res.stderr and "Traceback" not in res.stderr
 
 
-def _shared(fmt: str) -> tuple[Path, Path]:
-    m, b = SHARED / fmt.format("message"), SHARED / fmt.format("orderbook")
-    if not (m.is_file() and b.is_file()):
-        pytest.skip(
-            f"LOBSTER sample files not available at {SHARED} (../shared/data is only on dev/CI machines)"
-        )
-    return m, b
-
-
 @pytest.mark.shared_data
-def test_real_amzn_level_1_full_day() -> None:
-    m, b = _shared(AMZN)
+def test_real_amzn_level_1_full_day(shared_data) -> None:
+    m, b = (shared_data("lobster/" + AMZN.format(kind)) for kind in ("message", "orderbook"))
     r = verify(m, b)
     assert r.messages == 57_515
     assert r.mismatched == 0, r.first_mismatches
@@ -275,8 +264,8 @@ def test_real_amzn_level_1_full_day() -> None:
 
 
 @pytest.mark.shared_data
-def test_real_aapl_level_10() -> None:
-    m, b = _shared(AAPL)
+def test_real_aapl_level_10(shared_data) -> None:
+    m, b = (shared_data("lobster/" + AAPL.format(kind)) for kind in ("message", "orderbook"))
     r = verify(m, b)
     assert r.messages == 999
     assert r.mismatched == 0, r.first_mismatches
@@ -286,8 +275,8 @@ def test_real_aapl_level_10() -> None:
 
 
 @pytest.mark.shared_data
-def test_real_cli_json(cli) -> None:
-    m, b = _shared(AAPL)
+def test_real_cli_json(cli, shared_data) -> None:
+    m, b = (shared_data("lobster/" + AAPL.format(kind)) for kind in ("message", "orderbook"))
     res = cli("lobster", *["verify", str(m), str(b), "--json", "--levels", "10"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["mismatched"] == 0

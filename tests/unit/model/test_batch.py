@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from ticktape import testing
 from ticktape.errors import BatchDecodeError
 from ticktape.model.batch import (
     DTYPES,
@@ -88,11 +89,8 @@ def test_wrong_dtype_is_refused():
 
 
 def _quotes(n):
-    t = np.zeros(n, TICK_DTYPE)
-    t["ts"] = np.arange(n)
-    t["bid"], t["ask"], t["bid_size"], t["ask_size"] = 99.5, 100.5, 3.0, 4.0
-    t["last"] = t["last_size"] = np.nan
-    return t
+    """n quotes at 0, 1, 2, ... ns: 99.5 / 100.5 (3 / 4 shown), no trades."""
+    return testing.quotes(n, t0=0, step_ns=1, bid=99.5, spread=1.0, bid_size=3.0, ask_size=4.0)
 
 
 def test_a_field_nan_on_every_row_is_not_sent():
@@ -247,16 +245,17 @@ def test_non_float_fields_are_never_left_out():
 
 
 def _compressible(n, seed=0):
-    """Quotes of a random walk on a tick grid, some with trades: they compress."""
-    rng = np.random.default_rng(seed)
-    t = _quotes(n)
-    t["ts"] = 1_700_000_000_000_000_000 + np.cumsum(rng.integers(1, 50_000_000, n))
-    t["bid"] = 100 + np.cumsum(rng.integers(-1, 2, n)) * 0.01
-    t["ask"] = t["bid"] + 0.01
-    t["bid_size"] = rng.integers(1, 9, n)
-    trades = rng.random(n) < 0.2
-    t["last"][trades], t["last_size"][trades] = t["ask"][trades], 1.0
-    return t
+    """Quotes of a random walk on a tick grid, every fifth also a trade at the ask: they compress."""
+    t = testing.quotes(
+        n,
+        t0=1_700_000_000_000_000_000,
+        step_ns=(1, 50_000_000),
+        walk=0.01,
+        decimals=2,
+        bid_size=(1, 9),
+        seed=seed,
+    )
+    return testing.with_trades(t, every=5, at="ask", size=1.0)
 
 
 def test_a_large_batch_travels_compressed_and_comes_back_bit_exact():

@@ -7,12 +7,14 @@ import math
 import pickle
 import threading
 import time
+from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ticktape import testing
 from ticktape.model.batch import EQUITY_DTYPE, FILL_DTYPE, ORDER_DTYPE, TICK_DTYPE
 from ticktape.native import Engine, OrderEvent, OrderType
 from ticktape.reference import ReferenceEngine
@@ -162,15 +164,9 @@ def test_equity_is_cash_plus_position_times_mark(
 # ------------------------------------------------------------ hand-written
 
 
-def ticks(n: int, bid: float = 100.0, ask: float = 100.02, size: float = 10.0, dt: int = 10**9) -> dict:
-    return {
-        "ts": np.arange(n, dtype=np.int64) * dt,
-        "bid": np.full(n, bid),
-        "ask": np.full(n, ask),
-        "bid_size": np.full(n, size),
-        "ask_size": np.full(n, size),
-        "target": np.full(n, np.nan),
-    }
+def ticks(n: int, **quote: Any) -> dict:
+    """n quotes one second apart from 0, 100.00 / 100.02, 10 a side (keywords of testing.quotes change that)."""
+    return testing.columns(testing.quotes(n, **({"t0": 0, "ask": 100.02, "size": 10.0} | quote)))
 
 
 def test_output_dtypes_are_the_batch_dtypes() -> None:
@@ -233,7 +229,7 @@ def test_small_changes_do_not_trade_and_invalid_quotes_do_not_fill() -> None:
 
 
 def test_same_timestamp_never_fills_on_the_creating_tick() -> None:
-    cols = ticks(3, dt=0)
+    cols = ticks(3, step_ns=0)
     cols["target"][0] = 1.0
     eng = Engine(0.01)
     first = eng.process(*(cols[c][:1] for c in COLS))
@@ -243,7 +239,7 @@ def test_same_timestamp_never_fills_on_the_creating_tick() -> None:
 
 
 def test_latency_delays_release() -> None:
-    cols = ticks(5, dt=100)
+    cols = ticks(5, step_ns=100)
     cols["target"][0] = 1.0
     out = run(Engine(0.01, latency_ns=250), cols)
     assert out["fills"]["ts"].tolist() == [300]
@@ -252,7 +248,7 @@ def test_latency_delays_release() -> None:
 
 
 def test_equity_grid_and_finish_once() -> None:
-    cols = ticks(7, dt=400_000_000)  # ts 0, .4, .8, 1.2, 1.6, 2.0, 2.4 s
+    cols = ticks(7, step_ns=400_000_000)  # ts 0, .4, .8, 1.2, 1.6, 2.0, 2.4 s
     eng = Engine(0.01)
     out = eng.process(*(cols[c] for c in COLS))
     assert out["equity"]["ts"].tolist() == [0, 1_200_000_000, 2_000_000_000]

@@ -15,15 +15,20 @@ A real-data test replays a Binance capture whose depth goes stale.
 from __future__ import annotations
 
 import math
-import os
 import struct
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import ticktape
+from ticktape import testing
+from ticktape.errors import SpecError
 from ticktape.model.batch import DEPTH_DTYPE
+from ticktape.model.spec import EngineConfig, RunSpec
 from ticktape.native import (
     Engine,
     InputError,
@@ -39,6 +44,7 @@ from ticktape.native import (
     instructions,
 )
 from ticktape.reference import ReferenceEngine
+from ticktape.strategy import Strategy
 
 KINDS = ("fills", "orders", "equity", "fill_liquidity", "fill_known_ts")
 TICK_COLS = ("ts", "bid", "ask", "bid_size", "ask_size")
@@ -430,18 +436,8 @@ S = 10**9
 def book_cols(n: int, depth: np.ndarray, orders: np.ndarray, **extra: np.ndarray) -> dict:
     """n ticks one second apart whose L1 quote (100.00 / 100.01, 1000 each) bounds the depth's top
     (ASKS_3's best levels) but not its sizes, so depth is what counts."""
-    cols = {
-        "ts": np.arange(n, dtype=np.int64) * S,
-        "bid": np.full(n, 100.0),
-        "ask": np.full(n, 100.01),
-        "bid_size": np.full(n, 1000.0),
-        "ask_size": np.full(n, 1000.0),
-        "last": np.full(n, np.nan),
-        "last_size": np.full(n, np.nan),
-        "orders": orders,
-        "depth": depth,
-    }
-    return cols | extra
+    cols = testing.columns(testing.quotes(n, t0=0, size=1000.0), target=None, orders=orders)
+    return cols | {"depth": depth} | extra
 
 
 ASKS_3 = depth_diffs(
@@ -647,9 +643,6 @@ def test_a_diff_before_the_refill_resets_the_level_as_without_refill() -> None:
 
 
 def test_refill_setting_is_checked_and_kept_in_state() -> None:
-    from ticktape.errors import SpecError
-    from ticktape.model.spec import EngineConfig
-
     for bad in (-2, -(2**40)):
         with pytest.raises(ValueError, match="depth_refill_ns must be >= 0 \\(or -1: never\\), got"):
             Engine(0.01, depth_refill_ns=bad)
@@ -724,31 +717,16 @@ def test_mark_and_limit_use_the_bounded_book() -> None:
     assert eng.depth_hidden_ticks == n + 1 and eng.depth_bound == (99.99, 100.01)
 
 
-BINANCE = os.path.join(
-    os.path.dirname(__file__),
-    "..",
-    "..",
-    "..",
-    "..",
-    "shared",
-    "data",
-    "ticks",
-    "binance_spot_btcusdt_20240808_ws.gz",
-)
-
-
 BOOK_LEVEL, BOOK_CLEAR = 10, 11  # store.BOOK_EVENT_DTYPE kinds (dbschema/0003_market_data.sql)
 
 
-def binance_capture() -> tuple[np.ndarray, np.ndarray]:
-    if not os.path.exists(BINANCE):
-        pytest.skip(f"the Binance capture is not here ({os.path.normpath(BINANCE)}: ../shared is absent)")
+def binance_capture(path: Path) -> tuple[np.ndarray, np.ndarray]:
     # the importer reads the store's dtypes (ticktape.store needs asyncpg, which make sanitize's venv lacks)
     pytest.importorskip("asyncpg", reason="the importer needs ticktape.store, which needs asyncpg")
-    from ticktape.data.importers import BookBatch, Importer, TickBatch
+    from ticktape.data.importers import BookBatch, Importer, TickBatch  # noqa: PLC0415 (after the importorskip)
 
     ticks, events = [], []
-    for b in Importer(BINANCE, "binance-ws"):
+    for b in Importer(path, "binance-ws"):
         if isinstance(b, TickBatch):
             ticks.append(b.ticks)
         elif isinstance(b, BookBatch):
@@ -779,13 +757,14 @@ def diffs_of_events(ticks: np.ndarray, events: np.ndarray, tick: float) -> np.nd
     return np.array(rows, dtype=DEPTH_DTYPE)
 
 
-def test_binance_capture_with_stale_depth_never_fills_through_the_quote() -> None:
+@pytest.mark.shared_data
+def test_binance_capture_with_stale_depth_never_fills_through_the_quote(shared_data) -> None:
     """The capture loses diffs around a snapshot, so its depth book keeps stale bids above the bookTicker bid.
 
     A market-order strategy fed that depth never fills a sell above the latest valid L1 bid nor a buy
     below its ask, the hidden ticks are counted, and its PnL stays in the range of the L1-only run.
     """
-    ticks, events = binance_capture()
+    ticks, events = binance_capture(shared_data("ticks/binance_spot_btcusdt_20240808_ws.gz"))
     assert set(np.unique(events["kind"]).tolist()) <= {BOOK_CLEAR, BOOK_LEVEL}
     tk, lot = 0.01, 1e-5
     depth = diffs_of_events(ticks, events, tk)
@@ -854,13 +833,6 @@ def test_depth_dtype_and_helper() -> None:
 
 def test_backtest_and_run_spec_take_depth_refill_ns() -> None:
     """``ticktape.backtest(..., depth=, depth_refill_ns=)`` reaches the engine; run specs carry it."""
-    from dataclasses import dataclass
-
-    import ticktape
-    from ticktape.errors import SpecError
-    from ticktape.model.batch import LEVEL_DTYPE, TICK_DTYPE
-    from ticktape.model.spec import RunSpec
-    from ticktape.strategy import Strategy
 
     @dataclass(frozen=True)
     class NoConfig:
@@ -878,13 +850,8 @@ def test_backtest_and_run_spec_take_depth_refill_ns() -> None:
             t[batch["ts"] == 4 * S] = 4.0
             return t, state
 
-    ticks = np.zeros(8, TICK_DTYPE)
-    ticks["ts"] = np.arange(1, 9) * S
-    ticks["bid"], ticks["ask"], ticks["bid_size"], ticks["ask_size"] = 100.00, 100.01, 1.0, 1.0
-    ticks["last"] = ticks["last_size"] = np.nan
-    book = np.zeros(3, LEVEL_DTYPE)
-    for k, row in enumerate([(S // 2, -1, 100.01, 2.0), (S // 2, -1, 100.02, 3.0), (S // 2, 1, 100.0, 5.0)]):
-        book[k] = row
+    ticks = testing.quotes(8, t0=S)
+    book = testing.levels((0.5, -1, 100.01, 2.0), (0.5, -1, 100.02, 3.0), (0.5, 1, 100.0, 5.0))
     got = {}
     for refill in (-1, S):
         r = ticktape.backtest(ticks, Buys(NoConfig()), depth=book, tick_size=0.01, depth_refill_ns=refill)

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import math
 import struct
+from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ticktape import testing
 from ticktape.model.batch import ORDER_INSTR_DTYPE
 from ticktape.native import (
     Engine,
@@ -274,17 +276,11 @@ def test_invariants(stream: tuple[dict, dict]) -> None:
 # ------------------------------------------------------------ hand-written
 
 
-def ticks(n: int, bid: float = 100.0, ask: float = 100.02, size: float = 10.0, dt: int = 10**9) -> dict:
-    return {
-        "ts": np.arange(n, dtype=np.int64) * dt,
-        "bid": np.full(n, bid),
-        "ask": np.full(n, ask),
-        "bid_size": np.full(n, size),
-        "ask_size": np.full(n, size),
-        "last": np.full(n, np.nan),
-        "last_size": np.full(n, np.nan),
-        "orders": instructions(),
-    }
+def ticks(n: int, **quote: Any) -> dict:
+    """n quotes one second apart from 0, 100.00 / 100.02, 10 a side (keywords of testing.quotes change that)."""
+    return testing.columns(
+        testing.quotes(n, **({"t0": 0, "ask": 100.02, "size": 10.0} | quote)), orders=instructions()
+    )
 
 
 def both(cols: dict, **cfg) -> tuple[dict, Engine]:  # type: ignore[no-untyped-def]
@@ -424,7 +420,7 @@ def test_stop_limit_becomes_a_limit() -> None:
 
 
 def test_cancel_and_modify_take_latency_and_completed_ids_are_rejected() -> None:
-    cols = ticks(8, dt=100)
+    cols = ticks(8, step_ns=100)
     cols["orders"] = instructions(
         i=[0, 0, 1, 2, 4],
         action=[OrderAction.NEW, OrderAction.NEW, OrderAction.CANCEL, OrderAction.MODIFY, OrderAction.CANCEL],
@@ -570,7 +566,7 @@ def test_self_liquidity_two_orders_share_the_displayed_size_and_the_trade() -> N
 
 
 def test_entry_feed_and_per_order_latency() -> None:
-    cols = ticks(10, dt=100)
+    cols = ticks(10, step_ns=100)
     cols["orders"] = instructions(i=[0, 0], order_id=[1, 2], side=Side.BUY, qty=1.0, latency_ns=[-1, 600])
     out, _ = both(cols, entry_latency_ns=200, feed_latency_ns=150)
     assert [(t, o) for t, o, *_ in fills(out)] == [(400, 1), (800, 2)]  # 0+150+200 -> 400; 0+150+600 -> 800
@@ -627,7 +623,7 @@ def test_impact_slippage_fills_the_rest_at_once() -> None:
 
 def test_never_fills_on_data_older_than_arrival() -> None:
     # the ask is very cheap only before the order arrives
-    cols = ticks(6, dt=100)
+    cols = ticks(6, step_ns=100)
     cols["ask"][:3] = 99.0
     cols["bid"][:3] = 98.99
     cols["orders"] = instructions(i=[0], order_id=[1], side=1, type=OrderType.LIMIT, price=99.5, qty=1.0)

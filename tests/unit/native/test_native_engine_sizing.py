@@ -6,6 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ticktape import testing
 from ticktape.native import Engine
 from ticktape.reference import ReferenceEngine
 
@@ -13,19 +14,14 @@ COLS = ("ts", "bid", "ask", "bid_size", "ask_size", "target")
 
 
 def _ticks(n: int, seed: int, fractions: list[float]) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    mid = np.round(100 + np.cumsum(rng.integers(-3, 4, n)) * 0.01, 2)
-    target = np.full(n, np.nan)
-    at = rng.choice(n, size=min(len(fractions), n), replace=False)
-    target[np.sort(at)] = fractions[: len(at)]
-    return {
-        "ts": np.arange(n, dtype=np.int64) * 1_000_000,
-        "bid": np.round(mid - 0.01, 2),
-        "ask": np.round(mid + 0.01, 2),
-        "bid_size": rng.integers(0, 500, n).astype(float),
-        "ask_size": rng.integers(0, 500, n).astype(float),
-        "target": target,
-    }
+    """n quotes 1 ms apart on the 0.01 grid, random sizes (some 0), ``fractions`` as targets at random ticks."""
+    ticks = testing.quotes(
+        n, t0=0, step_ns=1_000_000, bid=99.99, spread=0.02, walk=0.02, decimals=2, size=(0, 500), seed=seed
+    )
+    cols = testing.columns(ticks)
+    at = np.random.default_rng(seed).choice(n, size=min(len(fractions), n), replace=False)
+    cols["target"][np.sort(at)] = fractions[: len(at)]
+    return cols
 
 
 @settings(max_examples=120, deadline=None)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import struct
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -124,8 +125,6 @@ def test_round_trips_of_many_fills_is_one_pass_in_cpp() -> None:
 
 
 def test_mismatched_columns_are_refused() -> None:
-    import pytest
-
     z = np.zeros(3)
     with pytest.raises(ValueError, match="same length"):
         _native.round_trips(np.zeros(3, np.int64), np.ones(2, np.int8), z, z, z, QTY_RTOL, OPEN_EXIT_TS)

@@ -7,8 +7,11 @@ from types import SimpleNamespace
 
 from aiokafka import TopicPartition
 from faust.transport.drivers import aiokafka as driver
+from faust.types import TP
 
+from ticktape.pipeline.app import create_app
 from ticktape.pipeline.patches import _number_every_rebalance
+from ticktape.pipeline.topics import APP_ID
 
 
 class _ConsumerThread:
@@ -51,10 +54,6 @@ def test_a_pipeline_message_below_the_read_offset_is_delivered_not_dropped(tmp_p
     past messages it then fetches again; for the pipeline's topics they must
     still reach the streams (a duplicate is harmless, a drop loses a batch).
     Changelog topics keep Faust's check."""
-    from faust.types import TP
-
-    from ticktape.pipeline.app import create_app
-    from ticktape.pipeline.topics import APP_ID
 
     ticks = TP(f"{APP_ID}.ticks", 0)
     changelog = TP(f"{APP_ID}-stream-state-changelog", 0)
@@ -92,7 +91,6 @@ def test_resuming_a_flow_already_active_keeps_what_the_streams_have_queued(tmp_p
     partitions; messages fetched after the seek must stay queued for the
     agents (clearing them lost a stream's batches 5..10 for good). The first
     resume after a rebalance's suspension still drops what was queued."""
-    from ticktape.pipeline.app import create_app
 
     async def run() -> tuple[list[str], list[str]]:
         app = create_app("127.0.0.1:9", "postgresql://unused", tmp_path, stages=("indicators",))

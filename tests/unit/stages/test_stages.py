@@ -1,16 +1,22 @@
 """The stage functions: determinism across batch sizes, counts, signals, specs."""
 
+import time
+import uuid
+
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ticktape.agents.replay import cut_by_event_time
 from ticktape.backtest.run import run_symbol
 from ticktape.compute.metrics import max_drawdown, portfolio_equity, summarize
 from ticktape.data.synth import RandomWalkConfig, generate_walk
 from ticktape.errors import SpecError
 from ticktape.model.batch import TICK_DTYPE
 from ticktape.model.spec import EngineConfig, RunSpec, new_run_id
+from ticktape.pipeline.app import parse_stages
 from ticktape.stages import StrategyState, strategy_step
 from ticktape.strategy import build
 from ticktape.strategy.catalog import check_run
@@ -99,8 +105,6 @@ def test_spec_round_trips_through_json():
 def test_run_ids_are_uuid7_in_creation_order():
     """Result tables index run_id: ids that grow with time append at the
     index's right edge and keep one run's rows together (docs/architecture.md)."""
-    import time
-    import uuid
 
     ids = [uuid.UUID(new_run_id()) for _ in range(5_000)]  # many in one millisecond
     assert len(set(ids)) == len(ids)
@@ -113,7 +117,6 @@ def test_run_ids_are_uuid7_in_creation_order():
 
 def test_metrics_worked_example():
     assert max_drawdown(np.array([100.0, 120.0, 90.0, 130.0, 125.0])) == (30.0, 0.25)
-    import pandas as pd
 
     samples = pd.DataFrame({"ts_ns": [1, 2, 3], "symbol": ["A", "B", "A"], "equity": [110.0, 90.0, 95.0]})
     total = portfolio_equity(samples, 100.0)
@@ -123,8 +126,6 @@ def test_metrics_worked_example():
 
 
 def test_cut_by_event_time_keeps_every_tick_and_one_slot_per_piece():
-    from ticktape.agents.replay import cut_by_event_time
-
     t0 = int(TICKS["ts"][0])
     width = 3 * 10**9
     pieces = cut_by_event_time(TICKS, t0, width)
@@ -143,8 +144,6 @@ def test_cut_by_event_time_keeps_every_tick_and_one_slot_per_piece():
     ],
 )
 def test_worker_stages(text, expected):
-    from ticktape.pipeline.app import parse_stages
-
     assert parse_stages(text) == expected
 
 
@@ -152,7 +151,5 @@ def test_worker_stages(text, expected):
     "text, message", [("replay,bogus", "unknown stage"), ("indicators,sink", "same worker")]
 )
 def test_bad_worker_stages_are_refused(text, message):
-    from ticktape.pipeline.app import parse_stages
-
     with pytest.raises(SpecError, match=message):
         parse_stages(text)

@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 
 import ticktape.strategy.fromtext
 from ticktape.errors import CouldNotUnderstand, LLMError, SpecError
-from ticktape.strategy import catalog
+from ticktape.strategy import build, catalog
 from ticktape.strategy.fromtext import llm_parse, parse, tokenize
+from ticktape.testing import market
 
 PRICE = {"price": "close"}
 
@@ -391,26 +392,11 @@ def test_the_pitch_sentence_in_full() -> None:
 
 @pytest.fixture(scope="module")
 def ticks() -> Any:
-    import numpy as np
-
-    from ticktape.data import synth
-
-    n = 3000
-    out = np.concatenate(
-        list(synth.generate_process(synth.ProcessConfig(symbol="S", n_ticks=n, seed=5), chunk=n))
-    )
-    k = np.arange(0, n, 3)  # every third tick also trades (VWAP needs volume)
-    rng = np.random.default_rng(5)
-    out["last"][k] = np.where(rng.random(len(k)) < 0.5, out["bid"][k], out["ask"][k])
-    out["last_size"][k] = rng.integers(1, 50, len(k))
-    return out
+    return market(3000, seed=5)  # a trade every third tick (VWAP needs volume)
 
 
 def test_every_parsed_spec_builds_and_runs(ticks: Any) -> None:
     """The real strategies accept what the parser writes: build each, backtest the single-symbol ones."""
-    import ticktape
-    from ticktape.strategy import build
-
     for text, _ in CASES:
         got = parse(text)
         build(got["strategy"], got["params"])
@@ -420,8 +406,6 @@ def test_every_parsed_spec_builds_and_runs(ticks: Any) -> None:
 
 
 def test_the_pitch_sentence_trades_the_same_in_any_batch_size(ticks: Any) -> None:
-    import ticktape
-
     got = parse("buy when the 20 period moving average crosses above the 50 and sell when RSI is above 70")
     a = ticktape.backtest(ticks, got["strategy"], got["params"])
     b = ticktape.backtest(ticks, got["strategy"], got["params"], batch_size=97)

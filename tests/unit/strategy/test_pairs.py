@@ -8,29 +8,15 @@ from hypothesis import strategies as st
 
 import ticktape
 from ticktape.backtest.run import merge_symbols
-from ticktape.data import synth
-from ticktape.model.batch import TICK_DTYPE
 from ticktape.strategy import build
+from ticktape.testing import market, quotes
 
-
-def _gen(sym, seed, n=20_000):
-    return np.concatenate(list(synth.generate_process(synth.ProcessConfig(symbol=sym, n_ticks=n, seed=seed))))
-
-
-A, B = _gen("A", 1), _gen("B", 2)
-
-
-def _t(ts, bid, ask):
-    t = np.zeros(len(ts), TICK_DTYPE)
-    t["ts"], t["bid"], t["ask"] = ts, bid, ask
-    t["bid_size"] = t["ask_size"] = 10
-    t["last"] = t["last_size"] = np.nan
-    return t
+A, B = market(20_000, seed=1, symbol="A", trade_every=0), market(20_000, seed=2, symbol="B", trade_every=0)
 
 
 def test_merge_carries_each_symbols_last_quote_and_shows_liquidity_only_on_its_own_ticks():
-    a = _t([1, 3, 3], [10.0, 11.0, 12.0], [10.2, 11.2, 12.2])
-    b = _t([2, 3], [20.0, 21.0], [20.2, 21.2])
+    a = quotes(ts=[1, 3, 3], bid=[10.0, 11.0, 12.0], ask=[10.2, 11.2, 12.2], size=10.0)
+    b = quotes(ts=[2, 3], bid=[20.0, 21.0], ask=[20.2, 21.2], size=10.0)
     cols, eng, sym = merge_symbols({"A": a, "B": b})
     assert cols["ts"].tolist() == [1, 2, 3, 3, 3]
     assert sym.tolist() == [0, 1, 0, 0, 1]  # ties: A before B, each symbol's own order kept

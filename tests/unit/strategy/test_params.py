@@ -28,11 +28,11 @@ from hypothesis import strategies as st
 
 import ticktape
 from ticktape.compute import indicators
-from ticktape.data import synth
 from ticktape.errors import SpecError
 from ticktape.strategy import REGISTRY, build, catalog, rules
 from ticktape.strategy.params import MAX_WINDOW, Param, Params, declared, param, to_dict
 from ticktape.strategy.templates import Common, MarketMakerConfig
+from ticktape.testing import market, with_trades
 
 RSI_ABOVE = {"op": ">", "left": {"ind": "rsi"}, "right": 70}
 RSI_BELOW = {"op": "<", "left": {"ind": "rsi", "n": 5}, "right": 30}
@@ -135,17 +135,13 @@ def test_validate_accepts_exactly_what_build_accepts(spec: dict[str, Any]) -> No
     assert again.config == built.config
 
 
-def _ticks(n: int = 400, seed: int = 5) -> np.ndarray:
-    cfg = synth.ProcessConfig(symbol="S", n_ticks=n, seed=seed)
-    out = np.concatenate(list(synth.generate_process(cfg, chunk=n)))
-    k = np.arange(0, n, 3)  # some trades (VWAP needs volume)
-    out["last"][k] = out["ask"][k]
-    out["last_size"][k] = 5.0
-    return out
+def _ticks(seed: int) -> np.ndarray:
+    """400 ticks, every third one also a trade of 5 at the ask (VWAP needs volume)."""
+    return with_trades(market(400, seed=seed, trade_every=0), at="ask", size=5.0)
 
 
-TICKS = _ticks()
-PAIR = {"A": TICKS, "B": _ticks(seed=6)}
+TICKS = _ticks(5)
+PAIR = {"A": TICKS, "B": _ticks(6)}
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

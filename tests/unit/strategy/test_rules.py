@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import ticktape.strategy.rules
 from ticktape.errors import SpecError
-from ticktape.strategy import catalog, rules
+from ticktape.strategy import REGISTRY, Strategy, catalog, rules
 from ticktape.strategy.catalog import validate_spec
 from ticktape.strategy.rules import evaluate, node_key, value_nodes
 
@@ -182,8 +182,6 @@ def test_rules_normalization() -> None:
 
 
 def test_a_registered_non_template_strategy_is_checked_by_build(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ticktape.strategy import REGISTRY, Strategy
-
     @dataclasses.dataclass(frozen=True)
     class Config:
         lookback: int = 5

@@ -8,28 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ticktape
-from ticktape.data import synth
 from ticktape.errors import SpecError
-from ticktape.model.batch import TICK_DTYPE
 from ticktape.strategy import REGISTRY, build, compute_features, tick_columns
 from ticktape.strategy.templates import apply_stops, positions
+from ticktape.testing import market
 
 T, F = True, False
 
 
-def _ticks(n=20_000, seed=3):
-    cfg = synth.ProcessConfig(symbol="S", n_ticks=n, seed=seed)
-    out = np.concatenate(list(synth.generate_process(cfg, chunk=n)))
-    assert out.dtype == TICK_DTYPE
-    # every third tick also reports a trade at the bid or the ask (VWAP needs volume)
-    rng = np.random.default_rng(seed)
-    k = np.arange(0, n, 3)
-    out["last"][k] = np.where(rng.random(len(k)) < 0.5, out["bid"][k], out["ask"][k])
-    out["last_size"][k] = rng.integers(1, 50, len(k))
-    return out
-
-
-TICKS = _ticks()
+TICKS = market(20_000, seed=3)  # a trade every third tick (VWAP needs volume)
 
 
 def test_positions_by_hand():
@@ -123,8 +110,6 @@ def test_market_maker_quotes_both_sides_within_its_inventory_limit():
 
 
 def test_every_registered_template_has_a_docstring_and_typed_config():
-    import ticktape.strategy.templates  # noqa: F401
-
     for name, cls in REGISTRY.items():
         assert cls.__doc__ and cls.Config.__doc__, name
 

@@ -132,7 +132,9 @@ class Parser:
         j = self.phrase_end(i) if j is None else j
         return self.text[self.toks[i].start : self.toks[j - 1].end]
 
-    def fail(self, i: int | None = None, expected: str = "", reason: str = "", j: int | None = None):
+    def fail(
+        self, i: int | None = None, expected: str = "", reason: str = "", j: int | None = None
+    ) -> CouldNotUnderstand:
         i = self.pos if i is None else i
         if i >= len(self.toks):  # the text stops short: quote the clause it stops in
             i, j = min(self.clause_start, len(self.toks) - 1), len(self.toks)
@@ -1081,23 +1083,23 @@ class ValueReader:
 
     def resolve(
         self,
-        subject,
-        the,
-        kind,
-        kind_at,
-        fixed,
-        pre,
-        args,
-        post_n,
-        k_std,
-        band,
-        line,
-        price,
-        extreme,
-        band_word,
-        level,
-        session,
-    ):
+        subject: Any,
+        the: Any,
+        kind: Any,
+        kind_at: Any,
+        fixed: Any,
+        pre: Any,
+        args: Any,
+        post_n: Any,
+        k_std: Any,
+        band: Any,
+        line: Any,
+        price: Any,
+        extreme: Any,
+        band_word: Any,
+        level: Any,
+        session: Any,
+    ) -> Any:
         p = self.p
         post = list(self.post_ns)
         if post_n is not None:

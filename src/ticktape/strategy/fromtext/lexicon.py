@@ -8,13 +8,13 @@ parser takes the longest phrase that matches. The moving averages are the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ticktape.strategy import catalog
 
 
-def phrases(table: dict[Any, Iterable[str]]) -> dict[tuple[str, ...], Any]:
+def phrases(table: Mapping[Any, Iterable[str]]) -> dict[tuple[str, ...], Any]:
     return {tuple(p.split()): key for key, ps in table.items() for p in ps}
 
 
@@ -220,8 +220,8 @@ for (_name, _fixed), _words in {
 }.items():  # fmt: skip
     for _p in _words:
         TEMPLATE_NAMES[tuple(_p.split())] = (_name, dict(_fixed))
-for _p in list(TEMPLATE_NAMES):
-    TEMPLATE_NAMES[(*_p, "strategy")] = TEMPLATE_NAMES[_p]
+for _key in list(TEMPLATE_NAMES):
+    TEMPLATE_NAMES[(*_key, "strategy")] = TEMPLATE_NAMES[_key]
 
 VALUE_EXPECTED = (
     "a number, a price (price, close, high, low, volume) or an indicator with its period "
