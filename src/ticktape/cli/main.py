@@ -22,6 +22,11 @@ from ticktape.cli.lobster import lobster_app
 from ticktape.cli.runs import db_app, runs_app
 from ticktape.model.sources import parse_source
 
+#: click's exceptions as typer raises them (typer has its own copy of click
+#: since 0.2x, click itself before): found from a public one
+UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Tick-level backtesting on a streaming pipeline."
 )
@@ -244,20 +249,36 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        code = app(args=argv, standalone_mode=False)  # (an Exit's code is returned, not raised)
+        code = app(args=argv, prog_name="ticktape", standalone_mode=False)  # (an Exit's code is returned)
     except KNOWN_ERRORS as exc:
-        err_console.print(Text.assemble(("ticktape: error: ", "red"), str(exc)), highlight=False)
+        _error_line(str(exc))
         return 1
     except KeyboardInterrupt:
         console.print("interrupted")
         return 130
     except typer.Exit as exc:
         return exc.exit_code
-    except Exception as exc:  # click usage errors etc.
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
+    except ClickException as exc:  # usage errors: a line naming the command, click's message, the help
+        _error_line(usage_message(exc) if isinstance(exc, UsageError) else exc.format_message())
+        return exc.exit_code
     return code if isinstance(code, int) else 0
+
+
+def _error_line(message: str) -> None:
+    err_console.print(Text.assemble(("ticktape: error: ", "red"), message), highlight=False)
+
+
+def usage_message(exc: Exception) -> str:
+    """A usage error (unknown command or option, missing or bad argument) as
+    one line: the command, click's message, where the help is.
+
+    The help of a command given no subcommand (``no_args_is_help``) has
+    already been printed on stdout when this is called.
+    """
+    ctx = getattr(exc, "ctx", None)
+    command = " ".join(ctx.command_path.split(" ")[1:]) if ctx is not None else ""
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        what = "give a command (the list is above)"
+    else:
+        what = exc.format_message().rstrip(".")  # type: ignore[attr-defined]
+    return f"{command + ': ' if command else ''}{what} (see: ticktape {command + ' ' if command else ''}--help)"
