@@ -50,24 +50,6 @@ def param_help(lead: str) -> str:
     )
 
 
-def load_spec(path: Path) -> dict[str, Any]:
-    """A strategy spec file: ``{"strategy": ..., "params": {...}}``, optionally ``"engine": {...}``."""
-    from ticktape.errors import SpecError
-
-    try:
-        d = json.loads(path.read_text())
-    except OSError as exc:
-        raise FileNotFoundError(f"{path}: cannot read the spec ({exc.strerror})") from None
-    except ValueError as exc:
-        raise SpecError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(d, dict) or "strategy" not in d:
-        raise SpecError(f"{path}: a spec needs a 'strategy' field")
-    unknown = set(d) - {"strategy", "params", "engine", "symbols"}
-    if unknown:
-        raise SpecError(f"{path}: {sorted(unknown)[0]}: unknown field of a strategy spec")
-    return d
-
-
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         if math.isnan(v):
@@ -129,7 +111,7 @@ def backtest(
     params = parse_params(param or [])
     engine: dict[str, Any] = {}
     if spec is not None:
-        d = load_spec(spec)
+        d = catalog.read_spec(spec)
         if strategy is not None and strategy != d["strategy"]:
             raise SpecError(f"--strategy {strategy!r} contradicts the spec's strategy {d['strategy']!r}")
         strategy = d["strategy"]

@@ -152,6 +152,22 @@ class EngineConfig:
                 f"engine.slippage_model: must be one of {', '.join(SLIPPAGE_MODELS)}, got {self.slippage_model!r}"
             )
 
+    @classmethod
+    def from_dict(cls, d: Any) -> EngineConfig:
+        """The engine settings of a spec's ``"engine"`` object (any subset of
+        the fields); SpecError naming ``engine`` or ``engine.<setting>``.
+
+        >>> EngineConfig.from_dict({"tick_size": 0.5}).tick_size
+        0.5
+        """
+        if not isinstance(d, dict):
+            raise SpecError(f"engine: must be an object of engine settings, got {d!r:.60}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in d:
+            if key not in known:
+                raise SpecError(f"engine.{key}: unknown engine setting; known: {', '.join(sorted(known))}")
+        return cls(**d)
+
     def native_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ticktape.native.Engine."""
         d = dataclasses.asdict(self)
@@ -242,17 +258,9 @@ class RunSpec:
             if key not in known:
                 raise SpecError(f"{key}: unknown field of a run spec; known: {', '.join(sorted(known))}")
         d = dict(d)
-        eng = d.pop("engine", {}) or {}
-        if not isinstance(eng, dict):
-            raise SpecError(f"engine: must be an object of engine settings, got {eng!r:.60}")
-        eng_known = {f.name for f in dataclasses.fields(EngineConfig)}
-        for key in eng:
-            if key not in eng_known:
-                raise SpecError(
-                    f"engine.{key}: unknown engine setting; known: {', '.join(sorted(eng_known))}"
-                )
+        engine = EngineConfig.from_dict(d.pop("engine", None) or {})
         if "symbols" in d:
             if not isinstance(d["symbols"], list):
                 raise SpecError(f"symbols: must be a list of symbol names, got {d['symbols']!r:.60}")
             d["symbols"] = tuple(d["symbols"])
-        return cls(engine=EngineConfig(**eng), **d)
+        return cls(engine=engine, **d)
