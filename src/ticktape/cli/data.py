@@ -36,7 +36,7 @@ T = TypeVar("T")
 NS = 1_000_000_000
 
 
-def _time(text: str | None) -> int | None:
+def _time(text: str | None, option: str) -> int | None:
     if text is None:
         return None
     import pandas as pd
@@ -44,7 +44,9 @@ def _time(text: str | None) -> int | None:
     try:
         stamp = pd.Timestamp(text)
     except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a time (use ISO 8601, e.g. 2024-01-02T09:00)") from None
+        raise CommandError(
+            f"{option}: {text!r} is not a time (use ISO 8601, e.g. 2024-01-02T09:00)"
+        ) from None
     if stamp.tzinfo is None:
         stamp = stamp.tz_localize("UTC")
     return int(stamp.value)
@@ -357,8 +359,8 @@ def stats(
     from ticktape.data.stats import TickStats
 
     if symbol is None and file is None:
-        raise typer.BadParameter("give --symbol (stored ticks) or --file (Parquet)")
-    lo, hi = _time(start), _time(end)
+        raise CommandError("data stats: give --symbol (stored ticks) or --file (Parquet)")
+    lo, hi = _time(start, "--start"), _time(end, "--end")
     acc = TickStats()
     if file is not None:
         from ticktape.data.readers import read_parquet
@@ -413,6 +415,9 @@ def list_(
     """Stored symbols: time range, tick count and gaps."""
     from ticktape import store
 
+    if not (gap_seconds > 0 and math.isfinite(gap_seconds)):
+        raise CommandError(f"--gap-seconds {gap_seconds!r}: must be > 0")
+
     async def go(conn: Any) -> list[dict]:
         return await store.tick_catalogue(conn, gap_ns=int(gap_seconds * NS))
 
@@ -446,7 +451,7 @@ def export(
     """Export stored ticks (any symbols / time range) to Parquet."""
     from ticktape.data.readers import export_parquet
 
-    lo, hi = _time(start), _time(end)
+    lo, hi = _time(start, "--start"), _time(end, "--end")
 
     async def go(conn: Any, other: Any) -> int:
         return await export_parquet(conn, out, symbol or None, start_ns=lo, end_ns=hi, second=other)

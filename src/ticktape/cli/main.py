@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
@@ -21,6 +21,9 @@ from ticktape.cli.data import data_app
 from ticktape.cli.lobster import lobster_app
 from ticktape.cli.runs import db_app, runs_app
 from ticktape.model.sources import parse_source
+
+if TYPE_CHECKING:
+    from ticktape.model.spec import RunSpec
 
 #: click's exceptions as typer raises them (typer has its own copy of click
 #: since 0.2x, click itself before): found from a public one
@@ -72,16 +75,10 @@ def run(
 ) -> None:
     """Run one spec (JSON) through the pipeline (ticks from the store, a Parquet
     file, the generator or a recorded topic)."""
-    from ticktape.model.spec import RunSpec
     from ticktape.pipeline.demo import execute, migrate, results_table, sql_hint
     from ticktape.runtime.embedded import Runtime
-    from ticktape.strategy.catalog import check_run
 
-    try:
-        text = spec_file.read_text()
-    except OSError as exc:
-        raise FileNotFoundError(f"{spec_file}: cannot read the run spec ({exc.strerror})") from None
-    spec = check_run(RunSpec.from_json(text))
+    spec = read_run_spec(spec_file)
     if speed is not None:
         spec = dataclasses.replace(spec, speed=_parse_speed(speed))
     if source is not None:
@@ -106,18 +103,12 @@ def paper(
     max_messages: Annotated[int | None, typer.Option(help="stop after this many feed messages")] = None,
 ) -> None:
     """Paper-trade a spec on a live feed, through the same pipeline."""
-    from ticktape.model.spec import RunSpec
     from ticktape.pipeline.demo import migrate, results_table
     from ticktape.pipeline.live import check_feed
     from ticktape.pipeline.live import paper as run_paper
     from ticktape.runtime.embedded import Runtime
-    from ticktape.strategy.catalog import check_run
 
-    try:
-        text = spec_file.read_text()
-    except OSError as exc:
-        raise FileNotFoundError(f"{spec_file}: cannot read the run spec ({exc.strerror})") from None
-    spec = check_run(RunSpec.from_json(text))
+    spec = read_run_spec(spec_file)
     asyncio.run(check_feed(url))  # a feed that cannot be reached is refused before anything starts
     cfg = settings()
     with Runtime(cfg) as rt:
@@ -155,6 +146,24 @@ def record(
         ("all streams complete" if rec.complete else "stopped before every stream ended (idle timeout)")
         + (f"; {rec.duplicates} duplicate batches skipped" if rec.duplicates else "")
     )
+
+
+def read_run_spec(path: Path) -> RunSpec:
+    """The run spec in ``path``, checked (its strategy and params too) before
+    anything starts; a bad one is a one-line error naming the file and the field."""
+    from ticktape.errors import SpecError
+    from ticktape.model.spec import RunSpec
+    from ticktape.strategy.catalog import check_run
+
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise FileNotFoundError(f"{path}: cannot read the run spec ({why})") from None
+    try:
+        return check_run(RunSpec.from_json(text))
+    except SpecError as exc:
+        raise SpecError(f"{path}: {exc}") from None
 
 
 def _parse_speed(text: str) -> float | None:
@@ -281,4 +290,6 @@ def usage_message(exc: Exception) -> str:
         what = "give a command (the list is above)"
     else:
         what = exc.format_message().rstrip(".")  # type: ignore[attr-defined]
-    return f"{command + ': ' if command else ''}{what} (see: ticktape {command + ' ' if command else ''}--help)"
+    return (
+        f"{command + ': ' if command else ''}{what} (see: ticktape {command + ' ' if command else ''}--help)"
+    )

@@ -73,6 +73,7 @@ def runs_list(limit: Annotated[int, typer.Option(help="how many runs")] = 20) ->
 def runs_show(run_id: Annotated[str, typer.Argument(help="run id")]) -> None:
     """Progress of one run: per symbol read, processed, rejected, lag (ticks not yet
     through), each stage's lag in seconds, event time, ticks/s."""
+    parse_run_id(run_id)  # (refused before anything starts)
     info = _look(lambda conn: store.run_progress(conn, run_id))
     run = info["run"]
     console.print(
@@ -104,6 +105,7 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="run id")]) -> None:
 
 
 def _control(run_id: str, action: str) -> None:
+    parse_run_id(run_id)  # (refused before anything starts)
     status = _look(lambda conn: store.request_control(conn, run_id, action))
     console.print(f"run {run_id}: {action} requested (status {status})")
 
