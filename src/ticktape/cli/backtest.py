@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from ticktape.errors import SpecError
 from ticktape.strategy import catalog
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 console = Console()
 
@@ -59,6 +61,8 @@ def _fmt(v: Any) -> str:
 
 
 def metrics_table(result: Any) -> Table:
+    import pandas as pd
+
     t = Table(title=f"{result.strategy} ({result.mode})")
     t.add_column("metric")
     t.add_column("value", justify="right")
@@ -242,6 +246,8 @@ def _print_top(t: Table, best: pd.DataFrame) -> None:
 
 
 def _sweep_pipeline(strategy, symbols, source, params, engine, sets, top, sort, as_json) -> None:
+    import pandas as pd
+
     from ticktape.cli.common import settings as _settings
     from ticktape.errors import SpecError
     from ticktape.model.sources import parse_source

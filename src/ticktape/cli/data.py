@@ -12,9 +12,8 @@ import json
 import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import numpy as np
 import typer
 from rich.progress import (
     BarColumn,
@@ -28,7 +27,12 @@ from rich.table import Table
 
 from ticktape.cli.common import console
 from ticktape.errors import CommandError
-from ticktape.store import session
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# (numpy, pandas and the store are imported by the commands that use them:
+# every command, its --help and a bad argument start faster)
 
 data_app = typer.Typer(no_args_is_help=True, help="Market data: generate, import, stats, list, export.")
 
@@ -137,6 +141,7 @@ def import_(
     """
     from ticktape.data.importers import Importer, combined_report, import_to_store
     from ticktape.errors import ImportFailed
+    from ticktape.store import session
 
     if rejects is not None and len(files) > 1:
         raise CommandError(f"--rejects names one file; with {len(files)} files each gets FILE.rejects.csv")
@@ -276,6 +281,7 @@ def generate(
 ) -> None:
     """Generate synthetic ticks (deterministic per seed, streaming)."""
     from ticktape.data import synth
+    from ticktape.store import session
 
     _check_generate(symbol, ticks, model, price, vol, rate, tick_size, bar_seconds, ticks_per_bar, depth, out)
     if from_bars is not None:
@@ -357,6 +363,7 @@ def stats(
 ) -> None:
     """Tick rate, spread, return distribution and volatility by hour of one symbol."""
     from ticktape.data.stats import TickStats
+    from ticktape.store import session
 
     if symbol is None and file is None:
         raise CommandError("data stats: give --symbol (stored ticks) or --file (Parquet)")
@@ -414,6 +421,7 @@ def list_(
 ) -> None:
     """Stored symbols: time range, tick count and gaps."""
     from ticktape import store
+    from ticktape.store import session
 
     if not (gap_seconds > 0 and math.isfinite(gap_seconds)):
         raise CommandError(f"--gap-seconds {gap_seconds!r}: must be > 0")
@@ -450,6 +458,7 @@ def export(
 ) -> None:
     """Export stored ticks (any symbols / time range) to Parquet."""
     from ticktape.data.readers import export_parquet
+    from ticktape.store import session
 
     lo, hi = _time(start, "--start"), _time(end, "--end")
 

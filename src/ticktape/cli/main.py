@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.text import Text
 
-from ticktape import dashboards
 from ticktape.cli import backtest as backtest_cli
 from ticktape.cli import strategy as strategy_cli
 from ticktape.cli.common import console, err_console, settings
@@ -205,6 +204,7 @@ def dashboard(
 ) -> None:
     """Open the Streamlit dashboard on the stored runs."""
 
+    from ticktape import dashboards
     from ticktape.errors import TicktapeRuntimeError
     from ticktape.pipeline.control import expire_while
     from ticktape.pipeline.demo import migrate
