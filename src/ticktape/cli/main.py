@@ -247,7 +247,8 @@ def dashboard(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the CLI; known errors become one line and exit 1."""
+    """Entry point: run the CLI; a known error is one line and exit code 1, a
+    usage error one line and 2 (docs/architecture.md, "Errors")."""
     from ticktape.errors import KNOWN_ERRORS
     from ticktape.runtime.processes import keep_freed_memory
 
