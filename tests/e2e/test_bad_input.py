@@ -14,6 +14,9 @@ A row runs in one of two settings:
     A fresh TICKTAPE_HOME and no service URLs: the command would start the
     embedded PostgreSQL and broker there if it got that far, so the row also
     asserts that it was refused before anything started (no ``pg/`` folder).
+``own``
+    A fresh TICKTAPE_HOME where the command starts its own embedded
+    PostgreSQL and broker (a new store).
 ``shared``
     The session's broker and PostgreSQL (tests/conftest.py ``runtime``),
     given as TICKTAPE_KAFKA_URL / TICKTAPE_DATABASE_URL: for probes that
@@ -275,6 +278,34 @@ PROBES = [
         "s1-validate-bad-engine",
         "strategy validate {spec_file_bad_engine}",
         r"{spec_file_bad_engine}: engine.tick_size: must be > 0",
+    ),
+    P("s7-record-idle-timeout-0", f"record {RUN} --idle-timeout 0", r"--idle-timeout: must be > 0"),
+    P(
+        "s7-paper-idle-timeout-negative",
+        "paper {spec_ok} --url ws://127.0.0.1:9 --idle-timeout -1",
+        r"--idle-timeout: must be > 0",
+    ),
+    P(
+        "s7-paper-max-messages-0",
+        "paper {spec_ok} --url ws://127.0.0.1:9 --max-messages 0",
+        r"--max-messages: must be >= 1",
+    ),
+    # a new store (its own embedded PostgreSQL and broker): no run yet, not a missing table
+    P("s7-record-unknown-run-new-store", f"record {RUN}", rf"no run {RUN}", services="own", timeout=180),
+    P(
+        "s7-backtest-cash-negative",
+        "backtest --data {ticks} --strategy ma_crossover --cash -5",
+        r"engine.initial_cash: must be > 0",
+    ),
+    P(
+        "s7-sweep-top-negative",
+        "sweep --strategy ma_crossover --grid fast=2,3 --data {ticks} --no-store --top -1",
+        r"--top: must be >= 1",
+    ),
+    P(
+        "s7-generate-out-suffix",
+        "data generate --ticks 10 --out {tmp}/g.txt",
+        r"--out .*g.txt: must end in .parquet or .csv",
     ),
     # -- 8: silent wrong data becomes a named row (strict) or a counted reject
     P("s8-import-inf-price-strict", "data import {inf_price} --strict --dry-run", r"{inf_price}:3: .*bid"),
@@ -617,15 +648,14 @@ def _probe(probe: Probe, names: dict[str, str], where: Path, services: dict[str,
         busy.listen()
         names = {**names, "busy_port": str(busy.getsockname()[1])}
         t0 = time.monotonic()
-        proc = subprocess.run(
-            [str(TICKTAPE), *(a.format(**names) for a in probe.args)],
-            env=env,
-            cwd=where,
-            capture_output=True,
-            text=True,
-            timeout=probe.timeout,
-            check=False,
-        )
+        argv = [str(TICKTAPE), *(a.format(**names) for a in probe.args)]
+        try:
+            proc = subprocess.run(
+                argv, env=env, cwd=where, capture_output=True, text=True, timeout=probe.timeout, check=False
+            )
+        except subprocess.TimeoutExpired as exc:  # (a row that hangs fails alone, the others still run)
+            out, err = (x.decode() if isinstance(x, bytes) else x or "" for x in (exc.stdout, exc.stderr))
+            proc = subprocess.CompletedProcess(argv, -9, out, f"{err}\n(killed after {probe.timeout:.0f} s)")
     seconds = time.monotonic() - t0
     return Outcome(proc, seconds, _left_running(marker, home), (home / "pg").exists(), False)
 
@@ -648,6 +678,7 @@ def outcomes(request, files, seeded, db_url, kafka_url, tmp_path_factory) -> dic
         "shared": {"TICKTAPE_DATABASE_URL": db_url, "TICKTAPE_KAFKA_URL": kafka_url},
         "broker-down": {"TICKTAPE_DATABASE_URL": db_url, "TICKTAPE_KAFKA_URL": "127.0.0.1:1"},
         "db-down": {"TICKTAPE_DATABASE_URL": "postgresql://u@127.0.0.1:1/ticktape"},
+        "own": {},
     }
     out: dict[str, Outcome] = {}
     with ThreadPoolExecutor(4) as pool:

@@ -204,6 +204,8 @@ def sweep(
 
     if (data is None) == (symbols is None):
         raise SpecError("sweep: give --data FILE (in process) or --symbols A,B (over the pipeline)")
+    if top < 1:
+        raise SpecError(f"--top: must be >= 1, got {top}")
     space = sw.parse_grid(grid)
     sets = sw.grid(space) if sample_n is None else sw.sample(space, sample_n, seed)
     engine: dict[str, Any] = (

@@ -257,6 +257,8 @@ def _check_generate(
     for ok, option, value, why in checks:
         if not ok:
             raise CommandError(f"{option} {value!r}: {why}")
+    if out is not None and out.suffix not in (".parquet", ".csv"):
+        raise CommandError(f"--out {out}: must end in .parquet or .csv")
     if out is not None and not out.parent.is_dir():
         raise CommandError(f"--out {out}: no folder {out.parent}")
 

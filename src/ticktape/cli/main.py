@@ -102,12 +102,17 @@ def paper(
     max_messages: Annotated[int | None, typer.Option(help="stop after this many feed messages")] = None,
 ) -> None:
     """Paper-trade a spec on a live feed, through the same pipeline."""
+    from ticktape.errors import CommandError
     from ticktape.pipeline.demo import migrate, results_table
     from ticktape.pipeline.live import check_feed
     from ticktape.pipeline.live import paper as run_paper
     from ticktape.runtime.embedded import Runtime
 
     spec = read_run_spec(spec_file)
+    if not idle_timeout > 0:
+        raise CommandError(f"--idle-timeout: must be > 0 seconds, got {idle_timeout}")
+    if max_messages is not None and max_messages < 1:
+        raise CommandError(f"--max-messages: must be >= 1, got {max_messages}")
     asyncio.run(check_feed(url))  # a feed that cannot be reached is refused before anything starts
     cfg = settings()
     with Runtime(cfg) as rt:
@@ -132,12 +137,17 @@ def record(
     ] = 10.0,
 ) -> None:
     """Copy a run's ticks from the ticks topic into the store (the topic keeps them)."""
+    from ticktape.errors import CommandError
     from ticktape.model.spec import parse_run_id
+    from ticktape.pipeline.demo import migrate
     from ticktape.pipeline.record import record as do_record
     from ticktape.runtime.embedded import Runtime
 
     parse_run_id(run_id)  # (before anything starts)
+    if not idle_timeout > 0:
+        raise CommandError(f"--idle-timeout: must be > 0 seconds, got {idle_timeout}")
     with Runtime(settings()) as rt:
+        migrate(rt, console)  # (a new store has no runs yet: "no run ID", not a missing table)
         rec = asyncio.run(do_record(rt.kafka_url, rt.database_url, run_id, prefix, idle_timeout))
     for sym, n in sorted(rec.ticks.items()):
         console.print(f"{prefix}{sym}: {n:,} ticks recorded ({rec.stored.get(sym, 0):,} new in the store)")

@@ -134,7 +134,7 @@ class EngineConfig:
 
     def __post_init__(self) -> None:
         _check_types(self, "engine.")
-        for name in ("tick_size", "lot_size", "equity_interval_ns"):
+        for name in ("tick_size", "lot_size", "equity_interval_ns", "initial_cash"):
             if not getattr(self, name) > 0:
                 raise SpecError(f"engine.{name}: must be > 0, got {getattr(self, name)!r}")
         for name in ("latency_ns", "response_latency_ns", "feed_latency_ns"):
