@@ -431,8 +431,7 @@ PROBES = [
     P(
         "cmd-data-export-no-folder",
         "data export {missing_dir}/x.parquet",
-        r"{missing_dir}",
-        services="shared",
+        r"{missing_dir}/x.parquet: no folder {missing_dir}$",
     ),
     P("cmd-data-list-bad-gap", "data list --gap-seconds -1", r"--gap-seconds"),
 ]

@@ -463,6 +463,8 @@ def export(
     from ticktape.store import session
 
     lo, hi = _time(start, "--start"), _time(end, "--end")
+    if not out.parent.is_dir():
+        raise CommandError(f"{out}: no folder {out.parent}")
 
     async def go(conn: Any, other: Any) -> int:
         return await export_parquet(conn, out, symbol or None, start_ns=lo, end_ns=hi, second=other)
