@@ -11,6 +11,7 @@ applied once per batch, in batch sequence order.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,9 +19,10 @@ import numpy as np
 
 from ticktape.compute import quality
 from ticktape.compute.indicators import BarStream
+from ticktape.errors import DataError, SpecError
 from ticktape.model.batch import DEPTH_DTYPE, SIGNAL_DTYPE, empty
 from ticktape.model.spec import RunSpec
-from ticktape.native import Engine
+from ticktape.native import Engine, InputError
 from ticktape.strategy import (
     Columns,
     Context,
@@ -168,30 +170,82 @@ def depth_for_batch(
     return depth_at(good_ts, levels[:upto]), levels[upto:]
 
 
+#: What the strategy's decisions are made of, as the engine names them, and
+#: what sets each: (the strategy parameter, the engine setting).
+_DECIDED = {
+    "target": ("size", "lot_size"),
+    "orders.qty": ("size", "lot_size"),
+    "orders.price": ("tick_size", "tick_size"),
+}
+_ENGINE_FIELD = re.compile(r"^([a-z_]+(?:\.[a-z_]+)?)\[(\d+)\] = ")
+
+
+def refused(
+    exc: InputError, strategy: Strategy | None, ticks: np.ndarray, orders: np.ndarray | None
+) -> Exception:
+    """The native engine's :class:`~ticktape.native.InputError` (``field[i] =
+    value why``) as one line for the user: a :class:`SpecError` naming the
+    parameter or engine setting behind a refused decision (an order size
+    off the lot grid, a quote price off the tick grid, a target out of
+    range), a :class:`DataError` for refused market data; either with the
+    strategy and the time of the tick."""
+    text = str(exc)
+    m = _ENGINE_FIELD.match(text)
+    field, k = (m.group(1), int(m.group(2))) if m else ("", -1)
+    i = (
+        k
+        if not field.startswith("orders.")
+        else (int(orders["i"][k]) if orders is not None and 0 <= k < len(orders) else -1)
+    )
+    when = f" at the tick of {_iso(int(ticks['ts'][i]))}" if 0 <= i < len(ticks) else ""
+    name = strategy.name if strategy is not None else "the strategy"
+    if field.startswith("orders.") or field == "target":
+        param, setting = _DECIDED.get(field, ("", ""))
+        names = (
+            [f"params.{param}"]
+            if strategy is not None and param in getattr(strategy.config, "__dataclass_fields__", {})
+            else []
+        )
+        names += [f"engine.{setting}"] if setting else []
+        return SpecError(
+            f"{' or '.join(names) or field}: the engine refused a decision of {name}{when}: {text}"
+        )
+    return DataError(f"{field or 'ticks'}: the engine refused the market data{when}: {text}")
+
+
+def _iso(ns: int) -> str:
+    return np.datetime_as_string(np.datetime64(ns, "ns"), unit="ms") + "Z"
+
+
 def execution_step(
     engine: Engine,
     ticks: np.ndarray,
     decisions: Decisions | np.ndarray | None,
     eos: bool,
     depth: np.ndarray | None = None,
+    strategy: Strategy | None = None,
 ) -> dict[str, np.ndarray]:
     """Feed one batch and the strategy's decisions (and the batch's L2 depth
     diffs, ``DEPTH_DTYPE``, when there are any) to the native engine; on end
-    of stream, flush it."""
+    of stream, flush it. A batch the engine refuses is a one-line error
+    (:func:`refused`; ``strategy``, when given, is named in it)."""
     if not isinstance(decisions, Decisions):
         decisions = Decisions(decisions, None)
-    out = engine.process(
-        ticks["ts"],
-        ticks["bid"],
-        ticks["ask"],
-        ticks["bid_size"],
-        ticks["ask_size"],
-        decisions.target,
-        last=ticks["last"],
-        last_size=ticks["last_size"],
-        orders=decisions.orders,
-        depth=depth,
-    )
+    try:
+        out = engine.process(
+            ticks["ts"],
+            ticks["bid"],
+            ticks["ask"],
+            ticks["bid_size"],
+            ticks["ask_size"],
+            decisions.target,
+            last=ticks["last"],
+            last_size=ticks["last_size"],
+            orders=decisions.orders,
+            depth=depth,
+        )
+    except InputError as exc:
+        raise refused(exc, strategy, ticks, decisions.orders) from None
     if eos:
         tail = engine.finish()
         out = {k: np.concatenate((out[k], tail[k])) for k in out}
@@ -241,18 +295,21 @@ def _tick_loop(
         strategy.on_tick(tick, ctx)
         target, instr = ctx._take()
         targets[i] = target
-        out = engine.process(
-            ticks["ts"][i : i + 1],
-            ticks["bid"][i : i + 1],
-            ticks["ask"][i : i + 1],
-            ticks["bid_size"][i : i + 1],
-            ticks["ask_size"][i : i + 1],
-            targets[i : i + 1],
-            last=ticks["last"][i : i + 1],
-            last_size=ticks["last_size"][i : i + 1],
-            orders=instr,
-            depth=_tick_depth(depth, cuts, i) if depth is not None else None,
-        )
+        try:
+            out = engine.process(
+                ticks["ts"][i : i + 1],
+                ticks["bid"][i : i + 1],
+                ticks["ask"][i : i + 1],
+                ticks["bid_size"][i : i + 1],
+                ticks["ask_size"][i : i + 1],
+                targets[i : i + 1],
+                last=ticks["last"][i : i + 1],
+                last_size=ticks["last_size"][i : i + 1],
+                orders=instr,
+                depth=_tick_depth(depth, cuts, i) if depth is not None else None,
+            )
+        except InputError as exc:
+            raise refused(exc, strategy, ticks[i : i + 1], instr) from None
         for k, acc in parts.items():
             acc.append(out[k])
         known = engine.response_latency_ns
@@ -308,4 +365,4 @@ def trade_step(
             out = {k: np.concatenate((out[k], tail[k])) for k in out}
         return out, sig, state
     dec, sig, state = strategy_step(strategy, ticks if cols is None else cols, feats, state)
-    return execution_step(engine, ticks, dec, eos, depth), sig, state
+    return execution_step(engine, ticks, dec, eos, depth, strategy), sig, state

@@ -326,6 +326,20 @@ async def test_run_lifecycle(conn: asyncpg.Connection) -> None:
         await store.finish_run(conn, str(uuid.uuid4()), "failed", error="boom")
 
 
+@pytest.mark.parametrize("ended", ["cancelled", "failed", "complete"])
+async def test_finishing_an_ended_run_changes_nothing(conn: asyncpg.Connection, ended: str) -> None:
+    """A sink failing a run after it was cancelled, or failed by its lease,
+    leaves the first ending as it was (status, error, finished_at, counts)."""
+    run = str(uuid.uuid4())
+    await store.create_run(conn, run, "s", {}, {}, ["X"], None, None)
+    await store.start_run(conn, run)
+    assert await store.finish_run(conn, run, ended, error="the first ending", fills=3) is True
+    first = await conn.fetchrow("SELECT * FROM runs WHERE run_id = $1", uuid.UUID(run))
+    for status in ("failed", "complete", "cancelled"):
+        assert await store.finish_run(conn, run, status, error="a later one", fills=9) is False
+    assert await conn.fetchrow("SELECT * FROM runs WHERE run_id = $1", uuid.UUID(run)) == first
+
+
 async def test_pending_run_then_start(conn: asyncpg.Connection) -> None:
     run = uuid.uuid4()
     await store.create_run(conn, run, "s", {}, {}, ["X"], None, None, status="pending")

@@ -453,7 +453,7 @@ def _run_bars_one(
     if dec.orders is not None:
         dec.orders = dec.orders.copy()
         dec.orders["i"] = 2 * dec.orders["i"] + 1
-    res = execution_step(engine, ticks, dec, eos=True)
+    res = execution_step(engine, ticks, dec, eos=True, strategy=strat)
     eq = res["equity"]  # sampled at every tick: keep the closes (one sample per bar)
     res["equity"] = eq[np.isin(eq["ts"], bars.end)]
     return {**res, "signals": sig, "bars": empty("bars"), "ticks_in": n, "accepted": n, "rejects": {}}
@@ -570,7 +570,9 @@ def run_symbols(strat: Strategy, cfg: EngineConfig, data: Any) -> dict[str, Any]
         if j:
             kw["initial_cash"] = 0.0
         eng = Engine(**kw)
-        per[s] = execution_step(eng, inputs[s], np.asarray(targets[s], dtype=np.float64), eos=True)
+        per[s] = execution_step(
+            eng, inputs[s], np.asarray(targets[s], dtype=np.float64), eos=True, strategy=strat
+        )
     return {
         "per_symbol": per,
         "ticks_in": n_in,

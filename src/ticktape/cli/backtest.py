@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from ticktape.errors import SpecError
 from ticktape.strategy import catalog
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 console = Console()
 
@@ -50,24 +52,6 @@ def param_help(lead: str) -> str:
     )
 
 
-def load_spec(path: Path) -> dict[str, Any]:
-    """A strategy spec file: ``{"strategy": ..., "params": {...}}``, optionally ``"engine": {...}``."""
-    from ticktape.errors import SpecError
-
-    try:
-        d = json.loads(path.read_text())
-    except OSError as exc:
-        raise FileNotFoundError(f"{path}: cannot read the spec ({exc.strerror})") from None
-    except ValueError as exc:
-        raise SpecError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(d, dict) or "strategy" not in d:
-        raise SpecError(f"{path}: a spec needs a 'strategy' field")
-    unknown = set(d) - {"strategy", "params", "engine", "symbols"}
-    if unknown:
-        raise SpecError(f"{path}: {sorted(unknown)[0]}: unknown field of a strategy spec")
-    return d
-
-
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         if math.isnan(v):
@@ -77,6 +61,8 @@ def _fmt(v: Any) -> str:
 
 
 def metrics_table(result: Any) -> Table:
+    import pandas as pd
+
     t = Table(title=f"{result.strategy} ({result.mode})")
     t.add_column("metric")
     t.add_column("value", justify="right")
@@ -129,7 +115,7 @@ def backtest(
     params = parse_params(param or [])
     engine: dict[str, Any] = {}
     if spec is not None:
-        d = load_spec(spec)
+        d = catalog.read_spec(spec)
         if strategy is not None and strategy != d["strategy"]:
             raise SpecError(f"--strategy {strategy!r} contradicts the spec's strategy {d['strategy']!r}")
         strategy = d["strategy"]
@@ -218,6 +204,8 @@ def sweep(
 
     if (data is None) == (symbols is None):
         raise SpecError("sweep: give --data FILE (in process) or --symbols A,B (over the pipeline)")
+    if top < 1:
+        raise SpecError(f"--top: must be >= 1, got {top}")
     space = sw.parse_grid(grid)
     sets = sw.grid(space) if sample_n is None else sw.sample(space, sample_n, seed)
     engine: dict[str, Any] = (
@@ -270,6 +258,8 @@ def _sweep_pipeline(
     sort: str,
     as_json: bool,
 ) -> None:
+    import pandas as pd
+
     from ticktape.cli.common import settings as _settings
     from ticktape.errors import SpecError
     from ticktape.model.sources import parse_source

@@ -12,9 +12,8 @@ import json
 import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import numpy as np
 import typer
 from rich.progress import (
     BarColumn,
@@ -28,7 +27,12 @@ from rich.table import Table
 
 from ticktape.cli.common import console
 from ticktape.errors import CommandError
-from ticktape.store import session
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# (numpy, pandas and the store are imported by the commands that use them:
+# every command, its --help and a bad argument start faster)
 
 data_app = typer.Typer(no_args_is_help=True, help="Market data: generate, import, stats, list, export.")
 
@@ -36,7 +40,7 @@ T = TypeVar("T")
 NS = 1_000_000_000
 
 
-def _time(text: str | None) -> int | None:
+def _time(text: str | None, option: str) -> int | None:
     if text is None:
         return None
     import pandas as pd
@@ -44,7 +48,9 @@ def _time(text: str | None) -> int | None:
     try:
         stamp = pd.Timestamp(text)
     except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a time (use ISO 8601, e.g. 2024-01-02T09:00)") from None
+        raise CommandError(
+            f"{option}: {text!r} is not a time (use ISO 8601, e.g. 2024-01-02T09:00)"
+        ) from None
     if stamp.tzinfo is None:
         stamp = stamp.tz_localize("UTC")
     return int(stamp.value)
@@ -135,6 +141,7 @@ def import_(
     """
     from ticktape.data.importers import Importer, combined_report, import_to_store
     from ticktape.errors import ImportFailed
+    from ticktape.store import session
 
     if rejects is not None and len(files) > 1:
         raise CommandError(f"--rejects names one file; with {len(files)} files each gets FILE.rejects.csv")
@@ -250,6 +257,8 @@ def _check_generate(
     for ok, option, value, why in checks:
         if not ok:
             raise CommandError(f"{option} {value!r}: {why}")
+    if out is not None and out.suffix not in (".parquet", ".csv"):
+        raise CommandError(f"--out {out}: must end in .parquet or .csv")
     if out is not None and not out.parent.is_dir():
         raise CommandError(f"--out {out}: no folder {out.parent}")
 
@@ -274,6 +283,7 @@ def generate(
 ) -> None:
     """Generate synthetic ticks (deterministic per seed, streaming)."""
     from ticktape.data import synth
+    from ticktape.store import session
 
     _check_generate(symbol, ticks, model, price, vol, rate, tick_size, bar_seconds, ticks_per_bar, depth, out)
     if from_bars is not None:
@@ -355,10 +365,11 @@ def stats(
 ) -> None:
     """Tick rate, spread, return distribution and volatility by hour of one symbol."""
     from ticktape.data.stats import TickStats
+    from ticktape.store import session
 
     if symbol is None and file is None:
-        raise typer.BadParameter("give --symbol (stored ticks) or --file (Parquet)")
-    lo, hi = _time(start), _time(end)
+        raise CommandError("data stats: give --symbol (stored ticks) or --file (Parquet)")
+    lo, hi = _time(start, "--start"), _time(end, "--end")
     acc = TickStats()
     if file is not None:
         from ticktape.data.readers import read_parquet
@@ -412,6 +423,10 @@ def list_(
 ) -> None:
     """Stored symbols: time range, tick count and gaps."""
     from ticktape import store
+    from ticktape.store import session
+
+    if not (gap_seconds > 0 and math.isfinite(gap_seconds)):
+        raise CommandError(f"--gap-seconds {gap_seconds!r}: must be > 0")
 
     async def go(conn: Any) -> list[dict]:
         return await store.tick_catalogue(conn, gap_ns=int(gap_seconds * NS))
@@ -445,8 +460,11 @@ def export(
 ) -> None:
     """Export stored ticks (any symbols / time range) to Parquet."""
     from ticktape.data.readers import export_parquet
+    from ticktape.store import session
 
-    lo, hi = _time(start), _time(end)
+    lo, hi = _time(start, "--start"), _time(end, "--end")
+    if not out.parent.is_dir():
+        raise CommandError(f"{out}: no folder {out.parent}")
 
     async def go(conn: Any, other: Any) -> int:
         return await export_parquet(conn, out, symbol or None, start_ns=lo, end_ns=hi, second=other)

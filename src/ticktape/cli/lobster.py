@@ -3,7 +3,8 @@
 ``verify MESSAGE_CSV ORDERBOOK_CSV`` replays a LOBSTER message file through
 the native L3 order book and compares the top levels with the orderbook
 file after every message (see :mod:`ticktape.data.lobster`). Exit status 0
-when nothing mismatched, 1 on mismatches or bad input.
+when nothing mismatched; on mismatches or bad input 1, with one line
+``ticktape: error: ...`` on stderr (the report is printed first).
 """
 
 from __future__ import annotations
@@ -85,4 +86,10 @@ def verify(
                 mt.add_row(str(m.index), str(m.index + 1), m.side, str(m.level), str(m.expected), str(m.got))
             console.print(mt)
     if not report.ok:
-        raise typer.Exit(1)
+        first = (
+            f" (the first at line {report.first_mismatches[0].index + 1})" if report.first_mismatches else ""
+        )
+        raise CommandError(
+            f"{orderbook_csv}: {report.mismatched:,} of {report.messages:,} rows mismatch the book"
+            f" replayed from {message_csv.name}{first}"
+        )

@@ -8,12 +8,11 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.text import Text
 
-from ticktape import dashboards
 from ticktape.cli import backtest as backtest_cli
 from ticktape.cli import strategy as strategy_cli
 from ticktape.cli.common import console, err_console, settings
@@ -21,6 +20,14 @@ from ticktape.cli.data import data_app
 from ticktape.cli.lobster import lobster_app
 from ticktape.cli.runs import db_app, runs_app
 from ticktape.model.sources import parse_source
+
+if TYPE_CHECKING:
+    from ticktape.model.spec import RunSpec
+
+#: click's exceptions as typer raises them (typer has its own copy of click
+#: since 0.2x, click itself before): found from a public one
+UsageError: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+ClickException: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Tick-level backtesting on a streaming pipeline."
@@ -67,16 +74,10 @@ def run(
 ) -> None:
     """Run one spec (JSON) through the pipeline (ticks from the store, a Parquet
     file, the generator or a recorded topic)."""
-    from ticktape.model.spec import RunSpec
     from ticktape.pipeline.demo import execute, migrate, results_table, sql_hint
     from ticktape.runtime.embedded import Runtime
-    from ticktape.strategy.catalog import check_run
 
-    try:
-        text = spec_file.read_text()
-    except OSError as exc:
-        raise FileNotFoundError(f"{spec_file}: cannot read the run spec ({exc.strerror})") from None
-    spec = check_run(RunSpec.from_json(text))
+    spec = read_run_spec(spec_file)
     if speed is not None:
         spec = dataclasses.replace(spec, speed=_parse_speed(speed))
     if source is not None:
@@ -101,18 +102,17 @@ def paper(
     max_messages: Annotated[int | None, typer.Option(help="stop after this many feed messages")] = None,
 ) -> None:
     """Paper-trade a spec on a live feed, through the same pipeline."""
-    from ticktape.model.spec import RunSpec
+    from ticktape.errors import CommandError
     from ticktape.pipeline.demo import migrate, results_table
     from ticktape.pipeline.live import check_feed
     from ticktape.pipeline.live import paper as run_paper
     from ticktape.runtime.embedded import Runtime
-    from ticktape.strategy.catalog import check_run
 
-    try:
-        text = spec_file.read_text()
-    except OSError as exc:
-        raise FileNotFoundError(f"{spec_file}: cannot read the run spec ({exc.strerror})") from None
-    spec = check_run(RunSpec.from_json(text))
+    spec = read_run_spec(spec_file)
+    if not idle_timeout > 0:
+        raise CommandError(f"--idle-timeout: must be > 0 seconds, got {idle_timeout}")
+    if max_messages is not None and max_messages < 1:
+        raise CommandError(f"--max-messages: must be >= 1, got {max_messages}")
     asyncio.run(check_feed(url))  # a feed that cannot be reached is refused before anything starts
     cfg = settings()
     with Runtime(cfg) as rt:
@@ -137,12 +137,17 @@ def record(
     ] = 10.0,
 ) -> None:
     """Copy a run's ticks from the ticks topic into the store (the topic keeps them)."""
+    from ticktape.errors import CommandError
     from ticktape.model.spec import parse_run_id
+    from ticktape.pipeline.demo import migrate
     from ticktape.pipeline.record import record as do_record
     from ticktape.runtime.embedded import Runtime
 
     parse_run_id(run_id)  # (before anything starts)
+    if not idle_timeout > 0:
+        raise CommandError(f"--idle-timeout: must be > 0 seconds, got {idle_timeout}")
     with Runtime(settings()) as rt:
+        migrate(rt, console)  # (a new store has no runs yet: "no run ID", not a missing table)
         rec = asyncio.run(do_record(rt.kafka_url, rt.database_url, run_id, prefix, idle_timeout))
     for sym, n in sorted(rec.ticks.items()):
         console.print(f"{prefix}{sym}: {n:,} ticks recorded ({rec.stored.get(sym, 0):,} new in the store)")
@@ -150,6 +155,24 @@ def record(
         ("all streams complete" if rec.complete else "stopped before every stream ended (idle timeout)")
         + (f"; {rec.duplicates} duplicate batches skipped" if rec.duplicates else "")
     )
+
+
+def read_run_spec(path: Path) -> RunSpec:
+    """The run spec in ``path``, checked (its strategy and params too) before
+    anything starts; a bad one is a one-line error naming the file and the field."""
+    from ticktape.errors import SpecError
+    from ticktape.model.spec import RunSpec
+    from ticktape.strategy.catalog import check_run
+
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise FileNotFoundError(f"{path}: cannot read the run spec ({why})") from None
+    try:
+        return check_run(RunSpec.from_json(text))
+    except SpecError as exc:
+        raise SpecError(f"{path}: {exc}") from None
 
 
 def _parse_speed(text: str) -> float | None:
@@ -191,6 +214,7 @@ def dashboard(
 ) -> None:
     """Open the Streamlit dashboard on the stored runs."""
 
+    from ticktape import dashboards
     from ticktape.errors import TicktapeRuntimeError
     from ticktape.pipeline.control import expire_while
     from ticktape.pipeline.demo import migrate
@@ -233,7 +257,8 @@ def dashboard(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the CLI; known errors become one line and exit 1."""
+    """Entry point: run the CLI; a known error is one line and exit code 1, a
+    usage error one line and 2 (docs/architecture.md, "Errors")."""
     from ticktape.errors import KNOWN_ERRORS
     from ticktape.runtime.processes import keep_freed_memory
 
@@ -244,20 +269,38 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        code = app(args=argv, standalone_mode=False)  # (an Exit's code is returned, not raised)
+        code = app(args=argv, prog_name="ticktape", standalone_mode=False)  # (an Exit's code is returned)
     except KNOWN_ERRORS as exc:
-        err_console.print(Text.assemble(("ticktape: error: ", "red"), str(exc)), highlight=False)
+        _error_line(str(exc))
         return 1
     except KeyboardInterrupt:
         console.print("interrupted")
         return 130
     except typer.Exit as exc:
         return exc.exit_code
-    except Exception as exc:  # click usage errors etc.
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
+    except ClickException as exc:  # usage errors: a line naming the command, click's message, the help
+        _error_line(usage_message(exc) if isinstance(exc, UsageError) else exc.format_message())
+        return exc.exit_code
     return code if isinstance(code, int) else 0
+
+
+def _error_line(message: str) -> None:
+    err_console.print(Text.assemble(("ticktape: error: ", "red"), message), highlight=False)
+
+
+def usage_message(exc: Exception) -> str:
+    """A usage error (unknown command or option, missing or bad argument) as
+    one line: the command, click's message, where the help is.
+
+    The help of a command given no subcommand (``no_args_is_help``) has
+    already been printed on stdout when this is called.
+    """
+    ctx = getattr(exc, "ctx", None)
+    command = " ".join(ctx.command_path.split(" ")[1:]) if ctx is not None else ""
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        what = "give a command (the list is above)"
+    else:
+        what = exc.format_message().rstrip(".")  # type: ignore[attr-defined]
+    return (
+        f"{command + ': ' if command else ''}{what} (see: ticktape {command + ' ' if command else ''}--help)"
+    )

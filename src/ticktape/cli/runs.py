@@ -10,17 +10,19 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
-import asyncpg
 import typer
 from rich.table import Table
 
-from ticktape import store
 from ticktape.cli.common import console
 from ticktape.errors import CommandError
 from ticktape.model.spec import parse_run_id
-from ticktape.store import session
+
+if TYPE_CHECKING:
+    import asyncpg
+
+# (the store is imported by the commands: a bad argument is refused at once)
 
 T = TypeVar("T")
 
@@ -31,12 +33,17 @@ runs_app = typer.Typer(no_args_is_help=True, help="Stored runs.")
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Apply pending dbschema/ migrations."""
+    from ticktape import store
+    from ticktape.store import session
+
     applied = session.run(store.migrate, migrate=False)
     console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
 
 
 def _look(fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
     """``fn(conn)`` in a session, after failing the runs whose lease ran out."""
+    from ticktape import store
+    from ticktape.store import session
 
     async def go(conn: asyncpg.Connection) -> T:
         await store.expire_leases(conn)
@@ -50,6 +57,8 @@ def runs_list(limit: Annotated[int, typer.Option(help="how many runs")] = 20) ->
     """List the latest runs."""
     if limit < 1:
         raise CommandError(f"--limit: must be >= 1, got {limit}")
+    from ticktape import store
+
     rows = _look(lambda conn: store.list_runs(conn, limit=limit))
     table = Table(title="runs")
     for col in ("run id", "status", "strategy", "symbols", "ticks", "orders", "fills", "wall s", "created"):
@@ -73,6 +82,9 @@ def runs_list(limit: Annotated[int, typer.Option(help="how many runs")] = 20) ->
 def runs_show(run_id: Annotated[str, typer.Argument(help="run id")]) -> None:
     """Progress of one run: per symbol read, processed, rejected, lag (ticks not yet
     through), each stage's lag in seconds, event time, ticks/s."""
+    from ticktape import store
+
+    parse_run_id(run_id)  # (refused before anything starts)
     info = _look(lambda conn: store.run_progress(conn, run_id))
     run = info["run"]
     console.print(
@@ -104,6 +116,9 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="run id")]) -> None:
 
 
 def _control(run_id: str, action: str) -> None:
+    from ticktape import store
+
+    parse_run_id(run_id)  # (refused before anything starts)
     status = _look(lambda conn: store.request_control(conn, run_id, action))
     console.print(f"run {run_id}: {action} requested (status {status})")
 
@@ -158,6 +173,8 @@ def runs_delete(
         raise CommandError("runs delete: give run ids or --older-than AGE (one of the two)")
     age = parse_age(older_than) if older_than is not None else None
     ids = [str(parse_run_id(r)) for r in run_ids or []]  # (refused before anything starts)
+    from ticktape import store
+
     gone = _look(lambda conn: store.delete_runs(conn, ids, older_than=age, force=force))
     shown = ", ".join(f"{r} ({status})" for r, status in gone.runs[:10])
     more = f" and {len(gone.runs) - 10} more" if len(gone.runs) > 10 else ""

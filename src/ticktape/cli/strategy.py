@@ -77,22 +77,12 @@ def from_text(
 
 @app.command("validate")
 def validate(spec_file: Annotated[Path, typer.Argument(help="a strategy spec JSON file")]) -> None:
-    """Check a strategy spec file ({"strategy": ..., "params": {...}}) and say what is wrong."""
-    from ticktape.errors import SpecError
-    from ticktape.strategy.catalog import validate_spec
+    """Check a strategy spec file ({"strategy": ..., "params": {...}}, optionally
+    "engine": {...}) as `ticktape backtest --spec` reads it, and say what is wrong."""
+    from ticktape.strategy.catalog import read_spec, validate_spec
 
-    try:
-        text = spec_file.read_text()
-    except OSError as exc:
-        raise CommandError(f"{spec_file}: cannot read the spec ({exc.strerror})") from None
-    try:
-        spec = json.loads(text)
-    except ValueError as exc:
-        raise CommandError(f"{spec_file}: not valid JSON ({exc})") from None
-    try:
-        normalized = validate_spec(spec)
-    except SpecError as exc:
-        raise CommandError(f"{spec_file}: {exc}") from None
+    spec = read_spec(spec_file)
+    normalized = validate_spec(spec)
     filled = sorted(set(normalized["params"]) - set(spec.get("params") or {}))
     note = f"; defaults used for {', '.join(filled)}" if filled else ""
     typer.echo(f"{spec_file}: a valid {normalized['strategy']!r} spec{note}")

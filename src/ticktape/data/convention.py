@@ -219,6 +219,12 @@ class TimeParser:
     def __init__(self, fmt: str = "auto") -> None:
         if fmt not in ("auto", "iso", *EPOCH_UNITS) and "%" not in fmt:
             raise ValueError(f"time format {fmt!r}: expected auto, iso, s, ms, us, ns or a strftime pattern")
+        if "%" in fmt:  # a pattern that cannot read its own output reads nothing ('%Q': no such directive)
+            sample = datetime.datetime(2001, 2, 3, 4, 5, 6, 7000, tzinfo=datetime.UTC)
+            try:
+                datetime.datetime.strptime(sample.strftime(fmt), fmt)
+            except ValueError as exc:
+                raise ValueError(f"time format {fmt!r}: not a usable strftime pattern ({exc})") from None
         self.fmt = fmt
 
     def __call__(self, values: Any) -> tuple[np.ndarray, np.ndarray]:

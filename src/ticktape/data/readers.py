@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ticktape import store
+from ticktape.errors import DataError
 from ticktape.model.batch import TICK_DTYPE
 
 __all__ = ["export_parquet", "read_parquet", "read_store", "tick_schema", "write_parquet"]
@@ -122,8 +123,15 @@ def read_parquet(
     symbol column is read dictionary-encoded: rows are matched by code, not
     by string.
     """
-    names = pq.read_schema(str(path)).names
-    pf = pq.ParquetFile(str(path), read_dictionary=["symbol"] if "symbol" in names else None)
+    try:
+        names = pq.read_schema(str(path)).names
+        pf = pq.ParquetFile(str(path), read_dictionary=["symbol"] if "symbol" in names else None)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    except (pa.ArrowException, OSError) as exc:  # not Parquet (a CSV, a broken footer), a folder
+        raise DataError(f"{path}: cannot read as Parquet ({str(exc).splitlines()[0]})") from None
+    if "ts" not in names:
+        raise DataError(f"{path}: no column 'ts' (columns: {', '.join(names)[:200]})")
     want = set(symbols) if symbols is not None else None
     for rb in _batches(pf, batch_size, _row_groups(pf, want, start_ns, end_ns)):
         ts_col = rb.column("ts")
@@ -147,7 +155,7 @@ def read_parquet(
             for code in codes[np.sort(first)]:  # symbols in the order they first appear
                 s = labels[code] if code >= 0 else None
                 if s is None:
-                    raise ValueError(f"{path}: a row without a symbol (null in column 'symbol')")
+                    raise DataError(f"{path}: a row without a symbol (null in column 'symbol')")
                 if want is not None and s not in want:
                     continue
                 sel = keep & (codes == code)

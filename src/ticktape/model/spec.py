@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 import os
 import threading
 import time
@@ -62,6 +63,31 @@ def _non_finite(value: Any, path: str) -> tuple[str, float] | None:
     return None
 
 
+_KINDS: dict[str, tuple[str, Any]] = {
+    "int": ("an integer", lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool)),
+    "float": (
+        "a number",
+        lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v),
+    ),
+    "str": ("a string", lambda v: isinstance(v, str)),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+}
+
+
+def _check_types(obj: Any, prefix: str = "") -> None:
+    """SpecError naming the first field of dataclass ``obj`` whose value is not
+    of its declared scalar type (``int``, ``float``, ``str``, ``bool``, each
+    optionally ``| None``); other fields are checked by their owner."""
+    for f in dataclasses.fields(obj):
+        kind, _, none = str(f.type).partition(" | ")
+        value = getattr(obj, f.name)
+        if kind not in _KINDS or (none == "None" and value is None):
+            continue
+        what, ok = _KINDS[kind]
+        if not ok(value):
+            raise SpecError(f"{prefix}{f.name}: must be {what}, got {value!r:.60}")
+
+
 #: Every status a run can have (the ``runs.status`` column).
 RUN_STATUSES = ("pending", "running", "complete", "failed", "cancelled")
 #: A run in one of these may still go on (``paused``: set by its replay, 0010).
@@ -107,7 +133,8 @@ class EngineConfig:
     depth_refill_ns: int = -1
 
     def __post_init__(self) -> None:
-        for name in ("tick_size", "lot_size", "equity_interval_ns"):
+        _check_types(self, "engine.")
+        for name in ("tick_size", "lot_size", "equity_interval_ns", "initial_cash"):
             if not getattr(self, name) > 0:
                 raise SpecError(f"engine.{name}: must be > 0, got {getattr(self, name)!r}")
         for name in ("latency_ns", "response_latency_ns", "feed_latency_ns"):
@@ -124,6 +151,22 @@ class EngineConfig:
             raise SpecError(
                 f"engine.slippage_model: must be one of {', '.join(SLIPPAGE_MODELS)}, got {self.slippage_model!r}"
             )
+
+    @classmethod
+    def from_dict(cls, d: Any) -> EngineConfig:
+        """The engine settings of a spec's ``"engine"`` object (any subset of
+        the fields); SpecError naming ``engine`` or ``engine.<setting>``.
+
+        >>> EngineConfig.from_dict({"tick_size": 0.5}).tick_size
+        0.5
+        """
+        if not isinstance(d, dict):
+            raise SpecError(f"engine: must be an object of engine settings, got {d!r:.60}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in d:
+            if key not in known:
+                raise SpecError(f"engine.{key}: unknown engine setting; known: {', '.join(sorted(known))}")
+        return cls(**d)
 
     def native_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ticktape.native.Engine."""
@@ -168,7 +211,11 @@ class RunSpec:
     def __post_init__(self) -> None:
         if not self.symbols:
             raise SpecError("symbols: at least one symbol is required")
+        for i, sym in enumerate(self.symbols):
+            if not (isinstance(sym, str) and sym):
+                raise SpecError(f"symbols.{i}: must be a symbol name, got {sym!r:.60}")
         object.__setattr__(self, "run_id", str(parse_run_id(self.run_id)))
+        _check_types(self)
         if self.speed is not None and not (isinstance(self.speed, int | float) and self.speed > 0):
             raise SpecError(f"speed: must be a number > 0 (or null for max), got {self.speed!r}")
         if self.bar_ns is not None and not (isinstance(self.bar_ns, int) and self.bar_ns > 0):
@@ -211,13 +258,9 @@ class RunSpec:
             if key not in known:
                 raise SpecError(f"{key}: unknown field of a run spec; known: {', '.join(sorted(known))}")
         d = dict(d)
-        eng = d.pop("engine", {}) or {}
-        eng_known = {f.name for f in dataclasses.fields(EngineConfig)}
-        for key in eng:
-            if key not in eng_known:
-                raise SpecError(
-                    f"engine.{key}: unknown engine setting; known: {', '.join(sorted(eng_known))}"
-                )
+        engine = EngineConfig.from_dict(d.pop("engine", None) or {})
         if "symbols" in d:
+            if not isinstance(d["symbols"], list):
+                raise SpecError(f"symbols: must be a list of symbol names, got {d['symbols']!r:.60}")
             d["symbols"] = tuple(d["symbols"])
-        return cls(engine=EngineConfig(**eng), **d)
+        return cls(engine=engine, **d)

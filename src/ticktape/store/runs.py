@@ -199,11 +199,21 @@ _FINISH_FIELDS = {
 }
 
 
-async def finish_run(conn: asyncpg.Connection, run_id: str | uuid.UUID, status: str, **counts: Any) -> None:
-    """Set ``status``, ``finished_at`` = now and the given counts of a run.
+async def finish_run(conn: asyncpg.Connection, run_id: str | uuid.UUID, status: str, **counts: Any) -> bool:
+    """Set ``status``, ``finished_at`` = now and the given counts of a run
+    that has not ended yet; return whether it did so.
+
+    A run that already ended (complete, failed, cancelled: by a ``runs
+    cancel``, an expired lease, another stage's failure) is left exactly as
+    it is: its first ending stands.
 
     ``counts``: any of ticks_in, ticks_processed, ticks_rejected, rejects
     (dict reason -> count), orders, fills, wall_seconds, error.
+
+    Raises
+    ------
+    LookupError
+        No run ``run_id``.
     """
     if status not in RUN_STATUSES:
         raise ValueError(f"unknown run status {status!r}; expected one of {RUN_STATUSES}")
@@ -221,9 +231,15 @@ async def finish_run(conn: asyncpg.Connection, run_id: str | uuid.UUID, status: 
             if value is not None:
                 args[-1] = _FINISH_FIELDS[name](value)
             sets.append(f"{name} = ${len(args)}")
-    status_line = await conn.execute(f"UPDATE runs SET {', '.join(sets)} WHERE run_id = $1", *args)
+    args.append(list(UNFINISHED))
+    status_line = await conn.execute(
+        f"UPDATE runs SET {', '.join(sets)} WHERE run_id = $1 AND status = ANY(${len(args)}::text[])", *args
+    )
     if status_line.endswith(" 0"):
-        raise LookupError(f"no run {run_id} to finish")
+        if await conn.fetchval("SELECT 1 FROM runs WHERE run_id = $1", args[0]) is None:
+            raise LookupError(f"no run {run_id} to finish")
+        return False
+    return True
 
 
 async def end_unfinished_runs(

@@ -13,11 +13,13 @@ exactly when ``ticktape backtest`` does.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from ticktape.errors import SpecError
-from ticktape.model.spec import RunSpec
+from ticktape.model.spec import EngineConfig, RunSpec
 from ticktape.strategy import templates
 from ticktape.strategy.api import REGISTRY, Strategy
 from ticktape.strategy.params import Param, declared, load, to_dict
@@ -29,6 +31,7 @@ __all__ = [
     "check_run",
     "own_params",
     "params_of",
+    "read_spec",
     "strategy_class",
     "templates",
     "validate_spec",
@@ -39,6 +42,10 @@ __all__ = [
 TEMPLATES: tuple[str, ...] = tuple(
     name for name, cls in REGISTRY.items() if cls.__module__ == templates.__name__
 )
+
+#: The keys of a strategy spec (the engine settings are optional; a run
+#: spec adds symbols, source... : :class:`~ticktape.model.spec.RunSpec`).
+SPEC_KEYS = ("strategy", "params", "engine")
 
 #: The parameters every template has (declared on :class:`ticktape.strategy.templates.Common`).
 COMMON: dict[str, Param] = declared(templates.Common)
@@ -103,7 +110,9 @@ def check_run(spec: RunSpec) -> RunSpec:
 
 
 def validate_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate a whole ``{"strategy": NAME, "params": {...}}`` spec; return it normalized.
+    """Validate a whole ``{"strategy": NAME, "params": {...}}`` spec (and its
+    optional ``"engine": {...}`` settings, :class:`~ticktape.model.spec.EngineConfig`);
+    return it normalized.
 
     The spec is accepted exactly when :func:`build` accepts it (this is
     :func:`build`); the params come back with every parameter present
@@ -124,12 +133,44 @@ def validate_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     10
     """
     if not isinstance(spec, Mapping):
-        raise SpecError(f"spec: must be an object with 'strategy' and 'params', got {spec!r}")
+        raise SpecError(f"spec: must be an object with 'strategy' and 'params', got {spec!r:.60}")
     for key in spec:
-        if key not in ("strategy", "params"):
-            raise SpecError(f"{key}: unknown key of a strategy spec (a spec has 'strategy' and 'params')")
+        if key not in SPEC_KEYS:
+            raise SpecError(
+                f"{key}: unknown key of a strategy spec (a spec has {', '.join(map(repr, SPEC_KEYS))})"
+            )
     name = spec.get("strategy")
     if not isinstance(name, str) or not name:
-        raise SpecError(f"strategy: must be a strategy name, got {name!r}")
+        raise SpecError(f"strategy: must be a strategy name, got {name!r:.60}")
     strategy = build(name, spec.get("params"))
-    return {"strategy": name, "params": to_dict(strategy.config)}
+    out = {"strategy": name, "params": to_dict(strategy.config)}
+    if "engine" in spec:
+        EngineConfig.from_dict(spec["engine"])
+        out["engine"] = dict(spec["engine"])
+    return out
+
+
+def read_spec(path: str | Path) -> dict[str, Any]:
+    """The strategy spec in the JSON file ``path`` as written, once
+    :func:`validate_spec` accepts it: the one reader of spec files
+    (``ticktape strategy validate``, ``ticktape backtest --spec``).
+
+    Raises
+    ------
+    FileNotFoundError
+        The file cannot be read (the message names it).
+    SpecError
+        Not JSON, or not a valid spec: ``<path>: <field>: <why>``.
+    """
+    path = Path(path)
+    try:
+        spec = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise FileNotFoundError(f"{path}: cannot read the spec ({exc.strerror})") from None
+    except ValueError as exc:  # (not UTF-8 is one too)
+        raise SpecError(f"{path}: not valid JSON ({str(exc)[:200]})") from None
+    try:
+        validate_spec(spec)
+    except SpecError as exc:
+        raise SpecError(f"{path}: {exc}") from None
+    return spec

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from ticktape.strategy import catalog
 from ticktape.strategy.fromtext import parse
 
@@ -89,3 +91,39 @@ def test_validate_bad_json_and_missing_file(cli, tmp_path: Path) -> None:
     result = cli("strategy", *["validate", str(tmp_path / "missing.json")])
     assert result.exit_code == 1
     assert "cannot read the spec" in result.stderr
+
+
+BARS = "Date,Open,High,Low,Close\n" + "".join(
+    f"2020-01-{d:02d},{100 + d},{101 + d},{99 + d},{100.5 + d}\n" for d in range(1, 29)
+)
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ({"strategy": "ma_crossover", "params": {"fast": 3, "slow": 9}, "engine": {"fee_bps": 2}}, None),
+        ({"strategy": "ma_crossover", "engine": {"tick_size": 0.5}}, None),
+        ({"strategy": "ma_crossover", "engine": {"fees": 2}}, "engine.fees: unknown engine setting"),
+        ({"strategy": "ma_crossover", "engine": {"tick_size": "x"}}, "engine.tick_size: must be a number"),
+        ({"strategy": "ma_crossover", "engine": 3}, "engine: must be an object"),
+        ({"strategy": "ma_crossover", "symbols": ["A"]}, "symbols: unknown key of a strategy spec"),
+        ({"strategy": "ma_crossover", "params": {"fast": "x"}}, "params.fast: must be an integer"),
+        ([1, 2], "spec: must be an object"),
+    ],
+)
+def test_validate_and_backtest_read_a_spec_file_alike(cli, tmp_path: Path, spec, says) -> None:
+    """One reader: what ``strategy validate`` accepts ``backtest --spec`` runs,
+    and both refuse a bad file with the same line (an ``engine`` key was
+    refused by validate and accepted by backtest)."""
+    path, data = tmp_path / "s.json", tmp_path / "bars.csv"
+    path.write_text(json.dumps(spec))
+    data.write_text(BARS)
+    checked = cli("strategy", "validate", path)
+    ran = cli("backtest", "--data", data, "--spec", path)
+    if says is None:
+        assert checked.exit_code == 0 and "a valid 'ma_crossover' spec" in checked.stdout, checked.output
+        assert ran.exit_code == 0, ran.output
+        return
+    assert checked.exit_code == ran.exit_code == 1
+    assert checked.stderr == ran.stderr
+    assert checked.stderr.startswith(f"ticktape: error: {path}: {says}"), checked.stderr

@@ -3,8 +3,10 @@ keeps its run id in one spelling (issue 22, items 3 and 7)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import re
 import uuid
 
 import pytest
@@ -12,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ticktape.errors import SpecError
-from ticktape.model.spec import RunSpec, parse_run_id
+from ticktape.model.spec import EngineConfig, RunSpec, parse_run_id
 
 keys = st.text(alphabet="abcdefgh_", min_size=1, max_size=6)
 finite = (
@@ -75,3 +77,43 @@ def test_a_run_id_that_is_not_a_uuid_is_refused(text) -> None:
         parse_run_id(text)
     with pytest.raises(SpecError, match=r"^run_id: "):
         RunSpec(strategy="s", symbols=("A",), run_id=text)
+
+
+SCALARS = [(f"engine.{f.name}", f.type) for f in dataclasses.fields(EngineConfig)] + [
+    (f.name, f.type) for f in dataclasses.fields(RunSpec) if f.name not in ("engine", "run_id")
+]
+WRONG = st.one_of(
+    st.text(max_size=3), st.lists(st.integers(), max_size=2), st.dictionaries(keys, st.integers(), max_size=1)
+)
+
+
+@given(
+    st.sampled_from([(p, t) for p, t in SCALARS if t.split(" | ")[0] in ("int", "float", "str", "bool")]),
+    WRONG,
+)
+def test_a_value_of_the_wrong_type_is_refused_naming_its_field(field, value) -> None:
+    """(Issue 22 item 7: a string where a number belongs was a TypeError traceback.)"""
+    path, kind = field
+    if kind.startswith("str") and isinstance(value, str):
+        return  # (a string is the right type there)
+    doc = {"strategy": "sma_crossover", "symbols": ["A"]}
+    if path.startswith("engine."):
+        doc["engine"] = {path.split(".")[1]: value}
+    else:
+        doc[path] = value
+    with pytest.raises(SpecError) as exc:
+        RunSpec.from_dict(doc)
+    assert str(exc.value).startswith(f"{path}:"), (doc, str(exc.value))
+
+
+@pytest.mark.parametrize(
+    ("doc", "says"),
+    [
+        ({"symbols": 5}, "symbols: must be a list of symbol names, got 5"),
+        ({"symbols": ["A", 1]}, "symbols.1: must be a symbol name, got 1"),
+        ({"symbols": ["A"], "engine": "fast"}, "engine: must be an object of engine settings, got 'fast'"),
+    ],
+)
+def test_symbols_and_engine_of_the_wrong_shape(doc, says) -> None:
+    with pytest.raises(SpecError, match=f"^{re.escape(says)}$"):
+        RunSpec.from_dict({"strategy": "sma_crossover", **doc})

@@ -439,4 +439,6 @@ def test_a_bad_run_spec_is_refused_before_anything_starts(cli, tmp_path: Path) -
         path.write_text(json.dumps({"strategy": "ma_crossover", "symbols": ["X"], "params": params}))
         res = cli("run", path)
         assert res.exit_code == 1
-        assert res.stderr.splitlines() == [f"ticktape: error: {message}"]
+        assert res.stderr.splitlines() == [
+            f"ticktape: error: {path}: {message}"
+        ]  # (the file, then the field)
