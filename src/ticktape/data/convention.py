@@ -647,13 +647,21 @@ def _csv_rows(path: Path, columns: dict[str, tuple[str, ...]], block_rows: int |
         invalid.append(row)
         return "error"
 
-    parse = pacsv.ParseOptions(ignore_empty_lines=False, invalid_row_handler=on_invalid)
     convert = pacsv.ConvertOptions(column_types=types, include_columns=list(types), strings_can_be_null=True)
     try:
         if block_rows is None:
+            # Read with threads and without a Python invalid-row handler: Arrow may drop
+            # a threaded reader's last reference on one of its own threads after
+            # read_csv returned, and a Python handler released there takes the GIL,
+            # which aborts the process ("terminate called without an active
+            # exception") when the interpreter is exiting, as after a quick error. A
+            # bad row is found again without threads (_first_invalid_row).
             read = pacsv.ReadOptions(block_size=1 << 22)
-            yield _drop_blank(where, pacsv.read_csv(path, read, parse, convert), 2)
+            yield _drop_blank(
+                where, pacsv.read_csv(path, read, pacsv.ParseOptions(ignore_empty_lines=False), convert), 2
+            )
             return
+        parse = pacsv.ParseOptions(ignore_empty_lines=False, invalid_row_handler=on_invalid)
         reader = pacsv.open_csv(path, pacsv.ReadOptions(use_threads=False), parse, convert)
         line, pending, have = 2, [], 0
         for batch in reader:
@@ -665,29 +673,32 @@ def _csv_rows(path: Path, columns: dict[str, tuple[str, ...]], block_rows: int |
         if pending:
             yield _drop_blank(where, pa.Table.from_batches(pending), line)
     except pa.ArrowInvalid as exc:
-        if invalid:
-            raise _field_count_error(path, invalid[0]) from None
+        row = invalid[0] if invalid else _first_invalid_row(path)
+        if row is not None:
+            raise _field_count_error(path, row) from None
         raise _conversion_error(path, types, exc) from None
 
 
+def _first_invalid_row(path: Path) -> Any | None:
+    """The first row of ``path`` with a wrong number of fields (read again, in one thread)."""
+    seen: list[Any] = []
+
+    def first(r: Any) -> str:
+        seen.append(r)
+        return "error"
+
+    with contextlib.suppress(pa.ArrowInvalid):
+        pacsv.read_csv(
+            path,
+            pacsv.ReadOptions(use_threads=False),
+            pacsv.ParseOptions(ignore_empty_lines=False, invalid_row_handler=first),
+            pacsv.ConvertOptions(include_columns=[]),
+        )
+    return seen[0] if seen else None
+
+
 def _field_count_error(path: Path, row: Any) -> DataError:
-    number = row.number
-    if number is None:  # (read with threads: read again in one to know the line)
-        seen: list[Any] = []
-
-        def first(r: Any) -> str:
-            seen.append(r)
-            return "error"
-
-        with contextlib.suppress(pa.ArrowInvalid):
-            pacsv.read_csv(
-                path,
-                pacsv.ReadOptions(use_threads=False),
-                pacsv.ParseOptions(ignore_empty_lines=False, invalid_row_handler=first),
-                pacsv.ConvertOptions(include_columns=[]),
-            )
-        number = seen[0].number if seen else None
-    at = f"{path}:{number}" if number is not None else str(path)
+    at = f"{path}:{row.number}" if row.number is not None else str(path)
     return DataError(f"{at}: {row.actual_columns} fields, expected {row.expected_columns}: {shown(row.text)}")
 
 
