@@ -103,6 +103,72 @@ class Engine {
     *this = std::move(work);
   }
 
+  // The target path over a batch whose prices `px` another engine with the
+  // same tick and lot size has already checked and converted (a sweep checks
+  // a batch once for all its parameter sets: TickBatch in bindings.cpp).
+  // `in` has this engine's targets and no instructions or depth. Checks the
+  // timestamps against this engine's last tick and the targets (InputError,
+  // state untouched), then gives exactly what process() gives: while no
+  // order, request or unknown fill is pending (and no depth was fed), a tick
+  // whose target is NaN or asks for no change only moves the mark and the
+  // equity grid, so it is stepped by that short path instead of step().
+  void process_checked(const Inputs& in, const TickPx* px, Outputs& out) {
+    if (in.n_instr != 0 || in.n_depth != 0) {
+      throw InputError("process_checked takes targets only (no orders, no depth)");
+    }
+    if (in.n > 0 && has_ts_ && in.ts[0] < last_ts_) {
+      fail("ts", 0, std::to_string(in.ts[0]), "goes backwards (previous " + std::to_string(last_ts_) + ")");
+    }
+    const BatchCheck check{cfg_.tick_size, cfg_.lot_size};
+    for (size_t i = 0; i < in.n; ++i) check.check_target(i, in.target[i]);
+    dcursor_ = 0;
+    cursor_ = 0;
+    const double half_lot = cfg_.lot_size / 2.0;
+    size_t quiet_valid = kNoTick;  // the last short-path tick with a valid quote
+    bool quiet_last = false;       // the latest tick went by the short path
+    for (size_t i = 0; i < in.n; ++i) {
+      const bool idle = open_.empty() && requests_.empty() && unknown_.empty() && !l2_;
+      const int64_t bt = px[i].bid, at = px[i].ask;
+      const bool valid = bt != kNoPx && at != kNoPx && bt <= at;
+      if (idle) {
+        const double mark = valid ? prices_.to_float(bt + at) * 0.5 : mark_;
+        double target = in.target[i];
+        bool acts = false;
+        if (!std::isnan(target)) {
+          if (cfg_.target_mode == 1) {  // as decide(): whole lots of a fraction of equity at the mark
+            if (mark > 0.0) {
+              const double eq = position_ == 0 ? cash_ : cash_ + position() * mark;
+              target = std::trunc(target * eq / mark / cfg_.lot_size) * cfg_.lot_size;
+              acts = std::fabs(target - position()) >= half_lot;
+            }
+          } else {
+            acts = std::fabs(target - position()) >= half_lot;
+          }
+        }
+        if (!acts) {
+          const int64_t ts = in.ts[i];
+          if (valid) {
+            mark_ = mark;
+            quiet_valid = i;
+          } else {
+            ++quotes_ignored_;
+          }
+          ticks_ += 1;
+          has_ts_ = true;
+          last_ts_ = ts;
+          equity_at_last_ = false;
+          quiet_last = true;
+          if (ts >= next_equity_ts_) sample(ts, out);
+          continue;
+        }
+      }
+      if (quiet_last) settle_quiet(in, px, quiet_valid, i - 1);
+      quiet_last = false;
+      step(in, px, nullptr, i, out);
+    }
+    if (quiet_last) settle_quiet(in, px, quiet_valid, in.n - 1);
+  }
+
   // Emit the final equity sample at the last seen tick (once).
   void finish(Outputs& out) {
     if (has_ts_ && !equity_at_last_) sample(last_ts_, out);
@@ -208,6 +274,24 @@ class Engine {
     // 5. equity on the event-time grid
     equity_at_last_ = false;
     if (ts >= next_equity_ts_) sample(ts, out);
+  }
+
+  // After short-path ticks up to `last` (process_checked): the book, the
+  // depth bound and the trade of the last one, as step() would have left
+  // them (`valid`: the last of them with a valid quote, kNoTick if none).
+  static constexpr size_t kNoTick = static_cast<size_t>(-1);
+  void settle_quiet(const Inputs& in, const TickPx* px, size_t valid, size_t last) {
+    if (valid != kNoTick) depth_.set_bound(px[valid].bid, px[valid].ask);
+    if (valid == last) {
+      book_.set(px[last].bid, to_lots_displayed(in.bid_size[last], cfg_.lot_size), px[last].ask,
+                to_lots_displayed(in.ask_size[last], cfg_.lot_size));
+    } else {
+      book_.clear();
+    }
+    trade_ = px[last].last != kNoPx;
+    trade_px_ = trade_ ? px[last].last : 0;
+    trade_left_ = trade_ ? to_lots_displayed(in.last_size[last], cfg_.lot_size) : 0;
+    trade_lots_ = trade_left_;
   }
 
   // Drop completed orders (open() == 0 marks them).
