@@ -254,9 +254,7 @@ py::dict engine_process(PyEngine& self, py::handle ts, py::handle bid, py::handl
 struct PyTickBatch {
   py::array_t<int64_t, py::array::forcecast> k_ts;
   py::array_t<double, py::array::forcecast> k_bid, k_ask, k_bs, k_as, k_last, k_ls;
-  Inputs in;  // no targets, orders or depth
-  PxScratch px;
-  double tick_size = 0.0, lot_size = 0.0;
+  std::unique_ptr<CheckedBatch> batch;
 };
 
 std::unique_ptr<PyTickBatch> make_tick_batch(py::handle ts, py::handle bid, py::handle ask,
@@ -267,7 +265,7 @@ std::unique_ptr<PyTickBatch> make_tick_batch(py::handle ts, py::handle bid, py::
   c.lot_size = lot_size;
   c.validate();
   auto b = std::make_unique<PyTickBatch>();
-  Inputs& in = b->in;
+  Inputs in;
   in.ts = ts_column(ts, b->k_ts);
   in.bid = column<double>(bid, "bid", b->k_bid);
   in.ask = column<double>(ask, "ask", b->k_ask);
@@ -289,25 +287,17 @@ std::unique_ptr<PyTickBatch> make_tick_batch(py::handle ts, py::handle bid, py::
   in.target = opt_column(py::none(), "target", no_target, n);
   in.last = opt_column(last, "last", b->k_last, n);
   in.last_size = opt_column(last_size, "last_size", b->k_ls, n);
-  b->tick_size = tick_size;
-  b->lot_size = lot_size;
   {
     py::gil_scoped_release nogil;
-    BatchCheck{tick_size, lot_size}.batch(in, false, 0, b->px);
+    b->batch = std::make_unique<CheckedBatch>(in, tick_size, lot_size);
   }
   return b;
 }
 
 py::dict engine_process_batch(PyEngine& self, const PyTickBatch& batch, py::handle target) {
-  Engine& eng = self.get();
-  if (eng.config().tick_size != batch.tick_size || eng.config().lot_size != batch.lot_size) {
-    throw py::value_error("the TickBatch was checked for tick_size " + repr_float(batch.tick_size) +
-                          ", lot_size " + repr_float(batch.lot_size) + ", the engine has " +
-                          repr_float(eng.config().tick_size) + ", " + repr_float(eng.config().lot_size));
-  }
+  self.get();
   py::array_t<double, py::array::forcecast> k_tg;
-  Inputs in = batch.in;
-  in.target = opt_column(target, "target", k_tg, static_cast<py::ssize_t>(in.n));
+  const Column<double> tg = opt_column(target, "target", k_tg, static_cast<py::ssize_t>(batch.batch->in.n));
   Outputs& out = self.scratch;
   {
     BusyGuard busy(self.busy, "Engine");
@@ -317,7 +307,7 @@ py::dict engine_process_batch(PyEngine& self, const PyTickBatch& batch, py::hand
     out.fill_liquidity.clear();
     out.fill_known_ts.clear();
     py::gil_scoped_release nogil;
-    eng.process_checked(in, batch.px.v.data(), out);
+    self.eng.process_checked(*batch.batch, tg, out);
   }
   return to_dict(out, false);
 }
@@ -527,7 +517,7 @@ PYBIND11_MODULE(_native, m) {
       .def(py::init(&make_tick_batch), py::arg("ts"), py::arg("bid"), py::arg("ask"), py::arg("bid_size"),
            py::arg("ask_size"), py::arg("last") = py::none(), py::arg("last_size") = py::none(),
            py::kw_only(), py::arg("tick_size"), py::arg("lot_size") = 1.0)
-      .def("__len__", [](const PyTickBatch& b) { return b.in.n; });
+      .def("__len__", [](const PyTickBatch& b) { return b.batch->in.n; });
 
   py::class_<PyEngine>(m, "Engine",
                        "Batch execution engine over L1 ticks (see ticktape.native).")

@@ -58,7 +58,7 @@ from ticktape.backtest.run import (
 )
 from ticktape.compute.metrics import BLOCK, TRADE_BLOCK, RunMetrics
 from ticktape.errors import SpecError
-from ticktape.model.batch import TICK_DTYPE
+from ticktape.model.batch import EQUITY_DTYPE, FILL_DTYPE, TICK_DTYPE
 from ticktape.model.spec import EngineConfig, new_run_id
 from ticktape.native import Engine, TickBatch
 from ticktape.stages import (
@@ -66,10 +66,9 @@ from ticktape.stages import (
     StrategyState,
     execution_step,
     features_step,
-    strategy_step,
     trade_step,
 )
-from ticktape.strategy import build
+from ticktape.strategy import Decisions, build
 
 
 def grid(space: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -144,10 +143,14 @@ DEFAULT_BUDGET = 3 * 2**30
 #: pandas, ticktape and the native module (VmRSS of an idle worker here:
 #: about 190 MB; rounded up).
 PROCESS_BYTES = 256 * 2**20
-#: Memory of one parameter set between batches: its streaming metrics hold
-#: at most BLOCK equity samples (ts, equity, gross) and TRADE_BLOCK trades
-#: (4 sums) before folding them; its engine and coarse curve are small.
-SET_BYTES = BLOCK * 3 * 8 + TRADE_BLOCK * 4 * 8 + 256 * 2**10
+#: Memory of one parameter set between batches: its :class:`SetStream`
+#: buffers up to BLOCK equity samples (EQUITY_DTYPE) and their fills before
+#: handing them to its streaming metrics, which hold at most BLOCK samples
+#: (ts, equity, gross) and TRADE_BLOCK trades (4 sums) before folding them;
+#: its engine and coarse curve are small.
+SET_BYTES = (
+    BLOCK * (EQUITY_DTYPE.itemsize + FILL_DTYPE.itemsize // 4 + 3 * 8) + TRADE_BLOCK * 4 * 8 + 256 * 2**10
+)
 #: Memory per tick of a batch besides its features: the accepted copy
 #: (TICK_DTYPE), the strategy's columns (a dozen float64), the prices on
 #: the grid (TickBatch), and one set's decisions and their temporaries.
@@ -255,7 +258,9 @@ class SetStream:
     """One parameter set's results as its engine outputs arrive, batch by
     batch: the streaming :class:`ticktape.compute.metrics.RunMetrics` of a
     single run (its trades are not kept) and an equity curve on the coarse
-    grid ``curve_ts``; memory independent of the run's length."""
+    grid ``curve_ts``; memory independent of the run's length. Outputs are
+    buffered up to :data:`BLOCK` equity samples and then handed over in one
+    piece (the metrics do not depend on the pieces; fewer pieces cost less)."""
 
     def __init__(self, initial_cash: float, periods_per_year: float | None, curve_ts: np.ndarray) -> None:
         self.acc = RunMetrics([""], initial_cash, periods_per_year, keep_trades=False)
@@ -264,25 +269,42 @@ class SetStream:
         self._k = 0  # curve points set so far
         self._last = math.nan
         self.fills = self.orders = 0
+        self._buf: dict[str, list[np.ndarray]] = {"fills": [], "equity": []}
+        self._samples = 0
 
     def add(self, out: dict[str, np.ndarray]) -> None:
         """The engine's outputs of the next batch (fills, orders, equity)."""
         self.fills += len(out["fills"])
         self.orders += len(out["orders"])
-        self.acc.add_fills("", out["fills"])
+        for k in ("fills", "equity"):
+            if len(out[k]):
+                self._buf[k].append(out[k])
         eq = out["equity"]
-        if not len(eq):
-            return
-        ts, equity = eq["ts"], eq["equity"]
-        self.acc.add(ts, np.zeros(len(eq), np.int64), equity, eq["position"], eq["price"])
-        end = int(np.searchsorted(self.curve_ts, ts[-1], side="left"))  # later points may see later samples
-        if end > self._k:
-            j = np.searchsorted(ts, self.curve_ts[self._k : end], side="right") - 1
-            self.curve[self._k : end] = np.where(j >= 0, equity[np.maximum(j, 0)], self._last)
-            self._k = end
-        self._last = float(equity[-1])
+        self._samples += len(eq)
+        if len(eq):
+            ts, equity = eq["ts"], eq["equity"]
+            end = int(
+                np.searchsorted(self.curve_ts, ts[-1], side="left")
+            )  # later points may see later samples
+            if end > self._k:
+                j = np.searchsorted(ts, self.curve_ts[self._k : end], side="right") - 1
+                self.curve[self._k : end] = np.where(j >= 0, equity[np.maximum(j, 0)], self._last)
+                self._k = end
+            self._last = float(equity[-1])
+        if self._samples >= BLOCK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buf["fills"]:
+            self.acc.add_fills("", np.concatenate(self._buf["fills"]))
+        if self._buf["equity"]:
+            eq = np.concatenate(self._buf["equity"])
+            self.acc.add(eq["ts"], np.zeros(len(eq), np.int64), eq["equity"], eq["position"], eq["price"])
+        self._buf = {"fills": [], "equity": []}
+        self._samples = 0
 
     def result(self, index: int, params: dict[str, Any]) -> SetResult:
+        self._flush()
         self.curve[self._k :] = self._last
         perf, _ = self.acc.result()
         return SetResult(index, params, _plain(perf), self.curve, self.fills, self.orders)
@@ -325,7 +347,8 @@ def _run_pass(job: _Pass) -> tuple[list[SetResult], dict[str, Any], int, int]:
     strats = [build(job.strategy, {**job.base, **p}) for _, p in job.sets]
     shared = SharedFeatures(strats)
     engines = [Engine(**cfg.native_kwargs(), target_mode=s.target_mode) for s in strats]
-    states = [StrategyState() for _ in strats]
+    states = [StrategyState() for _ in strats]  # (the per-tick path's)
+    users: list[dict[str, Any]] = [{} for _ in strats]  # each vectorized strategy's own state
     streams = [SetStream(cfg.initial_cash, job.periods_per_year, job.curve_ts) for _ in strats]
     ind = IndicatorState()
     n = len(ticks)
@@ -343,7 +366,8 @@ def _run_pass(job: _Pass) -> tuple[list[SetResult], dict[str, Any], int, int]:
             if strat.per_tick:
                 out, _, states[j] = trade_step(strat, engines[j], good, f, states[j], eos, cols)
             else:
-                dec, _, states[j] = strategy_step(strat, cols, f, states[j])
+                value, users[j] = strat.on_batch(cols, f, users[j])
+                dec = Decisions.coerce(value, len(cols), strat.name)
                 if dec.orders is None:
                     out = engines[j].process_batch(batch, dec.target)
                     if eos:
