@@ -152,9 +152,10 @@ SET_BYTES = (
     BLOCK * (EQUITY_DTYPE.itemsize + FILL_DTYPE.itemsize // 4 + 3 * 8) + TRADE_BLOCK * 4 * 8 + 256 * 2**10
 )
 #: Memory per tick of a batch besides its features: the accepted copy
-#: (TICK_DTYPE), the strategy's columns (a dozen float64), the prices on
-#: the grid (TickBatch), and one set's decisions and their temporaries.
-BATCH_TICK_BYTES = TICK_DTYPE.itemsize + 12 * 8 + 3 * 8 + 8 * 8
+#: (TICK_DTYPE), the strategy's columns (a dozen float64), the batch checked
+#: for the engines (prices in ticks, time and mid: TickBatch), and one set's
+#: decisions and their temporaries.
+BATCH_TICK_BYTES = TICK_DTYPE.itemsize + 12 * 8 + (3 * 8 + 2 * 8) + 8 * 8
 #: Ticks per batch of a sweep (results never depend on it).
 SWEEP_BATCH = 100_000
 #: Points of each set's coarse equity curve (evenly spaced in event time).
