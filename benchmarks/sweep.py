@@ -84,6 +84,7 @@ import math
 import os
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -161,6 +162,44 @@ def measured(fn: Callable[[], Any]) -> tuple[Any, float, str]:
     secs = time.perf_counter() - t0
     peak = _status_mb("VmHWM")
     return out, secs, f"{peak:,.0f} (+{peak - start:,.0f})"
+
+
+def _tree_pss_mb() -> float:
+    """Proportional set size of this process and all its descendants (MB):
+    pages shared between them (the mapped ticks, libraries) counted once."""
+    total, todo, seen = 0.0, [os.getpid()], set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) / 1024
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+    return total
+
+
+class PeakPss:
+    """The peak of :func:`_tree_pss_mb` while the block runs (polled every 0.2 s)."""
+
+    def __enter__(self) -> PeakPss:
+        self.peak = _tree_pss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak = max(self.peak, _tree_pss_mb())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _tree_pss_mb())
 
 
 # ---------------------------------------------------------------- the runs
@@ -245,21 +284,22 @@ def main() -> None:
     for shape in args.grids:
         fasts, slows = windows(shape)
         sets = grid({"fast": fasts, "slow": slows})
-        res, secs, rss = measured(
-            lambda sets=sets: sweep(
-                ticks,
-                "ma_crossover",
-                sets,
-                base,
-                processes=args.processes,
-                memory_budget=args.memory_budget,
-                **opts,
+        with PeakPss() as pss:
+            res, secs, rss = measured(
+                lambda sets=sets: sweep(
+                    ticks,
+                    "ma_crossover",
+                    sets,
+                    base,
+                    processes=args.processes,
+                    memory_budget=args.memory_budget,
+                    **opts,
+                )
             )
-        )
         workers = sum(v for k, v in res.peak_rss.items() if k != "main") / 2**20
         plan = res.plan
         note = f"{plan.processes} processes, {res.passes} passes of <= {plan.capacity} sets, budget {args.memory_budget}"
-        rows.append((f"sweep {shape[0]}x{shape[1]}", len(sets), secs, rss, workers, note))
+        rows.append((f"sweep {shape[0]}x{shape[1]}", len(sets), secs, rss, workers, pss.peak, note))
         if shape == args.grids[0]:
             mid = next(s for s in res.sets if s.params == mid_set)
             sanity.append(
@@ -306,10 +346,10 @@ def main() -> None:
         f"ticktape.backtest ({label})", "1", f"{single_s:.2f}", f"{single_s:.3f}", "1.00",
         f"{n / single_s:,.0f}", single_rss, "complete result: fills, orders, every equity sample",
     )  # fmt: skip
-    for step, k, secs, rss, workers, note in rows:
+    for step, k, secs, rss, workers, pss, note in rows:
         table.add_row(
             step, f"{k:,}", f"{secs:.2f}", f"{secs / k:.4f}", f"{secs / k / single_s:.3f}",
-            f"{n * k / secs:,.0f}", f"{rss} + workers {workers:,.0f}", note,
+            f"{n * k / secs:,.0f}", f"{rss} + workers {workers:,.0f}; PSS {pss:,.0f}", note,
         )  # fmt: skip
     for step, k, v in vbt_rows:
         secs = v["seconds"]
