@@ -158,6 +158,9 @@ SET_BYTES = (
 BATCH_TICK_BYTES = TICK_DTYPE.itemsize + 12 * 8 + (3 * 8 + 2 * 8) + 8 * 8
 #: Ticks per batch of a sweep (results never depend on it).
 SWEEP_BATCH = 100_000
+#: Below this many ticks x sets a sweep runs in the calling process
+#: (starting a worker costs about a second).
+SPREAD_MIN = 5_000_000
 #: Points of each set's coarse equity curve (evenly spaced in event time).
 CURVE_POINTS = 500
 
@@ -520,8 +523,9 @@ def sweep(
     batch_size
         Ticks per batch (results never depend on it).
     processes
-        Worker processes (default: the CPUs); sets are spread over them and
-        each set's results are the same whatever the count.
+        Worker processes (default: the CPUs, or one below :data:`SPREAD_MIN`
+        ticks x sets); sets are spread over them and each set's results
+        are the same whatever the count.
     memory_budget
         Peak memory of the whole sweep (bytes or ``"3G"``): the data, each
         process and the sets it holds at once; more sets than fit run in
@@ -563,6 +567,8 @@ def sweep(
         ts = _ticks_of(prepared)["ts"]
         n_ticks = len(ts)
     n_features = len(SharedFeatures([build(strategy, {**base, **p}) for _, p in valid]).features)
+    if processes is None and n_ticks * len(valid) < SPREAD_MIN:
+        procs = 1
     plan = Plan.fit(budget, len(valid), n_ticks, n_features, batch_size, procs)
     curve_ts = (
         np.linspace(int(ts[0]), int(ts[-1]), curve_points).astype(np.int64)
