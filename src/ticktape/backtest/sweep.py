@@ -208,7 +208,12 @@ class Plan:
     ) -> Plan:
         """The plan for ``n_sets`` sets of a strategy with ``n_features`` distinct
         features over ``n_ticks`` ticks; a SpecError naming the figures when
-        ``budget`` cannot hold even one set."""
+        ``budget`` cannot hold even one set.
+
+        In one process the calling process holds the ticks, a batch and the
+        sets; with workers it holds the ticks, the workers map a copy of
+        them (one file, shared) and each holds a batch and its sets.
+        """
         data = n_ticks * TICK_DTYPE.itemsize
         batch = min(batch_size, max(n_ticks, 1))
         per_process = PROCESS_BYTES + batch * (BATCH_TICK_BYTES + 8 * n_features)
@@ -220,9 +225,13 @@ class Plan:
                 f"{n_features} features {_mb(per_process - PROCESS_BYTES)}, one set {_mb(SET_BYTES)})"
             )
         procs = max(1, min(processes, n_sets))
-        while procs > 1 and data + procs * (per_process + SET_BYTES) > budget:
+
+        def fixed(p: int) -> int:  # everything but the sets
+            return data + per_process if p == 1 else 2 * data + PROCESS_BYTES + p * per_process
+
+        while procs > 1 and fixed(procs) + procs * SET_BYTES > budget:
             procs -= 1
-        capacity = int((budget - data - procs * per_process) // (procs * SET_BYTES))
+        capacity = int((budget - fixed(procs)) // (procs * SET_BYTES))
         return cls(procs, max(1, min(capacity, -(-n_sets // procs))), batch, data, per_process)
 
     def groups(self, items: list[Any]) -> list[list[Any]]:
