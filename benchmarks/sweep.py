@@ -25,11 +25,13 @@ Every timing includes everything its call returns: ``backtest`` a complete
 result, the sweep every set's metrics (all of them) and curve, vectorbt per
 set the total profit and the trade count (from its order records; asking it
 for a drawdown or returns builds (ticks x columns) float frames per chunk).
-Peak RSS: of this process during the step (VmHWM reset before it, after a
-gc.collect() and malloc_trim), plus, for a sweep, the peak of each of its
-worker processes (which map the same ticks file: the sum counts those
-pages once per process, an upper bound) and, for vectorbt, the peak of
-its process. numba's compilation is excluded (a warm-up on a small slice).
+Peak memory: the peak RSS of this process during the step (VmHWM reset
+before it, after a gc.collect() and malloc_trim), plus, for a sweep, the
+sum of its worker processes' peak RSS (they map the same ticks file, so
+this sum counts those pages once per process: an upper bound) and the
+peak PSS of the whole process tree (polled every 0.2 s; shared pages
+counted once: what the machine gave the sweep); for vectorbt the peak RSS
+of its process. numba's compilation is excluded (a warm-up on a small slice).
 
 Conventions (ticktape vs vectorbt)
 ----------------------------------
