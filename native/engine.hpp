@@ -152,7 +152,12 @@ class Engine {
     if (target.stride == 0) {
       if (n > 0) check.check_target(0, target[0]);
     } else {
-      for (size_t i = 0; i < n; ++i) check.check_target(i, target[i]);
+      // check_target's test on each target, its division only where it could fail
+      const double safe = 0.5 * kMaxLots * cfg_.lot_size;
+      for (size_t i = 0; i < n; ++i) {
+        const double t = target[i];
+        if (!(std::fabs(t) < safe) && !std::isnan(t)) check.check_target(i, t);
+      }
     }
     Inputs in = b.in;
     in.target = target;

@@ -56,7 +56,8 @@ from ticktape.backtest.run import (
     prepare,
     run_prepared,
 )
-from ticktape.compute.metrics import BLOCK, TRADE_BLOCK, RunMetrics
+from ticktape.compute.accounting import RoundTrips
+from ticktape.compute.metrics import BLOCK, TRADE_BLOCK, PerformanceStream, TradeStats
 from ticktape.errors import SpecError
 from ticktape.model.batch import EQUITY_DTYPE, FILL_DTYPE, TICK_DTYPE
 from ticktape.model.spec import EngineConfig, new_run_id
@@ -275,20 +276,38 @@ def _plain(perf: dict[str, Any]) -> dict[str, Any]:
 
 class SetStream:
     """One parameter set's results as its engine outputs arrive, batch by
-    batch: the streaming :class:`ticktape.compute.metrics.RunMetrics` of a
-    single run (its trades are not kept) and an equity curve on the coarse
-    grid ``curve_ts``; memory independent of the run's length. Outputs are
-    buffered up to :data:`BLOCK` equity samples and then handed over in one
-    piece (the metrics do not depend on the pieces; fewer pieces cost less)."""
+    batch, in memory independent of the run's length: the metrics of a
+    single run (those of :class:`ticktape.compute.metrics.RunMetrics` over
+    one symbol, from the same parts) and an equity curve on the coarse grid
+    ``curve_ts``.
+
+    As RunMetrics, it gives :class:`~ticktape.compute.metrics.PerformanceStream`
+    the last equity sample of each time (a time's samples wait for the next
+    piece, which may hold more of them) with the absolute position, and the
+    fills to :class:`~ticktape.compute.accounting.RoundTrips`, whose settled
+    trades go to :class:`~ticktape.compute.metrics.TradeStats`. Unlike it,
+    it marks the round trips only with the latest valid sample of each
+    piece, not with every sample: marks move only the excursions (MAE/MFE)
+    of the trades, which a sweep does not keep and the statistics do not
+    use, and the value of a trade still open at the end, which takes the
+    last valid mark, which it gets. Outputs are buffered up to
+    :data:`FLUSH_SAMPLES` equity samples and handed over in one piece
+    (nothing depends on the pieces; fewer cost less).
+    """
 
     def __init__(self, initial_cash: float, periods_per_year: float | None, curve_ts: np.ndarray) -> None:
-        self.acc = RunMetrics([""], initial_cash, periods_per_year, keep_trades=False)
+        self.initial_cash = float(initial_cash)
+        self.perf = PerformanceStream(periods_per_year)
+        self.trips = RoundTrips()
+        self.stats = TradeStats()
+        self.final = math.nan
         self.curve_ts = curve_ts
         self.curve = np.full(len(curve_ts), np.nan)
         self._k = 0  # curve points set so far
         self._last = math.nan
         self.fills = self.orders = 0
         self._buf: dict[str, list[np.ndarray]] = {"fills": [], "equity": []}
+        self._held = np.empty(0, EQUITY_DTYPE)  # the samples at the latest time seen
         self._samples = 0
 
     def add(self, out: dict[str, np.ndarray]) -> None:
@@ -313,19 +332,41 @@ class SetStream:
         if self._samples >= FLUSH_SAMPLES:
             self._flush()
 
-    def _flush(self) -> None:
+    def _flush(self, last: bool = False) -> None:
         if self._buf["fills"]:
-            self.acc.add_fills("", np.concatenate(self._buf["fills"]))
-        if self._buf["equity"]:
-            eq = np.concatenate(self._buf["equity"])
-            self.acc.add(eq["ts"], np.zeros(len(eq), np.int64), eq["equity"], eq["position"], eq["price"])
+            self.trips.add_fills(np.concatenate(self._buf["fills"]))
+        eq = np.concatenate([self._held, *self._buf["equity"]])
         self._buf = {"fills": [], "equity": []}
         self._samples = 0
+        if not len(eq):
+            return
+        cut = len(eq) if last else int(np.searchsorted(eq["ts"], eq["ts"][-1], side="left"))
+        self._held, eq = eq[cut:].copy(), eq[:cut]
+        if not len(eq):
+            return
+        ts = eq["ts"]
+        ends = np.flatnonzero(np.concatenate((ts[1:] != ts[:-1], [True])))  # the last sample of each time
+        self.perf.add(ts[ends], eq["equity"][ends], np.abs(eq["position"][ends]))
+        self.final = float(eq["equity"][-1])
+        valid = np.flatnonzero(~np.isnan(eq["price"]))
+        if len(valid):
+            k = int(valid[-1])
+            self.trips.mark(ts[k : k + 1], eq["price"][k : k + 1])
+        self.stats.add("", self.trips.settled())
 
     def result(self, index: int, params: dict[str, Any]) -> SetResult:
-        self._flush()
+        """The set's summary (its metrics are those of its single run)."""
+        self._flush(last=True)
+        self.stats.add("", self.trips.frame())
         self.curve[self._k :] = self._last
-        perf, _ = self.acc.result()
+        if math.isnan(self.final):  # no samples
+            perf = {"final_equity": self.initial_cash, "final_pnl": 0.0}
+        else:
+            perf = {
+                **self.perf.result(self.stats),
+                "final_equity": self.final,
+                "final_pnl": self.final - self.initial_cash,
+            }
         return SetResult(index, params, _plain(perf), self.curve, self.fills, self.orders)
 
 
@@ -637,9 +678,11 @@ def _in_processes(
     jobs: list[_Pass], processes: int
 ) -> tuple[list[SetResult], dict[str, Any], dict[str, int]]:
     """Run the passes in ``processes`` worker processes (forkserver where
-    there is one, else spawn), the ticks shared through a memory-mapped file."""
+    there is one, else spawn), the ticks shared through a memory-mapped
+    file (in /dev/shm where there is one)."""
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    with tempfile.TemporaryDirectory(prefix="ticktape-sweep-") as tmp:
+    shm = Path("/dev/shm")  # memory, where there is one: no disk write, no page-cache reads
+    with tempfile.TemporaryDirectory(prefix="ticktape-sweep-", dir=shm if shm.is_dir() else None) as tmp:
         path = str(Path(tmp) / "ticks.npy")
         np.save(path, jobs[0].ticks)
         for job in jobs:
