@@ -3,7 +3,10 @@
 Generates ``--ticks`` synthetic quotes (ticktape.data.synth, GBM at Poisson
 times, default 10M), then times on the same ticks and prints one table:
 
-- one ``ticktape.backtest`` of ``ma_crossover`` (the 10x10 grid's middle set);
+- one ``ticktape.backtest`` of ``ma_crossover`` (the 10x10 grid's middle set),
+  timed before and after every sweep (this machine's load moves a lot: each
+  sweep's ratio is to the mean of the two runs around it, vectorbt's to
+  the last);
 - ``ticktape.backtest.sweep.sweep`` over each ``--grids`` fast x slow grid
   (default 10x10 and 25x40 = 1,000 sets; fast 10, 20, ... and slow every
   200 ticks from the first multiple of 200 above the largest fast: 200 ..
@@ -276,11 +279,18 @@ def main() -> None:
     ticktape.backtest(warm, "ma_crossover", {**base, "fast": 2, "slow": 5}, **opts)
     sweep(warm, "ma_crossover", grid({"fast": [2], "slow": [5, 6]}), base, processes=1, **opts)
 
-    single, single_s, single_rss = measured(
-        lambda: ticktape.backtest(
-            ticks, "ma_crossover", {**base, **mid_set}, batch_size=args.batch_size, **opts
+    def one_run() -> tuple[Any, float, str]:
+        return measured(
+            lambda: ticktape.backtest(
+                ticks, "ma_crossover", {**base, **mid_set}, batch_size=args.batch_size, **opts
+            )
         )
-    )
+
+    # the load of this shared machine moves a lot: the single run is timed
+    # before and after every sweep, and each sweep is compared with the mean
+    # of the two runs around it
+    single, single_s, single_rss = one_run()
+    singles = [single_s]
     rows = []
     sanity = []
     for shape in args.grids:
@@ -298,10 +308,12 @@ def main() -> None:
                     **opts,
                 )
             )
+        singles.append(one_run()[1])
         workers = sum(v for k, v in res.peak_rss.items() if k != "main") / 2**20
         plan = res.plan
         note = f"{plan.processes} processes, {res.passes} passes of <= {plan.capacity} sets, budget {args.memory_budget}"
-        rows.append((f"sweep {shape[0]}x{shape[1]}", len(sets), secs, rss, workers, pss.peak, note))
+        around = (singles[-2] + singles[-1]) / 2
+        rows.append((f"sweep {shape[0]}x{shape[1]}", len(sets), secs, rss, workers, pss.peak, note, around))
         if shape == args.grids[0]:
             mid = next(s for s in res.sets if s.params == mid_set)
             sanity.append(
@@ -346,17 +358,19 @@ def main() -> None:
     )
     table.add_row(
         f"ticktape.backtest ({label})", "1", f"{single_s:.2f}", f"{single_s:.3f}", "1.00",
-        f"{n / single_s:,.0f}", single_rss, "complete result: fills, orders, every equity sample",
+        f"{n / single_s:,.0f}", single_rss,
+        "complete result (fills, orders, every equity sample); all runs: " + ", ".join(f"{x:.2f}" for x in singles),
     )  # fmt: skip
-    for step, k, secs, rss, workers, pss, note in rows:
+    for step, k, secs, rss, workers, pss, note, around in rows:
         table.add_row(
-            step, f"{k:,}", f"{secs:.2f}", f"{secs / k:.4f}", f"{secs / k / single_s:.3f}",
-            f"{n * k / secs:,.0f}", f"{rss} + workers {workers:,.0f}; PSS {pss:,.0f}", note,
+            step, f"{k:,}", f"{secs:.2f}", f"{secs / k:.4f}", f"{secs / k / around:.3f}",
+            f"{n * k / secs:,.0f}", f"{rss} + workers {workers:,.0f}; PSS {pss:,.0f}",
+            f"{note}; single run around it {around:.2f} s",
         )  # fmt: skip
     for step, k, v in vbt_rows:
         secs = v["seconds"]
         table.add_row(
-            step, f"{k:,}", f"{secs:.2f}", f"{secs / k:.4f}", f"{secs / k / single_s:.3f}",
+            step, f"{k:,}", f"{secs:.2f}", f"{secs / k:.4f}", f"{secs / k / singles[-1]:.3f}",
             f"{n * k / secs:,.0f}", f"{v['peak_rss_mb']:,.0f}", "own venv; chunks of 10 sets",
         )  # fmt: skip
     if not vbt_rows:
