@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ticktape
+from ticktape.backtest import sweep as sweep_module
 from ticktape.backtest.sweep import (
     PROCESS_BYTES,
     SET_BYTES,
@@ -72,9 +73,10 @@ def test_every_set_equals_its_single_run_and_keep_top_reruns_are_single_runs():
     processes=st.sampled_from([1, 1, 2]),
     budget_sets=st.sampled_from([1, 2, 1000]),
     ma=st.sampled_from(["sma", "ema"]),
+    flush=st.sampled_from([7, 100, sweep_module.FLUSH_SAMPLES]),
 )
 def test_sweep_metrics_do_not_depend_on_batches_processes_or_passes(
-    fasts, slows, batch, processes, budget_sets, ma
+    fasts, slows, batch, processes, budget_sets, ma, flush
 ):
     ticks = TICKS[:6000]
     sets = grid({"fast": fasts, "slow": slows, "ma": [ma]})
@@ -85,7 +87,9 @@ def test_sweep_metrics_do_not_depend_on_batches_processes_or_passes(
         with pytest.raises(SpecError, match="no valid parameter set"):
             sweep(ticks, "ma_crossover", sets, {"size": 5}, **run)
         return
-    res = sweep(ticks, "ma_crossover", sets, {"size": 5}, **run)
+    with pytest.MonkeyPatch.context() as mp:  # (in this process: how often a set's metrics are fed)
+        mp.setattr(sweep_module, "FLUSH_SAMPLES", flush)
+        res = sweep(ticks, "ma_crossover", sets, {"size": 5}, **run)
     if budget_sets == 1:
         assert res.passes == len(res.sets)
     for s in res.sets:
@@ -94,9 +98,12 @@ def test_sweep_metrics_do_not_depend_on_batches_processes_or_passes(
     assert [s.index for s in res.sets] == [k for k, p in enumerate(sets) if p["fast"] < p["slow"]]
 
 
-def test_fraction_sizing_and_stops_equal_single_runs_too():
+def test_equity_sizing_long_only_and_stops_equal_single_runs_too():
     sets = grid({"fast": [5, 12], "slow": [60], "sizing": ["equity"], "stop_loss": [0.0, 0.001]})
-    res = sweep(TICKS, "ma_crossover", sets, {"fraction": 0.5}, batch_size=5000, processes=1)
+    sets += [{"fast": 5, "slow": 60, "long_only": True, "take_profit": 0.001}]
+    with pytest.MonkeyPatch.context() as mp:  # several pieces of samples per set
+        mp.setattr(sweep_module, "FLUSH_SAMPLES", 64)
+        res = sweep(TICKS, "ma_crossover", sets, {"fraction": 0.5}, batch_size=5000, processes=1)
     for s in res.sets:
         single = ticktape.backtest(TICKS, "ma_crossover", {**s.params, "fraction": 0.5})
         assert same(s.metrics, single.metrics), s.params
