@@ -8,8 +8,8 @@ Per parameter set it runs only its strategy's decisions (its own instance,
 the ``on_batch`` a single run calls) and its own engine on that shared
 batch (``Engine.process_batch``, which skips the ticks that change nothing
 for the set in a short path of native code), and folds the fills and equity
-samples straight into the set's streaming metrics (the
-:class:`ticktape.compute.metrics.RunMetrics` of a single run) and a coarse
+samples straight into the set's streaming metrics (:class:`SetStream`:
+the parts of a single run's :class:`ticktape.compute.metrics.RunMetrics`) and a coarse
 equity curve. Nothing per tick is kept, so a set costs the same memory
 however long the data; each set's metrics are exactly those of a single
 :func:`ticktape.backtest` with its parameters (tested), and ``keep_top``
