@@ -1,31 +1,40 @@
-"""Parameter sweep speed: time per parameter set vs a single run, and vs vectorbt.
+"""Parameter sweep speed and memory: per set vs a single run, and vs vectorbt.
 
 Generates ``--ticks`` synthetic quotes (ticktape.data.synth, GBM at Poisson
-times), then times on the same ticks and prints one table:
+times, default 10M), then times on the same ticks and prints one table:
 
-- one ``ticktape.backtest`` of ``ma_crossover`` (the grid's middle set);
-- ``ticktape.backtest.sweep.sweep`` over the whole fast x slow grid (default 10 x 10:
-  fast 10, 20, ..., 100 and slow 200, 400, ..., 2000 ticks): the total, the
-  time per parameter set, that time divided by the single run's, and
-  ticks x sets per second. A sweep validates the ticks once and computes each
-  distinct moving average once per batch (20, not 200, for 10 x 10), but each
-  set still has its own strategy decisions, engine and result (fills, orders,
-  equity curve, trades, metrics);
-- vectorbt on the same ticks and grid, when it is importable;
-- a sanity line: trades and final PnL of the middle set in both (they differ
-  by the conventions below; printed, not asserted).
+- one ``ticktape.backtest`` of ``ma_crossover`` (the 10x10 grid's middle set),
+  timed before and after every sweep (this machine's load moves a lot: each
+  sweep's ratio is to the mean of the two runs around it, vectorbt's to
+  the last);
+- ``ticktape.backtest.sweep.sweep`` over each ``--grids`` fast x slow grid
+  (default 10x10 and 25x40 = 1,000 sets; fast 10, 20, ... and slow every
+  200 ticks from the first multiple of 200 above the largest fast: 200 ..
+  2,000 and 400 .. 8,200): the total, the time per set, that divided by the
+  single run's, ticks x sets per second and the peak memory. Per batch the
+  sweep validates the ticks, computes each distinct moving average and puts
+  the prices on the grid once; per set it runs the strategy's decisions and
+  its engine on the shared batch and keeps only streaming metrics and a
+  coarse equity curve (docs/sweeps.md). Its sets are spread over
+  ``--processes`` workers within ``--memory-budget``;
+- vectorbt on the same ticks and the ``--vectorbt-grids`` (default the
+  first grid), in its own environment (benchmarks/vectorbt_sweep.py, which
+  says how to make it) when ``--vectorbt-python`` exists;
+- sanity: the middle set's metrics in the sweep equal the single run's
+  (every metric), and its trades and final PnL in both libraries (they
+  differ by the conventions below; printed, not asserted).
 
-Every timing includes everything its call returns: ``backtest`` and ``sweep``
-build complete results with all metrics; vectorbt's row includes its moving
-averages, crossovers, simulation and, per set, the total profit and trade
-count (from its order records; asking it for a drawdown or returns builds and
-caches several (ticks x columns) float frames per chunk: 10 columns x 10M
-ticks ran this machine out of its 23 GB). Peak RSS is the peak resident memory of this process during
-that step and, in brackets, its growth over the RSS at the step's start
-(VmHWM reset before each step through /proc/self/clear_refs, after a
-gc.collect() and malloc_trim; on kernels that refuse the reset it is the peak
-so far). numba's compilation is
-excluded: both libraries are warmed up on a small slice first.
+Every timing includes everything its call returns: ``backtest`` a complete
+result, the sweep every set's metrics (all of them) and curve, vectorbt per
+set the total profit and the trade count (from its order records; asking it
+for a drawdown or returns builds (ticks x columns) float frames per chunk).
+Peak memory: the peak RSS of this process during the step (VmHWM reset
+before it, after a gc.collect() and malloc_trim), plus, for a sweep, the
+sum of its worker processes' peak RSS (they map the same ticks file, so
+this sum counts those pages once per process: an upper bound) and the
+peak PSS of the whole process tree (polled every 0.2 s; shared pages
+counted once: what the machine gave the sweep); for vectorbt the peak RSS
+of its process. numba's compilation is excluded (a warm-up on a small slice).
 
 Conventions (ticktape vs vectorbt)
 ----------------------------------
@@ -53,24 +62,20 @@ the bid (our slippage model stays "none"). What remains different:
   zero: fewer trades);
 * ticktape takes its first position when SMA(slow) warms up; vectorbt waits
   for the first crossover after that (one trade fewer);
-* ticktape samples equity once per second of event time, vectorbt at every
-  tick (this would affect a drawdown, not the final PnL);
-* both value an open position at the last mid; ticktape's result has every
-  metric, its fills, orders, equity curve and trades per set, vectorbt's row
-  only what it needs for total profit and trade count.
+* ticktape samples equity once per second of event time for its metrics,
+  vectorbt at every tick (this would affect a drawdown, not the final PnL);
+* both value an open position at the last mid; ticktape's sweep has every
+  metric per set, vectorbt's row only what it needs for total profit and
+  trade count.
 
 vectorbt allocates ``close`` and ``call_seq`` as (ticks x columns) arrays and
 ``max_orders`` defaults to ticks x columns records, so 100 columns over 10M
-ticks do not fit in memory at once; the grid runs in chunks of one fast window
-against all slow windows (10 columns), the slow moving averages computed once
-and broadcast, ``max_orders`` = the number of signals.
+ticks do not fit in memory at once; its grid runs in chunks of 10 sets
+(the chunk's slow averages computed once for every fast one),
+``max_orders`` = the number of signals.
 
-vectorbt is not a ticktape dependency (it pulls numba, scipy, scikit-learn,
-matplotlib); for the comparison install it next to ticktape:
-``pip install vectorbt`` (tested with 1.2.0). Without it its rows read
-"vectorbt not installed".
-
-Usage: python benchmarks/sweep.py [--ticks N] [--grid FxS] [--quick]
+Usage: python benchmarks/sweep.py [--ticks N] [--grids 10x10,25x40] [--processes P]
+       [--memory-budget 3G] [--vectorbt-python PATH] [--quick]
 """
 
 from __future__ import annotations
@@ -79,7 +84,12 @@ import argparse
 import contextlib
 import ctypes
 import gc
+import json
+import math
 import os
+import subprocess
+import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -90,12 +100,12 @@ from rich.console import Console
 from rich.table import Table
 
 import ticktape
-from ticktape.backtest.run import BacktestResult
 from ticktape.backtest.sweep import grid, sweep
 from ticktape.data.synth import ProcessConfig, generate_process
 
 FAST_STEP, SLOW_STEP = 10, 200
 INITIAL_CASH = 1_000_000.0
+VECTORBT_PYTHON = Path(__file__).parent / ".venv-vectorbt" / "bin" / "python"
 
 
 def grid_shape(text: str) -> tuple[int, int]:
@@ -104,20 +114,23 @@ def grid_shape(text: str) -> tuple[int, int]:
     try:
         f, s = (int(p) for p in parts)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--grid {text!r}: expected FxS, e.g. 10x10") from None
+        raise argparse.ArgumentTypeError(f"--grids {text!r}: expected FxS, e.g. 10x10") from None
     if f < 1 or s < 1:
-        raise argparse.ArgumentTypeError(f"--grid {text!r}: both counts must be >= 1")
+        raise argparse.ArgumentTypeError(f"--grids {text!r}: both counts must be >= 1")
     return f, s
 
 
+def grid_shapes(text: str) -> list[tuple[int, int]]:
+    """``"10x10,25x40"`` -> [(10, 10), (25, 40)]."""
+    return [grid_shape(t) for t in text.split(",") if t.strip()]
+
+
 def windows(shape: tuple[int, int]) -> tuple[list[int], list[int]]:
-    """Fast 10, 20, ... and slow 200, 400, ... (every fast < every slow up to 19 x 1)."""
+    """Fast 10, 20, ... and slow every 200 from the first multiple of 200 above the largest fast."""
     f, s = shape
     fasts = [FAST_STEP * (i + 1) for i in range(f)]
-    slows = [SLOW_STEP * (j + 1) for j in range(s)]
-    if fasts[-1] >= slows[0]:
-        raise SystemExit(f"--grid {f}x{s}: fast {fasts[-1]} must stay below slow {slows[0]}")
-    return fasts, slows
+    first = (fasts[-1] // SLOW_STEP + 1) * SLOW_STEP
+    return fasts, [first + SLOW_STEP * j for j in range(s)]
 
 
 # ---------------------------------------------------------------- measuring
@@ -156,196 +169,215 @@ def measured(fn: Callable[[], Any]) -> tuple[Any, float, str]:
     return out, secs, f"{peak:,.0f} (+{peak - start:,.0f})"
 
 
+def _tree_pss_mb() -> float:
+    """Proportional set size of this process and all its descendants (MB):
+    pages shared between them (the mapped ticks, libraries) counted once."""
+    total, todo, seen = 0.0, [os.getpid()], set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) / 1024
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+    return total
+
+
+class PeakPss:
+    """The peak of :func:`_tree_pss_mb` while the block runs (polled every 0.2 s)."""
+
+    def __enter__(self) -> PeakPss:
+        self.peak = _tree_pss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak = max(self.peak, _tree_pss_mb())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _tree_pss_mb())
+
+
 # ---------------------------------------------------------------- the runs
 def make_ticks(n: int) -> np.ndarray:
     cfg = ProcessConfig(symbol="S", n_ticks=n, seed=1)
     return np.concatenate(list(generate_process(cfg, chunk=1_000_000)))
 
 
-def pnl_of(r: BacktestResult) -> float:
-    return r.final_equity - r.engine.initial_cash
+def same_metrics(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Every metric equal (NaN equal to NaN)."""
+    return a.keys() == b.keys() and all(
+        a[k] == b[k] or (isinstance(a[k], float) and math.isnan(a[k]) and math.isnan(b[k])) for k in a
+    )
 
 
-def vectorbt_grid(
-    ticks: np.ndarray, fasts: list[int], slows: list[int], size: float, fee_bps: float
-) -> dict[tuple[int, int], dict[str, float]]:
-    """vectorbt's MA-crossover grid on the mid (see the module docstring for
-    the conventions); {(fast, slow): {"pnl", "trades"}}."""
-    import pandas as pd
-    import vectorbt as vbt
-
-    bid, ask = ticks["bid"], ticks["ask"]
-    price = pd.Series((bid + ask) * 0.5, name="mid")
-    half_spread = pd.Series((ask - bid) / (ask + bid))  # mid * (1 +- this) = ask / bid
-    slow_ma = vbt.MA.run(price, window=slows, short_name="slow")
-    out = {}
-    for f in fasts:
-        fast_ma = vbt.MA.run(price, window=f, short_name="fast")
-        entries = fast_ma.ma_crossed_above(slow_ma).vbt.signals.fshift(1)
-        exits = fast_ma.ma_crossed_below(slow_ma).vbt.signals.fshift(1)
-        pf = vbt.Portfolio.from_signals(
-            price,
-            entries,
-            exits,
-            direction="both",
-            size=size,
-            size_type="amount",
-            fees=fee_bps * 1e-4,
-            slippage=half_spread,
-            init_cash=INITIAL_CASH,
-            max_orders=int(entries.to_numpy().sum() + exits.to_numpy().sum()) + 1,
-        )
-        # both from the order records: no (ticks x columns) value series
-        pnl = pf.total_profit().to_numpy()
-        trades = pf.trades.count().to_numpy()
-        for j, s in enumerate(slows):
-            out[f, s] = {"pnl": float(pnl[j]), "trades": int(trades[j])}
-        del pf, entries, exits, fast_ma
-        gc.collect()  # vectorbt's objects hold reference cycles: free each chunk's arrays now
-    return out
-
-
-def vectorbt_version() -> str | None:
-    try:
-        import vectorbt as vbt
-    except ImportError:
-        return None
-    return vbt.__version__
+def vectorbt_run(
+    python: Path, path: str, fasts: list[int], slows: list[int], size: float, fee_bps: float
+) -> dict[str, Any]:
+    """benchmarks/vectorbt_sweep.py in vectorbt's own environment: its JSON."""
+    cmd = [
+        str(python),
+        str(Path(__file__).with_name("vectorbt_sweep.py")),
+        path,
+        "--fast",
+        ",".join(map(str, fasts)),
+        "--slow",
+        ",".join(map(str, slows)),
+        "--size",
+        str(size),
+        "--fee-bps",
+        str(fee_bps),
+        "--cash",
+        str(INITIAL_CASH),
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode:
+        raise SystemExit(f"vectorbt_sweep.py failed ({out.returncode}): {out.stderr.strip()[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 # ---------------------------------------------------------------- main
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ticks", type=int, default=10_000_000, help="synthetic ticks (default 10M)")
+    ap.add_argument("--grids", type=grid_shapes, default=[(10, 10), (25, 40)], help="FxS,...: sweep grids")
     ap.add_argument(
-        "--grid", type=grid_shape, default=(10, 10), help="FxS: F fast windows 10,20,.. x S slow 200,400,.."
+        "--vectorbt-grids", type=grid_shapes, default=None, help="vectorbt's grids (default: the first)"
     )
+    ap.add_argument("--vectorbt-python", type=Path, default=VECTORBT_PYTHON, help="Python of vectorbt's venv")
+    ap.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="sweep worker processes")
+    ap.add_argument("--memory-budget", default="3G", help="the sweep's memory budget (default 3G)")
     ap.add_argument("--size", type=float, default=100.0, help="units held long or short")
     ap.add_argument("--fee-bps", type=float, default=1.0, help="taker fee, bps of traded value")
-    ap.add_argument("--batch-size", type=int, default=50_000, help="ticks per batch (ticktape)")
-    ap.add_argument("--no-vectorbt", action="store_true", help="skip vectorbt even if installed")
+    ap.add_argument("--batch-size", type=int, default=50_000, help="ticks per batch of the single run")
     ap.add_argument("--quick", action="store_true", help="smoke size: 200k ticks, 3x3 grid")
     args = ap.parse_args()
     if args.quick:
-        args.ticks, args.grid = 200_000, (3, 3)
-    if args.batch_size < 1:
-        ap.error(f"--batch-size {args.batch_size}: must be >= 1")
-    if args.ticks < 10 * SLOW_STEP * args.grid[1]:
-        ap.error(f"--ticks {args.ticks:,}: too few for the slowest window {SLOW_STEP * args.grid[1]}")
-    fasts, slows = windows(args.grid)
-    sets = grid({"fast": fasts, "slow": slows})
-    mid_set = {"fast": fasts[(len(fasts) - 1) // 2], "slow": slows[(len(slows) - 1) // 2]}
+        args.ticks, args.grids = 200_000, [(3, 3)]
+    vbt_grids = args.vectorbt_grids if args.vectorbt_grids is not None else args.grids[:1]
+    slowest = max(windows(g)[1][-1] for g in args.grids)
+    if args.ticks < 10 * slowest:
+        ap.error(f"--ticks {args.ticks:,}: too few for the slowest window {slowest}")
+    fasts0, slows0 = windows(args.grids[0])
+    mid_set = {"fast": fasts0[(len(fasts0) - 1) // 2], "slow": slows0[(len(slows0) - 1) // 2]}
     base = {"size": args.size}
     opts = {"fee_bps": args.fee_bps, "initial_cash": INITIAL_CASH}
-    n, k = args.ticks, len(sets)
+    n = args.ticks
     load0 = os.getloadavg()
 
     ticks, gen_s, gen_rss = measured(lambda: make_ticks(n))
-
-    # warm up both libraries on a small slice (imports, numba compilation)
-    warm = ticks[: 20 * SLOW_STEP]
+    warm = ticks[: 20 * SLOW_STEP]  # imports and first calls
     ticktape.backtest(warm, "ma_crossover", {**base, "fast": 2, "slow": 5}, **opts)
-    sweep(warm, "ma_crossover", grid({"fast": [2], "slow": [5, 6]}), base, **opts)
-    vbt_ver = None if args.no_vectorbt else vectorbt_version()
-    if vbt_ver:
-        vectorbt_grid(warm, [2], [5, 6], args.size, args.fee_bps)
+    sweep(warm, "ma_crossover", grid({"fast": [2], "slow": [5, 6]}), base, processes=1, **opts)
 
-    single, single_s, single_rss = measured(
-        lambda: ticktape.backtest(
-            ticks, "ma_crossover", {**base, **mid_set}, batch_size=args.batch_size, **opts
+    def one_run() -> tuple[Any, float, str]:
+        return measured(
+            lambda: ticktape.backtest(
+                ticks, "ma_crossover", {**base, **mid_set}, batch_size=args.batch_size, **opts
+            )
         )
-    )
-    swept, sweep_s, sweep_rss = measured(
-        lambda: sweep(ticks, "ma_crossover", sets, base, batch_size=args.batch_size, **opts)
-    )
-    per_set = sweep_s / k
-    mid_idx = sets.index(mid_set)
-    tt_mid = swept.results[mid_idx]
-    same = pnl_of(tt_mid) == pnl_of(single) and tt_mid.metrics["n_trades"] == single.metrics["n_trades"]
-    tt_rows = {
-        "trades": int(tt_mid.metrics["n_trades"]),
-        "fills": len(tt_mid.fills),
-        "pnl": pnl_of(tt_mid),
-    }
-    del swept  # its 100 results (equity curves, fills, frames) before vectorbt allocates
 
-    vbt_res, vbt_s, vbt_rss = None, float("nan"), "-"
-    if vbt_ver:
-        vbt_res, vbt_s, vbt_rss = measured(
-            lambda: vectorbt_grid(ticks, fasts, slows, args.size, args.fee_bps)
-        )
+    # the load of this shared machine moves a lot: the single run is timed
+    # before and after every sweep, and each sweep is compared with the mean
+    # of the two runs around it
+    single, single_s, single_rss = one_run()
+    singles = [single_s]
+    rows = []
+    sanity = []
+    for shape in args.grids:
+        fasts, slows = windows(shape)
+        sets = grid({"fast": fasts, "slow": slows})
+        with PeakPss() as pss:
+            res, secs, rss = measured(
+                lambda sets=sets: sweep(
+                    ticks,
+                    "ma_crossover",
+                    sets,
+                    base,
+                    processes=args.processes,
+                    memory_budget=args.memory_budget,
+                    **opts,
+                )
+            )
+        singles.append(one_run()[1])
+        workers = sum(v for k, v in res.peak_rss.items() if k != "main") / 2**20
+        plan = res.plan
+        note = f"{plan.processes} processes, {res.passes} passes of <= {plan.capacity} sets, budget {args.memory_budget}"
+        around = (singles[-2] + singles[-1]) / 2
+        rows.append((f"sweep {shape[0]}x{shape[1]}", len(sets), secs, rss, workers, pss.peak, note, around))
+        if shape == args.grids[0]:
+            mid = next(s for s in res.sets if s.params == mid_set)
+            sanity.append(
+                f"middle set in the sweep: metrics {'identical to' if same_metrics(mid.metrics, single.metrics) else 'DIFFER from'} "
+                f"the single run's; trades {mid.metrics['n_trades']:,.0f}, final PnL {mid.metrics['final_pnl']:,.2f}"
+            )
+        del res
+    vbt_rows = []
+    if args.vectorbt_python.exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            path = str(Path(tmp) / "ticks.npy")
+            np.save(path, ticks)
+            for shape in vbt_grids:
+                fasts, slows = windows(shape)
+                v = vectorbt_run(args.vectorbt_python, path, fasts, slows, args.size, args.fee_bps)
+                vbt_rows.append(
+                    (f"vectorbt {v['version']} {shape[0]}x{shape[1]}", len(fasts) * len(slows), v)
+                )
+                if shape == args.grids[0]:
+                    m = v["sets"][f"{mid_set['fast']},{mid_set['slow']}"]
+                    sanity.append(
+                        f"middle set in vectorbt: trades {m['trades']:,}, final PnL {m['pnl']:,.2f}"
+                    )
     load1 = os.getloadavg()
-
-    def vs_vbt(seconds: float) -> str:
-        return f"{seconds / vbt_s:.2f}x" if vbt_res else "-"
 
     label = f"fast={mid_set['fast']} slow={mid_set['slow']}"
     table = Table(
         title=(
-            f"benchmarks/sweep.py: ma_crossover, {n:,} ticks, {args.grid[0]}x{args.grid[1]} grid "
-            f"(fast {fasts[0]}..{fasts[-1]}, slow {slows[0]}..{slows[-1]}), size {args.size:g}, "
-            f"fee {args.fee_bps:g} bps"
+            f"benchmarks/sweep.py: ma_crossover, {n:,} ticks, size {args.size:g}, fee {args.fee_bps:g} bps, "
+            f"{os.cpu_count()} CPUs"
         ),
         caption=(
-            f"load average (1 min) {load0[0]:.2f} at start, {load1[0]:.2f} at end on {os.cpu_count()} CPUs. "
+            f"load average (1 min) {load0[0]:.2f} at start, {load1[0]:.2f} at end. "
             "vectorbt: mid as close, crossover signals shifted one tick, fills at ask/bid via slippage = "
-            "half-spread/mid; it fills whole orders at once, ticktape only the displayed size per tick "
-            "(rest works on later ticks) and enters at warm-up rather than at the first cross "
-            "(see the docstring)."
+            "half-spread/mid, whole orders at once (see the docstring). " + " | ".join(sanity)
         ),
     )
-    for col in (
-        "step",
-        "sets",
-        "seconds",
-        "s / set",
-        "÷ single run",
-        "÷ vectorbt",
-        "ticks×sets/s",
-        "peak RSS MB (+step)",
-        "note",
-    ):
+    for col in ("step", "sets", "seconds", "s / set", "÷ single run", "ticks×sets/s", "peak RSS MB", "note"):
         table.add_column(col, justify="left" if col in ("step", "note") else "right")
     table.add_row(
-        "generate ticks (synth GBM)",
-        "-",
-        f"{gen_s:.2f}",
-        "-",
-        "-",
-        "-",
-        f"{n / gen_s:,.0f}",
-        gen_rss,
-        "ticks/s",
+        "generate ticks (synth GBM)", "-", f"{gen_s:.2f}", "-", "-", f"{n / gen_s:,.0f}", gen_rss, "ticks/s"
     )
     table.add_row(
-        f"ticktape.backtest ({label})", "1", f"{single_s:.2f}", f"{single_s:.3f}", "1.00", "-",
-        f"{n / single_s:,.0f}", single_rss, "",
+        f"ticktape.backtest ({label})", "1", f"{single_s:.2f}", f"{single_s:.3f}", "1.00",
+        f"{n / single_s:,.0f}", single_rss,
+        "complete result (fills, orders, every equity sample); all runs: " + ", ".join(f"{x:.2f}" for x in singles),
     )  # fmt: skip
-    table.add_row(
-        "ticktape.backtest.sweep.sweep", f"{k}", f"{sweep_s:.2f}", f"{per_set:.3f}", f"{per_set / single_s:.2f}",
-        vs_vbt(sweep_s), f"{n * k / sweep_s:,.0f}", sweep_rss,
-        f"middle set {'identical to' if same else 'DIFFERS from'} the single run",
-    )  # fmt: skip
-    if vbt_res:
+    for step, k, secs, rss, workers, pss, note, around in rows:
         table.add_row(
-            f"vectorbt {vbt_ver} (MA.run, crossovers, from_signals)", f"{k}", f"{vbt_s:.2f}",
-            f"{vbt_s / k:.3f}", f"{vbt_s / k / single_s:.2f}", "1.00x", f"{n * k / vbt_s:,.0f}",
-            vbt_rss, f"chunks of {len(slows)} sets (1 fast x all slow)",
+            step, f"{k:,}", f"{secs:.2f}", f"{secs / k:.4f}", f"{secs / k / around:.3f}",
+            f"{n * k / secs:,.0f}", f"{rss} + workers {workers:,.0f}; PSS {pss:,.0f}",
+            f"{note}; single run around it {around:.2f} s",
         )  # fmt: skip
-        v = vbt_res[mid_set["fast"], mid_set["slow"]]
-        vbt_note = f"trades {v['trades']:,}, final PnL {v['pnl']:,.2f}"
-    else:
-        why = (
-            "skipped (--no-vectorbt)" if args.no_vectorbt else "vectorbt not installed (pip install vectorbt)"
+    for step, k, v in vbt_rows:
+        secs = v["seconds"]
+        table.add_row(
+            step, f"{k:,}", f"{secs:.2f}", f"{secs / k:.4f}", f"{secs / k / singles[-1]:.3f}",
+            f"{n * k / secs:,.0f}", f"{v['peak_rss_mb']:,.0f}", "own venv; chunks of 10 sets",
+        )  # fmt: skip
+    if not vbt_rows:
+        table.add_row(
+            "vectorbt", "-", "-", "-", "-", "-", "-", f"no {args.vectorbt_python} (see vectorbt_sweep.py)"
         )
-        table.add_row("vectorbt", "-", "-", "-", "-", "-", "-", "-", why)
-        vbt_note = "-"
-    table.add_row(
-        f"sanity {label}: ticktape", "", "", "", "", "", "", "",
-        f"trades {tt_rows['trades']:,} ({tt_rows['fills']:,} fills), final PnL {tt_rows['pnl']:,.2f}",
-    )  # fmt: skip
-    table.add_row(f"sanity {label}: vectorbt", "", "", "", "", "", "", "", vbt_note)
-    Console(width=200).print(table)
+    Console(width=220).print(table)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -248,6 +249,69 @@ py::dict engine_process(PyEngine& self, py::handle ts, py::handle bid, py::handl
   return to_dict(out, details);
 }
 
+// One batch of ticks checked and converted to ticks once, for the many
+// engines of a sweep (Engine.process_batch); it keeps its columns alive.
+struct PyTickBatch {
+  py::array_t<int64_t, py::array::forcecast> k_ts;
+  py::array_t<double, py::array::forcecast> k_bid, k_ask, k_bs, k_as, k_last, k_ls;
+  std::unique_ptr<CheckedBatch> batch;
+};
+
+std::unique_ptr<PyTickBatch> make_tick_batch(py::handle ts, py::handle bid, py::handle ask,
+                                             py::handle bid_size, py::handle ask_size, py::handle last,
+                                             py::handle last_size, double tick_size, double lot_size) {
+  EngineConfig c;  // the grid's own checks
+  c.tick_size = tick_size;
+  c.lot_size = lot_size;
+  c.validate();
+  auto b = std::make_unique<PyTickBatch>();
+  Inputs in;
+  in.ts = ts_column(ts, b->k_ts);
+  in.bid = column<double>(bid, "bid", b->k_bid);
+  in.ask = column<double>(ask, "ask", b->k_ask);
+  in.bid_size = column<double>(bid_size, "bid_size", b->k_bs);
+  in.ask_size = column<double>(ask_size, "ask_size", b->k_as);
+  const py::ssize_t n = b->k_ts.shape(0);
+  in.n = static_cast<size_t>(n);
+  const std::pair<const char*, py::ssize_t> lens[] = {{"bid", b->k_bid.shape(0)},
+                                                      {"ask", b->k_ask.shape(0)},
+                                                      {"bid_size", b->k_bs.shape(0)},
+                                                      {"ask_size", b->k_as.shape(0)}};
+  for (const auto& [field, len] : lens) {
+    if (len != n) {
+      throw py::value_error(std::string(field) + " has length " + std::to_string(len) +
+                            " but ts has length " + std::to_string(n));
+    }
+  }
+  py::array_t<double, py::array::forcecast> no_target;
+  in.target = opt_column(py::none(), "target", no_target, n);
+  in.last = opt_column(last, "last", b->k_last, n);
+  in.last_size = opt_column(last_size, "last_size", b->k_ls, n);
+  {
+    py::gil_scoped_release nogil;
+    b->batch = std::make_unique<CheckedBatch>(in, tick_size, lot_size);
+  }
+  return b;
+}
+
+py::dict engine_process_batch(PyEngine& self, const PyTickBatch& batch, py::handle target) {
+  self.get();
+  py::array_t<double, py::array::forcecast> k_tg;
+  const Column<double> tg = opt_column(target, "target", k_tg, static_cast<py::ssize_t>(batch.batch->in.n));
+  Outputs& out = self.scratch;
+  {
+    BusyGuard busy(self.busy, "Engine");
+    out.fills.clear();
+    out.orders.clear();
+    out.equity.clear();
+    out.fill_liquidity.clear();
+    out.fill_known_ts.clear();
+    py::gil_scoped_release nogil;
+    self.eng.process_checked(*batch.batch, tg, out);
+  }
+  return to_dict(out, false);
+}
+
 py::array int_pairs(const std::vector<std::pair<int64_t, int64_t>>& v) {
   py::array_t<int64_t> a({static_cast<py::ssize_t>(v.size()), py::ssize_t(2)});
   auto w = a.mutable_unchecked<2>();
@@ -448,6 +512,13 @@ PYBIND11_MODULE(_native, m) {
                " ask=" + side_str(b.best(kSell)) + ">";
       });
 
+  py::class_<PyTickBatch>(m, "TickBatch",
+                          "A batch of L1 ticks checked once for many engines (Engine.process_batch).")
+      .def(py::init(&make_tick_batch), py::arg("ts"), py::arg("bid"), py::arg("ask"), py::arg("bid_size"),
+           py::arg("ask_size"), py::arg("last") = py::none(), py::arg("last_size") = py::none(),
+           py::kw_only(), py::arg("tick_size"), py::arg("lot_size") = 1.0)
+      .def("__len__", [](const PyTickBatch& b) { return b.batch->in.n; });
+
   py::class_<PyEngine>(m, "Engine",
                        "Batch execution engine over L1 ticks (see ticktape.native).")
       .def(py::init([](double tick_size, double lot_size, std::optional<int64_t> latency_ns,
@@ -501,6 +572,7 @@ PYBIND11_MODULE(_native, m) {
            py::arg("bid_size"), py::arg("ask_size"), py::arg("target") = py::none(), py::kw_only(),
            py::arg("last") = py::none(), py::arg("last_size") = py::none(),
            py::arg("orders") = py::none(), py::arg("depth") = py::none(), py::arg("details") = false)
+      .def("process_batch", &engine_process_batch, py::arg("batch"), py::arg("target") = py::none())
       .def(
           "finish",
           [](PyEngine& s, bool details) {

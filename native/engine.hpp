@@ -57,6 +57,33 @@
 
 namespace ticktape {
 
+// One batch of ticks checked once for the many engines of a sweep
+// (Engine::process_checked): its columns (no targets, orders or depth), its
+// prices in ticks and, per tick, contiguous, its time and the mid of its
+// quote (NaN: not a valid quote), the mark step() would set.
+struct CheckedBatch {
+  Inputs in;
+  PxScratch px;
+  std::vector<int64_t> ts;
+  std::vector<double> mid;
+  double tick_size = 0.0, lot_size = 0.0;
+
+  CheckedBatch(const Inputs& columns, double tick, double lot) : in(columns), tick_size(tick), lot_size(lot) {
+    in.n_instr = 0;
+    in.n_depth = 0;
+    BatchCheck{tick, lot}.batch(in, false, 0, px);
+    const Grid prices(tick);
+    ts.resize(in.n);
+    mid.resize(in.n);
+    for (size_t i = 0; i < in.n; ++i) {
+      ts[i] = in.ts[i];
+      const int64_t bt = px.v[i].bid, at = px.v[i].ask;
+      mid[i] = (bt != kNoPx && at != kNoPx && bt <= at) ? prices.to_float(bt + at) * 0.5
+                                                        : std::numeric_limits<double>::quiet_NaN();
+    }
+  }
+};
+
 class Engine {
  public:
 
@@ -101,6 +128,94 @@ class Engine {
     out.orders.reserve(out.orders.size() + 2 * in.n_instr);
     for (size_t i = 0; i < in.n; ++i) work.step(in, px, dpx, i, out);
     *this = std::move(work);
+  }
+
+  // The target path over a batch checked once for many engines (a sweep's
+  // parameter sets: CheckedBatch), with this engine's `target`. Checks the
+  // batch against this engine (same grid, time not going back) and the
+  // targets (InputError, state untouched), then gives exactly what
+  // process() gives: while no order, request or unknown fill is pending (and
+  // no depth was fed), the ticks whose target is NaN or asks for no change
+  // only move the mark and the equity grid, so a tight loop steps them and
+  // step() takes the others.
+  void process_checked(const CheckedBatch& b, const Column<double>& target, Outputs& out) {
+    if (b.tick_size != cfg_.tick_size || b.lot_size != cfg_.lot_size) {
+      throw InputError("the batch was checked for tick_size " + detail::fmt(b.tick_size) + ", lot_size " +
+                       detail::fmt(b.lot_size) + "; the engine has " + detail::fmt(cfg_.tick_size) + ", " +
+                       detail::fmt(cfg_.lot_size));
+    }
+    const size_t n = b.in.n;
+    if (n > 0 && has_ts_ && b.ts[0] < last_ts_) {
+      fail("ts", 0, std::to_string(b.ts[0]), "goes backwards (previous " + std::to_string(last_ts_) + ")");
+    }
+    const BatchCheck check{cfg_.tick_size, cfg_.lot_size};
+    if (target.stride == 0) {
+      if (n > 0) check.check_target(0, target[0]);
+    } else {
+      // check_target's test on each target, its division only where it could fail
+      const double safe = 0.5 * kMaxLots * cfg_.lot_size;
+      for (size_t i = 0; i < n; ++i) {
+        const double t = target[i];
+        if (!(std::fabs(t) < safe) && !std::isnan(t)) check.check_target(i, t);
+      }
+    }
+    Inputs in = b.in;
+    in.target = target;
+    const TickPx* px = b.px.v.data();
+    const int64_t* ts = b.ts.data();
+    const double* mid = b.mid.data();
+    dcursor_ = 0;
+    cursor_ = 0;
+    const double half_lot = cfg_.lot_size / 2.0;
+    size_t i = 0;
+    while (i < n) {
+      if (!(open_.empty() && requests_.empty() && unknown_.empty() && !l2_)) {
+        step(in, px, nullptr, i, out);
+        ++i;
+        continue;
+      }
+      // idle: nothing pending, so a tick acts only through a target that changes the position
+      const size_t first = i;
+      size_t valid = kNoTick;  // the last quiet tick with a valid quote
+      bool sampled = false;    // at the last quiet tick
+      for (; i < n; ++i) {
+        const double m = mid[i];
+        const double t = target[i];
+        if (!std::isnan(t)) {
+          const double mark = std::isnan(m) ? mark_ : m;
+          bool acts;
+          if (cfg_.target_mode == 1) {  // as decide(): whole lots of a fraction of equity at the mark
+            acts = false;
+            if (mark > 0.0) {
+              const double eq = position_ == 0 ? cash_ : cash_ + position() * mark;
+              acts = std::fabs(std::trunc(t * eq / mark / cfg_.lot_size) * cfg_.lot_size - position()) >= half_lot;
+            }
+          } else {
+            acts = std::fabs(t - position()) >= half_lot;
+          }
+          if (acts) break;
+        }
+        if (std::isnan(m)) {
+          ++quotes_ignored_;
+        } else {
+          mark_ = m;
+          valid = i;
+        }
+        sampled = ts[i] >= next_equity_ts_;
+        if (sampled) sample(ts[i], out);
+      }
+      if (i > first) {  // the quiet ticks first .. i-1, as step() would have left the engine
+        ticks_ += i - first;
+        has_ts_ = true;
+        last_ts_ = ts[i - 1];
+        equity_at_last_ = sampled;
+        settle_quiet(in, px, valid, i - 1);
+      }
+      if (i < n) {
+        step(in, px, nullptr, i, out);
+        ++i;
+      }
+    }
   }
 
   // Emit the final equity sample at the last seen tick (once).
@@ -208,6 +323,24 @@ class Engine {
     // 5. equity on the event-time grid
     equity_at_last_ = false;
     if (ts >= next_equity_ts_) sample(ts, out);
+  }
+
+  // After short-path ticks up to `last` (process_checked): the book, the
+  // depth bound and the trade of the last one, as step() would have left
+  // them (`valid`: the last of them with a valid quote, kNoTick if none).
+  static constexpr size_t kNoTick = static_cast<size_t>(-1);
+  void settle_quiet(const Inputs& in, const TickPx* px, size_t valid, size_t last) {
+    if (valid != kNoTick) depth_.set_bound(px[valid].bid, px[valid].ask);
+    if (valid == last) {
+      book_.set(px[last].bid, to_lots_displayed(in.bid_size[last], cfg_.lot_size), px[last].ask,
+                to_lots_displayed(in.ask_size[last], cfg_.lot_size));
+    } else {
+      book_.clear();
+    }
+    trade_ = px[last].last != kNoPx;
+    trade_px_ = trade_ ? px[last].last : 0;
+    trade_left_ = trade_ ? to_lots_displayed(in.last_size[last], cfg_.lot_size) : 0;
+    trade_lots_ = trade_left_;
   }
 
   // Drop completed orders (open() == 0 marks them).

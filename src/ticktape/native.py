@@ -72,6 +72,7 @@ from ticktape._native import (  # type: ignore[import-untyped, import-not-found,
     Engine,
     InputError,
     OrderBook,
+    TickBatch,
 )
 from ticktape.model.batch import DEPTH_DTYPE, ORDER_INSTR_DTYPE
 
@@ -90,6 +91,7 @@ __all__ = [
     "QueueModel",
     "Side",
     "SlippageModel",
+    "TickBatch",
     "TimeInForce",
     "depth_diffs",
     "from_ticks",

@@ -172,6 +172,26 @@ class OrderBook:
     def clear(self) -> None: ...
     def __len__(self) -> int: ...
 
+class TickBatch:
+    """A batch of L1 ticks checked and converted to the price grid once, for
+    the many engines of a sweep (:meth:`Engine.process_batch`)."""
+
+    def __init__(
+        self,
+        ts: npt.ArrayLike,
+        bid: npt.ArrayLike,
+        ask: npt.ArrayLike,
+        bid_size: npt.ArrayLike,
+        ask_size: npt.ArrayLike,
+        last: npt.ArrayLike | None = None,
+        last_size: npt.ArrayLike | None = None,
+        *,
+        tick_size: float,
+        lot_size: float = 1.0,
+    ) -> None:
+        """Raises InputError / ValueError naming the field and the index, as ``Engine.process``."""
+    def __len__(self) -> int: ...
+
 class Engine:
     """Batch execution engine over L1 ticks, or L2 depth once fed some (see docs/native.md)."""
 
@@ -229,6 +249,15 @@ class Engine:
         'fill_known_ts' (int64: fill ts + response latency) per fill.
         On InputError / ValueError (message names the field and the index)
         the engine's state is unchanged.
+        """
+    def process_batch(self, batch: TickBatch, target: npt.ArrayLike | None = None) -> dict[str, np.ndarray]:
+        """:meth:`process` of a batch checked once for many engines (a sweep's
+        parameter sets) with this engine's targets (no orders, no depth).
+
+        The same outputs as ``process`` of the batch's columns with ``target``:
+        while nothing is pending, ticks that ask for no change only move the
+        mark and the equity grid (a short path). ``batch`` must have this
+        engine's tick and lot size (ValueError otherwise).
         """
     def finish(self, *, details: bool = False) -> dict[str, np.ndarray]:
         """Emit the final equity sample at the last seen tick (once)."""

@@ -127,9 +127,10 @@ def test_a_sweep_over_the_pipeline_equals_the_in_process_sweep(pipeline):
             run = pipeline.wait_done(spec.run_id, [w])
             assert run["status"] == "complete", run["error"]
     ticks = market(10_000, seed=9, symbol="SWA", trade_every=0)
-    local = sweep(ticks, "ma_crossover", [s.params for s in specs], tick_size=0.01)
-    for spec, r in zip(specs, local.results, strict=True):
+    local = sweep(ticks, "ma_crossover", [s.params for s in specs], tick_size=0.01, keep_top=len(specs))
+    for k, spec in enumerate(specs):
         got = pipeline.stored(spec.run_id, "SWA", "fills")
-        assert got.tobytes() == r.extra["raw"]["fills"].tobytes(), spec.params
+        assert got.tobytes() == local.detail[k].extra["raw"]["fills"].tobytes(), spec.params
+        assert len(got) == local.sets[k].fills
     with pytest.raises(SpecError, match=r"parameter set 0 .*slow: must be > fast"):
         pipeline_specs(base, [{"fast": 50, "slow": 10}])

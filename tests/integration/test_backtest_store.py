@@ -45,7 +45,7 @@ def test_backtest_on_a_store_selection_equals_the_array(db_url):
 
 def test_a_stored_sweep_is_one_complete_run_per_parameter_set(db_url):
     sets = grid({"fast": [5, 10], "slow": [50, 100]})
-    res = sweep(TICKS, "ma_crossover", sets)
+    res = sweep(TICKS, "ma_crossover", sets, keep_top=1, processes=1)
     ids = asyncio.run(_with(db_url, lambda c: store_sweep(c, res, "BTSWEEP")))
 
     async def check(conn):
@@ -67,8 +67,12 @@ def test_a_stored_sweep_is_one_complete_run_per_parameter_set(db_url):
     assert sorted(str(r["run_id"]) for r in runs) == sorted(ids)
     assert {r["status"] for r in runs} == {"complete"} and sharpe == 4
     by_id = {str(r["run_id"]): r for r in runs}
-    for run_id, r in zip(ids, res.results, strict=True):
-        assert fills[uuid.UUID(run_id)] == len(r.fills) == by_id[run_id]["fills"]
+    (kept,) = res.detail
+    for run_id, s in zip(ids, res.sets, strict=True):
+        assert by_id[run_id]["fills"] == s.fills
+        # every set's counts and metrics; the rows of the set re-run in detail only
+        stored = fills[uuid.UUID(run_id)]
+        assert stored == (len(res.detail[kept].fills) if s.index == kept else 0)
 
 
 def test_depth_from_the_store_equals_the_same_events_in_memory(db_url):

@@ -196,9 +196,19 @@ def sweep(
     tick_size: Annotated[float | None, typer.Option(help="price grid of the instrument")] = None,
     store: Annotated[bool, typer.Option("--store/--no-store", help="store one run per parameter set")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print the whole table as JSON")] = False,
+    keep_top: Annotated[
+        int, typer.Option(help="in process: re-run the best N sets (by --sort) in full detail")
+    ] = 0,
+    memory_budget: Annotated[
+        str, typer.Option(help="in process: peak memory of the sweep, e.g. 3G (data included)")
+    ] = "3G",
+    processes: Annotated[
+        int | None, typer.Option(help="in process: worker processes (default: the CPUs)")
+    ] = None,
 ) -> None:
-    """Backtest every parameter set of a grid: in process in one pass over
-    --data, or over the streaming pipeline (--symbols), one run per set."""
+    """Backtest every parameter set of a grid: in process over --data within
+    a memory budget (each set's metrics, --keep-top N re-run in full), or over
+    the streaming pipeline (--symbols), one run per set."""
     from ticktape.backtest import sweep as sw
     from ticktape.errors import SpecError
 
@@ -220,7 +230,20 @@ def sweep(
             strategy, symbols, source, parse_params(param or []), engine, sets, top, sort, as_json
         )
         return
-    res = sw.sweep(data, strategy, sets, parse_params(param or []), format=fmt, engine=engine)
+    res = sw.sweep(
+        data,
+        strategy,
+        sets,
+        parse_params(param or []),
+        format=fmt,
+        engine=engine,
+        processes=processes,
+        memory_budget=memory_budget,
+        keep_top=keep_top,
+        sort=sort,
+    )
+    for k, p, why in res.invalid:
+        typer.echo(f"ticktape: skipped parameter set {k} {p}: {why}", err=True)
     if store:
         from ticktape.store import session
 
@@ -229,13 +252,14 @@ def sweep(
         typer.echo(res.table().to_json(orient="records", indent=2))
         return
     t = Table(
-        title=f"sweep {res.sweep_id}: {len(sets)} parameter sets of {strategy} in {res.seconds:.2f} s "
-        f"({res.seconds / len(sets) * 1e3:.1f} ms per set)"
+        title=f"sweep {res.sweep_id}: {len(res.sets)} parameter sets of {strategy} in {res.seconds:.2f} s "
+        f"({res.seconds / len(res.sets) * 1e3:.1f} ms per set)"
     )
     _print_top(t, res.top(top, sort))
     if store:
         console.print(
-            f"stored as {len(sets)} runs; SQL: SELECT * FROM runs WHERE sweep_id = '{res.sweep_id}';"
+            f"stored as {len(res.sets)} runs ({len(res.detail)} in full detail); "
+            f"SQL: SELECT * FROM runs WHERE sweep_id = '{res.sweep_id}';"
         )
 
 

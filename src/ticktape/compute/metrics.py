@@ -525,7 +525,9 @@ class PerformanceStream:
         eq = np.concatenate([p[1] for p in self._pending])
         gross = np.concatenate([p[2] for p in self._pending]) if self._gross else None
         rest = len(ts) - n
-        self._pending = [(ts[n:], eq[n:], gross[n:] if gross is not None else None)] if rest else []
+        # (copies: a view of the rest would keep the whole concatenation alive)
+        keep = (ts[n:].copy(), eq[n:].copy(), gross[n:].copy() if gross is not None else None)
+        self._pending = [keep] if rest else []
         self._n_pending = rest
         ts, eq = ts[:n], eq[:n]
         if gross is not None:
@@ -754,7 +756,7 @@ class RunMetrics:
         if self._held is not None:
             cols = tuple(np.concatenate((h, c)) for h, c in zip(self._held, cols, strict=True))
         cut = int(np.searchsorted(cols[0], cols[0][-1], side="left"))
-        self._held = tuple(c[cut:] for c in cols)
+        self._held = tuple(c[cut:].copy() for c in cols)  # (a view would keep all of cols alive)
         self._fold(*(c[:cut] for c in cols))
 
     def _fold(
