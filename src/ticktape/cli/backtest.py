@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ticktape.compute import labels
 from ticktape.errors import SpecError
 from ticktape.strategy import catalog
 
@@ -68,24 +68,13 @@ def load_spec(path: Path) -> dict[str, Any]:
     return d
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "n/a"
-        return f"{v:,.4f}" if abs(v) < 1000 else f"{v:,.2f}"
-    return str(v)
-
-
 def metrics_table(result: Any) -> Table:
+    """The run's metrics under their human labels, in their units (ticktape.compute.labels)."""
     t = Table(title=f"{result.strategy} ({result.mode})")
     t.add_column("metric")
     t.add_column("value", justify="right")
-    t.add_row("final equity", _fmt(result.final_equity))
-    for k, v in result.metrics.items():
-        if k.endswith("_ns") and isinstance(v, float) and math.isfinite(v):
-            t.add_row(k[:-3].replace("_", " "), str(pd.Timedelta(int(v), "ns")))
-        else:
-            t.add_row(k.replace("_", " "), _fmt(v))
+    for name, value in labels.report({"final_equity": result.final_equity, **result.metrics}):
+        t.add_row(name, value)
     return t
 
 
@@ -252,11 +241,11 @@ def sweep(
 
 
 def _print_top(t: Table, best: pd.DataFrame) -> None:
-    for col in best.columns:
-        t.add_column(str(col), justify="right")
+    for col in best.columns:  # headers whole: a column is never narrower than its name
+        t.add_column(str(col), justify="right", min_width=len(str(col)), no_wrap=True)
     for _, row in best.iterrows():
-        t.add_row(*(_fmt(v) for v in row.tolist()))
-    console.print(t)
+        t.add_row(*(labels.show(str(k), v) for k, v in row.items()))
+    Console(width=max(console.width, console.measure(t).maximum)).print(t)
 
 
 def _sweep_pipeline(strategy, symbols, source, params, engine, sets, top, sort, as_json) -> None:
