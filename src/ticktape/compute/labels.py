@@ -33,7 +33,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "return_grid_ns": ("Return grid", "grid"),
     "return_periods": ("Returns on the grid", "count"),
     "periods_per_year": ("Periods per year", "per year"),
-    "max_drawdown": ("Max drawdown", "cash"),
+    "max_drawdown": ("Max drawdown (cash)", "cash"),
     "max_drawdown_pct": ("Max drawdown", "%"),
     "max_drawdown_duration_ns": ("Longest drawdown", "duration"),
     "n_trades": ("Trades (closed)", "count"),

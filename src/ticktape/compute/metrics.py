@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from ticktape.compute.accounting import RoundTrips
+from ticktape.errors import SpecError
+from ticktape.model.spec import RETURN_GRIDS, check_return_grid
 
 
 def portfolio_equity(samples: pd.DataFrame, initial_cash: float) -> pd.Series:
@@ -168,8 +170,8 @@ def _exposure(positions: pd.Series, t0: int, t1: int) -> float:
 
 
 #: The return grids :func:`performance` chooses from, coarsest first
-#: (name -> width in ns).
-GRIDS = {"day": DAY_NS, "hour": 3_600 * 10**9, "minute": 60 * 10**9, "second": 10**9}
+#: (name -> width in ns; declared with the run spec's ``return_grid``).
+GRIDS = RETURN_GRIDS
 #: The fewest returns a grid must give to be chosen automatically.
 MIN_PERIODS = 30
 
@@ -182,21 +184,15 @@ def grid_ns(grid: str | int | None) -> int | None:
     >>> grid_ns("hour"), grid_ns(None), grid_ns("samples"), grid_ns(5 * 60 * 10**9)
     (3600000000000, None, 0, 300000000000)
     """
+    try:
+        check_return_grid(int(grid) if isinstance(grid, np.integer) else grid)
+    except SpecError as exc:
+        raise ValueError(str(exc).replace("return_grid: must", f"grid = {grid!r} must")) from None
     if grid is None or grid == "auto":
         return None
     if grid == "samples":
         return 0
-    if isinstance(grid, str):
-        if grid not in GRIDS:
-            raise ValueError(
-                f"grid = {grid!r} must be auto, samples, one of {', '.join(GRIDS)} or a width in ns"
-            )
-        return GRIDS[grid]
-    if isinstance(grid, bool) or not isinstance(grid, int | np.integer) or grid <= 0:
-        raise ValueError(
-            f"grid = {grid!r} must be auto, samples, one of {', '.join(GRIDS)} or a width in ns > 0"
-        )
-    return int(grid)
+    return GRIDS[grid] if isinstance(grid, str) else int(grid)
 
 
 def _rf_per_period(risk_free: float, ppy: float) -> float:
