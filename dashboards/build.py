@@ -85,15 +85,19 @@ def _template_form() -> dict | None:
     names = [n for n in catalog.TEMPLATES if n != "rules"]
     name = st.selectbox("template", names, key="b_template")
     params: dict[str, Any] = {}
-    with st.form("b_form", border=True):
+    with st.container(border=True):
         st.caption(
             "Each field is declared on the template's Config (`ticktape strategy params " + name + "`)."
         )
-        for key, p in catalog.params_of(name).items():
+        for key, p in catalog.own_params(name).items():
             value = _field(f"b_p_{name}_{key}", key, p)
             if value is not None:
                 params[key] = value
-        st.form_submit_button("Use these values")
+        with st.expander("sizing, stops, long only (every template's)"):
+            for key, p in catalog.COMMON.items():
+                value = _field(f"b_p_{name}_{key}", key, p)
+                if value is not None:
+                    params[key] = value
     return {"strategy": name, "params": params}
 
 
@@ -277,13 +281,14 @@ def _data() -> Any:
         path.write_bytes(up.getvalue())
         return path
     dsn = common.dsn()
-    cat = queries.catalogue(dsn)
-    if not cat:
+    spans = queries.symbol_spans(dsn)
+    if spans.empty:
         st.info("No ticks stored: upload a file, or import one on the Data page.")
         return None
-    by = {c["symbol"]: c for c in cat}
-    symbol = st.selectbox("symbol", list(by), key="b_symbol")
-    lo, hi = pd.Timestamp(by[symbol]["first_ns"], unit="ns"), pd.Timestamp(by[symbol]["last_ns"], unit="ns")
+    symbol = st.selectbox("symbol", spans["symbol"].tolist(), key="b_symbol")
+    span = spans.set_index("symbol").loc[symbol]
+    lo = pd.Timestamp(span["first"]).tz_convert(None)
+    hi = pd.Timestamp(span["last"]).tz_convert(None)
     if hi > lo:
         a, b = st.slider(
             "time range (UTC)",

@@ -1,4 +1,9 @@
-"""The multipage app: Runs, Monitor, Build, Sweeps, SQL, Data (Streamlit's navigation)."""
+"""The multipage app: Runs, Monitor, Build, Sweeps, SQL, Data (Streamlit's navigation).
+
+Runs is the default page (served at ``/``); the others at ``/monitor``,
+``/build``, ``/sweeps``, ``/sql``, ``/data``. Monitor takes ``?run=ID``,
+Sweeps ``?sweep=ID``.
+"""
 
 from __future__ import annotations
 
@@ -17,11 +22,17 @@ PAGES = (
 )
 
 
-def main() -> None:
-    st.set_page_config(page_title="ticktape", layout="wide")
+def register() -> list:
+    """The st.Page of every page (each guarded: errors are one line on the
+    page), also kept in ``common.PAGES`` by url path for ``open_page``."""
     pages = []
     for path, title, fn, icon in PAGES:
         page = st.Page(common.guarded(fn), title=title, url_path=path, icon=icon, default=path == "runs")
         common.PAGES[path] = page
         pages.append(page)
-    st.navigation(pages).run()
+    return pages
+
+
+def main() -> None:
+    st.set_page_config(page_title="ticktape", layout="wide")
+    st.navigation(register()).run()

@@ -10,8 +10,9 @@ from typing import TypeVar
 import asyncpg
 import pandas as pd
 
+from ticktape.errors import SqlRefused
 from ticktape.store import session
-from ticktape.store.catalogue import tick_catalogue
+from ticktape.store.catalogue import tick_catalogue, tick_symbols
 from ticktape.store.runs import json_value, run_progress
 
 T = TypeVar("T")
@@ -238,7 +239,7 @@ def sweep_runs(dsn: str, sweep_id: str) -> pd.DataFrame:
     if rows.empty:
         return rows
     wide = rows.pivot_table(index="run_id", columns="name", values="value", aggfunc="first").reset_index()
-    params = rows.drop_duplicates("run_id").set_index("run_id")["params"]
+    params = rows.drop_duplicates("run_id").set_index("run_id")["params"].map(lambda p: json_value(p) or {})
     wide["params"] = wide["run_id"].map(params)
     return wide
 
@@ -295,13 +296,19 @@ def user_sql(
     Returns (rows, cut: more rows than ``limit`` existed). The server refuses
     any write, DDL or COPY (read-only transaction, a role that may only
     SELECT) and a query running longer than the timeout; asyncpg refuses
-    several statements in one.
+    several statements in one; :class:`~ticktape.errors.SqlRefused` what
+    returns no rows (COPY ... TO STDOUT, SET, ...).
     """
 
     async def op(conn: asyncpg.Connection) -> tuple[list, bool]:
         await conn.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
         stmt = await conn.prepare(sql)
-        rows = await stmt.fetch(*args) if not limit else await stmt.cursor(*args).fetch(limit + 1)
+        if not stmt.get_attributes():
+            raise SqlRefused(
+                "only a query that returns rows runs here (SELECT, WITH, VALUES, TABLE, EXPLAIN), not "
+                + (sql.split() or ["nothing"])[0].upper()
+            )
+        rows = await (await stmt.cursor(*args)).fetch(limit + 1)
         cols = [a.name for a in stmt.get_attributes()]
         return [cols, [tuple(r) for r in rows[:limit]]], len(rows) > limit
 
@@ -325,3 +332,17 @@ def equity_after(dsn: str, run_id: str, after_ns: int, limit: int = 20_000) -> p
         int(after_ns),
         limit,
     )
+
+
+def symbol_spans(dsn: str) -> pd.DataFrame:
+    """Each stored symbol's first and last tick time (by the (symbol, ts) key: no scan of the ticks)."""
+
+    async def op(conn: asyncpg.Connection) -> list:
+        return await conn.fetch(
+            "SELECT s AS symbol, (SELECT min(ts) FROM ticks WHERE symbol = s) AS first,"
+            " (SELECT max(ts) FROM ticks WHERE symbol = s) AS last FROM unnest($1::text[]) s",
+            await tick_symbols(conn),
+        )
+
+    rows = _read(dsn, op)
+    return pd.DataFrame([dict(r) for r in rows]) if rows else pd.DataFrame()
