@@ -27,7 +27,12 @@ $(VENV)/.installed-test: $(BIN)/python $(SOURCES)
 demo: $(VENV)/.installed-runtime
 	$(BIN)/ticktape demo
 
-test: $(VENV)/.installed-test
+# the app's browser test drives Debian's chromium (never a downloaded browser)
+CHROMIUM ?= /usr/bin/chromium
+$(CHROMIUM):
+	apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)
+
+test: $(VENV)/.installed-test $(CHROMIUM)
 	$(BIN)/pytest
 
 dashboard: $(VENV)/.installed-runtime

@@ -26,6 +26,7 @@ from ticktape.compute.labels import duration
 from ticktape.compute.metrics import portfolio_equity
 from ticktape.dashboards import common, queries
 from ticktape.store import session
+from ticktape.store.runs import ACTIONS
 
 #: The most points a price trace holds (bars or ticks).
 MAX_POINTS = 2_000
@@ -105,7 +106,7 @@ def _chosen_run(dsn: str) -> dict | None:
 def _controls(dsn: str, run_id: str) -> None:
     """Pause, resume, cancel: the run control `ticktape runs pause|resume|cancel` uses."""
     cols = st.columns(3)
-    for col, action in zip(cols, store.ACTIONS, strict=True):
+    for col, action in zip(cols, ACTIONS, strict=True):
         if col.button(action, key=f"mon_{action}"):
             status = session.run(
                 lambda conn, a=action: store.request_control(conn, run_id, a), dsn=dsn, migrate=False
@@ -314,18 +315,19 @@ def _fill_markers(fills: pd.DataFrame, start: int, end: int) -> tuple[pd.DataFra
 
 
 def _zoom(lo: int, hi: int, run_id: str) -> tuple[int, int]:
-    """The shown window: the whole span, or a part chosen on a slider."""
+    """The shown window: a part of the span chosen on a slider in percent of
+    it (so a window reaching 100 % follows a live run's growing end)."""
     if hi <= lo:
         return lo, hi
-    a, b = pd.Timestamp(lo, unit="ns").to_pydatetime(), pd.Timestamp(hi, unit="ns").to_pydatetime()
-    key = f"mon_zoom_{run_id}"
-    picked = st.session_state.get(key)
-    if picked is not None and not (a <= picked[0] < picked[1] <= b):
-        st.session_state.pop(key)  # (a live run's span grew: show all of it again)
-    start, end = st.slider(
-        "zoom (event time, UTC)", min_value=a, max_value=b, value=(a, b), key=key, format="MM-DD HH:mm:ss"
+    a, b = st.slider(
+        "zoom (% of the run so far)", 0.0, 100.0, (0.0, 100.0), step=0.5, key=f"mon_zoom_{run_id}"
     )
-    return int(pd.Timestamp(start).value), int(pd.Timestamp(end).value)
+    start, end = lo + int((hi - lo) * a / 100), lo + int((hi - lo) * b / 100)
+    if end <= start:
+        end = min(hi, start + 1)
+    show = lambda ns: pd.Timestamp(ns, unit="ns", tz="UTC").strftime("%Y-%m-%d %H:%M:%S")  # noqa: E731
+    st.caption(f"{show(start)} → {show(end)} UTC ({duration(end - start)})")
+    return start, end
 
 
 def _price(

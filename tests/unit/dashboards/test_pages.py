@@ -53,7 +53,7 @@ def seeded(db_url: str) -> dict[str, Any]:
     symbol = f"APP{uuid.uuid4().hex[:6].upper()}"
     ticks = np.concatenate(list(generate_walk(RandomWalkConfig(symbol=symbol, n_ticks=20_000))))
     res = sweeps.sweep(ticks, "sma_crossover", sweeps.grid({"fast": [5, 10], "slow": [50, 100]}))
-    no_fills = str(uuid.uuid4())
+    no_fills, running = str(uuid.uuid4()), str(uuid.uuid4())
 
     async def seed() -> list[str]:
         conn = await store.connect(db_url)
@@ -75,12 +75,24 @@ def seeded(db_url: str) -> dict[str, Any]:
             eq["equity"] = 1e6
             await store.write_result_set(conn, no_fills, symbol, 0, {"equity": eq})
             await store.finish_run(conn, no_fills, "complete", ticks_processed=len(ticks))
+            await store.create_run(
+                conn,
+                running,
+                "sma_crossover",
+                {"engine": {"initial_cash": 1e6}},
+                {},
+                [symbol],
+                int(ticks["ts"][0]),
+                int(ticks["ts"][-1]),
+                status="running",
+            )
+            await store.write_result_set(conn, running, symbol, 0, {"equity": eq[:10]})
             return ids
         finally:
             await conn.close()
 
     ids = run_coro(seed)
-    return {"symbol": symbol, "runs": ids, "sweep": res.sweep_id, "no_fills": no_fills}
+    return {"symbol": symbol, "runs": ids, "sweep": res.sweep_id, "no_fills": no_fills, "running": running}
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -140,6 +152,29 @@ def test_monitor_with_an_unknown_or_malformed_run_id_says_so(seeded, db_url, mon
 def test_monitor_of_a_run_without_fills(seeded, db_url, monkeypatch):
     at = app("monitor", db_url, monkeypatch, run=seeded["no_fills"])
     assert not at.exception and not errors(at)
+
+
+def test_monitor_of_a_live_run_pauses_it_through_the_run_control(seeded, db_url, monkeypatch):
+    asked = []
+    real = store.request_control
+    monkeypatch.setattr(store, "request_control", lambda conn, r, a: asked.append((r, a)) or real(conn, r, a))
+    at = app("monitor", db_url, monkeypatch, run=seeded["running"])
+    assert not at.exception and not errors(at), errors(at)
+    assert at.radio(key="mon_mode").value == "live"
+    at.button(key="mon_pause").click().run()
+    assert not at.exception
+    assert asked == [(seeded["running"], "pause")]
+    at.button(key="mon_cancel").click().run()
+    assert asked[-1] == (seeded["running"], "cancel")
+    assert run_coro(lambda: _status(db_url, seeded["running"])) == "cancelled"
+
+
+async def _status(dsn: str, run_id: str) -> str:
+    conn = await store.connect(dsn)
+    try:
+        return await store.run_status(conn, run_id)
+    finally:
+        await conn.close()
 
 
 def test_an_empty_store_says_what_to_do_on_every_page(fresh_db, monkeypatch):
