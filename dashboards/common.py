@@ -61,10 +61,7 @@ def readable_runs(runs: pd.DataFrame) -> pd.DataFrame:
             "run": runs["run_id"].str[:8],
             "strategy": runs["strategy"],
             "symbols": runs["symbols"],
-            "period": [
-                f"{_day(a)} → {_day(b)}" if pd.notna(a) else ""
-                for a, b in zip(runs["data_start"], runs["data_end"], strict=True)
-            ],
+            "period": [_period(a, b) for a, b in zip(runs["data_start"], runs["data_end"], strict=True)],
             "status": runs["status"],
             "return %": runs["total_return"] * 100,
             "Sharpe": runs["sharpe"],
@@ -78,11 +75,16 @@ def readable_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _day(ts: Any) -> str:
-    return pd.Timestamp(ts).strftime("%Y-%m-%d %H:%M")
+def _period(start: Any, end: Any) -> str:
+    """``2024-01-02 09:00 (8 h 20 min)``: where the run's data starts and how long it spans."""
+    if pd.isna(start):
+        return ""
+    a = pd.Timestamp(start)
+    span = f" ({labels.duration((pd.Timestamp(end) - a).value)})" if pd.notna(end) else ""
+    return a.strftime("%Y-%m-%d %H:%M") + span
 
 
-#: The app's pages by url path (filled by ticktape.dashboards.nav.main).
+#: The app's pages by url path (filled by ticktape.dashboards.nav.register).
 PAGES: dict[str, Any] = {}
 
 

@@ -44,8 +44,12 @@ def page() -> None:
         symbol = st.selectbox("symbol", table["symbol"].tolist(), key="d_symbol")
         days = queries.coverage(dsn, symbol)
         if not days.empty:
+            days["day"] = pd.to_datetime(days["day"], utc=True).dt.strftime("%Y-%m-%d")  # (one bar a day)
             st.plotly_chart(
-                px.bar(days, x="day", y="ticks", title=f"{symbol}: ticks per day (UTC)"), key="d_coverage"
+                px.bar(days, x="day", y="ticks", title=f"{symbol}: ticks per day (UTC)").update_xaxes(
+                    type="category"
+                ),
+                key="d_coverage",
             )
         gaps = next(c for c in cat if c["symbol"] == symbol)["gaps"]
         if gaps:

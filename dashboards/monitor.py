@@ -354,9 +354,10 @@ def _price(
         )
     if not bars.empty:
         b = pd.to_datetime(bars["bucket"], utc=True)
-        bars = bars[
-            (b >= pd.Timestamp(start, unit="ns", tz="UTC")) & (b <= pd.Timestamp(end, unit="ns", tz="UTC"))
-        ]
+        first = pd.Timestamp(
+            start - max(width * 10**9, bar_ns or 60 * 10**9), unit="ns", tz="UTC"
+        )  # (overlapping it)
+        bars = bars[(b > first) & (b <= pd.Timestamp(end, unit="ns", tz="UTC"))]
     return bars, f"bars of {_label(width)}"
 
 
