@@ -605,7 +605,10 @@ class PerformanceStream:
     drawdown spell carry from block to block, the standard deviations merge
     by Chan's formula. So the result depends only on the samples, never on
     how they were cut, and for a curve of at most BLOCK samples it is the
-    whole-array computation. ``periods_per_year=None`` is inferred from the
+    whole-array computation. The returns are kept on every candidate return
+    grid at once (``grid``: see :func:`performance`; each grid's points
+    carry from block to block), and the grid is chosen at the end. With
+    every sample as a point, ``periods_per_year=None`` is inferred from the
     first block (:func:`infer_periods_per_year`: the median spacing of the
     first ``BLOCK`` samples).
     """

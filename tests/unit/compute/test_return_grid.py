@@ -18,6 +18,8 @@ from ticktape.backtest.run import backtest
 from ticktape.compute import labels, metrics
 from ticktape.compute.metrics import DAY_NS, GRIDS, MIN_PERIODS, YEAR_NS, performance, run_metrics
 from ticktape.data.synth import RandomWalkConfig, generate_walk
+from ticktape.errors import SpecError
+from ticktape.model.spec import RunSpec
 from ticktape.pipeline.demo import DemoOptions
 
 R = pytest.approx
@@ -131,3 +133,12 @@ def test_every_performance_key_has_a_label_and_is_documented():
     documented = set(re.findall(r"^\| `([a-z_]+)`", DOCS.read_text(), flags=re.M))
     documented |= {k for line in DOCS.read_text().splitlines() for k in re.findall(r"`([a-z_]+)`", line[:80])}
     assert set(performance(eq)) <= documented
+
+
+def test_a_run_spec_states_its_grid_and_refuses_an_unknown_one():
+    spec = RunSpec(strategy="sma_crossover", symbols=("A",), return_grid="hour")
+    assert RunSpec.from_json(spec.to_json()).return_grid == "hour"
+    assert RunSpec(strategy="sma_crossover", symbols=("A",), return_grid=60 * 10**9).return_grid == 60 * 10**9
+    for bad in ("weekly", 0, -5, True, 1.5):
+        with pytest.raises(SpecError, match="return_grid: must be auto, samples, day, hour, minute, second"):
+            RunSpec(strategy="sma_crossover", symbols=("A",), return_grid=bad)
