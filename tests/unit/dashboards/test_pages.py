@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from ticktape import store
 from ticktape.backtest import sweep as sweeps
-from ticktape.dashboards import build, common
+from ticktape.dashboards import build, common, queries
 from ticktape.data.synth import RandomWalkConfig, generate_walk
 from ticktape.model.batch import DTYPES
 from ticktape.runtime.processes import run_coro
@@ -286,3 +286,23 @@ def test_data_page_lists_symbols_coverage_and_gaps(seeded, db_url, monkeypatch):
     at.selectbox(key="d_symbol").set_value(seeded["symbol"]).run()
     assert not at.exception and not errors(at)
     assert at.get("plotly_chart")
+
+
+def test_build_launches_a_sweep_that_is_stored_and_opens_on_the_sweeps_page(seeded, db_url, monkeypatch):
+    opened = []
+    monkeypatch.setattr(common, "open_page", lambda name, **q: opened.append((name, q)))
+    at = app("build", db_url, monkeypatch)
+    at.selectbox(key="b_template").set_value("sma_crossover").run()
+    at.selectbox(key="b_symbol").set_value(seeded["symbol"]).run()
+    at.text_input(key="b_grid").set_value("fast=5,10 slow=50,100").run()
+    at.button(key="b_sweep").click().run()
+    assert not at.exception and not errors(at), errors(at)
+    ((name, query),) = opened
+    assert name == "sweeps"
+    runs = queries.sweep_runs(db_url, query["sweep"])
+    assert len(runs) == 4 and {(p["fast"], p["slow"]) for p in runs["params"]} == {
+        (5, 50),
+        (5, 100),
+        (10, 50),
+        (10, 100),
+    }
