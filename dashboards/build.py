@@ -13,7 +13,11 @@ out-of-bounds value is one line naming the field.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +26,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ticktape.backtest import sweep as sweeps
-from ticktape.backtest.run import Store, backtest
+from ticktape.backtest.run import AUTO, Store, backtest
 from ticktape.dashboards import common, queries
 from ticktape.errors import SpecError
+from ticktape.model.spec import new_run_id
+from ticktape.runtime.processes import spawn_child
 from ticktape.store import session
 from ticktape.strategy import catalog, rules
 from ticktape.strategy.fromtext import parse
@@ -71,13 +77,17 @@ def page() -> None:
     run_col, sweep_col = st.columns(2)
     with run_col:
         keep = st.checkbox("store the run (then open it in Monitor)", key="b_store")
-        if st.button("Run in process", type="primary", key="b_run"):
-            if data is None:
-                st.error("choose the data first: a stored symbol, or upload a file")
-            else:
-                _run(spec, data, engine, keep)
+        go = st.button("Run in process", type="primary", key="b_run")
     with sweep_col:
         _sweep(spec, data, engine)
+    _pipeline(spec, data, engine)
+    if go:  # (the results take the page's width)
+        if data is None:
+            st.error("choose the data first: a stored symbol, or upload a file")
+        else:
+            _run(spec, data, engine, keep)
+    if st.session_state.get("b_stored") and st.button("Open the stored run in Monitor", key="b_open"):
+        common.open_page("monitor", run=st.session_state["b_stored"])
 
 
 # ------------------------------------------------------------------ where the spec comes from
@@ -295,6 +305,7 @@ def _data() -> Any:
             min_value=lo.to_pydatetime(),
             max_value=hi.to_pydatetime(),
             value=(lo.to_pydatetime(), hi.to_pydatetime()),
+            step=timedelta(seconds=1),
             key="b_range",
             format="MM-DD HH:mm",
         )
@@ -352,8 +363,6 @@ def _run(spec: dict, data: Any, engine: dict[str, Any], keep: bool) -> None:
         name = data.symbol if isinstance(data, Store) else str(data)
         ids = session.run(lambda conn: sweeps.store_sweep(conn, res, name), dsn=common.dsn(), migrate=False)
         st.session_state["b_stored"] = ids[0]
-    if st.session_state.get("b_stored") and st.button("Open in Monitor", key="b_open"):
-        common.open_page("monitor", run=st.session_state["b_stored"])
 
 
 def _sweep(spec: dict, data: Any, engine: dict[str, Any]) -> None:
@@ -374,3 +383,42 @@ def _sweep(spec: dict, data: Any, engine: dict[str, Any]) -> None:
                 session.run(lambda conn: sweeps.store_sweep(conn, res, name), dsn=common.dsn(), migrate=False)
             st.success(f"sweep {res.sweep_id[:8]}: {len(sets)} runs stored")
             common.open_page("sweeps", sweep=res.sweep_id)
+
+
+def _pipeline(spec: dict, data: Any, engine: dict[str, Any]) -> None:
+    """Submit the spec over the pipeline (`ticktape run SPEC --speed K`, a
+    child of the app that dies with it) on the stored symbol's range, and
+    open its run in Monitor to watch it live."""
+    with st.expander("run over the pipeline (watch it live in Monitor)"):
+        if not isinstance(data, Store):
+            st.info("The pipeline replays stored ticks: choose a stored symbol above.")
+            return
+        speed = st.selectbox("speed (event time)", ["max", "1", "10", "100", "1000"], index=3, key="b_speed")
+        if not st.button("Start the replay", key="b_pipeline"):
+            return
+        run_id = new_run_id()
+        eng = {k: v for k, v in _engine_args(engine).items() if v != AUTO}
+        run_spec = {
+            "strategy": spec["strategy"],
+            "params": spec["params"],
+            "symbols": [data.symbol],
+            "engine": eng,
+            "start_ns": data.start_ns,
+            "end_ns": data.end_ns,
+            "run_id": run_id,
+        }
+        folder = Path(tempfile.mkdtemp(prefix="ticktape-replay-"))
+        (folder / "spec.json").write_text(json.dumps(run_spec))
+        with open(folder / "run.log", "wb") as log:
+            start_replay([str(TICKTAPE), "run", str(folder / "spec.json"), "--speed", speed], log)
+        st.session_state["b_replay"] = run_id
+        common.open_page("monitor", run=run_id)
+
+
+#: The installed command the app starts replays with.
+TICKTAPE = Path(sys.executable).with_name("ticktape")
+
+
+def start_replay(argv: list[str], log: Any) -> None:
+    """Start a replay command as the app's child (it dies with the app)."""
+    spawn_child(argv, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))

@@ -275,3 +275,22 @@ def test_importing_a_file_with_bad_rows_counts_its_rejects(served, page, tmp_pat
     _clean(page, "data-import-rejects")
     shown = page.locator("[data-testid=stAlert]").all_inner_texts()
     assert any("20 ticks stored, 2 rows rejected" in t for t in shown), shown
+
+
+def test_a_paced_replay_started_from_the_app_is_watched_and_cancelled(served, page):
+    page.goto(served["base"] + "/build")
+    page.wait_for_selector("h1")
+    _settle(page)
+    page.get_by_text("run over the pipeline (watch it live in Monitor)").click()
+    page.get_by_role("button", name="Start the replay").click()
+    page.wait_for_url(re.compile(r"/monitor\?run="))
+    run_id = page.url.split("run=")[1]
+    page.wait_for_selector("text=status running", timeout=180_000)
+    page.wait_for_selector(".js-plotly-plot", timeout=180_000)
+    _settle(page)
+    _clean(page, "monitor-replay-from-the-app")
+    page.get_by_role("button", name="cancel").click()
+    page.goto(f"{served['base']}/monitor?run={run_id}")
+    page.wait_for_selector("text=status cancelled")
+    _settle(page)
+    _clean(page, "monitor-replay-cancelled")

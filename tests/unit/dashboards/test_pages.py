@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from ticktape.backtest import sweep as sweeps
 from ticktape.dashboards import build, common, queries
 from ticktape.data.synth import RandomWalkConfig, generate_walk
 from ticktape.model.batch import DTYPES
+from ticktape.model.spec import RunSpec
 from ticktape.runtime.processes import run_coro
 
 pytestmark = pytest.mark.timeout(300)
@@ -306,3 +308,20 @@ def test_build_launches_a_sweep_that_is_stored_and_opens_on_the_sweeps_page(seed
         (10, 50),
         (10, 100),
     }
+
+
+def test_build_starts_a_paced_replay_over_the_pipeline_and_opens_it(seeded, db_url, monkeypatch):
+    started, opened = [], []
+    monkeypatch.setattr(build, "start_replay", lambda argv, log: started.append(argv))
+    monkeypatch.setattr(common, "open_page", lambda name, **q: opened.append((name, q)))
+    at = app("build", db_url, monkeypatch)
+    at.selectbox(key="b_template").set_value("sma_crossover").run()
+    at.selectbox(key="b_symbol").set_value(seeded["symbol"]).run()
+    at.selectbox(key="b_speed").set_value("100").run()
+    at.button(key="b_pipeline").click().run()
+    assert not at.exception and not errors(at), errors(at)
+    ((argv,),) = [started]
+    assert argv[1:3] == ["run", argv[2]] and argv[3:] == ["--speed", "100"]
+    spec = RunSpec.from_json(Path(argv[2]).read_text())
+    assert (spec.strategy, spec.symbols, spec.speed) == ("sma_crossover", (seeded["symbol"],), None)
+    assert opened == [("monitor", {"run": spec.run_id})]
