@@ -5,7 +5,8 @@ more than :data:`MAX_POINTS` points per trace: the run's own event-time bars
 (``run_bars``) merged into buckets wide enough, or the stored ticks of the
 window when it holds at most :data:`MAX_POINTS`. While the run is live the
 charts are a fragment re-run every :data:`LIVE_EVERY_S` seconds that reads
-only the equity samples and fills newer than those already shown. Playback
+only the equity samples newer than those already shown (the fill markers and
+bars of the window are counted and merged in SQL, a bounded answer). Playback
 animates the same charts through a stored run at 1x to 1000x event time.
 """
 
@@ -118,41 +119,35 @@ def _controls(dsn: str, run_id: str) -> None:
 def _live(dsn: str, run: dict, symbol: str, unfinished: bool) -> None:
     @st.fragment(run_every=LIVE_EVERY_S if unfinished else None)
     def show() -> None:
-        eq, fills = _incremental(dsn, run["run_id"], symbol)
+        eq = _incremental(dsn, run["run_id"])
         _progress(dsn, run["run_id"])
         if eq.empty:
             st.info("This run has no equity samples yet.")
             return
-        _charts(dsn, run, symbol, eq, fills, upto_ns=None)
+        _charts(dsn, run, symbol, eq, upto_ns=None)
 
     show()
 
 
-def _incremental(dsn: str, run_id: str, symbol: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The equity samples and fills shown so far, extended by only the rows
-    newer than the last shown (thinned to :data:`MAX_POINTS` per symbol when
-    they grow past twice that)."""
-    key = f"mon_cache_{run_id}_{symbol}"
-    cache = st.session_state.get(key)
-    if cache is None:
+def _incremental(dsn: str, run_id: str) -> pd.DataFrame:
+    """The equity samples shown so far, extended by only the rows newer than
+    the last shown (thinned to every other sample when they pass twice
+    :data:`MAX_POINTS` per symbol; the latest always kept)."""
+    key = f"mon_cache_{run_id}"
+    eq = st.session_state.get(key)
+    if eq is None:
         eq = queries.equity(dsn, run_id, points=MAX_POINTS)
-        fills = queries.fills_after(dsn, run_id, symbol, -(2**62))
     else:
-        eq, fills = cache
-        last_eq = int(eq["ts_ns"].max()) if not eq.empty else -(2**62)
-        last_fill = int(fills["ts_ns"].max()) if not fills.empty else -(2**62)
-        new_eq = queries.equity_after(dsn, run_id, last_eq)
-        new_fills = queries.fills_after(dsn, run_id, symbol, last_fill)
-        if not new_eq.empty:
-            eq = pd.concat([eq, new_eq], ignore_index=True)
+        last = int(eq["ts_ns"].max()) if not eq.empty else -(2**62)
+        new = queries.equity_after(dsn, run_id, last)
+        if not new.empty:
+            eq = pd.concat([eq, new], ignore_index=True)
             n_sym = max(eq["symbol"].nunique(), 1)
-            if len(eq) > 2 * MAX_POINTS * n_sym:  # keep every other sample, the last one always
+            if len(eq) > 2 * MAX_POINTS * n_sym:
                 keep = (np.arange(len(eq)) % 2 == 0) | (eq["ts_ns"] == eq["ts_ns"].max()).to_numpy()
                 eq = eq[keep].reset_index(drop=True)
-        if not new_fills.empty:
-            fills = pd.concat([fills, new_fills], ignore_index=True)
-    st.session_state[key] = (eq, fills)
-    return eq, fills
+    st.session_state[key] = eq
+    return eq
 
 
 def _progress(dsn: str, run_id: str) -> None:
@@ -173,7 +168,6 @@ def _playback(dsn: str, run: dict, symbol: str) -> None:
     if eq.empty:
         st.info("This run has no equity samples to play back.")
         return
-    fills = queries.fills_after(dsn, run["run_id"], symbol, -(2**62))
     t0, t1 = int(eq["ts_ns"].min()), int(eq["ts_ns"].max())
     state = st.session_state.setdefault(
         f"mon_play_{run['run_id']}", {"pos": t0, "playing": False, "wall": None}
@@ -202,18 +196,15 @@ def _playback(dsn: str, run: dict, symbol: str) -> None:
         st.progress(
             done, text=f"playback position {pd.Timestamp(state['pos'], unit='ns', tz='UTC')} ({done:.1%})"
         )
-        _charts(dsn, run, symbol, eq, fills, upto_ns=state["pos"])
+        _charts(dsn, run, symbol, eq, upto_ns=state["pos"])
 
     frame()
 
 
 # ------------------------------------------------------------------ the charts
-def _charts(
-    dsn: str, run: dict, symbol: str, eq: pd.DataFrame, fills: pd.DataFrame, upto_ns: int | None
-) -> None:
+def _charts(dsn: str, run: dict, symbol: str, eq: pd.DataFrame, upto_ns: int | None) -> None:
     if upto_ns is not None:
         eq = eq[eq["ts_ns"] <= upto_ns]
-        fills = fills[fills["ts_ns"] <= upto_ns] if not fills.empty else fills
     if eq.empty:
         st.info("Nothing to show before this position yet.")
         return
@@ -245,9 +236,12 @@ def _charts(
         fig.add_trace(
             go.Scatter(x=price["ts"], y=price["mid"], mode="lines", name="mid (ticks)"), row=1, col=1
         )
-    window = fills[(fills["ts_ns"] >= start) & (fills["ts_ns"] <= end)] if not fills.empty else fills
+    width = _nice(max(1, math.ceil((end - start) / 1e9 / (MAX_FILL_MARKERS / 2))))
+    window, merged = queries.fill_markers(
+        dsn, run["run_id"], symbol, start, end, MAX_FILL_MARKERS, width * 10**9
+    )
+    grouped = _label(width) if merged else ""
     if not window.empty:
-        window, grouped = _fill_markers(window, start, end)
         biggest = float(window["qty"].max()) or 1.0
         for side, name, color in ((1, "buy", "#1a9850"), (-1, "sell", "#d73027")):
             f = window[window["side"] == side]
@@ -292,26 +286,7 @@ def _charts(
         st.dataframe(queries.open_orders(dsn, run["run_id"], symbol, upto_ns or hi), hide_index=True)
     with right:
         st.caption("recent fills")
-        recent = fills.tail(20).iloc[::-1] if not fills.empty else fills
-        st.dataframe(recent.drop(columns=["ts_ns"], errors="ignore"), hide_index=True)
-
-
-def _fill_markers(fills: pd.DataFrame, start: int, end: int) -> tuple[pd.DataFrame, str]:
-    """Every fill as a marker (column ``n`` = 1) when there are at most
-    :data:`MAX_FILL_MARKERS`; else each side's fills merged per time bucket
-    (so that about that many markers remain): the quantity summed, at the
-    quantity-weighted price, ``n`` the fills merged. Returns (markers, the
-    bucket's width as text, or "" when not merged)."""
-    if len(fills) <= MAX_FILL_MARKERS:
-        return fills.assign(n=1), ""
-    width = _nice(max(1, math.ceil((end - start) / 1e9 / (MAX_FILL_MARKERS / 2))))
-    bucket = fills["ts_ns"] // (width * 10**9)
-    g = fills.assign(bucket=bucket, notional=fills["price"] * fills["qty"]).groupby(["bucket", "side"])
-    merged = g.agg(
-        ts=("ts", "first"), qty=("qty", "sum"), notional=("notional", "sum"), n=("qty", "size")
-    ).reset_index()
-    merged["price"] = merged["notional"] / merged["qty"]
-    return merged, _label(width)
+        st.dataframe(queries.recent_fills(dsn, run["run_id"], symbol, upto_ns or hi), hide_index=True)
 
 
 def _zoom(lo: int, hi: int, run_id: str) -> tuple[int, int]:
