@@ -295,7 +295,7 @@ def _zoom(lo: int, hi: int, run_id: str) -> tuple[int, int]:
     if hi <= lo:
         return lo, hi
     a, b = st.slider(
-        "zoom (% of the run so far)", 0.0, 100.0, (0.0, 100.0), step=0.5, key=f"mon_zoom_{run_id}"
+        "zoom (% of the run so far)", 0.0, 100.0, (0.0, 100.0), step=0.01, key=f"mon_zoom_{run_id}"
     )
     start, end = lo + int((hi - lo) * a / 100), lo + int((hi - lo) * b / 100)
     if end <= start:
