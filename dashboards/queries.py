@@ -5,7 +5,7 @@ readonly=True)``), so the server refuses any write, whatever the SQL."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 import pandas as pd
@@ -141,9 +141,31 @@ def run_row(dsn: str, run_id: str) -> dict | None:
     return row
 
 
-def runs_overview(dsn: str, limit: int = 500) -> pd.DataFrame:
-    """Every run (latest first) with its headline metrics as columns: strategy,
-    symbols, period, status, return, Sharpe, max drawdown, trades, ticks/s."""
+def runs_overview(
+    dsn: str,
+    limit: int = 500,
+    *,
+    strategies: list[str] | None = None,
+    symbols: list[str] | None = None,
+    statuses: list[str] | None = None,
+    sweeps: list[str] | None = None,
+    since: Any = None,
+) -> pd.DataFrame:
+    """The latest ``limit`` runs passing the filters (each None or empty: any),
+    with their headline metrics as columns: strategy, symbols, period,
+    status, return, Sharpe, max drawdown, trades, ticks/s."""
+    conds, args = [], [limit]
+    for sql, value in (
+        ("r.strategy = ANY(${})", strategies),
+        ("r.symbols && ${}::text[]", symbols),
+        ("r.status = ANY(${})", statuses),
+        ("r.sweep_id::text = ANY(${})", sweeps),
+        ("r.created_at >= ${}", since),
+    ):
+        if value:
+            args.append(value)
+            conds.append(sql.format(len(args)))
+    where = f" WHERE {' AND '.join(conds)}" if conds else ""
     return frame(
         dsn,
         "SELECT r.run_id::text AS run_id, r.status, r.strategy, array_to_string(r.symbols, ',') AS symbols,"
@@ -158,9 +180,27 @@ def runs_overview(dsn: str, limit: int = 500) -> pd.DataFrame:
         "          max(value) FILTER (WHERE name = 'n_trades') AS n_trades,"
         "          max(value) FILTER (WHERE name = 'return_grid_ns') AS return_grid_ns"
         "   FROM run_metrics WHERE run_id = r.run_id) m ON true"
-        " ORDER BY r.created_at DESC LIMIT $1",
-        limit,
+        f"{where} ORDER BY r.created_at DESC LIMIT $1",
+        *args,
     )
+
+
+def run_choices(dsn: str) -> dict[str, list[str]]:
+    """The values the runs' filters offer: strategies, symbols, statuses, sweeps."""
+
+    async def op(conn: asyncpg.Connection) -> dict[str, list[str]]:
+        return {
+            "strategies": await conn.fetchval("SELECT array(SELECT DISTINCT strategy FROM runs ORDER BY 1)"),
+            "symbols": await conn.fetchval(
+                "SELECT array(SELECT DISTINCT unnest(symbols) FROM runs ORDER BY 1)"
+            ),
+            "statuses": await conn.fetchval("SELECT array(SELECT DISTINCT status FROM runs ORDER BY 1)"),
+            "sweeps": await conn.fetchval(
+                "SELECT array(SELECT DISTINCT sweep_id::text FROM runs WHERE sweep_id IS NOT NULL ORDER BY 1)"
+            ),
+        }
+
+    return {k: [x for x in v if x is not None] for k, v in _read(dsn, op).items()}
 
 
 def open_orders(dsn: str, run_id: str, symbol: str, at_ns: int) -> pd.DataFrame:

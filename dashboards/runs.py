@@ -16,11 +16,15 @@ def page() -> None:
     dsn = common.dsn()
     if note := queries.readonly_note(dsn):
         st.warning(note)
-    runs = queries.runs_overview(dsn)
+    if not queries.runs(dsn, limit=1).empty:
+        runs = queries.runs_overview(dsn, **_filters(queries.run_choices(dsn)))
+    else:
+        runs = pd.DataFrame()
     if runs.empty:
-        st.info("No runs stored yet: run `ticktape demo`, or build one on the Build page.")
+        st.info(
+            "No runs stored yet (or none pass the filters): run `ticktape demo`, or build one on the Build page."
+        )
         return
-    runs = _filtered(runs)
     table = common.readable_runs(runs)
     picked = st.dataframe(
         table,
@@ -51,26 +55,17 @@ def page() -> None:
         _compare(dsn, chosen)
 
 
-def _filtered(runs: pd.DataFrame) -> pd.DataFrame:
+def _filters(choices: dict[str, list[str]]) -> dict:
+    """The filters' widgets; their values as ``queries.runs_overview`` keywords (filtered in SQL)."""
     cols = st.columns(5)
-    strategy = cols[0].multiselect("strategy", sorted(runs["strategy"].dropna().unique()), key="f_strategy")
-    symbols = sorted({s for v in runs["symbols"].dropna() for s in v.split(",") if s})
-    symbol = cols[1].multiselect("symbol", symbols, key="f_symbol")
-    status = cols[2].multiselect("status", sorted(runs["status"].unique()), key="f_status")
-    sweep = cols[3].multiselect("sweep", sorted(runs["sweep_id"].dropna().unique()), key="f_sweep")
     since = cols[4].date_input("created since", value=None, key="f_since")
-    keep = pd.Series(True, index=runs.index)
-    if strategy:
-        keep &= runs["strategy"].isin(strategy)
-    if symbol:
-        keep &= runs["symbols"].fillna("").apply(lambda v: bool(set(v.split(",")) & set(symbol)))
-    if status:
-        keep &= runs["status"].isin(status)
-    if sweep:
-        keep &= runs["sweep_id"].isin(sweep)
-    if since is not None:
-        keep &= pd.to_datetime(runs["created_at"], utc=True) >= pd.Timestamp(since, tz="UTC")
-    return runs[keep].reset_index(drop=True)
+    return {
+        "strategies": cols[0].multiselect("strategy", choices["strategies"], key="f_strategy"),
+        "symbols": cols[1].multiselect("symbol", choices["symbols"], key="f_symbol"),
+        "statuses": cols[2].multiselect("status", choices["statuses"], key="f_status"),
+        "sweeps": cols[3].multiselect("sweep", choices["sweeps"], format_func=lambda s: s[:8], key="f_sweep"),
+        "since": pd.Timestamp(since, tz="UTC").to_pydatetime() if since is not None else None,
+    }
 
 
 def _compare(dsn: str, chosen: pd.DataFrame) -> None:

@@ -67,6 +67,8 @@ def page() -> None:
     fig.update_layout(
         title=f"{labels.label(metric)} by {x} and {y}", xaxis_title=x, yaxis_title=y, height=480
     )
+    fig.update_xaxes(type="category")  # one cell per value, evenly spaced
+    fig.update_yaxes(type="category")
     event = st.plotly_chart(fig, key="s_heatmap", on_select="rerun", selection_mode="points")
     points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else []
     picked = None

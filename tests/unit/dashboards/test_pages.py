@@ -109,6 +109,12 @@ def test_runs_lists_readable_columns_and_opens_a_run_in_monitor(seeded, db_url, 
     opened = []
     monkeypatch.setattr(common, "open_page", lambda name, **q: opened.append((name, q)))
     at = app("runs", db_url, monkeypatch)
+    at.multiselect(key="f_symbol").set_value([seeded["symbol"]]).run()  # (filtered in SQL)
+    table = at.dataframe[0].value
+    assert len(table) == 6 and set(table["symbols"]) == {seeded["symbol"]}  # the sweep's 4, no fills, live
+    at.multiselect(key="f_status").set_value(["running"]).run()
+    assert at.dataframe[0].value["status"].tolist() == ["running"]
+    at.multiselect(key="f_status").set_value([]).run()
     table = at.dataframe[0].value
     for col in (
         "strategy",
