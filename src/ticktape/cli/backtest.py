@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from ticktape.compute import labels
@@ -245,7 +246,8 @@ def _print_top(t: Table, best: pd.DataFrame) -> None:
         t.add_column(str(col), justify="right", min_width=len(str(col)), no_wrap=True)
     for _, row in best.iterrows():
         t.add_row(*(labels.show(str(k), v) for k, v in row.items()))
-    Console(width=max(console.width, console.measure(t).maximum)).print(t)
+    whole = Measurement.get(console, console.options.update_width(10_000), t).maximum
+    Console(width=max(console.width, whole)).print(t)
 
 
 def _sweep_pipeline(strategy, symbols, source, params, engine, sets, top, sort, as_json) -> None:
