@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -410,15 +411,25 @@ def _pipeline(spec: dict, data: Any, engine: dict[str, Any]) -> None:
         folder = Path(tempfile.mkdtemp(prefix="ticktape-replay-"))
         (folder / "spec.json").write_text(json.dumps(run_spec))
         with open(folder / "run.log", "wb") as log:
-            start_replay([str(TICKTAPE), "run", str(folder / "spec.json"), "--speed", speed], log)
-        st.session_state["b_replay"] = run_id
+            proc = start_replay([str(TICKTAPE), "run", str(folder / "spec.json"), "--speed", speed], log)
+        dsn, deadline = common.dsn(), time.monotonic() + START_S
+        with st.spinner("starting the replay (its broker and worker)"):
+            while queries.run_row(dsn, run_id) is None:  # (Monitor opens on a run that exists)
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    lines = (folder / "run.log").read_text(errors="replace").strip().splitlines()
+                    why = lines[-1] if lines else f"exit code {proc.poll()}"
+                    st.error(f"the replay did not start: {why} (log: {folder / 'run.log'})")
+                    return
+                time.sleep(0.5)
         common.open_page("monitor", run=run_id)
 
 
 #: The installed command the app starts replays with.
 TICKTAPE = Path(sys.executable).with_name("ticktape")
+#: Seconds a started replay may take to create its run.
+START_S = 120.0
 
 
-def start_replay(argv: list[str], log: Any) -> None:
+def start_replay(argv: list[str], log: Any) -> subprocess.Popen:
     """Start a replay command as the app's child (it dies with the app)."""
-    spawn_child(argv, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+    return spawn_child(argv, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))

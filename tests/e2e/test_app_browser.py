@@ -286,6 +286,8 @@ def test_a_paced_replay_started_from_the_app_is_watched_and_cancelled(served, pa
     page.wait_for_url(re.compile(r"/monitor\?run="))
     run_id = page.url.split("run=")[1]
     page.wait_for_selector("text=status running", timeout=180_000)
+    assert page.get_by_text("no run").count() == 0  # Monitor opened on the replay's own run
+    assert page.get_by_label("run", exact=True).count() == 0  # (no picker: the URL's run exists)
     page.wait_for_selector(".js-plotly-plot", timeout=180_000)
     _settle(page)
     _clean(page, "monitor-replay-from-the-app")

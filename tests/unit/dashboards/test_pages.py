@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -318,7 +319,14 @@ def test_build_launches_a_sweep_that_is_stored_and_opens_on_the_sweeps_page(seed
 
 def test_build_starts_a_paced_replay_over_the_pipeline_and_opens_it(seeded, db_url, monkeypatch):
     started, opened = [], []
-    monkeypatch.setattr(build, "start_replay", lambda argv, log: started.append(argv))
+
+    def start(argv, log):  # the command's first step: its run row
+        started.append(argv)
+        spec = RunSpec.from_json(Path(argv[2]).read_text())
+        run_coro(lambda: _create(db_url, spec))
+        return SimpleNamespace(poll=lambda: None)  # (still running)
+
+    monkeypatch.setattr(build, "start_replay", start)
     monkeypatch.setattr(common, "open_page", lambda name, **q: opened.append((name, q)))
     at = app("build", db_url, monkeypatch)
     at.selectbox(key="b_template").set_value("sma_crossover").run()
@@ -331,3 +339,25 @@ def test_build_starts_a_paced_replay_over_the_pipeline_and_opens_it(seeded, db_u
     spec = RunSpec.from_json(Path(argv[2]).read_text())
     assert (spec.strategy, spec.symbols, spec.speed) == ("sma_crossover", (seeded["symbol"],), None)
     assert opened == [("monitor", {"run": spec.run_id})]
+
+
+def test_a_replay_that_dies_before_its_run_exists_is_one_line(seeded, db_url, monkeypatch):
+    def start(argv, log):
+        log.write(b"ticktape: error: the broker would not start\n")
+        log.flush()
+        return SimpleNamespace(poll=lambda: 1)  # (exited)
+
+    monkeypatch.setattr(build, "start_replay", start)
+    at = app("build", db_url, monkeypatch)
+    at.selectbox(key="b_symbol").set_value(seeded["symbol"]).run()
+    at.button(key="b_pipeline").click().run()
+    assert not at.exception
+    assert errors(at)[0].startswith("the replay did not start: ticktape: error: the broker would not start")
+
+
+async def _create(dsn: str, spec: RunSpec) -> None:
+    conn = await store.connect(dsn)
+    try:
+        await store.create_run(conn, spec.run_id, spec.strategy, {}, {}, list(spec.symbols), None, None)
+    finally:
+        await conn.close()
