@@ -49,7 +49,12 @@ def page() -> None:
     run_id = run["run_id"]
     unfinished = run["status"] in store.UNFINISHED
     st.markdown(
-        f"**{run['strategy']}** on {', '.join(run['symbols'] or [])} · status **{run['status']}**"
+        f"**{run['strategy']}** on {', '.join(run['symbols'] or [])}"
+        + (
+            " · live (its status below, re-read every 2 s)"
+            if unfinished
+            else f" · status **{run['status']}**"
+        )
         + (f" · error: {run['error']}" if run.get("error") else "")
     )
     if unfinished:
@@ -151,7 +156,9 @@ def _incremental(dsn: str, run_id: str) -> pd.DataFrame:
 
 
 def _progress(dsn: str, run_id: str) -> None:
+    """The run's status now (re-read with the live charts) and its progress per symbol."""
     status, table = queries.progress(dsn, run_id)
+    st.caption(f"now: {status}")
     if table.empty:
         return
     table = table.rename(
