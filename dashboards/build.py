@@ -195,7 +195,12 @@ def _composer() -> dict | None:
             for i in range(int(n)):
                 st.markdown(f"condition {i + 1}")
                 left = _value_widgets(f"b_c_{side}_{i}_l", "left", allow_number=False)
-                op = st.selectbox("operator", rules.OPS, format_func=OP_WORDS.get, key=f"b_c_{side}_{i}_op")
+                op = st.selectbox(
+                    "operator",
+                    list(rules.OPS),
+                    format_func=lambda o: OP_WORDS.get(o, o),
+                    key=f"b_c_{side}_{i}_op",
+                )
                 right = _value_widgets(f"b_c_{side}_{i}_r", "right", allow_number=True)
                 conds.append({"op": op, "left": left, "right": right})
             if conds:
@@ -267,7 +272,8 @@ def _show_rows(params: dict) -> None:
 def _say(node: Any) -> str:
     if isinstance(node, dict) and ("all" in node or "any" in node):
         word = " AND " if "all" in node else " OR "
-        return word.join(f"({_say(c)})" for c in node.get("all", node.get("any", [])))
+        parts: list[Any] = node["all"] if "all" in node else node["any"]
+        return word.join(f"({_say(c)})" for c in parts)
     if isinstance(node, dict) and "not" in node:
         return f"NOT ({_say(node['not'])})"
     if isinstance(node, dict) and "op" in node:
@@ -394,7 +400,7 @@ def _pipeline(spec: dict, data: Any, engine: dict[str, Any]) -> None:
         if not isinstance(data, Store):
             st.info("The pipeline replays stored ticks: choose a stored symbol above.")
             return
-        speed = st.selectbox("speed (event time)", ["max", "1", "10", "100", "1000"], index=3, key="b_speed")
+        speed = st.selectbox("speed (event time)", ["max", "1", "10", "100", "1000"], index=2, key="b_speed")
         if not st.button("Start the replay", key="b_pipeline"):
             return
         run_id = new_run_id()

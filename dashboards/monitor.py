@@ -280,7 +280,9 @@ def _charts(dsn: str, run: dict, symbol: str, eq: pd.DataFrame, upto_ns: int | N
     fig.add_trace(go.Scatter(x=when, y=total.values, name="equity"), row=3, col=1)
     dd = total / total.cummax() - 1.0
     fig.add_trace(
-        go.Scatter(x=when, y=dd.values * 100, fill="tozeroy", name="drawdown %", line={"color": "#d73027"}),
+        go.Scatter(
+            x=when, y=dd.to_numpy() * 100, fill="tozeroy", name="drawdown %", line={"color": "#d73027"}
+        ),
         row=4,
         col=1,
     )

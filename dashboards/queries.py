@@ -28,7 +28,7 @@ def readonly_note(dsn: str) -> str | None:
     return session.readonly_note(dsn)
 
 
-def frame(dsn: str, sql: str, *args) -> pd.DataFrame:
+def frame(dsn: str, sql: str, *args: Any) -> pd.DataFrame:
     """Run ``sql`` and return its rows as a DataFrame."""
     rows = _read(dsn, lambda conn: conn.fetch(sql, *args))
     return pd.DataFrame([dict(r) for r in rows]) if rows else pd.DataFrame()
@@ -56,7 +56,7 @@ def metrics(dsn: str, run_id: str) -> pd.DataFrame:
     return frame(dsn, "SELECT name, value FROM run_metrics WHERE run_id = $1::uuid ORDER BY name", run_id)
 
 
-def price_bars(dsn: str, symbol: str, start, end, bucket: str) -> pd.DataFrame:
+def price_bars(dsn: str, symbol: str, start: Any, end: Any, bucket: str) -> pd.DataFrame:
     """Mid-price bars of ``symbol`` between ``start`` and ``end``."""
     return frame(
         dsn,
@@ -154,7 +154,8 @@ def runs_overview(
     """The latest ``limit`` runs passing the filters (each None or empty: any),
     with their headline metrics as columns: strategy, symbols, period,
     status, return, Sharpe, max drawdown, trades, ticks/s."""
-    conds, args = [], [limit]
+    conds: list[str] = []
+    args: list[Any] = [limit]
     for sql, value in (
         ("r.strategy = ANY(${})", strategies),
         ("r.symbols && ${}::text[]", symbols),
@@ -385,7 +386,7 @@ def fill_markers(
     fills merged. Returns (markers, merged). Counted and merged in SQL: a
     run's 100,000s of fills never leave the server."""
 
-    async def op(conn: asyncpg.Connection) -> tuple[list, int]:
+    async def op(conn: asyncpg.Connection) -> tuple[list, bool]:
         where = "run_id = $1::uuid AND symbol = $2 AND ts_ns BETWEEN $3 AND $4"
         args = (run_id, symbol, int(start_ns), int(end_ns))
         n = await conn.fetchval(f"SELECT count(*) FROM fills WHERE {where}", *args)

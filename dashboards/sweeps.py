@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -70,7 +72,7 @@ def page() -> None:
     fig.update_xaxes(type="category")  # one cell per value, evenly spaced
     fig.update_yaxes(type="category")
     event = st.plotly_chart(fig, key="s_heatmap", on_select="rerun", selection_mode="points")
-    points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else []
+    points: list[dict[str, Any]] = event["selection"]["points"] if isinstance(event, dict) else []
     picked = None
     if points:
         p = points[0]
@@ -89,6 +91,6 @@ def page() -> None:
         common.open_page("monitor", run=choice)
 
 
-def _key(index: pd.Index, shown: str):
+def _key(index: pd.Index, shown: str) -> Any:
     """The index value drawn as ``shown``."""
     return next(v for v in index if str(v) == str(shown))

@@ -80,7 +80,7 @@ def duration(ns: float) -> str:
         return "0 s" if ns == 0 else (f"{ns / 1e6:.3g} ms" if ns >= 1e6 else f"{ns / 1e3:.3g} µs")
     if ns < 60 * 10**9:
         return f"{ns / 1e9:.3g} s"
-    parts = []
+    parts: list[str] = []
     rest = round(ns)
     for name, width in _SPANS:
         k, rest = divmod(rest, width)

@@ -239,8 +239,10 @@ class _GridReturns:
             self._prev = float(eq[0])  # the opening point
             self._bucket = int(ts[0]) // self.width
         else:
-            ts = np.concatenate(([self._pending[0]], ts))
-            eq = np.concatenate(([self._pending[1]], eq))
+            assert self._pending is not None  # (start is False)
+            held_ts, held_eq = self._pending
+            ts = np.concatenate((np.array([held_ts], dtype=np.int64), ts))
+            eq = np.concatenate((np.array([held_eq]), eq))
         b = ts // self.width
         closing = np.flatnonzero(b[:-1] != b[1:])  # the last sample of its bucket
         self._pending = (int(ts[-1]), float(eq[-1]))
@@ -755,6 +757,7 @@ class PerformanceStream:
         for g in self._grids:
             if g.n >= MIN_PERIODS and 2 * g.adjacent >= g.n:
                 return g, g.ppy(self._ppy_given)
+        assert self._every is not None  # (auto, or "samples": built with the first block)
         return self._every, self._every_ppy
 
     def result(
