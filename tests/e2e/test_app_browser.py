@@ -280,6 +280,10 @@ def test_a_paced_replay_started_from_the_app_is_watched_and_cancelled(served, pa
     page.goto(served["base"] + "/build")
     page.wait_for_selector("h1")
     _settle(page)
+    box = page.locator("[data-testid=stSelectbox]").filter(has_text="symbol").first
+    box.click()  # the demo's symbol (the import test stored BADROWS: 20 ticks, over in a second)
+    page.get_by_role("option", name="DEMO-A").click()
+    _settle(page)
     page.get_by_text("run over the pipeline (watch it live in Monitor)").click()
     page.get_by_role("button", name="Start the replay").click()
     page.wait_for_url(re.compile(r"/monitor\?run="))
@@ -291,6 +295,7 @@ def test_a_paced_replay_started_from_the_app_is_watched_and_cancelled(served, pa
     _settle(page)
     _clean(page, "monitor-replay-from-the-app")
     page.get_by_role("button", name="cancel").click()
+    page.wait_for_selector("text=cancel requested")  # (the request reached the server before we leave)
     page.goto(f"{served['base']}/monitor?run={run_id}")
     page.wait_for_selector("text=status cancelled")
     _settle(page)
