@@ -28,7 +28,12 @@ demo: $(VENV)/.installed-runtime
 	$(BIN)/ticktape demo
 
 # lint + types + the tests (CI runs this: .ci/run)
-test: lint typecheck
+# the app's browser test drives Debian's chromium (never a downloaded browser)
+CHROMIUM ?= /usr/bin/chromium
+$(CHROMIUM):
+	apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)
+
+test: lint typecheck $(CHROMIUM)
 	$(BIN)/pytest
 
 dashboard: $(VENV)/.installed-runtime

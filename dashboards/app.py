@@ -1,5 +1,5 @@
 """Thin Streamlit entry: `streamlit run dashboards/app.py` (or `ticktape dashboard`)."""
 
-from ticktape.dashboards.page import main
+from ticktape.dashboards.nav import main
 
 main()

@@ -101,5 +101,11 @@ class GapNeverFilled(TicktapeError, RuntimeError):
     for them outgrew their bound (ticktape.pipeline.gaps)."""
 
 
+class SqlRefused(TicktapeError, ValueError):
+    """SQL typed into the app that is no query returning rows (the server
+    refuses writes and DDL itself; this is for what it would let through,
+    e.g. COPY ... TO STDOUT or SET)."""
+
+
 #: What the command line reports as one line (no traceback), exit code 1.
 KNOWN_ERRORS: tuple[type[BaseException], ...] = (TicktapeError, FileNotFoundError)

@@ -8,6 +8,7 @@ returns for the same ticks in process (no broker, no DB).
 
 import asyncio
 import math
+import threading
 import time
 
 import numpy as np
@@ -144,31 +145,48 @@ def test_a_run_that_stops_moving_is_failed_by_its_watcher_not_left_running(pipel
     (sym,) = pipeline.symbols(1, 5_000)
     spec = RunSpec(strategy="sma_crossover", symbols=(sym,), params={"fast": 5, "slow": 20})
 
-    async def watch_while_the_sink_is_held(worker) -> None:
-        holder = await store.connect(pipeline.db_url)
-        try:
-            async with holder.transaction():  # the sink's writes wait for this lock (the replay's do not)
-                await holder.execute("LOCK TABLE sink_batches IN EXCLUSIVE MODE")
-                await submit_and_watch_many(
-                    pipeline.runtime.kafka_url,
-                    pipeline.db_url,
-                    [spec],
-                    5_000,
-                    worker,
-                    Console(quiet=True),
-                    120,
-                    stall_s=3,
-                )
-        finally:
-            await holder.close()
+    def hold_the_sink(locked: threading.Event, release: threading.Event) -> None:
+        async def hold() -> None:
+            holder = await store.connect(pipeline.db_url)
+            try:
+                async with holder.transaction():  # the sink's writes wait for this lock (the replay's do not)
+                    await holder.execute("LOCK TABLE sink_batches IN EXCLUSIVE MODE")
+                    locked.set()
+                    while not release.is_set():
+                        await asyncio.sleep(0.05)
+            finally:
+                await holder.close()
+
+        asyncio.run(hold())
 
     with pipeline.worker() as w:
-        with (
-            pytest.raises(DemoError, match=r"no progress for 3 s at 0 ticks"),
-            owned_runs(pipeline.db_url, [spec], "run"),  # as `ticktape run` follows it
-        ):
-            asyncio.run(watch_while_the_sink_is_held(w))
-        run = pipeline.run_row(spec.run_id)
+        # the sink stays held until the watcher has failed the run (released
+        # between the two, the sink could complete the 5,000 ticks first)
+        locked, release = threading.Event(), threading.Event()
+        holder = threading.Thread(target=hold_the_sink, args=(locked, release))
+        holder.start()
+        try:
+            assert locked.wait(30)
+            with (
+                pytest.raises(DemoError, match=r"no progress for 3 s at 0 ticks"),
+                owned_runs(pipeline.db_url, [spec], "run"),  # as `ticktape run` follows it
+            ):
+                asyncio.run(
+                    submit_and_watch_many(
+                        pipeline.runtime.kafka_url,
+                        pipeline.db_url,
+                        [spec],
+                        5_000,
+                        w,
+                        Console(quiet=True),
+                        120,
+                        stall_s=3,
+                    )
+                )
+            run = pipeline.run_row(spec.run_id)
+        finally:
+            release.set()
+            holder.join()
         assert run["status"] == "failed"
         assert run["error"].startswith("the command watching it stopped before it ended: run ")
         assert "no progress for 3 s" in run["error"]

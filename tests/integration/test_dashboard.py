@@ -70,31 +70,29 @@ async def _seed(dsn, symbol, run_id, with_bars):
 
 
 @pytest.mark.parametrize("with_bars", [False, True])
-def test_dashboard_shows_runs_and_charts(db_url, monkeypatch, with_bars):
+def test_monitor_shows_the_runs_bars_or_the_ticks_bars_fills_and_progress(db_url, monkeypatch, with_bars):
     symbol, run_id = f"DASH{uuid.uuid4().hex[:6]}", str(uuid.uuid4())
     first_asks = asyncio.run(_seed(db_url, symbol, run_id, with_bars))
     monkeypatch.setenv("TICKTAPE_DATABASE_URL", db_url)
-    app = Path(ticktape.dashboards.__file__).parent / "app.py"
-    at = AppTest.from_file(str(app), default_timeout=60)
-    at.run()
-    assert not at.exception, at.exception
-    assert run_id in at.dataframe[0].value["run_id"].tolist()
-    run_box = at.selectbox[0]
-    run_box.set_value(run_id)
+    at = AppTest.from_string(
+        "from ticktape.dashboards import common, monitor, nav\nnav.register()\ncommon.guarded(monitor.page)()\n",
+        default_timeout=60,
+    )
+    at.query_params["run"] = run_id
     at.run()
     assert not at.exception, at.exception
     charts = at.get("plotly_chart")
-    assert len(charts) == 2  # price + fills, equity
+    assert len(charts) == 1  # price + fills, position, equity, drawdown in one figure
     (candles,) = [t for t in json.loads(charts[0].proto.spec)["data"] if t["type"] == "candlestick"]
-    if with_bars:  # the run's own three bars
+    if with_bars:  # the run's own three bars (5,000 ticks are more than a chart shows)
         assert _plotted(candles["open"]) == first_asks
-    else:  # bars of the stored ticks' mids, a minute wide
+    else:  # bars of the stored ticks' mids
         assert len(_plotted(candles["open"])) > 3
-    assert any(m.label == "final_pnl" for m in at.metric)
-    progress = at.dataframe[1].value  # per symbol, each stage's lag included
+    assert any(m.label == "Final PnL" and m.value == "49.00" for m in at.metric)
+    progress = at.dataframe[0].value  # per symbol, each stage's lag included
     assert progress["symbol"].tolist() == [symbol] and progress["processed"].tolist() == [5_000]
-    assert progress[["hot_lag_s", "sink_lag_s"]].values.tolist() == [[0.5, 0.25]]
-    assert "status: complete" in [c.value for c in at.caption]
+    assert progress[["hot path lag s", "sink lag s"]].values.tolist() == [[0.5, 0.25]]
+    assert at.expander[0].label == "progress (complete)"
 
 
 def test_dashboard_without_database_url_says_how_to_start(monkeypatch):

@@ -582,7 +582,11 @@ def run_symbols(strat: Strategy, cfg: EngineConfig, data: Any) -> dict[str, Any]
 
 
 def make_symbols_result(
-    strat: Strategy, cfg: EngineConfig, res: dict[str, Any], periods_per_year: float | None
+    strat: Strategy,
+    cfg: EngineConfig,
+    res: dict[str, Any],
+    periods_per_year: float | None,
+    return_grid: str | int | None = None,
 ) -> BacktestResult:
     """One account over several symbols: fills/orders/trades with a ``symbol``
     column, equity summed (every engine samples the same event-time grid)."""
@@ -606,7 +610,11 @@ def make_symbols_result(
     series = pd.Series(eq["equity"].to_numpy(), index=eq["ts"])
     trades = pd.concat(frames["trades"], ignore_index=True)
     perf = metrics.performance(
-        series, trades, periods_per_year=periods_per_year, positions=pd.Series(gross, index=eq["ts"])
+        series,
+        trades,
+        periods_per_year=periods_per_year,
+        positions=pd.Series(gross, index=eq["ts"]),
+        grid=return_grid,
     )
     fills = pd.concat(frames["fills"], ignore_index=True).sort_values("ts", kind="stable", ignore_index=True)
     orders = pd.concat(frames["orders"], ignore_index=True).sort_values(
@@ -832,11 +840,18 @@ def run_prepared(
 
 
 def make_result(
-    strat: Strategy, cfg: EngineConfig, res: dict[str, Any], mode: str, periods_per_year: float | None
+    strat: Strategy,
+    cfg: EngineConfig,
+    res: dict[str, Any],
+    mode: str,
+    periods_per_year: float | None,
+    return_grid: str | int | None = None,
 ) -> BacktestResult:
     """Frames, trades and metrics of one instance's raw outputs."""
     eq = res["equity"]
-    perf, trades = metrics.run_metrics({"": eq}, {"": res["fills"]}, cfg.initial_cash, periods_per_year)
+    perf, trades = metrics.run_metrics(
+        {"": eq}, {"": res["fills"]}, cfg.initial_cash, periods_per_year, grid=return_grid
+    )
     trades = trades.drop(columns="symbol")
     return BacktestResult(
         strategy=strat.name,
@@ -870,6 +885,7 @@ def backtest(
     bar_ns: int | None = None,
     periods_per_year: float | None = None,
     depth: Any = None,
+    return_grid: str | int | None = None,
     **engine_options: Any,
 ) -> BacktestResult:
     """Run ``strategy`` over ``data`` in this process.
@@ -901,8 +917,8 @@ def backtest(
     bar_ns
         Width of the event-time bars of the price to return (ticks only).
     periods_per_year
-        Annualization of the metrics (default: inferred from the equity
-        sampling; see ticktape.compute.metrics).
+        Annualization of the metrics (default: that of the return grid;
+        see ticktape.compute.metrics.performance).
     depth
         L2 depth of the same symbol (ticks only; see :func:`depth_levels`
         for the forms): the engine's book is then the depth book, so a
@@ -911,6 +927,11 @@ def backtest(
         behind the displayed size at their price (docs/native.md, "Engine
         with L2 depth"). Each update applies with the first tick at or
         after its time.
+    return_grid
+        The grid of the returns behind Sharpe, Sortino and volatility: None
+        (auto: daily, hourly, by minute or second, the coarsest with enough
+        returns), ``"day"``, ``"hour"``, ``"minute"``, ``"second"``, a width
+        in ns, or ``"samples"`` (docs/metrics.md, "The return grid").
 
     Returns
     -------
@@ -932,11 +953,11 @@ def backtest(
         cfg = engine_config(
             Prepared("ticks", ticks=np.concatenate(list(ticks.values()))), engine, engine_options
         )
-        return make_symbols_result(strat, cfg, run_symbols(strat, cfg, ticks), periods_per_year)
+        return make_symbols_result(strat, cfg, run_symbols(strat, cfg, ticks), periods_per_year, return_grid)
     prepared = prepare(data, format, depth)
     cfg = engine_config(prepared, engine, engine_options)
     (res,) = run_prepared(prepared, [strat], cfg, batch_size, bar_ns)
-    result = make_result(strat, cfg, res, prepared.mode, periods_per_year)
+    result = make_result(strat, cfg, res, prepared.mode, periods_per_year, return_grid)
     result.extra["bars"] = _frame(res["bars"])
     result.extra["import_rejects"] = prepared.import_rejects
     result.extra["engine_counts"] = res.get("engine_counts", {})

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
+from ticktape.compute import labels
 from ticktape.errors import SpecError
 from ticktape.strategy import catalog
 
@@ -52,26 +53,13 @@ def param_help(lead: str) -> str:
     )
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "n/a"
-        return f"{v:,.4f}" if abs(v) < 1000 else f"{v:,.2f}"
-    return str(v)
-
-
 def metrics_table(result: Any) -> Table:
-    import pandas as pd
-
+    """The run's metrics under their human labels, in their units (ticktape.compute.labels)."""
     t = Table(title=f"{result.strategy} ({result.mode})")
     t.add_column("metric")
     t.add_column("value", justify="right")
-    t.add_row("final equity", _fmt(result.final_equity))
-    for k, v in result.metrics.items():
-        if k.endswith("_ns") and isinstance(v, float) and math.isfinite(v):
-            t.add_row(k[:-3].replace("_", " "), str(pd.Timedelta(int(v), "ns")))
-        else:
-            t.add_row(k.replace("_", " "), _fmt(v))
+    for name, value in labels.report({"final_equity": result.final_equity, **result.metrics}):
+        t.add_row(name, value)
     return t
 
 
@@ -264,11 +252,12 @@ def sweep(
 
 
 def _print_top(t: Table, best: pd.DataFrame) -> None:
-    for col in best.columns:
-        t.add_column(str(col), justify="right")
+    for col in best.columns:  # headers whole: a column is never narrower than its name
+        t.add_column(str(col), justify="right", min_width=len(str(col)), no_wrap=True)
     for _, row in best.iterrows():
-        t.add_row(*(_fmt(v) for v in row.tolist()))
-    console.print(t)
+        t.add_row(*(labels.show(str(k), v) for k, v in row.items()))
+    whole = Measurement.get(console, console.options.update_width(10_000), t).maximum
+    Console(width=max(console.width, whole)).print(t)
 
 
 def _sweep_pipeline(

@@ -212,7 +212,7 @@ def worker(
 def dashboard(
     port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8501,
 ) -> None:
-    """Open the Streamlit dashboard on the stored runs."""
+    """Open the app on the stored runs: Runs, Monitor (live and playback), Build, Sweeps, SQL, Data."""
 
     from ticktape import dashboards
     from ticktape.errors import TicktapeRuntimeError

@@ -16,6 +16,7 @@ import typer
 from rich.table import Table
 
 from ticktape.cli.common import console
+from ticktape.compute import labels
 from ticktape.errors import CommandError
 from ticktape.model.spec import parse_run_id
 
@@ -85,7 +86,12 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="run id")]) -> None:
     from ticktape import store
 
     parse_run_id(run_id)  # (refused before anything starts)
-    info = _look(lambda conn: store.run_progress(conn, run_id))
+
+    async def look(conn: asyncpg.Connection) -> tuple[dict, dict]:
+        info = await store.run_progress(conn, run_id)
+        return info, (await store.run_with_metrics(conn, info["run"]["run_id"]))["metrics"]
+
+    info, metrics = _look(look)
     run = info["run"]
     console.print(
         f"run {run['run_id']}  status [bold]{run['status']}[/bold]  strategy {run['strategy']}"
@@ -113,6 +119,13 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="run id")]) -> None:
             "yes" if s["done"] else "",
         )
     console.print(table)
+    if metrics:  # a finished run's figures, labelled, in their units, with the return grid
+        figures = Table(title="metrics", show_header=False)
+        figures.add_column("metric")
+        figures.add_column("value", justify="right")
+        for name, value in labels.report(metrics):
+            figures.add_row(name, value)
+        console.print(figures)
 
 
 def _control(run_id: str, action: str) -> None:

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from ticktape.compute.accounting import RoundTrips
+from ticktape.errors import SpecError
+from ticktape.model.spec import RETURN_GRIDS, check_return_grid
 
 
 def portfolio_equity(samples: pd.DataFrame, initial_cash: float) -> pd.Series:
@@ -167,6 +169,143 @@ def _exposure(positions: pd.Series, t0: int, t1: int) -> float:
     return float(np.diff(cuts)[held].sum()) / float(t1 - t0)
 
 
+#: The return grids :func:`performance` chooses from, coarsest first
+#: (name -> width in ns; declared with the run spec's ``return_grid``).
+GRIDS = RETURN_GRIDS
+#: The fewest returns a grid must give to be chosen automatically.
+MIN_PERIODS = 30
+
+
+def grid_ns(grid: str | int | None) -> int | None:
+    """The width in ns of a return grid given by name or width (None: auto, 0: every sample).
+
+    Examples
+    --------
+    >>> grid_ns("hour"), grid_ns(None), grid_ns("samples"), grid_ns(5 * 60 * 10**9)
+    (3600000000000, None, 0, 300000000000)
+    """
+    try:
+        check_return_grid(int(grid) if isinstance(grid, np.integer) else grid)
+    except SpecError as exc:
+        raise ValueError(str(exc).replace("return_grid: must", f"grid = {grid!r} must")) from None
+    if grid is None or grid == "auto":
+        return None
+    if grid == "samples":
+        return 0
+    return GRIDS[grid] if isinstance(grid, str) else int(grid)
+
+
+def _rf_per_period(risk_free: float, ppy: float) -> float:
+    return (1.0 + risk_free) ** (1.0 / ppy) - 1.0 if math.isfinite(ppy) else math.nan
+
+
+class _GridReturns:
+    """The simple returns of an equity curve on one time grid, from samples
+    given in pieces (time strictly increasing).
+
+    The grid's points are the first sample and the last sample in each
+    bucket ``[k * width, (k + 1) * width)`` that holds one (a bucket without
+    a sample has no point); the returns are those of each point over the one
+    before. Width 1 ns: every sample is a point. Kept: the moments of the
+    returns, the largest ``|r|``, the downside sums for each candidate
+    ``periods_per_year`` (each its own per-period risk-free rate), and how
+    many bucket closes fall on a Saturday or Sunday (UTC).
+    """
+
+    def __init__(self, width: int, ppys: Iterable[float], risk_free: float) -> None:
+        self.width = width
+        self._rf = {p: _rf_per_period(risk_free, p) for p in ppys}
+        self._down = dict.fromkeys(self._rf, 0.0)
+        self.moments = (0, 0.0, 0.0)  # (count, mean, M2) of the returns
+        self.abs_r = 0.0
+        self.nonpositive = False  # a point before the last <= 0
+        self.closes = self.weekend = 0
+        self.adjacent = 0  # returns from a bucket to the next (or within the first)
+        self._bucket = 0  # bucket of the latest point
+        self._prev = math.nan  # equity of the latest point
+        self._pending: tuple[int, float] | None = None  # the latest sample: a point if the next is later
+        self._single = False  # only the opening sample seen
+
+    @property
+    def n(self) -> int:
+        return self.moments[0]
+
+    def add(self, ts: np.ndarray, eq: np.ndarray) -> None:
+        if not len(ts):
+            return
+        start = self._pending is None
+        self._single = start and len(ts) == 1
+        if start:
+            self._prev = float(eq[0])  # the opening point
+            self._bucket = int(ts[0]) // self.width
+        else:
+            assert self._pending is not None  # (start is False)
+            held_ts, held_eq = self._pending
+            ts = np.concatenate((np.array([held_ts], dtype=np.int64), ts))
+            eq = np.concatenate((np.array([held_eq]), eq))
+        b = ts // self.width
+        closing = np.flatnonzero(b[:-1] != b[1:])  # the last sample of its bucket
+        self._pending = (int(ts[-1]), float(eq[-1]))
+        self._points(b[closing], eq[closing], skip_first=start and len(closing) > 0 and closing[0] == 0)
+
+    def finish(self) -> None:
+        """The last sample closes the last bucket (a point unless it is the opening one)."""
+        if self._pending is not None:
+            ts, e = self._pending
+            self._points(np.array([ts // self.width]), np.array([e]), skip_first=self._single)
+            self._pending = None
+
+    def _points(self, buckets: np.ndarray, pe: np.ndarray, skip_first: bool) -> None:
+        days = buckets * self.width // DAY_NS
+        self.closes += len(buckets)
+        self.weekend += int(np.count_nonzero((days + 3) % 7 >= 5))  # 1970-01-01 was a Thursday
+        if skip_first:  # the opening sample closes its bucket: one point, no return
+            pe, buckets = pe[1:], buckets[1:]
+        if not len(pe):
+            return
+        self.adjacent += int(np.count_nonzero(np.diff(buckets, prepend=self._bucket) <= 1))
+        self._bucket = int(buckets[-1])
+        before = np.concatenate(([self._prev], pe[:-1]))
+        self.nonpositive |= bool(np.any(before <= 0))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            r = pe / before - 1.0
+            self.moments = _merge_moments(self.moments, r)
+            self.abs_r = max(self.abs_r, float(np.abs(r).max()))
+            for p, rf in self._rf.items():
+                self._down[p] += float(np.sum(np.minimum(r - rf, 0.0) ** 2))
+        self._prev = float(pe[-1])
+
+    def ppy(self, given: float | None) -> float:
+        """Periods per year of the grid: ``given``, else by the width (below a
+        day: calendar time; a day or more: 252 trading days a year unless more
+        than 0.6 x 2/7 of the buckets fall on a weekend, then 365.25)."""
+        if given is not None:
+            return float(given)
+        if self.width < DAY_NS:
+            return YEAR_NS / self.width
+        every_day = self.closes and self.weekend / self.closes > 0.6 * 2 / 7
+        return YEAR_NS / self.width if every_day else TRADING_DAYS * DAY_NS / self.width
+
+    def risk(self, ppy: float) -> dict[str, float]:
+        """volatility, sharpe and sortino of the returns with ``ppy`` periods a year."""
+        n, mean, m2 = self.moments
+        vol = sharpe = sortino = math.nan
+        if n >= 1 and not self.nonpositive and math.isfinite(ppy):
+            # E_i / E_(i-1) - 1 carries a rounding error of about eps * (1 + |r|): a standard
+            # deviation below that is noise (constant returns), not volatility
+            noise = 64 * np.finfo(float).eps * (1.0 + self.abs_r)
+            rf = self._rf[ppy]
+            if n >= 2:
+                std = math.sqrt(m2 / (n - 1))
+                if std > noise:
+                    vol = std * math.sqrt(ppy)
+                    sharpe = _ratio(mean - rf, std) * math.sqrt(ppy)
+            downside = math.sqrt(self._down[ppy] / n)
+            if downside > noise:
+                sortino = _ratio(mean - rf, downside) * math.sqrt(ppy)
+        return {"volatility": vol, "sharpe": sharpe, "sortino": sortino}
+
+
 #: Trades per block of :class:`TradeStats` (the sums of at most this many
 #: trades of one symbol are those of whole arrays).
 TRADE_BLOCK = 1 << 16
@@ -316,6 +455,7 @@ def performance(
     periods_per_year: float | None = None,
     risk_free: float = 0.0,
     positions: pd.Series | None = None,
+    grid: str | int | None = None,
 ) -> dict[str, float]:
     """Performance statistics of an equity curve (and its trades).
 
@@ -323,28 +463,44 @@ def performance(
     ----------
     equity
         Equity values indexed by time (int64 ns since the epoch, or
-        datetimes; naive = UTC), strictly increasing, finite. One sample per
-        period: the periodic returns are ``r_i = E_i / E_{i-1} - 1``.
+        datetimes; naive = UTC), strictly increasing, finite. The risk
+        statistics use the returns ``r_i = E_i / E_{i-1} - 1`` of its points
+        on the return grid (``grid``).
     trades
         Round trips from :func:`ticktape.compute.accounting.trades` (columns
         ``net_pnl``, ``return_pct``, ``open``, ``notional``), or None.
     periods_per_year
-        Annualization factor; None infers it from the median spacing of the
-        index (see :func:`infer_periods_per_year`). Always returned.
+        Annualization factor; None: that of the grid (a grid narrower than a
+        day: calendar time, ``Y / width``; a day or wider: 252 trading days
+        a year, or 365.25 when more than 0.6 x 2/7 of its buckets fall on a
+        weekend; every sample: :func:`infer_periods_per_year`). Always
+        returned.
     risk_free
         Annual risk-free rate, as a fraction; per period it is
         ``rf_p = (1 + risk_free) ** (1 / periods_per_year) - 1``.
     positions
         Position over time (a step function: each value holds until the
         next index), for ``exposure``; or None.
+    grid
+        The return grid: ``"day"``, ``"hour"``, ``"minute"``, ``"second"``,
+        a width in ns, ``"samples"`` (every sample a point), or None /
+        ``"auto"``: the coarsest of day, hour, minute, second that gives at
+        least :data:`MIN_PERIODS` returns, at least half of them from one
+        bucket to the next (not a grid finer than the samples), else every
+        sample. A grid's points
+        are the first sample and the last sample of each bucket
+        ``[k * width, (k + 1) * width)`` (UTC) holding one; a bucket without
+        a sample is no point (no zero return is made up for it).
 
     Returns
     -------
     dict[str, float]
-        With ``N`` samples, ``n = N - 1`` returns, ``E_0`` / ``E_N`` the first
-        / last equity, ``T`` the elapsed time ``ts_N - ts_0``, ``P`` periods
-        per year, ``Y`` = 365.25 days:
+        With ``n`` returns on the grid, ``E_0`` / ``E_N`` the first / last
+        equity, ``T`` the elapsed time ``ts_N - ts_0``, ``P`` periods per
+        year, ``Y`` = 365.25 days:
 
+        * ``return_grid_ns``: the grid's width (0: every sample);
+          ``return_periods``: ``n``;
         * ``total_return`` = ``E_N / E_0 - 1``;
         * ``annualized_return`` = ``(1 + total_return) ** (P / n) - 1``
           (geometric, per period count);
@@ -410,15 +566,21 @@ def performance(
     >>> m = performance(eq)
     >>> m["periods_per_year"], round(m["total_return"], 6)  # 108.9 / 100 - 1
     (252.0, 0.089)
+    >>> m["return_grid_ns"], m["return_periods"]  # 3 returns: too few for a grid, every sample
+    (0.0, 3.0)
     >>> round(m["max_drawdown"], 6), round(m["max_drawdown_pct"], 6)  # 110 -> 99
     (11.0, 0.1)
     >>> m["max_drawdown_duration_ns"] / 86_400e9  # from Jan 2 to the end, not recovered
     2.0
+    >>> minutes = pd.Series(100 + np.arange(600.0), index=pd.date_range("2024-01-01", periods=600, freq="min"))
+    >>> m = performance(minutes)  # 10 hours: 10 hourly returns, too few; 599 by the minute
+    >>> m["return_grid_ns"] / 60e9, m["return_periods"], m["periods_per_year"]
+    (1.0, 599.0, 525960.0)
     """
     if not isinstance(equity, pd.Series):
         raise TypeError(f"equity must be a pandas Series indexed by time, got {type(equity).__name__}")
     ts = _ns(equity.index, "equity.index")
-    stream = PerformanceStream(periods_per_year, risk_free)
+    stream = PerformanceStream(periods_per_year, risk_free, grid)
     stream.add(ts, equity.to_numpy(dtype=np.float64))
     exposure = None
     if positions is not None and len(ts):
@@ -445,12 +607,18 @@ class PerformanceStream:
     drawdown spell carry from block to block, the standard deviations merge
     by Chan's formula. So the result depends only on the samples, never on
     how they were cut, and for a curve of at most BLOCK samples it is the
-    whole-array computation. ``periods_per_year=None`` is inferred from the
+    whole-array computation. The returns are kept on every candidate return
+    grid at once (``grid``: see :func:`performance`; each grid's points
+    carry from block to block), and the grid is chosen at the end. With
+    every sample as a point, ``periods_per_year=None`` is inferred from the
     first block (:func:`infer_periods_per_year`: the median spacing of the
     first ``BLOCK`` samples).
     """
 
-    def __init__(self, periods_per_year: float | None = None, risk_free: float = 0.0) -> None:
+    def __init__(
+        self, periods_per_year: float | None = None, risk_free: float = 0.0, grid: str | int | None = None
+    ) -> None:
+        self._grid = grid_ns(grid)
         if periods_per_year is not None:
             ppy = float(periods_per_year)
             if not (math.isfinite(ppy) and ppy > 0):
@@ -466,13 +634,18 @@ class PerformanceStream:
         self.samples = 0  # samples reduced into the statistics
         self.first_ts = self.last_ts = 0
         self._e0 = self._e1 = math.nan
-        self.ppy = math.nan
-        self._rf_p = math.nan
-        self._nonpositive = False  # a sample other than the last <= 0
-        self._r = (0, 0.0, 0.0)  # (count, mean, M2) of the returns
-        self._x = (0, 0.0, 0.0)  # the same of the excess returns
-        self._down = 0.0  # sum of min(excess, 0) ** 2
-        self._abs_r = 0.0  # largest |return|
+        # the returns on each candidate grid (the samples' own joins at the first block)
+        widths = list(GRIDS.values()) if self._grid is None else [self._grid] if self._grid else []
+        given = None if periods_per_year is None else [float(periods_per_year)]
+        self._grids = [
+            _GridReturns(
+                w,
+                given or ([YEAR_NS / w] if w < DAY_NS else [YEAR_NS / w, TRADING_DAYS * DAY_NS / w]),
+                risk_free,
+            )
+            for w in widths
+        ]
+        self._every: _GridReturns | None = None  # every sample a point (the fallback)
         self._eq_sum = 0.0
         self._peak = math.nan
         self._dd_abs = self._dd_pct = 0.0
@@ -535,24 +708,15 @@ class PerformanceStream:
         first = self.samples == 0
         if first:
             self.first_ts, self._e0 = int(ts[0]), float(eq[0])
-            self.ppy = infer_periods_per_year(ts) if self._ppy_given is None else float(self._ppy_given)
-            if math.isfinite(self.ppy):
-                self._rf_p = (1.0 + self._risk_free) ** (1.0 / self.ppy) - 1.0
-            before_eq, after_eq = eq[:-1], eq[1:]
+            if self._grid is None or self._grid == 0:
+                ppy = infer_periods_per_year(ts) if self._ppy_given is None else float(self._ppy_given)
+                self._every = _GridReturns(1, [ppy], self._risk_free)
+                self._every_ppy = ppy
             before_ts = np.concatenate(([ts[0]], ts[:-1]))
         else:
-            before_eq, after_eq = np.concatenate(([self._e1], eq[:-1])), eq
             before_ts = np.concatenate(([self.last_ts], ts[:-1]))
-        # returns: every sample but the very first over the one before it
-        self._nonpositive |= bool(np.any(before_eq <= 0))
-        if len(after_eq):
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                r = after_eq / before_eq - 1.0
-                ex = r - self._rf_p
-                self._r = _merge_moments(self._r, r)
-                self._x = _merge_moments(self._x, ex)
-                self._down += float(np.sum(np.minimum(ex, 0.0) ** 2))
-                self._abs_r = max(self._abs_r, float(np.abs(r).max()))
+        for g in self._grids + ([self._every] if self._every else []):
+            g.add(ts, eq)
         self._eq_sum += float(np.sum(eq))
         # drawdowns: the running peak carries across blocks
         peak = np.maximum.accumulate(eq)
@@ -584,6 +748,20 @@ class PerformanceStream:
         self.samples += n
         self.last_ts, self._e1 = int(ts[-1]), float(eq[-1])
 
+    def _choose(self) -> tuple[_GridReturns, float]:
+        """The return grid and its periods per year: the one asked for; or
+        (auto) the coarsest of :data:`GRIDS` that gives at least
+        :data:`MIN_PERIODS` returns, at least half of them from one bucket to
+        the next (a grid finer than the samples leaves most buckets empty),
+        else every sample (periods per year by its spacing)."""
+        if self._grid:
+            return self._grids[0], self._grids[0].ppy(self._ppy_given)
+        for g in self._grids:
+            if g.n >= MIN_PERIODS and 2 * g.adjacent >= g.n:
+                return g, g.ppy(self._ppy_given)
+        assert self._every is not None  # (auto, or "samples": built with the first block)
+        return self._every, self._every_ppy
+
     def result(
         self, trades: pd.DataFrame | TradeStats | None = None, exposure: float | None = None
     ) -> dict[str, float]:
@@ -594,33 +772,23 @@ class PerformanceStream:
             self._reduce(self._n_pending)
         if not self.samples:
             raise ValueError("equity has no samples")
-        ppy = self.ppy
-        n = self.samples - 1
+        for g in self._grids + ([self._every] if self._every else []):
+            g.finish()
+        chosen, ppy = self._choose()
+        n = chosen.n
         elapsed = float(self.last_ts - self.first_ts)
         nan = math.nan
         e0, e1 = self._e0, self._e1
-        out: dict[str, float] = {"periods_per_year": ppy}
+        out: dict[str, float] = {
+            "periods_per_year": ppy,
+            "return_grid_ns": float(chosen.width if chosen is not self._every else 0),
+            "return_periods": float(n),
+        }
         out["total_return"] = e1 / e0 - 1.0 if e0 > 0 else nan
         out["annualized_return"] = _growth_rate(e1 / e0, ppy / n) if e0 > 0 and n else nan
         out["cagr"] = _growth_rate(e1 / e0, YEAR_NS / elapsed) if e0 > 0 and elapsed > 0 else nan
 
-        vol = sharpe = sortino = nan
-        if n >= 1 and not self._nonpositive:
-            # E_i / E_(i-1) - 1 carries a rounding error of about eps * (1 + |r|): a standard
-            # deviation below that is noise (constant returns), not volatility
-            noise = 64 * np.finfo(float).eps * (1.0 + self._abs_r)
-            ex_mean = self._x[1]
-            if n >= 2:
-                std = math.sqrt(self._r[2] / (n - 1))
-                if std > noise:
-                    vol = std * math.sqrt(ppy)
-                    sharpe = _ratio(ex_mean, math.sqrt(self._x[2] / (n - 1))) * math.sqrt(ppy)
-            downside = math.sqrt(self._down / n)
-            if downside > noise:
-                sortino = _ratio(ex_mean, downside) * math.sqrt(ppy)
-        out["volatility"] = vol
-        out["sharpe"] = sharpe
-        out["sortino"] = sortino
+        out.update(chosen.risk(ppy))
 
         longest = self._longest
         if self._under:
@@ -667,6 +835,7 @@ def run_metrics(
     fills: dict[str, np.ndarray],
     initial_cash: float,
     periods_per_year: float | None = None,
+    grid: str | int | None = None,
 ) -> tuple[dict[str, float], pd.DataFrame]:
     """The metrics of a run and its trades, from each symbol's equity samples
     (EQUITY_DTYPE, time order) and fills (FILL_DTYPE, event order).
@@ -682,7 +851,7 @@ def run_metrics(
     Returns (metrics: :func:`performance` plus ``final_equity`` and
     ``final_pnl``, trades with a ``symbol`` column).
     """
-    acc = RunMetrics(list(fills), initial_cash, periods_per_year)
+    acc = RunMetrics(list(fills), initial_cash, periods_per_year, grid=grid)
     for symbol, f in fills.items():
         acc.add_fills(symbol, f)
     order = sorted(equity)
@@ -722,6 +891,7 @@ class RunMetrics:
         initial_cash: float,
         periods_per_year: float | None = None,
         keep_trades: bool = True,
+        grid: str | int | None = None,
     ):
         self.symbols = sorted(symbols)
         self._index = {s: j for j, s in enumerate(self.symbols)}
@@ -729,7 +899,7 @@ class RunMetrics:
         self._trips = [RoundTrips() for _ in self.symbols]
         self._stats = TradeStats()
         self._kept: list[list[pd.DataFrame]] | None = [[] for _ in self.symbols] if keep_trades else None
-        self._perf = PerformanceStream(periods_per_year)
+        self._perf = PerformanceStream(periods_per_year, grid=grid)
         self._eq = np.full(len(self.symbols), self._initial_cash)  # last known equity per symbol
         self._gross = np.zeros(len(self.symbols))  # last known |position| per symbol
         self._held: tuple[np.ndarray, ...] | None = None  # samples at the latest time seen

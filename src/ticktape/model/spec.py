@@ -77,13 +77,17 @@ _KINDS: dict[str, tuple[str, Any]] = {
 def _check_types(obj: Any, prefix: str = "") -> None:
     """SpecError naming the first field of dataclass ``obj`` whose value is not
     of its declared scalar type (``int``, ``float``, ``str``, ``bool``, each
-    optionally ``| None``); other fields are checked by their owner."""
+    optionally ``| None``); other fields (unions of several types included)
+    are checked by their owner."""
     for f in dataclasses.fields(obj):
-        kind, _, none = str(f.type).partition(" | ")
+        kinds = str(f.type).split(" | ")
         value = getattr(obj, f.name)
-        if kind not in _KINDS or (none == "None" and value is None):
+        if value is None and "None" in kinds:
             continue
-        what, ok = _KINDS[kind]
+        kinds = [k for k in kinds if k != "None"]
+        if len(kinds) != 1 or kinds[0] not in _KINDS:
+            continue
+        what, ok = _KINDS[kinds[0]]
         if not ok(value):
             raise SpecError(f"{prefix}{f.name}: must be {what}, got {value!r:.60}")
 
@@ -176,6 +180,23 @@ class EngineConfig:
         return d
 
 
+#: The named return grids of the risk metrics (name -> width in ns), coarsest
+#: first: ticktape.compute.metrics chooses among them (docs/metrics.md).
+RETURN_GRIDS = {"day": 86_400 * 10**9, "hour": 3_600 * 10**9, "minute": 60 * 10**9, "second": 10**9}
+
+
+def check_return_grid(grid: Any) -> None:
+    """SpecError unless ``grid`` is None, ``auto``, ``samples``, a name of
+    :data:`RETURN_GRIDS` or a width in ns > 0."""
+    if grid is None or grid in ("auto", "samples") or (isinstance(grid, str) and grid in RETURN_GRIDS):
+        return
+    if isinstance(grid, int) and not isinstance(grid, bool) and grid > 0:
+        return
+    raise SpecError(
+        f"return_grid: must be auto, samples, {', '.join(RETURN_GRIDS)} or a width in ns > 0, got {grid!r}"
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunSpec:
     """Everything that determines a run's results (plus its id).
@@ -206,6 +227,9 @@ class RunSpec:
     #: feed the engine the symbols' L2 depth from the store's book_events
     #: (store source only): fills walk the depth (docs/strategies.md)
     depth: bool = False
+    #: the grid of the returns behind Sharpe, Sortino and volatility (None: auto;
+    #: see check_return_grid and docs/metrics.md)
+    return_grid: str | int | None = None
     run_id: str = field(default_factory=new_run_id)
 
     def __post_init__(self) -> None:
@@ -225,6 +249,7 @@ class RunSpec:
         if self.start_ns is not None and self.end_ns is not None and self.end_ns < self.start_ns:
             raise SpecError("end_ns: is before start_ns")
         object.__setattr__(self, "source", sources.validate(self.source))
+        check_return_grid(self.return_grid)
         if not isinstance(self.depth, bool):
             raise SpecError(f"depth: must be true or false, got {self.depth!r}")
         if self.depth and self.source["kind"] != "store":

@@ -507,7 +507,9 @@ async def _complete_locked(conn: asyncpg.Connection, run_id: str, extra_metrics:
     fills = await conn.fetchval("SELECT count(*) FROM fills WHERE run_id = $1", run_id)
     spec = json_value(run["spec"])
     # fills and equity stream through RunMetrics: memory does not grow with the run's length
-    acc = RunMetrics(run["symbols"], spec["engine"]["initial_cash"], keep_trades=False)
+    acc = RunMetrics(
+        run["symbols"], spec["engine"]["initial_cash"], keep_trades=False, grid=spec.get("return_grid")
+    )
     # closed at once if this raises: the COPY must not hold the connection the rollback needs
     async with contextlib.aclosing(stream_fills_and_equity(conn, run_id, run["symbols"])) as pieces:
         async for fills_of, samples in pieces:

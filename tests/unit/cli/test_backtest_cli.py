@@ -95,6 +95,26 @@ def test_sweep_prints_the_top_table(bars_csv, capsys):
     assert len(rows) == 6 and {r["fast"] for r in rows} == {3, 5}
 
 
+def test_sweep_table_prints_integers_as_integers_and_whole_headers(bars_csv, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")  # (narrower than the table: it must not cut its headers)
+    grid = ["--grid", "fast=3,5", "--grid", "slow=10:30:10"]
+    code = main(["sweep", "--data", str(bars_csv), "--strategy", "ma_crossover", *grid, "--no-store"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "…" not in out
+    for header in ("final_equity", "total_return", "max_drawdown_pct", "trades"):
+        assert header in out
+    assert ".0000" not in out and "│    3 │   10 │" in out
+
+
+def test_backtest_metrics_have_labels_units_and_the_return_grid(bars_csv, capsys):
+    assert main(["backtest", "--data", str(bars_csv), "--strategy", "ma_crossover"]) == 0
+    out = capsys.readouterr().out
+    for label in ("Sharpe ratio", "Return grid", "Returns on the grid", "Longest drawdown", "Total return"):
+        assert label in out
+    assert "sharpe" not in out and "_ns" not in out
+
+
 def test_run_source_option_parses_every_form():
     assert parse_source("store") == {"kind": "store"}
     assert parse_source("parquet:/data/x.parquet") == {"kind": "parquet", "path": "/data/x.parquet"}
