@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-from ticktape.compute import labels
 from ticktape.errors import SpecError
 from ticktape.strategy import catalog
 
@@ -55,6 +54,8 @@ def param_help(lead: str) -> str:
 
 def metrics_table(result: Any) -> Table:
     """The run's metrics under their human labels, in their units (ticktape.compute.labels)."""
+    from ticktape.compute import labels  # (pandas: loaded by the commands that print metrics)
+
     t = Table(title=f"{result.strategy} ({result.mode})")
     t.add_column("metric")
     t.add_column("value", justify="right")
@@ -252,6 +253,8 @@ def sweep(
 
 
 def _print_top(t: Table, best: pd.DataFrame) -> None:
+    from ticktape.compute import labels  # (pandas: loaded by the commands that print metrics)
+
     for col in best.columns:  # headers whole: a column is never narrower than its name
         t.add_column(str(col), justify="right", min_width=len(str(col)), no_wrap=True)
     for _, row in best.iterrows():

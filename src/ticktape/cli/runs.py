@@ -16,7 +16,6 @@ import typer
 from rich.table import Table
 
 from ticktape.cli.common import console
-from ticktape.compute import labels
 from ticktape.errors import CommandError
 from ticktape.model.spec import parse_run_id
 
@@ -84,6 +83,7 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="run id")]) -> None:
     """Progress of one run: per symbol read, processed, rejected, lag (ticks not yet
     through), each stage's lag in seconds, event time, ticks/s."""
     from ticktape import store
+    from ticktape.compute import labels  # (pandas: loaded by the commands that print metrics)
 
     parse_run_id(run_id)  # (refused before anything starts)
 
