@@ -303,6 +303,11 @@ PROBES = [
         r"--top: must be >= 1",
     ),
     P(
+        "s7-sweep-grid-too-large",
+        "sweep --strategy ma_crossover --grid fast=1:1000000000:1 --data {ticks} --no-store",
+        r"--grid 'fast=1:1000000000:1': 1,000,000,000 values; a sweep takes at most 1,000,000",
+    ),
+    P(
         "s7-generate-out-suffix",
         "data generate --ticks 10 --out {tmp}/g.txt",
         r"--out .*g.txt: must end in .parquet or .csv",

@@ -71,6 +71,9 @@ from ticktape.stages import (
 )
 from ticktape.strategy import Decisions, build
 
+#: The most parameter sets one sweep takes (a grid is listed before it runs).
+MAX_SETS = 1_000_000
+
 
 def grid(space: dict[str, list[Any]]) -> list[dict[str, Any]]:
     """Every combination of ``space``'s values, in a fixed order (last key fastest).
@@ -84,6 +87,9 @@ def grid(space: dict[str, list[Any]]) -> list[dict[str, Any]]:
     for k in keys:
         if not isinstance(space[k], list | tuple) or not space[k]:
             raise SpecError(f"grid.{k}: needs a non-empty list of values")
+    n = math.prod(len(space[k]) for k in keys)
+    if n > MAX_SETS:
+        raise SpecError(f"grid: {n:,} parameter sets; a sweep takes at most {MAX_SETS:,}")
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(space[k] for k in keys))]
 
 
@@ -128,6 +134,8 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
             if step <= 0 or b < a:
                 raise SpecError(f"--grid {item!r}: need STEP > 0 and STOP >= START")
             count = int((b - a) / step + 1e-9) + 1
+            if count > MAX_SETS:
+                raise SpecError(f"--grid {item!r}: {count:,} values; a sweep takes at most {MAX_SETS:,} sets")
             vals = [a + i * step for i in range(count)]
             space[key] = [
                 int(v) if float(v).is_integer() and all(float(x).is_integer() for x in (a, b, step)) else v

@@ -161,3 +161,10 @@ def test_grid_sample_and_parse():
         parse_grid(["fast"])
     with pytest.raises(SpecError, match="STEP > 0"):
         parse_grid(["slow=40:20:10"])
+
+
+def test_a_grid_too_large_is_refused_before_it_is_listed() -> None:
+    with pytest.raises(SpecError, match=r"--grid 'fast=1:1000000000:1': 1,000,000,000 values"):
+        parse_grid(["fast=1:1000000000:1"])
+    with pytest.raises(SpecError, match=r"grid: 1,000,000,000,000 parameter sets"):
+        grid({"fast": list(range(1_000_000)), "slow": list(range(1_000_000))})
