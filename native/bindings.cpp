@@ -238,11 +238,7 @@ py::dict engine_process(PyEngine& self, py::handle ts, py::handle bid, py::handl
   Outputs& out = self.scratch;
   {
     BusyGuard busy(self.busy, "Engine");
-    out.fills.clear();
-    out.orders.clear();
-    out.equity.clear();
-    out.fill_liquidity.clear();
-    out.fill_known_ts.clear();
+    out.clear();
     py::gil_scoped_release nogil;  // the k_* arrays above outlive this scope
     self.eng.process(in, out);
   }
@@ -301,11 +297,7 @@ py::dict engine_process_batch(PyEngine& self, const PyTickBatch& batch, py::hand
   Outputs& out = self.scratch;
   {
     BusyGuard busy(self.busy, "Engine");
-    out.fills.clear();
-    out.orders.clear();
-    out.equity.clear();
-    out.fill_liquidity.clear();
-    out.fill_known_ts.clear();
+    out.clear();
     py::gil_scoped_release nogil;
     self.eng.process_checked(*batch.batch, tg, out);
   }

@@ -102,6 +102,15 @@ struct Outputs {
   std::vector<EquityRecord> equity;
   std::vector<int8_t> fill_liquidity;   // kTaker / kMaker, one per fill
   std::vector<int64_t> fill_known_ts;   // when the strategy learns of the fill
+
+  // Empty for the next call, keeping the capacity (the buffers are reused).
+  void clear() {
+    fills.clear();
+    orders.clear();
+    equity.clear();
+    fill_liquidity.clear();
+    fill_known_ts.clear();
+  }
 };
 
 // A strided, possibly unaligned, read-only column (e.g. a field of a numpy
