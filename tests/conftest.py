@@ -173,6 +173,18 @@ def db_url(runtime: Any) -> str:
 
 
 @pytest.fixture
+async def conn(db_url: str) -> Any:
+    """A connection to the test store, closed after the test."""
+    from ticktape import store  # (imported once the path is fixed, as above)
+
+    c = await store.connect(db_url)
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
+@pytest.fixture
 def fresh_db(runtime: Any) -> Iterator[str]:
     """A new empty database (not migrated); dropped after the test."""
     import asyncpg

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import tracemalloc
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -36,15 +35,6 @@ from ticktape.testing import market
 pytestmark = pytest.mark.integration
 
 BASE = 1_704_067_200 * 10**9  # 2024-01-01T00:00Z
-
-
-@pytest.fixture
-async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
-    c = await store.connect(db_url)
-    try:
-        yield c
-    finally:
-        await c.close()
 
 
 def sym() -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
 
@@ -22,15 +21,6 @@ from ticktape.testing import quotes
 pytestmark = pytest.mark.integration
 
 T0 = 1_700_000_000_000_000_000
-
-
-@pytest.fixture
-async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
-    c = await store.connect(db_url)
-    try:
-        yield c
-    finally:
-        await c.close()
 
 
 async def _status(conn: asyncpg.Connection, run_id: str) -> asyncpg.Record:

@@ -18,15 +18,6 @@ from ticktape.model.spec import RunSpec
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def conn(db_url: str):
-    c = await store.connect(db_url)
-    try:
-        yield c
-    finally:
-        await c.close()
-
-
 async def _run(conn: asyncpg.Connection, symbol: str) -> RunSpec:
     spec = RunSpec(strategy="sma_crossover", symbols=(symbol,))
     d = spec.engine.__dict__

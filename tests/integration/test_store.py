@@ -25,15 +25,6 @@ pytestmark = pytest.mark.integration
 T0 = 1_700_000_000_123_456_789  # ns, not a whole microsecond
 
 
-@pytest.fixture
-async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
-    c = await store.connect(db_url)
-    try:
-        yield c
-    finally:
-        await c.close()
-
-
 def make_ticks(n: int, seed: int = 0) -> np.ndarray:
     """Quotes at times that repeat (gaps of 0-3 ms), a trade at the mid every third tick."""
     ticks = quotes(
