@@ -1,5 +1,5 @@
 """SQL behind the dashboard, run read-only: every query in a read-only
-transaction as the role ``ticktape_reader`` (``session.run(...,
+transaction logged in as the role ``ticktape_reader`` (``session.run(...,
 readonly=True)``), so the server refuses any write, whatever the SQL."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from ticktape.store.runs import json_value, run_progress
 T = TypeVar("T")
 
 
-def _read(dsn: str, op: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+def _read(dsn: str, op: Callable[[asyncpg.Connection], Awaitable[T]], typed: bool = False) -> T:
     """``await op(conn)`` in a read-only session of its own (the store's one session helper)."""
-    return session.run(op, dsn=dsn, readonly=True)
+    return session.run(op, dsn=dsn, readonly=True, typed=typed)
 
 
 def readonly_note(dsn: str) -> str | None:
@@ -340,7 +340,7 @@ def user_sql(
         cols = [a.name for a in stmt.get_attributes()]
         return [cols, [tuple(r) for r in rows[:limit]]], len(rows) > limit
 
-    (cols, rows), cut = _read(dsn, op)
+    (cols, rows), cut = _read(dsn, op, typed=True)
     return pd.DataFrame(rows, columns=cols), cut
 
 

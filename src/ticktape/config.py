@@ -13,6 +13,11 @@ Environment variables (an empty value counts as unset):
     Default: ``platformdirs.user_data_dir("ticktape")``.
 ``TICKTAPE_KAFKA_PORT``
     Fixed 127.0.0.1 port for the embedded broker. Default: a free port.
+``TICKTAPE_READER_URL``
+    DSN the app's queries and typed SQL log in with, as the read-only role
+    ``ticktape_reader`` (dbschema/0038, 0043). Default: the database's DSN
+    with that user and no password (what the embedded PostgreSQL accepts;
+    elsewhere give the role a password and set this).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ ENV_KAFKA_URL = "TICKTAPE_KAFKA_URL"
 ENV_DATABASE_URL = "TICKTAPE_DATABASE_URL"
 ENV_HOME = "TICKTAPE_HOME"
 ENV_KAFKA_PORT = "TICKTAPE_KAFKA_PORT"
+ENV_READER_URL = "TICKTAPE_READER_URL"
 
 #: Name of the database the embedded PostgreSQL serves ticktape from.
 DEFAULT_DATABASE = "ticktape"
@@ -56,12 +62,16 @@ class Settings:
         Folder holding ``pg/`` (embedded PostgreSQL data) and ``logs/``.
     kafka_port
         Port for the embedded broker on 127.0.0.1, or None for any free port.
+    reader_url
+        DSN of the read-only login, or None for the database's DSN with the
+        reader's user (:func:`with_user`).
     """
 
     kafka_url: str | None = None
     database_url: str | None = None
     home: Path
     kafka_port: int | None = None
+    reader_url: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.home, Path):
@@ -92,6 +102,7 @@ class Settings:
             database_url=get(ENV_DATABASE_URL),
             home=Path(home).expanduser() if home else default_home(),
             kafka_port=port,
+            reader_url=get(ENV_READER_URL),
         )
 
     def with_home(self, home: str | os.PathLike[str]) -> Settings:
@@ -182,6 +193,19 @@ def with_database(dsn: str, database: str) -> str:
     """
     parts: SplitResult = urlsplit(dsn)
     return urlunsplit(parts._replace(path="/" + database))
+
+
+def with_user(dsn: str, user: str) -> str:
+    """The DSN logging in as another user, without the password.
+
+    >>> with_user("postgresql://postgres:secret@db:5432/ticktape", "ticktape_reader")
+    'postgresql://ticktape_reader@db:5432/ticktape'
+    >>> with_user("postgresql://postgres@/ticktape?host=/tmp/s", "ticktape_reader")
+    'postgresql://ticktape_reader@/ticktape?host=/tmp/s'
+    """
+    parts: SplitResult = urlsplit(dsn)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
 
 
 def database_name(dsn: str) -> str:

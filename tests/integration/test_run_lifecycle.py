@@ -6,14 +6,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import timedelta
-from urllib.parse import urlsplit, urlunsplit
+from pathlib import Path
 
 import asyncpg
 import numpy as np
 import pytest
 
 from ticktape import store
-from ticktape.errors import SpecError, StoreError
+from ticktape.config import Settings, with_user
+from ticktape.errors import SpecError, SqlRefused, StoreError
 from ticktape.model.batch import DTYPES
 from ticktape.store import session
 from ticktape.testing import quotes
@@ -212,11 +213,13 @@ def test_a_read_only_session_reads_but_the_server_refuses_writes(db_url: str) ->
         )
 
 
-def test_without_the_role_a_read_only_session_says_so_and_still_refuses_writes(
+def test_without_the_readers_login_the_app_falls_back_and_typed_sql_is_refused(
     db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # a deployment whose user may not SET ROLE ticktape_reader (TICKTAPE_DATABASE_URL, no CREATEROLE)
+    # a deployment where the reader may not log in (no password given, no
+    # TICKTAPE_READER_URL) and whose user may not SET ROLE ticktape_reader
     role = f"nomember_{uuid.uuid4().hex[:8]}"
+    nologin = f"nologin_{uuid.uuid4().hex[:8]}"
 
     async def admin(sql: str) -> None:
         c = await store.connect(db_url)
@@ -225,15 +228,22 @@ def test_without_the_role_a_read_only_session_says_so_and_still_refuses_writes(
         finally:
             await c.close()
 
-    asyncio.run(admin(f"CREATE ROLE {role} LOGIN; GRANT SELECT ON runs TO {role}"))
-    parts = urlsplit(db_url)
-    url = urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.rsplit('@', 1)[-1]}"))
+    asyncio.run(
+        admin(f"CREATE ROLE {role} LOGIN; GRANT SELECT ON runs TO {role}; CREATE ROLE {nologin} NOLOGIN")
+    )
+    url = with_user(db_url, role)
+    settings = Settings(home=Path("/nonexistent"), reader_url=with_user(db_url, nologin))
     try:
         with caplog.at_level("WARNING", logger="ticktape.store.session"):
-            assert session.run(lambda c: c.fetchval("SELECT count(*) FROM runs"), dsn=url, readonly=True) >= 0
-        assert session.READER_ROLE in caplog.text and "read-only transactions" in caplog.text
+            count = session.run(
+                lambda c: c.fetchval("SELECT count(*) FROM runs"), dsn=url, settings=settings, readonly=True
+            )
+            assert count >= 0
+        assert nologin in caplog.text and "read-only transactions only" in caplog.text
         assert session.readonly_note(url) is not None
         with pytest.raises(StoreError, match=r"read-only transaction|permission denied"):
-            session.run(lambda c: c.fetch("DELETE FROM runs"), dsn=url, readonly=True)
+            session.run(lambda c: c.fetch("DELETE FROM runs"), dsn=url, settings=settings, readonly=True)
+        with pytest.raises(SqlRefused, match=rf"{nologin}.*TICKTAPE_READER_URL"):
+            session.run(lambda c: c.fetch("SELECT 1"), dsn=url, settings=settings, readonly=True, typed=True)
     finally:
-        asyncio.run(admin(f"REVOKE ALL ON runs FROM {role}; DROP ROLE {role}"))
+        asyncio.run(admin(f"REVOKE ALL ON runs FROM {role}; DROP ROLE {role}; DROP ROLE {nologin}"))

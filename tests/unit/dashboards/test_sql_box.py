@@ -41,6 +41,15 @@ async def _counts(dsn: str) -> tuple[int, int]:
         "SELECT * FROM pg_authid",
         "SELECT pg_read_file('/etc/hostname')",
         "SET ROLE postgres",
+        # leaving the role inside a query: the box logs in as the reader, so
+        # there is no more privileged session user to fall back to
+        "SELECT set_config('role', 'none', true) UNION ALL SELECT pg_read_file('/etc/hostname')",
+        "SELECT set_config('session_authorization', 'postgres', true)",
+        # internal tables: the run ledger, migrations, recordings
+        "SELECT * FROM sink_batches",
+        "SELECT * FROM schema_migrations",
+        "SELECT * FROM run_recordings",
+        "SELECT * FROM ticks_key_order",
     ],
 )
 def test_the_box_refuses_anything_but_reading_what_the_role_may(db_url, sql):
@@ -49,6 +58,13 @@ def test_the_box_refuses_anything_but_reading_what_the_role_may(db_url, sql):
         queries.user_sql(db_url, sql)
     assert common.one_line(err.value)
     assert run_coro(lambda: _counts(db_url)) == before
+
+
+def test_whatever_the_query_sets_it_runs_as_the_reader(db_url):
+    rows, _ = queries.user_sql(
+        db_url, "SELECT set_config('role', 'none', true) AS r, current_user AS u, session_user AS s"
+    )
+    assert rows[["u", "s"]].values.tolist() == [["ticktape_reader", "ticktape_reader"]]
 
 
 def test_a_long_query_is_cancelled_by_the_statement_timeout(db_url):
