@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ticktape import store
+from ticktape.compute import labels
 from ticktape.config import Settings, mask_dsn
 from ticktape.data.synth import RandomWalkConfig, generate_walk
 from ticktape.errors import DemoError
@@ -339,6 +341,13 @@ def results_table(run: dict) -> Table:
         ("orders", f"{run['orders']:,}"),
         ("fills", f"{run['fills']:,}"),
         ("final PnL", f"{m.get('final_pnl', 0.0):,.2f}"),
+        ("total return", labels.show("total_return", m.get("total_return"))),
+        (
+            # the grid the ratio is computed on goes with it (docs/metrics.md)
+            f"Sharpe ({labels.grid(m.get('return_grid_ns', math.nan))}, "
+            f"{labels.number(m.get('return_periods'))} returns)",
+            labels.show("sharpe", m.get("sharpe")),
+        ),
         ("max drawdown", f"{m.get('max_drawdown', 0.0):,.2f} ({m.get('max_drawdown_pct', 0.0):.2%})"),
         ("wall time", f"{wall:.2f} s"),
     ]
