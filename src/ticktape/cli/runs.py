@@ -97,27 +97,29 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="run id")]) -> None:
         f"run {run['run_id']}  status [bold]{run['status']}[/bold]  strategy {run['strategy']}"
         + (f"  error: {run['error']}" if run["error"] else "")
     )
-    table = Table()
-    cols = ("symbol", "read", "processed", "rejected", "lag", "hot path lag s", "sink lag s")
-    for col in (*cols, "event time", "ticks/s", "done"):
-        table.add_column(col, justify="left" if col in ("symbol", "event time") else "right")
+    # one column per symbol, one row per figure: a run of a few symbols reads
+    # whole in an 80-column terminal (ten columns per symbol did not)
+    table = Table(title="progress")
+    table.add_column("")
+    for s in info["symbols"]:
+        table.add_column(s["symbol"], justify="right")
 
     def secs(x: float | None) -> str:
         return "-" if x is None else f"{x:.3f}"
 
-    for s in info["symbols"]:
-        table.add_row(
-            s["symbol"],
-            f"{s['read']:,}",
-            f"{s['processed']:,}",
-            f"{s['rejected']:,}",
-            f"{s['lag']:,}",
-            secs(s["hot_lag_s"]),
-            secs(s["sink_lag_s"]),
-            str(s["event_time"])[:26] if s["event_time"] else "-",
-            f"{s['ticks_per_s']:,.0f}",
-            "yes" if s["done"] else "",
-        )
+    figures_of = {
+        "read": lambda s: f"{s['read']:,}",
+        "processed": lambda s: f"{s['processed']:,}",
+        "rejected": lambda s: f"{s['rejected']:,}",
+        "lag (ticks)": lambda s: f"{s['lag']:,}",
+        "hot path lag s": lambda s: secs(s["hot_lag_s"]),
+        "sink lag s": lambda s: secs(s["sink_lag_s"]),
+        "event time": lambda s: str(s["event_time"])[:19] if s["event_time"] else "-",
+        "ticks/s": lambda s: f"{s['ticks_per_s']:,.0f}",
+        "done": lambda s: "yes" if s["done"] else "no",
+    }
+    for name, figure in figures_of.items():
+        table.add_row(name, *(figure(s) for s in info["symbols"]))
     console.print(table)
     if metrics:  # a finished run's figures, labelled, in their units, with the return grid
         figures = Table(title="metrics", show_header=False)
