@@ -52,6 +52,8 @@ def metric_cards(metrics: dict[str, float], per_row: int = 4) -> None:
         cols = st.columns(per_row)
         for col, (name, value) in zip(cols, shown[start : start + per_row], strict=False):
             col.metric(name, value)
+    if note := labels.annualization_note(metrics):
+        st.caption(note)
 
 
 def readable_runs(runs: pd.DataFrame) -> pd.DataFrame:

@@ -165,7 +165,18 @@ def _progress(dsn: str, run_id: str) -> None:
         columns={"hot_lag_s": "hot path lag s", "sink_lag_s": "sink lag s", "ticks_per_s": "ticks/s"}
     )
     with st.expander(f"progress ({status})", expanded=status in store.UNFINISHED):
-        st.dataframe(table, hide_index=True, key=None)
+        st.dataframe(
+            table,
+            hide_index=True,
+            key=None,
+            column_config={
+                "ticks/s": st.column_config.NumberColumn(format="%.0f"),
+                "read": st.column_config.NumberColumn(format="localized"),
+                "processed": st.column_config.NumberColumn(format="localized"),
+                "hot path lag s": st.column_config.NumberColumn(format="%.3f"),
+                "sink lag s": st.column_config.NumberColumn(format="%.3f"),
+            },
+        )
 
 
 # ------------------------------------------------------------------ playback

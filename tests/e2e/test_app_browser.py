@@ -25,6 +25,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from ticktape.runtime.processes import port_in_use
+from ticktape.testing import bars_frame
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -32,6 +33,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "app"
 TICKTAPE = Path(sys.executable).with_name("ticktape")
 DEMO_TICKS = 100_000
+GRID = ("--grid", "fast=5,10", "--grid", "slow=30,50", "--processes", "1")  # the stored sweep's
 
 
 def _free_port() -> int:
@@ -69,6 +71,18 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     )
     assert demo.returncode == 0, demo.stderr
     finished = re.search(r"run_id = '([0-9a-f-]{36})'", demo.stdout).group(1)
+    bars_csv = home / "bars.csv"
+    bars_frame(400, freq="1h").to_csv(bars_csv, index=False)
+    swept = subprocess.run(
+        [TICKTAPE, "sweep", "--data", str(bars_csv), "--strategy", "sma_crossover", "--store", *GRID],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert swept.returncode == 0, swept.stderr
+    sweep_id = re.search(r"sweep ([0-9a-f-]{36}):", swept.stdout).group(1)
     spec = home / "live.json"
     spec.write_text(
         json.dumps({"strategy": "sma_crossover", "symbols": ["DEMO-A"], "params": {"fast": 10, "slow": 50}})
@@ -103,7 +117,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
                 assert dash.poll() is None, "the dashboard exited"
                 time.sleep(1)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        yield {"base": base, "finished": finished, "home": home}
+        yield {"base": base, "finished": finished, "home": home, "sweep": sweep_id}
     finally:
         for p in reversed(procs):
             _stop(p)
@@ -197,6 +211,28 @@ def test_a_stored_run_plays_back_and_the_position_advances(served, page):
     pos = re.compile(r"playback position (\S+ \S+)")
     assert pos.search(before) and pos.search(after), (before, after)
     assert pos.search(after).group(1) > pos.search(before).group(1), (before, after)
+
+
+def test_a_heatmap_cell_clicked_is_the_run_opened(served, page):
+    page.goto(f"{served['base']}/sweeps?sweep={served['sweep']}")
+    page.wait_for_selector(".js-plotly-plot")
+    _settle(page)
+    assert (
+        "fast=5, slow=30"
+        in page.locator("[data-testid=stSelectbox]").filter(has_text="open the run").inner_text()
+    )
+    # x = fast (5, 10) left to right, y = slow (30, 50) bottom to top: the top-right cell
+    area = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+    page.mouse.click(area["x"] + 0.75 * area["width"], area["y"] + 0.25 * area["height"])
+    _settle(page)
+    picked = page.locator("[data-testid=stSelectbox]").filter(has_text="open the run").inner_text()
+    _clean(page, "sweeps-cell-clicked")
+    assert "fast=10, slow=50" in picked, picked
+    page.get_by_role("button", name="Open in Monitor").click()
+    page.wait_for_url(re.compile(r"/monitor\?run="))
+    page.wait_for_selector(".js-plotly-plot")
+    _settle(page)
+    _clean(page, "sweeps-cell-opened")
 
 
 def test_build_from_the_form_and_run(served, page):

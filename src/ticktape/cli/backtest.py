@@ -56,7 +56,7 @@ def metrics_table(result: Any) -> Table:
     """The run's metrics under their human labels, in their units (ticktape.compute.labels)."""
     from ticktape.compute import labels  # (pandas: loaded by the commands that print metrics)
 
-    t = Table(title=f"{result.strategy} ({result.mode})")
+    t = Table(title=f"{result.strategy} ({result.mode})", caption=labels.annualization_note(result.metrics))
     t.add_column("metric")
     t.add_column("value", justify="right")
     for name, value in labels.report({"final_equity": result.final_equity, **result.metrics}):

@@ -122,7 +122,7 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="run id")]) -> None:
         table.add_row(name, *(figure(s) for s in info["symbols"]))
     console.print(table)
     if metrics:  # a finished run's figures, labelled, in their units, with the return grid
-        figures = Table(title="metrics", show_header=False)
+        figures = Table(title="metrics", show_header=False, caption=labels.annualization_note(metrics))
         figures.add_column("metric")
         figures.add_column("value", justify="right")
         for name, value in labels.report(metrics):

@@ -105,6 +105,36 @@ def grid(ns: float) -> str:
     return _GRID_NAMES.get(int(ns), f"every {duration(ns)}")
 
 
+#: Runs whose returns span less than this (years) get a caveat with their
+#: annualized ratios (:func:`annualization_note`): about a month.
+SHORT_SPAN_YEARS = 30 / 365.25
+
+
+def annualization_note(metrics: dict[str, Any]) -> str | None:
+    """A caveat under the metrics when the annualized ratios extrapolate a
+    short sample (returns spanning less than :data:`SHORT_SPAN_YEARS`), else None.
+
+    A steady loss over an hour of minute returns is a Sharpe ratio in the
+    hundreds: true to the definition (docs/metrics.md), and worth saying.
+
+    >>> annualization_note({"return_periods": 84.0, "periods_per_year": 525_960.0, "return_grid_ns": 60e9})
+    'annualized from 84 returns by minute (1 h 24 min of data): ratios of runs shorter than a month extrapolate a short sample'
+    >>> annualization_note({"return_periods": 400.0, "periods_per_year": 252.0, "return_grid_ns": 86_400e9}) is None
+    True
+    """
+    n, per_year = metrics.get("return_periods"), metrics.get("periods_per_year")
+    if not n or not per_year or not (math.isfinite(n) and math.isfinite(per_year)):
+        return None
+    years = float(n) / float(per_year)
+    if years >= SHORT_SPAN_YEARS:
+        return None
+    span = duration(years * 365.25 * DAY_NS)
+    return (
+        f"annualized from {number(n)} returns {grid(metrics.get('return_grid_ns', math.nan))} "
+        f"({span} of data): ratios of runs shorter than a month extrapolate a short sample"
+    )
+
+
 def number(v: Any) -> str:
     """A table cell: integers (and floats that are whole) as integers with
     thousands separators, other floats with 4 significant digits (2

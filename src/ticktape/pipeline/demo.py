@@ -327,7 +327,7 @@ def results_table(run: dict) -> Table:
     """One run's figures as a two-column table (fits an 80-column terminal)."""
     m = run["metrics"]
     wall = run["wall_seconds"] or 0.0
-    table = Table(title=f"run {run['run_id']}", show_header=False)
+    table = Table(title=f"run {run['run_id']}", show_header=False, caption=labels.annualization_note(m))
     table.add_column("figure")
     table.add_column("value", justify="right")
     rejected = run["ticks_rejected"] or 0

@@ -67,6 +67,7 @@ def test_the_results_table_states_the_sharpe_with_its_grid_in_80_columns() -> No
             "sharpe": -313.4,
             "return_grid_ns": 60e9,
             "return_periods": 501.0,
+            "periods_per_year": 525_960.0,
             "max_drawdown": 9100.0,
             "max_drawdown_pct": 0.0091,
         },
@@ -74,6 +75,7 @@ def test_the_results_table_states_the_sharpe_with_its_grid_in_80_columns() -> No
     text = _table_text(run)
     assert "Sharpe (by minute, 501 returns)" in text and "-313.4" in text
     assert "-0.45 %" in text
+    assert "annualized from 501 returns by minute" in " ".join(text.split())  # (the caveat, wrapped)
     assert max(len(line) for line in text.splitlines()) <= 80
 
 
