@@ -121,13 +121,27 @@ def _controls(dsn: str, run_id: str) -> None:
 
 
 # ------------------------------------------------------------------ live / whole run
+def _no_samples(run: dict, unfinished: bool) -> str:
+    """Why a run shows no charts: not started yet, or a sweep's set stored as a summary."""
+    sweep = run["spec"].get("sweep") if not unfinished else None
+    if not sweep:
+        return "This run has no equity samples yet."
+    grid = " ".join(f"--grid {k}={v}" for k, v in run["spec"].get("params", {}).items())
+    return (
+        f"Parameter set {sweep.get('index')} of sweep {str(sweep.get('id'))[:8]} was stored as a "
+        "summary: its metrics are below; the sweep kept fills and equity only for its best sets "
+        f"(--keep-top). For this set's, store it in full: `ticktape sweep --data FILE --strategy "
+        f"{run['strategy']} {grid} --keep-top 1 --store` (the same figures as in the sweep)."
+    )
+
+
 def _live(dsn: str, run: dict, symbol: str, unfinished: bool) -> None:
     @st.fragment(run_every=LIVE_EVERY_S if unfinished else None)
     def show() -> None:
         eq = _incremental(dsn, run["run_id"])
         _progress(dsn, run["run_id"])
         if eq.empty:
-            st.info("This run has no equity samples yet.")
+            st.info(_no_samples(run, unfinished))
             return
         _charts(dsn, run, symbol, eq, upto_ns=None)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -55,15 +56,32 @@ def page() -> None:
     table = params.assign(run_id=runs["run_id"], value=runs[metric])
     grid = table.pivot_table(index=y, columns=x, values="value", aggfunc="mean")
     ids_grid = table.pivot_table(index=y, columns=x, values="run_id", aggfunc="first")
+    xs, ys = [str(c) for c in grid.columns], [str(i) for i in grid.index]
+    shown = [[labels.show(metric, v) for v in row] for row in grid.values]
     fig = go.Figure(
         go.Heatmap(
             z=grid.values,
-            x=[str(c) for c in grid.columns],
-            y=[str(i) for i in grid.index],
-            text=[[labels.show(metric, v) for v in row] for row in grid.values],
+            x=xs,
+            y=ys,
+            text=shown,
             texttemplate="%{text}",
             colorscale="RdYlGn",
             colorbar={"title": labels.label(metric)},
+            hoverinfo="skip",
+        )
+    )
+    # a heatmap cannot be selected (plotly selects points): a transparent
+    # marker on each cell carries the click, and the cell's label on hover
+    cx, cy = np.meshgrid(xs, ys)
+    fig.add_trace(
+        go.Scatter(
+            x=cx.ravel(),
+            y=cy.ravel(),
+            text=np.array(shown).ravel(),
+            mode="markers",
+            marker={"symbol": "square", "size": 40, "opacity": 0},
+            hovertemplate=f"{x}=%{{x}}, {y}=%{{y}}<br>{labels.label(metric)}: %{{text}}<extra></extra>",
+            showlegend=False,
         )
     )
     fig.update_layout(
@@ -78,10 +96,13 @@ def page() -> None:
         p = points[0]
         picked = ids_grid.loc[_key(grid.index, p["y"]), _key(grid.columns, p["x"])]
     cells = table.assign(label=table[x].astype(str) + " × " + table[y].astype(str))
+    if picked in cells["run_id"].tolist() and picked != st.session_state.get("s_picked"):
+        # a new click: the box shows its cell (a widget with a key keeps its
+        # own value over `index`; the click stays selected, so only a new one moves it)
+        st.session_state["s_cell"] = st.session_state["s_picked"] = picked
     choice = st.selectbox(
         "open the run of a cell",
         cells["run_id"].tolist(),
-        index=cells["run_id"].tolist().index(picked) if picked in cells["run_id"].tolist() else 0,
         format_func=lambda r: (
             f"{x}={cells.set_index('run_id').loc[r, x]}, {y}={cells.set_index('run_id').loc[r, y]}"
         ),
