@@ -106,7 +106,7 @@ PROBES = [
         r"{badrow}:4: .*bid",
         services="shared",
     ),
-    P("s1-lobster-missing-file", "lobster verify {lob_m} {missing}", r"{missing}"),
+    P("s1-lobster-missing-file", "lobster verify {lob_m} {missing}", r"^{missing}: no such file$"),
     P("s1-lobster-bad-line", "lobster verify {lob_bad} {lob_b}", r"{lob_bad}:3: field size"),
     P(
         "s1-lobster-levels-0",

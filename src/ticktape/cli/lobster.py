@@ -47,12 +47,17 @@ def verify(
     from ticktape.data.lobster import verify as run_verify
     from ticktape.errors import LobsterFormatError
 
+    for path in (message_csv, orderbook_csv):
+        if not path.is_file():
+            raise CommandError(f"{path}: no such file")
     t0 = time.perf_counter()
     try:
         report = run_verify(message_csv, orderbook_csv, levels=levels, max_mismatches=max(show, 0))
     except (OSError, ValueError) as exc:  # (LobsterFormatError is one: it says file:line)
         if isinstance(exc, LobsterFormatError):
             raise
+        if isinstance(exc, OSError) and exc.strerror:
+            raise CommandError(f"{exc.filename}: {exc.strerror.lower()}") from None
         raise CommandError(str(exc)) from None
     elapsed = time.perf_counter() - t0
     if as_json:
