@@ -1,6 +1,7 @@
 """The docs match the code: every metric key returned or stored is documented
 in docs/metrics.md (and every documented key exists); every ``>>>`` example
-in a ``python`` block of docs/*.md or the README runs."""
+in a ``python`` block of docs/*.md or the README runs; every test, benchmark,
+migration or page they name exists."""
 
 from __future__ import annotations
 
@@ -70,3 +71,13 @@ def test_the_docs_python_examples_run(path: Path) -> None:
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
     runner.run(test)
     assert runner.summarize(verbose=False).failed == 0
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
+def test_the_files_the_docs_name_exist(path: Path) -> None:
+    # tests and benchmarks move between folders; a page that names one proves nothing if it is gone
+    named = set(
+        re.findall(r"\b((?:tests|benchmarks|dbschema|docs)/[\w/.-]+\.(?:py|sql|md))\b", path.read_text())
+    )
+    missing = sorted(n for n in named if not (REPO / n).exists())
+    assert not missing, f"{path.name} names files that do not exist: {missing}"
