@@ -93,6 +93,11 @@ async def test_the_report_sections_of_a_stored_study(conn: Any, study: wf.WalkFo
     np.testing.assert_allclose(fig.data[0].y, res.stitched.to_numpy())
     assert all(len(s.notes) for s in sections)
     assert list(sections[3].tables[0]["parameter"]) == ["fast", "slow"]
+    await store.delete_runs(conn, [res.windows[0].run_id])
+    after = await report.sections(conn, res.study_id)
+    assert f"1 of the {len(res.windows)} out-of-sample runs were deleted" in after[1].notes[-1]
+    rest = wf.equity_series(res.windows[1].out_of_sample.equity)
+    np.testing.assert_allclose(after[1].figures[0].data[0].y[: len(rest)], rest.to_numpy())
     with pytest.raises(SpecError, match=r"^study_id: no study"):
         await report.sections(conn, str(uuid.uuid4()))
 

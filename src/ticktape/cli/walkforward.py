@@ -111,6 +111,11 @@ def _print(res: Any, stored: bool) -> None:
     from ticktape.compute import labels  # (pandas: loaded by the commands that print metrics)
 
     spec = res.spec
+    table = res.table()
+    for col in table.columns:  # each metric in its unit (a return as %, a ratio as a ratio)
+        key = col.removeprefix("is_").removeprefix("oos_")
+        if col != key and key in labels.METRICS:
+            table[col] = [labels.show(key, v) for v in table[col]]
     _print_top(
         Table(
             title=f"walk-forward {res.study_id}: {len(res.windows)} windows of {res.strategy}, "
@@ -118,7 +123,7 @@ def _print(res: Any, stored: bool) -> None:
             f"{' (anchored)' if spec['anchored'] else ''}, best by {spec['select']} in sample, "
             f"{res.seconds:.2f} s"
         ),
-        res.table(),
+        table,
     )
     m = res.metrics
     console.print(

@@ -31,11 +31,14 @@ def _thin(s: pd.Series, points: int = CURVE_POINTS) -> pd.Series:
 
 
 async def stitched_curve(conn: Any, study: dict[str, Any]) -> pd.Series:
-    """The study's stitched out-of-sample equity, from its stored runs (every sample)."""
+    """The study's stitched out-of-sample equity, from its stored runs (every
+    sample; the pieces of runs deleted since are left out)."""
+    symbols = {r["run_id"]: r["symbols"][0] for r in study["runs"]}
     pieces = []
     for w in study["summary"]["windows"]:
-        (symbol,) = next(r["symbols"] for r in study["runs"] if r["run_id"] == w["run_id"])
-        eq = await store.read_results(conn, w["run_id"], symbol, "equity")
+        if w["run_id"] not in symbols:
+            continue
+        eq = await store.read_results(conn, w["run_id"], symbols[w["run_id"]], "equity")
         s = pd.Series(eq["equity"], index=pd.to_datetime(eq["ts"], unit="ns", utc=True))
         pieces.append(s[~s.index.duplicated(keep="last")])
     return stitch(pieces, float(study["spec"]["engine"]["initial_cash"]))
@@ -147,6 +150,13 @@ async def sections(conn: Any, study_id: str) -> list[Section]:
                 f"Stitching: {STITCH_RULE}.",
                 f"{len(curve):,} equity samples ({min(len(curve), CURVE_POINTS):,} drawn); "
                 "alternate test windows shaded.",
+                *(
+                    [
+                        f"{gone} of the {len(summary['windows'])} out-of-sample runs were deleted: the curve leaves them out."
+                    ]
+                    if (gone := len(summary["windows"]) - len(study["runs"]))
+                    else []
+                ),
             ),
         ),
         Section(
