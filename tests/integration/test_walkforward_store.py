@@ -51,7 +51,7 @@ async def test_a_study_is_stored_with_its_out_of_sample_runs(conn: Any, study: w
     res.study_id = new_run_id()
     for w in res.windows:
         w.run_id = new_run_id()
-    await wf.store_study(conn, res, "bars.csv")
+    await wf.store_study(conn, res, "bars")
     got = await studies.read_study(conn, res.study_id)
     assert got["status"] == "complete" and got["kind"] == "walkforward" and got["ended_at"] is not None
     assert (
@@ -75,7 +75,7 @@ async def test_the_report_sections_of_a_stored_study(conn: Any, study: wf.WalkFo
     res.study_id = new_run_id()
     for w in res.windows:
         w.run_id = new_run_id()
-    await wf.store_study(conn, res, "bars.csv")
+    await wf.store_study(conn, res, "bars")
     sections = await report.sections(conn, res.study_id)
     assert [s.title for s in sections] == [
         "Walk-forward: in sample vs out of sample",
@@ -107,13 +107,13 @@ async def test_a_study_that_fails_while_stored_leaves_nothing(conn: Any, study: 
     first.study_id = new_run_id()
     for w in first.windows:
         w.run_id = new_run_id()
-    await wf.store_study(conn, first, "bars.csv")
+    await wf.store_study(conn, first, "bars")
     second = copy.deepcopy(first)
     second.study_id = new_run_id()
     for w in second.windows[:-1]:
         w.run_id = new_run_id()  # the last keeps the first study's run id: refused when its turn comes
     with pytest.raises(SpecError, match=r"^run_id: run .* exists already"):
-        await wf.store_study(conn, second, "bars.csv")
+        await wf.store_study(conn, second, "bars")
     assert (
         await _count(conn, "SELECT count(*) FROM studies WHERE study_id = $1", uuid.UUID(second.study_id))
         == 0

@@ -38,7 +38,6 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -313,8 +312,8 @@ def efficiency(oos: float, is_: float) -> float:
     """Walk-forward efficiency ``oos / is_`` of two annualized returns; NaN when
     the in-sample one is not > 0 (a ratio to a loss or to nothing says nothing).
 
-    >>> efficiency(0.05, 0.10), efficiency(-0.02, 0.10), efficiency(0.05, -0.1)
-    (0.5, -0.2, nan)
+    >>> efficiency(0.05, 0.10), efficiency(-0.05, 0.10), efficiency(0.05, -0.1)
+    (0.5, -0.5, nan)
     """
     if not (math.isfinite(oos) and math.isfinite(is_)) or is_ <= 0:
         return math.nan
@@ -382,20 +381,23 @@ def oos_positions(results: Sequence[WindowResult]) -> pd.Series:
 def stability(chosen: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """How the chosen parameters moved across windows: per parameter, the value
     of each window, how many distinct values, how often the value changed
-    from one window to the next, the most chosen value and its share, and
-    for numbers the mean, standard deviation (ddof 0) and coefficient of
+    from one window to the next, the most chosen value (the first chosen of
+    equally frequent ones) and its share, and for numbers the mean, standard deviation (ddof 0) and coefficient of
     variation (std / |mean|).
 
     Examples
     --------
     >>> t = stability([{"fast": 10}, {"fast": 10}, {"fast": 20}, {"fast": 10}])
-    >>> t.loc[0, ["chosen", "distinct", "changes", "most_chosen", "share"]].tolist()
-    ['10, 10, 20, 10', 2, 2, 10, 0.75]
+    >>> t.iloc[0][["chosen", "distinct", "changes", "most_chosen", "share"]].to_dict()
+    {'chosen': '10, 10, 20, 10', 'distinct': 2, 'changes': 2, 'most_chosen': 10, 'share': 0.75}
     """
     rows = []
     for name in dict.fromkeys(k for c in chosen for k in c):
         values = [c.get(name) for c in chosen]
-        counts = pd.Series(values, dtype=object).value_counts(sort=True)
+        counts: dict[str, int] = {}
+        for v in values:
+            counts[repr(v)] = counts.get(repr(v), 0) + 1
+        most = max(counts, key=lambda k: counts[k])  # (the first of a tie: dicts keep their order)
         numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
         arr = np.asarray(values, dtype=np.float64) if numeric else None
         mean = float(arr.mean()) if arr is not None else math.nan
@@ -406,8 +408,8 @@ def stability(chosen: Sequence[dict[str, Any]]) -> pd.DataFrame:
                 "chosen": ", ".join(str(v) for v in values),
                 "distinct": len(counts),
                 "changes": sum(a != b for a, b in itertools.pairwise(values)),
-                "most_chosen": values[[str(v) for v in values].index(str(counts.index[0]))],
-                "share": float(counts.iloc[0]) / len(values),
+                "most_chosen": values[[repr(v) for v in values].index(most)],
+                "share": counts[most] / len(values),
                 "mean": mean,
                 "std": std,
                 "cv": std / abs(mean) if arr is not None and mean != 0 else math.nan,
@@ -588,7 +590,11 @@ def walkforward(
     train_s, test_s = _span(train, "--train"), _span(test, "--test")
     step_s = test_s if step is None else _span(step, "--step")
     base = dict(base or {})
-    sets = grid(space_or_sets) if isinstance(space_or_sets, dict) else list(space_or_sets)
+    space: dict[str, list[Any]] | None = None
+    if isinstance(space_or_sets, dict):
+        space, sets = space_or_sets, grid(space_or_sets)
+    else:
+        sets = [dict(p) for p in space_or_sets]
     _, invalid = check_sets(strategy, sets, base)
     data_ = _Data.of(prepare(data, format))
     if not len(data_.ts):
@@ -645,7 +651,9 @@ def walkforward(
             "kind": "walkforward",
             "strategy": strategy,
             "base": base,
-            "sets": sets,
+            "grid": space,  # (the grid when one was given, else the sets)
+            "sets": None if space is not None else sets,
+            "n_sets": len(sets),
             "train": str(train_s),
             "test": str(test_s),
             "step": str(step_s),
@@ -675,8 +683,7 @@ async def store_study(conn: Any, result: WalkForwardResult, symbol: str) -> None
     complete run (its signals, orders, fills, equity and metrics; ``runs.study_id``
     = the study's id, run id ``WindowResult.run_id``) and the study's row
     (spec, summary, status complete). A failure stores nothing. ``symbol``
-    names the data (a file's stem)."""
-    symbol = Path(symbol).stem if "/" in symbol or "." in symbol else symbol
+    names the data (a symbol, or a file's stem)."""
     async with conn.transaction():
         await studies.create_study(conn, result.study_id, "walkforward", {**result.spec, "data": symbol})
         for w in result.windows:

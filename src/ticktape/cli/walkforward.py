@@ -72,7 +72,8 @@ def walkforward(
         wf.parse_span(test, "--test"),
         None if step is None else wf.parse_span(step, "--step"),
     )
-    sets = full_grid(parse_grid(grid))
+    space = parse_grid(grid)
+    full_grid(space)  # (a grid too large is refused before the data is read)
     engine: dict[str, Any] = {"tick_size": AUTO if tick_size is None else tick_size, "lot_size": AUTO}
     if cash is not None:
         engine["initial_cash"] = cash
@@ -82,7 +83,7 @@ def walkforward(
     res = wf.walkforward(
         source,
         strategy,
-        sets,
+        space,
         train=spans[0],
         test=spans[1],
         step=spans[2],
@@ -99,7 +100,7 @@ def walkforward(
     if store:
         from ticktape.store import session
 
-        session.run(lambda conn: wf.store_study(conn, res, str(data) if data is not None else names[0]))
+        session.run(lambda conn: wf.store_study(conn, res, data.stem if data is not None else names[0]))
     if as_json:
         out = {"study_id": res.study_id, "spec": res.spec, **res.summary()}
         typer.echo(json.dumps(out, indent=2, default=str))

@@ -137,7 +137,7 @@ async def sections(conn: Any, study_id: str) -> list[Section]:
                 f"{spec['strategy']} on {spec.get('data', 'the data')}: {len(summary['windows'])} windows, "
                 f"train {spec['train']}, test {spec['test']}, step {spec['step']}"
                 f"{', anchored' if spec['anchored'] else ', rolling'}; in each window the set with the best "
-                f"{labels.label(select)} in sample ({len(spec['sets'])} sets) ran out of sample.",
+                f"{labels.label(select)} in sample ({spec['n_sets']} sets) ran out of sample.",
                 "IS: the chosen set's metrics on the training span; OOS: its run on the test span "
                 "(a fresh run: flat, indicators warming up inside the span).",
             ),
