@@ -36,7 +36,7 @@ import itertools
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -549,6 +549,7 @@ def walkforward(
     periods_per_year: float | None = None,
     processes: int | None = None,
     memory_budget: int | str = DEFAULT_BUDGET,
+    on_window: Callable[[WindowResult, int], None] | None = None,
     **engine_options: Any,
 ) -> WalkForwardResult:
     """Walk ``strategy`` forward over ``data``: in each window the best of the
@@ -573,6 +574,9 @@ def walkforward(
         in grid order wins a tie, a set whose metric is NaN never wins).
     processes, memory_budget
         As :func:`ticktape.backtest.sweep.sweep` (each window's in-sample sweep).
+    on_window
+        Called with each window's result and the number of windows as soon
+        as the window is done (progress).
 
     Returns
     -------
@@ -639,6 +643,8 @@ def walkforward(
                 w, best.index, dict(best.params), dict(best.metrics), oos, n_train, n_test, new_run_id()
             )
         )
+        if on_window is not None:
+            on_window(results[-1], len(wins))
     stitched = stitch([equity_series(r.out_of_sample.equity) for r in results], cfg.initial_cash)
     metrics = {
         k: float(v)

@@ -94,6 +94,7 @@ def walkforward(
         engine=engine,
         processes=processes,
         memory_budget=memory_budget,
+        on_window=_progress(select),
     )
     for k, p, why in res.invalid:
         typer.echo(f"ticktape: skipped parameter set {k} {p}: {why}", err=True)
@@ -106,6 +107,23 @@ def walkforward(
         typer.echo(json.dumps(out, indent=2, default=str))
         return
     _print(res, store)
+
+
+def _progress(select: str) -> Any:
+    """A line on stderr as each window is done (stdout stays the result's)."""
+    from ticktape.cli.common import err_console
+    from ticktape.compute import labels
+
+    def line(r: Any, n: int) -> None:
+        chosen = " ".join(f"{k}={v}" for k, v in r.params.items())
+        err_console.print(
+            f"window {r.window.index + 1}/{n}: {chosen} chosen in sample ({labels.label(select)} "
+            f"{labels.show(select, r.in_sample.get(select))}), out of sample "
+            f"{labels.show(select, r.out_of_sample.metrics.get(select))}",
+            highlight=False,
+        )
+
+    return line
 
 
 def _print(res: Any, stored: bool) -> None:

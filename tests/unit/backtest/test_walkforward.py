@@ -346,6 +346,9 @@ def test_the_command_prints_the_windows_and_the_study(cli: Any, bars_csv: Path) 
     assert "8 windows of ma_crossover, train 2y, test 6m, step 6m, best by sharpe in sample" in res.stdout
     assert "stitched out of sample (returns chained)" in res.stdout
     assert "parameter stability across windows" in res.stdout
+    progress = res.stderr.strip().splitlines()
+    assert [line.split(":")[0] for line in progress] == [f"window {k}/8" for k in range(1, 9)]
+    assert all("chosen in sample (Sharpe ratio " in line for line in progress)
 
 
 @pytest.mark.parametrize(
