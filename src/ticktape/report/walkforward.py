@@ -19,6 +19,9 @@ from ticktape.store import studies
 #: The most points of a curve drawn (a report stays small whatever the runs' length).
 CURVE_POINTS = 2_000
 
+#: Height of each figure, in pixels.
+HEIGHT = 420
+
 #: The metrics of the per-window table, in and out of sample.
 WINDOW_METRICS = ("annualized_return", "sharpe", "max_drawdown_pct", "n_trades")
 
@@ -68,7 +71,9 @@ def _equity_figure(curve: pd.Series, summary: dict[str, Any]) -> go.Figure:
     for w in summary["windows"]:
         if w["index"] % 2:
             fig.add_vrect(x0=w["test_start"], x1=w["test_end"], fillcolor="grey", opacity=0.08, line_width=0)
-    fig.update_layout(title="Stitched out-of-sample equity", xaxis_title="time (UTC)", yaxis_title="equity")
+    fig.update_layout(
+        title="Stitched out-of-sample equity", xaxis_title="time (UTC)", yaxis_title="equity", height=HEIGHT
+    )
     return fig
 
 
@@ -87,7 +92,10 @@ def _efficiency_figure(summary: dict[str, Any]) -> go.Figure:
         ]
     )
     fig.update_layout(
-        title="Annualized return per window", barmode="group", yaxis_title="annualized return (%)"
+        title="Annualized return per window",
+        barmode="group",
+        yaxis_title="annualized return (%)",
+        height=HEIGHT,
     )
     return fig
 
@@ -104,7 +112,9 @@ def _stability_figure(summary: dict[str, Any]) -> go.Figure:
                 name=name,
             )
         )
-    fig.update_layout(title="Chosen parameters per window", xaxis_title="window", yaxis_title="value")
+    fig.update_layout(
+        title="Chosen parameters per window", xaxis_title="window", yaxis_title="value", height=HEIGHT
+    )
     return fig
 
 
