@@ -14,7 +14,8 @@ times, default 10M), then times on the same ticks and prints one table:
 - **80 separate single runs** (10 sets per window, the grid's diagonal
   fast_i/slow_i, each a ``ticktape.backtest`` on that window's training
   span): half timed before the walk-forward and half after (this machine's
-  load moves a lot; the ratio is to their sum). From their mean time per
+  load moves a lot; the ratio is of CPU time, see :func:`clock`, to their
+  sum). From their mean time per
   run, the naive way to do the same study (every set of the grid run alone
   on every training span, plus the 8 out-of-sample runs) is extrapolated;
 - sanity: window 0's chosen set run alone on its training span has the
@@ -48,7 +49,7 @@ OPTIONS = {"fee_bps": 1.0, "initial_cash": 1_000_000.0}
 BASE = {"size": 100.0}
 WINDOWS = 8
 #: The table's columns; every rows function gives dicts with these keys.
-COLUMNS = ("step", "work", "seconds", "ratio", "note")
+COLUMNS = ("step", "work", "seconds", "cpu", "ratio", "note")
 
 
 def make_ticks(n: int, seed: int = 1) -> np.ndarray:
@@ -63,6 +64,15 @@ def spans(ticks: np.ndarray, windows: int = WINDOWS) -> tuple[wf.Span, wf.Span]:
     minutes = (int(ticks["ts"][-1]) - int(ticks["ts"][0])) / 60e9
     test = math.ceil(minutes / (windows + 4))
     return wf.Span(4 * test, "min"), wf.Span(test, "min")
+
+
+def clock() -> np.ndarray:
+    """(wall, CPU) seconds now; CPU: this process's and its ended children's
+    (a sweep's worker processes), user + system. On this shared machine the
+    wall time moves with the other workers' load, the CPU time much less:
+    ratios are of CPU time."""
+    t = os.times()
+    return np.array([time.perf_counter(), t.user + t.system + t.children_user + t.children_system])
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -81,26 +91,26 @@ def walkforward_rows(ticks: np.ndarray, shape: tuple[int, int], processes: int) 
     def cut(k: int) -> np.ndarray:  # (one window's training ticks at a time: memory stays modest)
         return ticks[(ticks["ts"] >= wins[k].train_start) & (ticks["ts"] < wins[k].train_end)]
 
-    def singles(part: list[tuple[int, dict[str, Any]]]) -> float:
-        """Seconds of the runs of ``part`` (cutting the spans excluded)."""
-        spent = 0.0
+    def singles(part: list[tuple[int, dict[str, Any]]]) -> np.ndarray:
+        """(wall, CPU) seconds of the runs of ``part`` (cutting the spans excluded)."""
+        spent = np.zeros(2)
         for k in sorted({k for k, _ in part}):
             data = cut(k)
-            t0 = time.perf_counter()
+            t0 = clock()
             for _, p in (j for j in part if j[0] == k):
                 ticktape.backtest(data, "ma_crossover", {**BASE, **p}, **OPTIONS)
-            spent += time.perf_counter() - t0
+            spent += clock() - t0
         return spent
 
     jobs = [(k, p) for k in range(len(wins)) for p in diagonal]
     warm = ticks[: 20 * SLOW_STEP]  # imports and first calls
     ticktape.backtest(warm, "ma_crossover", {**BASE, "fast": 2, "slow": 5}, **OPTIONS)
     before = singles(jobs[::2])
-    t0 = time.perf_counter()
+    t0 = clock()
     res = wf.walkforward(
         ticks, "ma_crossover", sets, train=train, test=test, base=BASE, processes=processes, **OPTIONS
     )
-    wf_s = time.perf_counter() - t0
+    wf_s = clock() - t0
     after = singles(jobs[1::2])
     runs_s = before + after
     per_run = runs_s / len(jobs)
@@ -112,23 +122,28 @@ def walkforward_rows(ticks: np.ndarray, shape: tuple[int, int], processes: int) 
         {
             "step": f"walk-forward, {f}x{s} grid, {len(wins)} windows",
             "work": f"{len(wins)} sweeps of {len(sets)} sets ({in_sample:,} ticks in sample) + {len(wins)} OOS runs",
-            "seconds": wf_s,
-            "ratio": wf_s / runs_s,
-            "note": f"train {train}, test {test}, processes {processes}; ratio to the {len(jobs)} single runs",
+            "seconds": wf_s[0],
+            "cpu": wf_s[1],
+            "ratio": wf_s[1] / runs_s[1],
+            "note": f"train {train}, test {test}, processes {processes}; "
+            f"{wf_s[1] / (len(sets) * len(wins)) / per_run[1]:.2f} of a single run's CPU per set and window",
         },
         {
             "step": f"{len(jobs)} separate single runs",
             "work": f"{len(diagonal)} sets x {len(wins)} training spans",
-            "seconds": runs_s,
+            "seconds": runs_s[0],
+            "cpu": runs_s[1],
             "ratio": 1.0,
-            "note": f"{per_run:.2f} s per run; {before:.1f} s before the walk-forward, {after:.1f} s after",
+            "note": f"{per_run[1]:.3f} CPU s per run; CPU {before[1]:.1f} s before the walk-forward, "
+            f"{after[1]:.1f} s after",
         },
         {
             "step": f"naive study: {naive} single runs (extrapolated)",
             "work": f"every set alone on every training span + {len(wins)} OOS runs",
-            "seconds": naive * per_run,
-            "ratio": naive * per_run / runs_s,
-            "note": f"walk-forward {naive * per_run / wf_s:.1f}x faster; sanity: window 0's set alone "
+            "seconds": naive * per_run[0],
+            "cpu": naive * per_run[1],
+            "ratio": naive * per_run[1] / runs_s[1],
+            "note": f"walk-forward {naive * per_run[1] / wf_s[1]:.1f}x less CPU; sanity: window 0's set alone "
             f"= its IS metrics: {_same(alone.metrics, w0.in_sample)}",
         },
     ]
@@ -156,9 +171,14 @@ def main() -> None:
         caption=f"load average (1 min) {load0[0]:.2f} at start, {load1[0]:.2f} at end",
     )
     for col in COLUMNS:
-        table.add_column(col, justify="right" if col in ("seconds", "ratio") else "left")
+        table.add_column(
+            {"seconds": "wall s", "cpu": "CPU s"}.get(col, col),
+            justify="right" if col in ("seconds", "cpu", "ratio") else "left",
+        )
     for r in rows:
-        table.add_row(r["step"], r["work"], f"{r['seconds']:.1f}", f"{r['ratio']:.2f}", r["note"])
+        table.add_row(
+            r["step"], r["work"], f"{r['seconds']:.1f}", f"{r['cpu']:.1f}", f"{r['ratio']:.2f}", r["note"]
+        )
     Console(width=220).print(table)
 
 
