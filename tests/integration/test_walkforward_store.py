@@ -171,3 +171,25 @@ async def _with(dsn: str, fn: Any) -> Any:
         return await fn(conn)
     finally:
         await conn.close()
+
+
+def test_a_study_that_fails_part_way_stores_nothing(
+    cli: Any, db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.setenv("TICKTAPE_DATABASE_URL", db_url)
+    bars = _bars()
+    path = tmp_path / "holed.csv"
+    bars[(bars.index < "2018-07-01") | (bars.index >= "2019-01-05")].to_csv(path)  # window 3's test span
+
+    async def counts(c: Any) -> tuple[int, int]:
+        return await _count(c, "SELECT count(*) FROM studies"), await _count(c, "SELECT count(*) FROM runs")
+
+    before = run_coro(lambda: _with(db_url, counts))
+    res = cli("walkforward", "--data", path, "--strategy", "ma_crossover", "--grid", "fast=5,10",
+              "--grid", "slow=30,60", "--train", "1y", "--test", "6m", "--processes", "1")  # fmt: skip
+    assert res.exit_code == 1
+    assert res.stderr.splitlines()[-1].startswith("ticktape: error: window 3: no data in its test span")
+    assert [line.split(":")[0] for line in res.stderr.splitlines()[:-1]] == [
+        f"window {k} ({k + 1}/6)" for k in range(3)
+    ]  # the windows done before
+    assert run_coro(lambda: _with(db_url, counts)) == before

@@ -117,7 +117,7 @@ def _progress(select: str) -> Any:
     def line(r: Any, n: int) -> None:
         chosen = " ".join(f"{k}={v}" for k, v in r.params.items())
         err_console.print(
-            f"window {r.window.index + 1}/{n}: {chosen} chosen in sample ({labels.label(select)} "
+            f"window {r.window.index} ({r.window.index + 1}/{n}): {chosen} chosen in sample ({labels.label(select)} "
             f"{labels.show(select, r.in_sample.get(select))}), out of sample "
             f"{labels.show(select, r.out_of_sample.metrics.get(select))}",
             highlight=False,

@@ -347,7 +347,7 @@ def test_the_command_prints_the_windows_and_the_study(cli: Any, bars_csv: Path) 
     assert "stitched out of sample (returns chained)" in res.stdout
     assert "parameter stability across windows" in res.stdout
     progress = res.stderr.strip().splitlines()
-    assert [line.split(":")[0] for line in progress] == [f"window {k}/8" for k in range(1, 9)]
+    assert [line.split(":")[0] for line in progress] == [f"window {k} ({k + 1}/8)" for k in range(8)]
     assert all("chosen in sample (Sharpe ratio " in line for line in progress)
 
 
