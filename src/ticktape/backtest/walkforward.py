@@ -114,11 +114,6 @@ class Span:
     def __str__(self) -> str:
         return f"{self.n}{self.unit}"
 
-    def offset(self, times: int = 1) -> pd.DateOffset:
-        """This span ``times`` over, as a calendar offset."""
-        kwargs: dict[str, Any] = {SPAN_UNITS[self.unit]: self.n * times}
-        return pd.DateOffset(**kwargs)
-
 
 def parse_span(text: str, option: str) -> Span:
     """``"2y"``, ``"6m"`` (months; ``"6mo"`` too), ``"2w"``, ``"30d"``, ``"4h"``,
@@ -143,13 +138,22 @@ def _span(value: str | Span, option: str) -> Span:
     return value if isinstance(value, Span) else parse_span(value, option)
 
 
-def _shift(t0: pd.Timestamp, *parts: tuple[Span, int]) -> int:
-    """``t0`` plus each span times its count, in ns (one calendar step, not repeated ones)."""
-    t = t0
+#: The fixed units' lengths in ns (years and months are calendar units).
+FIXED_NS = {"w": 7 * 86_400 * 10**9, "d": 86_400 * 10**9, "h": 3_600 * 10**9, "min": 60 * 10**9, "s": 10**9}
+
+
+def _shift(t0: int, *parts: tuple[Span, int]) -> int:
+    """``t0`` (ns) plus each span times its count, in ns: the calendar spans
+    summed by unit and added in one step (so ``t0 + 24m + 6m`` is ``t0 + 30m``,
+    never a month added to a month), then the fixed ones."""
+    calendar: dict[str, Any] = {}
     for span, times in parts:
-        if times:
-            t = t + span.offset(times)
-    return int(t.value)
+        if span.unit not in FIXED_NS and times:
+            name = SPAN_UNITS[span.unit]
+            calendar[name] = calendar.get(name, 0) + span.n * times
+    if calendar:
+        t0 = int((pd.Timestamp(t0, unit="ns", tz="UTC") + pd.DateOffset(**calendar)).value)
+    return t0 + sum(span.n * times * FIXED_NS[span.unit] for span, times in parts if span.unit in FIXED_NS)
 
 
 @dataclass(frozen=True)
@@ -204,7 +208,7 @@ def windows(
     """
     train_s, test_s = _span(train, "--train"), _span(test, "--test")
     step_s = test_s if step is None else _span(step, "--step")
-    t0 = pd.Timestamp(start, unit="ns", tz="UTC")
+    t0 = start
     if _shift(t0, (step_s, 1)) < _shift(t0, (test_s, 1)):
         raise SpecError(
             f"--step {step_s}: shorter than --test {test_s}: the out-of-sample spans would overlap "

@@ -97,14 +97,23 @@ def test_months_and_years_are_calendar_ones() -> None:
     ws = wf.windows(t0, end, "1y", "1m")
     assert [w.spans()["test_start"] for w in ws[:3]] == ["2021-01-31", "2021-02-28", "2021-03-31"]
     assert ws[-1].test_end == end  # the last test span is cut short by the end of the data
+    assert all(a.test_end == b.test_start for a, b in itertools.pairwise(ws))  # Feb 28 + 1m: Mar 31
 
 
 SPANS = st.builds(wf.Span, st.integers(1, 40), st.sampled_from(["y", "m", "w", "d", "h"]))
 
 
+MONTH_ENDS = st.builds(
+    lambda y, m, d: pd.Timestamp(year=y, month=m, day=1, tz="UTC").value + (d - 1) * DAY,
+    st.integers(1990, 2030),
+    st.integers(1, 12),
+    st.integers(28, 31),
+)
+
+
 @settings(max_examples=60, deadline=None)
 @given(
-    start=st.integers(0, 2 * 10**18 // 1),
+    start=st.one_of(st.integers(0, 2 * 10**18), MONTH_ENDS),
     length=st.integers(DAY, 30 * 365 * DAY),
     train=SPANS,
     test=SPANS,
@@ -117,12 +126,12 @@ def test_test_spans_follow_each_other_to_the_end_of_the_data(
         ws = wf.windows(start, start + length, train, test, anchored=anchored)
     except DataError as exc:  # the first training span reaches the end of the data
         assert "reaches the end of the data" in str(exc)
-        assert wf._shift(pd.Timestamp(start, unit="ns", tz="UTC"), (train, 1)) >= start + length
+        assert wf._shift(start, (train, 1)) >= start + length
         return
     except SpecError as exc:
         assert "more than" in str(exc)
         return
-    assert ws[0].test_start == wf._shift(pd.Timestamp(start, unit="ns", tz="UTC"), (train, 1))
+    assert ws[0].test_start == wf._shift(start, (train, 1))
     assert ws[-1].test_end == start + length
     for w in ws:
         assert w.train_start < w.train_end == w.test_start < w.test_end <= start + length
