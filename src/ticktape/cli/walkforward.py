@@ -58,22 +58,15 @@ def walkforward(
     pipeline: not yet)."""
     from ticktape.backtest import walkforward as wf
     from ticktape.backtest.run import AUTO, Store
-    from ticktape.backtest.sweep import grid as full_grid
     from ticktape.backtest.sweep import parse_grid
+
+    # (the spans, the metric and the grid are checked before the data is read: walkforward does it first)
 
     if (data is None) == (symbols is None):
         raise SpecError("walkforward: give --data FILE or --symbols SYMBOL (one of the two)")
     names = [s.strip() for s in (symbols or "").split(",") if s.strip()]
     if symbols is not None and len(names) != 1:
         raise SpecError(f"--symbols {symbols!r}: a walk-forward study takes one symbol")
-    wf.check_select(select)
-    spans = (
-        wf.parse_span(train, "--train"),
-        wf.parse_span(test, "--test"),
-        None if step is None else wf.parse_span(step, "--step"),
-    )
-    space = parse_grid(grid)
-    full_grid(space)  # (a grid too large is refused before the data is read)
     engine: dict[str, Any] = {"tick_size": AUTO if tick_size is None else tick_size, "lot_size": AUTO}
     if cash is not None:
         engine["initial_cash"] = cash
@@ -83,10 +76,10 @@ def walkforward(
     res = wf.walkforward(
         source,
         strategy,
-        space,
-        train=spans[0],
-        test=spans[1],
-        step=spans[2],
+        parse_grid(grid),
+        train=train,
+        test=test,
+        step=step,
         anchored=anchored,
         select=select,
         base=parse_params(param or []),

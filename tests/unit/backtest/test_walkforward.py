@@ -389,3 +389,15 @@ def test_bad_input_from_the_installed_command_is_one_line(
     assert out.stderr.startswith(f"ticktape: error: {message}"), out.stderr
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert out.stdout == ""
+
+
+def test_spans_metric_and_grid_are_checked_before_the_data_is_read(cli: Any, tmp_path: Path) -> None:
+    missing = tmp_path / "missing.csv"
+    for extra, message in (
+        (["--train", "2y", "--test", "6m", "--select", "luck"], "--select 'luck'"),
+        (["--train", "2", "--test", "6m"], "--train '2'"),
+        (["--train", "2y", "--test", "6m", "--grid", "fast=90"], "sweep: no valid parameter set"),
+    ):
+        res = cli(*COMMAND, "--data", missing, *extra)
+        assert res.exit_code == 1
+        assert res.stderr.startswith(f"ticktape: error: {message}"), res.stderr
