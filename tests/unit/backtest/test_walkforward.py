@@ -220,6 +220,48 @@ def test_the_stitched_curve_chains_the_pieces_returns_and_its_metrics_are_perfor
     assert float(study.stitched.iloc[-1]) == pytest.approx(total, rel=1e-12)
 
 
+PIECES = st.lists(
+    st.lists(st.floats(1.0, 1e7, allow_nan=False), min_size=1, max_size=20), min_size=1, max_size=8
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(pieces=PIECES, cash=st.floats(1.0, 1e7))
+def test_stitching_chains_the_returns_of_any_pieces(pieces: list[list[float]], cash: float) -> None:
+    t, series = 0, []
+    for values in pieces:
+        series.append(pd.Series(values, index=pd.to_datetime(np.arange(t, t + len(values)) * DAY, utc=True)))
+        t += len(values) + 3  # (gaps between pieces are allowed)
+    out = wf.stitch(series, cash)
+    assert len(out) == sum(map(len, pieces)) and out.index.is_monotonic_increasing
+    value = cash
+    for p in series:
+        np.testing.assert_allclose(out[p.index].to_numpy(), value * p.to_numpy() / cash, rtol=1e-12)
+        value = float(out[p.index].iloc[-1])
+    assert value == pytest.approx(cash * np.prod([p.iloc[-1] / cash for p in series]), rel=1e-9)
+
+
+def test_overlapping_pieces_are_refused() -> None:
+    t = pd.date_range("2024-01-01", periods=3, tz="UTC")
+    with pytest.raises(ValueError, match=r"^stitch: the pieces overlap in time at 2024-01-02"):
+        wf.stitch([pd.Series([1.0, 2.0], index=t[:2]), pd.Series([3.0], index=t[1:2])], 1.0)
+
+
+@given(
+    st.lists(st.fixed_dictionaries({"a": st.integers(1, 4), "b": st.sampled_from(["x", "y"])}), min_size=1)
+)
+def test_stability_counts_what_was_chosen(chosen: list[dict[str, Any]]) -> None:
+    t = wf.stability(chosen).set_index("parameter")
+    for name in ("a", "b"):
+        values = [c[name] for c in chosen]
+        assert t.loc[name, "distinct"] == len(set(values))
+        assert t.loc[name, "changes"] == sum(x != y for x, y in itertools.pairwise(values))
+        assert t.loc[name, "share"] == values.count(t.loc[name, "most_chosen"]) / len(values)
+        assert values.count(t.loc[name, "most_chosen"]) == max(values.count(v) for v in values)
+    assert t.loc["a", "mean"] == pytest.approx(np.mean([c["a"] for c in chosen]))
+    assert math.isnan(t.loc["b", "mean"])
+
+
 def test_efficiency_and_stability_are_reported(study: wf.WalkForwardResult) -> None:
     t = study.table()
     assert list(t["window"]) == list(range(8))
