@@ -61,7 +61,10 @@ async def test_a_study_is_stored_with_its_out_of_sample_runs(conn: Any, study: w
     assert {r["status"] for r in got["runs"]} == {"complete"}
     assert got["summary"] == json.loads(json.dumps(res.summary()))
     for w in res.windows:
-        m = (await store.run_with_metrics(conn, w.run_id))["metrics"]
+        run = await store.run_with_metrics(conn, w.run_id)
+        assert run["wall_seconds"] == pytest.approx(w.oos_seconds) and w.oos_seconds > 0
+        assert run["ticks_in"] == w.test_rows and run["fills"] == len(w.out_of_sample.fills)
+        m = run["metrics"]
         for k, v in w.out_of_sample.metrics.items():
             assert m[k] == pytest.approx(v, nan_ok=True), k
         eq = await store.read_results(conn, w.run_id, "bars", "equity")

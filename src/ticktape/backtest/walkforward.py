@@ -302,6 +302,7 @@ class WindowResult:
     train_rows: int
     test_rows: int
     run_id: str
+    oos_seconds: float = 0.0  # (wall time of the out-of-sample run)
 
     @property
     def efficiency(self) -> float:
@@ -639,12 +640,21 @@ def walkforward(
                 f"has a value of {select} (n/a for all {len(swept.sets)}, e.g. no trades); "
                 "choose another --select or longer spans"
             )
+        t_oos = time.perf_counter()
         oos = backtest(
             test_data, strategy, {**base, **best.params}, engine=cfg, periods_per_year=periods_per_year
         )
         results.append(
             WindowResult(
-                w, best.index, dict(best.params), dict(best.metrics), oos, n_train, n_test, new_run_id()
+                w,
+                best.index,
+                dict(best.params),
+                dict(best.metrics),
+                oos,
+                n_train,
+                n_test,
+                new_run_id(),
+                time.perf_counter() - t_oos,
             )
         )
         if on_window is not None:
@@ -739,6 +749,7 @@ async def store_study(conn: Any, result: WalkForwardResult, symbol: str) -> None
                 rejects=r.rejects,
                 orders=len(r.orders),
                 fills=len(r.fills),
+                wall_seconds=w.oos_seconds,
             )
         await studies.attach_runs(conn, result.study_id, [w.run_id for w in result.windows])
         await studies.finish_study(conn, result.study_id, "complete", result.summary())
