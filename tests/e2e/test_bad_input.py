@@ -308,6 +308,32 @@ PROBES = [
         r"--grid 'fast=1:1000000000:1': 1,000,000,000 values; a sweep takes at most 1,000,000",
     ),
     P(
+        "s7-walkforward-span-not-a-span",
+        "walkforward --strategy ma_crossover --grid fast=2,3 --data {ticks} --train 10secs --test 5s",
+        r"--train '10secs': not a span; write a whole number and a unit",
+    ),
+    P(
+        "s7-walkforward-span-zero",
+        "walkforward --strategy ma_crossover --grid fast=2,3 --data {ticks} --train 10s --test 0s",
+        r"--test '0s': must be longer than zero",
+    ),
+    P(
+        "s7-walkforward-select-unknown",
+        "walkforward --strategy ma_crossover --grid fast=2,3 --data {ticks} --train 10s --test 5s --select luck",
+        r"--select 'luck': not a metric to choose by; one of: sharpe, ",
+    ),
+    P(
+        "s7-walkforward-longer-than-the-data",
+        "walkforward --strategy ma_crossover --grid fast=2,3 --data {ticks} --train 1m --test 5s",
+        r"--train 1m: the first training span \(2024-01-02T09:00:00\+00:00 to 2024-02-02T09:00:00\+00:00\) "
+        r"reaches the end of the data",
+    ),
+    P(
+        "s7-walkforward-no-valid-set",
+        "walkforward --strategy ma_crossover --grid fast=50 --grid slow=20 --data {ticks} --train 10s --test 5s",
+        r"sweep: no valid parameter set \(1 invalid\)",
+    ),
+    P(
         "s7-generate-out-suffix",
         "data generate --ticks 10 --out {tmp}/g.txt",
         r"--out .*g.txt: must end in .parquet or .csv",

@@ -16,7 +16,9 @@ Modules, by what they hold:
 - :mod:`~ticktape.store.results`: run results, written once per
   ``(run_id, symbol, stream, seq)`` (the ``sink_batches`` ledger);
 - :mod:`~ticktape.store.runs`: runs, their status, control requests, progress
-  and metrics.
+  and metrics;
+- :mod:`~ticktape.store.studies`: studies over several runs (walk-forward),
+  their runs grouped by ``runs.study_id``.
 
 Time: the engine's int64 nanoseconds become ``timestamptz``, which holds
 microseconds; ``ts`` is the nanosecond time floored to the microsecond.
