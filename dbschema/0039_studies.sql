@@ -18,3 +18,12 @@ CREATE TABLE IF NOT EXISTS studies (
 );
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS study_id uuid;
 CREATE INDEX IF NOT EXISTS runs_study_id_idx ON runs (study_id) WHERE study_id IS NOT NULL;
+-- the app's read-only role reads studies (user-facing tables grant it
+-- themselves: 0043 ends the blanket default of 0038)
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ticktape_reader') THEN
+        GRANT SELECT ON studies TO ticktape_reader;
+    END IF;
+END
+$$;
