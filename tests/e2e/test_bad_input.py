@@ -437,8 +437,8 @@ PROBES = [
         f"runs delete {RUN} --older-than 3d",
         r"runs delete: give run ids or --older-than",
     ),
-    P("cmd-runs-delete-bad-age", "runs delete --older-than 30x", r"--older-than: '30x'"),
-    P("cmd-runs-delete-negative-age", "runs delete --older-than -3d", r"--older-than: '-3d'"),
+    P("cmd-runs-delete-bad-age", "runs delete --older-than 30x", r"--older-than '30x': not a span"),
+    P("cmd-runs-delete-negative-age", "runs delete --older-than -3d", r"--older-than '-3d': must be longer than zero"),
     P("cmd-runs-delete-bad-id", "runs delete nope", r"'nope' is not a run id"),
     P(
         "cmd-runs-delete-unfinished",

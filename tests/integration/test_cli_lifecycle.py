@@ -144,8 +144,8 @@ def test_a_bad_spec_is_refused_before_anything_starts(tmp_path, spec, says, comm
         (["demo", "--symbols", "-2"], "--symbols: must be >= 1, got -2"),
         (["record", "nope"], "run_id: 'nope' is not a run id"),
         (["runs", "delete"], "runs delete: give run ids or --older-than"),
-        (["runs", "delete", "--older-than", "30x"], "--older-than: '30x'"),
-        (["runs", "delete", "--older-than", "-3d"], "--older-than: '-3d'"),
+        (["runs", "delete", "--older-than", "30x"], "--older-than '30x': not a span"),
+        (["runs", "delete", "--older-than", "-3d"], "--older-than '-3d': must be longer than zero"),
     ],
 )
 def test_bad_arguments_are_one_line(tmp_path, args, says) -> None:

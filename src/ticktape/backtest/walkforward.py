@@ -114,6 +114,15 @@ class Span:
     def __str__(self) -> str:
         return f"{self.n}{self.unit}"
 
+    def before(self, t_ns: int) -> int:
+        """The time this span before ``t_ns`` (ns; calendar units by the calendar).
+
+        >>> t = pd.Timestamp("2024-03-31", tz="UTC").value
+        >>> str(pd.Timestamp(parse_span("1m", "--x").before(t), tz="UTC").date())
+        '2024-02-29'
+        """
+        return _shift(t_ns, (self, -1))
+
 
 def parse_span(text: str, option: str) -> Span:
     """``"2y"``, ``"6m"`` (months; ``"6mo"`` too), ``"2w"``, ``"30d"``, ``"4h"``,

@@ -7,7 +7,7 @@ shows is what is true now.
 
 from __future__ import annotations
 
-import re
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -157,27 +157,29 @@ def runs_cancel(run_id: Annotated[str, typer.Argument(help="run id")]) -> None:
     _control(run_id, "cancel")
 
 
-_AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
 def parse_age(text: str) -> timedelta:
-    """``30d``, ``12h``, ``90m``, ``2w``, ``45s`` as a timedelta; CommandError otherwise.
+    """``--older-than``'s age: a span as walk-forward windows take it
+    (``30d``, ``12h``, ``90min``, ``2w``, ``6m`` = six calendar months, ``1y``;
+    :func:`ticktape.backtest.walkforward.parse_span`), as the time from that
+    long before now to now; a SpecError naming the option otherwise.
 
     >>> parse_age("30d")
     datetime.timedelta(days=30)
     """
-    match = _AGE.match(text.strip())
-    if not match:
-        raise CommandError(f"--older-than: {text!r} is not an age (a number and s, m, h, d or w, e.g. 30d)")
-    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+    from ticktape.backtest.walkforward import parse_span
+
+    now = time.time_ns()
+    return timedelta(microseconds=(now - parse_span(text, "--older-than").before(now)) // 1000)
 
 
 @runs_app.command("delete")
 def runs_delete(
     run_ids: Annotated[list[str] | None, typer.Argument(help="run ids", show_default=False)] = None,
     older_than: Annotated[
-        str | None, typer.Option(help="instead: every run created longer ago than this (30d, 12h, 2w)")
+        str | None,
+        typer.Option(
+            help="instead: every run created longer ago than this (30d, 12h, 90min, 2w, 6m = months)"
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="delete unfinished runs too")] = False,
 ) -> None:
