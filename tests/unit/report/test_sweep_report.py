@@ -1,0 +1,56 @@
+"""A stored sweep's report: the sets table and the heatmap parameter x
+parameter -> metric, equal to the sets' stored metrics."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from ticktape.compute import labels
+from ticktape.errors import SpecError
+from ticktape.report import sweep
+from ticktape.report.build import build
+
+pytestmark = pytest.mark.timeout(300)
+
+
+async def test_the_heatmap_and_the_table_show_every_set(stored, conn):
+    res = stored["sweep_result"]
+    title, sections = await build(conn, res.sweep_id)
+    assert title == f"Sweep {res.sweep_id[:8]}: sma_crossover, 4 sets on {stored['symbol']}"
+    about, chart, table = sections
+    assert chart.title == "Sharpe ratio by fast and slow"
+    heat = chart.figures[0].data[0]
+    assert list(heat.x) == ["5", "10"] and list(heat.y) == ["50", "100"]  # (by value, not as text)
+    want = {(s.params["fast"], s.params["slow"]): s.metrics["sharpe"] for s in res.sets}
+    for i, slow in enumerate((50, 100)):
+        for j, fast in enumerate((5, 10)):
+            assert heat.z[i][j] == pytest.approx(want[fast, slow], rel=1e-12, nan_ok=True)
+            assert heat.text[i][j] == labels.show("sharpe", want[fast, slow])
+    sets = table.tables[0]
+    assert len(sets) == 4 and list(sets.columns[:3]) == ["set", "fast", "slow"]
+    best = sorted(want.values(), key=lambda v: -v if not math.isnan(v) else math.inf)[0]
+    assert sets["Sharpe ratio"].iloc[0] == labels.show("sharpe", best)
+    assert sum(r.endswith("(kept)") for r in sets["run"]) == 3
+    facts = about.tables[0].set_index("")["value"]
+    assert facts["sets stored"] == "4" and facts["kept in full detail"] == "3"
+    assert facts["varied"] == "fast, slow"
+
+
+async def test_another_metric_and_one_that_is_not_there(stored, conn):
+    res = stored["sweep_result"]
+    _, (_, chart, table) = await build(conn, res.sweep_id, metric="max_drawdown_pct")
+    assert chart.title == "Max drawdown by fast and slow"
+    shown = table.tables[0]["Max drawdown"].tolist()
+    lowest = min(s.metrics["max_drawdown_pct"] for s in res.sets)
+    assert shown[0] == labels.show("max_drawdown_pct", lowest)  # (less is better: first)
+    with pytest.raises(
+        SpecError, match=r"^--metric: the sets of sweep .* have no metric 'sharpness'; they have .*sharpe"
+    ):
+        await build(conn, res.sweep_id, metric="sharpness")
+
+
+def test_varied_parameters_keep_their_order():
+    assert sweep.varied([{"b": 1, "a": 1, "c": 1}, {"b": 2, "a": 3, "c": 1}]) == ["b", "a"]
+    assert sweep.varied([{"a": 1}]) == []
