@@ -129,7 +129,8 @@ def test_a_run_and_its_sweep_open_offline_with_every_chart_drawn(db_url, browser
 def test_twenty_years_of_daily_bars_by_month(db_url, browser, tmp_path, shared_data):
     """A sweep over ORCL's daily bars, 1995-2014: a monthly heatmap of 20 years."""
     bars = shared_data("bars/orcl-1995-2014.txt")
-    res = sweeps.sweep(bars, "sma_crossover", sweeps.grid({"fast": [10, 20], "slow": [50, 100]}), keep_top=1)
+    grid = sweeps.grid({"fast": [10, 20], "slow": [50, 100]})
+    res = sweeps.sweep(bars, "sma_crossover", grid, keep_top=1, tick_size=1e-6)  # (adjusted prices)
 
     async def go() -> list[str]:
         conn = await store.connect(db_url)

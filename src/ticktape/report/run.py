@@ -3,7 +3,7 @@ and drawdown, returns by month (or day, or hour), rolling Sharpe, trades,
 exposure, parameters and the data it ran on.
 
 Series are resampled by the store to a grid of at most :data:`MAX_POINTS`
-buckets (:func:`grid_width`: the run's return grid or wider), so a report
+buckets (:func:`grid_width`), so a report
 is a few MB whatever the run's length; the metrics table is the run's own
 (computed over every sample when the run ended), under the human labels of
 :mod:`ticktape.compute.labels`.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +25,8 @@ from plotly.subplots import make_subplots
 
 from ticktape.compute import labels
 from ticktape.compute.accounting import trades as round_trips
-from ticktape.compute.metrics import DAY_NS, TRADING_DAYS, YEAR_NS
+from ticktape.compute.metrics import DAY_NS, MIN_PERIODS, TRADING_DAYS, YEAR_NS
+from ticktape.model.spec import EngineConfig
 from ticktape.report.document import Section
 from ticktape.store.report import equity_on_grid, equity_span
 from ticktape.store.results import read_results
@@ -42,29 +43,23 @@ WIDTHS_NS = tuple(
 _HOUR = 3_600 * _S
 #: Colours: gains, losses, the equity line.
 UP, DOWN, LINE = "#2e9d5b", "#d64545", "#1f5fa8"
+_ENGINE_FIELDS = {f.name for f in fields(EngineConfig)}
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def grid_width(span_ns: int, run_grid_ns: float | None = None, max_points: int = MAX_POINTS) -> int:
+def grid_width(span_ns: int, max_points: int = MAX_POINTS) -> int:
     """The width the report resamples a run's series to: the narrowest of
-    :data:`WIDTHS_NS` that is at least the run's return grid and cuts
-    ``span_ns`` into at most ``max_points`` buckets (a day at most: 20
-    years of days are about 7,300 buckets).
+    :data:`WIDTHS_NS` that cuts ``span_ns`` into at most ``max_points``
+    buckets (a day at most: 20 years of days are about 7,300 buckets).
 
     >>> grid_width(3_600 * 10**9) // 10**9  # an hour: 1 s buckets
     1
     >>> grid_width(3 * 86_400 * 10**9) // 10**9  # 3 days: 5 min (4,000 x 1 min would not cover them)
     300
-    >>> grid_width(3_600 * 10**9, run_grid_ns=60e9) // 10**9  # never finer than the run's return grid
-    60
     >>> grid_width(20 * 365 * 86_400 * 10**9) // 86_400_000_000_000  # 20 years: days
     1
     """
-    floor = float(run_grid_ns) if run_grid_ns is not None and math.isfinite(run_grid_ns) else 0.0
-    for w in WIDTHS_NS:
-        if w >= floor and span_ns // w < max_points:
-            return w
-    return WIDTHS_NS[-1]
+    return next((w for w in WIDTHS_NS if span_ns // w < max_points), WIDTHS_NS[-1])
 
 
 @dataclass(frozen=True)
@@ -172,6 +167,20 @@ def period_returns(ts: np.ndarray, equity: np.ndarray, start: float, period: str
     return out
 
 
+def percent(v: float, bound: float) -> str:
+    """A heatmap cell (a return in %) with enough decimals to tell cells
+    whose largest is ``bound`` apart; blank for NaN, never ``-0.00``.
+
+    >>> percent(1.234, 5.0), percent(0.01234, 0.02), percent(-0.00001, 0.02), percent(float("nan"), 1.0)
+    ('1.23', '0.0123', '0.0000', '')
+    """
+    if math.isnan(v):
+        return ""
+    digits = 2 if bound >= 0.5 else 3 if bound >= 0.05 else 4
+    shown = f"{v:.{digits}f}"
+    return shown[1:] if shown.startswith("-") and float(shown) == 0 else shown
+
+
 def periods_per_year(width: int, metrics: dict[str, Any]) -> float:
     """Periods a year of the report's grid: the run's ``periods_per_year``
     scaled from its return grid to ``width`` when the run has both, else
@@ -206,13 +215,24 @@ def rolling_sharpe(equity: np.ndarray, window: int, ppy: float) -> np.ndarray:
 
 
 def rolling_window(n_returns: int, ppy: float) -> int:
-    """Returns per rolling window: a tenth of the run, at least 10 and at
-    most half a year of the grid's periods (and at most the run's returns).
+    """Returns per rolling window: a tenth of the returns, at least
+    :data:`~ticktape.compute.metrics.MIN_PERIODS` (a Sharpe ratio of fewer
+    swings wildly) and at most half a year of periods.
 
     >>> rolling_window(5_000, 252.0), rolling_window(500, 252.0), rolling_window(50, 252.0)
-    (126, 50, 10)
+    (126, 50, 30)
     """
-    return max(1, min(n_returns, max(10, min(n_returns // 10, round(ppy / 2)))))
+    return max(MIN_PERIODS, min(n_returns // 10, round(ppy / 2)))
+
+
+def last_per_bucket(ts: np.ndarray, width: int) -> np.ndarray:
+    """Indices of the last of the (sorted) times ``ts`` in each ``width``-wide bucket.
+
+    >>> last_per_bucket(np.array([1, 4, 5, 9, 12]), 5).tolist()
+    [1, 3, 4]
+    """
+    b = ts // width
+    return np.flatnonzero(np.concatenate((b[1:] != b[:-1], [True])))
 
 
 async def sections(conn: asyncpg.Connection, run_id: str | uuid.UUID) -> list[Section]:
@@ -238,7 +258,7 @@ async def report(conn: asyncpg.Connection, run_id: str | uuid.UUID) -> tuple[str
     initial = float(engine.get("initial_cash", 0.0) or 0.0)
     symbols = list(run["symbols"] or [])
     lo, hi, n_samples = await equity_span(conn, rid)
-    width = grid_width(hi - lo, metrics.get("return_grid_ns"))
+    width = grid_width(hi - lo)
     grid = await equity_on_grid(conn, rid, width) if n_samples else None
     curve = portfolio_curve(grid, width, initial) if grid is not None else None
     fills = {s: await read_results(conn, rid, s, "fills") for s in symbols}
@@ -253,11 +273,10 @@ async def report(conn: asyncpg.Connection, run_id: str | uuid.UUID) -> tuple[str
         out.append(Section("Equity", notes=(f"No equity samples are stored for this run{why}.",)))
     else:
         start = initial * len(symbols) if initial else float(curve.equity[0])
-        ppy = periods_per_year(width, metrics)
         out += [
             _equity(curve, start, metrics, n_samples),
             _returns(curve, start, hi - lo),
-            _rolling(curve, ppy),
+            _rolling(curve, metrics),
         ]
     out.append(_trades_section(trades, metrics))
     if curve is not None and len(curve.ts):
@@ -367,8 +386,8 @@ def _returns(curve: Curve, start: float, span: int) -> Section:
         table = table.reindex(columns=list(_MONTHS))
         table["Year"] = (years.to_numpy() * 100)[: len(table)]
     z = table.to_numpy(dtype=np.float64)
-    text = [[("" if math.isnan(v) else f"{v:.2f}") for v in row] for row in z]
     bound = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
+    text = [[percent(v, bound) for v in row] for row in z]
     fig = go.Figure(
         go.Heatmap(
             z=z,
@@ -402,31 +421,43 @@ def _returns(curve: Curve, start: float, span: int) -> Section:
     )
 
 
-def _rolling(curve: Curve, ppy: float) -> Section:
-    n = len(curve.ts) - 1
-    if n < 3:
+def _rolling(curve: Curve, metrics: dict[str, float]) -> Section:
+    """The rolling Sharpe ratio on the run's return grid (the one its Sharpe
+    ratio is computed on) when that gives enough returns, else on the chart's."""
+    grid = metrics.get("return_grid_ns", math.nan)
+    width = curve.width
+    if math.isfinite(grid) and grid >= width and grid % width == 0:
+        at = last_per_bucket(curve.ts, int(grid))
+        if len(at) > 3 * MIN_PERIODS:
+            width = int(grid)
+    at = last_per_bucket(curve.ts, width)
+    ts, equity = curve.ts[at], curve.equity[at]
+    n = len(ts) - 1
+    if n < 2 * MIN_PERIODS:
         return Section(
-            "Rolling Sharpe ratio", notes=(f"Too few points on the grid ({n + 1}) for a rolling window.",)
+            "Rolling Sharpe ratio",
+            notes=(
+                f"Too few returns ({n}) on the {labels.duration(width)} grid for a rolling window of {MIN_PERIODS}.",
+            ),
         )
+    ppy = periods_per_year(width, metrics)
     window = rolling_window(n, ppy)
-    sharpe = rolling_sharpe(curve.equity, window, ppy)
+    sharpe = rolling_sharpe(equity, window, ppy)
     fig = go.Figure(
-        go.Scatter(
-            x=curve.times(curve.ts[1:]), y=sharpe, name="rolling Sharpe", line={"color": LINE, "width": 1.3}
-        )
+        go.Scatter(x=curve.times(ts[1:]), y=sharpe, name="rolling Sharpe", line={"color": LINE, "width": 1.3})
     )
     fig.add_hline(y=0, line={"color": "#9aa5b1", "width": 1})
     fig.update_yaxes(title_text="Sharpe (annualised)")
-    _style(
-        fig, height=340, title=f"Rolling Sharpe ratio over {window} returns of {labels.duration(curve.width)}"
-    )
+    _style(fig, height=340, title=f"Rolling Sharpe ratio over {window} returns of {labels.duration(width)}")
+    which = "the run's return grid" if width == grid else "the chart's grid"
+    spans = (ts[window:] - ts[:-window]) if len(ts) > window else ts[-1:] - ts[:1]
     return Section(
         "Rolling Sharpe ratio",
         figures=(fig,),
         notes=(
-            f"Sharpe ratio (risk-free 0) of the last {window} returns on the {labels.duration(curve.width)}"
-            f" grid (about {labels.duration(window * curve.width)} of event time), annualised with"
-            f" {ppy:,.6g} periods a year.",
+            f"Sharpe ratio (risk-free 0) of the last {window} returns on the {labels.duration(width)} grid"
+            f" ({which}; a window spans {labels.duration(float(np.median(spans)))} of event time, median),"
+            f" annualised with {ppy:,.6g} periods a year.",
         ),
     )
 
@@ -501,8 +532,8 @@ def _trades_section(trades: pd.DataFrame, metrics: dict[str, float]) -> Section:
     fig.update_xaxes(title_text="net PnL (cash)", tickformat=",.4~g", row=1, col=1)
     fig.update_xaxes(title_text=f"duration ({unit})", row=1, col=2)
     fig.update_yaxes(title_text="trades", row=1, col=1)
-    fig.update_layout(bargap=0)
     _style(fig, height=380, title=None)
+    fig.update_layout(bargap=0, legend={"x": 0.45, "y": 1.0, "yanchor": "top", "xanchor": "right"})
     wins = pnl > 0
     stats = [
         ("closed trades", labels.number(len(closed))),
@@ -602,7 +633,8 @@ def _parameters(run: dict[str, Any], spec: dict[str, Any]) -> Section:
         columns=["parameter", "value"],
     )
     engine = spec.get("engine") or {}
-    etable = pd.DataFrame([_setting(k, v) for k, v in engine.items()], columns=["engine", "value"])
+    order = [f.name for f in fields(EngineConfig) if f.name in engine] + sorted(set(engine) - _ENGINE_FIELDS)
+    etable = pd.DataFrame([_setting(k, engine[k]) for k in order], columns=["engine", "value"])
     rest = {
         k: v
         for k, v in spec.items()
@@ -625,7 +657,8 @@ def _coverage(run: dict[str, Any], progress: list[dict[str, Any]]) -> Section:
         ("ticks rejected", labels.number(run["ticks_rejected"])),
     ]
     for reason, n in sorted((json_value(run["rejects"]) or {}).items()):
-        rows.append((f"  rejected: {reason}", labels.number(n)))
+        if n:
+            rows.append((f"  rejected: {reason}", labels.number(n)))
     if run["wall_seconds"]:
         rows.append(("wall time", labels.duration(float(run["wall_seconds"]) * 1e9)))
         if run["ticks_processed"]:

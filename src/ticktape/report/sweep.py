@@ -62,6 +62,9 @@ def heatmap(table: pd.DataFrame, x: str, y: str, metric: str) -> go.Figure:
     scale = [[0, DOWN], [0.5, "#f7f3c9"], [1, UP]]
     if metric in LOWER_IS_BETTER:
         scale = [[0, UP], [0.5, "#f7f3c9"], [1, DOWN]]
+    finite = z[np.isfinite(z)]
+    # gains and losses on either side of 0 (a Sharpe ratio, a return), else the range's middle
+    zmid = 0.0 if len(finite) and finite.min() < 0 < finite.max() else None
     fig = go.Figure(
         go.Heatmap(
             z=z,
@@ -71,6 +74,7 @@ def heatmap(table: pd.DataFrame, x: str, y: str, metric: str) -> go.Figure:
             texttemplate="%{text}" if z.size <= 900 else None,
             hovertemplate=f"{x} %{{x}}, {y} %{{y}}: %{{text}}<extra></extra>",
             colorscale=scale,
+            zmid=zmid,
             colorbar={"title": {"text": labels.label(metric)}},
             xgap=1,
             ygap=1,
@@ -201,12 +205,18 @@ def _chart(table: pd.DataFrame, moving: list[str], metric: str) -> Section:
         return Section(f"{label} by {moving[0]}", figures=(_line(table, moving[0], metric),))
     x, y = moving[0], moving[1]
     others = moving[2:]
-    notes = (
-        (f"Each cell is the mean over {', '.join(others)} (the other varied parameters).",)
+    fig = heatmap(table, x, y, metric)
+    notes = [
+        f"Each cell is the mean over {', '.join(others)} (the other varied parameters)."
         if others
-        else (f"One cell per set; blank cells: sets the strategy refused ({x} and {y} not valid together).",)
-    )
-    return Section(f"{label} by {x} and {y}", figures=(heatmap(table, x, y, metric),), notes=notes)
+        else "One cell per set."
+    ]
+    blank = int(np.isnan(np.asarray(fig.data[0].z, dtype=np.float64)).sum())
+    if blank:
+        notes.append(
+            f"{blank} blank cells: no set there (the strategy refused it, or it was not in the grid)."
+        )
+    return Section(f"{label} by {x} and {y}", figures=(fig,), notes=tuple(notes))
 
 
 def _sets(table: pd.DataFrame, moving: list[str], metric: str) -> Section:

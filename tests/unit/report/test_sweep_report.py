@@ -33,6 +33,7 @@ async def test_the_heatmap_and_the_table_show_every_set(stored, conn):
     best = sorted(want.values(), key=lambda v: -v if not math.isnan(v) else math.inf)[0]
     assert sets["Sharpe ratio"].iloc[0] == labels.show("sharpe", best)
     assert sum(r.endswith("(kept)") for r in sets["run"]) == 3
+    assert set(sets["run"].str.split().str[0]) == set(stored["sweep_runs"])
     facts = about.tables[0].set_index("")["value"]
     assert facts["sets stored"] == "4" and facts["kept in full detail"] == "3"
     assert facts["varied"] == "fast, slow"
