@@ -111,14 +111,18 @@ def portfolio_curve(grid: dict[str, np.ndarray], width: int, initial_cash: float
     if frame.empty:
         empty = np.zeros(0)
         return Curve(width, np.zeros(0, np.int64), empty, empty, {})
-    wide = frame.pivot_table(
-        index="bucket", columns="symbol", values=["equity", "position", "price"], aggfunc="last", dropna=False
-    ).sort_index()
+
+    def wide(column: str) -> pd.DataFrame:  # bucket x symbol, carried forward
+        return (
+            frame.pivot_table(index="bucket", columns="symbol", values=column, aggfunc="last", dropna=False)
+            .sort_index()
+            .ffill()
+        )
+
     ts = frame.groupby("bucket")["ts"].max().sort_index().to_numpy(np.int64)
-    equity = wide["equity"].ffill().fillna(initial_cash)
-    position = wide["position"].ffill().fillna(0.0)
-    price = wide["price"].ffill()
-    gross = (position * price).abs().fillna(0.0).sum(axis=1)
+    equity = wide("equity").fillna(initial_cash)
+    position = wide("position").fillna(0.0)
+    gross = (position * wide("price")).abs().fillna(0.0).sum(axis=1)
     return Curve(
         width,
         ts,
@@ -130,23 +134,27 @@ def portfolio_curve(grid: dict[str, np.ndarray], width: int, initial_cash: float
 
 def period_of(span_ns: int, width: int) -> str:
     """The period the returns heatmap shows: ``month`` for a run of more
-    than 92 days, ``day`` for more than 3 days, else ``hour`` (never finer
-    than the grid).
+    than 92 days, ``day`` for more than 3 days, ``hour`` for more than 6
+    hours, else ``minute`` (never finer than the grid).
 
     >>> period_of(400 * 86_400 * 10**9, 86_400 * 10**9), period_of(10 * 86_400 * 10**9, 3_600 * 10**9)
     ('month', 'day')
     >>> period_of(86_400 * 10**9, 60 * 10**9), period_of(86_400 * 10**9, 86_400 * 10**9)
     ('hour', 'day')
+    >>> period_of(3_600 * 10**9, 10**9), period_of(3_600 * 10**9, 300 * 10**9)
+    ('minute', 'hour')
     """
     if span_ns > 92 * DAY_NS:
         return "month"
     if span_ns > 3 * DAY_NS or width > _HOUR:
         return "day"
-    return "hour"
+    if span_ns > 6 * _HOUR or width > 60 * _S:
+        return "hour"
+    return "minute"
 
 
 def period_returns(ts: np.ndarray, equity: np.ndarray, start: float, period: str) -> pd.Series:
-    """The return of each ``period`` (``month``, ``day``, ``hour``, UTC)
+    """The return of each ``period`` (``month``, ``day``, ``hour``, ``minute``, UTC)
     holding a point: its last equity over the last equity of the period
     before that holds one (``start`` before the first), minus 1. Periods
     without a point have no return (none is made up), so compounding them
@@ -159,12 +167,12 @@ def period_returns(ts: np.ndarray, equity: np.ndarray, start: float, period: str
     >>> [round(x, 6) for x in r.tolist()], r.index.strftime("%d").tolist()
     ([0.1, -0.1, 0.2], ['01', '02', '04'])
     """
-    freq = {"month": "M", "day": "D", "hour": "h"}[period]
+    freq = {"month": "M", "day": "D", "hour": "h", "minute": "min"}[period]
     when = pd.to_datetime(ts, unit="ns", utc=True).tz_localize(None).to_period(freq)
     last = pd.Series(equity, index=when).groupby(level=0).last()
     before = np.concatenate(([start], last.to_numpy()[:-1]))
-    out = pd.Series(last.to_numpy() / before - 1.0, index=last.index.to_timestamp().tz_localize("UTC"))
-    return out
+    starts = pd.PeriodIndex(last.index).to_timestamp().tz_localize("UTC")
+    return pd.Series(last.to_numpy() / before - 1.0, index=starts)
 
 
 def percent(v: float, bound: float) -> str:
@@ -281,7 +289,7 @@ async def report(conn: asyncpg.Connection, run_id: str | uuid.UUID) -> tuple[str
     out.append(_trades_section(trades, metrics))
     if curve is not None and len(curve.ts):
         out.append(_exposure(curve, metrics))
-    out += [_parameters(run, spec), _coverage(run, info["symbols"])]
+    out += [_parameters(run, spec, metrics.get("return_grid_ns")), _coverage(run, info["symbols"])]
     heading = f"Run {str(rid)[:8]}: {run['strategy'] or 'a strategy'} on {', '.join(symbols)}"
     return heading, out
 
@@ -370,15 +378,21 @@ def _equity(curve: Curve, start: float, metrics: dict[str, float], n_samples: in
 def _returns(curve: Curve, start: float, span: int) -> Section:
     period = period_of(span, curve.width)
     r = period_returns(curve.ts, curve.equity, start, period)
-    when = r.index
+    when = pd.DatetimeIndex(r.index)
     if period == "month":
         rows, cols = when.year.astype(str), when.month.map(lambda m: _MONTHS[m - 1])
         order = list(_MONTHS)
         years = (1 + r).groupby(when.year).prod() - 1
     elif period == "day":
         rows, cols, order = when.strftime("%Y-%m"), when.day.astype(str), [str(d) for d in range(1, 32)]
-    else:
+    elif period == "hour":
         rows, cols, order = when.strftime("%Y-%m-%d"), when.strftime("%H"), [f"{h:02d}" for h in range(24)]
+    else:
+        rows, cols, order = (
+            when.strftime("%Y-%m-%d %H h"),
+            when.strftime("%M"),
+            [f"{m:02d}" for m in range(60)],
+        )
     cells = pd.DataFrame({"row": rows, "col": cols, "r": r.to_numpy() * 100})
     table = cells.pivot_table(index="row", columns="col", values="r", aggfunc="first", sort=False)
     table = table.reindex(columns=[c for c in order if c in table.columns])
@@ -394,7 +408,7 @@ def _returns(curve: Curve, start: float, span: int) -> Section:
             x=list(table.columns),
             y=list(table.index),
             text=text,
-            texttemplate="%{text}" if z.size <= 800 else None,
+            texttemplate="%{text}" if z.shape[1] <= 31 and z.size <= 800 else None,  # (60 minutes: hover)
             hovertemplate="%{y} %{x}: %{z:.2f} %<extra></extra>",
             colorscale=[[0, DOWN], [0.5, "#f7f7f7"], [1, UP]],
             zmid=0,
@@ -408,7 +422,7 @@ def _returns(curve: Curve, start: float, span: int) -> Section:
     fig.update_xaxes(type="category", side="top")
     fig.update_yaxes(type="category", autorange="reversed")
     _style(fig, height=max(260, min(900, 90 + 26 * len(table))), title=f"Returns by {period} (%)")
-    word = {"month": "Monthly", "day": "Daily", "hour": "Hourly"}[period]
+    word = {"month": "Monthly", "day": "Daily", "hour": "Hourly", "minute": "Minute"}[period]
     return Section(
         f"{word} returns",
         figures=(fig,),
@@ -422,14 +436,13 @@ def _returns(curve: Curve, start: float, span: int) -> Section:
 
 
 def _rolling(curve: Curve, metrics: dict[str, float]) -> Section:
-    """The rolling Sharpe ratio on the run's return grid (the one its Sharpe
-    ratio is computed on) when that gives enough returns, else on the chart's."""
+    """The rolling Sharpe ratio on the run's return grid (the grid its
+    Sharpe ratio is computed on), or on the chart's when that is coarser
+    or the run has none."""
     grid = metrics.get("return_grid_ns", math.nan)
-    width = curve.width
-    if math.isfinite(grid) and grid >= width and grid % width == 0:
-        at = last_per_bucket(curve.ts, int(grid))
-        if len(at) > 3 * MIN_PERIODS:
-            width = int(grid)
+    width = (
+        int(grid) if math.isfinite(grid) and grid >= curve.width and grid % curve.width == 0 else curve.width
+    )
     at = last_per_bucket(curve.ts, width)
     ts, equity = curve.ts[at], curve.equity[at]
     n = len(ts) - 1
@@ -437,7 +450,8 @@ def _rolling(curve: Curve, metrics: dict[str, float]) -> Section:
         return Section(
             "Rolling Sharpe ratio",
             notes=(
-                f"Too few returns ({n}) on the {labels.duration(width)} grid for a rolling window of {MIN_PERIODS}.",
+                f"Too few returns on the {labels.duration(width)} grid ({n}) for a rolling window of"
+                f" {MIN_PERIODS} or more.",
             ),
         )
     ppy = periods_per_year(width, metrics)
@@ -450,14 +464,14 @@ def _rolling(curve: Curve, metrics: dict[str, float]) -> Section:
     fig.update_yaxes(title_text="Sharpe (annualised)")
     _style(fig, height=340, title=f"Rolling Sharpe ratio over {window} returns of {labels.duration(width)}")
     which = "the run's return grid" if width == grid else "the chart's grid"
-    spans = (ts[window:] - ts[:-window]) if len(ts) > window else ts[-1:] - ts[:1]
+    spans = ts[window:] - ts[:-window]
     return Section(
         "Rolling Sharpe ratio",
         figures=(fig,),
         notes=(
             f"Sharpe ratio (risk-free 0) of the last {window} returns on the {labels.duration(width)} grid"
             f" ({which}; a window spans {labels.duration(float(np.median(spans)))} of event time, median),"
-            f" annualised with {ppy:,.6g} periods a year.",
+            f" annualised with {labels.number(round(ppy, 2))} periods a year.",
         ),
     )
 
@@ -614,16 +628,35 @@ def _exposure(curve: Curve, metrics: dict[str, float]) -> Section:
     )
 
 
+#: Spec keys the parameters section shows elsewhere (or not at all).
+_NOT_SPEC = frozenset({"params", "engine", "symbols", "strategy", "sweep", "run_id", "return_grid"})
+
+
 def _setting(key: str, value: Any) -> tuple[str, str]:
-    """An engine setting as (name, value): durations in ns read as durations."""
-    if key.endswith("_ns") and isinstance(value, int | float) and not isinstance(value, bool):
-        return key[:-3].replace("_", " "), ("off" if value < 0 else labels.duration(value))
-    if key == "initial_cash":
-        return "initial cash", labels.show("final_equity", value)
-    return key.replace("_", " "), labels.number(value) if isinstance(value, int | float) else str(value)
+    """A setting of the engine or the spec as (name, value): times as UTC
+    dates, durations in ns as durations, nested values as ``k: v``."""
+    name = (key[:-3] if key.endswith("_ns") else key).replace("_", " ")
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if value is None:
+        shown = {"speed": "max", "start": "the data's first tick", "end": "the data's last tick"}.get(
+            name, "none"
+        )
+    elif isinstance(value, dict):
+        shown = ", ".join(f"{k}: {v}" for k, v in value.items())
+    elif number and key in ("start_ns", "end_ns"):
+        shown = _when(value)
+    elif number and key.endswith("_ns"):
+        shown = "off" if value < 0 else labels.duration(value)
+    elif number and key == "initial_cash":
+        shown = labels.show("final_equity", value)
+    elif number and key == "speed":
+        shown = f"{labels.number(value)} x real time"
+    else:
+        shown = labels.number(value) if number else str(value)
+    return name, shown
 
 
-def _parameters(run: dict[str, Any], spec: dict[str, Any]) -> Section:
+def _parameters(run: dict[str, Any], spec: dict[str, Any], metrics_grid: float | None) -> Section:
     params = json_value(run["params"]) or spec.get("params") or {}
     ptable = pd.DataFrame(
         [
@@ -635,17 +668,21 @@ def _parameters(run: dict[str, Any], spec: dict[str, Any]) -> Section:
     engine = spec.get("engine") or {}
     order = [f.name for f in fields(EngineConfig) if f.name in engine] + sorted(set(engine) - _ENGINE_FIELDS)
     etable = pd.DataFrame([_setting(k, engine[k]) for k in order], columns=["engine", "value"])
-    rest = {
-        k: v
-        for k, v in spec.items()
-        if k not in ("params", "engine", "symbols", "strategy", "sweep", "run_id")
-    }
-    notes = [f"Strategy {run['strategy'] or 'n/a'}."]
-    if rest:
-        notes.append(
-            "Spec: " + ", ".join(f"{k} = {v}" for k, v in sorted(rest.items()) if v is not None) + "."
+    rows = [
+        (
+            "return grid",
+            labels.grid(metrics_grid) if metrics_grid is not None else str(spec.get("return_grid") or "auto"),
         )
-    return Section("Parameters", tables=(ptable, etable), notes=tuple(notes))
+    ]
+    rows += [_setting(k, v) for k, v in spec.items() if k not in _NOT_SPEC]
+    stable = pd.DataFrame(rows, columns=["run spec", "value"])
+    return Section(
+        "Parameters",
+        tables=(ptable, etable, stable),
+        notes=(
+            f"Strategy {run['strategy'] or 'n/a'}: its parameters, the engine's settings and the run's spec.",
+        ),
+    )
 
 
 def _coverage(run: dict[str, Any], progress: list[dict[str, Any]]) -> Section:

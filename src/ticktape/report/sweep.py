@@ -229,7 +229,7 @@ def _sets(table: pd.DataFrame, moving: list[str], metric: str) -> Section:
     for m in dict.fromkeys((metric, *TABLE_METRICS)):
         shown[labels.label(m)] = [labels.show(m, v) for v in ordered[m]]
     shown["run"] = [
-        r[:8] + (" (kept)" if d else "") for r, d in zip(ordered["run_id"], ordered["detail"], strict=True)
+        r + (" (kept)" if d else "") for r, d in zip(ordered["run_id"], ordered["detail"], strict=True)
     ]
     best = ordered.iloc[0]
     return Section(

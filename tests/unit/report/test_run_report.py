@@ -161,7 +161,7 @@ def test_the_portfolio_on_the_grid_is_the_portfolio_at_each_point(rows, width):
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(st.tuples(st.integers(0, 400 * 86_400), st.floats(0.5, 2.0)), min_size=1, max_size=80),
-    st.sampled_from(["month", "day", "hour"]),
+    st.sampled_from(["month", "day", "hour", "minute"]),
 )
 def test_period_returns_compound_to_the_total_return(points, period):
     ts = np.unique(np.array([p[0] for p in points], dtype=np.int64)) * 10**9
