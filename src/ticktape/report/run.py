@@ -646,7 +646,7 @@ def _setting(key: str, value: Any) -> tuple[str, str]:
     elif number and key in ("start_ns", "end_ns"):
         shown = _when(value)
     elif number and key.endswith("_ns"):
-        shown = "off" if value < 0 else labels.duration(value)
+        shown = "off" if value < 0 else f"{value:g} ns" if 0 < value < 1_000 else labels.duration(value)
     elif number and key == "initial_cash":
         shown = labels.show("final_equity", value)
     elif number and key == "speed":

@@ -16,7 +16,9 @@ Modules, by what they hold:
 - :mod:`~ticktape.store.results`: run results, written once per
   ``(run_id, symbol, stream, seq)`` (the ``sink_batches`` ledger);
 - :mod:`~ticktape.store.runs`: runs, their status, control requests, progress
-  and metrics.
+  and metrics;
+- :mod:`~ticktape.store.report`: what ``ticktape report`` reads (which kind
+  of result an id names, a run's equity resampled on a time grid, a sweep's sets).
 
 Time: the engine's int64 nanoseconds become ``timestamptz``, which holds
 microseconds; ``ts`` is the nanosecond time floored to the microsecond.
