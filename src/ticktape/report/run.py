@@ -38,7 +38,27 @@ _S = 10**9
 #: Widths the series are resampled to, narrowest first; each divides a day,
 #: so every day and month starts on a bucket's edge.
 WIDTHS_NS = tuple(
-    k * _S for k in (1, 5, 10, 30, 60, 300, 900, 1_800, 3_600, 7_200, 10_800, 21_600, 43_200, 86_400)
+    k * _S
+    for k in (
+        1,
+        2,
+        5,
+        10,
+        15,
+        30,
+        60,
+        120,
+        300,
+        600,
+        900,
+        1_800,
+        3_600,
+        7_200,
+        10_800,
+        21_600,
+        43_200,
+        86_400,
+    )
 )
 _HOUR = 3_600 * _S
 #: Colours: gains, losses, the equity line.
@@ -54,8 +74,8 @@ def grid_width(span_ns: int, max_points: int = MAX_POINTS) -> int:
 
     >>> grid_width(3_600 * 10**9) // 10**9  # an hour: 1 s buckets
     1
-    >>> grid_width(3 * 86_400 * 10**9) // 10**9  # 3 days: 5 min (4,000 x 1 min would not cover them)
-    300
+    >>> grid_width(3 * 86_400 * 10**9) // 10**9  # 3 days: 2 min (4,000 x 1 min would not cover them)
+    120
     >>> grid_width(20 * 365 * 86_400 * 10**9) // 86_400_000_000_000  # 20 years: days
     1
     """
