@@ -1,10 +1,10 @@
 """The sections of one stored run's report: what it is, its metrics, equity
-and drawdown, returns by month (or day, or hour), rolling Sharpe, trades,
+and drawdown, returns by month (or day, hour, minute), rolling Sharpe, trades,
 exposure, parameters and the data it ran on.
 
 Series are resampled by the store to a grid of at most :data:`MAX_POINTS`
-buckets (:func:`grid_width`), so a report
-is a few MB whatever the run's length; the metrics table is the run's own
+buckets (:func:`grid_width`), so a report is a few MB whatever the run's
+length; the metrics table is the run's own
 (computed over every sample when the run ended), under the human labels of
 :mod:`ticktape.compute.labels`.
 """
@@ -37,29 +37,8 @@ MAX_POINTS = 4_000
 _S = 10**9
 #: Widths the series are resampled to, narrowest first; each divides a day,
 #: so every day and month starts on a bucket's edge.
-WIDTHS_NS = tuple(
-    k * _S
-    for k in (
-        1,
-        2,
-        5,
-        10,
-        15,
-        30,
-        60,
-        120,
-        300,
-        600,
-        900,
-        1_800,
-        3_600,
-        7_200,
-        10_800,
-        21_600,
-        43_200,
-        86_400,
-    )
-)
+_SECONDS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1_800, 3_600, 7_200, 10_800, 21_600, 43_200, 86_400)
+WIDTHS_NS = tuple(k * _S for k in _SECONDS)
 _HOUR = 3_600 * _S
 #: Colours: gains, losses, the equity line.
 UP, DOWN, LINE = "#2e9d5b", "#d64545", "#1f5fa8"
