@@ -25,6 +25,12 @@ def walk(symbol: str, n: int, seed: int, rate_per_s: float) -> np.ndarray:
     return np.concatenate(list(generate_walk(cfg)))
 
 
+@pytest.fixture
+def random_walk() -> Any:
+    """``random_walk(symbol, n, seed, rate_per_s)``: a symbol's synthetic ticks."""
+    return walk
+
+
 @pytest.fixture(scope="session")
 def stored(db_url: str) -> dict[str, Any]:
     """Ids of: a sweep of 2x2 sets (3 kept) over 3 days of ticks, a

@@ -4,9 +4,11 @@ parameter -> metric, equal to the sets' stored metrics."""
 from __future__ import annotations
 
 import math
+import uuid
 
 import pytest
 
+from ticktape.backtest import sweep as sweeps
 from ticktape.compute import labels
 from ticktape.errors import SpecError
 from ticktape.report import sweep
@@ -55,3 +57,21 @@ async def test_another_metric_and_one_that_is_not_there(stored, conn):
 def test_varied_parameters_keep_their_order():
     assert sweep.varied([{"b": 1, "a": 1, "c": 1}, {"b": 2, "a": 3, "c": 1}]) == ["b", "a"]
     assert sweep.varied([{"a": 1}]) == []
+
+
+async def test_one_varied_parameter_is_a_line_and_a_sweep_without_kept_sets_has_no_run_charts(
+    conn, random_walk
+):
+    symbol = f"ONE{uuid.uuid4().hex[:6].upper()}"
+    ticks = random_walk(symbol, 5_000, 4, rate_per_s=1.0)
+    res = sweeps.sweep(ticks, "sma_crossover", sweeps.grid({"fast": [5, 10, 20], "slow": [80]}))
+    await sweeps.store_sweep(conn, res, symbol)
+    _, (about, chart, table) = await build(conn, res.sweep_id)
+    assert chart.title == "Sharpe ratio by fast"
+    line = chart.figures[0].data[0]
+    assert list(line.x) == ["5", "10", "20"]
+    by_fast = {s.params["fast"]: s.metrics["sharpe"] for s in res.sets}
+    assert list(line.y) == pytest.approx([by_fast[f] for f in (5, 10, 20)], nan_ok=True)
+    facts = about.tables[0].set_index("")["value"]
+    assert facts["varied"] == "fast" and facts["fixed"] == "slow = 80" and facts["kept in full detail"] == "0"
+    assert not any(r.endswith("(kept)") for r in table.tables[0]["run"])
