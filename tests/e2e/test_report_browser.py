@@ -97,7 +97,11 @@ def open_offline(browser, path: Path, shot: str) -> int:
         page.goto(path.as_uri(), wait_until="load")
         figures = page.locator(".js-plotly-plot")
         expected = path.read_text().count("Plotly.newPlot(")
-        page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {expected}")
+        page.wait_for_function(
+            "n => { const p = [...document.querySelectorAll('.js-plotly-plot')];"
+            " return p.length === n && p.every(f => f.querySelector('.main-svg')); }",
+            arg=expected,
+        )
         assert figures.count() == expected > 0
         for i in range(expected):
             fig = figures.nth(i)
