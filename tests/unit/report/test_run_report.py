@@ -169,3 +169,12 @@ def test_period_returns_compound_to_the_total_return(points, period):
     r = run_report.period_returns(ts, equity, 100.0, period)
     assert math.prod(1 + r.to_numpy()) == pytest.approx(equity[-1] / 100.0, rel=1e-9)
     assert r.index.is_monotonic_increasing and r.index.is_unique
+
+
+@given(st.integers(0, 40 * 365 * 86_400 * 10**9))
+def test_the_grid_is_the_narrowest_width_within_the_point_budget(span):
+    w = run_report.grid_width(span)
+    assert 86_400 * 10**9 % w == 0  # (every day and month starts on a bucket's edge)
+    assert span // w < run_report.MAX_POINTS or w == run_report.WIDTHS_NS[-1]
+    narrower = [v for v in run_report.WIDTHS_NS if v < w]
+    assert all(span // v >= run_report.MAX_POINTS for v in narrower)
