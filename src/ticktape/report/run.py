@@ -133,10 +133,10 @@ def portfolio_curve(grid: dict[str, np.ndarray], width: int, initial_cash: float
 
 def period_of(span_ns: int, width: int) -> str:
     """The period the returns heatmap shows: ``month`` for a run of more
-    than 92 days, ``day`` for more than 3 days, ``hour`` for more than 6
+    than 92 days, ``day`` for more than 14 days, ``hour`` for more than 6
     hours, else ``minute`` (never finer than the grid).
 
-    >>> period_of(400 * 86_400 * 10**9, 86_400 * 10**9), period_of(10 * 86_400 * 10**9, 3_600 * 10**9)
+    >>> period_of(400 * 86_400 * 10**9, 86_400 * 10**9), period_of(20 * 86_400 * 10**9, 3_600 * 10**9)
     ('month', 'day')
     >>> period_of(86_400 * 10**9, 60 * 10**9), period_of(86_400 * 10**9, 86_400 * 10**9)
     ('hour', 'day')
@@ -145,7 +145,7 @@ def period_of(span_ns: int, width: int) -> str:
     """
     if span_ns > 92 * DAY_NS:
         return "month"
-    if span_ns > 3 * DAY_NS or width > _HOUR:
+    if span_ns > 14 * DAY_NS or width > _HOUR:
         return "day"
     if span_ns > 6 * _HOUR or width > 60 * _S:
         return "hour"

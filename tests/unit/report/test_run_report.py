@@ -68,7 +68,7 @@ async def test_a_two_symbol_run_sums_its_symbols_and_compounds_to_its_total_retu
     metrics = (await store.run_with_metrics(conn, run_id))["metrics"]
     curve = got["Equity and drawdown"].figures[0].data[0]
     assert curve.y[-1] == pytest.approx(metrics["final_equity"], rel=1e-12)
-    cells = got["Daily returns"].figures[0].data[0].z  # (8.7 days: by day)
+    cells = got["Hourly returns"].figures[0].data[0].z  # (8.7 days: by hour)
     r = np.asarray(cells, dtype=float).ravel() / 100
     start = 2 * 1_000_000.0  # (each symbol's engine starts with the initial cash)
     assert np.prod(1 + r[~np.isnan(r)]) * start == pytest.approx(metrics["final_equity"], rel=1e-9)
