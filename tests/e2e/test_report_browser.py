@@ -127,7 +127,7 @@ def test_a_run_and_its_sweep_open_offline_with_every_chart_drawn(db_url, browser
     assert page.count("Plotly.newPlot(") == 5  # equity, returns, rolling Sharpe, trades, exposure
     assert open_offline(browser, tmp_path / "run.html", "report-run.png") == 5
     report(db_url, sweep_id, tmp_path / "sweep.html")
-    assert open_offline(browser, tmp_path / "sweep.html", "report-sweep.png") == 1
+    assert open_offline(browser, tmp_path / "sweep.html", "report-sweep.png") == 2  # heatmap, kept set
 
 
 def test_twenty_years_of_daily_bars_by_month(db_url, browser, tmp_path, shared_data):

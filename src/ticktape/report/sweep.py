@@ -21,14 +21,16 @@ import plotly.graph_objects as go
 from ticktape.compute import labels
 from ticktape.errors import SpecError
 from ticktape.report.document import Section
-from ticktape.report.run import DOWN, UP
-from ticktape.store.report import sweep_sets
+from ticktape.report.run import DOWN, UP, grid_width, portfolio_curve
+from ticktape.store.report import equity_on_grid, equity_span, sweep_sets
 
 #: The metric a sweep's heatmap shows unless another is asked for.
 DEFAULT_METRIC = "sharpe"
 #: Metrics where less is better: their heatmap's colours are reversed and
 #: the table puts the least first.
 LOWER_IS_BETTER = frozenset({"max_drawdown", "max_drawdown_pct", "max_drawdown_duration_ns", "volatility"})
+#: The most kept sets whose equity the report draws (the best by the metric).
+MAX_CURVES = 10
 #: The metrics the sets table shows (besides the chosen one).
 TABLE_METRICS = ("total_return", "sharpe", "max_drawdown_pct", "n_trades", "final_equity")
 
@@ -155,11 +157,68 @@ async def report(
         f"Sweep {str(sweep_id)[:8]}: {first['strategy'] or 'a strategy'}, {len(sets):,} sets"
         f" on {', '.join(first['symbols'] or [])}"
     )
+    curves = await _kept_curves(conn, sets, table, moving, metric)
     return heading, [
         _about(sweep_id, sets, moving),
         _chart(table, moving, metric),
+        curves,
         _sets(table, moving, metric),
     ]
+
+
+async def _kept_curves(
+    conn: asyncpg.Connection, sets: list[dict[str, Any]], table: pd.DataFrame, moving: list[str], metric: str
+) -> Section:
+    """The equity of the best :data:`MAX_CURVES` kept sets, each divided by
+    its starting cash, on one time grid (the store resamples each)."""
+    kept = table[table["detail"]]
+    if kept.empty:
+        return Section(
+            "Kept sets",
+            notes=("No set was kept in full detail (`ticktape sweep --keep-top N` keeps the N best).",),
+        )
+    kept = kept.sort_values(metric, ascending=metric in LOWER_IS_BETTER, na_position="last").head(MAX_CURVES)
+    engine = sets[0]["spec"].get("engine") or {}
+    cash = float(engine.get("initial_cash") or 0.0)
+    start, end = sets[0]["data_start"], sets[0]["data_end"]
+    width = grid_width(int((end - start).total_seconds() * 1e9) if start and end else 0)
+    fig = go.Figure()
+    for _, row in kept.iterrows():
+        rid = uuid.UUID(row["run_id"])
+        if not (await equity_span(conn, rid))[2]:
+            continue
+        curve = portfolio_curve(await equity_on_grid(conn, rid, width), width, cash)
+        base = cash * len(curve.positions) if cash else float(curve.equity[0])
+        name = ", ".join(f"{p}={row[p]}" for p in moving) or str(row["set"])
+        fig.add_trace(
+            go.Scatter(
+                x=curve.times(),
+                y=curve.equity / base,
+                name=f"{name} ({labels.label(metric)} {labels.show(metric, row[metric])})",
+                line={"width": 1.3},
+            )
+        )
+    fig.add_hline(y=1.0, line={"color": "#9aa5b1", "dash": "dot", "width": 1})
+    fig.update_yaxes(title_text="equity / starting cash")
+    fig.update_layout(
+        template="plotly_white",
+        title={"text": "Equity of the kept sets", "x": 0.01},
+        height=460,
+        margin={"l": 70, "r": 30, "t": 60, "b": 100},
+        hovermode="x unified",
+        showlegend=True,
+        legend={"orientation": "h", "y": -0.2, "yanchor": "top"},
+    )
+    total = int(table["detail"].sum())
+    which = f"the {len(kept)} best by {labels.label(metric)} of the {total}" if len(kept) < total else "each"
+    return Section(
+        "Kept sets",
+        figures=(fig,),
+        notes=(
+            f"The equity of {which} of the sets kept in full detail (--keep-top), over its starting cash,"
+            f" at the last sample of each {labels.duration(width)} (UTC).",
+        ),
+    )
 
 
 def _about(sweep_id: Any, sets: list[dict[str, Any]], moving: list[str]) -> Section:

@@ -21,7 +21,7 @@ async def test_the_heatmap_and_the_table_show_every_set(stored, conn):
     res = stored["sweep_result"]
     title, sections = await build(conn, res.sweep_id)
     assert title == f"Sweep {res.sweep_id[:8]}: sma_crossover, 4 sets on {stored['symbol']}"
-    about, chart, table = sections
+    about, chart, kept, table = sections
     assert chart.title == "Sharpe ratio by fast and slow"
     heat = chart.figures[0].data[0]
     assert list(heat.x) == ["5", "10"] and list(heat.y) == ["50", "100"]  # (by value, not as text)
@@ -39,11 +39,24 @@ async def test_the_heatmap_and_the_table_show_every_set(stored, conn):
     facts = about.tables[0].set_index("")["value"]
     assert facts["sets stored"] == "4" and facts["kept in full detail"] == "3"
     assert facts["varied"] == "fast, slow"
+    curves = kept.figures[0].data  # the kept sets' equity, best first, each over its starting cash
+    finals = {
+        f"fast={s.params['fast']}, slow={s.params['slow']}": s.metrics
+        for s in res.sets
+        if s.index in res.detail
+    }
+    assert len(curves) == 3
+    for c in curves:
+        name = c.name.split(" (")[0]
+        assert c.y[-1] == pytest.approx(finals[name]["final_equity"] / 1e6, rel=1e-12)
+        assert c.y[0] == pytest.approx(1.0, abs=1e-3)
+    ranked = sorted(finals.values(), key=lambda m: -m["sharpe"] if not math.isnan(m["sharpe"]) else math.inf)
+    assert curves[0].y[-1] == pytest.approx(ranked[0]["final_equity"] / 1e6, rel=1e-12)
 
 
 async def test_another_metric_and_one_that_is_not_there(stored, conn):
     res = stored["sweep_result"]
-    _, (_, chart, table) = await build(conn, res.sweep_id, metric="max_drawdown_pct")
+    _, (_, chart, _, table) = await build(conn, res.sweep_id, metric="max_drawdown_pct")
     assert chart.title == "Max drawdown by fast and slow"
     shown = table.tables[0]["Max drawdown"].tolist()
     lowest = min(s.metrics["max_drawdown_pct"] for s in res.sets)
@@ -66,8 +79,9 @@ async def test_one_varied_parameter_is_a_line_and_a_sweep_without_kept_sets_has_
     ticks = random_walk(symbol, 5_000, 4, rate_per_s=1.0)
     res = sweeps.sweep(ticks, "sma_crossover", sweeps.grid({"fast": [5, 10, 20], "slow": [80]}))
     await sweeps.store_sweep(conn, res, symbol)
-    _, (about, chart, table) = await build(conn, res.sweep_id)
+    _, (about, chart, kept, table) = await build(conn, res.sweep_id)
     assert chart.title == "Sharpe ratio by fast"
+    assert not kept.figures and "--keep-top N" in kept.notes[0]
     line = chart.figures[0].data[0]
     assert list(line.x) == ["5", "10", "20"]
     by_fast = {s.params["fast"]: s.metrics["sharpe"] for s in res.sets}
