@@ -112,9 +112,12 @@ def _section(i: int, s: Section) -> str:
 
 
 def _table(frame: pd.DataFrame) -> str:
-    """A frame as an HTML table (cells escaped; numbers as :func:`labels.number` shows them)."""
+    """A frame as an HTML table (cells escaped; numbers as :func:`labels.number`
+    shows them); without a header row when its first column has no name (a
+    list of facts: name, value)."""
     cells = frame.map(lambda v: v if isinstance(v, str) else labels.number(v))
-    out = cells.to_html(index=False, border=0, classes="tbl", escape=True, na_rep="")
+    header = str(frame.columns[0]) != "" if len(frame.columns) else True
+    out = cells.to_html(index=False, border=0, classes="tbl", escape=True, na_rep="", header=header)
     return f'<div class="scroll">{out}</div>' if len(frame) > 25 else out
 
 

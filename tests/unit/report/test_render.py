@@ -29,6 +29,7 @@ def sections() -> list[Section]:
             ),
         ),
         Section("Only notes", notes=("nothing to draw",)),
+        Section("Facts", tables=(pd.DataFrame([("run id", "0190")], columns=["", "value"]),)),
     ]
 
 
@@ -49,12 +50,13 @@ def test_the_header_the_sections_and_escaping():
     page = render.render("a <run>", sections(), generated_at=when)
     assert "<title>a &lt;run&gt;</title>" in page
     assert f"generated 2026-12-07 23:05:09 UTC by ticktape {__version__}" in page
-    assert page.count("<section ") == 3 and page.count("<table") == 1
+    assert page.count("<section ") == 4 and page.count("<table") == 2
+    assert page.count("<thead>") == 1  # (a list of facts has no header row)
     assert "<h2>Equity &lt;and&gt; drawdown</h2>" in page
     assert "a note &amp; &lt;b&gt;not bold&lt;/b&gt;" in page
     assert "&lt;script&gt;x&lt;/script&gt;" in page and "<script>x</script>" not in page
     assert ">1.235<" in page and ">1,234.50<" in page  # (numbers as labels.number shows them)
-    assert page.count('<a href="#s') == 3
+    assert page.count('<a href="#s') == 4
 
 
 def test_write_is_whole_or_nothing(tmp_path: Path):
