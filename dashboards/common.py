@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from ticktape.compute import labels
+from ticktape.dashboards import queries
 from ticktape.errors import TicktapeError
 
 #: Errors a page shows as one line (never a traceback): ours, the server's, the OS's.
@@ -84,6 +85,23 @@ def _period(start: Any, end: Any) -> str:
     a = pd.Timestamp(start)
     span = f" ({labels.duration((pd.Timestamp(end) - a).value)})" if pd.notna(end) else ""
     return a.strftime("%Y-%m-%d %H:%M") + span
+
+
+def report_button(dsn: str, ident: str, key: str, metric: str = "sharpe") -> None:
+    """Make the report on run or sweep ``ident`` (``ticktape report``'s HTML
+    file) when asked, then offer it as a download."""
+    if st.button("Make the report (HTML)", key=f"{key}_make", help="the same file as `ticktape report ID`"):
+        st.session_state[f"{key}_page"] = (ident, metric, *queries.report(dsn, ident, metric))
+    made = st.session_state.get(f"{key}_page")
+    if made and made[:2] == (ident, metric):
+        st.download_button(
+            f"Download: {made[2]}",
+            made[3],
+            file_name=f"report-{ident}.html",
+            mime="text/html",
+            key=f"{key}_download",
+            on_click="ignore",
+        )
 
 
 #: The app's pages by url path (filled by ticktape.dashboards.nav.register).

@@ -11,6 +11,8 @@ import asyncpg
 import pandas as pd
 
 from ticktape.errors import SqlRefused
+from ticktape.report.build import build
+from ticktape.report.render import render
 from ticktape.store import session
 from ticktape.store.catalogue import tick_catalogue, tick_symbols
 from ticktape.store.runs import json_value, run_progress
@@ -420,3 +422,9 @@ def recent_fills(dsn: str, run_id: str, symbol: str, upto_ns: int, n: int = 20) 
         int(upto_ns),
         n,
     )
+
+
+def report(dsn: str, ident: str, metric: str = "sharpe") -> tuple[str, str]:
+    """The report on a run or a sweep, as ``ticktape report`` writes it: (title, HTML page)."""
+    title, sections = _read(dsn, lambda conn: build(conn, ident, metric=metric))
+    return title, render(title, sections)

@@ -42,15 +42,18 @@ def page() -> None:
     )
     rows = list(picked.selection.rows) if picked is not None else []
     chosen = runs.iloc[rows] if rows else runs.iloc[:0]
-    st.caption("Select rows to overlay their equity and compare their metrics; open one in Monitor.")
-    one = st.selectbox(
-        "open in Monitor",
+    st.caption(
+        "Select rows to overlay their equity and compare their metrics; open one in Monitor, or make its report."
+    )
+    one = st.selectbox(  # (whole ids: the runs of one sweep share their first digits)
+        "open in Monitor or report on",
         runs["run_id"].tolist(),
-        format_func=lambda r: f"{r[:8]} {runs.set_index('run_id').loc[r, 'strategy']}",
+        format_func=lambda r: f"{r} {runs.set_index('run_id').loc[r, 'strategy']}",
         key="runs_open",
     )
     if st.button("Open in Monitor", key="runs_open_button"):
         common.open_page("monitor", run=one)
+    common.report_button(dsn, one, "runs_report")
     if not chosen.empty:
         _compare(dsn, chosen)
 

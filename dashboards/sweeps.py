@@ -47,6 +47,7 @@ def page() -> None:
         format_func=labels.label,
         key="s_metric",
     )
+    common.report_button(dsn, sweep_id, "s_report", metric=metric)
     if not varied:
         st.info("Every run of this sweep has the same parameters.")
         st.dataframe(runs.drop(columns="params"), hide_index=True)

@@ -426,6 +426,22 @@ PROBES = [
         "dashboard --port {busy_port}",
         r"port {busy_port} on 127.0.0.1 is already in use",
     ),
+    P(
+        "cmd-report-not-an-id",
+        "report nope -o {tmp}/r.html",
+        r"ID: 'nope' is not a run, sweep or study id \(a UUID\)$",
+    ),
+    P(
+        "cmd-report-unknown",
+        "report " + RUN + " -o {tmp}/r.html",
+        rf"ID: no run, sweep or study {RUN} in this store",
+        services="shared",
+    ),
+    P(
+        "cmd-report-no-folder",
+        "report " + RUN + " -o {missing_dir}/r.html",
+        r"-o {missing_dir}/r.html: the directory {missing_dir} does not exist$",
+    ),
     P("cmd-runs-show-not-an-id", "runs show nope", r"'nope' is not a run id"),
     P("cmd-runs-show-unknown", f"runs show {RUN}", rf"no run {RUN}", services="shared"),
     P("cmd-runs-pause-unknown", f"runs pause {RUN}", rf"no run {RUN}", services="shared"),
@@ -438,7 +454,11 @@ PROBES = [
         r"runs delete: give run ids or --older-than",
     ),
     P("cmd-runs-delete-bad-age", "runs delete --older-than 30x", r"--older-than '30x': not a span"),
-    P("cmd-runs-delete-negative-age", "runs delete --older-than -3d", r"--older-than '-3d': must be longer than zero"),
+    P(
+        "cmd-runs-delete-negative-age",
+        "runs delete --older-than -3d",
+        r"--older-than '-3d': must be longer than zero",
+    ),
     P("cmd-runs-delete-bad-id", "runs delete nope", r"'nope' is not a run id"),
     P(
         "cmd-runs-delete-unfinished",

@@ -18,6 +18,7 @@ from ticktape.backtest import walkforward as wf
 from ticktape.errors import SpecError
 from ticktape.model.spec import new_run_id
 from ticktape.report import walkforward as report
+from ticktape.report.build import build
 from ticktape.runtime.processes import run_coro
 from ticktape.store import studies
 from ticktape.testing import market
@@ -103,6 +104,11 @@ async def test_the_report_sections_of_a_stored_study(conn: Any, study: wf.WalkFo
     np.testing.assert_allclose(after[1].figures[0].data[0].y[: len(rest)], rest.to_numpy())
     with pytest.raises(SpecError, match=r"^study_id: no study"):
         await report.sections(conn, str(uuid.uuid4()))
+    # `ticktape report STUDY_ID`: the id is found among runs, sweeps and studies
+    title, found = await build(conn, res.study_id.upper())
+    assert title == f"Walk-forward study {res.study_id}" and [s.title for s in found] == [
+        s.title for s in after
+    ]
 
 
 async def test_a_study_that_fails_while_stored_leaves_nothing(conn: Any, study: wf.WalkForwardResult) -> None:

@@ -14,6 +14,7 @@ import typer
 from rich.text import Text
 
 from ticktape.cli import backtest as backtest_cli
+from ticktape.cli import report as report_cli
 from ticktape.cli import strategy as strategy_cli
 from ticktape.cli import walkforward as walkforward_cli
 from ticktape.cli.common import console, err_console, settings
@@ -41,6 +42,7 @@ app.add_typer(strategy_cli.app, name="strategy")
 app.command("backtest")(backtest_cli.backtest)
 app.command("sweep")(backtest_cli.sweep)
 app.command("walkforward")(walkforward_cli.walkforward)
+app.command("report")(report_cli.report)
 
 
 @app.command()

@@ -19,6 +19,8 @@ Modules, by what they hold:
   and metrics;
 - :mod:`~ticktape.store.studies`: studies over several runs (walk-forward),
   their runs grouped by ``runs.study_id``.
+- :mod:`~ticktape.store.report`: what ``ticktape report`` reads (which kind
+  of result an id names, a run's equity resampled on a time grid, a sweep's sets).
 
 Time: the engine's int64 nanoseconds become ``timestamptz``, which holds
 microseconds; ``ts`` is the nanosecond time floored to the microsecond.
