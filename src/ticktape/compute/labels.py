@@ -171,9 +171,20 @@ def show(key: str, value: Any) -> str:
     return _BY_UNIT[unit](float(value)) if unit in _BY_UNIT else number(value)
 
 
+def _fixed(v: float) -> str:
+    """Two decimals with separators; a value that rounds to zero shows no sign
+    (-0.00 % read as a loss).
+
+    >>> _fixed(-0.001), _fixed(-1234.567)
+    ('0.00', '-1,234.57')
+    """
+    text = f"{v:,.2f}"
+    return text[1:] if text == "-0.00" else text
+
+
 _BY_UNIT = {
-    "%": lambda v: f"{v * 100:,.2f} %",
-    "cash": lambda v: f"{v:,.2f}",
+    "%": lambda v: f"{_fixed(v * 100)} %",
+    "cash": _fixed,
     "ratio": lambda v: f"{v:.4g}",
     "duration": duration,
     "grid": grid,
