@@ -14,6 +14,7 @@ import typer
 from rich.text import Text
 
 from ticktape.cli import backtest as backtest_cli
+from ticktape.cli import montecarlo as montecarlo_cli
 from ticktape.cli import strategy as strategy_cli
 from ticktape.cli.common import console, err_console, settings
 from ticktape.cli.data import data_app
@@ -39,6 +40,7 @@ app.add_typer(lobster_app, name="lobster")
 app.add_typer(strategy_cli.app, name="strategy")
 app.command("backtest")(backtest_cli.backtest)
 app.command("sweep")(backtest_cli.sweep)
+app.command("montecarlo")(montecarlo_cli.montecarlo)
 
 
 @app.command()
