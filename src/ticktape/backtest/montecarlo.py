@@ -653,7 +653,10 @@ def _summary(
         f = v[np.isfinite(v)]
         entry: dict[str, Any] = {"n": len(f), "undefined": len(v) - len(f)}
         if len(f):
-            counts, edges = np.histogram(f, bins=HIST_BINS)
+            try:
+                counts, edges = np.histogram(f, bins=HIST_BINS)
+            except ValueError:  # (all but equal: no room for the bins) one bin
+                counts, edges = np.array([len(f)]), np.array([f.min(), f.max()])
             entry.update(
                 mean=float(f.mean()),
                 std=float(f.std(ddof=1)) if len(f) > 1 else 0.0,
