@@ -505,9 +505,10 @@ def _resample_chunk(job: _Resample) -> tuple[int, dict[str, np.ndarray], np.ndar
     """(start, per-draw statistics, fan rows) of a chunk of draws."""
     v = job.values
     steps = len(v)
+    block = job.block_length if job.block_length is not None else 1.0  # (set for blocks)
     idx = np.stack(
         [
-            stationary_indices(rng, steps, job.block_length)
+            stationary_indices(rng, steps, block)
             if job.method == "blocks"
             else bootstrap_indices(rng, steps, job.replace)
             for rng in draw_rngs(job.seed, job.start, job.stop, job.n)
