@@ -314,6 +314,7 @@ class _Calibration:
         self.tick_size = tick_size
         self.n = 0
         self.first_ts: int | None = None
+        self.last_ts = 0
         self.price0 = math.nan
         self.spread_sum = 0.0
         self.size_sum = 0.0
@@ -341,6 +342,7 @@ class _Calibration:
         ts, lp = ticks["ts"][ok].astype(np.int64), np.log(price[ok])
         if self.first_ts is None:
             self.first_ts, self.price0 = int(ts[0]), float(price[ok][0])
+        self.last_ts = int(ts[-1])
         ts, lp = np.concatenate((self._ts, ts)), np.concatenate((self._lp, lp))
         if self._prev is None:  # the first tick is the start of the first window
             self._prev = (int(ts[0]), float(lp[0]))
@@ -371,8 +373,8 @@ class _Calibration:
             "spread_vol_mult": 0.0,
             "mean_size": self.size_sum / self.size_n if self.size_n else ProcessConfig().mean_size,
         }
-        if len(dur) < 4:  # too few windows for a rate and a volatility: the defaults' shape
-            span = max(1e-6, (int(self._ts[-1]) - self.first_ts) / 1e9) if len(self._ts) else 1.0
+        if len(dur) < 4:  # too few windows for a volatility: the generator's default
+            span = max(1e-6, (self.last_ts - self.first_ts) / 1e9)
             return ProcessConfig(**base, rate_per_s=float(max(self.n - 1, 1) / span))
         news = _news_windows(dur)
         calm_var, calm_rate = (
@@ -628,6 +630,20 @@ class MonteCarloResult:
     fan: dict[str, Any]
     seconds: float = 0.0
 
+    def row(self) -> dict[str, Any]:
+        """The study as ``montecarlo_studies`` stores it (without
+        ``created_at``; NaN as None), as
+        :func:`ticktape.store.montecarlo.read_studies` returns it."""
+        return {
+            "study_id": self.study_id,
+            "run_id": self.run_id,
+            "method": self.method,
+            "n": self.n,
+            "seed": self.seed,
+            "block_length": self.block_length,
+            **{k: _json_safe(getattr(self, k)) for k in ("params", "summary", "fan")},
+        }
+
 
 def _num(x: float) -> float | None:
     """A float for JSON: None for NaN or ±inf (jsonb takes neither)."""
@@ -853,18 +869,7 @@ def montecarlo(
             progress=progress,
         )
         if save:
-            await mc_store.insert_study(
-                conn,
-                res.study_id,
-                res.run_id,
-                res.method,
-                res.n,
-                res.seed,
-                res.block_length,
-                _json_safe(res.params),
-                _json_safe(res.summary),
-                _json_safe(res.fan),
-            )
+            await mc_store.insert_study(conn, **res.row())
         return res
 
     return session.run(go, dsn=dsn)

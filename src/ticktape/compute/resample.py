@@ -41,9 +41,14 @@ def draw_rngs(seed: int, start: int, stop: int, n: int) -> list[np.random.Genera
     >>> b = [g.integers(1000) for g in draw_rngs(7, 2, 4, 4)]
     >>> a[2:] == b
     True
+    >>> children = np.random.SeedSequence(7).spawn(4)  # the same generators
+    >>> a == [np.random.default_rng(c).integers(1000) for c in children]
+    True
     """
-    children = np.random.SeedSequence(seed).spawn(n)[start:stop]
-    return [np.random.default_rng(c) for c in children]
+    if not 0 <= start <= stop <= n:
+        raise ValueError(f"draws {start}..{stop} are not within the study's {n}")
+    # the k-th child of SeedSequence(seed).spawn(n), made directly (spawn makes all n)
+    return [np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(k,))) for k in range(start, stop)]
 
 
 def bootstrap_indices(rng: np.random.Generator, n: int, replace: bool = True) -> np.ndarray:
