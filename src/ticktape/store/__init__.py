@@ -17,6 +17,7 @@ Modules, by what they hold:
   ``(run_id, symbol, stream, seq)`` (the ``sink_batches`` ledger);
 - :mod:`~ticktape.store.runs`: runs, their status, control requests, progress
   and metrics.
+- :mod:`~ticktape.store.montecarlo`: the Monte Carlo studies of runs.
 
 Time: the engine's int64 nanoseconds become ``timestamptz``, which holds
 microseconds; ``ts`` is the nanosecond time floored to the microsecond.
