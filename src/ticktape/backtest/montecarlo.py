@@ -44,14 +44,13 @@ from ticktape.backtest.run import run_symbol
 from ticktape.compute import metrics
 from ticktape.compute.resample import (
     FAN_PERCENTILES,
+    FAN_POINTS,
     STATS,
+    ResampleJob,
     auto_block_length,
-    bootstrap_indices,
     draw_rngs,
-    fan_positions,
     grid_points,
-    path_stats,
-    stationary_indices,
+    resample_chunk,
 )
 from ticktape.data.readers import read_parquet
 from ticktape.data.synth import generate_process
@@ -80,8 +79,6 @@ __all__ = [
 METHODS = ("trades", "returns", "blocks", "paths")
 #: The most draws a study may have (each keeps its statistics and its fan row).
 MAX_N = 100_000
-#: Points of each draw's equity path kept for the fan chart.
-FAN_POINTS = 101
 #: Bins of each statistic's stored histogram.
 HIST_BINS = 40
 #: The percentiles of each statistic stored in the summary.
@@ -475,23 +472,6 @@ def calibrate(batches: Iterable[np.ndarray], symbol: str, tick_size: float) -> P
 
 
 @dataclass(frozen=True)
-class _Resample:
-    """Draws ``start .. stop - 1`` of a resampling study (a worker's job)."""
-
-    method: str
-    values: np.ndarray  # trade PnL or returns
-    initial_equity: float
-    step_ns: float
-    periods_per_year: float
-    replace: bool
-    block_length: float | None
-    seed: int
-    n: int
-    start: int
-    stop: int
-
-
-@dataclass(frozen=True)
 class _Paths:
     """Draws ``start .. stop - 1`` of a synthetic-path study (a worker's job)."""
 
@@ -501,32 +481,6 @@ class _Paths:
     n: int
     start: int
     stop: int
-
-
-def _resample_chunk(job: _Resample) -> tuple[int, dict[str, np.ndarray], np.ndarray]:
-    """(start, per-draw statistics, fan rows) of a chunk of draws."""
-    v = job.values
-    steps = len(v)
-    block = job.block_length if job.block_length is not None else 1.0  # (set for blocks)
-    idx = np.stack(
-        [
-            stationary_indices(rng, steps, block)
-            if job.method == "blocks"
-            else bootstrap_indices(rng, steps, job.replace)
-            for rng in draw_rngs(job.seed, job.start, job.stop, job.n)
-        ]
-    )
-    drawn = v[idx]
-    e0 = job.initial_equity
-    if job.method == "trades":
-        eq = np.concatenate((np.full((len(idx), 1), e0), e0 + np.cumsum(drawn, axis=1)), axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r = np.where(eq[:, :-1] > 0, drawn / eq[:, :-1], np.nan)
-    else:
-        eq = np.concatenate((np.full((len(idx), 1), e0), e0 * np.cumprod(1.0 + drawn, axis=1)), axis=1)
-        r = drawn
-    stats = path_stats(eq, job.step_ns, job.periods_per_year, r)
-    return job.start, stats, eq[:, fan_positions(steps, FAN_POINTS)]
 
 
 def _draw_seed(rng: np.random.Generator) -> int:
@@ -783,7 +737,7 @@ def simulate(
         per = max(1, min(n, CHUNK_VALUES // len(values)))
         per = min(per, max(1, -(-n // procs)))  # at least one chunk per process
         jobs = [
-            _Resample(
+            ResampleJob(
                 method,
                 values,
                 data.initial_equity,
@@ -798,7 +752,7 @@ def simulate(
             )
             for k in range(0, n, per)
         ]
-        fn = _resample_chunk
+        fn = resample_chunk
     params["initial_equity"] = data.initial_equity
     t0 = time.perf_counter()
     done = sorted(_in_processes(fn, jobs, min(procs, len(jobs)), progress), key=lambda d: d[0])

@@ -11,18 +11,22 @@ however the draws are cut into chunks.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = [
     "FAN_PERCENTILES",
+    "FAN_POINTS",
     "STATS",
+    "ResampleJob",
     "auto_block_length",
     "bootstrap_indices",
     "draw_rngs",
     "fan_positions",
     "grid_points",
     "path_stats",
+    "resample_chunk",
     "stationary_indices",
 ]
 
@@ -30,6 +34,8 @@ __all__ = [
 STATS = ("final_equity", "max_drawdown_pct", "sharpe", "longest_drawdown_ns")
 #: The percentile paths of the fan chart.
 FAN_PERCENTILES = (5, 25, 50, 75, 95)
+#: Points of each draw's equity path kept for the fan chart.
+FAN_POINTS = 101
 
 
 def draw_rngs(seed: int, start: int, stop: int, n: int) -> list[np.random.Generator]:
@@ -230,3 +236,58 @@ def path_stats(
         "sharpe": sharpe,
         "longest_drawdown_ns": longest.astype(np.float64) * step_ns,
     }
+
+
+@dataclass(frozen=True)
+class ResampleJob:
+    """Draws ``start .. stop - 1`` of a study of ``n`` draws that resamples
+    ``values``: trade PnL added up (``method`` "trades"), or returns
+    compounded ("returns", "blocks"), from ``initial_equity``.
+
+    A worker process runs it with :func:`resample_chunk` (this module
+    imports numpy only: a worker starts at once)."""
+
+    method: str
+    values: np.ndarray
+    initial_equity: float
+    step_ns: float
+    periods_per_year: float
+    replace: bool
+    block_length: float | None
+    seed: int
+    n: int
+    start: int
+    stop: int
+
+
+def resample_chunk(job: ResampleJob) -> tuple[int, dict[str, np.ndarray], np.ndarray]:
+    """``(start, statistics, fan rows)`` of a chunk of draws: each draw's
+    :func:`path_stats` and its equity at :func:`fan_positions`.
+
+    Draw ``k`` takes its indices from its own generator (:func:`draw_rngs`):
+    :func:`stationary_indices` for "blocks", else :func:`bootstrap_indices`.
+    For trades, a step's return is its PnL over the equity before it (NaN
+    once the equity is not positive)."""
+    v = job.values
+    steps = len(v)
+    block = job.block_length if job.block_length is not None else 1.0  # (set for blocks)
+    idx = np.stack(
+        [
+            stationary_indices(rng, steps, block)
+            if job.method == "blocks"
+            else bootstrap_indices(rng, steps, job.replace)
+            for rng in draw_rngs(job.seed, job.start, job.stop, job.n)
+        ]
+    )
+    drawn = v[idx]
+    e0 = job.initial_equity
+    start = np.full((len(idx), 1), e0)
+    if job.method == "trades":
+        eq = np.concatenate((start, e0 + np.cumsum(drawn, axis=1)), axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(eq[:, :-1] > 0, drawn / eq[:, :-1], np.nan)
+    else:
+        eq = np.concatenate((start, e0 * np.cumprod(1.0 + drawn, axis=1)), axis=1)
+        r = drawn
+    stats = path_stats(eq, job.step_ns, job.periods_per_year, r)
+    return job.start, stats, eq[:, fan_positions(steps, FAN_POINTS)]

@@ -10,7 +10,6 @@ import pytest
 
 from ticktape import backtest
 from ticktape.backtest.montecarlo import (
-    FAN_POINTS,
     PathsInput,
     RunSeries,
     calibrate,
@@ -18,7 +17,7 @@ from ticktape.backtest.montecarlo import (
     simulate,
 )
 from ticktape.compute import metrics
-from ticktape.compute.resample import STATS
+from ticktape.compute.resample import FAN_POINTS, STATS
 from ticktape.data.synth import generate_process
 from ticktape.errors import CommandError, DataError
 from ticktape.model.sources import ProcessConfig

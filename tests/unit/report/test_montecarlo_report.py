@@ -7,8 +7,9 @@ import pandas as pd
 import plotly.io as pio
 import pytest
 
-from ticktape.backtest.montecarlo import FAN_POINTS, RunSeries, simulate
+from ticktape.backtest.montecarlo import RunSeries, simulate
 from ticktape.compute import metrics
+from ticktape.compute.resample import FAN_POINTS
 from ticktape.report.montecarlo import STATISTICS, study_section
 
 RUN = "0190a1b2-0000-7000-8000-000000000001"
