@@ -89,7 +89,7 @@ def test_the_command_stores_the_study_it_computed(db_url, env, cli):
     assert study["fan"]["p95"] == pytest.approx(same.fan["p95"], rel=1e-15)
     # the run's own figures beside the distributions, and its trades are what was resampled
     run = _db(db_url, store.run_with_metrics, run_id)
-    assert study["summary"]["original"]["final_equity"] == run["metrics"]["final_equity"]
+    assert study["summary"]["run_metrics"]["final_equity"] == run["metrics"]["final_equity"]
     assert study["params"]["trades"] == run["metrics"]["n_trades"]
     (section,) = _db(db_url, mc_report.sections, run_id)
     assert isinstance(section, Section) and section.title.startswith("Monte Carlo: trades")

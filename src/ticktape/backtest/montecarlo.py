@@ -49,7 +49,9 @@ from ticktape.compute.resample import (
     ResampleJob,
     auto_block_length,
     draw_rngs,
+    equity_paths,
     grid_points,
+    path_stats,
     resample_chunk,
 )
 from ticktape.data.readers import read_parquet
@@ -139,8 +141,8 @@ class RunSeries:
     """What the trades, returns and blocks methods resample: a run's closed
     trades' net PnL and its returns on its return grid.
 
-    ``original`` holds the run's own statistics (its metrics), shown beside
-    the distributions; ``first_ts`` / ``last_ts`` span its equity samples
+    ``original`` holds the run's own metrics (stored as the summary's
+    ``run_metrics``); ``first_ts`` / ``last_ts`` span its equity samples
     (the time a step stands for is that span over the steps).
     """
 
@@ -563,12 +565,14 @@ class MonteCarloResult:
 
     ``draws`` holds each draw's statistics (:data:`ticktape.compute.resample.STATS`,
     arrays of ``n``), ``fan_paths`` each draw's equity at the fan's points
-    (``n`` x :data:`FAN_POINTS`); ``summary`` and ``fan`` are what is stored
+    (``n`` x :data:`ticktape.compute.resample.FAN_POINTS`); ``summary`` and ``fan`` are what is stored
     (``montecarlo_studies``): per statistic its mean, std, percentiles
     (:data:`PERCENTILES`) and histogram, ``p_loss`` (final equity below the
-    initial), ``p_drawdown_beyond`` (max drawdown beyond the threshold) and
-    the run's own values (``original``); the fan's x (0 = the start, 1 =
-    the end of the run) and its percentile paths (:data:`FAN_PERCENTILES`).
+    initial), ``p_drawdown_beyond`` (max drawdown beyond the threshold),
+    ``original``: the run's own sequence (its trades or returns in order)
+    measured as a draw is (for paths, its metrics), and ``run_metrics``:
+    its stored metrics; the fan's x (0 = the start, 1 = the end of the
+    run) and its percentile paths (:data:`FAN_PERCENTILES`).
     """
 
     study_id: str
@@ -616,7 +620,11 @@ def _json_safe(doc: Any) -> Any:
 
 
 def _summary(
-    draws: dict[str, np.ndarray], initial: float, threshold: float, original: dict[str, float]
+    draws: dict[str, np.ndarray],
+    initial: float,
+    threshold: float,
+    original: dict[str, float],
+    run_metrics: dict[str, float],
 ) -> dict[str, Any]:
     stats: dict[str, Any] = {}
     for name in STATS:
@@ -646,6 +654,7 @@ def _summary(
         "p_loss": float(np.mean(draws["final_equity"] < initial)),
         "p_drawdown_beyond": float(np.mean(draws["max_drawdown_pct"] > threshold)),
         "original": {k: _num(v) for k, v in original.items()},
+        "run_metrics": {k: _num(v) for k, v in run_metrics.items()},
     }
 
 
@@ -698,6 +707,7 @@ def simulate(
         params["calibration"] = {s: dataclasses.asdict(c) for s, c in data.configs.items()}
         params["fan_x"] = "time"
         fn: Callable[[Any], Any] = _paths_chunk
+        original = data.original  # (the run's metrics: a path is measured as a run)
     else:
         if not isinstance(data, RunSeries):
             raise TypeError(f"the {method} method resamples a RunSeries (load_series)")
@@ -753,12 +763,15 @@ def simulate(
             for k in range(0, n, per)
         ]
         fn = resample_chunk
+        # the run's own sequence, measured as a draw is: where the run stands among the draws
+        eq, r = equity_paths(method, values[None, :], data.initial_equity)
+        original = {k: float(v[0]) for k, v in path_stats(eq, step_ns, ppy, r).items()}
     params["initial_equity"] = data.initial_equity
     t0 = time.perf_counter()
     done = sorted(_in_processes(fn, jobs, min(procs, len(jobs)), progress), key=lambda d: d[0])
     draws = {k: np.concatenate([d[1][k] for d in done]) for k in STATS}
     fan_paths = np.concatenate([d[2] for d in done])
-    summary = _summary(draws, data.initial_equity, drawdown_threshold, data.original)
+    summary = _summary(draws, data.initial_equity, drawdown_threshold, original, data.original)
     fan = {
         "x": np.linspace(0.0, 1.0, fan_paths.shape[1]).tolist(),
         **{f"p{q}": np.percentile(fan_paths, q, axis=0).tolist() for q in FAN_PERCENTILES},

@@ -23,6 +23,7 @@ __all__ = [
     "auto_block_length",
     "bootstrap_indices",
     "draw_rngs",
+    "equity_paths",
     "fan_positions",
     "grid_points",
     "path_stats",
@@ -265,9 +266,8 @@ def resample_chunk(job: ResampleJob) -> tuple[int, dict[str, np.ndarray], np.nda
     :func:`path_stats` and its equity at :func:`fan_positions`.
 
     Draw ``k`` takes its indices from its own generator (:func:`draw_rngs`):
-    :func:`stationary_indices` for "blocks", else :func:`bootstrap_indices`.
-    For trades, a step's return is its PnL over the equity before it (NaN
-    once the equity is not positive)."""
+    :func:`stationary_indices` for "blocks", else :func:`bootstrap_indices`;
+    its path is :func:`equity_paths` of the values drawn."""
     v = job.values
     steps = len(v)
     block = job.block_length if job.block_length is not None else 1.0  # (set for blocks)
@@ -279,15 +279,28 @@ def resample_chunk(job: ResampleJob) -> tuple[int, dict[str, np.ndarray], np.nda
             for rng in draw_rngs(job.seed, job.start, job.stop, job.n)
         ]
     )
-    drawn = v[idx]
-    e0 = job.initial_equity
-    start = np.full((len(idx), 1), e0)
-    if job.method == "trades":
-        eq = np.concatenate((start, e0 + np.cumsum(drawn, axis=1)), axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r = np.where(eq[:, :-1] > 0, drawn / eq[:, :-1], np.nan)
-    else:
-        eq = np.concatenate((start, e0 * np.cumprod(1.0 + drawn, axis=1)), axis=1)
-        r = drawn
+    eq, r = equity_paths(job.method, v[idx], job.initial_equity)
     stats = path_stats(eq, job.step_ns, job.periods_per_year, r)
     return job.start, stats, eq[:, fan_positions(steps, FAN_POINTS)]
+
+
+def equity_paths(method: str, drawn: np.ndarray, initial_equity: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(equity, returns)`` of rows of drawn values: trade PnL added up
+    (``method`` "trades"; a step's return is its PnL over the equity before
+    it, NaN once that is not positive), or returns compounded.
+
+    Examples
+    --------
+    >>> eq, r = equity_paths("trades", np.array([[10.0, -5.0]]), 100.0)
+    >>> eq.tolist(), np.round(r, 4).tolist()
+    ([[100.0, 110.0, 105.0]], [[0.1, -0.0455]])
+    >>> equity_paths("returns", np.array([[0.1, -0.5]]), 100.0)[0].round(6).tolist()
+    [[100.0, 110.0, 55.0]]
+    """
+    start = np.full((len(drawn), 1), float(initial_equity))
+    if method == "trades":
+        eq = np.concatenate((start, initial_equity + np.cumsum(drawn, axis=1)), axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(eq[:, :-1] > 0, drawn / eq[:, :-1], np.nan)
+        return eq, r
+    return np.concatenate((start, initial_equity * np.cumprod(1.0 + drawn, axis=1)), axis=1), drawn

@@ -105,6 +105,20 @@ def test_returns_bootstrap_compounds_the_runs_returns():
     assert res.draws["final_equity"][0] == pytest.approx(1e6 * 1.01 * 0.98 * 1.03, rel=1e-12)
 
 
+def test_the_run_itself_is_measured_as_a_draw():
+    """``original``: the run's returns in their order, measured as a draw is:
+    its Sharpe is the run's (mean / std x sqrt(periods per year))."""
+    s = _series()
+    res = simulate(s, "returns", 5, seed=0, processes=1)
+    own = res.summary["original"]
+    assert own["final_equity"] == pytest.approx(s.initial_equity * np.prod(1 + s.returns), rel=1e-12)
+    assert own["sharpe"] == pytest.approx(
+        s.returns.mean() / s.returns.std(ddof=1) * math.sqrt(252.0), rel=1e-9
+    )
+    trades = simulate(s, "trades", 5, seed=0, processes=1).summary["original"]
+    assert trades["final_equity"] == pytest.approx(s.initial_equity + s.trade_pnl.sum(), rel=1e-12)
+
+
 def test_blocks_state_their_length():
     s = _series()
     auto = simulate(s, "blocks", 10, seed=0, processes=1)

@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-import pandas as pd
 import plotly.io as pio
 import pytest
 
@@ -41,7 +40,9 @@ def test_a_stored_study_makes_a_section(method):
     assert list(table["statistic"]) == [label for label, _ in STATISTICS.values()]
     p50 = table.set_index("statistic").loc["max drawdown %", "p50"]
     assert p50 == pytest.approx(100 * res.summary["stats"]["max_drawdown_pct"]["p50"])
-    assert pd.isna(table.set_index("statistic").loc["Sharpe", "run"])  # the run's NaN: no value
+    own = table.set_index("statistic").loc["Sharpe", "run"]  # the run's own sequence, measured as a draw
+    assert own == pytest.approx(res.summary["original"]["sharpe"])
+    assert np.isnan(row["summary"]["run_metrics"]["sharpe"] or np.nan)  # (the NaN stored as null)
     assert list(probabilities["probability"]) == [res.summary["p_loss"], res.summary["p_drawdown_beyond"]]
     assert ("mean block length" in section.notes[0]) == (method == "blocks")
     html = pio.to_html(fan, include_plotlyjs=False) + pio.to_html(hists, include_plotlyjs=False)
