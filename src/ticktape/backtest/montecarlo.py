@@ -608,6 +608,11 @@ def _num(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
+def _grid_text(width: int) -> str:
+    """A return grid for a message: its width, or "every equity sample" (0)."""
+    return f"{width / 1e9:g} s" if width else "every equity sample"
+
+
 def _json_safe(doc: Any) -> Any:
     """``doc`` with every NaN or ±inf number as None (jsonb takes neither)."""
     if isinstance(doc, float):
@@ -733,7 +738,7 @@ def simulate(
                 if block_length is not None and block_length > len(values):
                     raise CommandError(
                         f"--block-length {block_length:g}: longer than the run's {len(values)} returns"
-                        f" (on its return grid of {data.grid_ns / 1e9:g} s)"
+                        f" (on its return grid: {_grid_text(data.grid_ns)})"
                     )
                 params["block_length_auto"] = block_length is None
                 if block_length is None:

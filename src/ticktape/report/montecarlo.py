@@ -137,9 +137,10 @@ def study_section(study: dict[str, Any]) -> Section:
             how += " (Politis-White, from the data)"
     notes = [how + "."]
     if params.get("return_grid_ns") is not None:
+        width = params["return_grid_ns"]
+        grid = f"on a {width / 1e9:g} s grid" if width else "between consecutive equity samples"
         notes.append(
-            f"{params['returns']:,} returns on a {params['return_grid_ns'] / 1e9:g} s grid"
-            " (0: every equity sample); a step stands for"
+            f"{params['returns']:,} returns {grid} (the run's return grid); a step stands for"
             f" {params['step_ns'] / 1e9:,.0f} s of the run."
         )
     if params.get("trades") is not None:
