@@ -6,8 +6,10 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ticktape import store
@@ -111,6 +113,27 @@ def test_blocks_and_paths_are_stored_and_go_with_their_run(db_url, env, cli):
     deleted = _db(db_url, store.delete_runs, [run_id])
     assert deleted.rows["montecarlo_studies"] == 2
     assert _db(db_url, mc_store.count_studies, run_id) == 0
+
+
+def test_paths_calibrate_on_the_runs_ticks_in_the_store(db_url):
+    """A run of the store source: its symbol's stored ticks are what the
+    generator is calibrated on (the same settings as from the ticks in memory)."""
+    symbol = f"MC{uuid.uuid4().hex[:8]}"
+    ticks = np.concatenate(list(generate_process(process_config(symbol, SOURCE))))
+
+    async def seed(conn):
+        await store.write_ticks(conn, symbol, ticks, 0)
+        spec = RunSpec(strategy="ma_crossover", symbols=(symbol,), params={"fast": 5, "slow": 40})
+        await store.create_run(
+            conn, spec.run_id, spec.strategy, json_spec(spec), spec.params, [symbol], None, None
+        )
+        await store.finish_run(conn, spec.run_id, "complete")
+        return spec.run_id
+
+    run_id = _db(db_url, seed)
+    data = _db(db_url, mc.load_paths, run_id)
+    assert data.configs[symbol] == mc.calibrate([ticks], symbol, 0.01)
+    assert data.spec.source == {"kind": "store"}
 
 
 def _ticktape(args, env):

@@ -90,8 +90,8 @@ DEFAULT_THRESHOLD = 0.2
 #: Resampled values per chunk of draws (a chunk's paths are arrays of this size).
 CHUNK_VALUES = 1 << 20
 #: Resampled values (draws x steps) below which the resampling methods run in
-#: this process unless ``processes`` is given: starting a worker costs about
-#: a second, 1,000 draws of 10,000 trades take 2.5 s in one process.
+#: this process unless ``processes`` is given: starting a worker costs a
+#: second or more, 1,000 draws of 10,000 trades take 0.6-2.5 s in one process.
 SPREAD_MIN = 50_000_000
 #: Ticks per window of :func:`calibrate` (the unit of its regime detection).
 WINDOW = 64
