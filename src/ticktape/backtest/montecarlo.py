@@ -537,7 +537,8 @@ def _in_processes(
 ) -> list[tuple[int, dict[str, np.ndarray], np.ndarray]]:
     """``fn`` over the jobs, in ``processes`` worker processes when more than
     one (forkserver where there is one, else spawn); ``progress(draws)``
-    after each job."""
+    after each job. On an error or Ctrl-C the jobs not started are
+    cancelled (only those running are waited for)."""
     done = []
     if processes == 1 or len(jobs) == 1:
         for job in jobs:
@@ -546,12 +547,15 @@ def _in_processes(
                 progress(job.stop - job.start)
         return done
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context(method)) as pool:
+    pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context(method))
+    try:
         futures = [pool.submit(fn, job) for job in jobs]
         for job, fut in zip(jobs, futures, strict=True):
             done.append(fut.result())
             if progress:
                 progress(job.stop - job.start)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return done
 
 
