@@ -81,6 +81,9 @@ def env(db_url, tmp_path, monkeypatch):
 def test_the_command_stores_the_study_it_computed(db_url, env, cli):
     run_id = _db(db_url, _store_run, {"fast": 5, "slow": 40})
     assert _db(db_url, mc_report.sections, run_id) == []
+    res = cli("montecarlo", run_id, "--n", "20", "--no-store")
+    assert res.exit_code == 0 and "stored" not in res.stdout, res.output
+    assert _db(db_url, mc_store.count_studies, run_id) == 0
     res = cli("montecarlo", run_id, "--method", "trades", "--n", "300", "--seed", "3", "--processes", "1")
     assert res.exit_code == 0, res.output
     assert "P(loss)" in res.stdout and "stored as study" in res.stdout

@@ -10,11 +10,14 @@ from hypothesis import strategies as st
 
 from ticktape.compute import metrics
 from ticktape.compute.resample import (
+    FAN_POINTS,
+    ResampleJob,
     auto_block_length,
     bootstrap_indices,
     draw_rngs,
     grid_points,
     path_stats,
+    resample_chunk,
     stationary_indices,
 )
 
@@ -96,3 +99,30 @@ def test_auto_block_length_grows_with_persistence():
         lengths.append(auto_block_length(x))
     assert lengths[0] < 3 < lengths[1] < lengths[2] <= math.ceil(3 * math.sqrt(5_000))
     assert auto_block_length(np.ones(100)) == 1.0 and auto_block_length(np.arange(5.0)) == 1.0
+
+
+@given(
+    st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=40),
+    st.sampled_from(["trades", "returns", "blocks"]),
+    st.booleans(),
+    st.integers(0, 2**32),
+)
+@settings(max_examples=100, deadline=None)
+def test_a_chunk_of_draws_keeps_its_invariants(values, method, replace, seed):
+    """Reordering keeps the final PnL; drawdowns are fractions of the peak;
+    a drawdown lasts at most the whole path; the fan starts at the initial
+    equity and ends at each draw's final equity."""
+    v = np.asarray(values) / (1e3 if method != "trades" else 1.0)  # returns within (-1, 1)
+    replace = replace or method == "blocks"
+    job = ResampleJob(
+        method, v, 1e4, 10.0, 252.0, replace, 3.0 if method == "blocks" else None, seed, 8, 2, 7
+    )
+    start, stats, fan = resample_chunk(job)
+    assert start == 2 and fan.shape == (5, min(FAN_POINTS, len(v) + 1))
+    assert (fan[:, 0] == 1e4).all() and np.array_equal(fan[:, -1], stats["final_equity"])
+    if not replace:
+        expected = 1e4 + v.sum() if method == "trades" else 1e4 * np.prod(1 + v)
+        assert np.allclose(stats["final_equity"], expected, rtol=1e-9, atol=1e-6)
+    dd = stats["max_drawdown_pct"]
+    assert ((dd >= 0) & ((dd <= 1) | (stats["final_equity"] < 0) | (fan.min(axis=1) < 0))).all()
+    assert (stats["longest_drawdown_ns"] <= 10.0 * len(v)).all()
