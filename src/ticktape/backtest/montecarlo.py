@@ -338,6 +338,10 @@ class _Calibration:
             s = s[np.isfinite(s) & (s > 0)]
             self.size_sum += float(s.sum())
             self.size_n += len(s)
+        t = ticks["last_size"][~quote & ok]  # (a trade without a quote: its size stands for both sides)
+        t = t[np.isfinite(t) & (t > 0)]
+        self.size_sum += 2 * float(t.sum())
+        self.size_n += 2 * len(t)
         ts, lp = ticks["ts"][ok].astype(np.int64), np.log(price[ok])
         if self.first_ts is None:
             self.first_ts, self.price0 = int(ts[0]), float(price[ok][0])
@@ -447,8 +451,9 @@ def calibrate(batches: Iterable[np.ndarray], symbol: str, tick_size: float) -> P
     into windows of :data:`WINDOW`. ``n_ticks``, ``start_ns`` and ``price0``
     are the data's; ``tick_size`` the run's; the spread is the mean quoted
     spread, ``spread_ticks`` = it / ``tick_size`` - 1 (putting bid and ask
-    on the grid adds a tick on average; ``spread_vol_mult`` 0); sizes the
-    mean quoted size. Regimes: when the windows' durations fall in two
+    on the grid adds a tick on average; ``spread_vol_mult`` 0; data without
+    quotes: one tick); sizes the mean quoted size (a trade without a quote:
+    its size). Regimes: when the windows' durations fall in two
     clusters, the faster at least twice as fast, in under half the windows
     and at least 3 spells, those windows are "news": ``news_rate_mult`` and
     ``news_vol_mult`` are the ratios of the two clusters' tick rates and

@@ -16,8 +16,10 @@ from ticktape.backtest.montecarlo import (
     check_options,
     simulate,
 )
+from ticktape.backtest.run import prepare
 from ticktape.compute import metrics
 from ticktape.compute.resample import FAN_POINTS, STATS
+from ticktape.data.stats import TickStats
 from ticktape.data.synth import generate_process
 from ticktape.errors import CommandError, DataError
 from ticktape.model.sources import ProcessConfig
@@ -182,6 +184,27 @@ def test_calibration_recovers_the_generators_settings(regimes):
         assert cfg.news_vol_mult == pytest.approx(5.0, rel=0.15)
         assert cfg.p_calm == pytest.approx(2e-3, rel=0.3)
         assert cfg.p_news == pytest.approx(2e-4, rel=0.3)
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize(
+    ("name", "tick"), [("truefx_usdjpy_ticks.csv", 0.001), ("tardis_binance_btcusdt_trades.csv", 0.01)]
+)
+def test_calibrated_paths_look_like_real_data(shared_data, name, tick):
+    """Real ticks (FX quotes; BTC trades only), calibrated, generated again:
+    the same number of (priced) ticks over about the same time, the same mean
+    spread (trades only: one tick) and per-tick volatility within 30%."""
+    ticks = np.concatenate(list(prepare(shared_data(f"ticks/{name}")).batches(100_000)))
+    cfg = calibrate([ticks], "X", tick)
+    real, synthetic = TickStats(), TickStats()
+    real.update(ticks)
+    synthetic.update(np.concatenate(list(generate_process(cfg))))
+    a, b = real.summary(), synthetic.summary()
+    assert b["ticks"] == cfg.n_ticks and 0.99 * a["ticks"] <= cfg.n_ticks <= a["ticks"]  # (the priced ones)
+    assert b["seconds"] == pytest.approx(a["seconds"], rel=0.15)
+    assert b["spread"]["mean"] == pytest.approx(a["spread"]["mean"] if "spread" in a else tick, rel=0.05)
+    assert b["returns"]["std"] == pytest.approx(a["returns"]["std"], rel=0.3)
+    assert cfg.mean_size > 0 and math.isfinite(cfg.vol)
 
 
 def test_calibration_refuses_data_without_prices():
