@@ -103,15 +103,18 @@ def test_the_command_stores_the_study_it_computed(db_url, env, cli):
 
 
 def test_blocks_and_paths_are_stored_and_go_with_their_run(db_url, env, cli):
-    run_id = _db(db_url, _store_run, {"fast": 5, "slow": 40})
+    """(A run of two symbols: the portfolio is resampled; each symbol gets its own generator.)"""
+    run_id = _db(db_url, _store_run, {"fast": 5, "slow": 40}, ("MC", "MD"))
     res = cli("montecarlo", run_id, "--method", "blocks", "--n", "50", "--seed", "1")
     assert res.exit_code == 0, res.output
     res = cli("montecarlo", run_id, "--method", "paths", "--n", "3", "--seed", "1", "--processes", "2")
     assert res.exit_code == 0, res.output
     blocks, paths = _db(db_url, mc_store.read_studies, run_id)
     assert blocks["block_length"] >= 1 and blocks["params"]["block_length_auto"]
-    cal = paths["params"]["calibration"]["MC"]
-    assert cal["n_ticks"] == SOURCE["n_ticks"] and cal["regimes"]
+    cal = paths["params"]["calibration"]
+    assert cal["MC"]["n_ticks"] == cal["MD"]["n_ticks"] == SOURCE["n_ticks"] and cal["MC"]["regimes"]
+    assert cal["MC"]["price0"] != cal["MD"]["price0"]  # (each symbol's own data)
+    assert blocks["summary"]["initial_equity"] == paths["summary"]["initial_equity"] == 2 * 100_000.0
     assert len(_db(db_url, mc_report.sections, run_id)) == 2
     deleted = _db(db_url, store.delete_runs, [run_id])
     assert deleted.rows["montecarlo_studies"] == 2
