@@ -139,7 +139,8 @@ def check_options(
 @dataclass(frozen=True)
 class RunSeries:
     """What the trades, returns and blocks methods resample: a run's closed
-    trades' net PnL and its returns on its return grid.
+    trades' net PnL (in the order they closed) and its returns on its
+    return grid.
 
     ``original`` holds the run's own metrics (stored as the summary's
     ``run_metrics``); ``first_ts`` / ``last_ts`` span its equity samples
@@ -224,6 +225,8 @@ async def load_series(conn: asyncpg.Connection, run_id: str) -> RunSeries:
     width = int(m["return_grid_ns"])
     points = grid_points(total.index.to_numpy(np.int64), total.to_numpy(np.float64), width)
     closed = trades[~trades["open"].to_numpy(bool)] if len(trades) else trades
+    if len(closed):  # in the order they closed (the symbols' trades interleaved): the run's own sequence
+        closed = closed.sort_values(["exit_ts", "symbol"], kind="stable")
     return RunSeries(
         run_id=rid,
         initial_equity=cash * len(symbols),
