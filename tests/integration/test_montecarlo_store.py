@@ -16,6 +16,7 @@ from ticktape import store
 from ticktape.backtest import montecarlo as mc
 from ticktape.backtest.run import run_symbol
 from ticktape.compute import metrics
+from ticktape.data.readers import write_parquet
 from ticktape.data.synth import generate_process
 from ticktape.model.sources import process_config
 from ticktape.model.spec import EngineConfig, RunSpec
@@ -121,15 +122,24 @@ def test_blocks_and_paths_are_stored_and_go_with_their_run(db_url, env, cli):
     assert _db(db_url, mc_store.count_studies, run_id) == 0
 
 
-def test_paths_calibrate_on_the_runs_ticks_in_the_store(db_url):
-    """A run of the store source: its symbol's stored ticks are what the
-    generator is calibrated on (the same settings as from the ticks in memory)."""
+@pytest.mark.parametrize("kind", ["store", "parquet"])
+def test_paths_calibrate_on_the_runs_own_ticks(db_url, tmp_path, kind):
+    """A run of the store (or a Parquet) source: its symbol's ticks there
+    are what the generator is calibrated on (the same settings as from the
+    ticks in memory)."""
     symbol = f"MC{uuid.uuid4().hex[:8]}"
     ticks = np.concatenate(list(generate_process(process_config(symbol, SOURCE))))
+    source = {"kind": "store"}
+    if kind == "parquet":
+        write_parquet(tmp_path / "t.parquet", [("OTHER", ticks[:500]), (symbol, ticks)])
+        source = {"kind": "parquet", "path": str(tmp_path / "t.parquet")}
 
     async def seed(conn):
-        await store.write_ticks(conn, symbol, ticks, 0)
-        spec = RunSpec(strategy="ma_crossover", symbols=(symbol,), params={"fast": 5, "slow": 40})
+        if kind == "store":
+            await store.write_ticks(conn, symbol, ticks, 0)
+        spec = RunSpec(
+            strategy="ma_crossover", symbols=(symbol,), params={"fast": 5, "slow": 40}, source=source
+        )
         await store.create_run(
             conn, spec.run_id, spec.strategy, json_spec(spec), spec.params, [symbol], None, None
         )
@@ -139,7 +149,7 @@ def test_paths_calibrate_on_the_runs_ticks_in_the_store(db_url):
     run_id = _db(db_url, seed)
     data = _db(db_url, mc.load_paths, run_id)
     assert data.configs[symbol] == mc.calibrate([ticks], symbol, 0.01)
-    assert data.spec.source == {"kind": "store"}
+    assert data.spec.source == source
 
 
 def _ticktape(args, env):
