@@ -167,7 +167,10 @@ def test_bad_input_is_one_line_and_stores_nothing(db_url, env, cli):
     run_id = _db(db_url, _store_run, {"fast": 5, "slow": 40})
     idle = _db(db_url, _store_run, {"fast": 1, "slow": 30_000})  # never crosses: no trade
     absent = "0190a1b2-0000-7000-8000-0000000000ff"
+    pending = str(uuid.uuid4())
+    _db(db_url, store.create_run, pending, "ma_crossover", {}, {}, ["MC"], None, None)
     cases = [
+        ([pending], f"run {pending}: it is pending; a Monte Carlo study needs a complete run"),
         ([absent], f"run_id: no run {absent}"),
         (["not-a-run"], "run_id: 'not-a-run' is not a run id"),
         ([idle, "--method", "trades"], f"run {idle}: no closed trades"),
@@ -184,7 +187,7 @@ def test_bad_input_is_one_line_and_stores_nothing(db_url, env, cli):
         assert res.exit_code == 1, (args, res.output)
         lines = [line for line in res.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("ticktape: error: ") and message in lines[0], lines
-    for args, message in cases[2:4] + cases[6:]:  # the installed command too
+    for args, message in cases[3:5] + cases[7:]:  # the installed command too
         proc = _ticktape(["montecarlo", *args], env)
         assert proc.returncode == 1, proc.stderr
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
