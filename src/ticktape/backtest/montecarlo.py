@@ -50,6 +50,7 @@ from ticktape.compute.resample import (
     auto_block_length,
     draw_rngs,
     equity_paths,
+    fan_positions,
     grid_points,
     path_stats,
     resample_chunk,
@@ -723,6 +724,7 @@ def simulate(
         jobs = [_Paths(data.spec, data.configs, seed, n, k, k + 1) for k in range(n)]
         params["calibration"] = {s: dataclasses.asdict(c) for s, c in data.configs.items()}
         params["fan_x"] = "time"
+        fan_x = np.linspace(0.0, 1.0, FAN_POINTS)
         fn: Callable[[Any], Any] = _paths_chunk
         original = data.original  # (the run's metrics: a path is measured as a run)
     else:
@@ -759,6 +761,7 @@ def simulate(
                 params["replace"] = replace
         step_ns = span / len(values)
         params.update(step_ns=step_ns, fan_x="steps")
+        fan_x = fan_positions(len(values), FAN_POINTS) / len(values)
         if not spread and n * len(values) < SPREAD_MIN:
             procs = 1  # (starting workers costs more than the draws)
         per = max(1, min(n, CHUNK_VALUES // len(values)))
@@ -790,7 +793,7 @@ def simulate(
     fan_paths = np.concatenate([d[2] for d in done])
     summary = _summary(draws, data.initial_equity, drawdown_threshold, original, data.original)
     fan = {
-        "x": np.linspace(0.0, 1.0, fan_paths.shape[1]).tolist(),
+        "x": fan_x.tolist(),
         **{f"p{q}": np.percentile(fan_paths, q, axis=0).tolist() for q in FAN_PERCENTILES},
     }
     return MonteCarloResult(

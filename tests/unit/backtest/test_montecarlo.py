@@ -246,3 +246,18 @@ def test_a_path_is_a_backtest_of_the_generators_ticks():
         own = backtest(ticks, "ma_crossover", {"fast": 5, "slow": 40}, initial_cash=100_000.0)
         assert res.draws["final_equity"][k] == pytest.approx(own.metrics["final_equity"], rel=1e-12)
         assert res.draws["max_drawdown_pct"][k] == pytest.approx(own.metrics["max_drawdown_pct"], rel=1e-12)
+
+
+def test_the_fans_x_is_where_its_points_are():
+    """Of 250 trades the fan keeps the equity after trades 0, 2, 5, ... 250:
+    x is that count over 250, and each percentile path is numpy's over the
+    draws there."""
+    s = _series(trades=np.arange(250.0))
+    res = simulate(s, "trades", 3, seed=0, replace=False, processes=1)
+    at = np.round(np.linspace(0, 250, FAN_POINTS)).astype(int)
+    assert res.fan["x"] == (at / 250).tolist()
+    paths = []
+    for child in np.random.SeedSequence(0).spawn(3):
+        pnl = s.trade_pnl[np.random.default_rng(child).permutation(250)]
+        paths.append(s.initial_equity + np.concatenate(([0.0], np.cumsum(pnl)))[at])
+    assert np.allclose(res.fan["p50"], np.median(paths, axis=0), rtol=1e-12)
