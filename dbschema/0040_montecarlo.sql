@@ -17,3 +17,12 @@ CREATE TABLE IF NOT EXISTS montecarlo_studies (
     created_at   timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS montecarlo_studies_run_idx ON montecarlo_studies (run_id, created_at);
+-- the app's read-only role reads the studies (user-facing tables grant it
+-- themselves: 0043 ends the blanket default privilege of 0038)
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ticktape_reader') THEN
+        GRANT SELECT ON montecarlo_studies TO ticktape_reader;
+    END IF;
+END
+$$;

@@ -24,6 +24,7 @@ from ticktape.report import montecarlo as mc_report
 from ticktape.report.document import Section
 from ticktape.runtime.processes import run_coro
 from ticktape.store import montecarlo as mc_store
+from ticktape.store import session
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -97,6 +98,13 @@ def test_the_command_stores_the_study_it_computed(db_url, env, cli):
     run = _db(db_url, store.run_with_metrics, run_id)
     assert study["summary"]["run_metrics"]["final_equity"] == run["metrics"]["final_equity"]
     assert study["params"]["trades"] == run["metrics"]["n_trades"]
+    # SQL a user types (the app's read-only role) reads the studies
+    seen = session.run(
+        lambda c: c.fetchval("SELECT count(*) FROM montecarlo_studies WHERE run_id = $1", uuid.UUID(run_id)),
+        dsn=db_url,
+        readonly=True,
+    )
+    assert seen == 1
     (section,) = _db(db_url, mc_report.sections, run_id)
     assert isinstance(section, Section) and section.title.startswith("Monte Carlo: trades")
     assert len(section.figures) == 2 and len(section.tables) == 2
