@@ -16,7 +16,7 @@ from ticktape import store
 from ticktape.config import Settings, with_user
 from ticktape.errors import SpecError, SqlRefused, StoreError
 from ticktape.model.batch import DTYPES
-from ticktape.store import session
+from ticktape.store import montecarlo, session
 from ticktape.testing import quotes
 
 pytestmark = pytest.mark.integration
@@ -117,6 +117,7 @@ async def _seed_run(conn: asyncpg.Connection, symbol: str, *, status: str = "com
     await store.write_result_set(conn, run, symbol, 1, _results(2))
     await store.update_progress(conn, run, symbol, 5, T0, done=True)
     await store.write_metrics(conn, run, {"final_pnl": 1.0, "fills": 5})
+    await montecarlo.insert_study(conn, uuid.uuid4(), run, "trades", 1, 0, None, {}, {}, {})
     if status != "pending":
         await store.start_run(conn, run)
     if status in store.ENDED:

@@ -14,6 +14,7 @@ import typer
 from rich.text import Text
 
 from ticktape.cli import backtest as backtest_cli
+from ticktape.cli import montecarlo as montecarlo_cli
 from ticktape.cli import report as report_cli
 from ticktape.cli import strategy as strategy_cli
 from ticktape.cli import walkforward as walkforward_cli
@@ -43,6 +44,7 @@ app.command("backtest")(backtest_cli.backtest)
 app.command("sweep")(backtest_cli.sweep)
 app.command("walkforward")(walkforward_cli.walkforward)
 app.command("report")(report_cli.report)
+app.command("montecarlo")(montecarlo_cli.montecarlo)
 
 
 @app.command()

@@ -15,7 +15,7 @@ import asyncpg
 
 from ticktape.errors import SpecError
 from ticktape.model.spec import parse_run_id
-from ticktape.report import run, sweep, walkforward
+from ticktape.report import montecarlo, run, sweep, walkforward
 from ticktape.report.document import Section
 from ticktape.store.report import id_kind
 
@@ -35,7 +35,7 @@ def parse_id(ident: str) -> uuid.UUID:
 async def run_report(conn: asyncpg.Connection, run_id: str) -> tuple[str, list[Section]]:
     """A run's report: its own sections, then those of the analyses of it."""
     title, sections = await run.report(conn, run_id)
-    return title, sections
+    return title, [*sections, *await montecarlo.sections(conn, run_id)]
 
 
 async def sweep_report(conn: asyncpg.Connection, sweep_id: str, metric: str) -> tuple[str, list[Section]]:

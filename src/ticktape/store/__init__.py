@@ -21,6 +21,7 @@ Modules, by what they hold:
   their runs grouped by ``runs.study_id``.
 - :mod:`~ticktape.store.report`: what ``ticktape report`` reads (which kind
   of result an id names, a run's equity resampled on a time grid, a sweep's sets).
+- :mod:`~ticktape.store.montecarlo`: the Monte Carlo studies of runs.
 
 Time: the engine's int64 nanoseconds become ``timestamptz``, which holds
 microseconds; ``ts`` is the nanosecond time floored to the microsecond.

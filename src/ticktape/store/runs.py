@@ -353,6 +353,7 @@ RUN_TABLES = (
     "run_metrics",
     "sink_batches",
     "run_recordings",
+    "montecarlo_studies",
     "runs",
 )
 
