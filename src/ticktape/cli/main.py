@@ -234,6 +234,13 @@ def worker(
 @app.command()
 def dashboard(
     port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8501,
+    address: Annotated[
+        str,
+        typer.Option(
+            help="address to listen on; 0.0.0.0 only inside a container (docker-compose.yml"
+            " publishes the port on the host's 127.0.0.1)"
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Open the app on the stored runs: Runs, Monitor (live and playback), Build, Sweeps, SQL, Data."""
 
@@ -259,7 +266,7 @@ def dashboard(
             "run",
             str(entry),
             "--server.address",
-            "127.0.0.1",
+            address,
             "--server.port",
             str(port),
             "--server.headless",
