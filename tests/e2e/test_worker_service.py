@@ -102,8 +102,13 @@ def test_more_workers_than_partitions_is_a_warning_naming_the_topic(db_url: str,
         logs = [tmp_path / "w1.log", tmp_path / "w2.log"]
         with WorkerProcess(env, logs[0]) as one:
             one.wait_ready(120)
-            with WorkerProcess(env, logs[1]) as two:
+            # the second is told 2: the topics exist, so it adopts their count (and says so)
+            with WorkerProcess({**env, "TICKTAPE_PARTITIONS": "2"}, logs[1]) as two:
                 two.wait_ready(120)
+                assert (
+                    f"the topics at {rt.kafka_url} have 1 partitions (TICKTAPE_PARTITIONS=2 is for new"
+                    " topics): using 1"
+                ) in logs[1].read_text()
                 warning = (
                     "topic ticktape.ticks has 1 partitions for 2 workers (consumer group ticktape):"
                     " 1 of them get none of it"

@@ -24,7 +24,9 @@ def broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         yield rt.kafka_url
 
 
-def test_create_derives_the_counts_then_describe_shows_them(broker: str, cli) -> None:
+def test_create_derives_the_counts_then_describe_shows_them(
+    broker: str, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
     res = cli("topics", "create", "--symbols", 2, "--sweep", 8, "--workers", 2)
     assert res.exit_code == 0, res.output
     assert "ticktape.ticks: 16 partitions (created)" in res.stdout
@@ -36,6 +38,7 @@ def test_create_derives_the_counts_then_describe_shows_them(broker: str, cli) ->
         "ticktape-__assignor-__leader": 1,
         "ticktape-stream-state-changelog": 16,
     }
+    monkeypatch.setenv("TICKTAPE_PARTITIONS", "4")  # (a default for new topics)
     again = cli("topics", "create")  # the existing count wins
     assert again.exit_code == 0 and "ticktape.ticks: 16 partitions (exists)" in again.stdout
     other = cli("topics", "create", "--partitions", 4)

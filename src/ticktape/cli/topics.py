@@ -61,8 +61,11 @@ def topics_create(
     cfg = settings()
     _external(cfg)
     bootstrap = _reached(cfg)
-    wanted = partitions or (derived if (symbols, sweep, workers) != (1, 1, 1) else cfg.partitions)
-    count, created = run_coro(lambda: topics.create(bootstrap, wanted, replication or cfg.replication))
+    asked = partitions is not None or (symbols, sweep, workers) != (1, 1, 1)
+    wanted = partitions or (derived if asked else cfg.partitions)
+    count, created = run_coro(
+        lambda: topics.create(bootstrap, wanted, replication or cfg.replication, adopt=not asked)
+    )
     for name, n in topics.topic_partitions(count).items():
         console.print(f"{name}: {n} partitions" + (" (created)" if name in created else " (exists)"))
 

@@ -168,7 +168,11 @@ async def describe(bootstrap: str, timeout: float = 10.0) -> TopicsState:
 
 
 async def create(
-    bootstrap: str, partitions: int | None = None, replication: int = 1, timeout: float = 10.0
+    bootstrap: str,
+    partitions: int | None = None,
+    replication: int = 1,
+    timeout: float = 10.0,
+    adopt: bool = False,
 ) -> tuple[int, list[str]]:
     """Create the pipeline's missing topics; return (their partition count, the topics created).
 
@@ -176,10 +180,11 @@ async def create(
     (workers and tables must agree with it; changing it means deleting the
     topics: a key would move to another partition), else ``partitions``
     (default :data:`DEFAULT_PARTITIONS`). A ``partitions`` other than the
-    existing count is a :class:`~ticktape.errors.CommandError` naming both.
+    existing count is a :class:`~ticktape.errors.CommandError` naming both,
+    unless ``adopt`` (a default from the settings, not a request).
     """
     have = (await kafka_metadata(bootstrap, timeout)).get(f"{APP_ID}.ticks")
-    if have is not None and partitions is not None and have != partitions:
+    if have is not None and partitions is not None and have != partitions and not adopt:
         raise CommandError(
             f"topic {APP_ID}.ticks at {bootstrap} has {have} partitions, not {partitions}; a key's"
             " partition would change, so delete the pipeline's topics first (while no run is going)"
@@ -196,4 +201,4 @@ def ensure(rt: Runtime) -> int:
     """Create the pipeline's missing topics on ``rt``'s broker (partitions and
     replication of new ones from its settings); return their partition count."""
     settings = rt.settings
-    return run_coro(lambda: create(rt.kafka_url, settings.partitions, settings.replication))[0]
+    return run_coro(lambda: create(rt.kafka_url, settings.partitions, settings.replication, adopt=True))[0]

@@ -68,7 +68,7 @@ def run_worker(
     """
     settings = settings or Settings.from_env()
     partitions, created = run_coro(
-        lambda: topics.create(kafka_url, settings.partitions, settings.replication)
+        lambda: topics.create(kafka_url, settings.partitions, settings.replication, adopt=True)
     )
     if settings.partitions not in (None, partitions):
         log.warning(
