@@ -94,6 +94,8 @@ class WorkerMetrics(faust.Sensor):
                 continue
             end = consumer.highwater(tp)
             done = self.processed.get(tp, committed.get(tp))
+            if done is None and end == 0:  # (an empty partition: nothing to process, nothing committed)
+                done = 0
             if end is not None and done is not None:
                 self.lag.labels(tp.topic, str(tp.partition)).set(max(0, end - done))
 
