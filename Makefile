@@ -33,7 +33,12 @@ CHROMIUM ?= /usr/bin/chromium
 $(CHROMIUM):
 	apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)
 
-test: lint typecheck $(CHROMIUM)
+# and docker-compose validates docker-compose.yml (tests/unit/test_compose.py; no engine needed)
+COMPOSE ?= /usr/bin/docker-compose
+$(COMPOSE):
+	apt-get install -y -q docker-compose || (apt-get update -q && apt-get install -y -q docker-compose)
+
+test: lint typecheck $(CHROMIUM) $(COMPOSE)
 	$(BIN)/pytest
 
 dashboard: $(VENV)/.installed-runtime

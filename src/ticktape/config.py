@@ -18,13 +18,33 @@ Environment variables (an empty value counts as unset):
     ``ticktape_reader`` (dbschema/0038, 0043). Default: the database's DSN
     with that user and no password (what the embedded PostgreSQL accepts;
     elsewhere give the role a password and set this).
+``TICKTAPE_READER_PASSWORD``
+    Read by ``ticktape db migrate`` only: the password it gives the role
+    ``ticktape_reader`` (so the app can log in as it with
+    ``TICKTAPE_READER_URL``; the compose file sets both from ``.env``).
+``TICKTAPE_PARTITIONS``
+    Partitions of the pipeline's keyed topics when ticktape creates them
+    (``ticktape topics create`` says how many a load needs). Topics that
+    exist keep their count, which every worker adopts. Default: 4.
+``TICKTAPE_REPLICATION``
+    Replication factor of the topics ticktape creates. Default: 1 (one
+    broker); 3 on a cluster of three or more.
+``TICKTAPE_STAGES``
+    The stages ``ticktape worker`` runs when ``--stages`` is not given
+    (``all``, or a comma-separated subset). Default: all.
+``TICKTAPE_METRICS_PORT``
+    Port on which ``ticktape worker`` serves Prometheus metrics (``/metrics``);
+    0 picks a free one. Unset: no metrics server.
+``TICKTAPE_METRICS_HOST``
+    Address of that server. Default: 127.0.0.1 (the compose file sets
+    0.0.0.0 inside the container network, publishing nothing).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from urllib.parse import SplitResult, urlsplit, urlunsplit
@@ -38,6 +58,16 @@ ENV_DATABASE_URL = "TICKTAPE_DATABASE_URL"
 ENV_HOME = "TICKTAPE_HOME"
 ENV_KAFKA_PORT = "TICKTAPE_KAFKA_PORT"
 ENV_READER_URL = "TICKTAPE_READER_URL"
+ENV_READER_PASSWORD = "TICKTAPE_READER_PASSWORD"
+ENV_PARTITIONS = "TICKTAPE_PARTITIONS"
+ENV_REPLICATION = "TICKTAPE_REPLICATION"
+ENV_STAGES = "TICKTAPE_STAGES"
+ENV_METRICS_PORT = "TICKTAPE_METRICS_PORT"
+ENV_METRICS_HOST = "TICKTAPE_METRICS_HOST"
+
+#: Most partitions ticktape gives a topic (each is a changelog partition and a
+#: table partition in every worker too; past this, add workers, not partitions).
+MAX_PARTITIONS = 256
 
 #: Name of the database the embedded PostgreSQL serves ticktape from.
 DEFAULT_DATABASE = "ticktape"
@@ -65,6 +95,20 @@ class Settings:
     reader_url
         DSN of the read-only login, or None for the database's DSN with the
         reader's user (:func:`with_user`).
+    reader_password
+        The password ``ticktape db migrate`` gives the read-only role, or None
+        (not shown in the settings' repr).
+    partitions
+        Partitions of the keyed topics ticktape creates, or None for the
+        pipeline's default (``ticktape.pipeline.topics.DEFAULT_PARTITIONS``).
+    replication
+        Replication factor of the topics ticktape creates.
+    stages
+        The stages ``ticktape worker`` runs by default (``"all"`` or a list).
+    metrics_port
+        Port of the worker's Prometheus metrics, or None for none.
+    metrics_host
+        Address the metrics are served on.
     """
 
     kafka_url: str | None = None
@@ -72,6 +116,12 @@ class Settings:
     home: Path
     kafka_port: int | None = None
     reader_url: str | None = None
+    reader_password: str | None = field(default=None, repr=False)
+    partitions: int | None = None
+    replication: int = 1
+    stages: str = "all"
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         if not isinstance(self.home, Path):
@@ -86,23 +136,32 @@ class Settings:
             value = env.get(name, "").strip()
             return value or None
 
+        def number(name: str, low: int, high: int, what: str) -> int | None:
+            text = get(name)
+            if text is None:
+                return None
+            try:
+                value = int(text)
+            except ValueError:
+                raise ConfigError(f"{name}={text!r} is not {what}") from None
+            if not low <= value <= high:
+                raise ConfigError(f"{name}={value} is out of range {low}..{high}")
+            return value
+
         kafka_url = get(ENV_KAFKA_URL)
         home = get(ENV_HOME)
-        port_text = get(ENV_KAFKA_PORT)
-        port: int | None = None
-        if port_text is not None:
-            try:
-                port = int(port_text)
-            except ValueError:
-                raise ConfigError(f"{ENV_KAFKA_PORT}={port_text!r} is not a port number") from None
-            if not 0 < port < 65536:
-                raise ConfigError(f"{ENV_KAFKA_PORT}={port} is out of range 1..65535")
         return cls(
             kafka_url=normalize_kafka_url(kafka_url) if kafka_url else None,
             database_url=get(ENV_DATABASE_URL),
             home=Path(home).expanduser() if home else default_home(),
-            kafka_port=port,
+            kafka_port=number(ENV_KAFKA_PORT, 1, 65535, "a port number"),
+            partitions=number(ENV_PARTITIONS, 1, MAX_PARTITIONS, "a partition count"),
+            replication=number(ENV_REPLICATION, 1, 16, "a replication factor") or 1,
+            stages=get(ENV_STAGES) or "all",
+            metrics_port=number(ENV_METRICS_PORT, 0, 65535, "a port number"),
+            metrics_host=get(ENV_METRICS_HOST) or "127.0.0.1",
             reader_url=get(ENV_READER_URL),
+            reader_password=get(ENV_READER_PASSWORD),
         )
 
     def with_home(self, home: str | os.PathLike[str]) -> Settings:

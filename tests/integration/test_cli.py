@@ -63,7 +63,10 @@ def test_unreachable_database_url(tmp_path):
 
 
 def test_unreachable_broker_url_stops_the_embedded_database(tmp_path):
-    line = _error_line(_ticktape(["worker"], tmp_path, TICKTAPE_KAFKA_URL="127.0.0.1:1"))
+    # (a command; `ticktape worker` is a service: it waits for the broker, tests/e2e/test_worker_service.py)
+    spec = tmp_path / "spec.json"
+    spec.write_text('{"strategy": "sma_crossover", "symbols": ["A"]}')
+    line = _error_line(_ticktape(["run", str(spec)], tmp_path, TICKTAPE_KAFKA_URL="127.0.0.1:1"))
     assert "127.0.0.1:1" in line
     _nothing_left(tmp_path)
 
@@ -125,3 +128,21 @@ def test_runs_show_prints_each_stages_lag(db_url, tmp_path):
     }
     assert row["hot path lag s"] == {a: "0.250", b: "-"}  # b: nothing stored yet
     assert row["sink lag s"] == {a: "1.500", b: "-"} and row["processed"][a] == "200"
+
+
+def test_db_migrate_gives_the_reader_its_password(db_url, tmp_path):
+    # compose's migrate service: the app then logs in as ticktape_reader with it
+    async def secret() -> str | None:
+        conn = await store.connect(db_url)
+        try:
+            return await conn.fetchval("SELECT rolpassword FROM pg_authid WHERE rolname = 'ticktape_reader'")
+        finally:
+            await conn.close()
+
+    proc = _ticktape(
+        ["db", "migrate"], tmp_path, TICKTAPE_DATABASE_URL=db_url, TICKTAPE_READER_PASSWORD="r3ad"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "ticktape_reader may log in" in proc.stdout and "r3ad" not in proc.stdout + proc.stderr
+    stored = asyncio.run(secret())
+    assert stored and stored.startswith("SCRAM-SHA-256$")  # (hashed by the server, never the text)

@@ -22,6 +22,7 @@ from ticktape.cli.common import console, err_console, settings
 from ticktape.cli.data import data_app
 from ticktape.cli.lobster import lobster_app
 from ticktape.cli.runs import db_app, runs_app
+from ticktape.cli.topics import topics_app
 from ticktape.model.sources import parse_source
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(data_app, name="data")
 app.add_typer(lobster_app, name="lobster")
 app.add_typer(strategy_cli.app, name="strategy")
+app.add_typer(topics_app, name="topics")
 app.command("backtest")(backtest_cli.backtest)
 app.command("sweep")(backtest_cli.sweep)
 app.command("walkforward")(walkforward_cli.walkforward)
@@ -199,24 +201,52 @@ def _parse_speed(text: str) -> float | None:
 def worker(
     loglevel: Annotated[str, typer.Option(help="Faust log level")] = "warning",
     stages: Annotated[
-        str,
-        typer.Option(help="'all' or a comma-separated subset of replay,indicators,strategy,execution,sink"),
-    ] = "all",
+        str | None,
+        typer.Option(
+            help="'all' or a comma-separated subset of replay,indicators,strategy,execution,sink"
+            " (default: TICKTAPE_STAGES, else all)"
+        ),
+    ] = None,
 ) -> None:
-    """Run a Faust worker with some or all stages (until Ctrl-C / SIGTERM)."""
+    """Run a Faust worker with some or all stages (until Ctrl-C / SIGTERM).
+
+    An external broker or database (TICKTAPE_KAFKA_URL, TICKTAPE_DATABASE_URL)
+    that does not answer is waited for, with a log line per attempt."""
+    import logging
+
+    from ticktape.config import ENV_STAGES
+    from ticktape.errors import SpecError
     from ticktape.pipeline.app import parse_stages
-    from ticktape.pipeline.worker import run_worker
+    from ticktape.pipeline.worker import run_worker, wait_for_services
     from ticktape.runtime.embedded import Runtime
 
-    chosen = parse_stages(stages)  # a bad list is refused before anything starts
     cfg = settings()
-    with Runtime(cfg) as rt:
-        run_worker(rt.kafka_url, rt.database_url, cfg.home / "faust", loglevel=loglevel, stages=chosen)
+    try:  # a bad list is refused before anything starts
+        chosen = parse_stages(stages if stages is not None else cfg.stages)
+    except SpecError as exc:
+        raise SpecError(f"{ENV_STAGES}: {exc}" if stages is None else str(exc)) from None
+    # (Faust's own format; the worker replaces this set-up with its own when it starts)
+    logging.basicConfig(format="[%(asctime)s] [%(process)s] [%(levelname)s] %(message)s")
+    wait_for_services(cfg.kafka_url, cfg.database_url)
+    # the embedded services for what is not configured (nothing, in a deployment)
+    with Runtime(cfg, kafka=cfg.kafka_url is None, database=cfg.database_url is None) as rt:
+        kafka_url = cfg.kafka_url or rt.kafka_url
+        database_url = cfg.database_url or rt.database_url
+        run_worker(
+            kafka_url, database_url, cfg.home / "faust", loglevel=loglevel, stages=chosen, settings=cfg
+        )
 
 
 @app.command()
 def dashboard(
     port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8501,
+    address: Annotated[
+        str,
+        typer.Option(
+            help="address to listen on; 0.0.0.0 only inside a container (docker-compose.yml"
+            " publishes the port on the host's 127.0.0.1)"
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Open the app on the stored runs: Runs, Monitor (live and playback), Build, Sweeps, SQL, Data."""
 
@@ -242,7 +272,7 @@ def dashboard(
             "run",
             str(entry),
             "--server.address",
-            "127.0.0.1",
+            address,
             "--server.port",
             str(port),
             "--server.headless",

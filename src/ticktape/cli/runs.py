@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 from rich.table import Table
 
-from ticktape.cli.common import console
+from ticktape.cli.common import console, settings
 from ticktape.errors import CommandError
 from ticktape.model.spec import parse_run_id
 
@@ -32,12 +32,24 @@ runs_app = typer.Typer(no_args_is_help=True, help="Stored runs.")
 
 @db_app.command("migrate")
 def db_migrate() -> None:
-    """Apply pending dbschema/ migrations."""
+    """Apply pending dbschema/ migrations (and, with TICKTAPE_READER_PASSWORD,
+    give the read-only role ticktape_reader that password)."""
     from ticktape import store
     from ticktape.store import session
+    from ticktape.store.schema import READER_ROLE, set_reader_password
 
-    applied = session.run(store.migrate, migrate=False)
+    password = settings().reader_password
+
+    async def go(conn: asyncpg.Connection) -> list[str]:
+        applied = await store.migrate(conn)
+        if password:
+            await set_reader_password(conn, password)
+        return applied
+
+    applied = session.run(go, migrate=False)
     console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+    if password:
+        console.print(f"{READER_ROLE} may log in with TICKTAPE_READER_PASSWORD's password")
 
 
 def _look(fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:

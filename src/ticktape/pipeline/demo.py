@@ -28,8 +28,8 @@ from ticktape.config import Settings, mask_dsn
 from ticktape.data.synth import RandomWalkConfig, generate_walk
 from ticktape.errors import DemoError
 from ticktape.model.spec import RunSpec
-from ticktape.pipeline import control, sources
-from ticktape.pipeline.topics import APP_ID, topic_partitions
+from ticktape.pipeline import control, sources, topics
+from ticktape.pipeline.topics import APP_ID
 from ticktape.pipeline.worker import WorkerProcess
 from ticktape.runtime.embedded import Runtime
 from ticktape.store import session
@@ -309,7 +309,7 @@ def follow(
     unfinished runs are marked failed (cancelled when interrupted) with the
     reason, not left ``pending`` or ``running``.
     """
-    rt.ensure_topics(topic_partitions())
+    topics.ensure(rt)  # (existing topics keep their partition count)
     per_run = sources.expected_ticks(specs[0], rt.database_url)  # (a source it cannot read: no run is made)
     total = None if per_run is None else per_run * len(specs)
     with owned_runs(rt.database_url, specs, command, sweep_id):

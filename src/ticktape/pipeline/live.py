@@ -30,8 +30,9 @@ from ticktape import store
 from ticktape.errors import CommandError, DemoError
 from ticktape.model.batch import TICK_DTYPE, Batch, TickHeader, empty, encode
 from ticktape.model.spec import RunSpec
+from ticktape.pipeline import topics
 from ticktape.pipeline.demo import owned_runs, wait_ready
-from ticktape.pipeline.topics import APP_ID, topic_partitions
+from ticktape.pipeline.topics import APP_ID
 from ticktape.pipeline.worker import WorkerProcess
 from ticktape.runtime.embedded import Runtime
 
@@ -230,7 +231,7 @@ def paper(
     reused run id is refused; the run is failed if the command stops first).
     """
 
-    rt.ensure_topics(topic_partitions())
+    topics.ensure(rt)  # (existing topics keep their partition count)
     env = {**rt.env(), "TICKTAPE_HOME": str(home)}
     with (
         owned_runs(rt.database_url, [spec], "paper", data_range=False),

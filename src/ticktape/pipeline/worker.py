@@ -1,5 +1,12 @@
 """Running the Faust worker: in this process, or as a managed child process.
 
+A worker started on services that do not answer yet (a compose stack coming
+up, a broker restarting) waits for them: one log line per attempt naming the
+service and where it is, the wait doubling up to :data:`RETRY_MAX_S`, until
+they answer or the worker is stopped (SIGTERM). It then creates the topics
+it needs, adopting the partition count of those that exist, and warns when
+its consumer group has more workers than a keyed topic has partitions.
+
 A crashed agent can leave a Faust worker deaf to SIGTERM, so the manager
 escalates to SIGKILL after a grace period and never leaves a worker behind,
 nor its ready file (``ready-<pid>`` in the worker's data folder: a worker
@@ -10,6 +17,7 @@ have looked ready at once).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -17,16 +25,30 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
+import faust
 import psutil
 import uvloop
+from aiokafka.admin import AIOKafkaAdminClient
 from faust.worker import Worker
 
-from ticktape.config import Settings
-from ticktape.errors import TicktapeRuntimeError
+from ticktape.config import Settings, kafka_hosts, mask_dsn
+from ticktape.errors import StoreConnectionError, TicktapeRuntimeError
+from ticktape.pipeline import metrics, topics
 from ticktape.pipeline.app import STAGES, create_app
 from ticktape.runtime.files import make_private_dir, open_private
-from ticktape.runtime.processes import spawn_child, tail, terminate_process
+from ticktape.runtime.kafka import kafka_metadata, tcp_check
+from ticktape.runtime.processes import reason, run_coro, spawn_child, tail, terminate_process
+from ticktape.store.connection import connect
+
+log = logging.getLogger(__name__)
+
+#: Seconds before the second attempt to reach a service; each later wait doubles, up to RETRY_MAX_S.
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 30.0
+#: Seconds one attempt may take.
+ATTEMPT_S = 5.0
 
 
 def run_worker(
@@ -35,9 +57,29 @@ def run_worker(
     datadir: Path,
     loglevel: str = "warning",
     stages: tuple[str, ...] | None = None,
+    settings: Settings | None = None,
 ) -> None:
-    """Run the ticktape Faust worker (``stages``: default all) until SIGTERM/SIGINT."""
+    """Run the ticktape Faust worker (``stages``: default all) until SIGTERM/SIGINT.
 
+    The pipeline's topics are created first where missing (``settings``:
+    partitions and replication of new topics; existing ones keep their
+    count, which the worker adopts), and the worker's metrics served when
+    ``settings.metrics_port`` is set.
+    """
+    settings = settings or Settings.from_env()
+    partitions, created = run_coro(
+        lambda: topics.create(kafka_url, settings.partitions, settings.replication, adopt=True)
+    )
+    if settings.partitions not in (None, partitions):
+        log.warning(
+            "the topics at %s have %d partitions (TICKTAPE_PARTITIONS=%d is for new topics): using %d",
+            kafka_url,
+            partitions,
+            settings.partitions,
+            partitions,
+        )
+    if created:
+        log.warning("created topics %s with %d partitions", ", ".join(created), partitions)
     loop: asyncio.AbstractEventLoop
     try:
         loop = uvloop.new_event_loop()
@@ -47,12 +89,101 @@ def run_worker(
     make_private_dir(datadir)
     remove_stale_ready_files(datadir)
     ready = ready_path(datadir, os.getpid())
-    app = create_app(kafka_url, database_url, datadir, stages=stages or STAGES, ready_file=ready)
+    app = create_app(
+        kafka_url, database_url, datadir, partitions=partitions, stages=stages or STAGES, ready_file=ready
+    )
+    watch_partitions(app, kafka_url, partitions)
+    if settings.metrics_port is not None:
+        metrics.serve(app, settings.metrics_host, settings.metrics_port)
     worker = Worker(app, loglevel=loglevel, loop=loop, quiet=True, redirect_stdouts=False)
     try:
         worker.execute_from_commandline()
     finally:
         ready.unlink(missing_ok=True)
+
+
+def wait_for_services(
+    kafka_url: str | None,
+    database_url: str | None,
+    first_s: float = RETRY_FIRST_S,
+    max_s: float = RETRY_MAX_S,
+) -> None:
+    """Block until the broker and the database (those given) answer.
+
+    Each failed attempt logs one line naming the service, where it is (the
+    DSN masked) and why, then waits: ``first_s``, doubling up to ``max_s``.
+    A signal (SIGTERM, Ctrl-C) ends the wait as it ends the worker.
+    """
+
+    async def broker() -> None:
+        assert kafka_url is not None
+        errors: list[OSError] = []
+        for host, port in kafka_hosts(kafka_url):  # (one answering is enough)
+            try:
+                tcp_check(host, port, timeout=ATTEMPT_S)
+                break
+            except OSError as exc:
+                errors.append(exc)
+        else:
+            raise errors[0]
+        await kafka_metadata(kafka_url, timeout=ATTEMPT_S)
+
+    async def database() -> None:
+        assert database_url is not None
+        conn = await connect(database_url, timeout=ATTEMPT_S)
+        await conn.close()
+
+    services = [("Kafka", kafka_url, broker), ("PostgreSQL", database_url, database)]
+    for what, where, probe in services:
+        if where is None:
+            continue
+        shown = mask_dsn(where)
+        delay, failed = first_s, False
+        while True:
+            try:
+                run_coro(probe)
+                break
+            except StoreConnectionError as exc:  # (its line names the database)
+                log.warning("%s; next try in %.0f s", exc, delay)
+                failed = True
+            except Exception as exc:
+                log.warning("cannot reach %s at %s: %s; next try in %.0f s", what, shown, reason(exc), delay)
+                failed = True
+            time.sleep(delay)
+            delay = min(2 * delay, max_s)
+        if failed:
+            log.warning("%s at %s answers", what, shown)
+
+
+def watch_partitions(app: faust.App, kafka_url: str, partitions: int) -> None:
+    """After each rebalance, warn (once per group size) when the worker's
+    consumer group has more members than its keyed topics have partitions."""
+    group = str(app.conf.id)
+    keyed = topics.group_topics(group)
+    said: set[int] = set()
+
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # (mode awaits a coroutine handler)
+    async def _check(sender: Any, **kwargs: Any) -> None:
+        try:
+            members = await asyncio.wait_for(group_members(kafka_url, group), ATTEMPT_S)
+        except Exception as exc:  # (a warning's look-up must not stop the worker)
+            log.info("could not count the members of consumer group %s: %s", group, reason(exc))
+            return
+        if members > partitions and members not in said:
+            said.add(members)
+            for topic in keyed:
+                log.warning("%s", topics.partitions_warning(topic, partitions, group, members))
+
+
+async def group_members(kafka_url: str, group: str) -> int:
+    """The members of consumer group ``group`` now."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_url, request_timeout_ms=int(ATTEMPT_S * 1000))
+    try:
+        await admin.start()
+        (response,) = await admin.describe_consumer_groups([group])
+        return sum(len(item[5]) for item in response.groups if item[0] == 0)
+    finally:
+        await admin.close()
 
 
 def ready_path(datadir: Path, pid: int) -> Path:

@@ -11,6 +11,7 @@ import asyncpg
 
 from ticktape.config import dbschema_dir
 from ticktape.errors import MigrationError
+from ticktape.store.codec import sql_literal
 from ticktape.store.connection import connect
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,21 @@ MIGRATION_LOCK_KEY = 0x7469636B74617065  # "ticktape"
 
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([A-Za-z0-9_]+)\.sql$")
+
+
+#: The read-only role (dbschema/0038, 0043): the app's queries and typed SQL log in as it.
+READER_ROLE = "ticktape_reader"
+
+
+async def set_reader_password(conn: asyncpg.Connection, password: str) -> None:
+    """Let :data:`READER_ROLE` log in with ``password`` (``ticktape db migrate``
+    with ``TICKTAPE_READER_PASSWORD``: a server that asks for passwords,
+    as the compose file's TimescaleDB does)."""
+    try:
+        await conn.execute(f"ALTER ROLE {READER_ROLE} LOGIN PASSWORD {sql_literal(password)}")
+    except asyncpg.PostgresError as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise MigrationError(f"cannot set the password of {READER_ROLE}: {reason}") from None
 
 
 def migrations(folder: Path | None = None) -> list[tuple[int, str, Path]]:

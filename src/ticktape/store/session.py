@@ -42,13 +42,12 @@ from ticktape.errors import (
 )
 from ticktape.runtime.embedded import Runtime
 from ticktape.store.connection import connect
+from ticktape.store.schema import READER_ROLE
 from ticktape.store.schema import migrate as apply_migrations
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-#: The role read-only sessions run as (dbschema/0038_reader_role.sql).
-READER_ROLE = "ticktape_reader"
 _readonly_notes: dict[str, str] = {}  # masked DSN -> why READER_ROLE's login could not be used there
 
 
