@@ -194,10 +194,15 @@ def sweep(
     processes: Annotated[
         int | None, typer.Option(help="in process: worker processes (default: the CPUs)")
     ] = None,
+    groups: Annotated[
+        int | None,
+        typer.Option(help="over the pipeline: groups of sets, spread over the workers (default: 4)"),
+    ] = None,
 ) -> None:
     """Backtest every parameter set of a grid: in process over --data within
     a memory budget (each set's metrics, --keep-top N re-run in full), or over
-    the streaming pipeline (--symbols), one run per set."""
+    the streaming pipeline (--symbols), one run per set, the data replayed
+    once and the sets evaluated in --groups groups over the workers."""
     from ticktape.backtest import sweep as sw
     from ticktape.errors import SpecError
 
@@ -205,6 +210,10 @@ def sweep(
         raise SpecError("sweep: give --data FILE (in process) or --symbols A,B (over the pipeline)")
     if top < 1:
         raise SpecError(f"--top: must be >= 1, got {top}")
+    if groups is not None and (groups < 1 or symbols is None):
+        raise SpecError(
+            f"--groups {groups}: " + ("must be >= 1" if groups < 1 else "over the pipeline only (--symbols)")
+        )
     space = sw.parse_grid(grid)
     sets = sw.grid(space) if sample_n is None else sw.sample(space, sample_n, seed)
     engine: dict[str, Any] = (
@@ -216,7 +225,7 @@ def sweep(
         engine["fee_bps"] = fee_bps
     if symbols is not None:
         _sweep_pipeline(
-            strategy, symbols, source, parse_params(param or []), engine, sets, top, sort, as_json
+            strategy, symbols, source, parse_params(param or []), engine, sets, top, sort, as_json, groups
         )
         return
     res = sw.sweep(
@@ -273,6 +282,7 @@ def _sweep_pipeline(
     top: int,
     sort: str,
     as_json: bool,
+    groups: int | None = None,
 ) -> None:
     import pandas as pd
 
@@ -297,7 +307,7 @@ def _sweep_pipeline(
     settings = _settings()
     with Runtime(settings) as rt:
         migrate(rt, console)
-        sweep_id, runs = pipeline_sweep.sweep_pipeline(rt, settings, base, sets, console)
+        sweep_id, runs = pipeline_sweep.sweep_pipeline(rt, settings, base, sets, console, groups=groups)
     rows = []
     for p, r in zip(sets, runs, strict=True):
         m = r["metrics"]

@@ -1,0 +1,126 @@
+"""A pipeline sweep across two workers: the data replayed once, the groups
+of parameter sets split over both, every set's results those of its single run."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import math
+import re
+
+from aiokafka import AIOKafkaProducer
+
+from ticktape import store
+from ticktape.model.batch import TickHeader, decode
+from ticktape.model.spec import RunSpec, new_run_id
+from ticktape.model.sweep import ticks_key
+from ticktape.pipeline.sweep import pipeline_specs, sweep_request
+from ticktape.pipeline.topicread import TopicReader
+from ticktape.pipeline.topics import APP_ID, SWEEP_TICKS
+
+SETS = [{"fast": f, "slow": s} for f in (5, 10, 20, 40) for s in (60, 150)]
+
+
+def metrics(pipeline, run_id: str) -> dict[str, float]:
+    rows = pipeline._run(lambda c: c.fetch("SELECT name, value FROM run_metrics WHERE run_id = $1", run_id))
+    return {r["name"]: r["value"] for r in rows}
+
+
+def same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in a)
+
+
+def ticks_published(kafka_url: str, sweep_id: str, symbols) -> dict[str, tuple[int, int]]:
+    """Per symbol: (ticks, end-of-stream batches) in the sweep-ticks topic under the sweep's keys."""
+    keys = {ticks_key(sweep_id, s).encode(): s for s in symbols}
+    out = dict.fromkeys(symbols, (0, 0))
+
+    async def go():
+        async with TopicReader(kafka_url) as reader:
+            tps = await reader.partitions(SWEEP_TICKS)
+            _, ends = await reader.bounds(tps)
+            async for rec in reader.read({tp: (None, ends[tp]) for tp in tps}):
+                if rec.key in keys:
+                    b = decode(rec.value, TickHeader)
+                    n, eos = out[keys[rec.key]]
+                    out[keys[rec.key]] = (n + len(b.ticks), eos + b.eos)
+
+    asyncio.run(go())
+    return out
+
+
+def send(kafka_url: str, value: str) -> None:
+    async def go():
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_url)
+        await producer.start()
+        try:
+            await producer.send_and_wait(f"{APP_ID}.run-requests", value.encode())
+        finally:
+            await producer.stop()
+
+    asyncio.run(go())
+
+
+def test_a_sweep_over_two_workers_replays_once_splits_its_groups_and_equals_single_runs(pipeline):
+    symbols = pipeline.symbols(2, 20_000)
+    base = RunSpec(
+        strategy="ma_crossover", symbols=symbols, params={"size": 10.0}, batch_size=3000, bar_ns=None
+    )
+    specs = pipeline_specs(base, SETS)
+    req = sweep_request(base, SETS, specs, groups=4)
+    assert req.n_groups == 4
+
+    async def create(conn):
+        for spec in specs:
+            await store.create_run(
+                conn,
+                spec.run_id,
+                spec.strategy,
+                json.loads(spec.to_json()),
+                spec.params,
+                list(spec.symbols),
+                None,
+                None,
+                sweep_id=req.sweep_id,
+            )
+
+    pipeline._run(create)
+    with pipeline.worker("sweep1", "info") as w1, pipeline.worker("sweep2", "info") as w2:
+        send(pipeline.runtime.kafka_url, req.to_json())
+        rows = [pipeline.wait_done(spec.run_id, [w1, w2]) for spec in specs]
+        taken = [
+            {int(g) for g in re.findall(rf"sweep {req.sweep_id} group (\d+) \(sets", w.log_tail(10_000))}
+            for w in (w1, w2)
+        ]
+        # the single runs of the same sets, one by one, for the reference
+        singles = []
+        for spec in specs:
+            single = dataclasses.replace(spec, run_id=new_run_id())
+            pipeline.submit(single)
+            singles.append(single)
+        single_rows = [pipeline.wait_done(s.run_id, [w1, w2]) for s in singles]
+
+    assert all(r["status"] == "complete" for r in rows), [r["error"] for r in rows]
+    assert all(str(r["sweep_id"]) == req.sweep_id for r in rows)
+    # the work split across both workers: each took some of the groups, all were taken
+    assert taken[0] and taken[1] and taken[0] | taken[1] == {0, 1, 2, 3}, taken
+    # the data was replayed once per symbol: each tick once in the topic, one end of stream
+    assert ticks_published(pipeline.runtime.kafka_url, req.sweep_id, symbols) == dict.fromkeys(
+        symbols, (20_000, 1)
+    )
+    # every set's results are those of its single run (stored by the single-run sink path)
+    for p, row, single in zip(SETS, rows, single_rows, strict=True):
+        assert single["status"] == "complete", single["error"]
+        for k in ("ticks_in", "ticks_processed", "ticks_rejected", "orders", "fills"):
+            assert row[k] == single[k], (p, k, row[k], single[k])
+        got, want = metrics(pipeline, row["run_id"]), metrics(pipeline, single["run_id"])
+        assert same(got, want), (p, {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v})
+        assert want["fills"] > 0
+    # a sweep stores summaries: no result rows for its runs
+    stored = pipeline._run(
+        lambda c: c.fetchval(
+            "SELECT count(*) FROM equity WHERE run_id = ANY($1::uuid[])", [s.run_id for s in specs]
+        )
+    )
+    assert stored == 0
