@@ -62,7 +62,6 @@ async def load(dsn: str, n: int) -> None:
     try:
         async with store.TickWriter(conn) as writer:
             for i, sym in enumerate(SYMBOLS):
-                await store.delete_ticks(conn, sym)
                 seq = 0
                 for chunk in generate_walk(RandomWalkConfig(symbol=sym, n_ticks=n, seed=i), chunk=200_000):
                     await writer.write(sym, chunk, seq)

@@ -7,7 +7,11 @@ import asyncio
 import dataclasses
 import json
 import math
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
@@ -124,3 +128,42 @@ def test_a_sweep_over_two_workers_replays_once_splits_its_groups_and_equals_sing
         )
     )
     assert stored == 0
+
+
+def test_the_sweep_command_over_the_pipeline_stores_one_summary_per_set(
+    cli, db_url, kafka_url, tmp_path, monkeypatch
+):
+    for k, v in {
+        "TICKTAPE_DATABASE_URL": db_url,
+        "TICKTAPE_KAFKA_URL": kafka_url,
+        "TICKTAPE_HOME": str(tmp_path),
+    }.items():
+        monkeypatch.setenv(k, v)
+    args = "--grid fast=5,10,20 --param slow=60 --symbols CLIA,CLIB --source generator:20000 --groups 2"
+    res = cli("sweep", "--strategy", "ma_crossover", *args.split(), "--json")
+    assert res.exit_code == 0, res.output
+    # (the progress bar goes to stdout too, before the table)
+    table = json.loads(res.stdout[res.stdout.index("\n[") + 1 :])
+    assert [r["fast"] for r in table] == [5, 10, 20] and all(r["status"] == "complete" for r in table)
+    assert all(r["fills"] > 0 for r in table)
+
+
+def test_groups_below_one_or_in_process_are_refused_in_one_line(tmp_path):
+    ticktape = Path(sys.executable).with_name("ticktape")
+    for args, line in (
+        (["--symbols", "A", "--groups", "0"], "ticktape: error: --groups 0: must be >= 1"),
+        (
+            ["--data", "x.csv", "--groups", "2"],
+            "ticktape: error: --groups 2: over the pipeline only (--symbols)",
+        ),
+    ):
+        proc = subprocess.run(
+            [ticktape, "sweep", "--strategy", "ma_crossover", "--grid", "fast=5", *args],
+            check=False,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, "TICKTAPE_HOME": str(tmp_path)},
+            timeout=60,
+        )
+        assert (proc.returncode, proc.stderr.strip()) == (1, line)

@@ -12,7 +12,11 @@ straight into its :class:`ticktape.compute.metrics.RunMetrics`, the
 streaming metrics the sink computes a single pipeline run's metrics with,
 fed in the order the sink reads them back from the store (by time, then
 symbol, then the rows' columns), so every set's metrics are exactly those
-of a single run of its spec (tested). Nothing per tick is kept.
+of a single run of its spec (tested). Nothing per tick is kept: a set's
+outputs are handed over in pieces of at least
+:data:`ticktape.backtest.sweep.FLUSH_SAMPLES` equity samples (as a
+:class:`~ticktape.backtest.sweep.SetStream`'s; nothing depends on the
+pieces, fewer cost less).
 
 The symbols' batches may arrive interleaved in any order (each symbol's in
 its own order): a set's outputs are handed to its metrics up to the
@@ -30,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ticktape.backtest.run import SharedFeatures
+from ticktape.backtest.sweep import FLUSH_SAMPLES
 from ticktape.compute.metrics import RunMetrics
 from ticktape.model.batch import EQUITY_DTYPE, FILL_DTYPE
 from ticktape.model.spec import EngineConfig
@@ -101,22 +106,27 @@ class _Merge:
         self.samples: list[list[np.ndarray]] = [[] for _ in self.order]
         self.order_ids = np.empty(0, np.int64)
         self.n_fills = 0
+        self.held = 0  # samples added since the last release
 
     def add(self, j: int, out: dict[str, np.ndarray]) -> None:
         self.fills[j].append(out["fills"])
         self.samples[j].append(out["equity"])
         self.n_fills += len(out["fills"])
+        self.held += len(out["equity"])
         if len(out["orders"]):
             self.order_ids = np.union1d(self.order_ids, out["orders"]["order_id"])
 
     def release(self, before: float) -> None:
         """Hand over every fill and sample earlier than ``before`` (ns; inf: all)."""
+        self.held = 0
         parts = []
         for j in range(len(self.order)):
             fills, self.fills[j] = _split(self.fills[j], before, FILL_DTYPE)
-            if len(fills):  # as the store gives them back: by time, order id, side, price, qty, fee
+            if len(fills) > 1 and (np.diff(fills["ts"]) == 0).any():  # ties in time: the store's order
                 keys = [fills[k] for k in ("fee", "qty", "price", "side", "order_id", "ts")]
-                self.metrics.add_fills(self.order[j], fills[np.lexsort(keys)])
+                fills = fills[np.lexsort(keys)]  # (by time, order id, side, price, qty, fee)
+            if len(fills):
+                self.metrics.add_fills(self.order[j], fills)
             samples, self.samples[j] = _split(self.samples[j], before, EQUITY_DTYPE)
             parts.append((j, samples))
         n = sum(len(s) for _, s in parts)
@@ -125,8 +135,10 @@ class _Merge:
         ts = np.concatenate([s["ts"] for _, s in parts])
         sym = np.concatenate([np.full(len(s), j, np.int64) for j, s in parts])
         cols = {k: np.concatenate([s[k] for _, s in parts]) for k in ("cash", "position", "price", "equity")}
-        # by time, symbol, then cash, position, price, equity (the store's order; NaN last)
-        o = np.lexsort([cols["equity"], cols["price"], cols["position"], cols["cash"], sym, ts])
+        o = np.lexsort([sym, ts])  # (each symbol's samples are in time order)
+        if ((np.diff(ts[o]) == 0) & (np.diff(sym[o]) == 0)).any():  # ties: the store's order,
+            # by time, symbol, then cash, position, price, equity (NaN last)
+            o = np.lexsort([cols["equity"], cols["price"], cols["position"], cols["cash"], sym, ts])
         self.metrics.add(ts[o], sym[o], cols["equity"][o], cols["position"][o], cols["price"][o])
 
 
@@ -215,7 +227,8 @@ class SetGroup:
         # fills and samples with the tick's time): what is earlier than all of them is final
         watermark = min((t for s, t in self._last.items() if not self.done[s]), default=math.inf)
         for merge in self._merges:
-            merge.release(watermark)
+            if merge.held >= FLUSH_SAMPLES:  # in pieces of this many samples: fewer cost less
+                merge.release(watermark)
 
     @property
     def finished(self) -> bool:

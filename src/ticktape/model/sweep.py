@@ -104,7 +104,9 @@ class SweepRequest:
         if not (isinstance(doc, dict) and isinstance(doc.get("sweep"), dict)):
             raise SpecError("sweep request: expected an object with 'sweep' and 'spec'")
         return cls(
-            RunSpec.from_dict(doc.get("spec")), _sets(doc["sweep"].get("sets")), doc["sweep"].get("groups")
+            RunSpec.from_dict(doc.get("spec") or {}),
+            _sets(doc["sweep"].get("sets")),
+            doc["sweep"].get("groups"),
         )
 
 
