@@ -130,22 +130,44 @@ def test_a_sweep_over_two_workers_replays_once_splits_its_groups_and_equals_sing
     assert stored == 0
 
 
-def test_the_sweep_command_over_the_pipeline_stores_one_summary_per_set(
+def test_the_sweep_command_over_the_pipeline_stores_summaries_and_the_kept_sets_rows(
     cli, db_url, kafka_url, tmp_path, monkeypatch
 ):
-    for k, v in {
-        "TICKTAPE_DATABASE_URL": db_url,
-        "TICKTAPE_KAFKA_URL": kafka_url,
-        "TICKTAPE_HOME": str(tmp_path),
-    }.items():
+    env = {"TICKTAPE_DATABASE_URL": db_url, "TICKTAPE_KAFKA_URL": kafka_url, "TICKTAPE_HOME": str(tmp_path)}
+    for k, v in env.items():
         monkeypatch.setenv(k, v)
     args = "--grid fast=5,10,20 --param slow=60 --symbols CLIA,CLIB --source generator:20000 --groups 2"
-    res = cli("sweep", "--strategy", "ma_crossover", *args.split(), "--json")
+    res = cli("sweep", "--strategy", "ma_crossover", *args.split(), "--keep-top", "1", "--json")
     assert res.exit_code == 0, res.output
     # (the progress bar goes to stdout too, before the table)
     table = json.loads(res.stdout[res.stdout.index("\n[") + 1 :])
     assert [r["fast"] for r in table] == [5, 10, 20] and all(r["status"] == "complete" for r in table)
     assert all(r["fills"] > 0 for r in table)
+
+    async def stored(conn):
+        return await conn.fetch(
+            "SELECT r.params->>'fast' AS fast, r.fills, r.orders, r.sweep_id,"
+            " (SELECT count(*) FROM fills f WHERE f.run_id = r.run_id) AS fill_rows,"
+            " (SELECT count(DISTINCT order_id) FROM orders o WHERE o.run_id = r.run_id) AS order_ids,"
+            " (SELECT count(*) FROM equity e WHERE e.run_id = r.run_id) AS samples"
+            " FROM runs r WHERE r.symbols = ARRAY['CLIA', 'CLIB'] ORDER BY 1"
+        )
+
+    async def go():
+        conn = await store.connect(db_url)
+        try:
+            return await stored(conn)
+        finally:
+            await conn.close()
+
+    runs = asyncio.run(go())
+    assert len(runs) == 3 and len({r["sweep_id"] for r in runs}) == 1
+    best = max(table, key=lambda r: r["sharpe"])
+    for r in runs:
+        if int(r["fast"]) == best["fast"]:  # kept: its rows, re-run in process, agree with its summary
+            assert (r["fill_rows"], r["order_ids"]) == (r["fills"], r["orders"]) and r["samples"] > 0
+        else:
+            assert (r["fill_rows"], r["samples"]) == (0, 0)
 
 
 def test_groups_below_one_or_in_process_are_refused_in_one_line(tmp_path):
