@@ -11,14 +11,16 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
 from ticktape import store
+from ticktape.backtest.groups import SetGroup
 from ticktape.model.batch import TickHeader, decode
 from ticktape.model.spec import RunSpec, new_run_id
-from ticktape.model.sweep import ticks_key
+from ticktape.model.sweep import SweepRequest, ticks_key
 from ticktape.pipeline.sweep import pipeline_specs, sweep_request
 from ticktape.pipeline.topicread import TopicReader
 from ticktape.pipeline.topics import APP_ID, SWEEP_TICKS
@@ -66,11 +68,8 @@ def send(kafka_url: str, value: str) -> None:
     asyncio.run(go())
 
 
-def test_a_sweep_over_two_workers_replays_once_splits_its_groups_and_equals_single_runs(pipeline):
-    symbols = pipeline.symbols(2, 20_000)
-    base = RunSpec(
-        strategy="ma_crossover", symbols=symbols, params={"size": 10.0}, batch_size=3000, bar_ns=None
-    )
+def sweep(pipeline, base: RunSpec) -> tuple[list[RunSpec], SweepRequest]:
+    """The runs of a sweep of SETS over ``base``, created, and its request (4 groups)."""
     specs = pipeline_specs(base, SETS)
     req = sweep_request(base, SETS, specs, groups=4)
     assert req.n_groups == 4
@@ -90,13 +89,24 @@ def test_a_sweep_over_two_workers_replays_once_splits_its_groups_and_equals_sing
             )
 
     pipeline._run(create)
+    return specs, req
+
+
+def taken(worker, req: SweepRequest) -> set[int]:
+    """The groups of the sweep this worker took (its log)."""
+    return {int(g) for g in re.findall(rf"sweep {req.sweep_id} group (\d+) \(sets", worker.log_tail(10_000))}
+
+
+def test_a_sweep_over_two_workers_replays_once_splits_its_groups_and_equals_single_runs(pipeline):
+    symbols = pipeline.symbols(2, 20_000)
+    base = RunSpec(
+        strategy="ma_crossover", symbols=symbols, params={"size": 10.0}, batch_size=3000, bar_ns=None
+    )
+    specs, req = sweep(pipeline, base)
     with pipeline.worker("sweep1", "info") as w1, pipeline.worker("sweep2", "info") as w2:
         send(pipeline.runtime.kafka_url, req.to_json())
         rows = [pipeline.wait_done(spec.run_id, [w1, w2]) for spec in specs]
-        taken = [
-            {int(g) for g in re.findall(rf"sweep {req.sweep_id} group (\d+) \(sets", w.log_tail(10_000))}
-            for w in (w1, w2)
-        ]
+        took = [taken(w, req) for w in (w1, w2)]
         # the single runs of the same sets, one by one, for the reference
         singles = []
         for spec in specs:
@@ -108,7 +118,7 @@ def test_a_sweep_over_two_workers_replays_once_splits_its_groups_and_equals_sing
     assert all(r["status"] == "complete" for r in rows), [r["error"] for r in rows]
     assert all(str(r["sweep_id"]) == req.sweep_id for r in rows)
     # the work split across both workers: each took some of the groups, all were taken
-    assert taken[0] and taken[1] and taken[0] | taken[1] == {0, 1, 2, 3}, taken
+    assert took[0] and took[1] and took[0] | took[1] == {0, 1, 2, 3}, took
     # the data was replayed once per symbol: each tick once in the topic, one end of stream
     assert ticks_published(pipeline.runtime.kafka_url, req.sweep_id, symbols) == dict.fromkeys(
         symbols, (20_000, 1)
@@ -128,6 +138,48 @@ def test_a_sweep_over_two_workers_replays_once_splits_its_groups_and_equals_sing
         )
     )
     assert stored == 0
+
+
+def test_a_worker_killed_mid_group_leaves_its_groups_to_the_other_which_computes_them_again(pipeline):
+    symbols = pipeline.symbols(2, 20_000)  # 1,000 s of event time each, replayed in 10 s (speed 100)
+    base = RunSpec(
+        strategy="ma_crossover",
+        symbols=symbols,
+        params={"size": 10.0},
+        batch_size=3000,
+        bar_ns=None,
+        speed=100.0,
+    )
+    specs, req = sweep(pipeline, base)
+    workers = [pipeline.worker("crash1", "info"), pipeline.worker("crash2", "info")]
+    try:
+        send(pipeline.runtime.kafka_url, req.to_json())
+        deadline = time.monotonic() + 60
+        while True:  # the worker without the replay has taken a group: kill it mid-group
+            replayer = [f"sweep {req.sweep_id}: 8 sets" in w.log_tail(10_000) for w in workers]
+            if any(replayer) and taken(workers[replayer.index(False)], req):
+                break
+            assert time.monotonic() < deadline, workers[0].log_tail() + workers[1].log_tail()
+            time.sleep(0.1)
+        survivor, victim = workers[replayer.index(True)], workers[replayer.index(False)]
+        lost = taken(victim, req)
+        victim.proc.kill()  # SIGKILL: its group's work item never acknowledged
+        victim.proc.wait(10)
+        assert not any(pipeline.run_row(s.run_id)["status"] == "complete" for s in specs)
+        rows = [pipeline.wait_done(s.run_id, [survivor], timeout=300) for s in specs]
+        took = taken(survivor, req)
+    finally:
+        for w in workers:
+            w.stop()
+    assert all(r["status"] == "complete" for r in rows), [r["error"] for r in rows]
+    assert lost <= took and took == {0, 1, 2, 3}, (lost, took)  # the victim's groups, again
+    group = SetGroup(base.strategy, base.params, SETS, base.engine, symbols)
+    for s in symbols:
+        group.add(s, pipeline.data[s], eos=True)
+    for p, row, want in zip(SETS, rows, group.results(), strict=True):
+        got = metrics(pipeline, row["run_id"])
+        assert same(got, want.metrics), (p, {k: (got.get(k), v) for k, v in want.metrics.items()})
+        assert (row["fills"], row["ticks_processed"]) == (want.fills, 40_000)
 
 
 def test_the_sweep_command_over_the_pipeline_stores_summaries_and_the_kept_sets_rows(
