@@ -11,6 +11,11 @@ batches cut on an event-time grid so a watcher sees smooth progress. Every
 batch passes the run's gate, which honours pause / resume / cancel and stops
 the replay of a run that ended meanwhile (a lapsed lease) or was deleted.
 
+A pipeline sweep's request (one for all its runs) takes :func:`replay_sweep`:
+each symbol's ticks once, to the sweep-ticks topic, after one work item per
+group of parameter sets to the sweep-groups topic (docs/sweeps.md, "Over
+the pipeline").
+
 A run request that is not a valid spec is logged and its run (when it names
 one) failed; the agent goes on. A worker with this stage also fails, every
 ``store.LEASE_CHECK_S``, the runs whose lease ran out (their command died).

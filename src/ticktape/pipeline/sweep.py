@@ -121,5 +121,5 @@ def sweep_pipeline(
     req = sweep_request(base, param_sets, specs, groups)
     rows = follow(rt, settings, specs, console, timeout_s, "sweep", req.sweep_id, request=req)
     for i in keep(rows) if keep is not None else []:
-        session.run(lambda conn, i=i: store_detail(conn, specs[i], rt.kafka_url), dsn=rt.database_url)  # type: ignore[misc]
+        session.run(lambda conn, i=i: store_detail(conn, specs[i], rt.kafka_url), dsn=rt.database_url)
     return req.sweep_id, rows
