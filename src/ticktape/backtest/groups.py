@@ -158,7 +158,9 @@ def _split(parts: list[np.ndarray], before: float, dtype: np.dtype) -> tuple[np.
 class SetGroup:
     """A group of parameter sets of ``strategy`` (each ``{**base, **set}``)
     over ``symbols``, fed one batch of one symbol at a time (:meth:`add`),
-    each symbol's batches in order, the symbols in any order.
+    each symbol's batches in order, the symbols in any order; a set's
+    outputs go to its metrics once it holds ``flush`` equity samples (the
+    results never depend on it).
 
     Examples
     --------
@@ -178,8 +180,10 @@ class SetGroup:
         engine: EngineConfig,
         symbols: Sequence[str],
         return_grid: str | int | None = None,
+        flush: int = FLUSH_SAMPLES,
     ) -> None:
         self.engine = engine
+        self.flush = flush
         self.strats = [build(strategy, {**base, **p}) for p in sets]
         self.shared = SharedFeatures(self.strats)
         self.symbols = list(symbols)
@@ -227,7 +231,7 @@ class SetGroup:
         # fills and samples with the tick's time): what is earlier than all of them is final
         watermark = min((t for s, t in self._last.items() if not self.done[s]), default=math.inf)
         for merge in self._merges:
-            if merge.held >= FLUSH_SAMPLES:  # in pieces of this many samples: fewer cost less
+            if merge.held >= self.flush:  # in pieces of this many samples: fewer cost less
                 merge.release(watermark)
 
     @property

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import ticktape
 from ticktape.backtest.groups import SetGroup
 from ticktape.backtest.run import run_symbol
+from ticktape.backtest.sweep import FLUSH_SAMPLES
 from ticktape.compute.metrics import RunMetrics
 from ticktape.model.spec import EngineConfig, RunSpec
 from ticktape.model.sweep import split
@@ -79,17 +80,20 @@ def test_one_symbol_every_set_equals_its_single_backtest():
         assert r.fills == len(single.fills) and r.metrics["fills"] == r.fills
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     groups=st.integers(1, 4),
     size=st.sampled_from([499, 1500, 10_000]),
     order=st.lists(st.integers(0, 1), max_size=12),
+    flush=st.sampled_from([1, 50, 400, FLUSH_SAMPLES]),
 )
-def test_two_symbols_every_set_equals_its_single_run_whatever_group_batches_or_arrival(groups, size, order):
+def test_two_symbols_every_set_equals_its_single_run_whatever_group_batches_or_arrival(
+    groups, size, order, flush
+):
     data = {"B": B, "A": A}
     for part in split(len(SETS), groups):
         sets = [SETS[i] for i in part]
-        group = SetGroup("ma_crossover", {}, sets, ENGINE, list(data))
+        group = SetGroup("ma_crossover", {}, sets, ENGINE, list(data), flush=flush)
         feed(group, data, size, order)
         for p, r in zip(sets, group.results(), strict=True):
             want = single_pipeline_metrics(p, data)
