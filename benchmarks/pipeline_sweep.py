@@ -15,7 +15,8 @@ is complete:
   and computes each run's metrics from them).
 
 ticks x sets/s = ticks of both symbols x sets / seconds. Every sweep set's
-metrics are checked equal to its separate run's. Prints one table.
+metrics are checked equal to its separate run's. Prints one table, with
+the worker's peak resident memory so far (VmHWM) after each row.
 
 Usage: python benchmarks/pipeline_sweep.py [--ticks-per-symbol N] [--sets 8,32]
        python benchmarks/pipeline_sweep.py --quick     # a small smoke run
@@ -112,6 +113,14 @@ def timed(
     return seconds, rows
 
 
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in a)
 
@@ -133,7 +142,7 @@ def main() -> None:
     table = Table(
         title=f"pipeline sweep vs separate runs: {total:,} ticks (2 symbols), SMA crossover, one worker"
     )
-    for col in ("what", "sets", "seconds", "ticks x sets/s", "÷ separate runs"):
+    for col in ("what", "sets", "seconds", "ticks x sets/s", "÷ separate runs", "worker peak RSS"):
         table.add_column(col, justify="left" if col == "what" else "right")
     with tempfile.TemporaryDirectory(prefix="ticktape-bench-") as home:
         settings = Settings.from_env().with_home(home)
@@ -144,6 +153,8 @@ def main() -> None:
             env = {**rt.env(), "TICKTAPE_HOME": home}
             with WorkerProcess(env, Path(home) / "worker.log") as worker:
                 worker.wait_ready(120)
+                assert worker.proc is not None
+                pid = worker.proc.pid
                 for k in (int(x) for x in args.sets.split(",")):
                     sets = grid(k)
                     base = RunSpec(
@@ -156,10 +167,14 @@ def main() -> None:
                     ):
                         specs = pipeline_specs(base, sets)
                         req = sweep_request(base, sets, specs, groups)
-                        results[what] = timed(rt, worker, specs, total, console, req)
+                        results[what] = (*timed(rt, worker, specs, total, console, req), peak_rss_mb(pid))
                     specs = [dataclasses.replace(s, run_id=new_run_id()) for s in pipeline_specs(base, sets)]
-                    sep_s, sep_rows = timed(rt, worker, specs, total, console, None)
-                    for what, (secs, rows) in results.items():
+                    results["separate runs"] = (
+                        *timed(rt, worker, specs, total, console, None),
+                        peak_rss_mb(pid),
+                    )
+                    sep_s, sep_rows, _ = results["separate runs"]
+                    for what, (secs, rows, rss) in results.items():
                         for a, b in zip(rows, sep_rows, strict=True):
                             assert same(a["metrics"], b["metrics"]), (a["params"], a["metrics"], b["metrics"])
                         table.add_row(
@@ -168,15 +183,9 @@ def main() -> None:
                             f"{secs:.1f}",
                             f"{total * len(sets) / secs / 1e6:.2f}M",
                             f"{secs / sep_s:.2f}",
+                            f"{rss:,.0f} MB",
                         )
-                    table.add_row(
-                        "separate runs",
-                        str(len(sets)),
-                        f"{sep_s:.1f}",
-                        f"{total * len(sets) / sep_s / 1e6:.2f}M",
-                        "1.00",
-                    )
-    Console().print(table)
+    Console(width=max(Console().width, 120)).print(table)
 
 
 if __name__ == "__main__":
