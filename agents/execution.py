@@ -15,13 +15,14 @@ of the group, the last with each run's metrics (:func:`publish_sweep`).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from ticktape.backtest.groups import SetGroup
 from ticktape.model.batch import Batch, FailureHeader, ResultsHeader, SweepHeader, TickHeader, encode
-from ticktape.model.sweep import SweepGroup
+from ticktape.model.sweep import SweepGroup, SweepSet
 from ticktape.pipeline.topics import Topics
 from ticktape.stages import IndicatorState
 from ticktape.tables.state import key
@@ -88,7 +89,9 @@ def sweep_progress(
             for reason, n in group.indicators[s].rejects.items():
                 rejects[reason] = rejects.get(reason, 0) + n
         final = {
-            "metrics": {s.run_id: r.metrics for s, r in zip(item.sets, summaries, strict=True)},
+            "metrics": {
+                s.run_id: r.metrics for s, r in zip(item.sets, summaries, strict=True) if r.error is None
+            },
             "totals": {
                 "ticks_in": sum(group.ticks_in.values()),
                 "ticks_processed": sum(i.accepted for i in group.indicators.values()),
@@ -119,10 +122,13 @@ async def publish_sweep(topics: Topics, item: SweepGroup, batch: Batch[TickHeade
     await fut
 
 
-async def report_sweep_failure(topics: Topics, item: SweepGroup, error: str) -> None:
-    """Tell the sink that every run of sweep group ``item`` failed with ``error``."""
-    for s in item.sets:
-        header = FailureHeader(error=f"sweep group {item.group}: {error}")
+async def report_sweep_failure(
+    topics: Topics, item: SweepGroup, error: str, sets: Sequence[SweepSet] | None = None
+) -> None:
+    """Tell the sink that the runs of ``sets`` (default: all) of sweep group
+    ``item`` failed with ``error``."""
+    for s in item.sets if sets is None else sets:
+        header = FailureHeader(error=f"sweep group {item.group}, parameter set {s.index} {s.params}: {error}")
         await _send_acked(
             topics, Batch(run_id=s.run_id, symbol=item.spec.symbols[0], seq=0, arrays={}, header=header)
         )

@@ -136,7 +136,11 @@ async def run_group(item: SweepGroup, topics: Topics, database_url: str, kafka_u
 
     try:
         async for b in sweep_batches(item, kafka_url, ended):
+            known = set(group.failed)
             group.add(b.symbol, b.ticks, b.eos)
+            for j in sorted(set(group.failed) - known):  # that set's run fails now, the others go on
+                log.error("sweep %s set %d failed: %s", item.sweep_id, item.sets[j].index, group.failed[j])
+                await execution.report_sweep_failure(topics, item, group.failed[j], [item.sets[j]])
             await execution.publish_sweep(topics, item, b, group)
     finally:
         await db.close()

@@ -36,10 +36,18 @@ import numpy as np
 from ticktape.backtest.run import SharedFeatures
 from ticktape.backtest.sweep import FLUSH_SAMPLES
 from ticktape.compute.metrics import RunMetrics
-from ticktape.model.batch import EQUITY_DTYPE, FILL_DTYPE
+from ticktape.errors import TicktapeError
+from ticktape.model.batch import EQUITY_DTYPE, FILL_DTYPE, empty
 from ticktape.model.spec import EngineConfig
-from ticktape.native import Engine, TickBatch
-from ticktape.stages import IndicatorState, StrategyState, execution_step, features_step, trade_step
+from ticktape.native import Engine, InputError, TickBatch
+from ticktape.stages import (
+    IndicatorState,
+    StrategyState,
+    execution_step,
+    features_step,
+    refused,
+    trade_step,
+)
 from ticktape.strategy import Decisions, Strategy, build
 
 _TICK_FIELDS = ("ts", "bid", "ask", "bid_size", "ask_size", "last", "last_size")
@@ -56,6 +64,7 @@ def advance(
     feats: dict[str, np.ndarray],
     batch: TickBatch,
     eos: bool,
+    failed: dict[int, str] | None = None,
 ) -> list[dict[str, np.ndarray]]:
     """Each set's engine outputs (fills, orders, equity) of one checked batch.
 
@@ -65,22 +74,38 @@ def advance(
     ``Engine.process_batch``; one with orders, or a per-tick one, the single
     run's path. ``states`` (per-tick strategies) and ``users`` (vectorized
     ones' own state) are updated in place.
+
+    ``failed`` (set index -> why), when given, isolates the sets: a set in
+    it is skipped, and a set that raises is put in it (the error in one
+    line) instead of stopping the others; a skipped set's outputs are empty.
     """
     outs = []
     for j, strat in enumerate(strats):
-        f = shared.per_strategy(j, feats)
-        if strat.per_tick:
-            out, _, states[j] = trade_step(strat, engines[j], good, f, states[j], eos, cols)
-        else:
-            value, users[j] = strat.on_batch(cols, f, users[j])
-            dec = Decisions.coerce(value, len(cols), strat.name)
-            if dec.orders is None:
-                out = engines[j].process_batch(batch, dec.target)
-                if eos:
-                    tail = engines[j].finish()
-                    out = {k: np.concatenate((out[k], tail[k])) for k in out}
+        if failed is not None and j in failed:
+            outs.append({k: empty(k) for k in ("fills", "orders", "equity")})
+            continue
+        try:
+            f = shared.per_strategy(j, feats)
+            if strat.per_tick:
+                out, _, states[j] = trade_step(strat, engines[j], good, f, states[j], eos, cols)
             else:
-                out = execution_step(engines[j], good, dec, eos, strategy=strat)
+                value, users[j] = strat.on_batch(cols, f, users[j])
+                dec = Decisions.coerce(value, len(cols), strat.name)
+                if dec.orders is None:
+                    try:
+                        out = engines[j].process_batch(batch, dec.target)
+                    except InputError as exc:  # one line naming the parameter, as a single run's
+                        raise refused(exc, strat, good, None) from None
+                    if eos:
+                        tail = engines[j].finish()
+                        out = {k: np.concatenate((out[k], tail[k])) for k in out}
+                else:
+                    out = execution_step(engines[j], good, dec, eos, strategy=strat)
+        except Exception as exc:  # (a strategy's own code may raise anything)
+            if failed is None:
+                raise
+            failed[j] = str(exc) if isinstance(exc, TicktapeError) else f"{type(exc).__name__}: {exc}"
+            out = {k: empty(k) for k in ("fills", "orders", "equity")}
         outs.append(out)
     return outs
 
@@ -89,11 +114,13 @@ def advance(
 class SetSummary:
     """One set's results over all the run's symbols: the metrics a single
     pipeline run of its spec stores (``run_metrics``), its orders (distinct
-    order ids, as the sink counts them) and fills."""
+    order ids, as the sink counts them) and fills; or why it failed."""
 
     metrics: dict[str, float]
     orders: int
     fills: int
+    #: why the set failed (then no metrics), None if it did not
+    error: str | None = None
 
 
 class _Merge:
@@ -197,6 +224,9 @@ class SetGroup:
         self._last: dict[str, float] = dict.fromkeys(symbols, -math.inf)  # latest accepted tick time
         self._merges = [_Merge(symbols, engine.initial_cash, return_grid) for _ in self.strats]
         self._index = {s: self._merges[0].order.index(s) for s in symbols} if self._merges else {}
+        #: the sets that failed (index -> why, one line): the others go on
+        self.failed: dict[int, str] = {}
+        self._results: list[SetSummary] | None = None
 
     def add(self, symbol: str, ticks: np.ndarray, eos: bool = False) -> None:
         """The next batch of ``symbol`` (TICK_DTYPE; ``eos``: its last)."""
@@ -220,6 +250,7 @@ class SetGroup:
             feats,
             batch,
             eos,
+            self.failed,
         )
         j = self._index[symbol]
         for merge, out in zip(self._merges, outs, strict=True):
@@ -230,8 +261,10 @@ class SetGroup:
         # every later output of a symbol is at or after its latest tick (the engine stamps
         # fills and samples with the tick's time): what is earlier than all of them is final
         watermark = min((t for s, t in self._last.items() if not self.done[s]), default=math.inf)
-        for merge in self._merges:
-            if merge.held >= self.flush:  # in pieces of this many samples: fewer cost less
+        for i, merge in enumerate(self._merges):
+            if (
+                merge.held >= self.flush and i not in self.failed
+            ):  # in pieces of this many samples: fewer cost less
                 merge.release(watermark)
 
     @property
@@ -240,11 +273,20 @@ class SetGroup:
         return all(self.done.values())
 
     def results(self) -> list[SetSummary]:
-        """Each set's summary, in the order of the sets (once every symbol ended)."""
+        """Each set's summary, in the order of the sets (once every symbol ended;
+        computed once)."""
         if not self.finished:
             raise ValueError(f"symbols not ended yet: {[s for s, d in self.done.items() if not d]}")
+        if self._results is None:
+            self._results = self._summaries()
+        return self._results
+
+    def _summaries(self) -> list[SetSummary]:
         out = []
-        for m in self._merges:
+        for i, m in enumerate(self._merges):
+            if i in self.failed:
+                out.append(SetSummary({}, 0, 0, self.failed[i]))
+                continue
             m.release(math.inf)
             metrics, _ = m.metrics.result()
             metrics = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}

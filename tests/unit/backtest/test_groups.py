@@ -102,6 +102,23 @@ def test_two_symbols_every_set_equals_its_single_run_whatever_group_batches_or_a
             assert r.orders == want["orders"] and r.fills == want["fills"] > 0
 
 
+def test_a_set_that_raises_fails_alone_in_one_line_and_the_others_go_on():
+    group = SetGroup("ma_crossover", {}, [SETS[1], SETS[0]], ENGINE, ["A", "B"])
+
+    def broken(*args):  # the strategy's own code raising, on one set only
+        raise ZeroDivisionError("float division by zero")
+
+    group.strats[0].on_batch = broken  # type: ignore[method-assign]
+    feed(group, {"A": A, "B": B}, 1000, [])
+    failed, ok = group.results()
+    assert (failed.error, failed.metrics, group.failed) == (
+        "ZeroDivisionError: float division by zero",
+        {},
+        {0: "ZeroDivisionError: float division by zero"},
+    )
+    assert ok.error is None and same(ok.metrics, single_pipeline_metrics(SETS[0], {"A": A, "B": B}))
+
+
 def test_a_group_refuses_a_batch_after_the_end_and_results_before_it():
     group = SetGroup("ma_crossover", {}, SETS[:1], ENGINE, ["A", "B"])
     group.add("A", A, eos=True)
