@@ -12,13 +12,16 @@ is complete:
   ``--groups`` groups (default 4: one per partition) and in 1 group;
 - separate runs: one run request per set, all sent at once (what a pipeline
   sweep did before: every set replays the data, the sink stores every row
-  and computes each run's metrics from them).
+  and computes each run's metrics from them);
+- then, with ``--workers`` N > 1 (default 2), the sweep in ``--groups``
+  groups again with N workers sharing the groups' partitions (peak RSS: the
+  largest worker's).
 
 ticks x sets/s = ticks of both symbols x sets / seconds. Every sweep set's
 metrics are checked equal to its separate run's. Prints one table, with
 the worker's peak resident memory so far (VmHWM) after each row.
 
-Usage: python benchmarks/pipeline_sweep.py [--ticks-per-symbol N] [--sets 8,32]
+Usage: python benchmarks/pipeline_sweep.py [--ticks-per-symbol N] [--sets 8,32] [--workers 2]
        python benchmarks/pipeline_sweep.py --quick     # a small smoke run
 """
 
@@ -44,7 +47,7 @@ from ticktape.model.sweep import SweepRequest
 from ticktape.pipeline.demo import migrate, submit_and_watch_many
 from ticktape.pipeline.sweep import pipeline_specs, sweep_request
 from ticktape.pipeline.topics import topic_partitions
-from ticktape.pipeline.worker import WorkerProcess
+from ticktape.pipeline.worker import WorkerProcess, ready_path
 from ticktape.runtime.embedded import Runtime
 from ticktape.runtime.processes import keep_freed_memory
 
@@ -131,6 +134,7 @@ def main() -> None:
     ap.add_argument("--sets", default="8,32")
     ap.add_argument("--groups", type=int, default=4)
     ap.add_argument("--batch-size", type=int, default=100_000)
+    ap.add_argument("--workers", type=int, default=2, help="then the sweeps again on this many workers")
     ap.add_argument("--quick", action="store_true", help="20,000 ticks per symbol, 8 sets")
     args = ap.parse_args()
     if args.quick:
@@ -141,9 +145,13 @@ def main() -> None:
     total = len(SYMBOLS) * n
     table = Table(
         title=f"pipeline sweep vs separate runs: {total:,} ticks (2 symbols), SMA crossover, one worker"
+        f" (then {args.workers})"
     )
     for col in ("what", "sets", "seconds", "ticks x sets/s", "÷ separate runs", "worker peak RSS"):
         table.add_column(col, justify="left" if col == "what" else "right")
+    sizes = [int(x) for x in args.sets.split(",")]
+    base = RunSpec(strategy="sma_crossover", symbols=SYMBOLS, params={}, batch_size=args.batch_size)
+    results: dict[int, dict[str, tuple[float, list[dict], float]]] = {k: {} for k in sizes}
     with tempfile.TemporaryDirectory(prefix="ticktape-bench-") as home:
         settings = Settings.from_env().with_home(home)
         with Runtime(settings) as rt:
@@ -155,36 +163,53 @@ def main() -> None:
                 worker.wait_ready(120)
                 assert worker.proc is not None
                 pid = worker.proc.pid
-                for k in (int(x) for x in args.sets.split(",")):
+                for k in sizes:
                     sets = grid(k)
-                    base = RunSpec(
-                        strategy="sma_crossover", symbols=SYMBOLS, params={}, batch_size=args.batch_size
-                    )
-                    results = {}
                     for what, groups in (
                         (f"sweep, {args.groups} groups", args.groups),
                         ("sweep, 1 group", 1),
                     ):
                         specs = pipeline_specs(base, sets)
                         req = sweep_request(base, sets, specs, groups)
-                        results[what] = (*timed(rt, worker, specs, total, console, req), peak_rss_mb(pid))
+                        results[k][what] = (*timed(rt, worker, specs, total, console, req), peak_rss_mb(pid))
                     specs = [dataclasses.replace(s, run_id=new_run_id()) for s in pipeline_specs(base, sets)]
-                    results["separate runs"] = (
+                    results[k]["separate runs"] = (
                         *timed(rt, worker, specs, total, console, None),
                         peak_rss_mb(pid),
                     )
-                    sep_s, sep_rows, _ = results["separate runs"]
-                    for what, (secs, rows, rss) in results.items():
-                        for a, b in zip(rows, sep_rows, strict=True):
-                            assert same(a["metrics"], b["metrics"]), (a["params"], a["metrics"], b["metrics"])
-                        table.add_row(
-                            what,
-                            str(len(sets)),
-                            f"{secs:.1f}",
-                            f"{total * len(sets) / secs / 1e6:.2f}M",
-                            f"{secs / sep_s:.2f}",
-                            f"{rss:,.0f} MB",
-                        )
+                if args.workers > 1:  # the same sweeps with more workers sharing the groups' partitions
+                    more = [WorkerProcess(env, Path(home) / f"worker{i}.log") for i in range(1, args.workers)]
+                    ready_path(Path(home) / "faust", pid).unlink()  # ready again after the rebalance
+                    try:
+                        for w in more:
+                            w.start()
+                        for w in more:
+                            w.wait_ready(120)
+                        worker.wait_ready(120)
+                        for k in sizes:
+                            sets = grid(k)
+                            specs = pipeline_specs(base, sets)
+                            req = sweep_request(base, sets, specs, args.groups)
+                            what = f"sweep, {args.groups} groups, {args.workers} workers"
+                            secs, rows = timed(rt, worker, specs, total, console, req)
+                            rss = max(peak_rss_mb(w.proc.pid) for w in [worker, *more] if w.proc is not None)
+                            results[k][what] = (secs, rows, rss)
+                    finally:
+                        for w in more:
+                            w.stop()
+    for k in sizes:
+        sep_s, sep_rows, _ = results[k]["separate runs"]
+        for what, (secs, rows, rss) in results[k].items():
+            for x, y in zip(rows, sep_rows, strict=True):
+                assert same(x["metrics"], y["metrics"]), (x["params"], x["metrics"], y["metrics"])
+            table.add_row(
+                what,
+                str(k),
+                f"{secs:.1f}",
+                f"{total * k / secs / 1e6:.2f}M",
+                f"{secs / sep_s:.2f}",
+                f"{rss:,.0f} MB",
+            )
     Console(width=max(Console().width, 120)).print(table)
 
 
