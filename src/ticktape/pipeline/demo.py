@@ -271,8 +271,9 @@ async def submit_and_watch_many(
     request: SweepRequest | None = None,
 ) -> list[dict]:
     """Send the requests of the (created) runs (``request``: one sweep
-    request for them all) to the ready ``worker`` and follow them, with one progress bar, until every one ended; return the
-    run rows with their metrics. DemoError when the worker exits, the time is
+    request for them all) to the ready ``worker`` and follow them, with one
+    progress bar, until every one ended; return the run rows with their
+    metrics. DemoError when the worker exits, the time is
     up, a run is deleted, or no tick was processed for ``stall_s`` seconds
     while a run at full speed waited to start or replayed (:func:`not_timed`;
     paced runs are not timed). Within :func:`owned_runs` (as :func:`follow`
@@ -302,8 +303,8 @@ def follow(
     request: SweepRequest | None = None,
 ) -> list[dict]:
     """Run ``specs`` (one run, or a sweep's parameter sets over the same
-    data, ``request`` the sweep's one request) through a Faust worker of this command's own on ``rt`` and follow
-    them, with one progress bar, until every one ended; return the run rows
+    data, ``request`` the sweep's one request) through a Faust worker of
+    this command's own on ``rt`` and follow them, with one progress bar, until every one ended; return the run rows
     with their metrics.
 
     The runs are created first, owned by ``ticktape <command>``
