@@ -182,6 +182,37 @@ def test_a_worker_killed_mid_group_leaves_its_groups_to_the_other_which_computes
         assert (row["fills"], row["ticks_processed"]) == (want.fills, 40_000)
 
 
+def test_the_first_runs_pause_and_cancel_act_on_the_whole_sweeps_replay(pipeline):
+    symbols = pipeline.symbols(2, 20_000)  # 1,000 s of event time each, 20 s at speed 50
+    base = RunSpec(
+        strategy="ma_crossover", symbols=symbols, params={"size": 10.0}, batch_size=3000, speed=50.0
+    )
+    specs, req = sweep(pipeline, base)
+    first = specs[0].run_id
+    with pipeline.worker("control", "info") as w:
+        send(pipeline.runtime.kafka_url, req.to_json())
+        deadline = time.monotonic() + 60
+        while pipeline.processed(first) == 0:  # (group 0 goes first, with the paced replay)
+            assert time.monotonic() < deadline, w.log_tail()
+            time.sleep(0.1)
+        pipeline.control(first, "pause")
+        pipeline.wait_status(first, ("paused",), [w], timeout=30)
+        time.sleep(2.0)  # what was in flight gets through
+        held = [pipeline.processed(s.run_id) for s in specs]
+        time.sleep(2.0)
+        assert [pipeline.processed(s.run_id) for s in specs] == held and sum(held) < 8 * 40_000
+        pipeline.control(first, "cancel")
+        rows = [pipeline.wait_done(s.run_id, [w], timeout=60) for s in specs]
+        deadline = time.monotonic() + 30
+        while f"sweep {req.sweep_id} group 0: its runs ended; group stopped" not in w.log_tail(10_000):
+            assert time.monotonic() < deadline, w.log_tail()  # (after 5 s without a batch)
+            time.sleep(0.2)
+        log = w.log_tail(10_000)
+    assert [r["status"] for r in rows] == ["cancelled"] * 8, [r["error"] for r in rows]
+    assert all(r["error"] == "cancelled by request" for r in rows)
+    assert f"sweep {req.sweep_id} ended while replaying: replay stopped" in log
+
+
 def test_the_sweep_command_over_the_pipeline_stores_summaries_and_the_kept_sets_rows(
     cli, db_url, kafka_url, tmp_path, monkeypatch
 ):
