@@ -16,6 +16,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
+import ticktape
 from ticktape import store
 from ticktape.backtest.groups import SetGroup
 from ticktape.model.batch import TickHeader, decode
@@ -68,11 +69,11 @@ def send(kafka_url: str, value: str) -> None:
     asyncio.run(go())
 
 
-def sweep(pipeline, base: RunSpec) -> tuple[list[RunSpec], SweepRequest]:
-    """The runs of a sweep of SETS over ``base``, created, and its request (4 groups)."""
-    specs = pipeline_specs(base, SETS)
-    req = sweep_request(base, SETS, specs, groups=4)
-    assert req.n_groups == 4
+def sweep(pipeline, base: RunSpec, sets=SETS, groups: int = 4) -> tuple[list[RunSpec], SweepRequest]:
+    """The runs of a sweep of ``sets`` over ``base``, created, and its request."""
+    specs = pipeline_specs(base, sets)
+    req = sweep_request(base, sets, specs, groups=groups)
+    assert req.n_groups == groups
 
     async def create(conn):
         for spec in specs:
@@ -211,6 +212,26 @@ def test_the_first_runs_pause_and_cancel_act_on_the_whole_sweeps_replay(pipeline
     assert [r["status"] for r in rows] == ["cancelled"] * 8, [r["error"] for r in rows]
     assert all(r["error"] == "cancelled by request" for r in rows)
     assert f"sweep {req.sweep_id} ended while replaying: replay stopped" in log
+
+
+def test_a_set_the_engine_refuses_fails_its_own_run_and_the_rest_of_its_group_completes(pipeline):
+    (symbol,) = pipeline.symbols(1, 5_000)
+    base = RunSpec(strategy="market_maker", symbols=(symbol,), params={}, batch_size=2000)
+    sets = [{"size": 0.5}, {"size": 2.0}]  # 0.5: not a whole number of lots
+    specs, req = sweep(pipeline, base, sets, groups=1)
+    with pipeline.worker("refused") as w:
+        send(pipeline.runtime.kafka_url, req.to_json())
+        bad, good = (pipeline.wait_done(s.run_id, [w]) for s in specs)
+    assert bad["status"] == "failed" and bad["error"].startswith(
+        "sweep group 0, parameter set 0 {'size': 0.5}: params.size or engine.lot_size:"
+        " the engine refused a decision of market_maker at the tick of "
+    ), bad["error"]
+    assert good["status"] == "complete", good["error"]
+    single = ticktape.backtest(pipeline.data[symbol], "market_maker", sets[1], engine={"initial_cash": 1e6})
+    got = metrics(pipeline, good["run_id"])
+    for k, v in single.metrics.items():
+        if isinstance(v, float):
+            assert got[k] == v or (math.isnan(got[k]) and math.isnan(v)), (k, got[k], v)
 
 
 def test_the_sweep_command_over_the_pipeline_stores_summaries_and_the_kept_sets_rows(
