@@ -183,6 +183,25 @@ def test_a_worker_killed_mid_group_leaves_its_groups_to_the_other_which_computes
         assert (row["fills"], row["ticks_processed"]) == (want.fills, 40_000)
 
 
+def test_a_sweep_with_its_stages_in_separate_workers(pipeline):
+    symbols = pipeline.symbols(2, 5_000)
+    base = RunSpec(strategy="ma_crossover", symbols=symbols, params={"size": 10.0}, batch_size=2000)
+    specs, req = sweep(pipeline, base)
+    with (
+        pipeline.worker("edges", "info", stages="replay,sink") as edges,
+        pipeline.worker("hot", "info", stages="indicators,strategy,execution") as hot,
+    ):
+        send(pipeline.runtime.kafka_url, req.to_json())
+        rows = [pipeline.wait_done(s.run_id, [edges, hot]) for s in specs]
+        assert taken(hot, req) == {0, 1, 2, 3} and not taken(edges, req)
+    assert all(r["status"] == "complete" for r in rows), [r["error"] for r in rows]
+    group = SetGroup(base.strategy, base.params, SETS, base.engine, symbols)
+    for s in symbols:
+        group.add(s, pipeline.data[s], eos=True)
+    for row, want in zip(rows, group.results(), strict=True):
+        assert same(metrics(pipeline, row["run_id"]), want.metrics)
+
+
 def test_the_first_runs_pause_and_cancel_act_on_the_whole_sweeps_replay(pipeline):
     symbols = pipeline.symbols(2, 20_000)  # 1,000 s of event time each, 20 s at speed 50
     base = RunSpec(
