@@ -11,6 +11,11 @@ batches cut on an event-time grid so a watcher sees smooth progress. Every
 batch passes the run's gate, which honours pause / resume / cancel and stops
 the replay of a run that ended meanwhile (a lapsed lease) or was deleted.
 
+A pipeline sweep's request (one for all its runs) takes :func:`replay_sweep`:
+each symbol's ticks once, to the sweep-ticks topic, after one work item per
+group of parameter sets to the sweep-groups topic (docs/sweeps.md, "Over
+the pipeline").
+
 A run request that is not a valid spec is logged and its run (when it names
 one) failed; the agent goes on. A worker with this stage also fails, every
 ``store.LEASE_CHECK_S``, the runs whose lease ran out (their command died).
@@ -30,15 +35,18 @@ from typing import Any
 import asyncpg
 import faust
 import numpy as np
+from aiokafka import TopicPartition
 
 from ticktape import store
 from ticktape.backtest.run import LevelStream
 from ticktape.errors import RunCancelled
 from ticktape.model.batch import Batch, TickHeader, empty, encode
 from ticktape.model.spec import RunSpec, parse_run_id
+from ticktape.model.sweep import SweepGroup, SweepRequest, is_sweep_request, ticks_key
 from ticktape.pipeline import sources
 from ticktape.pipeline.control import RunGate
-from ticktape.pipeline.topics import Topics
+from ticktape.pipeline.topicread import TopicReader
+from ticktape.pipeline.topics import DEFAULT_PARTITIONS, SWEEP_TICKS, Topics
 from ticktape.store.retry import TRANSIENT, Reconnecting
 from ticktape.strategy.catalog import check_run
 
@@ -145,8 +153,11 @@ async def replay_symbol(
     pacer: Pacer,
     gate: RunGate,
     kafka_url: str | None = None,
+    key: str | None = None,
+    partition: int | None = None,
 ) -> int:
-    """Publish one symbol's ticks; return how many were read."""
+    """Publish one symbol's ticks (keyed by ``key``, default the symbol; to
+    ``partition``, default by key); return how many were read."""
     db = Reconnecting(database_url, f"replay of {symbol}")
     spec_json = spec.to_json()
     seq = 0
@@ -158,7 +169,11 @@ async def replay_symbol(
         batch = replace(batch, header=replace(batch.header, sent_ns=time.time_ns()))
         # force=True publishes now (not at the request's offset commit); a
         # bounded window of unacknowledged batches is the back-pressure.
-        in_flight.append(await ticks_topic.send(key=symbol.encode(), value=encode(batch), force=True))
+        in_flight.append(
+            await ticks_topic.send(
+                key=(key or symbol).encode(), value=encode(batch), partition=partition, force=True
+            )
+        )
         while len(in_flight) > MAX_IN_FLIGHT:
             await in_flight.popleft()
 
@@ -248,6 +263,77 @@ async def replay_run(
         await db.close()
 
 
+async def replay_sweep(req: SweepRequest, topics: Topics, database_url: str, kafka_url: str) -> None:
+    """Replay a pipeline sweep's data once: each symbol's ticks to the
+    sweep-ticks topic (partition: the symbol's place in the spec), after one
+    work item per group of sets to the sweep-groups topic (partition: the
+    group's number) saying where in that topic each symbol starts; a worker's
+    hot path takes each group (ticktape.agents.strategy.register_sweep).
+
+    The replay follows the control of the sweep's first run (pause, resume,
+    cancel: ``ticktape runs pause RUN``); a cancel, or a failure, ends all
+    its runs."""
+    spec, ids = req.spec, [s.run_id for s in req.sets]
+    db = Reconnecting(database_url, f"replay of sweep {req.sweep_id}")
+    try:
+        statuses = [await db.run(lambda c, r=r: store.run_status(c, r)) for r in ids]  # type: ignore[misc]
+        if not any(s in store.UNFINISHED for s in statuses):
+            log.info("sweep %s has ended; request skipped", req.sweep_id)
+            return
+        for r in ids:
+            await db.run(lambda c, r=r: store.start_run(c, r))  # type: ignore[misc]
+        n_parts = topics.sweep_ticks.partitions or DEFAULT_PARTITIONS
+        where = {s: i % n_parts for i, s in enumerate(spec.symbols)}
+        async with TopicReader(kafka_url) as reader:  # the sweep's batches come after these offsets
+            _, ends = await reader.bounds(
+                [TopicPartition(SWEEP_TICKS, p) for p in sorted(set(where.values()))]
+            )
+        starts = {s: (p, int(ends[TopicPartition(SWEEP_TICKS, p)])) for s, p in where.items()}
+        n_groups = topics.sweep_groups.partitions or DEFAULT_PARTITIONS
+        for g in range(req.n_groups):
+            item = SweepGroup(spec, g, req.group(g), starts)
+            fut = await topics.sweep_groups.send(
+                key=item.key.encode(), value=item.to_json().encode(), partition=g % n_groups, force=True
+            )
+            await fut
+        log.info(
+            "sweep %s: %d sets in %d groups over %s",
+            req.sweep_id,
+            len(ids),
+            req.n_groups,
+            ", ".join(spec.symbols),
+        )
+        gate = RunGate(db, ids[0])
+        pacer = Pacer(spec.speed, await db.run(lambda c: first_tick(c, spec)), gate)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for s in spec.symbols:
+                    tg.create_task(
+                        replay_symbol(
+                            spec,
+                            s,
+                            topics.sweep_ticks,
+                            database_url,
+                            pacer,
+                            gate,
+                            kafka_url,
+                            key=ticks_key(req.sweep_id, s),
+                            partition=where[s],
+                        )
+                    )
+            await gate.flush()
+        except* RunCancelled:
+            await db.run(lambda c: store.end_unfinished_runs(c, ids, "cancelled", "cancelled by request"))
+            log.info("sweep %s ended while replaying: replay stopped", req.sweep_id)
+        except* Exception as group:
+            exc = group.exceptions[0]
+            log.error("replay of sweep %s failed", req.sweep_id, exc_info=exc)
+            for r in ids:
+                await fail_run(db, r, f"replay: {exc}")
+    finally:
+        await db.close()
+
+
 async def fail_run(db: Reconnecting, run_id: str, error: str) -> None:
     """Mark ``run_id`` failed with ``error`` unless it ended already (a store
     that cannot be reached is logged: the agent goes on)."""
@@ -276,6 +362,9 @@ def register(app: faust.App, topics: Topics, database_url: str, kafka_url: str |
         db = Reconnecting(database_url, "run requests")
         try:
             async for value in stream:
+                if is_sweep_request(value):  # one replay for all of a sweep's runs
+                    await sweep_request(value)
+                    continue
                 try:
                     spec = check_run(RunSpec.from_json(value))
                 except Exception as exc:  # a malformed request: said, its run failed, the agent goes on
@@ -295,6 +384,29 @@ def register(app: faust.App, topics: Topics, database_url: str, kafka_url: str |
                     log.exception("run %s: replay failed", spec.run_id)
                     await fail_run(db, spec.run_id, f"replay: {exc}")
                 replayed.add(spec.run_id)
+        finally:
+            await db.close()
+
+    async def sweep_request(value: bytes) -> None:
+        db = Reconnecting(database_url, "sweep requests")
+        try:
+            try:
+                req = SweepRequest.from_json(value)
+                for s in req.sets:
+                    check_run(req.set_spec(s))
+            except Exception as exc:  # a malformed request: said, the agent goes on
+                log.error("malformed sweep request: %s", exc)
+                return
+            if req.sweep_id in replayed:  # delivered again (after a rebalance): sent already
+                log.info("sweep %s was replayed by this worker; request skipped", req.sweep_id)
+                return
+            try:
+                await replay_sweep(req, topics, database_url, kafka_url or "")
+            except Exception as exc:  # (the store or broker gave up): its runs fail, the agent goes on
+                log.exception("sweep %s: replay failed", req.sweep_id)
+                for s in req.sets:
+                    await fail_run(db, s.run_id, f"replay: {exc}")
+            replayed.add(req.sweep_id)
         finally:
             await db.close()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import asyncpg
@@ -24,7 +25,7 @@ import numpy as np
 
 from ticktape import store
 from ticktape.errors import BatchDecodeError
-from ticktape.model.batch import Batch, FailureHeader, ResultsHeader, decode
+from ticktape.model.batch import Batch, FailureHeader, ResultsHeader, SweepHeader, decode
 from ticktape.pipeline.gaps import Gaps
 from ticktape.pipeline.topics import Topics
 from ticktape.store.retry import Reconnecting
@@ -55,9 +56,12 @@ def register(app: faust.App, topics: Topics, database_url: str, kafka_url: str) 
             async for value in stream:
                 msg = stream.current_event.message
                 try:
-                    b = cast(Results, decode(value, ResultsHeader | FailureHeader))
+                    b = cast(Results, decode(value, ResultsHeader | FailureHeader | SweepHeader))
                 except BatchDecodeError as exc:  # a missing result set fails its run at its end
                     log.error("%s[%d] offset %d skipped: %s", msg.topic, msg.partition, msg.offset, exc)
+                    continue
+                if isinstance(b.header, SweepHeader):  # a sweep group's progress: no rows, its own path
+                    await write_sweep_safely(db, cast(Batch[SweepHeader], b))
                     continue
                 latency.add(b)
                 gaps.seen(msg, b)
@@ -149,3 +153,65 @@ async def write(conn: asyncpg.Connection, b: Results, latency: Latency | None = 
     if b.eos:
         return await store.complete_if_done(conn, b.run_id, latency.metrics(b.run_id) if latency else None)
     return False
+
+
+async def write_sweep(conn: asyncpg.Connection, b: Batch[SweepHeader]) -> None:
+    """Store a sweep group's progress message (idempotent: safe to repeat):
+    every run's progress for the batch's symbol; on the last, each run's
+    metrics and counts, completing it (a run that ended meanwhile is left
+    as it ended)."""
+    h = b.header
+    sink_lag = (time.time_ns() - h.decided_ns) / 1e9
+    for run_id in h.runs:
+        await store.update_progress(
+            conn,
+            run_id,
+            b.symbol,
+            ticks_processed=h.accepted,
+            last_ts_ns=h.last_ts,
+            done=b.eos,
+            ticks_in=h.ticks_in,
+            ticks_rejected=sum(h.rejects.values()),
+            rejects=h.rejects,
+            hot_lag_s=h.hot_lag_s,
+            sink_lag_s=sink_lag,
+        )
+    if h.metrics is None or h.totals is None:
+        return
+    t = h.totals
+    lost = t["ticks_in"] - t["ticks_processed"] - t["ticks_rejected"]
+    for run_id, metrics in h.metrics.items():
+        async with conn.transaction():
+            run = await store.find_run(conn, run_id)
+            if run["status"] not in store.UNFINISHED:
+                continue
+            await store.write_metrics(conn, run_id, metrics)
+            started = run["started_at"]
+            await store.finish_run(
+                conn,
+                run_id,
+                "failed" if lost else "complete",
+                ticks_in=t["ticks_in"],
+                ticks_processed=t["ticks_processed"],
+                ticks_rejected=t["ticks_rejected"],
+                rejects=h.all_rejects or {},
+                orders=int(metrics.get("orders", 0)),
+                fills=int(metrics.get("fills", 0)),
+                wall_seconds=(datetime.now(UTC) - started).total_seconds() if started else 0.0,
+                error=f"{lost} ticks read but neither processed nor rejected" if lost else None,
+            )
+        log.info("run %s of sweep %s stored", run_id, b.run_id)
+
+
+async def write_sweep_safely(db: Reconnecting, b: Batch[SweepHeader]) -> None:
+    """:func:`write_sweep`, retried on a lost connection; when it cannot be
+    stored, the group's runs fail loudly."""
+    try:
+        await db.run(lambda conn: write_sweep(conn, b))
+    except Exception as exc:
+        log.exception("sweep %s: storing %s batch %d failed", b.run_id, b.symbol, b.seq)
+        error = (
+            f"sink: storing sweep progress of {b.symbol} batch {b.seq} failed: {type(exc).__name__}: {exc}"
+        )
+        for run_id in b.header.runs:
+            await db.run(lambda conn, r=run_id: store.finish_run(conn, r, "failed", error=error))  # type: ignore[misc]

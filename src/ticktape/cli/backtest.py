@@ -186,7 +186,7 @@ def sweep(
     store: Annotated[bool, typer.Option("--store/--no-store", help="store one run per parameter set")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print the whole table as JSON")] = False,
     keep_top: Annotated[
-        int, typer.Option(help="in process: re-run the best N sets (by --sort) in full detail")
+        int, typer.Option(help="re-run the best N sets (by --sort) in full detail, stored with their rows")
     ] = 0,
     memory_budget: Annotated[
         str, typer.Option(help="in process: peak memory of the sweep, e.g. 3G (data included)")
@@ -194,10 +194,15 @@ def sweep(
     processes: Annotated[
         int | None, typer.Option(help="in process: worker processes (default: the CPUs)")
     ] = None,
+    groups: Annotated[
+        int | None,
+        typer.Option(help="over the pipeline: groups of sets, spread over the workers (default: 4)"),
+    ] = None,
 ) -> None:
     """Backtest every parameter set of a grid: in process over --data within
-    a memory budget (each set's metrics, --keep-top N re-run in full), or over
-    the streaming pipeline (--symbols), one run per set."""
+    a memory budget, or over the streaming pipeline (--symbols), one run per
+    set, the data replayed once and the sets evaluated in --groups groups
+    over the workers; each set's metrics, --keep-top N re-run in full."""
     from ticktape.backtest import sweep as sw
     from ticktape.errors import SpecError
 
@@ -205,6 +210,12 @@ def sweep(
         raise SpecError("sweep: give --data FILE (in process) or --symbols A,B (over the pipeline)")
     if top < 1:
         raise SpecError(f"--top: must be >= 1, got {top}")
+    if keep_top < 0:
+        raise SpecError(f"--keep-top: must be >= 0, got {keep_top}")
+    if groups is not None and (groups < 1 or symbols is None):
+        raise SpecError(
+            f"--groups {groups}: " + ("must be >= 1" if groups < 1 else "over the pipeline only (--symbols)")
+        )
     space = sw.parse_grid(grid)
     sets = sw.grid(space) if sample_n is None else sw.sample(space, sample_n, seed)
     engine: dict[str, Any] = (
@@ -216,7 +227,17 @@ def sweep(
         engine["fee_bps"] = fee_bps
     if symbols is not None:
         _sweep_pipeline(
-            strategy, symbols, source, parse_params(param or []), engine, sets, top, sort, as_json
+            strategy,
+            symbols,
+            source,
+            parse_params(param or []),
+            engine,
+            sets,
+            top,
+            sort,
+            as_json,
+            groups,
+            keep_top,
         )
         return
     res = sw.sweep(
@@ -273,6 +294,8 @@ def _sweep_pipeline(
     top: int,
     sort: str,
     as_json: bool,
+    groups: int | None = None,
+    keep_top: int = 0,
 ) -> None:
     import pandas as pd
 
@@ -294,32 +317,46 @@ def _sweep_pipeline(
             source=parse_source(source or "store"),
         )
     )
+    columns = ["status", "sharpe", "final_pnl", "max_drawdown_pct", "fills", "ticks/s"]
+    if sort not in [*sets[0], *columns]:  # (checked before anything starts)
+        raise SpecError(f"--sort {sort!r}: not a column ({', '.join([*sets[0], *columns])})")
+
+    def table_of(runs: list[dict[str, Any]]) -> pd.DataFrame:
+        rows = []
+        for p, r in zip(sets, runs, strict=True):
+            m = r["metrics"]
+            wall = r["wall_seconds"]
+            rows.append(
+                {
+                    **p,
+                    "status": r["status"],
+                    **{k: m.get(k) for k in ("sharpe", "final_pnl", "max_drawdown_pct")},
+                    "fills": r["fills"],
+                    "ticks/s": (r["ticks_processed"] or 0) / wall if wall else None,
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def best(table: pd.DataFrame, n: int) -> pd.DataFrame:
+        return table.sort_values(sort, ascending=False, na_position="last", kind="stable").head(n)
+
     settings = _settings()
     with Runtime(settings) as rt:
         migrate(rt, console)
-        sweep_id, runs = pipeline_sweep.sweep_pipeline(rt, settings, base, sets, console)
-    rows = []
-    for p, r in zip(sets, runs, strict=True):
-        m = r["metrics"]
-        rows.append(
-            {
-                **p,
-                "status": r["status"],
-                "final_pnl": m.get("final_pnl"),
-                "max_drawdown_pct": m.get("max_drawdown_pct"),
-                "fills": r["fills"],
-                "ticks/s": (r["ticks_processed"] or 0) / r["wall_seconds"] if r["wall_seconds"] else None,
-            }
+        sweep_id, runs = pipeline_sweep.sweep_pipeline(
+            rt,
+            settings,
+            base,
+            sets,
+            console,
+            groups=groups,
+            keep=lambda runs: [int(i) for i in best(table_of(runs), keep_top).index] if keep_top else [],
         )
-    table = pd.DataFrame(rows)
+    table = table_of(runs)
     if as_json:
         typer.echo(table.to_json(orient="records", indent=2))
         return
-    key = sort if sort in table else "final_pnl"
-    if key not in table:
-        raise SpecError(f"--sort {sort!r}: not a column ({', '.join(table.columns)})")
-    _print_top(
-        Table(title=f"pipeline sweep {sweep_id}: {len(sets)} runs of {strategy}"),
-        table.sort_values(key, ascending=False, na_position="last", kind="stable").head(top),
-    )
+    _print_top(Table(title=f"pipeline sweep {sweep_id}: {len(sets)} runs of {strategy}"), best(table, top))
+    if keep_top:
+        console.print(f"the best {min(keep_top, len(sets))} by {sort} stored in full detail")
     console.print(f"SQL: SELECT * FROM runs WHERE sweep_id = '{sweep_id}';")

@@ -333,10 +333,60 @@ class FailureHeader(_Header):
     error: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class SweepHeader(_Header):
+    """Header of a pipeline sweep group's progress (``kind`` ``"sweep"``):
+    the hot path -> the sink, on the results topic, one per tick batch of
+    one symbol; the batch's ``run_id`` is the sweep id. Counts are
+    cumulative over the symbol's stream and the same for every set of the
+    group (the validation is shared).
+
+    Parameters
+    ----------
+    decided_ns, accepted, rejects, last_ts, ticks_in, sent_ns
+        As :class:`ResultsHeader`, for the symbol of the batch.
+    runs
+        The group's runs: run id -> the set's index in the sweep.
+    metrics
+        Once every symbol of the group ended (on the last end of stream):
+        each run's metrics, as a single run's ``run_metrics`` (``orders``
+        and ``fills`` among them).
+    totals
+        With ``metrics``: ``ticks_in``, ``ticks_processed`` and
+        ``ticks_rejected`` over the symbols.
+    all_rejects
+        With ``metrics``: the rejected ticks over the symbols, by reason.
+
+    Examples
+    --------
+    >>> SweepHeader(decided_ns=1, runs={"r": 0}, accepted=5, rejects={}).to_json()["kind"]
+    'sweep'
+    """
+
+    kind: ClassVar[str] = "sweep"
+    decided_ns: int
+    runs: dict[str, int]
+    accepted: int
+    rejects: dict[str, int]
+    last_ts: int | None = None
+    ticks_in: int | None = None
+    sent_ns: int | None = None
+    metrics: dict[str, dict[str, float]] | None = None
+    totals: dict[str, int] | None = None
+    all_rejects: dict[str, int] | None = None
+
+    @property
+    def hot_lag_s(self) -> float | None:
+        """Seconds from the tick batch sent to the group's progress decided (None: not stamped)."""
+        return None if self.sent_ns is None else (self.decided_ns - self.sent_ns) / 1e9
+
+
 #: Any batch header.
-Header = TickHeader | ResultsHeader | FailureHeader
+Header = TickHeader | ResultsHeader | FailureHeader | SweepHeader
 #: The header class of each wire ``kind``.
-HEADERS: dict[str, type[Header]] = {h.kind: h for h in (TickHeader, ResultsHeader, FailureHeader)}
+HEADERS: dict[str, type[Header]] = {
+    h.kind: h for h in (TickHeader, ResultsHeader, FailureHeader, SweepHeader)
+}
 
 H = TypeVar("H", bound=Header)
 

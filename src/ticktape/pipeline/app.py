@@ -11,11 +11,19 @@ from typing import Any
 
 import faust
 
-from ticktape.agents import indicators, replay, sink
+from ticktape.agents import indicators, replay, sink, strategy
 from ticktape.config import faust_broker_url
 from ticktape.errors import SpecError
 from ticktape.pipeline import patches
-from ticktape.pipeline.topics import APP_ID, DEFAULT_PARTITIONS, MAX_MESSAGE_BYTES, Topics, topic_partitions
+from ticktape.pipeline.topics import (
+    APP_ID,
+    DEFAULT_PARTITIONS,
+    MAX_MESSAGE_BYTES,
+    SWEEP_GROUPS,
+    SWEEP_TICKS,
+    Topics,
+    topic_partitions,
+)
 from ticktape.tables import state
 
 #: The pipeline's stages, in data-flow order.
@@ -94,6 +102,8 @@ def create_app(
         run_requests=topic(f"{APP_ID}.run-requests", names[f"{APP_ID}.run-requests"]),
         ticks=topic(f"{APP_ID}.ticks", partitions),
         results=topic(f"{APP_ID}.results", partitions),
+        sweep_ticks=topic(SWEEP_TICKS, partitions),
+        sweep_groups=topic(SWEEP_GROUPS, partitions),
     )
     if ready_file is not None:
 
@@ -105,6 +115,7 @@ def create_app(
         replay.register(app, topics, database_url, kafka_url)
     if "indicators" in stages:
         indicators.register(app, topics, state.define(app, partitions), kafka_url)
+        strategy.register_sweep(app, topics, database_url, kafka_url)
     if "sink" in stages:
         sink.register(app, topics, database_url, kafka_url)
     return app

@@ -28,6 +28,7 @@ from ticktape.config import Settings, mask_dsn
 from ticktape.data.synth import RandomWalkConfig, generate_walk
 from ticktape.errors import DemoError
 from ticktape.model.spec import RunSpec
+from ticktape.model.sweep import SweepRequest
 from ticktape.pipeline import control, sources, topics
 from ticktape.pipeline.topics import APP_ID
 from ticktape.pipeline.worker import WorkerProcess
@@ -103,12 +104,17 @@ def runs_rate(rows: Sequence[Mapping[str, Any]]) -> str:
     return f"{n / wall:,.0f} ticks/s" if n and wall > 0 else "waiting for worker"
 
 
-async def _send_requests(kafka_url: str, specs: list[RunSpec]) -> None:
+async def _send_requests(kafka_url: str, specs: list[RunSpec], request: SweepRequest | None = None) -> None:
     for spec in specs:  # (refused here, before the worker sees it)
         check_run(spec)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_url)
     await producer.start()
     try:
+        if request is not None:  # one request for all the runs of a sweep
+            await producer.send_and_wait(
+                f"{APP_ID}.run-requests", request.to_json().encode(), key=request.sweep_id.encode()
+            )
+            return
         for spec in specs:
             await producer.send_and_wait(
                 f"{APP_ID}.run-requests", spec.to_json().encode(), key=spec.run_id.encode()
@@ -264,10 +270,12 @@ async def submit_and_watch_many(
     console: Console,
     timeout_s: float,
     stall_s: float = 300.0,
+    request: SweepRequest | None = None,
 ) -> list[dict]:
-    """Send the requests of the (created) runs to the ready ``worker`` and
-    follow them, with one progress bar, until every one ended; return the
-    run rows with their metrics. DemoError when the worker exits, the time is
+    """Send the requests of the (created) runs (``request``: one sweep
+    request for them all) to the ready ``worker`` and follow them, with one
+    progress bar, until every one ended; return the run rows with their
+    metrics. DemoError when the worker exits, the time is
     up, a run is deleted, or no tick was processed for ``stall_s`` seconds
     while a run at full speed waited to start or replayed (:func:`not_timed`;
     paced runs are not timed). Within :func:`owned_runs` (as :func:`follow`
@@ -278,7 +286,7 @@ async def submit_and_watch_many(
         label = f"run {ids[0][:8]}" if len(ids) == 1 else f"{len(ids)} runs"
         # a paced run may wait as long as its data's gaps, divided by its speed
         paced = any(spec.speed is not None for spec in specs)
-        await _send_requests(kafka_url, specs)
+        await _send_requests(kafka_url, specs, request)
         await _watch(conn, ids, label, total, worker, console, timeout_s, None if paced else stall_s)
         return [await store.run_with_metrics(conn, run_id) for run_id in ids]
     finally:
@@ -294,10 +302,11 @@ def follow(
     command: str,
     sweep_id: str | None = None,
     stall_s: float = 300.0,
+    request: SweepRequest | None = None,
 ) -> list[dict]:
     """Run ``specs`` (one run, or a sweep's parameter sets over the same
-    data) through a Faust worker of this command's own on ``rt`` and follow
-    them, with one progress bar, until every one ended; return the run rows
+    data, ``request`` the sweep's one request) through a Faust worker of
+    this command's own on ``rt`` and follow them, with one progress bar, until every one ended; return the run rows
     with their metrics.
 
     The runs are created first, owned by ``ticktape <command>``
@@ -318,7 +327,7 @@ def follow(
             wait_ready(worker)
             return asyncio.run(
                 submit_and_watch_many(
-                    rt.kafka_url, rt.database_url, specs, total, worker, console, timeout_s, stall_s
+                    rt.kafka_url, rt.database_url, specs, total, worker, console, timeout_s, stall_s, request
                 )
             )
 

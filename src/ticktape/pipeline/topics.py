@@ -28,11 +28,20 @@ DEFAULT_PARTITIONS = 4
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 
+#: A pipeline sweep's tick batches, each symbol's once (keyed sweep|symbol): read by
+#: the sweep groups' hot paths straight from the broker, not by a consumer group.
+SWEEP_TICKS = f"{APP_ID}.sweep-ticks"
+#: A pipeline sweep's groups of parameter sets (partition = group number).
+SWEEP_GROUPS = f"{APP_ID}.sweep-groups"
+
+
 @dataclass(frozen=True)
 class Topics:
     run_requests: faust.TopicT
     ticks: faust.TopicT
     results: faust.TopicT
+    sweep_ticks: faust.TopicT
+    sweep_groups: faust.TopicT
 
 
 def topic_partitions(partitions: int = DEFAULT_PARTITIONS) -> dict[str, int]:
@@ -41,6 +50,8 @@ def topic_partitions(partitions: int = DEFAULT_PARTITIONS) -> dict[str, int]:
         f"{APP_ID}.run-requests": 1,
         f"{APP_ID}.ticks": partitions,
         f"{APP_ID}.results": partitions,
+        SWEEP_TICKS: partitions,
+        SWEEP_GROUPS: partitions,
         f"{APP_ID}-__assignor-__leader": 1,
     }
     spec.update({name: partitions for name in changelog_topics(APP_ID)})
