@@ -146,3 +146,23 @@ def test_db_migrate_gives_the_reader_its_password(db_url, tmp_path):
     assert "ticktape_reader may log in" in proc.stdout and "r3ad" not in proc.stdout + proc.stderr
     stored = asyncio.run(secret())
     assert stored and stored.startswith("SCRAM-SHA-256$")  # (hashed by the server, never the text)
+
+
+def test_runs_list_keeps_run_ids_whole_in_80_columns(db_url, tmp_path):
+    ids = [str(uuid.uuid4()) for _ in range(2)]
+
+    async def seed() -> None:
+        conn = await store.connect(db_url)
+        try:
+            for run_id in ids:
+                await store.create_run(conn, run_id, "sma_crossover", {}, {}, ["LONGSYMBOL-ONE"], None, None)
+        finally:
+            await conn.close()
+
+    asyncio.run(seed())
+    for columns in ("80", "200"):
+        proc = _ticktape(["runs", "list"], tmp_path, TICKTAPE_DATABASE_URL=db_url, COLUMNS=columns)
+        assert proc.returncode == 0, proc.stderr
+        assert all(run_id in proc.stdout for run_id in ids)  # (copyable)
+        assert max(map(len, proc.stdout.splitlines())) <= int(columns)
+    assert "wall s" in proc.stdout  # a wide terminal shows every column

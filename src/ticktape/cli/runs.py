@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 from rich.table import Table
 
-from ticktape.cli.common import console, settings
+from ticktape.cli.common import console, fitted_table, settings
 from ticktape.errors import CommandError
 from ticktape.model.spec import parse_run_id
 
@@ -72,21 +72,27 @@ def runs_list(limit: Annotated[int, typer.Option(help="how many runs")] = 20) ->
     from ticktape import store
 
     rows = _look(lambda conn: store.list_runs(conn, limit=limit))
-    table = Table(title="runs")
-    for col in ("run id", "status", "strategy", "symbols", "ticks", "orders", "fills", "wall s", "created"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(
-            str(r["run_id"]),
-            r["status"],
-            r["strategy"] or "",
-            ",".join(r["symbols"] or []),
-            f"{r['ticks_processed'] or 0:,}",
-            f"{r['orders'] or 0:,}",
-            f"{r['fills'] or 0:,}",
-            f"{r['wall_seconds']:.1f}" if r["wall_seconds"] else "",
-            str(r["created_at"])[:19],
-        )
+    shown = [
+        {
+            "run id": str(r["run_id"]),
+            "status": r["status"],
+            "strategy": r["strategy"] or "",
+            "symbols": ",".join(r["symbols"] or []),
+            "ticks": f"{r['ticks_processed'] or 0:,}",
+            "orders": f"{r['orders'] or 0:,}",
+            "fills": f"{r['fills'] or 0:,}",
+            "wall s": f"{r['wall_seconds']:.1f}" if r["wall_seconds"] else "",
+            "created": str(r["created_at"])[:16],
+        }
+        for r in rows
+    ]
+    # on a narrow terminal the least needed columns go, never a cut run id
+    table = fitted_table(
+        "runs",
+        shown,
+        drop_first=["wall s", "orders", "symbols", "created", "ticks", "fills", "strategy"],
+        right=("ticks", "orders", "fills", "wall s"),
+    )
     console.print(table)
 
 
