@@ -93,28 +93,27 @@ def _title(res: Any) -> str:
     return f"Monte Carlo of run {res.run_id} ({what})"
 
 
-#: Row labels of the statistics and how each is shown.
-_ROWS = {
+#: Column headers of the statistics and how each is shown.
+_COLUMNS = {
     "final_equity": ("final equity", lambda v: f"{v:,.2f}"),
-    "max_drawdown_pct": ("max drawdown %", lambda v: f"{v * 100:.2f}"),
-    "sharpe": ("Sharpe", lambda v: f"{v:.3f}"),
-    "longest_drawdown_ns": ("longest drawdown (days)", lambda v: f"{v / 86_400e9:.2f}"),
+    "max_drawdown_pct": ("max DD %", lambda v: f"{v * 100:.2f}"),
+    "sharpe": ("Sharpe", lambda v: f"{v:.4g}"),
+    "longest_drawdown_ns": ("longest DD (d)", lambda v: f"{v / 86_400e9:.2f}"),
 }
 
 
 def study_table(summary: dict[str, Any], title: str) -> Table:
-    """The percentiles of each statistic, and the run's own value."""
-    cols = ("p5", "p25", "p50", "p75", "p95", "mean")
+    """Each statistic's percentiles and mean over the draws, and the run's own
+    value: a row per percentile, a column per statistic (it reads whole in 80
+    columns)."""
     t = Table(title=title)
-    t.add_column("statistic")
-    for c in (*cols, "run"):
-        t.add_column(c, justify="right")
-    for name, (label, show) in _ROWS.items():
-        entry = summary["stats"][name]
-        own = summary["original"].get(name)
-        t.add_row(
-            label,
-            *(show(entry[c]) if entry.get(c) is not None else "-" for c in cols),
-            show(own) if own is not None else "-",
-        )
+    t.add_column("")
+    for header, _ in _COLUMNS.values():
+        t.add_column(header, justify="right", no_wrap=True)
+    for row in ("p5", "p25", "p50", "p75", "p95", "mean", "run"):
+        cells = []
+        for name, (_, show) in _COLUMNS.items():
+            value = summary["original"].get(name) if row == "run" else summary["stats"][name].get(row)
+            cells.append("-" if value is None else show(value))
+        t.add_row(row, *cells, end_section=row == "mean")
     return t
