@@ -56,7 +56,7 @@ def demo_ticks(symbols: int, n: int) -> dict[str, list[np.ndarray]]:
     }
 
 
-async def one_round(dsn: str, data: dict[str, list[np.ndarray]]) -> dict[str, float]:
+async def one_round(dsn: str, data: dict[str, list[np.ndarray]], compress: bool) -> dict[str, float]:
     """Seconds to store and to replay ``data`` in a new database on ``dsn``'s server."""
     admin = await asyncpg.connect(dsn)
     name = f"tt_bench_{uuid.uuid4().hex[:10]}"
@@ -82,7 +82,21 @@ async def one_round(dsn: str, data: dict[str, list[np.ndarray]]) -> dict[str, fl
             want = sum(len(c) for chunks in data.values() for c in chunks)
             if n != want or writer.stored != want:
                 raise AssertionError(f"stored {writer.stored:,}, read {n:,} of {want:,} ticks")
-            return {"store": stored, "replay": replayed}
+            out = {"store": stored, "replay": replayed}
+            if compress and await store.has_timescale(conn):
+                t0 = time.perf_counter()
+                await conn.execute(
+                    "SELECT count(compress_chunk(c, if_not_compressed => true)) FROM show_chunks('ticks') c"
+                )
+                out["compress"] = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                for sym in data:
+                    async for batch in store.read_ticks(conn, sym, batch_size=100_000):
+                        n -= len(batch)
+                out["replay compressed"] = time.perf_counter() - t0
+                if n != 0:
+                    raise AssertionError("compressed chunks read back a different number of ticks")
+            return out
         finally:
             await conn.close()
     finally:
@@ -111,23 +125,33 @@ def main() -> None:
     ap.add_argument("--symbols", type=int, default=2)
     ap.add_argument("--ticks-per-symbol", type=int, default=600_000)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument(
+        "--compress", action="store_true", help="TimescaleDB: also compress the chunks, then replay"
+    )
     ap.add_argument("--json", type=Path, help="also write the table's figures here")
     args = ap.parse_args()
     servers = dict(s.split("=", 1) for s in args.server)
     data = demo_ticks(args.symbols, args.ticks_per_symbol)
     total = args.symbols * args.ticks_per_symbol
-    times: dict[str, dict[str, list[float]]] = {label: {"store": [], "replay": []} for label in servers}
+    times: dict[str, dict[str, list[float]]] = {label: {} for label in servers}
     for _ in range(args.rounds):
         for label, dsn in servers.items():
-            for path, secs in asyncio.run(one_round(dsn, data)).items():
-                times[label][path].append(secs)
+            for path, secs in asyncio.run(one_round(dsn, data, args.compress)).items():
+                times[label].setdefault(path, []).append(secs)
     versions = {label: asyncio.run(server_version(dsn)) for label, dsn in servers.items()}
     base = next(iter(servers))
     rows = []
-    for path in ("store", "replay"):
-        base_rate = total / statistics.median(times[base][path])
+    for label in servers:
+        if "compress" in times[label]:
+            both = zip(times[label]["store"], times[label]["compress"], strict=True)
+            times[label]["store + compress"] = [a + b for a, b in both]
+    # each path is compared with the base server's store or replay
+    for path in ("store", "store + compress", "replay", "replay compressed"):
+        base_rate = total / statistics.median(times[base][path.split()[0]])
         for label in servers:
-            secs = times[label][path]
+            secs = times[label].get(path)
+            if not secs:
+                continue
             rate = total / statistics.median(secs)
             rows.append(
                 {
