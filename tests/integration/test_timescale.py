@@ -20,7 +20,8 @@ import pytest
 from ticktape import store, testing
 from ticktape.config import with_database
 from ticktape.data.importers import Importer, import_to_store
-from ticktape.model.batch import TICK_DTYPE
+from ticktape.model.batch import DTYPES, TICK_DTYPE
+from ticktape.store import tickread
 
 URL = os.environ.get("TICKTAPE_TEST_TIMESCALE_URL")
 
@@ -312,7 +313,7 @@ async def test_stream_equity_and_import_on_two_connections(ts_conn: asyncpg.Conn
     run = uuid.uuid4()
     want = {}
     for j, sym in enumerate(["EA", "EB"]):
-        rows = np.zeros(300 + 50 * j, dtype=store.DTYPES["equity"])
+        rows = np.zeros(300 + 50 * j, dtype=DTYPES["equity"])
         rows["ts"] = BASE + np.arange(len(rows)) * (j + 1) * 7 * 3_600 * 10**9  # over many 7-day chunks
         rng = np.random.default_rng(j)
         for name in rows.dtype.names or ():
@@ -389,9 +390,9 @@ async def test_read_ticks_plans_at_most_read_chunks_chunks_per_query(
 
     # (from the first tick: windows before it would add their locks to the transaction's)
     start = int(ticks["ts"][0])
-    monkeypatch.setattr(store, "READ_CHUNKS", 1000)
+    monkeypatch.setattr(tickread, "READ_CHUNKS", 1000)
     assert await chunks_locked_by_first_page(batch_size=10, start_ns=start) == 40  # every chunk after it
-    monkeypatch.setattr(store, "READ_CHUNKS", 8)
+    monkeypatch.setattr(tickread, "READ_CHUNKS", 8)
     assert await chunks_locked_by_first_page(batch_size=10, start_ns=start) <= 8
     other = await _second(ts_conn)
     try:
@@ -405,7 +406,7 @@ async def test_read_ticks_plans_at_most_read_chunks_chunks_per_query(
         # the catalogue, one query per window (gaps inside and between windows; > 20 of OLD's)
         windowed = await store.tick_catalogue(ts_conn, gap_ns=2 * 3_600 * 10**9)
         assert await store.tick_symbols(ts_conn) == ["NEW", "OLD"]
-        monkeypatch.setattr(store, "READ_CHUNKS", 1000)
+        monkeypatch.setattr(tickread, "READ_CHUNKS", 1000)
         whole_cat = await store.tick_catalogue(ts_conn, gap_ns=2 * 3_600 * 10**9)
         assert windowed == whole_cat
         assert [(c["symbol"], c["ticks"], c["n_gaps"], len(c["gaps"])) for c in whole_cat] == [
