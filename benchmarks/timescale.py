@@ -30,11 +30,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -56,47 +58,73 @@ def demo_ticks(symbols: int, n: int) -> dict[str, list[np.ndarray]]:
     }
 
 
-async def one_round(dsn: str, data: dict[str, list[np.ndarray]], compress: bool) -> dict[str, float]:
-    """Seconds to store and to replay ``data`` in a new database on ``dsn``'s server."""
+_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu(pid: int) -> float:
+    """CPU seconds of a process on this machine (a server backend); NaN if not visible."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / _TCK
+
+
+class Clock:
+    """Wall time, the backend's CPU and this process's CPU of one step."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.steps: dict[str, tuple[float, float, float]] = {}
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        s0, c0, t0 = _cpu(self.pid), time.process_time(), time.perf_counter()
+        yield
+        self.steps[name] = (time.perf_counter() - t0, _cpu(self.pid) - s0, time.process_time() - c0)
+
+
+async def one_round(
+    dsn: str, data: dict[str, list[np.ndarray]], compress: bool
+) -> dict[str, tuple[float, float, float]]:
+    """(wall s, server CPU s, client CPU s) of storing and replaying ``data``
+    in a new database on ``dsn``'s server."""
     admin = await asyncpg.connect(dsn)
     name = f"tt_bench_{uuid.uuid4().hex[:10]}"
     await admin.execute(f'CREATE DATABASE "{name}"')
+    want = sum(len(c) for chunks in data.values() for c in chunks)
     try:
         conn = await store.connect(with_database(dsn, name))
         try:
             await store.migrate(conn)
-            t0 = time.perf_counter()
-            async with store.TickWriter(conn) as writer:
-                for sym, chunks in data.items():
-                    seq = 0
-                    for chunk in chunks:
-                        await writer.write(sym, chunk, seq)
-                        seq += len(chunk)
-            stored = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            n = 0
-            for sym in data:
-                async for batch in store.read_ticks(conn, sym, batch_size=100_000):
-                    n += len(batch)
-            replayed = time.perf_counter() - t0
-            want = sum(len(c) for chunks in data.values() for c in chunks)
-            if n != want or writer.stored != want:
-                raise AssertionError(f"stored {writer.stored:,}, read {n:,} of {want:,} ticks")
-            out = {"store": stored, "replay": replayed}
+            clock = Clock(await conn.fetchval("SELECT pg_backend_pid()"))
+
+            async def replay(path: str) -> None:
+                n = 0
+                with clock.step(path):
+                    for sym in data:
+                        async for batch in store.read_ticks(conn, sym, batch_size=100_000):
+                            n += len(batch)
+                if n != want:
+                    raise AssertionError(f"{path}: read {n:,} of {want:,} ticks")
+
+            with clock.step("store"):
+                async with store.TickWriter(conn) as writer:
+                    for sym, chunks in data.items():
+                        seq = 0
+                        for chunk in chunks:
+                            await writer.write(sym, chunk, seq)
+                            seq += len(chunk)
+            if writer.stored != want:
+                raise AssertionError(f"stored {writer.stored:,} of {want:,} ticks")
+            await replay("replay")
             if compress and await store.has_timescale(conn):
-                t0 = time.perf_counter()
-                await conn.execute(
-                    "SELECT count(compress_chunk(c, if_not_compressed => true)) FROM show_chunks('ticks') c"
-                )
-                out["compress"] = time.perf_counter() - t0
-                t0 = time.perf_counter()
-                for sym in data:
-                    async for batch in store.read_ticks(conn, sym, batch_size=100_000):
-                        n -= len(batch)
-                out["replay compressed"] = time.perf_counter() - t0
-                if n != 0:
-                    raise AssertionError("compressed chunks read back a different number of ticks")
-            return out
+                with clock.step("compress"):
+                    await conn.execute(
+                        "SELECT count(compress_chunk(c, if_not_compressed => true)) FROM show_chunks('ticks') c"
+                    )
+                await replay("replay compressed")
+            return clock.steps
         finally:
             await conn.close()
     finally:
@@ -133,43 +161,56 @@ def main() -> None:
     servers = dict(s.split("=", 1) for s in args.server)
     data = demo_ticks(args.symbols, args.ticks_per_symbol)
     total = args.symbols * args.ticks_per_symbol
-    times: dict[str, dict[str, list[float]]] = {label: {} for label in servers}
+    steps: dict[str, dict[str, list[tuple[float, float, float]]]] = {label: {} for label in servers}
     for _ in range(args.rounds):
         for label, dsn in servers.items():
-            for path, secs in asyncio.run(one_round(dsn, data, args.compress)).items():
-                times[label].setdefault(path, []).append(secs)
+            for path, measured in asyncio.run(one_round(dsn, data, args.compress)).items():
+                steps[label].setdefault(path, []).append(measured)
     versions = {label: asyncio.run(server_version(dsn)) for label, dsn in servers.items()}
     base = next(iter(servers))
-    rows = []
     for label in servers:
-        if "compress" in times[label]:
-            both = zip(times[label]["store"], times[label]["compress"], strict=True)
-            times[label]["store + compress"] = [a + b for a, b in both]
-    # each path is compared with the base server's store or replay
+        if "compress" in steps[label]:
+            both = zip(steps[label]["store"], steps[label]["compress"], strict=True)
+            steps[label]["store + compress"] = [
+                tuple(x + y for x, y in zip(a, b, strict=True)) for a, b in both
+            ]
+
+    def median(label: str, path: str, i: int) -> float:
+        return statistics.median(m[i] for m in steps[label][path])
+
+    rows = []
+    # each path is compared with the base server's store or replay, by wall time and by CPU per tick
     for path in ("store", "store + compress", "replay", "replay compressed"):
-        base_rate = total / statistics.median(times[base][path.split()[0]])
+        ref = path.split()[0]
+        base_wall = median(base, ref, 0)
+        base_cpu = median(base, ref, 1) + median(base, ref, 2)
         for label in servers:
-            secs = times[label].get(path)
-            if not secs:
+            if path not in steps[label]:
                 continue
-            rate = total / statistics.median(secs)
+            wall, server, client = (median(label, path, i) for i in range(3))
             rows.append(
                 {
                     "path": path,
                     "server": label,
                     "version": versions[label],
                     "ticks": total,
-                    "median_ticks_per_s": rate,
-                    "best_ticks_per_s": total / min(secs),
-                    "vs_base": rate / base_rate,
-                    "seconds": secs,
+                    "median_ticks_per_s": total / wall,
+                    "best_ticks_per_s": total / min(m[0] for m in steps[label][path]),
+                    "vs_base": base_wall / wall,
+                    "server_us": server / total * 1e6,
+                    "client_us": client / total * 1e6,
+                    "vs_base_cpu": base_cpu / (server + client),
+                    "measured": steps[label][path],
                 }
             )
     table = Table(
         title=f"benchmarks/timescale.py: {args.symbols} x {args.ticks_per_symbol:,} demo ticks, "
-        f"{args.rounds} rounds, load {os.getloadavg()[0]:.1f}"
+        f"{args.rounds} rounds (medians), load {os.getloadavg()[0]:.1f}",
+        caption="server/client µs: CPU per tick of the server backend and of this process; "
+        f"vs {base} by CPU: the ratio of their sums (what the rate would be with a core each)",
     )
-    for col in ("path", "server", "ticks/s (median)", "best", f"vs {base}"):
+    cols = ("path", "server", "ticks/s", "best", f"vs {base}", "server µs", "client µs", f"vs {base} by CPU")
+    for col in cols:
         table.add_column(col, justify="left" if col in ("path", "server") else "right")
     for r in rows:
         table.add_row(
@@ -178,8 +219,11 @@ def main() -> None:
             f"{r['median_ticks_per_s']:,.0f}",
             f"{r['best_ticks_per_s']:,.0f}",
             f"{r['vs_base']:.2f}",
+            f"{r['server_us']:.2f}",
+            f"{r['client_us']:.2f}",
+            f"{r['vs_base_cpu']:.2f}",
         )
-    Console(width=140).print(table)
+    Console(width=160).print(table)
     if args.json:
         args.json.write_text(json.dumps({"benchmark": "timescale", "rows": rows}, indent=1))
 
