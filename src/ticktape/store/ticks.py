@@ -748,16 +748,18 @@ async def bulk_chunk_interval(conn: asyncpg.Connection) -> int | None:
     """The time interval (µs) of the chunks of the ``ticks`` hypertable when
     :class:`TickWriter` can load whole chunks into it: TimescaleDB with
     ``attach_chunk`` (2.21+), ``ticks`` partitioned by ``ts`` alone in a
-    fixed interval. None otherwise (plain PostgreSQL among them)."""
+    fixed interval, and owned by the current role (attaching a chunk takes
+    the owner). None otherwise (plain PostgreSQL among them)."""
     if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"):
         return None
     row = await conn.fetchrow(
         "SELECT to_regprocedure('attach_chunk(regclass, regclass, jsonb)') IS NOT NULL AS attach, "
+        "pg_has_role((SELECT relowner FROM pg_class WHERE oid = 'ticks'::regclass), 'USAGE') AS owner, "
         "array(SELECT (extract(epoch FROM time_interval) * 1000000)::bigint "
         "FROM timescaledb_information.dimensions WHERE hypertable_name = 'ticks') AS steps"
     )
     steps = list(row["steps"])
-    if not row["attach"] or len(steps) != 1 or not steps[0]:
+    if not (row["attach"] and row["owner"]) or len(steps) != 1 or not steps[0]:
         return None
     return int(steps[0])
 
