@@ -221,9 +221,11 @@ def write_page(
     lines = [
         "# Benchmarks",
         "",
-        f"Written by `make bench` (benchmarks/report.py) on {now}"
+        f"Written by `make bench` (benchmarks/report.py) from its run of {now}"
         + (" with `--quick` (smoke sizes: not figures to quote)" if quick else "")
-        + f"; the whole run took {total / 60:.1f} minutes. Every figure on this page is one the run "
+        + f"; the benchmarks took {total / 60:.1f} minutes, one after the other (their sizes are "
+        "chosen so that `make bench`, its installs included, ends within 20 minutes on this "
+        "machine). Every figure on this page is one the run "
         "printed (each benchmark writes its table as JSON with `--json`): do not edit it by hand, run "
         "`make bench` again. Timings on a shared machine move by ±25% from hour to hour; compare rows "
         "of one run, not runs of different days.",
@@ -261,10 +263,20 @@ def main() -> None:
     ap.add_argument("--json-dir", type=Path, default=ROOT / "build" / "bench")
     ap.add_argument("--quick", action="store_true", help="smoke sizes")
     ap.add_argument("--only", help="comma-separated benchmark names")
+    ap.add_argument(
+        "--render", action="store_true", help="only write the page again from the last run's report.json"
+    )
     a = ap.parse_args()
     a.json_dir.mkdir(parents=True, exist_ok=True)
+    saved = a.json_dir / "report.json"
+    if a.render:
+        last = json.loads(saved.read_text())
+        write_page(a.out, last["results"], last["machine"], last["total"], last["quick"], last["when"])
+        print(f"report.py: wrote {a.out} from {saved}", file=sys.stderr)
+        return
     only = set(a.only.split(",")) if a.only else None
     mach = machine()
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     t0 = time.perf_counter()
     results = {}
     for name, script, args, _ in SIZES:
@@ -272,7 +284,9 @@ def main() -> None:
             continue
         results[name] = run(name, script, QUICK[name] if a.quick else args, a.json_dir)
     total = time.perf_counter() - t0
-    write_page(a.out, results, mach, total, a.quick)
+    run_data = {"when": when, "machine": mach, "total": total, "quick": a.quick, "results": results}
+    saved.write_text(json.dumps(run_data, indent=1) + "\n")
+    write_page(a.out, results, mach, total, a.quick, when)
     print(f"report.py: wrote {a.out} ({total / 60:.1f} min)", file=sys.stderr)
 
 
