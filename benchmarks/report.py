@@ -35,7 +35,7 @@ SIZES: list[tuple[str, str, list[str], str]] = [
     (
         "peers",
         "peers.py",
-        ["--ticks", "200000"],
+        ["--ticks", "500000"],
         "the same SMA crossover on the same ticks in ticktape (in process, streamed from the store and "
         "from Parquet), backtrader, backtesting.py and vectorbt, with the trade counts and final equity",
     ),
@@ -215,9 +215,14 @@ def summary(results: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def write_page(
-    path: Path, results: dict[str, dict[str, Any]], mach: list[tuple[str, str]], total: float, quick: bool
+    path: Path,
+    results: dict[str, dict[str, Any]],
+    mach: list[tuple[str, str]],
+    total: float,
+    quick: bool,
+    now: str,
 ) -> None:
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    """docs/benchmarks.md from the results of the run started at ``now``."""
     lines = [
         "# Benchmarks",
         "",
