@@ -44,11 +44,17 @@ test: lint typecheck $(CHROMIUM) $(COMPOSE)
 dashboard: $(VENV)/.installed-runtime
 	$(BIN)/ticktape dashboard
 
-bench: $(VENV)/.installed-test
+# benchmarks/report.py runs the benchmarks (sizes for < 20 minutes on 2 cores)
+# and writes docs/benchmarks.md from their --json tables. vectorbt 1.2 needs
+# plotly < 6 (ticktape's app has 7): it runs in its own venv under build/.
+VBT_VENV ?= build/vectorbt-venv
+$(VBT_VENV)/bin/python:
+	$(PYTHON) -m venv $(VBT_VENV)
+	$(VBT_VENV)/bin/python -m pip install --quiet "vectorbt==1.2.0" "plotly<6"
+
+bench: $(VENV)/.installed-test $(VBT_VENV)/bin/python
 	$(PIP) install --quiet ".[test,bench]"
-	$(BIN)/python benchmarks/e2e.py
-	$(BIN)/python benchmarks/native_book.py
-	$(BIN)/python benchmarks/sweep.py
+	$(BIN)/python benchmarks/report.py --out docs/benchmarks.md
 
 # The native module built with -fsanitize=address,undefined (its own venv and
 # build dir) and the native property tests run under ASan/UBSan. libasan must

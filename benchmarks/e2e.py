@@ -266,6 +266,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=100_000)  # RunSpec's default
     ap.add_argument("--backtrader-ticks", type=int, default=200_000)
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    ap.add_argument("--json", type=Path, help="also write the table here (benchmarks/benchjson.py)")
     args = ap.parse_args()
     keep_freed_memory()  # as the `ticktape` command does
     if args.quick:
@@ -293,6 +294,10 @@ def main() -> None:
     if not bt_row:
         table.add_row("backtrader", "-", "-", "-", "-", "not installed (pip install backtrader)")
     Console(width=160).print(table)
+    if args.json:
+        import benchjson
+
+        benchjson.write(args.json, "e2e", table)
 
 
 if __name__ == "__main__":

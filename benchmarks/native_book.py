@@ -237,13 +237,14 @@ def run_orders(
     return {k: np.concatenate([p[k] for p in outs]) for k in ("fills", "orders", "equity")}
 
 
-def hftbacktest_rate(t: dict[str, np.ndarray], n: int) -> tuple[float | None, str]:
-    """ticks/s of hftbacktest running the market maker on the first n ticks, or (None, why not)."""
+def hftbacktest_rate(t: dict[str, np.ndarray], n: int) -> tuple[float | None, str, int]:
+    """(ticks/s, what ran, fills) of hftbacktest running the market maker on
+    the first n ticks, or (None, why not, 0)."""
     try:
         import hftbacktest as hb
         from numba import njit
     except ImportError as exc:
-        return None, f"hftbacktest not installed ({exc.name})"
+        return None, f"hftbacktest not installed ({exc.name})", 0
 
     def events(a: int, b: int) -> np.ndarray:
         f = hb.EXCH_EVENT | hb.LOCAL_EVENT
@@ -277,6 +278,7 @@ def hftbacktest_rate(t: dict[str, np.ndarray], n: int) -> tuple[float | None, st
 
     @njit
     def market_maker(hbt, every):  # type: ignore[no-untyped-def]
+        """(feeds, fills) of the market maker quoting 1 lot at the touch every ``every`` feeds."""
         feeds = 0
         oid = 0
         while hbt.wait_next_feed(False, 10**15) == 2:
@@ -293,7 +295,7 @@ def hftbacktest_rate(t: dict[str, np.ndarray], n: int) -> tuple[float | None, st
                 hbt.submit_buy_order(0, oid, d.best_bid, 1.0, hb.GTC, hb.LIMIT, False)
                 oid += 1
                 hbt.submit_sell_order(0, oid, d.best_ask, 1.0, hb.GTC, hb.LIMIT, False)
-        return feeds
+        return feeds, hbt.state_values(0).num_trades
 
     def backtest(ev: np.ndarray):  # type: ignore[no-untyped-def]
         asset = (
@@ -315,14 +317,15 @@ def hftbacktest_rate(t: dict[str, np.ndarray], n: int) -> tuple[float | None, st
     ev = events(0, n)
     hbt = backtest(ev)
     t0 = time.perf_counter()
-    feeds = market_maker(hbt, 5)
+    feeds, fills = market_maker(hbt, 5)
     dt = time.perf_counter() - t0
     hbt.close()
     if feeds < n - 1:
-        return None, f"hftbacktest stopped after {feeds:,} of {n:,} ticks"
+        return None, f"hftbacktest stopped after {feeds:,} of {n:,} ticks", 0
     return (
         n / dt,
         f"hftbacktest {hb.__version__ if hasattr(hb, '__version__') else ''}: {len(ev):,} events for {n:,} ticks",
+        int(fills),
     )
 
 
@@ -355,6 +358,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=20_000, help="ticks per Engine.process call")
     ap.add_argument("--hbt-n", type=int, default=300_000, help="ticks for hftbacktest (if installed)")
     ap.add_argument("--l2-ticks", type=int, default=1_000_000, help="ticks fed L2 depth (native)")
+    ap.add_argument("--json", type=Path, help="also write the table's figures here (benchmarks/benchjson.py)")
     args = ap.parse_args()
 
     # --- L3 order book (the LOBSTER verification replays it) ---------------
@@ -406,7 +410,15 @@ def main() -> None:
     mm_ref = best_rate(
         args.ref_n, lambda: run_orders(ReferenceEngine(**mm_cfg), thead, ihead, args.batch), repeat=1
     )
-    hbt_rate, hbt_note = hftbacktest_rate(ticks, min(args.hbt_n, args.ticks))
+    hbt_n = min(args.hbt_n, args.ticks)
+    hbt_rate, hbt_note, hbt_fills = hftbacktest_rate(ticks, hbt_n)
+    # ticktape's fills on the ticks hftbacktest ran: its instructions there
+    hbt_ours = run_orders(
+        Engine(**mm_cfg),
+        {c: v[:hbt_n] for c, v in ticks.items()},
+        split_orders(ins[ins["i"] < hbt_n], hbt_n, args.batch),
+        args.batch,
+    )
 
     # --- engine fed L2 depth: book walk, the same market maker + sweeps -------
     n2 = min(args.l2_ticks, args.ticks)
@@ -494,26 +506,46 @@ def main() -> None:
         *lob,
     ]  # fmt: skip
     w = max(len(r[0]) for r in rows)
-    print(f"{'benchmark':<{w}}  {'n':>10}  {'unit':>8}  {'native':>12}  {'reference':>10}  {'ratio':>7}")
-    print("-" * (w + 58))
+    header = ("benchmark", "n", "unit", "native", "reference", "ratio")
+    cells = []
     for name, n, unit, rate, base in rows:
-        ref_s, ratio = (f"{base:>10,.0f}", f"{rate / base:>6.0f}x") if base else (f"{'-':>10}", f"{'-':>7}")
-        print(f"{name:<{w}}  {n:>10,}  {unit:>8}  {rate:>12,.0f}  {ref_s}  {ratio}")
-    print(
+        ref_s, ratio = (f"{base:,.0f}", f"{rate / base:.0f}x") if base else ("-", "-")
+        cells.append((name, f"{n:,}", unit, f"{rate:,.0f}", ref_s, ratio))
+    print(f"{header[0]:<{w}}  {'n':>10}  {'unit':>8}  {'native':>12}  {'reference':>10}  {'ratio':>7}")
+    print("-" * (w + 58))
+    for name, n, unit, rate, ref_s, ratio in cells:
+        print(f"{name:<{w}}  {n:>10}  {unit:>8}  {rate:>12}  {ref_s:>10}  {ratio:>7}")
+    notes = [
         f"(reference on the first {args.ref_n:,} events/ticks; engine stream made "
         f"{n_fills:,} fills over {args.ticks:,} ticks; the market maker {len(ins):,} instructions, "
         f"{len(mm_out['fills']):,} fills; fed depth: {len(dep):,} diffs, {len(ins2):,} instructions, "
         f"{len(l2_out['fills']):,} fills, the L1 quote hid stale depth levels on "
         f"{l2_engine.depth_hidden_ticks:,} of {n2:,} ticks)"
-    )
+    ]
     if hbt_rate is None:
-        print(f"hftbacktest: not compared: {hbt_note}")
+        notes.append(f"hftbacktest: not compared: {hbt_note}")
     else:
-        print(
-            f"hftbacktest, same market maker on the same ticks ({hbt_note}): {hbt_rate:,.0f} ticks/s; "
-            f"ticktape Engine.process is {mm_rate / hbt_rate:,.1f}x that (fills differ by design: "
-            "hftbacktest's no-partial-fill exchange, ticktape's partial fills)"
+        notes.append(
+            f"hftbacktest, same market maker on the same first {hbt_n:,} ticks ({hbt_note}): "
+            f"{hbt_rate:,.0f} ticks/s; ticktape Engine.process is {mm_rate / hbt_rate:,.1f}x that. Fills: "
+            f"ticktape {len(hbt_ours['fills']):,}, hftbacktest {hbt_fills:,} (they differ by design: "
+            "hftbacktest's no-partial-fill exchange fills a resting order whole when a trade reaches it, "
+            "ticktape fills partially from the traded size after the queue ahead)"
         )
+    for line in notes:
+        print(line)
+    if args.json:
+        import benchjson
+
+        data = {
+            "mm_ticks_per_s": mm_rate,
+            "hftbacktest_ticks_per_s": hbt_rate,
+            "hbt_ticks": hbt_n,
+            "mm_fills": len(hbt_ours["fills"]),
+            "hftbacktest_fills": hbt_fills,
+        }
+        title = f"benchmarks/native_book.py: native engine and books vs the pure-Python reference (batch {args.batch:,})"
+        benchjson.dump(args.json, benchjson.rows_dict("native_book", title, header, cells, notes, data))
 
 
 if __name__ == "__main__":

@@ -260,6 +260,7 @@ def main() -> None:
     ap.add_argument("--fee-bps", type=float, default=1.0, help="taker fee, bps of traded value")
     ap.add_argument("--batch-size", type=int, default=50_000, help="ticks per batch of the single run")
     ap.add_argument("--quick", action="store_true", help="smoke size: 200k ticks, 3x3 grid")
+    ap.add_argument("--json", type=Path, help="also write the table here (benchmarks/benchjson.py)")
     args = ap.parse_args()
     if args.quick:
         args.ticks, args.grids = 200_000, [(3, 3)]
@@ -378,6 +379,10 @@ def main() -> None:
             "vectorbt", "-", "-", "-", "-", "-", "-", f"no {args.vectorbt_python} (see vectorbt_sweep.py)"
         )
     Console(width=220).print(table)
+    if args.json:
+        import benchjson
+
+        benchjson.write(args.json, "sweep", table)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ separate venv (``--vectorbt-python``), made once with::
     python3 -m venv benchmarks/.venv-vectorbt
     benchmarks/.venv-vectorbt/bin/pip install vectorbt==1.2.0 "plotly<6"
 
+(``make bench`` makes the same venv as build/vectorbt-venv and passes it.)
+
 (tested with vectorbt 1.2.0, numba 0.68.1, numpy 2.4.6, pandas 3.1.2,
 plotly 5.24.1). It imports numpy, pandas and vectorbt only, reads the ticks
 that sweep.py saved (``.npy``, ticktape's TICK_DTYPE), runs the grid and

@@ -20,7 +20,8 @@ import pytest
 from ticktape import store, testing
 from ticktape.config import with_database
 from ticktape.data.importers import Importer, import_to_store
-from ticktape.model.batch import TICK_DTYPE
+from ticktape.model.batch import DTYPES, TICK_DTYPE
+from ticktape.store import tickread
 
 URL = os.environ.get("TICKTAPE_TEST_TIMESCALE_URL")
 
@@ -191,7 +192,7 @@ async def test_0030_leaves_the_hypertable_and_tick_writer_reads_and_deletes_work
     ts_conn: asyncpg.Connection,
 ) -> None:
     """0030 changes nothing on TimescaleDB; TickWriter (one or two connections)
-    writes through write_ticks; read_ticks on one and on two connections give
+    loads the 70 new one-day chunks in bulk, OPEN_CHUNKS at a time; read_ticks on one and on two connections give
     the same ticks, before and after compression; re-imports store nothing;
     delete_ticks deletes rows of compressed chunks."""
     applied = await store.migrate(ts_conn)
@@ -216,7 +217,7 @@ async def test_0030_leaves_the_hypertable_and_tick_writer_reads_and_deletes_work
         async with store.TickWriter(ts_conn, second=other) as w:
             for idx in parts:
                 await w.write("TW", ticks[idx], seq=np.zeros(len(idx), np.int64))
-        assert (w.stored, w.bulk_rows) == (n, 0)
+        assert (w.stored, w.bulk_rows) == (n, n)
         assert (
             await ts_conn.fetchval("SELECT relkind::text FROM pg_class WHERE oid = 'ticks'::regclass") == "r"
         )
@@ -312,7 +313,7 @@ async def test_stream_equity_and_import_on_two_connections(ts_conn: asyncpg.Conn
     run = uuid.uuid4()
     want = {}
     for j, sym in enumerate(["EA", "EB"]):
-        rows = np.zeros(300 + 50 * j, dtype=store.DTYPES["equity"])
+        rows = np.zeros(300 + 50 * j, dtype=DTYPES["equity"])
         rows["ts"] = BASE + np.arange(len(rows)) * (j + 1) * 7 * 3_600 * 10**9  # over many 7-day chunks
         rng = np.random.default_rng(j)
         for name in rows.dtype.names or ():
@@ -389,9 +390,9 @@ async def test_read_ticks_plans_at_most_read_chunks_chunks_per_query(
 
     # (from the first tick: windows before it would add their locks to the transaction's)
     start = int(ticks["ts"][0])
-    monkeypatch.setattr(store, "READ_CHUNKS", 1000)
+    monkeypatch.setattr(tickread, "READ_CHUNKS", 1000)
     assert await chunks_locked_by_first_page(batch_size=10, start_ns=start) == 40  # every chunk after it
-    monkeypatch.setattr(store, "READ_CHUNKS", 8)
+    monkeypatch.setattr(tickread, "READ_CHUNKS", 8)
     assert await chunks_locked_by_first_page(batch_size=10, start_ns=start) <= 8
     other = await _second(ts_conn)
     try:
@@ -405,7 +406,7 @@ async def test_read_ticks_plans_at_most_read_chunks_chunks_per_query(
         # the catalogue, one query per window (gaps inside and between windows; > 20 of OLD's)
         windowed = await store.tick_catalogue(ts_conn, gap_ns=2 * 3_600 * 10**9)
         assert await store.tick_symbols(ts_conn) == ["NEW", "OLD"]
-        monkeypatch.setattr(store, "READ_CHUNKS", 1000)
+        monkeypatch.setattr(tickread, "READ_CHUNKS", 1000)
         whole_cat = await store.tick_catalogue(ts_conn, gap_ns=2 * 3_600 * 10**9)
         assert windowed == whole_cat
         assert [(c["symbol"], c["ticks"], c["n_gaps"], len(c["gaps"])) for c in whole_cat] == [
@@ -453,3 +454,60 @@ async def test_bar_policies_refresh_a_day_of_buckets_or_more_per_batch(ts_conn: 
         )
         materialized[view] = await ts_conn.fetchval(f"SELECT count(*) FROM {table}")
     assert materialized == {"bars_1s": len(ticks), "bars_1m": 2 * 1440, "bars_1h": 48}
+
+
+async def test_tick_writer_loads_new_chunks_whole_across_symbols_and_the_bars_see_them(
+    ts_conn: asyncpg.Connection,
+) -> None:
+    """Ranges no chunk covers are loaded into new tables (every symbol of the
+    stream), keyed and attached as chunks; the continuous aggregates see
+    them after a refresh, also behind their watermark; re-imports store
+    nothing; a range a chunk covers goes through write_ticks; a key repeated
+    in the stream is stored once."""
+    await store.migrate(ts_conn)
+    day = 86_400 * 10**9
+    t0 = BASE + 40 * day
+    a = quotes(3 * 480, t0=t0, step_ns=180 * 10**9, seed=1)  # 3 days, one every 3 minutes
+    b = quotes(3 * 480, t0=t0 + 7 * 10**9, step_ns=180 * 10**9, seed=2)
+    # the bars of those days materialised (empty) first: the import lands behind the watermark
+    await store.refresh_bars(ts_conn, t0, t0 + 3 * day)
+    async with store.TickWriter(ts_conn) as w:  # symbol after symbol, as files are imported
+        for sym, ticks in (("A", a), ("B", b)):
+            for part in np.array_split(ticks, 4):
+                await w.write(sym, part, seq=np.zeros(len(part), np.int64))
+    assert (w.stored, w.bulk_rows) == (len(a) + len(b), len(a) + len(b))
+    chunks = await ts_conn.fetch(
+        "SELECT chunk_name, range_start FROM timescaledb_information.chunks "
+        "WHERE hypertable_name = 'ticks' ORDER BY range_start"
+    )
+    assert [r["chunk_name"] for r in chunks] == [
+        f"ticks_chunk_2024021{k}000000" for k in range(3)
+    ]  # whole days: the chunks ticks would have made
+    keys = await ts_conn.fetch(
+        "SELECT indexrelid::regclass::text AS name, indisunique, indisprimary FROM pg_index "
+        "WHERE indrelid = $1::regclass",
+        chunks[0]["chunk_name"],
+    )
+    assert [(k["indisunique"], k["indisprimary"]) for k in keys] == [(True, True)], keys
+    _assert_same(await _read(ts_conn, "A"), a)
+    _assert_same(await _read(ts_conn, "B", batch_size=333), b)
+
+    await store.refresh_bars(ts_conn, t0, t0 + 3 * day)
+    bars = await ts_conn.fetch("SELECT symbol, sum(ticks) AS n FROM bars_1h GROUP BY symbol ORDER BY symbol")
+    assert [(r["symbol"], r["n"]) for r in bars] == [("A", len(a)), ("B", len(b))]
+    mat = await ts_conn.fetchval(
+        "SELECT format('%I.%I', materialization_hypertable_schema, materialization_hypertable_name) "
+        "FROM timescaledb_information.continuous_aggregates WHERE view_name = 'bars_1h'"
+    )
+    assert await ts_conn.fetchval(f"SELECT count(*) FROM {mat}") == 2 * 3 * 24  # materialised
+
+    async with store.TickWriter(ts_conn) as w:  # again: into existing chunks, nothing new
+        await w.write("A", a, seq=np.zeros(len(a), np.int64))
+        more = quotes(5, t0=int(a["ts"][-1]) + 10**9, seed=3)
+        await w.write("A", more, seq=np.zeros(5, np.int64))  # the last chunk: by write_ticks
+        twice = quotes(4, t0=t0 + 5 * day, seed=4)
+        await w.write("C", twice, seq=np.arange(4))
+        await w.write("C", twice, seq=np.arange(4))  # a new chunk, its keys twice
+    assert (w.stored, w.bulk_rows) == (5 + 4, 4)
+    _assert_same(await _read(ts_conn, "A"), np.concatenate([a, more]))
+    _assert_same(await _read(ts_conn, "C"), twice)

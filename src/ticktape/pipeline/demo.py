@@ -80,9 +80,12 @@ async def store_demo_data(dsn: str, opts: DemoOptions, console: Console) -> None
             done = 0
             for sym in todo:
                 await store.delete_ticks(conn, sym)
-                cfg = RandomWalkConfig(symbol=sym, n_ticks=opts.ticks_per_symbol, seed=opts.seed)
-                seq0 = 0
-                async with store.TickWriter(conn) as writer:  # months in bulk, stored in key order
+            # one writer for every symbol: months in bulk, stored in key order (and, on
+            # TimescaleDB, a day of every symbol loaded as one new chunk)
+            async with store.TickWriter(conn) as writer:
+                for sym in todo:
+                    cfg = RandomWalkConfig(symbol=sym, n_ticks=opts.ticks_per_symbol, seed=opts.seed)
+                    seq0 = 0
                     for chunk in generate_walk(cfg, chunk=200_000):
                         await writer.write(sym, chunk, seq0)
                         seq0 += len(chunk)

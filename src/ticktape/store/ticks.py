@@ -361,8 +361,23 @@ class TickWriter:
     raised by the next call (:meth:`write`, :meth:`close`). Don't use the
     connections for anything else until :meth:`close`.
 
-    On TimescaleDB (``ticks`` is a hypertable) and inside a caller's
-    transaction (unless ``atomic``) every batch goes through :func:`write_ticks`.
+    On TimescaleDB (``ticks`` is a hypertable) the unit is a chunk of
+    ``ticks`` (a time range of every symbol, 1 day by default) instead of a
+    month of one symbol: the ticks of a range that no chunk covers yet go
+    by COPY (``FREEZE``) into a new table without any index, kept open
+    across symbols (a day of several symbols imported one after the other
+    is still one load), at most :data:`OPEN_CHUNKS` at a time; when the
+    writer closes (or has that many open) it builds each table's primary
+    key in one sort, attaches it as a chunk (``attach_chunk``, TimescaleDB
+    2.21+: the table's key becomes the chunk's primary key), rewrites
+    its first and last row in place so that the continuous aggregates
+    (``bars_*``) log its range as changed, and commits them all at once.
+    A range some chunk covers already is written batch by batch with
+    :func:`write_ticks`, inside the same transaction. ``second`` is not
+    used there.
+
+    Inside a caller's transaction (unless ``atomic``) every batch goes
+    through :func:`write_ticks`.
     """
 
     def __init__(
@@ -376,6 +391,9 @@ class TickWriter:
         self.bulk_rows = 0  #: rows loaded through bulk months (included in ``stored``)
         self._conns = [conn] if second is None else [conn, second]
         self._bulk: bool | None = None
+        self._chunk_us: int | None = None  # TimescaleDB: the time interval of a chunk of `ticks`
+        self._chunks: dict[int, _OpenChunk] = {}  # TimescaleDB: chunks being loaded, by start
+        self._chunk_tx: Any = None  # ... and the transaction that holds them
         self._open: _OpenMonth | None = None
         self._inflight: asyncio.Future[Any] | None = None  # the COPY into the open month
         self._finishing: asyncio.Future[None] | None = None  # a month's key and attach, on _conns[1]
@@ -392,9 +410,12 @@ class TickWriter:
     async def write(self, symbol: str, ticks: np.ndarray, seq: np.ndarray | int | None = None) -> None:
         """Store ``ticks`` of ``symbol`` (``seq`` as in :func:`write_ticks`)."""
         if self._bulk is None:
-            self._bulk = (self.atomic or not self.conn.is_in_transaction()) and await _ticks_partitioned(
-                self.conn
-            )
+            free = self.atomic or not self.conn.is_in_transaction()
+            self._chunk_us = await bulk_chunk_interval(self.conn) if free else None
+            self._bulk = free and self._chunk_us is None and await _ticks_partitioned(self.conn)
+        if self._chunk_us is not None:
+            await self._write_chunks(symbol, ticks, seq)
+            return
         if not self._bulk:
             added = await write_ticks(self.conn, symbol, ticks, seq)
             self.stored += added  # (not `+= await`: a month finishing meanwhile adds to it too)
@@ -472,6 +493,116 @@ class TickWriter:
             raise
         self._open.rows += n
 
+    async def _write_chunks(self, symbol: str, ticks: np.ndarray, seq: np.ndarray | int | None) -> None:
+        """TimescaleDB: load the ticks of chunks that do not exist yet into
+        new tables (attached by :meth:`_finish_chunks`), the rest with
+        :func:`write_ticks`."""
+        assert self._chunk_us is not None
+        columns, pg_ts, seq_ = await asyncio.to_thread(_tick_columns, symbol, ticks, seq, "TickWriter.write")
+        if not len(pg_ts):
+            return
+        step = self._chunk_us
+        starts = (pg_ts + PG_EPOCH_US) // step * step
+        if starts[0] == starts[-1] and (starts == starts[0]).all():
+            parts: list[tuple[int, np.ndarray | None]] = [(int(starts[0]), None)]
+        else:
+            parts = [(int(lo), starts == lo) for lo in np.unique(starts)]
+        for lo, mask in parts:
+            cols = columns if mask is None else [c if isinstance(c, bytes) else c[mask] for c in columns]
+            part_seq = seq_ if mask is None else seq_[mask]
+            part_ts = pg_ts if mask is None else pg_ts[mask]
+            chunk = self._chunks.get(lo)
+            if chunk is None:
+                chunk = await self._open_chunk(lo, lo + step)
+            if chunk is None:  # a chunk of `ticks` holds this range already
+                await self._drain()
+                added = await write_ticks(self.conn, symbol, ticks if mask is None else ticks[mask], part_seq)
+                self.stored += added
+                continue
+            chunk.follow(symbol, part_ts, part_seq)
+            try:
+                payload = await asyncio.to_thread(encode_copy, cols, len(part_ts))
+                await self._drain()
+                self._inflight = asyncio.ensure_future(
+                    self.conn.copy_to_table(
+                        chunk.table, source=payload, columns=_TICK_NAMES, format="binary", freeze=True
+                    )
+                )
+            except BaseException:
+                await self.abort()
+                raise
+            chunk.rows += len(part_ts)
+
+    async def _open_chunk(self, lo: int, hi: int) -> _OpenChunk | None:
+        """A new table for the chunk ``[lo, hi)`` (Unix µs) of ``ticks``, or
+        None when a chunk of ``ticks`` overlaps that range already."""
+        conn = self.conn
+        await self._drain()
+        if len(self._chunks) >= OPEN_CHUNKS:
+            await self._finish_chunks()
+        a, b = (f"'{pg_us_iso(t - PG_EPOCH_US)}'::timestamptz" for t in (lo, hi))
+        if await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM timescaledb_information.chunks WHERE hypertable_name = 'ticks' "
+            f"AND range_start < {b} AND range_end > {a})"
+        ):
+            return None
+        if self._chunk_tx is None:
+            self._chunk_tx = conn.transaction()
+            await self._chunk_tx.start()
+        name = f"ticks_chunk_{np.datetime64(lo, 'us').astype('datetime64[s]').astype(str).translate(_DIGITS)}"
+        try:
+            async with conn.transaction():
+                await conn.execute(f"CREATE TABLE {name} (LIKE ticks INCLUDING DEFAULTS)")
+        except _CREATED_MEANWHILE:  # another writer is loading it: its rows, by the key
+            return None
+        except BaseException:
+            await self.abort()
+            raise
+        chunk = self._chunks[lo] = _OpenChunk(name, a, b)
+        return chunk
+
+    async def _finish_chunks(self) -> None:
+        """Build the key of each open chunk table, attach it to ``ticks``
+        (TimescaleDB's ``attach_chunk``), log the range for the continuous
+        aggregates, commit."""
+        await self._drain()
+        chunks, self._chunks = self._chunks, {}
+        tx, self._chunk_tx = self._chunk_tx, None
+        if tx is None:
+            return
+        conn = self.conn
+        try:
+            rows = 0
+            for chunk in chunks.values():
+                if chunk.repeats:  # a key repeated in the stream: keep its first row
+                    status = await conn.execute(
+                        f"DELETE FROM {chunk.table} WHERE ctid IN (SELECT ctid FROM (SELECT ctid, "
+                        "row_number() OVER (PARTITION BY symbol, ts, seq ORDER BY ctid) AS k "
+                        f"FROM {chunk.table}) d WHERE k > 1)"
+                    )
+                    chunk.rows -= int(status.rsplit(" ", 1)[-1])
+                await conn.execute(f"ALTER TABLE {chunk.table} ADD PRIMARY KEY (symbol, ts, seq)")
+                await conn.execute(
+                    f"CALL attach_chunk('ticks', '{chunk.table}', "
+                    f"jsonb_build_object('ts', jsonb_build_array({chunk.lo}, {chunk.hi})))"
+                )
+                # attaching logs nothing for the continuous aggregates (bars_*): rewriting
+                # the first and the last row does, for the range between them
+                if chunk.edges:
+                    keys = ", ".join(
+                        f"({sql_literal(sym)}, '{pg_us_iso(ts)}'::timestamptz, {sq})"
+                        for ts, sym, sq in chunk.edges
+                    )
+                    await conn.execute(f"UPDATE ticks SET seq = seq WHERE (symbol, ts, seq) IN ({keys})")
+                rows += chunk.rows
+            await tx.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await tx.rollback()
+            raise
+        self.stored += rows
+        self.bulk_rows += rows
+
     async def _drain(self) -> None:
         """Wait for the COPY in flight; raise its error."""
         task, self._inflight = self._inflight, None
@@ -538,6 +669,7 @@ class TickWriter:
         """Finish the open month (build its key, attach it, commit) and any
         month still being finished on the other connection."""
         try:
+            await self._finish_chunks()
             await self._leave_month()
         finally:
             task, self._finishing = self._finishing, None
@@ -557,6 +689,10 @@ class TickWriter:
         if month is not None:
             with contextlib.suppress(Exception):
                 await month.tx.rollback()
+        tx, self._chunk_tx, self._chunks = self._chunk_tx, None, {}
+        if tx is not None:
+            with contextlib.suppress(Exception):
+                await tx.rollback()
         task, self._finishing = self._finishing, None
         if task is not None:
             with contextlib.suppress(Exception):
@@ -599,6 +735,70 @@ class _OpenMonth:
     def null_columns(self) -> list[str]:
         """The float columns NULL on every row loaded."""
         return [name for name in TICK_FLOATS if name not in self._valued]
+
+
+#: The most chunk tables a :class:`TickWriter` loads before attaching them
+#: (TimescaleDB): each holds locks until the writer commits.
+OPEN_CHUNKS = 8
+
+_DIGITS = str.maketrans("", "", "-:T")
+
+
+async def bulk_chunk_interval(conn: asyncpg.Connection) -> int | None:
+    """The time interval (µs) of the chunks of the ``ticks`` hypertable when
+    :class:`TickWriter` can load whole chunks into it: TimescaleDB with
+    ``attach_chunk`` (2.21+), ``ticks`` partitioned by ``ts`` alone in a
+    fixed interval, and owned by the current role (attaching a chunk takes
+    the owner). None otherwise (plain PostgreSQL among them)."""
+    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"):
+        return None
+    row = await conn.fetchrow(
+        "SELECT to_regprocedure('attach_chunk(regclass, regclass, jsonb)') IS NOT NULL AS attach, "
+        "pg_has_role((SELECT relowner FROM pg_class WHERE oid = 'ticks'::regclass), 'USAGE') AS owner, "
+        "array(SELECT (extract(epoch FROM time_interval) * 1000000)::bigint "
+        "FROM timescaledb_information.dimensions WHERE hypertable_name = 'ticks') AS steps"
+    )
+    steps = list(row["steps"])
+    if not (row["attach"] and row["owner"]) or len(steps) != 1 or not steps[0]:
+        return None
+    return int(steps[0])
+
+
+class _OpenChunk:
+    """A chunk of the ``ticks`` hypertable being loaded by a :class:`TickWriter` (TimescaleDB)."""
+
+    def __init__(self, table: str, lo: str, hi: str) -> None:
+        self.table, self.lo, self.hi = table, lo, hi  # (lo, hi: timestamptz literals)
+        self.rows = 0
+        self.repeats = False  #: some symbol's keys did not come in increasing order: one may repeat
+        self._last: dict[str, tuple[int, int]] = {}  # symbol -> its last (pg µs, seq) so far
+        self._first: tuple[int, str, int] | None = None  # (pg µs, symbol, seq) of the earliest row
+        self._final: tuple[int, str, int] | None = None  # ... and of the latest
+
+    @property
+    def edges(self) -> list[tuple[int, str, int]]:
+        """Keys ``(pg µs, symbol, seq)`` of the earliest and the latest row loaded."""
+        return [e for e in dict.fromkeys((self._first, self._final)) if e is not None]
+
+    def follow(self, symbol: str, pg_ts: np.ndarray, seq: np.ndarray) -> None:
+        """Note the next rows of ``symbol`` loaded, in the order they are loaded."""
+        n = len(pg_ts)
+        if not n:
+            return
+        last = self._last.get(symbol)
+        if not self.repeats:
+            if last is not None and (int(pg_ts[0]), int(seq[0])) <= last:
+                self.repeats = True
+            elif n > 1:
+                step = np.diff(pg_ts)
+                self.repeats = bool((step < 0).any() or ((step == 0) & (np.diff(seq) <= 0)).any())
+        self._last[symbol] = (int(pg_ts[-1]), int(seq[-1]))
+        i, j = int(np.argmin(pg_ts)), int(np.argmax(pg_ts))
+        lo, hi = (int(pg_ts[i]), symbol, int(seq[i])), (int(pg_ts[j]), symbol, int(seq[j]))
+        if self._first is None or lo[0] < self._first[0]:
+            self._first = lo
+        if self._final is None or hi[0] > self._final[0]:
+            self._final = hi
 
 
 async def delete_ticks(conn: asyncpg.Connection, symbol: str) -> int:
