@@ -52,9 +52,16 @@ $(VBT_VENV)/bin/python:
 	$(PYTHON) -m venv $(VBT_VENV)
 	$(VBT_VENV)/bin/python -m pip install --quiet "vectorbt==1.2.0" "plotly<6"
 
-bench: $(VENV)/.installed-test $(VBT_VENV)/bin/python
-	$(PIP) install --quiet ".[test,bench]"
-	$(BIN)/python benchmarks/report.py --out docs/benchmarks.md
+# the benchmarks' own venv: hftbacktest's numba pins an older numpy, which
+# must not reach .venv (mypy then fails on the project's numpy typing)
+BENCH_VENV ?= build/bench-venv
+$(BENCH_VENV)/.installed: pyproject.toml $(SOURCES)
+	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet ".[test,bench]"
+	@touch $@
+
+bench: $(BENCH_VENV)/.installed $(VBT_VENV)/bin/python
+	$(BENCH_VENV)/bin/python benchmarks/report.py --out docs/benchmarks.md
 
 # The native module built with -fsanitize=address,undefined (its own venv and
 # build dir) and the native property tests run under ASan/UBSan. libasan must
