@@ -360,12 +360,12 @@ class SetStream:
         if len(valid):
             k = int(valid[-1])
             self.trips.mark(ts[k : k + 1], eq["price"][k : k + 1])
-        self.stats.add("", self.trips.settled())
+        self.stats.add("", self.trips.settled_columns())
 
     def result(self, index: int, params: dict[str, Any]) -> SetResult:
         """The set's summary (its metrics are those of its single run)."""
         self._flush(last=True)
-        self.stats.add("", self.trips.frame())
+        self.stats.add("", self.trips.columns())
         self.curve[self._k :] = self._last
         if math.isnan(self.final):  # no samples
             perf = {"final_equity": self.initial_cash, "final_pnl": 0.0}

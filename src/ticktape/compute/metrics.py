@@ -342,25 +342,27 @@ class TradeStats:
         self._open = 0
         self._notional = True  # every piece had a notional column
 
-    def add(self, key: Any, trades: pd.DataFrame) -> None:
-        """The next trades (in entry order) of the symbol ``key``."""
+    def add(self, key: Any, trades: pd.DataFrame | dict[str, np.ndarray]) -> None:
+        """The next trades (in entry order) of the symbol ``key``: a frame or
+        a dict of columns (:meth:`ticktape.compute.accounting.RoundTrips.settled_columns`)."""
+        cols = trades.columns if isinstance(trades, pd.DataFrame) else trades.keys()
         for col in ("net_pnl", "return_pct"):
-            if col not in trades.columns:
+            if col not in cols:
                 raise ValueError(f"trades has no column {col!r} (use ticktape.compute.accounting.trades)")
-        is_open = (
-            trades["open"].to_numpy(dtype=bool) if "open" in trades.columns else np.zeros(len(trades), bool)
-        )
-        net = trades["net_pnl"].to_numpy(dtype=np.float64)
+        n_rows = len(trades["net_pnl"])
+        is_open = np.asarray(trades["open"], dtype=bool) if "open" in cols else np.zeros(n_rows, bool)
+        net = np.asarray(trades["net_pnl"], dtype=np.float64)
         bad = np.flatnonzero(~is_open & ~np.isfinite(net))
         if len(bad):
             i = int(bad[0])
-            raise ValueError(f"trades.net_pnl at row {trades.index[i]!r} = {net[i].item()!r} must be finite")
-        if "notional" in trades.columns:
-            notional = trades["notional"].to_numpy(dtype=np.float64)
+            row = trades.index[i] if isinstance(trades, pd.DataFrame) else i
+            raise ValueError(f"trades.net_pnl at row {row!r} = {net[i].item()!r} must be finite")
+        if "notional" in cols:
+            notional = np.asarray(trades["notional"], dtype=np.float64)
         else:
-            self._notional, notional = False, np.zeros(len(trades))
+            self._notional, notional = False, np.zeros(n_rows)
         self._open += int(is_open.sum())
-        rows = np.stack((~is_open, net, trades["return_pct"].to_numpy(dtype=np.float64), notional))
+        rows = np.stack((~is_open, net, np.asarray(trades["return_pct"], dtype=np.float64), notional))
         self._pending.setdefault(key, []).append(rows)
         self._sums.setdefault(key, dict.fromkeys(self._SUMS, 0.0))
         while sum(p.shape[1] for p in self._pending[key]) >= TRADE_BLOCK:
