@@ -8,6 +8,9 @@ times, default 10M), then times on the same ticks and prints one table:
   sweep's ratio is to the mean of the two runs around it, vectorbt's to
   the last);
 - ``ticktape.backtest.sweep.sweep`` over each ``--grids`` fast x slow grid
+  (the first one twice when ``--processes`` > 1: also with one process,
+  and each with the CPU seconds its passes used, to tell a second
+  process's gain from the machine's other load)
   (default 10x10 and 25x40 = 1,000 sets; fast 10, 20, ... and slow every
   200 ticks from the first multiple of 200 above the largest fast: 200 ..
   2,000 and 400 .. 8,200): the total, the time per set, that divided by the
@@ -293,17 +296,21 @@ def main() -> None:
     singles = [single_s]
     rows = []
     sanity = []
-    for shape in args.grids:
+    # the first grid also with one process (when --processes > 1): what a second process gives here
+    steps = [(shape, args.processes) for shape in args.grids]
+    if args.processes > 1:
+        steps.insert(1, (args.grids[0], 1))
+    for shape, procs in steps:
         fasts, slows = windows(shape)
         sets = grid({"fast": fasts, "slow": slows})
         with PeakPss() as pss:
             res, secs, rss = measured(
-                lambda sets=sets: sweep(
+                lambda sets=sets, procs=procs: sweep(
                     ticks,
                     "ma_crossover",
                     sets,
                     base,
-                    processes=args.processes,
+                    processes=procs,
                     memory_budget=args.memory_budget,
                     **opts,
                 )
@@ -311,10 +318,14 @@ def main() -> None:
         singles.append(one_run()[1])
         workers = sum(v for k, v in res.peak_rss.items() if k != "main") / 2**20
         plan = res.plan
-        note = f"{plan.processes} processes, {res.passes} passes of <= {plan.capacity} sets, budget {args.memory_budget}"
+        cpu = sum(res.cpu_seconds.values())
+        note = (
+            f"{plan.processes} process{'es' if plan.processes > 1 else ''}, {res.passes} passes of <= {plan.capacity} "
+            f"sets, budget {args.memory_budget}; passes' CPU {cpu:.1f} s = {cpu / len(sets):.3f} s/set"
+        )
         around = (singles[-2] + singles[-1]) / 2
         rows.append((f"sweep {shape[0]}x{shape[1]}", len(sets), secs, rss, workers, pss.peak, note, around))
-        if shape == args.grids[0]:
+        if shape == args.grids[0] and procs == args.processes:
             mid = next(s for s in res.sets if s.params == mid_set)
             sanity.append(
                 f"middle set in the sweep: metrics {'identical to' if same_metrics(mid.metrics, single.metrics) else 'DIFFER from'} "
