@@ -353,13 +353,19 @@ class SetStream:
         if not len(eq):
             return
         ts = eq["ts"]
-        ends = np.flatnonzero(np.concatenate((ts[1:] != ts[:-1], [True])))  # the last sample of each time
-        self.perf.add(ts[ends], eq["equity"][ends], np.abs(eq["position"][ends]))
+        if bool(np.all(ts[1:] != ts[:-1])):  # (an engine's samples: each time once)
+            self.perf.add(ts, eq["equity"], np.abs(eq["position"]))
+        else:
+            ends = np.flatnonzero(np.concatenate((ts[1:] != ts[:-1], [True])))  # the last sample of each time
+            self.perf.add(ts[ends], eq["equity"][ends], np.abs(eq["position"][ends]))
         self.final = float(eq["equity"][-1])
-        valid = np.flatnonzero(~np.isnan(eq["price"]))
-        if len(valid):
-            k = int(valid[-1])
-            self.trips.mark(ts[k : k + 1], eq["price"][k : k + 1])
+        price = eq["price"]
+        k = len(eq) - 1  # the latest valid mark: nearly always the last sample's
+        if math.isnan(price[k]):
+            valid = np.flatnonzero(~np.isnan(price))
+            k = int(valid[-1]) if len(valid) else -1
+        if k >= 0:
+            self.trips.mark(ts[k : k + 1], price[k : k + 1])
         self.stats.add("", self.trips.settled_columns())
 
     def result(self, index: int, params: dict[str, Any]) -> SetResult:
