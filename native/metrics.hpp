@@ -50,7 +50,13 @@ struct GridReturns {
 
   // The next sample (time strictly increasing).
   void add(int64_t ts, double eq) {
-    const int64_t b = floor_div(ts, width);
+    // the bucket: the current one while ts is inside it (no division per sample)
+    if (!(ts >= lo_ && ts < hi_)) {
+      cur_ = width == 1 ? ts : floor_div(ts, width);
+      lo_ = cur_ * width;
+      hi_ = lo_ + width;
+    }
+    const int64_t b = cur_;
     if (!started_) {  // the opening point
       started_ = true;
       prev_ = eq;
@@ -76,8 +82,14 @@ struct GridReturns {
  private:
   void point(int64_t b, double e) {
     ++closes;
-    const int64_t day = floor_div(b * width, kDayNs);
-    if (((day + 3) % 7 + 7) % 7 >= 5) ++weekend;  // 1970-01-01 was a Thursday
+    const int64_t start = b * width;
+    if (!(start >= day_lo_ && start < day_hi_)) {  // a new day: is it a Saturday or Sunday (UTC)?
+      const int64_t day = floor_div(start, kDayNs);
+      day_lo_ = day * kDayNs;
+      day_hi_ = day_lo_ + kDayNs;
+      weekend_day_ = ((day + 3) % 7 + 7) % 7 >= 5;  // 1970-01-01 was a Thursday
+    }
+    if (weekend_day_) ++weekend;
     if (opening_) {  // the opening sample closes its bucket: a point, no return
       opening_ = false;
       return;
@@ -98,6 +110,9 @@ struct GridReturns {
     prev_ = e;
   }
 
+  int64_t lo_ = 1, hi_ = 0, cur_ = 0;          // the bucket of the latest sample: [lo_, hi_) (empty at first)
+  int64_t day_lo_ = 1, day_hi_ = 0;             // the day of the latest close (empty at first)
+  bool weekend_day_ = false;
   bool started_ = false, finished_ = false;
   bool opening_ = false;  // the opening sample is still the held one
   int64_t bucket_ = 0;    // bucket of the latest point
