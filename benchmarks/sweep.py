@@ -8,6 +8,9 @@ times, default 10M), then times on the same ticks and prints one table:
   sweep's ratio is to the mean of the two runs around it, vectorbt's to
   the last);
 - ``ticktape.backtest.sweep.sweep`` over each ``--grids`` fast x slow grid
+  (the first one twice when ``--processes`` > 1: also with one process,
+  and each with the CPU seconds its passes used, to tell a second
+  process's gain from the machine's other load)
   (default 10x10 and 25x40 = 1,000 sets; fast 10, 20, ... and slow every
   200 ticks from the first multiple of 200 above the largest fast: 200 ..
   2,000 and 400 .. 8,200): the total, the time per set, that divided by the
@@ -157,16 +160,17 @@ def _release() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def measured(fn: Callable[[], Any]) -> tuple[Any, float, str]:
-    """(result, seconds, "peak RSS MB (+ growth over the RSS at the start)")."""
+def measured(fn: Callable[[], Any]) -> tuple[Any, float, str, float]:
+    """(result, seconds, "peak RSS MB (+ growth over the RSS at the start)",
+    CPU seconds of this process)."""
     _release()
     _reset_peak()
     start = _status_mb("VmRSS")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     out = fn()
-    secs = time.perf_counter() - t0
+    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = _status_mb("VmHWM")
-    return out, secs, f"{peak:,.0f} (+{peak - start:,.0f})"
+    return out, secs, f"{peak:,.0f} (+{peak - start:,.0f})", cpu
 
 
 def _tree_pss_mb() -> float:
@@ -275,12 +279,12 @@ def main() -> None:
     n = args.ticks
     load0 = os.getloadavg()
 
-    ticks, gen_s, gen_rss = measured(lambda: make_ticks(n))
+    ticks, gen_s, gen_rss, _ = measured(lambda: make_ticks(n))
     warm = ticks[: 20 * SLOW_STEP]  # imports and first calls
     ticktape.backtest(warm, "ma_crossover", {**base, "fast": 2, "slow": 5}, **opts)
     sweep(warm, "ma_crossover", grid({"fast": [2], "slow": [5, 6]}), base, processes=1, **opts)
 
-    def one_run() -> tuple[Any, float, str]:
+    def one_run() -> tuple[Any, float, str, float]:
         return measured(
             lambda: ticktape.backtest(
                 ticks, "ma_crossover", {**base, **mid_set}, batch_size=args.batch_size, **opts
@@ -290,32 +294,44 @@ def main() -> None:
     # the load of this shared machine moves a lot: the single run is timed
     # before and after every sweep, and each sweep is compared with the mean
     # of the two runs around it
-    single, single_s, single_rss = one_run()
-    singles = [single_s]
+    single, single_s, single_rss, single_cpu = one_run()
+    singles, singles_cpu = [single_s], [single_cpu]
     rows = []
     sanity = []
-    for shape in args.grids:
+    # the first grid also with one process (when --processes > 1): what a second process gives here
+    steps = [(shape, args.processes) for shape in args.grids]
+    if args.processes > 1:
+        steps.insert(1, (args.grids[0], 1))
+    for shape, procs in steps:
         fasts, slows = windows(shape)
         sets = grid({"fast": fasts, "slow": slows})
         with PeakPss() as pss:
-            res, secs, rss = measured(
-                lambda sets=sets: sweep(
+            res, secs, rss, main_cpu = measured(
+                lambda sets=sets, procs=procs: sweep(
                     ticks,
                     "ma_crossover",
                     sets,
                     base,
-                    processes=args.processes,
+                    processes=procs,
                     memory_budget=args.memory_budget,
                     **opts,
                 )
             )
-        singles.append(one_run()[1])
+        _, after, _, after_cpu = one_run()
+        singles.append(after)
+        singles_cpu.append(after_cpu)
         workers = sum(v for k, v in res.peak_rss.items() if k != "main") / 2**20
         plan = res.plan
-        note = f"{plan.processes} processes, {res.passes} passes of <= {plan.capacity} sets, budget {args.memory_budget}"
+        cpu = main_cpu + sum(v for k, v in res.cpu_seconds.items() if k != "main")  # this process + workers
+        cpu_around = (singles_cpu[-2] + singles_cpu[-1]) / 2
+        note = (
+            f"{plan.processes} process{'es' if plan.processes > 1 else ''}, {res.passes} passes of <= {plan.capacity} "
+            f"sets, budget {args.memory_budget}; CPU {cpu:.1f} s = {cpu / len(sets):.3f} s/set = "
+            f"{cpu / len(sets) / cpu_around:.3f} of the single runs' CPU around it ({cpu_around:.2f} s)"
+        )
         around = (singles[-2] + singles[-1]) / 2
         rows.append((f"sweep {shape[0]}x{shape[1]}", len(sets), secs, rss, workers, pss.peak, note, around))
-        if shape == args.grids[0]:
+        if shape == args.grids[0] and procs == args.processes:
             mid = next(s for s in res.sets if s.params == mid_set)
             sanity.append(
                 f"middle set in the sweep: metrics {'identical to' if same_metrics(mid.metrics, single.metrics) else 'DIFFER from'} "
@@ -360,7 +376,8 @@ def main() -> None:
     table.add_row(
         f"ticktape.backtest ({label})", "1", f"{single_s:.2f}", f"{single_s:.3f}", "1.00",
         f"{n / single_s:,.0f}", single_rss,
-        "complete result (fills, orders, every equity sample); all runs: " + ", ".join(f"{x:.2f}" for x in singles),
+        "complete result (fills, orders, every equity sample); all runs: " + ", ".join(f"{x:.2f}" for x in singles)
+        + " s; their CPU: " + ", ".join(f"{x:.2f}" for x in singles_cpu) + " s",
     )  # fmt: skip
     for step, k, secs, rss, workers, pss, note, around in rows:
         table.add_row(

@@ -174,36 +174,44 @@ class Engine {
         ++i;
         continue;
       }
-      // idle: nothing pending, so a tick acts only through a target that changes the position
+      // idle: nothing pending, so a tick acts only through a target that changes the position;
+      // the position stays, and the mark is the mid of the last valid quote (set when sampled)
       const size_t first = i;
       size_t valid = kNoTick;  // the last quiet tick with a valid quote
       bool sampled = false;    // at the last quiet tick
+      const double pos = position();
+      const bool fraction = cfg_.target_mode == 1;
+      uint64_t ignored = 0;
       for (; i < n; ++i) {
         const double m = mid[i];
         const double t = target[i];
         if (!std::isnan(t)) {
-          const double mark = std::isnan(m) ? mark_ : m;
           bool acts;
-          if (cfg_.target_mode == 1) {  // as decide(): whole lots of a fraction of equity at the mark
+          if (fraction) {  // as decide(): whole lots of a fraction of equity at the mark
+            const double mark = !std::isnan(m) ? m : valid != kNoTick ? mid[valid] : mark_;
             acts = false;
             if (mark > 0.0) {
-              const double eq = position_ == 0 ? cash_ : cash_ + position() * mark;
-              acts = std::fabs(std::trunc(t * eq / mark / cfg_.lot_size) * cfg_.lot_size - position()) >= half_lot;
+              const double eq = position_ == 0 ? cash_ : cash_ + pos * mark;
+              acts = std::fabs(std::trunc(t * eq / mark / cfg_.lot_size) * cfg_.lot_size - pos) >= half_lot;
             }
           } else {
-            acts = std::fabs(t - position()) >= half_lot;
+            acts = std::fabs(t - pos) >= half_lot;
           }
           if (acts) break;
         }
         if (std::isnan(m)) {
-          ++quotes_ignored_;
+          ++ignored;
         } else {
-          mark_ = m;
           valid = i;
         }
         sampled = ts[i] >= next_equity_ts_;
-        if (sampled) sample(ts[i], out);
+        if (sampled) {
+          if (valid != kNoTick) mark_ = mid[valid];
+          sample(ts[i], out);
+        }
       }
+      quotes_ignored_ += ignored;
+      if (valid != kNoTick) mark_ = mid[valid];
       if (i > first) {  // the quiet ticks first .. i-1, as step() would have left the engine
         ticks_ += i - first;
         has_ts_ = true;

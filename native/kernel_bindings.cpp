@@ -2,6 +2,7 @@
 // position state machine, the round trips of fills), used by
 // ticktape.compute.quality, ticktape.strategy.templates and ticktape.compute.accounting.
 #include <pybind11/numpy.h>
+#include <pybind11/stl.h>
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
@@ -11,9 +12,12 @@
 #include <vector>
 
 #include "kernels.hpp"
+#include "metrics.hpp"
 
 namespace py = pybind11;
 using namespace ticktape::kern;
+using ticktape::metrics::GridReturns;
+using ticktape::metrics::PerfCore;
 
 namespace {
 
@@ -146,4 +150,60 @@ void bind_kernels(py::module_& m) {
       "a dict of the per-trade columns, the state after each fill (st_*) and the final pos / avg.\n"
       "carry: None, or the open trade (entry_ts, side, n_fills, size, entry_notional, exit_qty, exit_notional,\n"
       "pnl, fees, notional, lo, hi) with pos and avg of an earlier pass, continued as trade 0.");
+  py::class_<PerfCore>(m, "PerfCore",
+                       "The sums of ticktape.compute.metrics.PerformanceStream, folded sample by sample (native/metrics.hpp).")
+      .def(py::init([](const std::vector<std::pair<int64_t, std::vector<double>>>& grids) {
+             PerfCore c;
+             for (const auto& [width, rf] : grids) c.grids.emplace_back(width, rf);
+             return c;
+           }),
+           py::arg("grids"), "grids: (width ns, [per-period risk-free rate of each candidate periods-per-year]).")
+      .def(
+          "add",
+          [](PerfCore& c, const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& ts,
+             const py::array_t<double, py::array::c_style | py::array::forcecast>& eq, const py::object& gross) {
+            const py::ssize_t n = ts.size();
+            if (eq.size() != n) throw std::invalid_argument("ts and equity must have one length");
+            py::array_t<double, py::array::c_style | py::array::forcecast> g;
+            if (!gross.is_none()) {
+              g = gross.cast<py::array_t<double, py::array::c_style | py::array::forcecast>>();
+              if (g.size() != n) throw std::invalid_argument("ts and gross must have one length");
+            }
+            const double* gp = gross.is_none() ? nullptr : g.data();
+            py::gil_scoped_release release;
+            c.add(ts.data(), eq.data(), gp, static_cast<size_t>(n));
+          },
+          py::arg("ts"), py::arg("equity"), py::arg("gross") = py::none(),
+          "The next samples (time strictly increasing across calls: the caller checks).")
+      .def("finish", &PerfCore::finish, "The last sample closes each grid's last bucket.")
+      .def(
+          "grid",
+          [](const PerfCore& c, size_t k) {
+            const GridReturns& g = c.grids.at(k);
+            py::dict d;
+            d["width"] = g.width;
+            d["n"] = g.n;
+            d["mean"] = g.mean;
+            d["m2"] = g.m2;
+            d["abs_r"] = g.abs_r;
+            d["nonpositive"] = g.nonpositive;
+            d["closes"] = g.closes;
+            d["weekend"] = g.weekend;
+            d["adjacent"] = g.adjacent;
+            d["down"] = g.down;
+            return d;
+          },
+          py::arg("k"), "Grid k's sums: width, n, mean, m2, abs_r, nonpositive, closes, weekend, adjacent, down.")
+      .def_readonly("samples", &PerfCore::samples)
+      .def_readonly("first_ts", &PerfCore::first_ts)
+      .def_readonly("last_ts", &PerfCore::last_ts)
+      .def_readonly("e0", &PerfCore::e0)
+      .def_readonly("e1", &PerfCore::e1)
+      .def_readonly("eq_sum", &PerfCore::eq_sum)
+      .def_readonly("dd_abs", &PerfCore::dd_abs)
+      .def_readonly("dd_pct", &PerfCore::dd_pct)
+      .def_readonly("under", &PerfCore::under)
+      .def_readonly("spell_from", &PerfCore::spell_from)
+      .def_readonly("longest", &PerfCore::longest)
+      .def_readonly("held_ns", &PerfCore::held_ns);
 }

@@ -353,19 +353,25 @@ class SetStream:
         if not len(eq):
             return
         ts = eq["ts"]
-        ends = np.flatnonzero(np.concatenate((ts[1:] != ts[:-1], [True])))  # the last sample of each time
-        self.perf.add(ts[ends], eq["equity"][ends], np.abs(eq["position"][ends]))
+        if bool(np.all(ts[1:] != ts[:-1])):  # (an engine's samples: each time once)
+            self.perf.add(ts, eq["equity"], np.abs(eq["position"]))
+        else:
+            ends = np.flatnonzero(np.concatenate((ts[1:] != ts[:-1], [True])))  # the last sample of each time
+            self.perf.add(ts[ends], eq["equity"][ends], np.abs(eq["position"][ends]))
         self.final = float(eq["equity"][-1])
-        valid = np.flatnonzero(~np.isnan(eq["price"]))
-        if len(valid):
-            k = int(valid[-1])
-            self.trips.mark(ts[k : k + 1], eq["price"][k : k + 1])
-        self.stats.add("", self.trips.settled())
+        price = eq["price"]
+        k = len(eq) - 1  # the latest valid mark: nearly always the last sample's
+        if math.isnan(price[k]):
+            valid = np.flatnonzero(~np.isnan(price))
+            k = int(valid[-1]) if len(valid) else -1
+        if k >= 0:
+            self.trips.mark(ts[k : k + 1], price[k : k + 1])
+        self.stats.add("", self.trips.settled_columns())
 
     def result(self, index: int, params: dict[str, Any]) -> SetResult:
         """The set's summary (its metrics are those of its single run)."""
         self._flush(last=True)
-        self.stats.add("", self.trips.frame())
+        self.stats.add("", self.trips.columns())
         self.curve[self._k :] = self._last
         if math.isnan(self.final):  # no samples
             perf = {"final_equity": self.initial_cash, "final_pnl": 0.0}
@@ -401,8 +407,9 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _run_pass(job: _Pass) -> tuple[list[SetResult], dict[str, Any], int, int]:
-    """Run one group of sets over all the ticks: (results, counts, pid, peak RSS).
+def _run_pass(job: _Pass) -> tuple[list[SetResult], dict[str, Any], int, int, float]:
+    """Run one group of sets over all the ticks: (results, counts, pid, peak RSS,
+    CPU seconds of the pass).
 
     Per batch, shared by the group: validation, each distinct feature and
     the prices on the grid (:class:`ticktape.native.TickBatch`); per set:
@@ -410,6 +417,7 @@ def _run_pass(job: _Pass) -> tuple[list[SetResult], dict[str, Any], int, int]:
     (``Engine.process_batch``; orders or a per-tick strategy take the
     single run's path), folded into its :class:`SetStream`.
     """
+    cpu0 = time.process_time()
     ticks = np.load(job.ticks, mmap_mode="r") if isinstance(job.ticks, str) else job.ticks
     cfg = job.engine
     strats = [build(job.strategy, {**job.base, **p}) for _, p in job.sets]
@@ -446,7 +454,7 @@ def _run_pass(job: _Pass) -> tuple[list[SetResult], dict[str, Any], int, int]:
             streams[j].add(out)
     results = [st.result(i, p) for st, (i, p) in zip(streams, job.sets, strict=True)]
     counts = {"ticks_in": n, "accepted": ind.accepted, "rejects": ind.rejects}
-    return results, counts, os.getpid(), _peak_rss()
+    return results, counts, os.getpid(), _peak_rss(), time.process_time() - cpu0
 
 
 def _bars_results(prepared: Prepared, job: _Pass) -> list[SetResult]:
@@ -484,6 +492,7 @@ class SweepResult:
     plan: Plan | None = None
     passes: int = 0
     peak_rss: dict[str, int] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def param_sets(self) -> list[dict[str, Any]]:
@@ -647,16 +656,18 @@ def sweep(
     done: list[SetResult] = []
     counts: dict[str, Any] = {"ticks_in": n_ticks, "accepted": n_ticks, "rejects": {}}
     peaks: dict[str, int] = {}
+    cpus: dict[str, float] = {}
     if prepared.mode == "bars":
         for job in jobs:
             done += _bars_results(prepared, job)
     elif plan.processes == 1 or len(jobs) == 1:
         for job in jobs:
-            res, counts, _, _ = _run_pass(job)
+            res, counts, _, _, cpu = _run_pass(job)
             done += res
+            cpus["main"] = cpus.get("main", 0.0) + cpu
         peaks["main"] = _peak_rss()
     else:
-        done, counts, peaks = _in_processes(jobs, plan.processes)
+        done, counts, peaks, cpus = _in_processes(jobs, plan.processes)
     done.sort(key=lambda s: s.index)
     result = SweepResult(
         str(uuid.uuid4()),
@@ -672,6 +683,7 @@ def sweep(
         plan=plan,
         passes=len(jobs),
         peak_rss=peaks,
+        cpu_seconds=cpus,
     )
     if keep_top:
         for i in result.top(keep_top, sort)["set"].tolist():
@@ -684,7 +696,7 @@ def sweep(
 
 def _in_processes(
     jobs: list[_Pass], processes: int
-) -> tuple[list[SetResult], dict[str, Any], dict[str, int]]:
+) -> tuple[list[SetResult], dict[str, Any], dict[str, int], dict[str, float]]:
     """Run the passes in ``processes`` worker processes (forkserver where
     there is one, else spawn), the ticks shared through a memory-mapped
     file (in /dev/shm where there is one)."""
@@ -697,14 +709,16 @@ def _in_processes(
             job.ticks = path
         done: list[SetResult] = []
         peaks: dict[str, int] = {}
+        cpus: dict[str, float] = {}
         counts: dict[str, Any] = {}
         with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context(method)) as pool:
-            for res, job_counts, pid, peak in pool.map(_run_pass, jobs):
+            for res, job_counts, pid, peak, cpu in pool.map(_run_pass, jobs):
                 done += res
                 counts = job_counts  # (every pass reads the same ticks)
                 peaks[f"worker {pid}"] = max(peak, peaks.get(f"worker {pid}", 0))
+                cpus[f"worker {pid}"] = cpus.get(f"worker {pid}", 0.0) + cpu
     peaks["main"] = _peak_rss()
-    return done, counts, peaks
+    return done, counts, peaks, cpus
 
 
 async def store_sweep(conn: Any, result: SweepResult, symbol: str) -> list[str]:

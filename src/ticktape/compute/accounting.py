@@ -656,11 +656,18 @@ class RoundTrips:
         """The trades, in entry order, that no later fill or mark can change
         (closed, and before the trade the latest mark saw), as :meth:`frame`
         rows indexed by trade number; they are forgotten here."""
+        first = self._first
+        return self._frame(self.settled_columns(), first)
+
+    def settled_columns(self) -> dict[str, np.ndarray]:
+        """:meth:`settled` as a dict of numpy columns (no frame: what
+        :class:`ticktape.compute.metrics.TradeStats` takes, for less), with
+        ``exit_ts`` 0 for an open trade."""
         if self._last_mark_ts is None:  # a later mark may reach any trade
-            return self._frame(0)
+            return self._columns(0)
         reached = self._st["trade"][self._st["trade"] >= 0]
         n = (int(reached[0]) if len(reached) else self._first + len(self._lo)) - self._first
-        out = self._frame(n)
+        out = self._columns(n)
         if n:
             self._first += n
             self._cols = {name: c[n:] for name, c in self._cols.items()}
@@ -669,10 +676,14 @@ class RoundTrips:
 
     def frame(self) -> pd.DataFrame:
         """The trades not settled yet (see :func:`trades`), valued with the marks taken so far."""
-        return self._frame(len(self._lo))
+        return self._frame(self.columns(), self._first)
 
-    def _frame(self, n: int) -> pd.DataFrame:
-        """The first n trades not settled yet, as :func:`trades` rows."""
+    def columns(self) -> dict[str, np.ndarray]:
+        """:meth:`frame` as a dict of numpy columns (``exit_ts`` 0 for an open trade)."""
+        return self._columns(len(self._lo))
+
+    def _columns(self, n: int) -> dict[str, np.ndarray]:
+        """The first n trades not settled yet: the :func:`trades` columns as arrays."""
         c = {name: col[:n] for name, col in self._cols.items()}
         lo, hi = self._lo[:n].copy(), self._hi[:n].copy()
         size = c["size"]
@@ -693,27 +704,32 @@ class RoundTrips:
             lo[-1], hi[-1] = min(lo[-1], pnl[-1]), max(hi[-1], pnl[-1])
             end[-1] = val_ts
         net = pnl - c["fees"]
-        exit_ts = pd.array(np.where(is_open, 0, c["exit_ts"]), dtype="Int64")
-        exit_ts[is_open] = pd.NA
+        return {
+            "entry_ts": c["entry_ts"],
+            "exit_ts": np.where(is_open, 0, c["exit_ts"]),
+            "side": c["side"],
+            "size": size,
+            "entry_price": entry_price,
+            "exit_price": exit_price,
+            "pnl": pnl,
+            "fees": c["fees"],
+            "net_pnl": net,
+            "return_pct": net / (entry_price * size),
+            "duration_ns": end - c["entry_ts"],
+            "mae": lo,
+            "mfe": hi,
+            "n_fills": c["n_fills"],
+            "notional": c["notional"],
+            "open": is_open,
+        }
+
+    @staticmethod
+    def _frame(cols: dict[str, np.ndarray], first: int) -> pd.DataFrame:
+        """:meth:`_columns` as :func:`trades` rows numbered from ``first`` (``exit_ts`` <NA> while open)."""
+        exit_ts = pd.array(cols["exit_ts"], dtype="Int64")
+        exit_ts[cols["open"]] = pd.NA
         return pd.DataFrame(
-            {
-                "entry_ts": c["entry_ts"],
-                "exit_ts": exit_ts,
-                "side": c["side"],
-                "size": size,
-                "entry_price": entry_price,
-                "exit_price": exit_price,
-                "pnl": pnl,
-                "fees": c["fees"],
-                "net_pnl": net,
-                "return_pct": net / (entry_price * size),
-                "duration_ns": end - c["entry_ts"],
-                "mae": lo,
-                "mfe": hi,
-                "n_fills": c["n_fills"],
-                "notional": c["notional"],
-                "open": is_open,
-            },
+            {**cols, "exit_ts": exit_ts},
             columns=TRADE_COLUMNS,
-            index=pd.RangeIndex(self._first, self._first + n),
+            index=pd.RangeIndex(first, first + len(cols["open"])),
         )

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+import ticktape._native as _native  # noqa: PLR0402 (as in ticktape.compute.accounting)
 from ticktape.compute.accounting import RoundTrips
 from ticktape.errors import SpecError
 from ticktape.model.spec import RETURN_GRIDS, check_return_grid
@@ -200,80 +201,32 @@ def _rf_per_period(risk_free: float, ppy: float) -> float:
 
 
 class _GridReturns:
-    """The simple returns of an equity curve on one time grid, from samples
-    given in pieces (time strictly increasing).
+    """The simple returns of an equity curve on one time grid, as summed by
+    the native fold (``ticktape._native.PerfCore``, native/metrics.hpp).
 
     The grid's points are the first sample and the last sample in each
     bucket ``[k * width, (k + 1) * width)`` that holds one (a bucket without
     a sample has no point); the returns are those of each point over the one
-    before. Width 1 ns: every sample is a point. Kept: the moments of the
-    returns, the largest ``|r|``, the downside sums for each candidate
+    before. Width 1 ns: every sample is a point. Kept: the count, mean and
+    sum of squared deviations of the returns (Welford's running sums), the
+    largest ``|r|``, the downside sums for each candidate
     ``periods_per_year`` (each its own per-period risk-free rate), and how
     many bucket closes fall on a Saturday or Sunday (UTC).
     """
 
     def __init__(self, width: int, ppys: Iterable[float], risk_free: float) -> None:
         self.width = width
-        self._rf = {p: _rf_per_period(risk_free, p) for p in ppys}
-        self._down = dict.fromkeys(self._rf, 0.0)
-        self.moments = (0, 0.0, 0.0)  # (count, mean, M2) of the returns
-        self.abs_r = 0.0
-        self.nonpositive = False  # a point before the last <= 0
-        self.closes = self.weekend = 0
-        self.adjacent = 0  # returns from a bucket to the next (or within the first)
-        self._bucket = 0  # bucket of the latest point
-        self._prev = math.nan  # equity of the latest point
-        self._pending: tuple[int, float] | None = None  # the latest sample: a point if the next is later
-        self._single = False  # only the opening sample seen
+        self.ppys = list(ppys)
+        self.rf = [_rf_per_period(risk_free, p) for p in self.ppys]
+        self.sums: dict[str, Any] = {}  # the native fold's, at the end
 
     @property
     def n(self) -> int:
-        return self.moments[0]
+        return int(self.sums["n"])
 
-    def add(self, ts: np.ndarray, eq: np.ndarray) -> None:
-        if not len(ts):
-            return
-        start = self._pending is None
-        self._single = start and len(ts) == 1
-        if start:
-            self._prev = float(eq[0])  # the opening point
-            self._bucket = int(ts[0]) // self.width
-        else:
-            assert self._pending is not None  # (start is False)
-            held_ts, held_eq = self._pending
-            ts = np.concatenate((np.array([held_ts], dtype=np.int64), ts))
-            eq = np.concatenate((np.array([held_eq]), eq))
-        b = ts // self.width
-        closing = np.flatnonzero(b[:-1] != b[1:])  # the last sample of its bucket
-        self._pending = (int(ts[-1]), float(eq[-1]))
-        self._points(b[closing], eq[closing], skip_first=start and len(closing) > 0 and closing[0] == 0)
-
-    def finish(self) -> None:
-        """The last sample closes the last bucket (a point unless it is the opening one)."""
-        if self._pending is not None:
-            ts, e = self._pending
-            self._points(np.array([ts // self.width]), np.array([e]), skip_first=self._single)
-            self._pending = None
-
-    def _points(self, buckets: np.ndarray, pe: np.ndarray, skip_first: bool) -> None:
-        days = buckets * self.width // DAY_NS
-        self.closes += len(buckets)
-        self.weekend += int(np.count_nonzero((days + 3) % 7 >= 5))  # 1970-01-01 was a Thursday
-        if skip_first:  # the opening sample closes its bucket: one point, no return
-            pe, buckets = pe[1:], buckets[1:]
-        if not len(pe):
-            return
-        self.adjacent += int(np.count_nonzero(np.diff(buckets, prepend=self._bucket) <= 1))
-        self._bucket = int(buckets[-1])
-        before = np.concatenate(([self._prev], pe[:-1]))
-        self.nonpositive |= bool(np.any(before <= 0))
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            r = pe / before - 1.0
-            self.moments = _merge_moments(self.moments, r)
-            self.abs_r = max(self.abs_r, float(np.abs(r).max()))
-            for p, rf in self._rf.items():
-                self._down[p] += float(np.sum(np.minimum(r - rf, 0.0) ** 2))
-        self._prev = float(pe[-1])
+    @property
+    def adjacent(self) -> int:
+        return int(self.sums["adjacent"])
 
     def ppy(self, given: float | None) -> float:
         """Periods per year of the grid: ``given``, else by the width (below a
@@ -283,24 +236,27 @@ class _GridReturns:
             return float(given)
         if self.width < DAY_NS:
             return YEAR_NS / self.width
-        every_day = self.closes and self.weekend / self.closes > 0.6 * 2 / 7
+        closes, weekend = self.sums["closes"], self.sums["weekend"]
+        every_day = closes and weekend / closes > 0.6 * 2 / 7
         return YEAR_NS / self.width if every_day else TRADING_DAYS * DAY_NS / self.width
 
     def risk(self, ppy: float) -> dict[str, float]:
         """volatility, sharpe and sortino of the returns with ``ppy`` periods a year."""
-        n, mean, m2 = self.moments
+        s = self.sums
+        n, mean, m2 = int(s["n"]), float(s["mean"]), float(s["m2"])
         vol = sharpe = sortino = math.nan
-        if n >= 1 and not self.nonpositive and math.isfinite(ppy):
+        if n >= 1 and not s["nonpositive"] and math.isfinite(ppy):
             # E_i / E_(i-1) - 1 carries a rounding error of about eps * (1 + |r|): a standard
             # deviation below that is noise (constant returns), not volatility
-            noise = 64 * np.finfo(float).eps * (1.0 + self.abs_r)
-            rf = self._rf[ppy]
+            noise = 64 * np.finfo(float).eps * (1.0 + s["abs_r"])
+            k = self.ppys.index(ppy)
+            rf = self.rf[k]
             if n >= 2:
                 std = math.sqrt(m2 / (n - 1))
                 if std > noise:
                     vol = std * math.sqrt(ppy)
                     sharpe = _ratio(mean - rf, std) * math.sqrt(ppy)
-            downside = math.sqrt(self._down[ppy] / n)
+            downside = math.sqrt(s["down"][k] / n)
             if downside > noise:
                 sortino = _ratio(mean - rf, downside) * math.sqrt(ppy)
         return {"volatility": vol, "sharpe": sharpe, "sortino": sortino}
@@ -342,25 +298,27 @@ class TradeStats:
         self._open = 0
         self._notional = True  # every piece had a notional column
 
-    def add(self, key: Any, trades: pd.DataFrame) -> None:
-        """The next trades (in entry order) of the symbol ``key``."""
+    def add(self, key: Any, trades: pd.DataFrame | dict[str, np.ndarray]) -> None:
+        """The next trades (in entry order) of the symbol ``key``: a frame or
+        a dict of columns (:meth:`ticktape.compute.accounting.RoundTrips.settled_columns`)."""
+        cols = trades.columns if isinstance(trades, pd.DataFrame) else trades.keys()
         for col in ("net_pnl", "return_pct"):
-            if col not in trades.columns:
+            if col not in cols:
                 raise ValueError(f"trades has no column {col!r} (use ticktape.compute.accounting.trades)")
-        is_open = (
-            trades["open"].to_numpy(dtype=bool) if "open" in trades.columns else np.zeros(len(trades), bool)
-        )
-        net = trades["net_pnl"].to_numpy(dtype=np.float64)
+        n_rows = len(trades["net_pnl"])
+        is_open = np.asarray(trades["open"], dtype=bool) if "open" in cols else np.zeros(n_rows, bool)
+        net = np.asarray(trades["net_pnl"], dtype=np.float64)
         bad = np.flatnonzero(~is_open & ~np.isfinite(net))
         if len(bad):
             i = int(bad[0])
-            raise ValueError(f"trades.net_pnl at row {trades.index[i]!r} = {net[i].item()!r} must be finite")
-        if "notional" in trades.columns:
-            notional = trades["notional"].to_numpy(dtype=np.float64)
+            row = trades.index[i] if isinstance(trades, pd.DataFrame) else i
+            raise ValueError(f"trades.net_pnl at row {row!r} = {net[i].item()!r} must be finite")
+        if "notional" in cols:
+            notional = np.asarray(trades["notional"], dtype=np.float64)
         else:
-            self._notional, notional = False, np.zeros(len(trades))
+            self._notional, notional = False, np.zeros(n_rows)
         self._open += int(is_open.sum())
-        rows = np.stack((~is_open, net, trades["return_pct"].to_numpy(dtype=np.float64), notional))
+        rows = np.stack((~is_open, net, np.asarray(trades["return_pct"], dtype=np.float64), notional))
         self._pending.setdefault(key, []).append(rows)
         self._sums.setdefault(key, dict.fromkeys(self._SUMS, 0.0))
         while sum(p.shape[1] for p in self._pending[key]) >= TRADE_BLOCK:
@@ -601,18 +559,16 @@ class PerformanceStream:
     ``add(ts, equity, gross=None)`` takes the next samples (time strictly
     increasing across calls; ``gross`` = the absolute position held from
     each sample to the next, for ``exposure``); ``result(trades)`` returns
-    the statistics. The samples are cut into blocks of :data:`BLOCK`,
-    whatever the pieces, and every block is reduced to partial sums that
-    are merged in order: sums, extremes, the running peak and the current
-    drawdown spell carry from block to block, the standard deviations merge
-    by Chan's formula. So the result depends only on the samples, never on
-    how they were cut, and for a curve of at most BLOCK samples it is the
-    whole-array computation. The returns are kept on every candidate return
-    grid at once (``grid``: see :func:`performance`; each grid's points
-    carry from block to block), and the grid is chosen at the end. With
-    every sample as a point, ``periods_per_year=None`` is inferred from the
-    first block (:func:`infer_periods_per_year`: the median spacing of the
-    first ``BLOCK`` samples).
+    the statistics. The samples are folded one by one, in time order, by
+    native code (``ticktape._native.PerfCore``, native/metrics.hpp): sums,
+    extremes, the running peak, the current drawdown spell and the returns'
+    running mean and squared deviations (Welford) carry from sample to
+    sample, so the result depends only on the samples, never on how they
+    were cut. The returns are kept on every candidate return grid at once
+    (``grid``: see :func:`performance`), and the grid is chosen at the end.
+    With every sample as a point, ``periods_per_year=None`` is inferred
+    from the first block (:func:`infer_periods_per_year`: the median spacing
+    of the first ``BLOCK`` samples, which are held until then).
     """
 
     def __init__(
@@ -631,9 +587,6 @@ class PerformanceStream:
         self._n_pending = 0
         self._added = 0  # samples given so far (for error indices)
         self._last_added: int | None = None
-        self.samples = 0  # samples reduced into the statistics
-        self.first_ts = self.last_ts = 0
-        self._e0 = self._e1 = math.nan
         # the returns on each candidate grid (the samples' own joins at the first block)
         widths = list(GRIDS.values()) if self._grid is None else [self._grid] if self._grid else []
         given = None if periods_per_year is None else [float(periods_per_year)]
@@ -646,15 +599,8 @@ class PerformanceStream:
             for w in widths
         ]
         self._every: _GridReturns | None = None  # every sample a point (the fallback)
-        self._eq_sum = 0.0
-        self._peak = math.nan
-        self._dd_abs = self._dd_pct = 0.0
-        self._under = False  # the last sample is below its peak
-        self._spell_from = 0  # ts of the peak the current spell fell from
-        self._longest = 0
+        self._core: Any = None  # the native fold, built with the first block
         self._gross: bool | None = None  # gross given with the samples
-        self._held_ns = 0
-        self._held_last = False  # the last sample's gross is non-zero
 
     def add(self, ts: np.ndarray, equity: np.ndarray, gross: np.ndarray | None = None) -> None:
         """The next samples: int64 ns times, equity and (optionally) gross position."""
@@ -687,66 +633,28 @@ class PerformanceStream:
                 )
             self._last_added = int(ts[-1])
         self._added += len(ts)
+        if self._core is not None:
+            self._core.add(ts, eq, gross)
+            return
         self._pending.append((ts, eq, gross))
         self._n_pending += len(ts)
-        while self._n_pending >= BLOCK:
-            self._reduce(BLOCK)
+        if self._n_pending >= BLOCK:
+            self._start()
 
-    def _reduce(self, n: int) -> None:
-        """Fold the first n pending samples (one block) into the statistics."""
+    def _start(self) -> None:
+        """Build the native fold from the first block of the held samples
+        (every sample's periods per year is inferred from it) and fold them all."""
         ts = np.concatenate([p[0] for p in self._pending])
         eq = np.concatenate([p[1] for p in self._pending])
         gross = np.concatenate([p[2] for p in self._pending]) if self._gross else None
-        rest = len(ts) - n
-        # (copies: a view of the rest would keep the whole concatenation alive)
-        keep = (ts[n:].copy(), eq[n:].copy(), gross[n:].copy() if gross is not None else None)
-        self._pending = [keep] if rest else []
-        self._n_pending = rest
-        ts, eq = ts[:n], eq[:n]
-        if gross is not None:
-            gross = gross[:n]
-        first = self.samples == 0
-        if first:
-            self.first_ts, self._e0 = int(ts[0]), float(eq[0])
-            if self._grid is None or self._grid == 0:
-                ppy = infer_periods_per_year(ts) if self._ppy_given is None else float(self._ppy_given)
-                self._every = _GridReturns(1, [ppy], self._risk_free)
-                self._every_ppy = ppy
-            before_ts = np.concatenate(([ts[0]], ts[:-1]))
-        else:
-            before_ts = np.concatenate(([self.last_ts], ts[:-1]))
-        for g in self._grids + ([self._every] if self._every else []):
-            g.add(ts, eq)
-        self._eq_sum += float(np.sum(eq))
-        # drawdowns: the running peak carries across blocks
-        peak = np.maximum.accumulate(eq)
-        if not first:
-            peak = np.maximum(peak, self._peak)
-        fall = peak - eq
-        self._dd_abs = max(self._dd_abs, float(fall.max()))
-        frac = np.divide(fall, peak, out=np.zeros_like(fall), where=peak > 0)
-        self._dd_pct = max(self._dd_pct, float(frac.max()))
-        under = fall > 0
-        edges = np.diff(np.concatenate(([self._under], under)).astype(np.int8))
-        starts = before_ts[np.flatnonzero(edges == 1)]  # each spell falls from the sample before it
-        ends = ts[np.flatnonzero(edges == -1)]  # the first sample back at the peak
-        if self._under:
-            starts = np.concatenate(([self._spell_from], starts))
-        if len(ends):
-            self._longest = max(self._longest, int((ends - starts[: len(ends)]).max()))
-        self._under = len(starts) > len(ends)
-        if self._under:
-            self._spell_from = int(starts[-1])
-        self._peak = float(peak[-1])
-        # exposure: the time from each sample to the next with a non-zero gross position
-        if gross is not None:
-            held = gross != 0.0
-            dts = np.diff(np.concatenate(([self.last_ts], ts))) if not first else np.diff(ts)
-            was = np.concatenate(([self._held_last], held[:-1])) if not first else held[:-1]
-            self._held_ns += int(dts[was].sum())
-            self._held_last = bool(held[-1])
-        self.samples += n
-        self.last_ts, self._e1 = int(ts[-1]), float(eq[-1])
+        self._pending, self._n_pending = [], 0
+        if self._grid is None or self._grid == 0:
+            ppy = infer_periods_per_year(ts[:BLOCK]) if self._ppy_given is None else float(self._ppy_given)
+            self._every = _GridReturns(1, [ppy], self._risk_free)
+            self._every_ppy = ppy
+        grids = self._grids + ([self._every] if self._every else [])
+        self._core = _native.PerfCore([(g.width, g.rf) for g in grids])
+        self._core.add(ts, eq, gross)
 
     def _choose(self) -> tuple[_GridReturns, float]:
         """The return grid and its periods per year: the one asked for; or
@@ -768,17 +676,20 @@ class PerformanceStream:
         """The statistics of every sample given (see :func:`performance`),
         with those of ``trades`` (a frame or a :class:`TradeStats`);
         ``exposure`` overrides the one of ``gross``."""
-        if self._n_pending:
-            self._reduce(self._n_pending)
-        if not self.samples:
+        if self._core is None and self._n_pending:
+            self._start()
+        core = self._core
+        if core is None or not core.samples:
             raise ValueError("equity has no samples")
-        for g in self._grids + ([self._every] if self._every else []):
-            g.finish()
+        core.finish()
+        grids = self._grids + ([self._every] if self._every else [])
+        for k, g in enumerate(grids):
+            g.sums = core.grid(k)
         chosen, ppy = self._choose()
         n = chosen.n
-        elapsed = float(self.last_ts - self.first_ts)
+        elapsed = float(core.last_ts - core.first_ts)
         nan = math.nan
-        e0, e1 = self._e0, self._e1
+        e0, e1 = float(core.e0), float(core.e1)
         out: dict[str, float] = {
             "periods_per_year": ppy,
             "return_grid_ns": float(chosen.width if chosen is not self._every else 0),
@@ -790,13 +701,13 @@ class PerformanceStream:
 
         out.update(chosen.risk(ppy))
 
-        longest = self._longest
-        if self._under:
-            longest = max(longest, self.last_ts - self._spell_from)
-        out["max_drawdown"] = self._dd_abs
-        out["max_drawdown_pct"] = self._dd_pct
+        longest = int(core.longest)
+        if core.under:
+            longest = max(longest, core.last_ts - core.spell_from)
+        out["max_drawdown"] = float(core.dd_abs)
+        out["max_drawdown_pct"] = float(core.dd_pct)
         out["max_drawdown_duration_ns"] = float(longest)
-        out["calmar"] = _ratio(out["cagr"], self._dd_pct)
+        out["calmar"] = _ratio(out["cagr"], out["max_drawdown_pct"])
 
         stats = TradeStats.of(trades) if isinstance(trades, pd.DataFrame) else trades
         if stats is not None:
@@ -804,10 +715,10 @@ class PerformanceStream:
         else:
             out.update(dict.fromkeys(TRADE_METRICS, nan))
         if exposure is None and self._gross:
-            exposure = float(self._held_ns) / elapsed if elapsed > 0 else nan
+            exposure = float(core.held_ns) / elapsed if elapsed > 0 else nan
         out["exposure"] = nan if exposure is None else exposure
         turnover = nan
-        mean_eq = self._eq_sum / self.samples
+        mean_eq = core.eq_sum / core.samples
         if stats is not None and elapsed > 0:
             traded = stats.notional
             turnover = _ratio(traded, mean_eq) / (elapsed / YEAR_NS)
@@ -815,19 +726,6 @@ class PerformanceStream:
                 turnover = nan
         out["turnover"] = turnover
         return out
-
-
-def _merge_moments(acc: tuple[int, float, float], x: np.ndarray) -> tuple[int, float, float]:
-    """(count, mean, M2) of acc's values followed by x (Chan et al.; exact for acc empty)."""
-    n_b = len(x)
-    mean_b = float(x.mean())
-    m2_b = float(np.sum((x - mean_b) ** 2))
-    n_a, mean_a, m2_a = acc
-    if not n_a:
-        return n_b, mean_b, m2_b
-    n = n_a + n_b
-    delta = mean_b - mean_a
-    return n, mean_a + delta * n_b / n, m2_a + m2_b + delta * delta * n_a * n_b / n
 
 
 def run_metrics(
