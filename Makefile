@@ -33,26 +33,29 @@ CHROMIUM ?= /usr/bin/chromium
 $(CHROMIUM):
 	apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)
 
-# and docker-compose validates docker-compose.yml (tests/unit/test_compose.py; no engine needed)
-COMPOSE ?= /usr/bin/docker-compose
-$(COMPOSE):
-	apt-get install -y -q docker-compose || (apt-get update -q && apt-get install -y -q docker-compose)
-
-test: lint typecheck $(CHROMIUM) $(COMPOSE)
-	$(BIN)/pytest
-
-dashboard: $(VENV)/.installed-runtime
-	$(BIN)/ticktape dashboard
-
-# benchmarks/report.py runs the benchmarks (sizes for < 20 minutes on 2 cores)
-# and writes docs/benchmarks.md from their --json tables. vectorbt 1.2 needs
-# plotly < 6 (ticktape's app has 7): it runs in its own venv under build/.
+# vectorbt, a peer: tests/parity/test_vectorbt.py compares trades with it and
+# make bench times it. vectorbt 1.2 needs plotly < 6 (ticktape's app has 7):
+# it runs in its own venv under build/.
 VBT_VENV ?= build/vectorbt-venv
 $(VBT_VENV)/bin/python:
 	$(PYTHON) -m venv $(VBT_VENV)
 	$(VBT_VENV)/bin/python -m pip install --quiet "vectorbt==1.2.0" "plotly<6"
 
-# the benchmarks' own venv: hftbacktest's numba pins an older numpy, which
+# and docker-compose validates docker-compose.yml (tests/unit/test_compose.py; no engine needed)
+COMPOSE ?= /usr/bin/docker-compose
+$(COMPOSE):
+	apt-get install -y -q docker-compose || (apt-get update -q && apt-get install -y -q docker-compose)
+
+test: lint typecheck $(CHROMIUM) $(COMPOSE) $(VBT_VENV)/bin/python
+	$(BIN)/pytest
+
+dashboard: $(VENV)/.installed-runtime
+	$(BIN)/ticktape dashboard
+
+
+# benchmarks/report.py runs the benchmarks (sizes for < 20 minutes on 2 cores)
+# and writes docs/benchmarks.md from their --json tables, in the benchmarks'
+# own venv: hftbacktest's numba pins an older numpy, which
 # must not reach .venv (mypy then fails on the project's numpy typing)
 BENCH_VENV ?= build/bench-venv
 $(BENCH_VENV)/.installed: pyproject.toml $(SOURCES)

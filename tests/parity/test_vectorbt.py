@@ -8,17 +8,11 @@ vectorbt's ``Portfolio.from_signals``.
 
 vectorbt 1.2.0 does not import next to ticktape's plotly (7: it needs
 plotly < 6), so vectorbt runs in its own venv: tests/parity/vectorbt_side.py
-with that venv's Python, whose JSON this test compares. Make the venv once
-(the benchmark benchmarks/sweep.py uses the same one)::
-
-    python3 -m venv benchmarks/.venv-vectorbt
-    benchmarks/.venv-vectorbt/bin/pip install vectorbt==1.2.0 "plotly<6"
-
-or point ``TICKTAPE_VECTORBT_PYTHON`` at the Python of any environment
-where ``import vectorbt`` works. Without one the test skips, saying so (CI
-does not make the venv: it needs about 300 MB of packages from the
-registry; a CI job that wants the comparison runs the two commands above
-first).
+with that venv's Python, whose JSON this test compares. ``make test`` makes
+the venv, build/vectorbt-venv (``make bench`` times vectorbt in the same
+one), or point ``TICKTAPE_VECTORBT_PYTHON`` at the Python of any
+environment where ``import vectorbt`` works. Without either the test fails,
+saying how to make one.
 
 Conventions (how vectorbt is driven to do what ``ticktape.backtest`` does on
 bars): ticktape's ``sma_crossover`` holds +size while SMA(fast) >
@@ -54,14 +48,13 @@ pytestmark = pytest.mark.shared_data
 
 
 def vectorbt_python() -> Path:
-    """The Python of an environment where vectorbt imports, or skip saying how to make one."""
+    """The Python of an environment where vectorbt imports, or fail saying how to make one."""
     given = os.environ.get("TICKTAPE_VECTORBT_PYTHON")
-    path = Path(given) if given else ROOT / "benchmarks" / ".venv-vectorbt" / "bin" / "python"
+    path = Path(given) if given else ROOT / "build" / "vectorbt-venv" / "bin" / "python"
     if not path.exists():
-        pytest.skip(
-            f"no vectorbt environment at {path}: vectorbt 1.2.0 does not import next to plotly 7; make one with "
-            '`python3 -m venv benchmarks/.venv-vectorbt && benchmarks/.venv-vectorbt/bin/pip install vectorbt==1.2.0 "plotly<6"` '
-            "or set TICKTAPE_VECTORBT_PYTHON"
+        pytest.fail(
+            f"no vectorbt environment at {path}: vectorbt 1.2.0 does not import next to plotly 7; "
+            "`make build/vectorbt-venv/bin/python` (make test does) makes one, or set TICKTAPE_VECTORBT_PYTHON"
         )
     return path
 
