@@ -83,13 +83,14 @@ async def _read_only(fn: Callable[..., Awaitable[T]], url: str, reader_url: str,
         conn = await connect(reader_url)
     except StoreConnectionError as exc:
         refused = str(exc).rpartition(": ")[2]
+        conn = await connect(url)  # (a server that is down says so here, as itself)
         if typed:
+            await conn.close()
             raise SqlRefused(
                 f"typed SQL runs only logged in as the read-only role {READER_ROLE}, and "
                 f"{mask_dsn(reader_url)} refused it ({refused}); set TICKTAPE_READER_URL "
                 "(docs/dashboard.md, 'SQL')"
             ) from None
-        conn = await connect(url)
         try:
             async with conn.transaction(readonly=True):
                 how = await _become_reader(conn)

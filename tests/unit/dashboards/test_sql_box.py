@@ -10,6 +10,7 @@ import pytest
 
 from ticktape import store
 from ticktape.dashboards import common, queries
+from ticktape.errors import StoreConnectionError
 from ticktape.runtime.processes import run_coro
 
 pytestmark = pytest.mark.timeout(120)
@@ -84,3 +85,11 @@ def test_rows_are_capped_and_the_cut_is_told(db_url):
 def test_the_box_reads_the_result_tables_with_arguments(db_url):
     rows, _ = queries.user_sql(db_url, "SELECT count(*) AS n FROM runs WHERE status = $1", ("complete",))
     assert rows.columns.tolist() == ["n"]
+
+
+def test_a_database_that_is_down_is_said_as_such_not_as_a_refused_login():
+    down = "postgresql://postgres@127.0.0.1:9/ticktape"
+    with pytest.raises(
+        StoreConnectionError, match=r"^cannot reach PostgreSQL at postgresql://postgres@127.0.0.1:9/"
+    ):
+        queries.user_sql(down, "SELECT 1")
