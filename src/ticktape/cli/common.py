@@ -18,24 +18,28 @@ def settings() -> Settings:
 
 
 def fitted_table(
-    title: str, rows: list[dict[str, str]], drop_first: list[str], right: tuple[str, ...] = ()
+    title: str,
+    rows: list[dict[str, str]],
+    drop_first: list[str],
+    right: tuple[str, ...] = (),
+    width: int | None = None,
 ) -> Table:
     """A table of ``rows`` (header -> cell text) that fits the terminal
     without cutting a cell: the columns of ``drop_first`` are left out, in
-    that order, while the table is wider than the console (an id stays whole,
-    so it can be copied).
+    that order, while the table is wider than ``width`` (default: the
+    console's; an id stays whole, so it can be copied).
 
-    >>> t = fitted_table("t", [{"id": "x" * 36, "note": "n" * 60}], drop_first=["note"])
+    >>> t = fitted_table("t", [{"id": "x" * 36, "note": "n" * 60}], drop_first=["note"], width=80)
     >>> [c.header for c in t.columns]
     ['id']
     """
     cols = list(rows[0]) if rows else []
 
-    def width(cs: list[str]) -> int:  # cells + padding + borders
+    def needs(cs: list[str]) -> int:  # cells + padding + borders
         return sum(max(len(c), *(len(r[c]) for r in rows)) + 3 for c in cs) + 1
 
     for name in drop_first:
-        if width(cols) <= console.width:
+        if needs(cols) <= (width or console.width):
             break
         cols.remove(name)
     table = Table(title=title)
