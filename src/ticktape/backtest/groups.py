@@ -34,80 +34,15 @@ from typing import Any
 import numpy as np
 
 from ticktape.backtest.run import SharedFeatures
-from ticktape.backtest.sweep import FLUSH_SAMPLES
+from ticktape.backtest.sweep import FLUSH_SAMPLES, advance
 from ticktape.compute.metrics import RunMetrics
-from ticktape.errors import TicktapeError
-from ticktape.model.batch import EQUITY_DTYPE, FILL_DTYPE, empty
+from ticktape.model.batch import EQUITY_DTYPE, FILL_DTYPE
 from ticktape.model.spec import EngineConfig
-from ticktape.native import Engine, InputError, TickBatch
-from ticktape.stages import (
-    IndicatorState,
-    StrategyState,
-    execution_step,
-    features_step,
-    refused,
-    trade_step,
-)
-from ticktape.strategy import Decisions, Strategy, build
+from ticktape.native import Engine, TickBatch
+from ticktape.stages import IndicatorState, StrategyState, features_step
+from ticktape.strategy import build
 
 _TICK_FIELDS = ("ts", "bid", "ask", "bid_size", "ask_size", "last", "last_size")
-
-
-def advance(
-    strats: Sequence[Strategy],
-    engines: Sequence[Engine],
-    states: list[StrategyState],
-    users: list[dict[str, Any]],
-    shared: SharedFeatures,
-    good: np.ndarray,
-    cols: Any,
-    feats: dict[str, np.ndarray],
-    batch: TickBatch,
-    eos: bool,
-    failed: dict[int, str] | None = None,
-) -> list[dict[str, np.ndarray]]:
-    """Each set's engine outputs (fills, orders, equity) of one checked batch.
-
-    ``good``/``cols``/``feats``: the batch's accepted ticks, their columns and
-    the shared features (:func:`ticktape.stages.features_step`); ``batch``:
-    them on the engines' grid. A vectorized strategy without orders runs
-    ``Engine.process_batch``; one with orders, or a per-tick one, the single
-    run's path. ``states`` (per-tick strategies) and ``users`` (vectorized
-    ones' own state) are updated in place.
-
-    ``failed`` (set index -> why), when given, isolates the sets: a set in
-    it is skipped, and a set that raises is put in it (the error in one
-    line) instead of stopping the others; a skipped set's outputs are empty.
-    """
-    outs = []
-    for j, strat in enumerate(strats):
-        if failed is not None and j in failed:
-            outs.append({k: empty(k) for k in ("fills", "orders", "equity")})
-            continue
-        try:
-            f = shared.per_strategy(j, feats)
-            if strat.per_tick:
-                out, _, states[j] = trade_step(strat, engines[j], good, f, states[j], eos, cols)
-            else:
-                value, users[j] = strat.on_batch(cols, f, users[j])
-                dec = Decisions.coerce(value, len(cols), strat.name)
-                if dec.orders is None:
-                    try:
-                        out = engines[j].process_batch(batch, dec.target)
-                    except InputError as exc:  # one line naming the parameter, as a single run's
-                        raise refused(exc, strat, good, None) from None
-                    if eos:
-                        tail = engines[j].finish()
-                        out = {k: np.concatenate((out[k], tail[k])) for k in out}
-                else:
-                    out = execution_step(engines[j], good, dec, eos, strategy=strat)
-        except Exception as exc:  # (a strategy's own code may raise anything)
-            if failed is None:
-                raise
-            failed[j] = str(exc) if isinstance(exc, TicktapeError) else f"{type(exc).__name__}: {exc}"
-            out = {k: empty(k) for k in ("fills", "orders", "equity")}
-        outs.append(out)
-    return outs
 
 
 @dataclass

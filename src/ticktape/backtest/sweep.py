@@ -37,6 +37,7 @@ import resource
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,18 +59,19 @@ from ticktape.backtest.run import (
 )
 from ticktape.compute.accounting import RoundTrips
 from ticktape.compute.metrics import BLOCK, TRADE_BLOCK, PerformanceStream, TradeStats
-from ticktape.errors import SpecError
-from ticktape.model.batch import EQUITY_DTYPE, FILL_DTYPE, TICK_DTYPE
+from ticktape.errors import SpecError, TicktapeError
+from ticktape.model.batch import EQUITY_DTYPE, FILL_DTYPE, TICK_DTYPE, empty
 from ticktape.model.spec import EngineConfig, new_run_id
-from ticktape.native import Engine, TickBatch
+from ticktape.native import Engine, InputError, TickBatch
 from ticktape.stages import (
     IndicatorState,
     StrategyState,
     execution_step,
     features_step,
+    refused,
     trade_step,
 )
-from ticktape.strategy import Decisions, build
+from ticktape.strategy import Decisions, Strategy, build
 
 #: The most parameter sets one sweep takes (a grid is listed before it runs).
 MAX_SETS = 1_000_000
@@ -398,6 +400,63 @@ class _Pass:
     curve_ts: np.ndarray
 
 
+def advance(
+    strats: Sequence[Strategy],
+    engines: Sequence[Engine],
+    states: list[StrategyState],
+    users: list[dict[str, Any]],
+    shared: SharedFeatures,
+    good: np.ndarray,
+    cols: Any,
+    feats: dict[str, np.ndarray],
+    batch: TickBatch,
+    eos: bool,
+    failed: dict[int, str] | None = None,
+) -> list[dict[str, np.ndarray]]:
+    """Each set's engine outputs (fills, orders, equity) of one checked batch.
+
+    ``good``/``cols``/``feats``: the batch's accepted ticks, their columns and
+    the shared features (:func:`ticktape.stages.features_step`); ``batch``:
+    them on the engines' grid. A vectorized strategy without orders runs
+    ``Engine.process_batch``; one with orders, or a per-tick one, the single
+    run's path. ``states`` (per-tick strategies) and ``users`` (vectorized
+    ones' own state) are updated in place.
+
+    ``failed`` (set index -> why), when given, isolates the sets: a set in
+    it is skipped, and a set that raises is put in it (the error in one
+    line) instead of stopping the others; a skipped set's outputs are empty.
+    """
+    outs = []
+    for j, strat in enumerate(strats):
+        if failed is not None and j in failed:
+            outs.append({k: empty(k) for k in ("fills", "orders", "equity")})
+            continue
+        try:
+            f = shared.per_strategy(j, feats)
+            if strat.per_tick:
+                out, _, states[j] = trade_step(strat, engines[j], good, f, states[j], eos, cols)
+            else:
+                value, users[j] = strat.on_batch(cols, f, users[j])
+                dec = Decisions.coerce(value, len(cols), strat.name)
+                if dec.orders is None:
+                    try:
+                        out = engines[j].process_batch(batch, dec.target)
+                    except InputError as exc:  # one line naming the parameter, as a single run's
+                        raise refused(exc, strat, good, None) from None
+                    if eos:
+                        tail = engines[j].finish()
+                        out = {k: np.concatenate((out[k], tail[k])) for k in out}
+                else:
+                    out = execution_step(engines[j], good, dec, eos, strategy=strat)
+        except Exception as exc:  # (a strategy's own code may raise anything)
+            if failed is None:
+                raise
+            failed[j] = str(exc) if isinstance(exc, TicktapeError) else f"{type(exc).__name__}: {exc}"
+            out = {k: empty(k) for k in ("fills", "orders", "equity")}
+        outs.append(out)
+    return outs
+
+
 def _peak_rss() -> int:
     """This process's peak resident memory in bytes (VmHWM; ru_maxrss where there is no /proc)."""
     with contextlib.suppress(OSError):
@@ -437,21 +496,12 @@ def _run_pass(job: _Pass) -> tuple[list[SetResult], dict[str, Any], int, int, fl
             tick_size=cfg.tick_size,
             lot_size=cfg.lot_size,
         )
-        for j, strat in enumerate(strats):
-            f = shared.per_strategy(j, feats)
-            if strat.per_tick:
-                out, _, states[j] = trade_step(strat, engines[j], good, f, states[j], eos, cols)
-            else:
-                value, users[j] = strat.on_batch(cols, f, users[j])
-                dec = Decisions.coerce(value, len(cols), strat.name)
-                if dec.orders is None:
-                    out = engines[j].process_batch(batch, dec.target)
-                    if eos:
-                        tail = engines[j].finish()
-                        out = {k: np.concatenate((out[k], tail[k])) for k in out}
-                else:
-                    out = execution_step(engines[j], good, dec, eos)
-            streams[j].add(out)
+        for stream, out in zip(
+            streams,
+            advance(strats, engines, states, users, shared, good, cols, feats, batch, eos),
+            strict=True,
+        ):
+            stream.add(out)
     results = [st.result(i, p) for st, (i, p) in zip(streams, job.sets, strict=True)]
     counts = {"ticks_in": n, "accepted": ind.accepted, "rejects": ind.rejects}
     return results, counts, os.getpid(), _peak_rss(), time.process_time() - cpu0
